@@ -1,0 +1,112 @@
+"""The command line: ``sqlml run`` runs a SQL script, ``sqlml models`` lists the stored models."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+import pyarrow as pa
+
+from sqlml import errors
+from sqlml.dbapi import connect
+
+MAX_ROWS = 50
+MAX_WIDTH = 40
+
+
+def _cell(value: Any) -> str:
+    text = "NULL" if value is None else str(value)
+    return text if len(text) <= MAX_WIDTH else text[: MAX_WIDTH - 1] + "…"
+
+
+def format_table(table: pa.Table, max_rows: int = MAX_ROWS) -> str:
+    """A result as psql prints one: header, rule, rows, and the row count."""
+    names = table.column_names
+    shown = table.slice(0, max_rows)
+    rows = [
+        [_cell(v) for v in row] for row in zip(*(c.to_pylist() for c in shown.columns), strict=True)
+    ]
+    widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
+    line = " | ".join(n.ljust(w) for n, w in zip(names, widths, strict=True))
+    rule = "-+-".join("-" * w for w in widths)
+    body = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    more = f" (first {max_rows} shown)" if table.num_rows > max_rows else ""
+    count = f"({table.num_rows} row{'s' if table.num_rows != 1 else ''}){more}"
+    return "\n".join([line, rule, *body, count])
+
+
+class _Progress:
+    """Training progress on stderr, with the time since the statement started."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        click.echo(f"[{elapsed:7.2f}s] {message}", err=True)
+
+
+@click.group()
+@click.version_option(package_name="sqlml")
+def main() -> None:
+    """sqlml: train, evaluate and use ML models with SQL, where the data lives."""
+
+
+@main.command()
+@click.option(
+    "--database", "-d", default=":memory:", show_default=True, help="DuckDB file or :memory:"
+)
+@click.option(
+    "--scoring",
+    type=click.Choice(["auto", "compiled", "runtime"]),
+    default="auto",
+    show_default=True,
+    help="how ML.PREDICT scores: compiled SQL, onnxruntime, or compiled where possible",
+)
+@click.argument("script", type=click.File("r"))
+def run(database: str, scoring: str, script: Any) -> None:
+    """Run the statements of SCRIPT (a .sql file, or - for stdin), printing each result."""
+    connection = connect(database, autocommit=True, scoring=scoring)
+    try:
+        for text in _statements(script.read()):
+            progress = _Progress()
+            connection.set_progress(progress)
+            cursor = connection.execute(text)
+            if cursor.description is not None:
+                click.echo(format_table(cursor.fetch_arrow_table()))
+            else:
+                click.echo(cursor.statusmessage or "OK")
+            click.echo()
+    except errors.Error as e:
+        click.echo(f"ERROR {e.sqlstate}: {e}", err=True)
+        sys.exit(1)
+    finally:
+        connection.close()
+
+
+def _statements(script: str) -> list[str]:
+    from sqlml import grammar
+
+    return grammar.split_script(script)
+
+
+@main.command()
+@click.option("--database", "-d", required=True, help="DuckDB file")
+@click.option("--schema", default=None, help="only the models of this schema")
+def models(database: str, schema: str | None) -> None:
+    """List the models stored in DATABASE with their current version."""
+    connection = connect(database, autocommit=True)
+    try:
+        table = connection.session.store.list(schema)
+        click.echo(format_table(table))
+    except errors.Error as e:
+        click.echo(f"ERROR {e.sqlstate}: {e}", err=True)
+        sys.exit(1)
+    finally:
+        connection.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""PEP 249 over the engine path: ``sqlml.connect(database)``.
+
+``database`` is a DuckDB file path or ``":memory:"`` (the default). Statements run through the same
+engine path as every other front door, so ``CREATE MODEL`` and ``ML.PREDICT`` work in ``execute``.
+Transactions follow PEP 249: the first statement opens one, ``commit()``/``rollback()`` end it;
+``autocommit = True`` runs each statement on its own. Cursors also fetch Arrow tables and pandas
+frames. Every error is a ``sqlml.Error`` subclass with ``.sqlstate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from sqlml import errors
+from sqlml.engine import Session, Settings
+from sqlml.engines.base import Result
+
+apilevel = "2.0"
+threadsafety = 1  # threads may share the module, not connections
+paramstyle = "qmark"
+
+
+class Cursor:
+    arraysize = 1
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._table: pa.Table | None = None
+        self._position = 0
+        self.rowcount = -1
+        self.statusmessage = ""
+        self._closed = False
+
+    # -- PEP 249 --------------------------------------------------------------------------------
+
+    @property
+    def description(self) -> list[tuple[Any, ...]] | None:
+        if self._table is None:
+            return None
+        return [
+            (f.name, str(f.type), None, None, None, None, f.nullable) for f in self._table.schema
+        ]
+
+    def execute(self, operation: str, parameters: Sequence[Any] | None = None) -> Cursor:
+        self._check()
+        result = self.connection._execute(operation, parameters)
+        self._set(result)
+        return self
+
+    def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> Cursor:
+        total = 0
+        for parameters in seq_of_parameters:
+            self.execute(operation, parameters)
+            total += max(self.rowcount, 0)
+        self.rowcount = total
+        return self
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        rows = self.fetchmany(1)
+        return rows[0] if rows else None
+
+    def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
+        table = self._rows()
+        count = self.arraysize if size is None else size
+        chunk = table.slice(self._position, count)
+        self._position += chunk.num_rows
+        return _tuples(chunk)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        table = self._rows()
+        chunk = table.slice(self._position)
+        self._position = table.num_rows
+        return _tuples(chunk)
+
+    def close(self) -> None:
+        self._closed = True
+        self._table = None
+
+    def setinputsizes(self, sizes: Any) -> None:
+        """PEP 249: may do nothing."""
+
+    def setoutputsize(self, size: Any, column: Any = None) -> None:
+        """PEP 249: may do nothing."""
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        while (row := self.fetchone()) is not None:
+            yield row
+
+    def __enter__(self) -> Cursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- beyond PEP 249 --------------------------------------------------------------------------
+
+    def fetch_arrow_table(self) -> pa.Table:
+        """The rest of the result as an Arrow table."""
+        table = self._rows()
+        chunk = table.slice(self._position)
+        self._position = table.num_rows
+        return chunk
+
+    def fetchdf(self) -> Any:
+        """The rest of the result as a pandas DataFrame."""
+        return self.fetch_arrow_table().to_pandas()
+
+    def _set(self, result: Result) -> None:
+        self._table = result.table
+        self._position = 0
+        self.rowcount = result.rowcount
+        self.statusmessage = result.status
+
+    def _rows(self) -> pa.Table:
+        self._check()
+        if self._table is None:
+            raise errors.ProgrammingError("the last statement returned no rows")
+        return self._table
+
+    def _check(self) -> None:
+        if self._closed:
+            raise errors.InterfaceError("cursor is closed")
+        self.connection._check()
+
+
+def _tuples(table: pa.Table) -> list[tuple[Any, ...]]:
+    columns = [column.to_pylist() for column in table.columns]
+    return list(zip(*columns, strict=True)) if columns else []
+
+
+class Connection:
+    # PEP 249 optional extension: the exception classes as attributes of the connection.
+    Error = errors.Error
+    Warning = errors.Warning
+    InterfaceError = errors.InterfaceError
+    DatabaseError = errors.DatabaseError
+    DataError = errors.DataError
+    OperationalError = errors.OperationalError
+    IntegrityError = errors.IntegrityError
+    InternalError = errors.InternalError
+    ProgrammingError = errors.ProgrammingError
+    NotSupportedError = errors.NotSupportedError
+
+    def __init__(self, session: Session, autocommit: bool = False) -> None:
+        self.session = session
+        self.autocommit = autocommit
+        self._closed = False
+
+    def cursor(self) -> Cursor:
+        self._check()
+        return Cursor(self)
+
+    def execute(self, operation: str, parameters: Sequence[Any] | None = None) -> Cursor:
+        """Shortcut: a new cursor that has run ``operation``."""
+        return self.cursor().execute(operation, parameters)
+
+    def commit(self) -> None:
+        self._check()
+        if self.session.engine.in_transaction():
+            self.session.engine.commit()
+
+    def rollback(self) -> None:
+        self._check()
+        if self.session.engine.in_transaction():
+            self.session.engine.rollback()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self.rollback()
+        finally:
+            self._closed = True
+            self.session.engine.close()
+
+    def set_progress(self, callback: Callable[[str], None] | None) -> None:
+        """Receives training progress messages (what the gateway sends as NOTICE)."""
+        self.session.progress = callback
+
+    def _execute(self, operation: str, parameters: Sequence[Any] | None) -> Result:
+        if not self.autocommit and not self.session.engine.in_transaction():
+            self.session.engine.begin()
+        last = Result(None)
+        for result in self.session.execute_script(operation, parameters):
+            last = result
+        return last
+
+    def _check(self) -> None:
+        if self._closed:
+            raise errors.InterfaceError("connection is closed")
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.commit()
+        self.close()
+
+
+def connect(
+    database: str = ":memory:", *, autocommit: bool = False, scoring: str = "auto"
+) -> Connection:
+    """Opens ``database``: a DuckDB file path or ``":memory:"``.
+
+    ``scoring`` picks how ML.PREDICT scores: 'auto' (compiled SQL where the model allows it, else
+    onnxruntime), 'compiled' or 'runtime'.
+    """
+    if scoring not in ("auto", "compiled", "runtime"):
+        raise errors.InvalidParameterValue(
+            f"scoring must be 'auto', 'compiled' or 'runtime', not {scoring!r}"
+        )
+    return Connection(Session.open(database, Settings(scoring=scoring)), autocommit=autocommit)

@@ -1,0 +1,272 @@
+"""The engine path: the one road every front door (DB-API, CLI, gateway, dbt) takes.
+
+A script is split into statements; a statement that cannot be ML (no ``MODEL`` or ``ML.`` in it)
+goes to the engine untouched, unparsed. An ML statement is parsed into a typed statement and run:
+CREATE MODEL reads its query as Arrow, trains in the ML core and stores a version; ML.PREDICT and
+ML.SCORE are rewritten into the engine's own SQL (compiled or runtime scoring); ML.EVALUATE is
+computed from the model's outputs and joined into the query as a registered Arrow table.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import sqlglot
+import sqlglot.errors
+from sqlglot import exp
+
+from sqlml import errors, grammar, scoring
+from sqlml.engines import open_engine
+from sqlml.engines.base import Engine, Result
+from sqlml.grammar.statements import (
+    CreateModel,
+    DropModel,
+    Evaluate,
+    MLQuery,
+    Passthrough,
+    Predict,
+    Score,
+    ShowModels,
+    Statement,
+)
+from sqlml.ml import metrics, models
+from sqlml.ml.score import scorer
+from sqlml.ml.train import train
+from sqlml.store import ModelVersion, Store
+
+Progress = Callable[[str], None]
+_names = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Session settings; they enter at the edge (connect(), the CLI, the gateway)."""
+
+    scoring: str = "auto"  # 'auto' (compiled where the graph allows) | 'compiled' | 'runtime'
+
+
+class Session:
+    """One connection's worth of state over one engine."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings or Settings()
+        self.store = Store(engine)
+        self.store.ensure()  # before any transaction: a rolled-back one must not take the store away
+        self.progress = progress
+
+    @classmethod
+    def open(cls, database: str, settings: Settings | None = None) -> Session:
+        return cls(open_engine(database), settings)
+
+    def execute_script(self, script: str, params: Sequence[Any] | None = None) -> Iterator[Result]:
+        """Each statement's result, in order; parameters go with a single statement only."""
+        statements = grammar.split_script(script)
+        if params and len(statements) > 1:
+            raise errors.ProgrammingError("parameters can be used with one statement only")
+        for text in statements:
+            yield self.execute_one(text, params)
+
+    def execute_one(self, sql: str, params: Sequence[Any] | None = None) -> Result:
+        if not grammar.may_be_ml(sql):
+            return self.engine.execute(sql, params)
+        statement = grammar.parse(sql, self.engine.dialect)
+        return self.run(statement, params)
+
+    def run(self, statement: Statement, params: Sequence[Any] | None = None) -> Result:
+        if isinstance(statement, Passthrough):
+            return self.engine.execute(statement.sql, params)
+        if params:
+            raise errors.FeatureNotSupported("parameters are not supported in ML statements yet")
+        if isinstance(statement, CreateModel):
+            return self.create_model(statement)
+        if isinstance(statement, DropModel):
+            dropped = self.store.drop(statement.model, statement.if_exists)
+            return Result(None, 1 if dropped else 0, "DROP MODEL")
+        if isinstance(statement, ShowModels):
+            table = self.store.list(statement.schema)
+            return Result(table, table.num_rows, f"SELECT {table.num_rows}")
+        return self.ml_query(statement)
+
+    # -- CREATE MODEL --------------------------------------------------------------------------
+
+    def create_model(self, statement: CreateModel) -> Result:
+        if statement.query is None:
+            raise errors.FeatureNotSupported(
+                "CREATE MODEL without AS query (ONNX import) is not supported yet"
+            )
+        exists = self.store.current_version(statement.model) is not None
+        if exists and statement.if_not_exists:
+            return Result(None, 0, "CREATE MODEL")
+        if exists and not statement.replace:
+            raise errors.DuplicateModel(f'model "{statement.model}" already exists')
+        models.get(statement.options.get("model_type")).resolve_options(dict(statement.options))
+        self._say(f"reading the training rows of {statement.model}")
+        table = self.engine.query_arrow(statement.query.sql)
+        result = train(statement.options, table, statement.transform, self._say)
+        version = self.store.save(
+            statement.model,
+            result,
+            query_sql=statement.query.sql,
+            transform_sql=statement.transform_sql,
+            replace=statement.replace or statement.if_not_exists,
+        )
+        self._say(f"stored {statement.model} version {version}")
+        return Result(None, 0, "CREATE MODEL")
+
+    def _say(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(message)
+
+    # -- queries with ML calls -----------------------------------------------------------------
+
+    def ml_query(self, query: MLQuery) -> Result:
+        registered: list[str] = []
+        try:
+            replacements = [self._replacement(call, registered) for call in query.calls]
+            sql = query.render(replacements, self.engine.dialect)
+            return self.engine.execute(sql)
+        finally:
+            for name in registered:
+                self.engine.unregister_table(name)
+
+    def _replacement(
+        self, call: Predict | Evaluate | Score, registered: list[str]
+    ) -> exp.Expr:
+        version = self.store.load(call.model)
+        if isinstance(call, Predict):
+            return self.predict_subquery(version, call)
+        if isinstance(call, Score):
+            return self.score_expression(version, call)
+        table = self.evaluate(version, call)
+        name = f"__sqlml_evaluate_{next(_names)}"
+        self.engine.register_table(name, table)
+        registered.append(name)
+        return exp.select("*").from_(exp.to_table(name, quoted=True)).subquery()
+
+    def _raw(
+        self, version: ModelVersion, mode: str, qualifier: str | None
+    ) -> tuple[list[exp.Expr], exp.Expr | None]:
+        """Raw outputs, plus the runtime call when they index into it."""
+        if mode == "compiled":
+            return scoring.compiled_outputs(version, qualifier, self.engine.dialect), None
+        self.engine.register_scorer(version.sha256, version.onnx, version.inputs)
+        call = scoring.runtime_call(version, qualifier)
+        return scoring.runtime_outputs(call, scoring.width(version)), call
+
+    def predict_subquery(self, version: ModelVersion, call: Predict) -> exp.Expr:
+        schema = self.engine.schema_of(call.input.sql)
+        scoring.check_input(version, schema)
+        mode = scoring.choose_mode(version, call, self.settings.scoring)
+        inner_alias, outer_alias = "__sqlml_input", "__sqlml_scored"
+        raw, runtime = self._raw(version, mode, inner_alias)
+        hidden = [f"{scoring.HIDDEN}{i}" for i in range(len(raw))]
+        if runtime is not None:
+            hidden_values: list[exp.Expr] = [runtime]
+            raw_refs = scoring.runtime_outputs(
+                exp.column(f"{scoring.HIDDEN}v", quoted=True), len(raw)
+            )
+            hidden = [f"{scoring.HIDDEN}v"]
+        else:
+            hidden_values = raw
+            raw_refs = [exp.column(h, quoted=True) for h in hidden]
+        columns = [exp.column(n, table=inner_alias, quoted=True) for n in schema.names]
+        inner = exp.select(
+            *columns, *(v.as_(h, quoted=True) for v, h in zip(hidden_values, hidden, strict=True))
+        ).from_(exp.paren(_parse_query(call.input.sql, self.engine.dialect)).as_(inner_alias))
+        outer = exp.select(
+            *(exp.column(n, quoted=True) for n in schema.names),
+            *scoring.predicted_columns(version, raw_refs, call.threshold),
+        ).from_(inner.subquery(outer_alias))
+        return outer.subquery()
+
+    def score_expression(self, version: ModelVersion, call: Score) -> exp.Expr:
+        mode = scoring.choose_mode(version, None, self.settings.scoring)
+        raw, _ = self._raw(version, mode, call.qualifier)
+        return exp.paren(scoring.score_expression(version, raw))
+
+    # -- ML.EVALUATE ---------------------------------------------------------------------------
+
+    def evaluate(self, version: ModelVersion, call: Evaluate) -> pa.Table:
+        if call.input is None and call.threshold is None:
+            values = dict(version.metrics)
+        elif call.input is None:
+            raise errors.FeatureNotSupported(
+                "ML.EVALUATE with a threshold needs the evaluation rows as its second argument"
+            )
+        else:
+            values = self._evaluate_rows(version, call)
+        return pa.table({k: pa.array([v], type=pa.float64()) for k, v in values.items()})
+
+    def _evaluate_rows(self, version: ModelVersion, call: Evaluate) -> dict[str, float | None]:
+        assert call.input is not None
+        table = self.engine.query_arrow(call.input.sql)
+        scoring.check_input(version, table.schema)
+        run = scorer(version.onnx, version.inputs, key=version.sha256)
+        outputs = run.run_table(_named(table, version))
+        if version.kind == models.CLUSTERER:
+            features = _features(version, table)
+            return metrics.clustering(features, outputs["label"], outputs["distances"])
+        label = version.label
+        assert label is not None
+        if label["name"] not in table.column_names:
+            raise errors.UndefinedColumn(f'label column "{label["name"]}" is missing from the rows')
+        y = table.column(label["name"])
+        if version.kind == models.REGRESSOR:
+            return _regression(y, outputs["value"])
+        return _classification(y, label["classes"], outputs["probabilities"], call.threshold)
+
+
+def _named(table: pa.Table, version: ModelVersion) -> pa.Table:
+    """The input columns under the model's names (SQL matches names case-insensitively)."""
+    lower = {n.lower(): n for n in table.column_names}
+    columns = {}
+    for column in version.inputs:
+        found = column.name if column.name in table.column_names else lower[column.name.lower()]
+        columns[column.name] = table.column(found)
+    return pa.table(columns)
+
+
+def _features(version: ModelVersion, table: pa.Table) -> Any:
+    """The preprocessed feature matrix of k-means rows (the space its distances live in)."""
+    run = scorer(version.onnx, version.inputs, key=version.sha256)
+    return run.run_table(_named(table, version), ["features"])["features"]
+
+
+def _regression(y: pa.ChunkedArray, value: Any) -> dict[str, float | None]:
+    import numpy as np
+    import pyarrow.compute as pc
+
+    keep = np.asarray(pc.is_valid(y).to_numpy(zero_copy_only=False), dtype=bool)
+    truth = np.asarray(pc.cast(y, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    return metrics.regression(truth[keep], np.asarray(value).reshape(-1)[keep])
+
+
+def _classification(
+    y: pa.ChunkedArray, classes: list[Any], probs: Any, threshold: float | None
+) -> dict[str, float | None]:
+    import numpy as np
+    import pyarrow.compute as pc
+
+    index = pc.index_in(y, value_set=pa.array(classes, type=y.type))
+    keep = np.asarray(pc.is_valid(index).to_numpy(zero_copy_only=False), dtype=bool)
+    truth = np.asarray(pc.fill_null(index, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    cut = 0.5 if threshold is None else threshold
+    return metrics.classification(truth[keep], np.asarray(probs)[keep], len(classes), cut)
+
+
+def _parse_query(sql: str, dialect: str) -> exp.Expr:
+    """The input query as a tree, to nest it; parse errors carry a SQLSTATE."""
+    try:
+        return sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.SqlglotError as e:
+        raise errors.SyntaxError(f"cannot parse the input query: {e}") from e

@@ -1,0 +1,55 @@
+"""The engine seam: what the engine path needs from a database, and nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+
+@dataclass
+class Result:
+    """One statement's outcome: rows as Arrow (or None) and a row count (-1 when unknown)."""
+
+    table: pa.Table | None
+    rowcount: int = -1
+    status: str = ""  # command tag, e.g. 'CREATE MODEL', 'SELECT 3'
+
+
+class Engine(Protocol):
+    dialect: str  # sqlglot dialect name of the SQL this engine runs: 'duckdb' | 'postgres'
+    default_schema: str
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Result:
+        """Runs one statement; raises sqlml.errors classes (mapped from the driver's)."""
+        ...
+
+    def query_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table: ...
+
+    def schema_of(self, sql: str) -> pa.Schema:
+        """The columns a query would return, without running it."""
+        ...
+
+    def in_transaction(self) -> bool: ...
+
+    def begin(self) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def register_table(self, name: str, table: pa.Table) -> None:
+        """Makes an Arrow table visible to the next statements as ``name``."""
+        ...
+
+    def unregister_table(self, name: str) -> None: ...
+
+    def register_scorer(self, key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
+        """Makes a model version scorable by the runtime UDF under ``key``."""
+        ...
+
+    def interrupt(self) -> None: ...
+
+    def close(self) -> None: ...

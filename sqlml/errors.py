@@ -1,0 +1,148 @@
+"""The one error vocabulary of sqlml.
+
+Every error a user can cause is a class here with its SQLSTATE. The classes sit in the PEP 249
+hierarchy, so ``except sqlml.ProgrammingError`` works as in any driver, and every instance carries
+``.sqlstate`` (and optionally ``.detail``, ``.hint``, ``.position``) for the wire gateway and
+PL/Python.
+Tests assert the SQLSTATE, never the wording.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class Warning(Exception):
+    """PEP 249 Warning."""
+
+
+class Error(Exception):
+    """PEP 249 base class; every sqlml error has a SQLSTATE."""
+
+    sqlstate: ClassVar[str] = "XX000"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        detail: str | None = None,
+        hint: str | None = None,
+        position: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        self.hint = hint
+        self.position = position  # 1-based character offset into the statement, as PostgreSQL does
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.detail:
+            text += f"\nDETAIL: {self.detail}"
+        if self.hint:
+            text += f"\nHINT: {self.hint}"
+        return text
+
+
+class InterfaceError(Error):
+    sqlstate = "08000"
+
+
+class DatabaseError(Error):
+    sqlstate = "XX000"
+
+
+class DataError(DatabaseError):
+    sqlstate = "22000"
+
+
+class OperationalError(DatabaseError):
+    sqlstate = "58000"
+
+
+class IntegrityError(DatabaseError):
+    sqlstate = "23000"
+
+
+class InternalError(DatabaseError):
+    """Our own bug: XX000 is used for nothing else."""
+
+    sqlstate = "XX000"
+
+
+class ProgrammingError(DatabaseError):
+    sqlstate = "42000"
+
+
+class NotSupportedError(DatabaseError):
+    sqlstate = "0A000"
+
+
+# -- concrete errors, one per SQLSTATE a user can cause ------------------------------------------
+
+
+class SyntaxError(ProgrammingError):
+    sqlstate = "42601"
+
+
+class UndefinedTable(ProgrammingError):
+    sqlstate = "42P01"
+
+
+class UndefinedColumn(ProgrammingError):
+    sqlstate = "42703"
+
+
+class UndefinedModel(ProgrammingError):
+    sqlstate = "42704"
+
+
+class DuplicateModel(ProgrammingError):
+    sqlstate = "42710"
+
+
+class DatatypeMismatch(ProgrammingError):
+    sqlstate = "42804"
+
+
+class InvalidParameterValue(DataError):
+    sqlstate = "22023"
+
+
+class UnusableTrainingData(DataError):
+    sqlstate = "22000"
+
+
+class FeatureNotSupported(NotSupportedError):
+    sqlstate = "0A000"
+
+
+class QueryCanceled(OperationalError):
+    sqlstate = "57014"
+
+
+class ProtocolViolation(OperationalError):
+    sqlstate = "08P01"
+
+
+class InvalidPassword(OperationalError):
+    sqlstate = "28P01"
+
+
+class InFailedTransaction(ProgrammingError):
+    sqlstate = "25P02"
+
+
+class CorruptedModel(InternalError):
+    sqlstate = "XX001"
+
+
+def registry() -> dict[str, type[Error]]:
+    """SQLSTATE -> the most specific sqlml class, for mapping errors that arrive from an engine."""
+    found: dict[str, type[Error]] = {}
+    stack: list[type[Error]] = [Error]
+    while stack:
+        cls = stack.pop()
+        found[cls.sqlstate] = cls
+        stack.extend(cls.__subclasses__())
+    return found

@@ -1,0 +1,32 @@
+"""The SQL layer: BigQuery ML statements on DuckDB and PostgreSQL, as typed statements.
+
+``split_script`` and ``may_be_ml`` are cheap text scans; ``parse`` turns one statement into a
+:class:`CreateModel`, :class:`DropModel`, :class:`ShowModels`, :class:`MLQuery` or, for plain
+SQL, a :class:`Passthrough` that was never parsed. See :mod:`sqlml.grammar.parser`.
+"""
+
+from __future__ import annotations
+
+from sqlml.grammar.parser import parse, parse_script
+from sqlml.grammar.scan import may_be_ml, split_script
+from sqlml.grammar.statements import (
+    CreateModel,
+    DropModel,
+    MLQuery,
+    Passthrough,
+    ShowModels,
+    Statement,
+)
+
+__all__ = [
+    "CreateModel",
+    "DropModel",
+    "MLQuery",
+    "Passthrough",
+    "ShowModels",
+    "Statement",
+    "may_be_ml",
+    "parse",
+    "parse_script",
+    "split_script",
+]

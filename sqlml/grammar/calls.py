@@ -1,0 +1,167 @@
+"""Queries with ML calls inside: typed calls plus a template with a slot where each call stood.
+
+``ML.PREDICT`` and ``ML.EVALUATE`` are table functions (FROM/JOIN); ``ML.SCORE`` is a scalar
+function (any expression). Each call becomes a typed :class:`Predict`, :class:`Evaluate` or
+:class:`Score`, and its place in the tree a :class:`~sqlml.grammar.nodes.CallSlot` numbered in
+the order the calls appear in the text; :func:`sqlml.grammar.render.render` fills the slots.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+
+from sqlml import errors
+from sqlml.grammar import nodes
+from sqlml.grammar.statements import (
+    Evaluate,
+    MLCall,
+    MLQuery,
+    OptionValue,
+    Predict,
+    Query,
+    Score,
+)
+from sqlml.grammar.values import field_name, field_value, fold, model_ref, quoted_table, to_value
+
+TABLE_FUNCTIONS = ("PREDICT", "EVALUATE")
+TRANSFORM_FUNCTIONS = (
+    "STANDARD_SCALER",
+    "MIN_MAX_SCALER",
+    "MAX_ABS_SCALER",
+    "ROBUST_SCALER",
+    "IMPUTER",
+    "BUCKETIZE",
+    "QUANTILE_BUCKETIZE",
+    "ONE_HOT_ENCODER",
+    "LABEL_ENCODER",
+    "POLYNOMIAL_EXPAND",
+    "FEATURE_CROSS",
+)
+SCORE_ALIAS = "score"  # the name of an unnamed ML.SCORE column, as PostgreSQL names a call
+_TABLE_KEYS = {"this", "db", "alias"}
+
+
+def ml_query(tree: exp.Expr, dialect: str, flavour: Dialect) -> MLQuery | None:
+    """The MLQuery of ``tree`` (modified in place into the template); None without ML calls."""
+    found = sorted(_ml_nodes(tree), key=lambda n: n.meta.get(nodes.START, 0))
+    if not found:
+        return None
+    calls = tuple(_typed(node, flavour) for node in found)
+    for slot, node in enumerate(found):
+        _place(node, slot)
+    template = tree if isinstance(tree, exp.Expression) else exp.paren(tree)
+    return MLQuery(template=template, calls=calls, dialect=dialect)
+
+
+def _ml_nodes(tree: exp.Expr) -> list[exp.Expr]:
+    found: list[exp.Expr] = list(tree.find_all(exp.Predict, nodes.MLFunction))
+    for node in found:
+        outer = node.find_ancestor(exp.Predict, nodes.MLFunction)
+        if outer is not None:
+            raise errors.FeatureNotSupported(
+                f"ML calls inside ML.{_name(outer)}(...) are not supported",
+                position=nodes.start_of(node),
+            )
+    return found
+
+
+def _name(node: exp.Expr) -> str:
+    return "PREDICT" if isinstance(node, exp.Predict) else node.name
+
+
+def _typed(node: exp.Expr, flavour: Dialect) -> MLCall:
+    name, position = _name(node), nodes.start_of(node)
+    if name not in (*TABLE_FUNCTIONS, "SCORE"):
+        where = " outside TRANSFORM" if name in TRANSFORM_FUNCTIONS else ""
+        raise errors.FeatureNotSupported(f"ML.{name} is not supported{where}", position=position)
+    in_from = _in_from(node)
+    if name in TABLE_FUNCTIONS and not in_from:
+        raise errors.SyntaxError(
+            f"ML.{name} is a table function: use it in FROM or JOIN", position=position
+        )
+    if name == "SCORE" and (in_from or isinstance(node.parent and node.parent.parent, exp.Window)):
+        raise errors.SyntaxError("ML.SCORE is a scalar function, not a table", position=position)
+    return _BUILDERS[name](node, flavour)
+
+
+def _in_from(node: exp.Expr) -> bool:
+    return isinstance(node.parent, exp.Table) and node.arg_key == "this"
+
+
+def _predict(node: exp.Expr, flavour: Dialect) -> MLCall:
+    threshold, settings = _struct(node.args.get("params_struct"))
+    source = _input(node.expression, flavour)
+    assert source is not None  # the parser requires it
+    return Predict(model_ref(node.this), source, threshold, settings)
+
+
+def _evaluate(node: exp.Expr, flavour: Dialect) -> MLCall:
+    args = node.expressions
+    source = next((a for a in args if isinstance(a, exp.Table | exp.Subquery)), None)
+    struct = next((a for a in args if isinstance(a, exp.Struct)), None)
+    threshold, settings = _struct(struct)
+    return Evaluate(model_ref(node.args["model"]), _input(source, flavour), threshold, settings)
+
+
+def _score(node: exp.Expr, flavour: Dialect) -> MLCall:
+    qualifier = fold(node.expressions[0].this) if node.expressions else None
+    return Score(model_ref(node.args["model"]), qualifier)
+
+
+_BUILDERS = {"PREDICT": _predict, "EVALUATE": _evaluate, "SCORE": _score}
+
+
+def _input(source: exp.Expr | None, flavour: Dialect) -> Query | None:
+    """``(query)`` as the text inside the parentheses; ``TABLE t`` as SELECT * FROM t."""
+    if source is None:
+        return None
+    if isinstance(source, exp.Table):
+        select = exp.select("*").from_(quoted_table(source))
+        return Query(select.sql(dialect=flavour))
+    return Query(nodes.text_of(source))
+
+
+def _struct(struct: exp.Expr | None) -> tuple[float | None, dict[str, OptionValue]]:
+    """``STRUCT(0.5 AS threshold, 'x' AS other)``: the threshold and the other fields."""
+    settings: dict[str, OptionValue] = {}
+    for item in struct.expressions if struct is not None else []:
+        name = field_name(item)
+        if name is None:
+            raise errors.SyntaxError(
+                "STRUCT fields need names: STRUCT(0.5 AS threshold)",
+                position=nodes.start_of(struct) if struct is not None else None,
+            )
+        if name in settings:
+            raise errors.InvalidParameterValue(f"STRUCT field {name} is given twice")
+        settings[name] = to_value(field_value(item), f"STRUCT field {name}")
+    threshold = settings.pop("threshold", None)
+    return (_threshold(threshold) if threshold is not None else None), settings
+
+
+def _threshold(value: OptionValue) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1:
+        return float(value)
+    raise errors.InvalidParameterValue(f"threshold must be a number in [0, 1], not {value!r}")
+
+
+def _place(node: exp.Expr, slot: int) -> None:
+    """Puts a CallSlot where the call stood (the whole Table in FROM, the ML.x Dot elsewhere)."""
+    if _in_from(node):
+        table = node.parent
+        assert table is not None
+        extra = [k for k, v in table.args.items() if k not in _TABLE_KEYS and v]
+        if extra:
+            raise errors.FeatureNotSupported(
+                f"ML.{_name(node)} with {', '.join(extra)} is not supported",
+                position=nodes.start_of(node),
+            )
+        alias = table.args.get("alias")
+        table.replace(nodes.CallSlot(this=exp.Literal.number(slot), table=True, alias=alias))
+        return
+    dot = node.parent
+    assert isinstance(dot, exp.Dot)
+    replacement: exp.Expr = nodes.CallSlot(this=exp.Literal.number(slot))
+    if isinstance(dot.parent, exp.Select) and dot.arg_key == "expressions":
+        replacement = exp.Alias(this=replacement, alias=exp.to_identifier(SCORE_ALIAS, quoted=True))
+    dot.replace(replacement)

@@ -1,0 +1,375 @@
+"""The sqlml dialects: DuckDB and PostgreSQL that also read BigQuery ML statements.
+
+sqlglot is extended only by subclassing: :class:`SqlmlDuckDB` and :class:`SqlmlPostgres` have
+their own Tokenizer, Parser and Generator classes whose class tables are copies of the stock
+ones (``{**DuckDB.Parser.STATEMENT_PARSERS, ...}``); nothing of sqlglot's own is mutated, so the
+stock ``duckdb`` and ``postgres`` dialects behave as before for every other user in the process.
+
+What the subclasses add:
+
+- backticks quote identifiers (BigQuery's `` `schema.model` ``);
+- :class:`MLParser`, mixed in before the dialect's own parser, reads ``CREATE [OR REPLACE]
+  MODEL``, ``DROP MODEL``, ``SHOW MODELS`` and every ``ML.<name>(...)`` call (see its methods);
+- the generators print sqlml's own nodes (:mod:`sqlml.grammar.nodes`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import NoReturn
+
+from sqlglot import exp, parser
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.errors import ParseError
+from sqlglot.generators.duckdb import DuckDBGenerator
+from sqlglot.generators.postgres import PostgresGenerator
+from sqlglot.parsers.duckdb import DuckDBParser
+from sqlglot.parsers.postgres import PostgresParser
+from sqlglot.tokenizer_core import Token, TokenType
+
+from sqlml.grammar import nodes
+
+# meta keys of parse errors: where the offending token starts (0-based), its text, and whether the
+# statement ended before it
+ERROR_START = "sqlml_start"
+ERROR_TOKEN = "sqlml_token"
+ERROR_AT_END = "sqlml_at_end"
+
+_ARG_TOKEN = "sqlml_token_index"  # meta key: token index where an ML call argument starts
+_WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9$]*")
+_NAME_TOKENS = {TokenType.VAR, TokenType.IDENTIFIER}
+
+
+class MLParser(parser.Parser):
+    """BigQuery ML syntax for a sqlglot parser; mixed in before a dialect's own Parser.
+
+    Hooks (each falls back to the dialect's own method when the ML form does not match):
+    ``_parse_create`` (``CREATE [OR REPLACE] MODEL``), ``_parse_drop`` (``DROP MODEL``),
+    ``_parse_show`` (``SHOW MODELS``) and ``_parse_function_call`` (``ML.<name>(``, both in FROM
+    and in expressions). Errors are raised at once, and carry the offending token's offset.
+    """
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def raise_error(self, message: str, token: Token | None = None) -> None:
+        at_end = token is None and not self._curr
+        token = token or self._curr or self._prev or Token.string("")
+        try:
+            super().raise_error(message, token)
+        except ParseError as e:
+            _mark(e, token, at_end)
+            raise
+        if self.errors:
+            _mark(self.errors[-1], token, at_end)
+
+    def _fail(self, message: str, token: Token | None = None) -> NoReturn:
+        self.raise_error(message, token)
+        raise ParseError(message)  # only reached when the caller chose a lenient error level
+
+    # -- statements ---------------------------------------------------------------------------
+
+    def _parse_create(self) -> exp.Create | exp.Command:
+        index = self._index
+        replace = self._match_pair(TokenType.OR, TokenType.REPLACE)
+        if self._match_text_seq("MODEL"):
+            return self._parse_create_model(bool(replace))
+        self._retreat(index)
+        return super()._parse_create()
+
+    def _parse_create_model(self, replace: bool) -> exp.Create:
+        if_token = self._curr
+        exists = bool(self._parse_exists(not_=True))
+        if replace and exists:
+            self._fail("OR REPLACE and IF NOT EXISTS cannot be used together", if_token)
+        this = self._parse_dotted_name(max_parts=2)
+        properties = [*self._parse_transform_clause(), *self._parse_options_clause()]
+        query = self._parse_query_text() if self._match(TokenType.ALIAS) else None
+        create = exp.Create(
+            this=this,
+            kind="MODEL",
+            replace=replace,
+            exists=exists,
+            properties=exp.Properties(expressions=properties),
+            expression=query,
+        )
+        return self.expression(create)
+
+    def _parse_drop(self, exists: bool = False, kind: str | None = None) -> exp.Drop | exp.Command:
+        if kind is not None or not self._match_text_seq("MODEL"):
+            return super()._parse_drop(exists=exists, kind=kind)
+        if_exists = exists or bool(self._parse_exists())
+        table = self._parse_dotted_name(max_parts=2)
+        return self.expression(exp.Drop(kind="MODEL", tables=[table], exists=if_exists))
+
+    def _parse_show(self) -> exp.Expr | None:
+        if not self._match_text_seq("MODELS"):
+            return super()._parse_show()
+        schema = None
+        if self._match_set((TokenType.IN, TokenType.FROM)):
+            schema = self._parse_id_var(any_token=False) or self._fail("Expected a schema name")
+        return self.expression(exp.Show(this="MODELS", from_=schema))
+
+    # -- CREATE MODEL clauses -------------------------------------------------------------------
+
+    def _parse_transform_clause(self) -> list[exp.Expr]:
+        if not self._match_text_seq("TRANSFORM"):
+            return []
+        self._match_l_paren()
+        first = self._index
+        items = self._parse_csv(self._parse_transform_item)
+        if not items:
+            self._fail("TRANSFORM needs at least one column")
+        node = exp.TransformModelProperty(expressions=items)
+        node.meta[nodes.TEXT] = self._text(first, self._index)
+        self._match_r_paren()
+        return [node]
+
+    def _parse_transform_item(self) -> exp.Expr | None:
+        first = self._index
+        item = self._parse_expression()
+        if item is not None:
+            self._note_span(item, first)
+        return item
+
+    def _parse_options_clause(self) -> list[exp.Expr]:
+        if not self._match_text_seq("OPTIONS"):
+            return []
+        return list(self._parse_wrapped_csv(self._parse_option))
+
+    def _parse_option(self) -> exp.Property | None:
+        first, token = self._index, self._curr
+        if not token or token.token_type == TokenType.STRING or not _WORD.fullmatch(token.text):
+            return None
+        self._advance()
+        if not self._match(TokenType.EQ):
+            self._fail(f"Expected = after option name {token.text}")
+        value = self._parse_bitwise() or self._fail(f"Expected a value for option {token.text}")
+        prop = exp.Property(this=exp.var(token.text), value=value)
+        self._note_span(prop, first)
+        return prop
+
+    def _parse_query_text(self) -> nodes.QueryText:
+        first, last = self._index, self._tokens_size - 1
+        if first > last:
+            self._fail("Expected a query after AS")
+        if self._tokens[first].token_type == TokenType.L_PAREN and self._closer(first) == last:
+            first, last = first + 1, last - 1
+            if first > last:
+                self._fail("Expected a query inside the parentheses", self._tokens[first])
+        node = nodes.QueryText(this=self._text(first, last + 1))
+        node.meta[nodes.START] = self._tokens[first].start
+        self._advance(self._tokens_size - self._index)
+        return node
+
+    def _closer(self, index: int) -> int:
+        """The index of the token closing the parenthesis opened at ``index`` (-1 if none)."""
+        depth = 0
+        for i in range(index, self._tokens_size):
+            kind = self._tokens[i].token_type
+            depth += (kind == TokenType.L_PAREN) - (kind == TokenType.R_PAREN)
+            if depth == 0:
+                return i
+        return -1
+
+    # -- names ----------------------------------------------------------------------------------
+
+    def _parse_dotted_name(self, max_parts: int) -> exp.Table:
+        """``a.b.c`` as a Table; a backticked part holding dots splits as in BigQuery."""
+        start = self._curr
+        parts: list[exp.Identifier] = []
+        while True:
+            ident = self._parse_id_var(any_token=False)
+            if not isinstance(ident, exp.Identifier):
+                self._fail("Expected a name")
+            parts.extend(self._split_backticked(ident))
+            if not self._match(TokenType.DOT):
+                break
+        if len(parts) > max_parts:
+            noun = "schema.model" if max_parts == 2 else "catalog.schema.table"
+            self._fail(f"Too many name parts: expected at most {noun}", start)
+        names = [*([None] * (3 - len(parts))), *parts]
+        return exp.Table(catalog=names[0], db=names[1], this=names[2])
+
+    def _split_backticked(self, ident: exp.Identifier) -> list[exp.Identifier]:
+        if not ident.quoted or self.sql[self._prev.start] != "`" or "." not in ident.name:
+            return [ident]
+        return [exp.to_identifier(part, quoted=True) for part in ident.name.split(".")]
+
+    # -- ML.<name>(...) calls -------------------------------------------------------------------
+
+    def _parse_function_call(
+        self,
+        functions: dict[str, Callable[..., exp.Expr]] | None = None,
+        anonymous: bool = False,
+        optional_parens: bool = True,
+        any_token: bool = False,
+    ) -> exp.Expr | None:
+        if self._at_ml_call():
+            return self._parse_ml_call()
+        return super()._parse_function_call(functions, anonymous, optional_parens, any_token)
+
+    def _at_ml_call(self) -> bool:
+        """At ``name`` of ``ML . name (``, where ML is not itself qualified."""
+        i = self._index
+        if i < 2 or self._prev.token_type != TokenType.DOT:
+            return False
+        if self._next.token_type != TokenType.L_PAREN or not _WORD.fullmatch(self._curr.text):
+            return False
+        ml = self._tokens[i - 2]
+        qualified = i >= 3 and self._tokens[i - 3].token_type == TokenType.DOT
+        return ml.token_type == TokenType.VAR and ml.text.upper() == "ML" and not qualified
+
+    def _parse_ml_call(self) -> exp.Expr | None:
+        ml_token, name = self._tokens[self._index - 2], self._curr.text.upper()
+        self._advance(2)
+        build = _ML_CALLS.get(name, MLParser._parse_ml_generic)
+        node = build(self, name)
+        node.meta[nodes.START] = ml_token.start
+        self._match_r_paren(node)
+        return self._parse_window(node)
+
+    def _parse_ml_generic(self, name: str) -> exp.Expr:
+        model, args = self._parse_ml_args()
+        return self.expression(nodes.MLFunction(this=name, model=model, expressions=args))
+
+    def _parse_ml_predict(self, name: str) -> exp.Expr:
+        model, args = self._parse_ml_args(model_required=name)
+        source, struct = self._split_ml_args(name, args, source_required=True)
+        return self.expression(exp.Predict(this=model, expression=source, params_struct=struct))
+
+    def _parse_ml_evaluate(self, name: str) -> exp.Expr:
+        model, args = self._parse_ml_args(model_required=name)
+        source, struct = self._split_ml_args(name, args, source_required=False)
+        rest = [a for a in (source, struct) if a is not None]
+        return self.expression(nodes.MLFunction(this=name, model=model, expressions=rest))
+
+    def _parse_ml_score(self, name: str) -> exp.Expr:
+        model, args = self._parse_ml_args(model_required=name)
+        if len(args) > 1 or (args and not _is_plain_name(args[0])):
+            self._fail("ML.SCORE takes MODEL <name> and optionally a table alias", self._at(args))
+        return self.expression(nodes.MLFunction(this=name, model=model, expressions=args))
+
+    def _parse_ml_args(self, model_required: str = "") -> tuple[exp.Table | None, list[exp.Expr]]:
+        model = None
+        if self._at_keyword_name("MODEL"):
+            self._advance()
+            model = self._parse_dotted_name(max_parts=2)
+        elif model_required:
+            self._fail(f"ML.{model_required} expects MODEL <name> as its first argument")
+        if model is not None and not self._match(TokenType.COMMA):
+            return model, []
+        return model, self._parse_csv(self._parse_ml_arg)
+
+    def _parse_ml_arg(self) -> exp.Expr | None:
+        first = self._index
+        if self._at_keyword_name("TABLE"):
+            self._advance()
+            arg: exp.Expr | None = self._parse_dotted_name(max_parts=3)
+        else:
+            arg = self._parse_lambda()
+        if arg is not None:
+            self._note_span(arg, first)
+        return arg
+
+    def _split_ml_args(
+        self, name: str, args: list[exp.Expr], source_required: bool
+    ) -> tuple[exp.Expr | None, exp.Expr | None]:
+        """``[(query) | TABLE t] [, STRUCT(...)]`` of ML.PREDICT and ML.EVALUATE."""
+        rest = list(args)
+        source = rest.pop(0) if rest and isinstance(rest[0], exp.Table | exp.Subquery) else None
+        if source is None and source_required:
+            self._fail(f"ML.{name} expects (query) or TABLE <name> after the model", self._at(rest))
+        struct = rest.pop(0) if rest and isinstance(rest[0], exp.Struct) else None
+        if rest:
+            self._fail(f"Unexpected argument to ML.{name}", self._at(rest))
+        return source, struct
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _at_keyword_name(self, word: str) -> bool:
+        """At ``word`` (a keyword written as a name) followed by a name."""
+        curr = self._curr
+        return (
+            curr.token_type != TokenType.STRING
+            and curr.token_type != TokenType.IDENTIFIER
+            and curr.text.upper() == word
+            and self._next.token_type in _NAME_TOKENS | self.ID_VAR_TOKENS
+        )
+
+    def _at(self, args: list[exp.Expr]) -> Token | None:
+        """The first token of ``args[0]`` (None: the current token)."""
+        index = args[0].meta.get(_ARG_TOKEN) if args else None
+        return self._tokens[index] if index is not None else None
+
+    def _text(self, first: int, end: int) -> str:
+        """The statement text of tokens ``first`` up to (excluding) ``end``."""
+        if end <= first:
+            return ""
+        return self.sql[self._tokens[first].start : self._tokens[end - 1].end + 1]
+
+    def _note_span(self, node: exp.Expr, first: int) -> None:
+        """Records where ``node`` (tokens ``first`` .. the previous one) starts and its text."""
+        end = self._index
+        node.meta[nodes.START] = self._tokens[first].start
+        node.meta[_ARG_TOKEN] = first
+        opener = self._tokens[first].token_type
+        if isinstance(node, exp.Subquery) and opener == TokenType.L_PAREN:
+            first, end = first + 1, end - 1  # the query inside the parentheses
+        node.meta[nodes.TEXT] = self._text(first, end)
+
+
+_ML_CALLS: dict[str, Callable[[MLParser, str], exp.Expr]] = {
+    "PREDICT": MLParser._parse_ml_predict,
+    "EVALUATE": MLParser._parse_ml_evaluate,
+    "SCORE": MLParser._parse_ml_score,
+}
+
+
+def _mark(error: ParseError, token: Token, at_end: bool) -> None:
+    if error.errors:
+        info = error.errors[0]
+        info[ERROR_START] = token.start
+        info[ERROR_TOKEN] = token.text
+        info[ERROR_AT_END] = at_end
+
+
+def _is_plain_name(node: exp.Expr) -> bool:
+    return isinstance(node, exp.Column) and not node.table and isinstance(node.this, exp.Identifier)
+
+
+class SqlmlDuckDB(DuckDB):
+    """DuckDB plus BigQuery ML statements."""
+
+    class Tokenizer(DuckDB.Tokenizer):
+        IDENTIFIERS = [*DuckDB.Tokenizer.IDENTIFIERS, "`"]
+
+    class Parser(MLParser, DuckDBParser):
+        pass
+
+    class Generator(DuckDBGenerator):
+        TRANSFORMS = {**DuckDBGenerator.TRANSFORMS, **nodes.GENERATORS}
+
+
+class SqlmlPostgres(Postgres):
+    """PostgreSQL plus BigQuery ML statements (what wire clients send)."""
+
+    class Tokenizer(Postgres.Tokenizer):
+        IDENTIFIERS = [*Postgres.Tokenizer.IDENTIFIERS, "`"]
+        COMMANDS = Postgres.Tokenizer.COMMANDS - {TokenType.SHOW}  # SHOW is parsed, for MODELS
+
+    class Parser(MLParser, PostgresParser):
+        STATEMENT_PARSERS = {
+            **PostgresParser.STATEMENT_PARSERS,
+            TokenType.SHOW: lambda self: self._parse_show(),
+        }
+
+    class Generator(PostgresGenerator):
+        TRANSFORMS = {**PostgresGenerator.TRANSFORMS, **nodes.GENERATORS}
+
+
+DIALECTS: dict[str, type[DuckDB] | type[Postgres]] = {
+    "duckdb": SqlmlDuckDB,
+    "postgres": SqlmlPostgres,
+}

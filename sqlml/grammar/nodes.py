@@ -1,0 +1,91 @@
+"""sqlglot expression nodes of sqlml's own, and how the sqlml dialects print them.
+
+Upstream nodes are reused where they fit (``exp.Create(kind="MODEL")``, ``exp.Drop``, ``exp.Show``,
+``exp.Predict``, ``exp.TransformModelProperty``, ``exp.Property``); these cover the rest:
+
+- :class:`MLFunction`: any other ``ML.<name>(...)`` call (``ML.EVALUATE``, ``ML.SCORE``, the
+  TRANSFORM functions, and unknown ones, which the grammar rejects by name later);
+- :class:`QueryText`: the query of ``CREATE MODEL ... AS query``, kept as the user's text;
+- :class:`CallSlot`: where an ML call stood in an :class:`~sqlml.grammar.statements.MLQuery`
+  template, filled in by :func:`sqlml.grammar.render.render`.
+
+Every class has an explicit entry in :data:`GENERATORS`, so trees holding them still print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.generator import Generator
+
+# meta keys the parser sets on nodes: the 0-based offset of the node's first character, and the
+# text of the node as the user wrote it (the inside of the parentheses for a subquery)
+START = "sqlml_start"
+TEXT = "sqlml_text"
+
+
+class MLFunction(exp.Expression, exp.Func):
+    """``ML.<this>([MODEL model,] expressions...)``; ``this`` is the upper-case name."""
+
+    arg_types = {"this": True, "model": False, "expressions": False}
+
+
+class QueryText(exp.Expression):
+    """A query kept as text (``this``), exactly as the user wrote it."""
+
+    arg_types = {"this": True}
+
+
+class CallSlot(exp.Expression):
+    """Placeholder ``this`` (an int literal) of an MLQuery template.
+
+    ``table`` is True where a table function stood (FROM/JOIN); ``alias`` is the alias the user
+    gave it there.
+    """
+
+    arg_types = {"this": True, "table": False, "alias": False}
+
+    @property
+    def slot(self) -> int:
+        return int(self.this.name)
+
+
+def _ml_function_sql(gen: Generator, node: MLFunction) -> str:
+    args: list[str] = []
+    model = node.args.get("model")
+    if model is not None:
+        args.append(f"MODEL {gen.sql(model)}")
+    for arg in node.expressions:
+        text = gen.sql(arg)
+        args.append(f"TABLE {text}" if isinstance(arg, exp.Table) else text)
+    return f"ML.{node.name}({', '.join(args)})"
+
+
+def _query_text_sql(gen: Generator, node: QueryText) -> str:
+    return str(node.this)
+
+
+def _call_slot_sql(gen: Generator, node: CallSlot) -> str:
+    alias = gen.sql(node, "alias")
+    return f"SQLML_CALL({node.slot})" + (f" AS {alias}" if alias else "")
+
+
+GENERATORS: dict[type[exp.Expr], Callable[..., Any]] = {
+    MLFunction: _ml_function_sql,
+    QueryText: _query_text_sql,
+    CallSlot: _call_slot_sql,
+}
+
+
+def start_of(node: exp.Expr) -> int | None:
+    """The 1-based position of ``node`` in the statement, when the parser recorded it."""
+    start = node.meta.get(START, node.meta.get("start"))  # ours, else sqlglot's own
+    return None if start is None else int(start) + 1
+
+
+def text_of(node: exp.Expr) -> str:
+    """The node's text as written (recorded by the parser); falls back to generated SQL."""
+    text = node.meta.get(TEXT)
+    return str(text) if text is not None else node.sql()

@@ -1,0 +1,217 @@
+"""From statement text to a typed statement.
+
+Theory of operation
+-------------------
+1. ``may_be_ml`` (a regular expression, :mod:`sqlml.grammar.scan`) lets plain SQL through as
+   :class:`Passthrough` without tokenizing it: parsing costs 100+ microseconds, the check about 1.
+2. The statement is tokenized with the sqlml flavour of its dialect
+   (:mod:`sqlml.grammar.dialects`) and classified from its tokens: ``CREATE [OR REPLACE] MODEL``,
+   ``DROP MODEL``, ``SHOW MODELS``, a statement holding an ``ML . name (`` call, or none of these
+   (a :class:`Passthrough` after all: the word MODEL was only a name). Lifecycle statements that
+   are not built yet (``ALTER MODEL``, ``EXPORT MODEL``, ``CREATE TEMP MODEL``) are 0A000 here.
+3. Only then is the statement parsed, by the flavour's sqlglot parser, whose ML hooks record where
+   each piece of the user's text starts, so that query texts are exact slices of what was
+   written and errors point at the offending token.
+4. The tree is converted at once into the dataclasses of :mod:`sqlml.grammar.statements`;
+   nothing outside ``sqlml.grammar`` reads a sqlglot tree, except the template of an
+   :class:`MLQuery`, which renders itself back to SQL.
+
+Names: unquoted model and schema names fold to lower case as in DuckDB and PostgreSQL; quoted
+ones (``"Churn"``, `` `Churn` ``) are kept as written; a backticked ``schema.model`` is split at
+the dot as in BigQuery. Column names (TRANSFORM, STRUCT values) are kept as written.
+
+Errors: sqlglot's ParseError and TokenError never escape; they become :class:`errors.SyntaxError`
+(42601) with the 1-based position of the offending token, as PostgreSQL reports it.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ParseError, SqlglotError, TokenError
+from sqlglot.tokenizer_core import Token, TokenType
+
+from sqlml import errors
+from sqlml.grammar import calls, dialects, nodes
+from sqlml.grammar.scan import may_be_ml, split_script, unterminated
+from sqlml.grammar.statements import (
+    CreateModel,
+    DropModel,
+    OptionValue,
+    Passthrough,
+    Query,
+    ShowModels,
+    Statement,
+)
+from sqlml.grammar.transform import transform_items
+from sqlml.grammar.values import fold, model_ref, to_value
+
+_FLAVOURS: dict[str, Dialect] = {name: cls() for name, cls in dialects.DIALECTS.items()}
+_NOT_YET = {
+    ("ALTER", "MODEL"): "ALTER MODEL",
+    ("EXPORT", "MODEL"): "EXPORT MODEL",
+    ("CREATE", "TEMP"): "CREATE TEMP MODEL",
+    ("CREATE", "TEMPORARY"): "CREATE TEMP MODEL",
+}
+
+
+def parse(sql: str, dialect: str = "duckdb") -> Statement:
+    """ONE statement (``duckdb`` or ``postgres`` dialect) as a typed statement."""
+    if not may_be_ml(sql):
+        return Passthrough(sql)
+    flavour = _flavour(dialect)
+    tokens = _tokenize(sql, flavour)
+    kind = _classify(tokens)
+    if kind is None:
+        return Passthrough(sql)
+    return _convert(_parse_tokens(tokens, sql, flavour), sql, dialect, flavour)
+
+
+def parse_script(script: str, dialect: str = "duckdb") -> list[Statement]:
+    """Every statement of ``script``, in order."""
+    return [parse(sql, dialect) for sql in split_script(script)]
+
+
+def _flavour(dialect: str) -> Dialect:
+    flavour = _FLAVOURS.get(dialect.lower())
+    if flavour is None:
+        raise errors.FeatureNotSupported(f"unknown SQL dialect {dialect!r}: use duckdb or postgres")
+    return flavour
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+
+
+def _tokenize(sql: str, flavour: Dialect) -> list[Token]:
+    try:
+        return flavour.tokenize(sql)
+    except TokenError as e:
+        start = unterminated(sql)
+        position = start + 1 if start is not None else (e.start or 0) + 1
+        raise errors.SyntaxError("syntax error: unterminated quoted text", position=position) from e
+
+
+def _classify(tokens: list[Token]) -> str | None:
+    """'statement' (CREATE/DROP/SHOW of models), 'query' (has ML calls) or None (not ML)."""
+    words = tuple(t.text.upper() for t in _skip_or_replace(tokens[:5]))
+    for prefix, name in _NOT_YET.items():
+        if words[: len(prefix)] == prefix and "MODEL" in words[:3]:
+            raise errors.FeatureNotSupported(f"{name} is not supported yet")
+    if words[:2] in (("CREATE", "MODEL"), ("DROP", "MODEL"), ("SHOW", "MODELS")):
+        return "statement"
+    return "query" if any(_is_ml_call(tokens, i) for i in range(len(tokens) - 3)) else None
+
+
+def _skip_or_replace(tokens: list[Token]) -> list[Token]:
+    """The leading tokens without ``OR REPLACE`` after CREATE."""
+    if len(tokens) > 2 and tokens[1].token_type == TokenType.OR:
+        return [tokens[0], *tokens[3:]]
+    return tokens
+
+
+def _is_ml_call(tokens: list[Token], i: int) -> bool:
+    ml, dot, _, paren = tokens[i : i + 4]
+    return (
+        dot.token_type == TokenType.DOT
+        and paren.token_type == TokenType.L_PAREN
+        and ml.token_type == TokenType.VAR
+        and ml.text.upper() == "ML"
+    )
+
+
+# -- parse -----------------------------------------------------------------------------------------
+
+
+def _parse_tokens(tokens: list[Token], sql: str, flavour: Dialect) -> exp.Expr:
+    try:
+        trees = [t for t in flavour.parser().parse(tokens, sql) if t is not None]
+    except ParseError as e:
+        raise _syntax_error(e, sql) from e
+    except SqlglotError as e:
+        raise errors.SyntaxError(f"syntax error: {e}", position=1) from e
+    if len(trees) != 1:
+        cut = next(i for i, t in enumerate(tokens) if t.token_type == TokenType.SEMICOLON)
+        second = tokens[min(cut + 1, len(tokens) - 1)]
+        raise errors.SyntaxError("expected one statement", position=second.start + 1)
+    return trees[0]
+
+
+def _syntax_error(e: ParseError, sql: str) -> errors.SyntaxError:
+    info = e.errors[0] if e.errors else {}
+    description = info.get("description") or str(e)
+    if info.get(dialects.ERROR_AT_END):
+        return errors.SyntaxError(
+            f"syntax error at end of input: {description}", position=len(sql.rstrip()) + 1
+        )
+    start = info.get(dialects.ERROR_START)
+    position = start + 1 if start is not None else _offset(sql, info.get("line"), info.get("col"))
+    near = info.get(dialects.ERROR_TOKEN) or sql[position - 1 : position]
+    return errors.SyntaxError(f'syntax error at or near "{near}": {description}', position=position)
+
+
+def _offset(sql: str, line: int | None, col: int | None) -> int:
+    """1-based offset of sqlglot's (line, col) of a token end; 1 when unknown."""
+    if not line or not col:
+        return 1
+    lines = sql.split("\n")
+    return sum(len(text) + 1 for text in lines[: line - 1]) + col
+
+
+# -- tree -> statement -----------------------------------------------------------------------------
+
+
+def _convert(tree: exp.Expr, sql: str, dialect: str, flavour: Dialect) -> Statement:
+    if isinstance(tree, exp.Create) and tree.kind == "MODEL":
+        return _create_model(tree, sql)
+    if isinstance(tree, exp.Drop) and tree.kind == "MODEL":
+        return DropModel(model_ref(tree.args["tables"][0]), bool(tree.args.get("exists")))
+    if isinstance(tree, exp.Show) and tree.name == "MODELS":
+        return ShowModels(fold(tree.args.get("from_")))
+    query = calls.ml_query(tree, dialect, flavour)
+    if query is None:
+        raise errors.FeatureNotSupported("ML functions are not supported in this statement")
+    return query
+
+
+def _create_model(tree: exp.Create, sql: str) -> CreateModel:
+    properties = tree.args["properties"].expressions
+    clause = next((p for p in properties if isinstance(p, exp.TransformModelProperty)), None)
+    options = _options([p for p in properties if type(p) is exp.Property])
+    text = tree.expression
+    query = Query(str(text.this)) if isinstance(text, nodes.QueryText) else None
+    _check_query(options, query, sql)
+    return CreateModel(
+        model=model_ref(tree.this),
+        options=options,
+        query=query,
+        replace=bool(tree.args.get("replace")),
+        if_not_exists=bool(tree.args.get("exists")),
+        transform=transform_items(clause) if clause is not None else None,
+        transform_sql=nodes.text_of(clause) if clause is not None else None,
+    )
+
+
+def _options(properties: list[exp.Property]) -> dict[str, OptionValue]:
+    options: dict[str, OptionValue] = {}
+    for prop in properties:
+        name = prop.name.lower()
+        if name in options:
+            raise errors.InvalidParameterValue(
+                f"option {name} is given twice", position=nodes.start_of(prop)
+            )
+        options[name] = to_value(prop.args["value"], f"option {name}")
+    return options
+
+
+def _check_query(options: dict[str, OptionValue], query: Query | None, sql: str) -> None:
+    model_type = options.get("model_type")
+    imported = isinstance(model_type, str) and model_type.lower() == "onnx"
+    if query is None and not imported:
+        raise errors.SyntaxError(
+            "CREATE MODEL needs AS query (only model_type = 'onnx' imports have none)",
+            position=len(sql.rstrip()) + 1,
+        )
+    if query is not None and imported:
+        raise errors.InvalidParameterValue(
+            "model_type 'onnx' imports a model: it takes no AS query"
+        )

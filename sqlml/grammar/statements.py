@@ -1,0 +1,196 @@
+"""Typed statements: what the grammar hands to the engine path.
+
+The parser turns sqlglot trees into these dataclasses at once, so nothing outside ``sqlml.grammar``
+reads ``expression.args``. The one exception is :class:`MLQuery`, an ordinary query with ML table
+functions or ``ML.SCORE`` calls inside: the engine supplies a replacement tree for each call and the
+query renders itself back to SQL for the engine's dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+# An OPTIONS value: a literal, an array (tuple) of values, or a STRUCT (tuple of its field values,
+# in order). NULL is None.
+OptionValue = str | int | float | bool | None | tuple["OptionValue", ...]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model name: ``schema.name`` (BigQuery's ``dataset.model``); schema None when unqualified.
+
+    Unquoted names are folded to lower case, quoted ones kept as written (see the parser)."""
+
+    schema: str | None
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+@dataclass(frozen=True)
+class Query:
+    """The rows a statement reads: SQL text in the dialect the statement was parsed with.
+
+    ``TABLE t`` arrives as ``SELECT * FROM t`` built as a tree (identifiers quoted).
+    """
+
+    sql: str
+
+
+# -- TRANSFORM: a tiny typed expression language, so the ML core needs no sqlglot ---------------
+
+
+@dataclass(frozen=True)
+class Col:
+    name: str
+
+
+@dataclass(frozen=True)
+class Lit:
+    value: float | int | str | bool | None
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str  # one of + - * / ^  (^ is power)
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class Call:
+    """A scalar function on numbers: name in lower case, one of
+    abs, sqrt, exp, ln, log10, log (1 arg = ln, 2 args = (x, base): the logarithm of x to base
+    base, as BigQuery's LOG(x, base)), pow/power, floor, ceil, round, sign, greatest, least,
+    and 'cast_double' for CAST(x AS DOUBLE/FLOAT/DECIMAL...) of a numeric.
+
+    The parser maps SQL onto these with the statement dialect's meaning (DuckDB and PostgreSQL
+    agree): LOG(x) -> log10(x), LOG(b, x) -> log(x, b), LN(x) -> ln(x), x ^ y and POW(x, y) ->
+    BinOp('^'), CAST to an integer type -> round(x)."""
+
+    name: str
+    args: tuple[Expr, ...]
+
+
+Expr = Col | Lit | BinOp | Neg | Call
+
+
+@dataclass(frozen=True)
+class TransformItem:
+    """One item of ``TRANSFORM (...)``: an output column and how it is made.
+
+    function:
+      'column'          plain column reference (``x`` or ``x AS y``); expression is Col
+      'expression'      arithmetic over columns (``tenure * 12 AS months``); expression is the tree
+      'standard_scaler' ``ML.STANDARD_SCALER(expr) OVER ()``
+      'min_max_scaler'  ``ML.MIN_MAX_SCALER(expr) OVER ()``
+      'imputer'         ``ML.IMPUTER(expr, strategy) OVER ()``; args = (strategy,) 'mean'|'median'|
+                        'most_frequent'
+      'one_hot_encoder' ``ML.ONE_HOT_ENCODER(expr [, drop [, top_k [, frequency_threshold]]])
+                        OVER ()``; args = the optional arguments given, in order
+      'bucketize'       ``ML.BUCKETIZE(expr, [b1, b2, ...] [, exclude_boundaries])``;
+                        args = (tuple of split points, exclude_boundaries: bool)
+    For the analytic functions, ``expression`` is the argument expression (usually a Col).
+    ``source`` is the item's SQL text, kept for the model store and error messages.
+    """
+
+    alias: str
+    function: str
+    expression: Expr
+    args: tuple[OptionValue, ...] = ()
+    source: str = ""
+
+
+# -- statements ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateModel:
+    model: ModelRef
+    options: Mapping[str, OptionValue]  # names lower-cased; values as written
+    query: Query | None  # None only for model_type='onnx' imports (no AS clause)
+    replace: bool = False
+    if_not_exists: bool = False
+    transform: tuple[TransformItem, ...] | None = None
+    transform_sql: str | None = None  # the text inside TRANSFORM (...) as written
+
+
+@dataclass(frozen=True)
+class DropModel:
+    model: ModelRef
+    if_exists: bool = False
+
+
+@dataclass(frozen=True)
+class ShowModels:
+    """``SHOW MODELS [IN|FROM schema]``: list the models in the store."""
+
+    schema: str | None = None
+
+
+@dataclass(frozen=True)
+class Predict:
+    """``ML.PREDICT(MODEL m, (query) | TABLE t [, STRUCT(0.5 AS threshold, ...)])`` as a table."""
+
+    model: ModelRef
+    input: Query
+    threshold: float | None = None
+    settings: Mapping[str, OptionValue] = field(default_factory=dict)  # other STRUCT fields
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    """``ML.EVALUATE(MODEL m [, (query) | TABLE t] [, STRUCT(0.5 AS threshold)])`` as a table."""
+
+    model: ModelRef
+    input: Query | None = None
+    threshold: float | None = None
+    settings: Mapping[str, OptionValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Score:
+    """``ML.SCORE(MODEL m [, qualifier])``: sqlml's scalar scoring function, usable in any
+    expression. Feature columns are resolved by name in the enclosing query, qualified by the
+    table alias ``qualifier`` when one is given."""
+
+    model: ModelRef
+    qualifier: str | None = None
+
+
+MLCall = Predict | Evaluate | Score
+
+
+@dataclass(frozen=True)
+class MLQuery:
+    """A query with ML calls inside. ``calls[i]`` stands at placeholder i of ``template``."""
+
+    template: exp.Expression
+    calls: tuple[MLCall, ...]
+    dialect: str
+
+    def render(self, replacements: Sequence[exp.Expr], dialect: str | None = None) -> str:
+        """SQL for the engine: each call replaced by ``replacements[i]``, a table expression
+        (for Predict/Evaluate, e.g. a subquery with an alias) or a scalar expression (for Score)."""
+        from sqlml.grammar.render import render
+
+        return render(self, replacements, dialect or self.dialect)
+
+
+@dataclass(frozen=True)
+class Passthrough:
+    """Not ML: the statement text goes to the engine untouched."""
+
+    sql: str
+
+
+Statement = CreateModel | DropModel | ShowModels | MLQuery | Passthrough

@@ -1,0 +1,314 @@
+"""``TRANSFORM (...)`` of CREATE MODEL: parse-tree items into typed :class:`TransformItem`\\ s.
+
+Arithmetic becomes the tiny expression language of :mod:`sqlml.grammar.statements` (Col, Lit,
+BinOp, Neg, Call), so the ML core needs no sqlglot. Functions keep the meaning they have in the
+statement's dialect (DuckDB and PostgreSQL agree): ``LOG(x)`` is the base-10 logarithm and
+``LOG(b, x)`` the logarithm of x to base b, so they become ``Call('log10', (x,))`` and
+``Call('log', (x, b))`` (the typed form puts the base second, as BigQuery's ``LOG(x, base)``);
+``LN(x)`` is ``Call('ln', (x,))``. ``CAST(x AS DOUBLE | REAL | DECIMAL ...)`` is
+``Call('cast_double', (x,))`` and a CAST to an integer type is ``Call('round', (x,))`` (both
+engines round half away from zero). Column names and aliases are kept as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import pairwise
+
+from sqlglot import exp
+
+from sqlml import errors
+from sqlml.grammar import nodes
+from sqlml.grammar.statements import (
+    BinOp,
+    Call,
+    Col,
+    Expr,
+    Lit,
+    Neg,
+    OptionValue,
+    TransformItem,
+)
+from sqlml.grammar.values import to_value
+
+_BINARY: dict[type[exp.Expr], str] = {
+    exp.Add: "+",
+    exp.Sub: "-",
+    exp.Mul: "*",
+    exp.Div: "/",
+    exp.Pow: "^",
+}
+_UNARY: dict[type[exp.Expr], str] = {
+    exp.Abs: "abs",
+    exp.Sqrt: "sqrt",
+    exp.Exp: "exp",
+    exp.Ln: "ln",
+    exp.Floor: "floor",
+    exp.Ceil: "ceil",
+    exp.Sign: "sign",
+    exp.Round: "round",
+}
+_FUNCTIONS = ("ABS", "SQRT", "EXP", "LN", "LOG", "LOG10", "POW", "FLOOR", "CEIL", "ROUND")
+_SUPPORTED = "+ - * / ^, " + ", ".join((*_FUNCTIONS, "SIGN", "GREATEST", "LEAST", "CAST"))
+_ANALYTIC = {
+    "STANDARD_SCALER": "standard_scaler",
+    "MIN_MAX_SCALER": "min_max_scaler",
+    "IMPUTER": "imputer",
+    "ONE_HOT_ENCODER": "one_hot_encoder",
+}
+_IMPUTER_STRATEGIES = ("mean", "median", "most_frequent")
+_ONE_HOT_DROPS = ("none", "most_frequent")
+
+
+def transform_items(clause: exp.Expr) -> tuple[TransformItem, ...]:
+    """The typed items of a ``TransformModelProperty``; output names must be unique."""
+    items = tuple(_item(node) for node in clause.expressions)
+    seen: set[str] = set()
+    for item in items:
+        if item.alias.lower() in seen:
+            raise errors.InvalidParameterValue(f'TRANSFORM names column "{item.alias}" twice')
+        seen.add(item.alias.lower())
+    return items
+
+
+def _item(node: exp.Expr) -> TransformItem:
+    body, alias = (node.this, node.alias) if isinstance(node, exp.Alias) else (node, None)
+    source = nodes.text_of(node)
+    if isinstance(body, exp.Star):
+        raise errors.FeatureNotSupported(
+            "* in TRANSFORM is not supported yet: list the columns", position=nodes.start_of(node)
+        )
+    call = _ml_function(body)
+    if call is None and _is_column(body):
+        return TransformItem(alias or body.name, "column", to_expr(body), source=source)
+    if alias is None:
+        raise errors.SyntaxError(
+            f"TRANSFORM item {source} needs a name: write {source} AS name",
+            position=nodes.start_of(node),
+        )
+    if call is None:
+        return TransformItem(alias, "expression", to_expr(body), source=source)
+    function, expression, args = _ml_item(call, body)
+    return TransformItem(alias, function, expression, args, source)
+
+
+# -- ML.<name>(...) [OVER ()] ----------------------------------------------------------------------
+
+
+def _ml_function(body: exp.Expr) -> nodes.MLFunction | None:
+    inner = body.this if isinstance(body, exp.Window) else body
+    if not isinstance(inner, exp.Dot):
+        return None
+    call = inner.expression
+    if isinstance(call, exp.Predict):
+        raise errors.FeatureNotSupported("ML.PREDICT cannot be used in TRANSFORM")
+    return call if isinstance(call, nodes.MLFunction) else None
+
+
+def _ml_item(call: nodes.MLFunction, body: exp.Expr) -> tuple[str, Expr, tuple[OptionValue, ...]]:
+    name = call.name
+    if name != "BUCKETIZE" and name not in _ANALYTIC:
+        raise errors.FeatureNotSupported(
+            f"ML.{name} is not supported in TRANSFORM yet", position=nodes.start_of(call)
+        )
+    _check_window(name, body, call)
+    args = list(call.expressions)
+    if call.args.get("model") is not None or not args:
+        raise errors.InvalidParameterValue(f"ML.{name} takes the input expression first")
+    expression, rest = to_expr(args[0]), args[1:]
+    if name == "BUCKETIZE":
+        return "bucketize", expression, _bucketize_args(rest)
+    return _ANALYTIC[name], expression, _ANALYTIC_ARGS[name](name, rest)
+
+
+def _check_window(name: str, body: exp.Expr, call: nodes.MLFunction) -> None:
+    position = nodes.start_of(call)
+    if name == "BUCKETIZE":
+        if isinstance(body, exp.Window):
+            raise errors.SyntaxError("ML.BUCKETIZE takes no OVER clause", position=position)
+        return
+    if not isinstance(body, exp.Window):
+        raise errors.SyntaxError(
+            f"ML.{name} is an analytic function: write ML.{name}(...) OVER ()", position=position
+        )
+    if any(body.args.get(key) for key in ("partition_by", "order", "spec")):
+        raise errors.FeatureNotSupported(
+            f"ML.{name} supports only an empty window: OVER ()", position=position
+        )
+
+
+def _literal_args(name: str, args: list[exp.Expr]) -> list[OptionValue]:
+    return [to_value(arg, f"argument {i + 2} of ML.{name}") for i, arg in enumerate(args)]
+
+
+def _no_args(name: str, args: list[exp.Expr]) -> tuple[OptionValue, ...]:
+    if args:
+        raise errors.InvalidParameterValue(f"ML.{name} takes one argument")
+    return ()
+
+
+def _imputer_args(name: str, args: list[exp.Expr]) -> tuple[OptionValue, ...]:
+    values = _literal_args(name, args)
+    if len(values) != 1:
+        raise errors.InvalidParameterValue(
+            "ML.IMPUTER takes an expression and a strategy: 'mean', 'median' or 'most_frequent'"
+        )
+    return (_choice("ML.IMPUTER strategy", values[0], _IMPUTER_STRATEGIES),)
+
+
+def _one_hot_args(name: str, args: list[exp.Expr]) -> tuple[OptionValue, ...]:
+    values = _literal_args(name, args)
+    if len(values) > 3:
+        raise errors.InvalidParameterValue("ML.ONE_HOT_ENCODER takes at most four arguments")
+    if values and values[0] is not None:
+        values[0] = _choice("ML.ONE_HOT_ENCODER drop", values[0], _ONE_HOT_DROPS)
+    limits = zip(("top_k", "frequency_threshold"), values[1:], (1, 0), strict=False)
+    for label, value, low in limits:
+        if value is not None and not (isinstance(value, int) and _is_int(value) and value >= low):
+            raise errors.InvalidParameterValue(
+                f"ML.ONE_HOT_ENCODER {label} must be an integer >= {low}, not {value!r}"
+            )
+    return tuple(values)
+
+
+def _bucketize_args(args: list[exp.Expr]) -> tuple[OptionValue, ...]:
+    values = _literal_args("BUCKETIZE", args)
+    if not 1 <= len(values) <= 3:
+        raise errors.InvalidParameterValue(
+            "ML.BUCKETIZE takes an expression, an array of split points and optionally"
+            " exclude_boundaries"
+        )
+    points = values[0] if isinstance(values[0], tuple) else ()
+    numbers = [p for p in points if _is_number(p)]
+    if not numbers or len(numbers) != len(points):
+        raise errors.InvalidParameterValue("ML.BUCKETIZE split points must be an array of numbers")
+    floats = [float(p) for p in numbers if isinstance(p, int | float)]
+    if any(a >= b for a, b in pairwise(floats)):
+        raise errors.InvalidParameterValue("ML.BUCKETIZE split points must be in ascending order")
+    exclude = values[1] if len(values) > 1 else False
+    if not isinstance(exclude, bool):
+        raise errors.InvalidParameterValue("ML.BUCKETIZE exclude_boundaries must be TRUE or FALSE")
+    if len(values) == 3 and values[2] != "bucket_names":
+        raise errors.FeatureNotSupported("ML.BUCKETIZE supports only output_format 'bucket_names'")
+    return (points, exclude)
+
+
+_ANALYTIC_ARGS: dict[str, Callable[[str, list[exp.Expr]], tuple[OptionValue, ...]]] = {
+    "STANDARD_SCALER": _no_args,
+    "MIN_MAX_SCALER": _no_args,
+    "IMPUTER": _imputer_args,
+    "ONE_HOT_ENCODER": _one_hot_args,
+}
+
+
+def _choice(what: str, value: OptionValue, allowed: tuple[str, ...]) -> str:
+    if isinstance(value, str) and value.lower() in allowed:
+        return value.lower()
+    listed = ", ".join(f"'{a}'" for a in allowed)
+    raise errors.InvalidParameterValue(f"{what} must be one of {listed}, not {value!r}")
+
+
+def _is_int(value: OptionValue) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: OptionValue) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# -- arithmetic ------------------------------------------------------------------------------------
+
+
+def _is_column(node: exp.Expr) -> bool:
+    return isinstance(node, exp.Column) and isinstance(node.this, exp.Identifier)
+
+
+def to_expr(node: exp.Expr) -> Expr:
+    """A TRANSFORM expression as the typed tree; 0A000 for anything outside the language."""
+    if isinstance(node, exp.Paren):
+        return to_expr(node.this)
+    for kinds, convert in _CONVERTERS:
+        if isinstance(node, kinds):
+            return convert(node)
+    raise _unsupported(node)
+
+
+def _column(node: exp.Expr) -> Expr:
+    if not _is_column(node) or node.args.get("table") is not None:
+        raise _unsupported(node, "qualified column names")
+    return Col(node.name)
+
+
+def _literal(node: exp.Expr) -> Expr:
+    if isinstance(node, exp.Literal) and node.is_string:
+        raise _unsupported(node, "string literals")
+    value = to_value(node, "a TRANSFORM literal")
+    if isinstance(value, tuple):
+        raise _unsupported(node, "arrays")
+    return Lit(value)
+
+
+def _negation(node: exp.Expr) -> Expr:
+    operand = to_expr(node.this)
+    value = operand.value if isinstance(operand, Lit) else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return Lit(-value)
+    return Neg(operand)
+
+
+def _binary(node: exp.Expr) -> Expr:
+    return BinOp(_BINARY[type(node)], to_expr(node.this), to_expr(node.expression))
+
+
+def _unary(node: exp.Expr) -> Expr:
+    extra = [k for k, v in node.args.items() if k != "this" and v not in (None, False)]
+    if extra:
+        raise _unsupported(node, f"{node.key.upper()} with {', '.join(extra)}")
+    return Call(_UNARY[type(node)], (to_expr(node.this),))
+
+
+def _log(node: exp.Expr) -> Expr:
+    if node.expression is None:
+        return Call("log10", (to_expr(node.this),))
+    return Call("log", (to_expr(node.expression), to_expr(node.this)))
+
+
+def _extremum(node: exp.Expr) -> Expr:
+    args = (to_expr(node.this), *(to_expr(e) for e in node.expressions))
+    return Call("greatest" if isinstance(node, exp.Greatest) else "least", args)
+
+
+def _cast(node: exp.Expr) -> Expr:
+    target = node.args.get("to")
+    if not isinstance(target, exp.DataType) or not target.is_type(*exp.DataType.NUMERIC_TYPES):
+        raise _unsupported(node, f"CAST to {target.sql() if target else '?'}")
+    name = "round" if target.is_type(*exp.DataType.INTEGER_TYPES) else "cast_double"
+    return Call(name, (to_expr(node.this),))
+
+
+_CONVERTERS: tuple[tuple[tuple[type[exp.Expr], ...], Callable[[exp.Expr], Expr]], ...] = (
+    ((exp.Column,), _column),
+    ((exp.Literal, exp.Boolean, exp.Null), _literal),
+    ((exp.Neg,), _negation),
+    (tuple(_BINARY), _binary),
+    (tuple(_UNARY), _unary),
+    ((exp.Log,), _log),
+    ((exp.Greatest, exp.Least), _extremum),
+    ((exp.Cast,), _cast),
+)
+
+
+def _unsupported(node: exp.Expr, what: str | None = None) -> errors.FeatureNotSupported:
+    call = next(node.find_all(nodes.MLFunction), None)
+    if call is not None:
+        return errors.FeatureNotSupported(
+            f"ML.{call.name} must be a TRANSFORM item of its own: ML.{call.name}(...) AS name",
+            position=nodes.start_of(call),
+        )
+    if what is None:
+        name = node.name if isinstance(node, exp.Anonymous) else node.key.upper()
+        what = f"function {name.upper()}" if isinstance(node, exp.Func) else name
+    return errors.FeatureNotSupported(
+        f"{what} is not supported in TRANSFORM expressions (supported: {_SUPPORTED})",
+        position=nodes.start_of(node),
+    )

@@ -1,0 +1,88 @@
+"""Literal values and names read from parse trees: OPTIONS values, STRUCT fields, model names.
+
+Names follow the DuckDB/PostgreSQL convention: an unquoted identifier folds to lower case, a
+quoted one (``"Name"`` or `` `Name` ``) is kept exactly as written.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from sqlml import errors
+from sqlml.grammar import nodes
+from sqlml.grammar.statements import ModelRef, OptionValue
+
+
+def fold(ident: exp.Expr | None) -> str | None:
+    """An identifier's name: lower case unless it was quoted."""
+    if ident is None:
+        return None
+    if isinstance(ident, exp.Identifier) and ident.quoted:
+        return str(ident.this)
+    return ident.name.lower()
+
+
+def model_ref(table: exp.Table) -> ModelRef:
+    """``schema.model`` from the parser's Table node (names folded)."""
+    return ModelRef(schema=fold(table.args.get("db")), name=fold(table.this) or "")
+
+
+def quoted_table(table: exp.Table) -> exp.Table:
+    """The same table with every part folded and quoted, to generate safe SQL from."""
+    parts = {
+        key: exp.to_identifier(fold(table.args.get(key)), quoted=True)
+        for key in ("catalog", "db", "this")
+        if table.args.get(key) is not None
+    }
+    return exp.Table(**parts)
+
+
+def to_value(node: exp.Expr, what: str) -> OptionValue:
+    """A literal (string, number, TRUE/FALSE, NULL), an array of them (a tuple) or a STRUCT (a
+    tuple of its field values); anything else is a 22023 naming ``what``."""
+    if isinstance(node, exp.Literal):
+        return str(node.this) if node.is_string else _number(node, what)
+    if isinstance(node, exp.Boolean):
+        return bool(node.this)
+    if isinstance(node, exp.Null):
+        return None
+    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and node.this.is_number:
+        value = _number(node.this, what)
+        return -value
+    if isinstance(node, exp.Array):
+        return tuple(to_value(item, what) for item in node.expressions)
+    if isinstance(node, exp.Struct):
+        return tuple(to_value(field_value(item), what) for item in node.expressions)
+    raise errors.InvalidParameterValue(
+        f"{what} must be a literal value, not {nodes.text_of(node)}",
+        position=nodes.start_of(node),
+    )
+
+
+def field_value(item: exp.Expr) -> exp.Expr:
+    """The value of one STRUCT field (``value`` or ``value AS name``)."""
+    if isinstance(item, exp.PropertyEQ | exp.Alias):
+        value = item.expression if isinstance(item, exp.PropertyEQ) else item.this
+        return value if isinstance(value, exp.Expr) else item
+    return item
+
+
+def field_name(item: exp.Expr) -> str | None:
+    """The name of one STRUCT field (None when it has none)."""
+    if isinstance(item, exp.PropertyEQ):
+        return fold(item.this)
+    if isinstance(item, exp.Alias):
+        return fold(item.args.get("alias"))
+    return None
+
+
+def _number(node: exp.Literal, what: str) -> int | float:
+    text = str(node.this).replace("_", "")
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError as e:
+        raise errors.InvalidParameterValue(f"{what}: {text} is not a number") from e

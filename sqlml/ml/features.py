@@ -1,0 +1,695 @@
+"""Feature preprocessing: TRANSFORM items and BigQuery ML's automatic preprocessing.
+
+Theory of operation. Training data arrives as Arrow; each raw column becomes a numpy array
+(numbers as float64 with NaN for NULL, strings and booleans as object arrays with NULL mapped to
+:data:`NULL_CATEGORY`). Preprocessing runs in two stages, each step fitted on the training rows:
+
+A. TRANSFORM (or, without one, every non-label column as is): each item makes one named
+   intermediate column, either *numeric*, *categorical*, or *final* (already encoded: the output of
+   ML.STANDARD_SCALER, ML.MIN_MAX_SCALER and ML.ONE_HOT_ENCODER is used as it is).
+B. Automatic preprocessing, as BigQuery ML documents it: a numeric column has NULL replaced by the
+   training mean, then (for the model types that want it) is standardized; a categorical column is
+   one-hot encoded over the categories seen in training, NULL being a category of its own when it
+   was seen, and an unseen value (or an unseen NULL) encoding as all zeros.
+
+Every fitted step does its work twice from the same parameters: on numpy arrays (to make the
+training matrix) and as ONNX nodes (the stored graph). The parity check after training compares
+the two ends, so a disagreement is caught before a model is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sqlml import errors
+from sqlml.grammar.statements import BinOp, Call, Col, Expr, Lit, Neg, TransformItem
+from sqlml.ml.graph import DOUBLE, STRING, GraphBuilder
+
+NULL_CATEGORY = "\u2400"  # what a NULL string or boolean becomes at the graph's input
+
+Array = np.ndarray[Any, Any]
+
+
+@dataclass(frozen=True)
+class InputColumn:
+    """A column of the input rows that the model reads."""
+
+    name: str
+    kind: str  # 'numeric' | 'string' | 'bool'
+
+    @property
+    def elem_type(self) -> int:
+        return DOUBLE if self.kind == "numeric" else STRING
+
+
+def column_kind(name: str, arrow_type: pa.DataType) -> str:
+    if pa.types.is_boolean(arrow_type):
+        return "bool"
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        return "numeric"
+    if pa.types.is_decimal(arrow_type):
+        return "numeric"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "string"
+    if pa.types.is_null(arrow_type):
+        raise errors.UnusableTrainingData(f"column {name} has only NULL values")
+    raise errors.FeatureNotSupported(
+        f"column {name} has type {arrow_type}, not supported as a feature"
+    )
+
+
+def to_numpy(column: pa.ChunkedArray | pa.Array, kind: str) -> Array:
+    """One Arrow column as the graph's input takes it: float64 with NaN, or strings."""
+    if kind == "numeric":
+        doubles = pc.cast(column, pa.float64())
+        return np.asarray(doubles.to_numpy(zero_copy_only=False), dtype=np.float64)
+    if kind == "bool":
+        column = pc.if_else(column, "true", "false")
+    filled = pc.fill_null(pc.cast(column, pa.string()), NULL_CATEGORY)
+    return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=object)
+
+
+# -- the tiny expression language of TRANSFORM, on numpy and as ONNX ---------------------------
+
+
+def _np_round(x: Array) -> Array:
+    return np.asarray(np.sign(x) * np.floor(np.abs(x) + 0.5))  # SQL ROUND: half away from zero
+
+
+_NP_BINARY: dict[str, Callable[[Array, Array], Array]] = {
+    "+": np.add,
+    "-": np.subtract,
+    "*": np.multiply,
+    "/": np.divide,
+    "^": np.power,
+}
+_ONNX_BINARY = {"+": "Add", "-": "Sub", "*": "Mul", "/": "Div", "^": "Pow"}
+_NP_UNARY: dict[str, Callable[[Array], Array]] = {
+    "abs": np.abs,
+    "sqrt": np.sqrt,
+    "exp": np.exp,
+    "ln": np.log,
+    "floor": np.floor,
+    "ceil": np.ceil,
+    "sign": np.sign,
+    "round": _np_round,
+    "cast_double": np.asarray,
+}
+_ONNX_UNARY = {
+    "abs": "Abs",
+    "sqrt": "Sqrt",
+    "exp": "Exp",
+    "ln": "Log",
+    "floor": "Floor",
+    "ceil": "Ceil",
+    "sign": "Sign",
+}
+
+
+def _normal_call(call: Call) -> Call:
+    """log/log10/pow/power/greatest/least spelled as the core operations."""
+    name, args = call.name, call.args
+    if name == "log" and len(args) == 1:
+        return Call("ln", args)
+    if name == "log" and len(args) == 2:  # LOG(x, base) as in BigQuery
+        return Call("/", (Call("ln", args[:1]), Call("ln", args[1:])))
+    if name == "log10":
+        return Call("/", (Call("ln", args), Call("ln", (Lit(10.0),))))
+    if name in ("pow", "power"):
+        return Call("^", args)
+    return call
+
+
+def eval_numpy(expr: Expr, data: dict[str, Array]) -> Array:
+    with np.errstate(all="ignore"):
+        return _eval_numpy(expr, data)
+
+
+def _eval_numpy(expr: Expr, data: dict[str, Array]) -> Array:
+    if isinstance(expr, Col):
+        return np.asarray(data[expr.name], dtype=np.float64)
+    if isinstance(expr, Lit):
+        return np.asarray(float(expr.value if expr.value is not None else np.nan))
+    if isinstance(expr, Neg):
+        return np.negative(_eval_numpy(expr.operand, data))
+    if isinstance(expr, BinOp):
+        return _NP_BINARY[expr.op](_eval_numpy(expr.left, data), _eval_numpy(expr.right, data))
+    call = _normal_call(expr)
+    args = [_eval_numpy(a, data) for a in call.args]
+    if call.name in _NP_BINARY:
+        return _NP_BINARY[call.name](args[0], args[1])
+    if call.name in ("greatest", "least"):
+        fold = np.fmax if call.name == "greatest" else np.fmin  # SQL: NULLs are ignored
+        result = args[0]
+        for arg in args[1:]:
+            result = fold(result, arg)
+        return result
+    return _NP_UNARY[call.name](args[0])
+
+
+def eval_onnx(expr: Expr, g: GraphBuilder, tensors: dict[str, str]) -> str:
+    if isinstance(expr, Col):
+        return tensors[expr.name]
+    if isinstance(expr, Lit):
+        return g.const(np.array([[float(expr.value if expr.value is not None else np.nan)]]))
+    if isinstance(expr, Neg):
+        return g.op("Neg", eval_onnx(expr.operand, g, tensors))
+    if isinstance(expr, BinOp):
+        left, right = eval_onnx(expr.left, g, tensors), eval_onnx(expr.right, g, tensors)
+        return g.op(_ONNX_BINARY[expr.op], left, right)
+    call = _normal_call(expr)
+    args = [eval_onnx(a, g, tensors) for a in call.args]
+    if call.name in _ONNX_BINARY:
+        return g.op(_ONNX_BINARY[call.name], args[0], args[1])
+    if call.name in ("greatest", "least"):
+        return _onnx_fold(call.name, args, g)
+    if call.name == "round":
+        floor = g.op("Floor", g.op("Add", g.op("Abs", args[0]), g.const([[0.5]])))
+        return g.op("Mul", g.op("Sign", args[0]), floor)
+    if call.name == "cast_double":
+        return args[0]
+    return g.op(_ONNX_UNARY[call.name], args[0])
+
+
+def _onnx_fold(name: str, args: list[str], g: GraphBuilder) -> str:
+    """GREATEST/LEAST ignoring NULL (NaN), as SQL does: NaN loses to any number."""
+    result = args[0]
+    for arg in args[1:]:
+        pick = g.op("Greater" if name == "greatest" else "Less", arg, result)
+        pick = g.op("Or", pick, g.op("IsNaN", result))
+        result = g.op("Where", pick, arg, result)
+    return result
+
+
+def columns_of(expr: Expr) -> set[str]:
+    if isinstance(expr, Col):
+        return {expr.name}
+    if isinstance(expr, Lit):
+        return set()
+    if isinstance(expr, Neg):
+        return columns_of(expr.operand)
+    if isinstance(expr, BinOp):
+        return columns_of(expr.left) | columns_of(expr.right)
+    return set().union(*(columns_of(a) for a in expr.args))
+
+
+# -- fitted steps ------------------------------------------------------------------------------
+
+
+@dataclass
+class Stage:
+    """Values flowing through preprocessing: numpy arrays and their ONNX tensor names."""
+
+    arrays: dict[str, Array]
+    kinds: dict[str, str]  # column -> 'numeric' | 'categorical' | 'final'
+
+
+@dataclass(frozen=True)
+class NumericAuto:
+    """NULL -> training mean; then standardize when ``std`` is given."""
+
+    name: str
+    mean: float
+    std: float | None
+
+    def numpy(self, x: Array, out: Array | None = None) -> Array:
+        """Written into ``out`` (a column view) when given: no temporary arrays."""
+        target = np.empty(len(x)) if out is None else out.reshape(-1)
+        np.copyto(target, x)
+        missing = np.isnan(target)
+        if missing.any():
+            target[missing] = self.mean
+        if self.std is not None:
+            np.subtract(target, self.mean, out=target)
+            np.divide(target, self.std, out=target)
+        return target
+
+    def onnx(self, g: GraphBuilder, x: str) -> str:
+        mean = g.const([[self.mean]])
+        filled = g.op("Where", g.op("IsNaN", x), mean, x)
+        if self.std is None:
+            return filled
+        return g.op("Div", g.op("Sub", filled, mean), g.const([[self.std]]))
+
+    @property
+    def width(self) -> int:
+        return 1
+
+    def info(self) -> dict[str, Any]:
+        return {"column": self.name, "encoding": "numeric", "mean": self.mean, "stddev": self.std}
+
+
+@dataclass(frozen=True)
+class OneHot:
+    """One column per category seen in training; anything else encodes as all zeros."""
+
+    name: str
+    categories: tuple[Any, ...]  # strings, or floats for bucket indexes (NaN = NULL)
+    numeric: bool = False
+
+    def numpy(self, x: Array, out: Array | None = None) -> Array:
+        out = np.zeros((len(x), len(self.categories))) if out is None else out
+        out[:] = 0.0
+        for j, category in enumerate(self.categories):
+            if self.numeric and np.isnan(category):
+                out[:, j] = np.isnan(x.astype(np.float64))
+            else:
+                out[:, j] = x == category
+        return out
+
+    def onnx(self, g: GraphBuilder, x: str) -> str:
+        if not self.categories:
+            return ""
+        if not self.numeric:
+            cats = np.array([list(self.categories)], dtype=object)
+            return g.to_double(g.op("Equal", x, g.const(cats)))
+        parts = []
+        for category in self.categories:
+            if np.isnan(category):
+                parts.append(g.to_double(g.op("IsNaN", x)))
+            else:
+                parts.append(g.to_double(g.op("Equal", x, g.const([[category]]))))
+        return parts[0] if len(parts) == 1 else g.op("Concat", *parts, axis=1)
+
+    @property
+    def width(self) -> int:
+        return len(self.categories)
+
+    def info(self) -> dict[str, Any]:
+        shown = [
+            None
+            if (c == NULL_CATEGORY or (self.numeric and np.isnan(c)))
+            else (f"bin_{int(c)}" if self.numeric else c)
+            for c in self.categories
+        ]
+        return {"column": self.name, "encoding": "one_hot", "categories": shown}
+
+
+def fit_numeric(name: str, x: Array, standardize: bool) -> NumericAuto:
+    finite = x[~np.isnan(x)]
+    if finite.size == 0:
+        raise errors.UnusableTrainingData(f"feature {name} has only NULL values")
+    mean = float(finite.mean())
+    # The spread of the column after NULLs become the mean: scikit-learn's SimpleImputer followed
+    # by StandardScaler, the reference the tests compare against.
+    std = float(finite.std() * np.sqrt(finite.size / x.size)) if standardize else None
+    if std is not None and std == 0.0:
+        std = 1.0  # a constant column: centered to zero, no scaling (as sklearn's StandardScaler)
+    return NumericAuto(name, mean, std)
+
+
+def fit_categorical(name: str, x: Array, numeric: bool = False) -> OneHot:
+    if numeric:
+        values = np.unique(x.astype(np.float64))  # NaN sorts last and np.unique keeps one
+        return OneHot(name, tuple(float(v) for v in values), numeric=True)
+    return OneHot(name, tuple(sorted(set(x.tolist()))))
+
+
+Encoder = NumericAuto | OneHot
+
+
+@dataclass
+class Preprocessor:
+    """Fitted preprocessing: raw input columns -> the model's feature matrix."""
+
+    inputs: list[InputColumn]
+    transform: list[Step] = field(default_factory=list)
+    auto: list[Encoder] = field(default_factory=list)
+    finals: list[str] = field(default_factory=list)  # TRANSFORM outputs used as they are
+
+    def matrix(self, raw: dict[str, Array]) -> Array:
+        """The feature matrix, Fortran-ordered: each block is written into its own columns."""
+        stage = self._stage_numpy(raw)
+        n = len(next(iter(raw.values()))) if raw else 0
+        out = np.empty((n, self.width()), dtype=np.float64, order="F")
+        at = 0
+        for enc in self.auto:
+            at = _put(out, at, enc.numpy(stage.arrays[enc.name], out[:, at : at + enc.width]))
+        for name in self.finals:
+            at = _put(out, at, stage.arrays[name])
+        return out
+
+    def _stage_numpy(self, raw: dict[str, Array]) -> Stage:
+        stage = Stage(dict(raw), {c.name: _kind_of(c) for c in self.inputs})
+        if not self.transform:
+            return stage
+        out = Stage({}, {})
+        for step in self.transform:
+            out.arrays[step.alias] = step.numpy(stage.arrays)
+            out.kinds[step.alias] = step.kind
+        return out
+
+    def onnx(self, g: GraphBuilder) -> str:
+        """Adds the graph inputs and preprocessing nodes; returns the feature tensor's name."""
+        tensors = {c.name: g.input(c.name, c.elem_type) for c in self.inputs}
+        if self.transform:
+            tensors = {step.alias: step.onnx(g, tensors) for step in self.transform}
+        parts = [enc.onnx(g, tensors[enc.name]) for enc in self.auto]
+        parts += [tensors[name] for name in self.finals]
+        parts = [p for p in parts if p]
+        return parts[0] if len(parts) == 1 else g.op("Concat", *parts, axis=1)
+
+    def width(self) -> int:
+        return sum(e.width for e in self.auto) + sum(s.width for s in self.transform if s.final)
+
+    def info(self) -> list[dict[str, Any]]:
+        rows = [enc.info() for enc in self.auto]
+        rows += [step.info() for step in self.transform if step.final]
+        return rows
+
+
+def _put(out: Array, at: int, block: Array) -> int:
+    width = 1 if block.ndim == 1 else block.shape[1]
+    if not np.may_share_memory(block, out):
+        out[:, at : at + width] = block.reshape(len(block), width)
+    return at + width
+
+
+def _kind_of(column: InputColumn) -> str:
+    return "numeric" if column.kind == "numeric" else "categorical"
+
+
+# -- TRANSFORM steps -----------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    """One fitted TRANSFORM item."""
+
+    alias: str
+    function: str
+    expression: Expr
+    kind: str  # kind of the output: 'numeric' | 'categorical' | 'final'
+    params: dict[str, Any] = field(default_factory=dict)
+    input_kind: str = "numeric"
+
+    @property
+    def final(self) -> bool:
+        return self.kind == "final"
+
+    @property
+    def width(self) -> int:
+        return len(self.params.get("categories", ())) if self.function == "one_hot_encoder" else 1
+
+    def numpy(self, arrays: dict[str, Array]) -> Array:
+        x = self._input_numpy(arrays)
+        return _STEP_NUMPY[self.function](self, x)
+
+    def onnx(self, g: GraphBuilder, tensors: dict[str, str]) -> str:
+        if self.input_kind == "numeric":
+            x = eval_onnx(self.expression, g, tensors)
+        else:
+            assert isinstance(self.expression, Col)
+            x = tensors[self.expression.name]
+        return _STEP_ONNX[self.function](self, g, x)
+
+    def _input_numpy(self, arrays: dict[str, Array]) -> Array:
+        if self.input_kind == "numeric":
+            return np.broadcast_to(
+                eval_numpy(self.expression, arrays), (len(next(iter(arrays.values()))),)
+            ).astype(np.float64)
+        assert isinstance(self.expression, Col)
+        return arrays[self.expression.name]
+
+    def info(self) -> dict[str, Any]:
+        return {"column": self.alias, "encoding": self.function, **_jsonable(self.params)}
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, tuple | list):
+            out[key] = [None if v == NULL_CATEGORY else v for v in value]
+        else:
+            out[key] = value
+    return out
+
+
+def _identity_numpy(step: Step, x: Array) -> Array:
+    return x
+
+
+def _identity_onnx(step: Step, g: GraphBuilder, x: str) -> str:
+    return x
+
+
+def _scaler_numpy(step: Step, x: Array) -> Array:
+    p = step.params
+    filled = np.where(np.isnan(x), p["fill"], x)
+    out: Array = (filled - p["offset"]) / p["scale"]
+    return np.clip(out, 0.0, 1.0) if step.function == "min_max_scaler" else out
+
+
+def _scaler_onnx(step: Step, g: GraphBuilder, x: str) -> str:
+    p = step.params
+    filled = g.op("Where", g.op("IsNaN", x), g.const([[p["fill"]]]), x)
+    out = g.op("Div", g.op("Sub", filled, g.const([[p["offset"]]])), g.const([[p["scale"]]]))
+    if step.function == "min_max_scaler":
+        out = g.op("Clip", out, g.const(0.0), g.const(1.0))
+    return out
+
+
+def _imputer_numpy(step: Step, x: Array) -> Array:
+    if step.input_kind == "numeric":
+        return np.where(np.isnan(x), step.params["fill"], x)
+    return np.where(x == NULL_CATEGORY, step.params["fill"], x)
+
+
+def _imputer_onnx(step: Step, g: GraphBuilder, x: str) -> str:
+    fill = step.params["fill"]
+    if step.input_kind == "numeric":
+        return g.op("Where", g.op("IsNaN", x), g.const([[fill]]), x)
+    missing = g.op("Equal", x, g.const(np.array([[NULL_CATEGORY]], dtype=object)))
+    return g.op("Where", missing, g.const(np.array([[fill]], dtype=object)), x)
+
+
+def _bucketize_numpy(step: Step, x: Array) -> Array:
+    bounds = np.asarray(step.params["split_points"], dtype=np.float64)
+    above = x[:, None] > bounds if step.params["exclude_boundaries"] else x[:, None] >= bounds
+    index = above.sum(axis=1).astype(np.float64) + 1.0
+    return np.where(np.isnan(x), np.nan, index)
+
+
+def _bucketize_onnx(step: Step, g: GraphBuilder, x: str) -> str:
+    bounds = g.const(np.array([step.params["split_points"]], dtype=np.float64))
+    compare = "Greater" if step.params["exclude_boundaries"] else "GreaterOrEqual"
+    axes = g.const_exact(np.array([1], dtype=np.int64))
+    counts = g.op("ReduceSum", g.to_double(g.op(compare, x, bounds)), axes, keepdims=1)
+    index = g.op("Add", counts, g.const([[1.0]]))
+    return g.op("Where", g.op("IsNaN", x), g.const([[np.nan]]), index)
+
+
+def _one_hot_numpy(step: Step, x: Array) -> Array:
+    return OneHot(step.alias, tuple(step.params["categories"]), step.input_kind == "numeric").numpy(
+        x
+    )
+
+
+def _one_hot_onnx(step: Step, g: GraphBuilder, x: str) -> str:
+    encoder = OneHot(step.alias, tuple(step.params["categories"]), step.input_kind == "numeric")
+    return encoder.onnx(g, x)
+
+
+_STEP_NUMPY: dict[str, Callable[[Step, Array], Array]] = {
+    "column": _identity_numpy,
+    "expression": _identity_numpy,
+    "standard_scaler": _scaler_numpy,
+    "min_max_scaler": _scaler_numpy,
+    "imputer": _imputer_numpy,
+    "bucketize": _bucketize_numpy,
+    "one_hot_encoder": _one_hot_numpy,
+}
+_STEP_ONNX: dict[str, Callable[[Step, GraphBuilder, str], str]] = {
+    "column": _identity_onnx,
+    "expression": _identity_onnx,
+    "standard_scaler": _scaler_onnx,
+    "min_max_scaler": _scaler_onnx,
+    "imputer": _imputer_onnx,
+    "bucketize": _bucketize_onnx,
+    "one_hot_encoder": _one_hot_onnx,
+}
+
+
+def fit_step(item: TransformItem, raw: dict[str, Array], kinds: dict[str, str]) -> Step:
+    """Fits one TRANSFORM item on the training rows."""
+    input_kind = _item_input_kind(item, kinds)
+    step = Step(item.alias, item.function, item.expression, "numeric", input_kind=input_kind)
+    x = step._input_numpy(raw)
+    _FITTERS[item.function](step, item, x)
+    return step
+
+
+def _item_input_kind(item: TransformItem, kinds: dict[str, str]) -> str:
+    for name in columns_of(item.expression):
+        if name not in kinds:
+            raise errors.UndefinedColumn(
+                f'column "{name}" used in TRANSFORM is not in the training query',
+                detail=item.source or None,
+            )
+    if isinstance(item.expression, Col):
+        return "numeric" if kinds[item.expression.name] == "numeric" else "categorical"
+    for name in columns_of(item.expression):
+        if kinds[name] != "numeric":
+            raise errors.DatatypeMismatch(
+                f'TRANSFORM expression for "{item.alias}" uses non-numeric column "{name}"'
+            )
+    return "numeric"
+
+
+def _need_numeric(step: Step) -> None:
+    if step.input_kind != "numeric":
+        raise errors.DatatypeMismatch(
+            f"{step.function.upper()} needs a numeric input ({step.alias})"
+        )
+
+
+def _fit_passthrough(step: Step, item: TransformItem, x: Array) -> None:
+    step.kind = "numeric" if step.input_kind == "numeric" else "categorical"
+
+
+def _finite(step: Step, x: Array) -> Array:
+    finite = x[~np.isnan(x)]
+    if finite.size == 0:
+        raise errors.UnusableTrainingData(f"TRANSFORM input of {step.alias} has only NULL values")
+    return finite
+
+
+def _fit_standard(step: Step, item: TransformItem, x: Array) -> None:
+    _need_numeric(step)
+    finite = _finite(step, x)
+    mean, std = float(finite.mean()), float(finite.std())
+    step.kind = "final"
+    step.params = {"offset": mean, "scale": std or 1.0, "fill": mean}
+
+
+def _fit_min_max(step: Step, item: TransformItem, x: Array) -> None:
+    _need_numeric(step)
+    finite = _finite(step, x)
+    low, high = float(finite.min()), float(finite.max())
+    step.kind = "final"
+    step.params = {"offset": low, "scale": (high - low) or 1.0, "fill": float(finite.mean())}
+
+
+def _fit_imputer(step: Step, item: TransformItem, x: Array) -> None:
+    strategy = str(item.args[0]).lower() if item.args else "mean"
+    if step.input_kind == "numeric":
+        finite = _finite(step, x)
+        fill: Any = {
+            "mean": lambda: float(finite.mean()),
+            "median": lambda: float(np.median(finite)),
+            "most_frequent": lambda: float(_most_frequent(finite)),
+        }[strategy]()
+        step.kind = "numeric"
+    else:
+        if strategy != "most_frequent":
+            raise errors.InvalidParameterValue(
+                f"ML.IMPUTER strategy '{strategy}' needs a numeric input ({step.alias});"
+                " use 'most_frequent' for strings"
+            )
+        present = x[x != NULL_CATEGORY]
+        if present.size == 0:
+            raise errors.UnusableTrainingData(
+                f"TRANSFORM input of {step.alias} has only NULL values"
+            )
+        fill = str(_most_frequent(present))
+        step.kind = "categorical"
+    step.params = {"strategy": strategy, "fill": fill}
+
+
+def _most_frequent(values: Array) -> Any:
+    uniques, counts = np.unique(values, return_counts=True)
+    return uniques[int(np.argmax(counts))]  # ties: the smallest value, as sklearn does
+
+
+def _fit_bucketize(step: Step, item: TransformItem, x: Array) -> None:
+    _need_numeric(step)
+    points = item.args[0] if item.args else ()
+    if not isinstance(points, tuple) or not points:
+        raise errors.InvalidParameterValue(
+            f"ML.BUCKETIZE needs an array of split points ({step.alias})"
+        )
+    floats = [float(p) for p in points if isinstance(p, int | float) and not isinstance(p, bool)]
+    if len(floats) != len(points) or floats != sorted(floats):
+        raise errors.InvalidParameterValue(
+            f"ML.BUCKETIZE split points must be numbers in ascending order ({step.alias})"
+        )
+    exclude = bool(item.args[1]) if len(item.args) > 1 else False
+    step.kind = "categorical"
+    step.params = {"split_points": floats, "exclude_boundaries": exclude}
+
+
+def _fit_one_hot(step: Step, item: TransformItem, x: Array) -> None:
+    drop, top_k, threshold = _one_hot_args(item)
+    values = x if step.input_kind != "numeric" else x.astype(np.float64)
+    present = (
+        values[values != NULL_CATEGORY]
+        if step.input_kind != "numeric"
+        else values[~np.isnan(values)]
+    )
+    uniques, counts = np.unique(present, return_counts=True)
+    order = sorted(range(len(uniques)), key=lambda i: (-counts[i], uniques[i]))
+    keep = [i for i in order if counts[i] >= threshold][:top_k]
+    if drop == "most_frequent" and keep:
+        keep = keep[1:]
+    cats = sorted(uniques[i].item() if hasattr(uniques[i], "item") else uniques[i] for i in keep)
+    step.kind = "final"
+    step.params = {"categories": tuple(cats), "drop": drop}
+
+
+def _one_hot_args(item: TransformItem) -> tuple[str, int, int]:
+    args = list(item.args) + [None] * 3
+    drop = str(args[0] or "none").lower()
+    if drop not in ("none", "most_frequent"):
+        raise errors.InvalidParameterValue(
+            "ML.ONE_HOT_ENCODER drop must be 'none' or 'most_frequent'"
+        )
+    top_k = args[1] if args[1] is not None else 32000
+    threshold = args[2] if args[2] is not None else 5
+    if not isinstance(top_k, int) or top_k <= 0 or not isinstance(threshold, int) or threshold < 0:
+        raise errors.InvalidParameterValue(
+            "ML.ONE_HOT_ENCODER top_k must be > 0, frequency_threshold >= 0"
+        )
+    return drop, top_k, threshold
+
+
+_FITTERS: dict[str, Callable[[Step, TransformItem, Array], None]] = {
+    "column": _fit_passthrough,
+    "expression": _fit_passthrough,
+    "standard_scaler": _fit_standard,
+    "min_max_scaler": _fit_min_max,
+    "imputer": _fit_imputer,
+    "bucketize": _fit_bucketize,
+    "one_hot_encoder": _fit_one_hot,
+}
+
+
+def fit(
+    inputs: Sequence[InputColumn],
+    raw: dict[str, Array],
+    transform: Sequence[TransformItem] | None,
+    standardize: bool,
+) -> Preprocessor:
+    """Fits TRANSFORM (if any) and automatic preprocessing on the training rows ``raw``."""
+    pre = Preprocessor(list(inputs))
+    kinds = {c.name: c.kind for c in inputs}
+    if transform:
+        pre.transform = [fit_step(item, raw, kinds) for item in transform]
+    stage = pre._stage_numpy(raw)
+    for name, kind in stage.kinds.items():
+        if kind == "final":
+            pre.finals.append(name)
+        elif kind == "numeric":
+            pre.auto.append(fit_numeric(name, stage.arrays[name], standardize))
+        else:
+            pre.auto.append(fit_categorical(name, stage.arrays[name], _is_bucket(pre, name)))
+    return pre
+
+
+def _is_bucket(pre: Preprocessor, name: str) -> bool:
+    return any(s.alias == name and s.function == "bucketize" for s in pre.transform)

@@ -1,0 +1,89 @@
+"""ML.EVALUATE's metric columns, as BigQuery ML names them, computed by scikit-learn.
+
+Classification: precision, recall, accuracy, f1_score, log_loss, roc_auc. Binary models use the
+positive class (the second label in sorted order) at the threshold; multiclass models macro-average.
+Regression: mean_absolute_error, mean_squared_error, mean_squared_log_error, median_absolute_error,
+r2_score, explained_variance. K-means: davies_bouldin_index, mean_squared_distance.
+A metric that is not defined for the data (e.g. roc_auc with one class present) is NULL.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+Array = np.ndarray[Any, Any]
+
+REGRESSION = (
+    "mean_absolute_error",
+    "mean_squared_error",
+    "mean_squared_log_error",
+    "median_absolute_error",
+    "r2_score",
+    "explained_variance",
+)
+CLASSIFICATION = ("precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc")
+CLUSTERING = ("davies_bouldin_index", "mean_squared_distance")
+
+
+def _safe(fn: Callable[[], float]) -> float | None:
+    """A metric, or None where scikit-learn says it is undefined for these rows."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = float(fn())
+    except ValueError:
+        return None
+    return None if np.isnan(value) else value
+
+
+def regression(y: Array, predicted: Array) -> dict[str, float | None]:
+    msle = None
+    if (y > -1).all() and (predicted > -1).all():
+        msle = _safe(lambda: skm.mean_squared_log_error(y, predicted))
+    return {
+        "mean_absolute_error": _safe(lambda: skm.mean_absolute_error(y, predicted)),
+        "mean_squared_error": _safe(lambda: skm.mean_squared_error(y, predicted)),
+        "mean_squared_log_error": msle,
+        "median_absolute_error": _safe(lambda: skm.median_absolute_error(y, predicted)),
+        "r2_score": _safe(lambda: skm.r2_score(y, predicted)),
+        "explained_variance": _safe(lambda: skm.explained_variance_score(y, predicted)),
+    }
+
+
+def classification(
+    y: Array, probs: Array, n_classes: int, threshold: float
+) -> dict[str, float | None]:
+    """``y``: class indexes 0..n_classes-1; ``probs``: [n, n_classes] probabilities."""
+    labels = list(range(n_classes))
+    if n_classes == 2:
+        predicted = (probs[:, 1] > threshold).astype(np.int64)
+        kw: dict[str, Any] = {"average": "binary", "pos_label": 1, "zero_division": 0}
+        auc = _safe(lambda: skm.roc_auc_score(y, probs[:, 1]))
+    else:
+        predicted = np.argmax(probs, axis=1)
+        kw = {"average": "macro", "labels": labels, "zero_division": 0}
+        auc = _safe(
+            lambda: skm.roc_auc_score(y, probs, multi_class="ovr", average="macro", labels=labels)
+        )
+    return {
+        "precision": _safe(lambda: skm.precision_score(y, predicted, **kw)),
+        "recall": _safe(lambda: skm.recall_score(y, predicted, **kw)),
+        "accuracy": _safe(lambda: skm.accuracy_score(y, predicted)),
+        "f1_score": _safe(lambda: skm.f1_score(y, predicted, **kw)),
+        "log_loss": _safe(lambda: skm.log_loss(y, probs, labels=labels)),
+        "roc_auc": auc,
+    }
+
+
+def clustering(features: Array, cluster: Array, distances: Array) -> dict[str, float | None]:
+    """``cluster``: 0-based nearest centroid; ``distances``: [n, k] Euclidean distances."""
+    nearest = distances[np.arange(len(cluster)), cluster]
+    return {
+        "davies_bouldin_index": _safe(lambda: skm.davies_bouldin_score(features, cluster)),
+        "mean_squared_distance": _safe(lambda: float(np.mean(nearest**2))),
+    }

@@ -1,0 +1,256 @@
+"""Model types: a registry that maps BigQuery ML's model_type to a scikit-learn estimator.
+
+Each built-in model type registers itself through :func:`register`, the same door a third party
+would use. An entry says which options it takes (with BigQuery ML's defaults), whether numeric
+features are standardized, and how to build the estimator from the resolved options.
+
+How BigQuery ML's options map onto scikit-learn (written down because the two scale their losses
+differently; sqlml defines its objective as scikit-learn's):
+- linear_reg, NORMAL_EQUATION / AUTO_STRATEGY: l1_reg = l2_reg = 0 -> LinearRegression;
+  l2_reg only -> Ridge(alpha=l2_reg); l1_reg > 0 -> ElasticNet(alpha=l1_reg + l2_reg,
+  l1_ratio=l1_reg / (l1_reg + l2_reg)).
+- logistic_reg: LogisticRegression(lbfgs; C = 1 / l2_reg, or no penalty when l2_reg = 0);
+  with l1_reg > 0: saga with C = 1 / (l1_reg + l2_reg), l1_ratio = l1_reg / (l1_reg + l2_reg).
+- BATCH_GRADIENT_DESCENT: SGDRegressor / SGDClassifier(loss='log_loss') with penalty
+  alpha = l1_reg + l2_reg, eta0 = learn_rate (learn_rate_strategy CONSTANT) or the default
+  'invscaling' schedule from ls_init_learn_rate (LINE_SEARCH).
+- max_iterations is the solver's max_iter; early_stop=FALSE turns the tolerance off (tol=None or 0)
+  and min_rel_progress is the tolerance otherwise.
+- kmeans: KMeans(n_clusters=num_clusters, init RANDOM | KMEANS++ | CUSTOM (the rows where
+  kmeans_init_col is TRUE), n_init=1, max_iter=max_iterations, tol=min_rel_progress,
+  random_state=0).
+Random choices use seed 0, so training the same data twice gives the same model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.linear_model import (
+    ElasticNet,
+    LinearRegression,
+    LogisticRegression,
+    Ridge,
+    SGDClassifier,
+    SGDRegressor,
+)
+
+from sqlml import errors
+from sqlml.ml.options import COMMON, Option, non_negative, positive, resolve
+
+REGRESSOR, CLASSIFIER, CLUSTERER = "regressor", "classifier", "clusterer"
+SEED = 0
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What an estimator builder may need besides options."""
+
+    n_rows: int
+    init_centroids: np.ndarray[Any, Any] | None = None  # kmeans CUSTOM init, preprocessed
+
+
+@dataclass(frozen=True)
+class ModelType:
+    name: str
+    kind: str  # REGRESSOR | CLASSIFIER | CLUSTERER
+    options: tuple[Option, ...]
+    build: Callable[[dict[str, Any], FitContext], Any]
+    standardize: Callable[[dict[str, Any]], bool]
+
+    @property
+    def supervised(self) -> bool:
+        return self.kind != CLUSTERER
+
+    def resolve_options(self, given: dict[str, Any]) -> dict[str, Any]:
+        return resolve(given, self.options, self.name)
+
+
+_REGISTRY: dict[str, ModelType] = {}
+
+
+def register(model_type: ModelType) -> None:
+    _REGISTRY[model_type.name] = model_type
+
+
+def get(name: object) -> ModelType:
+    if not isinstance(name, str):
+        raise errors.InvalidParameterValue("option MODEL_TYPE is required, e.g. 'logistic_reg'")
+    found = _REGISTRY.get(name.lower())
+    if found is None:
+        raise errors.InvalidParameterValue(
+            f"model_type '{name}' is not supported",
+            hint="supported: " + ", ".join(sorted(_REGISTRY)),
+        )
+    return found
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+SUPERVISED = (
+    Option("input_label_cols", "str_list"),
+    Option(
+        "data_split_method",
+        "str",
+        "AUTO_SPLIT",
+        choices=("AUTO_SPLIT", "RANDOM", "CUSTOM", "SEQ", "NO_SPLIT"),
+    ),
+    Option(
+        "data_split_eval_fraction",
+        "float",
+        0.2,
+        check=lambda x: 0 < x < 1,
+        requirement="a number between 0 and 1",
+    ),
+    Option("data_split_col", "str"),
+)
+
+LINEAR = (
+    Option(
+        "optimize_strategy",
+        "str",
+        "AUTO_STRATEGY",
+        choices=("AUTO_STRATEGY", "BATCH_GRADIENT_DESCENT", "NORMAL_EQUATION"),
+    ),
+    Option("l1_reg", "float", 0.0, check=non_negative, requirement="a number >= 0"),
+    Option("l2_reg", "float", 0.0, check=non_negative, requirement="a number >= 0"),
+    Option("learn_rate_strategy", "str", "LINE_SEARCH", choices=("LINE_SEARCH", "CONSTANT")),
+    Option("learn_rate", "float", 0.1, check=positive, requirement="a number > 0"),
+    Option("ls_init_learn_rate", "float", 0.1, check=positive, requirement="a number > 0"),
+)
+
+CLASS_WEIGHTS = (
+    Option("auto_class_weights", "bool", False),
+    Option("class_weights", "struct_list"),
+)
+
+
+def _tol(opts: dict[str, Any], off: float | None) -> float | None:
+    return float(opts["min_rel_progress"]) if opts["early_stop"] else off
+
+
+def _sgd_args(opts: dict[str, Any]) -> dict[str, Any]:
+    l1, l2 = opts["l1_reg"], opts["l2_reg"]
+    constant = opts["learn_rate_strategy"] == "CONSTANT"
+    return {
+        "penalty": "elasticnet" if l1 + l2 > 0 else None,
+        "alpha": l1 + l2 if l1 + l2 > 0 else 0.0001,
+        "l1_ratio": l1 / (l1 + l2) if l1 + l2 > 0 else 0.15,
+        "learning_rate": "constant" if constant else "invscaling",
+        "eta0": opts["learn_rate"] if constant else opts["ls_init_learn_rate"],
+        "max_iter": opts["max_iterations"],
+        "tol": _tol(opts, None),
+        "random_state": SEED,
+    }
+
+
+def _linear_reg(opts: dict[str, Any], ctx: FitContext) -> Any:
+    l1, l2 = opts["l1_reg"], opts["l2_reg"]
+    if opts["optimize_strategy"] == "BATCH_GRADIENT_DESCENT":
+        return SGDRegressor(**_sgd_args(opts))
+    if l1 > 0:
+        return ElasticNet(
+            alpha=l1 + l2,
+            l1_ratio=l1 / (l1 + l2),
+            max_iter=opts["max_iterations"],
+            tol=_tol(opts, 0.0) or 0.0,
+            random_state=SEED,
+        )
+    return Ridge(alpha=l2) if l2 > 0 else LinearRegression()
+
+
+def _class_weight(opts: dict[str, Any]) -> Any:
+    if opts["auto_class_weights"] and opts["class_weights"]:
+        raise errors.InvalidParameterValue(
+            "AUTO_CLASS_WEIGHTS and CLASS_WEIGHTS cannot both be set"
+        )
+    if opts["auto_class_weights"]:
+        return "balanced"
+    return None  # explicit CLASS_WEIGHTS are mapped onto class indexes by the trainer
+
+
+def _logistic_reg(opts: dict[str, Any], ctx: FitContext) -> Any:
+    l1, l2 = opts["l1_reg"], opts["l2_reg"]
+    weight = _class_weight(opts)
+    if opts["optimize_strategy"] == "BATCH_GRADIENT_DESCENT":
+        return SGDClassifier(loss="log_loss", class_weight=weight, **_sgd_args(opts))
+    tol = _tol(opts, 0.0) or 0.0
+    if l1 > 0:
+        return LogisticRegression(
+            C=1.0 / (l1 + l2),
+            l1_ratio=l1 / (l1 + l2),
+            solver="saga",
+            max_iter=opts["max_iterations"],
+            tol=tol,
+            class_weight=weight,
+            random_state=SEED,
+        )
+    return LogisticRegression(
+        C=1.0 / l2 if l2 > 0 else math.inf,
+        solver="lbfgs",
+        max_iter=opts["max_iterations"],
+        tol=tol,
+        class_weight=weight,
+    )
+
+
+KMEANS_OPTIONS = (
+    Option("num_clusters", "int", None, check=lambda k: k >= 2, requirement="an integer >= 2"),
+    Option("kmeans_init_method", "str", "RANDOM", choices=("RANDOM", "KMEANS++", "CUSTOM")),
+    Option("kmeans_init_col", "str"),
+    Option("distance_type", "str", "EUCLIDEAN", choices=("EUCLIDEAN", "COSINE")),
+    Option("standardize_features", "bool", True),
+)
+
+
+def default_num_clusters(n_rows: int) -> int:
+    """sqlml's choice when NUM_CLUSTERS is omitted: about log10 of the rows, between 2 and 8."""
+    return max(2, min(8, round(math.log10(max(n_rows, 1)))))
+
+
+def _kmeans(opts: dict[str, Any], ctx: FitContext) -> Any:
+    if opts["distance_type"] == "COSINE":
+        raise errors.FeatureNotSupported("DISTANCE_TYPE = 'COSINE' is not supported yet")
+    k = opts["num_clusters"] or default_num_clusters(ctx.n_rows)
+    init: Any = {"RANDOM": "random", "KMEANS++": "k-means++"}.get(opts["kmeans_init_method"])
+    if init is None:
+        init = ctx.init_centroids
+        k = len(init)
+    if k > ctx.n_rows:
+        raise errors.UnusableTrainingData(f"NUM_CLUSTERS = {k} is more than the {ctx.n_rows} rows")
+    return KMeans(
+        n_clusters=k,
+        init=init,
+        n_init=1,
+        max_iter=opts["max_iterations"],
+        tol=_tol(opts, 0.0) or 0.0,
+        random_state=SEED,
+    )
+
+
+def _always(opts: dict[str, Any]) -> bool:
+    return True
+
+
+def _kmeans_standardize(opts: dict[str, Any]) -> bool:
+    return bool(opts["standardize_features"])
+
+
+register(ModelType("linear_reg", REGRESSOR, COMMON + SUPERVISED + LINEAR, _linear_reg, _always))
+register(
+    ModelType(
+        "logistic_reg",
+        CLASSIFIER,
+        COMMON + SUPERVISED + LINEAR + CLASS_WEIGHTS,
+        _logistic_reg,
+        _always,
+    )
+)
+register(ModelType("kmeans", CLUSTERER, COMMON + KMEANS_OPTIONS, _kmeans, _kmeans_standardize))

@@ -1,0 +1,78 @@
+"""Runtime scoring: the stored ONNX graph run by onnxruntime over Arrow data.
+
+Sessions are cached by the graph's sha256, so every call after the first for a model version costs
+only the run. Inputs follow the graph's conventions (see features.py): numbers as float64 with NaN
+for NULL, strings and booleans as strings with NULL as :data:`NULL_CATEGORY`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+
+from sqlml import errors
+from sqlml.ml.features import InputColumn, to_numpy
+
+Array = np.ndarray[Any, Any]
+_CACHE_SIZE = 64
+
+
+class Scorer:
+    """One onnxruntime session over one model version's graph."""
+
+    def __init__(self, onnx_bytes: bytes, inputs: Sequence[InputColumn]) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # the engine runs scoring in its own threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.inputs = list(inputs)
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feed: dict[str, Array], outputs: Sequence[str] | None = None) -> dict[str, Array]:
+        shaped = {name: value.reshape(-1, 1) for name, value in feed.items()}
+        wanted = list(outputs) if outputs is not None else self.outputs
+        results = self.session.run(wanted, shaped)
+        return dict(zip(wanted, results, strict=True))
+
+    def run_arrow(
+        self, columns: Sequence[pa.Array | pa.ChunkedArray], outputs: Sequence[str] | None = None
+    ) -> dict[str, Array]:
+        """Scores Arrow columns given in the order of ``self.inputs``."""
+        feed = {c.name: to_numpy(col, c.kind) for c, col in zip(self.inputs, columns, strict=True)}
+        return self.run(feed, outputs)
+
+    def run_table(self, table: pa.Table, outputs: Sequence[str] | None = None) -> dict[str, Array]:
+        missing = [c.name for c in self.inputs if c.name not in table.column_names]
+        if missing:
+            raise errors.UndefinedColumn(f'column "{missing[0]}" is missing from the input')
+        return self.run_arrow([table.column(c.name) for c in self.inputs], outputs)
+
+
+_lock = threading.Lock()
+_cache: OrderedDict[str, Scorer] = OrderedDict()
+
+
+def scorer(onnx_bytes: bytes, inputs: Sequence[InputColumn], key: str | None = None) -> Scorer:
+    """A cached :class:`Scorer`; ``key`` is the graph's sha256 when the caller knows it."""
+    key = key or hashlib.sha256(onnx_bytes).hexdigest()
+    with _lock:
+        found = _cache.get(key)
+        if found is not None:
+            _cache.move_to_end(key)
+            return found
+    made = Scorer(onnx_bytes, inputs)
+    with _lock:
+        _cache[key] = made
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return made

@@ -1,0 +1,502 @@
+"""Training: Arrow rows in, a checked ONNX graph and its description out.
+
+Theory of operation. ``train`` resolves OPTIONS for the model type, picks the label and feature
+columns, drops rows whose label is NULL, splits the rows (split.py), fits preprocessing on the
+training rows (features.py), fits the scikit-learn estimator on the preprocessed matrix, converts
+it with skl2onnx and splices it behind sqlml's own preprocessing graph. Before anything is returned
+the whole graph is run by onnxruntime on the evaluation rows and compared with scikit-learn on the
+same rows: a graph that disagrees is refused, so it can never be stored. The evaluation metrics are
+computed from the graph's own outputs: what is reported is what will be served.
+
+Classifiers train on class indexes 0..C-1 (the labels in sorted order); the graph's ``label``
+output is that index and the engine maps it back to the label's own type and value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+import pyarrow as pa
+import pyarrow.compute as pc
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import DoubleTensorType
+from sklearn.exceptions import ConvergenceWarning
+
+from sqlml import errors
+from sqlml.grammar.statements import Col, OptionValue, TransformItem
+from sqlml.ml import features, metrics, models, split
+from sqlml.ml.features import InputColumn, Preprocessor
+from sqlml.ml.graph import ML_OPSET, OPSET, GraphBuilder, splice
+from sqlml.ml.score import Scorer
+
+Array = np.ndarray[Any, Any]
+Progress = Callable[[str], None]
+
+# Canonical output names of every stored graph, by model kind.
+OUTPUTS = {
+    models.CLASSIFIER: {"label": "label", "probabilities": "probabilities"},
+    models.REGRESSOR: {"variable": "value"},
+    models.CLUSTERER: {"label": "label", "scores": "distances"},
+}
+PARITY_ROWS = 10_000
+PARITY_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training produced: everything the model store records for a version."""
+
+    onnx: bytes
+    model_type: str
+    kind: str
+    inputs: list[InputColumn]
+    label: str | None
+    label_type: str | None  # the label column's Arrow type, e.g. 'int64', 'string', 'bool'
+    classes: list[Any] | None  # classifiers: label values in class-index order
+    options: dict[str, Any]
+    metrics: dict[str, Any]
+    training_info: dict[str, Any]
+    feature_info: list[dict[str, Any]]
+    row_count: int
+    data_hash: str
+    centroids: list[list[float]] | None = None
+
+
+@dataclass
+class _Data:
+    """The rows as training sees them."""
+
+    raw: dict[str, Array]
+    y: Array | None
+    classes: list[Any] | None
+    eval_mask: Array | None
+    init_mask: Array | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def train(
+    options: Mapping[str, OptionValue],
+    table: pa.Table,
+    transform: Sequence[TransformItem] | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    say = progress or (lambda message: None)
+    started = time.perf_counter()
+    model_type = models.get(options.get("model_type"))
+    opts = model_type.resolve_options(dict(options))
+    if table.num_rows == 0:
+        raise errors.UnusableTrainingData("the training query returned no rows")
+    label = _label_column(model_type, opts, table)
+    transform = feature_transform(transform, label)
+    inputs = _inputs(model_type, opts, table, label, transform)
+    data_hash = content_hash(table)
+    data = _prepare(model_type, opts, table, label, inputs)
+    n_train = len(data.y) if data.y is not None else table.num_rows
+    say(f"training {model_type.name} on {n_train} rows, {len(inputs)} input columns")
+    return _fit(model_type, opts, data, inputs, label, transform, table, data_hash, say, started)
+
+
+def _fit(
+    model_type: models.ModelType,
+    opts: dict[str, Any],
+    data: _Data,
+    inputs: list[InputColumn],
+    label: str | None,
+    transform: Sequence[TransformItem] | None,
+    table: pa.Table,
+    data_hash: str,
+    say: Progress,
+    started: float,
+) -> TrainResult:
+    train_rows = _rows(data, training=True)
+    clock = _Clock(data.timings)
+    # Statistics come from all input rows, as BigQuery ML documents ("as calculated by the
+    # feature column in the original input data"); it also spares a copy of the training rows.
+    pre = features.fit(inputs, data.raw, transform, model_type.standardize(opts))
+    x_all = pre.matrix(data.raw)
+    if x_all.shape[1] == 0:
+        raise errors.UnusableTrainingData("no usable feature columns")
+    x_train = _select(x_all, train_rows)
+    clock.lap("preprocess_seconds")
+    ctx = models.FitContext(
+        n_rows=len(x_train),
+        init_centroids=None if data.init_mask is None else x_all[data.init_mask],
+    )
+    estimator = model_type.build(opts, ctx)
+    info = _fit_estimator(estimator, x_train, _y(data, train_rows), opts, data)
+    del x_train
+    clock.lap("fit_seconds")
+    say(f"fitted in {data.timings['fit_seconds']:.2f}s; converting to ONNX")
+    graph = _to_onnx(model_type, estimator, pre)
+    clock.lap("convert_seconds")
+    check_rows = _rows(data, training=False)
+    outputs = _parity_check(graph, inputs, data.raw, check_rows, estimator, x_all, model_type.kind)
+    result_metrics = _metrics(model_type.kind, outputs, data, check_rows, x_all, opts)
+    clock.lap("check_seconds")
+    say("checked the ONNX graph against scikit-learn; " + _summary(result_metrics))
+    info.update(
+        training_rows=_count(train_rows, len(x_all)),
+        evaluation_rows=int(data.eval_mask.sum()) if data.eval_mask is not None else 0,
+        duration_seconds=time.perf_counter() - started,
+        **data.timings,
+    )
+    centroids = _centroids(estimator, model_type.kind)
+    if centroids is not None:
+        info["centroids"] = centroids
+    return TrainResult(
+        onnx=graph,
+        model_type=model_type.name,
+        kind=model_type.kind,
+        inputs=inputs,
+        label=label,
+        label_type=str(table.schema.field(label).type) if label else None,
+        classes=data.classes,
+        options=opts,
+        metrics=result_metrics,
+        training_info=info,
+        feature_info=pre.info(),
+        row_count=table.num_rows,
+        data_hash=data_hash,
+        centroids=centroids,
+    )
+
+
+def _summary(values: dict[str, Any]) -> str:
+    shown = [f"{k}={v:.4g}" for k, v in values.items() if isinstance(v, float)][:3]
+    return ", ".join(shown)
+
+
+def _centroids(estimator: Any, kind: str) -> list[list[float]] | None:
+    if kind != models.CLUSTERER:
+        return None
+    return [[float(v) for v in row] for row in estimator.cluster_centers_]
+
+
+# -- columns -------------------------------------------------------------------------------------
+
+
+def _label_column(
+    model_type: models.ModelType, opts: dict[str, Any], table: pa.Table
+) -> str | None:
+    if not model_type.supervised:
+        return None
+    given = opts.get("input_label_cols") or ["label"]
+    if len(given) != 1:
+        raise errors.InvalidParameterValue("INPUT_LABEL_COLS takes exactly one column")
+    name = _find_column(table, given[0])
+    if name is None:
+        raise errors.UndefinedColumn(
+            f'label column "{given[0]}" is not in the training query',
+            hint="name it in OPTIONS(input_label_cols = ['...'])",
+        )
+    return name
+
+
+def _find_column(table: pa.Table, name: str) -> str | None:
+    """Exact match first, then case-insensitive (SQL folds unquoted names)."""
+    if name in table.column_names:
+        return name
+    matches = [c for c in table.column_names if c.lower() == name.lower()]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _excluded(opts: dict[str, Any], table: pa.Table, label: str | None) -> set[str]:
+    skip = {label} if label else set()
+    for option in ("data_split_col", "kmeans_init_col"):
+        if opts.get(option):
+            found = _find_column(table, opts[option])
+            if found is None:
+                raise errors.UndefinedColumn(
+                    f'{option.upper()} column "{opts[option]}" is not in the training query'
+                )
+            skip.add(found)
+    return skip
+
+
+def _inputs(
+    model_type: models.ModelType,
+    opts: dict[str, Any],
+    table: pa.Table,
+    label: str | None,
+    transform: Sequence[TransformItem] | None,
+) -> list[InputColumn]:
+    skip = _excluded(opts, table, label)
+    if transform:
+        used = _transform_inputs(transform, label, table)
+        names = [c for c in table.column_names if c in used and c not in skip]
+    else:
+        names = [c for c in table.column_names if c not in skip]
+    if not names:
+        raise errors.UnusableTrainingData("the training query has no feature columns")
+    return [InputColumn(n, features.column_kind(n, table.schema.field(n).type)) for n in names]
+
+
+def _transform_inputs(
+    transform: Sequence[TransformItem], label: str | None, table: pa.Table
+) -> set[str]:
+    used: set[str] = set()
+    for item in transform:
+        if label is not None and item.alias == label:
+            continue
+        for name in features.columns_of(item.expression):
+            if name not in table.column_names:
+                raise errors.UndefinedColumn(
+                    f'column "{name}" used in TRANSFORM is not in the training query'
+                )
+            used.add(name)
+    return used
+
+
+def feature_transform(
+    transform: Sequence[TransformItem] | None, label: str | None
+) -> list[TransformItem] | None:
+    """The TRANSFORM items that make features (the label's own item passes it through)."""
+    if not transform:
+        return None
+    items = []
+    for item in transform:
+        if label is not None and item.alias == label:
+            if not (isinstance(item.expression, Col) and item.function == "column"):
+                raise errors.FeatureNotSupported("the label can only be passed through TRANSFORM")
+            continue
+        items.append(item)
+    return items
+
+
+# -- rows ----------------------------------------------------------------------------------------
+
+
+def _prepare(
+    model_type: models.ModelType,
+    opts: dict[str, Any],
+    table: pa.Table,
+    label: str | None,
+    inputs: list[InputColumn],
+) -> _Data:
+    began = time.perf_counter()
+    if label is not None:
+        keep = pc.is_valid(table.column(label))
+        if not pc.any(keep).as_py():
+            raise errors.UnusableTrainingData(f'label column "{label}" has only NULL values')
+        if not pc.all(keep).as_py():
+            table = table.filter(keep)
+    raw = {c.name: features.to_numpy(table.column(c.name), c.kind) for c in inputs}
+    y, classes = _labels(model_type, table, label)
+    column = (
+        table.column(_find_column(table, opts["data_split_col"]) or "")
+        if opts.get("data_split_col")
+        else None
+    )
+    mask = (
+        split.eval_mask(
+            opts["data_split_method"], opts["data_split_eval_fraction"], column, table.num_rows
+        )
+        if model_type.supervised
+        else None
+    )
+    if mask is not None and mask.all():
+        raise errors.UnusableTrainingData("the data split leaves no rows to train on")
+    if mask is not None and not mask.any():
+        mask = None  # nothing to evaluate on: evaluation uses the training rows
+    data = _Data(raw, y, classes, mask, init_mask=_init_mask(opts, table))
+    data.timings["prepare_seconds"] = time.perf_counter() - began
+    return data
+
+
+def _init_mask(opts: dict[str, Any], table: pa.Table) -> Array | None:
+    if opts.get("kmeans_init_method") != "CUSTOM":
+        return None
+    name = _find_column(table, opts.get("kmeans_init_col") or "")
+    if name is None:
+        raise errors.InvalidParameterValue("KMEANS_INIT_METHOD = 'CUSTOM' needs KMEANS_INIT_COL")
+    column = table.column(name)
+    if not pa.types.is_boolean(column.type):
+        raise errors.DatatypeMismatch("KMEANS_INIT_COL must be a BOOL column")
+    mask = np.asarray(pc.fill_null(column, False).to_numpy(zero_copy_only=False), dtype=bool)
+    if mask.sum() < 2:
+        raise errors.UnusableTrainingData("KMEANS_INIT_COL marks fewer than 2 rows")
+    return mask
+
+
+def _labels(
+    model_type: models.ModelType, table: pa.Table, label: str | None
+) -> tuple[Array | None, list[Any] | None]:
+    if label is None:
+        return None, None
+    column = table.column(label)
+    if model_type.kind == models.REGRESSOR:
+        if features.column_kind(label, column.type) != "numeric":
+            raise errors.DatatypeMismatch(
+                f'label column "{label}" must be numeric for {model_type.name}, not {column.type}'
+            )
+        return features.to_numpy(column, "numeric"), None
+    classes = pc.sort_indices(pc.unique(column))  # hash-based: faster than np.unique's sort
+    values = pc.take(pc.unique(column), classes)
+    if len(values) < 2:
+        raise errors.UnusableTrainingData(
+            f'label column "{label}" has only one class ({values[0].as_py()!r}):'
+            " a classifier needs two"
+        )
+    y = pc.index_in(column, value_set=values).to_numpy(zero_copy_only=False)
+    return np.asarray(y, dtype=np.int64), values.to_pylist()
+
+
+def _rows(data: _Data, training: bool) -> Array | slice:
+    """Row selector: a mask, or ``slice(None)`` (all rows, and no copy) without a split."""
+    if data.eval_mask is None:
+        return slice(None)
+    return ~data.eval_mask if training else data.eval_mask
+
+
+class _Clock:
+    """Phase timings into ``timings``, reported in ML.TRAINING_INFO-style training info."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = now - self.last
+        self.last = now
+
+
+def _select(x: Array, rows: Array | slice) -> Array:
+    """Rows of a Fortran-ordered matrix, column by column (5-10x faster than x[mask] here)."""
+    if isinstance(rows, slice):
+        return x[rows]
+    out = np.empty((int(rows.sum()), x.shape[1]), order="F")
+    for j in range(x.shape[1]):
+        out[:, j] = x[:, j][rows]
+    return out
+
+
+def _count(rows: Array | slice, n: int) -> int:
+    return n if isinstance(rows, slice) else int(rows.sum())
+
+
+def _y(data: _Data, rows: Array | slice) -> Array | None:
+    return None if data.y is None else data.y[rows]
+
+
+# -- fitting and conversion ----------------------------------------------------------------------
+
+
+def _fit_estimator(
+    estimator: Any, x: Array, y: Array | None, opts: dict[str, Any], data: _Data
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if y is not None and opts.get("class_weights"):
+        kwargs["sample_weight"] = _sample_weights(opts["class_weights"], data.classes or [], y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        estimator.fit(x, y, **kwargs) if y is not None else estimator.fit(x)
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    iterations = getattr(estimator, "n_iter_", None)
+    if isinstance(iterations, np.ndarray):
+        iterations = int(iterations.max())
+    return {"iterations": iterations, "converged": converged}
+
+
+def _sample_weights(pairs: list[list[Any]], classes: list[Any], y: Array) -> Array:
+    by_text = {str(c).lower(): i for i, c in enumerate(classes)}
+    weights = np.ones(len(classes))
+    for label, weight in pairs:
+        index = by_text.get(str(label).lower())
+        if index is None:
+            raise errors.InvalidParameterValue(f"CLASS_WEIGHTS names unknown label {label!r}")
+        weights[index] = weight
+    return np.asarray(weights[y])
+
+
+def _to_onnx(model_type: models.ModelType, estimator: Any, pre: Preprocessor) -> bytes:
+    width = int(getattr(estimator, "n_features_in_", pre.width()))
+    options = {"zipmap": False} if model_type.kind == models.CLASSIFIER else None
+    converted = to_onnx(
+        estimator,
+        initial_types=[("features", DoubleTensorType([None, width]))],
+        options=options,
+        target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET},
+    )
+    builder = GraphBuilder()
+    feature_tensor = pre.onnx(builder)
+    model = splice(builder, feature_tensor, converted, OUTPUTS[model_type.kind])
+    if model_type.kind == models.CLUSTERER:
+        # k-means evaluation needs the rows in the space its distances are measured in.
+        model.graph.node.append(onnx.helper.make_node("Identity", [feature_tensor], ["features"]))
+        model.graph.output.append(
+            onnx.helper.make_tensor_value_info("features", onnx.TensorProto.DOUBLE, [None, width])
+        )
+    return bytes(model.SerializeToString())
+
+
+def _parity_check(
+    graph: bytes,
+    inputs: list[InputColumn],
+    raw: dict[str, Array],
+    rows: Array | slice,
+    estimator: Any,
+    x_all: Array,
+    kind: str,
+) -> dict[str, Array]:
+    """The graph's outputs on ``rows``, after checking them against scikit-learn."""
+    scorer = Scorer(graph, inputs)
+    outputs = scorer.run({k: v[rows] for k, v in raw.items()})
+    sample = np.arange(len(x_all))[rows][:PARITY_ROWS]
+    head = {k: v[: len(sample)] for k, v in outputs.items()}
+    x = x_all[sample]
+    if kind == models.CLASSIFIER:
+        expected = {"probabilities": estimator.predict_proba(x)}
+        same_label = np.array_equal(head["label"], estimator.predict(x))
+    elif kind == models.REGRESSOR:
+        expected = {"value": estimator.predict(x).reshape(-1, 1)}
+        same_label = True
+    else:
+        expected = {"distances": estimator.transform(x)}
+        same_label = np.array_equal(head["label"], estimator.predict(x))
+    worst = max(float(np.max(np.abs(head[k] - v), initial=0.0)) for k, v in expected.items())
+    scale = max(float(np.max(np.abs(v), initial=1.0)) for v in expected.values())
+    if not same_label or worst > PARITY_TOLERANCE * max(scale, 1.0):
+        raise errors.InternalError(
+            "the ONNX graph disagrees with scikit-learn; the model was not stored",
+            detail=f"largest difference {worst:.3g}; labels equal: {same_label}",
+        )
+    return outputs
+
+
+def _metrics(
+    kind: str,
+    outputs: dict[str, Array],
+    data: _Data,
+    rows: Array | slice,
+    x_all: Array,
+    opts: dict[str, Any],
+) -> dict[str, Any]:
+    if kind == models.CLASSIFIER:
+        assert data.y is not None
+        assert data.classes is not None
+        return metrics.classification(
+            data.y[rows], outputs["probabilities"], len(data.classes), 0.5
+        )
+    if kind == models.REGRESSOR:
+        assert data.y is not None
+        return metrics.regression(data.y[rows], outputs["value"].reshape(-1))
+    return metrics.clustering(x_all[rows], outputs["label"], outputs["distances"])
+
+
+def content_hash(table: pa.Table) -> str:
+    """sha256 of the training rows' Arrow buffers (order-sensitive), with the schema."""
+    digest = hashlib.sha256(str(table.schema).encode())
+    for column in table.columns:
+        for chunk in column.chunks:
+            for buffer in chunk.buffers():
+                if buffer is not None:
+                    digest.update(memoryview(buffer))
+    return digest.hexdigest()

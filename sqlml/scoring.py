@@ -1,0 +1,285 @@
+"""Scoring inside the engine's own query: ML.PREDICT and ML.SCORE as SQL trees.
+
+A model version's graph yields *raw outputs*, a flat list of numbers per row:
+``[label, p0, p1, ...]`` for classifiers, ``[value]`` for regressors, ``[cluster, d0, d1, ...]`` for
+k-means. They come either
+*compiled* (the graph turned into one native SQL expression per output by ml/to_sql.py: vectorized,
+parallel, no Python) or from the *runtime* UDF ``sqlml_onnx`` (onnxruntime, for any graph). The
+BigQuery ML output columns are then built from the raw outputs the same way for both paths.
+
+ML.PREDICT becomes two nested SELECTs over the input query: the inner one adds the raw outputs as
+hidden columns, the outer one lists the input columns and the predicted columns, so each raw output
+is computed once per row whatever the outer columns reference.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import onnx
+import pyarrow as pa
+from sqlglot import exp
+
+from sqlml import errors
+from sqlml.grammar.statements import Predict
+from sqlml.ml import models
+from sqlml.ml.features import NULL_CATEGORY, InputColumn
+from sqlml.store import ModelVersion
+
+UDF = "sqlml_onnx"
+HIDDEN = "__sqlml_"
+MODES = ("auto", "compiled", "runtime")
+
+
+def _ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def _double(value: float) -> exp.Expr:
+    return exp.cast(exp.Literal.string(repr(float(value))), exp.DataType.build("DOUBLE"))
+
+
+def input_expression(column: InputColumn, qualifier: str | None, runtime: bool) -> exp.Expr:
+    """A feature as the graph takes it: DOUBLE (NULL = missing), or a string never NULL."""
+    ref = exp.column(column.name, table=qualifier, quoted=True)
+    if column.kind == "numeric":
+        return exp.cast(ref, exp.DataType.build("DOUBLE"))
+    if column.kind == "bool":
+        if runtime:
+            return ref
+        return (
+            exp.case()
+            .when(ref, exp.Literal.string("true"))
+            .when(exp.not_(ref), exp.Literal.string("false"))
+            .else_(exp.Literal.string(NULL_CATEGORY))
+        )
+    text = exp.cast(ref, exp.DataType.build("VARCHAR"))
+    return text if runtime else exp.func("coalesce", text, exp.Literal.string(NULL_CATEGORY))
+
+
+# -- raw outputs ---------------------------------------------------------------------------------
+
+_ORDER = {
+    models.CLASSIFIER: ("label", "probabilities"),
+    models.REGRESSOR: ("value",),
+    models.CLUSTERER: ("label", "distances"),
+}
+_lock = threading.Lock()
+_compiled: OrderedDict[tuple[str, str, str | None, str], list[exp.Expr]] = OrderedDict()
+
+
+def compilable(version: ModelVersion) -> bool:
+    from sqlml.ml.to_sql import is_compilable
+
+    return bool(is_compilable(onnx.load_from_string(version.onnx)))
+
+
+def compiled_outputs(
+    version: ModelVersion, qualifier: str | None, dialect: str
+) -> list[exp.Expr]:
+    """The raw outputs as native SQL expressions (cached per version, qualifier and dialect)."""
+    key = (version.sha256, version.kind, qualifier, dialect)
+    with _lock:
+        found = _compiled.get(key)
+    if found is None:
+        from sqlml.ml.to_sql import compile_onnx
+
+        inputs = {c.name: input_expression(c, qualifier, runtime=False) for c in version.inputs}
+        outputs = compile_onnx(onnx.load_from_string(version.onnx), inputs, dialect=dialect)
+        found = [e for name in _ORDER[version.kind] for e in outputs[name]]
+        with _lock:
+            _compiled[key] = found
+            while len(_compiled) > 256:
+                _compiled.popitem(last=False)
+    return [e.copy() for e in found]
+
+
+def runtime_call(version: ModelVersion, qualifier: str | None) -> exp.Expr:
+    args = [input_expression(c, qualifier, runtime=True) for c in version.inputs]
+    return exp.Anonymous(this=UDF, expressions=[exp.Literal.string(version.sha256), *args])
+
+
+def runtime_outputs(call: exp.Expr, width: int) -> list[exp.Expr]:
+    return [
+        exp.Bracket(this=call.copy(), expressions=[exp.Literal.number(i + 1)]) for i in range(width)
+    ]
+
+
+def width(version: ModelVersion) -> int:
+    if version.kind == models.REGRESSOR:
+        return 1
+    if version.kind == models.CLASSIFIER:
+        assert version.label is not None
+        return 1 + len(version.label["classes"])
+    return 1 + len(version.training_info["centroids"])
+
+
+# -- BigQuery ML's output columns ------------------------------------------------------------------
+
+_SQL_TYPES = {
+    "bool": "BOOLEAN",
+    "int8": "TINYINT",
+    "int16": "SMALLINT",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "uint8": "UTINYINT",
+    "uint16": "USMALLINT",
+    "uint32": "UINTEGER",
+    "uint64": "UBIGINT",
+    "float": "FLOAT",
+    "double": "DOUBLE",
+    "string": "VARCHAR",
+    "large_string": "VARCHAR",
+}
+
+
+def label_literal(value: Any, label_type: str) -> exp.Expr:
+    sql_type = _SQL_TYPES.get(label_type, "VARCHAR")
+    if isinstance(value, bool):
+        literal: exp.Expr = exp.Boolean(this=value)
+    elif isinstance(value, int | float):
+        literal = exp.Literal.string(repr(value))
+    else:
+        literal = exp.Literal.string(str(value))
+    return exp.cast(literal, exp.DataType.build(sql_type, dialect="duckdb"))
+
+
+def _struct(**fields: exp.Expr) -> exp.Struct:
+    return exp.Struct(
+        expressions=[
+            exp.PropertyEQ(this=exp.to_identifier(k), expression=v) for k, v in fields.items()
+        ]
+    )
+
+
+def predicted_columns(
+    version: ModelVersion, raw: list[exp.Expr], threshold: float | None
+) -> list[exp.Expr]:
+    """The BigQuery ML output columns of ML.PREDICT, from the raw outputs."""
+    if version.kind == models.REGRESSOR:
+        label = version.label or {}
+        return [exp.cast(raw[0], exp.DataType.build("DOUBLE")).as_(f"predicted_{label['name']}")]
+    if version.kind == models.CLASSIFIER:
+        return _classifier_columns(version, raw, threshold)
+    return _kmeans_columns(raw)
+
+
+def _classifier_columns(
+    version: ModelVersion, raw: list[exp.Expr], threshold: float | None
+) -> list[exp.Expr]:
+    assert version.label is not None
+    classes, label_type, name = (
+        version.label["classes"],
+        version.label["type"],
+        version.label["name"],
+    )
+    literals = [label_literal(c, label_type) for c in classes]
+    probs = raw[1:]
+    if len(classes) == 2:
+        cut = 0.5 if threshold is None else threshold
+        predicted: exp.Expr = (
+            exp.case().when(probs[1].copy() > _double(cut), literals[1]).else_(literals[0].copy())
+        )
+    else:
+        case = exp.case(exp.cast(raw[0], exp.DataType.build("BIGINT")))
+        for i, literal in enumerate(literals):
+            case = case.when(exp.Literal.number(i), literal.copy())
+        predicted = case
+    array = exp.Array(
+        expressions=[
+            _struct(label=lit.copy(), prob=p.copy()) for lit, p in zip(literals, probs, strict=True)
+        ]
+    )
+    return [predicted.as_(f"predicted_{name}"), array.as_(f"predicted_{name}_probs")]
+
+
+def _kmeans_columns(raw: list[exp.Expr]) -> list[exp.Expr]:
+    centroid = exp.Add(
+        this=exp.cast(raw[0], exp.DataType.build("BIGINT")), expression=exp.Literal.number(1)
+    )
+    pairs = [
+        _struct(
+            distance=d.copy(),
+            centroid_id=exp.cast(exp.Literal.number(i + 1), exp.DataType.build("BIGINT")),
+        )
+        for i, d in enumerate(raw[1:])
+    ]
+    x = exp.to_identifier("x")
+    reorder = exp.Lambda(
+        this=_struct(
+            centroid_id=exp.Dot(this=exp.column("x"), expression=exp.to_identifier("centroid_id")),
+            distance=exp.Dot(this=exp.column("x"), expression=exp.to_identifier("distance")),
+        ),
+        expressions=[x],
+    )
+    nearest = exp.func(
+        "list_transform", exp.func("list_sort", exp.Array(expressions=pairs)), reorder
+    )
+    return [centroid.as_("centroid_id"), nearest.as_("nearest_centroids_distance")]
+
+
+def score_expression(version: ModelVersion, raw: list[exp.Expr]) -> exp.Expr:
+    """ML.SCORE's one value: the prediction (regression), the positive class's probability
+    (binary), the predicted label (multiclass), the 1-based centroid id (k-means)."""
+    if version.kind == models.REGRESSOR:
+        return raw[0]
+    if version.kind == models.CLUSTERER:
+        return exp.Add(
+            this=exp.cast(raw[0], exp.DataType.build("BIGINT")), expression=exp.Literal.number(1)
+        )
+    assert version.label is not None
+    if len(version.label["classes"]) == 2:
+        return raw[2]
+    predicted: exp.Expr = _classifier_columns(version, raw, None)[0].this
+    return predicted
+
+
+# -- type checks ---------------------------------------------------------------------------------
+
+
+def check_input(version: ModelVersion, schema: pa.Schema) -> None:
+    """Every feature present (42703) with a type of the same family as in training (42804)."""
+    names = {n.lower(): n for n in schema.names}
+    for column in version.inputs:
+        found = column.name if column.name in schema.names else names.get(column.name.lower())
+        if found is None:
+            raise errors.UndefinedColumn(
+                f'column "{column.name}" of model {version.ref} is missing from the input'
+            )
+        arrow_type = schema.field(found).type
+        if not _same_family(column.kind, arrow_type):
+            raise errors.DatatypeMismatch(
+                f'column "{column.name}" is {arrow_type} but model {version.ref} was trained on'
+                f" a {column.kind} column"
+            )
+
+
+def _same_family(kind: str, arrow_type: pa.DataType) -> bool:
+    if pa.types.is_null(arrow_type):
+        return True  # an all-NULL input column is a column of missing values
+    if kind == "numeric":
+        return bool(
+            pa.types.is_integer(arrow_type)
+            or pa.types.is_floating(arrow_type)
+            or pa.types.is_decimal(arrow_type)
+        )
+    if kind == "bool":
+        return bool(pa.types.is_boolean(arrow_type))
+    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
+
+
+def choose_mode(version: ModelVersion, predict: Predict | None, default: str) -> str:
+    mode = default
+    if predict is not None and "scoring" in predict.settings:
+        mode = str(predict.settings["scoring"]).lower()
+    if mode not in MODES:
+        raise errors.InvalidParameterValue(
+            f"scoring must be one of {', '.join(MODES)}, not {mode!r}"
+        )
+    if mode == "auto":
+        return "compiled" if compilable(version) else "runtime"
+    if mode == "compiled" and not compilable(version):
+        raise errors.FeatureNotSupported(f"model {version.ref} cannot be compiled to SQL")
+    return mode

@@ -1,0 +1,322 @@
+"""The model store: tables in schema ``sqlml`` of the same database (DDL: sql/store.sql).
+
+Every successful CREATE MODEL adds a version and points the model at it, in one transaction, so a
+failed or interrupted training leaves the previous version serving. The ONNX bytes are verified
+against their sha256 on every load (XX001 when they differ). Nothing is pickled: the graph is ONNX,
+everything else is JSON text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.resources
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from sqlml import errors
+from sqlml.engines.base import Engine
+from sqlml.grammar.statements import ModelRef
+from sqlml.ml.features import InputColumn
+from sqlml.ml.train import TrainResult
+
+MODELS = exp.table_("models", db="sqlml", quoted=True)
+VERSIONS = exp.table_("versions", db="sqlml", quoted=True)
+LIBRARIES = ("sqlml", "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "duckdb", "pyarrow")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One stored version, as loaded (ONNX verified)."""
+
+    schema: str
+    name: str
+    version: int
+    model_type: str
+    onnx: bytes
+    sha256: str
+    inputs: list[InputColumn]
+    label: dict[str, Any] | None  # {"name", "type", "classes"}
+    options: dict[str, Any]
+    metrics: dict[str, Any]
+    training_info: dict[str, Any]
+    feature_info: list[dict[str, Any]]
+
+    @property
+    def kind(self) -> str:
+        from sqlml.ml import models
+
+        return models.get(self.model_type).kind
+
+    @property
+    def ref(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def ddl() -> list[str]:
+    text = importlib.resources.files("sqlml._sql").joinpath("store.sql").read_text()
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";\n") if s.strip().rstrip(";")]
+
+
+def _col(name: str) -> exp.Column:
+    return exp.column(name, quoted=True)
+
+
+def _key(schema: str, name: str) -> exp.Expr:
+    """WHERE schema_name = ? AND model_name = ? (the values go as parameters, in that order)."""
+    del schema, name
+    return exp.and_(
+        _col("schema_name").eq(exp.Placeholder()), _col("model_name").eq(exp.Placeholder())
+    )
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._ready = False
+
+    def ensure(self) -> None:
+        """Creates the store tables on first use (idempotent)."""
+        if self._ready:
+            return
+        for statement in ddl():
+            self.engine.execute(statement)
+        self._ready = True
+
+    def resolve(self, ref: ModelRef) -> tuple[str, str]:
+        return (ref.schema or self.engine.default_schema, ref.name)
+
+    def _sql(self, expression: exp.Expr) -> str:
+        return expression.sql(dialect=self.engine.dialect)
+
+    def current_version(self, ref: ModelRef) -> int | None:
+        self.ensure()
+        schema, name = self.resolve(ref)
+        query = exp.select(_col("current_version")).from_(MODELS).where(_key(schema, name))
+        table = self.engine.query_arrow(self._sql(query), [schema, name])
+        return int(table.column(0)[0].as_py()) if table.num_rows else None
+
+    def load(self, ref: ModelRef, version: int | None = None) -> ModelVersion:
+        current = self.current_version(ref)
+        schema, name = self.resolve(ref)
+        if current is None:
+            raise errors.UndefinedModel(f'model "{schema}.{name}" does not exist')
+        wanted = current if version is None else version
+        query = (
+            exp.select("*")
+            .from_(VERSIONS)
+            .where(_key(schema, name))
+            .where(_col("version").eq(exp.Placeholder()))
+        )
+        table = self.engine.query_arrow(self._sql(query), [schema, name, wanted])
+        if not table.num_rows:
+            raise errors.UndefinedModel(f'model "{schema}.{name}" has no version {wanted}')
+        return _version_from_row(table.slice(0, 1).to_pylist()[0])
+
+    def save(
+        self,
+        ref: ModelRef,
+        result: TrainResult,
+        *,
+        query_sql: str | None,
+        transform_sql: str | None,
+        replace: bool,
+    ) -> int:
+        """Stores a new version and makes it current, in one transaction; returns its number."""
+        self.ensure()
+        own = not self.engine.in_transaction()
+        if own:
+            self.engine.begin()
+        try:
+            version = self._save(ref, result, query_sql, transform_sql, replace)
+        except BaseException:
+            if own:
+                self.engine.rollback()
+            raise
+        if own:
+            self.engine.commit()
+        return version
+
+    def _save(
+        self,
+        ref: ModelRef,
+        result: TrainResult,
+        query_sql: str | None,
+        transform_sql: str | None,
+        replace: bool,
+    ) -> int:
+        schema, name = self.resolve(ref)
+        current = self.current_version(ref)
+        if current is not None and not replace:
+            raise errors.DuplicateModel(f'model "{schema}.{name}" already exists')
+        latest = self._latest(schema, name)
+        version = latest + 1
+        now = datetime.now(UTC).replace(tzinfo=None)
+        row = _version_row(schema, name, version, result, query_sql, transform_sql, now)
+        insert = exp.insert(
+            exp.values([tuple(exp.Placeholder() for _ in row)]),
+            VERSIONS,
+            columns=[exp.to_identifier(c, quoted=True) for c in row],
+        )
+        self.engine.execute(self._sql(insert), list(row.values()))
+        self._point(schema, name, result.model_type, version, now, exists=current is not None)
+        return version
+
+    def _latest(self, schema: str, name: str) -> int:
+        query = (
+            exp.select(exp.func("max", _col("version"))).from_(VERSIONS).where(_key(schema, name))
+        )
+        value = self.engine.query_arrow(self._sql(query), [schema, name]).column(0)[0].as_py()
+        return int(value) if value is not None else 0
+
+    def _point(
+        self, schema: str, name: str, model_type: str, version: int, now: datetime, exists: bool
+    ) -> None:
+        if exists:
+            update = exp.update(
+                MODELS,
+                {
+                    "current_version": exp.Placeholder(),
+                    "model_type": exp.Placeholder(),
+                    "updated_at": exp.Placeholder(),
+                },
+                where=_key(schema, name),
+            )
+            self.engine.execute(self._sql(update), [version, model_type, now, schema, name])
+            return
+        values = [schema, name, model_type, version, now, now]
+        columns = ["schema_name", "model_name", "model_type", "current_version"]
+        columns += ["created_at", "updated_at"]
+        insert = exp.insert(
+            exp.values([tuple(exp.Placeholder() for _ in values)]),
+            MODELS,
+            columns=[exp.to_identifier(c, quoted=True) for c in columns],
+        )
+        self.engine.execute(self._sql(insert), values)
+
+    def drop(self, ref: ModelRef, if_exists: bool) -> bool:
+        self.ensure()
+        schema, name = self.resolve(ref)
+        if self.current_version(ref) is None:
+            if if_exists:
+                return False
+            raise errors.UndefinedModel(f'model "{schema}.{name}" does not exist')
+        own = not self.engine.in_transaction()
+        if own:
+            self.engine.begin()
+        try:
+            for table in (VERSIONS, MODELS):
+                delete = exp.delete(table, where=_key(schema, name))
+                self.engine.execute(self._sql(delete), [schema, name])
+        except BaseException:
+            if own:
+                self.engine.rollback()
+            raise
+        if own:
+            self.engine.commit()
+        return True
+
+    def list(self, schema: str | None = None) -> pa.Table:
+        """SHOW MODELS: one row per model with its current version's headline facts."""
+        self.ensure()
+        m, v = "m", "v"
+        query = (
+            exp.select(
+                exp.column("schema_name", m, quoted=True).as_("schema_name"),
+                exp.column("model_name", m, quoted=True).as_("model_name"),
+                exp.column("model_type", m, quoted=True).as_("model_type"),
+                exp.column("current_version", m, quoted=True).as_("version"),
+                exp.column("row_count", v, quoted=True).as_("training_rows"),
+                exp.column("created_at", v, quoted=True).as_("trained_at"),
+            )
+            .from_(MODELS.copy().as_(m))
+            .join(
+                VERSIONS.copy().as_(v),
+                on=exp.and_(
+                    exp.column("schema_name", m).eq(exp.column("schema_name", v)),
+                    exp.column("model_name", m).eq(exp.column("model_name", v)),
+                    exp.column("current_version", m).eq(exp.column("version", v)),
+                ),
+            )
+            .order_by(exp.column("schema_name", m), exp.column("model_name", m))
+        )
+        params: list[Any] = []
+        if schema is not None:
+            query = query.where(exp.column("schema_name", m).eq(exp.Placeholder()))
+            params.append(schema)
+        return self.engine.query_arrow(self._sql(query), params)
+
+
+def _library_versions() -> dict[str, str]:
+    found = {}
+    for library in LIBRARIES:
+        try:
+            found[library] = importlib.metadata.version(library)
+        except importlib.metadata.PackageNotFoundError:
+            found[library] = "unknown"
+    return found
+
+
+def _version_row(
+    schema: str,
+    name: str,
+    version: int,
+    result: TrainResult,
+    query_sql: str | None,
+    transform_sql: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    label = None
+    if result.label is not None:
+        label = {"name": result.label, "type": result.label_type, "classes": result.classes}
+    return {
+        "schema_name": schema,
+        "model_name": name,
+        "version": version,
+        "model_type": result.model_type,
+        "onnx": result.onnx,
+        "onnx_sha256": hashlib.sha256(result.onnx).hexdigest(),
+        "inputs": json.dumps([{"name": c.name, "kind": c.kind} for c in result.inputs]),
+        "label": json.dumps(label) if label else None,
+        "options": json.dumps(result.options),
+        "transform_sql": transform_sql,
+        "query_sql": query_sql,
+        "metrics": json.dumps(result.metrics),
+        "training_info": json.dumps(result.training_info),
+        "feature_info": json.dumps(result.feature_info),
+        "row_count": result.row_count,
+        "data_hash": result.data_hash,
+        "library_versions": json.dumps(_library_versions()),
+        "created_at": now,
+    }
+
+
+def _version_from_row(row: dict[str, Any]) -> ModelVersion:
+    onnx = bytes(row["onnx"])
+    if hashlib.sha256(onnx).hexdigest() != row["onnx_sha256"]:
+        raise errors.CorruptedModel(
+            f'model "{row["schema_name"]}.{row["model_name"]}" version {row["version"]}'
+            " is corrupted:"
+            " its ONNX bytes do not match their sha256",
+            hint="retrain it with CREATE OR REPLACE MODEL",
+        )
+    return ModelVersion(
+        schema=row["schema_name"],
+        name=row["model_name"],
+        version=int(row["version"]),
+        model_type=row["model_type"],
+        onnx=onnx,
+        sha256=row["onnx_sha256"],
+        inputs=[InputColumn(c["name"], c["kind"]) for c in json.loads(row["inputs"])],
+        label=json.loads(row["label"]) if row["label"] else None,
+        options=json.loads(row["options"]),
+        metrics=json.loads(row["metrics"]),
+        training_info=json.loads(row["training_info"]),
+        feature_info=json.loads(row["feature_info"]),
+    )
