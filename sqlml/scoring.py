@@ -102,8 +102,11 @@ def runtime_call(version: ModelVersion, qualifier: str | None) -> exp.Expr:
 
 
 def runtime_outputs(call: exp.Expr, width: int) -> list[exp.Expr]:
+    # offset=1: the index is written as is (1-based in DuckDB and PostgreSQL); without it sqlglot
+    # treats the index as 0-based and shifts it.
     return [
-        exp.Bracket(this=call.copy(), expressions=[exp.Literal.number(i + 1)]) for i in range(width)
+        exp.Bracket(this=call.copy(), expressions=[exp.Literal.number(i + 1)], offset=1)
+        for i in range(width)
     ]
 
 

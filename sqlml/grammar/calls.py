@@ -55,7 +55,11 @@ def ml_query(tree: exp.Expr, dialect: str, flavour: Dialect) -> MLQuery | None:
 
 
 def _ml_nodes(tree: exp.Expr) -> list[exp.Expr]:
-    found: list[exp.Expr] = list(tree.find_all(exp.Predict, nodes.MLFunction))
+    found: list[exp.Expr] = [
+        node
+        for node in tree.find_all(exp.Predict, nodes.MLFunction)
+        if nodes.START in node.meta  # an ML.<name>( call, not a PREDICT() function of the engine
+    ]
     for node in found:
         outer = node.find_ancestor(exp.Predict, nodes.MLFunction)
         if outer is not None:

@@ -39,7 +39,6 @@ ERROR_AT_END = "sqlml_at_end"
 
 _ARG_TOKEN = "sqlml_token_index"  # meta key: token index where an ML call argument starts
 _WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9$]*")
-_NAME_TOKENS = {TokenType.VAR, TokenType.IDENTIFIER}
 
 
 class MLParser(parser.Parser):
@@ -158,7 +157,8 @@ class MLParser(parser.Parser):
             first, last = first + 1, last - 1
             if first > last:
                 self._fail("Expected a query inside the parentheses", self._tokens[first])
-        node = nodes.QueryText(this=self._text(first, last + 1))
+        calls = any(is_ml_call(self._tokens, i) for i in range(first, last - 2))
+        node = nodes.QueryText(this=self._text(first, last + 1), ml_calls=calls)
         node.meta[nodes.START] = self._tokens[first].start
         self._advance(self._tokens_size - self._index)
         return node
@@ -295,7 +295,7 @@ class MLParser(parser.Parser):
             curr.token_type != TokenType.STRING
             and curr.token_type != TokenType.IDENTIFIER
             and curr.text.upper() == word
-            and self._next.token_type in _NAME_TOKENS | self.ID_VAR_TOKENS
+            and self._next.token_type in self.ID_VAR_TOKENS
         )
 
     def _at(self, args: list[exp.Expr]) -> Token | None:
@@ -325,6 +325,17 @@ _ML_CALLS: dict[str, Callable[[MLParser, str], exp.Expr]] = {
     "EVALUATE": MLParser._parse_ml_evaluate,
     "SCORE": MLParser._parse_ml_score,
 }
+
+
+def is_ml_call(tokens: list[Token], i: int) -> bool:
+    """Whether ``tokens[i:i + 4]`` is ``ML . name (``."""
+    ml, dot, _, paren = tokens[i : i + 4]
+    return (
+        dot.token_type == TokenType.DOT
+        and paren.token_type == TokenType.L_PAREN
+        and ml.token_type == TokenType.VAR
+        and ml.text.upper() == "ML"
+    )
 
 
 def _mark(error: ParseError, token: Token, at_end: bool) -> None:

@@ -33,9 +33,10 @@ class MLFunction(exp.Expression, exp.Func):
 
 
 class QueryText(exp.Expression):
-    """A query kept as text (``this``), exactly as the user wrote it."""
+    """A query kept as text (``this``), exactly as the user wrote it; ``ml_calls`` is True when
+    its tokens hold an ``ML.<name>(`` call."""
 
-    arg_types = {"this": True}
+    arg_types = {"this": True, "ml_calls": False}
 
 
 class CallSlot(exp.Expression):
@@ -81,8 +82,13 @@ GENERATORS: dict[type[exp.Expr], Callable[..., Any]] = {
 
 def start_of(node: exp.Expr) -> int | None:
     """The 1-based position of ``node`` in the statement, when the parser recorded it."""
-    start = node.meta.get(START, node.meta.get("start"))  # ours, else sqlglot's own
-    return None if start is None else int(start) + 1
+    starts = [
+        int(n.meta[key])
+        for n in node.walk()
+        for key in (START, "start")  # ours, and sqlglot's own on identifiers and literals
+        if n.meta.get(key) is not None
+    ]
+    return min(starts) + 1 if starts else None
 
 
 def text_of(node: exp.Expr) -> str:

@@ -61,8 +61,7 @@ def parse(sql: str, dialect: str = "duckdb") -> Statement:
         return Passthrough(sql)
     flavour = _flavour(dialect)
     tokens = _tokenize(sql, flavour)
-    kind = _classify(tokens)
-    if kind is None:
+    if not _is_ml(tokens):
         return Passthrough(sql)
     return _convert(_parse_tokens(tokens, sql, flavour), sql, dialect, flavour)
 
@@ -91,15 +90,15 @@ def _tokenize(sql: str, flavour: Dialect) -> list[Token]:
         raise errors.SyntaxError("syntax error: unterminated quoted text", position=position) from e
 
 
-def _classify(tokens: list[Token]) -> str | None:
-    """'statement' (CREATE/DROP/SHOW of models), 'query' (has ML calls) or None (not ML)."""
+def _is_ml(tokens: list[Token]) -> bool:
+    """A CREATE/DROP/SHOW of models, or a statement with an ``ML . name (`` call."""
     words = tuple(t.text.upper() for t in _skip_or_replace(tokens[:5]))
     for prefix, name in _NOT_YET.items():
         if words[: len(prefix)] == prefix and "MODEL" in words[:3]:
             raise errors.FeatureNotSupported(f"{name} is not supported yet")
     if words[:2] in (("CREATE", "MODEL"), ("DROP", "MODEL"), ("SHOW", "MODELS")):
-        return "statement"
-    return "query" if any(_is_ml_call(tokens, i) for i in range(len(tokens) - 3)) else None
+        return True
+    return any(dialects.is_ml_call(tokens, i) for i in range(len(tokens) - 3))
 
 
 def _skip_or_replace(tokens: list[Token]) -> list[Token]:
@@ -107,16 +106,6 @@ def _skip_or_replace(tokens: list[Token]) -> list[Token]:
     if len(tokens) > 2 and tokens[1].token_type == TokenType.OR:
         return [tokens[0], *tokens[3:]]
     return tokens
-
-
-def _is_ml_call(tokens: list[Token], i: int) -> bool:
-    ml, dot, _, paren = tokens[i : i + 4]
-    return (
-        dot.token_type == TokenType.DOT
-        and paren.token_type == TokenType.L_PAREN
-        and ml.token_type == TokenType.VAR
-        and ml.text.upper() == "ML"
-    )
 
 
 # -- parse -----------------------------------------------------------------------------------------
@@ -129,10 +118,12 @@ def _parse_tokens(tokens: list[Token], sql: str, flavour: Dialect) -> exp.Expr:
         raise _syntax_error(e, sql) from e
     except SqlglotError as e:
         raise errors.SyntaxError(f"syntax error: {e}", position=1) from e
-    if len(trees) != 1:
+    if len(trees) > 1:
         cut = next(i for i, t in enumerate(tokens) if t.token_type == TokenType.SEMICOLON)
         second = tokens[min(cut + 1, len(tokens) - 1)]
         raise errors.SyntaxError("expected one statement", position=second.start + 1)
+    if not trees:
+        raise errors.SyntaxError("syntax error: empty statement", position=1)
     return trees[0]
 
 
@@ -178,6 +169,11 @@ def _create_model(tree: exp.Create, sql: str) -> CreateModel:
     clause = next((p for p in properties if isinstance(p, exp.TransformModelProperty)), None)
     options = _options([p for p in properties if type(p) is exp.Property])
     text = tree.expression
+    if isinstance(text, nodes.QueryText) and text.args.get("ml_calls"):
+        raise errors.FeatureNotSupported(
+            "ML calls in the query of CREATE MODEL are not supported yet",
+            position=nodes.start_of(text),
+        )
     query = Query(str(text.this)) if isinstance(text, nodes.QueryText) else None
     _check_query(options, query, sql)
     return CreateModel(

@@ -39,7 +39,10 @@ def quoted_table(table: exp.Table) -> exp.Table:
 
 def to_value(node: exp.Expr, what: str) -> OptionValue:
     """A literal (string, number, TRUE/FALSE, NULL), an array of them (a tuple) or a STRUCT (a
-    tuple of its field values); anything else is a 22023 naming ``what``."""
+    tuple of its field values); anything else is a 22023 naming ``what``.
+
+    A double-quoted word is read as a string, as BigQuery does (``model_type = "linear_reg"``):
+    where a literal is required it cannot name a column."""
     if isinstance(node, exp.Literal):
         return str(node.this) if node.is_string else _number(node, what)
     if isinstance(node, exp.Boolean):
@@ -49,6 +52,8 @@ def to_value(node: exp.Expr, what: str) -> OptionValue:
     if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and node.this.is_number:
         value = _number(node.this, what)
         return -value
+    if isinstance(node, exp.Column) and not node.table and node.this.args.get("quoted"):
+        return str(node.name)  # "text": a string, as in BigQuery
     if isinstance(node, exp.Array):
         return tuple(to_value(item, what) for item in node.expressions)
     if isinstance(node, exp.Struct):

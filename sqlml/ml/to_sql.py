@@ -28,7 +28,8 @@ Semantics chosen for SQL
   float64 and both engines parse text correctly rounded) and typed DOUBLE in DuckDB and PostgreSQL
   alike, where a bare ``0.1`` is DECIMAL/NUMERIC and ``1.5e0`` is still NUMERIC in PostgreSQL.
   Integer tensors are BIGINT, boolean tensors BOOLEAN, string tensors VARCHAR.
-* float32 tensors are computed in DOUBLE, a little more precisely than onnxruntime does.
+* float32 tensors are computed in DOUBLE, a little more precisely than onnxruntime does; a Cast to
+  float rounds to float32 exactly as onnxruntime does.
 * The few spellings that differ between engines sit in :data:`DIALECTS`: PostgreSQL raises where
   IEEE arithmetic gives inf or NaN (exp overflow and underflow, ln(0), sqrt of a negative, x/0), so
   its entries guard those cases.
@@ -38,8 +39,9 @@ Size
 While compiling, the expressions form a DAG: a tensor read by several consumers is shared, and the
 final copy of each output expands it into a tree. For the graphs skl2onnx emits, the size is linear
 in the op count times the fan-out (a softmax or argmax over k classes reads each score O(k) times; a
-k-means distance reads each feature k times); DuckDB eliminates common subexpressions within a
-projection. Long sums and conjunctions nest pairwise, so the nesting depth stays logarithmic in
+k-means distance reads each feature k times; an ArgMax over more than three values is written with
+ARRAY_POSITION(ARRAY[...], GREATEST(...)), which reads each value twice instead of k - 1 times);
+DuckDB eliminates common subexpressions within a projection. Long sums and conjunctions nest pairwise, so the nesting depth stays logarithmic in
 their length (DuckDB refuses expressions nested more than 1000 deep).
 """
 
@@ -98,6 +100,7 @@ INT_TYPES = frozenset(
 )
 BOOL = TensorProto.BOOL
 STRING = TensorProto.STRING
+FLOAT = TensorProto.FLOAT
 DOUBLE = TensorProto.DOUBLE
 INT64 = TensorProto.INT64
 
@@ -109,13 +112,13 @@ def type_name(dtype: int) -> str:
 def sql_type(dtype: int) -> exp.DataType:
     """The SQL type that holds an ONNX element type."""
     if dtype in FLOAT_TYPES:
-        return exp.DataType.build("double")
+        return exp.DataType(this=exp.DataType.Type.DOUBLE)
     if dtype in INT_TYPES:
-        return exp.DataType.build("bigint")
+        return exp.DataType(this=exp.DataType.Type.BIGINT)
     if dtype == BOOL:
-        return exp.DataType.build("boolean")
+        return exp.DataType(this=exp.DataType.Type.BOOLEAN)
     if dtype == STRING:
-        return exp.DataType.build("varchar")
+        return exp.DataType(this=exp.DataType.Type.VARCHAR)
     raise NotCompilable(f"ONNX tensors of type {type_name(dtype)} cannot be compiled to SQL")
 
 
@@ -123,7 +126,7 @@ def numpy_type(array: npt.NDArray[Any]) -> int:
     """The ONNX element type of a constant."""
     kind = array.dtype.kind
     if kind == "f":
-        return TensorProto.FLOAT if array.dtype == np.float32 else DOUBLE
+        return FLOAT if array.dtype == np.float32 else DOUBLE
     if kind in "iu":
         return INT64
     if kind == "b":
@@ -313,12 +316,12 @@ def double(value: float) -> Expr:
         text = "Infinity" if value > 0 else "-Infinity"
     else:
         text = repr(float(value))
-    return exp.Cast(this=exp.Literal.string(text), to=exp.DataType.build("double"))
+    return exp.Cast(this=exp.Literal.string(text), to=sql_type(DOUBLE))
 
 
 def integer(value: int) -> Expr:
     """A BIGINT constant."""
-    return exp.Cast(this=exp.Literal.number(int(value)), to=exp.DataType.build("bigint"))
+    return exp.Cast(this=exp.Literal.number(int(value)), to=sql_type(INT64))
 
 
 def literal(value: Any, dtype: int) -> Expr:
@@ -341,12 +344,13 @@ def literal_cells(array: npt.NDArray[Any]) -> Cells:
 
 def constant_value(node: Expr) -> float | None:
     """The number a constant written by double() or integer() holds, else None."""
-    if not isinstance(node, exp.Cast) or not isinstance(node.this, exp.Literal):
+    if not isinstance(node, exp.Cast):
         return None
-    if node.to.is_type("double"):
-        return float(node.this.name)
-    if node.to.is_type("bigint"):
-        return float(int(node.this.name))
+    inner: Expr = node.this
+    if node.to.is_type("double") and isinstance(inner, exp.Literal) and inner.is_string:
+        return float(inner.name)
+    if node.to.is_type("bigint") and inner.is_int:  # a Literal, or a Neg of one
+        return float(inner.to_py())
     return None
 
 
@@ -444,6 +448,134 @@ def elementwise(
     arrays, batch = broadcast(values)
     cells = build(arrays[0].shape, lambda index: fn(*(a[index] for a in arrays)))
     return Sym(cells, batch, dtype, nullable(*values) if is_nullable is None else is_nullable)
+
+
+# -- building blocks for op handlers ----------------------------------------------------------
+
+
+def add(a: Expr, b: Expr) -> Expr:
+    if constant_value(b) == 0:  # x + 0 is x, NULL and NaN included
+        return a
+    return b if constant_value(a) == 0 else binary(exp.Add, a, b)
+
+
+def sub(a: Expr, b: Expr) -> Expr:
+    return a if constant_value(b) == 0 else binary(exp.Sub, a, b)
+
+
+def mul(a: Expr, b: Expr) -> Expr:
+    if constant_value(b) == 1:  # x * 1 is x exactly; x * 0 is kept, as NaN * 0 is NaN
+        return a
+    if constant_value(a) == 1:
+        return b
+    scaled = _scaled_case(a, b)
+    return binary(exp.Mul, a, b) if scaled is None else scaled
+
+
+def _scaled_case(a: Expr, b: Expr) -> Expr | None:
+    """CASE .. THEN c1 ELSE c2 END * w as CASE .. THEN c1*w ELSE c2*w END (one-hot times weight).
+
+    Python multiplies the doubles exactly as the engine would, so the result is unchanged.
+    """
+    weight = constant_value(b)
+    if weight is None or not isinstance(a, exp.Case) or a.this is not None:
+        return None
+    values = [branch.args["true"] for branch in a.args["ifs"]] + [a.args.get("default")]
+    if not all(isinstance(v, exp.Cast) and v.to.is_type("double") for v in values):
+        return None
+    result = a.copy()
+    for node in [branch.args["true"] for branch in result.args["ifs"]] + [result.args["default"]]:
+        node.replace(double(float(constant_value(node) or 0.0) * weight))
+    return result
+
+
+def int_case(node: Expr) -> exp.Case | None:
+    """The CASE of CAST(CASE ... THEN <int> ... END AS BIGINT), as ArgMax and lookup write it."""
+    if not (isinstance(node, exp.Cast) and node.to.is_type("bigint")):
+        return None
+    inner: Expr = node.this
+    if not isinstance(inner, exp.Case):
+        return None
+    values = [branch.args["true"] for branch in inner.args["ifs"]] + [inner.args.get("default")]
+    small = all(v is None or isinstance(v, exp.Null) or (v.is_int and v.is_number) for v in values)
+    return inner if small else None
+
+
+def lookup(index: Expr, table: Mapping[Any, Any], dtype: int, default: Any = None) -> Expr:
+    """table[index] as SQL; an unknown (or NULL) index gives default, NULL when None."""
+    integers = dtype in INT_TYPES
+    if integers and table and default is None and all(k == v for k, v in table.items()):
+        return index  # the identity map, as for classes 0..C-1
+    known = int_case(index)
+    if known is not None:  # map the branch values of the CASE that computed the index
+        result: Expr = _remap(known, table, dtype, default)
+    else:
+        ifs = [exp.If(this=key_literal(k), true=_branch(v, dtype)) for k, v in table.items()]
+        result = exp.Case(this=index, ifs=ifs, default=_branch(default, dtype))
+    return exp.Cast(this=result, to=sql_type(INT64)) if integers else result
+
+
+def _branch(value: Any, dtype: int) -> Expr:
+    """A CASE branch value: integers stay plain (the CASE is cast to BIGINT once); None is NULL."""
+    if value is None:
+        return exp.Null()
+    return exp.Literal.number(int(value)) if dtype in INT_TYPES else literal(value, dtype)
+
+
+def _remap(known: exp.Case, table: Mapping[Any, Any], dtype: int, default: Any) -> Expr:
+    def mapped(node: Expr | None) -> Expr:
+        found = None if node is None or isinstance(node, exp.Null) else int(node.to_py())
+        return _branch(None if found is None else table.get(found, default), dtype)
+
+    result = known.copy()
+    for branch in result.args["ifs"]:
+        branch.set("true", mapped(branch.args["true"]))
+    result.set("default", mapped(result.args.get("default")))
+    return result
+
+
+def key_literal(key: Any) -> Expr:
+    if isinstance(key, str | bytes):
+        return literal(key, STRING)
+    if isinstance(key, int | np.integer):
+        return exp.Literal.number(int(key))
+    return double(float(key))
+
+
+def dot(cells: Sequence[Expr], weights: npt.NDArray[Any], dtype: int = DOUBLE) -> Expr:
+    """sum_i cells[i] * weights[i]; zero weights are kept, so a NULL or NaN still propagates."""
+    if len(cells) != len(weights):
+        raise NotCompilable(f"a product of {len(cells)} values with {len(weights)} weights")
+    return fold(exp.Add, [mul(c, literal(w, dtype)) for c, w in zip(cells, weights, strict=True)])
+
+
+def reduce_axes(
+    x: Sym, axes: Sequence[int], keepdims: bool, combine: Callable[[list[Expr]], Expr]
+) -> Sym:
+    """combine applied over the given axes (never the row axis)."""
+    axes = sorted({a % x.cells.ndim for a in axes})
+    if x.batch in axes:
+        raise NotCompilable("a reduction over the row axis")
+    moved = np.moveaxis(x.cells, axes, list(range(-len(axes), 0)))
+    lead = moved.shape[: moved.ndim - len(axes)]
+    flat = moved.reshape((*lead, -1))
+    cells = build(lead, lambda i: combine(list(flat[i])))
+    if keepdims:
+        return x.like(np.expand_dims(cells, tuple(axes)))
+    return x.like(cells, batch=x.batch - sum(a < x.batch for a in axes))
+
+
+def along(x: Sym, axis: int, fn: Callable[[list[Expr]], list[Expr]]) -> Sym:
+    """fn maps each vector of x along axis (never the row axis) to a vector of the same length."""
+    axis %= x.cells.ndim
+    if axis == x.batch:
+        raise NotCompilable("an operation along the row axis")
+    moved = np.moveaxis(x.cells, axis, -1)
+    out = np.empty(moved.shape, dtype=object)
+    for i in np.ndindex(*moved.shape[:-1]):
+        for k, cell in enumerate(fn(list(moved[i]))):
+            out[(*i, k)] = cell
+    return x.like(np.moveaxis(out, -1, axis))
 
 
 # -- the op registry ---------------------------------------------------------------------------

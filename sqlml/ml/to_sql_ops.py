@@ -9,16 +9,18 @@ and reductions, activations, and the ai.onnx.ml domain.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from onnx import TensorProto
 from sqlglot import exp
 
 from sqlml.ml.to_sql import (
     BOOL,
     DOUBLE,
+    FLOAT,
     FLOAT_TYPES,
     INT64,
     INT_TYPES,
@@ -30,6 +32,8 @@ from sqlml.ml.to_sql import (
     NotCompilable,
     Sym,
     Value,
+    add,
+    along,
     any_null,
     binary,
     build,
@@ -37,26 +41,32 @@ from sqlml.ml.to_sql import (
     coalesce,
     constant_value,
     div,
+    dot,
     double,
     dtype_of,
     elementwise,
     fold,
     greatest,
+    int_case,
     is_null,
+    key_literal,
     least,
     literal,
+    lookup,
+    mul,
     neg,
     not_,
     nullable,
     numpy_type,
+    reduce_axes,
     register,
     reshape,
     sql_type,
+    sub,
     type_name,
 )
 
 ML = "ai.onnx.ml"
-FLOAT = 1  # onnx.TensorProto.FLOAT: the type of ai.onnx.ml outputs (computed in DOUBLE here)
 
 
 def _present(node: Node) -> list[Value]:
@@ -70,42 +80,6 @@ def _cells(sym: Sym, fn: Callable[[Expr], Expr]) -> Cells:
 # -- arithmetic --------------------------------------------------------------------------------
 
 
-def _add(a: Expr, b: Expr) -> Expr:
-    if constant_value(b) == 0:  # x + 0 is x, NULL and NaN included
-        return a
-    return b if constant_value(a) == 0 else binary(exp.Add, a, b)
-
-
-def _sub(a: Expr, b: Expr) -> Expr:
-    return a if constant_value(b) == 0 else binary(exp.Sub, a, b)
-
-
-def _mul(a: Expr, b: Expr) -> Expr:
-    if constant_value(b) == 1:  # x * 1 is x exactly; x * 0 is kept, as NaN * 0 is NaN
-        return a
-    if constant_value(a) == 1:
-        return b
-    scaled = _scaled_case(a, b)
-    return binary(exp.Mul, a, b) if scaled is None else scaled
-
-
-def _scaled_case(a: Expr, b: Expr) -> Expr | None:
-    """CASE .. THEN c1 ELSE c2 END * w as CASE .. THEN c1*w ELSE c2*w END (one-hot times weight).
-
-    Python multiplies the doubles exactly as the engine would, so the result is unchanged.
-    """
-    weight = constant_value(b)
-    if weight is None or not isinstance(a, exp.Case) or a.this is not None:
-        return None
-    values = [branch.args["true"] for branch in a.args["ifs"]] + [a.args.get("default")]
-    if not all(isinstance(v, exp.Cast) and v.to.is_type("double") for v in values):
-        return None
-    result = a.copy()
-    for node in [branch.args["true"] for branch in result.args["ifs"]] + [result.args["default"]]:
-        node.replace(double(float(constant_value(node) or 0.0) * weight))
-    return result
-
-
 def _divide(sql: Dialect, a: Expr, b: Expr) -> Expr:
     divisor = constant_value(b)
     if divisor == 1:
@@ -113,7 +87,7 @@ def _divide(sql: Dialect, a: Expr, b: Expr) -> Expr:
     return sql.divide(a, b) if divisor is None or divisor == 0 else div(a, b)
 
 
-_ARITHMETIC: dict[str, Callable[[Expr, Expr], Expr]] = {"Add": _add, "Sub": _sub, "Mul": _mul}
+_ARITHMETIC: dict[str, Callable[[Expr, Expr], Expr]] = {"Add": add, "Sub": sub, "Mul": mul}
 
 
 @register(*_ARITHMETIC)
@@ -294,20 +268,13 @@ def _where(node: Node) -> list[Value]:
 # -- casts -------------------------------------------------------------------------------------
 
 
-def _int_case(node: Expr) -> exp.Case | None:
-    """The CASE of CAST(CASE ... THEN <int> ... END AS BIGINT), as ArgMax and lookup write it."""
-    if not (isinstance(node, exp.Cast) and node.to.is_type("bigint")):
-        return None
-    inner: Expr = node.this
-    if not isinstance(inner, exp.Case):
-        return None
-    values = [branch.args["true"] for branch in inner.args["ifs"]] + [inner.args.get("default")]
-    small = all(v is None or isinstance(v, exp.Null) or (v.is_int and v.is_number) for v in values)
-    return inner if small else None
+_SMALL_INT = "sqlml_small_int"  # meta tag of an index expression, exact as a DOUBLE
 
 
 def _small_int(node: Expr) -> bool:
-    return _int_case(node) is not None or (constant_value(node) or 0.5).is_integer()
+    value = constant_value(node)
+    exact = value is not None and value.is_integer() and abs(value) < 2**53
+    return exact or int_case(node) is not None or bool(node.meta.get(_SMALL_INT))
 
 
 def _to_int(x: Expr) -> Expr:
@@ -317,6 +284,25 @@ def _to_int(x: Expr) -> Expr:
     # ONNX truncates toward zero (SQL's CAST rounds); out of BIGINT range (and NaN) gives NULL
     in_range = binary(exp.LT, exp.Abs(this=x), double(2.0**63))
     return case([(in_range, exp.Cast(this=exp.Trunc(this=x), to=sql_type(INT64)))])
+
+
+_FLOAT32_INFINITE = 2.0**128 - 2.0**103  # a double this large rounds to +-inf in float32
+_FLOAT32_ZERO = 2.0**-150  # a double this small rounds to +-0 in float32
+
+
+def _to_float32(x: Expr) -> Expr:
+    """x rounded to float32 as onnxruntime's Cast rounds, held in a DOUBLE.
+
+    Both engines raise where float32 overflows, and PostgreSQL where it underflows, so those
+    ranges are written out; NaN and NULL fall through unchanged.
+    """
+    size = exp.Abs(this=x)
+    overflow = (binary(exp.GTE, size, double(_FLOAT32_INFINITE)), mul(x, double(math.inf)))
+    underflow = (binary(exp.LTE, size, double(_FLOAT32_ZERO)), mul(x, double(0.0)))
+    real = exp.Cast(
+        this=exp.Cast(this=x, to=exp.DataType(this=exp.DataType.Type.FLOAT)), to=sql_type(DOUBLE)
+    )
+    return case([overflow, underflow], real)
 
 
 def _from_bool(x: Expr, dtype: int) -> Expr:
@@ -333,6 +319,9 @@ def _kind(dtype: int) -> str:
     return next((kind for types, kind in kinds if dtype in types), "")
 
 
+_HALF_FLOATS = (TensorProto.FLOAT16, TensorProto.BFLOAT16)  # no SQL type rounds to these
+
+
 def _caster(source: int, target: int, maybe_null: bool) -> Callable[[Expr], Expr]:
     casts: dict[tuple[str, str], Callable[[Expr], Expr]] = {
         ("float", "int"): _to_int,
@@ -344,7 +333,9 @@ def _caster(source: int, target: int, maybe_null: bool) -> Callable[[Expr], Expr
         ("int", "string"): lambda x: exp.Cast(this=x, to=sql_type(STRING)),
     }
     kinds = (_kind(source), _kind(target))
-    if kinds[0] == kinds[1] and kinds[0]:
+    if target == FLOAT and source in FLOAT_TYPES - {FLOAT}:
+        return _to_float32  # (int and bool values that models cast are small: exact in float32)
+    if kinds[0] == kinds[1] and kinds[0] and target not in _HALF_FLOATS:
         return lambda x: x
     if kinds not in casts:
         raise NotCompilable(f"Cast from {type_name(source)} to {type_name(target)} is not compiled")
@@ -450,47 +441,6 @@ def _take(x: Sym, indices: npt.NDArray[Any], axis: int) -> Sym:
     return x.like(cells, batch=x.batch + (indices.ndim - 1 if axis < x.batch else 0))
 
 
-def lookup(index: Expr, table: Mapping[Any, Any], dtype: int, default: Any = None) -> Expr:
-    """table[index] as SQL; an unknown (or NULL) index gives default, NULL when None."""
-    integers = dtype in INT_TYPES
-    if integers and table and default is None and all(k == v for k, v in table.items()):
-        return index  # the identity map, as for classes 0..C-1
-    known = _int_case(index)
-    if known is not None:  # map the branch values of the CASE that computed the index
-        result: Expr = _remap(known, table, dtype, default)
-    else:
-        ifs = [exp.If(this=_key(k), true=_branch(v, dtype)) for k, v in table.items()]
-        result = exp.Case(this=index, ifs=ifs, default=_branch(default, dtype))
-    return exp.Cast(this=result, to=sql_type(INT64)) if integers else result
-
-
-def _branch(value: Any, dtype: int) -> Expr:
-    """A CASE branch value: integers stay plain (the CASE is cast to BIGINT once); None is NULL."""
-    if value is None:
-        return exp.Null()
-    return exp.Literal.number(int(value)) if dtype in INT_TYPES else literal(value, dtype)
-
-
-def _remap(known: exp.Case, table: Mapping[Any, Any], dtype: int, default: Any) -> Expr:
-    def mapped(node: Expr | None) -> Expr:
-        found = None if node is None or isinstance(node, exp.Null) else int(node.name)
-        return _branch(None if found is None else table.get(found, default), dtype)
-
-    result = known.copy()
-    for branch in result.args["ifs"]:
-        branch.set("true", mapped(branch.args["true"]))
-    result.set("default", mapped(result.args.get("default")))
-    return result
-
-
-def _key(key: Any) -> Expr:
-    if isinstance(key, str | bytes):
-        return literal(key, STRING)
-    if isinstance(key, int | np.integer):
-        return exp.Literal.number(int(key))
-    return double(float(key))
-
-
 @register("Gather")
 def _gather(node: Node) -> list[Value]:
     data, axis = node.inputs[0], int(node.attr("axis", 0))
@@ -534,13 +484,6 @@ def _slice(node: Node) -> list[Value]:
 # -- linear algebra and reductions -------------------------------------------------------------
 
 
-def dot(cells: Sequence[Expr], weights: npt.NDArray[Any], dtype: int = DOUBLE) -> Expr:
-    """sum_i cells[i] * weights[i]; zero weights are kept, so a NULL or NaN still propagates."""
-    if len(cells) != len(weights):
-        raise NotCompilable(f"a product of {len(cells)} values with {len(weights)} weights")
-    return fold(exp.Add, [_mul(c, literal(w, dtype)) for c, w in zip(cells, weights, strict=True)])
-
-
 def _project(x: Sym, weights: npt.NDArray[Any]) -> Sym:
     """x [..., F] times the constant weights [F, K]: [..., K]."""
     if x.batch == x.cells.ndim - 1:
@@ -569,48 +512,28 @@ def _gemm(node: Node) -> list[Value]:
     y = _project(a, b.T if node.attr("transB", 0) else b)
     alpha, beta = float(node.attr("alpha", 1.0)), float(node.attr("beta", 1.0))
     if alpha != 1.0:
-        y = elementwise([y, np.asarray(alpha)], _mul, y.dtype)
+        y = elementwise([y, np.asarray(alpha)], mul, y.dtype)
     c = node.inputs[2] if len(node.inputs) > 2 else None
     if c is None:
         return [y]
     if isinstance(c, Sym):
-        c = elementwise([c, np.asarray(beta)], _mul, y.dtype)
+        c = elementwise([c, np.asarray(beta)], mul, y.dtype)
     else:
         c = np.asarray(c, dtype=np.float64) * beta
-    return [elementwise([y, c], _add, y.dtype)]
-
-
-def reduce_axes(
-    x: Sym, axes: Sequence[int], keepdims: bool, combine: Callable[[list[Expr]], Expr]
-) -> Sym:
-    """combine applied over the given axes (never the row axis)."""
-    axes = sorted({a % x.cells.ndim for a in axes})
-    if x.batch in axes:
-        raise NotCompilable("a reduction over the row axis")
-    moved = np.moveaxis(x.cells, axes, list(range(-len(axes), 0)))
-    lead = moved.shape[: moved.ndim - len(axes)]
-    flat = moved.reshape((*lead, -1))
-    cells = build(lead, lambda i: combine(list(flat[i])))
-    if keepdims:
-        return x.like(np.expand_dims(cells, tuple(axes)))
-    return x.like(cells, batch=x.batch - sum(a < x.batch for a in axes))
+    return [elementwise([y, c], add, y.dtype)]
 
 
 def _squares(xs: list[Expr]) -> Expr:
     return fold(exp.Add, [binary(exp.Mul, v, v) for v in xs])
 
 
-def _extreme(pick: Callable[[Sequence[Expr]], Expr], xs: list[Expr], maybe_null: bool) -> Expr:
-    result = pick(xs) if len(xs) > 1 else xs[0]
-    return case([(any_null(xs), exp.Null())], result) if maybe_null and len(xs) > 1 else result
-
-
 _REDUCERS: dict[str, Callable[[list[Expr], bool], Expr]] = {
     "ReduceSum": lambda xs, n: fold(exp.Add, xs),
     "ReduceSumSquare": lambda xs, n: _squares(xs),
     "ReduceMean": lambda xs, n: div(fold(exp.Add, xs), double(float(len(xs)))),
-    "ReduceMax": lambda xs, n: _extreme(greatest, xs, n),
-    "ReduceMin": lambda xs, n: _extreme(least, xs, n),
+    # as onnxruntime skips NaN here, GREATEST and LEAST skip NULL (unlike the Max and Min ops)
+    "ReduceMax": lambda xs, n: greatest(xs) if len(xs) > 1 else xs[0],
+    "ReduceMin": lambda xs, n: least(xs) if len(xs) > 1 else xs[0],
     "ReduceL1": lambda xs, n: fold(exp.Add, [exp.Abs(this=v) for v in xs]),
     "ReduceL2": lambda xs, n: exp.Sqrt(this=_squares(xs)),
     "ReduceProd": lambda xs, n: fold(exp.Mul, xs),
@@ -631,12 +554,23 @@ def _reduce(node: Node) -> list[Value]:
 
 def arg_index(xs: Sequence[Expr], wins: type[Expr], maybe_null: bool) -> Expr:
     """BIGINT index of the first x that `wins` (>= for ArgMax) over all later x; NULL if one is."""
-    branches: list[tuple[Expr, Expr]] = [(any_null(xs), exp.Null())] if maybe_null else []
-    for i in range(len(xs) - 1):
-        beats_later = fold(exp.And, [binary(wins, xs[i], later) for later in xs[i + 1 :]])
-        branches.append((beats_later, exp.Literal.number(i)))
-    last = exp.Literal.number(len(xs) - 1)
-    return exp.Cast(this=case(branches, last) if branches else last, to=sql_type(INT64))
+    guard: list[tuple[Expr, Expr]] = [(any_null(xs), exp.Null())] if maybe_null else []
+    if len(xs) > 3 and wins in (exp.GTE, exp.LTE):  # shorter than k(k-1)/2 comparisons
+        extreme = greatest(xs) if wins is exp.GTE else least(xs)
+        vector = exp.Array(expressions=list(xs))
+        position = exp.Anonymous(this="array_position", expressions=[vector, extreme])  # 1-based
+        found = binary(exp.Sub, position, exp.Literal.number(1))
+        found = case(guard, found) if guard else found
+    else:
+        branches = list(guard)
+        for i in range(len(xs) - 1):
+            beats_later = fold(exp.And, [binary(wins, xs[i], later) for later in xs[i + 1 :]])
+            branches.append((beats_later, exp.Literal.number(i)))
+        last = exp.Literal.number(len(xs) - 1)
+        found = case(branches, last) if branches else last
+    index = exp.Cast(this=found, to=sql_type(INT64))
+    index.meta[_SMALL_INT] = True
+    return index
 
 
 @register("ArgMax", "ArgMin")
@@ -660,30 +594,17 @@ def _arg_extreme(node: Node) -> list[Value]:
 # -- activations over an axis ------------------------------------------------------------------
 
 
-def along(x: Sym, axis: int, fn: Callable[[list[Expr]], list[Expr]]) -> Sym:
-    """fn maps each vector of x along axis (never the row axis) to a vector of the same length."""
-    axis %= x.cells.ndim
-    if axis == x.batch:
-        raise NotCompilable("an operation along the row axis")
-    moved = np.moveaxis(x.cells, axis, -1)
-    out = np.empty(moved.shape, dtype=object)
-    for i in np.ndindex(*moved.shape[:-1]):
-        for k, cell in enumerate(fn(list(moved[i]))):
-            out[(*i, k)] = cell
-    return x.like(np.moveaxis(out, -1, axis))
-
-
 def softmax(sql: Dialect, zs: list[Expr], maybe_null: bool) -> list[Expr]:
     """p_i = 1 / sum_j e^(z_j - z_i): needs no max(), and a huge term just gives p_i = 0."""
     if len(zs) == 1:
         one = double(1.0)
         return [case([(is_null(zs[0]), exp.Null())], one) if maybe_null else one]
 
-    def probability(zi: Expr) -> Expr:
-        terms = [sql.exponential(binary(exp.Sub, zj, zi)) for zj in zs if zj is not zi]
+    def probability(i: int) -> Expr:  # by index: equal columns may share one expression object
+        terms = [sql.exponential(binary(exp.Sub, zj, zs[i])) for j, zj in enumerate(zs) if j != i]
         return div(double(1.0), fold(exp.Add, [double(1.0), *terms]))
 
-    return [probability(zi) for zi in zs]
+    return [probability(i) for i in range(len(zs))]
 
 
 @register("Softmax")
@@ -705,8 +626,14 @@ def _floats(node: Node, name: str, default: Sequence[float]) -> npt.NDArray[np.f
 @register("Scaler", domain=ML)
 def _scaler(node: Node) -> list[Value]:
     x = node.sym(0)
-    shifted = elementwise([x, _floats(node, "offset", [0.0])], _sub, FLOAT)
-    return [elementwise([shifted, _floats(node, "scale", [1.0])], _mul, FLOAT)]
+    shifted = elementwise([x, _floats(node, "offset", [0.0])], sub, FLOAT)
+    return [elementwise([shifted, _floats(node, "scale", [1.0])], mul, FLOAT)]
+
+
+def _impute(value: Expr, fill: Expr, missing: float, dtype: int) -> Expr:
+    if math.isnan(missing):  # NULL and NaN both: NULLIF turns NaN into NULL (NaN = NaN in SQL)
+        return coalesce(exp.Nullif(this=value, expression=double(math.nan)), fill)
+    return case([(binary(exp.EQ, value, literal(missing, dtype)), fill)], value)
 
 
 @register("Imputer", domain=ML)
@@ -718,13 +645,9 @@ def _imputer(node: Node) -> list[Value]:
         raise NotCompilable("Imputer without imputed values")
     fills = fills.astype(np.int64) if integers else fills
     missing = float(node.attr("replaced_value_int64" if integers else "replaced_value_float", 0))
-    if not math.isnan(missing):
-        marker = literal(missing, x.dtype)
-        replace = lambda v, f: case([(binary(exp.EQ, v, marker), f)], v)  # noqa: E731
-        return [elementwise([x, fills], replace, x.dtype)]
-    # NULL and NaN both: NULLIF turns NaN into NULL, as NaN = NaN in both engines
-    fill = lambda v, f: coalesce(exp.Nullif(this=v, expression=double(math.nan)), f)  # noqa: E731
-    return [elementwise([x, fills], fill, x.dtype, bool(np.isnan(fills).any()))]
+    still_null = bool(np.isnan(fills).any()) if math.isnan(missing) else x.nullable
+    impute = lambda v, f: _impute(v, f, missing, x.dtype)  # noqa: E731
+    return [elementwise([x, fills], impute, x.dtype, still_null)]
 
 
 @register("OneHotEncoder", domain=ML)
@@ -737,7 +660,9 @@ def _one_hot(node: Node) -> list[Value]:
 
     def hot(i: tuple[int, ...]) -> Expr:
         value = exp.Trunc(this=x.cells[i[:-1]]) if truncate else x.cells[i[:-1]]
-        return case([(binary(exp.EQ, value, _key(categories[i[-1]])), double(1.0))], double(0.0))
+        return case(
+            [(binary(exp.EQ, value, key_literal(categories[i[-1]])), double(1.0))], double(0.0)
+        )
 
     return [Sym(build((*x.cells.shape, len(categories)), hot), x.batch, FLOAT, nullable=False)]
 
@@ -777,7 +702,7 @@ def _scores(node: Node, count: int) -> list[Expr]:
     row = _row(node)
     weights = _floats(node, "coefficients", []).reshape(count, -1)
     intercepts = _floats(node, "intercepts", [0.0] * count)
-    return [_add(dot(row, weights[k]), double(intercepts[k])) for k in range(count)]
+    return [add(dot(row, weights[k]), double(intercepts[k])) for k in range(count)]
 
 
 def _as_row(cells: Sequence[Expr], dtype: int, maybe_null: bool) -> Sym:
@@ -827,8 +752,8 @@ def _linear_classifier(node: Node) -> list[Value]:
         index = arg_index(scores, exp.GTE, maybe_null)
         probabilities = _transform(node.dialect, post, scores, maybe_null)
     label = lookup(index, dict(enumerate(labels)), label_type)
-    return [Sym(build((1,), lambda _: label), 0, label_type, maybe_null),
-            _as_row(probabilities, FLOAT, maybe_null)]  # fmt: skip
+    labels_out = Sym(build((1,), lambda _: label), 0, label_type, maybe_null)
+    return [labels_out, _as_row(probabilities, FLOAT, maybe_null)]
 
 
 @register("Binarizer", domain=ML)
