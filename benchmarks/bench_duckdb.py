@@ -57,7 +57,9 @@ def make_data(rows: int) -> pa.Table:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
@@ -81,7 +83,10 @@ def run(con: sqlml.Connection, data: pa.Table, repeat: int) -> dict[str, float]:
     x = np.column_stack([data.column(f).to_numpy() for f in FEATURES])
     y = data.column("y").to_numpy()
     opts = {"C": math.inf, "max_iter": 20, "tol": 0.01}
-    r["sklearn_fit"] = best(lambda: Pipeline([("s", StandardScaler()), ("m", LogisticRegression(**opts))]).fit(x, y), repeat)
+    r["sklearn_fit"] = best(
+        lambda: Pipeline([("s", StandardScaler()), ("m", LogisticRegression(**opts))]).fit(x, y),
+        repeat,
+    )
     r["sklearn_fit_raw"] = best(lambda: LogisticRegression(**opts).fit(x, y), repeat)
 
     predict = "CREATE OR REPLACE TABLE out AS SELECT * FROM ML.PREDICT(MODEL m, TABLE t, STRUCT('{}' AS scoring))"

@@ -61,7 +61,8 @@ class Session:
         self.engine = engine
         self.settings = settings or Settings()
         self.store = Store(engine)
-        self.store.ensure()  # before any transaction: a rolled-back one must not take the store away
+        # Before any transaction: a rolled-back one must not take the store tables away.
+        self.store.ensure()
         self.progress = progress
 
     @classmethod
@@ -139,9 +140,7 @@ class Session:
             for name in registered:
                 self.engine.unregister_table(name)
 
-    def _replacement(
-        self, call: Predict | Evaluate | Score, registered: list[str]
-    ) -> exp.Expr:
+    def _replacement(self, call: Predict | Evaluate | Score, registered: list[str]) -> exp.Expr:
         version = self.store.load(call.model)
         if isinstance(call, Predict):
             return self.predict_subquery(version, call)

@@ -76,9 +76,7 @@ def compilable(version: ModelVersion) -> bool:
     return bool(is_compilable(onnx.load_from_string(version.onnx)))
 
 
-def compiled_outputs(
-    version: ModelVersion, qualifier: str | None, dialect: str
-) -> list[exp.Expr]:
+def compiled_outputs(version: ModelVersion, qualifier: str | None, dialect: str) -> list[exp.Expr]:
     """The raw outputs as native SQL expressions (cached per version, qualifier and dialect)."""
     key = (version.sha256, version.kind, qualifier, dialect)
     with _lock:

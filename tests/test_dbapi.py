@@ -15,7 +15,18 @@ def test_module_globals() -> None:
     assert sqlml.apilevel == "2.0"
     assert sqlml.threadsafety in (0, 1, 2, 3)
     assert sqlml.paramstyle == "qmark"
-    for name in ("Warning", "Error", "InterfaceError", "DatabaseError", "DataError", "OperationalError", "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError"):
+    for name in (
+        "Warning",
+        "Error",
+        "InterfaceError",
+        "DatabaseError",
+        "DataError",
+        "OperationalError",
+        "IntegrityError",
+        "InternalError",
+        "ProgrammingError",
+        "NotSupportedError",
+    ):
         assert issubclass(getattr(sqlml, name), Exception)
     assert issubclass(sqlml.ProgrammingError, sqlml.DatabaseError)
     assert issubclass(sqlml.DatabaseError, sqlml.Error)
@@ -64,7 +75,9 @@ def test_model_rolls_back_with_the_transaction(tmp_path: Path) -> None:
     con = sqlml.connect(str(tmp_path / "c.duckdb"))
     con.execute("CREATE TABLE d AS SELECT range::DOUBLE AS x, range % 2 = 0 AS y FROM range(100)")
     con.commit()
-    con.execute("CREATE MODEL m OPTIONS (model_type='logistic_reg', input_label_cols=['y']) AS SELECT * FROM d")
+    con.execute(
+        "CREATE MODEL m OPTIONS (model_type='logistic_reg', input_label_cols=['y']) AS SELECT * FROM d"
+    )
     con.rollback()
     with pytest.raises(errors.UndefinedModel):
         con.execute("SELECT * FROM ML.EVALUATE(MODEL m)")

@@ -39,7 +39,15 @@ def test_readme_commands_are_what_ci_runs() -> None:
 def test_readme_demo_runs(tmp_path: Path) -> None:
     database = tmp_path / "demo.duckdb"
     done = subprocess.run(
-        [sys.executable, "-m", "sqlml.cli", "run", "--database", str(database), str(ROOT / "examples" / "demo.sql")],
+        [
+            sys.executable,
+            "-m",
+            "sqlml.cli",
+            "run",
+            "--database",
+            str(database),
+            str(ROOT / "examples" / "demo.sql"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -57,7 +57,7 @@ def _churn_reference() -> tuple[Pipeline, pd.DataFrame]:
 
 
 PREDICT = """SELECT id, predicted_churned, predicted_churned_probs
-FROM ML.PREDICT(MODEL shop.churn, (SELECT * FROM shop.new_customers{s})) ORDER BY id"""
+FROM ML.PREDICT(MODEL shop.churn, (SELECT * FROM shop.new_customers){s}) ORDER BY id"""
 
 
 @pytest.mark.parametrize("scoring", ["compiled", "runtime"])
@@ -423,11 +423,13 @@ def test_errors_have_sqlstates(con: sqlml.Connection, sql: str, sqlstate: str) -
 def test_syntax_error_has_position(con: sqlml.Connection) -> None:
     with pytest.raises(errors.SyntaxError) as caught:
         con.execute("CREATE MODEL shop.x OPTIONS (model_type = ) AS SELECT 1")
-    assert caught.value.position is not None and caught.value.position > 1
+    assert caught.value.position is not None
+    assert caught.value.position > 1
 
 
 def test_plain_sql_passes_through(con: sqlml.Connection) -> None:
     cur = con.execute("SELECT 1 AS one, 'a' AS letter")
-    assert cur.description is not None and [d[0] for d in cur.description] == ["one", "letter"]
+    assert cur.description is not None
+    assert [d[0] for d in cur.description] == ["one", "letter"]
     assert cur.fetchall() == [(1, "a")]
     assert con.execute("SELECT ? + 1", [41]).fetchone() == (42,)

@@ -239,6 +239,17 @@ CLASS3 = np.digitize(TARGET, np.quantile(TARGET, [0.33, 0.66]))
 CLASS2 = np.where(TARGET.to_numpy() > TARGET.median(), 1, 0)
 
 
+@UNSEEN_CATEGORIES
+def test_preprocessing_alone_matches_transform() -> None:
+    prep = preprocessing().fit(TRAIN)
+    model = convert(Pipeline([("prep", prep)]), COLUMNS)
+    sql = run_sql(model, SCORE)
+    (name,) = sql
+    assert_same(sql, run_ort(model, SCORE))
+    expected = prep.transform(score_frame())
+    np.testing.assert_allclose(as_float(sql[name]), expected.astype(np.float64), 1e-9, 1e-9)
+
+
 @pytest.mark.parametrize(
     "estimator",
     [

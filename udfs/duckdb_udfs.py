@@ -1,9 +1,10 @@
 """DuckDB's runtime scoring function, registered on every connection sqlml opens.
 
-``sqlml_onnx(key VARCHAR, feature, ...) -> DOUBLE[]`` runs the model version whose graph has sha256
-``key`` through onnxruntime, one call per DuckDB vector (2,048 rows), and returns the graph's numeric
-outputs flattened per row: ``[label, p0, p1, ...]`` for classifiers, ``[value]`` for regressors and
-``[cluster, d0, d1, ...]`` for k-means. The engine path registers each version before a query uses it.
+``sqlml_onnx(key VARCHAR, feature, ...) -> DOUBLE[]`` runs the model version whose graph has
+sha256 ``key`` through onnxruntime, one call per DuckDB vector (2,048 rows), and returns the graph's
+numeric outputs flattened per row: ``[label, p0, p1, ...]`` for classifiers, ``[value]`` for
+regressors and ``[cluster, d0, d1, ...]`` for k-means. The engine path registers each version
+before a query uses it.
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ _HEAD = re.compile(_LEAD + r"(BEGIN|START|COMMIT|END|ROLLBACK|ABORT)\b", re.IGNO
 
 # Statements that do not return rows (unless RETURNING makes them).
 _COMMAND = re.compile(
-    _LEAD + r"(CREATE|INSERT|UPDATE|DELETE|DROP|ALTER|COPY|SET|RESET|BEGIN|START|COMMIT|END|ROLLBACK"
+    _LEAD
+    + r"(CREATE|INSERT|UPDATE|DELETE|DROP|ALTER|COPY|SET|RESET|BEGIN|START|COMMIT|END|ROLLBACK"
     r"|ABORT|CHECKPOINT|VACUUM|ANALYZE|ATTACH|DETACH|USE|LOAD|INSTALL|IMPORT|EXPORT|TRUNCATE"
     r"|COMMENT|PREPARE|DEALLOCATE|EXECUTE)\b",
     re.IGNORECASE | re.DOTALL,
@@ -91,7 +92,11 @@ class DuckDBEngine:
         command = _COMMAND.match(sql)
         if table is None or (command and table.column_names == ["Count"]):
             # DuckDB answers DDL and DML with a 'Count' column: that is a row count, not rows.
-            count = int(sum(table.column(0).to_pylist())) if table is not None and table.num_rows else -1
+            count = (
+                int(sum(table.column(0).to_pylist()))
+                if table is not None and table.num_rows
+                else -1
+            )
             tag = command.group(1).upper() if command else ""
             return Result(None, count, tag)
         return Result(table, table.num_rows, f"SELECT {table.num_rows}")

@@ -50,8 +50,9 @@ def ml_query(tree: exp.Expr, dialect: str, flavour: Dialect) -> MLQuery | None:
     calls = tuple(_typed(node, flavour) for node in found)
     for slot, node in enumerate(found):
         _place(node, slot)
-    template = tree if isinstance(tree, exp.Expression) else exp.paren(tree)
-    return MLQuery(template=template, calls=calls, dialect=dialect)
+    if not isinstance(tree, exp.Expression):  # every concrete sqlglot node is one
+        raise errors.InternalError(f"unexpected parse tree {type(tree).__name__}")
+    return MLQuery(template=tree, calls=calls, dialect=dialect)
 
 
 def _ml_nodes(tree: exp.Expr) -> list[exp.Expr]:

@@ -131,7 +131,7 @@ def _check_window(name: str, body: exp.Expr, call: nodes.MLFunction) -> None:
         raise errors.SyntaxError(
             f"ML.{name} is an analytic function: write ML.{name}(...) OVER ()", position=position
         )
-    if any(body.args.get(key) for key in ("partition_by", "order", "spec")):
+    if any(body.args.get(key) for key in ("partition_by", "order", "spec", "alias")):
         raise errors.FeatureNotSupported(
             f"ML.{name} supports only an empty window: OVER ()", position=position
         )

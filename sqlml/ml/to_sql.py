@@ -38,11 +38,11 @@ Size
 ----
 While compiling, the expressions form a DAG: a tensor read by several consumers is shared, and the
 final copy of each output expands it into a tree. For the graphs skl2onnx emits, the size is linear
-in the op count times the fan-out (a softmax or argmax over k classes reads each score O(k) times; a
-k-means distance reads each feature k times; an ArgMax over more than three values is written with
-ARRAY_POSITION(ARRAY[...], GREATEST(...)), which reads each value twice instead of k - 1 times);
-DuckDB eliminates common subexpressions within a projection. Long sums and conjunctions nest pairwise, so the nesting depth stays logarithmic in
-their length (DuckDB refuses expressions nested more than 1000 deep).
+in the op count times the fan-out: a softmax over k classes reads each score O(k) times, a k-means
+distance reads each feature k times, and an ArgMax reads each value twice (written as
+ARRAY_POSITION(ARRAY[...], GREATEST(...)) beyond three values). DuckDB eliminates common
+subexpressions within a projection. Long sums and conjunctions nest pairwise, so the nesting depth
+stays logarithmic in their length (DuckDB refuses expressions nested more than 1000 deep).
 """
 
 from __future__ import annotations
