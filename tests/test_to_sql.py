@@ -887,3 +887,39 @@ def test_kmeans_sql_size_is_linear() -> None:
         sizes.append(sum(len(e.sql("duckdb")) for es in compiled.values() for e in es))
     assert sizes[2] / sizes[1] < 2.3
     assert sizes[1] / sizes[0] < 2.3
+
+
+def test_case_times_weight_keeps_a_cast_column() -> None:
+    """Regression: CASE .. ELSE CAST(col AS DOUBLE) END * w was folded as if the column were 0."""
+    import duckdb
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("IsNaN", ["x"], ["missing"]),
+        helper.make_node("Where", ["missing", "mean", "x"], ["filled"]),
+        helper.make_node("Mul", ["filled", "w"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [None, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [None, 1])],
+        [
+            numpy_helper.from_array(np.array([[2.5]]), "mean"),
+            numpy_helper.from_array(np.array([[3.0]]), "w"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9)
+    column = exp.cast(exp.column("v", quoted=True), exp.DataType.build("DOUBLE"))
+    (expression,) = compile_onnx(model, {"x": column})["y"]
+    con = duckdb.connect()
+    try:
+        got = con.sql(
+            f"SELECT {expression.sql('duckdb')} FROM (VALUES (1), (NULL), (4)) AS t(v)"
+        ).fetchall()
+    finally:
+        con.close()
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    want = session.run(None, {"x": np.array([[1.0], [np.nan], [4.0]])})[0]
+    assert [r[0] for r in got] == list(want.reshape(-1))

@@ -230,10 +230,11 @@ class NumericAuto:
             np.divide(target, self.std, out=target)
         return target
 
-    def onnx(self, g: GraphBuilder, x: str) -> str:
+    def onnx(self, g: GraphBuilder, x: str, fold: bool = False) -> str:
+        """``fold``: leave the standardization out (the estimator's weights absorb it)."""
         mean = g.const([[self.mean]])
         filled = g.op("Where", g.op("IsNaN", x), mean, x)
-        if self.std is None:
+        if self.std is None or fold:
             return filled
         return g.op("Div", g.op("Sub", filled, mean), g.const([[self.std]]))
 
@@ -263,7 +264,7 @@ class OneHot:
                 out[:, j] = x == category
         return out
 
-    def onnx(self, g: GraphBuilder, x: str) -> str:
+    def onnx(self, g: GraphBuilder, x: str, fold: bool = False) -> str:
         if not self.categories:
             return ""
         if not self.numeric:
@@ -345,18 +346,32 @@ class Preprocessor:
             out.kinds[step.alias] = step.kind
         return out
 
-    def onnx(self, g: GraphBuilder) -> str:
-        """Adds the graph inputs and preprocessing nodes; returns the feature tensor's name."""
+    def onnx(self, g: GraphBuilder, fold: bool = False) -> str:
+        """Adds the graph inputs and preprocessing nodes; returns the feature tensor's name.
+
+        ``fold``: numeric columns are imputed but not standardized; :meth:`affine` says how.
+        """
         tensors = {c.name: g.input(c.name, c.elem_type) for c in self.inputs}
         if self.transform:
             tensors = {step.alias: step.onnx(g, tensors) for step in self.transform}
-        parts = [enc.onnx(g, tensors[enc.name]) for enc in self.auto]
+        parts = [enc.onnx(g, tensors[enc.name], fold) for enc in self.auto]
         parts += [tensors[name] for name in self.finals]
         parts = [p for p in parts if p]
         return parts[0] if len(parts) == 1 else g.op("Concat", *parts, axis=1)
 
     def width(self) -> int:
         return sum(e.width for e in self.auto) + sum(s.width for s in self.transform if s.final)
+
+    def affine(self) -> tuple[Array, Array]:
+        """Per feature column, the standardization that ``onnx(fold=True)`` leaves out:
+        standardized = unscaled * scale + offset."""
+        scale, offset = np.ones(self.width()), np.zeros(self.width())
+        at = 0
+        for enc in self.auto:
+            if isinstance(enc, NumericAuto) and enc.std is not None:
+                scale[at], offset[at] = 1.0 / enc.std, -enc.mean / enc.std
+            at += enc.width
+        return scale, offset
 
     def info(self) -> list[dict[str, Any]]:
         rows = [enc.info() for enc in self.auto]

@@ -65,6 +65,22 @@ class GraphBuilder:
         return self.op("Cast", tensor, to=DOUBLE)
 
 
+def finish(
+    builder: GraphBuilder, outputs: dict[str, str], types: dict[str, tuple[int, list[Any]]]
+) -> onnx.ModelProto:
+    """A model of the builder's graph whose outputs are ``outputs`` (name -> tensor), renamed."""
+    for name, tensor in outputs.items():
+        builder.nodes.append(helper.make_node("Identity", [tensor], [name]))
+    infos = [helper.make_tensor_value_info(n, *types[n]) for n in outputs]
+    graph = helper.make_graph(builder.nodes, "sqlml", builder.inputs, infos, builder.initializers)
+    return helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="sqlml",
+    )
+
+
 def splice(
     builder: GraphBuilder,
     features: str,

@@ -481,11 +481,14 @@ def _scaled_case(a: Expr, b: Expr) -> Expr | None:
     if weight is None or not isinstance(a, exp.Case) or a.this is not None:
         return None
     values = [branch.args["true"] for branch in a.args["ifs"]] + [a.args.get("default")]
-    if not all(isinstance(v, exp.Cast) and v.to.is_type("double") for v in values):
+    # Every branch must be a constant: CAST("x" AS DOUBLE) is a Cast to double but not one.
+    constants = [constant_value(v) if isinstance(v, exp.Expr) else None for v in values]
+    if any(c is None for c in constants):
         return None
     result = a.copy()
-    for node in [branch.args["true"] for branch in result.args["ifs"]] + [result.args["default"]]:
-        node.replace(double(float(constant_value(node) or 0.0) * weight))
+    branches = [branch.args["true"] for branch in result.args["ifs"]] + [result.args["default"]]
+    for node, value in zip(branches, constants, strict=True):
+        node.replace(double(float(value or 0.0) * weight))
     return result
 
 

@@ -31,9 +31,9 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sqlml import errors
 from sqlml.grammar.statements import Col, OptionValue, TransformItem
-from sqlml.ml import features, metrics, models, split
+from sqlml.ml import estimator_onnx, features, metrics, models, split
 from sqlml.ml.features import InputColumn, Preprocessor
-from sqlml.ml.graph import ML_OPSET, OPSET, GraphBuilder, splice
+from sqlml.ml.graph import ML_OPSET, OPSET, GraphBuilder, finish, splice
 from sqlml.ml.score import Scorer
 
 Array = np.ndarray[Any, Any]
@@ -417,24 +417,54 @@ def _sample_weights(pairs: list[list[Any]], classes: list[Any], y: Array) -> Arr
 
 
 def _to_onnx(model_type: models.ModelType, estimator: Any, pre: Preprocessor) -> bytes:
+    builder = GraphBuilder()
+    if estimator_onnx.handles(estimator):
+        fold = estimator_onnx.folds_scaling(estimator)
+        feature_tensor = pre.onnx(builder, fold=fold)
+        scale, offset = pre.affine() if fold else (np.ones(pre.width()), np.zeros(pre.width()))
+        outputs = estimator_onnx.build(builder, feature_tensor, estimator, scale, offset)
+        model = finish(builder, outputs, _output_types(model_type.kind, estimator))
+    else:
+        feature_tensor = pre.onnx(builder)
+        model = splice(
+            builder, feature_tensor, _skl2onnx(model_type, estimator, pre), OUTPUTS[model_type.kind]
+        )
+    if model_type.kind == models.CLUSTERER:
+        # k-means evaluation needs the rows in the space its distances are measured in.
+        model.graph.node.append(onnx.helper.make_node("Identity", [feature_tensor], ["features"]))
+        model.graph.output.append(
+            onnx.helper.make_tensor_value_info(
+                "features", onnx.TensorProto.DOUBLE, [None, pre.width()]
+            )
+        )
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
+
+
+def _skl2onnx(model_type: models.ModelType, estimator: Any, pre: Preprocessor) -> Any:
     width = int(getattr(estimator, "n_features_in_", pre.width()))
     options = {"zipmap": False} if model_type.kind == models.CLASSIFIER else None
-    converted = to_onnx(
+    return to_onnx(
         estimator,
         initial_types=[("features", DoubleTensorType([None, width]))],
         options=options,
         target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET},
     )
-    builder = GraphBuilder()
-    feature_tensor = pre.onnx(builder)
-    model = splice(builder, feature_tensor, converted, OUTPUTS[model_type.kind])
-    if model_type.kind == models.CLUSTERER:
-        # k-means evaluation needs the rows in the space its distances are measured in.
-        model.graph.node.append(onnx.helper.make_node("Identity", [feature_tensor], ["features"]))
-        model.graph.output.append(
-            onnx.helper.make_tensor_value_info("features", onnx.TensorProto.DOUBLE, [None, width])
-        )
-    return bytes(model.SerializeToString())
+
+
+def _output_types(kind: str, estimator: Any) -> dict[str, tuple[int, list[Any]]]:
+    double, int64 = onnx.TensorProto.DOUBLE, onnx.TensorProto.INT64
+    if kind == models.REGRESSOR:
+        return {"value": (double, [None, 1])}
+    if kind == models.CLASSIFIER:
+        return {
+            "label": (int64, [None]),
+            "probabilities": (double, [None, len(estimator.classes_)]),
+        }
+    return {
+        "label": (int64, [None]),
+        "distances": (double, [None, len(estimator.cluster_centers_)]),
+    }
 
 
 def _parity_check(
