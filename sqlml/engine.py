@@ -163,30 +163,39 @@ class Session:
         return scoring.runtime_outputs(call, scoring.width(version)), call
 
     def predict_subquery(self, version: ModelVersion, call: Predict) -> exp.Expr:
+        """SELECT <input columns>, <predicted columns> FROM (SELECT *, <raw outputs> FROM input).
+
+        Trees are assembled with copy=False: the compiled outputs are large and shared.
+        """
         schema = self.engine.schema_of(call.input.sql)
         scoring.check_input(version, schema)
         mode = scoring.choose_mode(version, call, self.settings.scoring)
         inner_alias, outer_alias = "__sqlml_input", "__sqlml_scored"
         raw, runtime = self._raw(version, mode, inner_alias)
-        hidden = [f"{scoring.HIDDEN}{i}" for i in range(len(raw))]
         if runtime is not None:
-            hidden_values: list[exp.Expr] = [runtime]
-            raw_refs = scoring.runtime_outputs(
-                exp.column(f"{scoring.HIDDEN}v", quoted=True), len(raw)
-            )
             hidden = [f"{scoring.HIDDEN}v"]
+            hidden_values = [runtime]
+            raw_refs = scoring.runtime_outputs(exp.column(hidden[0], quoted=True), len(raw))
         else:
+            hidden = [f"{scoring.HIDDEN}{i}" for i in range(len(raw))]
             hidden_values = raw
             raw_refs = [exp.column(h, quoted=True) for h in hidden]
         columns = [exp.column(n, table=inner_alias, quoted=True) for n in schema.names]
-        inner = exp.select(
-            *columns, *(v.as_(h, quoted=True) for v, h in zip(hidden_values, hidden, strict=True))
-        ).from_(exp.paren(_parse_query(call.input.sql, self.engine.dialect)).as_(inner_alias))
+        aliased = [
+            exp.alias_(v, h, quoted=True, copy=False)
+            for v, h in zip(hidden_values, hidden, strict=True)
+        ]
+        source = exp.Subquery(
+            this=_parse_query(call.input.sql, self.engine.dialect),
+            alias=exp.TableAlias(this=exp.to_identifier(inner_alias, quoted=True)),
+        )
+        inner = exp.select(*columns, *aliased, copy=False).from_(source, copy=False)
         outer = exp.select(
             *(exp.column(n, quoted=True) for n in schema.names),
             *scoring.predicted_columns(version, raw_refs, call.threshold),
-        ).from_(inner.subquery(outer_alias))
-        return outer.subquery()
+            copy=False,
+        ).from_(inner.subquery(outer_alias, copy=False), copy=False)
+        return outer.subquery(copy=False)
 
     def score_expression(self, version: ModelVersion, call: Score) -> exp.Expr:
         mode = scoring.choose_mode(version, None, self.settings.scoring)

@@ -91,7 +91,8 @@ def compiled_outputs(version: ModelVersion, qualifier: str | None, dialect: str)
             _compiled[key] = found
             while len(_compiled) > 256:
                 _compiled.popitem(last=False)
-    return [e.copy() for e in found]
+    # Shared trees: callers place them into new queries (copy=False) and never mutate them.
+    return list(found)
 
 
 def runtime_call(version: ModelVersion, qualifier: str | None) -> exp.Expr:

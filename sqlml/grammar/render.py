@@ -32,7 +32,9 @@ def render(query: MLQuery, replacements: Sequence[exp.Expr], dialect: str) -> st
 
 
 def _fill(slot: nodes.CallSlot, replacement: exp.Expr) -> exp.Expr:
-    value = replacement.copy()
+    # The replacement is taken over, not copied: scoring trees run to tens of KB, and copying them
+    # cost more than the rest of the statement.
+    value = replacement
     if not slot.args.get("table"):
         return value if isinstance(value, exp.Paren) else exp.paren(value, copy=False)
     if isinstance(value, exp.Query) and not isinstance(value, exp.Subquery):
