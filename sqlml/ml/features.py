@@ -293,7 +293,8 @@ class OneHot:
 
 
 def fit_numeric(name: str, x: Array, standardize: bool) -> NumericAuto:
-    finite = x[~np.isnan(x)]
+    missing = np.isnan(x)
+    finite = x[~missing] if missing.any() else x  # no copy of a column without NULLs
     if finite.size == 0:
         raise errors.UnusableTrainingData(f"feature {name} has only NULL values")
     mean = float(finite.mean())

@@ -352,7 +352,9 @@ def _rows(data: _Data, training: bool) -> Array | slice:
     """Row selector: a mask, or ``slice(None)`` (all rows, and no copy) without a split."""
     if data.eval_mask is None:
         return slice(None)
-    return ~data.eval_mask if training else data.eval_mask
+    if training:
+        return ~data.eval_mask
+    return np.flatnonzero(data.eval_mask)  # few rows: indexes take them faster than a mask
 
 
 class _Clock:
@@ -479,7 +481,11 @@ def _parity_check(
     """The graph's outputs on ``rows``, after checking them against scikit-learn."""
     scorer = Scorer(graph, inputs)
     outputs = scorer.run({k: v[rows] for k, v in raw.items()})
-    sample = np.arange(len(x_all))[rows][:PARITY_ROWS]
+    sample = (
+        np.arange(len(x_all))[rows][:PARITY_ROWS]
+        if not isinstance(rows, slice)
+        else (np.arange(min(len(x_all), PARITY_ROWS)))
+    )
     head = {k: v[: len(sample)] for k, v in outputs.items()}
     x = x_all[sample]
     if kind == models.CLASSIFIER:
