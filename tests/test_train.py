@@ -258,3 +258,168 @@ def test_training_errors(
     with pytest.raises(error) as caught:
         train(options, table)
     assert caught.value.sqlstate == error.sqlstate
+
+
+def _no_split(extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model_type": "logistic_reg",
+        "input_label_cols": ("churned",),
+        "data_split_method": "NO_SPLIT",
+        **extra,
+    }
+
+
+def _lr_reference(table: pa.Table, model: Any, **fit: Any) -> Any:
+    reference = Pipeline([("pre", _reference_pre(["a", "b"], ["c"])), ("model", model)])
+    frame = _frame(table, FEATURES)
+    reference.fit(frame, table.column("churned").to_numpy(), **fit)
+    return reference.predict_proba(frame)
+
+
+def test_auto_class_weights() -> None:
+    table = _data()
+    result = train(_no_split({"auto_class_weights": True}), table.select([*FEATURES, "churned"]))
+    want = _lr_reference(
+        table, LogisticRegression(C=np.inf, max_iter=20, tol=0.01, class_weight="balanced")
+    )
+    np.testing.assert_allclose(_score(result, table)["probabilities"], want, atol=1e-9)
+
+
+def test_class_weights() -> None:
+    table = _data()
+    weights = (("true", 3.0), ("false", 0.5))
+    result = train(_no_split({"class_weights": weights}), table.select([*FEATURES, "churned"]))
+    y = table.column("churned").to_numpy()
+    want = _lr_reference(
+        table,
+        LogisticRegression(C=np.inf, max_iter=20, tol=0.01),
+        model__sample_weight=np.where(y, 3.0, 0.5),
+    )
+    np.testing.assert_allclose(_score(result, table)["probabilities"], want, atol=1e-9)
+
+
+def test_batch_gradient_descent_with_constant_learn_rate() -> None:
+    from sklearn.linear_model import SGDClassifier
+
+    table = _data()
+    options = {
+        "optimize_strategy": "BATCH_GRADIENT_DESCENT",
+        "learn_rate_strategy": "CONSTANT",
+        "learn_rate": 0.05,
+        "l2_reg": 0.01,
+    }
+    result = train(_no_split(options), table.select([*FEATURES, "churned"]))
+    model = SGDClassifier(
+        loss="log_loss",
+        penalty="elasticnet",
+        alpha=0.01,
+        l1_ratio=0.0,
+        learning_rate="constant",
+        eta0=0.05,
+        max_iter=20,
+        tol=0.01,
+        random_state=0,
+    )
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        want = _lr_reference(table, model)
+    np.testing.assert_allclose(_score(result, table)["probabilities"], want, atol=1e-9)
+
+
+# the reference stops at max_iter on purpose, and says so
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_early_stop_false_runs_all_iterations() -> None:
+    table = _data()
+    result = train(
+        _no_split({"early_stop": False, "max_iterations": 7}), table.select([*FEATURES, "churned"])
+    )
+    want = _lr_reference(table, LogisticRegression(C=np.inf, max_iter=7, tol=0.0))
+    np.testing.assert_allclose(_score(result, table)["probabilities"], want, atol=1e-9)
+    assert result.training_info["iterations"] == 7
+    assert result.training_info["converged"] is False  # reported, not raised
+
+
+def test_random_seq_and_custom_splits() -> None:
+    n = 1000
+    table = (
+        _data(n)
+        .append_column("day", pa.array(np.arange(n)[::-1]))
+        .append_column("is_eval", pa.array(np.arange(n) % 4 == 0))
+    )
+    base = {"model_type": "linear_reg", "input_label_cols": ("spend",)}
+    random = train(
+        {**base, "data_split_method": "RANDOM", "data_split_eval_fraction": 0.3},
+        table.select(["a", "b", "spend"]),
+    )
+    assert random.training_info["evaluation_rows"] == 300
+    seq = train(
+        {
+            **base,
+            "data_split_method": "SEQ",
+            "data_split_col": "day",
+            "data_split_eval_fraction": 0.1,
+        },
+        table.select(["a", "b", "day", "spend"]),
+    )
+    assert seq.training_info["evaluation_rows"] == 100
+    assert [c.name for c in seq.inputs] == ["a", "b"]  # the split column is not a feature
+    custom = train(
+        {**base, "data_split_method": "CUSTOM", "data_split_col": "is_eval"},
+        table.select(["a", "b", "is_eval", "spend"]),
+    )
+    assert custom.training_info["evaluation_rows"] == 250
+    # SEQ evaluates the rows with the largest values: the first 100 rows here (day runs down)
+    mask_model = train(
+        {
+            **base,
+            "data_split_method": "SEQ",
+            "data_split_col": "day",
+            "data_split_eval_fraction": 0.1,
+        },
+        table.select(["a", "b", "day", "spend"]),
+    )
+    first = table.slice(0, 100)
+    values = _score(mask_model, first)["value"].reshape(-1)
+    from sklearn.metrics import mean_absolute_error
+
+    assert mask_model.metrics["mean_absolute_error"] == pytest.approx(
+        mean_absolute_error(first.column("spend").to_numpy(), values)
+    )
+    with pytest.raises(errors.InvalidParameterValue):
+        train({**base, "data_split_method": "CUSTOM"}, table.select(["a", "b", "spend"]))
+
+
+def test_kmeans_custom_init_and_unscaled() -> None:
+    table = _data().select(["a", "b"])
+    init = np.zeros(table.num_rows, dtype=bool)
+    init[[0, 1, 2]] = True
+    with_init = table.append_column("seed", pa.array(init))
+    result = train(
+        {
+            "model_type": "kmeans",
+            "kmeans_init_method": "CUSTOM",
+            "kmeans_init_col": "seed",
+            "standardize_features": False,
+        },
+        with_init,
+    )
+    assert [c.name for c in result.inputs] == ["a", "b"]
+    x = np.column_stack(
+        [
+            np.nan_to_num(
+                table.column("a").to_numpy(zero_copy_only=False),
+                nan=np.nanmean(table.column("a").to_numpy(zero_copy_only=False)),
+            ),
+            table.column("b").to_numpy(),
+        ]
+    )
+    reference = KMeans(
+        n_clusters=3, init=x[:3], n_init=1, max_iter=20, tol=0.01, random_state=0
+    ).fit(x)
+    outputs = _score(result, table)
+    assert (outputs["label"] == reference.predict(x)).all()
+    np.testing.assert_allclose(outputs["distances"], reference.transform(x), atol=1e-9)

@@ -53,7 +53,10 @@ def _custom(column: pa.ChunkedArray) -> Mask:
 
 def _seq(column: pa.ChunkedArray, fraction: float) -> Mask:
     n = len(column)
-    order = np.asarray(pc.sort_indices(column, null_placement="at_start"))
+    # NULLs sort first: a row without an ordering value is never among the last (evaluation) rows
+    order = np.asarray(
+        pc.sort_indices(pa.table({"k": column}), sort_keys=[("k", "ascending", "at_start")])
+    )
     mask = np.zeros(n, dtype=bool)
     mask[order[n - round(n * fraction) :]] = True
     return mask
