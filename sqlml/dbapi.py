@@ -9,6 +9,7 @@ frames. Every error is a ``sqlml.Error`` subclass with ``.sqlstate``.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -21,6 +22,45 @@ from sqlml.engines.base import Result
 apilevel = "2.0"
 threadsafety = 1  # threads may share the module, not connections
 paramstyle = "qmark"
+
+
+# -- PEP 249 type objects and constructors ---------------------------------------------------------
+# A description's type_code is the column's Arrow type name ('double', 'string', 'timestamp[us]').
+
+
+class _TypeObject:
+    def __init__(self, *prefixes: str) -> None:
+        self.prefixes = prefixes
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and other.startswith(self.prefixes)
+
+    def __hash__(self) -> int:
+        return hash(self.prefixes)
+
+
+STRING = _TypeObject("string", "large_string")
+BINARY = _TypeObject("binary", "large_binary")
+NUMBER = _TypeObject("int", "uint", "float", "double", "decimal", "halffloat", "bool")
+DATETIME = _TypeObject("timestamp", "date", "time", "duration")
+ROWID = _TypeObject("rowid")  # DuckDB has no row-id type; nothing compares equal
+
+Date = datetime.date
+Time = datetime.time
+Timestamp = datetime.datetime
+Binary = bytes
+
+
+def DateFromTicks(ticks: float) -> datetime.date:
+    return datetime.date.fromtimestamp(ticks)
+
+
+def TimeFromTicks(ticks: float) -> datetime.time:
+    return datetime.datetime.fromtimestamp(ticks).time()
+
+
+def TimestampFromTicks(ticks: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(ticks)
 
 
 class Cursor:

@@ -8,10 +8,12 @@ everything else is JSON text.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.resources
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -130,18 +132,23 @@ class Store:
     ) -> int:
         """Stores a new version and makes it current, in one transaction; returns its number."""
         self.ensure()
-        own = not self.engine.in_transaction()
-        if own:
-            self.engine.begin()
+        with self._transaction():
+            return self._save(ref, result, query_sql, transform_sql, replace)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """All or nothing: its own transaction, or the caller's when one is open (then the
+        caller's COMMIT or ROLLBACK decides)."""
+        if self.engine.in_transaction():
+            yield
+            return
+        self.engine.begin()
         try:
-            version = self._save(ref, result, query_sql, transform_sql, replace)
+            yield
         except BaseException:
-            if own:
-                self.engine.rollback()
+            self.engine.rollback()
             raise
-        if own:
-            self.engine.commit()
-        return version
+        self.engine.commit()
 
     def _save(
         self,
@@ -207,19 +214,10 @@ class Store:
             if if_exists:
                 return False
             raise errors.UndefinedModel(f'model "{schema}.{name}" does not exist')
-        own = not self.engine.in_transaction()
-        if own:
-            self.engine.begin()
-        try:
+        with self._transaction():
             for table in (VERSIONS, MODELS):
                 delete = exp.delete(table, where=_key(schema, name))
                 self.engine.execute(self._sql(delete), [schema, name])
-        except BaseException:
-            if own:
-                self.engine.rollback()
-            raise
-        if own:
-            self.engine.commit()
         return True
 
     def list(self, schema: str | None = None) -> pa.Table:

@@ -29,6 +29,9 @@ def test_module_globals() -> None:
     ):
         assert issubclass(getattr(sqlml, name), Exception)
     assert issubclass(sqlml.ProgrammingError, sqlml.DatabaseError)
+    assert sqlml.Date(2026, 1, 2).year == 2026
+    assert sqlml.Binary(b"x") == b"x"
+    assert sqlml.TimestampFromTicks(0).year in (1969, 1970)
     assert issubclass(sqlml.DatabaseError, sqlml.Error)
 
 
@@ -39,6 +42,9 @@ def test_cursor_fetches(tmp_path: Path) -> None:
     assert cur.description is None
     cur.execute("SELECT i, x FROM t ORDER BY i")
     assert [d[0] for d in cur.description or []] == ["i", "x"]
+    assert [d[1] for d in cur.description or []] == [sqlml.NUMBER, sqlml.NUMBER]
+    assert cur.description is not None
+    assert cur.description[0][1] != sqlml.STRING
     assert cur.rowcount == 5
     assert cur.fetchone() == (0, 0.0)
     assert cur.fetchmany(2) == [(1, 1.5), (2, 3.0)]
