@@ -120,29 +120,35 @@ def _fit(
     # Statistics come from all input rows, as BigQuery ML documents ("as calculated by the
     # feature column in the original input data"); it also spares a copy of the training rows.
     pre = features.fit(inputs, data.raw, transform, model_type.standardize(opts))
-    x_all = pre.matrix(data.raw)
-    if x_all.shape[1] == 0:
+    if pre.width() == 0:
         raise errors.UnusableTrainingData("no usable feature columns")
-    x_train = _select(x_all, train_rows)
+    # Each set of rows is preprocessed on its own: cheaper than one matrix and copies of its rows.
+    raw_train = _take(data.raw, train_rows)
+    x_train = pre.matrix(raw_train)
     clock.lap("preprocess_seconds")
     ctx = models.FitContext(
         n_rows=len(x_train),
-        init_centroids=None if data.init_mask is None else x_all[data.init_mask],
+        init_centroids=None
+        if data.init_mask is None
+        else pre.matrix(_take(data.raw, data.init_mask)),
     )
     estimator = model_type.build(opts, ctx)
     info = _fit_estimator(estimator, x_train, _y(data, train_rows), opts, data)
-    del x_train
     clock.lap("fit_seconds")
     say(f"fitted in {data.timings['fit_seconds']:.2f}s; converting to ONNX")
     graph = _to_onnx(model_type, estimator, pre)
     clock.lap("convert_seconds")
     check_rows = _rows(data, training=False)
-    outputs = _parity_check(graph, inputs, data.raw, check_rows, estimator, x_all, model_type.kind)
-    result_metrics = _metrics(model_type.kind, outputs, data, check_rows, x_all, opts)
+    no_split = isinstance(check_rows, slice)  # evaluation uses the training rows themselves
+    raw_check = raw_train if no_split else _take(data.raw, check_rows)
+    x_check = x_train if no_split else pre.matrix(raw_check)
+    del x_train
+    outputs = _parity_check(graph, inputs, raw_check, estimator, x_check, model_type.kind)
+    result_metrics = _metrics(model_type.kind, outputs, _y(data, check_rows), x_check)
     clock.lap("check_seconds")
     say("checked the ONNX graph against scikit-learn; " + _summary(result_metrics))
     info.update(
-        training_rows=_count(train_rows, len(x_all)),
+        training_rows=_count(train_rows, table.num_rows),
         evaluation_rows=int(data.eval_mask.sum()) if data.eval_mask is not None else 0,
         duration_seconds=time.perf_counter() - started,
         **data.timings,
@@ -370,14 +376,11 @@ class _Clock:
         self.last = now
 
 
-def _select(x: Array, rows: Array | slice) -> Array:
-    """Rows of a Fortran-ordered matrix, column by column (5-10x faster than x[mask] here)."""
+def _take(raw: dict[str, Array], rows: Array | slice) -> dict[str, Array]:
+    """Rows of every raw column; all rows (``slice(None)``) without a copy."""
     if isinstance(rows, slice):
-        return x[rows]
-    out = np.empty((int(rows.sum()), x.shape[1]), order="F")
-    for j in range(x.shape[1]):
-        out[:, j] = x[:, j][rows]
-    return out
+        return raw
+    return {name: column[rows] for name, column in raw.items()}
 
 
 def _count(rows: Array | slice, n: int) -> int:
@@ -473,21 +476,15 @@ def _parity_check(
     graph: bytes,
     inputs: list[InputColumn],
     raw: dict[str, Array],
-    rows: Array | slice,
     estimator: Any,
-    x_all: Array,
+    x: Array,
     kind: str,
 ) -> dict[str, Array]:
-    """The graph's outputs on ``rows``, after checking them against scikit-learn."""
-    scorer = Scorer(graph, inputs)
-    outputs = scorer.run({k: v[rows] for k, v in raw.items()})
-    sample = (
-        np.arange(len(x_all))[rows][:PARITY_ROWS]
-        if not isinstance(rows, slice)
-        else (np.arange(min(len(x_all), PARITY_ROWS)))
-    )
-    head = {k: v[: len(sample)] for k, v in outputs.items()}
-    x = x_all[sample]
+    """The graph's outputs on the rows ``raw`` (preprocessed: ``x``), after checking the first
+    PARITY_ROWS of them against scikit-learn's predictions."""
+    outputs = Scorer(graph, inputs).run(raw)
+    head = {k: v[:PARITY_ROWS] for k, v in outputs.items()}
+    x = x[:PARITY_ROWS]
     if kind == models.CLASSIFIER:
         expected = {"probabilities": estimator.predict_proba(x)}
         same_label = np.array_equal(head["label"], estimator.predict(x))
@@ -507,24 +504,16 @@ def _parity_check(
     return outputs
 
 
-def _metrics(
-    kind: str,
-    outputs: dict[str, Array],
-    data: _Data,
-    rows: Array | slice,
-    x_all: Array,
-    opts: dict[str, Any],
-) -> dict[str, Any]:
+def _metrics(kind: str, outputs: dict[str, Array], y: Array | None, x: Array) -> dict[str, Any]:
+    """ML.EVALUATE's metrics from the graph's own outputs on the evaluation rows."""
     if kind == models.CLASSIFIER:
-        assert data.y is not None
-        assert data.classes is not None
-        return metrics.classification(
-            data.y[rows], outputs["probabilities"], len(data.classes), 0.5
-        )
+        assert y is not None
+        probabilities = outputs["probabilities"]
+        return metrics.classification(y, probabilities, probabilities.shape[1], 0.5)
     if kind == models.REGRESSOR:
-        assert data.y is not None
-        return metrics.regression(data.y[rows], outputs["value"].reshape(-1))
-    return metrics.clustering(x_all[rows], outputs["label"], outputs["distances"])
+        assert y is not None
+        return metrics.regression(y, outputs["value"].reshape(-1))
+    return metrics.clustering(x, outputs["label"], outputs["distances"])
 
 
 def content_hash(table: pa.Table) -> str:
