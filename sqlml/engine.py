@@ -39,6 +39,9 @@ from sqlml.ml.train import train
 from sqlml.store import ModelVersion, Store
 
 Progress = Callable[[str], None]
+# Rendered ML queries kept per session, by statement text: rendering a compiled model's SQL costs
+# ~20 ms, a check that the models still serve the same versions ~1 ms.
+PLAN_CACHE_SIZE = 64
 _names = itertools.count(1)
 
 
@@ -47,6 +50,19 @@ class Settings:
     """Session settings; they enter at the edge (connect(), the CLI, the gateway)."""
 
     scoring: str = "auto"  # 'auto' (compiled where the graph allows) | 'compiled' | 'runtime'
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """An ML query as rendered for the engine, with the model versions it was rendered for."""
+
+    versions: tuple[ModelVersion, ...]
+    calls: tuple[Predict | Evaluate | Score, ...]
+    sql: str
+
+    @property
+    def shas(self) -> tuple[str, ...]:
+        return tuple(v.sha256 for v in self.versions)
 
 
 class Session:
@@ -61,6 +77,7 @@ class Session:
         self.engine = engine
         self.settings = settings or Settings()
         self.store = Store(engine)
+        self._plans: dict[tuple[str, str, str], _Plan] = {}
         # Before any transaction: a rolled-back one must not take the store tables away.
         self.store.ensure()
         self.progress = progress
@@ -80,8 +97,26 @@ class Session:
     def execute_one(self, sql: str, params: Sequence[Any] | None = None) -> Result:
         if not grammar.may_be_ml(sql):
             return self.engine.execute(sql, params)
+        key = (sql, self.engine.dialect, self.settings.scoring)
+        plan = self._plans.get(key)
+        if plan is not None and not params:
+            result = self._run_plan(plan)
+            if result is not None:
+                return result
         statement = grammar.parse(sql, self.engine.dialect)
+        if isinstance(statement, MLQuery) and not params:
+            return self.ml_query(statement, key)
         return self.run(statement, params)
+
+    def _run_plan(self, plan: _Plan) -> Result | None:
+        """Runs a rendered ML query again, if every model still serves the same version."""
+        if tuple(self.store.current_sha(v.ref_name) for v in plan.versions) != plan.shas:
+            return None
+        for version, call in zip(plan.versions, plan.calls, strict=True):
+            if isinstance(call, Predict):  # the input may have changed since: check it again
+                scoring.check_input(version, self.engine.schema_of(call.input.sql))
+            self.engine.register_scorer(version.sha256, version.onnx, version.inputs)
+        return self.engine.execute(plan.sql)
 
     def run(self, statement: Statement, params: Sequence[Any] | None = None) -> Result:
         if isinstance(statement, Passthrough):
@@ -130,18 +165,33 @@ class Session:
 
     # -- queries with ML calls -----------------------------------------------------------------
 
-    def ml_query(self, query: MLQuery) -> Result:
+    def ml_query(self, query: MLQuery, key: tuple[str, str, str] | None = None) -> Result:
         registered: list[str] = []
+        versions: list[ModelVersion] = []
         try:
-            replacements = [self._replacement(call, registered) for call in query.calls]
+            replacements = [self._replacement(c, registered, versions) for c in query.calls]
             sql = query.render(replacements, self.engine.dialect)
-            return self.engine.execute(sql)
+            result = self.engine.execute(sql)
         finally:
             for name in registered:
                 self.engine.unregister_table(name)
+        if key is not None and not registered:  # ML.EVALUATE results are not kept
+            self._keep(key, _Plan(tuple(versions), query.calls, sql))
+        return result
 
-    def _replacement(self, call: Predict | Evaluate | Score, registered: list[str]) -> exp.Expr:
+    def _keep(self, key: tuple[str, str, str], plan: _Plan) -> None:
+        self._plans[key] = plan
+        while len(self._plans) > PLAN_CACHE_SIZE:
+            self._plans.pop(next(iter(self._plans)))
+
+    def _replacement(
+        self,
+        call: Predict | Evaluate | Score,
+        registered: list[str],
+        versions: list[ModelVersion],
+    ) -> exp.Expr:
         version = self.store.load(call.model)
+        versions.append(version)
         if isinstance(call, Predict):
             return self.predict_subquery(version, call)
         if isinstance(call, Score):

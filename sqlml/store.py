@@ -59,6 +59,10 @@ class ModelVersion:
     def ref(self) -> str:
         return f"{self.schema}.{self.name}"
 
+    @property
+    def ref_name(self) -> ModelRef:
+        return ModelRef(self.schema, self.name)
+
 
 def ddl() -> list[str]:
     text = importlib.resources.files("sqlml._sql").joinpath("store.sql").read_text()
@@ -103,6 +107,27 @@ class Store:
         query = exp.select(_col("current_version")).from_(MODELS).where(_key(schema, name))
         table = self.engine.query_arrow(self._sql(query), [schema, name])
         return int(table.column(0)[0].as_py()) if table.num_rows else None
+
+    def current_sha(self, ref: ModelRef) -> str | None:
+        """The sha256 of the version the model serves: a cheap check that a plan is current."""
+        schema, name = self.resolve(ref)
+        m, v = "m", "v"
+        query = (
+            exp.select(exp.column("onnx_sha256", v, quoted=True))
+            .from_(MODELS.copy().as_(m))
+            .join(
+                VERSIONS.copy().as_(v),
+                on=exp.and_(
+                    exp.column("schema_name", m).eq(exp.column("schema_name", v)),
+                    exp.column("model_name", m).eq(exp.column("model_name", v)),
+                    exp.column("current_version", m).eq(exp.column("version", v)),
+                ),
+            )
+            .where(exp.column("schema_name", m).eq(exp.Placeholder()))
+            .where(exp.column("model_name", m).eq(exp.Placeholder()))
+        )
+        table = self.engine.query_arrow(self._sql(query), [schema, name])
+        return str(table.column(0)[0].as_py()) if table.num_rows else None
 
     def load(self, ref: ModelRef, version: int | None = None) -> ModelVersion:
         current = self.current_version(ref)

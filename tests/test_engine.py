@@ -433,3 +433,24 @@ def test_plain_sql_passes_through(con: sqlml.Connection) -> None:
     assert [d[0] for d in cur.description] == ["one", "letter"]
     assert cur.fetchall() == [(1, "a")]
     assert con.execute("SELECT ? + 1", [41]).fetchone() == (42,)
+
+
+def test_rendered_queries_follow_new_versions_and_changed_inputs(con: sqlml.Connection) -> None:
+    query = "SELECT ML.SCORE(MODEL shop.churn) FROM shop.new_customers ORDER BY id"
+    con.execute(CHURN)
+    first = con.execute(query).fetchall()
+    assert con.execute(query).fetchall() == first  # the kept plan gives the same answer
+    con.execute(
+        CHURN.replace("CREATE MODEL", "CREATE OR REPLACE MODEL").replace(
+            "shop.customers", "shop.customers WHERE id % 2 = 0"
+        )
+    )
+    second = con.execute(query).fetchall()
+    assert second != first
+    predict = "SELECT * FROM ML.PREDICT(MODEL shop.churn, TABLE shop.new_customers)"
+    assert len(con.execute(predict).fetchall()) == 200  # kept as a plan
+    con.execute(
+        "CREATE OR REPLACE TABLE shop.new_customers AS SELECT id, tenure, 'x' AS spend, plan, promo FROM shop.new_customers"
+    )
+    with pytest.raises(errors.DatatypeMismatch):
+        con.execute(predict)  # the kept plan checks its input again
