@@ -113,16 +113,7 @@ class Store:
         schema, name = self.resolve(ref)
         m, v = "m", "v"
         query = (
-            exp.select(exp.column("onnx_sha256", v, quoted=True))
-            .from_(MODELS.copy().as_(m))
-            .join(
-                VERSIONS.copy().as_(v),
-                on=exp.and_(
-                    exp.column("schema_name", m).eq(exp.column("schema_name", v)),
-                    exp.column("model_name", m).eq(exp.column("model_name", v)),
-                    exp.column("current_version", m).eq(exp.column("version", v)),
-                ),
-            )
+            _serving(exp.select(exp.column("onnx_sha256", v, quoted=True)))
             .where(exp.column("schema_name", m).eq(exp.Placeholder()))
             .where(exp.column("model_name", m).eq(exp.Placeholder()))
         )
@@ -249,31 +240,33 @@ class Store:
         """SHOW MODELS: one row per model with its current version's headline facts."""
         self.ensure()
         m, v = "m", "v"
-        query = (
-            exp.select(
-                exp.column("schema_name", m, quoted=True).as_("schema_name"),
-                exp.column("model_name", m, quoted=True).as_("model_name"),
-                exp.column("model_type", m, quoted=True).as_("model_type"),
-                exp.column("current_version", m, quoted=True).as_("version"),
-                exp.column("row_count", v, quoted=True).as_("training_rows"),
-                exp.column("created_at", v, quoted=True).as_("trained_at"),
-            )
-            .from_(MODELS.copy().as_(m))
-            .join(
-                VERSIONS.copy().as_(v),
-                on=exp.and_(
-                    exp.column("schema_name", m).eq(exp.column("schema_name", v)),
-                    exp.column("model_name", m).eq(exp.column("model_name", v)),
-                    exp.column("current_version", m).eq(exp.column("version", v)),
-                ),
-            )
-            .order_by(exp.column("schema_name", m), exp.column("model_name", m))
+        query = exp.select(
+            exp.column("schema_name", m, quoted=True).as_("schema_name"),
+            exp.column("model_name", m, quoted=True).as_("model_name"),
+            exp.column("model_type", m, quoted=True).as_("model_type"),
+            exp.column("current_version", m, quoted=True).as_("version"),
+            exp.column("row_count", v, quoted=True).as_("training_rows"),
+            exp.column("created_at", v, quoted=True).as_("trained_at"),
         )
+        query = _serving(query).order_by(exp.column("schema_name", m), exp.column("model_name", m))
         params: list[Any] = []
         if schema is not None:
             query = query.where(exp.column("schema_name", m).eq(exp.Placeholder()))
             params.append(schema)
         return self.engine.query_arrow(self._sql(query), params)
+
+
+def _serving(select: exp.Select) -> exp.Select:
+    """FROM sqlml.models AS m JOIN the version each model serves AS v."""
+    m, v = "m", "v"
+    return select.from_(MODELS.copy().as_(m)).join(
+        VERSIONS.copy().as_(v),
+        on=exp.and_(
+            exp.column("schema_name", m).eq(exp.column("schema_name", v)),
+            exp.column("model_name", m).eq(exp.column("model_name", v)),
+            exp.column("current_version", m).eq(exp.column("version", v)),
+        ),
+    )
 
 
 def _library_versions() -> dict[str, str]:
