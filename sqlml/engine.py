@@ -213,38 +213,45 @@ class Session:
         return scoring.runtime_outputs(call, scoring.width(version)), call
 
     def predict_subquery(self, version: ModelVersion, call: Predict) -> exp.Expr:
-        """SELECT <input columns>, <predicted columns> FROM (SELECT *, <raw outputs> FROM input).
+        """Three nested SELECTs over the input query, all aliased ``__sqlml_input`` so that the
+        compiled expressions (written against that alias) read the right level:
+
+        1. the input's columns plus the model's common subexpressions (compiled scoring);
+        2. the input's columns plus the raw outputs as hidden columns;
+        3. the input's columns plus BigQuery ML's predicted columns, built from the raw outputs.
 
         Trees are assembled with copy=False: the compiled outputs are large and shared.
         """
         schema = self.engine.schema_of(call.input.sql)
         scoring.check_input(version, schema)
         mode = scoring.choose_mode(version, call, self.settings.scoring)
-        inner_alias, outer_alias = "__sqlml_input", "__sqlml_scored"
-        raw, runtime = self._raw(version, mode, inner_alias)
-        if runtime is not None:
-            hidden = [f"{scoring.HIDDEN}v"]
-            hidden_values = [runtime]
-            raw_refs = scoring.runtime_outputs(exp.column(hidden[0], quoted=True), len(raw))
+        alias = "__sqlml_input"
+        source: exp.Expr = _subquery(_parse_query(call.input.sql, self.engine.dialect), alias)
+        if mode == "compiled":
+            hoisted, hidden_values = scoring.compiled_stages(version, alias, self.engine.dialect)
+            if hoisted:
+                shared = [exp.alias_(e, n, quoted=True, copy=False) for n, e in hoisted]
+                star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
+                level = exp.select(star, *shared, copy=False).from_(source, copy=False)
+                source = _subquery(level, alias)
+            hidden = [f"{scoring.HIDDEN}{i}" for i in range(len(hidden_values))]
+            raw_refs: list[exp.Expr] = [exp.column(h, quoted=True) for h in hidden]
         else:
-            hidden = [f"{scoring.HIDDEN}{i}" for i in range(len(raw))]
-            hidden_values = raw
-            raw_refs = [exp.column(h, quoted=True) for h in hidden]
-        columns = [exp.column(n, table=inner_alias, quoted=True) for n in schema.names]
+            raw, runtime = self._raw(version, mode, alias)
+            assert runtime is not None
+            hidden, hidden_values = [f"{scoring.HIDDEN}v"], [runtime]
+            raw_refs = scoring.runtime_outputs(exp.column(hidden[0], quoted=True), len(raw))
+        columns = [exp.column(n, table=alias, quoted=True) for n in schema.names]
         aliased = [
             exp.alias_(v, h, quoted=True, copy=False)
             for v, h in zip(hidden_values, hidden, strict=True)
         ]
-        source = exp.Subquery(
-            this=_parse_query(call.input.sql, self.engine.dialect),
-            alias=exp.TableAlias(this=exp.to_identifier(inner_alias, quoted=True)),
-        )
         inner = exp.select(*columns, *aliased, copy=False).from_(source, copy=False)
         outer = exp.select(
             *(exp.column(n, quoted=True) for n in schema.names),
             *scoring.predicted_columns(version, raw_refs, call.threshold),
             copy=False,
-        ).from_(inner.subquery(outer_alias, copy=False), copy=False)
+        ).from_(inner.subquery("__sqlml_scored", copy=False), copy=False)
         return outer.subquery(copy=False)
 
     def score_expression(self, version: ModelVersion, call: Score) -> exp.Expr:
@@ -320,6 +327,12 @@ def _classification(
     truth = np.asarray(pc.fill_null(index, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
     cut = 0.5 if threshold is None else threshold
     return metrics.classification(truth[keep], np.asarray(probs)[keep], len(classes), cut)
+
+
+def _subquery(query: exp.Expr, alias: str) -> exp.Subquery:
+    return exp.Subquery(
+        this=query, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))
+    )
 
 
 def _parse_query(sql: str, dialect: str) -> exp.Expr:
