@@ -9,7 +9,7 @@ from typing import Any
 import click
 import pyarrow as pa
 
-from sqlml import errors
+from sqlml import errors, grammar
 from sqlml.dbapi import connect
 
 MAX_ROWS = 50
@@ -70,7 +70,7 @@ def run(database: str, scoring: str, script: Any) -> None:
     """Run the statements of SCRIPT (a .sql file, or - for stdin), printing each result."""
     connection = connect(database, autocommit=True, scoring=scoring)
     try:
-        for text in _statements(script.read()):
+        for text in grammar.split_script(script.read()):
             progress = _Progress()
             connection.set_progress(progress)
             cursor = connection.execute(text)
@@ -84,12 +84,6 @@ def run(database: str, scoring: str, script: Any) -> None:
         sys.exit(1)
     finally:
         connection.close()
-
-
-def _statements(script: str) -> list[str]:
-    from sqlml import grammar
-
-    return grammar.split_script(script)
 
 
 @main.command()

@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlglot
 import sqlglot.errors
 from sqlglot import exp
@@ -110,7 +112,7 @@ class Session:
 
     def _run_plan(self, plan: _Plan) -> Result | None:
         """Runs a rendered ML query again, if every model still serves the same version."""
-        if tuple(self.store.current_sha(v.ref_name) for v in plan.versions) != plan.shas:
+        if tuple(self.store.current_sha(v.ref) for v in plan.versions) != plan.shas:
             return None
         for version, call in zip(plan.versions, plan.calls, strict=True):
             if isinstance(call, Predict):  # the input may have changed since: check it again
@@ -145,6 +147,7 @@ class Session:
             return Result(None, 0, "CREATE MODEL")
         if exists and not statement.replace:
             raise errors.DuplicateModel(f'model "{statement.model}" already exists')
+        # Checked here as well as in train(): a bad option fails before the rows are read.
         models.get(statement.options.get("model_type")).resolve_options(dict(statement.options))
         self._say(f"reading the training rows of {statement.model}")
         table = self.engine.query_arrow(statement.query.sql)
@@ -202,16 +205,6 @@ class Session:
         registered.append(name)
         return exp.select("*").from_(exp.to_table(name, quoted=True)).subquery()
 
-    def _raw(
-        self, version: ModelVersion, mode: str, qualifier: str | None
-    ) -> tuple[list[exp.Expr], exp.Expr | None]:
-        """Raw outputs, plus the runtime call when they index into it."""
-        if mode == "compiled":
-            return scoring.compiled_outputs(version, qualifier, self.engine.dialect), None
-        self.engine.register_scorer(version.sha256, version.onnx, version.inputs)
-        call = scoring.runtime_call(version, qualifier)
-        return scoring.runtime_outputs(call, scoring.width(version)), call
-
     def predict_subquery(self, version: ModelVersion, call: Predict) -> exp.Expr:
         """Three nested SELECTs over the input query, all aliased ``__sqlml_input`` so that the
         compiled expressions (written against that alias) read the right level:
@@ -237,10 +230,12 @@ class Session:
             hidden = [f"{scoring.HIDDEN}{i}" for i in range(len(hidden_values))]
             raw_refs: list[exp.Expr] = [exp.column(h, quoted=True) for h in hidden]
         else:
-            raw, runtime = self._raw(version, mode, alias)
-            assert runtime is not None
-            hidden, hidden_values = [f"{scoring.HIDDEN}v"], [runtime]
-            raw_refs = scoring.runtime_outputs(exp.column(hidden[0], quoted=True), len(raw))
+            self.engine.register_scorer(version.sha256, version.onnx, version.inputs)
+            hidden = [f"{scoring.HIDDEN}v"]
+            hidden_values = [scoring.runtime_call(version, alias)]
+            raw_refs = scoring.runtime_outputs(
+                exp.column(hidden[0], quoted=True), scoring.width(version)
+            )
         columns = [exp.column(n, table=alias, quoted=True) for n in schema.names]
         aliased = [
             exp.alias_(v, h, quoted=True, copy=False)
@@ -255,8 +250,15 @@ class Session:
         return outer.subquery(copy=False)
 
     def score_expression(self, version: ModelVersion, call: Score) -> exp.Expr:
+        """One inline expression (no room for hoisted columns here): compiled, or indexes into
+        one runtime UDF call per referenced output."""
         mode = scoring.choose_mode(version, None, self.settings.scoring)
-        raw, _ = self._raw(version, mode, call.qualifier)
+        if mode == "compiled":
+            raw = scoring.compiled_outputs(version, call.qualifier, self.engine.dialect)
+        else:
+            self.engine.register_scorer(version.sha256, version.onnx, version.inputs)
+            runtime = scoring.runtime_call(version, call.qualifier)
+            raw = scoring.runtime_outputs(runtime, scoring.width(version))
         return exp.paren(scoring.score_expression(version, raw))
 
     # -- ML.EVALUATE ---------------------------------------------------------------------------
@@ -277,10 +279,9 @@ class Session:
         table = self.engine.query_arrow(call.input.sql)
         scoring.check_input(version, table.schema)
         run = scorer(version.onnx, version.inputs, key=version.sha256)
-        outputs = run.run_table(_named(table, version))
+        outputs = run.run_table(_named(table, version))  # one run: k-means' 'features' included
         if version.kind == models.CLUSTERER:
-            features = _features(version, table)
-            return metrics.clustering(features, outputs["label"], outputs["distances"])
+            return metrics.clustering(outputs["features"], outputs["label"], outputs["distances"])
         label = version.label
         assert label is not None
         if label["name"] not in table.column_names:
@@ -301,16 +302,7 @@ def _named(table: pa.Table, version: ModelVersion) -> pa.Table:
     return pa.table(columns)
 
 
-def _features(version: ModelVersion, table: pa.Table) -> Any:
-    """The preprocessed feature matrix of k-means rows (the space its distances live in)."""
-    run = scorer(version.onnx, version.inputs, key=version.sha256)
-    return run.run_table(_named(table, version), ["features"])["features"]
-
-
 def _regression(y: pa.ChunkedArray, value: Any) -> dict[str, float | None]:
-    import numpy as np
-    import pyarrow.compute as pc
-
     keep = np.asarray(pc.is_valid(y).to_numpy(zero_copy_only=False), dtype=bool)
     truth = np.asarray(pc.cast(y, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
     return metrics.regression(truth[keep], np.asarray(value).reshape(-1)[keep])
@@ -319,9 +311,6 @@ def _regression(y: pa.ChunkedArray, value: Any) -> dict[str, float | None]:
 def _classification(
     y: pa.ChunkedArray, classes: list[Any], probs: Any, threshold: float | None
 ) -> dict[str, float | None]:
-    import numpy as np
-    import pyarrow.compute as pc
-
     index = pc.index_in(y, value_set=pa.array(classes, type=y.type))
     keep = np.asarray(pc.is_valid(index).to_numpy(zero_copy_only=False), dtype=bool)
     truth = np.asarray(pc.fill_null(index, 0).to_numpy(zero_copy_only=False), dtype=np.int64)

@@ -7,16 +7,18 @@ k-means. They come either
 parallel, no Python) or from the *runtime* UDF ``sqlml_onnx`` (onnxruntime, for any graph). The
 BigQuery ML output columns are then built from the raw outputs the same way for both paths.
 
-ML.PREDICT becomes two nested SELECTs over the input query: the inner one adds the raw outputs as
-hidden columns, the outer one lists the input columns and the predicted columns, so each raw output
-is computed once per row whatever the outer columns reference.
+ML.PREDICT becomes nested SELECTs over the input query (see Session.predict_subquery): the model's
+common subexpressions, then the raw outputs as hidden columns, then the input columns and the
+predicted columns, so each is computed once per row whatever the outer columns reference.
+Everything derived from a model version's graph is cached by its sha256.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import onnx
 import pyarrow as pa
@@ -25,16 +27,12 @@ from sqlglot import exp
 from sqlml import cse, errors
 from sqlml.grammar.statements import Predict
 from sqlml.ml import models
-from sqlml.ml.features import NULL_CATEGORY, InputColumn
+from sqlml.ml.features import NULL_CATEGORY, InputColumn, kind_of
 from sqlml.store import ModelVersion
 
 UDF = "sqlml_onnx"
 HIDDEN = "__sqlml_"
 MODES = ("auto", "compiled", "runtime")
-
-
-def _ident(name: str) -> exp.Identifier:
-    return exp.to_identifier(name, quoted=True)
 
 
 def _double(value: float) -> exp.Expr:
@@ -67,37 +65,46 @@ _ORDER = {
     models.CLUSTERER: ("label", "distances"),
 }
 _lock = threading.Lock()
-_compiled: OrderedDict[tuple[str, str, str | None, str], list[exp.Expr]] = OrderedDict()
+_cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_CACHE_SIZE = 512
+T = TypeVar("T")
+
+
+def _cached(key: tuple[Any, ...], make: Callable[[], T]) -> T:
+    """A small LRU over everything derived from a version's graph (keys start with its sha256).
+    Values are shared: callers place the trees into new queries (copy=False), never mutate them."""
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return cast(T, _cache[key])
+    value = make()
+    with _lock:
+        _cache[key] = value
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return value
 
 
 def compilable(version: ModelVersion) -> bool:
     from sqlml.ml.to_sql import is_compilable
 
-    return bool(is_compilable(onnx.load_from_string(version.onnx)))
+    def check() -> bool:
+        return bool(is_compilable(onnx.load_from_string(version.onnx)))
+
+    return _cached((version.sha256, "compilable"), check)
 
 
 def compiled_outputs(version: ModelVersion, qualifier: str | None, dialect: str) -> list[exp.Expr]:
-    """The raw outputs as native SQL expressions (cached per version, qualifier and dialect)."""
-    key = (version.sha256, version.kind, qualifier, dialect)
-    with _lock:
-        found = _compiled.get(key)
-    if found is None:
+    """The raw outputs as native SQL expressions (per version, qualifier and dialect)."""
+
+    def compile_() -> list[exp.Expr]:
         from sqlml.ml.to_sql import compile_onnx
 
         inputs = {c.name: input_expression(c, qualifier, runtime=False) for c in version.inputs}
         outputs = compile_onnx(onnx.load_from_string(version.onnx), inputs, dialect=dialect)
-        found = [e for name in _ORDER[version.kind] for e in outputs[name]]
-        with _lock:
-            _compiled[key] = found
-            while len(_compiled) > 256:
-                _compiled.popitem(last=False)
-    # Shared trees: callers place them into new queries (copy=False) and never mutate them.
-    return list(found)
+        return [e for name in _ORDER[version.kind] for e in outputs[name]]
 
-
-_staged: OrderedDict[tuple[str, str, str], tuple[list[tuple[str, exp.Expr]], list[exp.Expr]]] = (
-    OrderedDict()
-)
+    return list(_cached((version.sha256, "outputs", qualifier, dialect), compile_))
 
 
 def compiled_stages(
@@ -108,21 +115,15 @@ def compiled_stages(
 
     A 8-cluster k-means over 10 features shrinks from 181 KB of SQL to 46 KB and scores 4x
     faster in DuckDB; a binary logistic model computes its linear score once instead of three
-    times. Cached like compiled_outputs.
+    times.
     """
-    key = (version.sha256, qualifier, dialect)
-    with _lock:
-        found = _staged.get(key)
-    if found is None:
+
+    def lift() -> tuple[list[tuple[str, exp.Expr]], list[exp.Expr]]:
         outputs = compiled_outputs(version, qualifier, dialect)
-        found = cse.hoist(
-            outputs, lambda name: exp.column(name, table=qualifier, quoted=True), f"{HIDDEN}c"
-        )
-        with _lock:
-            _staged[key] = found
-            while len(_staged) > 256:
-                _staged.popitem(last=False)
-    return found
+        column = lambda name: exp.column(name, table=qualifier, quoted=True)  # noqa: E731
+        return cse.hoist(outputs, column, f"{HIDDEN}c")
+
+    return _cached((version.sha256, "stages", qualifier, dialect), lift)
 
 
 def runtime_call(version: ModelVersion, qualifier: str | None) -> exp.Expr:
@@ -209,22 +210,27 @@ def _classifier_columns(
     )
     literals = [label_literal(c, label_type) for c in classes]
     probs = raw[1:]
-    if len(classes) == 2:
-        cut = 0.5 if threshold is None else threshold
-        predicted: exp.Expr = (
-            exp.case().when(probs[1].copy() > _double(cut), literals[1]).else_(literals[0].copy())
-        )
-    else:
-        case = exp.case(exp.cast(raw[0], exp.DataType.build("BIGINT")))
-        for i, literal in enumerate(literals):
-            case = case.when(exp.Literal.number(i), literal.copy())
-        predicted = case
+    predicted = _predicted_label(literals, raw, threshold)
     array = exp.Array(
         expressions=[
             _struct(label=lit.copy(), prob=p.copy()) for lit, p in zip(literals, probs, strict=True)
         ]
     )
     return [predicted.as_(f"predicted_{name}"), array.as_(f"predicted_{name}_probs")]
+
+
+def _predicted_label(
+    literals: list[exp.Expr], raw: list[exp.Expr], threshold: float | None
+) -> exp.Expr:
+    """Binary: the positive class when its probability is above the threshold; multiclass: the
+    graph's label (the most probable class)."""
+    if len(literals) == 2:
+        cut = 0.5 if threshold is None else threshold
+        return exp.case().when(raw[2].copy() > _double(cut), literals[1]).else_(literals[0].copy())
+    case = exp.case(exp.cast(raw[0], exp.DataType.build("BIGINT")))
+    for i, literal in enumerate(literals):
+        case = case.when(exp.Literal.number(i), literal.copy())
+    return case
 
 
 def _kmeans_columns(raw: list[exp.Expr]) -> list[exp.Expr]:
@@ -264,8 +270,8 @@ def score_expression(version: ModelVersion, raw: list[exp.Expr]) -> exp.Expr:
     assert version.label is not None
     if len(version.label["classes"]) == 2:
         return raw[2]
-    predicted: exp.Expr = _classifier_columns(version, raw, None)[0].this
-    return predicted
+    literals = [label_literal(c, version.label["type"]) for c in version.label["classes"]]
+    return _predicted_label(literals, raw, None)
 
 
 # -- type checks ---------------------------------------------------------------------------------
@@ -289,17 +295,8 @@ def check_input(version: ModelVersion, schema: pa.Schema) -> None:
 
 
 def _same_family(kind: str, arrow_type: pa.DataType) -> bool:
-    if pa.types.is_null(arrow_type):
-        return True  # an all-NULL input column is a column of missing values
-    if kind == "numeric":
-        return bool(
-            pa.types.is_integer(arrow_type)
-            or pa.types.is_floating(arrow_type)
-            or pa.types.is_decimal(arrow_type)
-        )
-    if kind == "bool":
-        return bool(pa.types.is_boolean(arrow_type))
-    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
+    # an all-NULL input column is a column of missing values, whatever the training type
+    return bool(pa.types.is_null(arrow_type)) or kind_of(arrow_type) == kind
 
 
 def choose_mode(version: ModelVersion, predict: Predict | None, default: str) -> str:

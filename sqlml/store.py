@@ -24,6 +24,7 @@ from sqlglot import exp
 from sqlml import errors
 from sqlml.engines.base import Engine
 from sqlml.grammar.statements import ModelRef
+from sqlml.ml import models
 from sqlml.ml.features import InputColumn
 from sqlml.ml.train import TrainResult
 
@@ -51,16 +52,11 @@ class ModelVersion:
 
     @property
     def kind(self) -> str:
-        from sqlml.ml import models
-
         return models.get(self.model_type).kind
 
     @property
-    def ref(self) -> str:
-        return f"{self.schema}.{self.name}"
-
-    @property
-    def ref_name(self) -> ModelRef:
+    def ref(self) -> ModelRef:
+        """The model's name; ``str()`` of it reads ``schema.name``."""
         return ModelRef(self.schema, self.name)
 
 
@@ -74,9 +70,8 @@ def _col(name: str) -> exp.Column:
     return exp.column(name, quoted=True)
 
 
-def _key(schema: str, name: str) -> exp.Expr:
+def _key() -> exp.Expr:
     """WHERE schema_name = ? AND model_name = ? (the values go as parameters, in that order)."""
-    del schema, name
     return exp.and_(
         _col("schema_name").eq(exp.Placeholder()), _col("model_name").eq(exp.Placeholder())
     )
@@ -104,7 +99,7 @@ class Store:
     def current_version(self, ref: ModelRef) -> int | None:
         self.ensure()
         schema, name = self.resolve(ref)
-        query = exp.select(_col("current_version")).from_(MODELS).where(_key(schema, name))
+        query = exp.select(_col("current_version")).from_(MODELS).where(_key())
         table = self.engine.query_arrow(self._sql(query), [schema, name])
         return int(table.column(0)[0].as_py()) if table.num_rows else None
 
@@ -129,7 +124,7 @@ class Store:
         query = (
             exp.select("*")
             .from_(VERSIONS)
-            .where(_key(schema, name))
+            .where(_key())
             .where(_col("version").eq(exp.Placeholder()))
         )
         table = self.engine.query_arrow(self._sql(query), [schema, name, wanted])
@@ -192,9 +187,7 @@ class Store:
         return version
 
     def _latest(self, schema: str, name: str) -> int:
-        query = (
-            exp.select(exp.func("max", _col("version"))).from_(VERSIONS).where(_key(schema, name))
-        )
+        query = exp.select(exp.func("max", _col("version"))).from_(VERSIONS).where(_key())
         value = self.engine.query_arrow(self._sql(query), [schema, name]).column(0)[0].as_py()
         return int(value) if value is not None else 0
 
@@ -209,7 +202,7 @@ class Store:
                     "model_type": exp.Placeholder(),
                     "updated_at": exp.Placeholder(),
                 },
-                where=_key(schema, name),
+                where=_key(),
             )
             self.engine.execute(self._sql(update), [version, model_type, now, schema, name])
             return
@@ -232,7 +225,7 @@ class Store:
             raise errors.UndefinedModel(f'model "{schema}.{name}" does not exist')
         with self._transaction():
             for table in (VERSIONS, MODELS):
-                delete = exp.delete(table, where=_key(schema, name))
+                delete = exp.delete(table, where=_key())
                 self.engine.execute(self._sql(delete), [schema, name])
         return True
 

@@ -48,7 +48,8 @@ class InputColumn:
         return DOUBLE if self.kind == "numeric" else STRING
 
 
-def column_kind(name: str, arrow_type: pa.DataType) -> str:
+def kind_of(arrow_type: pa.DataType) -> str | None:
+    """'numeric', 'string' or 'bool' for a column type sqlml can use as a feature, else None."""
     if pa.types.is_boolean(arrow_type):
         return "bool"
     if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
@@ -57,6 +58,13 @@ def column_kind(name: str, arrow_type: pa.DataType) -> str:
         return "numeric"
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
         return "string"
+    return None
+
+
+def column_kind(name: str, arrow_type: pa.DataType) -> str:
+    kind = kind_of(arrow_type)
+    if kind is not None:
+        return kind
     if pa.types.is_null(arrow_type):
         raise errors.UnusableTrainingData(f"column {name} has only NULL values")
     raise errors.FeatureNotSupported(

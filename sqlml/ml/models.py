@@ -41,7 +41,7 @@ from sklearn.linear_model import (
 )
 
 from sqlml import errors
-from sqlml.ml.options import COMMON, Option, non_negative, positive, resolve
+from sqlml.ml.options import COMMON, Option, fraction, non_negative, positive, resolve
 
 REGRESSOR, CLASSIFIER, CLUSTERER = "regressor", "classifier", "clusterer"
 SEED = 0
@@ -106,7 +106,7 @@ SUPERVISED = (
         "data_split_eval_fraction",
         "float",
         0.2,
-        check=lambda x: 0 < x < 1,
+        check=fraction,
         requirement="a number between 0 and 1",
     ),
     Option("data_split_col", "str"),
