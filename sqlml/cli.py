@@ -1,4 +1,5 @@
-"""The command line: ``sqlml run`` runs a SQL script, ``sqlml models`` lists the stored models."""
+"""The command line: ``sqlml run`` runs a SQL script, ``sqlml models`` lists the stored models,
+``sqlml install`` / ``sqlml uninstall`` put the extension into a PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -56,7 +57,11 @@ def main() -> None:
 
 @main.command()
 @click.option(
-    "--database", "-d", default=":memory:", show_default=True, help="DuckDB file or :memory:"
+    "--database",
+    "-d",
+    default=":memory:",
+    show_default=True,
+    help="DuckDB file, :memory:, or a postgresql:// URL",
 )
 @click.option(
     "--scoring",
@@ -87,7 +92,7 @@ def run(database: str, scoring: str, script: Any) -> None:
 
 
 @main.command()
-@click.option("--database", "-d", required=True, help="DuckDB file")
+@click.option("--database", "-d", required=True, help="DuckDB file or postgresql:// URL")
 @click.option("--schema", default=None, help="only the models of this schema")
 def models(database: str, schema: str | None) -> None:
     """List the models stored in DATABASE with their current version."""
@@ -100,6 +105,57 @@ def models(database: str, schema: str | None) -> None:
         sys.exit(1)
     finally:
         connection.close()
+
+
+def _fail(e: errors.Error) -> None:
+    click.echo(f"ERROR {e.sqlstate}: {e}", err=True)
+    sys.exit(1)
+
+
+@main.command()
+@click.option("--database", "-d", required=True, help="postgresql:// URL (a superuser)")
+@click.option(
+    "--python-path",
+    multiple=True,
+    help="a folder on the server's machine with sqlml's dependencies, put first on the server"
+    " Python's sys.path (repeatable; recorded in the database)",
+)
+@click.option(
+    "--install-deps",
+    is_flag=True,
+    help="pip-install the dependencies into the first --python-path folder (same machine and"
+    " Python version as the server)",
+)
+def install(database: str, python_path: tuple[str, ...], install_deps: bool) -> None:
+    """Install or upgrade sqlml in a PostgreSQL database (idempotent)."""
+    from sqlml.postgres.install import Installer
+
+    try:
+        installer = Installer(database, echo=lambda m: click.echo(m, err=True))
+        try:
+            installer.install(list(python_path), install_deps=install_deps)
+        finally:
+            installer.close()
+    except errors.Error as e:
+        _fail(e)
+
+
+@main.command()
+@click.option("--database", "-d", required=True, help="postgresql:// URL (a superuser)")
+@click.option("--drop-models", is_flag=True, help="also drop schema sqlml with every stored model")
+def uninstall(database: str, drop_models: bool) -> None:
+    """Remove sqlml's functions and code from a PostgreSQL database (models stay by default)."""
+    from sqlml.postgres.install import Installer
+
+    try:
+        installer = Installer(database, echo=lambda m: click.echo(m, err=True))
+        try:
+            installer.uninstall(drop_models=drop_models)
+        finally:
+            installer.close()
+    except errors.Error as e:
+        _fail(e)
+    click.echo("sqlml uninstalled" + (" with its models" if drop_models else ""), err=True)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,10 @@ class Session:
         # Before any transaction: a rolled-back one must not take the store tables away.
         self.store.ensure()
         self.progress = progress
+        # PostgreSQL: CREATE MODEL, DROP MODEL and ML.EVALUATE on rows run inside the server.
+        self.in_server = bool(getattr(engine, "runs_ml_in_server", False))
+        if self.in_server:
+            engine.progress = self._say  # type: ignore[attr-defined]
 
     @classmethod
     def open(cls, database: str, settings: Settings | None = None) -> Session:
@@ -106,6 +110,10 @@ class Session:
             if result is not None:
                 return result
         statement = grammar.parse(sql, self.engine.dialect)
+        if self.in_server and isinstance(statement, CreateModel | DropModel):
+            if params:
+                raise errors.FeatureNotSupported("parameters are not supported in ML statements")
+            return self.engine.run_in_server(sql)  # type: ignore[attr-defined, no-any-return]
         if isinstance(statement, MLQuery) and not params:
             return self.ml_query(statement, key)
         return self.run(statement, params)
@@ -220,6 +228,8 @@ class Session:
         mode = scoring.choose_mode(version, call, self.settings.scoring)
         alias = "__sqlml_input"
         source: exp.Expr = _subquery(_parse_query(call.input.sql, self.engine.dialect), alias)
+        if mode == "runtime" and self.engine.dialect == "postgres":
+            return scoring.batch_predict(version, source.this, schema.names, call.threshold)
         if mode == "compiled":
             hoisted, hidden_values = scoring.compiled_stages(version, alias, self.engine.dialect)
             if hoisted:
@@ -244,7 +254,7 @@ class Session:
         inner = exp.select(*columns, *aliased, copy=False).from_(source, copy=False)
         outer = exp.select(
             *(exp.column(n, quoted=True) for n in schema.names),
-            *scoring.predicted_columns(version, raw_refs, call.threshold),
+            *scoring.predicted_columns(version, raw_refs, call.threshold, self.engine.dialect),
             copy=False,
         ).from_(inner.subquery("__sqlml_scored", copy=False), copy=False)
         return outer.subquery(copy=False)
@@ -255,6 +265,11 @@ class Session:
         mode = scoring.choose_mode(version, None, self.settings.scoring)
         if mode == "compiled":
             raw = scoring.compiled_outputs(version, call.qualifier, self.engine.dialect)
+        elif self.engine.dialect == "postgres":
+            raise errors.FeatureNotSupported(
+                f"model {version.ref} cannot be compiled to SQL, and ML.SCORE on PostgreSQL"
+                " scores compiled models only: use ML.PREDICT"
+            )
         else:
             self.engine.register_scorer(version.sha256, version.onnx, version.inputs)
             runtime = scoring.runtime_call(version, call.qualifier)
@@ -276,6 +291,10 @@ class Session:
 
     def _evaluate_rows(self, version: ModelVersion, call: Evaluate) -> dict[str, float | None]:
         assert call.input is not None
+        if self.in_server:
+            return self.engine.evaluate_in_server(  # type: ignore[attr-defined, no-any-return]
+                _model_name(version), call.input.sql, call.threshold
+            )
         table = self.engine.query_arrow(call.input.sql)
         scoring.check_input(version, table.schema)
         run = scorer(version.onnx, version.inputs, key=version.sha256)
@@ -290,6 +309,11 @@ class Session:
         if version.kind == models.REGRESSOR:
             return _regression(y, outputs["value"])
         return _classification(y, label["classes"], outputs["probabilities"], call.threshold)
+
+
+def _model_name(version: ModelVersion) -> str:
+    """The model's name as SQL text (quoted identifiers), for the server's functions."""
+    return exp.table_(version.name, db=version.schema, quoted=True).sql(dialect="postgres")
 
 
 def _named(table: pa.Table, version: ModelVersion) -> pa.Table:

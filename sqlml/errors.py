@@ -146,3 +146,40 @@ def registry() -> dict[str, type[Error]]:
         found[cls.sqlstate] = cls
         stack.extend(cls.__subclasses__())
     return found
+
+
+# SQLSTATE class (first two characters) -> PEP 249 category, for codes sqlml has no class for.
+_CATEGORIES: dict[str, type[Error]] = {
+    "0A": NotSupportedError,
+    "08": OperationalError,
+    "22": DataError,
+    "23": IntegrityError,
+    "25": ProgrammingError,
+    "28": OperationalError,
+    "3D": ProgrammingError,
+    "40": OperationalError,
+    "42": ProgrammingError,
+    "53": OperationalError,
+    "54": OperationalError,
+    "55": OperationalError,
+    "57": OperationalError,
+    "58": OperationalError,
+    "XX": InternalError,
+}
+
+
+def from_sqlstate(
+    sqlstate: str | None,
+    message: str,
+    *,
+    detail: str | None = None,
+    hint: str | None = None,
+    position: int | None = None,
+) -> Error:
+    """An error that arrived from an engine with its SQLSTATE, which it keeps unchanged: the
+    most specific sqlml class for the code, else the PEP 249 category of its SQLSTATE class."""
+    code = sqlstate or "XX000"
+    cls = registry().get(code) or _CATEGORIES.get(code[:2], DatabaseError)
+    error = cls(message, detail=detail, hint=hint, position=position)
+    object.__setattr__(error, "sqlstate", code)  # the instance keeps the server's exact code
+    return error

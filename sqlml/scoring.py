@@ -188,19 +188,28 @@ def _struct(**fields: exp.Expr) -> exp.Struct:
 
 
 def predicted_columns(
-    version: ModelVersion, raw: list[exp.Expr], threshold: float | None
+    version: ModelVersion, raw: list[exp.Expr], threshold: float | None, dialect: str = "duckdb"
 ) -> list[exp.Expr]:
-    """The BigQuery ML output columns of ML.PREDICT, from the raw outputs."""
+    """The BigQuery ML output columns of ML.PREDICT, from the raw outputs. BigQuery's
+    ARRAY<STRUCT<...>> columns are lists of structs in DuckDB and jsonb arrays of objects in
+    PostgreSQL (which has no anonymous struct type)."""
     if version.kind == models.REGRESSOR:
         label = version.label or {}
         return [exp.cast(raw[0], exp.DataType.build("DOUBLE")).as_(f"predicted_{label['name']}")]
     if version.kind == models.CLASSIFIER:
-        return _classifier_columns(version, raw, threshold)
-    return _kmeans_columns(raw)
+        return _classifier_columns(version, raw, threshold, dialect)
+    return _kmeans_columns(raw, dialect)
+
+
+def _json_object(**fields: exp.Expr) -> exp.Expr:
+    args: list[exp.Expr] = []
+    for key, value in fields.items():
+        args += [exp.Literal.string(key), value]
+    return exp.Anonymous(this="jsonb_build_object", expressions=args)
 
 
 def _classifier_columns(
-    version: ModelVersion, raw: list[exp.Expr], threshold: float | None
+    version: ModelVersion, raw: list[exp.Expr], threshold: float | None, dialect: str
 ) -> list[exp.Expr]:
     assert version.label is not None
     classes, label_type, name = (
@@ -211,6 +220,13 @@ def _classifier_columns(
     literals = [label_literal(c, label_type) for c in classes]
     probs = raw[1:]
     predicted = _predicted_label(literals, raw, threshold)
+    if dialect == "postgres":
+        pairs = [
+            _json_object(label=lit.copy(), prob=p.copy())
+            for lit, p in zip(literals, probs, strict=True)
+        ]
+        array: exp.Expr = exp.Anonymous(this="jsonb_build_array", expressions=pairs)
+        return [predicted.as_(f"predicted_{name}"), array.as_(f"predicted_{name}_probs")]
     array = exp.Array(
         expressions=[
             _struct(label=lit.copy(), prob=p.copy()) for lit, p in zip(literals, probs, strict=True)
@@ -233,10 +249,12 @@ def _predicted_label(
     return case
 
 
-def _kmeans_columns(raw: list[exp.Expr]) -> list[exp.Expr]:
+def _kmeans_columns(raw: list[exp.Expr], dialect: str) -> list[exp.Expr]:
     centroid = exp.Add(
         this=exp.cast(raw[0], exp.DataType.build("BIGINT")), expression=exp.Literal.number(1)
     )
+    if dialect == "postgres":
+        return [centroid.as_("centroid_id"), _pg_nearest(raw[1:]).as_("nearest_centroids_distance")]
     pairs = [
         _struct(
             distance=d.copy(),
@@ -256,6 +274,118 @@ def _kmeans_columns(raw: list[exp.Expr]) -> list[exp.Expr]:
         "list_transform", exp.func("list_sort", exp.Array(expressions=pairs)), reorder
     )
     return [centroid.as_("centroid_id"), nearest.as_("nearest_centroids_distance")]
+
+
+def _pg_nearest(distances: list[exp.Expr]) -> exp.Expr:
+    """(SELECT jsonb_agg(jsonb_build_object(...) ORDER BY d) FROM (VALUES (1, d1), ...) v(c, d))"""
+    rows = [
+        exp.Tuple(
+            expressions=[
+                exp.cast(exp.Literal.number(i + 1), exp.DataType.build("BIGINT")),
+                exp.cast(d.copy(), exp.DataType.build("DOUBLE")),
+            ]
+        )
+        for i, d in enumerate(distances)
+    ]
+    values = exp.Values(
+        expressions=rows,
+        alias=exp.TableAlias(
+            this=exp.to_identifier("__sqlml_v"),
+            columns=[exp.to_identifier("c"), exp.to_identifier("d")],
+        ),
+    )
+    item = _json_object(centroid_id=exp.column("c"), distance=exp.column("d"))
+    ordered = exp.Order(this=item, expressions=[exp.Ordered(this=exp.column("d"))])
+    aggregate = exp.Anonymous(this="jsonb_agg", expressions=[ordered])
+    return exp.select(aggregate).from_(values).subquery()
+
+
+BATCH_ROWS = 16384
+BATCH_FUNCTION = exp.table_("score_batch", db="sqlml")
+
+
+def batch_predict(
+    version: ModelVersion, query: exp.Expr, names: list[str], threshold: float | None
+) -> exp.Expr:
+    """ML.PREDICT through the PostgreSQL extension's batch scorer (runtime scoring).
+
+    The input rows are numbered and grouped into chunks; per chunk, every input column is
+    collected with array_agg (passed through) and every feature also as one binary array for
+    ``sqlml.score_batch``, which returns the raw outputs output by output; ``unnest`` then turns
+    the chunk back into rows, input columns and raw outputs side by side (all aggregates of a
+    group see its rows in the same order). One PL/Python call per chunk, not per row.
+    """
+    rn, n, out = f"{HIDDEN}rn", f"{HIDDEN}n", f"{HIDDEN}raw"
+    numbered = exp.select(
+        exp.Column(this=exp.Star(), table=exp.to_identifier("q")),
+        exp.alias_(exp.Window(this=exp.RowNumber()), rn, quoted=True),
+    ).from_(exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("q"))))
+    passed = [
+        exp.alias_(
+            exp.ArrayAgg(this=exp.column(name, table="q", quoted=True)),
+            f"{HIDDEN}a{i}",
+            quoted=True,
+        )
+        for i, name in enumerate(names)
+    ]
+    features = [
+        exp.Anonymous(
+            this="array_send",
+            expressions=[exp.ArrayAgg(this=input_expression(c, "q", runtime=True))],
+        )
+        for c in version.inputs
+    ]
+    call = exp.Anonymous(
+        this="sqlml.score_batch", expressions=[exp.Literal.string(version.sha256), *features]
+    )
+    chunk = exp.Div(
+        this=exp.paren(exp.Sub(this=exp.column(rn, quoted=True), expression=exp.Literal.number(1))),
+        expression=exp.Literal.number(BATCH_ROWS),
+        typed=True,
+    )
+    batches = (
+        exp.select(
+            *passed,
+            exp.alias_(exp.Count(this=exp.Star()), n, quoted=True),
+            exp.alias_(call, out, quoted=True),
+        )
+        .from_(numbered.subquery("q"))
+        .group_by(chunk)
+    )
+    count = exp.column(n, table="b", quoted=True)
+    slices = []
+    for k in range(width(version)):
+        start = exp.Add(
+            this=exp.Mul(this=exp.Literal.number(k), expression=count.copy()),
+            expression=exp.Literal.number(1),
+        )
+        stop = exp.Mul(this=exp.Literal.number(k + 1), expression=count.copy())
+        slices.append(
+            exp.Bracket(
+                this=exp.column(out, table="b", quoted=True),
+                expressions=[exp.Slice(this=start, expression=stop)],
+                offset=1,
+            )
+        )
+    hidden = [f"{HIDDEN}{k}" for k in range(len(slices))]
+    unnest = exp.Unnest(
+        expressions=[exp.column(f"{HIDDEN}a{i}", table="b", quoted=True) for i in range(len(names))]
+        + slices,
+        alias=exp.TableAlias(
+            this=exp.to_identifier("u"),
+            columns=[exp.to_identifier(c, quoted=True) for c in [*names, *hidden]],
+        ),
+    )
+    raw: list[exp.Expr] = [exp.column(h, table="u", quoted=True) for h in hidden]
+    select = (
+        exp.select(
+            *(exp.column(name, table="u", quoted=True) for name in names),
+            *predicted_columns(version, raw, threshold, "postgres"),
+        )
+        .from_(batches.subquery("b"))
+        .join(unnest, join_type="cross")
+    )
+    return select.subquery()
 
 
 def score_expression(version: ModelVersion, raw: list[exp.Expr]) -> exp.Expr:

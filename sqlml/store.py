@@ -86,6 +86,9 @@ class Store:
         """Creates the store tables on first use (idempotent)."""
         if self._ready:
             return
+        if not getattr(self.engine, "manages_store", True):  # PostgreSQL: sqlml install made it
+            self._ready = True
+            return
         for statement in ddl():
             self.engine.execute(statement)
         self._ready = True
@@ -263,8 +266,10 @@ def _serving(select: exp.Select) -> exp.Select:
 
 
 def _library_versions() -> dict[str, str]:
-    found = {}
-    for library in LIBRARIES:
+    import sqlml
+
+    found = {"sqlml": sqlml.__version__}
+    for library in LIBRARIES[1:]:
         try:
             found[library] = importlib.metadata.version(library)
         except importlib.metadata.PackageNotFoundError:

@@ -1,0 +1,57 @@
+-- sqlml's SQL functions in PostgreSQL (installed by `sqlml install`, which replaces each
+-- @file.py body with that file from udfs/postgres/, prefixed by udfs/postgres/bootstrap.py).
+-- Statements are separated by ';' at the end of a line.
+--
+-- Volatility is honest: training and dropping write (VOLATILE); evaluation and scoring read the
+-- store and a new version changes their results (STABLE, never IMMUTABLE). Every function here
+-- may call SPI (PL/Python wraps SPI in subtransactions, which parallel mode forbids), so none is
+-- PARALLEL SAFE: a SPI call in a parallel worker crashed the whole cluster. The per-model scoring
+-- functions (pure SQL, no SPI) are the parallel-safe path.
+
+-- The sqlml version loaded by the server's Python (a quick check that the install works).
+CREATE OR REPLACE FUNCTION sqlml.version() RETURNS text
+LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@version.py$sqlml$;
+
+-- One CREATE MODEL or DROP MODEL statement (BigQuery ML syntax), run in the server.
+CREATE OR REPLACE FUNCTION sqlml.execute(statement text) RETURNS text
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@execute.py$sqlml$;
+
+-- CREATE MODEL as a function call: returns the version now serving.
+CREATE OR REPLACE FUNCTION sqlml.create_model(
+    model text, model_type text, query text, options jsonb DEFAULT '{}',
+    transform text DEFAULT NULL, replace boolean DEFAULT false
+) RETURNS integer
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@create_model.py$sqlml$;
+
+CREATE OR REPLACE FUNCTION sqlml.drop_model(model text, if_exists boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@drop_model.py$sqlml$;
+
+-- ML.EVALUATE: the stored evaluation metrics, or metrics on the rows of `query`.
+CREATE OR REPLACE FUNCTION sqlml.evaluate_json(
+    model text, query text DEFAULT NULL, threshold double precision DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@evaluate.py$sqlml$;
+
+CREATE OR REPLACE FUNCTION sqlml.evaluate(
+    model text, query text DEFAULT NULL, threshold double precision DEFAULT NULL
+) RETURNS TABLE (metric text, value double precision)
+LANGUAGE sql STABLE PARALLEL UNSAFE AS $sqlml$
+    SELECT e.key, (e.value #>> '{}')::double precision
+    FROM jsonb_each(sqlml.evaluate_json(model, query, threshold)) AS e
+$sqlml$;
+
+-- Runtime scoring of one chunk of rows: each feature one array_send() bytea in the model's
+-- input order; returns the raw outputs, output by output. Called by ML.PREDICT's runtime path.
+CREATE OR REPLACE FUNCTION sqlml.score_batch(graph_sha256 text, VARIADIC features bytea[])
+RETURNS double precision[]
+LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@score_batch.py$sqlml$;
+
+-- What the models are, with their scoring functions: SELECT * FROM sqlml.model_functions.
+CREATE OR REPLACE VIEW sqlml.model_functions AS
+SELECT m.schema_name, m.model_name, m.current_version,
+       p.oid::regprocedure AS scoring_function
+FROM sqlml.models m
+LEFT JOIN pg_catalog.pg_proc p
+  ON p.proname = m.schema_name || '.' || m.model_name
+ AND p.pronamespace = 'sqlml'::regnamespace;

@@ -1,0 +1,257 @@
+"""The PostgreSQL engine, client side: a psycopg2 connection to a database where ``sqlml install``
+put the extension (see sqlml/postgres/).
+
+Plain SQL goes to the server unchanged. CREATE MODEL and DROP MODEL are sent whole to
+``sqlml.execute`` and run by the extension inside the server (the rows never leave it);
+ML.PREDICT and ML.SCORE are rewritten here into native PostgreSQL SQL (compiled scoring) or calls
+of the extension's batch scorer (runtime); ML.EVALUATE on rows runs in the server. Errors keep
+the server's SQLSTATE; NOTICEs (training progress) go to the session's progress callback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+import pyarrow as pa
+
+from sqlml import engines, errors
+from sqlml.engines.base import Result
+from sqlml.engines.pgtypes import JSON, JSONB, arrow_type
+
+# Whole-result types psycopg2 would parse into Python objects we do not want here.
+psycopg2.extensions.register_type(psycopg2.extensions.UNICODE)
+
+
+def map_error(e: psycopg2.Error) -> errors.Error:
+    diag = e.diag
+    position = int(diag.statement_position) if diag.statement_position else None
+    message = diag.message_primary or str(e).strip()
+    return errors.from_sqlstate(
+        e.pgcode, message, detail=diag.message_detail, hint=diag.message_hint, position=position
+    )
+
+
+def qmark_to_format(sql: str) -> str:
+    """``?`` placeholders (sqlml's paramstyle) as psycopg2's ``%s``; a literal ``%`` doubled.
+    Quotes, dollar quotes and comments are skipped. SQL without ``?`` (sqlml's own statements,
+    rendered by sqlglot with ``%s``) is returned as it is."""
+    out: list[str] = []
+    i, n, marks = 0, len(sql), 0
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"":
+            end = i + 1
+            while end < n:
+                if sql[end] == ch and (end + 1 >= n or sql[end + 1] != ch):
+                    break
+                end += 2 if sql[end] == ch else 1
+            out.append(sql[i : end + 1].replace("%", "%%"))
+            i = end + 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+        elif ch == "$" and (tag_end := sql.find("$", i + 1)) > 0 and _is_tag(sql[i + 1 : tag_end]):
+            tag = sql[i : tag_end + 1]
+            end = sql.find(tag, tag_end + 1)
+            end = n if end < 0 else end + len(tag)
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+        elif ch == "?":
+            out.append("%s")
+            marks += 1
+            i += 1
+        elif ch == "%":
+            out.append("%%")
+            i += 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out) if marks else sql
+
+
+def _is_tag(text: str) -> bool:
+    return text == "" or (text.replace("_", "a").isalnum() and not text[0].isdigit())
+
+
+def _to_arrow(description: Any, rows: list[tuple[Any, ...]]) -> pa.Table:
+    columns: dict[str, pa.Array] = {}
+    for i, column in enumerate(description):
+        values = [r[i] for r in rows]
+        name = column.name
+        while name in columns:  # SQL allows duplicate names; Arrow tables need distinct ones
+            name += "_"
+        if column.type_code in (JSON, JSONB):
+            columns[name] = pa.array(values)  # parsed JSON: lists and objects as Arrow nests
+            continue
+        wanted = arrow_type(column.type_code)
+        if pa.types.is_floating(wanted):
+            values = [None if v is None else float(v) for v in values]
+        elif pa.types.is_string(wanted):
+            values = [None if v is None else v if isinstance(v, str) else str(v) for v in values]
+        elif pa.types.is_binary(wanted):
+            values = [None if v is None else bytes(v) for v in values]
+        columns[name] = pa.array(values, type=wanted)
+    return pa.table(columns)
+
+
+class PostgresEngine:
+    dialect = "postgres"
+    default_schema = "public"
+    manages_store = False  # sqlml install creates the store and the extension
+    runs_ml_in_server = True
+
+    def __init__(self, database: str) -> None:
+        try:
+            self.con = psycopg2.connect(database)
+        except psycopg2.Error as e:
+            raise errors.OperationalError(f"cannot connect to PostgreSQL: {e}".strip()) from e
+        self.con.autocommit = True
+        self._in_transaction = False
+        self.progress: Callable[[str], None] | None = None
+        self._check_installed()
+
+    def _check_installed(self) -> None:
+        missing = self.query_arrow("SELECT to_regclass('sqlml.python_modules') IS NULL AS missing")
+        if missing.column(0)[0].as_py():
+            raise errors.from_sqlstate(
+                "55000",
+                "sqlml is not installed in this database",
+                hint="run: sqlml install --database <this database's URL>",
+            )
+
+    def _run(
+        self, sql: str, params: Sequence[Any] | None
+    ) -> tuple[Any, list[Any] | None, int, str]:
+        cursor = self.con.cursor()
+        try:
+            if params:
+                cursor.execute(qmark_to_format(sql), list(params))
+            else:
+                cursor.execute(sql)
+            rows = cursor.fetchall() if cursor.description is not None else None
+            return cursor.description, rows, cursor.rowcount, cursor.statusmessage or ""
+        except psycopg2.Error as e:
+            if self._in_transaction:
+                self._in_transaction = True  # PostgreSQL keeps it open (aborted) until ROLLBACK
+            raise map_error(e) from e
+        finally:
+            cursor.close()
+            self._drain_notices()
+            self._track()
+
+    def _drain_notices(self) -> None:
+        notices, self.con.notices[:] = list(self.con.notices), []
+        if self.progress is not None:
+            for notice in notices:
+                self.progress(notice.strip().removeprefix("NOTICE:").strip())
+
+    def _track(self) -> None:
+        status = self.con.info.transaction_status
+        self._in_transaction = status != psycopg2.extensions.TRANSACTION_STATUS_IDLE
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Result:
+        description, rows, count, status = self._run(sql, params)
+        if description is None:
+            tag = status.split(" ", 1)[0] if status else ""
+            return Result(None, count, tag)
+        table = _to_arrow(description, rows or [])
+        return Result(table, table.num_rows, f"SELECT {table.num_rows}")
+
+    def query_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        result = self.execute(sql, params)
+        if result.table is None:
+            raise errors.InternalError("statement returned no rows where a query was expected")
+        return result.table
+
+    def schema_of(self, sql: str) -> pa.Schema:
+        cursor = self.con.cursor()
+        try:
+            cursor.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0")
+            return pa.schema([(c.name, arrow_type(c.type_code)) for c in cursor.description])
+        except psycopg2.Error as e:
+            raise map_error(e) from e
+        finally:
+            cursor.close()
+            self._track()
+
+    def in_transaction(self) -> bool:
+        return self._in_transaction
+
+    def begin(self) -> None:
+        self.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.execute("ROLLBACK")
+
+    # -- ML in the server --------------------------------------------------------------------------
+
+    def run_in_server(self, statement: str) -> Result:
+        """A CREATE MODEL or DROP MODEL statement, run by the extension inside the server."""
+        table = self.query_arrow("SELECT sqlml.execute(?) AS tag", [statement])
+        return Result(None, 0, str(table.column(0)[0].as_py()))
+
+    def evaluate_in_server(
+        self, model: str, query: str | None, threshold: float | None
+    ) -> dict[str, float | None]:
+        table = self.query_arrow(
+            "SELECT sqlml.evaluate_json(?, ?, ?) AS metrics", [model, query, threshold]
+        )
+        value = table.column(0)[0].as_py()
+        return dict(json.loads(value) if isinstance(value, str) else value)
+
+    def register_table(self, name: str, table: pa.Table) -> None:
+        """A small Arrow table (ML.EVALUATE's one row) as a temporary table."""
+        from sqlglot import exp
+
+        columns = [
+            exp.ColumnDef(
+                this=exp.to_identifier(n, quoted=True),
+                kind=exp.DataType.build("DOUBLE PRECISION", dialect="postgres"),
+            )
+            for n in table.column_names
+        ]
+        create = exp.Create(
+            this=exp.Schema(this=exp.to_table(name, quoted=True), expressions=columns),
+            kind="TABLE",
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        )
+        self.execute(create.sql(dialect="postgres"))
+        insert = exp.insert(
+            exp.values([tuple(exp.Placeholder() for _ in table.column_names)]),
+            exp.to_table(name, quoted=True),
+        )
+        for row in table.to_pylist():
+            self.execute(insert.sql(dialect="postgres"), list(row.values()))
+
+    def unregister_table(self, name: str) -> None:
+        from sqlglot import exp
+
+        drop = exp.Drop(this=exp.to_table(name, quoted=True), kind="TABLE", exists=True)
+        self.execute(drop.sql(dialect="postgres"))
+
+    def register_scorer(self, key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
+        pass  # the server's batch scorer loads a version by its graph's sha256
+
+    def interrupt(self) -> None:
+        self.con.cancel()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+engines.register("postgresql", PostgresEngine)
+engines.register("postgres", PostgresEngine)

@@ -1,0 +1,1 @@
+"""sqlml in PostgreSQL: the code that runs inside the server, and its installer."""

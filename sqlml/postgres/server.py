@@ -1,0 +1,415 @@
+"""sqlml inside a PostgreSQL backend: the engine over SPI, and what the PL/Python bodies call.
+
+The function bodies under udfs/postgres/ are thin: they load sqlml (see bootstrap.py) and call
+one function here with the ``plpy`` module. Everything runs in the caller's transaction, so a
+failed or cancelled CREATE MODEL rolls back with its statement and the previous version keeps
+serving. Errors leave as ``plpy.error(..., sqlstate=...)`` with sqlml's SQLSTATE, or the server's
+own when SPI raised it (see ``call``).
+
+Rows never leave the server: the training relation is read in chunks of
+``array_send(array_agg(column))`` through an SPI cursor, one bytea per column and chunk, decoded
+into Arrow without a Python loop for numbers (engines/pgtypes.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from sqlglot import exp
+
+from sqlml import errors, scoring
+from sqlml.engine import Session, _parse_query
+from sqlml.engines.base import Result
+from sqlml.engines.pgtypes import arrow_type, decode_array, feed_cast
+from sqlml.grammar.statements import CreateModel, DropModel, ModelRef, Query
+from sqlml.ml import models
+from sqlml.ml.score import scorer
+from sqlml.store import ModelVersion
+
+CHUNK_ROWS = 65536
+_PARAMS = re.compile(r"%s")
+# Python value -> the SQL type of a parameter (plpy.prepare needs them).
+_PARAM_TYPES: list[tuple[type, str]] = [
+    (bool, "boolean"),
+    (int, "bigint"),
+    (float, "double precision"),
+    (bytes, "bytea"),
+    (str, "text"),
+]
+
+
+def _param_type(value: Any) -> str:
+    import datetime
+
+    if isinstance(value, datetime.datetime):
+        return "timestamp"
+    for cls, name in _PARAM_TYPES:
+        if isinstance(value, cls):
+            return name
+    return "text"
+
+
+def _column(values: list[Any], oid: int) -> pa.Array:
+    """A small SPI result column as Arrow; PL/Python gives text for types it does not convert."""
+    wanted = arrow_type(oid)
+    if pa.types.is_floating(wanted):
+        return pa.array([None if v is None else float(v) for v in values], type=wanted)
+    if pa.types.is_integer(wanted) or pa.types.is_boolean(wanted) or pa.types.is_binary(wanted):
+        return pa.array(values, type=wanted)
+    return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+class PlpyEngine:
+    """The engine seam over SPI, inside the caller's transaction."""
+
+    dialect = "postgres"
+    default_schema = "public"
+    manages_store = False  # the install scripts created the store
+
+    def __init__(self, plpy: Any) -> None:
+        self.plpy = plpy
+        self._plans: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def _spi(self, sql: str, params: Sequence[Any] | None) -> Any:
+        try:
+            if not params:
+                return self.plpy.execute(sql)
+            types = tuple(_param_type(v) for v in params)
+            key = (sql, types)
+            plan = self._plans.get(key)
+            if plan is None:
+                numbered = iter(range(1, len(types) + 1))
+                text = _PARAMS.sub(lambda _: f"${next(numbered)}", sql)
+                plan = self._plans[key] = self.plpy.prepare(text, list(types))
+            return self.plpy.execute(plan, list(params))
+        except self.plpy.SPIError as e:
+            raise errors.from_sqlstate(
+                getattr(e, "sqlstate", None), str(e).strip(), detail=getattr(e, "detail", None)
+            ) from e
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Result:
+        result = self._spi(sql, params)
+        try:
+            names, oids = result.colnames(), result.coltypes()
+        except self.plpy.Error:  # a command: no columns
+            return Result(None, result.nrows(), "")
+        rows = list(result)
+        table = pa.table(
+            {n: _column([r[n] for r in rows], o) for n, o in zip(names, oids, strict=True)}
+        )
+        return Result(table, table.num_rows, f"SELECT {table.num_rows}")
+
+    def query_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        if params:  # the store's own small queries
+            table = self.execute(sql, params).table
+            assert table is not None
+            return table
+        return self.read_chunked(sql)
+
+    def columns_of(self, sql: str) -> list[tuple[str, int]]:
+        query = exp.select("*").from_(_parse_query(sql, "postgres").subquery("q")).limit(0)
+        result = self._spi(query.sql(dialect="postgres"), None)
+        return list(zip(result.colnames(), result.coltypes(), strict=True))
+
+    def schema_of(self, sql: str) -> pa.Schema:
+        return pa.schema([(n, arrow_type(o)) for n, o in self.columns_of(sql)])
+
+    def read_chunked(self, sql: str, progress: Callable[[int], None] | None = None) -> pa.Table:
+        """All rows of a query as Arrow, read inside the backend one chunk of rows at a time."""
+        columns = self.columns_of(sql)
+        chunk_sql = chunk_query(_parse_query(sql, "postgres"), columns, CHUNK_ROWS)
+        parts: list[list[pa.Array]] = [[] for _ in columns]
+        rows = 0
+        try:
+            cursor = self.plpy.cursor(chunk_sql.sql(dialect="postgres"))
+            while True:
+                batch = cursor.fetch(1)
+                if not batch:
+                    break
+                row = batch[0]
+                for i in range(len(columns)):
+                    parts[i].append(decode_array(row[f"c{i}"]))
+                rows += len(parts[0][-1])
+                if progress is not None:
+                    progress(rows)
+        except self.plpy.SPIError as e:
+            raise errors.from_sqlstate(getattr(e, "sqlstate", None), str(e).strip()) from e
+        arrays = {
+            name: pa.chunked_array(parts[i], type=arrow_type(oid) if not parts[i] else None)
+            for i, (name, oid) in enumerate(columns)
+        }
+        return pa.table(arrays)
+
+    def in_transaction(self) -> bool:
+        return True  # a function always runs inside its caller's transaction
+
+    def begin(self) -> None:
+        raise errors.InternalError("transaction control inside the server")
+
+    commit = rollback = begin
+
+    def register_table(self, name: str, table: pa.Table) -> None:
+        raise errors.FeatureNotSupported(
+            "ML queries are not run by sqlml.execute: use the model's scoring function or"
+            " sqlml.evaluate"
+        )
+
+    def unregister_table(self, name: str) -> None:
+        pass
+
+    def register_scorer(self, key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
+        pass
+
+    def interrupt(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def chunk_query(query: exp.Expr, columns: list[tuple[str, int]], rows: int) -> exp.Select:
+    """``SELECT array_send(array_agg(c)) AS c0, ... FROM (query numbered) GROUP BY chunk``: one
+    row per ``rows`` input rows, every column one binary array, the chunks in reading order."""
+    rn = "__sqlml_rn"
+    numbered = exp.select(
+        exp.Column(this=exp.Star(), table=exp.to_identifier("q")),
+        exp.alias_(exp.Window(this=exp.RowNumber()), rn, quoted=True),
+    ).from_(exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("q"))))
+    outs = []
+    for i, (name, oid) in enumerate(columns):
+        ref: exp.Expr = exp.column(name, table="q", quoted=True)
+        cast = feed_cast(oid)
+        if cast is not None:
+            ref = exp.cast(ref, exp.DataType.build(cast, dialect="postgres"))
+        order = exp.Order(expressions=[exp.Ordered(this=exp.column(rn, quoted=True))])
+        agg = exp.ArrayAgg(this=exp.Order(this=ref, expressions=order.expressions))
+        outs.append(exp.alias_(exp.Anonymous(this="array_send", expressions=[agg]), f"c{i}"))
+    chunk = exp.Div(
+        this=exp.paren(exp.Sub(this=exp.column(rn, quoted=True), expression=exp.Literal.number(1))),
+        expression=exp.Literal.number(rows),
+        typed=True,
+    )
+    first = exp.func("min", exp.column(rn, quoted=True))
+    return exp.select(*outs).from_(numbered.subquery("q")).group_by(chunk).order_by(first)
+
+
+# -- what the function bodies call ----------------------------------------------------------------
+
+_session: Session | None = None
+
+
+def session(plpy: Any) -> Session:
+    """One Session per backend (its plan and graph caches live as long as the backend)."""
+    global _session
+    if _session is None:
+        _session = Session(PlpyEngine(plpy), progress=plpy.notice)
+    return _session
+
+
+def call(plpy: Any, function: Callable[..., Any], *args: Any) -> Any:
+    """Runs ``function(plpy, *args)``; a sqlml error leaves as plpy.error with its SQLSTATE."""
+    try:
+        return function(plpy, *args)
+    except errors.Error as e:
+        plpy.error(e.message, detail=e.detail, hint=e.hint, sqlstate=e.sqlstate)
+    return None  # not reached: plpy.error raises
+
+
+def execute(plpy: Any, statement: str) -> str:
+    """One sqlml statement (CREATE MODEL, DROP MODEL) run in the server; returns its tag."""
+    from sqlml import grammar
+
+    parsed = grammar.parse(statement, "postgres")
+    if not isinstance(parsed, CreateModel | DropModel):
+        raise errors.FeatureNotSupported(
+            "sqlml.execute runs CREATE MODEL and DROP MODEL; score with the model's function"
+            " (see sqlml.models_functions) or through sqlml.connect"
+        )
+    return _run(plpy, parsed).status
+
+
+def _run(plpy: Any, statement: CreateModel | DropModel) -> Result:
+    current = session(plpy)
+    result = current.run(statement)
+    if isinstance(statement, CreateModel):
+        publish(plpy, current.store.load(statement.model))
+    elif result.rowcount:
+        unpublish(plpy, current.store.resolve(statement.model))
+    return result
+
+
+def create_model(
+    plpy: Any,
+    model: str,
+    model_type: str,
+    query: str,
+    options: str | None,
+    transform: str | None,
+    replace: bool,
+) -> int:
+    """The plain-SQL form of CREATE MODEL; returns the version now serving."""
+    values = json.loads(options) if options else {}
+    if not isinstance(values, dict):
+        raise errors.InvalidParameterValue("options must be a JSON object")
+    values = {str(k).lower(): _option(v) for k, v in values.items()}
+    values["model_type"] = model_type
+    statement = CreateModel(
+        model=parse_model(model),
+        options=values,
+        query=Query(query),
+        replace=bool(replace),
+        transform=_transform(transform) if transform else None,
+        transform_sql=transform,
+    )
+    _run(plpy, statement)
+    version = session(plpy).store.current_version(statement.model)
+    assert version is not None
+    return version
+
+
+def _option(value: Any) -> Any:
+    return tuple(_option(v) for v in value) if isinstance(value, list) else value
+
+
+def _transform(text: str) -> Any:
+    """A TRANSFORM list, parsed by the grammar inside a stand-in statement."""
+    from sqlml import grammar
+
+    holder = grammar.parse(
+        f"CREATE MODEL t TRANSFORM({text}) OPTIONS (model_type = 'linear_reg') AS SELECT 1",
+        "postgres",
+    )
+    assert isinstance(holder, CreateModel)
+    return holder.transform
+
+
+def parse_model(name: str) -> ModelRef:
+    """'schema.model' (identifiers as in SQL: unquoted ones fold to lower case)."""
+    try:
+        table = exp.to_table(name, dialect="postgres")
+    except Exception as e:
+        raise errors.SyntaxError(f"not a model name: {name!r}") from e
+    if table.catalog or not table.name:
+        raise errors.SyntaxError(f"not a model name: {name!r}")
+
+    def fold(identifier: exp.Identifier | None) -> str | None:
+        if identifier is None or not identifier.name:
+            return None
+        return identifier.name if identifier.quoted else identifier.name.lower()
+
+    schema = fold(table.args.get("db"))
+    this = fold(table.this)
+    assert this is not None
+    return ModelRef(schema, this)
+
+
+def drop_model(plpy: Any, model: str, if_exists: bool) -> bool:
+    return _run(plpy, DropModel(parse_model(model), bool(if_exists))).rowcount == 1
+
+
+def evaluate_json(plpy: Any, model: str, query: str | None, threshold: float | None) -> str:
+    """ML.EVALUATE's one row as a JSON object: stored metrics, or computed on the query's rows."""
+    from sqlml.grammar.statements import Evaluate
+
+    current = session(plpy)
+    version = current.store.load(parse_model(model))
+    call_ = Evaluate(version.ref, Query(query) if query else None, threshold)
+    table = current.evaluate(version, call_)
+    return json.dumps({k: v[0] for k, v in table.to_pydict().items()})
+
+
+# -- scoring: the generated SQL function per model, and the runtime batch scorer ------------------
+
+_KIND_TYPES = {"numeric": "DOUBLE PRECISION", "bool": "BOOLEAN", "string": "TEXT"}
+
+
+def function_name(schema: str, name: str) -> exp.Table:
+    """A model's scoring function: ``sqlml."schema.model"`` (sqlml's own schema: no clash)."""
+    return exp.table_(exp.to_identifier(f"{schema}.{name}", quoted=True), db="sqlml", quoted=True)
+
+
+def publish(plpy: Any, version: ModelVersion) -> None:
+    """(Re)creates the model's SQL scoring function: ML.SCORE's value as one native expression,
+    inlined by the planner. STABLE, not IMMUTABLE: a new version changes its results."""
+    unpublish(plpy, (version.schema, version.name))
+    if not scoring.compilable(version):
+        return
+    raw = scoring.compiled_outputs(version, None, "postgres")
+    body = exp.select(scoring.score_expression(version, raw).as_("score"))
+    returns = _return_type(version)
+    target = function_name(version.schema, version.name).sql(dialect="postgres")
+    params = ", ".join(
+        f"{exp.to_identifier(c.name, quoted=True).sql(dialect='postgres')} {_KIND_TYPES[c.kind]}"
+        for c in version.inputs
+    )
+    body_sql = body.sql(dialect="postgres")
+    tag = "$sqlml_body$"
+    if tag in body_sql:
+        raise errors.InternalError("the compiled model contains the body delimiter")
+    comment = f"sqlml model {version.ref} version {version.version}"
+    plpy.execute(
+        f"CREATE FUNCTION {target}({params}) RETURNS {returns} LANGUAGE sql STABLE"
+        f" PARALLEL SAFE AS {tag}{body_sql}{tag}"
+    )
+    plpy.execute(
+        f"COMMENT ON FUNCTION {target}({', '.join(_KIND_TYPES[c.kind] for c in version.inputs)})"
+        f" IS {exp.Literal.string(comment).sql(dialect='postgres')}"
+    )
+
+
+def _return_type(version: ModelVersion) -> str:
+    if version.kind == models.CLUSTERER:
+        return "BIGINT"
+    if version.kind == models.REGRESSOR:
+        return "DOUBLE PRECISION"
+    assert version.label is not None
+    if len(version.label["classes"]) == 2:
+        return "DOUBLE PRECISION"
+    literal = scoring.label_literal(version.label["classes"][0], version.label["type"])
+    return literal.to.sql(dialect="postgres")  # type: ignore[no-any-return]
+
+
+def unpublish(plpy: Any, ref: tuple[str, str]) -> None:
+    """Drops every overload of the model's scoring function."""
+    plan = plpy.prepare(
+        "SELECT p.oid::regprocedure::text AS f FROM pg_proc p JOIN pg_namespace n"
+        " ON n.oid = p.pronamespace WHERE n.nspname = 'sqlml' AND p.proname = $1",
+        ["text"],
+    )
+    for row in plpy.execute(plan, [f"{ref[0]}.{ref[1]}"]):
+        plpy.execute(f"DROP FUNCTION {row['f']}")
+
+
+_OUTPUTS = ("label", "probabilities", "value", "distances")
+_graphs: dict[str, tuple[bytes, list[Any]]] = {}
+
+
+def score_batch(plpy: Any, sha: str, columns: Sequence[bytes]) -> list[float]:
+    """Runtime scoring of one chunk: each feature one ``array_send`` bytea, in the model's input
+    order; returns the raw outputs flattened output by output (all rows of output 0, then 1...).
+    One onnxruntime session per backend and graph: the graph's sha256 is the cache key, so a
+    new version is a new key and nothing stale is ever served."""
+    if sha not in _graphs:
+        plan = plpy.prepare(
+            "SELECT onnx, inputs FROM sqlml.versions WHERE onnx_sha256 = $1 LIMIT 1", ["text"]
+        )
+        rows = plpy.execute(plan, [sha])
+        if not rows:
+            raise errors.UndefinedModel(f"no model version has graph {sha}")
+        from sqlml.ml.features import InputColumn
+
+        inputs = [InputColumn(c["name"], c["kind"]) for c in json.loads(rows[0]["inputs"])]
+        _graphs[sha] = (bytes(rows[0]["onnx"]), inputs)
+    onnx, inputs = _graphs[sha]
+    run = scorer(onnx, inputs, key=sha)
+    arrays = [decode_array(c) for c in columns]
+    n = len(arrays[0]) if arrays else 0
+    outputs = run.run_arrow(arrays, [name for name in _OUTPUTS if name in run.outputs])
+    parts = [np.asarray(v, dtype=np.float64).reshape(n, -1) for v in outputs.values()]
+    flat: list[float] = np.hstack(parts).T.reshape(-1).tolist()
+    return flat

@@ -1,0 +1,3 @@
+from sqlml.postgres import server
+
+return server.call(plpy, server.create_model, model, model_type, query, options, transform, replace)

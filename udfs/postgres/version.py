@@ -1,0 +1,3 @@
+import sqlml
+
+return sqlml.__version__
