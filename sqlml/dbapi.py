@@ -244,7 +244,8 @@ class Connection:
 def connect(
     database: str = ":memory:", *, autocommit: bool = False, scoring: str = "auto"
 ) -> Connection:
-    """Opens ``database``: a DuckDB file path or ``":memory:"``.
+    """Opens ``database``: a DuckDB file path, ``":memory:"``, or a ``postgresql://`` URL of a
+    database where ``sqlml install`` put the extension.
 
     ``scoring`` picks how ML.PREDICT scores: 'auto' (compiled SQL where the model allows it, else
     onnxruntime), 'compiled' or 'runtime'.

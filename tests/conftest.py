@@ -1,7 +1,10 @@
-"""Shared fixtures: a sqlml connection per test over embedded DuckDB, with a small shop data set."""
+"""Shared fixtures: a sqlml connection per test, over embedded DuckDB and over PostgreSQL (one
+conformance suite for both engines), with a small shop data set."""
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,14 +45,54 @@ def shop_tables(n: int = 800, seed: int = 0) -> dict[str, pa.Table]:
     return {"customers": customers, "new_customers": new}
 
 
-# The engines the conformance tests run on. PostgreSQL joins with issue 3: every test that takes
-# ``con`` then runs on both, through one fixture.
-ENGINES = ["duckdb"]
+# The engines the conformance tests run on: every test that takes ``con`` runs on both.
+ENGINES = ["duckdb", "postgres"]
+TEMPLATE = "sqlml_template"
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server with a template database: sqlml installed, the shop tables loaded.
+    Without PostgreSQL the postgres tests are skipped, except in CI (CI=true), where they fail."""
+    import pgcluster
+
+    try:
+        context = pgcluster.server()
+        server = context.__enter__()
+    except pgcluster.Unavailable as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI: {e}")
+        pytest.skip(str(e))
+    try:
+        dsn = pgcluster.create_database(server, TEMPLATE)
+        pgcluster.install(dsn)
+        for name, table in shop_tables().items():
+            pgcluster.load_table(dsn, "shop", name, table)
+        yield server
+    finally:
+        context.__exit__(None, None, None)
+
+
+@pytest.fixture
+def pg_database(pg_server: str) -> Iterator[str]:
+    """A fresh database per test, copied from the template (sqlml and the shop tables in it)."""
+    import pgcluster
+
+    name = f"sqlml_test_{os.getpid()}_{next(_databases)}"
+    dsn = pgcluster.create_database(pg_server, name, template=TEMPLATE)
+    yield dsn
+    pgcluster.drop_database(pg_server, name)
 
 
 @pytest.fixture(params=ENGINES)
 def con(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlml.Connection]:
-    assert request.param == "duckdb"
+    if request.param == "postgres":
+        dsn = request.getfixturevalue("pg_database")
+        connection = sqlml.connect(dsn, autocommit=True)
+        yield connection
+        connection.close()
+        return
     connection = sqlml.connect(str(tmp_path / "test.duckdb"), autocommit=True)
     raw = connection.session.engine
     raw.execute("CREATE SCHEMA shop")

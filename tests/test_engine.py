@@ -352,7 +352,7 @@ def test_drop_model(con: sqlml.Connection) -> None:
 
 def test_corrupted_model_is_refused(con: sqlml.Connection) -> None:
     con.execute(CHURN)
-    con.execute("UPDATE sqlml.versions SET onnx = '\\x00\\x01'::BLOB")
+    con.execute("UPDATE sqlml.versions SET onnx = ?", [b"\x00\x01"])
     with pytest.raises(errors.CorruptedModel) as caught:
         con.execute(PREDICT.format(s=""))
     assert caught.value.sqlstate == "XX001"
@@ -387,7 +387,7 @@ def test_corrupted_model_is_refused(con: sqlml.Connection) -> None:
             "22000",
         ),
         (
-            "CREATE MODEL shop.x OPTIONS (model_type='logistic_reg', input_label_cols=['l']) AS SELECT 1.0 AS a, NULL::BOOLEAN AS l FROM range(10)",
+            "CREATE MODEL shop.x OPTIONS (model_type='logistic_reg', input_label_cols=['l']) AS SELECT 1.0 AS a, CAST(NULL AS BOOLEAN) AS l FROM shop.customers LIMIT 10",
             "22000",
         ),
         (
@@ -449,8 +449,9 @@ def test_rendered_queries_follow_new_versions_and_changed_inputs(con: sqlml.Conn
     assert second != first
     predict = "SELECT * FROM ML.PREDICT(MODEL shop.churn, TABLE shop.new_customers)"
     assert len(con.execute(predict).fetchall()) == 200  # kept as a plan
+    con.execute("ALTER TABLE shop.new_customers RENAME TO old_customers")
     con.execute(
-        "CREATE OR REPLACE TABLE shop.new_customers AS SELECT id, tenure, 'x' AS spend, plan, promo FROM shop.new_customers"
+        "CREATE TABLE shop.new_customers AS SELECT id, tenure, 'x' AS spend, plan, promo FROM shop.old_customers"
     )
     with pytest.raises(errors.DatatypeMismatch):
         con.execute(predict)  # the kept plan checks its input again

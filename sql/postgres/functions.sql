@@ -27,10 +27,11 @@ CREATE OR REPLACE FUNCTION sqlml.drop_model(model text, if_exists boolean DEFAUL
 RETURNS boolean
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@drop_model.py$sqlml$;
 
--- ML.EVALUATE: the stored evaluation metrics, or metrics on the rows of `query`.
+-- ML.EVALUATE: the stored evaluation metrics, or metrics on the rows of `query` (json, not
+-- jsonb: BigQuery ML's column order is kept).
 CREATE OR REPLACE FUNCTION sqlml.evaluate_json(
     model text, query text DEFAULT NULL, threshold double precision DEFAULT NULL
-) RETURNS jsonb
+) RETURNS json
 LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@evaluate.py$sqlml$;
 
 CREATE OR REPLACE FUNCTION sqlml.evaluate(
@@ -38,7 +39,7 @@ CREATE OR REPLACE FUNCTION sqlml.evaluate(
 ) RETURNS TABLE (metric text, value double precision)
 LANGUAGE sql STABLE PARALLEL UNSAFE AS $sqlml$
     SELECT e.key, (e.value #>> '{}')::double precision
-    FROM jsonb_each(sqlml.evaluate_json(model, query, threshold)) AS e
+    FROM json_each(sqlml.evaluate_json(model, query, threshold)) AS e
 $sqlml$;
 
 -- Runtime scoring of one chunk of rows: each feature one array_send() bytea in the model's

@@ -24,6 +24,10 @@ def open_engine(database: str) -> Engine:
         from sqlml.engines import duckdb as _duckdb  # noqa: F401  (registers itself)
 
         opener = _OPENERS.get("")
+    if opener is None and scheme in ("postgresql", "postgres"):
+        from sqlml.engines import postgres as _postgres  # noqa: F401  (registers itself)
+
+        opener = _OPENERS.get(scheme)
     if opener is None:
         raise errors.FeatureNotSupported(f"no sqlml engine for '{scheme}://' databases yet")
     return opener(database)

@@ -89,7 +89,7 @@ def decode_array(data: bytes | memoryview) -> pa.Array:
     n, _ = _DIM.unpack_from(buf, _HEADER.size)
     start = _HEADER.size + _DIM.size
     if oid in _FIXED:
-        size, dtype, arrow = _FIXED[oid]
+        _, dtype, arrow = _FIXED[oid]
         if not has_nulls:  # every element: 4-byte length, then `size` bytes
             record = np.dtype([("len", ">i4"), ("v", dtype)])
             values = np.frombuffer(buf, dtype=record, count=n, offset=start)["v"]

@@ -175,10 +175,20 @@ class PostgresEngine:
         return result.table
 
     def schema_of(self, sql: str) -> pa.Schema:
+        from sqlglot import exp
+
+        from sqlml.engine import _parse_query
+
+        query = exp.select("*").from_(
+            exp.Subquery(
+                this=_parse_query(sql, "postgres"),
+                alias=exp.TableAlias(this=exp.to_identifier("q")),
+            )
+        )
         cursor = self.con.cursor()
         try:
-            cursor.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0")
-            return pa.schema([(c.name, arrow_type(c.type_code)) for c in cursor.description])
+            cursor.execute(query.limit(0).sql(dialect="postgres"))
+            return pa.schema([(c.name, arrow_type(c.type_code)) for c in cursor.description or ()])
         except psycopg2.Error as e:
             raise map_error(e) from e
         finally:
@@ -240,7 +250,7 @@ class PostgresEngine:
     def unregister_table(self, name: str) -> None:
         from sqlglot import exp
 
-        drop = exp.Drop(this=exp.to_table(name, quoted=True), kind="TABLE", exists=True)
+        drop = exp.Drop(tables=[exp.to_table(name, quoted=True)], kind="TABLE", exists=True)
         self.execute(drop.sql(dialect="postgres"))
 
     def register_scorer(self, key: str, onnx: bytes, inputs: Sequence[Any]) -> None:

@@ -60,6 +60,8 @@ import importlib, json, platform, sys
 for entry in reversed(path or []):
     if entry not in sys.path:
         sys.path.insert(0, entry)
+    sys.path_importer_cache.pop(entry, None)  # a folder that did not exist at an earlier probe
+importlib.invalidate_caches()
 found, missing = {}, {}
 for name in modules:
     try:
@@ -183,6 +185,7 @@ class Installer:
                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     [key, value],
                 )
+            self._drop_functions()  # an upgrade may change signatures: the new set replaces the old
             for statement in statements:
                 self._execute(statement)
             (loaded,) = self._execute("SELECT sqlml.version()")
@@ -222,13 +225,7 @@ class Installer:
             if drop_models:
                 self._execute("DROP SCHEMA IF EXISTS sqlml CASCADE")
             else:
-                rows = self._execute(
-                    "SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p"
-                    " WHERE p.pronamespace = 'sqlml'::regnamespace AND p.proname NOT LIKE '%.%'"
-                )
-                self._execute("DROP VIEW IF EXISTS sqlml.model_functions")
-                for (function,) in rows:
-                    self._execute(f"DROP FUNCTION {function}")  # regprocedure text: quoted
+                self._drop_functions()
                 self._execute("DROP TABLE IF EXISTS sqlml.python_modules")
                 self._execute(
                     "DELETE FROM sqlml.store_info WHERE key IN"
@@ -243,6 +240,19 @@ class Installer:
             raise
         finally:
             self.con.autocommit = True
+
+    def _drop_functions(self) -> None:
+        """The extension's own functions and view; the models' scoring functions (named
+        'schema.model') stay."""
+        if not self._execute("SELECT to_regnamespace('sqlml') IS NOT NULL")[0][0]:
+            return
+        rows = self._execute(
+            "SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p"
+            " WHERE p.pronamespace = 'sqlml'::regnamespace AND p.proname NOT LIKE '%.%'"
+        )
+        self._execute("DROP VIEW IF EXISTS sqlml.model_functions")
+        for (function,) in rows:
+            self._execute(f"DROP FUNCTION {function}")  # regprocedure's text is quoted SQL
 
     def close(self) -> None:
         self.con.close()

@@ -112,7 +112,10 @@ class PlpyEngine:
         return self.read_chunked(sql)
 
     def columns_of(self, sql: str) -> list[tuple[str, int]]:
-        query = exp.select("*").from_(_parse_query(sql, "postgres").subquery("q")).limit(0)
+        parsed = exp.Subquery(
+            this=_parse_query(sql, "postgres"), alias=exp.TableAlias(this=exp.to_identifier("q"))
+        )
+        query = exp.select("*").from_(parsed).limit(0)
         result = self._spi(query.sql(dialect="postgres"), None)
         return list(zip(result.colnames(), result.coltypes(), strict=True))
 
@@ -371,7 +374,8 @@ def _return_type(version: ModelVersion) -> str:
     if len(version.label["classes"]) == 2:
         return "DOUBLE PRECISION"
     literal = scoring.label_literal(version.label["classes"][0], version.label["type"])
-    return literal.to.sql(dialect="postgres")  # type: ignore[no-any-return]
+    assert isinstance(literal, exp.Cast)
+    return literal.to.sql(dialect="postgres")
 
 
 def unpublish(plpy: Any, ref: tuple[str, str]) -> None:

@@ -1,0 +1,216 @@
+"""A throwaway PostgreSQL cluster for the tests and benchmarks, with sqlml installed.
+
+initdb into a temporary folder (as user ``postgres`` when run as root: the server refuses root),
+a free port on 127.0.0.1, trust authentication, plpython3u. ``SQLML_TEST_POSTGRES_DSN`` points
+the tests at an existing server instead (a superuser DSN; the tests create their own databases).
+sqlml's dependencies are pip-installed once into a folder the server can read
+(``SQLML_TEST_PYDEPS``, default /tmp/sqlml-test-pydeps-<hash of the pinned versions>), which
+``sqlml install --python-path`` records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pyarrow as pa
+from psycopg2 import sql
+
+from sqlml.postgres.install import Installer, pins
+
+
+class Unavailable(RuntimeError):
+    """No PostgreSQL server binaries on this machine."""
+
+
+def _bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        raise Unavailable(
+            f"{name} not found: apt-get install postgresql-15 postgresql-plpython3-15"
+        )
+    return found[-1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+class Cluster:
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="sqlml-pg-"))
+        self.data = self.root / "data"
+        self.port = _free_port()
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+        self.root.chmod(0o755)
+        subprocess.run(
+            _as_server_user(
+                [
+                    _bin("initdb"),
+                    "-D",
+                    str(self.data),
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--no-instructions",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
+        )
+        subprocess.run(
+            _as_server_user(
+                [
+                    _bin("pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(self.root / "log"),
+                    "-w",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        subprocess.run(
+            _as_server_user([_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]),
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def pydeps_folder() -> str:
+    digest = hashlib.sha256(" ".join(pins()).encode()).hexdigest()[:12]
+    return os.environ.get("SQLML_TEST_PYDEPS", f"/tmp/sqlml-test-pydeps-{digest}")
+
+
+def dsn_for(server: str, database: str) -> str:
+    return f"{server.rstrip('/')}/{database}"
+
+
+@contextlib.contextmanager
+def server() -> Iterator[str]:
+    """A superuser DSN without a database name (the environment's, or a new cluster's)."""
+    given = os.environ.get("SQLML_TEST_POSTGRES_DSN")
+    if given:
+        yield given
+        return
+    cluster = Cluster()
+    try:
+        yield cluster.dsn
+    finally:
+        cluster.stop()
+
+
+def admin(server_dsn: str) -> psycopg2.extensions.connection:
+    con = psycopg2.connect(dsn_for(server_dsn, "postgres"))
+    con.autocommit = True
+    return con
+
+
+def create_database(server_dsn: str, name: str, template: str | None = None) -> str:
+    con = admin(server_dsn)
+    with contextlib.closing(con), con.cursor() as cur:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        for attempt in range(20):  # a template still in use for a moment after its last close
+            try:
+                cur.execute(statement)
+                break
+            except psycopg2.errors.ObjectInUse:
+                if attempt == 19:
+                    raise
+                time.sleep(0.1)
+    return dsn_for(server_dsn, name)
+
+
+def drop_database(server_dsn: str, name: str) -> None:
+    con = admin(server_dsn)
+    try:
+        with con.cursor() as cur:
+            cur.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    finally:
+        con.close()
+
+
+def install(dsn: str) -> None:
+    installer = Installer(dsn)
+    try:
+        installer.install([pydeps_folder()], install_deps=True)
+    finally:
+        installer.close()
+
+
+_PG_TYPES = {
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.float64(): "DOUBLE PRECISION",
+    pa.string(): "TEXT",
+    pa.bool_(): "BOOLEAN",
+}
+
+
+def load_table(dsn: str, schema: str, name: str, table: pa.Table) -> None:
+    """An Arrow table into PostgreSQL (NaN as NULL), through COPY."""
+    import io
+
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(_PG_TYPES[f.type]))
+        for f in table.schema
+    )
+    buffer = io.StringIO()
+    for row in table.to_pylist():
+        cells = []
+        for value in row.values():
+            if value is None or (isinstance(value, float) and value != value):
+                cells.append("\\N")
+            else:
+                cells.append(str(value).replace("\\", "\\\\").replace("\t", "\\t"))
+        buffer.write("\t".join(cells) + "\n")
+    buffer.seek(0)
+    con = psycopg2.connect(dsn)
+    try:
+        with con, con.cursor() as cur:
+            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            target = sql.Identifier(schema, name)
+            cur.execute(sql.SQL("CREATE TABLE {} ({})").format(target, columns))
+            cur.copy_expert(sql.SQL("COPY {} FROM STDIN").format(target).as_string(cur), buffer)
+    finally:
+        con.close()
