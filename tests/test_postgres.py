@@ -1,0 +1,302 @@
+"""What only the PostgreSQL engine has: sqlml install / uninstall, the plain-SQL API used from psql
+with no Python on the client, in-server errors, cancellation, NOTICE progress, parallel query.
+The engine-level behaviour shared with DuckDB is in the conformance tests (``con`` fixture)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pgcluster
+import psycopg2
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+import sqlml
+from sqlml import errors
+
+CHURN = (
+    "CREATE MODEL shop.churn OPTIONS (model_type='logistic_reg', input_label_cols=['churned'],"
+    " data_split_method='NO_SPLIT')"
+    " AS SELECT tenure, spend, promo, churned FROM shop.customers WHERE spend IS NOT NULL"
+)
+
+
+def _psql(dsn: str, sql: str) -> subprocess.CompletedProcess[str]:
+    """Runs SQL with the real psql client: unaligned, tuples only, stop on the first error."""
+    psql = shutil.which("psql")
+    if psql is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("psql is required in CI")
+        pytest.skip("psql not installed")
+    return subprocess.run(
+        [psql, dsn, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _reference() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn on the same rows, built independently (tests/test_engine.py's pipeline:
+    standardized numbers, one-hot booleans, BigQuery's defaults), the positive class's
+    probability for the new customers with a spend."""
+    from tests.test_engine import _frame, _reference
+
+    columns = ["tenure", "spend", "promo"]
+    train = _frame([*columns, "churned"])
+    train = train[train["spend"].notna()]
+    model = _reference(
+        LogisticRegression(C=np.inf, max_iter=20, tol=0.01), ["tenure", "spend"], ["promo"]
+    )
+    model.fit(train[columns], train["churned"].astype(str) == "true")
+    new = _frame(["id", *columns], "new_customers")
+    new = new[new["spend"].notna()]
+    return new["id"].to_numpy(), model.predict_proba(new[columns])[:, 1]
+
+
+def test_plain_sql_api_from_psql(pg_database: str) -> None:
+    """psql only: train, evaluate and score with the extension's SQL functions."""
+    created = _psql(
+        pg_database,
+        "SELECT sqlml.create_model('shop.churn', 'logistic_reg',"
+        " 'SELECT tenure, spend, promo, churned FROM shop.customers WHERE spend IS NOT NULL',"
+        ' \'{"input_label_cols": ["churned"], "data_split_method": "NO_SPLIT"}\')',
+    )
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip() == "1"
+    assert "stored shop.churn version 1" in created.stderr  # NOTICE progress reaches psql
+    metrics = _psql(pg_database, "SELECT metric, value FROM sqlml.evaluate('shop.churn')")
+    assert metrics.returncode == 0, metrics.stderr
+    names = [line.split("|")[0] for line in metrics.stdout.split()]
+    assert names == ["precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc"]
+    scored = _psql(
+        pg_database,
+        'SELECT id, sqlml."shop.churn"(tenure, spend, promo) FROM shop.new_customers'
+        " WHERE spend IS NOT NULL ORDER BY id",
+    )
+    assert scored.returncode == 0, scored.stderr
+    rows = [line.split("|") for line in scored.stdout.split()]
+    ids, expected = _reference()
+    assert [int(r[0]) for r in rows] == ids.tolist()
+    np.testing.assert_allclose([float(r[1]) for r in rows], expected, atol=1e-6)
+    functions = _psql(pg_database, "SELECT scoring_function FROM sqlml.model_functions")
+    assert 'sqlml."shop.churn"' in functions.stdout
+    dropped = _psql(pg_database, "SELECT sqlml.drop_model('shop.churn')")
+    assert dropped.stdout.strip() == "t"
+    assert _psql(pg_database, "SELECT count(*) FROM sqlml.model_functions").stdout.strip() == "0"
+
+
+def test_errors_raised_in_plpython_carry_their_sqlstate(pg_database: str) -> None:
+    con = psycopg2.connect(pg_database)
+    con.autocommit = True
+    cases = [
+        ("SELECT sqlml.create_model('shop.x', 'no_such_type', 'SELECT 1 AS a')", "22023"),
+        ("SELECT * FROM sqlml.evaluate('shop.missing')", "42704"),
+        ("SELECT sqlml.create_model('shop.x', 'linear_reg', 'SELECT * FROM shop.nope')", "42P01"),
+        (
+            "SELECT sqlml.execute('CREATE MODEL shop.x OPTIONS (model_type = ) AS SELECT 1')",
+            "42601",
+        ),
+        ("SELECT sqlml.execute('SELECT 1')", "0A000"),
+        ("SELECT sqlml.create_model('a.b.c', 'linear_reg', 'SELECT 1')", "42601"),
+    ]
+    try:
+        for sql, sqlstate in cases:
+            with con.cursor() as cur:
+                with pytest.raises(psycopg2.Error) as raised:
+                    cur.execute(sql)
+                assert raised.value.pgcode == sqlstate, (sql, raised.value)
+            with con.cursor() as cur:  # the session goes on
+                cur.execute("SELECT 1")
+                assert cur.fetchone() == (1,)
+    finally:
+        con.close()
+
+
+def test_cancelled_training_keeps_the_previous_version(pg_database: str) -> None:
+    con = sqlml.connect(pg_database, autocommit=True)
+    try:
+        con.execute(CHURN)
+        before = con.execute(
+            "SELECT * FROM ML.PREDICT(MODEL shop.churn, TABLE shop.new_customers)"
+        ).fetchall()
+        slow = CHURN.replace("CREATE MODEL", "CREATE OR REPLACE MODEL").replace(
+            "WHERE spend IS NOT NULL", "WHERE spend IS NOT NULL AND pg_sleep(0.005) IS NOT NULL"
+        )
+        con.execute("SET statement_timeout = '300ms'")
+        with pytest.raises(errors.OperationalError) as raised:
+            con.execute(slow)
+        assert raised.value.sqlstate == "57014"
+        con.execute("SET statement_timeout = 0")
+        # pg_cancel_backend from another session, in the middle of the training
+        pid = con.execute("SELECT pg_backend_pid()").fetchone()[0]
+        admin = psycopg2.connect(pg_database)
+        admin.autocommit = True
+
+        def cancel() -> None:
+            time.sleep(0.5)
+            with admin.cursor() as cur:
+                cur.execute("SELECT pg_cancel_backend(%s)", [pid])
+
+        thread = threading.Thread(target=cancel)
+        thread.start()
+        with pytest.raises(errors.OperationalError) as raised:
+            con.execute(slow)
+        thread.join()
+        admin.close()
+        assert raised.value.sqlstate == "57014"
+        assert con.execute("SELECT max(version) FROM sqlml.versions").fetchone() == (1,)
+        after = con.execute(
+            "SELECT * FROM ML.PREDICT(MODEL shop.churn, TABLE shop.new_customers)"
+        ).fetchall()
+        assert after == before
+    finally:
+        con.close()
+
+
+def test_training_progress_reaches_the_client(pg_database: str) -> None:
+    con = sqlml.connect(pg_database, autocommit=True)
+    messages: list[str] = []
+    con.set_progress(messages.append)
+    try:
+        con.execute(CHURN)
+    finally:
+        con.close()
+    assert any("reading the training rows" in m for m in messages)
+    assert any("stored shop.churn version 1" in m for m in messages)
+
+
+def test_postgres_matches_duckdb_compiled_and_runtime(pg_database: str, tmp_path: Path) -> None:
+    """The same model trained by each engine scores the same on both paths of both engines."""
+    from conftest import shop_tables
+
+    duck = sqlml.connect(str(tmp_path / "d.duckdb"), autocommit=True)
+    raw = duck.session.engine
+    raw.execute("CREATE SCHEMA shop")
+    for name, table in shop_tables().items():
+        raw.register_table(f"_t_{name}", table)
+        raw.execute(f'CREATE TABLE shop."{name}" AS SELECT * FROM "_t_{name}"')
+    pg = sqlml.connect(pg_database, autocommit=True)
+    model = (
+        "CREATE MODEL shop.m OPTIONS (model_type='logistic_reg', input_label_cols=['segment'])"
+        " AS SELECT tenure, spend, plan, promo, segment FROM shop.customers"
+    )
+    predict = (
+        "SELECT id, predicted_segment, predicted_segment_probs FROM ML.PREDICT(MODEL shop.m,"
+        " TABLE shop.new_customers, STRUCT('{}' AS scoring)) ORDER BY id"
+    )
+    try:
+        duck.execute(model)
+        pg.execute(model)
+        reference = duck.execute(predict.format("compiled")).fetchall()
+        for mode in ("compiled", "runtime"):
+            rows = pg.execute(predict.format(mode)).fetchall()
+            assert [r[:2] for r in rows] == [r[:2] for r in reference]
+            for got, want in zip(rows, reference, strict=True):
+                probs = {p["label"]: p["prob"] for p in got[2]}
+                expected = {p["label"]: p["prob"] for p in want[2]}
+                assert probs.keys() == expected.keys()
+                np.testing.assert_allclose(
+                    [probs[k] for k in expected], list(expected.values()), atol=1e-9
+                )
+    finally:
+        duck.close()
+        pg.close()
+
+
+def test_scoring_function_runs_in_parallel_workers(pg_database: str) -> None:
+    """The per-model SQL function is PARALLEL SAFE (no SPI, no Python): a parallel plan uses it."""
+    con = sqlml.connect(pg_database, autocommit=True)
+    try:
+        con.execute(CHURN)
+        con.execute(
+            "CREATE TABLE shop.big AS SELECT c.* FROM shop.customers c, generate_series(1, 50) g"
+        )
+        con.execute("ANALYZE shop.big")
+        for setting in (
+            "parallel_setup_cost = 0",
+            "parallel_tuple_cost = 0",
+            "min_parallel_table_scan_size = 0",
+            "max_parallel_workers_per_gather = 2",
+        ):
+            con.execute(f"SET {setting}")
+        query = (
+            'SELECT count(*), sum(sqlml."shop.churn"(tenure, spend, promo)) FROM shop.big'
+            " WHERE spend IS NOT NULL"
+        )
+        plan = "\n".join(r[0] for r in con.execute(f"EXPLAIN {query}").fetchall())
+        assert "Gather" in plan
+        count, total = con.execute(query).fetchone()
+        con.execute("SET max_parallel_workers_per_gather = 0")
+        assert con.execute(query).fetchone() == pytest.approx((count, total), rel=1e-12)
+    finally:
+        con.close()
+
+
+def _sqlml_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [shutil.which("sqlml") or "sqlml", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_install_upgrade_refusal_and_uninstall(pg_server: str) -> None:
+    dsn = pgcluster.create_database(pg_server, "sqlml_install_test")
+    try:
+        # the server's own Python has none of sqlml's dependencies: refused, nothing written
+        refused = _sqlml_cli("install", "--database", dsn, "--python-path", "/nonexistent")
+        assert refused.returncode == 1
+        assert "ERROR 58000" in refused.stderr
+        assert "cannot import" in refused.stderr
+        con = psycopg2.connect(dsn)
+        con.autocommit = True
+        with con.cursor() as cur:
+            cur.execute("SELECT to_regnamespace('sqlml')")
+            assert cur.fetchone() == (None,)
+        for _ in range(2):  # installs, then upgrades in place
+            done = _sqlml_cli(
+                "install", "--database", dsn, "--python-path", pgcluster.pydeps_folder()
+            )
+            assert done.returncode == 0, done.stderr
+        with con.cursor() as cur:
+            cur.execute(
+                "SELECT sqlml.version(), value FROM sqlml.store_info WHERE key = %s",
+                ["extension_version"],
+            )
+            assert cur.fetchone() == (sqlml.__version__, sqlml.__version__)
+            cur.execute(
+                "CREATE TABLE t AS SELECT g::float8 AS x, g % 2 = 0 AS y"
+                " FROM generate_series(1, 100) g"
+            )
+            cur.execute(
+                "SELECT sqlml.create_model('public.m', 'logistic_reg', 'SELECT * FROM t',"
+                ' \'{"input_label_cols": ["y"]}\')'
+            )
+        con.close()
+        assert _sqlml_cli("uninstall", "--database", dsn).returncode == 0
+        con = psycopg2.connect(dsn)
+        con.autocommit = True
+        with con.cursor() as cur:
+            cur.execute(
+                "SELECT to_regprocedure('sqlml.create_model(text,text,text,jsonb,text,boolean)')"
+            )
+            assert cur.fetchone() == (None,)
+            cur.execute("SELECT count(*) FROM sqlml.versions")  # the models stay
+            assert cur.fetchone() == (1,)
+            cur.execute('SELECT sqlml."public.m"(3.0) < 1')  # and so do their SQL functions
+            assert cur.fetchone() == (True,)
+        with pytest.raises(errors.OperationalError) as raised:
+            sqlml.connect(dsn)
+        assert raised.value.sqlstate == "55000"  # not installed: a clear error, with a hint
+        assert _sqlml_cli("uninstall", "--database", dsn, "--drop-models").returncode == 0
+        with con.cursor() as cur:
+            cur.execute("SELECT to_regnamespace('sqlml')")
+            assert cur.fetchone() == (None,)
+        con.close()
+    finally:
+        pgcluster.drop_database(pg_server, "sqlml_install_test")
