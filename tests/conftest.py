@@ -102,3 +102,12 @@ def con(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlml.Connec
         raw.unregister_table(f"_load_{name}")
     yield connection
     connection.close()
+
+
+@pytest.fixture(params=ENGINES)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database for sqlml.connect() on each engine: a DuckDB file, or a PostgreSQL
+    database with sqlml installed."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_database"))
+    return str(tmp_path / "test.duckdb")

@@ -35,10 +35,11 @@ def test_module_globals() -> None:
     assert issubclass(sqlml.DatabaseError, sqlml.Error)
 
 
-def test_cursor_fetches(tmp_path: Path) -> None:
-    con = sqlml.connect(str(tmp_path / "a.duckdb"))
+def test_cursor_fetches(database: str) -> None:
+    con = sqlml.connect(database)
     cur = con.cursor()
-    cur.execute("CREATE TABLE t AS SELECT range AS i, range * 1.5 AS x FROM range(5)")
+    cur.execute("CREATE TABLE t (i BIGINT, x DOUBLE PRECISION)")
+    cur.execute("INSERT INTO t VALUES (0, 0.0), (1, 1.5), (2, 3.0), (3, 4.5), (4, 6.0)")
     assert cur.description is None
     cur.execute("SELECT i, x FROM t ORDER BY i")
     assert [d[0] for d in cur.description or []] == ["i", "x"]
@@ -61,8 +62,8 @@ def test_cursor_fetches(tmp_path: Path) -> None:
         cur.execute("SELECT 1")
 
 
-def test_commit_and_rollback(tmp_path: Path) -> None:
-    path = str(tmp_path / "b.duckdb")
+def test_commit_and_rollback(database: str) -> None:
+    path = database
     con = sqlml.connect(path)
     con.execute("CREATE TABLE t (a INTEGER)")
     con.commit()
@@ -77,9 +78,12 @@ def test_commit_and_rollback(tmp_path: Path) -> None:
     again.close()
 
 
-def test_model_rolls_back_with_the_transaction(tmp_path: Path) -> None:
-    con = sqlml.connect(str(tmp_path / "c.duckdb"))
-    con.execute("CREATE TABLE d AS SELECT range::DOUBLE AS x, range % 2 = 0 AS y FROM range(100)")
+def test_model_rolls_back_with_the_transaction(database: str) -> None:
+    con = sqlml.connect(database)
+    con.execute("CREATE TABLE d (x DOUBLE PRECISION, y BOOLEAN)")
+    con.cursor().executemany(
+        "INSERT INTO d VALUES (?, ?)", [(float(i), i % 2 == 0) for i in range(100)]
+    )
     con.commit()
     con.execute(
         "CREATE MODEL m OPTIONS (model_type='logistic_reg', input_label_cols=['y']) AS SELECT * FROM d"
@@ -90,8 +94,8 @@ def test_model_rolls_back_with_the_transaction(tmp_path: Path) -> None:
     con.close()
 
 
-def test_errors_keep_the_connection_usable(tmp_path: Path) -> None:
-    con = sqlml.connect(str(tmp_path / "d.duckdb"), autocommit=True)
+def test_errors_keep_the_connection_usable(database: str) -> None:
+    con = sqlml.connect(database, autocommit=True)
     with pytest.raises(sqlml.ProgrammingError) as caught:
         con.execute("SELECT * FROM nowhere")
     assert caught.value.sqlstate == "42P01"
