@@ -142,13 +142,11 @@ class PostgresEngine:
             rows = cursor.fetchall() if cursor.description is not None else None
             return cursor.description, rows, cursor.rowcount, cursor.statusmessage or ""
         except psycopg2.Error as e:
-            if self._in_transaction:
-                self._in_transaction = True  # PostgreSQL keeps it open (aborted) until ROLLBACK
             raise map_error(e) from e
         finally:
             cursor.close()
             self._drain_notices()
-            self._track()
+            self._track()  # an error inside a transaction leaves it open (aborted) until ROLLBACK
 
     def _drain_notices(self) -> None:
         notices, self.con.notices[:] = list(self.con.notices), []

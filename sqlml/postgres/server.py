@@ -231,7 +231,7 @@ def execute(plpy: Any, statement: str) -> str:
     if not isinstance(parsed, CreateModel | DropModel):
         raise errors.FeatureNotSupported(
             "sqlml.execute runs CREATE MODEL and DROP MODEL; score with the model's function"
-            " (see sqlml.models_functions) or through sqlml.connect"
+            " (see sqlml.model_functions) or through sqlml.connect"
         )
     return _run(plpy, parsed).status
 
@@ -390,7 +390,8 @@ def unpublish(plpy: Any, ref: tuple[str, str]) -> None:
 
 
 _OUTPUTS = ("label", "probabilities", "value", "distances")
-_graphs: dict[str, tuple[bytes, list[Any]]] = {}
+_graphs: dict[str, tuple[bytes, list[Any]]] = {}  # by sha256; bounded like the scorer cache
+_GRAPHS = 64
 
 
 def score_batch(plpy: Any, sha: str, columns: Sequence[bytes]) -> list[float]:
@@ -409,6 +410,8 @@ def score_batch(plpy: Any, sha: str, columns: Sequence[bytes]) -> list[float]:
 
         inputs = [InputColumn(c["name"], c["kind"]) for c in json.loads(rows[0]["inputs"])]
         _graphs[sha] = (bytes(rows[0]["onnx"]), inputs)
+        while len(_graphs) > _GRAPHS:
+            _graphs.pop(next(iter(_graphs)))
     onnx, inputs = _graphs[sha]
     run = scorer(onnx, inputs, key=sha)
     arrays = [decode_array(c) for c in columns]
