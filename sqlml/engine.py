@@ -23,7 +23,7 @@ from sqlglot import exp
 
 from sqlml import errors, grammar, scoring
 from sqlml.engines import open_engine
-from sqlml.engines.base import Engine, Result
+from sqlml.engines.base import Engine, InServer, Result
 from sqlml.grammar.statements import (
     CreateModel,
     DropModel,
@@ -84,9 +84,9 @@ class Session:
         self.store.ensure()
         self.progress = progress
         # PostgreSQL: CREATE MODEL, DROP MODEL and ML.EVALUATE on rows run inside the server.
-        self.in_server = bool(getattr(engine, "runs_ml_in_server", False))
-        if self.in_server:
-            engine.progress = self._say  # type: ignore[attr-defined]
+        self.server: InServer | None = engine if isinstance(engine, InServer) else None
+        if self.server is not None:
+            self.server.progress = self._say
 
     @classmethod
     def open(cls, database: str, settings: Settings | None = None) -> Session:
@@ -110,10 +110,10 @@ class Session:
             if result is not None:
                 return result
         statement = grammar.parse(sql, self.engine.dialect)
-        if self.in_server and isinstance(statement, CreateModel | DropModel):
+        if self.server is not None and isinstance(statement, CreateModel | DropModel):
             if params:
                 raise errors.FeatureNotSupported("parameters are not supported in ML statements")
-            return self.engine.run_in_server(sql)  # type: ignore[attr-defined, no-any-return]
+            return self.server.run_in_server(sql)
         if isinstance(statement, MLQuery) and not params:
             return self.ml_query(statement, key)
         return self.run(statement, params)
@@ -291,8 +291,8 @@ class Session:
 
     def _evaluate_rows(self, version: ModelVersion, call: Evaluate) -> dict[str, float | None]:
         assert call.input is not None
-        if self.in_server:
-            return self.engine.evaluate_in_server(  # type: ignore[attr-defined, no-any-return]
+        if self.server is not None:
+            return self.server.evaluate_in_server(
                 _model_name(version), call.input.sql, call.threshold
             )
         table = self.engine.query_arrow(call.input.sql)
@@ -346,6 +346,12 @@ def _subquery(query: exp.Expr, alias: str) -> exp.Subquery:
     return exp.Subquery(
         this=query, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))
     )
+
+
+def zero_rows(sql: str, dialect: str) -> str:
+    """``SELECT * FROM (query) AS q LIMIT 0``: the query's columns without its rows."""
+    query = exp.select("*").from_(_subquery(_parse_query(sql, dialect), "q"))
+    return query.limit(0).sql(dialect=dialect)
 
 
 def _parse_query(sql: str, dialect: str) -> exp.Expr:

@@ -301,7 +301,23 @@ def _pg_nearest(distances: list[exp.Expr]) -> exp.Expr:
 
 
 BATCH_ROWS = 16384
-BATCH_FUNCTION = exp.table_("score_batch", db="sqlml")
+ROW_NUMBER = f"{HIDDEN}rn"
+
+
+def chunked(query: exp.Expr, rows: int) -> tuple[exp.Subquery, exp.Expr]:
+    """``(SELECT q.*, row_number() OVER () AS __sqlml_rn FROM (query) AS q) AS q`` and the
+    chunk number of a row, ``(__sqlml_rn - 1) / rows``, to GROUP BY."""
+    numbered = exp.select(
+        exp.Column(this=exp.Star(), table=exp.to_identifier("q")),
+        exp.alias_(exp.Window(this=exp.RowNumber()), ROW_NUMBER, quoted=True),
+    ).from_(exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("q"))))
+    rn = exp.column(ROW_NUMBER, quoted=True)
+    chunk = exp.Div(
+        this=exp.paren(exp.Sub(this=rn, expression=exp.Literal.number(1))),
+        expression=exp.Literal.number(rows),
+        typed=True,
+    )
+    return numbered.subquery("q"), chunk
 
 
 def batch_predict(
@@ -315,11 +331,8 @@ def batch_predict(
     the chunk back into rows, input columns and raw outputs side by side (all aggregates of a
     group see its rows in the same order). One PL/Python call per chunk, not per row.
     """
-    rn, n, out = f"{HIDDEN}rn", f"{HIDDEN}n", f"{HIDDEN}raw"
-    numbered = exp.select(
-        exp.Column(this=exp.Star(), table=exp.to_identifier("q")),
-        exp.alias_(exp.Window(this=exp.RowNumber()), rn, quoted=True),
-    ).from_(exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("q"))))
+    n, out = f"{HIDDEN}n", f"{HIDDEN}raw"
+    numbered, chunk = chunked(query, BATCH_ROWS)
     passed = [
         exp.alias_(
             exp.ArrayAgg(this=exp.column(name, table="q", quoted=True)),
@@ -338,18 +351,13 @@ def batch_predict(
     call = exp.Anonymous(
         this="sqlml.score_batch", expressions=[exp.Literal.string(version.sha256), *features]
     )
-    chunk = exp.Div(
-        this=exp.paren(exp.Sub(this=exp.column(rn, quoted=True), expression=exp.Literal.number(1))),
-        expression=exp.Literal.number(BATCH_ROWS),
-        typed=True,
-    )
     batches = (
         exp.select(
             *passed,
             exp.alias_(exp.Count(this=exp.Star()), n, quoted=True),
             exp.alias_(call, out, quoted=True),
         )
-        .from_(numbered.subquery("q"))
+        .from_(numbered)
         .group_by(chunk)
     )
     count = exp.column(n, table="b", quoted=True)

@@ -30,7 +30,7 @@ from sqlml.ml.train import TrainResult
 
 MODELS = exp.table_("models", db="sqlml", quoted=True)
 VERSIONS = exp.table_("versions", db="sqlml", quoted=True)
-LIBRARIES = ("sqlml", "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "duckdb", "pyarrow")
+LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "duckdb", "pyarrow")  # and sqlml
 
 
 @dataclass(frozen=True)
@@ -269,7 +269,7 @@ def _library_versions() -> dict[str, str]:
     import sqlml
 
     found = {"sqlml": sqlml.__version__}
-    for library in LIBRARIES[1:]:
+    for library in LIBRARIES:
         try:
             found[library] = importlib.metadata.version(library)
         except importlib.metadata.PackageNotFoundError:

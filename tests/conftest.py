@@ -7,6 +7,7 @@ import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -45,6 +46,24 @@ def shop_tables(n: int = 800, seed: int = 0) -> dict[str, pa.Table]:
     return {"customers": customers, "new_customers": new}
 
 
+def unavailable(reason: str) -> NoReturn:
+    """A missing PostgreSQL or client: a skip on a workstation, a failure in CI (CI set), so
+    that nothing the CI machine should have can be skipped silently."""
+    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def load_shop(connection: sqlml.Connection) -> None:
+    """The shop tables into a DuckDB connection's database, from Arrow."""
+    raw = connection.session.engine
+    raw.execute("CREATE SCHEMA shop")
+    for name, table in shop_tables().items():
+        raw.register_table(f"_load_{name}", table)
+        raw.execute(f'CREATE TABLE shop."{name}" AS SELECT * FROM "_load_{name}"')
+        raw.unregister_table(f"_load_{name}")
+
+
 # The engines the conformance tests run on: every test that takes ``con`` runs on both.
 ENGINES = ["duckdb", "postgres"]
 TEMPLATE = "sqlml_template"
@@ -61,9 +80,7 @@ def pg_server() -> Iterator[str]:
         context = pgcluster.server()
         server = context.__enter__()
     except pgcluster.Unavailable as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI: {e}")
-        pytest.skip(str(e))
+        unavailable(str(e))
     try:
         dsn = pgcluster.create_database(server, TEMPLATE)
         pgcluster.install(dsn)
@@ -94,12 +111,7 @@ def con(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlml.Connec
         connection.close()
         return
     connection = sqlml.connect(str(tmp_path / "test.duckdb"), autocommit=True)
-    raw = connection.session.engine
-    raw.execute("CREATE SCHEMA shop")
-    for name, table in shop_tables().items():
-        raw.register_table(f"_load_{name}", table)
-        raw.execute(f'CREATE TABLE shop."{name}" AS SELECT * FROM "_load_{name}"')
-        raw.unregister_table(f"_load_{name}")
+    load_shop(connection)
     yield connection
     connection.close()
 

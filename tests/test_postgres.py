@@ -4,7 +4,6 @@ The engine-level behaviour shared with DuckDB is in the conformance tests (``con
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import threading
@@ -19,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 import sqlml
 from sqlml import errors
+from tests.conftest import load_shop, unavailable
 
 CHURN = (
     "CREATE MODEL shop.churn OPTIONS (model_type='logistic_reg', input_label_cols=['churned'],"
@@ -31,9 +31,7 @@ def _psql(dsn: str, sql: str) -> subprocess.CompletedProcess[str]:
     """Runs SQL with the real psql client: unaligned, tuples only, stop on the first error."""
     psql = shutil.which("psql")
     if psql is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("psql is required in CI")
-        pytest.skip("psql not installed")
+        unavailable("psql is not installed")
     return subprocess.run(
         [psql, dsn, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
         capture_output=True,
@@ -174,14 +172,8 @@ def test_training_progress_reaches_the_client(pg_database: str) -> None:
 
 def test_postgres_matches_duckdb_compiled_and_runtime(pg_database: str, tmp_path: Path) -> None:
     """The same model trained by each engine scores the same on both paths of both engines."""
-    from conftest import shop_tables
-
     duck = sqlml.connect(str(tmp_path / "d.duckdb"), autocommit=True)
-    raw = duck.session.engine
-    raw.execute("CREATE SCHEMA shop")
-    for name, table in shop_tables().items():
-        raw.register_table(f"_t_{name}", table)
-        raw.execute(f'CREATE TABLE shop."{name}" AS SELECT * FROM "_t_{name}"')
+    load_shop(duck)
     pg = sqlml.connect(pg_database, autocommit=True)
     model = (
         "CREATE MODEL shop.m OPTIONS (model_type='logistic_reg', input_label_cols=['segment'])"
@@ -300,3 +292,20 @@ def test_install_upgrade_refusal_and_uninstall(pg_server: str) -> None:
         con.close()
     finally:
         pgcluster.drop_database(pg_server, "sqlml_install_test")
+
+
+def test_runtime_ml_score_is_refused_with_a_sqlstate(pg_database: str) -> None:
+    """ML.SCORE on PostgreSQL scores compiled models only; asked for runtime it says so (0A000)
+    and the session goes on."""
+    con = sqlml.connect(pg_database, autocommit=True, scoring="runtime")
+    try:
+        con.execute(CHURN)
+        with pytest.raises(errors.NotSupportedError) as raised:
+            con.execute("SELECT ML.SCORE(MODEL shop.churn) FROM shop.new_customers")
+        assert raised.value.sqlstate == "0A000"
+        predicted = con.execute(
+            "SELECT * FROM ML.PREDICT(MODEL shop.churn, TABLE shop.new_customers)"
+        ).fetchall()
+        assert len(predicted) == 200
+    finally:
+        con.close()

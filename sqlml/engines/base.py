@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
+
+from sqlml import errors
 
 
 @dataclass
@@ -16,6 +18,27 @@ class Result:
     table: pa.Table | None
     rowcount: int = -1
     status: str = ""  # command tag, e.g. 'CREATE MODEL', 'SELECT 3'
+
+
+def rows(result: Result) -> pa.Table:
+    """A query's rows; a statement that returned none where rows were expected is our bug."""
+    if result.table is None:
+        raise errors.InternalError("statement returned no rows where a query was expected")
+    return result.table
+
+
+@runtime_checkable
+class InServer(Protocol):
+    """An engine whose server runs CREATE MODEL, DROP MODEL and ML.EVALUATE on rows itself
+    (PostgreSQL with the extension); its progress messages go to ``progress``."""
+
+    progress: Callable[[str], None] | None
+
+    def run_in_server(self, statement: str) -> Result: ...
+
+    def evaluate_in_server(
+        self, model: str, query: str | None, threshold: float | None
+    ) -> dict[str, float | None]: ...
 
 
 class Engine(Protocol):

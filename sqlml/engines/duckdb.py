@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from sqlml import engines, errors
-from sqlml.engines.base import Result
+from sqlml.engines.base import Result, rows
 
 # DuckDB exception class -> sqlml error class. The first match in MRO order wins.
 _ERRORS: list[tuple[type[BaseException], type[errors.Error]]] = [
@@ -102,10 +102,7 @@ class DuckDBEngine:
         return Result(table, table.num_rows, f"SELECT {table.num_rows}")
 
     def query_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        result = self.execute(sql, params)
-        if result.table is None:
-            raise errors.InternalError("statement returned no rows where a query was expected")
-        return result.table
+        return rows(self.execute(sql, params))
 
     def schema_of(self, sql: str) -> pa.Schema:
         with self._lock:

@@ -19,11 +19,8 @@ import psycopg2.extensions
 import pyarrow as pa
 
 from sqlml import engines, errors
-from sqlml.engines.base import Result
+from sqlml.engines.base import Result, rows
 from sqlml.engines.pgtypes import JSON, JSONB, arrow_type
-
-# Whole-result types psycopg2 would parse into Python objects we do not want here.
-psycopg2.extensions.register_type(psycopg2.extensions.UNICODE)
 
 
 def map_error(e: psycopg2.Error) -> errors.Error:
@@ -109,7 +106,6 @@ class PostgresEngine:
     dialect = "postgres"
     default_schema = "public"
     manages_store = False  # sqlml install creates the store and the extension
-    runs_ml_in_server = True
 
     def __init__(self, database: str) -> None:
         try:
@@ -167,25 +163,14 @@ class PostgresEngine:
         return Result(table, table.num_rows, f"SELECT {table.num_rows}")
 
     def query_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        result = self.execute(sql, params)
-        if result.table is None:
-            raise errors.InternalError("statement returned no rows where a query was expected")
-        return result.table
+        return rows(self.execute(sql, params))
 
     def schema_of(self, sql: str) -> pa.Schema:
-        from sqlglot import exp
+        from sqlml.engine import zero_rows
 
-        from sqlml.engine import _parse_query
-
-        query = exp.select("*").from_(
-            exp.Subquery(
-                this=_parse_query(sql, "postgres"),
-                alias=exp.TableAlias(this=exp.to_identifier("q")),
-            )
-        )
         cursor = self.con.cursor()
         try:
-            cursor.execute(query.limit(0).sql(dialect="postgres"))
+            cursor.execute(zero_rows(sql, "postgres"))
             return pa.schema([(c.name, arrow_type(c.type_code)) for c in cursor.description or ()])
         except psycopg2.Error as e:
             raise map_error(e) from e

@@ -23,7 +23,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from sqlml import errors, scoring
-from sqlml.engine import Session, _parse_query
+from sqlml.engine import Session, _parse_query, zero_rows
 from sqlml.engines.base import Result
 from sqlml.engines.pgtypes import arrow_type, decode_array, feed_cast
 from sqlml.grammar.statements import CreateModel, DropModel, ModelRef, Query
@@ -112,22 +112,17 @@ class PlpyEngine:
         return self.read_chunked(sql)
 
     def columns_of(self, sql: str) -> list[tuple[str, int]]:
-        parsed = exp.Subquery(
-            this=_parse_query(sql, "postgres"), alias=exp.TableAlias(this=exp.to_identifier("q"))
-        )
-        query = exp.select("*").from_(parsed).limit(0)
-        result = self._spi(query.sql(dialect="postgres"), None)
+        result = self._spi(zero_rows(sql, "postgres"), None)
         return list(zip(result.colnames(), result.coltypes(), strict=True))
 
     def schema_of(self, sql: str) -> pa.Schema:
         return pa.schema([(n, arrow_type(o)) for n, o in self.columns_of(sql)])
 
-    def read_chunked(self, sql: str, progress: Callable[[int], None] | None = None) -> pa.Table:
+    def read_chunked(self, sql: str) -> pa.Table:
         """All rows of a query as Arrow, read inside the backend one chunk of rows at a time."""
         columns = self.columns_of(sql)
         chunk_sql = chunk_query(_parse_query(sql, "postgres"), columns, CHUNK_ROWS)
         parts: list[list[pa.Array]] = [[] for _ in columns]
-        rows = 0
         try:
             cursor = self.plpy.cursor(chunk_sql.sql(dialect="postgres"))
             while True:
@@ -137,9 +132,6 @@ class PlpyEngine:
                 row = batch[0]
                 for i in range(len(columns)):
                     parts[i].append(decode_array(row[f"c{i}"]))
-                rows += len(parts[0][-1])
-                if progress is not None:
-                    progress(rows)
         except self.plpy.SPIError as e:
             raise errors.from_sqlstate(getattr(e, "sqlstate", None), str(e).strip()) from e
         arrays = {
@@ -179,11 +171,6 @@ def chunk_query(query: exp.Expr, columns: list[tuple[str, int]], rows: int) -> e
     """``SELECT array_send(array_agg(c)) AS c0, ... FROM (query numbered) GROUP BY chunk``: one
     row per ``rows`` input rows, every column one binary array (chunks in no particular order:
     sorting them spilled to disk and doubled the read)."""
-    rn = "__sqlml_rn"
-    numbered = exp.select(
-        exp.Column(this=exp.Star(), table=exp.to_identifier("q")),
-        exp.alias_(exp.Window(this=exp.RowNumber()), rn, quoted=True),
-    ).from_(exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("q"))))
     outs = []
     for i, (name, oid) in enumerate(columns):
         ref: exp.Expr = exp.column(name, table="q", quoted=True)
@@ -194,12 +181,8 @@ def chunk_query(query: exp.Expr, columns: list[tuple[str, int]], rows: int) -> e
         # order, so the columns stay aligned (an ORDER BY per column cost a sort per column)
         agg = exp.ArrayAgg(this=ref)
         outs.append(exp.alias_(exp.Anonymous(this="array_send", expressions=[agg]), f"c{i}"))
-    chunk = exp.Div(
-        this=exp.paren(exp.Sub(this=exp.column(rn, quoted=True), expression=exp.Literal.number(1))),
-        expression=exp.Literal.number(rows),
-        typed=True,
-    )
-    return exp.select(*outs).from_(numbered.subquery("q")).group_by(chunk)
+    numbered, chunk = scoring.chunked(query, rows)
+    return exp.select(*outs).from_(numbered).group_by(chunk)
 
 
 # -- what the function bodies call ----------------------------------------------------------------
