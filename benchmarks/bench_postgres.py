@@ -18,7 +18,7 @@ scoring, predictions written to a new table
   compiled_write     CREATE TABLE AS SELECT * FROM ML.PREDICT(... 'compiled'): native SQL
   runtime_write      the same through the PL/Python batch scorer (onnxruntime in the backend)
   compiled_write_same, runtime_write_same
-                     the round trip's columns only: id, predicted_y, p_true (from the JSONB probs)
+                     the round trip's columns only: id, predicted_y, p_true (from the probs array)
   function_write     plain SQL: CREATE TABLE AS SELECT id, p, p > 0.5 FROM (SELECT id,
                      sqlml."bench.m"(f0, ..., f9) AS p ...), the model's generated SQL function
   round_trip         read id, f0..f9 out (binary COPY), onnxruntime on the model's ONNX, write
@@ -33,9 +33,9 @@ pieces (to see where the time goes)
                      array_send(array_agg(...))), consumed in the server
   client_read, sklearn_fit              client_fit's two halves
   rt_read, rt_score, rt_write           round_trip's three parts
-  jsonb_floor        write_floor with ML.PREDICT's columns: all inputs, a boolean and the JSONB
-                     array of {label, prob} objects built from plain columns
-  compiled_label     count(predicted_y) over compiled ML.PREDICT: no JSONB built
+  predict_floor      write_floor with ML.PREDICT's columns: all inputs, a boolean and the array
+                     of sqlml.label_prob_bool (label, prob) built from plain columns
+  compiled_label     count(predicted_y) over compiled ML.PREDICT: no probs array built
   batch_arrays       runtime scoring's chunks alone: array_send(array_agg(f)) per feature and
                      16,384-row chunk, consumed in the server
   batch_scorer       the same chunks passed to sqlml.score_batch, its results consumed
@@ -269,7 +269,7 @@ def run(con: sqlml.Connection, cur: Any, repeat: int) -> dict[str, float]:
 
     # -- scoring, written to a table ----------------------------------------------------------
     predict = "ML.PREDICT(MODEL bench.m, TABLE bench.score, STRUCT('{}' AS scoring))"
-    p_true = "(predicted_y_probs -> 1 ->> 'prob')::DOUBLE PRECISION"  # classes: [false, true]
+    p_true = "(predicted_y_probs[2]).prob"  # classes: [false, true]
     for mode in ("compiled", "runtime"):
         out = f"bench.out_{mode}"
         r[f"{mode}_write"] = best(
@@ -346,11 +346,8 @@ def run(con: sqlml.Connection, cur: Any, repeat: int) -> dict[str, float]:
         repeat,
         drop("bench.out_floor"),
     )
-    probs = (
-        "jsonb_build_array(jsonb_build_object('label', false, 'prob', f1),"
-        " jsonb_build_object('label', true, 'prob', f2))"
-    )
-    r["jsonb_floor"] = best(
+    probs = "ARRAY[(false, f1)::sqlml.label_prob_bool, (true, f2)::sqlml.label_prob_bool]"
+    r["predict_floor"] = best(
         sql(
             f"CREATE TABLE bench.out_floor AS SELECT *, f0 > 0 AS predicted_y, {probs} AS predicted_y_probs FROM bench.score"
         ),
@@ -432,7 +429,7 @@ def report(r: dict[str, float], rows: int) -> None:
         ("round_trip / compiled (scoring only)", r["round_trip"] / r["compiled"], None),
         ("round_trip / function (scoring only)", r["round_trip"] / r["function"], None),
         ("runtime / round_trip (scoring only)", r["runtime"] / r["round_trip"], None),
-        ("compiled_write / jsonb_floor", r["compiled_write"] / r["jsonb_floor"], None),
+        ("compiled_write / predict_floor", r["compiled_write"] / r["predict_floor"], None),
         ("function_write / write_floor", r["function_write"] / r["write_floor"], None),
         ("round_trip / write_floor", r["round_trip"] / r["write_floor"], None),
         ("create_model / sklearn_fit", r["create_model"] / r["sklearn_fit"], None),

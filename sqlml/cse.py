@@ -54,11 +54,63 @@ class _Shapes:
         return shape
 
 
-def hoist(
+Stage = list[tuple[str, exp.Expr]]
+
+
+def hoist_stages(
     outputs: Sequence[exp.Expr], column: Callable[[str], exp.Expr], prefix: str
-) -> tuple[list[tuple[str, exp.Expr]], list[exp.Expr]]:
+) -> tuple[list[Stage], list[exp.Expr]]:
+    """:func:`hoist` until nothing repeats: ``(stages, rewritten)``, where each stage's
+    expressions read only the columns of the stages before it (one SELECT per stage).
+
+    One pass lifts the outermost repeated subtrees whole; a repeat inside one of them (the
+    linear score a guarded ``exp()`` holds three times in PostgreSQL's sigmoid) is lifted by
+    the next pass, into an earlier stage.
+    """
+    hoisted, rewritten = hoist(outputs, column, prefix)
+    named = len(hoisted)
+    stages: list[Stage] = []
+    while hoisted:
+        inner, exprs = hoist([e for _, e in hoisted], column, prefix, start=named)
+        named += len(inner)
+        stages.insert(0, [(n, e) for (n, _), e in zip(hoisted, exprs, strict=True)])
+        hoisted = inner
+    return _without_aliases(stages, rewritten, column)
+
+
+def _without_aliases(
+    stages: list[Stage], outputs: list[exp.Expr], column: Callable[[str], exp.Expr]
+) -> tuple[list[Stage], list[exp.Expr]]:
+    """A lifted expression that was itself a repeat becomes a bare column of the stage below:
+    read that column directly instead."""
+    target: dict[str, str] = {}
+
+    def resolve(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column) and node.name in target:
+            return column(target[node.name])
+        return node
+
+    kept: list[Stage] = []
+    for stage in stages:
+        level: Stage = []
+        for name, expression in stage:
+            expression = expression.transform(resolve)
+            bare = expression.unnest()
+            if isinstance(bare, exp.Column) and bare.name != name:
+                target[name] = bare.name
+            else:
+                level.append((name, expression))
+        if level:
+            kept.append(level)
+    return kept, [o.transform(resolve) for o in outputs]
+
+
+def hoist(
+    outputs: Sequence[exp.Expr], column: Callable[[str], exp.Expr], prefix: str, start: int = 0
+) -> tuple[Stage, list[exp.Expr]]:
     """``(hoisted, rewritten)``: the repeated subtrees as (name, expression), and the outputs with
-    each occurrence replaced by ``column(name)``. The inputs are not modified."""
+    each occurrence replaced by ``column(name)``; names are ``prefix`` and a number from
+    ``start``. The inputs are not modified."""
     shapes = _Shapes()
     for output in outputs:
         shapes.visit(output)
@@ -73,7 +125,7 @@ def hoist(
         shape = shapes.key[id(node)]
         if counts[shape] > 1 and shapes.size[shape] >= MIN_NODES:
             if shape not in names:
-                names[shape] = f"{prefix}{len(names)}"
+                names[shape] = f"{prefix}{start + len(names)}"
                 hoisted.append((names[shape], node.copy()))
             return column(names[shape])
         copy = node.__class__(**{k: _rewrite_arg(v, rewrite) for k, v in node.args.items()})

@@ -109,19 +109,20 @@ def compiled_outputs(version: ModelVersion, qualifier: str | None, dialect: str)
 
 def compiled_stages(
     version: ModelVersion, qualifier: str, dialect: str
-) -> tuple[list[tuple[str, exp.Expr]], list[exp.Expr]]:
-    """The raw outputs with their common subexpressions lifted out (cse.hoist): ``(hoisted,
-    raw)``, where ``raw`` reads each hoisted expression as column ``qualifier.<name>``.
+) -> tuple[list[cse.Stage], list[exp.Expr]]:
+    """The raw outputs with their common subexpressions lifted out (cse.hoist_stages):
+    ``(stages, raw)``, where each stage's expressions and ``raw`` read the stages before them
+    as columns ``qualifier.<name>``.
 
     A 8-cluster k-means over 10 features shrinks from 181 KB of SQL to 46 KB and scores 4x
-    faster in DuckDB; a binary logistic model computes its linear score once instead of three
-    times.
+    faster in DuckDB; a binary logistic model computes its linear score once instead of five
+    times in PostgreSQL (which has no common subexpression elimination of its own).
     """
 
-    def lift() -> tuple[list[tuple[str, exp.Expr]], list[exp.Expr]]:
+    def lift() -> tuple[list[cse.Stage], list[exp.Expr]]:
         outputs = compiled_outputs(version, qualifier, dialect)
         column = lambda name: exp.column(name, table=qualifier, quoted=True)  # noqa: E731
-        return cse.hoist(outputs, column, f"{HIDDEN}c")
+        return cse.hoist_stages(outputs, column, f"{HIDDEN}c")
 
     return _cached((version.sha256, "stages", qualifier, dialect), lift)
 
@@ -191,8 +192,8 @@ def predicted_columns(
     version: ModelVersion, raw: list[exp.Expr], threshold: float | None, dialect: str = "duckdb"
 ) -> list[exp.Expr]:
     """The BigQuery ML output columns of ML.PREDICT, from the raw outputs. BigQuery's
-    ARRAY<STRUCT<...>> columns are lists of structs in DuckDB and jsonb arrays of objects in
-    PostgreSQL (which has no anonymous struct type)."""
+    ARRAY<STRUCT<...>> columns are lists of structs in DuckDB and arrays of the extension's
+    composite types in PostgreSQL (which has no anonymous struct type a table can store)."""
     if version.kind == models.REGRESSOR:
         label = version.label or {}
         return [exp.cast(raw[0], exp.DataType.build("DOUBLE")).as_(f"predicted_{label['name']}")]
@@ -201,11 +202,25 @@ def predicted_columns(
     return _kmeans_columns(raw, dialect)
 
 
-def _json_object(**fields: exp.Expr) -> exp.Expr:
-    args: list[exp.Expr] = []
-    for key, value in fields.items():
-        args += [exp.Literal.string(key), value]
-    return exp.Anonymous(this="jsonb_build_object", expressions=args)
+# PostgreSQL: ARRAY<STRUCT<...>> outputs are arrays of the composite types pgtypes.COMPOSITES
+# (created by sqlml install). They cost a third of jsonb arrays of objects to build (0.9 s
+# against 3.4 s per 1M rows here) and keep their SQL types.
+PG_CENTROID_DISTANCE = "centroid_distance"
+
+
+def pg_label_prob_type(label_type: str) -> str:
+    if label_type == "bool":
+        return "label_prob_bool"
+    if label_type.startswith(("int", "uint")):
+        return "label_prob_int"
+    if label_type in ("halffloat", "float", "double"):
+        return "label_prob_float"
+    return "label_prob_text"
+
+
+def _pg_composite(type_name: str, *fields: exp.Expr) -> exp.Expr:
+    udt = exp.DataType.build(f"sqlml.{type_name}", dialect="postgres", udt=True)
+    return exp.cast(exp.Tuple(expressions=list(fields)), udt)
 
 
 def _classifier_columns(
@@ -221,11 +236,12 @@ def _classifier_columns(
     probs = raw[1:]
     predicted = _predicted_label(literals, raw, threshold)
     if dialect == "postgres":
+        composite = pg_label_prob_type(label_type)
         pairs = [
-            _json_object(label=lit.copy(), prob=p.copy())
+            _pg_composite(composite, lit.copy(), p.copy())
             for lit, p in zip(literals, probs, strict=True)
         ]
-        array: exp.Expr = exp.Anonymous(this="jsonb_build_array", expressions=pairs)
+        array: exp.Expr = exp.Array(expressions=pairs)
         return [predicted.as_(f"predicted_{name}"), array.as_(f"predicted_{name}_probs")]
     array = exp.Array(
         expressions=[
@@ -277,7 +293,8 @@ def _kmeans_columns(raw: list[exp.Expr], dialect: str) -> list[exp.Expr]:
 
 
 def _pg_nearest(distances: list[exp.Expr]) -> exp.Expr:
-    """(SELECT jsonb_agg(jsonb_build_object(...) ORDER BY d) FROM (VALUES (1, d1), ...) v(c, d))"""
+    """(SELECT array_agg((c, d)::sqlml.centroid_distance ORDER BY d) FROM (VALUES (1, d1), ...)
+    v(c, d))"""
     rows = [
         exp.Tuple(
             expressions=[
@@ -294,9 +311,9 @@ def _pg_nearest(distances: list[exp.Expr]) -> exp.Expr:
             columns=[exp.to_identifier("c"), exp.to_identifier("d")],
         ),
     )
-    item = _json_object(centroid_id=exp.column("c"), distance=exp.column("d"))
+    item = _pg_composite(PG_CENTROID_DISTANCE, exp.column("c"), exp.column("d"))
     ordered = exp.Order(this=item, expressions=[exp.Ordered(this=exp.column("d"))])
-    aggregate = exp.Anonymous(this="jsonb_agg", expressions=[ordered])
+    aggregate = exp.ArrayAgg(this=ordered)
     return exp.select(aggregate).from_(values).subquery()
 
 

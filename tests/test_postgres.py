@@ -269,6 +269,18 @@ def test_install_upgrade_refusal_and_uninstall(pg_server: str) -> None:
                 "SELECT sqlml.create_model('public.m', 'logistic_reg', 'SELECT * FROM t',"
                 ' \'{"input_label_cols": ["y"]}\')'
             )
+        with sqlml.connect(dsn, autocommit=True) as client:  # predictions kept in a user table
+            client.execute("CREATE TABLE p AS SELECT * FROM ML.PREDICT(MODEL public.m, TABLE t)")
+        with con.cursor() as cur:
+            cur.execute(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+                " WHERE attrelid = 'p'::regclass AND attname = 'predicted_y_probs'"
+            )
+            assert cur.fetchone() == ("sqlml.label_prob_bool[]",)
+        upgraded = _sqlml_cli(
+            "install", "--database", dsn, "--python-path", pgcluster.pydeps_folder()
+        )
+        assert upgraded.returncode == 0, upgraded.stderr  # the table keeps its composite type
         con.close()
         assert _sqlml_cli("uninstall", "--database", dsn).returncode == 0
         con = psycopg2.connect(dsn)
@@ -285,6 +297,14 @@ def test_install_upgrade_refusal_and_uninstall(pg_server: str) -> None:
         with pytest.raises(errors.OperationalError) as raised:
             sqlml.connect(dsn)
         assert raised.value.sqlstate == "55000"  # not installed: a clear error, with a hint
+        # dropping everything would drop the user's prediction column with the type: refused
+        kept = _sqlml_cli("uninstall", "--database", dsn, "--drop-models")
+        assert kept.returncode == 1
+        assert "ERROR 2BP01" in kept.stderr
+        with con.cursor() as cur:
+            cur.execute("SELECT count(*) FROM p WHERE predicted_y_probs IS NOT NULL")
+            assert cur.fetchone() == (100,)
+            cur.execute("DROP TABLE p")
         assert _sqlml_cli("uninstall", "--database", dsn, "--drop-models").returncode == 0
         with con.cursor() as cur:
             cur.execute("SELECT to_regnamespace('sqlml')")

@@ -48,6 +48,24 @@ ARROW: dict[int, pa.DataType] = {
     TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
 }
 
+# The composite types (in schema sqlml) of ML.PREDICT's ARRAY<STRUCT<...>> columns on PostgreSQL:
+# created by ``sqlml install``, read back by the client engine as lists of dicts (like DuckDB's
+# lists of structs). The label field is widened to one type per family.
+COMPOSITES: dict[str, tuple[tuple[str, int], ...]] = {
+    "label_prob_bool": (("label", BOOL), ("prob", FLOAT8)),
+    "label_prob_int": (("label", INT8), ("prob", FLOAT8)),
+    "label_prob_float": (("label", FLOAT8), ("prob", FLOAT8)),
+    "label_prob_text": (("label", TEXT), ("prob", FLOAT8)),
+    "centroid_distance": (("centroid_id", INT8), ("distance", FLOAT8)),
+}
+SQL_NAMES = {BOOL: "boolean", INT8: "bigint", FLOAT8: "double precision", TEXT: "text"}
+
+
+def composite_arrow(name: str) -> pa.DataType:
+    """An array of the composite type ``name`` as Arrow: a list of structs."""
+    return pa.list_(pa.struct([(field, ARROW[oid]) for field, oid in COMPOSITES[name]]))
+
+
 # Element types the decoder reads as they are; the SQL casts every other type first.
 _FIXED: dict[int, tuple[int, str, pa.DataType]] = {
     BOOL: (1, "?", pa.bool_()),

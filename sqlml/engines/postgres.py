@@ -16,11 +16,12 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+import psycopg2.extras
 import pyarrow as pa
 
 from sqlml import engines, errors
 from sqlml.engines.base import Result, rows
-from sqlml.engines.pgtypes import JSON, JSONB, arrow_type
+from sqlml.engines.pgtypes import COMPOSITES, JSON, JSONB, arrow_type, composite_arrow
 
 
 def map_error(e: psycopg2.Error) -> errors.Error:
@@ -81,7 +82,16 @@ def _is_tag(text: str) -> bool:
     return text == "" or (text.replace("_", "a").isalnum() and not text[0].isdigit())
 
 
-def _to_arrow(description: Any, rows: list[tuple[Any, ...]]) -> pa.Table:
+class _AsDict(psycopg2.extras.CompositeCaster):
+    """One of sqlml's composite types as a dict, as DuckDB returns a struct."""
+
+    def make(self, values: list[Any]) -> dict[str, Any]:
+        return dict(zip(self.attnames, values, strict=True))
+
+
+def _to_arrow(
+    description: Any, rows: list[tuple[Any, ...]], nested: dict[int, pa.DataType]
+) -> pa.Table:
     columns: dict[str, pa.Array] = {}
     for i, column in enumerate(description):
         values = [r[i] for r in rows]
@@ -91,7 +101,10 @@ def _to_arrow(description: Any, rows: list[tuple[Any, ...]]) -> pa.Table:
         if column.type_code in (JSON, JSONB):
             columns[name] = pa.array(values)  # parsed JSON: lists and objects as Arrow nests
             continue
-        wanted = arrow_type(column.type_code)
+        wanted = nested.get(column.type_code) or arrow_type(column.type_code)
+        if column.type_code in nested:
+            columns[name] = pa.array(values, type=wanted)
+            continue
         if pa.types.is_floating(wanted):
             values = [None if v is None else float(v) for v in values]
         elif pa.types.is_string(wanted):
@@ -115,16 +128,33 @@ class PostgresEngine:
         self.con.autocommit = True
         self._in_transaction = False
         self.progress: Callable[[str], None] | None = None
+        self.nested: dict[int, pa.DataType] = {}  # array type OID -> Arrow (sqlml's composites)
         self._check_installed()
 
     def _check_installed(self) -> None:
-        missing = self.query_arrow("SELECT to_regclass('sqlml.python_modules') IS NULL AS missing")
-        if missing.column(0)[0].as_py():
+        """Refuses a database without the extension (55000) and reads sqlml's composite types
+        (arrays of them come back as lists of dicts)."""
+        _, rows, _, _ = self._run(
+            "SELECT to_regclass('sqlml.python_modules') IS NOT NULL AS installed,"
+            " t.names, t.oids, t.arrays FROM (SELECT array_agg(typname::text) AS names,"
+            " array_agg(oid::int8) AS oids, array_agg(typarray::int8) AS arrays"
+            " FROM pg_catalog.pg_type WHERE typnamespace = to_regnamespace('sqlml')"
+            " AND typtype = 'c') AS t",
+            None,
+        )
+        installed, names, oids, arrays = (rows or [])[0]
+        if not installed:
             raise errors.from_sqlstate(
                 "55000",
                 "sqlml is not installed in this database",
                 hint="run: sqlml install --database <this database's URL>",
             )
+        for name, oid, array_oid in zip(names or [], oids or [], arrays or [], strict=True):
+            if name in COMPOSITES:  # (a table's row type is a composite too)
+                caster = _AsDict(name, oid, list(COMPOSITES[name]), array_oid, "sqlml")
+                psycopg2.extensions.register_type(caster.typecaster, self.con)
+                psycopg2.extensions.register_type(caster.array_typecaster, self.con)
+                self.nested[array_oid] = composite_arrow(name)
 
     def _run(
         self, sql: str, params: Sequence[Any] | None
@@ -159,7 +189,7 @@ class PostgresEngine:
         if description is None:
             tag = status.split(" ", 1)[0] if status else ""
             return Result(None, count, tag)
-        table = _to_arrow(description, rows or [])
+        table = _to_arrow(description, rows or [], self.nested)
         return Result(table, table.num_rows, f"SELECT {table.num_rows}")
 
     def query_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
@@ -171,7 +201,12 @@ class PostgresEngine:
         cursor = self.con.cursor()
         try:
             cursor.execute(zero_rows(sql, "postgres"))
-            return pa.schema([(c.name, arrow_type(c.type_code)) for c in cursor.description or ()])
+            return pa.schema(
+                [
+                    (c.name, self.nested.get(c.type_code) or arrow_type(c.type_code))
+                    for c in cursor.description or ()
+                ]
+            )
         except psycopg2.Error as e:
             raise map_error(e) from e
         finally:

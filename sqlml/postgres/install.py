@@ -36,6 +36,7 @@ from typing import Any
 import psycopg2
 
 from sqlml import errors
+from sqlml.engines.pgtypes import COMPOSITES, SQL_NAMES
 from sqlml.engines.postgres import map_error
 from sqlml.store import ddl
 
@@ -107,6 +108,19 @@ def functions_sql(install_id: str) -> list[str]:
             statement = statement[: start - 1] + "\n" + bootstrap + "\n" + body + statement[end:]
         filled.append(statement.rstrip(";"))
     return filled
+
+
+def types_sql() -> list[str]:
+    """CREATE TYPE for each composite of ML.PREDICT's outputs, once: tables the user writes
+    predictions into depend on them, so an upgrade keeps them rather than recreating them."""
+    statements = []
+    for name, fields in COMPOSITES.items():
+        columns = ", ".join(f"{field} {SQL_NAMES[oid]}" for field, oid in fields)
+        statements.append(
+            f"DO $$BEGIN CREATE TYPE sqlml.{name} AS ({columns});"
+            " EXCEPTION WHEN duplicate_object THEN NULL; END$$"
+        )
+    return statements
 
 
 def pins() -> list[str]:
@@ -185,6 +199,8 @@ class Installer:
                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     [key, value],
                 )
+            for statement in types_sql():
+                self._execute(statement)
             self._drop_functions()  # an upgrade may change signatures: the new set replaces the old
             for statement in statements:
                 self._execute(statement)
@@ -223,6 +239,9 @@ class Installer:
         self.con.autocommit = False
         try:
             if drop_models:
+                # without CASCADE first: a user table holding predictions depends on these types,
+                # and CASCADE would silently drop its columns (2BP01 instead)
+                self._execute("DROP TYPE IF EXISTS " + ", ".join(f"sqlml.{t}" for t in COMPOSITES))
                 self._execute("DROP SCHEMA IF EXISTS sqlml CASCADE")
             else:
                 self._drop_functions()
