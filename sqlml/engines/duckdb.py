@@ -1,12 +1,20 @@
 """The embedded DuckDB engine: a file (or memory), no server.
 
-Results come back as Arrow. The runtime scoring UDF (udfs/duckdb_udfs.py) is registered on every
-connection sqlml opens. DuckDB exceptions are mapped to sqlml's errors by class, never by text.
+Results come back as Arrow. DuckDB exceptions are mapped to sqlml's errors by class, never by
+text.
+
+Connections of one process to one file share a database instance, and a Python UDF registered
+on one of them belongs to the instance: registering it again fails, and it breaks when the
+connection that registered it closes. So the first engine on a file opens an anchor connection
+that registers the runtime scoring UDF (udfs/duckdb_udfs.py), every engine on that file gets a
+connection of its own from the anchor (``cursor()``), and the anchor closes with the last one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import re
 import threading
 from collections.abc import Sequence
@@ -63,20 +71,57 @@ def _udfs() -> Any:
     return importlib.import_module("sqlml._udfs.duckdb_udfs")
 
 
+_anchors: dict[str, tuple[duckdb.DuckDBPyConnection, int]] = {}  # file -> (anchor, engines)
+_anchors_lock = threading.Lock()
+
+
+def _connect(path: str) -> duckdb.DuckDBPyConnection:
+    if path.startswith(":memory:"):  # a database of its own
+        con = duckdb.connect(path)
+        _udfs().register_udfs(con)
+        return con
+    key = os.path.realpath(path)
+    with _anchors_lock:
+        if key not in _anchors:
+            anchor = duckdb.connect(path)
+            try:
+                _udfs().register_udfs(anchor)
+            except BaseException:
+                anchor.close()
+                raise
+            _anchors[key] = (anchor, 0)
+        anchor, count = _anchors[key]
+        _anchors[key] = (anchor, count + 1)
+        return anchor.cursor()
+
+
+def _release(path: str) -> None:
+    key = os.path.realpath(path)
+    with _anchors_lock:
+        if key not in _anchors:
+            return
+        anchor, count = _anchors[key]
+        if count > 1:
+            _anchors[key] = (anchor, count - 1)
+        else:
+            del _anchors[key]
+            anchor.close()
+
+
 class DuckDBEngine:
     dialect = "duckdb"
     default_schema = "main"
 
     _in_transaction = False
+    _closed = False
 
     def __init__(self, database: str) -> None:
-        path = database.removeprefix("duckdb://") or ":memory:"
+        self.path = database.removeprefix("duckdb://") or ":memory:"
         try:
-            self.con = duckdb.connect(path)
+            self.con = _connect(self.path)
         except duckdb.Error as e:
-            raise errors.OperationalError(f"cannot open DuckDB database {path!r}: {e}") from e
+            raise errors.OperationalError(f"cannot open DuckDB database {self.path!r}: {e}") from e
         self._lock = threading.RLock()
-        _udfs().register_udfs(self.con)
 
     def _run(self, sql: str, params: Sequence[Any] | None) -> pa.Table | None:
         try:
@@ -144,10 +189,18 @@ class DuckDBEngine:
         _udfs().register_model(key, onnx, inputs)
 
     def interrupt(self) -> None:
-        self.con.interrupt()
+        if self._closed:
+            return  # (a cancel may race with the connection's end: nothing runs any more)
+        with contextlib.suppress(duckdb.ConnectionException):  # closed meanwhile
+            self.con.interrupt()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self.con.close()
+        if not self.path.startswith(":memory:"):
+            _release(self.path)
 
 
 engines.register("", DuckDBEngine)
