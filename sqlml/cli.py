@@ -158,5 +158,77 @@ def uninstall(database: str, drop_models: bool) -> None:
     click.echo("sqlml uninstalled" + (" with its models" if drop_models else ""), err=True)
 
 
+@main.command()
+@click.option("--database", "-d", required=True, help="DuckDB file (postgresql:// comes next)")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", "-p", default=5433, show_default=True, type=int)
+@click.option(
+    "--auth",
+    "auth_method",
+    type=click.Choice(["trust", "password", "md5", "scram"]),
+    default="trust",
+    show_default=True,
+    help="how clients prove who they are (password: cleartext, only over TLS or loopback)",
+)
+@click.option(
+    "--users-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="lines user:secret (PostgreSQL's SCRAM or md5 secrets); else SQLML_GATEWAY_USER and"
+    " SQLML_GATEWAY_PASSWORD from the environment",
+)
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key")
+@click.option("--max-connections", default=64, show_default=True, type=int)
+@click.option("--idle-timeout", type=float, help="seconds a client may stay idle")
+@click.option("--statement-timeout", type=float, help="seconds before a statement is cancelled")
+def serve(
+    database: str,
+    host: str,
+    port: int,
+    auth_method: str,
+    users_file: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    max_connections: int,
+    idle_timeout: float | None,
+    statement_timeout: float | None,
+) -> None:
+    """Serve a database to PostgreSQL clients (psql, BI tools, drivers) over the wire protocol."""
+    import os
+
+    from sqlml.wire import auth
+    from sqlml.wire.backends import DuckDBBackend
+    from sqlml.wire.server import ServerConfig
+    from sqlml.wire.server import serve as run_server
+
+    try:
+        if database.startswith(("postgresql://", "postgres://")):
+            raise errors.FeatureNotSupported(
+                "sqlml serve over PostgreSQL is not available yet: serve a DuckDB file, or"
+                " connect to PostgreSQL with sqlml.connect"
+            )
+        method = "scram-sha-256" if auth_method == "scram" else auth_method
+        users = auth.Users.from_file(users_file) if users_file else auth.Users.from_env(os.environ)
+        if method != "trust" and users is None:
+            raise errors.InvalidParameterValue(
+                f"--auth {auth_method} needs --users-file or SQLML_GATEWAY_PASSWORD"
+            )
+        config = ServerConfig(
+            host=host,
+            port=port,
+            auth_method=method,
+            users=users,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            max_connections=max_connections,
+            idle_timeout=idle_timeout,
+            statement_timeout=statement_timeout,
+        )
+    except errors.Error as e:
+        _fail(e)
+    click.echo(f"sqlml serving {database} on {host}:{port} ({method})", err=True)
+    run_server(config, lambda dbname, user: DuckDBBackend(database, dbname, user))
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,1 @@
+"""The PostgreSQL wire gateway: protocol codec, sessions, type conversion and the server."""

@@ -1,0 +1,594 @@
+"""PostgreSQL 15's catalog and session statements over a DuckDB connection, for the wire gateway.
+
+Theory of operation. A :class:`Catalog` belongs to one gateway session and its DuckDB connection.
+The session passes every client query string through :meth:`Catalog.rewrite` and runs what comes
+back, in order, instead. ``rewrite`` splits the string into statements (quotes, comments and
+dollar quotes respected) and returns exactly one DuckDB string per non-empty client statement, so
+the session can pair results with the statements it split itself (:func:`split_statements`).
+Each statement takes the first of these paths:
+
+1. *Session statements*, recognised by their first word without parsing: ``SET``, ``RESET`` and
+   ``SHOW`` of PostgreSQL settings, transaction forms DuckDB does not accept (``BEGIN ISOLATION
+   LEVEL ...``, ``END``, ``ABORT``), ``SAVEPOINT``/``RELEASE``, cursors (``DECLARE``, ``FETCH``,
+   ``MOVE``, ``CLOSE``), ``DISCARD`` and ``UNLISTEN``. The catalog keeps PostgreSQL's settings
+   itself (:meth:`Catalog.settings`; DuckDB knows none of them except ``TimeZone`` and
+   ``search_path``, which are passed on). A ``SET`` becomes ``SET VARIABLE sqlml_settings = MAP
+   {...}`` (so that ``current_setting()`` in SQL sees it), a ``SHOW`` a one-row ``SELECT``, a
+   statement with nothing to do ``RESET VARIABLE sqlml_noop``: each a DuckDB statement that returns
+   no rows or the right one, so the session needs no second path. Cursors are TEMP tables
+   read with ``LIMIT``/``OFFSET``. A setting DuckDB has and PostgreSQL does not (``SET threads``)
+   and ``SHOW TABLES`` go to DuckDB unchanged.
+2. *Ordinary SQL*, which is nearly everything: a single regular-expression search finds no sign
+   of the catalog (``pg_``, ``information_schema``, ``::reg...``, ``OPERATOR(``, ``version(``, ...)
+   and the statement comes back unchanged, without a parse (a few microseconds).
+3. *Catalog SQL*: parsed as PostgreSQL and rewritten by :mod:`sqlml.wire.catalog_rewrite` onto the
+   emulated catalog of :mod:`sqlml.wire.catalog_sql`: per-connection TEMP views and macros, all
+   named ``sqlml_*``. They are created when a rewritten statement first needs them (with what they
+   depend on), so a session that never reads the catalog pays almost nothing; the constructor
+   creates only the session's identity macros. TEMP objects live in the connection's in-memory
+   ``temp`` catalog: nothing is written to the database file and no other connection sees them.
+   Objects created inside a client transaction that is then rolled back are created again.
+
+Known gaps (PostgreSQL has them, the emulation does not): ``ROLLBACK TO SAVEPOINT`` (0A000),
+backward or absolute cursor moves (0A000), ``SET LOCAL`` and SET inside a rolled-back transaction
+(both simply stay set), row types of tables (``pg_class.reltype`` is 0), ``pg_depend`` (empty:
+DuckDB does not record what a view reads), varchar lengths (DuckDB drops them: a ``varchar(20)``
+column is ``text``), ``pg_proc`` rows for built-in functions, and a missing relation in a
+``'name'::regclass`` cast is NULL rather than an error.
+
+What DuckDB already has, and why it is not used as is: DuckDB 2 ships ``pg_catalog`` views
+(pg_class, pg_type, pg_attribute, pg_namespace, pg_index, pg_constraint, pg_proc, pg_tables,
+pg_views, pg_description, pg_settings, ...) and macros (format_type, pg_table_is_visible,
+pg_get_constraintdef, has_*_privilege ...), but its pg_type numbers types by DuckDB's own
+names (``map_to_pg_oid``: ``INTEGER`` has no OID, text none), its columns lack many PostgreSQL
+columns (relforcerowsecurity, typreceive names ...), ``main`` is not ``public``, every
+pg_table_is_visible is true, constraint-backed indexes are missing, and pg_roles, pg_range,
+pg_inherits, pg_partitioned_table, pg_matviews, pg_policy, pg_publication ... do not exist.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+from collections.abc import Callable, Iterator
+
+import duckdb
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+import sqlml
+from sqlml import errors
+from sqlml.wire import catalog_macros, catalog_rewrite, catalog_sql
+
+SERVER_VERSION = "15.0"  # as the wire session reports it; version() names sqlml and DuckDB
+SERVER_VERSION_NUM = "150000"
+NOOP = "RESET VARIABLE sqlml_noop"  # a DuckDB statement that does nothing and returns no rows
+
+# PostgreSQL settings the catalog keeps: name as SHOW spells it -> value at session start.
+DEFAULT_SETTINGS: dict[str, str] = {
+    "application_name": "", "array_nulls": "on", "backslash_quote": "safe_encoding",
+    "block_size": "8192", "bytea_output": "hex", "client_encoding": "UTF8",
+    "client_min_messages": "notice", "DateStyle": "ISO, MDY",
+    "default_text_search_config": "pg_catalog.english",
+    "default_transaction_deferrable": "off", "default_transaction_isolation": "read committed",
+    "default_transaction_read_only": "off", "enable_seqscan": "on",
+    "escape_string_warning": "on", "extra_float_digits": "1", "geqo": "on",
+    "idle_in_transaction_session_timeout": "0", "idle_session_timeout": "0",
+    "in_hot_standby": "off", "integer_datetimes": "on", "IntervalStyle": "postgres",
+    "is_superuser": "on", "jit": "off", "lc_collate": "C.UTF-8", "lc_ctype": "C.UTF-8",
+    "lc_messages": "C.UTF-8", "lc_monetary": "C.UTF-8", "lc_numeric": "C.UTF-8",
+    "lc_time": "C.UTF-8", "lo_compat_privileges": "off", "lock_timeout": "0",
+    "max_connections": "100", "max_identifier_length": "63", "max_index_keys": "32",
+    "plan_cache_mode": "auto", "quote_all_identifiers": "off", "row_security": "on",
+    "server_encoding": "UTF8", "server_version": SERVER_VERSION,
+    "server_version_num": SERVER_VERSION_NUM, "session_authorization": "",
+    "standard_conforming_strings": "on", "statement_timeout": "0",
+    "synchronous_commit": "on", "timezone_abbreviations": "Default",
+    "transaction_deferrable": "off", "transaction_isolation": "read committed",
+    "transaction_read_only": "off", "work_mem": "4MB", "xmloption": "content",
+}  # fmt: skip
+
+# settings a client may read but not SET (PostgreSQL: "parameter cannot be changed")
+READ_ONLY = frozenset(
+    {"block_size", "in_hot_standby", "integer_datetimes", "is_superuser", "lc_collate",
+     "lc_ctype", "max_identifier_length", "max_index_keys", "server_encoding", "server_version",
+     "server_version_num", "max_connections"}
+)  # fmt: skip
+
+# Lower-case name -> canonical name, for the settings the catalog keeps and the two it passes on
+_CANONICAL = {name.lower(): name for name in DEFAULT_SETTINGS}
+_DUCKDB_OWNED = {"timezone": "TimeZone", "search_path": "search_path"}
+
+# settings in milliseconds, which SHOW prints in the largest unit that divides them
+_DURATIONS = frozenset(
+    {"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
+     "idle_session_timeout"}
+)  # fmt: skip
+_UNITS = {"d": 86_400_000, "h": 3_600_000, "min": 60_000, "s": 1000, "ms": 1}
+_DURATION = re.compile(r"\s*(\d+)\s*(ms|s|min|h|d)?\s*")
+
+# SHOW's multi-word spellings
+_SHOW_ALIASES = {
+    "transaction isolation level": "transaction_isolation",
+    "time zone": "TimeZone",
+    "session authorization": "session_authorization",
+}
+
+# -- splitting -----------------------------------------------------------------------------------
+
+_PIECES = re.compile(
+    r"""[eE]'(?:[^'\\]|\\.|'')*'?   # escape string
+      | '(?:[^']|'')*'?             # string
+      | "(?:[^"]|"")*"?             # quoted identifier
+      | --[^\n]*                    # line comment
+      | /\*.*?(?:\*/|\Z)            # block comment
+      | \$(?P<tag>[A-Za-z_][A-Za-z_0-9]*|)\$.*?(?:\$(?P=tag)\$|\Z)   # dollar quote
+      | ;""",
+    re.VERBOSE | re.DOTALL,
+)
+_BLANK = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*\Z", re.DOTALL)
+
+
+def split_statements(sql: str) -> list[str]:
+    """The statements of a query string (``;`` outside quotes and comments ends one), without
+    their ``;`` and surrounding white space; empty ones (blank or only comments) left out. A
+    string without ``;`` is one statement, as it is."""
+    if ";" not in sql:
+        return [] if _BLANK.match(sql) else [sql]
+    statements, start = [], 0
+    for piece in _PIECES.finditer(sql):
+        if piece.group() == ";":
+            statements.append(sql[start : piece.start()])
+            start = piece.end()
+    statements.append(sql[start:])
+    return [s.strip() for s in statements if not _BLANK.match(s)]
+
+
+# -- the pre-check -------------------------------------------------------------------------------
+
+_HEAD = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*([A-Za-z]+)", re.DOTALL)
+
+# Any sign that a statement touches the catalog or session functions (false positives only cost
+# a parse): catalog names, reg* and oid types, OPERATOR(...), the functions the emulation has.
+_CATALOG_SIGNS = re.compile(
+    r"""\bpg_ | information_schema | \breg(?:class|type|proc|procedure|namespace|role|oper|operator
+      |config|dictionary|collation)\b | \boid\b | \boperator\s*\( | \bversion\s*\(
+      | \bcurrent_(?:setting|schemas?|database|user|role|catalog)\b | \bsession_user\b
+      | \bset_config\s*\( | \bformat_type\s*\( | \b(?:obj|col|shobj)_description\s*\(
+      | \bto_reg\w+\s*\( | \barray_(?:upper|lower)\s*\( | \bpublic\s*\. | "public"\s*\.
+      | \bcollate\b | ::\s*(?:"char"|name\b|int2vector\b|oidvector\b)""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+class Catalog:
+    """The emulated PostgreSQL catalog and session settings of one gateway session.
+
+    ``con`` is the session's own DuckDB connection (the TEMP objects are created on it);
+    ``database`` and ``user`` are the names the client connected with, reported by
+    ``current_database()``, ``current_user``, ``pg_database`` and every owner column.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, database: str, user: str) -> None:
+        self._con = con
+        self._identity = catalog_rewrite.Identity(database, user, version_string())
+        self._settings = {**DEFAULT_SETTINGS, "session_authorization": user}
+        self._duckdb_owned = {"TimeZone": _duckdb_setting(con, "TimeZone", "UTC")}
+        self._duckdb_owned["search_path"] = '"$user", public'
+        self._cursors: dict[str, int] = {}
+        self._ready: set[str] = set()  # sqlml_* objects known to exist on the connection
+        self._pending: set[str] = set()  # ... of which created inside an open client transaction
+        self._in_transaction = False
+        for statement in catalog_macros.identity_statements(database, user):
+            con.execute(statement).fetchall()
+        con.execute(self._settings_statement()).fetchall()
+
+    # -- the API -----------------------------------------------------------------------------
+
+    def rewrite(self, sql: str) -> list[str]:
+        """The DuckDB statements that run the client's query string ``sql``: one per
+        non-empty statement of it, in order. Ordinary SQL comes back unchanged, unparsed."""
+        if ";" not in sql:
+            statement = self._statement(sql)
+            return [] if statement is None else [statement]
+        rewritten = (self._statement(s) for s in split_statements(sql))
+        return [s for s in rewritten if s is not None]
+
+    def settings(self) -> dict[str, str]:
+        """The session's settings as SHOW reports them (what ParameterStatus messages carry)."""
+        return {**self._settings, **self._duckdb_owned}
+
+    # -- one statement -------------------------------------------------------------------------
+
+    def _statement(self, text: str) -> str | None:
+        head = _HEAD.match(text)
+        if head is None:
+            return None if _BLANK.match(text) else text
+        handler = _HANDLERS.get(head.group(1).upper())
+        if handler is not None:
+            handled = handler(self, text[head.end() :].strip())
+            if handled is not None:
+                return handled
+        return self._general(text)
+
+    def _general(self, text: str) -> str:
+        if _CATALOG_SIGNS.search(text) is None:
+            return text
+        try:
+            rewritten = catalog_rewrite.transpile(text, self._identity)
+        except SqlglotError:
+            return text  # not PostgreSQL sqlglot can read: DuckDB has the last word
+        self._ensure(catalog_sql.references(rewritten))
+        return rewritten
+
+    # -- the emulation's objects ---------------------------------------------------------------
+
+    def _ensure(self, names: set[str]) -> None:
+        """Creates the TEMP objects ``names`` need that the connection does not have yet."""
+        for name in _creation_order(names):
+            if name not in self._ready:
+                self._create(name)
+                self._ready.add(name)
+                if self._in_transaction:
+                    self._pending.add(name)
+
+    def _create(self, name: str) -> None:
+        self._con.execute(catalog_sql.objects()[name]).fetchall()
+
+    def _transaction(self, opened: bool, kept: bool) -> None:
+        """Follows the client's transaction: objects created in one that rolls back are gone."""
+        if not kept:
+            self._ready -= self._pending
+        self._pending = set()
+        self._in_transaction = opened
+
+    # -- settings ------------------------------------------------------------------------------
+
+    def _settings_statement(self) -> str:
+        pairs = sorted(self._settings.items())
+        value = exp.Map(
+            keys=exp.Array(expressions=[exp.Literal.string(k) for k, _ in pairs]),
+            values=exp.Array(expressions=[exp.Literal.string(v) for _, v in pairs]),
+        )
+        return f"SET VARIABLE {catalog_sql.SETTINGS_VARIABLE} = {value.sql(dialect='duckdb')}"
+
+    def _set(self, name: str, value: str | None) -> str:
+        """``SET name = value`` (None: DEFAULT) as a DuckDB statement."""
+        key = name.lower()
+        if key == "timezone":
+            return self._set_time_zone(value)
+        if key == "search_path":
+            return self._set_search_path(value)
+        canonical = _CANONICAL[key]
+        if canonical in READ_ONLY:
+            raise errors.InvalidParameterValue(f'parameter "{canonical}" cannot be changed')
+        if value is None:
+            value = DEFAULT_SETTINGS[canonical] or self._identity.user
+        elif canonical in _DURATIONS:
+            value = _duration(value)
+        self._settings[canonical] = value
+        return self._settings_statement()
+
+    def _set_time_zone(self, value: str | None) -> str:
+        if value is None or value.upper() in ("DEFAULT", "LOCAL"):
+            self._duckdb_owned["TimeZone"] = _duckdb_setting(self._con, "TimeZone", "UTC")
+            return "RESET TimeZone"
+        self._duckdb_owned["TimeZone"] = value
+        return f"SET TimeZone = {_quote(value)}"
+
+    def _set_search_path(self, value: str | None) -> str:
+        if value is None:
+            self._duckdb_owned["search_path"] = '"$user", public'
+            return "RESET search_path"
+        self._duckdb_owned["search_path"] = value
+        schemas = [_duckdb_schema(s) for s in value.split(",")]
+        existing = _schemas(self._con)
+        path = ",".join(s for s in schemas if s in existing)
+        return f"SET search_path = {_quote(path or 'main')}"
+
+    def _show(self, name: str) -> str | None:
+        key = _SHOW_ALIASES.get(name.lower(), name).lower()
+        if key == "all":
+            self._ensure({"sqlml_pg_settings"})
+            return (
+                "SELECT name, setting, short_desc AS description"
+                " FROM temp.main.sqlml_pg_settings ORDER BY lower(name)"
+            )
+        if key in _DUCKDB_OWNED:
+            self._ensure({"sqlml_setting"})
+            column = exp.to_identifier(_DUCKDB_OWNED[key], quoted=True).sql(dialect="duckdb")
+            return f"SELECT sqlml_setting({_quote(key)}) AS {column}"
+        if key not in _CANONICAL:
+            return None
+        canonical = _CANONICAL[key]
+        value = exp.Literal.string(self._settings[canonical])
+        select = exp.select(exp.alias_(value, canonical, quoted=True))
+        return select.sql(dialect="duckdb")
+
+    # -- cursors -------------------------------------------------------------------------------
+
+    def _declare(self, name: str, query: str) -> str:
+        inner = self._statement(query)
+        if inner is None:
+            raise errors.SyntaxError("DECLARE needs a query")
+        self._cursors[name] = 0
+        return f"CREATE OR REPLACE TEMP TABLE {_cursor_table(name)} AS {inner}"
+
+    def _fetch(self, name: str, count: int | None, move: bool) -> str:
+        position = self._cursors.get(name, 0)
+        self._cursors[name] = position + count if count is not None else 1 << 62
+        if move:
+            return NOOP
+        limit = f" LIMIT {count}" if count is not None else ""
+        return f"SELECT * FROM {_cursor_table(name)}{limit} OFFSET {position}"
+
+    def _close(self, name: str | None) -> str:
+        names = [name] if name is not None else sorted(self._cursors)
+        for closed in names:
+            self._cursors.pop(closed, None)
+        drops = [f"DROP TABLE IF EXISTS {_cursor_table(n)}" for n in names]
+        return "; ".join(drops) or NOOP
+
+
+# -- session statements, by first word -------------------------------------------------------------
+
+_NAME = r'(?P<name>"(?:[^"]|"")+"|[A-Za-z_][A-Za-z_0-9$.]*)'
+_SET = re.compile(
+    r"(?:(?:SESSION|LOCAL)\s+)?(?:" + _NAME + r"\s*(?:=|\bTO\b)\s*(?P<value>.*?)"
+    r"|(?P<zone>TIME\s+ZONE)\s+(?P<zone_value>.*?)"
+    r"|(?P<names>NAMES)\s+(?P<names_value>.*?)|(?P<schema>SCHEMA)\s+(?P<schema_value>.*?))\s*\Z",
+    re.IGNORECASE | re.DOTALL,
+)
+_SET_NOOP = re.compile(
+    r"(?:(?:SESSION|LOCAL)\s+)?(?:TRANSACTION\b|SESSION\s+CHARACTERISTICS\b|ROLE\b"
+    r"|SESSION\s+AUTHORIZATION\b|CONSTRAINTS\b)",
+    re.IGNORECASE,
+)
+_VALUE = re.compile(r"""\s*(?:'(?P<string>(?:[^']|'')*)'|(?P<word>[^,\s]+))\s*(?:,|\Z)""")
+_TRANSACTION_WORDS = re.compile(r"(?:WORK|TRANSACTION)?\s*\Z", re.IGNORECASE)
+_CHAIN = re.compile(r"(?:WORK|TRANSACTION)?\s*(?:AND\s+(?P<no>NO\s+)?CHAIN)?\s*\Z", re.IGNORECASE)
+_ROLLBACK_TO = re.compile(r"(?:WORK|TRANSACTION)?\s*TO\b", re.IGNORECASE)
+_DECLARE = re.compile(
+    _NAME + r"\s+(?:(?:BINARY|ASENSITIVE|INSENSITIVE|SCROLL|NO\s+SCROLL)\s+)*CURSOR\s+"
+    r"(?:(?:WITH|WITHOUT)\s+HOLD\s+)?FOR\s+(?P<query>.*)\Z",
+    re.IGNORECASE | re.DOTALL,
+)
+_FETCH = re.compile(
+    r"(?:(?P<direction>NEXT|FORWARD\s+ALL|FORWARD\s+\d+|FORWARD|ALL|\d+|FIRST|PRIOR|LAST"
+    r"|ABSOLUTE\s+-?\d+|RELATIVE\s+-?\d+|BACKWARD(?:\s+(?:ALL|\d+))?|-\d+)\s+)?"
+    r"(?:(?:FROM|IN)\s+)?" + _NAME + r"\s*\Z",
+    re.IGNORECASE,
+)
+
+
+def _handle_set(catalog: Catalog, rest: str) -> str | None:
+    if _SET_NOOP.match(rest):
+        return NOOP
+    found = _SET.match(rest)
+    if found is None:
+        return None
+    name, value = _set_target(found)
+    if name.lower() not in _CANONICAL and name.lower() not in _DUCKDB_OWNED:
+        return None  # DuckDB's own setting, or an error DuckDB reports
+    return catalog._set(name, _setting_value(value))
+
+
+def _set_target(found: re.Match[str]) -> tuple[str, str]:
+    if found.group("zone"):
+        return "TimeZone", found.group("zone_value")
+    if found.group("names"):
+        return "client_encoding", found.group("names_value")
+    if found.group("schema"):
+        return "search_path", found.group("schema_value")
+    return _unquote_name(found.group("name")), found.group("value")
+
+
+def _setting_value(text: str) -> str | None:
+    """The value of ``SET x = <text>``: one or more literals joined as SHOW shows them; None for
+    DEFAULT."""
+    if text.strip().upper() in ("DEFAULT", ""):
+        return None
+    values = []
+    for item in _VALUE.finditer(text):
+        string = item.group("string")
+        values.append(string.replace("''", "'") if string is not None else item.group("word"))
+    return ", ".join(values)
+
+
+def _handle_reset(catalog: Catalog, rest: str) -> str | None:
+    name = _unquote_name(rest.strip())
+    if name.upper() == "ALL":
+        catalog._settings = {**DEFAULT_SETTINGS, "session_authorization": catalog._identity.user}
+        return "; ".join([catalog._settings_statement(), "RESET TimeZone", "RESET search_path"])
+    if name.lower() in _CANONICAL or name.lower() in _DUCKDB_OWNED:
+        return catalog._set(name, None)
+    return None
+
+
+def _handle_show(catalog: Catalog, rest: str) -> str | None:
+    return catalog._show(" ".join(_unquote_name(rest).split()))
+
+
+def _handle_begin(catalog: Catalog, rest: str) -> str | None:
+    catalog._transaction(opened=True, kept=True)
+    if _TRANSACTION_WORDS.fullmatch(rest):
+        return None  # DuckDB's own BEGIN [TRANSACTION]
+    read_only = re.search(r"\bREAD\s+ONLY\b", rest, re.IGNORECASE) is not None
+    return "BEGIN TRANSACTION READ ONLY" if read_only else "BEGIN TRANSACTION"
+
+
+def _handle_start(catalog: Catalog, rest: str) -> str | None:
+    if not rest.upper().startswith("TRANSACTION"):
+        return None
+    return _handle_begin(catalog, rest[len("TRANSACTION") :].strip()) or "BEGIN TRANSACTION"
+
+
+def _handle_commit(catalog: Catalog, rest: str) -> str | None:
+    if rest.upper().startswith("PREPARED"):
+        return None
+    chain = _CHAIN.fullmatch(rest)
+    if chain is None:
+        return None
+    if rest and chain.group("no") is None and "CHAIN" in rest.upper():
+        raise errors.FeatureNotSupported("COMMIT AND CHAIN is not supported")
+    catalog._transaction(opened=False, kept=True)
+    return "COMMIT"
+
+
+def _handle_rollback(catalog: Catalog, rest: str) -> str | None:
+    if rest.upper().startswith("PREPARED"):
+        return None
+    if _ROLLBACK_TO.match(rest):
+        raise errors.FeatureNotSupported("ROLLBACK TO SAVEPOINT is not supported (DuckDB)")
+    catalog._transaction(opened=False, kept=False)
+    return "ROLLBACK"
+
+
+def _handle_savepoint(catalog: Catalog, rest: str) -> str | None:
+    return NOOP
+
+
+def _handle_declare(catalog: Catalog, rest: str) -> str | None:
+    found = _DECLARE.match(rest)
+    if found is None:
+        return None
+    return catalog._declare(_unquote_name(found.group("name")), found.group("query"))
+
+
+def _handle_fetch(catalog: Catalog, rest: str, move: bool = False) -> str | None:
+    found = _FETCH.match(rest)
+    if found is None:
+        return None
+    count = _fetch_count((found.group("direction") or "NEXT").upper())
+    return catalog._fetch(_unquote_name(found.group("name")), count, move)
+
+
+def _fetch_count(direction: str) -> int | None:
+    """Rows a FETCH direction moves forward (None: all); backward and absolute moves are not
+    supported."""
+    words = direction.split()
+    if words[0] in ("NEXT", "FORWARD") and len(words) == 1:
+        return 1
+    if words[-1] == "ALL":
+        return None
+    if words[-1].isdigit() and words[0] in ("FORWARD", words[-1]):
+        return int(words[-1])
+    raise errors.FeatureNotSupported(f"FETCH {direction} is not supported: cursors only go forward")
+
+
+def _handle_move(catalog: Catalog, rest: str) -> str | None:
+    return _handle_fetch(catalog, rest, move=True)
+
+
+def _handle_close(catalog: Catalog, rest: str) -> str | None:
+    name = rest.strip()
+    return catalog._close(None if name.upper() == "ALL" else _unquote_name(name))
+
+
+def _handle_discard(catalog: Catalog, rest: str) -> str | None:
+    if rest.strip().upper() == "ALL":
+        catalog._close(None)
+        return _handle_reset(catalog, "ALL")
+    return NOOP
+
+
+def _handle_unlisten(catalog: Catalog, rest: str) -> str | None:
+    return NOOP
+
+
+_Handler = Callable[[Catalog, str], "str | None"]
+_HANDLERS: dict[str, _Handler] = {
+    "SET": _handle_set,
+    "RESET": _handle_reset,
+    "SHOW": _handle_show,
+    "BEGIN": _handle_begin,
+    "START": _handle_start,
+    "COMMIT": _handle_commit,
+    "END": _handle_commit,
+    "ROLLBACK": _handle_rollback,
+    "ABORT": _handle_rollback,
+    "SAVEPOINT": _handle_savepoint,
+    "RELEASE": _handle_savepoint,
+    "DECLARE": _handle_declare,
+    "FETCH": _handle_fetch,
+    "MOVE": _handle_move,
+    "CLOSE": _handle_close,
+    "DISCARD": _handle_discard,
+    "UNLISTEN": _handle_unlisten,
+}
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def version_string() -> str:
+    """What ``version()`` returns: PostgreSQL 15 to a client's version parser, sqlml and DuckDB to
+    a person."""
+    return (
+        f"PostgreSQL 15.0 (sqlml {sqlml.__version__}, DuckDB {duckdb.__version__})"
+        f" on {platform.machine()}-{platform.system().lower()}, 64-bit"
+    )
+
+
+def _duration(value: str) -> str:
+    """A duration setting as PostgreSQL shows it (``5000`` -> ``5s``)."""
+    found = _DURATION.fullmatch(value)
+    if found is None:
+        return value
+    ms = int(found.group(1)) * _UNITS[found.group(2) or "ms"]
+    unit = next((u for u, size in _UNITS.items() if ms % size == 0), "ms")
+    return f"{ms // _UNITS[unit]}{unit}" if ms else "0"
+
+
+def _quote(value: str) -> str:
+    return exp.Literal.string(value).sql(dialect="duckdb")
+
+
+def _unquote_name(name: str) -> str:
+    """A setting or cursor name as PostgreSQL reads it: quoted kept as is, else lower case."""
+    name = name.strip()
+    if len(name) >= 2 and name.startswith('"') and name.endswith('"'):
+        return name[1:-1].replace('""', '"')
+    return name.lower()
+
+
+def _cursor_table(name: str) -> str:
+    table = exp.table_(f"sqlml_cursor_{name}", db="main", catalog="temp", quoted=True)
+    return table.sql(dialect="duckdb")
+
+
+def _duckdb_schema(pg_name: str) -> str:
+    name = _unquote_name(pg_name)
+    return "main" if name == "public" else name
+
+
+def _schemas(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database()"
+    ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def _duckdb_setting(con: duckdb.DuckDBPyConnection, name: str, fallback: str) -> str:
+    try:
+        rows = con.execute("SELECT current_setting(?)", [name]).fetchall()
+    except duckdb.Error:
+        return fallback
+    return str(rows[0][0]) if rows and rows[0][0] else fallback
+
+
+def _creation_order(names: set[str]) -> Iterator[str]:
+    """``names`` and what they depend on, each after its dependencies."""
+    dependencies = catalog_sql.dependencies()
+    done: set[str] = set()
+
+    def visit(name: str) -> Iterator[str]:
+        if name in done or name not in dependencies:
+            return
+        done.add(name)
+        for dependency in sorted(dependencies[name]):
+            yield from visit(dependency)
+        yield name
+
+    for name in sorted(names):
+        yield from visit(name)

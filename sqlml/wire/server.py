@@ -1,0 +1,222 @@
+"""``sqlml serve``: the asyncio server around wire sessions. The only module that owns sockets.
+
+Each connection gets a Session (session.py, no I/O) and a worker thread of its own pool slot:
+the bytes read are handed to ``Session.receive`` on that thread, which runs statements on the
+session's backend and hands each output back to the event loop to write (with back-pressure:
+the worker waits for ``drain``). A long query or training holds its worker, never the loop, so
+other clients go on. CancelRequest finds the target session by process id and secret key.
+Limits: a connection limit (53300), the largest message (08P01), an idle timeout and a
+statement timeout (57014), all in ServerConfig.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlml import errors
+from sqlml.wire import auth, protocol
+from sqlml.wire.session import Backend, Cancel, Close, Output, Session, SessionConfig, StartTLS
+
+READ_SIZE = 1 << 16
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"  # loopback by default: trust is only safe there
+    port: int = 5433
+    auth_method: str = "trust"  # trust | password | md5 | scram-sha-256
+    users: auth.Users | None = None  # from a file or the environment (auth.Users)
+    tls_cert: str | None = None  # PEM certificate chain; with tls_key, SSLRequest gets 'S'
+    tls_key: str | None = None
+    max_connections: int = 64  # further connections get 53300 and are closed
+    max_message_size: int = 64 << 20  # bytes; a larger message is 08P01 and closes that client
+    idle_timeout: float | None = None  # seconds without a message before closing; None: never
+    statement_timeout: float | None = None  # seconds before a message's work is cancelled
+
+
+class Server:
+    def __init__(self, config: ServerConfig, open_backend: Callable[[str, str], Backend]) -> None:
+        self.config = config
+        self.open_backend = open_backend
+        self.sessions: dict[int, Session] = {}
+        self._ids = iter(range(1000, 1 << 31))
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(config.max_connections, thread_name_prefix="sqlml-wire")
+        self._tls = _tls_context(config)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        """Starts listening; returns the port (useful with port 0)."""
+        self._server = await asyncio.start_server(
+            self._connection, self.config.host, self.config.port
+        )
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def serve_forever(self) -> None:
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        async with self._server:
+            await self._server.serve_forever()
+
+    async def aclose(self) -> None:
+        """Stops listening, cancels running statements and closes every client connection."""
+        if self._server is not None:
+            self._server.close()
+        for session in list(self.sessions.values()):
+            session.cancel()
+        for writer in list(self._writers):
+            writer.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- one connection ---------------------------------------------------------------------
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        process_id = next(self._ids)
+        session = Session(
+            self._session_config(writer), self.open_backend, process_id, secrets.randbits(31)
+        )
+        try:
+            if len(self.sessions) >= self.config.max_connections:
+                too_many = errors.from_sqlstate("53300", "sorry, too many clients already")
+                writer.write(protocol.error_response(too_many, severity="FATAL").encode())
+                await writer.drain()
+                return
+            self.sessions[process_id] = session
+            await self._serve(session, reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
+            pass  # the client went away, or stayed idle too long: nothing to answer
+        finally:
+            self.sessions.pop(process_id, None)
+            self._writers.discard(writer)
+            if task is not None:
+                self._tasks.discard(task)
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._pool, session.close)
+            except RuntimeError:  # the pool is shut down: the server is closing
+                session.close()
+            writer.close()
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await writer.wait_closed()
+
+    def _session_config(self, writer: asyncio.StreamWriter) -> SessionConfig:
+        peer = writer.get_extra_info("peername")
+        loopback = bool(peer) and str(peer[0]) in ("127.0.0.1", "::1")
+        return SessionConfig(
+            auth_method=self.config.auth_method,
+            users=self.config.users,
+            tls=self._tls is not None,
+            secure_channel=loopback,
+            max_message_size=self.config.max_message_size,
+        )
+
+    async def _serve(
+        self, session: Session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        while not session.closed:
+            data = await asyncio.wait_for(reader.read(READ_SIZE), self.config.idle_timeout)
+            if not data:
+                return
+            work = loop.run_in_executor(self._pool, self._pump, session, data, writer, loop)
+            try:
+                await asyncio.wait_for(asyncio.shield(work), self.config.statement_timeout)
+            except TimeoutError:
+                session.cancel()
+                await work
+
+    def _pump(
+        self,
+        session: Session,
+        data: bytes,
+        writer: asyncio.StreamWriter,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """On the worker thread: runs what ``data`` leads to, handing each output to the loop."""
+        pending: list[bytes] = []
+        for output in _outputs(session, data):
+            if isinstance(output, bytes):
+                pending.append(output)
+                if sum(map(len, pending)) >= READ_SIZE:
+                    self._call(loop, self._write(writer, b"".join(pending)))
+                    pending = []
+                continue
+            if pending:
+                self._call(loop, self._write(writer, b"".join(pending)))
+                pending = []
+            self._act(output, writer, loop)
+        if pending:
+            self._call(loop, self._write(writer, b"".join(pending)))
+
+    def _act(
+        self, action: Output, writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        if isinstance(action, StartTLS):
+            self._call(loop, self._start_tls(writer))
+        elif isinstance(action, Cancel):
+            target = self.sessions.get(action.process_id)
+            if target is not None and target.secret_key == action.secret_key:
+                target.cancel()
+        elif isinstance(action, Close):
+            pass  # the session is closed: the read loop ends and closes the socket
+
+    @staticmethod
+    def _call(loop: asyncio.AbstractEventLoop, coroutine: Any) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
+    async def _start_tls(self, writer: asyncio.StreamWriter) -> None:
+        assert self._tls is not None
+        transport = writer.transport
+        assert isinstance(transport, asyncio.Transport)  # a TCP connection reads and writes
+        transport.pause_reading()  # the client's handshake must not reach the plain stream
+        writer.write(b"S")
+        await writer.drain()
+        await writer.start_tls(self._tls)  # resumes reading through TLS
+
+    @staticmethod
+    async def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
+        writer.write(data)
+        await writer.drain()
+
+
+def _outputs(session: Session, data: bytes) -> Iterator[Output]:
+    yield from session.receive(data)
+
+
+def _tls_context(config: ServerConfig) -> ssl.SSLContext | None:
+    if not config.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
+
+
+def serve(config: ServerConfig, open_backend: Callable[[str, str], Backend]) -> None:
+    """Runs the gateway until interrupted."""
+    server = Server(config, open_backend)
+
+    async def main() -> None:
+        try:
+            await server.serve_forever()
+        finally:
+            await server.aclose()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -1,0 +1,515 @@
+"""One client connection of the gateway: the protocol's state, with no I/O of its own.
+
+Theory of operation. The server feeds the bytes it reads to :meth:`Session.receive`, which
+parses them (protocol.FrontendReader), runs each message and yields what to do: ``bytes`` to
+send, or an :class:`Action` (start TLS, close, cancel another session). Statements are run by a
+:class:`Backend` (an engine behind the gateway) synchronously: the server calls ``receive`` on a
+worker thread, so a long query or training holds that thread and never the event loop.
+
+The states follow the protocol documentation's message flow:
+
+- startup: SSLRequest and GSSENCRequest (answered 'S' or 'N'), CancelRequest (handed to the
+  server as an action), StartupMessage (a newer minor version gets NegotiateProtocolVersion);
+- authentication: trust, cleartext ("password"), md5 or SCRAM-SHA-256 (auth.py does the
+  exchanges); then ParameterStatus, BackendKeyData and ReadyForQuery;
+- ready: the simple query protocol (several statements per Query, each with its own result; the
+  first error ends the message) and the extended protocol (Parse, Bind, Describe, Execute with a
+  row limit and PortalSuspended, Close, Flush, Sync; after an error everything up to Sync is
+  discarded). The transaction status is I, T or E; in E every statement but ROLLBACK (or a
+  COMMIT, which rolls back) gets 25P02.
+
+Results are Arrow tables; types.data_rows encodes a batch column by column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from sqlml import errors, grammar
+from sqlml.engines import pgtypes
+from sqlml.engines.base import Result
+from sqlml.wire import auth, protocol, types
+from sqlml.wire import protocol as p
+
+SERVER_VERSION = "15.0"  # what clients adapt their catalog queries to (psql, SQLAlchemy)
+BATCH_ROWS = 8192  # rows per DataRow batch handed to the server to send
+
+
+@dataclass(frozen=True)
+class StartTLS:
+    """Answer the SSLRequest with 'S' and wrap the connection in TLS, then go on reading. The
+    server writes the 'S' itself, with reading paused: a client starts its handshake as soon as
+    it reads 'S', and those bytes must reach TLS, not the plain stream."""
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close the connection (after sending what came before)."""
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """A CancelRequest: cancel the session with this key, then close this connection."""
+
+    process_id: int
+    secret_key: int
+
+
+Action = StartTLS | Close | Cancel
+Output = bytes | Action
+
+
+class Backend(Protocol):
+    """An engine behind the gateway, one per client session."""
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Result: ...
+
+    def describe(self, sql: str, param_count: int) -> pa.Schema | None:
+        """The columns ``sql`` returns (None: a command without rows), without running it."""
+        ...
+
+    def in_transaction(self) -> bool: ...
+
+    def cancel(self) -> None:
+        """Interrupts the running statement (called from another thread)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+OpenBackend = Callable[[str, str], Backend]  # (database, user) -> Backend
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    auth_method: str = "trust"  # one of auth.METHODS
+    users: auth.Users | None = None  # who may connect (None: anyone, with trust only)
+    tls: bool = False  # whether SSLRequest is answered 'S'
+    secure_channel: bool = True  # TLS or loopback: where cleartext passwords may travel
+    max_message_size: int = 64 << 20  # larger messages are a protocol violation (08P01)
+
+
+@dataclass
+class _Statement:
+    query: str
+    param_types: tuple[int, ...]
+
+
+@dataclass
+class _Portal:
+    statement: _Statement
+    params: list[Any]
+    result_formats: tuple[int, ...]
+    result: Result | None = None
+    sent: int = 0  # rows already sent (Execute with a row limit)
+
+
+@dataclass
+class _Startup:
+    user: str = ""
+    database: str = ""
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+_PARAM = re.compile(r"\$(\d+)")
+_HEAD = re.compile(r"\s*(\w+)(?:\s+(\w+))?", re.ASCII)
+_ENDS_FAILED = frozenset({"ROLLBACK", "ABORT", "COMMIT", "END"})
+
+
+class Session:
+    def __init__(
+        self,
+        config: SessionConfig,
+        open_backend: OpenBackend,
+        process_id: int,
+        secret_key: int,
+    ) -> None:
+        self.config = config
+        self.open_backend = open_backend
+        self.process_id, self.secret_key = process_id, secret_key
+        self.reader = protocol.FrontendReader(config.max_message_size)
+        self.backend: Backend | None = None
+        self.startup = _Startup()
+        self._auth: Callable[[bytes], Iterator[Output]] | None = None
+        self._failed = False  # in a failed transaction block (status E)
+        self._skipping = False  # extended protocol: an error, discard until Sync
+        self._statements: dict[str, _Statement] = {}
+        self._portals: dict[str, _Portal] = {}
+        self.closed = False
+
+    # -- the server's entry points ----------------------------------------------------------
+
+    def receive(self, data: bytes) -> Iterator[Output]:
+        """Everything the bytes ``data`` lead to, in order."""
+        self.reader.feed(data)
+        while not self.closed:
+            try:
+                message = self.reader.next()
+            except errors.Error as e:  # malformed: report and close this connection only
+                yield from self._fatal(e)
+                return
+            if message is None:
+                return
+            yield from self._dispatch(message)
+
+    def cancel(self) -> None:
+        if self.backend is not None:
+            self.backend.cancel()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def _dispatch(self, message: object) -> Iterator[Output]:
+        if isinstance(message, p.SSLRequest):
+            if self.config.tls and self.reader.buffered:
+                # bytes sent in the clear behind the request must not pass as encrypted ones
+                yield from self._fatal(errors.ProtocolViolation("data after SSLRequest"))
+                return
+            yield StartTLS() if self.config.tls else b"N"
+        elif isinstance(message, p.GSSENCRequest):
+            yield b"N"
+        elif isinstance(message, p.CancelRequest):
+            yield Cancel(message.process_id, message.secret_key)
+            self.closed = True
+        elif isinstance(message, p.StartupMessage):
+            yield from self._start(message)
+        elif isinstance(message, p.PasswordMessage):
+            yield from self._password(message)
+        elif self.backend is None:
+            yield from self._fatal(
+                errors.ProtocolViolation("expected a startup or password message")
+            )
+        elif isinstance(message, p.Terminate):
+            yield Close()
+            self.close()
+        else:
+            yield from self._ready(message)
+
+    def _ready(self, message: object) -> Iterator[Output]:
+        if isinstance(message, p.Query):
+            self._skipping = False
+            yield from self._simple(message.query)
+            yield self._ready_for_query()
+        elif isinstance(message, p.Sync):
+            self._skipping = False
+            self._portals.pop("", None)
+            yield self._ready_for_query()
+        elif isinstance(message, p.Flush) or self._skipping:
+            return
+        else:
+            try:
+                yield from self._extended(message)
+            except errors.Error as e:
+                self._skipping = True
+                self._note_failure()
+                yield _error(e)
+
+    # -- startup and authentication ---------------------------------------------------------
+
+    def _start(self, message: p.StartupMessage) -> Iterator[Output]:
+        params = message.parameters
+        user = params.get("user", "")
+        if not user:
+            yield from self._fatal(errors.from_sqlstate("28000", "no user name in the startup"))
+            return
+        self.startup = _Startup(user, params.get("database", user), dict(params))
+        unknown = tuple(k for k in params if k.startswith("_pq_."))
+        if message.protocol != protocol.StartupMessage({}).protocol or unknown:
+            yield p.NegotiateProtocolVersion(0, unknown).encode()
+        yield from self._challenge(user)
+
+    def _challenge(self, user: str) -> Iterator[Output]:
+        method = self.config.auth_method
+        credential = self.config.users.get(user) if self.config.users is not None else None
+        if method == "trust":
+            yield from self._authenticated()
+        elif method == "password":
+            if not self.config.secure_channel:
+                yield from self._fatal(
+                    errors.from_sqlstate(
+                        "28000", "cleartext passwords are accepted only over TLS or loopback"
+                    )
+                )
+                return
+            self._auth = lambda data: self._cleartext(credential, user, data)
+            yield p.AuthenticationCleartextPassword().encode()
+        elif method == "md5" and (credential is None or credential.can_md5):
+            md5 = auth.Md5Exchange(credential, user)
+            self._auth = lambda data: self._md5(md5, data)
+            yield p.AuthenticationMD5Password(md5.salt).encode()
+        else:  # scram-sha-256, or md5 for a user whose secret is SCRAM only (as PostgreSQL)
+            scram = auth.ScramExchange(credential, user)
+            self._auth = lambda data: self._scram_first(scram, data)
+            yield p.AuthenticationSASL(scram.mechanisms()).encode()
+
+    def _password(self, message: p.PasswordMessage) -> Iterator[Output]:
+        step, self._auth = self._auth, None
+        if step is None:
+            yield from self._fatal(errors.ProtocolViolation("unexpected password message"))
+            return
+        try:
+            yield from step(message.data)
+        except errors.Error as e:
+            yield from self._fatal(e)
+
+    def _cleartext(
+        self, credential: auth.Credential | None, user: str, data: bytes
+    ) -> Iterator[Output]:
+        auth.check_cleartext(credential, user, protocol.password_text(data))
+        yield from self._authenticated()
+
+    def _md5(self, exchange: auth.Md5Exchange, data: bytes) -> Iterator[Output]:
+        exchange.check(protocol.password_text(data))
+        yield from self._authenticated()
+
+    def _scram_first(self, exchange: auth.ScramExchange, data: bytes) -> Iterator[Output]:
+        mechanism, first = protocol.sasl_initial_response(data)
+        server_first = exchange.start(mechanism, first)
+        self._auth = lambda final: self._scram_final(exchange, final)
+        yield p.AuthenticationSASLContinue(server_first).encode()
+
+    def _scram_final(self, exchange: auth.ScramExchange, data: bytes) -> Iterator[Output]:
+        yield p.AuthenticationSASLFinal(exchange.finish(data)).encode()
+        yield from self._authenticated()
+
+    def _authenticated(self) -> Iterator[Output]:
+        self.backend = self.open_backend(self.startup.database, self.startup.user)
+        out = [p.AuthenticationOk().encode()]
+        for name, value in self._parameter_status().items():
+            out.append(p.ParameterStatus(name, value).encode())
+        out.append(p.BackendKeyData(self.process_id, self.secret_key).encode())
+        out.append(self._ready_for_query())
+        yield b"".join(out)
+
+    def _parameter_status(self) -> dict[str, str]:
+        return {
+            "server_version": SERVER_VERSION,
+            "server_encoding": "UTF8",
+            "client_encoding": "UTF8",
+            "DateStyle": "ISO, MDY",
+            "IntervalStyle": "postgres",
+            "TimeZone": "UTC",
+            "integer_datetimes": "on",
+            "standard_conforming_strings": "on",
+            "is_superuser": "off",
+            "session_authorization": self.startup.user,
+            "application_name": self.startup.parameters.get("application_name", ""),
+        }
+
+    # -- the simple query protocol ----------------------------------------------------------
+
+    def _simple(self, query: str) -> Iterator[Output]:
+        statements = grammar.split_script(query)
+        if not statements:
+            yield p.EmptyQueryResponse().encode()
+            return
+        for sql in statements:
+            try:
+                result = self._run(sql, None)
+            except errors.Error as e:
+                self._note_failure()
+                yield _error(e)
+                return
+            yield from self._result(result, sql, (0,), describe=True)
+
+    def _run(self, sql: str, params: Sequence[Any] | None) -> Result:
+        assert self.backend is not None
+        head = _head(sql)
+        if self._failed:
+            if head not in _ENDS_FAILED:
+                raise errors.InFailedTransaction(
+                    "current transaction is aborted, commands ignored until end of"
+                    " transaction block"
+                )
+            self.backend.execute("ROLLBACK")
+            self._failed = False
+            return Result(None, -1, "ROLLBACK")
+        return self.backend.execute(sql, params)
+
+    def _note_failure(self) -> None:
+        self._failed = self.backend is not None and self.backend.in_transaction()
+
+    def _result(
+        self, result: Result, sql: str, formats: tuple[int, ...], describe: bool
+    ) -> Iterator[Output]:
+        table = result.table
+        if table is None:
+            yield p.CommandComplete(_tag(result, sql)).encode()
+            return
+        expanded = _formats(formats, table.num_columns)
+        if describe:
+            yield row_description(table.schema, expanded).encode()
+        yield from _rows(table, expanded, 0, table.num_rows)
+        yield p.CommandComplete(f"SELECT {table.num_rows}").encode()
+
+    def _ready_for_query(self) -> bytes:
+        status = "E" if self._failed else "I"
+        if not self._failed and self.backend is not None and self.backend.in_transaction():
+            status = "T"
+        return p.ReadyForQuery(status).encode()
+
+    # -- the extended query protocol --------------------------------------------------------
+
+    def _extended(self, message: object) -> Iterator[Output]:
+        if isinstance(message, p.Parse):
+            yield self._parse(message)
+        elif isinstance(message, p.Bind):
+            yield self._bind(message)
+        elif isinstance(message, p.Describe):
+            yield from self._describe(message)
+        elif isinstance(message, p.Execute):
+            yield from self._execute(message)
+        elif isinstance(message, p.Close):
+            (self._statements if message.kind == "S" else self._portals).pop(message.name, None)
+            yield p.CloseComplete().encode()
+        else:
+            raise errors.ProtocolViolation(f"unexpected message {type(message).__name__}")
+
+    def _parse(self, message: p.Parse) -> bytes:
+        if message.name and message.name in self._statements:
+            raise errors.from_sqlstate(
+                "42P05", f'prepared statement "{message.name}" already exists'
+            )
+        count = max((int(n) for n in _PARAM.findall(message.query)), default=0)
+        declared = message.param_types + (0,) * (count - len(message.param_types))
+        self._statements[message.name] = _Statement(message.query, declared)
+        return p.ParseComplete().encode()
+
+    def _bind(self, message: p.Bind) -> bytes:
+        statement = self._statement(message.statement)
+        if message.portal and message.portal in self._portals:
+            raise errors.from_sqlstate("42P03", f'cursor "{message.portal}" already exists')
+        if len(message.params) != len(statement.param_types):
+            raise errors.ProtocolViolation(
+                f"bind message supplies {len(message.params)} parameters, but prepared"
+                f" statement requires {len(statement.param_types)}"
+            )
+        formats = _formats(message.param_formats, len(message.params))
+        params = [
+            types.decode_parameter(value, oid, fmt)
+            for value, oid, fmt in zip(message.params, statement.param_types, formats, strict=True)
+        ]
+        self._portals[message.portal] = _Portal(statement, params, message.result_formats)
+        return p.BindComplete().encode()
+
+    def _describe(self, message: p.Describe) -> Iterator[Output]:
+        assert self.backend is not None
+        if message.kind == "S":
+            statement = self._statement(message.name)
+            oids = tuple(oid or pgtypes.TEXT for oid in statement.param_types)
+            yield p.ParameterDescription(oids).encode()
+            schema = self.backend.describe(statement.query, len(oids))
+            formats: tuple[int, ...] = (0,)
+        else:
+            portal = self._portal(message.name)
+            if portal.result is None:
+                portal.result = self._run(portal.statement.query, portal.params)
+            schema = portal.result.table.schema if portal.result.table is not None else None
+            formats = portal.result_formats
+        if schema is None:
+            yield p.NoData().encode()
+        else:
+            yield row_description(schema, _formats(formats, len(schema))).encode()
+
+    def _execute(self, message: p.Execute) -> Iterator[Output]:
+        portal = self._portal(message.portal)
+        if portal.result is None:
+            portal.result = self._run(portal.statement.query, portal.params)
+        table = portal.result.table
+        if table is None:
+            yield p.CommandComplete(_tag(portal.result, portal.statement.query)).encode()
+            return
+        formats = _formats(portal.result_formats, table.num_columns)
+        stop = table.num_rows
+        if message.max_rows > 0:
+            stop = min(stop, portal.sent + message.max_rows)
+        yield from _rows(table, formats, portal.sent, stop)
+        sent, portal.sent = stop - portal.sent, stop
+        if stop < table.num_rows:
+            yield p.PortalSuspended().encode()
+        else:
+            yield p.CommandComplete(f"SELECT {sent}").encode()
+
+    def _statement(self, name: str) -> _Statement:
+        if name not in self._statements:
+            raise errors.from_sqlstate("26000", f'prepared statement "{name}" does not exist')
+        return self._statements[name]
+
+    def _portal(self, name: str) -> _Portal:
+        if name not in self._portals:
+            raise errors.from_sqlstate("34000", f'portal "{name}" does not exist')
+        return self._portals[name]
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def _fatal(self, error: errors.Error) -> Iterator[Output]:
+        yield protocol.error_response(error, severity="FATAL").encode()
+        yield Close()
+        self.close()
+
+
+def _error(error: errors.Error) -> bytes:
+    return protocol.error_response(error).encode()
+
+
+def _formats(formats: Sequence[int], count: int) -> tuple[int, ...]:
+    """A message's format codes for ``count`` values: none (all text), one (for all), or each."""
+    if not formats:
+        return (0,) * count
+    if len(formats) == 1:
+        return (formats[0],) * count
+    if len(formats) != count:
+        raise errors.ProtocolViolation(f"{len(formats)} format codes for {count} values")
+    return tuple(formats)
+
+
+def row_description(schema: pa.Schema, formats: Sequence[int]) -> p.RowDescription:
+    fields = []
+    for arrow_field, fmt in zip(schema, formats, strict=True):
+        wire = types.wire_field(arrow_field)
+        fields.append(p.Field(arrow_field.name, 0, 0, wire.oid, wire.size, wire.modifier, fmt))
+    return p.RowDescription(tuple(fields))
+
+
+def _rows(table: pa.Table, formats: Sequence[int], start: int, stop: int) -> Iterator[bytes]:
+    for offset in range(start, stop, BATCH_ROWS):
+        chunk = table.slice(offset, min(BATCH_ROWS, stop - offset)).combine_chunks()
+        for batch in chunk.to_batches():
+            yield types.data_rows(batch, formats)
+
+
+def _head(sql: str) -> str:
+    match = _HEAD.match(sql)
+    return match.group(1).upper() if match else ""
+
+
+def _tag(result: Result, sql: str) -> str:
+    """PostgreSQL's command tag: 'INSERT 0 3', 'UPDATE 2', 'CREATE TABLE', 'BEGIN', ..."""
+    match = _HEAD.match(sql)
+    words = [w.upper() for w in match.groups() if w] if match else []
+    head = words[0] if words else (result.status or "")
+    count = max(result.rowcount, 0)
+    if head == "INSERT":
+        return f"INSERT 0 {count}"
+    if head in ("UPDATE", "DELETE", "MERGE", "COPY", "FETCH", "MOVE"):
+        return f"{head} {count}"
+    if head in ("CREATE", "DROP", "ALTER") and len(words) > 1:
+        second = words[1]
+        if second in ("OR", "TEMP", "TEMPORARY", "UNIQUE"):
+            second = {"OR": "", "UNIQUE": "INDEX"}.get(second, "TABLE")
+        return f"{head} {second}".strip()
+    if head == "START":
+        return "START TRANSACTION"
+    if head in ("END", "ABORT"):
+        return "COMMIT" if head == "END" else "ROLLBACK"
+    return head or (result.status or "")
