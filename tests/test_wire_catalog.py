@@ -1,7 +1,7 @@
 """The wire gateway's PostgreSQL catalog over DuckDB (sqlml.wire.catalog), checked against a real
 PostgreSQL 15 holding the same schema.
 
-Every catalog and session query that real clients sent on connect (shared/reference/
+Every catalog and session query that real clients sent on connect (tests/data/
 client-catalog-queries.md, read here block by block) must run through Catalog.rewrite on DuckDB,
 and the ones that drive a client's behaviour must give PostgreSQL's rows: psql's \\dt and \\d,
 SQLAlchemy's reflection, asyncpg's type introspection, ADBC's type and column maps, pgbench's
@@ -30,7 +30,8 @@ from sqlml import errors
 from sqlml.wire import catalog_sql, catalog_types
 from sqlml.wire.catalog import Catalog, split_statements
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared/reference/client-catalog-queries.md"
+# a copy of ../shared/reference/client-catalog-queries.md (outside the repository, not in CI)
+REFERENCE = Path(__file__).resolve().parent / "data" / "client-catalog-queries.md"
 
 # The same schema in both databases (this SQL runs unchanged on PostgreSQL 15 and DuckDB), plus
 # the objects the captured sessions had: the enum type mood, pgbench's table, dbt's schema.
