@@ -281,3 +281,50 @@ def test_hostile_bytes_close_only_their_connection(gateway: str) -> None:
                 assert cur.fetchone() == (42,)
     finally:
         good.close()
+
+
+def test_extended_protocol_describes_and_pages_an_ml_query(shop_file: str) -> None:
+    """Parse / Describe S / Bind / Execute with a row limit (PortalSuspended) / Execute / Sync on
+    an ML.PREDICT: the rows equal sqlml.connect's. (Parameters inside ML statements are not
+    supported yet by the engine path: 0A000.)"""
+    query = (
+        "SELECT id, predicted_churned FROM ML.PREDICT(MODEL shop.churn,"
+        " (SELECT * FROM shop.new_customers WHERE id < 6)) ORDER BY id"
+    )
+    direct = sqlml.connect(shop_file, autocommit=True)
+    direct.execute(MODEL)
+    expected = direct.execute(query).fetchall()
+    direct.close()
+    session = Session(
+        SessionConfig(), lambda dbname, user: DuckDBBackend(shop_file, dbname, user), 7, 42
+    )
+    try:
+        _startup(session)
+        messages = (
+            p.Parse("s1", query, ()),
+            p.Describe("S", "s1"),
+            p.Bind("", "s1", (), (), ()),
+            p.Execute("", 2),
+            p.Execute("", 0),
+            p.Sync(),
+        )
+        reader = p.BackendReader()
+        data = b"".join(m.encode() for m in messages)
+        reader.feed(b"".join(o for o in session.receive(data) if isinstance(o, bytes)))
+        got = list(iter(reader.next, None))
+    finally:
+        session.close()
+    kinds = [type(m).__name__ for m in got]
+    assert kinds[:3] == ["ParseComplete", "ParameterDescription", "RowDescription"]
+    assert "PortalSuspended" in kinds
+    assert got[-1] == p.ReadyForQuery("I")
+    description = got[2]
+    assert isinstance(description, p.RowDescription)
+    assert [f.name for f in description.fields] == ["id", "predicted_churned"]
+    rows = [
+        (int(m.values[0] or b""), (m.values[1] or b"") == b"t")
+        for m in got
+        if isinstance(m, p.DataRow)
+    ]
+    assert rows == [(i, bool(c)) for i, c in expected]
+    assert len(rows) == 6  # ids 0..5

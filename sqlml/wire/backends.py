@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from sqlml import engine
+from sqlml import engine, grammar
 from sqlml.engines.base import Result
 from sqlml.engines.duckdb import DuckDBEngine
 from sqlml.wire.catalog import Catalog
@@ -41,7 +41,12 @@ class DuckDBBackend:
         if len(statements) != 1 or not _QUERY_HEAD.match(statements[0]):
             return None
         params = [None] * param_count if param_count else None
-        table = self.session.execute_one(engine.zero_rows(statements[0], "duckdb"), params).table
+        query = statements[0]
+        if not grammar.may_be_ml(query):
+            query = engine.zero_rows(query, "duckdb")
+        # else ML.PREDICT and friends: their columns come from the model, and the stock
+        # grammar cannot nest them under a LIMIT 0; the query runs (a SELECT, NULL parameters)
+        table = self.session.execute_one(query, params).table
         return table.schema if table is not None else None
 
     def in_transaction(self) -> bool:
