@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from sqlml.wire import auth
 from sqlml.wire import protocol as p
 from sqlml.wire.backends import DuckDBBackend
 from sqlml.wire.server import Server, ServerConfig
-from sqlml.wire.session import Session, SessionConfig
+from sqlml.wire.session import Session, SessionConfig, StartTLS
 
 MODEL = (
     "CREATE MODEL shop.churn OPTIONS (model_type='logistic_reg', input_label_cols=['churned'])"
@@ -31,6 +32,21 @@ PREDICT = (
     "SELECT id, predicted_churned FROM ML.PREDICT(MODEL shop.churn, TABLE shop.new_customers)"
     " ORDER BY id"
 )
+
+
+@contextlib.contextmanager
+def _serving(config: ServerConfig, path: str) -> Iterator[int]:
+    server = Server(config, lambda dbname, user: DuckDBBackend(path, dbname, user))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
+    finally:
+        asyncio.run_coroutine_threadsafe(server.aclose(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
 
 
 @pytest.fixture
@@ -45,20 +61,8 @@ def shop_file(tmp_path: Path) -> str:
 @pytest.fixture
 def gateway(shop_file: str) -> Iterator[str]:
     """A gateway on a free loopback port over the shop file, run on its own event loop thread."""
-    server = Server(
-        ServerConfig(port=0), lambda dbname, user: DuckDBBackend(shop_file, dbname, user)
-    )
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    port = asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
-    try:
+    with _serving(ServerConfig(port=0), shop_file) as port:
         yield f"postgresql://analyst@127.0.0.1:{port}/shop"
-    finally:
-        asyncio.run_coroutine_threadsafe(server.aclose(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
 
 
 def test_psycopg2_plain_sql_ml_and_errors(gateway: str, shop_file: str) -> None:
@@ -212,21 +216,6 @@ def tls_files(tmp_path: Path) -> tuple[str, str]:
     return str(cert), str(key)
 
 
-@contextlib.contextmanager
-def _serving(config: ServerConfig, path: str) -> Iterator[int]:
-    server = Server(config, lambda dbname, user: DuckDBBackend(path, dbname, user))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
-    finally:
-        asyncio.run_coroutine_threadsafe(server.aclose(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-
-
 @pytest.mark.parametrize("method", ["scram-sha-256", "md5", "password"])
 def test_password_authentication_over_tls(
     method: str, shop_file: str, tls_files: tuple[str, str]
@@ -328,3 +317,32 @@ def test_extended_protocol_describes_and_pages_an_ml_query(shop_file: str) -> No
     ]
     assert rows == [(i, bool(c)) for i, c in expected]
     assert len(rows) == 6  # ids 0..5
+
+
+def _fatal_code(session: Session, *messages: p._Message) -> str:
+    reader = p.BackendReader()
+    for message in messages:
+        reader.feed(b"".join(o for o in session.receive(message.encode()) if isinstance(o, bytes)))
+    errors_seen = [m for m in iter(reader.next, None) if isinstance(m, p.ErrorResponse)]
+    assert len(errors_seen) == 1
+    assert errors_seen[0].fields["S"] == "FATAL"
+    assert session.closed
+    return errors_seen[0].fields["C"]
+
+
+def test_cleartext_password_only_over_tls_or_loopback(shop_file: str) -> None:
+    users = auth.Users([auth.Credential("ana", auth.scram_secret("s3cret"))])
+    config = SessionConfig(auth_method="password", users=users, loopback=False)
+    backend = lambda dbname, user: DuckDBBackend(shop_file, dbname, user)  # noqa: E731
+    startup = p.StartupMessage({"user": "ana", "database": "shop"})
+    assert _fatal_code(Session(config, backend, 1, 2), startup) == "28000"
+    over_tls = Session(replace(config, tls=True), backend, 1, 2)
+    assert isinstance(next(over_tls.receive(p.SSLRequest().encode())), StartTLS)
+    asked = b"".join(o for o in over_tls.receive(startup.encode()) if isinstance(o, bytes))
+    assert asked == p.AuthenticationCleartextPassword().encode()
+
+
+def test_a_database_that_cannot_be_opened_is_a_fatal_error(tmp_path: Path) -> None:
+    folder = str(tmp_path)  # a directory is no DuckDB file
+    session = Session(SessionConfig(), lambda db, user: DuckDBBackend(folder, db, user), 1, 2)
+    assert _fatal_code(session, p.StartupMessage({"user": "ana", "database": "x"})) == "58000"

@@ -16,7 +16,7 @@ import contextlib
 import secrets
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -123,7 +123,7 @@ class Server:
             auth_method=self.config.auth_method,
             users=self.config.users,
             tls=self._tls is not None,
-            secure_channel=loopback,
+            loopback=loopback,
             max_message_size=self.config.max_message_size,
         )
 
@@ -151,16 +151,18 @@ class Server:
     ) -> None:
         """On the worker thread: runs what ``data`` leads to, handing each output to the loop."""
         pending: list[bytes] = []
-        for output in _outputs(session, data):
+        size = 0
+        for output in session.receive(data):
             if isinstance(output, bytes):
                 pending.append(output)
-                if sum(map(len, pending)) >= READ_SIZE:
+                size += len(output)
+                if size >= READ_SIZE:
                     self._call(loop, self._write(writer, b"".join(pending)))
-                    pending = []
+                    pending, size = [], 0
                 continue
             if pending:
                 self._call(loop, self._write(writer, b"".join(pending)))
-                pending = []
+                pending, size = [], 0
             self._act(output, writer, loop)
         if pending:
             self._call(loop, self._write(writer, b"".join(pending)))
@@ -194,10 +196,6 @@ class Server:
     async def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
         writer.write(data)
         await writer.drain()
-
-
-def _outputs(session: Session, data: bytes) -> Iterator[Output]:
-    yield from session.receive(data)
 
 
 def _tls_context(config: ServerConfig) -> ssl.SSLContext | None:

@@ -90,7 +90,7 @@ class SessionConfig:
     auth_method: str = "trust"  # one of auth.METHODS
     users: auth.Users | None = None  # who may connect (None: anyone, with trust only)
     tls: bool = False  # whether SSLRequest is answered 'S'
-    secure_channel: bool = True  # TLS or loopback: where cleartext passwords may travel
+    loopback: bool = True  # the client is on this machine (cleartext passwords may travel)
     max_message_size: int = 64 << 20  # larger messages are a protocol violation (08P01)
 
 
@@ -136,6 +136,7 @@ class Session:
         self.backend: Backend | None = None
         self.startup = _Startup()
         self._auth: Callable[[bytes], Iterator[Output]] | None = None
+        self._encrypted = False  # TLS was started on this connection
         self._failed = False  # in a failed transaction block (status E)
         self._skipping = False  # extended protocol: an error, discard until Sync
         self._statements: dict[str, _Statement] = {}
@@ -175,6 +176,7 @@ class Session:
                 # bytes sent in the clear behind the request must not pass as encrypted ones
                 yield from self._fatal(errors.ProtocolViolation("data after SSLRequest"))
                 return
+            self._encrypted = self.config.tls
             yield StartTLS() if self.config.tls else b"N"
         elif isinstance(message, p.GSSENCRequest):
             yield b"N"
@@ -226,7 +228,10 @@ class Session:
         unknown = tuple(k for k in params if k.startswith("_pq_."))
         if message.protocol != protocol.StartupMessage({}).protocol or unknown:
             yield p.NegotiateProtocolVersion(0, unknown).encode()
-        yield from self._challenge(user)
+        try:
+            yield from self._challenge(user)
+        except errors.Error as e:  # e.g. trust, and the database cannot be opened
+            yield from self._fatal(e)
 
     def _challenge(self, user: str) -> Iterator[Output]:
         method = self.config.auth_method
@@ -234,7 +239,7 @@ class Session:
         if method == "trust":
             yield from self._authenticated()
         elif method == "password":
-            if not self.config.secure_channel:
+            if not (self.config.loopback or self._encrypted):
                 yield from self._fatal(
                     errors.from_sqlstate(
                         "28000", "cleartext passwords are accepted only over TLS or loopback"
