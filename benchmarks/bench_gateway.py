@@ -2,6 +2,10 @@
 
   predict_latency    one single-row ML.PREDICT per call through the gateway (psycopg2, simple
                      protocol, autocommit), p50 and p99 over --calls calls
+  predict_params     the same prediction with the five features as bind parameters (psycopg 3,
+                     extended protocol, server-side binding: a prepared single-row predict)
+  client_side        what a client would do instead: SELECT the row's features through the
+                     gateway and score them in the client with onnxruntime on the stored graph
   predict_in_process the same statement through sqlml.connect in the client process (the limit)
   select_latency     SELECT 1 through the gateway (the protocol's own cost)
   bulk_gateway       SELECT of 1M rows x (id, f0..f9) through the gateway, fetched by psycopg2
@@ -23,9 +27,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
+import psycopg
 import psycopg2
 import pyarrow as pa
 
@@ -40,6 +47,11 @@ PREDICT = (
     "SELECT predicted_y FROM ML.PREDICT(MODEL bench.m,"
     " (SELECT 0.1 AS f0, 0.2 AS f1, 0.3 AS f2, 0.4 AS f3, 0.5 AS f4))"
 )
+PREDICT_PARAMS = (
+    "SELECT predicted_y FROM ML.PREDICT(MODEL bench.m, (SELECT %s::float8 AS f0,"
+    " %s::float8 AS f1, %s::float8 AS f2, %s::float8 AS f3, %s::float8 AS f4))"
+)
+FEATURES = "SELECT 0.1 AS f0, 0.2 AS f1, 0.3 AS f2, 0.4 AS f3, 0.5 AS f4"
 
 
 def data(rows: int) -> pa.Table:
@@ -69,16 +81,56 @@ def prepare(path: str, table: pa.Table) -> None:
 
 
 def latencies(cur: psycopg2.extensions.cursor, sql: str, calls: int) -> list[float]:
-    for _ in range(50):  # warm-up: plan cache, scorer
+    def call() -> None:
         cur.execute(sql)
         cur.fetchall()
+
+    return timed(call, calls)
+
+
+def timed(call: Callable[[], object], calls: int) -> list[float]:
+    for _ in range(50):  # warm-up: plan cache, scorer, prepared statements
+        call()
     seconds = []
     for _ in range(calls):
         start = time.perf_counter()
-        cur.execute(sql)
-        cur.fetchall()
+        call()
         seconds.append(time.perf_counter() - start)
     return seconds
+
+
+def with_params(gateway: str, calls: int) -> list[float]:
+    """psycopg 3 binds on the server (Parse/Bind/Execute); after a few calls it keeps the
+    statement prepared, so each call is Bind + Execute of the same statement."""
+    with psycopg.connect(gateway, autocommit=True) as con, con.cursor() as cur:
+        rng = np.random.default_rng(1)
+
+        def call() -> None:
+            cur.execute(PREDICT_PARAMS, [float(v) for v in rng.normal(size=5)])
+            cur.fetchall()
+
+        return timed(call, calls)
+
+
+def client_side(cur: psycopg2.extensions.cursor, path: str, calls: int) -> list[float]:
+    """The alternative: fetch the features, score them here with the stored graph."""
+    con = sqlml.connect(path, autocommit=True)
+    onnx = con.execute(
+        "SELECT v.onnx FROM sqlml.versions v JOIN sqlml.models m USING (schema_name, model_name)"
+        " WHERE v.version = m.current_version AND m.model_name = 'm'"
+    ).fetchone()
+    con.close()
+    assert onnx is not None
+    session = ort.InferenceSession(bytes(onnx[0]), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+
+    def call() -> None:
+        cur.execute(FEATURES)
+        row = cur.fetchall()[0]
+        feed = {n: np.array([[float(v)]]) for n, v in zip(names, row, strict=True)}
+        session.run(None, feed)
+
+    return timed(call, calls)
 
 
 def summary(name: str, seconds: list[float]) -> tuple[float, float]:
@@ -122,9 +174,11 @@ def main() -> None:
         con = psycopg2.connect(gateway)
         con.autocommit = True
         cur = con.cursor()
-        print("latency (psycopg2 -> sqlml serve -> DuckDB):")
+        print("latency (psycopg2 / psycopg 3 -> sqlml serve -> DuckDB):")
         p50, p99 = summary("predict_latency", latencies(cur, PREDICT, args.calls))
-        summary("select_latency", latencies(cur, "SELECT 1", args.calls))
+        params_p50, params_p99 = summary("predict_params", with_params(gateway, args.calls))
+        alternative, _ = summary("client_side", client_side(cur, path, args.calls))
+        select, _ = summary("select_latency", latencies(cur, "SELECT 1", args.calls))
         con.close()
         direct = sqlml.connect(path, autocommit=True)
         in_process = []
@@ -153,7 +207,12 @@ def main() -> None:
     print("ratios:")
     verdict = "MET" if p50 < 2 and p99 < 10 else "NOT MET"
     print(f"  predict p50 {p50:.3f} ms (< 2), p99 {p99:.3f} ms (< 10): {verdict}")
+    verdict = "MET" if params_p50 < 2 and params_p99 < 10 else "NOT MET"
+    print(f"  predict_params p50 {params_p50:.3f} ms, p99 {params_p99:.3f} ms: {verdict}")
     print(f"  predict_latency p50 / predict_in_process p50: {p50 / limit:.2f}")
+    print(f"  predict_latency p50 / select_latency p50: {p50 / select:.2f}")
+    print(f"  predict_latency p50 / client_side p50: {p50 / alternative:.2f}")
+    print(f"  predict_params p50 / predict_latency p50: {params_p50 / p50:.2f}")
     ratio = postgres / through
     print(f"  gateway throughput / direct PostgreSQL (target >= 0.5): {ratio:.2f}", end="  ")
     print("MET" if ratio >= 0.5 else "NOT MET")

@@ -1,7 +1,9 @@
 """PEP 249 over the engine path: ``sqlml.connect(database)``.
 
 ``database`` is a DuckDB file path or ``":memory:"`` (the default). Statements run through the same
-engine path as every other front door, so ``CREATE MODEL`` and ``ML.PREDICT`` work in ``execute``.
+engine path as every other front door, so ``CREATE MODEL`` and ``ML.PREDICT`` work in ``execute``;
+``?`` (or ``$n``) parameters bind in ML queries too (ML.PREDICT, ML.SCORE, and ML.EVALUATE's rows
+on DuckDB), whose rendered SQL is kept and reused whatever the values.
 Transactions follow PEP 249: the first statement opens one, ``commit()``/``rollback()`` end it;
 ``autocommit = True`` runs each statement on its own. Cursors also fetch Arrow tables and pandas
 frames. Every error is a ``sqlml.Error`` subclass with ``.sqlstate``.

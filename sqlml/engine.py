@@ -5,13 +5,21 @@ goes to the engine untouched, unparsed. An ML statement is parsed into a typed s
 CREATE MODEL reads its query as Arrow, trains in the ML core and stores a version; ML.PREDICT and
 ML.SCORE are rewritten into the engine's own SQL (compiled or runtime scoring); ML.EVALUATE is
 computed from the model's outputs and joined into the query as a registered Arrow table.
+
+Kept plans: an ML query's rendered SQL is kept per session by its text, and reused while every
+model serves the version it was rendered for and every ML.PREDICT input has the same columns.
+DuckDB tells when that may have changed (engines/duckdb.py's token) and runs kept plans prepared;
+on PostgreSQL one query checks it all on each run. Bind parameters (``?``, numbered ``$1..$n``
+in text order first, or ``$n``) stay markers in the rendered SQL, so one plan serves every value;
+an input's columns are found with NULL in place of each marker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,12 +30,13 @@ import sqlglot.errors
 from sqlglot import exp
 
 from sqlml import errors, grammar, scoring
-from sqlml.engines import open_engine
-from sqlml.engines.base import Engine, InServer, Result
+from sqlml.engines import open_engine, placeholders
+from sqlml.engines.base import Engine, InServer, KeepsPlans, Probes, Result
 from sqlml.grammar.statements import (
     CreateModel,
     DropModel,
     Evaluate,
+    MLCall,
     MLQuery,
     Passthrough,
     Predict,
@@ -42,9 +51,11 @@ from sqlml.store import ModelVersion, Store
 
 Progress = Callable[[str], None]
 # Rendered ML queries kept per session, by statement text: rendering a compiled model's SQL costs
-# ~20 ms, a check that the models still serve the same versions ~1 ms.
+# ~20 ms; finding that a kept one is still right costs nothing on DuckDB (the engine's token) and
+# one round trip on PostgreSQL.
 PLAN_CACHE_SIZE = 64
 _names = itertools.count(1)
+_SHA, _INPUT = f"{scoring.HIDDEN}sha", f"{scoring.HIDDEN}in"
 
 
 @dataclass(frozen=True)
@@ -54,17 +65,36 @@ class Settings:
     scoring: str = "auto"  # 'auto' (compiled where the graph allows) | 'compiled' | 'runtime'
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _Plan:
-    """An ML query as rendered for the engine, with the model versions it was rendered for."""
+    """An ML query as rendered for the engine, with what it was rendered for: the model versions
+    and the columns of each ML.PREDICT input. It is still right while both are the same."""
 
     versions: tuple[ModelVersion, ...]
-    calls: tuple[Predict | Evaluate | Score, ...]
-    sql: str
+    calls: tuple[MLCall, ...]
+    sql: str  # parameter markers as $n, numbered as the statement's
+    inputs: tuple[pa.Schema | None, ...]  # per call: the columns of an ML.PREDICT input
+    probes: tuple[str | None, ...]  # per call: the query that finds them (markers as NULL)
+    arity: int = 0  # the parameters it takes
+    check: str | None = None  # the one query that checks it all (engines.base.Probes)
+    token: Hashable = None  # the engine's token when last found right (engines.base.KeepsPlans)
+    prepared: Hashable = None  # the token it was prepared at
+    unprepared: Hashable = None  # the token at which preparing it failed
+    name: str = field(default_factory=lambda: f"{scoring.HIDDEN}plan_{next(_names)}")
 
     @property
     def shas(self) -> tuple[str, ...]:
         return tuple(v.sha256 for v in self.versions)
+
+
+@dataclass
+class _Rendering:
+    """What rendering an ML query collects on the way."""
+
+    versions: list[ModelVersion] = field(default_factory=list)
+    inputs: list[pa.Schema | None] = field(default_factory=list)
+    probes: list[str | None] = field(default_factory=list)
+    registered: list[str] = field(default_factory=list)  # ML.EVALUATE results as tables
 
 
 class Session:
@@ -79,7 +109,9 @@ class Session:
         self.engine = engine
         self.settings = settings or Settings()
         self.store = Store(engine)
-        self._plans: dict[tuple[str, str, str], _Plan] = {}
+        self._plans: dict[tuple[str, str, str, bool], _Plan] = {}
+        self._keeper = engine if isinstance(engine, KeepsPlans) else None
+        self._prober = engine if isinstance(engine, Probes) else None
         # Before any transaction: a rolled-back one must not take the store tables away.
         self.store.ensure()
         self.progress = progress
@@ -101,47 +133,164 @@ class Session:
             yield self.execute_one(text, params)
 
     def execute_one(self, sql: str, params: Sequence[Any] | None = None) -> Result:
+        """One statement; ``params`` bind its ``?`` or ``$n`` markers, also in an ML query."""
         if not grammar.may_be_ml(sql):
             return self.engine.execute(sql, params)
-        key = (sql, self.engine.dialect, self.settings.scoring)
+        key = self._key(sql, params)
         plan = self._plans.get(key)
-        if plan is not None and not params:
-            result = self._run_plan(plan)
-            if result is not None:
-                return result
-        statement = grammar.parse(sql, self.engine.dialect)
+        if plan is not None and self._still_serves(plan):
+            return self._execute(plan, params)
+        statement = self._parse(sql, params)
+        if isinstance(statement, Passthrough):
+            return self.engine.execute(sql, params)
+        if isinstance(statement, MLQuery):
+            return self.ml_query(statement, key, params)
+        if params:
+            raise errors.FeatureNotSupported(
+                f"parameters are not supported in {_kind(statement)} statements"
+            )
         if self.server is not None and isinstance(statement, CreateModel | DropModel):
-            if params:
-                raise errors.FeatureNotSupported("parameters are not supported in ML statements")
             return self.server.run_in_server(sql)
-        if isinstance(statement, MLQuery) and not params:
-            return self.ml_query(statement, key)
-        return self.run(statement, params)
+        return self.run(statement)
 
-    def _run_plan(self, plan: _Plan) -> Result | None:
-        """Runs a rendered ML query again, if every model still serves the same version."""
-        if tuple(self.store.current_sha(v.ref) for v in plan.versions) != plan.shas:
-            return None
-        for version, call in zip(plan.versions, plan.calls, strict=True):
-            if isinstance(call, Predict):  # the input may have changed since: check it again
-                scoring.check_input(version, self.engine.schema_of(call.input.sql))
+    def _key(self, sql: str, params: Sequence[Any] | None) -> tuple[str, str, str, bool]:
+        return (sql, self.engine.dialect, self.settings.scoring, bool(params))
+
+    def _parse(self, sql: str, params: Sequence[Any] | None) -> Statement:
+        """The statement; with parameters, its ``?`` markers numbered ``$1, $2, ...`` in text
+        order first (sqlglot may write clauses in another order than they were written)."""
+        if not params:
+            return grammar.parse(sql, self.engine.dialect)
+        numbered = placeholders.number_qmarks(sql)
+        try:
+            return grammar.parse(numbered, self.engine.dialect)
+        except errors.SyntaxError:
+            if numbered != sql:  # the error at its place in the text as written
+                grammar.parse(sql, self.engine.dialect)
+            raise
+
+    # -- kept plans ----------------------------------------------------------------------------
+
+    def _still_serves(self, plan: _Plan) -> bool:
+        """Whether a rendered ML query is still right (every model serves the same version, the
+        inputs have the same columns), with its scorers registered for the run."""
+        token = self._keeper.token() if self._keeper is not None else None
+        if token is None or token != plan.token:
+            if not self._current(plan):
+                return False
+            plan.token = token
+        for version in plan.versions:
             self.engine.register_scorer(version.sha256, version.onnx, version.inputs)
-        return self.engine.execute(plan.sql)
+        return True
+
+    def _current(self, plan: _Plan) -> bool:
+        if plan.check is not None and self._prober is not None:
+            schema, row = self._prober.probe(plan.check)
+            shas = row[: len(plan.versions)]
+            inputs = _split_inputs(schema, len(plan.calls))
+        else:
+            shas = tuple(self.store.current_sha(v.ref) for v in plan.versions)
+            inputs = tuple(None if p is None else self.engine.schema_of(p) for p in plan.probes)
+        return tuple(shas) == plan.shas and inputs == plan.inputs
+
+    def _check_query(self, plan: _Plan) -> str | None:
+        """For an engine that Probes: one query whose row holds the sha256 each model serves,
+        and whose columns after each marker column are an ML.PREDICT input's, from a LIMIT 0
+        join. (PostgreSQL has no cheap sign of a change: another session may have made it.)"""
+        if self._prober is None:
+            return None
+        dialect = self.engine.dialect
+        one = exp.select(exp.Literal.number(1)).subquery(f"{scoring.HIDDEN}one")
+        query = exp.select(
+            *(
+                exp.alias_(self.store.serving_sha(v.ref), f"{_SHA}{i}", quoted=True)
+                for i, v in enumerate(plan.versions)
+            )
+        ).from_(one)
+        for i, probe in enumerate(plan.probes):
+            if probe is None:
+                continue
+            alias = f"{scoring.HIDDEN}q{i}"
+            zero = exp.select("*").from_(_subquery(_parse_query(probe, dialect), "q")).limit(0)
+            star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
+            query = query.select(exp.alias_(exp.Literal.number(1), f"{_INPUT}{i}", quoted=True))
+            query = query.select(star).join(_subquery(zero, alias), on=exp.true(), join_type="left")
+        return query.sql(dialect=dialect)
+
+    def _execute(self, plan: _Plan, params: Sequence[Any] | None) -> Result:
+        """Runs a plan found right: prepared where the engine keeps plans (DuckDB binds and
+        plans a compiled model's SQL in ~4 ms, runs it prepared for one row in well under 1)."""
+        if len(params or ()) != plan.arity:
+            raise placeholders.miscount(plan.arity, len(params or ()))
+        keeper = self._keeper
+        if keeper is None or plan.unprepared == plan.token:
+            return self.engine.execute(plan.sql, params)
+        if plan.prepared is None or plan.prepared != plan.token:
+            try:
+                keeper.prepare(plan.name, plan.sql)
+            except errors.Error:
+                # It fails as it is (and the error is the query's), or runs unprepared until
+                # something changes (what DuckDB cannot prepare).
+                unprepared = self.engine.execute(plan.sql, params)
+                plan.unprepared = plan.token
+                return unprepared
+            plan.prepared = plan.token
+        result = keeper.run_prepared(plan.name, params)
+        return result if result is not None else self.engine.execute(plan.sql, params)
+
+    def _keep(self, key: tuple[str, str, str, bool], plan: _Plan) -> None:
+        replaced = self._plans.pop(key, None)
+        if replaced is not None:
+            self._forget(replaced)
+        self._plans[key] = plan
+        while len(self._plans) > PLAN_CACHE_SIZE:
+            self._forget(self._plans.pop(next(iter(self._plans))))
+
+    def _forget(self, plan: _Plan) -> None:
+        if plan.prepared is None or self._keeper is None:
+            return
+        plan.prepared = None
+        with contextlib.suppress(errors.Error):  # e.g. in a failed transaction: it can stay
+            self._keeper.deallocate(plan.name)
+
+    def ml_sql(self, sql: str) -> str | None:
+        """The engine's own SQL for an ML query that needs nothing registered around its run
+        (ML.PREDICT, ML.SCORE, ML.EVALUATE of stored metrics excepted), for a caller that runs
+        SQL itself: the gateway's PostgreSQL proxy sends it in place of ``sql``, so the rows go
+        to the client as the server sends them. Parameter markers ($n) stay as they are, for
+        the caller to bind. None: anything else (run it with execute_one).
+        """
+        if not grammar.may_be_ml(sql):
+            return None
+        key = self._key(sql, None)
+        plan = self._plans.get(key)
+        if plan is not None and self._still_serves(plan):
+            return plan.sql
+        statement = grammar.parse(sql, self.engine.dialect)
+        if not isinstance(statement, MLQuery):
+            return None
+        if any(isinstance(call, Evaluate) for call in statement.calls):
+            return None  # computed here and joined in as a registered table
+        plan = self._render(statement, _Rendering(), None)
+        self._keep(key, plan)
+        return plan.sql
 
     def run(self, statement: Statement, params: Sequence[Any] | None = None) -> Result:
         if isinstance(statement, Passthrough):
             return self.engine.execute(statement.sql, params)
+        if isinstance(statement, MLQuery):
+            return self.ml_query(statement, None, params)
         if params:
-            raise errors.FeatureNotSupported("parameters are not supported in ML statements yet")
+            raise errors.FeatureNotSupported(
+                f"parameters are not supported in {_kind(statement)} statements"
+            )
         if isinstance(statement, CreateModel):
             return self.create_model(statement)
         if isinstance(statement, DropModel):
             dropped = self.store.drop(statement.model, statement.if_exists)
             return Result(None, 1 if dropped else 0, "DROP MODEL")
-        if isinstance(statement, ShowModels):
-            table = self.store.list(statement.schema)
-            return Result(table, table.num_rows, f"SELECT {table.num_rows}")
-        return self.ml_query(statement)
+        table = self.store.list(statement.schema)
+        return Result(table, table.num_rows, f"SELECT {table.num_rows}")
 
     # -- CREATE MODEL --------------------------------------------------------------------------
 
@@ -176,44 +325,74 @@ class Session:
 
     # -- queries with ML calls -----------------------------------------------------------------
 
-    def ml_query(self, query: MLQuery, key: tuple[str, str, str] | None = None) -> Result:
-        registered: list[str] = []
-        versions: list[ModelVersion] = []
+    def ml_query(
+        self,
+        query: MLQuery,
+        key: tuple[str, str, str, bool] | None = None,
+        params: Sequence[Any] | None = None,
+    ) -> Result:
+        rendering = _Rendering()
         try:
-            replacements = [self._replacement(c, registered, versions) for c in query.calls]
-            sql = query.render(replacements, self.engine.dialect)
-            result = self.engine.execute(sql)
+            plan = self._render(query, rendering, params)
+            if rendering.registered:  # ML.EVALUATE results are not kept
+                sql, bound = _bound(plan.sql, params)
+                return self.engine.execute(sql, bound)
         finally:
-            for name in registered:
+            for name in rendering.registered:
                 self.engine.unregister_table(name)
-        if key is not None and not registered:  # ML.EVALUATE results are not kept
-            self._keep(key, _Plan(tuple(versions), query.calls, sql))
-        return result
+        if key is not None:
+            self._keep(key, plan)
+        return self._execute(plan, params)
 
-    def _keep(self, key: tuple[str, str, str], plan: _Plan) -> None:
-        self._plans[key] = plan
-        while len(self._plans) > PLAN_CACHE_SIZE:
-            self._plans.pop(next(iter(self._plans)))
+    def _render(self, query: MLQuery, rendering: _Rendering, params: Sequence[Any] | None) -> _Plan:
+        # The token is taken before anything is read: a change made after it shows next time.
+        token = self._keeper.token() if self._keeper is not None else None
+        replacements = [self._replacement(c, rendering, params) for c in query.calls]
+        sql = query.render(replacements, self.engine.dialect)
+        plan = _Plan(
+            tuple(rendering.versions),
+            query.calls,
+            sql,
+            tuple(rendering.inputs),
+            tuple(rendering.probes),
+            arity=max(placeholders.numbers(sql), default=0),
+            token=token,
+        )
+        plan.check = self._check_query(plan)
+        return plan
 
     def _replacement(
-        self,
-        call: Predict | Evaluate | Score,
-        registered: list[str],
-        versions: list[ModelVersion],
+        self, call: MLCall, rendering: _Rendering, params: Sequence[Any] | None
     ) -> exp.Expr:
         version = self.store.load(call.model)
-        versions.append(version)
+        rendering.versions.append(version)
+        probe = self._probe(call) if isinstance(call, Predict) else None
+        schema = self.engine.schema_of(probe) if probe is not None else None
+        rendering.probes.append(probe)
+        rendering.inputs.append(schema)
         if isinstance(call, Predict):
-            return self.predict_subquery(version, call)
+            return self.predict_subquery(version, call, schema)
         if isinstance(call, Score):
             return self.score_expression(version, call)
-        table = self.evaluate(version, call)
+        table = self.evaluate(version, call, params)
         name = f"__sqlml_evaluate_{next(_names)}"
         self.engine.register_table(name, table)
-        registered.append(name)
+        rendering.registered.append(name)
         return exp.select("*").from_(exp.to_table(name, quoted=True)).subquery()
 
-    def predict_subquery(self, version: ModelVersion, call: Predict) -> exp.Expr:
+    def _probe(self, call: Predict) -> str:
+        """The input query with NULL for each parameter marker: its columns without values."""
+        tree = _parse_query(call.input.sql, self.engine.dialect)
+        markers = list(tree.find_all(exp.Placeholder, exp.Parameter))
+        if not markers:
+            return call.input.sql
+        for marker in markers:
+            marker.replace(exp.null())
+        return tree.sql(dialect=self.engine.dialect)
+
+    def predict_subquery(
+        self, version: ModelVersion, call: Predict, schema: pa.Schema | None = None
+    ) -> exp.Expr:
         """Three nested SELECTs over the input query, all aliased ``__sqlml_input`` so that the
         compiled expressions (written against that alias) read the right level:
 
@@ -223,8 +402,10 @@ class Session:
         3. the input's columns plus BigQuery ML's predicted columns, built from the raw outputs.
 
         Trees are assembled with copy=False: the compiled outputs are large and shared.
+        ``schema``: the input's columns, when the caller has them already.
         """
-        schema = self.engine.schema_of(call.input.sql)
+        if schema is None:
+            schema = self.engine.schema_of(self._probe(call))
         scoring.check_input(version, schema)
         mode = scoring.choose_mode(version, call, self.settings.scoring)
         alias = "__sqlml_input"
@@ -286,7 +467,9 @@ class Session:
 
     # -- ML.EVALUATE ---------------------------------------------------------------------------
 
-    def evaluate(self, version: ModelVersion, call: Evaluate) -> pa.Table:
+    def evaluate(
+        self, version: ModelVersion, call: Evaluate, params: Sequence[Any] | None = None
+    ) -> pa.Table:
         if call.input is None and call.threshold is None:
             values = dict(version.metrics)
         elif call.input is None:
@@ -294,16 +477,22 @@ class Session:
                 "ML.EVALUATE with a threshold needs the evaluation rows as its second argument"
             )
         else:
-            values = self._evaluate_rows(version, call)
+            values = self._evaluate_rows(version, call, params)
         return pa.table({k: pa.array([v], type=pa.float64()) for k, v in values.items()})
 
-    def _evaluate_rows(self, version: ModelVersion, call: Evaluate) -> dict[str, float | None]:
+    def _evaluate_rows(
+        self, version: ModelVersion, call: Evaluate, params: Sequence[Any] | None
+    ) -> dict[str, float | None]:
         assert call.input is not None
+        sql, bound = _bound(call.input.sql, params)
         if self.server is not None:
-            return self.server.evaluate_in_server(
-                _model_name(version), call.input.sql, call.threshold
-            )
-        table = self.engine.query_arrow(call.input.sql)
+            if bound:
+                raise errors.FeatureNotSupported(
+                    "parameters in the rows of ML.EVALUATE are not supported on PostgreSQL"
+                    " (the server evaluates the query text)"
+                )
+            return self.server.evaluate_in_server(_model_name(version), sql, call.threshold)
+        table = self.engine.query_arrow(sql, bound)
         scoring.check_input(version, table.schema)
         run = scorer(version.onnx, version.inputs, key=version.sha256)
         outputs = run.run_table(_named(table, version))  # one run: k-means' 'features' included
@@ -317,6 +506,32 @@ class Session:
         if version.kind == models.REGRESSOR:
             return _regression(y, outputs["value"])
         return _classification(y, label["classes"], outputs["probabilities"], call.threshold)
+
+
+def _kind(statement: Statement) -> str:
+    names = {CreateModel: "CREATE MODEL", DropModel: "DROP MODEL", ShowModels: "SHOW MODELS"}
+    return names.get(type(statement), "this")
+
+
+def _bound(sql: str, params: Sequence[Any] | None) -> tuple[str, list[Any] | None]:
+    """A part of the statement with the parameters it uses (renumbered from $1)."""
+    if not params:
+        return sql, None
+    text, values = placeholders.compact(sql, params)
+    return text, values or None
+
+
+def _split_inputs(schema: pa.Schema, calls: int) -> tuple[pa.Schema | None, ...]:
+    """The input columns of each call, from a check query's columns (see _check_query)."""
+    groups: dict[int, list[pa.Field]] = {}
+    current: list[pa.Field] | None = None
+    for column in schema:
+        suffix = column.name[len(_INPUT) :] if column.name.startswith(_INPUT) else ""
+        if suffix.isdigit():
+            current = groups.setdefault(int(suffix), [])
+        elif current is not None:
+            current.append(column)
+    return tuple(pa.schema(groups[i]) if i in groups else None for i in range(calls))
 
 
 def _model_name(version: ModelVersion) -> str:

@@ -28,6 +28,7 @@ from sqlml.ml import models
 from sqlml.ml.features import InputColumn
 from sqlml.ml.train import TrainResult
 
+STORE_INFO = exp.table_("store_info", db="sqlml", quoted=True)
 MODELS = exp.table_("models", db="sqlml", quoted=True)
 VERSIONS = exp.table_("versions", db="sqlml", quoted=True)
 LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "duckdb", "pyarrow")  # and sqlml
@@ -89,9 +90,21 @@ class Store:
         if not getattr(self.engine, "manages_store", True):  # PostgreSQL: sqlml install made it
             self._ready = True
             return
-        for statement in ddl():
-            self.engine.execute(statement)
+        if not self._exists():  # (DDL, even a no-op, makes every session check its plans)
+            for statement in ddl():
+                self.engine.execute(statement)
         self._ready = True
+
+    def _exists(self) -> bool:
+        tables = exp.column("table_name").isin(*(t.name for t in (STORE_INFO, MODELS, VERSIONS)))
+        query = (
+            exp.select(exp.func("count", exp.Star()))
+            .from_(exp.table_("tables", db="information_schema"))
+            .where(exp.column("table_schema").eq(exp.Literal.string("sqlml")))
+            .where(tables)
+        )
+        found = self.engine.query_arrow(self._sql(query)).column(0)[0].as_py()
+        return bool(found == 3)
 
     def resolve(self, ref: ModelRef) -> tuple[str, str]:
         return (ref.schema or self.engine.default_schema, ref.name)
@@ -117,6 +130,18 @@ class Store:
         )
         table = self.engine.query_arrow(self._sql(query), [schema, name])
         return str(table.column(0)[0].as_py()) if table.num_rows else None
+
+    def serving_sha(self, ref: ModelRef) -> exp.Expr:
+        """current_sha as a scalar subquery (NULL: no such model), to check several models in
+        one query; the names go in as literals."""
+        schema, name = self.resolve(ref)
+        m, v = "m", "v"
+        query = (
+            _serving(exp.select(exp.column("onnx_sha256", v, quoted=True)))
+            .where(exp.column("schema_name", m).eq(exp.Literal.string(schema)))
+            .where(exp.column("model_name", m).eq(exp.Literal.string(name)))
+        )
+        return query.subquery()
 
     def load(self, ref: ModelRef, version: int | None = None) -> ModelVersion:
         current = self.current_version(ref)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -39,6 +39,34 @@ class InServer(Protocol):
     def evaluate_in_server(
         self, model: str, query: str | None, threshold: float | None
     ) -> dict[str, float | None]: ...
+
+
+@runtime_checkable
+class KeepsPlans(Protocol):
+    """An engine that tells when a kept ML plan may be stale and runs kept plans prepared
+    (DuckDB: engines/duckdb.py's docstring says what the token relies on)."""
+
+    def token(self) -> Hashable:
+        """Equal tokens: nothing a kept plan depends on (the model store, the catalog, what
+        names resolve to) has changed in between, as this connection sees the database."""
+        ...
+
+    def prepare(self, name: str, sql: str) -> None: ...
+
+    def run_prepared(self, name: str, params: Sequence[Any] | None) -> Result | None:
+        """The prepared statement's rows for ``params``; None: run the SQL with them instead."""
+        ...
+
+    def deallocate(self, name: str) -> None: ...
+
+
+@runtime_checkable
+class Probes(Protocol):
+    """An engine where a check costs a round trip (PostgreSQL): one query answers it all."""
+
+    def probe(self, sql: str) -> tuple[pa.Schema, tuple[Any, ...]]:
+        """The columns of a one-row query (typed as ``schema_of`` types them) and its row."""
+        ...
 
 
 class Engine(Protocol):

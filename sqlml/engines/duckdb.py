@@ -8,12 +8,26 @@ on one of them belongs to the instance: registering it again fails, and it break
 connection that registered it closes. So the first engine on a file opens an anchor connection
 that registers the runtime scoring UDF (udfs/duckdb_udfs.py), every engine on that file gets a
 connection of its own from the anchor (``cursor()``), and the anchor closes with the last one.
+
+Kept ML plans (engine.py) ask ``token()`` whether anything they depend on may have changed: the
+models a plan serves, the columns of its inputs, what names resolve to. DuckDB lets one process
+write a file, so every such change is made by a statement of this process. The token is a count
+per file, bumped after each statement through a sqlml engine that may change the catalog or the
+model store (``may_change_plans``) and again when its transaction ends, with a count of this
+connection's own changes and registered tables. Inside a transaction the file's count is the one
+read before BEGIN: a change its snapshot does not see was counted after that. The token relies
+on every writer being a sqlml engine; it cannot see writes through a bare ``duckdb.connect`` to
+the same file in this process, nor TEMP objects created on an engine's raw connection (the
+gateway's catalog emulation, which creates pg_catalog names only).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+import itertools
+import math
 import os
 import re
 import threading
@@ -22,6 +36,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from sqlglot import exp
 
 from sqlml import engines, errors
 from sqlml.engines.base import Result, rows
@@ -59,6 +74,25 @@ _COMMAND = re.compile(
 )
 
 
+# Statements that change nothing a kept ML plan depends on: reads, and writes that name neither
+# the model store nor DDL (a write cannot change a column type or what a name resolves to).
+_READ = re.compile(_LEAD + r"(SELECT|VALUES|FROM|TABLE|SHOW|DESCRIBE|SUMMARIZE)\b", re.I | re.S)
+_WRITE = re.compile(
+    _LEAD + r"(INSERT|UPDATE|DELETE|MERGE|TRUNCATE|COPY|WITH|EXPLAIN)\b", re.I | re.S
+)
+_SENSITIVE = re.compile(r"\b(sqlml|models|versions|create|alter|drop|attach|detach)\b", re.I)
+
+
+def may_change_plans(sql: str) -> bool:
+    """Whether a statement may change the model store, a table's columns or name resolution
+    (an over-approximation: anything not known to be harmless counts)."""
+    if ";" in sql.rstrip().rstrip(";"):  # (more than one statement, perhaps)
+        return True
+    if _READ.match(sql):
+        return False
+    return not _WRITE.match(sql) or _SENSITIVE.search(sql) is not None
+
+
 def map_error(e: BaseException) -> errors.Error:
     for cls, ours in _ERRORS:
         if isinstance(e, cls):
@@ -73,6 +107,9 @@ def _udfs() -> Any:
 
 _anchors: dict[str, tuple[duckdb.DuckDBPyConnection, int]] = {}  # file -> (anchor, engines)
 _anchors_lock = threading.Lock()
+_generations: dict[str, int] = {}  # database -> changes made in it by sqlml engines (token())
+_private = itertools.count(1)  # names for plain :memory: databases, each a database of its own
+SMALL_RESULT = 256  # rows a prepared statement may return to be fetched as Python values
 
 
 def _connect(path: str) -> duckdb.DuckDBPyConnection:
@@ -122,6 +159,106 @@ class DuckDBEngine:
         except duckdb.Error as e:
             raise errors.OperationalError(f"cannot open DuckDB database {self.path!r}: {e}") from e
         self._lock = threading.RLock()
+        if self.path == ":memory:":
+            self._database = f":memory:#{next(_private)}"
+        elif self.path.startswith(":memory:"):
+            self._database = self.path
+        else:
+            self._database = os.path.realpath(self.path)
+        self._own = 0  # changes made through this connection (and its registered tables)
+        self._seen: int | None = None  # the file's count when the open transaction began
+        self._dirty = False  # the open transaction ran a statement that may change plans
+        # (prepared name, kinds of values) -> the schema of its few rows
+        self._shapes: dict[tuple[str, ...], pa.Schema | None] = {}
+
+    # -- what kept ML plans depend on (see the module docstring) ---------------------------------
+
+    def token(self) -> tuple[int, int]:
+        """Equal tokens: nothing a kept ML plan depends on has changed in between, as this
+        connection sees the database. Inside a transaction that is the file's count when it
+        began (read before BEGIN, so no later change can hide in its snapshot)."""
+        seen = self._seen if self._in_transaction and self._seen is not None else self._count()
+        return seen, self._own
+
+    def _count(self) -> int:
+        return _generations.get(self._database, 0)
+
+    def _changed(self) -> None:
+        self._own += 1
+        with _anchors_lock:
+            _generations[self._database] = _generations.get(self._database, 0) + 1
+
+    def _after(self, sql: str, before: int) -> None:
+        head = _HEAD.match(sql)
+        if head is not None and head.group(1).upper() in ("BEGIN", "START"):
+            if self._seen is None:  # (a BEGIN inside a transaction fails: keep the first count)
+                self._seen = before
+        elif head is not None:
+            self._ended()
+        elif may_change_plans(sql):
+            self._dirty = self._dirty or self._in_transaction
+            self._changed()
+
+    def _ended(self) -> None:
+        """A transaction ended: the others see its changes now, or never (count them again)."""
+        self._seen = None
+        if self._dirty:
+            self._dirty = False
+            self._changed()
+
+    # -- prepared statements (kept ML plans) ------------------------------------------------------
+
+    def prepare(self, name: str, sql: str) -> None:
+        """``PREPARE name AS sql``: DuckDB binds and plans it once; it binds again by itself
+        after a catalog change. ``sql`` is sqlglot's output, the name our own."""
+        with self._lock:
+            self._forget(name)
+            self._run(f"PREPARE {_identifier(name)} AS {sql}", None)
+
+    def run_prepared(self, name: str, params: Sequence[Any] | None) -> Result | None:
+        """``EXECUTE name(values)``; None when a value has no literal here (run the SQL with
+        the values bound instead). A value binds as its literal does: int, float, str, bool
+        and NULL literals take the types DuckDB gives those Python values.
+
+        A relation over EXECUTE binds it again on every call (~1 ms for a compiled model), so
+        once a statement has shown it returns a few rows of plain types, it runs as a DB-API
+        statement and its rows become Arrow here, typed as the first run's."""
+        values = [_literal(v) for v in params or ()]
+        if any(v is None for v in values):
+            return None
+        # EXECUTE takes values, not bind parameters: each goes as its literal (see _literal).
+        args = f"({', '.join(map(str, values))})" if values else ""
+        call = f"EXECUTE {_identifier(name)}{args}"
+        # The result's types may follow the values' (SELECT $1 AS x): one shape per kind.
+        key = (name, *map(_kind, params or ()))
+        with self._lock:
+            shape = self._shapes.get(key)
+            table = self._run(call, None) if shape is None else self._fetch(call, shape)
+            if table is None:
+                raise errors.InternalError("a prepared ML query returned no rows")
+            plain = table.num_rows <= SMALL_RESULT and all(map(_plain, table.schema.types))
+            self._shapes[key] = table.schema if plain else None
+        return Result(table, table.num_rows, f"SELECT {table.num_rows}")
+
+    def _fetch(self, sql: str, shape: pa.Schema) -> pa.Table:
+        try:
+            rows = self.con.execute(sql).fetchall()
+        except duckdb.Error as e:
+            raise map_error(e) from e
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(shape)
+        arrays = [pa.array(c, type=f.type) for c, f in zip(columns, shape, strict=True)]
+        return pa.Table.from_arrays(arrays, schema=shape)
+
+    def _forget(self, name: str) -> None:
+        for key in [k for k in self._shapes if k[0] == name]:
+            del self._shapes[key]
+
+    def deallocate(self, name: str) -> None:
+        with self._lock:
+            self._forget(name)
+            self._run(f"DEALLOCATE {_identifier(name)}", None)
+
+    # -- statements -------------------------------------------------------------------------------
 
     def _run(self, sql: str, params: Sequence[Any] | None) -> pa.Table | None:
         try:
@@ -132,8 +269,12 @@ class DuckDBEngine:
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Result:
         with self._lock:
-            table = self._run(sql, params)
-            self._track_transaction(sql)
+            before = self._count()
+            try:
+                table = self._run(sql, params)
+                self._track_transaction(sql)
+            finally:  # (a failed statement changes nothing, but counting it costs a check)
+                self._after(sql, before)
         command = _COMMAND.match(sql)
         if table is None or (command and table.column_names == ["Count"]):
             # DuckDB answers DDL and DML with a 'Count' column: that is a row count, not rows.
@@ -168,22 +309,33 @@ class DuckDBEngine:
         self._in_transaction = word in ("BEGIN", "START")
 
     def begin(self) -> None:
+        before = self._count()
         self._run("BEGIN TRANSACTION", None)
         self._in_transaction = True
+        if self._seen is None:
+            self._seen = before
 
     def commit(self) -> None:
         self._in_transaction = False
-        self._run("COMMIT", None)
+        try:
+            self._run("COMMIT", None)
+        finally:
+            self._ended()
 
     def rollback(self) -> None:
         self._in_transaction = False
-        self._run("ROLLBACK", None)
+        try:
+            self._run("ROLLBACK", None)
+        finally:
+            self._ended()
 
     def register_table(self, name: str, table: pa.Table) -> None:
         self.con.register(name, table)
+        self._own += 1  # a name of this connection's may resolve to it now
 
     def unregister_table(self, name: str) -> None:
         self.con.unregister(name)
+        self._own += 1
 
     def register_scorer(self, key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
         _udfs().register_model(key, onnx, inputs)
@@ -201,6 +353,61 @@ class DuckDBEngine:
         self.con.close()
         if not self.path.startswith(":memory:"):
             _release(self.path)
+
+
+@functools.lru_cache(maxsize=1024)
+def _identifier(name: str) -> str:
+    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+
+def _literal(value: Any) -> str | None:
+    """A bind value as the SQL literal that binds alike (numbers written from the number,
+    strings quoted by sqlglot); None for other types."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        text = repr(float(value))
+        if not math.isfinite(value):
+            return f"CAST('{text}' AS DOUBLE)"
+        return text if "e" in text else f"{text}e0"  # (an exponent makes it a DOUBLE literal)
+    if isinstance(value, str) and "\x00" not in value:
+        return str(exp.Literal.string(value).sql(dialect="duckdb"))
+    return None
+
+
+def _kind(value: Any) -> str:
+    """What decides the type a value binds as (DuckDB: int32, int64 or wider for an int)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return type(value).__name__
+    if -(2**31) <= value < 2**31:
+        return "int32"
+    return "int64" if -(2**63) <= value < 2**63 else "int"
+
+
+# Arrow types whose Python values (DuckDB's fetchall) convert back to Arrow exactly.
+_PLAIN = (
+    pa.types.is_null,
+    pa.types.is_boolean,
+    pa.types.is_integer,
+    pa.types.is_floating,
+    pa.types.is_decimal,
+    pa.types.is_string,
+    pa.types.is_large_string,
+    pa.types.is_binary,
+    pa.types.is_date32,
+)
+
+
+def _plain(dtype: pa.DataType) -> bool:
+    if pa.types.is_list(dtype):
+        return _plain(dtype.value_type)
+    if pa.types.is_struct(dtype):
+        return all(_plain(dtype.field(i).type) for i in range(dtype.num_fields))
+    return any(check(dtype) for check in _PLAIN)
 
 
 engines.register("", DuckDBEngine)

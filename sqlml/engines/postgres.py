@@ -22,6 +22,7 @@ import pyarrow as pa
 from sqlml import engines, errors
 from sqlml.engines.base import Result, rows
 from sqlml.engines.pgtypes import COMPOSITES, JSON, JSONB, arrow_type, composite_arrow
+from sqlml.engines.placeholders import to_format
 
 
 def map_error(e: psycopg2.Error) -> errors.Error:
@@ -31,55 +32,6 @@ def map_error(e: psycopg2.Error) -> errors.Error:
     return errors.from_sqlstate(
         e.pgcode, message, detail=diag.message_detail, hint=diag.message_hint, position=position
     )
-
-
-def qmark_to_format(sql: str) -> str:
-    """``?`` placeholders (sqlml's paramstyle) as psycopg2's ``%s``; a literal ``%`` doubled.
-    Quotes, dollar quotes and comments are skipped. SQL without ``?`` (sqlml's own statements,
-    rendered by sqlglot with ``%s``) is returned as it is."""
-    out: list[str] = []
-    i, n, marks = 0, len(sql), 0
-    while i < n:
-        ch = sql[i]
-        if ch in "'\"":
-            end = i + 1
-            while end < n:
-                if sql[end] == ch and (end + 1 >= n or sql[end + 1] != ch):
-                    break
-                end += 2 if sql[end] == ch else 1
-            out.append(sql[i : end + 1].replace("%", "%%"))
-            i = end + 1
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            end = n if end < 0 else end
-            out.append(sql[i:end].replace("%", "%%"))
-            i = end
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            end = n if end < 0 else end + 2
-            out.append(sql[i:end].replace("%", "%%"))
-            i = end
-        elif ch == "$" and (tag_end := sql.find("$", i + 1)) > 0 and _is_tag(sql[i + 1 : tag_end]):
-            tag = sql[i : tag_end + 1]
-            end = sql.find(tag, tag_end + 1)
-            end = n if end < 0 else end + len(tag)
-            out.append(sql[i:end].replace("%", "%%"))
-            i = end
-        elif ch == "?":
-            out.append("%s")
-            marks += 1
-            i += 1
-        elif ch == "%":
-            out.append("%%")
-            i += 1
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out) if marks else sql
-
-
-def _is_tag(text: str) -> bool:
-    return text == "" or (text.replace("_", "a").isalnum() and not text[0].isdigit())
 
 
 class _AsDict(psycopg2.extras.CompositeCaster):
@@ -162,7 +114,7 @@ class PostgresEngine:
         cursor = self.con.cursor()
         try:
             if params:
-                cursor.execute(qmark_to_format(sql), list(params))
+                cursor.execute(*to_format(sql, params))
             else:
                 cursor.execute(sql)
             rows = cursor.fetchall() if cursor.description is not None else None
@@ -201,17 +153,24 @@ class PostgresEngine:
         cursor = self.con.cursor()
         try:
             cursor.execute(zero_rows(sql, "postgres"))
-            return pa.schema(
-                [
-                    (c.name, self.nested.get(c.type_code) or arrow_type(c.type_code))
-                    for c in cursor.description or ()
-                ]
-            )
+            return self._schema(cursor.description)
         except psycopg2.Error as e:
             raise map_error(e) from e
         finally:
             cursor.close()
             self._track()
+
+    def probe(self, sql: str) -> tuple[pa.Schema, tuple[Any, ...]]:
+        description, rows, _, _ = self._run(sql, None)
+        if description is None or not rows:
+            raise errors.InternalError("a check of a kept ML query returned no row")
+        return self._schema(description), tuple(rows[0])
+
+    def _schema(self, description: Any) -> pa.Schema:
+        columns = description or ()
+        return pa.schema(
+            [(c.name, self.nested.get(c.type_code) or arrow_type(c.type_code)) for c in columns]
+        )
 
     def in_transaction(self) -> bool:
         return self._in_transaction

@@ -1,0 +1,262 @@
+"""Kept ML plans stay right: a rendered ML.PREDICT kept by one connection follows what another
+connection does to the same database (replace or drop the model, alter or recreate the input),
+on both engines. The reference for "right" is the same query rendered afresh: on a new
+connection, or spelled differently (a comment) on the same one, so no kept plan answers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sqlml
+from sqlml import engine, errors
+from sqlml.engines.duckdb import may_change_plans
+from sqlml.store import Store
+from tests.conftest import load_shop
+from tests.test_engine import CHURN
+
+REPLACE = CHURN.replace("CREATE MODEL", "CREATE OR REPLACE MODEL")
+HALF = REPLACE.replace("shop.customers", "shop.customers WHERE id % 2 = 0")
+PREDICT = (
+    "SELECT id, predicted_churned, predicted_churned_probs"
+    " FROM ML.PREDICT(MODEL shop.churn, TABLE shop.new_customers) ORDER BY id"
+)
+SCORE = "SELECT id, ML.SCORE(MODEL shop.churn) AS p FROM shop.new_customers ORDER BY id"
+FRESH = " /* fresh */"  # the same query under another text: rendered again, never kept
+
+
+@pytest.fixture
+def pair(database: str) -> Iterator[tuple[sqlml.Connection, sqlml.Connection]]:
+    """Two connections to one database with the shop tables and the churn model."""
+    a = sqlml.connect(database, autocommit=True)
+    if "://" not in database:
+        load_shop(a)
+    b = sqlml.connect(database, autocommit=True)
+    a.execute(CHURN)
+    yield a, b
+    b.close()
+    a.close()
+
+
+def _rows(con: sqlml.Connection, sql: str) -> list[tuple[Any, ...]]:
+    return con.execute(sql).fetchall()
+
+
+def _kept(con: sqlml.Connection, sql: str) -> list[tuple[Any, ...]]:
+    """The query's rows from its kept plan (it runs twice: once to keep it)."""
+    first = _rows(con, sql)
+    assert _rows(con, sql) == first
+    return first
+
+
+def test_model_replaced_from_another_connection_is_served(
+    pair: tuple[sqlml.Connection, sqlml.Connection], database: str
+) -> None:
+    a, b = pair
+    before, scores = _kept(a, PREDICT), _kept(a, SCORE)
+    b.execute(HALF)
+    after = _rows(a, PREDICT)
+    assert after != before
+    fresh = sqlml.connect(database, autocommit=True)
+    assert after == _rows(fresh, PREDICT)
+    assert _rows(a, SCORE) == _rows(fresh, SCORE) != scores
+    fresh.close()
+
+
+def test_model_dropped_from_another_connection_is_an_error(
+    pair: tuple[sqlml.Connection, sqlml.Connection],
+) -> None:
+    a, b = pair
+    _kept(a, PREDICT)
+    b.execute("DROP MODEL shop.churn")
+    for query in (PREDICT, SCORE):
+        with pytest.raises(errors.UndefinedModel) as caught:
+            a.execute(query)
+        assert caught.value.sqlstate == "42704"
+    b.execute(CHURN)  # and back: the plan follows the new model
+    assert _rows(a, PREDICT) == _rows(a, PREDICT + FRESH)
+
+
+def test_input_retyped_by_another_connection_is_refused(
+    pair: tuple[sqlml.Connection, sqlml.Connection],
+) -> None:
+    a, b = pair
+    _kept(a, PREDICT)
+    b.execute("ALTER TABLE shop.new_customers ALTER COLUMN spend TYPE VARCHAR")
+    with pytest.raises(errors.DatatypeMismatch) as caught:
+        a.execute(PREDICT)
+    assert caught.value.sqlstate == "42804"
+
+
+def test_input_recreated_by_another_connection_is_read_anew(
+    pair: tuple[sqlml.Connection, sqlml.Connection],
+) -> None:
+    a, b = pair
+    query = "SELECT * FROM ML.PREDICT(MODEL shop.churn, TABLE shop.new_customers) ORDER BY id"
+    before = _kept(a, query)
+    b.execute("DROP TABLE shop.new_customers")
+    b.execute(
+        "CREATE TABLE shop.new_customers AS SELECT id, tenure, spend, plan, promo,"
+        " 'late' AS cohort FROM shop.customers WHERE id >= 700"
+    )
+    after = a.execute(query).fetch_arrow_table()
+    assert after.column_names[:6] == ["id", "tenure", "spend", "plan", "promo", "cohort"]
+    assert after.column("id").to_pylist() == list(range(700, 800))
+    assert after.column("id").to_pylist() != [r[0] for r in before]
+    assert after.equals(a.execute(query + FRESH).fetch_arrow_table())
+
+
+@pytest.mark.parametrize("end", ["COMMIT", "ROLLBACK"])
+def test_model_replaced_in_a_transaction_is_served_once_committed(
+    pair: tuple[sqlml.Connection, sqlml.Connection], end: str
+) -> None:
+    a, b = pair
+    old = _kept(a, PREDICT)
+    b.execute("BEGIN")
+    b.execute(HALF)
+    assert _rows(a, PREDICT) == old  # not committed: not seen
+    b.execute(end)
+    expected = _rows(a, PREDICT + FRESH)
+    assert _rows(a, PREDICT) == expected
+    assert (expected == old) == (end == "ROLLBACK")
+
+
+def test_plan_kept_inside_a_transaction_is_checked_after_it(
+    pair: tuple[sqlml.Connection, sqlml.Connection],
+) -> None:
+    a, b = pair
+    a.execute("BEGIN")
+    _kept(a, PREDICT)
+    b.execute(HALF)
+    # whatever this transaction sees of the new version (DuckDB: its snapshot, not; PostgreSQL:
+    # READ COMMITTED, yes), the kept plan answers as a plan made now would
+    assert _rows(a, PREDICT) == _rows(a, PREDICT + FRESH)
+    a.execute("COMMIT")
+    assert _rows(a, PREDICT) == _rows(a, PREDICT + " /* after */")
+
+
+def test_kept_plan_on_duckdb_is_not_checked_until_something_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On DuckDB a kept plan runs without a query to the store or of its input's columns, until
+    a statement that may change them; one that cannot (a write to a user table) costs nothing."""
+    checks: list[str] = []
+    renders: list[str] = []
+    current_sha, render = Store.current_sha, engine.Session._render
+    monkeypatch.setattr(
+        Store, "current_sha", lambda s, r: checks.append("sha") or current_sha(s, r)
+    )
+
+    def counted(self: engine.Session, *args: Any) -> Any:
+        renders.append("render")
+        return render(self, *args)
+
+    monkeypatch.setattr(engine.Session, "_render", counted)
+    a = sqlml.connect(str(tmp_path / "plans.duckdb"), autocommit=True)
+    load_shop(a)
+    a.execute(CHURN)
+    first = _kept(a, PREDICT)
+    for _ in range(3):
+        assert _rows(a, PREDICT) == first
+    assert (checks, renders) == ([], ["render"])
+    a.execute("INSERT INTO shop.customers SELECT * FROM shop.customers WHERE id = 0")
+    assert _rows(a, PREDICT) == first
+    assert (checks, renders) == ([], ["render"])
+    a.execute("CREATE TABLE shop.other (x INTEGER)")  # checked once again, still right
+    assert _rows(a, PREDICT) == first
+    assert _rows(a, PREDICT) == first
+    assert (checks, renders) == (["sha"], ["render"])
+    a.close()
+
+
+def test_plans_in_a_full_cache_are_let_go(
+    pair: tuple[sqlml.Connection, sqlml.Connection], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = pair
+    monkeypatch.setattr(engine, "PLAN_CACHE_SIZE", 2)
+    results = [_kept(a, f"{PREDICT} LIMIT {n}") for n in (1, 2, 3, 4)]
+    assert [len(r) for r in results] == [1, 2, 3, 4]
+    assert len(a.session._plans) == 2
+    assert _rows(a, f"{PREDICT} LIMIT 1") == results[0]  # rendered (and prepared) again
+
+
+@pytest.mark.parametrize(
+    ("sql", "changes"),
+    [
+        ("SELECT * FROM shop.customers", False),
+        ("  -- a comment\n FROM shop.customers SELECT id", False),
+        ('SELECT * FROM (SELECT 1) AS "__sqlml_input"', False),
+        ("INSERT INTO shop.customers SELECT * FROM shop.customers", False),
+        ("DELETE FROM shop.customers WHERE id = 1", False),
+        ("INSERT INTO sqlml.models VALUES (1)", True),
+        ("UPDATE versions SET onnx = ''", True),
+        ("WITH x AS (SELECT 1) INSERT INTO sqlml.versions SELECT * FROM x", True),
+        ("CREATE TABLE shop.t (x INTEGER)", True),
+        ("ALTER TABLE shop.customers ADD COLUMN x INTEGER", True),
+        ("SET search_path = 'shop'", True),
+        ("ATTACH 'other.duckdb' AS other", True),
+        ("EXECUTE some_statement", True),
+        ("SELECT 1; DROP TABLE shop.customers", True),
+        ("SELECT 1;", False),
+    ],
+)
+def test_which_duckdb_statements_make_plans_check_again(sql: str, changes: bool) -> None:
+    assert may_change_plans(sql) is changes
+
+
+def test_kept_plans_on_duckdb_return_the_same_arrow(tmp_path: Path) -> None:
+    """A few rows of a kept plan come back by another road (engines/duckdb.py's run_prepared):
+    the same Arrow table, types and all, as DuckDB's own."""
+    a = sqlml.connect(str(tmp_path / "arrow.duckdb"), autocommit=True)
+    load_shop(a)
+    a.execute(CHURN)
+    plain = (
+        "SELECT * FROM ML.PREDICT(MODEL shop.churn, (SELECT *, DATE '2024-01-02' AS d,"
+        " [id, NULL] AS ids, {'a': plan, 'b': [1.5]} AS s, NULL AS n, 'x'::BLOB AS b,"
+        " 2::TINYINT AS t FROM shop.customers WHERE id < ?)) ORDER BY id"
+    )
+    other = plain.replace("NULL AS n", "TIMESTAMP '2024-01-02 03:04:05' AS ts, 1.5::DECIMAL(4, 2)")
+    for query in (plain, other):
+        for rows in (0, 3, 300, 1):  # (more than SMALL_RESULT rows: DuckDB's Arrow again)
+            first = a.execute(query, [rows]).fetch_arrow_table()
+            for _ in range(2):
+                again = a.execute(query, [rows]).fetch_arrow_table()
+                assert again.schema.equals(first.schema, check_metadata=True)
+                assert again.equals(first)
+            assert first.num_rows == rows
+    shapes = a.session.engine._shapes  # type: ignore[attr-defined]
+    assert any(shape is not None for shape in shapes.values())  # the other road was taken
+    a.close()
+
+
+def test_a_plan_duckdb_cannot_prepare_runs_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = sqlml.connect(str(tmp_path / "unprepared.duckdb"), autocommit=True)
+    load_shop(a)
+    a.execute(CHURN)
+    expected = _rows(a, PREDICT + FRESH)
+    attempts: list[str] = []
+
+    def refuse(name: str, sql: str) -> None:
+        attempts.append(name)
+        raise errors.FeatureNotSupported("cannot be prepared")
+
+    monkeypatch.setattr(a.session.engine, "prepare", refuse)
+    for _ in range(3):
+        assert _rows(a, PREDICT) == expected
+    assert len(attempts) == 1  # not again until something changes
+    a.execute("CREATE TABLE shop.other (x INTEGER)")
+    assert _rows(a, PREDICT) == expected
+    assert len(attempts) == 2
+    one = PREDICT.replace(
+        "TABLE shop.new_customers", "(SELECT * FROM shop.new_customers WHERE id = ?)"
+    )
+    assert a.execute(one, [5]).fetchall() == [expected[5]]
+    with pytest.raises(errors.DataError):  # the query's own error, not the refusal
+        a.execute(one, ["x"])
+    a.close()
