@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import psycopg2
 import pytest
-from conftest import load_shop, unavailable
+from conftest import serving, unavailable
 
 import sqlml
 from sqlml.wire import auth
 from sqlml.wire import protocol as p
 from sqlml.wire.backends import DuckDBBackend
-from sqlml.wire.server import Server, ServerConfig
+from sqlml.wire.server import ServerConfig
 from sqlml.wire.session import Session, SessionConfig, StartTLS
 
 MODEL = (
@@ -34,28 +32,8 @@ PREDICT = (
 )
 
 
-@contextlib.contextmanager
-def _serving(config: ServerConfig, path: str) -> Iterator[int]:
-    server = Server(config, lambda dbname, user: DuckDBBackend(path, dbname, user))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
-    finally:
-        asyncio.run_coroutine_threadsafe(server.aclose(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-
-
-@pytest.fixture
-def shop_file(tmp_path: Path) -> str:
-    path = str(tmp_path / "store.duckdb")  # not shop.duckdb: its catalog would shadow schema shop
-    connection = sqlml.connect(path, autocommit=True)
-    load_shop(connection)
-    connection.close()
-    return path
+def _serving(config: ServerConfig, path: str) -> contextlib.AbstractContextManager[int]:
+    return serving(config, lambda dbname, user: DuckDBBackend(path, dbname, user))
 
 
 @pytest.fixture
@@ -202,18 +180,6 @@ def test_psql_describes_tables_through_the_emulated_catalog(gateway: str) -> Non
     assert rows["spend"] == "double precision"
     assert rows["plan"] == "text"
     assert rows["churned"] == "boolean"
-
-
-@pytest.fixture
-def tls_files(tmp_path: Path) -> tuple[str, str]:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        unavailable("openssl is not installed")
-    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
-    command = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"]
-    command += ["-days", "1", "-keyout", str(key), "-out", str(cert)]
-    subprocess.run(command, capture_output=True, check=True, timeout=60)
-    return str(cert), str(key)
 
 
 @pytest.mark.parametrize("method", ["scram-sha-256", "md5", "password"])

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from sqlml import errors
+from sqlml.wire import copy as copy_module
 from sqlml.wire.copy import CopyInParser, copy_binary_header, copy_binary_trailer, copy_out
 from tests.test_wire_types import feed_in_pieces
 
@@ -103,11 +104,15 @@ def test_copy_in_refuses_bad_data(
     assert where in caught.value.message
 
 
-def test_copy_in_binary_needs_header_and_trailer() -> None:
+def test_copy_in_binary_needs_header_and_whole_tuples() -> None:
+    """The trailer may be missing (ADBC sends none; PostgreSQL's NextCopyFrom takes EOF at a
+    tuple boundary), a tuple may not be cut short, nothing may follow the trailer."""
     batch = pa.RecordBatch.from_pylist([{"id": 1, "name": "a", "score": 0.5}], SCHEMA)
     body = copy_binary_header() + copy_out(batch, "binary")
     assert copy_in(body + copy_binary_trailer(), "binary", size=5) == batch.to_pylist()
-    for data in (body, b"PGCOPY\n\xff\r\n\x01" + body[11:], body + copy_binary_trailer() + b"x"):
+    assert copy_in(body, "binary", size=5) == batch.to_pylist()
+    bad = (body[:-3], b"PGCOPY\n\xff\r\n\x01" + body[11:], body + copy_binary_trailer() + b"x", b"")
+    for data in bad:
         with pytest.raises(errors.Error) as caught:
             copy_in(data, "binary")
         assert caught.value.sqlstate == "22P04"
@@ -118,3 +123,47 @@ def test_copy_in_refuses_unknown_options() -> None:
         CopyInParser(SCHEMA, "csv", {"frobnicate": "1"})
     with pytest.raises(errors.InvalidParameterValue):
         CopyInParser(SCHEMA, "xml")
+
+
+COLUMNWISE = [
+    (
+        b"1\tplain\t1.5\n2\t\\N\t\\N\n3\ta\\tb\\\\c\\nd \\x41\t-0\n4\t\xc3\xbc\t1e3\n5\t\t7\n",
+        "text",
+        {},
+    ),
+    (b"1|x|2\n2|\\N|3\n3|a\\|b|4\n", "text", {"delimiter": "|"}),
+    (b"1,x,2\n2,,3\n3,a\\b,4\n4, spaced ,5\n", "csv", {}),
+    (b"1;NA;2\n2;;3\n", "csv", {"delimiter": ";", "null": "NA"}),
+    (b"id,name,score\n1,x,2\n2,y,3\n", "csv", {"header": "true"}),
+    (b"1\tx\t2\r\n2\ty\t3\r\n", "text", {}),
+    (b'1,"quoted, x",2\n2,y,3\n', "csv", {}),
+    (b'1,"x",2\n2,"",3\n3,"it""s",4\n4,,"5"\n5,"a""",6\n', "csv", {}),
+    (b'1,"a"b,2\n2,"line\nbreak",3\n3,x,"4"\n', "csv", {}),
+    (b'1,"a""b",2\n2,"c\\"d",3\n', "csv", {"escape": "\\"}),
+    (b"1,'x',2\n2,'',3\n", "csv", {"quote": "'"}),
+]
+
+
+@pytest.mark.parametrize(("data", "fmt", "options"), COLUMNWISE)
+def test_columnwise_parse_equals_rowwise(
+    data: bytes, fmt: str, options: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines split by Arrow give what the row-wise parser gives (which the lines it declines,
+    quotes, carriage returns, escaped delimiters, take)."""
+    columnwise = copy_in(data, fmt, options, size=len(data))
+    monkeypatch.setattr(copy_module, "_split_fields", lambda *args: None)
+    assert columnwise == copy_in(data, fmt, options, size=len(data))
+    assert len(columnwise) >= 2
+
+
+def test_columnwise_errors_name_the_line() -> None:
+    data = b"".join(f"{i}\tx\t{i}\n".encode() for i in range(1, 100)) + b"100\tx\tbad\n"
+    with pytest.raises(errors.Error) as caught:
+        copy_in(data, size=len(data))
+    assert caught.value.sqlstate == "22P02"
+    assert "line 100" in caught.value.message
+    data = data.replace(b"bad", b"1\t2")
+    with pytest.raises(errors.Error) as caught:
+        copy_in(data, size=len(data))
+    assert caught.value.sqlstate == "22P04"
+    assert "line 100" in caught.value.message

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import platform
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 import duckdb
 from sqlglot import exp
@@ -58,7 +58,8 @@ from sqlglot.errors import SqlglotError
 
 import sqlml
 from sqlml import errors
-from sqlml.wire import catalog_macros, catalog_rewrite, catalog_sql
+from sqlml.engines.duckdb import map_error
+from sqlml.wire import catalog_macros, catalog_rewrite, catalog_sql, infer
 
 SERVER_VERSION = "15.0"  # as the wire session reports it; version() names sqlml and DuckDB
 SERVER_VERSION_NUM = "150000"
@@ -198,6 +199,32 @@ class Catalog:
         """The session's settings as SHOW reports them (what ParameterStatus messages carry)."""
         return {**self._settings, **self._duckdb_owned}
 
+    def relations(self, names: Collection[str]) -> tuple[list[infer.Relation], list[str]]:
+        """The user relations called ``names`` (lower case) in any schema, with their columns
+        and type OIDs as ``pg_attribute`` has them (an enum column as text), and the schemas an
+        unqualified name is looked up in, in order (PostgreSQL names: DuckDB's main is public):
+        what :func:`sqlml.wire.infer.parameter_types` needs. Reads ``duckdb_columns()`` itself,
+        not the emulated catalog, which takes several times longer to build."""
+        try:
+            rows = self._con.execute(_RELATIONS, [sorted(names)]).fetchall()
+        except duckdb.Error as e:
+            raise map_error(e) from e
+        found = []
+        for database, schema, table, columns, types in rows:
+            typed = tuple(
+                (c, catalog_sql.column_type_oid(t)) for c, t in zip(columns, types, strict=True)
+            )
+            found.append(infer.Relation(_pg_schema(database, schema), table, typed))
+        return found, self._search_path()
+
+    def _search_path(self) -> list[str]:
+        """The session's own temporary schema, then search_path (``$user`` is the user)."""
+        path = ["pg_temp_1"]
+        for item in self._duckdb_owned["search_path"].split(","):
+            name = _unquote_name(item)
+            path.append(self._identity.user if name == "$user" else name)
+        return path
+
     # -- one statement -------------------------------------------------------------------------
 
     def _statement(self, text: str) -> str | None:
@@ -322,12 +349,34 @@ class Catalog:
         limit = f" LIMIT {count}" if count is not None else ""
         return f"SELECT * FROM {_cursor_table(name)}{limit} OFFSET {position}"
 
+    def reads_catalog(self, statement: str) -> bool:
+        """Whether a statement :meth:`rewrite` returned reads the emulated catalog."""
+        return not catalog_sql.references(statement).isdisjoint(catalog_sql.objects())
+
+    def cursor_table(self, name: str) -> exp.Table | None:
+        """The TEMP table holding the rows of the open cursor ``name`` (None: no such cursor)."""
+        if name not in self._cursors:
+            return None
+        return exp.table_(f"sqlml_cursor_{name}", db="main", catalog="temp", quoted=True)
+
     def _close(self, name: str | None) -> str:
         names = [name] if name is not None else sorted(self._cursors)
         for closed in names:
             self._cursors.pop(closed, None)
         drops = [f"DROP TABLE IF EXISTS {_cursor_table(n)}" for n in names]
         return "; ".join(drops) or NOOP
+
+
+# the columns of the user relations of some names: the session's temporary ones (not the
+# emulation's) first, then the database's, as PostgreSQL's search path has pg_temp first
+_RELATIONS = """
+    SELECT database_name, schema_name, table_name,
+           list(column_name ORDER BY column_index), list(data_type ORDER BY column_index)
+    FROM duckdb_columns()
+    WHERE list_contains(?, lower(table_name)) AND (database_name = current_database()
+        OR (database_name = 'temp' AND NOT starts_with(table_name, 'sqlml_')))
+    GROUP BY database_name, schema_name, table_name
+    ORDER BY database_name = 'temp' DESC, schema_name, table_name"""
 
 
 # -- session statements, by first word -------------------------------------------------------------
@@ -496,6 +545,22 @@ def _handle_unlisten(catalog: Catalog, rest: str) -> str | None:
     return NOOP
 
 
+def _handle_drop(catalog: Catalog, rest: str, head: str = "DROP") -> str | None:
+    """``DROP TABLE a, b`` (pgbench -i): one DuckDB statement per relation."""
+    statements = catalog_rewrite.one_per_name(f"{head} {rest}")
+    return None if statements is None else "; ".join(catalog._general(s) for s in statements)
+
+
+def _handle_truncate(catalog: Catalog, rest: str) -> str | None:
+    return _handle_drop(catalog, rest, "TRUNCATE")
+
+
+def _handle_create(catalog: Catalog, rest: str) -> str | None:
+    """``CREATE TABLE ... WITH (fillfactor = 100)`` (pgbench -i): without the parameters."""
+    stripped = catalog_rewrite.without_storage_parameters(f"CREATE {rest}")
+    return None if stripped is None else catalog._general(stripped)
+
+
 _Handler = Callable[[Catalog, str], "str | None"]
 _HANDLERS: dict[str, _Handler] = {
     "SET": _handle_set,
@@ -515,6 +580,9 @@ _HANDLERS: dict[str, _Handler] = {
     "CLOSE": _handle_close,
     "DISCARD": _handle_discard,
     "UNLISTEN": _handle_unlisten,
+    "DROP": _handle_drop,
+    "TRUNCATE": _handle_truncate,
+    "CREATE": _handle_create,
 }
 
 
@@ -555,6 +623,13 @@ def _unquote_name(name: str) -> str:
 def _cursor_table(name: str) -> str:
     table = exp.table_(f"sqlml_cursor_{name}", db="main", catalog="temp", quoted=True)
     return table.sql(dialect="duckdb")
+
+
+def _pg_schema(database: str, schema: str) -> str:
+    """PostgreSQL's name of a DuckDB schema (as the emulated catalog's sqlml_nspname)."""
+    if database == "temp":
+        return "pg_temp_1"
+    return "public" if schema == "main" else schema
 
 
 def _duckdb_schema(pg_name: str) -> str:

@@ -23,14 +23,16 @@ type names, so that ``$1::oid[]`` parses), then:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
+from sqlglot.errors import SqlglotError
 from sqlglot.parsers.postgres import PostgresParser
-from sqlglot.tokenizer_core import TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
 from sqlml.wire import catalog_macros, catalog_sql
 
@@ -346,3 +348,62 @@ def add_srf_column_aliases(tree: exp.Expr) -> None:
         alias = table.args.get("alias")
         if isinstance(table.this, _SCALAR_SRF) and alias is not None and not alias.columns:
             alias.set("columns", [exp.to_identifier(alias.name)])
+
+
+# -- DDL DuckDB takes in another form --------------------------------------------------------------
+
+_WITH_PARAMETERS = re.compile(r"\bWITH\s*\(", re.IGNORECASE)
+_DEPTH = {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}
+
+
+def one_per_name(sql: str) -> list[str] | None:
+    """``DROP TABLE a, b`` or ``TRUNCATE a, b`` as one PostgreSQL statement per relation
+    (DuckDB drops and truncates one at a time); None for a statement that names one relation,
+    or that is no such statement."""
+    if "," not in sql:
+        return None
+    try:
+        tree = sqlglot.parse_one(sql, read=CatalogPostgres)
+    except SqlglotError:
+        return None
+    key = "tables" if isinstance(tree, exp.Drop) else "expressions"
+    if not isinstance(tree, exp.Drop | exp.TruncateTable) or len(tree.args.get(key) or []) < 2:
+        return None
+    statements = []
+    for table in tree.args[key]:
+        single = tree.copy()
+        single.set(key, [table.copy()])
+        statements.append(single.sql(dialect="postgres"))
+    return statements
+
+
+def without_storage_parameters(sql: str) -> str | None:
+    """``CREATE TABLE t (...) WITH (fillfactor = 100)`` without its ``WITH (...)``: storage
+    parameters tune PostgreSQL's heap, which DuckDB has not (and refuses); None when there are
+    none. A ``WITH`` after ``AS`` begins the table's query and stays."""
+    if not _WITH_PARAMETERS.search(sql):
+        return None
+    try:
+        tokens = CatalogPostgres().tokenize(sql)
+    except SqlglotError:
+        return None
+    depth = 0
+    for i, token in enumerate(tokens[:-1]):
+        if token.token_type == TokenType.ALIAS and depth == 0:
+            return None
+        parameters = tokens[i + 1].token_type == TokenType.L_PAREN
+        if token.token_type == TokenType.WITH and depth == 0 and parameters:
+            end = _closing(tokens, i + 1)
+            return None if end is None else sql[: token.start] + sql[tokens[end].end + 1 :]
+        depth += _DEPTH.get(token.token_type, 0)
+    return None
+
+
+def _closing(tokens: list[Token], opening: int) -> int | None:
+    """The index of the parenthesis that closes the one at ``opening``."""
+    depth = 0
+    for i in range(opening, len(tokens)):
+        depth += _DEPTH.get(tokens[i].token_type, 0)
+        if depth == 0:
+            return i
+    return None

@@ -83,6 +83,7 @@ pg_trigger: oid oid, tgrelid oid, tgparentid oid, tgname name, tgfoid oid, tgtyp
 pg_extension: oid oid, extname name, extowner oid, extnamespace oid, extrelocatable boolean, extversion text, extconfig oid[], extcondition text[]
 pg_tablespace: oid oid, spcname name, spcowner oid, spcacl aclitem[], spcoptions text[]
 pg_foreign_table: ftrelid oid, ftserver oid, ftoptions text[]
+pg_opclass: oid oid, opcmethod oid, opcname name, opcnamespace oid, opcowner oid, opcfamily oid, opcintype oid, opcdefault boolean, opckeytype oid
 information_schema.tables: table_catalog name, table_schema name, table_name name, table_type text, self_referencing_column_name name, reference_generation text, user_defined_type_catalog name, user_defined_type_schema name, user_defined_type_name name, is_insertable_into text, is_typed text, commit_action text
 information_schema.columns: table_catalog name, table_schema name, table_name name, column_name name, ordinal_position cardinal_number, column_default text, is_nullable text, data_type text, character_maximum_length cardinal_number, character_octet_length cardinal_number, numeric_precision cardinal_number, numeric_precision_radix cardinal_number, numeric_scale cardinal_number, datetime_precision cardinal_number, interval_type text, interval_precision cardinal_number, character_set_catalog name, character_set_schema name, character_set_name name, collation_catalog name, collation_schema name, collation_name name, domain_catalog name, domain_schema name, domain_name name, udt_catalog name, udt_schema name, udt_name name, scope_catalog name, scope_schema name, scope_name name, maximum_cardinality cardinal_number, dtd_identifier name, is_self_referencing text, is_identity text, identity_generation text, identity_start text, identity_increment text, identity_maximum text, identity_minimum text, identity_cycle text, is_generated text, generation_expression text, is_updatable text
 information_schema.schemata: catalog_name name, schema_name name, schema_owner name, default_character_set_catalog name, default_character_set_schema name, default_character_set_name name, sql_path text
@@ -117,8 +118,9 @@ CATALOG_OIDS: dict[str, tuple[int, str]] = {
     "pg_policy": (3256, "r"), "pg_statistic_ext": (3381, "r"), "pg_publication": (6104, "r"),
     "pg_publication_namespace": (6237, "r"), "pg_publication_rel": (6106, "r"),
     "pg_rewrite": (2618, "r"), "pg_trigger": (2620, "r"), "pg_extension": (3079, "r"),
-    "pg_tablespace": (1213, "r"), "pg_foreign_table": (3118, "r"), "pg_roles": (12000, "v"),
-    "pg_user": (12014, "v"), "pg_views": (12028, "v"), "pg_tables": (12033, "v"),
+    "pg_tablespace": (1213, "r"), "pg_foreign_table": (3118, "r"), "pg_opclass": (2616, "r"),
+    "pg_roles": (12000, "v"), "pg_user": (12014, "v"), "pg_views": (12028, "v"),
+    "pg_tables": (12033, "v"),
     "pg_matviews": (12038, "v"), "pg_indexes": (12043, "v"), "pg_sequences": (12048, "v"),
     "pg_settings": (12104, "v"),
 }  # fmt: skip
@@ -157,6 +159,20 @@ DUCKDB_TYPES: dict[str, int] = {
     "TIMESTAMP WITH TIME ZONE": 1184, "INTERVAL": 1186, "UUID": 2950, "JSON": 114, "BIT": 17,
     "STRUCT": 2249, "BIGNUM": 1700,
 }  # fmt: skip
+
+
+_ARRAY_SUFFIX = re.compile(r"(\[\d*\])+$")
+
+
+def column_type_oid(duckdb_type: str) -> int:
+    """The type OID of a column of DuckDB type ``duckdb_type`` (as ``duckdb_columns()`` spells
+    it), as the emulated pg_attribute has it but for enums (text here, their own type there)."""
+    base = _ARRAY_SUFFIX.sub("", duckdb_type)
+    element = DUCKDB_TYPES.get(base.split("(", 1)[0], 25)
+    if base == duckdb_type:
+        return element
+    pg_type = catalog_types.BY_OID.get(element)
+    return pg_type.typarray if pg_type is not None and pg_type.typarray else 1009  # text[]
 
 
 def view_name(catalog: str) -> str:

@@ -5,11 +5,14 @@ column's text output, escaped (text) or quoted where PostgreSQL quotes (csv), al
 ``binary_join_element_wise``; binary tuples are assembled as DataRows are, without the message
 header, and go between ``copy_binary_header`` and ``copy_binary_trailer``.
 
-The way in is per value: ``CopyInParser`` is fed CopyData chunks split anywhere, splits them into
-rows (text lines with backslash escapes, csv rows by regex, binary tuples) and converts each
-column of a batch of rows to Arrow: numbers by Arrow's cast where it can, else value by value
-with params.py's decoders, naming the COPY line of a bad value. The module does no I/O: bytes
-in, bytes or Arrow out.
+The way in: ``CopyInParser`` is fed CopyData chunks split anywhere (a client may send a message
+per row: pgbench does) and parses what gathered every _PARSE_BYTES. Complete lines without
+quotes (csv), carriage returns, end marker or stray backslashes (text) are split column-wise by
+Arrow (``_split_fields``); anything else goes row by row (text lines with backslash escapes, csv
+rows by regex, binary tuples), which also names the line of a malformed row. Each column is
+then converted to Arrow: numbers by Arrow's cast where it can, else value by value with
+params.py's decoders, naming the COPY line of a bad value. The module does no I/O: bytes in,
+bytes or Arrow out.
 """
 
 from __future__ import annotations
@@ -17,25 +20,30 @@ from __future__ import annotations
 import re
 import struct
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sqlml import errors
 from sqlml.engines.pgtypes import FLOAT4, FLOAT8, INT2, INT4, INT8
-from sqlml.wire._columns import _is_list, _join, _payload
+from sqlml.wire._columns import _fixed, _is_list, _join, _lengths, _offsets, _payload
 from sqlml.wire._values import _STRINGS, Interval
 from sqlml.wire.params import _decode_binary, _decode_text, _for_duckdb, _utf8
+from sqlml.wire.protocol import CopyData
 from sqlml.wire.types import _binary, _text, _tuples, wire_type
 
 __all__ = [
     "COPY_SIGNATURE",
     "CopyInParser",
+    "CopyOut",
     "copy_binary_header",
     "copy_binary_trailer",
     "copy_out",
+    "validate_options",
 ]
 
 # -- COPY TO --------------------------------------------------------------------------------
@@ -54,42 +62,131 @@ def copy_binary_trailer() -> bytes:
     return struct.pack(">h", -1)
 
 
-def copy_out(batch: pa.RecordBatch, format: str) -> bytes:
+def copy_out(batch: pa.RecordBatch, format: str, options: dict[str, str] | None = None) -> bytes:
     """The batch's rows as COPY TO STDOUT writes them: 'text', 'csv' or 'binary' (tuples only:
     the header and trailer come from copy_binary_header and copy_binary_trailer)."""
     if format == "binary":
         return _tuples([_binary(c) for c in batch.columns], batch.num_rows, data_row=False)
-    if format not in ("text", "csv"):
-        raise errors.InvalidParameterValue(f'COPY format "{format}" not recognized')
+    return bytes(_payload(_lines(batch, _copy_options(format, options or {}, True), format)))
+
+
+class CopyOut:
+    """COPY TO STDOUT as the CopyData messages PostgreSQL sends: one per row (clients such as
+    ADBC and psycopg's ``rows()`` read a row per message), the binary header in front of the
+    first row, a header line and the binary trailer in messages of their own."""
+
+    def __init__(self, schema: pa.Schema, format: str, options: dict[str, str] | None = None):
+        self.schema = schema
+        self.format = format
+        self._options = _copy_options(format, options or {}, to_client=True)
+
+    @property
+    def format_code(self) -> int:
+        """CopyOutResponse's format: 1 binary, 0 text (csv included), for every column too."""
+        return 1 if self.format == "binary" else 0
+
+    def messages(self, table: pa.Table, batch_rows: int = 8192) -> Iterator[bytes]:
+        """The CopyData messages of the table's rows, ``batch_rows`` rows at a time."""
+        start = 0
+        if self.format == "binary":
+            if not table.num_rows:  # PostgreSQL: header and trailer in one message
+                yield CopyData(copy_binary_header() + copy_binary_trailer()).encode()
+                return
+            first = table.slice(0, 1).combine_chunks().to_batches()[0]
+            yield CopyData(copy_binary_header() + copy_out(first, "binary")).encode()
+            start = 1
+        elif self._options.header == "true":
+            yield self._header()
+        for offset in range(start, table.num_rows, batch_rows):
+            chunk = table.slice(offset, batch_rows).combine_chunks()
+            for batch in chunk.to_batches():
+                yield self._rows(batch)
+        if self.format == "binary":
+            yield CopyData(copy_binary_trailer()).encode()
+
+    def _header(self) -> bytes:
+        names = [pa.array([name], pa.large_string()) for name in self.schema.names]
+        batch = pa.RecordBatch.from_arrays(names, names=[str(i) for i in range(len(names))])
+        return _framed(_lines(batch, self._options, self.format, names=True))
+
+    def _rows(self, batch: pa.RecordBatch) -> bytes:
+        if self.format == "binary":
+            return _binary_messages(batch)
+        return _framed(_lines(batch, self._options, self.format))
+
+
+def _lines(
+    batch: pa.RecordBatch, options: _CopyOptions, format: str, names: bool = False
+) -> pa.Array:
+    """Each row of the batch as a text or csv line with its line break, as large_string (a
+    header line: the batch's columns hold the names, one value each)."""
     if not batch.num_columns:
-        return b"\n" * int(batch.num_rows)
+        return pa.array(["\n"] * batch.num_rows, pa.large_string())
     single = batch.num_columns == 1
-    texts = [_text(c) for c in batch.columns]
+    texts = [c.cast(pa.large_string()) if names else _text(c) for c in batch.columns]
+    delimiter, null = options.delimiter.decode(), options.null.decode()
     if format == "text":
-        cells, separator, null = [_copy_escape(t) for t in texts], "\t", "\\N"
+        cells = [_copy_escape(t, delimiter) for t in texts]
     else:
-        cells, separator, null = [_csv_quote(t, single) for t in texts], ",", ""
-    lines = _join(cells, separator, null_handling="replace", null_replacement=null)
-    return bytes(_payload(_join([lines, "\n"], b"")))
+        cells = [_csv_quote(t, single, options) for t in texts]
+    lines = _join(cells, delimiter, null_handling="replace", null_replacement=null)
+    return _join([lines, "\n"])
 
 
-def _copy_escape(text: pa.Array) -> pa.Array:
-    if not pc.any(pc.match_substring_regex(text, r"[\\\x08-\x0d]")).as_py():
+def _framed(rows: pa.Array) -> bytes:
+    """Each value of a large_string array as one CopyData message: 'd', int32 length, bytes."""
+    lengths = np.diff(_offsets(rows))
+    head = np.empty(len(rows), [("kind", "S1"), ("length", ">i4")])
+    head["kind"], head["length"] = b"d", lengths + 4
+    return bytes(_payload(_join([_fixed(head, head.itemsize, len(rows)), rows], b"")))
+
+
+def _binary_messages(batch: pa.RecordBatch) -> bytes:
+    """Each row as a CopyData message holding its binary tuple. A binary tuple is a DataRow's
+    body, so the DataRows are built (column-wise) and their type bytes turned from 'D' to 'd'."""
+    columns = [_binary(c) for c in batch.columns]
+    data = bytearray(_tuples(columns, batch.num_rows, data_row=True))
+    sizes = np.full(batch.num_rows, 7, np.int64)  # type, length, field count
+    for column in columns:
+        sizes += 4 + np.maximum(_lengths(column), 0)
+    np.frombuffer(data, np.uint8)[np.cumsum(sizes) - sizes] = ord("d")
+    return bytes(data)
+
+
+def _copy_escape(text: pa.Array, delimiter: str = "\t") -> pa.Array:
+    """COPY text's escapes: backslash, control characters, and the delimiter."""
+    extra = "" if delimiter in "\b\f\n\r\t\v\\" else re.escape(delimiter)
+    if not pc.any(pc.match_substring_regex(text, r"[\\\x08-\x0d" + extra + "]")).as_py():
         return text
     for char, escaped in _COPY_TEXT_ESCAPES:
         text = pc.replace_substring(text, char, escaped)
-    return text
+    return pc.replace_substring(text, delimiter, "\\" + delimiter) if extra else text
 
 
-def _csv_quote(text: pa.Array, single: bool) -> pa.Array:
-    """Quoted where PostgreSQL quotes: empty strings, the delimiter, quotes, line breaks, and a
-    lone \\. in a one-column file."""
-    needs = r'^$|[",\r\n]' + (r"|^\\\.$" if single else "")
-    quoted = _join(['"', pc.replace_substring(text, '"', '""'), '"'])
-    return pc.if_else(pc.match_substring_regex(text, needs), quoted, text)
+def _csv_quote(text: pa.Array, single: bool, options: _CopyOptions) -> pa.Array:
+    """Quoted where PostgreSQL quotes: a value equal to the NULL marker, one holding the
+    delimiter, the quote or a line break, and a lone \\. in a one-column file; inside quotes the
+    quote and escape characters get the escape character before them."""
+    quote, escape = options.quote.decode(), options.escape.decode()
+    needs = pc.equal(text, options.null.decode())
+    for char in {options.delimiter.decode(), quote, "\n", "\r"}:
+        needs = pc.or_(needs, pc.match_substring(text, char))
+    if single:
+        needs = pc.or_(needs, pc.equal(text, "\\."))
+    inner = text
+    if escape != quote:
+        inner = pc.replace_substring(inner, escape, escape + escape)
+    inner = pc.replace_substring(inner, quote, escape + quote)
+    return pc.if_else(needs, _join([quote, inner, quote]), text)
 
 
 # -- COPY FROM ------------------------------------------------------------------------------
+
+
+_PARSE_BYTES = 1 << 18  # COPY FROM data gathered before it is parsed
+
+
+_INT16, _INT32 = struct.Struct(">h"), struct.Struct(">i")
 
 
 def _bad_copy(message: str, line: int) -> errors.Error:
@@ -106,28 +203,51 @@ class _CopyOptions:
 
 
 _TRUE_WORDS = ("true", "on", "1", "yes")
+_FALSE_WORDS = ("false", "off", "0", "no")
+_KNOWN = {"delimiter", "null", "header", "quote", "escape", "format"}
 
 
-def _copy_options(format: str, given: dict[str, str]) -> _CopyOptions:
+def validate_options(format: str, given: dict[str, str], to_client: bool = False) -> None:
+    """Raises PostgreSQL's error for options COPY does not take: an unknown format (22023) or
+    option (42601), text options in binary format, csv options outside csv (0A000), HEADER
+    MATCH on the way out."""
+    _copy_options(format, given, to_client)
+
+
+def _copy_options(format: str, given: dict[str, str], to_client: bool = False) -> _CopyOptions:
     if format not in ("text", "csv", "binary"):
         raise errors.InvalidParameterValue(f'COPY format "{format}" not recognized')
     options = {key.lower(): value for key, value in given.items()}
-    unknown = set(options) - {"delimiter", "null", "header", "quote", "escape", "format"}
+    unknown = set(options) - _KNOWN
     if unknown:
         raise errors.SyntaxError(f'option "{sorted(unknown)[0]}" not recognized')
+    _check_format_options(format, options, to_client)
     csv = format == "csv"
     delimiter = options.get("delimiter", "," if csv else "\t").encode()
     quote = options.get("quote", '"').encode()
     header = options.get("header", "false").lower()
     header = "match" if header == "match" else ("true" if header in _TRUE_WORDS else "false")
+    escape = options.get("escape", quote.decode()).encode()
     if len(delimiter) != 1 or len(quote) != 1 or delimiter in (b"\n", b"\r", quote):
         raise errors.InvalidParameterValue(
             "COPY delimiter and quote must be distinct single characters"
         )
+    if len(escape) != 1:
+        raise errors.InvalidParameterValue("COPY escape must be a single one-byte character")
     null = options.get("null", "" if csv else "\\N").encode()
-    return _CopyOptions(
-        delimiter, null, quote, options.get("escape", quote.decode()).encode(), header
-    )
+    return _CopyOptions(delimiter, null, quote, escape, header)
+
+
+def _check_format_options(format: str, options: dict[str, str], to_client: bool) -> None:
+    if format == "binary" and {"delimiter", "null", "header"} & set(options):
+        raise errors.SyntaxError("cannot specify DELIMITER, NULL or HEADER in BINARY mode")
+    if format != "csv" and {"quote", "escape"} & set(options):
+        raise errors.FeatureNotSupported("COPY QUOTE and ESCAPE are available only in CSV mode")
+    header = options.get("header", "false").lower()
+    if header not in (*_TRUE_WORDS, *_FALSE_WORDS, "match"):
+        raise errors.InvalidParameterValue('header requires a Boolean value or "match"')
+    if header == "match" and to_client:
+        raise errors.FeatureNotSupported('cannot use "match" with HEADER in COPY TO')
 
 
 class CopyInParser:
@@ -144,14 +264,20 @@ class CopyInParser:
             raise errors.FeatureNotSupported("COPY FROM into composite columns is not supported")
         self._oids = [wire_type(f.type).oid for f in schema]
         self._buffer = bytearray()
-        self._rows: list[list[Any]] = []  # complete rows not yet returned: raw field values
+        self._rows: list[list[Any]] = []  # complete rows not yet converted: raw field values
         self._lines: list[int] = []  # the line number of each of them
+        self._converted: list[pa.RecordBatch] = []  # rows converted, not yet returned
         self._line = 0  # lines (binary: tuples) consumed so far
         self._started = False  # the header line or binary header is behind us
         self._done = False  # the end marker (\. or the binary trailer) has been read
         if format == "csv":
             patterns = _csv_patterns(self._options)
             self._csv_row, self._csv_field, self._csv_quoted, self._csv_escaped = patterns
+
+    @property
+    def pending(self) -> int:
+        """Complete rows parsed and not yet returned by batch()."""
+        return len(self._rows) + sum(int(b.num_rows) for b in self._converted)
 
     def feed(self, data: bytes) -> None:
         """One CopyData message's bytes."""
@@ -160,24 +286,36 @@ class CopyInParser:
                 raise _bad_copy("received copy data after EOF marker", self._line)
             return
         self._buffer += data
-        self._parse(final=False)
+        if len(self._buffer) >= _PARSE_BYTES:
+            self._parse(final=False)
 
     def batch(self) -> pa.RecordBatch | None:
         """The complete rows since the last call, converted to the schema (None: no rows)."""
-        if not self._rows:
+        if not self._done:
+            self._parse(final=False)
+        self._convert_rows()
+        if not self._converted:
             return None
+        batches, self._converted = self._converted, []
+        return batches[0] if len(batches) == 1 else pa.concat_batches(batches)
+
+    def _convert_rows(self) -> None:
+        """The rows parsed row by row, converted (before any rows parsed after them)."""
+        if not self._rows:
+            return
         rows, lines = self._rows, self._lines
         self._rows, self._lines = [], []
         columns = [
             self._column(i, [row[i] for row in rows], lines) for i in range(len(self.schema))
         ]
-        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+        self._converted.append(pa.RecordBatch.from_arrays(columns, schema=self.schema))
 
     def finish(self) -> pa.RecordBatch | None:
-        """At CopyDone: an unterminated last line is a row; binary data must end in its trailer."""
+        """At CopyDone: an unterminated last line is a row; binary data may end without its
+        trailer (ADBC sends none; PostgreSQL takes that), but not inside its header or a tuple."""
         if not self._done:
             self._parse(final=True)
-        if self.format == "binary" and not self._done:
+        if self.format == "binary" and not self._done and (self._buffer or not self._started):
             raise _bad_copy("unexpected EOF in COPY data", self._line + 1)
         return self.batch()
 
@@ -211,11 +349,18 @@ class CopyInParser:
 
     def _parse_text(self, final: bool) -> None:
         end = self._buffer.rfind(b"\n") + 1
-        lines = bytes(self._buffer[:end]).split(b"\n")[:-1]
+        region = bytes(self._buffer[:end])
         del self._buffer[:end]
         if final and self._buffer:
-            lines.append(bytes(self._buffer))
+            region += bytes(self._buffer) + b"\n"
             self._buffer.clear()
+        if region and not self._started:  # the header (or first) line, the row-wise way
+            first, _, region = region.partition(b"\n")
+            self._text_lines([first])
+        if region and not self._done and not self._columnwise(region):
+            self._text_lines(region.split(b"\n")[:-1])
+
+    def _text_lines(self, lines: list[bytes]) -> None:
         for line in lines:
             self._line += 1
             line = line.removesuffix(b"\r")
@@ -245,8 +390,17 @@ class CopyInParser:
             raise errors.from_sqlstate(e.sqlstate, f"{e.message} (COPY line {self._line})") from e
 
     def _parse_csv(self, final: bool) -> None:
+        if not self._started:  # the header (or first) row, the row-wise way
+            self._csv_rows(final, limit=1)
+        end = self._buffer.rfind(b"\n") + 1
+        if self._started and not self._done and end and self._columnwise(bytes(self._buffer[:end])):
+            del self._buffer[:end]
+        self._csv_rows(final)
+
+    def _csv_rows(self, final: bool, limit: int = -1) -> None:
         data, pos = bytes(self._buffer), 0
-        while not self._done:
+        while not self._done and limit != 0:
+            limit -= 1
             match = self._csv_row.match(data, pos)
             if match is None and final and pos < len(data):
                 match = self._csv_row.match(data + b"\n", pos)
@@ -278,6 +432,34 @@ class CopyInParser:
         unquote = self._csv_quoted.sub(lambda m: escaped.sub(rb"\1", m.group(0)[1:-1]), raw)
         return _utf8(unquote)
 
+    def _columnwise(self, region: bytes) -> bool:
+        """Complete lines (``region`` ends in a line break) split into columns by Arrow and
+        converted; False, with nothing done, for lines that need the row-wise way: carriage
+        returns, the end marker, a backslash before a delimiter (text), a quote that does not
+        wrap a whole field (csv: a delimiter or line break inside quotes, say), a line with
+        too many or too few fields, bytes that are not UTF-8."""
+        options, width = self._options, len(self.schema)
+        if not width or b"\r" in region or region.startswith(b"\\.\n") or b"\n\\.\n" in region:
+            return False
+        csv = self.format == "csv"
+        odd_escape = options.escape != options.quote  # then "" inside quotes is no quote
+        if csv and odd_escape and (options.escape in region or options.quote in region):
+            return False
+        columns = _split_fields(region, width, options.delimiter)
+        if columns is None:
+            return False
+        quote = options.quote if csv and options.quote in region else None
+        cells = [_cells(c, options.null, not csv, quote) for c in columns]
+        if any(c is None for c in cells):
+            return False
+        count, first = len(columns[0]), self._line + 1
+        lines = range(first, first + count)
+        converted = [self._column(i, c, lines) for i, c in enumerate(cells)]
+        self._convert_rows()
+        self._converted.append(pa.RecordBatch.from_arrays(converted, schema=self.schema))
+        self._line += count
+        return True
+
     def _parse_binary(self) -> None:
         buffer, pos = self._buffer, 0
         if not self._started:
@@ -290,51 +472,60 @@ class CopyInParser:
                 return
             del buffer[: 19 + extension]
             self._started = True
-        while pos + 2 <= len(buffer) and not self._done:
-            pos = self._binary_tuple(buffer, pos)
-            if pos < 0:
-                return
-            del buffer[:pos]
-            pos = 0
+        data = bytes(buffer)
+        pos = self._binary_tuples(data)
+        del buffer[:pos]  # once: deleting from the front per tuple is quadratic
         if self._done and buffer:
             raise _bad_copy("received copy data after EOF marker", self._line)
 
-    def _binary_tuple(self, buffer: bytearray, pos: int) -> int:
-        """One tuple (or the trailer) from pos: the position after it, -1 while incomplete."""
-        (count,) = struct.unpack_from(">h", buffer, pos)
-        if count == -1:
-            self._done = True
-            return pos + 2
-        if count != len(self.schema):
-            raise _bad_copy(
-                f"row field count is {count}, expected {len(self.schema)}", self._line + 1
-            )
-        pos += 2
-        fields: list[bytes | None] = []
-        for _ in range(count):
-            if pos + 4 > len(buffer):
-                return -1
-            (length,) = struct.unpack_from(">i", buffer, pos)
-            pos += 4 + max(length, 0)
-            if pos > len(buffer):
-                return -1
-            fields.append(None if length < 0 else bytes(buffer[pos - length : pos]))
-        self._line += 1
-        self._add(fields)
+    def _binary_tuples(self, data: bytes) -> int:
+        """The complete tuples of ``data`` (and the trailer) as rows; returns where the first
+        incomplete one starts. One loop, for speed: a binary COPY is read field by field."""
+        width, end, pos = len(self.schema), len(data), 0
+        int16, int32 = _INT16.unpack_from, _INT32.unpack_from
+        while pos + 2 <= end:
+            (count,) = int16(data, pos)
+            if count == -1:
+                self._done = True
+                return pos + 2
+            if count != width:
+                raise _bad_copy(f"row field count is {count}, expected {width}", self._line + 1)
+            at, fields = pos + 2, []
+            for _ in range(count):
+                if at + 4 > end:
+                    return pos
+                (length,) = int32(data, at)
+                at += 4 + max(length, 0)
+                fields.append(None if length < 0 else data[at - length : at])
+            if at > end:
+                return pos
+            self._line += 1
+            self._rows.append(fields)
+            self._lines.append(self._line)
+            pos = at
         return pos
 
-    def _column(self, i: int, values: list[Any], lines: list[int]) -> pa.Array:
+    def _column(self, i: int, values: list[Any] | pa.Array, lines: Sequence[int]) -> pa.Array:
+        """Column ``i``'s raw values (text: strings; binary: bytes; None for NULL) converted to
+        its Arrow type; ``lines`` are their COPY lines, for errors."""
         field, oid = self.schema.field(i), self._oids[i]
         if (
             self.format != "binary"
             and oid in _STRINGS
             and not isinstance(field.type, pa.BaseExtensionType)
         ):
-            return pa.array(values, field.type)
+            if isinstance(values, pa.Array) and not pa.types.is_null(field.type):
+                return values.cast(field.type)
+            return pa.array(_pylist(values), field.type)
         if self.format != "binary" and oid in (INT2, INT4, INT8, FLOAT4, FLOAT8):
             parsed = _arrow_parsed(values, field.type)
             if parsed is not None:
                 return parsed
+        values = _pylist(values)
+        if self.format == "binary" and oid in _BINARY_NUMBERS:
+            numbers = _binary_numbers(values, _BINARY_NUMBERS[oid], field.type)
+            if numbers is not None:
+                return numbers
         decode = _decode_binary if self.format == "binary" else _decode_text
         out: list[Any] = []
         for value, line in zip(values, lines, strict=True):
@@ -383,11 +574,90 @@ def _csv_patterns(options: _CopyOptions) -> tuple[re.Pattern[bytes], ...]:
     return row, re.compile(b"(" + field + b")" + d, re.S), re.compile(quoted, re.S), escaped
 
 
-def _arrow_parsed(values: list[str | None], arrow_type: pa.DataType) -> pa.Array | None:
+# binary COPY numbers read by numpy: type OID -> big-endian dtype
+_BINARY_NUMBERS = {INT2: ">i2", INT4: ">i4", INT8: ">i8", FLOAT4: ">f4", FLOAT8: ">f8"}
+
+
+def _binary_numbers(
+    values: list[bytes | None], dtype: str, arrow_type: pa.DataType
+) -> pa.Array | None:
+    """Binary numbers of one width all (NULLs aside), by numpy; None: per value (a wrong
+    width, which names its line)."""
+    width = np.dtype(dtype).itemsize
+    present = [v for v in values if v is not None]
+    if any(len(v) != width for v in present):
+        return None
+    numbers = np.frombuffer(b"".join(present), dtype).astype(dtype[1:])
+    if len(present) == len(values):
+        return pa.array(numbers).cast(arrow_type)
+    mask = np.array([v is None for v in values])
+    full = np.zeros(len(values), numbers.dtype)
+    full[~mask] = numbers
+    return pa.array(full, mask=mask).cast(arrow_type)
+
+
+def _pylist(values: list[Any] | pa.Array) -> list[Any]:
+    return values.to_pylist() if isinstance(values, pa.Array) else values
+
+
+def _split_fields(region: bytes, width: int, delimiter: bytes) -> list[pa.Array] | None:
+    """The fields of the lines of ``region`` (each ending in a line break), column by column as
+    large_binary; None unless every line has ``width`` fields."""
+    if delimiter[0] >= 0x80:  # Arrow splits by a UTF-8 pattern
+        return None
+    lines = pc.split_pattern(pa.array([region[:-1]], pa.large_binary()), "\n").flatten()
+    fields = pc.split_pattern(lines, delimiter.decode())
+    if not pc.all(pc.equal(pc.list_value_length(fields), width)).as_py():
+        return None
+    flat = fields.flatten()
+    return [flat.take(pa.array(np.arange(j, len(flat), width))) for j in range(width)]
+
+
+def _cells(raw: pa.Array, null: bytes, unescape: bool, quote: bytes | None) -> pa.Array | None:
+    """Raw field bytes as large_string, the NULL marker as NULL, text escapes resolved, csv
+    quotes taken off; None for bytes that are not UTF-8, (text) a value ending in a backslash,
+    which escapes the delimiter after it, or (csv) a quote that does not wrap a whole field:
+    the row-wise way reads those."""
+    is_null = pc.equal(raw, pa.scalar(null, pa.large_binary()))
+    if quote is not None:
+        mark = quote.decode()
+        q = re.escape(mark)
+        wrapped = pc.match_substring_regex(raw, f"^{q}(?:[^{q}]|{q}{q})*{q}$")
+        if pc.any(pc.and_not(pc.match_substring(raw, mark), wrapped)).as_py():
+            return None
+        inner = pc.replace_substring(pc.binary_slice(raw, 1, -1), mark * 2, mark)
+        raw = pc.if_else(wrapped, inner, raw)
+        is_null = pc.and_not(is_null, wrapped)  # a quoted value is never NULL
+    if unescape:
+        escaped = pc.and_not(pc.match_substring(raw, "\\"), is_null)
+        if pc.any(escaped).as_py():
+            if pc.any(pc.and_not(pc.match_substring_regex(raw, r"\\$"), is_null)).as_py():
+                return None
+            mask = np.asarray(escaped.to_numpy(zero_copy_only=False), dtype=np.bool_)
+            try:
+                fixed = [_copy_unescape(raw[int(i)].as_py()) for i in np.flatnonzero(mask)]
+            except errors.Error:
+                return None
+            return _strings(raw, is_null, fixed, mask)
+    return _strings(raw, is_null, [], None)
+
+
+def _strings(raw: pa.Array, is_null: pa.Array, fixed: list[str], mask: Any) -> pa.Array | None:
+    try:
+        text = raw.cast(pa.large_string())
+    except pa.ArrowInvalid:
+        return None
+    if mask is not None:
+        text = pc.replace_with_mask(text, pa.array(mask), pa.array(fixed, pa.large_string()))
+    return pc.if_else(is_null, pa.scalar(None, pa.large_string()), text)
+
+
+def _arrow_parsed(values: list[str | None] | pa.Array, arrow_type: pa.DataType) -> pa.Array | None:
     """Numbers parsed by Arrow's cast, or None: then per value, for PostgreSQL's own spellings
     (' 1', '+1', 'Infinity'), out-of-range values and the line of an error."""
     try:
-        parsed = pa.array(values, pa.string()).cast(arrow_type)
+        strings = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+        parsed = strings.cast(arrow_type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     if pa.types.is_floating(arrow_type) and pc.any(pc.is_inf(parsed)).as_py():

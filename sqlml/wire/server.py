@@ -3,10 +3,11 @@
 Each connection gets a Session (session.py, no I/O) and a worker thread of its own pool slot:
 the bytes read are handed to ``Session.receive`` on that thread, which runs statements on the
 session's backend and hands each output back to the event loop to write (with back-pressure:
-the worker waits for ``drain``). A long query or training holds its worker, never the loop, so
-other clients go on. CancelRequest finds the target session by process id and secret key.
-Limits: a connection limit (53300), the largest message (08P01), an idle timeout and a
-statement timeout (57014), all in ServerConfig.
+the worker waits for ``drain``). A statement's notices (CREATE MODEL's progress) go out while it
+runs, through the ``send`` the session is given. A long query or training holds its worker,
+never the loop, so other clients go on. CancelRequest finds the target session by process id
+and secret key. Limits: a connection limit (53300), the largest message (08P01), an idle
+timeout and a statement timeout (57014), all in ServerConfig.
 """
 
 from __future__ import annotations
@@ -43,9 +44,15 @@ class ServerConfig:
 
 
 class Server:
-    def __init__(self, config: ServerConfig, open_backend: Callable[[str, str], Backend]) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        open_backend: Callable[[str, str], Backend],
+        session_class: type[Session] = Session,  # proxy.ProxySession over PostgreSQL
+    ) -> None:
         self.config = config
         self.open_backend = open_backend
+        self.session_class = session_class
         self.sessions: dict[int, Session] = {}
         self._ids = iter(range(1000, 1 << 31))
         self._lock = threading.Lock()
@@ -90,8 +97,13 @@ class Server:
         if task is not None:
             self._tasks.add(task)
         process_id = next(self._ids)
-        session = Session(
-            self._session_config(writer), self.open_backend, process_id, secrets.randbits(31)
+        outbox = _Outbox(writer, asyncio.get_running_loop())
+        session = self.session_class(
+            self._session_config(writer),
+            self.open_backend,
+            process_id,
+            secrets.randbits(31),
+            send=outbox.send,
         )
         try:
             if len(self.sessions) >= self.config.max_connections:
@@ -100,7 +112,7 @@ class Server:
                 await writer.drain()
                 return
             self.sessions[process_id] = session
-            await self._serve(session, reader, writer)
+            await self._serve(session, reader, outbox)
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
             pass  # the client went away, or stayed idle too long: nothing to answer
         finally:
@@ -127,45 +139,28 @@ class Server:
             max_message_size=self.config.max_message_size,
         )
 
-    async def _serve(
-        self, session: Session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _serve(self, session: Session, reader: asyncio.StreamReader, outbox: _Outbox) -> None:
         loop = asyncio.get_running_loop()
         while not session.closed:
             data = await asyncio.wait_for(reader.read(READ_SIZE), self.config.idle_timeout)
             if not data:
                 return
-            work = loop.run_in_executor(self._pool, self._pump, session, data, writer, loop)
+            work = loop.run_in_executor(self._pool, self._pump, session, data, outbox)
             try:
                 await asyncio.wait_for(asyncio.shield(work), self.config.statement_timeout)
             except TimeoutError:
                 session.cancel()
                 await work
 
-    def _pump(
-        self,
-        session: Session,
-        data: bytes,
-        writer: asyncio.StreamWriter,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
+    def _pump(self, session: Session, data: bytes, outbox: _Outbox) -> None:
         """On the worker thread: runs what ``data`` leads to, handing each output to the loop."""
-        pending: list[bytes] = []
-        size = 0
         for output in session.receive(data):
             if isinstance(output, bytes):
-                pending.append(output)
-                size += len(output)
-                if size >= READ_SIZE:
-                    self._call(loop, self._write(writer, b"".join(pending)))
-                    pending, size = [], 0
-                continue
-            if pending:
-                self._call(loop, self._write(writer, b"".join(pending)))
-                pending, size = [], 0
-            self._act(output, writer, loop)
-        if pending:
-            self._call(loop, self._write(writer, b"".join(pending)))
+                outbox.add(output)
+            else:
+                outbox.flush()
+                self._act(output, outbox.writer, outbox.loop)
+        outbox.flush()
 
     def _act(
         self, action: Output, writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop
@@ -198,6 +193,53 @@ class Server:
         await writer.drain()
 
 
+class _Outbox:
+    """A connection's bytes on their way from its worker thread to the event loop: outputs
+    gather up to READ_SIZE and are written in order, the worker waiting for ``drain``. Locked:
+    a notice may come from a thread the training started."""
+
+    def __init__(self, writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop) -> None:
+        self.writer, self.loop = writer, loop
+        self._pending: list[bytes] = []
+        self._size = 0
+        self._lock = threading.RLock()
+
+    def add(self, data: bytes) -> None:
+        with self._lock:
+            self._pending.append(data)
+            self._size += len(data)
+            if self._size >= READ_SIZE:
+                self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending:
+                data, self._pending, self._size = b"".join(self._pending), [], 0
+                if self._size_queued() + len(data) < READ_SIZE:
+                    # Small answers (the usual OLTP round trip) are handed to the loop without
+                    # waiting for it: a wait costs two thread switches per message. Order is
+                    # kept (call_soon_threadsafe runs callbacks in order); back-pressure still
+                    # applies once the transport buffers READ_SIZE bytes.
+                    self.loop.call_soon_threadsafe(self._write_now, data)
+                else:
+                    Server._call(self.loop, Server._write(self.writer, data))
+
+    def _size_queued(self) -> int:
+        transport = self.writer.transport
+        return transport.get_write_buffer_size() if not transport.is_closing() else 0
+
+    def _write_now(self, data: bytes) -> None:
+        if not self.writer.transport.is_closing():
+            self.writer.write(data)
+
+    def send(self, data: bytes) -> None:
+        """Writes now, behind what gathered: a notice while a statement runs. A notice is
+        best effort: a client that went away is found by the statement's own answer."""
+        with self._lock, contextlib.suppress(ConnectionError, ssl.SSLError):
+            self.add(data)
+            self.flush()
+
+
 def _tls_context(config: ServerConfig) -> ssl.SSLContext | None:
     if not config.tls_cert:
         return None
@@ -206,9 +248,13 @@ def _tls_context(config: ServerConfig) -> ssl.SSLContext | None:
     return context
 
 
-def serve(config: ServerConfig, open_backend: Callable[[str, str], Backend]) -> None:
+def serve(
+    config: ServerConfig,
+    open_backend: Callable[[str, str], Backend],
+    session_class: type[Session] = Session,
+) -> None:
     """Runs the gateway until interrupted."""
-    server = Server(config, open_backend)
+    server = Server(config, open_backend, session_class)
 
     async def main() -> None:
         try:

@@ -16,28 +16,43 @@ The states follow the protocol documentation's message flow:
   first error ends the message) and the extended protocol (Parse, Bind, Describe, Execute with a
   row limit and PortalSuspended, Close, Flush, Sync; after an error everything up to Sync is
   discarded). The transaction status is I, T or E; in E every statement but ROLLBACK (or a
-  COMMIT, which rolls back) gets 25P02.
+  COMMIT, which rolls back) gets 25P02;
+- copy: ``COPY ... TO STDOUT`` runs its query and sends CopyOutResponse, the rows as CopyData
+  (copy.CopyOut) and CopyDone; ``COPY ... FROM STDIN`` answers CopyInResponse and the session
+  stays in copy-in until CopyDone or CopyFail, feeding CopyData to a copy.CopyInParser whose
+  Arrow batches go to a :class:`CopyTarget` the backend opened (all rows or none). A COPY in a
+  simple Query suspends the rest of its statements until the copy ends; via Execute, the Sync
+  that libpq sends behind it is ignored, as PostgreSQL does.
 
-Results are Arrow tables; types.data_rows encodes a batch column by column.
+Results are Arrow tables; types.data_rows encodes a batch column by column. Notices a running
+statement raises (CREATE MODEL's progress) go out at once through ``send`` when the server gives
+one, else they queue and precede the statement's next output. An exception that is no sqlml
+error is our bug: the client gets XX000 with its message and the session goes on.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pyarrow as pa
+from sqlglot import exp
 
 from sqlml import errors, grammar
-from sqlml.engines import pgtypes
 from sqlml.engines.base import Result
 from sqlml.wire import auth, protocol, types
 from sqlml.wire import protocol as p
+from sqlml.wire.copy import CopyInParser, CopyOut
+from sqlml.wire.copy_statement import CopyStatement, parse_copy
+
+log = logging.getLogger(__name__)
 
 SERVER_VERSION = "15.0"  # what clients adapt their catalog queries to (psql, SQLAlchemy)
 BATCH_ROWS = 8192  # rows per DataRow batch handed to the server to send
+COPY_IN_ROWS = 1 << 16  # COPY FROM rows converted to Arrow and appended at a time
 
 
 @dataclass(frozen=True)
@@ -64,13 +79,49 @@ Action = StartTLS | Close | Cancel
 Output = bytes | Action
 
 
+class CopyTarget(Protocol):
+    """Where the rows of one COPY FROM STDIN go: Arrow batches of ``schema`` (the columns the
+    COPY names, in its order) are appended, then the copy is committed, or aborted, which
+    leaves none of them behind."""
+
+    schema: pa.Schema
+
+    def append(self, batch: pa.RecordBatch) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
 class Backend(Protocol):
     """An engine behind the gateway, one per client session."""
 
+    # Where a running statement reports progress (CREATE MODEL's training steps); the session
+    # sets it to send each message as a NoticeResponse.
+    progress: Callable[[str], None] | None
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Result: ...
+
+    def copy_in(self, table: exp.Table, columns: Sequence[str]) -> CopyTarget:
+        """Starts a COPY FROM STDIN into ``table`` (PostgreSQL names, quoted), into ``columns``
+        (empty: all of them)."""
+        ...
 
     def describe(self, sql: str, param_count: int) -> pa.Schema | None:
         """The columns ``sql`` returns (None: a command without rows), without running it."""
+        ...
+
+    def parameter_types(self, sql: str, declared: Sequence[int]) -> tuple[int, ...]:
+        """The type OID of each parameter of ``sql``, as PostgreSQL fixes them at Parse:
+        ``declared`` where the client gave one (not 0), else inferred from the statement."""
+        ...
+
+    def cursor_exists(self, name: str) -> bool:
+        """Whether DECLARE opened a cursor ``name`` (still open)."""
+        ...
+
+    def describe_cursor(self, name: str) -> pa.Schema:
+        """The columns the open cursor ``name`` returns."""
         ...
 
     def in_transaction(self) -> bool: ...
@@ -83,6 +134,7 @@ class Backend(Protocol):
 
 
 OpenBackend = Callable[[str, str], Backend]  # (database, user) -> Backend
+Send = Callable[[bytes], None]  # writes bytes to the client now (from the session's thread)
 
 
 @dataclass(frozen=True)
@@ -110,6 +162,31 @@ class _Portal:
 
 
 @dataclass
+class _CopyIn:
+    """A COPY FROM STDIN under way."""
+
+    parser: CopyInParser
+    target: CopyTarget
+    rest: list[str] | None  # simple protocol: the Query's statements after it; None: Execute
+    rows: int = 0  # rows appended so far
+
+    def feed(self, data: bytes) -> None:
+        self.parser.feed(data)
+        if self.parser.pending >= COPY_IN_ROWS:
+            self._append(self.parser.batch())
+
+    def finish(self) -> int:
+        self._append(self.parser.finish())
+        self.target.commit()
+        return self.rows
+
+    def _append(self, batch: pa.RecordBatch | None) -> None:
+        if batch is not None:
+            self.target.append(batch)
+            self.rows += batch.num_rows
+
+
+@dataclass
 class _Startup:
     user: str = ""
     database: str = ""
@@ -119,6 +196,7 @@ class _Startup:
 _PARAM = re.compile(r"\$(\d+)")
 _HEAD = re.compile(r"\s*(\w+)(?:\s+(\w+))?", re.ASCII)
 _ENDS_FAILED = frozenset({"ROLLBACK", "ABORT", "COMMIT", "END"})
+_TRANSACTION_HEADS = frozenset({"BEGIN", "START", *_ENDS_FAILED})
 
 
 class Session:
@@ -128,8 +206,10 @@ class Session:
         open_backend: OpenBackend,
         process_id: int,
         secret_key: int,
+        send: Send | None = None,
     ) -> None:
         self.config = config
+        self.send = send  # None (sans-IO tests): notices queue until the next output
         self.open_backend = open_backend
         self.process_id, self.secret_key = process_id, secret_key
         self.reader = protocol.FrontendReader(config.max_message_size)
@@ -141,6 +221,8 @@ class Session:
         self._skipping = False  # extended protocol: an error, discard until Sync
         self._statements: dict[str, _Statement] = {}
         self._portals: dict[str, _Portal] = {}
+        self._copying: _CopyIn | None = None
+        self._notice_queue: list[bytes] = []
         self.closed = False
 
     # -- the server's entry points ----------------------------------------------------------
@@ -156,14 +238,37 @@ class Session:
                 return
             if message is None:
                 return
-            yield from self._dispatch(message)
+            try:
+                for output in self._dispatch(message):
+                    yield from self._queued_notices()
+                    yield output
+            except Exception as e:  # escaped every handler: our bug; say so before closing
+                log.exception("internal error in a wire session")
+                yield from self._fatal(_internal(e))
+                return
+            yield from self._queued_notices()
 
     def cancel(self) -> None:
         if self.backend is not None:
             self.backend.cancel()
 
+    def notice(self, message: str, severity: str = "NOTICE", code: str = "00000") -> None:
+        """Sends a notice to the client while a statement runs: at once through ``send``, else
+        before the next output."""
+        data = p.notice_response(message, severity, code).encode()
+        if self.send is not None:
+            self.send(data)
+        else:
+            self._notice_queue.append(data)
+
+    def _queued_notices(self) -> Iterator[Output]:
+        if self._notice_queue:
+            queued, self._notice_queue = b"".join(self._notice_queue), []
+            yield queued
+
     def close(self) -> None:
         self.closed = True
+        self._copying = None  # closing the backend rolls its rows back
         if self.backend is not None:
             self.backend.close()
             self.backend = None
@@ -198,10 +303,13 @@ class Session:
             yield from self._ready(message)
 
     def _ready(self, message: object) -> Iterator[Output]:
-        if isinstance(message, p.Query):
+        if self._copying is not None:
+            yield from self._copy_message(self._copying, message)
+        elif isinstance(message, p.CopyData | p.CopyDone | p.CopyFail):
+            return  # the rest of a COPY that failed: dropped, as PostgreSQL does
+        elif isinstance(message, p.Query):
             self._skipping = False
             yield from self._simple(message.query)
-            yield self._ready_for_query()
         elif isinstance(message, p.Sync):
             self._skipping = False
             self._portals.pop("", None)
@@ -209,12 +317,8 @@ class Session:
         elif isinstance(message, p.Flush) or self._skipping:
             return
         else:
-            try:
-                yield from self._extended(message)
-            except errors.Error as e:
-                self._skipping = True
-                self._note_failure()
-                yield _error(e)
+            ok = yield from self._guarded(self._extended(message))
+            self._skipping = not ok
 
     # -- startup and authentication ---------------------------------------------------------
 
@@ -232,6 +336,9 @@ class Session:
             yield from self._challenge(user)
         except errors.Error as e:  # e.g. trust, and the database cannot be opened
             yield from self._fatal(e)
+        except Exception as e:
+            log.exception("internal error at startup")
+            yield from self._fatal(_internal(e))
 
     def _challenge(self, user: str) -> Iterator[Output]:
         method = self.config.auth_method
@@ -289,6 +396,7 @@ class Session:
 
     def _authenticated(self) -> Iterator[Output]:
         self.backend = self.open_backend(self.startup.database, self.startup.user)
+        self.backend.progress = self.notice
         out = [p.AuthenticationOk().encode()]
         for name, value in self._parameter_status().items():
             out.append(p.ParameterStatus(name, value).encode())
@@ -317,29 +425,77 @@ class Session:
         statements = grammar.split_script(query)
         if not statements:
             yield p.EmptyQueryResponse().encode()
+            yield self._ready_for_query()
             return
-        for sql in statements:
-            try:
-                result = self._run(sql, None)
-            except errors.Error as e:
-                self._note_failure()
-                yield _error(e)
+        yield from self._run_statements(statements)
+
+    def _run_statements(self, statements: list[str]) -> Iterator[Output]:
+        """A Query's statements in order, up to the first error, then ReadyForQuery; a COPY
+        FROM STDIN suspends them (the copy keeps the rest) until its data has come."""
+        for i, sql in enumerate(statements):
+            ok = yield from self._guarded(self._run_statement(sql))
+            if not ok:
+                break
+            if self._copying is not None:
+                self._copying.rest = statements[i + 1 :]
                 return
-            yield from self._result(result, sql, (0,), describe=True)
+        yield self._ready_for_query()
+
+    def _run_statement(self, sql: str) -> Iterator[Output]:
+        copy = parse_copy(sql) if _head(sql) == "COPY" else None
+        if copy is not None:
+            yield from self._copy(copy, None)
+            return
+        result = self._run(sql, None)
+        yield from self._result(result, sql, (0,), describe=True)
 
     def _run(self, sql: str, params: Sequence[Any] | None) -> Result:
         assert self.backend is not None
-        head = _head(sql)
         if self._failed:
-            if head not in _ENDS_FAILED:
-                raise errors.InFailedTransaction(
-                    "current transaction is aborted, commands ignored until end of"
-                    " transaction block"
-                )
+            self._check_not_failed(_head(sql))
             self.backend.execute("ROLLBACK")
             self._failed = False
             return Result(None, -1, "ROLLBACK")
+        head = _head(sql)
+        if head in _TRANSACTION_HEADS:
+            done = self._transaction_command(head)
+            if done is not None:
+                return done
         return self.backend.execute(sql, params)
+
+    def _transaction_command(self, head: str) -> Result | None:
+        """BEGIN inside a transaction and COMMIT or ROLLBACK outside one: a WARNING and no
+        error, as PostgreSQL answers them (ADBC sends BEGIN twice); None: run it."""
+        assert self.backend is not None
+        if self.backend.in_transaction() == (head in ("BEGIN", "START")):
+            if head in ("BEGIN", "START"):
+                self.notice("there is already a transaction in progress", "WARNING", "25001")
+            else:
+                self.notice("there is no transaction in progress", "WARNING", "25P01")
+            return Result(None, -1, "")
+        return None
+
+    def _check_not_failed(self, head: str) -> None:
+        if self._failed and head not in _ENDS_FAILED:
+            raise errors.InFailedTransaction(
+                "current transaction is aborted, commands ignored until end of transaction block"
+            )
+
+    def _guarded(self, outputs: Iterator[Output]) -> Generator[Output, None, bool]:
+        """``outputs``, with an error turned into its ErrorResponse (and the transaction marked
+        failed if one is open); returns whether there was none. An exception that is no sqlml
+        error is our bug: XX000 with its message, and the traceback in the log."""
+        try:
+            yield from outputs
+            return True
+        except errors.Error as e:
+            error = e
+        except Exception as e:
+            log.exception("internal error in a statement")
+            error = _internal(e)
+        self._note_failure()
+        yield _error(error)
+        return False
 
     def _note_failure(self) -> None:
         self._failed = self.backend is not None and self.backend.in_transaction()
@@ -400,6 +556,11 @@ class Session:
                 f" statement requires {len(statement.param_types)}"
             )
         formats = _formats(message.param_formats, len(message.params))
+        if any(
+            not oid and (fmt == 1 or (value or b"")[:1] == b"{")
+            for value, oid, fmt in zip(message.params, statement.param_types, formats, strict=True)
+        ):  # a binary value needs its type, and so does an array literal ('{a,b}', psycopg 3)
+            self._parameter_types(statement)
         params = [
             types.decode_parameter(value, oid, fmt)
             for value, oid, fmt in zip(message.params, statement.param_types, formats, strict=True)
@@ -411,12 +572,20 @@ class Session:
         assert self.backend is not None
         if message.kind == "S":
             statement = self._statement(message.name)
-            oids = tuple(oid or pgtypes.TEXT for oid in statement.param_types)
+            oids = self._parameter_types(statement)
             yield p.ParameterDescription(oids).encode()
-            schema = self.backend.describe(statement.query, len(oids))
+            schema = None
+            if _head(statement.query) != "COPY":  # a COPY has no rows (NoData)
+                schema = self.backend.describe(statement.query, len(oids))
             formats: tuple[int, ...] = (0,)
+        elif message.name not in self._portals and self.backend.cursor_exists(message.name):
+            # a cursor of DECLARE is a portal too (psycopg 3 describes its named cursors)
+            schema, formats = self.backend.describe_cursor(message.name), (0,)
         else:
             portal = self._portal(message.name)
+            if _head(portal.statement.query) == "COPY":
+                yield p.NoData().encode()
+                return
             if portal.result is None:
                 portal.result = self._run(portal.statement.query, portal.params)
             schema = portal.result.table.schema if portal.result.table is not None else None
@@ -428,6 +597,11 @@ class Session:
 
     def _execute(self, message: p.Execute) -> Iterator[Output]:
         portal = self._portal(message.portal)
+        query = portal.statement.query
+        copy = parse_copy(query) if _head(query) == "COPY" else None
+        if copy is not None:
+            yield from self._copy(copy, portal.params)
+            return
         if portal.result is None:
             portal.result = self._run(portal.statement.query, portal.params)
         table = portal.result.table
@@ -445,6 +619,16 @@ class Session:
         else:
             yield p.CommandComplete(f"SELECT {sent}").encode()
 
+    def _parameter_types(self, statement: _Statement) -> tuple[int, ...]:
+        """The statement's parameter types, inferred once where the client gave none; Bind
+        decodes with them, as the client encodes with what Describe told it."""
+        assert self.backend is not None
+        if 0 in statement.param_types:
+            statement.param_types = self.backend.parameter_types(
+                statement.query, statement.param_types
+            )
+        return statement.param_types
+
     def _statement(self, name: str) -> _Statement:
         if name not in self._statements:
             raise errors.from_sqlstate("26000", f'prepared statement "{name}" does not exist')
@@ -454,6 +638,68 @@ class Session:
         if name not in self._portals:
             raise errors.from_sqlstate("34000", f'portal "{name}" does not exist')
         return self._portals[name]
+
+    # -- COPY ---------------------------------------------------------------------------------
+
+    def _copy(self, copy: CopyStatement, params: Sequence[Any] | None) -> Iterator[Output]:
+        """Starts a COPY: TO STDOUT runs to its end here; FROM STDIN enters copy-in."""
+        assert self.backend is not None
+        self._check_not_failed("COPY")
+        if copy.to_client:
+            yield from self._copy_out(copy, self._run(copy.select(), params))
+            return
+        assert copy.table is not None  # (a query is copied TO, never FROM: parse_copy checks)
+        target = self.backend.copy_in(copy.table, copy.columns)
+        try:
+            parser = CopyInParser(target.schema, copy.format, copy.options)
+        except errors.Error:
+            target.abort()
+            raise
+        self._copying = _CopyIn(parser, target, None)
+        code = 1 if copy.format == "binary" else 0
+        yield p.CopyInResponse(code, (code,) * len(target.schema)).encode()
+
+    def _copy_out(self, copy: CopyStatement, result: Result) -> Iterator[Output]:
+        table = result.table
+        if table is None:
+            raise errors.FeatureNotSupported("COPY query must return rows")
+        out = CopyOut(table.schema, copy.format, copy.options)
+        yield p.CopyOutResponse(out.format_code, (out.format_code,) * table.num_columns).encode()
+        yield from out.messages(table, BATCH_ROWS)
+        yield p.CopyDone().encode()
+        yield p.CommandComplete(f"COPY {table.num_rows}").encode()
+
+    def _copy_message(self, copy_in: _CopyIn, message: object) -> Iterator[Output]:
+        """One message in copy-in mode. An error ends the copy with nothing inserted; then, in
+        a simple Query, the rest of it is dropped, and after Execute everything up to Sync."""
+        ok = yield from self._guarded(self._copy_step(copy_in, message))
+        if ok:
+            return
+        self._copying = None
+        try:
+            copy_in.target.abort()
+        except errors.Error:
+            log.warning("rolling back a failed COPY failed", exc_info=True)
+        self._note_failure()
+        if copy_in.rest is None:
+            self._skipping = True
+        else:
+            yield self._ready_for_query()
+
+    def _copy_step(self, copy_in: _CopyIn, message: object) -> Iterator[Output]:
+        if isinstance(message, p.CopyData):
+            copy_in.feed(message.data)
+        elif isinstance(message, p.CopyDone):
+            rows = copy_in.finish()
+            self._copying = None
+            yield p.CommandComplete(f"COPY {rows}").encode()
+            if copy_in.rest is not None:
+                yield from self._run_statements(copy_in.rest)
+        elif isinstance(message, p.CopyFail):
+            raise errors.QueryCanceled(f"COPY from stdin failed: {message.message}")
+        elif not isinstance(message, p.Flush | p.Sync):  # sent behind an Execute: ignored
+            name = type(message).__name__
+            raise errors.ProtocolViolation(f"unexpected message {name} during COPY from stdin")
 
     # -- errors -----------------------------------------------------------------------------
 
@@ -465,6 +711,10 @@ class Session:
 
 def _error(error: errors.Error) -> bytes:
     return protocol.error_response(error).encode()
+
+
+def _internal(e: Exception) -> errors.Error:
+    return errors.InternalError(str(e) or type(e).__name__)
 
 
 def _formats(formats: Sequence[int], count: int) -> tuple[int, ...]:

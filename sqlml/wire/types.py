@@ -119,6 +119,7 @@ __all__ = [
     "NAME",
     "NUMERIC",
     "OID",
+    "OID_TYPE",
     "RECORD",
     "TEXT",
     "TIME",
@@ -128,6 +129,7 @@ __all__ = [
     "UUID",
     "VARCHAR",
     "Interval",
+    "OidType",
     "WireType",
     "data_rows",
     "decode_parameter",
@@ -135,6 +137,28 @@ __all__ = [
     "wire_field",
     "wire_type",
 ]
+
+
+class OidType(pa.ExtensionType):  # type: ignore[misc]  # (pyarrow has no type hints)
+    """int64 values that PostgreSQL has as ``oid``: sent as oid (4 bytes in binary). DuckDB has
+    no such type; the emulated catalog's arrays of OIDs are cast to it, because a client may
+    only know oid[] before it has read the catalog (asyncpg's type introspection query)."""
+
+    def __init__(self) -> None:
+        super().__init__(pa.int64(), "sqlml.oid")
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        return b""
+
+    def __hash__(self) -> int:  # the type is a key of the encoders' lookups
+        return hash(self.extension_name)
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type: pa.DataType, serialized: bytes) -> OidType:
+        return cls()
+
+
+OID_TYPE = OidType()
 
 
 @dataclass(frozen=True)
@@ -179,6 +203,7 @@ def _array_type(arrow_type: pa.DataType) -> WireType:
 _RULES: list[tuple[Callable[[pa.DataType], bool], Callable[[pa.DataType], WireType]]] = [
     (lambda t: isinstance(t, pa.JsonType), lambda t: _base(JSON)),
     (lambda t: isinstance(t, pa.UuidType), lambda t: _base(UUID)),
+    (lambda t: isinstance(t, OidType), lambda t: _base(OID)),
     (lambda t: isinstance(t, pa.BaseExtensionType), lambda t: wire_type(t.storage_type)),
     (pa.types.is_dictionary, lambda t: wire_type(t.value_type)),
     (pa.types.is_timestamp, lambda t: _base(TIMESTAMPTZ if t.tz else TIMESTAMP)),
@@ -495,7 +520,7 @@ def _list_parts(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 _ARRAY_QUOTE = r'^$|[{},"\\ \t\n\r\v\f]|^[Nn][Uu][Ll][Ll]$'
 _RECORD_QUOTE = r'^$|[(),"\\ \t\n\r\v\f]'
-_UNQUOTED = frozenset({BOOL, INT2, INT4, INT8, FLOAT4, FLOAT8, NUMERIC, DATE, UUID})
+_UNQUOTED = frozenset({BOOL, INT2, INT4, INT8, OID, FLOAT4, FLOAT8, NUMERIC, DATE, UUID})
 
 
 def _quote(text: pa.Array, needs: str, escape: str) -> pa.Array:
@@ -526,6 +551,8 @@ def _record_text(arr: pa.Array) -> pa.Array:
 
 def _binary(arr: pa.Array) -> pa.Array:
     """Each value's PostgreSQL binary (send function) bytes, as large_binary with arr's nulls."""
+    if isinstance(arr.type, OidType):
+        return _oid_binary(arr.storage)
     arr = _canonical(arr)
     if pa.types.is_list(arr.type):
         return _array_binary(arr)
@@ -543,6 +570,14 @@ def _big_endian(dtype: str) -> Callable[[pa.Array], pa.Array]:
         return _fixed(data, data.itemsize, len(arr), _validity(arr))
 
     return encode
+
+
+def _oid_binary(arr: pa.Array) -> pa.Array:
+    try:
+        unsigned = arr.cast(pa.uint32())
+    except pa.ArrowInvalid as e:
+        raise errors.from_sqlstate("22003", "OID out of range") from e
+    return _big_endian(">u4")(unsigned)
 
 
 def _shifted(dtype: str, shift: int, infinity: int) -> Callable[[pa.Array], pa.Array]:
