@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -159,7 +160,13 @@ def uninstall(database: str, drop_models: bool) -> None:
 
 
 @main.command()
-@click.option("--database", "-d", required=True, help="DuckDB file (postgresql:// comes next)")
+@click.option(
+    "--database",
+    "-d",
+    required=True,
+    help="DuckDB file, or postgresql:// URL (proxy mode; its password from PGPASSWORD,"
+    " PGPASSFILE or ~/.pgpass)",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", "-p", default=5433, show_default=True, type=int)
 @click.option(
@@ -200,13 +207,22 @@ def serve(
     from sqlml.wire.backends import DuckDBBackend
     from sqlml.wire.server import ServerConfig
     from sqlml.wire.server import serve as run_server
+    from sqlml.wire.session import Backend, Session
 
+    open_backend: Callable[[str, str], Backend]
+    session_class: type[Session] = Session
     try:
         if database.startswith(("postgresql://", "postgres://")):
-            raise errors.FeatureNotSupported(
-                "sqlml serve over PostgreSQL is not available yet: serve a DuckDB file, or"
-                " connect to PostgreSQL with sqlml.connect"
-            )
+            from sqlml.wire.proxy import ProxyBackend, ProxySession
+            from sqlml.wire.upstream import Connection, Target
+
+            target = Target.parse(database)
+            Connection(target, {"application_name": "sqlml serve"}).close()  # fail early
+            where = f"PostgreSQL {target.user}@{target.host}:{target.port}/{target.dbname}"
+            open_backend, session_class = (lambda dbname, user: ProxyBackend(target)), ProxySession
+        else:
+            where = database
+            open_backend = lambda dbname, user: DuckDBBackend(database, dbname, user)  # noqa: E731
         method = "scram-sha-256" if auth_method == "scram" else auth_method
         users = auth.Users.from_file(users_file) if users_file else auth.Users.from_env(os.environ)
         if method != "trust" and users is None:
@@ -226,8 +242,8 @@ def serve(
         )
     except errors.Error as e:
         _fail(e)
-    click.echo(f"sqlml serving {database} on {host}:{port} ({method})", err=True)
-    run_server(config, lambda dbname, user: DuckDBBackend(database, dbname, user))
+    click.echo(f"sqlml serving {where} on {host}:{port} ({method})", err=True)
+    run_server(config, open_backend, session_class)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,17 @@ conformance suite for both engines), with a small shop data set."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import os
+import shutil
+import subprocess
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -123,3 +129,144 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgres":
         return str(request.getfixturevalue("pg_database"))
     return str(tmp_path / "test.duckdb")
+
+
+# -- the gateway (sqlml serve) -------------------------------------------------------------------
+
+# The engines behind the gateway in the client tests: a DuckDB file, and PostgreSQL through the
+# proxy mode. The transports: plain TCP with trust, and TLS with SCRAM-SHA-256.
+GATEWAY_ENGINES = ["duckdb", "postgres"]
+GATEWAY_TRANSPORTS = ["tcp", "tls"]
+GATEWAY_USER, GATEWAY_PASSWORD = "ana", "s3cret-Pa55"
+
+
+@contextlib.contextmanager
+def serving(config: Any, open_backend: Any, session_class: Any = None) -> Iterator[int]:
+    """A gateway (sqlml.wire.server.Server) on its own event loop thread; yields its port."""
+    from sqlml.wire.server import Server
+    from sqlml.wire.session import Session
+
+    server = Server(config, open_backend, session_class or Session)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
+    finally:
+        asyncio.run_coroutine_threadsafe(server.aclose(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+@pytest.fixture
+def shop_file(tmp_path: Path) -> str:
+    """A DuckDB file with the shop tables (named store.duckdb: a file named like the schema,
+    shop.duckdb, would make its catalog shadow schema shop)."""
+    path = str(tmp_path / "store.duckdb")
+    connection = sqlml.connect(path, autocommit=True)
+    load_shop(connection)
+    connection.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A throwaway self-signed certificate and key (openssl)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        unavailable("openssl is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "c.pem", folder / "k.pem"
+    command = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"]
+    command += ["-days", "1", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(command, capture_output=True, check=True, timeout=60)
+    return str(cert), str(key)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running gateway and how to reach it, for any client."""
+
+    engine: str  # what stands behind it: 'duckdb' | 'postgres'
+    transport: str  # 'tcp' (trust) | 'tls' (TLS + SCRAM-SHA-256)
+    port: int
+    database: str  # the DuckDB file or the PostgreSQL DSN behind the gateway
+    host: str = "127.0.0.1"
+    dbname: str = "shop"
+
+    @property
+    def user(self) -> str:
+        return GATEWAY_USER
+
+    @property
+    def password(self) -> str | None:
+        return GATEWAY_PASSWORD if self.transport == "tls" else None
+
+    @property
+    def sslmode(self) -> str:
+        return "require" if self.transport == "tls" else "disable"
+
+    def kwargs(self) -> dict[str, Any]:
+        """libpq-style keywords (psycopg2, psycopg 3)."""
+        found: dict[str, Any] = {"host": self.host, "port": self.port, "dbname": self.dbname}
+        found |= {"user": self.user, "sslmode": self.sslmode}
+        if self.password is not None:
+            found["password"] = self.password
+        return found
+
+    @property
+    def url(self) -> str:
+        """A postgresql:// URL (psql, SQLAlchemy, ADBC, pgbench via PG* variables)."""
+        secret = f":{self.password}" if self.password is not None else ""
+        return (
+            f"postgresql://{self.user}{secret}@{self.host}:{self.port}/{self.dbname}"
+            f"?sslmode={self.sslmode}"
+        )
+
+    def env(self) -> dict[str, str]:
+        """PG* environment variables for command-line clients (psql, pgbench)."""
+        found = {"PGHOST": self.host, "PGPORT": str(self.port), "PGDATABASE": self.dbname}
+        found |= {"PGUSER": self.user, "PGSSLMODE": self.sslmode}
+        if self.password is not None:
+            found["PGPASSWORD"] = self.password
+        return {**os.environ, **found}
+
+
+def gateway_parts(engine: str, database: str) -> tuple[Any, Any]:
+    """The server's open_backend and session class for an engine over ``database``."""
+    if engine == "duckdb":
+        from sqlml.wire.backends import DuckDBBackend
+        from sqlml.wire.session import Session
+
+        return (lambda dbname, user: DuckDBBackend(database, dbname, user)), Session
+    from sqlml.wire.proxy import ProxyBackend, ProxySession
+    from sqlml.wire.upstream import Target
+
+    target = Target.parse(database)
+    return (lambda dbname, user: ProxyBackend(target)), ProxySession
+
+
+@pytest.fixture(
+    params=[(e, t) for e in GATEWAY_ENGINES for t in GATEWAY_TRANSPORTS],
+    ids=lambda param: "-".join(param),
+)
+def served(request: pytest.FixtureRequest) -> Iterator[Served]:
+    """The gateway over the shop data, on each engine and each transport."""
+    from sqlml.wire import auth
+    from sqlml.wire.server import ServerConfig
+
+    engine, transport = request.param
+    if engine == "postgres":
+        database = str(request.getfixturevalue("pg_database"))
+    else:
+        database = str(request.getfixturevalue("shop_file"))
+    config = ServerConfig(port=0)
+    if transport == "tls":
+        cert, key = request.getfixturevalue("tls_files")
+        users = auth.Users([auth.Credential(GATEWAY_USER, auth.scram_secret(GATEWAY_PASSWORD))])
+        config = ServerConfig(
+            port=0, auth_method="scram-sha-256", users=users, tls_cert=cert, tls_key=key
+        )
+    with serving(config, *gateway_parts(engine, database)) as port:
+        yield Served(engine, transport, port, database)

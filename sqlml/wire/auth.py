@@ -640,3 +640,51 @@ class ScramExchange:
     def _proof_ok(self, proof: bytes, auth_message: bytes) -> bool:
         client_key = _xor(proof, _hmac(self._keys.stored_key, auth_message))
         return _same(_sha256(client_key), self._keys.stored_key) and not self._doomed
+
+
+# -- the client side (the gateway logging in to PostgreSQL in proxy mode) ------------------------
+
+
+def md5_response(user: str, password: str, salt: bytes) -> str:
+    """The PasswordMessage text answering AuthenticationMD5Password."""
+    inner = _md5hex(_utf8(password + user))
+    return "md5" + _md5hex(inner.encode("ascii") + salt)
+
+
+class ScramClient:
+    """The client half of SCRAM-SHA-256 without channel binding (gs2 header ``n,,``), as libpq
+    sends it: an empty user name in the client-first-message (the server uses the startup's)."""
+
+    def __init__(self, password: str, *, nonce: str | None = None) -> None:
+        self._password = password
+        self._nonce = nonce or _b64(secrets.token_bytes(_NONCE_LENGTH))
+        self._bare = f"n=,r={self._nonce}"
+        self._server_signature: bytes | None = None
+
+    def first(self) -> bytes:
+        """The client-first-message (SASLInitialResponse data)."""
+        return b"n,," + self._bare.encode("ascii")
+
+    def final(self, server_first: bytes) -> bytes:
+        """The client-final-message with the proof, from the server-first-message."""
+        text = _decode(server_first)
+        attributes = dict(a.split("=", 1) for a in text.split(",") if "=" in a)
+        nonce, salt = attributes.get("r", ""), _unb64(attributes.get("s", ""))
+        iterations = attributes.get("i", "")
+        if not nonce.startswith(self._nonce) or salt is None or not iterations.isdigit():
+            raise _malformed("invalid server-first-message")
+        salted = _salted_password(self._password, salt, int(iterations))
+        client_key = _hmac(salted, b"Client Key")
+        without_proof = f"c={_b64(b'n,,')},r={nonce}"
+        auth_message = ",".join((self._bare, text, without_proof)).encode("utf-8")
+        proof = _xor(client_key, _hmac(_sha256(client_key), auth_message))
+        self._server_signature = _hmac(_hmac(salted, b"Server Key"), auth_message)
+        return f"{without_proof},p={_b64(proof)}".encode("ascii")
+
+    def verify(self, server_final: bytes) -> None:
+        """Checks the server-final-message: the server must prove it knows the secret too."""
+        text = _decode(server_final)
+        if self._server_signature is None or not text.startswith("v="):
+            raise _malformed("invalid server-final-message")
+        if not _same(_unb64(text[2:]) or b"", self._server_signature):
+            raise errors.from_sqlstate("28000", "the server's SCRAM signature is wrong")

@@ -1,0 +1,380 @@
+"""sqlml serve over PostgreSQL: a transparent proxy that handles ML statements itself.
+
+Theory of operation. After the client logs in to the gateway (its own users and methods, as over
+DuckDB), the session opens one connection to PostgreSQL (upstream.Connection, with the client's
+startup options) and from then on passes the client's messages to the server and the server's
+answers back, unchanged: types, catalogs, COPY, prepared statements, transactions and errors are
+PostgreSQL's own. Only statements that may be ML (grammar.may_be_ml: 'MODEL' or 'ML.' in them)
+are looked at:
+
+- a query with ML calls (ML.PREDICT, ML.SCORE) is rendered to PostgreSQL's own SQL by the sqlml
+  engine (engine.Session.ml_sql) and that SQL goes to the server in the client's place: in a Query
+  message, or in the client's Parse, so that prepared statements, binary results, row limits and
+  cursors work on it as on any query. A prepared ML statement keeps the model version it was
+  prepared with; parse it again to score with a newer one.
+- anything else (CREATE MODEL, DROP MODEL, ML.EVALUATE, SHOW MODELS) is run by the sqlml engine
+  over the same connection (upstream.UpstreamEngine), so it happens inside the client's
+  transaction; its result is encoded by the gateway, and its ReadyForQuery still comes from the
+  server (a Sync), with the server's transaction status. An error of such a statement inside a
+  transaction block aborts the server's transaction too, as any error would.
+
+The server's answers are not decoded beyond what the proxy must know: which message completes
+which of the client's (so that the proxy knows when the server is quiet, before it uses the
+connection itself), ReadyForQuery's status and the COPY handshakes. A Query message that mixes ML
+and other statements is run one statement at a time (PostgreSQL would run them in one implicit
+transaction).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+from sqlglot import exp
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.tokenizer_core import TokenType
+
+from sqlml import engine, errors, grammar
+from sqlml.engines import pgtypes
+from sqlml.engines.base import Result
+from sqlml.wire import protocol as p
+from sqlml.wire.backends import _QUERY_HEAD
+from sqlml.wire.session import CopyTarget, Output, Session
+from sqlml.wire.upstream import Connection, Target, UpstreamEngine
+
+# What each message forwarded to the server still waits for. QUERY and SYNC end with
+# ReadyForQuery; INNER is a Query of the proxy's own whose ReadyForQuery the client must not see
+# (one statement of a split Query); POISON aborts the server's transaction after an error of the
+# proxy's, and nothing of it reaches the client.
+QUERY, SYNC, INNER, POISON, PARSE, BIND, DESCRIBE, EXECUTE, CLOSE = range(9)
+_ENDS_AT_READY = (QUERY, SYNC, INNER, POISON)
+_TERMINAL: dict[int, bytes] = {
+    PARSE: b"1",  # ParseComplete
+    BIND: b"2",  # BindComplete
+    CLOSE: b"3",  # CloseComplete
+    DESCRIBE: b"Tn",  # RowDescription or NoData (after ParameterDescription for a statement)
+    EXECUTE: b"CIs",  # CommandComplete, EmptyQueryResponse or PortalSuspended
+}
+_KINDS = {p.Parse: PARSE, p.Bind: BIND, p.Describe: DESCRIBE, p.Execute: EXECUTE, p.Close: CLOSE}
+_Z, _E = ord("Z"), ord("E")
+_COPY_IN = frozenset(b"GW")  # CopyInResponse, CopyBothResponse: the server waits for the client
+# Statements that wrap a query: the query is rendered, the wrapping kept (psycopg's server-side
+# cursors DECLARE one; EXPLAIN shows the plan of the SQL that runs).
+_WRAPPER = re.compile(
+    r"\s*(?:DECLARE\s.*?\bCURSOR\b(?:\s+WITH(?:OUT)?\s+HOLD)?\s+FOR"
+    r"|EXPLAIN(?:\s*\([^)]*\)|\s+ANALYZE|\s+VERBOSE)*)\s+",
+    re.IGNORECASE | re.DOTALL,
+)
+_COPY = re.compile(r"\s*COPY\s*\(", re.IGNORECASE)
+_POSTGRES = Postgres()
+# A constant statement that fails, to abort the server's transaction (no user text in it).
+_ABORT = (
+    "DO $sqlml$BEGIN RAISE EXCEPTION 'sqlml: transaction aborted by an error in an ML statement';"
+    " END$sqlml$"
+)
+
+
+def _wrapped(sql: str) -> tuple[int, int]:
+    """Where the query inside DECLARE ... FOR, EXPLAIN or COPY (...) TO starts and ends."""
+    wrapper = _WRAPPER.match(sql)
+    if wrapper is not None:
+        return wrapper.end(), len(sql)
+    if _COPY.match(sql):
+        depth = 0
+        for token in _POSTGRES.tokenize(sql):
+            if token.token_type == TokenType.L_PAREN:
+                depth += 1
+                if depth == 1:
+                    start = token.end + 1
+            elif token.token_type == TokenType.R_PAREN:
+                depth -= 1
+                if depth == 0:
+                    return start, token.start
+    return 0, len(sql)
+
+
+class ProxyBackend:
+    """The Backend of a proxy session: the connection to PostgreSQL and, from the first ML
+    statement on, a sqlml engine session over it."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._connection: Connection | None = None
+        self._ml: engine.Session | None = None
+        self.progress: Callable[[str], None] | None = None
+
+    def connect(self, options: Mapping[str, str]) -> None:
+        self._connection = Connection(self.target, options)
+
+    @property
+    def connection(self) -> Connection:
+        assert self._connection is not None, "connect() first"
+        return self._connection
+
+    @property
+    def ml(self) -> engine.Session:
+        if self._ml is None:
+            self._ml = engine.Session(UpstreamEngine(self.connection), progress=self._progress)
+        return self._ml
+
+    def _progress(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(message)
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Result:
+        return self.ml.execute_one(sql, params)
+
+    def describe(self, sql: str, param_count: int) -> pa.Schema | None:
+        if not _QUERY_HEAD.match(sql):
+            return None  # CREATE MODEL, DROP MODEL: commands
+        # ML.EVALUATE, SHOW MODELS: their columns are known once they run (NULL parameters)
+        table = self.execute(sql, [None] * param_count if param_count else None).table
+        return table.schema if table is not None else None
+
+    def parameter_types(self, sql: str, declared: Sequence[int]) -> tuple[int, ...]:
+        # ML commands take no parameters (the engine refuses them with 0A000); text as PostgreSQL
+        # reports an unknown type it could not resolve
+        return tuple(oid or pgtypes.TEXT for oid in declared)
+
+    def cursor_exists(self, name: str) -> bool:
+        return False  # cursors are the server's: DECLARE, FETCH and Describe go there
+
+    def describe_cursor(self, name: str) -> pa.Schema:
+        raise errors.from_sqlstate("34000", f'cursor "{name}" does not exist')
+
+    def copy_in(self, table: exp.Table, columns: Sequence[str]) -> CopyTarget:
+        raise errors.InternalError("COPY goes to PostgreSQL itself in proxy mode")
+
+    def in_transaction(self) -> bool:
+        return self._connection is not None and self._connection.status != "I"
+
+    def cancel(self) -> None:
+        if self._connection is not None:
+            self._connection.cancel()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class ProxySession(Session):
+    """A wire session whose statements run on PostgreSQL (see the module's docstring)."""
+
+    backend: ProxyBackend | None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending: deque[int] = deque()  # forwarded messages the server has not completed
+        self._outbox: list[bytes] = []  # forwarded messages not yet sent
+        self._awaited = False  # the client waits for answers (it sent Sync, Query or Flush)
+        self._copy_in = False  # the server waits for the client's COPY data
+        self._upstream_failed = False  # the server reported an error since the last Sync
+        self._inner_failed = False  # the last INNER query failed
+
+    # -- startup ----------------------------------------------------------------------------
+
+    def _authenticated(self) -> Iterator[Output]:
+        backend = self.open_backend(self.startup.database, self.startup.user)
+        assert isinstance(backend, ProxyBackend)
+        backend.connect(self.startup.parameters)
+        backend.progress = self.notice  # training progress, sent while the training runs
+        self.backend = backend
+        out = [p.AuthenticationOk().encode()]
+        for name, value in backend.connection.parameters.items():
+            out.append(p.ParameterStatus(name, value).encode())
+        out.append(p.BackendKeyData(self.process_id, self.secret_key).encode())
+        out.append(p.ReadyForQuery(backend.connection.status).encode())
+        yield b"".join(out)
+
+    # -- relaying ---------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> Iterator[Output]:
+        yield from super().receive(data)
+        if self.backend is not None and not self.closed:
+            if self._awaited:
+                self._awaited = False
+                yield from self._relay()
+            else:
+                self._send()
+
+    def _forward(self, message: p.FrontendMessage, kind: int | None = None) -> None:
+        self._outbox.append(message.encode())
+        if kind is not None:
+            self._pending.append(kind)
+        if kind in _ENDS_AT_READY or isinstance(message, p.Flush | p.CopyDone | p.CopyFail):
+            self._awaited = True
+
+    def _send(self) -> None:
+        if self._outbox and self.backend is not None:
+            data, self._outbox = b"".join(self._outbox), []
+            self.backend.connection.send(data)
+
+    def _relay(self) -> Iterator[Output]:
+        """Passes the server's answers on until every forwarded message has its answer (or the
+        server waits for COPY data from the client)."""
+        assert self.backend is not None
+        self._send()
+        connection = self.backend.connection
+        while self._pending and not self._copy_in:
+            chunk, spans = connection.read()
+            passed = self._pass(chunk, spans)
+            if passed:
+                yield passed
+
+    def _quiesce(self) -> Iterator[Output]:
+        """Every forwarded message answered: the connection is free for the proxy's own use."""
+        if self._pending:
+            self._forward(p.Flush())
+        self._awaited = False
+        yield from self._relay()
+
+    def _pass(self, chunk: bytes, spans: list[tuple[int, int, int]]) -> bytes:
+        """What of ``chunk`` goes to the client, keeping track of what the server answered."""
+        pieces: list[bytes] = []
+        kept = 0  # chunk[kept:start] is passed on at the next cut
+        for kind, start, end in spans:
+            head = self._pending[0] if self._pending else None
+            hidden = head in (INNER, POISON) and (kind == _Z or head == POISON)
+            if kind == _Z:
+                assert self.backend is not None
+                self.backend.connection.status = chr(chunk[start + 5])
+                if head in _ENDS_AT_READY:
+                    self._pending.popleft()
+                if head == SYNC:
+                    self._upstream_failed = False
+            elif kind == _E:
+                self._copy_in = False
+                if head == INNER:
+                    self._inner_failed = True
+                elif head is not None and head not in _ENDS_AT_READY:
+                    # the server skips the rest of an extended-protocol batch until Sync
+                    while self._pending and self._pending[0] not in _ENDS_AT_READY:
+                        self._pending.popleft()
+                    self._upstream_failed = True
+            elif kind in _COPY_IN:
+                self._copy_in = True
+            elif head in _TERMINAL and kind in _TERMINAL[head]:
+                self._pending.popleft()
+            if hidden:
+                pieces.append(chunk[kept:start])
+                kept = end
+        pieces.append(chunk[kept:])
+        return b"".join(pieces)
+
+    # -- the client's messages --------------------------------------------------------------
+
+    def _ready(self, message: object) -> Iterator[Output]:
+        if isinstance(message, p.Sync):
+            self._skipping = False
+            self._portals.pop("", None)
+            self._forward(message, SYNC)
+        elif self._skipping:
+            return  # after an error of the proxy's own, until Sync (as the server would)
+        elif isinstance(message, p.Query):
+            yield from self._query(message)
+        elif isinstance(message, p.CopyDone | p.CopyFail):
+            self._copy_in = False
+            self._forward(message)
+        elif isinstance(message, p.Parse) and grammar.may_be_ml(message.query):
+            yield from self._local(self._parse_ml(message))
+        elif self._is_local(message):
+            yield from self._local(self._extended(message))
+        else:
+            if isinstance(message, p.Parse):
+                self._statements.pop(message.name, None)  # the name now means the server's
+            elif isinstance(message, p.Bind):
+                self._portals.pop(message.portal, None)
+            kind = _KINDS.get(type(message))
+            self._forward(message, kind)  # type: ignore[arg-type]
+
+    def _is_local(self, message: object) -> bool:
+        """Whether a message names a statement or portal of the proxy's own (an ML command)."""
+        if isinstance(message, p.Bind):
+            return message.statement in self._statements
+        if isinstance(message, p.Describe | p.Close):
+            names = self._statements if message.kind == "S" else self._portals
+            return message.name in names
+        if isinstance(message, p.Execute):
+            return message.portal in self._portals
+        return False
+
+    def _local(self, work: Iterator[Output]) -> Iterator[Output]:
+        """Work of the proxy's own, in its place in the stream of answers."""
+        yield from self._quiesce()
+        if self._upstream_failed:
+            return  # the server skips everything until Sync after its error; so does the proxy
+        try:
+            yield from work
+        except errors.Error as e:
+            yield from self._failed_locally(e)
+            self._skipping = True
+        yield from self._flush_notices()
+
+    def _parse_ml(self, message: p.Parse) -> Iterator[Output]:
+        """An ML query becomes the server's own prepared statement, rendered; an ML command
+        is kept here and run at Execute."""
+        assert self.backend is not None
+        rendered = self._render(message.query)
+        if rendered is None:
+            yield from self._extended(message)
+            return
+        self._statements.pop(message.name, None)
+        self._forward(p.Parse(message.name, rendered, message.param_types), PARSE)
+        self._forward(p.Flush())
+        yield from self._relay()
+
+    def _render(self, sql: str) -> str | None:
+        """The server's SQL for an ML query (inside DECLARE or EXPLAIN too), or None."""
+        assert self.backend is not None
+        start, end = _wrapped(sql)
+        inner = self.backend.ml.ml_sql(sql[start:end])
+        return None if inner is None else sql[:start] + inner + sql[end:]
+
+    def _query(self, message: p.Query) -> Iterator[Output]:
+        if not grammar.may_be_ml(message.query):
+            self._forward(message, QUERY)
+            return
+        yield from self._quiesce()
+        statements = grammar.split_script(message.query)
+        if not statements:
+            yield p.EmptyQueryResponse().encode()
+        for sql in statements:
+            failed = yield from self._one(sql)
+            if failed:
+                break
+        self._forward(p.Sync(), SYNC)  # ReadyForQuery, with the server's transaction status
+
+    def _one(self, sql: str) -> Generator[Output, None, bool]:
+        """One statement of a Query message that holds ML; returns whether it failed."""
+        assert self.backend is not None
+        try:
+            rendered = self._render(sql) if grammar.may_be_ml(sql) else sql
+            if rendered is not None:
+                self._inner_failed = False
+                self._forward(p.Query(rendered), INNER)
+                yield from self._relay()
+                return self._inner_failed
+            result = self.backend.execute(sql)
+        except errors.Error as e:
+            yield from self._flush_notices()
+            yield from self._failed_locally(e)
+            return True
+        yield from self._flush_notices()
+        yield from self._result(result, sql, (0,), describe=True)
+        return False
+
+    def _failed_locally(self, error: errors.Error) -> Iterator[Output]:
+        """An error of the proxy's own: reported, and inside a transaction block the server's
+        transaction is aborted too, so that the client sees 25P02 until it rolls back."""
+        assert self.backend is not None
+        yield p.error_response(error).encode()
+        if self.backend.connection.status == "T":
+            self._forward(p.Query(_ABORT), POISON)
+            yield from self._relay()
+
+    def _flush_notices(self) -> Iterator[Output]:
+        yield from self._queued_notices()  # sans-IO: notices queued while no send was given

@@ -1,0 +1,484 @@
+"""The gateway's connection to PostgreSQL in proxy mode, speaking protocol v3 itself.
+
+Why not libpq (psycopg2): a transparent proxy passes the client's messages on as they are and
+the server's answers as they come (types, COPY, prepared statements, notices, errors with every
+field); libpq hands out results, not messages. So the proxy opens the socket, negotiates TLS,
+logs in (trust, cleartext, md5, SCRAM-SHA-256), and from then on moves bytes, decoding only the
+few messages it must understand (proxy.py). The sqlml engine runs ML statements on the same
+connection (UpstreamEngine below), so they happen inside the client's transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import socket
+import ssl
+import struct
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import psycopg2.extensions
+import pyarrow as pa
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.tokenizer_core import TokenType
+
+from sqlml import errors
+from sqlml.engines.pgtypes import JSON, JSONB, arrow_type
+from sqlml.engines.postgres import PostgresEngine
+from sqlml.wire import auth, params
+from sqlml.wire import protocol as p
+
+_LENGTH = struct.Struct("!I")
+READ_SIZE = 1 << 18
+_POSTGRES = Postgres()
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the proxy connects, from a libpq connection string or URL and the PG* variables
+    (as libpq reads them; a password may also come from PGPASSFILE or ~/.pgpass)."""
+
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str | None = field(default=None, repr=False)
+    sslmode: str = "prefer"
+    sslrootcert: str | None = None
+    connect_timeout: float = 10.0
+
+    @classmethod
+    def parse(cls, dsn: str, environ: Mapping[str, str] = os.environ) -> Target:
+        try:
+            given = psycopg2.extensions.parse_dsn(dsn)
+        except psycopg2.ProgrammingError as e:
+            raise errors.InvalidParameterValue(f"invalid PostgreSQL connection string: {e}") from e
+
+        def get(key: str, variable: str, default: str) -> str:
+            return str(given.get(key) or environ.get(variable) or default)
+
+        host = get("host", "PGHOST", "/var/run/postgresql").split(",")[0]
+        port = int(get("port", "PGPORT", "5432").split(",")[0])
+        user = get("user", "PGUSER", getpass.getuser())
+        dbname = get("dbname", "PGDATABASE", user)
+        sslmode = get("sslmode", "PGSSLMODE", "prefer")
+        if sslmode not in SSL_MODES:
+            raise errors.InvalidParameterValue(f'invalid sslmode value: "{sslmode}"')
+        password = given.get("password") or environ.get("PGPASSWORD")
+        if password is None:
+            password = _passfile(host, port, dbname, user, environ)
+        return cls(
+            host,
+            port,
+            dbname,
+            user,
+            password,
+            sslmode,
+            given.get("sslrootcert") or environ.get("PGSSLROOTCERT"),
+            float(get("connect_timeout", "PGCONNECT_TIMEOUT", "10")),
+        )
+
+    @property
+    def unix_socket(self) -> str | None:
+        return f"{self.host}/.s.PGSQL.{self.port}" if self.host.startswith("/") else None
+
+
+def _passfile(
+    host: str, port: int, dbname: str, user: str, environ: Mapping[str, str]
+) -> str | None:
+    """libpq's password file: host:port:database:user:password lines, * matches anything; the
+    file is ignored unless only its owner can read it."""
+    path = Path(environ.get("PGPASSFILE") or Path.home() / ".pgpass")
+    try:
+        if path.stat().st_mode & 0o077:
+            return None
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    host_key = "localhost" if host.startswith("/") else host
+    wanted = (host_key, str(port), dbname, user)
+    for line in lines:
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = _passfile_fields(line)
+        if len(fields) == 5 and all(f in ("*", w) for f, w in zip(fields, wanted, strict=False)):
+            return fields[4]
+    return None
+
+
+def _passfile_fields(line: str) -> list[str]:
+    fields: list[str] = []
+    current: list[str] = []
+    escaped = False
+    for ch in line:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ":" and len(fields) < 4:
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    fields.append("".join(current))
+    return fields
+
+
+def _server_error(fields: Mapping[str, str]) -> errors.Error:
+    position = fields.get("P")
+    return errors.from_sqlstate(
+        fields.get("C"),
+        fields.get("M", "error from PostgreSQL"),
+        detail=fields.get("D"),
+        hint=fields.get("H"),
+        position=int(position) if position and position.isdigit() else None,
+    )
+
+
+class Frames:
+    """Cuts the bytes a server sends into whole messages without decoding them: the proxy
+    passes most of them on as they are (a 1M-row result is a million DataRows)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    def take(self) -> tuple[bytes, list[tuple[int, int, int]]]:
+        """The whole messages buffered, as one chunk and (type, start, end) spans within it."""
+        buf, pos, size = self._buf, 0, len(self._buf)
+        spans = []
+        unpack = _LENGTH.unpack_from
+        while pos + 5 <= size:
+            end = pos + 1 + unpack(buf, pos + 1)[0]
+            if end > size:
+                break
+            spans.append((buf[pos], pos, end))
+            pos = end
+        chunk = bytes(buf[:pos])
+        del buf[:pos]
+        return chunk, spans
+
+
+class Connection:
+    """One logged-in connection to PostgreSQL (blocking socket; used from one worker thread,
+    except ``cancel``, which opens a connection of its own)."""
+
+    def __init__(self, target: Target, options: Mapping[str, str]) -> None:
+        self.target = target
+        self.parameters: dict[str, str] = {}  # ParameterStatus as the server reported it
+        self.process_id = self.secret_key = 0
+        self.status = "I"  # the transaction status of the last ReadyForQuery
+        self.frames = Frames()
+        self.sock = self._open()
+        try:
+            self._start(options)
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def _open(self) -> socket.socket:
+        target = self.target
+        try:
+            if target.unix_socket is not None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(target.connect_timeout)
+                sock.connect(target.unix_socket)
+            else:
+                sock = socket.create_connection(
+                    (target.host, target.port), timeout=target.connect_timeout
+                )
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as e:
+            where = target.unix_socket or f"{target.host}:{target.port}"
+            raise errors.from_sqlstate(
+                "08001", f"cannot connect to PostgreSQL at {where}: {e.strerror or e}"
+            ) from e
+        sock.settimeout(None)
+        if target.unix_socket is None and target.sslmode not in ("disable", "allow"):
+            return self._tls(sock)
+        return sock
+
+    def _tls(self, sock: socket.socket) -> socket.socket:
+        sock.sendall(p.SSLRequest().encode())
+        answer = sock.recv(1)
+        if answer != b"S":
+            if self.target.sslmode in ("require", "verify-ca", "verify-full"):
+                sock.close()
+                raise errors.from_sqlstate("08001", "the PostgreSQL server does not support TLS")
+            return sock
+        context = ssl.create_default_context(cafile=self.target.sslrootcert)
+        if self.target.sslmode == "require" and self.target.sslrootcert is None:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE  # libpq's require: encrypted, not verified
+        elif self.target.sslmode != "verify-full":
+            context.check_hostname = False
+        try:
+            return context.wrap_socket(sock, server_hostname=self.target.host)
+        except (ssl.SSLError, OSError) as e:
+            sock.close()
+            raise errors.from_sqlstate("08001", f"TLS with PostgreSQL failed: {e}") from e
+
+    def _start(self, options: Mapping[str, str]) -> None:
+        startup = {"user": self.target.user, "database": self.target.dbname}
+        startup |= {k: v for k, v in options.items() if k not in ("user", "database")}
+        self.send(p.StartupMessage(startup).encode())
+        reader = p.BackendReader()
+        scram: auth.ScramClient | None = None
+        while True:
+            message = reader.next()
+            if message is None:
+                reader.feed(self._recv())
+                continue
+            if isinstance(message, p.AuthenticationOk):
+                continue
+            if isinstance(message, p.AuthenticationCleartextPassword):
+                self.send(p.PasswordMessage(self._password().encode() + b"\0").encode())
+            elif isinstance(message, p.AuthenticationMD5Password):
+                text = auth.md5_response(self.target.user, self._password(), message.salt)
+                self.send(p.PasswordMessage(text.encode() + b"\0").encode())
+            elif isinstance(message, p.AuthenticationSASL):
+                if auth.SCRAM_MECHANISM not in message.mechanisms:
+                    raise errors.FeatureNotSupported(
+                        f"PostgreSQL offers SASL mechanisms {list(message.mechanisms)};"
+                        " sqlml speaks SCRAM-SHA-256 only"
+                    )
+                scram = auth.ScramClient(self._password())
+                initial = p.encode_sasl_initial_response(auth.SCRAM_MECHANISM, scram.first())
+                self.send(initial.encode())
+            elif isinstance(message, p.AuthenticationSASLContinue) and scram is not None:
+                self.send(p.PasswordMessage(scram.final(message.data)).encode())
+            elif isinstance(message, p.AuthenticationSASLFinal) and scram is not None:
+                scram.verify(message.data)
+            elif isinstance(message, p.ParameterStatus):
+                self.parameters[message.name] = message.value
+            elif isinstance(message, p.BackendKeyData):
+                self.process_id, self.secret_key = message.process_id, message.secret_key
+            elif isinstance(message, p.ErrorResponse):
+                raise _server_error(message.fields)
+            elif isinstance(message, p.ReadyForQuery):
+                self.status = message.status
+                return
+            elif not isinstance(message, p.NoticeResponse | p.NegotiateProtocolVersion):
+                raise errors.ProtocolViolation(
+                    f"unexpected {type(message).__name__} from PostgreSQL during login"
+                )
+
+    def _password(self) -> str:
+        if self.target.password is None:
+            raise errors.from_sqlstate(
+                "28P01",
+                "PostgreSQL asks the gateway for a password and none was given",
+                hint="put it in PGPASSWORD, PGPASSFILE or ~/.pgpass for the gateway",
+            )
+        return self.target.password
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as e:
+            raise errors.from_sqlstate("08006", f"lost the connection to PostgreSQL: {e}") from e
+
+    def _recv(self) -> bytes:
+        try:
+            data = self.sock.recv(READ_SIZE)
+        except OSError as e:
+            raise errors.from_sqlstate("08006", f"lost the connection to PostgreSQL: {e}") from e
+        if not data:
+            raise errors.from_sqlstate("08006", "PostgreSQL closed the connection")
+        return data
+
+    def read(self) -> tuple[bytes, list[tuple[int, int, int]]]:
+        """At least one whole message from the server (blocks): a chunk and its spans."""
+        while True:
+            chunk, spans = self.frames.take()
+            if spans:
+                return chunk, spans
+            self.frames.feed(self._recv())
+
+    def exchange(self, data: bytes) -> Iterator[p.BackendMessage]:
+        """Sends ``data`` (ending in Query or Sync) and decodes the answers up to and including
+        ReadyForQuery: for the engine's own statements, whose answers are not passed on."""
+        self.send(data)
+        reader = p.BackendReader()
+        while True:
+            chunk, _ = self.read()
+            reader.feed(chunk)
+            while (message := reader.next()) is not None:
+                if isinstance(message, p.ReadyForQuery):
+                    self.status = message.status
+                yield message
+                if isinstance(message, p.ReadyForQuery):
+                    return
+
+    def cancel(self) -> None:
+        """Asks the server to cancel what this connection runs (a CancelRequest on a new
+        connection, as libpq sends it)."""
+        try:
+            with (
+                socket.create_connection(
+                    (self.target.host, self.target.port), timeout=self.target.connect_timeout
+                )
+                if self.target.unix_socket is None
+                else _unix(self.target.unix_socket) as sock
+            ):
+                sock.sendall(p.CancelRequest(self.process_id, self.secret_key).encode())
+                sock.recv(1)  # the server closes the connection when it has the request
+        except OSError:
+            pass  # the statement goes on; nothing else to do
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.sendall(p.Terminate().encode())
+        self.sock.close()
+
+
+def _unix(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    return sock
+
+
+# -- the sqlml engine over the proxy's connection ------------------------------------------------
+
+
+class _Column(NamedTuple):
+    """What PostgresEngine reads of a psycopg2 cursor description."""
+
+    name: str
+    type_code: int
+
+
+def to_dollar(sql: str) -> str:
+    """sqlml's placeholders (``?`` from users, ``%s`` from sqlglot's postgres output) as
+    ``$1, $2, ...``, found by sqlglot's tokenizer (so quotes and comments are skipped)."""
+    tokens = _POSTGRES.tokenize(sql)
+    out: list[str] = []
+    pos = count = 0
+    for token, after in zip(tokens, [*tokens[1:], None], strict=True):
+        percent = (
+            token.token_type == TokenType.MOD
+            and after is not None
+            and after.text == "s"
+            and after.start == token.end + 1
+        )
+        if (token.token_type == TokenType.PLACEHOLDER and token.text == "?") or percent:
+            count += 1
+            out.append(sql[pos : token.start] + f"${count}")
+            pos = token.end + 1 + (1 if percent else 0)
+    out.append(sql[pos:])
+    return "".join(out)
+
+
+def _text(value: Any) -> bytes | None:
+    """A parameter in PostgreSQL's text format (the server infers its type, OID 0)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return b"t" if value else b"f"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return b"\\x" + bytes(value).hex().encode("ascii")
+    if isinstance(value, dict | list):
+        return json.dumps(value).encode()
+    return str(value).encode()
+
+
+class UpstreamEngine(PostgresEngine):
+    """PostgresEngine over the proxy's own connection instead of psycopg2: the same SQL, the
+    same in-server training, inside whatever transaction the client has open."""
+
+    def __init__(self, connection: Connection, progress: Any = None) -> None:
+        self.connection = connection
+        self._in_transaction = False
+        self.progress = progress
+        self.nested: dict[int, pa.DataType] = {}
+        self._check_installed()
+
+    def _check_installed(self) -> None:
+        _, rows, _, _ = self._run("SELECT to_regclass('sqlml.python_modules') IS NOT NULL", None)
+        if not rows or not rows[0][0]:
+            raise errors.from_sqlstate(
+                "55000",
+                "sqlml is not installed in this database",
+                hint="run: sqlml install --database <this database's URL>",
+            )
+
+    def _run(
+        self, sql: str, params: Sequence[Any] | None
+    ) -> tuple[Any, list[Any] | None, int, str]:
+        if params:
+            data = b"".join(
+                (
+                    p.Parse("", to_dollar(sql), ()).encode(),
+                    p.Bind("", "", (), tuple(_text(v) for v in params), ()).encode(),
+                    p.Describe("P", "").encode(),
+                    p.Execute("", 0).encode(),
+                    p.Sync().encode(),
+                )
+            )
+        else:
+            data = p.Query(sql).encode()
+        description: list[_Column] | None = None
+        rows: list[tuple[Any, ...]] = []
+        count, status = -1, ""
+        failure: errors.Error | None = None
+        for message in self.connection.exchange(data):
+            if isinstance(message, p.RowDescription):
+                description = [_Column(f.name, f.type_oid) for f in message.fields]
+            elif isinstance(message, p.DataRow):
+                assert description is not None
+                rows.append(
+                    tuple(
+                        _value(v, c.type_code)
+                        for v, c in zip(message.values, description, strict=True)
+                    )
+                )
+            elif isinstance(message, p.CommandComplete):
+                status = message.tag
+                last = status.rsplit(" ", 1)[-1]
+                count = int(last) if last.isdigit() else -1
+            elif isinstance(message, p.ErrorResponse) and failure is None:
+                failure = _server_error(message.fields)
+            elif isinstance(message, p.NoticeResponse) and self.progress is not None:
+                self.progress(message.fields.get("M", ""))
+        self._in_transaction = self.connection.status != "I"
+        if failure is not None:
+            raise failure
+        return description, rows if description is not None else None, count, status
+
+    def schema_of(self, sql: str) -> pa.Schema:
+        """Parse and Describe: the columns without running the query (parameters may be in it)."""
+        data = p.Parse("", to_dollar(sql), ()).encode() + p.Describe("S", "").encode()
+        schema = pa.schema([])
+        failure: errors.Error | None = None
+        for message in self.connection.exchange(data + p.Sync().encode()):
+            if isinstance(message, p.RowDescription):
+                schema = pa.schema([(f.name, arrow_type(f.type_oid)) for f in message.fields])
+            elif isinstance(message, p.ErrorResponse) and failure is None:
+                failure = _server_error(message.fields)
+        self._in_transaction = self.connection.status != "I"
+        if failure is not None:
+            raise failure
+        return schema
+
+    def interrupt(self) -> None:
+        self.connection.cancel()
+
+    def close(self) -> None:
+        pass  # the connection belongs to the proxy session
+
+
+def _value(value: bytes | None, oid: int) -> Any:
+    if value is None:
+        return None
+    if oid in (JSON, JSONB):
+        return json.loads(value)
+    return params.decode_parameter(value, oid, 0)

@@ -1,0 +1,335 @@
+"""sqlml serve over PostgreSQL (proxy mode): non-ML traffic reaches the real server unchanged, ML
+statements run on the same server connection inside the client's transaction. Real PostgreSQL,
+real clients (psycopg2, psycopg 3, psql); results compared with sqlml.connect on the server."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from conftest import gateway_parts, serving, unavailable
+
+import sqlml
+from sqlml.wire import auth
+from sqlml.wire import protocol as p
+from sqlml.wire.server import ServerConfig
+from sqlml.wire.upstream import Frames, Target, to_dollar
+
+MODEL = (
+    "CREATE MODEL shop.churn OPTIONS (model_type='logistic_reg', input_label_cols=['churned'])"
+    " AS SELECT tenure, spend, plan, churned FROM shop.customers"
+)
+PREDICT = (
+    "SELECT id, predicted_churned FROM ML.PREDICT(MODEL shop.churn, TABLE shop.new_customers)"
+    " ORDER BY id"
+)
+
+
+@pytest.fixture
+def proxy(pg_database: str) -> Iterator[dict[str, object]]:
+    """A gateway in proxy mode over a fresh database (sqlml installed, the shop tables)."""
+    with serving(ServerConfig(port=0), *gateway_parts("postgres", pg_database)) as port:
+        yield {"host": "127.0.0.1", "port": port, "dbname": "shop", "user": "ana"}
+
+
+def _direct(dsn: str, sql: str) -> list[tuple[object, ...]]:
+    connection = sqlml.connect(dsn, autocommit=True)
+    try:
+        cursor = connection.execute(sql)
+        return cursor.fetchall() if cursor.description is not None else []
+    finally:
+        connection.close()
+
+
+def test_plain_sql_is_postgresql_itself(proxy: dict[str, object]) -> None:
+    con = psycopg2.connect(**proxy)  # type: ignore[arg-type]
+    con.autocommit = True
+    try:
+        assert con.server_version >= 150000  # the server's own ParameterStatus
+        with con.cursor() as cur:
+            cur.execute("SELECT version(), current_setting('application_name')")
+            version, _ = cur.fetchone()  # type: ignore[misc]
+            assert version.startswith("PostgreSQL 15")
+            cur.execute(
+                "SELECT %s::numeric * 2, %s::date, %s::int[]", ("1.25", "2024-02-29", [1, 2])
+            )
+            assert cur.fetchone() == (2.5, __import__("datetime").date(2024, 2, 29), [1, 2])
+            with pytest.raises(psycopg2.Error) as raised:
+                cur.execute("SELECT * FROM shop.missing")
+            assert raised.value.pgcode == "42P01"
+            assert raised.value.diag.statement_position == "15"  # every field of the server's
+            buffer = io.StringIO()
+            cur.copy_expert(
+                "COPY (SELECT id, plan FROM shop.customers ORDER BY id) TO STDOUT", buffer
+            )
+            assert buffer.getvalue().splitlines()[0] == "0\tplus" or len(buffer.getvalue()) > 0
+            cur.execute("CREATE TABLE shop.loaded (a int, b text)")
+            cur.copy_expert("COPY shop.loaded FROM STDIN (FORMAT csv)", io.StringIO("1,x\n2,\n"))
+            cur.execute("SELECT a, b FROM shop.loaded ORDER BY a")
+            assert cur.fetchall() == [(1, "x"), (2, None)]
+    finally:
+        con.close()
+
+
+def test_ml_statements_run_inside_the_clients_transaction(
+    proxy: dict[str, object], pg_database: str
+) -> None:
+    con = psycopg2.connect(**proxy)  # type: ignore[arg-type]
+    try:
+        with con.cursor() as cur:
+            cur.execute(MODEL)  # psycopg2 opened a transaction: the training is part of it
+            assert any("stored shop.churn version 1" in n for n in con.notices)  # progress
+            cur.execute(PREDICT)
+            assert len(cur.fetchall()) == 200
+        con.rollback()
+        with con.cursor() as cur:
+            with pytest.raises(psycopg2.Error) as raised:
+                cur.execute(PREDICT)
+            assert raised.value.pgcode == "42704"  # rolled back with the transaction
+        con.rollback()
+        with con.cursor() as cur:
+            cur.execute(MODEL)
+        con.commit()
+        with con.cursor() as cur:
+            cur.execute(PREDICT)
+            through_proxy = cur.fetchall()
+            one = "SELECT id, predicted_churned FROM ML.PREDICT(MODEL shop.churn, (SELECT * FROM shop.new_customers WHERE id = %s))"
+            cur.execute(one, (7,))
+            assert cur.fetchall() == [through_proxy[7]]
+            cur.execute("SELECT count(*) FROM ML.EVALUATE(MODEL shop.churn)")
+            assert cur.fetchone() == (1,)
+        con.commit()
+    finally:
+        con.close()
+    assert through_proxy == _direct(pg_database, PREDICT)
+
+
+def test_an_ml_error_aborts_the_transaction_like_any_error(proxy: dict[str, object]) -> None:
+    con = psycopg2.connect(**proxy)  # type: ignore[arg-type]
+    con.autocommit = True
+    try:
+        with con.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("CREATE TABLE shop.kept (a int)")
+            with pytest.raises(psycopg2.Error) as raised:
+                cur.execute("SELECT * FROM ML.PREDICT(MODEL shop.nowhere, TABLE shop.customers)")
+            assert raised.value.pgcode == "42704"
+            with pytest.raises(psycopg2.Error) as raised:
+                cur.execute("SELECT 1")
+            assert raised.value.pgcode == "25P02"  # from the server itself
+            cur.execute("ROLLBACK")
+            cur.execute("SELECT to_regclass('shop.kept') IS NULL")
+            assert cur.fetchone() == (True,)
+            # a Query message mixing plain and ML statements: each runs, the last result shows
+            cur.execute(f"{MODEL}; SELECT 40 + 2; SELECT count(*) FROM ({PREDICT}) AS q")
+            assert cur.fetchone() == (200,)
+    finally:
+        con.close()
+
+
+def test_prepared_ml_statements_and_binary_results_with_psycopg3(
+    proxy: dict[str, object], pg_database: str
+) -> None:
+    try:
+        import psycopg
+    except ImportError:
+        unavailable("psycopg 3 is not installed")
+    _direct(pg_database, MODEL)
+    one = "SELECT id, predicted_churned FROM ML.PREDICT(MODEL shop.churn, (SELECT * FROM shop.new_customers WHERE id = %s))"
+    expected = dict(_direct(pg_database, PREDICT))
+    with psycopg.connect(**proxy, autocommit=True) as con:  # type: ignore[arg-type]
+        for i in range(8):  # prepared server-side after a few runs (prepare_threshold)
+            row = con.execute(one, (i,), prepare=i > 2).fetchone()
+            assert row == (i, expected[i])
+        with con.cursor(binary=True) as cur:
+            cur.execute(PREDICT)
+            assert dict(cur.fetchall()) == expected
+        with con.transaction(), con.cursor(name="paged") as cur:  # DECLARE over an ML query
+            cur.execute(PREDICT)
+            assert dict(cur.fetchmany(50) + cur.fetchall()) == expected
+        with con.pipeline():
+            first = con.execute("SELECT 1")
+            second = con.execute(one, (3,))
+            third = con.execute("SELECT 3")
+        assert (first.fetchone(), second.fetchone(), third.fetchone()) == (
+            (1,),
+            (3, expected[3]),
+            (3,),
+        )
+
+
+def test_psql_catalog_commands_and_copy_through_the_proxy(
+    proxy: dict[str, object], tmp_path: Path
+) -> None:
+    psql = shutil.which("psql")
+    if psql is None:
+        unavailable("psql is not installed")
+    url = f"postgresql://ana@127.0.0.1:{proxy['port']}/shop"
+    data = tmp_path / "rows.csv"
+    data.write_text("1,one\n2,two\n")
+    out = tmp_path / "predicted.csv"
+    done = subprocess.run(
+        [
+            *(psql, url, "-X", "-v", "ON_ERROR_STOP=1", "-c", r"\dt shop.*"),
+            *("-c", "CREATE TABLE shop.t (a int, b text)"),
+            *("-c", rf"\copy shop.t FROM '{data}' (FORMAT csv)", "-c", "SELECT sum(a) FROM shop.t"),
+            *("-c", MODEL, "-c", rf"\copy ({PREDICT}) TO '{out}' (FORMAT csv)"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "new_customers" in done.stdout
+    assert "COPY 2" in done.stdout
+    assert " 3\n" in done.stdout
+    assert len(out.read_text().splitlines()) == 200
+
+
+def test_cancel_reaches_the_server_and_the_session_goes_on(proxy: dict[str, object]) -> None:
+    """psycopg 3's cancel_safe (psycopg2's cancel holds the GIL while it waits for the server,
+    which here is the gateway in this very process)."""
+    try:
+        import psycopg
+    except ImportError:
+        unavailable("psycopg 3 is not installed")
+    with psycopg.connect(**proxy, autocommit=True) as con:  # type: ignore[arg-type]
+        timer = threading.Timer(0.5, con.cancel_safe)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            con.execute("SELECT pg_sleep(30)")
+        timer.join()
+        assert time.monotonic() - started < 20
+        assert con.execute("SELECT 'still here'").fetchone() == ("still here",)
+
+
+def test_hostile_bytes_close_only_their_connection(proxy: dict[str, object]) -> None:
+    good = psycopg2.connect(**proxy)  # type: ignore[arg-type]
+    good.autocommit = True
+    try:
+        startup = p.StartupMessage({"user": "x", "database": "shop"}).encode()
+        for payload in (startup + b"\x00" * 9, startup + b"Q" + (2**31 - 1).to_bytes(4, "big")):
+            with socket.create_connection(("127.0.0.1", int(proxy["port"])), timeout=10) as bad:  # type: ignore[call-overload]
+                bad.sendall(payload)
+                answer = b""
+                while chunk := bad.recv(65536):
+                    answer += chunk
+                assert b"08P01" in answer
+        with good.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        good.close()
+
+
+@pytest.mark.parametrize("method", ["scram-sha-256", "md5", "password"])
+def test_the_gateway_logs_in_to_postgresql_with_a_password(
+    method: str, pg_server: str, pg_database: str, tls_files: tuple[str, str]
+) -> None:
+    """The proxy's own login to PostgreSQL (SCRAM-SHA-256, md5, cleartext) with a password from
+    the environment, checked by a real server; the client meanwhile logs in to the gateway with
+    TLS and SCRAM. A wrong upstream password is a FATAL 28P01 for the client."""
+    role = f"sqlml_{method.replace('-', '_')}"
+    admin = psycopg2.connect(pg_database)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SHOW hba_file")
+            hba = Path(cur.fetchone()[0])  # type: ignore[index]
+            encryption = "md5" if method == "md5" else "scram-sha-256"
+            cur.execute(f"SET password_encryption = '{encryption}'")
+            cur.execute(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD 'up-secret'")
+        original = hba.read_text()
+        hba.write_text(f"host all {role} 127.0.0.1/32 {method}\n" + original)
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        dsn = pg_database.replace("postgres@", f"{role}@", 1)
+        users = auth.Users([auth.Credential("ana", auth.scram_secret("gw"))])
+        cert, key = tls_files
+        config = ServerConfig(
+            port=0, auth_method="scram-sha-256", users=users, tls_cert=cert, tls_key=key
+        )
+        for password, works in (("up-secret", True), ("wrong", False)):
+            target = Target.parse(dsn, {"PGPASSWORD": password})
+            _, session_class = gateway_parts("postgres", dsn)
+            from sqlml.wire.proxy import ProxyBackend
+
+            with serving(config, lambda d, u, t=target: ProxyBackend(t), session_class) as port:
+                login = {"host": "127.0.0.1", "port": port, "dbname": "shop", "user": "ana"}
+                if works:
+                    con = psycopg2.connect(password="gw", sslmode="require", **login)
+                    with con.cursor() as cur:
+                        cur.execute("SELECT current_user")
+                        assert cur.fetchone() == (role,)
+                    con.close()
+                else:
+                    with pytest.raises(psycopg2.OperationalError) as raised:
+                        psycopg2.connect(password="gw", sslmode="require", **login)
+                    assert "password authentication failed" in str(raised.value)
+    finally:
+        hba.write_text(original)
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_reload_conf()")
+        admin.close()
+
+
+def test_frames_cut_whole_messages_across_reads() -> None:
+    stream = b"".join(
+        m.encode()
+        for m in (p.ParseComplete(), p.DataRow((b"1", None)), p.CommandComplete("SELECT 1"))
+    )
+    frames = Frames()
+    got: list[int] = []
+    for i in range(0, len(stream), 3):
+        frames.feed(stream[i : i + 3])
+        chunk, spans = frames.take()
+        got += [chunk[start] for _, start, _ in spans]
+        assert all(chunk[start] == kind for kind, start, _ in spans)
+    assert bytes(got) == b"1DC"
+
+
+def test_placeholders_become_numbered() -> None:
+    assert to_dollar("SELECT %s, ? FROM t WHERE a LIKE '%s?' -- ?") == (
+        "SELECT $1, $2 FROM t WHERE a LIKE '%s?' -- ?"
+    )
+    assert to_dollar("SELECT 1") == "SELECT 1"
+
+
+def test_targets_come_from_urls_and_the_environment(tmp_path: Path) -> None:
+    target = Target.parse("postgresql://u@db.example:6000/shop?sslmode=require", {})
+    assert (target.host, target.port, target.dbname, target.user) == (
+        "db.example",
+        6000,
+        "shop",
+        "u",
+    )
+    assert target.sslmode == "require"
+    assert target.password is None
+    passfile = tmp_path / "pgpass"
+    passfile.write_text("db.example:6000:shop:u:from-file\n")
+    passfile.chmod(0o600)
+    assert (
+        Target.parse(
+            "host=db.example port=6000 dbname=shop user=u", {"PGPASSFILE": str(passfile)}
+        ).password
+        == "from-file"
+    )
+    passfile.chmod(0o644)  # readable by others: ignored, as libpq does
+    assert (
+        Target.parse(
+            "host=db.example port=6000 dbname=shop user=u", {"PGPASSFILE": str(passfile)}
+        ).password
+        is None
+    )
+    assert "from-file" not in repr(target)
