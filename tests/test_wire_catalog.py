@@ -656,6 +656,33 @@ def test_column_types_agree_with_the_wire_encoding() -> None:
     con.close()
 
 
+def test_relations_agree_with_pg_attribute() -> None:
+    """Catalog.relations (what parameter type inference reads, from duckdb_columns() itself)
+    gives each column pg_attribute's type, but an enum's (text there); temporary relations come
+    first, as pg_temp does in PostgreSQL's search path, and schemas go by PostgreSQL's names."""
+    con = duckdb.connect()
+    con.execute("CREATE TYPE feel AS ENUM ('ok', 'sad')").fetchall()
+    con.execute(
+        "CREATE TABLE t (a BOOLEAN, b TINYINT, c HUGEINT, d UINTEGER, e DECIMAL(10,2),"
+        " f VARCHAR, g BLOB, h TIMESTAMPTZ, i INTERVAL, j UUID, k JSON, l INTEGER[],"
+        " m VARCHAR[][], n DECIMAL(5,1)[], o STRUCT(a INT), p MAP(VARCHAR, INT), q feel,"
+        " r DOUBLE[3], s TIME)"
+    ).fetchall()
+    con.execute("CREATE SCHEMA s2").fetchall()
+    con.execute("CREATE TABLE s2.t (x INTEGER)").fetchall()
+    con.execute("CREATE TEMP TABLE t (y DATE)").fetchall()
+    catalog = Catalog(con, database="db", user="u")
+    found, path = catalog.relations({"t"})
+    assert [(r.schema, r.name) for r in found] == [("pg_temp_1", "t"), ("public", "t"), ("s2", "t")]
+    assert path == ["pg_temp_1", "u", "public"]
+    sql = "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = 'public.t'::regclass"
+    declared = dict(duck_query((con, catalog), sql + " AND attnum > 0 ORDER BY attnum"))
+    assert dict(found[1].columns) == {**declared, "q": 25}
+    assert declared["q"] != 25  # the enum's own type
+    assert found[0].columns == (("y", 1082),)
+    con.close()
+
+
 def test_preparing_is_lazy_and_idempotent() -> None:
     """A new session creates only its identity macros; the catalog objects come with the first
     statement that needs them; a second Catalog on the same connection works the same."""

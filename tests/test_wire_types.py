@@ -302,6 +302,21 @@ CASES = [
         decode=False,
         copy_in=False,
     ),
+    # the emulated catalog's arrays of OIDs (OidType over int64: DuckDB has no oid type)
+    same(
+        "oid",
+        [0, 26, 4294967295, None],
+        "oid",
+        array=pa.array([0, 26, 4294967295, None], pa.int64()).cast(t.OID_TYPE),
+        copy_in=False,
+    ),
+    same(
+        "oid_array",
+        [[1, None, 26], [], None, [4294967295]],
+        "oid[]",
+        array=pa.array([[1, None, 26], [], None, [4294967295]]).cast(pa.list_(t.OID_TYPE)),
+        copy_in=False,
+    ),
 ]
 
 

@@ -59,7 +59,6 @@ from sqlml.wire import catalog_sql, catalog_types
 
 UNKNOWN = 705  # pg_type 'unknown': a declared type that leaves the choice to the server
 TIME, TIMETZ, INTERVAL = 1083, 1266, 1186
-CATALOG_SCHEMAS = ("pg_catalog", "information_schema")
 
 
 @dataclass(frozen=True)
@@ -191,18 +190,17 @@ def _oid_of_name(name: str) -> int | None:
     name = name.lower().removeprefix("pg_catalog.")
     if name.endswith("[]"):
         return _array_of(_oid_of_name(name[:-2]))
-    found = _BY_FORMAT.get(name) or _BY_NAME.get(name.strip('"')) or _DOMAINS.get(name)
-    return found
+    return _BY_FORMAT.get(name) or _BY_NAME.get(name.strip('"')) or _DOMAINS.get(name)
 
 
 def _array_of(element: int | None) -> int | None:
-    pg_type = catalog_types.BY_OID.get(element) if element is not None else None
-    return pg_type.typarray or None if pg_type is not None else None
+    pg_type = catalog_types.BY_OID.get(element or 0)
+    return pg_type.typarray if pg_type is not None and pg_type.typarray else None
 
 
 def _element_of(array: int | None) -> int | None:
-    pg_type = catalog_types.BY_OID.get(array) if array is not None else None
-    return pg_type.typelem or None if pg_type is not None and pg_type.typcategory == "A" else None
+    pg_type = catalog_types.BY_OID.get(array or 0)
+    return pg_type.typelem if pg_type is not None and pg_type.typcategory == "A" else None
 
 
 def _data_type(oid: int) -> exp.DataType:
@@ -310,9 +308,10 @@ class _Inference:
                 table.set("catalog", None)
 
     def _schema_of(self, table: exp.Table) -> str | None:
-        name, schema = table.name.lower(), table.db
-        if schema:
-            return "public" if schema.lower() == "main" else schema
+        name, schema = table.name.lower(), table.args.get("db")
+        if isinstance(schema, exp.Identifier):  # PostgreSQL folds an unquoted name
+            written = schema.name if schema.quoted else schema.name.lower()
+            return "public" if written == "main" else written
         for candidate in ("pg_catalog", *self.search_path):
             if (candidate, name) in self.relations:
                 return candidate

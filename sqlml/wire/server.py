@@ -61,6 +61,7 @@ class Server:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     async def start(self) -> int:
         """Starts listening; returns the port (useful with port 0)."""
@@ -78,20 +79,31 @@ class Server:
 
     async def aclose(self) -> None:
         """Stops listening, cancels running statements and closes every client connection."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
-        for session in list(self.sessions.values()):
-            session.cancel()
-        for writer in list(self._writers):
-            writer.close()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # A connection accepted just before close() starts its task later: go round until no
+        # connection is left, so that no socket outlives the loop.
+        while True:
+            for session in list(self.sessions.values()):
+                session.cancel()
+            for writer in list(self._writers):
+                writer.close()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.sleep(0)
+            if not self._tasks and not self._writers:
+                break
         if self._server is not None:
             await self._server.wait_closed()
+        await asyncio.sleep(0)  # the transports' own close callbacks
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- one connection ---------------------------------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._closing:  # accepted while the server closes
+            writer.close()
+            return
         self._writers.add(writer)
         task = asyncio.current_task()
         if task is not None:

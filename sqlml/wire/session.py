@@ -557,7 +557,7 @@ class Session:
             )
         formats = _formats(message.param_formats, len(message.params))
         if any(
-            not oid and (fmt == 1 or (value or b"")[:1] == b"{")
+            value is not None and not oid and (fmt == 1 or value[:1] == b"{")
             for value, oid, fmt in zip(message.params, statement.param_types, formats, strict=True)
         ):  # a binary value needs its type, and so does an array literal ('{a,b}', psycopg 3)
             self._parameter_types(statement)
@@ -624,6 +624,11 @@ class Session:
         decodes with them, as the client encodes with what Describe told it."""
         assert self.backend is not None
         if 0 in statement.param_types:
+            if self._failed:  # the engine reads no catalog now; PostgreSQL refuses too
+                raise errors.InFailedTransaction(
+                    "current transaction is aborted, commands ignored until end of"
+                    " transaction block"
+                )
             statement.param_types = self.backend.parameter_types(
                 statement.query, statement.param_types
             )
