@@ -3,7 +3,9 @@
   pgbench_select   pgbench -S (select-only) with --clients clients for --seconds seconds, -M
                    simple and -M prepared: through `sqlml serve --database postgresql://...`
                    (a separate process, as a user runs it) and directly; the issue's target is
-                   gateway TPS >= 0.7x direct
+                   gateway TPS >= 0.7x direct. With pgbouncer installed (Debian's package), the
+                   same through pgbouncer in session mode: the limit, a proxy written in C on
+                   the same two cores
   bulk             SELECT of --rows rows x (id, f0..f9) fetched by psycopg2, through the
                    gateway and directly (target >= 0.5x)
   predict_latency  a single-row ML.PREDICT through the proxy (psycopg2, simple protocol), p50
@@ -18,6 +20,7 @@ Usage: python benchmarks/bench_proxy.py [--clients 8] [--seconds 15] [--rows 100
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -25,7 +28,9 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -62,6 +67,47 @@ def pgbench(dsn_env: dict[str, str], *args: str) -> float | None:
     if match is None:
         raise RuntimeError(done.stdout + done.stderr)
     return float(match.group(1))
+
+
+@contextlib.contextmanager
+def pgbouncer(pg_port: str) -> Iterator[int | None]:
+    """pgbouncer in session mode in front of the cluster (trust), or None if not installed."""
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not os.path.exists(binary):
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="sqlml-pgbouncer-"))
+    folder.chmod(0o777)
+    port = free_port()
+    (folder / "users.txt").write_text('"postgres" ""\n')
+    (folder / "pgbouncer.ini").write_text(
+        f"[databases]\nbench = host=127.0.0.1 port={pg_port} dbname=bench\n[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nauth_type = trust\n"
+        f"auth_file = {folder}/users.txt\npool_mode = session\nmax_client_conn = 100\n"
+        f"default_pool_size = 20\nlogfile = {folder}/log\nunix_socket_dir =\n"
+    )
+    command = [binary, str(folder / "pgbouncer.ini")]
+    if os.geteuid() == 0:  # pgbouncer will not run as root
+        command = ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(command)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        subprocess.run(["pkill", "-f", str(folder)], check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def wait_for_port(port: int) -> None:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port}")
 
 
 def bulk(dsn: str, rows: int) -> float:
@@ -126,23 +172,29 @@ def main() -> None:
             stderr=subprocess.PIPE,
         )
         try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            wait_for_port(port)
             gateway_env = {**direct_env, "PGPORT": str(port)}
             gateway_dsn = f"postgresql://postgres@127.0.0.1:{port}/bench"
             common = ["-S", "-n", "-c", str(args.clients), "-j", "2", "-T", str(args.seconds)]
             print(f"pgbench select-only, scale 10, {args.clients} clients, {args.seconds} s")
-            for mode in ("simple", "prepared"):
-                direct = pgbench(direct_env, *common, "-M", mode) or 0.0
-                through = pgbench(gateway_env, *common, "-M", mode) or 0.0
-                print(
-                    f"  -M {mode:8s} direct {direct:9.0f} tps   gateway {through:9.0f} tps"
-                    f"   ratio {through / direct:.2f} (target >= 0.7)"
-                )
+            with pgbouncer(direct_env["PGPORT"]) as bouncer_port:
+                for mode in ("simple", "prepared"):
+                    direct = pgbench(direct_env, *common, "-M", mode) or 0.0
+                    through = pgbench(gateway_env, *common, "-M", mode) or 0.0
+                    line = (
+                        f"  -M {mode:8s} direct {direct:7.0f} tps  gateway {through:7.0f} tps"
+                        f"  ratio {through / direct:.2f} (target >= 0.7)"
+                    )
+                    if bouncer_port is not None:
+                        bounced = pgbench(
+                            {**direct_env, "PGPORT": str(bouncer_port)}, *common, "-M", mode
+                        )
+                        bounced = bounced or 0.0
+                        line += (
+                            f"  pgbouncer {bounced:7.0f} tps  ratio {bounced / direct:.2f}"
+                            f"  gateway/pgbouncer {through / bounced:.2f}"
+                        )
+                    print(line, flush=True)
             direct_s = min(bulk(dsn, args.rows) for _ in range(2))
             through_s = min(bulk(gateway_dsn, args.rows) for _ in range(2))
             print(

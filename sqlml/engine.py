@@ -17,7 +17,10 @@ an input's columns are found with NULL in place of each marker.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import decimal
 import itertools
+import math
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +35,7 @@ from sqlglot import exp
 from sqlml import errors, grammar, scoring
 from sqlml.engines import open_engine, placeholders
 from sqlml.engines.base import Engine, InServer, KeepsPlans, Probes, Result
+from sqlml.grammar.dialects import DIALECTS
 from sqlml.grammar.statements import (
     CreateModel,
     DropModel,
@@ -486,11 +490,8 @@ class Session:
         assert call.input is not None
         sql, bound = _bound(call.input.sql, params)
         if self.server is not None:
-            if bound:
-                raise errors.FeatureNotSupported(
-                    "parameters in the rows of ML.EVALUATE are not supported on PostgreSQL"
-                    " (the server evaluates the query text)"
-                )
+            if bound:  # the server takes the rows as query text: the values go in as literals
+                sql = _inlined(sql, bound, self.engine.dialect)
             return self.server.evaluate_in_server(_model_name(version), sql, call.threshold)
         table = self.engine.query_arrow(sql, bound)
         scoring.check_input(version, table.schema)
@@ -519,6 +520,33 @@ def _bound(sql: str, params: Sequence[Any] | None) -> tuple[str, list[Any] | Non
         return sql, None
     text, values = placeholders.compact(sql, params)
     return text, values or None
+
+
+def _inlined(sql: str, values: Sequence[Any], dialect: str) -> str:
+    """``sql`` with each ``$n`` replaced by its value as a literal node of the tree (sqlglot
+    quotes it as the dialect does; no value is formatted into the text)."""
+    tree = _parse_query(sql, dialect)
+    for marker in list(tree.find_all(exp.Parameter)):
+        number = int(marker.name)
+        if not 1 <= number <= len(values):
+            raise placeholders.miscount(number, len(values))
+        marker.replace(_literal(values[number - 1]))
+    return tree.sql(dialect=dialect)
+
+
+def _literal(value: Any) -> exp.Expr:
+    if isinstance(value, float) and not math.isfinite(value):
+        text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return exp.cast(exp.Literal.string(text), exp.DataType.Type.DOUBLE)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return exp.cast(exp.Literal.string("\\x" + bytes(value).hex()), exp.DataType.Type.VARBINARY)
+    if value is None or isinstance(value, bool | int | float | str | decimal.Decimal):
+        return exp.convert(value)
+    if isinstance(value, datetime.date | datetime.datetime):
+        return exp.convert(value)
+    raise errors.FeatureNotSupported(
+        f"a {type(value).__name__} parameter in the rows of ML.EVALUATE on PostgreSQL"
+    )
 
 
 def _split_inputs(schema: pa.Schema, calls: int) -> tuple[pa.Schema | None, ...]:
@@ -580,6 +608,6 @@ def zero_rows(sql: str, dialect: str) -> str:
 def _parse_query(sql: str, dialect: str) -> exp.Expr:
     """The input query as a tree, to nest it; parse errors carry a SQLSTATE."""
     try:
-        return sqlglot.parse_one(sql, read=dialect)
+        return sqlglot.parse_one(sql, read=DIALECTS[dialect])
     except sqlglot.errors.SqlglotError as e:
         raise errors.SyntaxError(f"cannot parse the input query: {e}") from e

@@ -8,9 +8,10 @@ import contextlib
 import itertools
 import os
 import shutil
+import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -108,18 +109,39 @@ def pg_database(pg_server: str) -> Iterator[str]:
     pgcluster.drop_database(pg_server, name)
 
 
-@pytest.fixture(params=ENGINES)
+@pytest.fixture(params=[*ENGINES, "duckdb-gateway", "postgres-gateway"])
 def con(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlml.Connection]:
-    if request.param == "postgres":
-        dsn = request.getfixturevalue("pg_database")
-        connection = sqlml.connect(dsn, autocommit=True)
+    """The conformance suite's connection: sqlml.connect on each engine, and the same engines
+    through the gateway (sqlml serve) with psycopg 3 as the client (gateway_client.py)."""
+    engine, _, via = str(request.param).partition("-")
+    if engine == "postgres":
+        database = str(request.getfixturevalue("pg_database"))
+    else:
+        database = str(tmp_path / "test.duckdb")
+        loading = sqlml.connect(database, autocommit=True)
+        load_shop(loading)
+        loading.close()
+    if not via:
+        connection = sqlml.connect(database, autocommit=True)
         yield connection
         connection.close()
         return
-    connection = sqlml.connect(str(tmp_path / "test.duckdb"), autocommit=True)
-    load_shop(connection)
-    yield connection
-    connection.close()
+    from gateway_client import GatewayConnection
+
+    from sqlml.wire.server import ServerConfig
+
+    with serving(ServerConfig(port=0), *gateway_parts(engine, database)) as port:
+        client = GatewayConnection(port)
+        yield client  # type: ignore[misc]
+        client.close()
+
+
+def in_process(con: Any) -> sqlml.Connection:
+    """``con`` for a test of sqlml.connect's own API (not a wire client's): skipped through
+    the gateway, where there is no such API."""
+    if not isinstance(con, sqlml.Connection):
+        pytest.skip("sqlml.connect's in-process API; the gateway's clients have none")
+    return con
 
 
 @pytest.fixture(params=ENGINES)
@@ -138,6 +160,28 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 GATEWAY_ENGINES = ["duckdb", "postgres"]
 GATEWAY_TRANSPORTS = ["tcp", "tls"]
 GATEWAY_USER, GATEWAY_PASSWORD = "ana", "s3cret-Pa55"
+
+
+def message_reader(client: socket.socket) -> Callable[[type], list[Any]]:
+    """Reads a raw socket's messages from the gateway up to the next one of a kind (those after
+    it stay for the next call)."""
+    from sqlml.wire import protocol as p
+
+    reader = p.BackendReader()
+
+    def read(kind: type) -> list[Any]:
+        seen: list[Any] = []
+        while not seen or not isinstance(seen[-1], kind):
+            message = reader.next()
+            if message is not None:
+                seen.append(message)
+                continue
+            chunk = client.recv(65536)
+            assert chunk, "the gateway closed the connection"
+            reader.feed(chunk)
+        return seen
+
+    return read
 
 
 @contextlib.contextmanager

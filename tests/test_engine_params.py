@@ -15,6 +15,7 @@ import pytest
 import sqlml
 from sqlml import engine, errors
 from sqlml.engines import placeholders
+from tests.conftest import in_process
 from tests.test_engine import CHURN, _churn_reference
 
 PREDICT = (
@@ -129,15 +130,8 @@ def test_values_of_other_kinds_on_one_plan(con: sqlml.Connection) -> None:
     assert math.isnan(con.execute(sql, [math.nan]).fetchall()[0][0])
 
 
-def test_evaluate_with_parameters(con: sqlml.Connection, request: pytest.FixtureRequest) -> None:
-    if "postgres" in request.node.callspec.id:
-        request.applymarker(
-            pytest.mark.xfail(
-                raises=sqlml.NotSupportedError,
-                strict=True,
-                reason="PostgreSQL evaluates the query text in the server, without parameters",
-            )
-        )
+def test_evaluate_with_parameters(con: sqlml.Connection) -> None:
+    """On PostgreSQL the server takes the rows as query text: the values go in as literals."""
     con.execute(CHURN)
     query = (
         "SELECT * FROM ML.EVALUATE(MODEL shop.churn, (SELECT * FROM shop.customers WHERE id < {}))"
@@ -145,6 +139,12 @@ def test_evaluate_with_parameters(con: sqlml.Connection, request: pytest.Fixture
     literal = con.execute(query.format(400)).fetchall()
     assert con.execute(query.format("?"), [400]).fetchall() == literal
     assert con.execute(query.format("?"), [400]).fetchall() == literal  # (not kept)
+    text = query.replace("id < {}", "plan = {} AND id < {} AND {}")
+    quoted = con.execute(text.format("'basic'", 400, "true")).fetchall()
+    assert quoted != literal
+    assert con.execute(text.format("$2", "$3", "$1"), [True, "basic", 400]).fetchall() == quoted
+    hostile = con.execute(text.format("?", "?", "?"), ["x' OR 'a'='a", 400, True]).fetchall()
+    assert hostile != quoted  # a value, never SQL: no customer has that plan
 
 
 @pytest.mark.parametrize(
@@ -156,6 +156,8 @@ def test_evaluate_with_parameters(con: sqlml.Connection, request: pytest.Fixture
     ],
 )
 def test_parameters_in_other_ml_statements_are_refused(con: sqlml.Connection, sql: str) -> None:
+    if "-- ?" in sql:  # no marker but in a comment: a wire client cannot send the value at all
+        con = in_process(con)
     con.execute(CHURN)
     with pytest.raises(sqlml.NotSupportedError) as caught:
         con.execute(sql, [1])
@@ -174,12 +176,27 @@ def test_wrong_number_of_parameters(con: sqlml.Connection, values: list[Any]) ->
 
 def test_null_parameters_describe_an_ml_query(con: sqlml.Connection) -> None:
     """What the gateway does to Describe a statement: run it with NULL for every parameter."""
+    con = in_process(con)
     con.execute(CHURN)
     described = con.session.execute_one(PREDICT.format("$1"), [None]).table
     assert described is not None
     assert described.num_rows == 0
     full = con.execute(PREDICT.format("$1"), [5]).fetch_arrow_table()
     assert described.schema.names == full.schema.names
+
+
+def test_dollar_markers_without_spaces(con: sqlml.Connection) -> None:
+    """``IN ($1,$2)`` as psycopg 3 writes it: stock sqlglot reads ``$1,$`` as the start of a
+    dollar-quoted string; PostgreSQL's tags cannot start with a digit."""
+    con.execute(CHURN)
+    everyone = con.execute(ALL).fetchall()
+    query = ALL.replace(" ORDER BY id", "").replace(
+        "shop.new_customers", "shop.new_customers WHERE id IN ($1,$2,$3)"
+    )
+    rows = con.execute(query + " ORDER BY id", [42, 7, 199]).fetchall()
+    assert rows == [everyone[7], everyone[42], everyone[199]]
+    assert con.execute("SELECT $1,$2", ["a", "b"]).fetchone() == ("a", "b")
+    assert con.execute("SELECT $q$1,$q$ || $1", ["x"]).fetchone() == ("1,x",)
 
 
 def test_dollar_parameters_in_plain_sql(con: sqlml.Connection) -> None:
@@ -224,6 +241,7 @@ def test_markers_for_psycopg2() -> None:
 def test_ml_sql_keeps_the_markers_for_the_caller(con: sqlml.Connection) -> None:
     """The gateway's PostgreSQL proxy renders a client's Parse with ml_sql and binds the values
     itself: the rendered SQL keeps $n, and bound like the statement gives the same rows."""
+    con = in_process(con)
     con.execute(CHURN)
     rendered = con.session.ml_sql(PREDICT.format("$1"))
     assert rendered is not None

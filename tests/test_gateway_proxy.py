@@ -4,18 +4,22 @@ real clients (psycopg2, psycopg 3, psql); results compared with sqlml.connect on
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
-from conftest import gateway_parts, serving, unavailable
+from conftest import gateway_parts, message_reader, serving, unavailable
 
 import sqlml
 from sqlml.wire import auth
@@ -213,6 +217,100 @@ def test_cancel_reaches_the_server_and_the_session_goes_on(proxy: dict[str, obje
         assert con.execute("SELECT 'still here'").fetchone() == ("still here",)
 
 
+def _logged_in(port: int) -> tuple[socket.socket, Callable[[type], list[Any]]]:
+    client = socket.create_connection(("127.0.0.1", port), timeout=20)
+    client.sendall(p.StartupMessage({"user": "ana", "database": "shop"}).encode())
+    read = message_reader(client)
+    read(p.ReadyForQuery)
+    return client, read
+
+
+def test_plain_and_ml_messages_sent_without_waiting_keep_their_order(
+    proxy: dict[str, object],
+) -> None:
+    """Plain SQL goes to the server from the event loop, ML through a worker thread: messages
+    sent back to back, each in its own packet, are still answered in the order sent."""
+    model = psycopg2.connect(**proxy)  # type: ignore[arg-type]
+    model.autocommit = True
+    with model.cursor() as cur:
+        cur.execute(MODEL)
+    model.close()
+    client, read = _logged_in(int(proxy["port"]))  # type: ignore[call-overload]
+    one = "SELECT predicted_churned::text FROM ML.PREDICT(MODEL shop.churn, (SELECT 1 AS tenure,"
+    one += " 99.0::float8 AS spend, 'basic' AS plan)) AS t"
+    sent = [
+        p.Query("SELECT 'first'"),
+        p.Query(one),
+        p.Query("SELECT 'third'"),
+        p.Parse("", "SELECT $1::text", (0,)),
+        p.Bind("", "", (), (b"fourth",), ()),
+        p.Execute("", 0),
+        p.Sync(),
+        p.Parse("", one, ()),
+        p.Bind("", "", (), (), ()),
+        p.Execute("", 0),
+        p.Sync(),
+        p.Query("SELECT 'last'"),
+    ]
+    with client:
+        for message in sent:
+            client.sendall(message.encode())
+        rows = [
+            m.values[0] for _ in range(6) for m in read(p.ReadyForQuery) if isinstance(m, p.DataRow)
+        ]
+    assert [r for i, r in enumerate(rows) if i not in (1, 4)] == [
+        b"first",
+        b"third",
+        b"fourth",
+        b"last",
+    ]
+    assert rows[1] in (b"true", b"false")
+    assert rows[4] == rows[1]  # the same row, scored twice
+
+
+def test_notifications_reach_an_idle_client_at_once(proxy: dict[str, object]) -> None:
+    """The event loop reads the server while the client waits: a NOTIFY arrives without the
+    listener sending anything."""
+    client, read = _logged_in(int(proxy["port"]))  # type: ignore[call-overload]
+    with client:
+        client.sendall(p.Query("LISTEN news").encode())
+        read(p.ReadyForQuery)
+        other = psycopg2.connect(**proxy)  # type: ignore[arg-type]
+        other.autocommit = True
+        with other.cursor() as cur:
+            cur.execute("NOTIFY news, 'hello'")
+        other.close()
+        client.settimeout(10)
+        notification = read(p.NotificationResponse)[-1]
+        assert (notification.channel, notification.payload) == ("news", "hello")
+
+
+def test_a_session_the_server_ends_ends_alone(proxy: dict[str, object], pg_database: str) -> None:
+    """pg_terminate_backend on a proxied session: its client gets the server's FATAL 57P01 at
+    once and is disconnected; the gateway's other sessions go on."""
+    survivor = psycopg2.connect(**proxy)  # type: ignore[arg-type]
+    survivor.autocommit = True
+    victim, read = _logged_in(int(proxy["port"]))  # type: ignore[call-overload]
+    try:
+        victim.sendall(p.Query("SELECT pg_backend_pid()").encode())
+        rows = [m for m in read(p.ReadyForQuery) if isinstance(m, p.DataRow)]
+        pid = int(rows[0].values[0] or b"")
+        admin = psycopg2.connect(pg_database)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        admin.close()
+        fatal = read(p.ErrorResponse)[-1]  # while idle: nothing was sent since
+        assert (fatal.fields["S"], fatal.fields["C"]) == ("FATAL", "57P01")
+        assert victim.recv(1) == b""  # then the connection is closed
+        with survivor.cursor() as cur:
+            cur.execute("SELECT 'alive'")
+            assert cur.fetchone() == ("alive",)
+    finally:
+        victim.close()
+        survivor.close()
+
+
 def test_hostile_bytes_close_only_their_connection(proxy: dict[str, object]) -> None:
     good = psycopg2.connect(**proxy)  # type: ignore[arg-type]
     good.autocommit = True
@@ -282,6 +380,100 @@ def test_the_gateway_logs_in_to_postgresql_with_a_password(
         with admin.cursor() as cur:
             cur.execute("SELECT pg_reload_conf()")
         admin.close()
+
+
+@contextlib.contextmanager
+def _server_tls(admin: psycopg2.extensions.connection, cert: str, key: str) -> Iterator[str]:
+    """TLS switched on in the test server (a reload; off again afterwards); yields the CA file
+    (the self-signed certificate, CN=localhost)."""
+    folder = Path(tempfile.mkdtemp(prefix="sqlml-pgtls-"))
+    folder.chmod(0o755)
+    served_cert, served_key = folder / "server.crt", folder / "server.key"
+    shutil.copy(cert, served_cert)
+    shutil.copy(key, served_key)
+    served_key.chmod(0o600)
+    if os.geteuid() == 0:  # the server runs as postgres and must own its key
+        shutil.chown(served_key, "postgres")
+    settings = {"ssl": "on", "ssl_cert_file": str(served_cert), "ssl_key_file": str(served_key)}
+    try:
+        with admin.cursor() as cur:
+            for name, value in settings.items():
+                cur.execute(f"ALTER SYSTEM SET {name} = %s", (value,))
+            cur.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        yield str(served_cert)
+    finally:
+        with admin.cursor() as cur:
+            for name in settings:
+                cur.execute(f"ALTER SYSTEM RESET {name}")
+            cur.execute("SELECT pg_reload_conf()")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_gateway_speaks_tls_to_postgresql_per_sslmode(
+    pg_database: str, tls_files: tuple[str, str], tmp_path: Path
+) -> None:
+    """Each sslmode against a PostgreSQL with TLS on, checked by the server (pg_stat_ssl): the
+    connection is encrypted when it should be, and a certificate that does not verify is a
+    FATAL 08001 for the client (the event loop does the TLS, as for the client's side)."""
+    from sqlml.wire.proxy import ProxyBackend, ProxySession
+
+    admin = psycopg2.connect(pg_database)
+    admin.autocommit = True
+    port = pg_database.rsplit(":", 1)[1].split("/")[0]
+    home = tmp_path / "home"  # no ~/.postgresql/root.crt
+    home.mkdir()
+    try:
+        with _server_tls(admin, *tls_files) as ca:
+            cases = [
+                ("127.0.0.1", "disable", None, False),
+                ("127.0.0.1", "prefer", None, True),
+                ("127.0.0.1", "require", None, True),
+                ("127.0.0.1", "verify-ca", ca, True),
+                ("localhost", "verify-full", ca, True),
+                ("127.0.0.1", "verify-full", ca, "08001"),  # the name is localhost
+                ("127.0.0.1", "verify-ca", None, "08001"),  # no root.crt
+            ]
+            for host, sslmode, root, expected in cases:
+                dsn = f"host={host} port={port} dbname={pg_database.rsplit('/', 1)[1]}"
+                dsn += f" user=postgres sslmode={sslmode}" + (
+                    f" sslrootcert={root}" if root else ""
+                )
+                target = Target.parse(dsn, {"HOME": str(home)})
+                parts = (lambda d, u, t=target: ProxyBackend(t)), ProxySession
+                with (
+                    mock_home(home),
+                    serving(ServerConfig(port=0), *parts) as gateway,
+                    socket.create_connection(("127.0.0.1", gateway), timeout=20) as client,
+                ):
+                    client.sendall(p.StartupMessage({"user": "ana", "database": "shop"}).encode())
+                    read = message_reader(client)
+                    if isinstance(expected, str):
+                        error = read(p.ErrorResponse)[-1]
+                        assert (error.fields["S"], error.fields["C"]) == ("FATAL", expected), dsn
+                        continue
+                    read(p.ReadyForQuery)
+                    client.sendall(
+                        p.Query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").encode()
+                    )
+                    rows = [m for m in read(p.ReadyForQuery) if isinstance(m, p.DataRow)]
+                    assert rows[0].values[0] == (b"t" if expected else b"f"), dsn
+    finally:
+        admin.close()
+
+
+@contextlib.contextmanager
+def mock_home(home: Path) -> Iterator[None]:
+    """HOME for the gateway's lookups of ~/.postgresql (libpq's defaults)."""
+    saved = os.environ.get("HOME")
+    os.environ["HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["HOME"]
+        else:
+            os.environ["HOME"] = saved
 
 
 def test_frames_cut_whole_messages_across_reads() -> None:

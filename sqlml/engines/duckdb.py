@@ -94,6 +94,10 @@ def may_change_plans(sql: str) -> bool:
 
 
 def map_error(e: BaseException) -> errors.Error:
+    if isinstance(e, duckdb.TransactionException) and "conflict" in str(e).lower():
+        # DuckDB's optimistic concurrency lost a write-write race: PostgreSQL's serialization
+        # failure, which clients (pgbench --max-tries, ORMs, retry loops) know to retry
+        return errors.from_sqlstate("40001", str(e), hint="roll back and retry the transaction")
     for cls, ours in _ERRORS:
         if isinstance(e, cls):
             return ours(str(e))

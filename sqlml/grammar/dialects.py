@@ -27,7 +27,7 @@ from sqlglot.generators.duckdb import DuckDBGenerator
 from sqlglot.generators.postgres import PostgresGenerator
 from sqlglot.parsers.duckdb import DuckDBParser
 from sqlglot.parsers.postgres import PostgresParser
-from sqlglot.tokenizer_core import Token, TokenType
+from sqlglot.tokenizer_core import Token, TokenizerCore, TokenType
 
 from sqlml.grammar import nodes
 
@@ -350,11 +350,41 @@ def _is_plain_name(node: exp.Expr) -> bool:
     return isinstance(node, exp.Column) and not node.table and isinstance(node.this, exp.Identifier)
 
 
+class _DollarCore(TokenizerCore):
+    """sqlglot's tokenizer core, except that ``$`` and a digit is always a parameter: sqlglot
+    reads ``$1,$2`` (what psycopg 3 writes for ``IN (%s,%s)``) as a dollar-quoted string
+    tagged ``1,``, but PostgreSQL's tags cannot start with a digit."""
+
+    __slots__ = ()  # the layout of TokenizerCore, whose instances become these
+
+    def _scan_string(self, start: str) -> bool:
+        if start == "$" and self._peek.isdigit():
+            self._add(self.heredoc_string_alternative)  # as sqlglot does for "$1 "
+            return True
+        return bool(super()._scan_string(start))
+
+
+def dollar_parameters(core: TokenizerCore) -> TokenizerCore:
+    """``core`` as a _DollarCore: for every tokenizer here that reads ``$n`` parameters."""
+    core.__class__ = _DollarCore  # same state, one method more; no constructor to copy
+    return core
+
+
+class DollarParameters(Postgres.Tokenizer):
+    """PostgreSQL's tokenizer with ``$1,$2`` read as two parameters (_DollarCore)."""
+
+    def _init_core(self) -> TokenizerCore:
+        return dollar_parameters(super()._init_core())
+
+
 class SqlmlDuckDB(DuckDB):
     """DuckDB plus BigQuery ML statements."""
 
     class Tokenizer(DuckDB.Tokenizer):
         IDENTIFIERS = [*DuckDB.Tokenizer.IDENTIFIERS, "`"]
+
+        def _init_core(self) -> TokenizerCore:
+            return dollar_parameters(super()._init_core())
 
     class Parser(MLParser, DuckDBParser):
         pass
@@ -366,7 +396,7 @@ class SqlmlDuckDB(DuckDB):
 class SqlmlPostgres(Postgres):
     """PostgreSQL plus BigQuery ML statements (what wire clients send)."""
 
-    class Tokenizer(Postgres.Tokenizer):
+    class Tokenizer(DollarParameters):
         IDENTIFIERS = [*Postgres.Tokenizer.IDENTIFIERS, "`"]
         COMMANDS = Postgres.Tokenizer.COMMANDS - {TokenType.SHOW}  # SHOW is parsed, for MODELS
 

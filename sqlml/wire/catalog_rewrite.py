@@ -34,6 +34,7 @@ from sqlglot.errors import SqlglotError
 from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokenizer_core import Token, TokenType
 
+from sqlml.grammar.dialects import DollarParameters
 from sqlml.wire import catalog_macros, catalog_sql
 
 
@@ -42,7 +43,7 @@ class CatalogPostgres(Postgres):
     names (the stock dialect cannot parse ``$1::oid[]``), and where the functions the emulation
     has as macros stay plain calls (``current_schemas(true)``, not sqlglot's own node)."""
 
-    class Tokenizer(Postgres.Tokenizer):
+    class Tokenizer(DollarParameters):
         KEYWORDS = {
             key: token
             for key, token in Postgres.Tokenizer.KEYWORDS.items()

@@ -28,6 +28,7 @@ transaction).
 from __future__ import annotations
 
 import re
+import struct
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any
@@ -43,7 +44,7 @@ from sqlml.engines.base import Result
 from sqlml.wire import protocol as p
 from sqlml.wire.backends import _QUERY_HEAD
 from sqlml.wire.session import CopyTarget, Output, Session
-from sqlml.wire.upstream import Connection, Target, UpstreamEngine
+from sqlml.wire.upstream import Attach, Connection, Target, UpstreamEngine
 
 # What each message forwarded to the server still waits for. QUERY and SYNC end with
 # ReadyForQuery; INNER is a Query of the proxy's own whose ReadyForQuery the client must not see
@@ -60,6 +61,24 @@ _TERMINAL: dict[int, bytes] = {
 }
 _KINDS = {p.Parse: PARSE, p.Bind: BIND, p.Describe: DESCRIBE, p.Execute: EXECUTE, p.Close: CLOSE}
 _Z, _E = ord("Z"), ord("E")
+_LENGTH = struct.Struct("!I")
+# The client's messages the event loop may pass on itself (forward_fast), with what each then
+# waits for: Flush and COPY data wait for nothing. Query and Parse only if they cannot be ML.
+_FAST: dict[int, int | None] = {
+    ord("Q"): QUERY,
+    ord("P"): PARSE,
+    ord("B"): BIND,
+    ord("D"): DESCRIBE,
+    ord("E"): EXECUTE,
+    ord("C"): CLOSE,
+    ord("S"): SYNC,
+    ord("H"): None,
+    ord("d"): None,
+    ord("c"): None,
+    ord("f"): None,
+}
+_TEXT = frozenset(b"QP")
+_COPY_END = frozenset(b"cf")
 _COPY_IN = frozenset(b"GW")  # CopyInResponse, CopyBothResponse: the server waits for the client
 # Statements that wrap a query: the query is rendered, the wrapping kept (psycopg's server-side
 # cursors DECLARE one; EXPLAIN shows the plan of the SQL that runs).
@@ -106,8 +125,8 @@ class ProxyBackend:
         self._ml: engine.Session | None = None
         self.progress: Callable[[str], None] | None = None
 
-    def connect(self, options: Mapping[str, str]) -> None:
-        self._connection = Connection(self.target, options)
+    def connect(self, options: Mapping[str, str], attach: Attach | None = None) -> None:
+        self._connection = Connection(self.target, options, attach)
 
     @property
     def connection(self) -> Connection:
@@ -180,7 +199,7 @@ class ProxySession(Session):
     def _authenticated(self) -> Iterator[Output]:
         backend = self.open_backend(self.startup.database, self.startup.user)
         assert isinstance(backend, ProxyBackend)
-        backend.connect(self.startup.parameters)
+        backend.connect(self._upstream_options(), self.attach)
         backend.progress = self.notice  # training progress, sent while the training runs
         self.backend = backend
         out = [p.AuthenticationOk().encode()]
@@ -190,16 +209,72 @@ class ProxySession(Session):
         out.append(p.ReadyForQuery(backend.connection.status).encode())
         yield b"".join(out)
 
+    def _upstream_options(self) -> dict[str, str]:
+        """The client's startup parameters, and the gateway's statement timeout as the server's
+        own statement_timeout: PostgreSQL enforces it (57014) on every statement, the ones the
+        event loop relays without a worker included (a client's SET may lift it, as with any
+        server default)."""
+        options = dict(self.startup.parameters)
+        if self.config.statement_timeout is not None:
+            milliseconds = max(1, round(self.config.statement_timeout * 1000))
+            timeout = f"-c statement_timeout={milliseconds}"
+            options["options"] = f"{options.get('options', '')} {timeout}".strip()
+        return options
+
     # -- relaying ---------------------------------------------------------------------------
 
     def receive(self, data: bytes) -> Iterator[Output]:
         yield from super().receive(data)
         if self.backend is not None and not self.closed:
-            if self._awaited:
+            if self._awaited and self.backend.connection.link is None:
                 self._awaited = False
                 yield from self._relay()
             else:
+                # With a link, the event loop passes the answers on as they come (answer()).
+                self._awaited = False
                 self._send()
+
+    # -- on the event loop (server.py): plain SQL without a thread hop ----------------------
+
+    def forward_fast(self, data: bytes) -> bool:
+        """Whether ``data`` may go to the server as it is, from the event loop: whole messages
+        only, none that may be ML or names a statement of the proxy's own, and the session in
+        its plain state. Keeps the books as ``_forward`` would; False changes nothing (the
+        worker thread then takes ``data`` through ``receive``)."""
+        if (
+            self.backend is None
+            or self.closed
+            or self._skipping
+            or self._statements
+            or self._portals
+            or self.reader.buffered
+        ):
+            return False
+        kinds: list[int] = []
+        copy_end = False
+        pos, size, limit = 0, len(data), self.config.max_message_size
+        while pos < size:
+            if pos + 5 > size:
+                return False
+            kind, length = data[pos], _LENGTH.unpack_from(data, pos + 1)[0]
+            end = pos + 1 + length
+            if length < 4 or length > limit or end > size or kind not in _FAST:
+                return False
+            if kind in _TEXT and grammar.may_be_ml(data[pos + 5 : end].decode("latin-1")):
+                return False
+            copy_end = copy_end or kind in _COPY_END
+            fast = _FAST[kind]
+            if fast is not None:
+                kinds.append(fast)
+            pos = end
+        self._pending.extend(kinds)
+        if copy_end:
+            self._copy_in = False
+        return True
+
+    def answer(self, chunk: bytes, spans: list[tuple[int, int, int]]) -> bytes:
+        """The server's messages in ``chunk`` as the client gets them (from the event loop)."""
+        return self._pass(chunk, spans)
 
     def _forward(self, message: p.FrontendMessage, kind: int | None = None) -> None:
         self._outbox.append(message.encode())
@@ -234,34 +309,36 @@ class ProxySession(Session):
 
     def _pass(self, chunk: bytes, spans: list[tuple[int, int, int]]) -> bytes:
         """What of ``chunk`` goes to the client, keeping track of what the server answered."""
+        pending = self._pending
         pieces: list[bytes] = []
         kept = 0  # chunk[kept:start] is passed on at the next cut
         for kind, start, end in spans:
-            head = self._pending[0] if self._pending else None
-            hidden = head in (INNER, POISON) and (kind == _Z or head == POISON)
+            head = pending[0] if pending else None
             if kind == _Z:
                 assert self.backend is not None
                 self.backend.connection.status = chr(chunk[start + 5])
                 if head in _ENDS_AT_READY:
-                    self._pending.popleft()
-                if head == SYNC:
-                    self._upstream_failed = False
+                    pending.popleft()
+                    if head == SYNC:
+                        self._upstream_failed = False
             elif kind == _E:
                 self._copy_in = False
                 if head == INNER:
                     self._inner_failed = True
                 elif head is not None and head not in _ENDS_AT_READY:
                     # the server skips the rest of an extended-protocol batch until Sync
-                    while self._pending and self._pending[0] not in _ENDS_AT_READY:
-                        self._pending.popleft()
+                    while pending and pending[0] not in _ENDS_AT_READY:
+                        pending.popleft()
                     self._upstream_failed = True
             elif kind in _COPY_IN:
                 self._copy_in = True
             elif head in _TERMINAL and kind in _TERMINAL[head]:
-                self._pending.popleft()
-            if hidden:
-                pieces.append(chunk[kept:start])
+                pending.popleft()
+            if head == POISON or (head == INNER and kind == _Z):
+                pieces.append(chunk[kept:start])  # the proxy's own: the client must not see it
                 kept = end
+        if not kept:
+            return chunk
         pieces.append(chunk[kept:])
         return b"".join(pieces)
 

@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import secrets
+import socket
 import ssl
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlml import errors
 from sqlml.wire import auth, protocol
 from sqlml.wire.session import Backend, Cancel, Close, Output, Session, SessionConfig, StartTLS
+from sqlml.wire.upstream import Frames
 
 READ_SIZE = 1 << 16
 
@@ -61,12 +64,16 @@ class Server:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sockets = _Sockets()  # every open connection, the clients' and the upstream ones
         self._closing = False
 
     async def start(self) -> int:
         """Starts listening; returns the port (useful with port 0)."""
-        self._server = await asyncio.start_server(
-            self._connection, self.config.host, self.config.port
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _ClientProtocol(self._connection, loop, self._sockets),
+            self.config.host,
+            self.config.port,
         )
         return int(self._server.sockets[0].getsockname()[1])
 
@@ -95,12 +102,14 @@ class Server:
                 break
         if self._server is not None:
             await self._server.wait_closed()
-        await asyncio.sleep(0)  # the transports' own close callbacks
+        await self._sockets.close_all()  # whatever a path left closing: no socket outlives us
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- one connection ---------------------------------------------------------------------
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: _ClientProtocol
+    ) -> None:
         if self._closing:  # accepted while the server closes
             writer.close()
             return
@@ -109,7 +118,8 @@ class Server:
         if task is not None:
             self._tasks.add(task)
         process_id = next(self._ids)
-        outbox = _Outbox(writer, asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        outbox = _Outbox(writer, loop)
         session = self.session_class(
             self._session_config(writer),
             self.open_backend,
@@ -117,6 +127,8 @@ class Server:
             secrets.randbits(31),
             send=outbox.send,
         )
+        links = _Links(loop, writer, session, client, self._sockets)
+        session.attach = links.attach
         try:
             if len(self.sessions) >= self.config.max_connections:
                 too_many = errors.from_sqlstate("53300", "sorry, too many clients already")
@@ -124,9 +136,16 @@ class Server:
                 await writer.drain()
                 return
             self.sessions[process_id] = session
-            await self._serve(session, reader, outbox)
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
-            pass  # the client went away, or stayed idle too long: nothing to answer
+            await self._serve(session, reader, outbox, links)
+        except TimeoutError:  # idle too long: said as PostgreSQL says it (idle_session_timeout)
+            idle = errors.from_sqlstate(
+                "57P05", "terminating connection due to idle-session timeout"
+            )
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                writer.write(protocol.error_response(idle, severity="FATAL").encode())
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass  # the client went away: nothing to answer
         finally:
             self.sessions.pop(process_id, None)
             self._writers.discard(writer)
@@ -136,6 +155,9 @@ class Server:
                 await asyncio.get_running_loop().run_in_executor(self._pool, session.close)
             except RuntimeError:  # the pool is shut down: the server is closing
                 session.close()
+            if links.upstream is not None:  # proxy mode: the server's socket goes too
+                links.upstream.close()
+                await links.upstream.wait_closed()
             writer.close()
             with contextlib.suppress(ConnectionError, ssl.SSLError):
                 await writer.wait_closed()
@@ -149,20 +171,37 @@ class Server:
             tls=self._tls is not None,
             loopback=loopback,
             max_message_size=self.config.max_message_size,
+            statement_timeout=self.config.statement_timeout,
         )
 
-    async def _serve(self, session: Session, reader: asyncio.StreamReader, outbox: _Outbox) -> None:
+    async def _serve(
+        self, session: Session, reader: asyncio.StreamReader, outbox: _Outbox, links: _Links
+    ) -> None:
         loop = asyncio.get_running_loop()
+        client = links.client_protocol
         while not session.closed:
-            data = await asyncio.wait_for(reader.read(READ_SIZE), self.config.idle_timeout)
+            try:
+                data = await asyncio.wait_for(reader.read(READ_SIZE), self.config.idle_timeout)
+            except TimeoutError:
+                if client.idle_for() < (self.config.idle_timeout or 0):
+                    continue  # busy on the fast path, which bypasses this read
+                raise
+            client.taken += len(data)
             if not data:
                 return
-            work = loop.run_in_executor(self._pool, self._pump, session, data, outbox)
+            upstream = links.upstream
+            if upstream is not None:
+                upstream.to_worker()
             try:
-                await asyncio.wait_for(asyncio.shield(work), self.config.statement_timeout)
-            except TimeoutError:
-                session.cancel()
-                await work
+                work = loop.run_in_executor(self._pool, self._pump, session, data, outbox)
+                try:
+                    await asyncio.wait_for(asyncio.shield(work), self.config.statement_timeout)
+                except TimeoutError:
+                    session.cancel()
+                    await work
+            finally:
+                if links.upstream is not None:  # the login may have made it
+                    links.upstream.to_loop()
 
     def _pump(self, session: Session, data: bytes, outbox: _Outbox) -> None:
         """On the worker thread: runs what ``data`` leads to, handing each output to the loop."""
@@ -192,8 +231,7 @@ class Server:
 
     async def _start_tls(self, writer: asyncio.StreamWriter) -> None:
         assert self._tls is not None
-        transport = writer.transport
-        assert isinstance(transport, asyncio.Transport)  # a TCP connection reads and writes
+        transport = cast(asyncio.Transport, writer.transport)  # a TCP connection reads and writes
         transport.pause_reading()  # the client's handshake must not reach the plain stream
         writer.write(b"S")
         await writer.drain()
@@ -250,6 +288,289 @@ class _Outbox:
         with self._lock, contextlib.suppress(ConnectionError, ssl.SSLError):
             self.add(data)
             self.flush()
+
+
+class _Sockets:
+    """The server's open connections (protocol -> transport), so that closing the server can
+    wait until every one is closed, and abort what a path of ours left half closed."""
+
+    def __init__(self) -> None:
+        self._open: dict[asyncio.BaseProtocol, asyncio.BaseTransport] = {}
+
+    def opened(self, protocol: asyncio.BaseProtocol, transport: asyncio.BaseTransport) -> None:
+        self._open[protocol] = transport
+
+    def closed(self, protocol: asyncio.BaseProtocol) -> None:
+        self._open.pop(protocol, None)
+
+    async def close_all(self, timeout: float = 5.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for transport in list(self._open.values()):
+            transport.close()
+        while self._open and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for transport in list(self._open.values()):
+            cast(asyncio.Transport, transport).abort()
+        await asyncio.sleep(0)  # the aborted transports' own callbacks
+
+
+class _ClientProtocol(asyncio.StreamReaderProtocol):
+    """A client connection's protocol: its bytes go to the session's StreamReader (and so to a
+    worker thread), except a proxy's plain SQL, which ``fast`` sends to the server from here,
+    with no coroutine or thread between (see _Upstream). Bytes are taken here only while the
+    StreamReader has none unread (``fed == taken``), so that the order of messages holds."""
+
+    def __init__(
+        self,
+        connected: Callable[[asyncio.StreamReader, asyncio.StreamWriter, _ClientProtocol], Any],
+        loop: asyncio.AbstractEventLoop,
+        sockets: _Sockets,
+    ) -> None:
+        super().__init__(
+            asyncio.StreamReader(loop=loop),
+            lambda reader, writer: connected(reader, writer, self),
+            loop=loop,
+        )
+        self.loop, self.sockets = loop, sockets
+        self.fast: Callable[[bytes], bool] | None = None
+        self.fed = self.taken = 0  # bytes handed to the StreamReader, and read from it
+        self._active = loop.time()  # when bytes last came
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.sockets.opened(self, transport)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.sockets.closed(self)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._active = self.loop.time()
+        if self.fast is not None and self.fed == self.taken and self.fast(data):
+            return
+        self.fed += len(data)
+        super().data_received(data)
+
+    def idle_for(self) -> float:
+        return self.loop.time() - self._active
+
+
+class _Links:
+    """How a session's connection to an upstream server (proxy mode) is handed to the event
+    loop: ``attach`` runs on the worker thread that logs in (upstream.Attach)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        client: asyncio.StreamWriter,
+        session: Session,
+        client_protocol: _ClientProtocol,
+        sockets: _Sockets,
+    ) -> None:
+        self.loop, self.client, self.session = loop, client, session
+        self.client_protocol, self.sockets = client_protocol, sockets
+        self.upstream: _Upstream | None = None
+
+    def _fast(self, data: bytes) -> bool:
+        """The client's bytes, sent to the server from the loop if they are plain SQL."""
+        upstream = self.upstream
+        if upstream is None or upstream.worker or upstream.lost:
+            return False
+        if not self.session.forward_fast(data):
+            return False
+        upstream.write(data, self.client.transport)
+        return True
+
+    def attach(
+        self, sock: socket.socket, context: ssl.SSLContext | None, hostname: str, frames: Frames
+    ) -> _Upstream:
+        upstream = _Upstream(self.loop, self.client, self.session.answer, frames, self.sockets)
+
+        async def connect() -> None:
+            try:
+                await self.loop.create_connection(
+                    lambda: upstream,
+                    sock=sock,
+                    ssl=context,
+                    server_hostname=hostname if context is not None else None,
+                )
+            except BaseException:
+                await asyncio.sleep(0.01)  # asyncio closes the failed transport: let it finish
+                raise
+
+        asyncio.run_coroutine_threadsafe(connect(), self.loop).result()
+        self.upstream = upstream
+        self.client_protocol.fast = self._fast
+        return upstream
+
+
+class _Upstream(asyncio.Protocol):
+    """A proxy session's connection to PostgreSQL, owned by the event loop (upstream.Link).
+
+    Two readers take turns, switched on the loop only. While a worker thread runs the session
+    (the login, an ML statement) the server's bytes queue up for it (``recv``). Otherwise the
+    loop cuts them into messages and hands them to the client itself, through the session's
+    books (``Session.answer``): with ``Session.forward_fast`` the client's plain SQL and its
+    answers never leave the loop, which is what makes a proxied OLTP round trip cheap
+    (benchmarks/RESULTS.md). Back-pressure both ways: the client's writes wait while the server
+    does not read; the server is not read while the client's buffer or the queue is full."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        client: asyncio.StreamWriter,
+        answer: Callable[[bytes, list[tuple[int, int, int]]], bytes],
+        frames: Frames,
+        sockets: _Sockets,
+    ) -> None:
+        self.loop, self.client, self.answer, self.frames = loop, client, answer, frames
+        self.sockets = sockets
+        self.transport: asyncio.Transport | None = None
+        self.worker = True  # who reads the server's bytes: a worker thread, or the loop
+        self.lost = False
+        self._queue: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._queued = 0  # bytes in the queue (kept on the loop)
+        self._writing_paused = False
+        self._waiting: list[asyncio.BaseTransport] = []  # clients paused while the server is
+        self._draining = False
+        self._gone: asyncio.Future[None] | None = None  # done once the socket is closed
+
+    async def wait_closed(self, timeout: float = 5.0) -> None:
+        """Until the socket is closed (a TLS connection says goodbye first); then abort."""
+        if self._gone is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._gone), timeout)
+        except TimeoutError:
+            if self.transport is not None:
+                self.transport.abort()
+            await asyncio.sleep(0)
+
+    # -- asyncio.Protocol, on the loop -------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self._gone = self.loop.create_future()
+        self.sockets.opened(self, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.worker:
+            self._queue.put(data)
+            self._queued += len(data)
+            if self._queued > _HIGH_WATER and self.transport is not None:
+                self.transport.pause_reading()
+        else:
+            self._answer(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.sockets.closed(self)
+        self._queue.put(b"")
+        self.resume_writing()
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(None)
+        if not self.worker:
+            self.client.close()  # the server's last words (a FATAL error) went before
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        waiting, self._waiting = self._waiting, []
+        for client in waiting:
+            if not client.is_closing():
+                cast(asyncio.ReadTransport, client).resume_reading()
+
+    def write(self, data: bytes, client: asyncio.BaseTransport) -> None:
+        """The client's messages, from the loop; the client is not read while the server does
+        not read."""
+        if self.transport is not None and not self.lost:
+            self.transport.write(data)
+            if self._writing_paused and client not in self._waiting:
+                cast(asyncio.ReadTransport, client).pause_reading()
+                self._waiting.append(client)
+
+    def _answer(self, data: bytes) -> None:
+        chunk, spans = self.frames.cut(data)
+        if spans:
+            out = self.answer(chunk, spans)
+            if out and not self.client.is_closing():
+                self.client.write(out)
+                if self.client.transport.get_write_buffer_size() > _HIGH_WATER:
+                    self._drain_client()
+
+    def _drain_client(self) -> None:
+        if self._draining or self.transport is None:
+            return
+        self._draining = True
+        self.transport.pause_reading()
+
+        async def drain() -> None:
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await self.client.drain()
+            self._draining = False
+            if self.transport is not None and not self.lost:
+                self.transport.resume_reading()
+
+        task = self.loop.create_task(drain())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    # -- whose turn, on the loop -------------------------------------------------------------
+
+    def to_worker(self) -> None:
+        self.worker = True
+
+    def to_loop(self) -> None:
+        """The worker is done: what it left in the queue goes to the client, then the loop
+        reads on."""
+        self.worker = False
+        while not self._queue.empty():
+            data = self._queue.get_nowait()
+            if not data:
+                self.client.close()
+                return
+            self._answer(data)
+        self._answer(b"")
+        self._queued = 0
+        if self.transport is not None and not self.lost and not self._draining:
+            self.transport.resume_reading()
+
+    # -- upstream.Link, on the worker thread ----------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        if self.lost:
+            raise ConnectionResetError("the server closed the connection")
+        self.loop.call_soon_threadsafe(self._send, data)
+
+    def _send(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def recv(self) -> bytes:
+        if self.lost and self._queue.empty():
+            return b""
+        data = self._queue.get()
+        if data:
+            self.loop.call_soon_threadsafe(self._consumed, len(data))
+        return data
+
+    def _consumed(self, size: int) -> None:
+        self._queued -= size
+        quiet = self._queued < _HIGH_WATER // 2 and not self._draining
+        if quiet and self.transport is not None and not self.lost:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: so is the socket
+                self.loop.call_soon_threadsafe(self.transport.close)
+
+
+_HIGH_WATER = 4 * READ_SIZE  # bytes buffered for a slow reader before the server is not read
+_background: set[asyncio.Task[None]] = set()  # drain tasks, kept until done
 
 
 def _tls_context(config: ServerConfig) -> ssl.SSLContext | None:

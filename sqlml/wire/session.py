@@ -36,7 +36,7 @@ import logging
 import re
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 from sqlglot import exp
@@ -47,6 +47,9 @@ from sqlml.wire import auth, protocol, types
 from sqlml.wire import protocol as p
 from sqlml.wire.copy import CopyInParser, CopyOut
 from sqlml.wire.copy_statement import CopyStatement, parse_copy
+
+if TYPE_CHECKING:
+    from sqlml.wire.upstream import Attach
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +147,7 @@ class SessionConfig:
     tls: bool = False  # whether SSLRequest is answered 'S'
     loopback: bool = True  # the client is on this machine (cleartext passwords may travel)
     max_message_size: int = 64 << 20  # larger messages are a protocol violation (08P01)
+    statement_timeout: float | None = None  # seconds; the proxy passes it on to PostgreSQL
 
 
 @dataclass
@@ -224,6 +228,9 @@ class Session:
         self._copying: _CopyIn | None = None
         self._notice_queue: list[bytes] = []
         self.closed = False
+        # How a connection to an upstream server is handed to the event loop (server.py sets
+        # it; proxy.ProxySession uses it): None runs everything on blocking sockets.
+        self.attach: Attach | None = None
 
     # -- the server's entry points ----------------------------------------------------------
 
@@ -251,6 +258,15 @@ class Session:
     def cancel(self) -> None:
         if self.backend is not None:
             self.backend.cancel()
+
+    def forward_fast(self, data: bytes) -> bool:
+        """Whether the event loop may pass ``data`` to an upstream server itself (a proxy's
+        plain SQL); a session that relays nowhere says no, and ``receive`` takes it."""
+        return False
+
+    def answer(self, chunk: bytes, spans: list[tuple[int, int, int]]) -> bytes:
+        """An upstream server's messages (whole, cut at ``spans``) as the client gets them."""
+        raise NotImplementedError("this session relays to no server")
 
     def notice(self, message: str, severity: str = "NOTICE", code: str = "00000") -> None:
         """Sends a notice to the client while a statement runs: at once through ``send``, else

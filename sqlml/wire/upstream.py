@@ -17,10 +17,10 @@ import os
 import socket
 import ssl
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import psycopg2.extensions
 import pyarrow as pa
@@ -152,40 +152,90 @@ class Frames:
     def feed(self, data: bytes) -> None:
         self._buf += data
 
+    def cut(self, data: bytes) -> tuple[bytes, list[tuple[int, int, int]]]:
+        """``feed`` then ``take``, without copying ``data`` when nothing was buffered before
+        (a small answer usually comes whole)."""
+        if self._buf:
+            self._buf += data
+            return self.take()
+        pos, spans = _whole(data)
+        if pos == len(data):
+            return data, spans
+        self._buf += data[pos:]
+        return data[:pos], spans
+
     def take(self) -> tuple[bytes, list[tuple[int, int, int]]]:
         """The whole messages buffered, as one chunk and (type, start, end) spans within it."""
-        buf, pos, size = self._buf, 0, len(self._buf)
-        spans = []
-        unpack = _LENGTH.unpack_from
-        while pos + 5 <= size:
-            end = pos + 1 + unpack(buf, pos + 1)[0]
-            if end > size:
-                break
-            spans.append((buf[pos], pos, end))
-            pos = end
-        chunk = bytes(buf[:pos])
-        del buf[:pos]
+        pos, spans = _whole(self._buf)
+        chunk = bytes(self._buf[:pos])
+        del self._buf[:pos]
         return chunk, spans
 
 
-class Connection:
-    """One logged-in connection to PostgreSQL (blocking socket; used from one worker thread,
-    except ``cancel``, which opens a connection of its own)."""
+def _whole(data: bytes | bytearray) -> tuple[int, list[tuple[int, int, int]]]:
+    """Where the whole messages at the start of ``data`` end, and their spans."""
+    pos, size = 0, len(data)
+    spans = []
+    unpack = _LENGTH.unpack_from
+    while pos + 5 <= size:
+        end = pos + 1 + unpack(data, pos + 1)[0]
+        if end > size:
+            break
+        spans.append((data[pos], pos, end))
+        pos = end
+    return pos, spans
 
-    def __init__(self, target: Target, options: Mapping[str, str]) -> None:
+
+class Link(Protocol):
+    """A connection's bytes through the gateway's event loop (server.py), once attached: the
+    loop owns the socket, so that it can relay plain traffic itself, and the worker thread that
+    runs an ML statement sends and receives through it."""
+
+    def send(self, data: bytes) -> None: ...
+
+    def recv(self) -> bytes:
+        """The next bytes from the server (blocks); b"" once the connection is closed."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# (socket after the SSLRequest, TLS context or None, server name for TLS, the frames to feed)
+Attach = Callable[[socket.socket, "ssl.SSLContext | None", str, Frames], Link]
+
+
+class Connection:
+    """One logged-in connection to PostgreSQL: a blocking socket used from one worker thread,
+    or, with ``attach``, a socket the gateway's event loop owns (``Link``). ``cancel`` opens a
+    connection of its own."""
+
+    def __init__(
+        self, target: Target, options: Mapping[str, str], attach: Attach | None = None
+    ) -> None:
         self.target = target
         self.parameters: dict[str, str] = {}  # ParameterStatus as the server reported it
         self.process_id = self.secret_key = 0
         self.status = "I"  # the transaction status of the last ReadyForQuery
         self.frames = Frames()
-        self.sock = self._open()
+        self.link: Link | None = None
+        sock, context = self._open()
+        try:
+            if attach is not None:
+                self.link = attach(sock, context, target.host, self.frames)
+            elif context is not None:
+                sock = context.wrap_socket(sock, server_hostname=target.host)
+        except (ssl.SSLError, OSError) as e:
+            sock.close()
+            raise errors.from_sqlstate("08001", f"TLS with PostgreSQL failed: {e}") from e
+        self.sock = sock
         try:
             self._start(options)
         except BaseException:
-            self.sock.close()
+            self.close(terminate=False)
             raise
 
-    def _open(self) -> socket.socket:
+    def _open(self) -> tuple[socket.socket, ssl.SSLContext | None]:
+        """The socket, and the TLS context to use on it (None: plain) after the SSLRequest."""
         target = self.target
         try:
             if target.unix_socket is not None:
@@ -204,28 +254,50 @@ class Connection:
             ) from e
         sock.settimeout(None)
         if target.unix_socket is None and target.sslmode not in ("disable", "allow"):
-            return self._tls(sock)
-        return sock
+            try:
+                return sock, self._tls(sock)
+            except BaseException:
+                sock.close()
+                raise
+        return sock, None
 
-    def _tls(self, sock: socket.socket) -> socket.socket:
-        sock.sendall(p.SSLRequest().encode())
-        answer = sock.recv(1)
+    def _tls(self, sock: socket.socket) -> ssl.SSLContext | None:
+        """SSLRequest: the context to start TLS with, or None if the server said no (and the
+        sslmode allows that)."""
+        try:
+            sock.sendall(p.SSLRequest().encode())
+            answer = sock.recv(1)
+        except OSError as e:
+            raise errors.from_sqlstate("08001", f"cannot connect to PostgreSQL: {e}") from e
         if answer != b"S":
             if self.target.sslmode in ("require", "verify-ca", "verify-full"):
-                sock.close()
                 raise errors.from_sqlstate("08001", "the PostgreSQL server does not support TLS")
-            return sock
-        context = ssl.create_default_context(cafile=self.target.sslrootcert)
-        if self.target.sslmode == "require" and self.target.sslrootcert is None:
+            return None
+        context = ssl.create_default_context(cafile=self._root_certificates())
+        verify = self.target.sslmode in ("verify-ca", "verify-full")
+        if not verify and self.target.sslrootcert is None:
             context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE  # libpq's require: encrypted, not verified
+            context.verify_mode = ssl.CERT_NONE  # libpq's prefer, require: encrypted only
         elif self.target.sslmode != "verify-full":
-            context.check_hostname = False
-        try:
-            return context.wrap_socket(sock, server_hostname=self.target.host)
-        except (ssl.SSLError, OSError) as e:
-            sock.close()
-            raise errors.from_sqlstate("08001", f"TLS with PostgreSQL failed: {e}") from e
+            context.check_hostname = False  # a given CA file is checked (libpq's verify-ca)
+        return context
+
+    def _root_certificates(self) -> str | None:
+        """The CA file, as libpq finds it: sslrootcert, else ~/.postgresql/root.crt when the
+        server's certificate is verified; ``system`` means the system's CAs (None here)."""
+        given = self.target.sslrootcert
+        if given == "system":
+            return None
+        if given is None and self.target.sslmode in ("verify-ca", "verify-full"):
+            default = Path.home() / ".postgresql" / "root.crt"
+            if not default.exists():
+                raise errors.from_sqlstate(
+                    "08001",
+                    f'root certificate file "{default}" does not exist',
+                    hint="give sslrootcert (a CA file, or system for the system's CAs)",
+                )
+            return str(default)
+        return given
 
     def _start(self, options: Mapping[str, str]) -> None:
         startup = {"user": self.target.user, "database": self.target.dbname}
@@ -283,13 +355,16 @@ class Connection:
 
     def send(self, data: bytes) -> None:
         try:
-            self.sock.sendall(data)
+            if self.link is not None:
+                self.link.send(data)
+            else:
+                self.sock.sendall(data)
         except OSError as e:
             raise errors.from_sqlstate("08006", f"lost the connection to PostgreSQL: {e}") from e
 
     def _recv(self) -> bytes:
         try:
-            data = self.sock.recv(READ_SIZE)
+            data = self.link.recv() if self.link is not None else self.sock.recv(READ_SIZE)
         except OSError as e:
             raise errors.from_sqlstate("08006", f"lost the connection to PostgreSQL: {e}") from e
         if not data:
@@ -335,10 +410,14 @@ class Connection:
         except OSError:
             pass  # the statement goes on; nothing else to do
 
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.sendall(p.Terminate().encode())
-        self.sock.close()
+    def close(self, terminate: bool = True) -> None:
+        with contextlib.suppress(OSError, errors.Error):
+            if terminate:
+                self.send(p.Terminate().encode())
+        if self.link is not None:
+            self.link.close()  # the loop closes the socket
+        else:
+            self.sock.close()
 
 
 def _unix(path: str) -> socket.socket:
