@@ -417,6 +417,8 @@ class ProxySession(Session):
             return
         yield from self._quiesce()
         statements = grammar.split_script(message.query)
+        if len(statements) == 1 and self._forward_rendered(statements[0]):
+            return
         if not statements:
             yield p.EmptyQueryResponse().encode()
         for sql in statements:
@@ -424,6 +426,19 @@ class ProxySession(Session):
             if failed:
                 break
         self._forward(p.Sync(), SYNC)  # ReadyForQuery, with the server's transaction status
+
+    def _forward_rendered(self, sql: str) -> bool:
+        """A Query of one ML query goes to the server rendered, in the client's place: its
+        answers and ReadyForQuery are the client's, passed on as they come (no Sync of ours).
+        False for anything else, and for an error, which the general path reports."""
+        try:
+            rendered = self._render(sql)
+        except errors.Error:
+            return False
+        if rendered is None:
+            return False
+        self._forward(p.Query(rendered), QUERY)
+        return True
 
     def _one(self, sql: str) -> Generator[Output, None, bool]:
         """One statement of a Query message that holds ML; returns whether it failed."""
