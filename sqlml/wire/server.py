@@ -532,9 +532,9 @@ class _Upstream(asyncio.Protocol):
             if not data:
                 self.client.close()
                 return
+            self._queued -= len(data)
             self._answer(data)
         self._answer(b"")
-        self._queued = 0
         if self.transport is not None and not self.lost and not self._draining:
             self.transport.resume_reading()
 
