@@ -108,6 +108,19 @@ def test_idle_connections_end_with_57P05_and_busy_ones_go_on(behind: tuple[str, 
             busy.close()
 
 
+def test_a_long_statement_is_not_idleness(pg_database: str) -> None:
+    """A plain statement the proxy relays from the event loop runs longer than the idle
+    timeout: the client waits for its answer, it is not idle. (Over DuckDB every statement
+    runs on a worker while the gateway does not read the client: no such case.)"""
+    with _serve(("postgres", pg_database), idle_timeout=1.0) as port:
+        connection = _connect(port)
+        try:
+            assert _one(connection, "SELECT 1 FROM pg_sleep(2.5)") == 1
+            assert _one(connection, "SELECT 7") == 7
+        finally:
+            connection.close()
+
+
 SLOW = {
     "duckdb": "SELECT count(*) FROM range(200000) a, range(200000) b WHERE a.range + b.range = -1",
     "postgres": "SELECT pg_sleep(60)",

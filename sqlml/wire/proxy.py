@@ -272,6 +272,9 @@ class ProxySession(Session):
             self._copy_in = False
         return True
 
+    def busy(self) -> bool:
+        return bool(self._pending)
+
     def answer(self, chunk: bytes, spans: list[tuple[int, int, int]]) -> bytes:
         """The server's messages in ``chunk`` as the client gets them (from the event loop)."""
         return self._pass(chunk, spans)

@@ -183,8 +183,8 @@ class Server:
             try:
                 data = await asyncio.wait_for(reader.read(READ_SIZE), self.config.idle_timeout)
             except TimeoutError:
-                if client.idle_for() < (self.config.idle_timeout or 0):
-                    continue  # busy on the fast path, which bypasses this read
+                if session.busy() or client.idle_for() < (self.config.idle_timeout or 0):
+                    continue  # waiting for an answer, or busy on the fast path (not this read)
                 raise
             client.taken += len(data)
             if not data:

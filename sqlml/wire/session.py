@@ -259,6 +259,11 @@ class Session:
         if self.backend is not None:
             self.backend.cancel()
 
+    def busy(self) -> bool:
+        """Whether the client waits for answers to messages the session passed on (a proxy's
+        plain SQL runs while the server reads the client): not idle, whatever its silence."""
+        return False
+
     def forward_fast(self, data: bytes) -> bool:
         """Whether the event loop may pass ``data`` to an upstream server itself (a proxy's
         plain SQL); a session that relays nowhere says no, and ``receive`` takes it."""
