@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import itertools
 import os
 import shutil
@@ -59,6 +60,14 @@ def unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+def client_module(name: str) -> Any:
+    """A client library (psycopg, ADBC, ...): imported, or ``unavailable`` (a failure in CI)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        unavailable(f"{name} is not installed")
 
 
 def load_shop(connection: sqlml.Connection) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg2
 import pyarrow as pa
 import pytest
-from conftest import Served, message_reader, serving, unavailable
+from conftest import Served, client_module, message_reader, serving, unavailable
 
 import sqlml
 from sqlml.engines.base import Result
@@ -175,7 +175,7 @@ def test_psycopg2_copy_expert_in_is_all_or_nothing(served: Served, pg2: Any) -> 
 
 def test_psycopg3_copy_rows_both_ways(served: Served) -> None:
     """psycopg 3 reads COPY TO a row per CopyData message (rows()) and writes rows."""
-    psycopg = pytest.importorskip("psycopg")
+    psycopg = client_module("psycopg")
     query = "SELECT id, plan, spend FROM shop.customers ORDER BY id LIMIT 50"
     with psycopg.connect(**served.kwargs(), autocommit=True) as connection:
         cur = connection.cursor()
@@ -284,7 +284,7 @@ def test_pgbench_tpcb_with_concurrent_writers(served: Served) -> None:
 def test_adbc_reads_tables_and_ml_and_ingests(served: Served) -> None:
     """ADBC reads with COPY ... TO STDOUT (FORMAT binary) and ingests with COPY FROM STDIN
     (FORMAT binary)."""
-    adbc = pytest.importorskip("adbc_driver_postgresql.dbapi")
+    adbc = client_module("adbc_driver_postgresql.dbapi")
     with adbc.connect(served.url) as connection, connection.cursor() as cur:
         cur.execute(CUSTOMERS)
         customers = cur.fetch_arrow_table()

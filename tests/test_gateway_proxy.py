@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg2
 import pytest
-from conftest import gateway_parts, message_reader, serving, unavailable
+from conftest import client_module, gateway_parts, message_reader, serving, unavailable
 
 import sqlml
 from sqlml.wire import auth
@@ -142,10 +142,7 @@ def test_an_ml_error_aborts_the_transaction_like_any_error(proxy: dict[str, obje
 def test_prepared_ml_statements_and_binary_results_with_psycopg3(
     proxy: dict[str, object], pg_database: str
 ) -> None:
-    try:
-        import psycopg
-    except ImportError:
-        unavailable("psycopg 3 is not installed")
+    psycopg = client_module("psycopg")
     _direct(pg_database, MODEL)
     one = "SELECT id, predicted_churned FROM ML.PREDICT(MODEL shop.churn, (SELECT * FROM shop.new_customers WHERE id = %s))"
     expected = dict(_direct(pg_database, PREDICT))
@@ -202,10 +199,7 @@ def test_psql_catalog_commands_and_copy_through_the_proxy(
 def test_cancel_reaches_the_server_and_the_session_goes_on(proxy: dict[str, object]) -> None:
     """psycopg 3's cancel_safe (psycopg2's cancel holds the GIL while it waits for the server,
     which here is the gateway in this very process)."""
-    try:
-        import psycopg
-    except ImportError:
-        unavailable("psycopg 3 is not installed")
+    psycopg = client_module("psycopg")
     with psycopg.connect(**proxy, autocommit=True) as con:  # type: ignore[arg-type]
         timer = threading.Timer(0.5, con.cancel_safe)
         timer.start()
