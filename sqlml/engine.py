@@ -540,10 +540,10 @@ def _literal(value: Any) -> exp.Expr:
         return exp.cast(exp.Literal.string(text), exp.DataType.Type.DOUBLE)
     if isinstance(value, bytes | bytearray | memoryview):
         return exp.cast(exp.Literal.string("\\x" + bytes(value).hex()), exp.DataType.Type.VARBINARY)
-    if value is None or isinstance(value, bool | int | float | str | decimal.Decimal):
-        return exp.convert(value)
-    if isinstance(value, datetime.date | datetime.datetime):
-        return exp.convert(value)
+    if value is None or isinstance(
+        value, bool | int | float | str | decimal.Decimal | datetime.date
+    ):
+        return exp.convert(value)  # (a datetime is a date too)
     raise errors.FeatureNotSupported(
         f"a {type(value).__name__} parameter in the rows of ML.EVALUATE on PostgreSQL"
     )

@@ -189,7 +189,6 @@ class ProxySession(Session):
         super().__init__(*args, **kwargs)
         self._pending: deque[int] = deque()  # forwarded messages the server has not completed
         self._outbox: list[bytes] = []  # forwarded messages not yet sent
-        self._awaited = False  # the client waits for answers (it sent Sync, Query or Flush)
         self._copy_in = False  # the server waits for the client's COPY data
         self._upstream_failed = False  # the server reported an error since the last Sync
         self._inner_failed = False  # the last INNER query failed
@@ -199,6 +198,8 @@ class ProxySession(Session):
     def _authenticated(self) -> Iterator[Output]:
         backend = self.open_backend(self.startup.database, self.startup.user)
         assert isinstance(backend, ProxyBackend)
+        if self.attach is None:
+            raise errors.InternalError("a proxy session runs under the server's event loop")
         backend.connect(self._upstream_options(), self.attach)
         backend.progress = self.notice  # training progress, sent while the training runs
         self.backend = backend
@@ -226,13 +227,7 @@ class ProxySession(Session):
     def receive(self, data: bytes) -> Iterator[Output]:
         yield from super().receive(data)
         if self.backend is not None and not self.closed:
-            if self._awaited and self.backend.connection.link is None:
-                self._awaited = False
-                yield from self._relay()
-            else:
-                # With a link, the event loop passes the answers on as they come (answer()).
-                self._awaited = False
-                self._send()
+            self._send()  # the event loop passes the answers on as they come (answer())
 
     # -- on the event loop (server.py): plain SQL without a thread hop ----------------------
 
@@ -275,16 +270,10 @@ class ProxySession(Session):
     def busy(self) -> bool:
         return bool(self._pending)
 
-    def answer(self, chunk: bytes, spans: list[tuple[int, int, int]]) -> bytes:
-        """The server's messages in ``chunk`` as the client gets them (from the event loop)."""
-        return self._pass(chunk, spans)
-
     def _forward(self, message: p.FrontendMessage, kind: int | None = None) -> None:
         self._outbox.append(message.encode())
         if kind is not None:
             self._pending.append(kind)
-        if kind in _ENDS_AT_READY or isinstance(message, p.Flush | p.CopyDone | p.CopyFail):
-            self._awaited = True
 
     def _send(self) -> None:
         if self._outbox and self.backend is not None:
@@ -299,7 +288,7 @@ class ProxySession(Session):
         connection = self.backend.connection
         while self._pending and not self._copy_in:
             chunk, spans = connection.read()
-            passed = self._pass(chunk, spans)
+            passed = self.answer(chunk, spans)
             if passed:
                 yield passed
 
@@ -307,11 +296,11 @@ class ProxySession(Session):
         """Every forwarded message answered: the connection is free for the proxy's own use."""
         if self._pending:
             self._forward(p.Flush())
-        self._awaited = False
         yield from self._relay()
 
-    def _pass(self, chunk: bytes, spans: list[tuple[int, int, int]]) -> bytes:
-        """What of ``chunk`` goes to the client, keeping track of what the server answered."""
+    def answer(self, chunk: bytes, spans: list[tuple[int, int, int]]) -> bytes:
+        """What of ``chunk`` goes to the client, keeping track of what the server answered (on
+        the event loop, or on the worker while it has the connection)."""
         pending = self._pending
         pieces: list[bytes] = []
         kept = 0  # chunk[kept:start] is passed on at the next cut

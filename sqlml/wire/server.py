@@ -62,7 +62,6 @@ class Server:
         self._pool = ThreadPoolExecutor(config.max_connections, thread_name_prefix="sqlml-wire")
         self._tls = _tls_context(config)
         self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._sockets = _Sockets()  # every open connection, the clients' and the upstream ones
         self._closing = False
@@ -94,11 +93,10 @@ class Server:
         while True:
             for session in list(self.sessions.values()):
                 session.cancel()
-            for writer in list(self._writers):
-                writer.close()
+            self._sockets.close()  # every read loop ends
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await asyncio.sleep(0)
-            if not self._tasks and not self._writers:
+            if not self._tasks:
                 break
         if self._server is not None:
             await self._server.wait_closed()
@@ -113,7 +111,6 @@ class Server:
         if self._closing:  # accepted while the server closes
             writer.close()
             return
-        self._writers.add(writer)
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -148,7 +145,6 @@ class Server:
             pass  # the client went away: nothing to answer
         finally:
             self.sessions.pop(process_id, None)
-            self._writers.discard(writer)
             if task is not None:
                 self._tasks.discard(task)
             try:
@@ -303,11 +299,14 @@ class _Sockets:
     def closed(self, protocol: asyncio.BaseProtocol) -> None:
         self._open.pop(protocol, None)
 
+    def close(self) -> None:
+        for transport in list(self._open.values()):
+            transport.close()
+
     async def close_all(self, timeout: float = 5.0) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        for transport in list(self._open.values()):
-            transport.close()
+        self.close()
         while self._open and loop.time() < deadline:
             await asyncio.sleep(0.01)
         for transport in list(self._open.values()):
