@@ -138,7 +138,7 @@ class Session:
 
     def execute_one(self, sql: str, params: Sequence[Any] | None = None) -> Result:
         """One statement; ``params`` bind its ``?`` or ``$n`` markers, also in an ML query."""
-        if not grammar.may_be_ml(sql):
+        if not grammar.is_ml(sql):
             return self.engine.execute(sql, params)
         key = self._key(sql, params)
         plan = self._plans.get(key)
@@ -264,7 +264,7 @@ class Session:
         to the client as the server sends them. Parameter markers ($n) stay as they are, for
         the caller to bind. None: anything else (run it with execute_one).
         """
-        if not grammar.may_be_ml(sql):
+        if not grammar.is_ml(sql):
             return None
         key = self._key(sql, None)
         plan = self._plans.get(key)

@@ -27,8 +27,9 @@ import pytest
 import sqlglot
 
 from sqlml import errors
+from sqlml.grammar.lexer import split as split_statements
 from sqlml.wire import catalog_sql, catalog_types
-from sqlml.wire.catalog import Catalog, split_statements
+from sqlml.wire.catalog import Catalog
 
 # a copy of ../shared/reference/client-catalog-queries.md (outside the repository, not in CI)
 REFERENCE = Path(__file__).resolve().parent / "data" / "client-catalog-queries.md"

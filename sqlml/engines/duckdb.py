@@ -29,7 +29,6 @@ import importlib
 import itertools
 import math
 import os
-import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +39,7 @@ from sqlglot import exp
 
 from sqlml import engines, errors
 from sqlml.engines.base import Result, rows
+from sqlml.grammar import lexer
 
 # DuckDB exception class -> sqlml error class. The first match in MRO order wins.
 _ERRORS: list[tuple[type[BaseException], type[errors.Error]]] = [
@@ -60,37 +60,40 @@ _ERRORS: list[tuple[type[BaseException], type[errors.Error]]] = [
 
 
 # Transaction control as the first word of a statement (the engine tracks whether one is open).
-_LEAD = r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*"  # white space and comments before the first word
-_HEAD = re.compile(_LEAD + r"(BEGIN|START|COMMIT|END|ROLLBACK|ABORT)\b", re.IGNORECASE | re.DOTALL)
+_TRANSACTION_WORDS = frozenset({"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT"})
 
-
-# Statements that do not return rows (unless RETURNING makes them).
-_COMMAND = re.compile(
-    _LEAD
-    + r"(CREATE|INSERT|UPDATE|DELETE|DROP|ALTER|COPY|SET|RESET|BEGIN|START|COMMIT|END|ROLLBACK"
-    r"|ABORT|CHECKPOINT|VACUUM|ANALYZE|ATTACH|DETACH|USE|LOAD|INSTALL|IMPORT|EXPORT|TRUNCATE"
-    r"|COMMENT|PREPARE|DEALLOCATE|EXECUTE)\b",
-    re.IGNORECASE | re.DOTALL,
-)
-
+# Statements that do not return rows (unless RETURNING makes them), by their first word.
+_COMMANDS = frozenset(
+    {"CREATE", "INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "COPY", "SET", "RESET", "BEGIN",
+     "START", "COMMIT", "END", "ROLLBACK", "ABORT", "CHECKPOINT", "VACUUM", "ANALYZE", "ATTACH",
+     "DETACH", "USE", "LOAD", "INSTALL", "IMPORT", "EXPORT", "TRUNCATE", "COMMENT", "PREPARE",
+     "DEALLOCATE", "EXECUTE"}
+)  # fmt: skip
 
 # Statements that change nothing a kept ML plan depends on: reads, and writes that name neither
 # the model store nor DDL (a write cannot change a column type or what a name resolves to).
-_READ = re.compile(_LEAD + r"(SELECT|VALUES|FROM|TABLE|SHOW|DESCRIBE|SUMMARIZE)\b", re.I | re.S)
-_WRITE = re.compile(
-    _LEAD + r"(INSERT|UPDATE|DELETE|MERGE|TRUNCATE|COPY|WITH|EXPLAIN)\b", re.I | re.S
-)
-_SENSITIVE = re.compile(r"\b(sqlml|models|versions|create|alter|drop|attach|detach)\b", re.I)
+_READS = frozenset({"SELECT", "VALUES", "FROM", "TABLE", "SHOW", "DESCRIBE", "SUMMARIZE"})
+_WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "COPY", "WITH", "EXPLAIN"})
+_SENSITIVE = ("sqlml", "models", "versions", "create", "alter", "drop", "attach", "detach")
 
 
 def may_change_plans(sql: str) -> bool:
     """Whether a statement may change the model store, a table's columns or name resolution
-    (an over-approximation: anything not known to be harmless counts)."""
+    (an over-approximation: anything not known to be harmless counts; a sensitive word anywhere,
+    even inside a string, counts, so a large INSERT costs substring searches, not a lexer walk)."""
     if ";" in sql.rstrip().rstrip(";"):  # (more than one statement, perhaps)
         return True
-    if _READ.match(sql):
+    word = lexer.first_word(sql)
+    if word in _READS:
         return False
-    return not _WRITE.match(sql) or _SENSITIVE.search(sql) is not None
+    lowered = sql.lower()
+    return word not in _WRITES or any(w in lowered for w in _SENSITIVE)
+
+
+def _transaction_word(sql: str) -> str | None:
+    """BEGIN, START, COMMIT, END, ROLLBACK or ABORT when ``sql`` starts with one."""
+    word = lexer.first_word(sql)
+    return word if word in _TRANSACTION_WORDS else None
 
 
 def map_error(e: BaseException) -> errors.Error:
@@ -193,8 +196,8 @@ class DuckDBEngine:
             _generations[self._database] = _generations.get(self._database, 0) + 1
 
     def _after(self, sql: str, before: int) -> None:
-        head = _HEAD.match(sql)
-        if head is not None and head.group(1).upper() in ("BEGIN", "START"):
+        head = _transaction_word(sql)
+        if head in ("BEGIN", "START"):
             if self._seen is None:  # (a BEGIN inside a transaction fails: keep the first count)
                 self._seen = before
         elif head is not None:
@@ -279,7 +282,8 @@ class DuckDBEngine:
                 self._track_transaction(sql)
             finally:  # (a failed statement changes nothing, but counting it costs a check)
                 self._after(sql, before)
-        command = _COMMAND.match(sql)
+        word = lexer.first_word(sql)
+        command = word if word in _COMMANDS else ""
         if table is None or (command and table.column_names == ["Count"]):
             # DuckDB answers DDL and DML with a 'Count' column: that is a row count, not rows.
             count = (
@@ -287,8 +291,7 @@ class DuckDBEngine:
                 if table is not None and table.num_rows
                 else -1
             )
-            tag = command.group(1).upper() if command else ""
-            return Result(None, count, tag)
+            return Result(None, count, command)
         return Result(table, table.num_rows, f"SELECT {table.num_rows}")
 
     def query_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
@@ -306,11 +309,9 @@ class DuckDBEngine:
         return self._in_transaction
 
     def _track_transaction(self, sql: str) -> None:
-        head = _HEAD.match(sql)
-        if head is None:
-            return
-        word = head.group(1).upper()
-        self._in_transaction = word in ("BEGIN", "START")
+        word = _transaction_word(sql)
+        if word is not None:
+            self._in_transaction = word in ("BEGIN", "START")
 
     def begin(self) -> None:
         before = self._count()

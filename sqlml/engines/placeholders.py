@@ -1,6 +1,6 @@
 """Bind parameter markers in SQL text: ``?`` (sqlml's paramstyle) and ``$n`` (PostgreSQL's, which
-the gateway passes on), found by one regular expression that skips what can hide them: quoted
-strings and identifiers, dollar-quoted strings and comments.
+the gateway passes on), found by the one lexer (:mod:`sqlml.grammar.lexer`), which skips what can
+hide them: quoted strings (``E''`` ones too) and names, dollar-quoted strings and comments.
 
 The engine path numbers ``?`` markers as ``$1, $2, ...`` in text order before it parses an ML
 statement (sqlglot may print clauses in another order than they were written, so positional
@@ -11,34 +11,20 @@ the values put in the order the markers appear (:func:`to_format`).
 from __future__ import annotations
 
 import functools
-import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlml import errors
-
-_MARKERS = re.compile(
-    r"""
-      '(?:[^']|'')*'?                             # a string ('' is a quote inside it)
-    | "(?:[^"]|"")*"?                             # a quoted identifier
-    | --[^\n]*                                    # a line comment
-    | /\*.*?(?:\*/|\Z)                            # a block comment
-    | (?<![\w$])\$(?P<tag>(?:[A-Za-z_]\w*)?)\$.*?(?:\$(?P=tag)\$|\Z)  # a dollar-quoted string
-    | (?<![\w$])\$(?P<number>[0-9]+)(?![\w$])     # $n
-    | (?P<qmark>\?)
-    | (?P<percent>%)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
+from sqlml.grammar import lexer
 
 
 def numbers(sql: str) -> list[int]:
     """The ``$n`` markers of ``sql``, in text order."""
-    return [int(m.group("number")) for m in _MARKERS.finditer(sql) if m.group("number")]
+    return lexer.parameter_numbers(sql)
 
 
 def has_qmarks(sql: str) -> bool:
-    return "?" in sql and any(m.group("qmark") for m in _MARKERS.finditer(sql))
+    return "?" in sql and any(t.kind == lexer.QMARK for t in lexer.parameters(sql))
 
 
 def number_qmarks(sql: str) -> str:
@@ -46,34 +32,23 @@ def number_qmarks(sql: str) -> str:
     ``$n`` markers already: the two styles do not mix)."""
     if "?" not in sql or numbers(sql):
         return sql
-    count = 0
-
-    def number(match: re.Match[str]) -> str:
-        nonlocal count
-        if not match.group("qmark"):
-            return match.group(0)
-        count += 1
-        return f"${count}"
-
-    return _MARKERS.sub(number, sql)
+    qmarks = [t for t in lexer.parameters(sql) if t.kind == lexer.QMARK]
+    return lexer.replace(sql, ((t, f"${n}") for n, t in enumerate(qmarks, 1)))
 
 
 def compact(sql: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
     """``sql`` renumbered ``$1..$k`` for the ``$n`` markers it has (in order of first use), with
     the values they take: for a part of a statement, which uses some of its parameters."""
+    markers = [t for t in lexer.parameters(sql) if t.kind == lexer.PARAM]
     mapping: dict[int, int] = {}
-    for n in numbers(sql):
-        mapping.setdefault(n, len(mapping) + 1)
+    for token in markers:
+        mapping.setdefault(_number(sql, token), len(mapping) + 1)
     if list(mapping) == list(range(1, len(params) + 1)):
         return sql, list(params)
-
-    def renumber(match: re.Match[str]) -> str:
-        n = match.group("number")
-        return f"${mapping[int(n)]}" if n else match.group(0)
-
     if mapping and max(mapping) > len(params):
         raise miscount(max(mapping), len(params))
-    return _MARKERS.sub(renumber, sql), [params[n - 1] for n in mapping]
+    renumbered = ((t, f"${mapping[_number(sql, t)]}") for t in markers)
+    return lexer.replace(sql, renumbered), [params[n - 1] for n in mapping]
 
 
 def to_format(sql: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -94,22 +69,29 @@ def miscount(wanted: int, given: int) -> errors.Error:
     )
 
 
+def _number(sql: str, token: lexer.Token) -> int:
+    return int(sql[token.start + 1 : token.end])
+
+
 @functools.lru_cache(maxsize=64)  # (one per kept plan at most: they can be large)
 def _format(sql: str) -> tuple[str, tuple[int, ...] | None, int]:
     """(text, the parameter number of each ``%s`` (() for qmarks), how many parameters it
     takes); None: no markers."""
-    if "?" not in sql and "$" not in sql:
-        return sql, None, 0
-    found = [m for m in _MARKERS.finditer(sql) if m.group("qmark") or m.group("number")]
+    found = lexer.parameters(sql)
     if not found:
         return sql, None, 0
-    if any(m.group("qmark") for m in found) and any(m.group("number") for m in found):
+    if any(t.kind == lexer.QMARK for t in found) and any(t.kind == lexer.PARAM for t in found):
         raise errors.ProgrammingError("? and $n parameter markers cannot be mixed")
-    order = tuple(int(m.group("number")) for m in found if m.group("number"))
+    order = tuple(_number(sql, t) for t in found if t.kind == lexer.PARAM)
+    text = lexer.replace(sql.replace("%", "%%"), _shifted(sql, found))
+    return text, order, max(order) if order else len(found)
 
-    def replace(match: re.Match[str]) -> str:
-        if match.group("qmark") or match.group("number"):
-            return "%s"
-        return match.group(0).replace("%", "%%")
 
-    return _MARKERS.sub(replace, sql), order, max(order) if order else len(found)
+def _shifted(sql: str, found: list[lexer.Token]) -> Iterator[tuple[lexer.Token, str]]:
+    """The markers' places in ``sql`` with every ``%`` doubled: each ``%`` before a marker moves
+    it one character on (a marker holds no ``%``)."""
+    shift, position = 0, 0
+    for token in found:
+        shift += sql.count("%", position, token.start)
+        position = token.start
+        yield lexer.Token(token.kind, token.start + shift, token.end + shift), "%s"

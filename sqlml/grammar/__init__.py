@@ -1,6 +1,6 @@
 """The SQL layer: BigQuery ML statements on DuckDB and PostgreSQL, as typed statements.
 
-``split_script`` and ``may_be_ml`` are cheap text scans; ``parse`` turns one statement into a
+``split_script`` and ``is_ml`` read the one lexer's tokens; ``parse`` turns one statement into a
 :class:`CreateModel`, :class:`DropModel`, :class:`ShowModels`, :class:`MLQuery` or, for plain
 SQL, a :class:`Passthrough` that was never parsed. See :mod:`sqlml.grammar.parser`.
 """
@@ -8,7 +8,7 @@ SQL, a :class:`Passthrough` that was never parsed. See :mod:`sqlml.grammar.parse
 from __future__ import annotations
 
 from sqlml.grammar.parser import parse, parse_script
-from sqlml.grammar.scan import may_be_ml, split_script
+from sqlml.grammar.scan import is_ml, split_script
 from sqlml.grammar.statements import (
     CreateModel,
     DropModel,
@@ -25,7 +25,7 @@ __all__ = [
     "Passthrough",
     "ShowModels",
     "Statement",
-    "may_be_ml",
+    "is_ml",
     "parse",
     "parse_script",
     "split_script",

@@ -13,6 +13,7 @@ from sqlglot.dialects.dialect import Dialect
 
 from sqlml import errors
 from sqlml.grammar import nodes
+from sqlml.grammar.nodes import TRANSFORM_FUNCTIONS
 from sqlml.grammar.statements import (
     Evaluate,
     MLCall,
@@ -25,19 +26,6 @@ from sqlml.grammar.statements import (
 from sqlml.grammar.values import field_name, field_value, fold, model_ref, quoted_table, to_value
 
 TABLE_FUNCTIONS = ("PREDICT", "EVALUATE")
-TRANSFORM_FUNCTIONS = (
-    "STANDARD_SCALER",
-    "MIN_MAX_SCALER",
-    "MAX_ABS_SCALER",
-    "ROBUST_SCALER",
-    "IMPUTER",
-    "BUCKETIZE",
-    "QUANTILE_BUCKETIZE",
-    "ONE_HOT_ENCODER",
-    "LABEL_ENCODER",
-    "POLYNOMIAL_EXPAND",
-    "FEATURE_CROSS",
-)
 SCORE_ALIAS = "score"  # the name of an unnamed ML.SCORE column, as PostgreSQL names a call
 _TABLE_KEYS = {"this", "db", "alias"}
 

@@ -219,7 +219,11 @@ class MLParser(parser.Parser):
             return False
         ml = self._tokens[i - 2]
         qualified = i >= 3 and self._tokens[i - 3].token_type == TokenType.DOT
-        return ml.token_type == TokenType.VAR and ml.text.upper() == "ML" and not qualified
+        if ml.token_type != TokenType.VAR or ml.text.upper() != "ML" or qualified:
+            return False
+        # ML.<name>(MODEL ...) or an ML function; any other ml.f(x) is a plain function
+        after = self._tokens[i + 2] if i + 2 < self._tokens_size else None
+        return self._curr.text.upper() in nodes.ML_FUNCTIONS or _is_model_keyword(after)
 
     def _parse_ml_call(self) -> exp.Expr | None:
         ml_token, name = self._tokens[self._index - 2], self._curr.text.upper()
@@ -328,14 +332,24 @@ _ML_CALLS: dict[str, Callable[[MLParser, str], exp.Expr]] = {
 
 
 def is_ml_call(tokens: list[Token], i: int) -> bool:
-    """Whether ``tokens[i:i + 4]`` is ``ML . name (``."""
-    ml, dot, _, paren = tokens[i : i + 4]
+    """Whether ``tokens[i:i + 5]`` is ``ML . name ( MODEL`` or ``ML . name (`` with the name of
+    an ML function: a function of a schema named ``ml`` is not one (see sqlml.grammar.scan)."""
+    ml, dot, name, paren = tokens[i : i + 4]
+    after = tokens[i + 4] if i + 4 < len(tokens) else None
     return (
         dot.token_type == TokenType.DOT
         and paren.token_type == TokenType.L_PAREN
         and ml.token_type == TokenType.VAR
         and ml.text.upper() == "ML"
+        and name.token_type != TokenType.STRING
+        and (name.text.upper() in nodes.ML_FUNCTIONS or _is_model_keyword(after))
     )
+
+
+def _is_model_keyword(token: Token | None) -> bool:
+    if token is None or token.token_type == TokenType.STRING:
+        return False
+    return token.text.upper() == "MODEL"
 
 
 def _mark(error: ParseError, token: Token, at_end: bool) -> None:

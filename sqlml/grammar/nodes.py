@@ -25,6 +25,65 @@ from sqlglot.generator import Generator
 START = "sqlml_start"
 TEXT = "sqlml_text"
 
+# the ML functions of a TRANSFORM clause (no MODEL argument)
+TRANSFORM_FUNCTIONS = (
+    "STANDARD_SCALER",
+    "MIN_MAX_SCALER",
+    "MAX_ABS_SCALER",
+    "ROBUST_SCALER",
+    "IMPUTER",
+    "BUCKETIZE",
+    "QUANTILE_BUCKETIZE",
+    "ONE_HOT_ENCODER",
+    "LABEL_ENCODER",
+    "POLYNOMIAL_EXPAND",
+    "FEATURE_CROSS",
+)
+# BigQuery ML's functions that take a model (or, for the data functions, a table) first
+MODEL_FUNCTIONS = (
+    "PREDICT",
+    "EVALUATE",
+    "SCORE",
+    "TRAINING_INFO",
+    "FEATURE_INFO",
+    "CONFUSION_MATRIX",
+    "ROC_CURVE",
+    "WEIGHTS",
+    "CENTROIDS",
+    "FEATURE_IMPORTANCE",
+    "EXPLAIN_PREDICT",
+    "GLOBAL_EXPLAIN",
+    "TRIAL_INFO",
+    "DESCRIBE_DATA",
+    "VALIDATE_DATA_SKEW",
+    "VALIDATE_DATA_DRIFT",
+)
+# BigQuery ML's other functions (not built here yet): ML calls all the same, refused as such
+OTHER_FUNCTIONS = (
+    "HASH_BUCKETIZE",
+    "NGRAMS",
+    "BAG_OF_WORDS",
+    "TF_IDF",
+    "MULTI_HOT_ENCODER",
+    "NORMALIZER",
+    "FORECAST",
+    "DETECT_ANOMALIES",
+    "RECOMMEND",
+    "DISTANCE",
+    "LP_NORM",
+    "PRINCIPAL_COMPONENTS",
+    "PRINCIPAL_COMPONENT_INFO",
+    "ADVANCED_WEIGHTS",
+    "ARIMA_EVALUATE",
+    "ARIMA_COEFFICIENTS",
+    "EXPLAIN_FORECAST",
+    "GENERATE_TEXT",
+    "GENERATE_EMBEDDING",
+)
+# ML.<name>( is an ML call for these names, or when MODEL follows the parenthesis; any other
+# ml.f(x) is a function of a schema named ml (sqlml.grammar.scan.is_ml)
+ML_FUNCTIONS = frozenset(MODEL_FUNCTIONS + TRANSFORM_FUNCTIONS + OTHER_FUNCTIONS)
+
 
 class MLFunction(exp.Expression, exp.Func):
     """``ML.<this>([MODEL model,] expressions...)``; ``this`` is the upper-case name."""

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-1. ``may_be_ml`` (a regular expression, :mod:`sqlml.grammar.scan`) lets plain SQL through as
+1. ``is_ml`` (the one lexer's tokens, :mod:`sqlml.grammar.scan`) lets plain SQL through as
    :class:`Passthrough` without tokenizing it: parsing costs 100+ microseconds, the check about 1.
 2. The statement is tokenized with the sqlml flavour of its dialect
    (:mod:`sqlml.grammar.dialects`) and classified from its tokens: ``CREATE [OR REPLACE] MODEL``,
@@ -33,7 +33,7 @@ from sqlglot.tokenizer_core import Token, TokenType
 
 from sqlml import errors
 from sqlml.grammar import calls, dialects, nodes
-from sqlml.grammar.scan import may_be_ml, split_script, unterminated
+from sqlml.grammar.scan import is_ml, split_script, unterminated
 from sqlml.grammar.statements import (
     CreateModel,
     DropModel,
@@ -57,7 +57,7 @@ _NOT_YET = {
 
 def parse(sql: str, dialect: str = "duckdb") -> Statement:
     """ONE statement (``duckdb`` or ``postgres`` dialect) as a typed statement."""
-    if not may_be_ml(sql):
+    if not is_ml(sql):
         return Passthrough(sql)
     flavour = _flavour(dialect)
     tokens = _tokenize(sql, flavour)

@@ -1,138 +1,72 @@
-"""Cheap text scanning that needs no parser: splitting scripts, spotting statements that may be ML.
+"""Which statements are ML, decided from the one lexer's tokens (:mod:`sqlml.grammar.lexer`).
 
-Every statement of every front door passes through here, so this is kept to regular expressions
-and ``str.find``: a statement is never tokenized just to learn that it is plain SQL.
-
-The scanner jumps from one character that can open a *unit hiding semicolons* to the next
-(``; ' " ` $ -- /*``) and skips the whole unit: quoted strings (``'...'``, and ``E'...'`` with
-backslash escapes), quoted identifiers (``"..."``, `` `...` ``), dollar-quoted strings
-(``$$...$$``, ``$tag$...$tag$``), ``--`` comments and ``/* */`` comments (nested, as in
-PostgreSQL). A ``;`` outside units ends a statement; an unterminated unit runs to the end.
+Every statement of every front door passes through :func:`is_ml`, so it is kept cheap: every
+ML statement has the keyword MODEL or MODELS and every ML call the letters ``ml``, so a text
+without either is plain SQL at the cost of a substring search. Only the others are tokenized,
+and they are ML when the tokens say so: an ML statement head (``CREATE [OR REPLACE] MODEL``,
+``DROP MODEL``, ``SHOW MODELS``, ...) or an ML call, ``ML . name (`` where the name is one of
+BigQuery ML's functions or ``MODEL`` follows the parenthesis. Never because of a name:
+``SELECT ml.normalize(x)`` (a function in a schema named ``ml``), ``'ML.PREDICT(MODEL m)'`` in a
+string and ``-- model`` in a comment are plain SQL.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Sequence
 
-_ML = re.compile(r"\bmodels?\b|\bml\s*\.", re.IGNORECASE)
+from sqlml.grammar import lexer, nodes
 
-_OPENER = re.compile(r"[;'\"`$]|--|/\*")
-_STRING = re.compile(r"'[^']*(?:''[^']*)*'")
-_ESCAPE_STRING = re.compile(r"'[^'\\]*(?:(?:\\.|'')[^'\\]*)*'", re.DOTALL)
-_IDENTIFIER = {'"': re.compile(r'"[^"]*(?:""[^"]*)*"'), "`": re.compile(r"`[^`]*(?:``[^`]*)*`")}
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$")
-_BLOCK_EDGE = re.compile(r"/\*|\*/")
+# statement heads that make a statement ML: (words of the head); OR REPLACE is skipped
+_HEADS = (
+    ("CREATE", "MODEL"),
+    ("DROP", "MODEL"),
+    ("SHOW", "MODELS"),
+    ("ALTER", "MODEL"),
+    ("EXPORT", "MODEL"),
+    ("CREATE", "TEMP", "MODEL"),
+    ("CREATE", "TEMPORARY", "MODEL"),
+)
 
-Unit = tuple[str, int, int, bool]  # kind (the opening characters), begin, end, closed
 
-
-def may_be_ml(sql: str) -> bool:
-    """Whether ``sql`` may be an ML statement: it has the word MODEL or MODELS, or ``ML.``.
-
-    A cheap over-approximation (quotes and comments are not skipped): a statement for which
-    this is False is plain SQL and goes to the engine unparsed.
-    """
+def is_ml(sql: str) -> bool:
+    """Whether ``sql`` (a statement, or several) is an ML statement or holds an ML call."""
     lowered = sql.lower()
     if "model" not in lowered and "ml" not in lowered:
         return False
-    return _ML.search(sql) is not None
+    tokens = [t for t in lexer.tokens(sql) if t.kind != lexer.COMMENT]
+    texts = [t.text(sql).upper() if t.kind == lexer.WORD else t.text(sql) for t in tokens]
+    starts = [0] + [i + 1 for i, t in enumerate(tokens) if t.kind == lexer.SEMICOLON]
+    if any(_has_ml_head(texts[i : i + 5]) for i in starts):
+        return True
+    return any(is_ml_call(tokens, texts, i) for i in range(len(texts) - 3))
+
+
+def _has_ml_head(texts: Sequence[str]) -> bool:
+    if texts[1:3] == ["OR", "REPLACE"]:
+        texts = [texts[0], *texts[3:]]
+    return any(tuple(texts[: len(head)]) == head for head in _HEADS)
+
+
+def is_ml_call(tokens: Sequence[lexer.Token], texts: Sequence[str], i: int) -> bool:
+    """Whether the tokens at ``i`` are ``ML . name (`` with the name of an ML function or
+    ``MODEL`` after the parenthesis; a function of a schema named ``ml`` is not one."""
+    model = i + 4 < len(texts) and texts[i + 4] == "MODEL" and tokens[i + 4].kind == lexer.WORD
+    return (
+        texts[i] == "ML"
+        and tokens[i].kind == lexer.WORD
+        and texts[i + 1] == "."
+        and tokens[i + 2].kind == lexer.WORD
+        and texts[i + 3] == "("
+        and (texts[i + 2].upper() in nodes.ML_FUNCTIONS or model)
+        and (i == 0 or texts[i - 1] != ".")  # (x.ml.predict( is a function of schema ml)
+    )
 
 
 def split_script(script: str) -> list[str]:
-    """The statements of ``script``: split on top-level semicolons, stripped of surrounding
-    whitespace; empty statements (nothing but whitespace and comments) are dropped."""
-    if ";" not in script and "--" not in script and "/*" not in script:
-        return [script.strip()] if script.strip() else []  # the common case: one statement
-    statements = []
-    start = position = 0
-    has_content = False
-    for kind, begin, end, _ in _units(script):
-        if kind not in ("--", "/*", ";") or script[position:begin].strip():
-            has_content = True
-        if kind == ";":
-            if has_content:
-                statements.append(script[start:begin].strip())
-            start, has_content = end, False
-        position = end
-    if has_content or script[position:].strip():
-        statements.append(script[start:].strip())
-    return statements
+    """The statements of ``script`` (see :func:`sqlml.grammar.lexer.split`)."""
+    return lexer.split(script)
 
 
 def unterminated(sql: str) -> int | None:
-    """The 0-based offset where an unterminated string, identifier or comment begins, if any."""
-    return next((begin for _, begin, _, closed in _units(sql) if not closed), None)
-
-
-def _units(script: str) -> Iterator[Unit]:
-    """Each unit that can hide a semicolon, and each top-level semicolon, in order."""
-    position = 0
-    while (opener := _OPENER.search(script, position)) is not None:
-        unit = _SKIP[opener.group()](script, opener.start())
-        if unit is None:  # a lone $ (a parameter like $1, or inside a name)
-            position = opener.end()
-            continue
-        yield unit
-        position = unit[2]
-
-
-def _semicolon(script: str, begin: int) -> Unit:
-    return ";", begin, begin + 1, True
-
-
-def _quoted(pattern: re.Pattern[str], kind: str, script: str, begin: int) -> Unit:
-    match = pattern.match(script, begin)
-    return (kind, begin, match.end(), True) if match else (kind, begin, len(script), False)
-
-
-def _string(script: str, begin: int) -> Unit:
-    escapes = begin > 0 and script[begin - 1] in "eE" and not _word_at(script, begin - 2)
-    if escapes:
-        kind, _, end, closed = _quoted(_ESCAPE_STRING, "'", script, begin)
-        return kind, begin - 1, end, closed
-    return _quoted(_STRING, "'", script, begin)
-
-
-def _identifier(script: str, begin: int) -> Unit:
-    quote = script[begin]
-    return _quoted(_IDENTIFIER[quote], quote, script, begin)
-
-
-def _dollar(script: str, begin: int) -> Unit | None:
-    tag = _DOLLAR_TAG.match(script, begin)
-    if tag is None or _word_at(script, begin - 1):
-        return None
-    found = script.find(tag.group(), tag.end())
-    closed = found >= 0
-    return "$", begin, found + len(tag.group()) if closed else len(script), closed
-
-
-def _line_comment(script: str, begin: int) -> Unit:
-    found = script.find("\n", begin)
-    return "--", begin, len(script) if found < 0 else found, True
-
-
-def _block_comment(script: str, begin: int) -> Unit:
-    depth = 1
-    for edge in _BLOCK_EDGE.finditer(script, begin + 2):
-        depth += 1 if edge.group() == "/*" else -1
-        if depth == 0:
-            return "/*", begin, edge.end(), True
-    return "/*", begin, len(script), False
-
-
-def _word_at(script: str, index: int) -> bool:
-    """Whether ``script[index]`` exists and is part of a word (a name or a number)."""
-    return index >= 0 and (script[index].isalnum() or script[index] in "_$")
-
-
-_SKIP: dict[str, Callable[[str, int], Unit | None]] = {
-    ";": _semicolon,
-    "'": _string,
-    '"': _identifier,
-    "`": _identifier,
-    "$": _dollar,
-    "--": _line_comment,
-    "/*": _block_comment,
-}
+    """The 0-based offset where an unterminated string, name or comment begins, if any."""
+    return lexer.unterminated(sql)

@@ -8,7 +8,6 @@ and a Catalog that makes PostgreSQL-dialect SQL and the catalog queries clients 
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,12 +18,18 @@ from sqlglot import exp
 from sqlml import engine, errors, grammar
 from sqlml.engines.base import Result
 from sqlml.engines.duckdb import DuckDBEngine, map_error
+from sqlml.grammar import lexer
 from sqlml.wire import infer, types
 from sqlml.wire.catalog import Catalog
 
 # statements that return rows; anything else is described as a command (NoData) without running
-_QUERY_HEAD = re.compile(r"\s*\(*\s*(SELECT|WITH|VALUES|TABLE|FROM|SHOW)\b", re.IGNORECASE)
+_QUERY_WORDS = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW"})
 _copies = itertools.count(1)  # names of the Arrow views COPY FROM inserts from
+
+
+def is_query(sql: str) -> bool:
+    """Whether ``sql`` is a statement that returns rows (by its first word, after any ``(``)."""
+    return lexer.first_word(sql, after_parens=True) in _QUERY_WORDS
 
 
 class DuckDBBackend:
@@ -60,14 +65,14 @@ class DuckDBBackend:
         return DuckDBCopyTarget(self.engine, schema, statement, view)
 
     def describe(self, sql: str, param_count: int) -> pa.Schema | None:
-        if not _QUERY_HEAD.match(sql):
+        if not is_query(sql):
             return None
         statements = self.catalog.rewrite(sql)
-        if len(statements) != 1 or not _QUERY_HEAD.match(statements[0]):
+        if len(statements) != 1 or not is_query(statements[0]):
             return None
         params = [None] * param_count if param_count else None
         query = statements[0]
-        if grammar.may_be_ml(query):
+        if grammar.is_ml(query):
             # ML.PREDICT and friends: their columns come from the model, and the stock grammar
             # cannot nest them under a LIMIT 0; the query runs (a SELECT, NULL parameters)
             table = self.session.execute_one(query, params).table
@@ -156,7 +161,7 @@ def _command(sql: str, result: Result) -> Result:
     """DuckDB answers BEGIN, SET and the like with a one-column table ('Success'); on the wire
     a command has a tag and no rows."""
     table = result.table
-    if table is None or _QUERY_HEAD.match(sql):
+    if table is None or is_query(sql):
         return result
     if table.column_names not in (["Success"], ["Count"]):
         return result

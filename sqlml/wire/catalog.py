@@ -4,7 +4,7 @@ Theory of operation. A :class:`Catalog` belongs to one gateway session and its D
 The session passes every client query string through :meth:`Catalog.rewrite` and runs what comes
 back, in order, instead. ``rewrite`` splits the string into statements (quotes, comments and
 dollar quotes respected) and returns exactly one DuckDB string per non-empty client statement, so
-the session can pair results with the statements it split itself (:func:`split_statements`).
+the session can pair results with the statements it split itself (the one lexer's split).
 Each statement takes the first of these paths:
 
 1. *Session statements*, recognised by their first word without parsing: ``SET``, ``RESET`` and
@@ -18,9 +18,10 @@ Each statement takes the first of these paths:
    no rows or the right one, so the session needs no second path. Cursors are TEMP tables
    read with ``LIMIT``/``OFFSET``. A setting DuckDB has and PostgreSQL does not (``SET threads``)
    and ``SHOW TABLES`` go to DuckDB unchanged.
-2. *Ordinary SQL*, which is nearly everything: a single regular-expression search finds no sign
-   of the catalog (``pg_``, ``information_schema``, ``::reg...``, ``OPERATOR(``, ``version(``, ...)
-   and the statement comes back unchanged, without a parse (a few microseconds).
+2. *Ordinary SQL*, which is nearly everything: substring searches and, if one hits, the lexer's
+   tokens show no sign of the catalog (``pg_``, ``information_schema``, ``::reg...``,
+   ``OPERATOR(``, ``version(``, ...) and the statement comes back unchanged, without a parse.
+   A statement longer than ``MAX_REWRITTEN`` (1 MiB) is always run as written.
 3. *Catalog SQL*: parsed as PostgreSQL and rewritten by :mod:`sqlml.wire.catalog_rewrite` onto the
    emulated catalog of :mod:`sqlml.wire.catalog_sql`: per-connection TEMP views and macros, all
    named ``sqlml_*``. They are created when a rewritten statement first needs them (with what they
@@ -59,6 +60,7 @@ from sqlglot.errors import SqlglotError
 import sqlml
 from sqlml import errors
 from sqlml.engines.duckdb import map_error
+from sqlml.grammar import lexer
 from sqlml.wire import catalog_macros, catalog_rewrite, catalog_sql, infer
 
 SERVER_VERSION = "15.0"  # as the wire session reports it; version() names sqlml and DuckDB
@@ -115,51 +117,55 @@ _SHOW_ALIASES = {
     "session authorization": "session_authorization",
 }
 
-# -- splitting -----------------------------------------------------------------------------------
-
-_PIECES = re.compile(
-    r"""[eE]'(?:[^'\\]|\\.|'')*'?   # escape string
-      | '(?:[^']|'')*'?             # string
-      | "(?:[^"]|"")*"?             # quoted identifier
-      | --[^\n]*                    # line comment
-      | /\*.*?(?:\*/|\Z)            # block comment
-      | \$(?P<tag>[A-Za-z_][A-Za-z_0-9]*|)\$.*?(?:\$(?P=tag)\$|\Z)   # dollar quote
-      | ;""",
-    re.VERBOSE | re.DOTALL,
-)
-_BLANK = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*\Z", re.DOTALL)
-
-
-def split_statements(sql: str) -> list[str]:
-    """The statements of a query string (``;`` outside quotes and comments ends one), without
-    their ``;`` and surrounding white space; empty ones (blank or only comments) left out. A
-    string without ``;`` is one statement, as it is."""
-    if ";" not in sql:
-        return [] if _BLANK.match(sql) else [sql]
-    statements, start = [], 0
-    for piece in _PIECES.finditer(sql):
-        if piece.group() == ";":
-            statements.append(sql[start : piece.start()])
-            start = piece.end()
-    statements.append(sql[start:])
-    return [s.strip() for s in statements if not _BLANK.match(s)]
-
-
 # -- the pre-check -------------------------------------------------------------------------------
 
-_HEAD = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*([A-Za-z]+)", re.DOTALL)
+# Statements longer than this are run as written: no catalog emulation (a catalog query is short;
+# a parse of a statement of many megabytes would take minutes and gigabytes).
+MAX_REWRITTEN = 1 << 20
 
 # Any sign that a statement touches the catalog or session functions (false positives only cost
-# a parse): catalog names, reg* and oid types, OPERATOR(...), the functions the emulation has.
-_CATALOG_SIGNS = re.compile(
-    r"""\bpg_ | information_schema | \breg(?:class|type|proc|procedure|namespace|role|oper|operator
-      |config|dictionary|collation)\b | \boid\b | \boperator\s*\( | \bversion\s*\(
-      | \bcurrent_(?:setting|schemas?|database|user|role|catalog)\b | \bsession_user\b
-      | \bset_config\s*\( | \bformat_type\s*\( | \b(?:obj|col|shobj)_description\s*\(
-      | \bto_reg\w+\s*\( | \barray_(?:upper|lower)\s*\( | \bpublic\s*\. | "public"\s*\.
-      | \bcollate\b | ::\s*(?:"char"|name\b|int2vector\b|oidvector\b)""",
-    re.IGNORECASE | re.VERBOSE,
-)
+# a parse), read from the lexer's tokens: catalog names, reg* and oid types, OPERATOR(...), the
+# functions the emulation has. First a substring search for their stems (no tokens needed).
+_STEMS = (
+    "pg_", "information_schema", "reg", "oid", "operator", "version", "current_", "session_user",
+    "set_config", "format_type", "_description", "to_reg", "array_", "public", "collate", "::",
+)  # fmt: skip
+_SIGN_WORDS = frozenset(
+    {"information_schema", "oid", "collate", "session_user", "current_setting", "current_schema",
+     "current_schemas", "current_database", "current_user", "current_role", "current_catalog",
+     "regclass", "regtype", "regproc", "regprocedure", "regnamespace", "regrole", "regoper",
+     "regoperator", "regconfig", "regdictionary", "regcollation"}
+)  # fmt: skip
+_SIGN_CALLS = frozenset(
+    {"operator", "version", "set_config", "format_type", "obj_description", "col_description",
+     "shobj_description", "array_upper", "array_lower"}
+)  # fmt: skip
+_CATALOG_CASTS = frozenset({'"char"', "name", "int2vector", "oidvector"})
+
+
+def _has_catalog_signs(text: str) -> bool:
+    lowered = text.lower()
+    if not any(stem in lowered for stem in _STEMS):
+        return False
+    found = [t for t in lexer.tokens(text) if t.kind != lexer.COMMENT]
+    texts = [t.text(text).lower() for t in found]
+    for i, (token, word) in enumerate(zip(found, texts, strict=True)):
+        after = texts[i + 1] if i + 1 < len(texts) else ""
+        if token.kind == lexer.WORD and _is_sign(word, after):
+            return True
+        if word == "::" and after in _CATALOG_CASTS:
+            return True
+        if token.kind == lexer.NAME and (
+            (word == '"public"' and after == ".") or word[1:4] == "pg_"
+        ):
+            return True
+    return False
+
+
+def _is_sign(word: str, after: str) -> bool:
+    if word.startswith("pg_") or word in _SIGN_WORDS or (word == "public" and after == "."):
+        return True
+    return after == "(" and (word in _SIGN_CALLS or word.startswith("to_reg"))
 
 
 class Catalog:
@@ -192,7 +198,7 @@ class Catalog:
         if ";" not in sql:
             statement = self._statement(sql)
             return [] if statement is None else [statement]
-        rewritten = (self._statement(s) for s in split_statements(sql))
+        rewritten = (self._statement(s) for s in lexer.split(sql))
         return [s for s in rewritten if s is not None]
 
     def settings(self) -> dict[str, str]:
@@ -228,18 +234,20 @@ class Catalog:
     # -- one statement -------------------------------------------------------------------------
 
     def _statement(self, text: str) -> str | None:
-        head = _HEAD.match(text)
+        if len(text) > MAX_REWRITTEN:
+            return text
+        head = next((t for t in lexer.tokens(text) if t.kind != lexer.COMMENT), None)
         if head is None:
-            return None if _BLANK.match(text) else text
-        handler = _HANDLERS.get(head.group(1).upper())
+            return None
+        handler = _HANDLERS.get(head.text(text).upper()) if head.kind == lexer.WORD else None
         if handler is not None:
-            handled = handler(self, text[head.end() :].strip())
+            handled = handler(self, text[head.end :].strip())
             if handled is not None:
                 return handled
         return self._general(text)
 
     def _general(self, text: str) -> str:
-        if _CATALOG_SIGNS.search(text) is None:
+        if len(text) > MAX_REWRITTEN or not _has_catalog_signs(text):
             return text
         try:
             rewritten = catalog_rewrite.transpile(text, self._identity)

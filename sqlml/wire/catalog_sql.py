@@ -37,6 +37,7 @@ import re
 
 from sqlglot import exp
 
+from sqlml.grammar import lexer
 from sqlml.wire import catalog_macros, catalog_types
 
 PREFIX = "sqlml_"
@@ -571,7 +572,6 @@ def _tables() -> list[str]:
 
 
 _NAME = re.compile(r"CREATE OR REPLACE TEMP (?:MACRO|VIEW|TABLE) (\w+)")
-_REFERENCE = re.compile(r"\bsqlml_\w+", re.IGNORECASE)
 
 
 def object_name(ddl: str) -> str:
@@ -583,8 +583,17 @@ def object_name(ddl: str) -> str:
 
 
 def references(sql: str) -> set[str]:
-    """The ``sqlml_`` names that ``sql`` mentions (objects, and some column names)."""
-    return {name.lower() for name in _REFERENCE.findall(sql)}
+    """The ``sqlml_`` names that ``sql`` mentions (objects, and some column names), plain or
+    quoted, outside strings and comments."""
+    if "sqlml_" not in sql.lower():
+        return set()
+    found = set()
+    for token in lexer.tokens(sql):
+        if token.kind == lexer.WORD or token.kind == lexer.NAME:
+            name = sql[token.start : token.end].strip('"`').lower()
+            if name.startswith("sqlml_"):
+                found.add(name)
+    return found
 
 
 def _function(name: str, body: str) -> str:

@@ -28,7 +28,6 @@ statement then fails or not when it runs, as DuckDB decides. Nothing here runs S
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -53,7 +52,7 @@ from sqlml.engines.pgtypes import (
     TIMESTAMP,
     TIMESTAMPTZ,
 )
-from sqlml.grammar import nodes
+from sqlml.grammar import lexer, nodes
 from sqlml.grammar.dialects import SqlmlDuckDB, SqlmlPostgres
 from sqlml.wire import catalog_sql, catalog_types
 
@@ -102,27 +101,22 @@ def parameter_types(sql: str, declared: Sequence[int], lookup: Lookup) -> tuple[
 
 # -- parsing ---------------------------------------------------------------------------------------
 
-# sqlglot reads "$1,$2" as the start of a dollar-quoted string tagged "1,": a space after each
-# parameter number keeps the tokens apart (the text is only analysed, never run)
-_PARAMETER_TEXT = re.compile(r"\$(\d+)")
-
 # the statements worth a parse (others, SET or CALL ..., have text parameters); the query of a
 # cursor is analysed on its own
-_LEAD = r"(?:\s+|--[^\n]*|/\*.*?\*/)*"
-_ANALYSED = re.compile(
-    _LEAD + r"\(*\s*(?:SELECT|WITH|VALUES|TABLE|FROM|INSERT|UPDATE|DELETE|CREATE)\b",
-    re.IGNORECASE | re.DOTALL,
+_ANALYSED = frozenset(
+    {"SELECT", "WITH", "VALUES", "TABLE", "FROM", "INSERT", "UPDATE", "DELETE", "CREATE"}
 )
-_CURSOR = re.compile(_LEAD + r"DECLARE\b.*?\bCURSOR\b.*?\bFOR\b", re.IGNORECASE | re.DOTALL)
 
 
 def _parse(sql: str) -> exp.Expr | None:
-    cursor = _CURSOR.match(sql)
-    if cursor is not None:
-        sql = sql[cursor.end() :]
-    if not _ANALYSED.match(sql):
+    if lexer.first_word(sql) == "DECLARE":
+        sql = sql[lexer.wrapped_query(sql)[0] :]
+    if lexer.first_word(sql, after_parens=True) not in _ANALYSED:
         return None
-    text = _PARAMETER_TEXT.sub(r"$\1 ", sql)
+    # sqlglot reads "$1,$2" as the start of a dollar-quoted string tagged "1,": a space after each
+    # parameter number keeps the tokens apart (the text is only analysed, never run)
+    markers = (t for t in lexer.parameters(sql) if t.kind == lexer.PARAM)
+    text = lexer.replace(sql, ((t, t.text(sql) + " ") for t in markers))
     for dialect in (InferPostgres, SqlmlDuckDB):
         try:
             trees = [t for t in sqlglot.parse(text, read=dialect) if t is not None]

@@ -4,8 +4,8 @@ Theory of operation. After the client logs in to the gateway (its own users and 
 DuckDB), the session opens one connection to PostgreSQL (upstream.Connection, with the client's
 startup options) and from then on passes the client's messages to the server and the server's
 answers back, unchanged: types, catalogs, COPY, prepared statements, transactions and errors are
-PostgreSQL's own. Only statements that may be ML (grammar.may_be_ml: 'MODEL' or 'ML.' in them)
-are looked at:
+PostgreSQL's own. Only statements that are ML (grammar.is_ml: the one lexer's tokens hold an ML
+statement or call) are looked at:
 
 - a query with ML calls (ML.PREDICT, ML.SCORE) is rendered to PostgreSQL's own SQL by the sqlml
   engine (engine.Session.ml_sql) and that SQL goes to the server in the client's place: in a Query
@@ -27,7 +27,6 @@ transaction).
 
 from __future__ import annotations
 
-import re
 import struct
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -35,14 +34,13 @@ from typing import Any
 
 import pyarrow as pa
 from sqlglot import exp
-from sqlglot.dialects.postgres import Postgres
-from sqlglot.tokenizer_core import TokenType
 
 from sqlml import engine, errors, grammar
 from sqlml.engines import pgtypes
 from sqlml.engines.base import Result
+from sqlml.grammar import lexer
 from sqlml.wire import protocol as p
-from sqlml.wire.backends import _QUERY_HEAD
+from sqlml.wire.backends import is_query
 from sqlml.wire.session import CopyTarget, Output, Session
 from sqlml.wire.upstream import Attach, Connection, Target, UpstreamEngine
 
@@ -80,15 +78,6 @@ _FAST: dict[int, int | None] = {
 _TEXT = frozenset(b"QP")
 _COPY_END = frozenset(b"cf")
 _COPY_IN = frozenset(b"GW")  # CopyInResponse, CopyBothResponse: the server waits for the client
-# Statements that wrap a query: the query is rendered, the wrapping kept (psycopg's server-side
-# cursors DECLARE one; EXPLAIN shows the plan of the SQL that runs).
-_WRAPPER = re.compile(
-    r"\s*(?:DECLARE\s.*?\bCURSOR\b(?:\s+WITH(?:OUT)?\s+HOLD)?\s+FOR"
-    r"|EXPLAIN(?:\s*\([^)]*\)|\s+ANALYZE|\s+VERBOSE)*)\s+",
-    re.IGNORECASE | re.DOTALL,
-)
-_COPY = re.compile(r"\s*COPY\s*\(", re.IGNORECASE)
-_POSTGRES = Postgres()
 # A constant statement that fails, to abort the server's transaction (no user text in it).
 _ABORT = (
     "DO $sqlml$BEGIN RAISE EXCEPTION 'sqlml: transaction aborted by an error in an ML statement';"
@@ -96,23 +85,14 @@ _ABORT = (
 )
 
 
-def _wrapped(sql: str) -> tuple[int, int]:
-    """Where the query inside DECLARE ... FOR, EXPLAIN or COPY (...) TO starts and ends."""
-    wrapper = _WRAPPER.match(sql)
-    if wrapper is not None:
-        return wrapper.end(), len(sql)
-    if _COPY.match(sql):
-        depth = 0
-        for token in _POSTGRES.tokenize(sql):
-            if token.token_type == TokenType.L_PAREN:
-                depth += 1
-                if depth == 1:
-                    start = token.end + 1
-            elif token.token_type == TokenType.R_PAREN:
-                depth -= 1
-                if depth == 0:
-                    return start, token.start
-    return 0, len(sql)
+def _query_text(kind: int, data: bytes, start: int, end: int) -> str:
+    """The query of a Query (``Q``: the text) or Parse (``P``: a name, then the text) message
+    body ``data[start:end]``, to look for ML in (latin-1: any byte is a character, and every
+    character of an ML keyword is ASCII)."""
+    if kind == ord("P"):
+        start = data.find(0, start, end) + 1  # (no name: a malformed message, read whole)
+    stop = data.find(0, start, end)
+    return data[start : end if stop < 0 else stop].decode("latin-1")
 
 
 class ProxyBackend:
@@ -147,7 +127,7 @@ class ProxyBackend:
         return self.ml.execute_one(sql, params)
 
     def describe(self, sql: str, param_count: int) -> pa.Schema | None:
-        if not _QUERY_HEAD.match(sql):
+        if not is_query(sql):
             return None  # CREATE MODEL, DROP MODEL: commands
         # ML.EVALUATE, SHOW MODELS: their columns are known once they run (NULL parameters)
         table = self.execute(sql, [None] * param_count if param_count else None).table
@@ -255,7 +235,7 @@ class ProxySession(Session):
             end = pos + 1 + length
             if length < 4 or length > limit or end > size or kind not in _FAST:
                 return False
-            if kind in _TEXT and grammar.may_be_ml(data[pos + 5 : end].decode("latin-1")):
+            if kind in _TEXT and grammar.is_ml(_query_text(kind, data, pos + 5, end)):
                 return False
             copy_end = copy_end or kind in _COPY_END
             fast = _FAST[kind]
@@ -348,7 +328,7 @@ class ProxySession(Session):
         elif isinstance(message, p.CopyDone | p.CopyFail):
             self._copy_in = False
             self._forward(message)
-        elif isinstance(message, p.Parse) and grammar.may_be_ml(message.query):
+        elif isinstance(message, p.Parse) and grammar.is_ml(message.query):
             yield from self._local(self._parse_ml(message))
         elif self._is_local(message):
             yield from self._local(self._extended(message))
@@ -399,12 +379,12 @@ class ProxySession(Session):
     def _render(self, sql: str) -> str | None:
         """The server's SQL for an ML query (inside DECLARE or EXPLAIN too), or None."""
         assert self.backend is not None
-        start, end = _wrapped(sql)
+        start, end = lexer.wrapped_query(sql)
         inner = self.backend.ml.ml_sql(sql[start:end])
         return None if inner is None else sql[:start] + inner + sql[end:]
 
     def _query(self, message: p.Query) -> Iterator[Output]:
-        if not grammar.may_be_ml(message.query):
+        if not grammar.is_ml(message.query):
             self._forward(message, QUERY)
             return
         yield from self._quiesce()
@@ -436,7 +416,7 @@ class ProxySession(Session):
         """One statement of a Query message that holds ML; returns whether it failed."""
         assert self.backend is not None
         try:
-            rendered = self._render(sql) if grammar.may_be_ml(sql) else sql
+            rendered = self._render(sql) if grammar.is_ml(sql) else sql
             if rendered is not None:
                 self._inner_failed = False
                 self._forward(p.Query(rendered), INNER)

@@ -33,7 +33,6 @@ error is our bug: the client gets XX000 with its message and the session goes on
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -43,6 +42,7 @@ from sqlglot import exp
 
 from sqlml import errors, grammar
 from sqlml.engines.base import Result
+from sqlml.grammar import lexer
 from sqlml.wire import auth, protocol, types
 from sqlml.wire import protocol as p
 from sqlml.wire.copy import CopyInParser, CopyOut
@@ -197,8 +197,6 @@ class _Startup:
     parameters: dict[str, str] = field(default_factory=dict)
 
 
-_PARAM = re.compile(r"\$(\d+)")
-_HEAD = re.compile(r"\s*(\w+)(?:\s+(\w+))?", re.ASCII)
 _ENDS_FAILED = frozenset({"ROLLBACK", "ABORT", "COMMIT", "END"})
 _TRANSACTION_HEADS = frozenset({"BEGIN", "START", *_ENDS_FAILED})
 
@@ -562,7 +560,7 @@ class Session:
             raise errors.from_sqlstate(
                 "42P05", f'prepared statement "{message.name}" already exists'
             )
-        count = max((int(n) for n in _PARAM.findall(message.query)), default=0)
+        count = max(lexer.parameter_numbers(message.query), default=0)
         declared = message.param_types + (0,) * (count - len(message.param_types))
         self._statements[message.name] = _Statement(message.query, declared)
         return p.ParseComplete().encode()
@@ -770,14 +768,12 @@ def _rows(table: pa.Table, formats: Sequence[int], start: int, stop: int) -> Ite
 
 
 def _head(sql: str) -> str:
-    match = _HEAD.match(sql)
-    return match.group(1).upper() if match else ""
+    return lexer.first_word(sql)
 
 
 def _tag(result: Result, sql: str) -> str:
     """PostgreSQL's command tag: 'INSERT 0 3', 'UPDATE 2', 'CREATE TABLE', 'BEGIN', ..."""
-    match = _HEAD.match(sql)
-    words = [w.upper() for w in match.groups() if w] if match else []
+    words = list(lexer.head(sql, 2)) if _head(sql) else []
     head = words[0] if words else (result.status or "")
     count = max(result.rowcount, 0)
     if head == "INSERT":

@@ -216,19 +216,28 @@ def test_plain_sql_is_never_tokenized(monkeypatch: pytest.MonkeyPatch) -> None:
     ("sql", "expected"),
     [
         ("SELECT 1", False),
-        ("SELECT model FROM t", True),
+        ("SELECT model FROM t", False),  # a column called model
+        ("CREATE OR REPLACE MODEL m OPTIONS (model_type = 'x') AS SELECT 1", True),
+        ("SELECT ml.normalize(x) FROM t", False),  # a function in a schema named ml
+        ("SELECT s.ml.predict(x) FROM t", False),
+        ("SELECT 'ML.PREDICT(MODEL m, TABLE t)'", False),
+        ("SELECT $$ML.PREDICT(MODEL m, TABLE t)$$", False),
+        ("SELECT 1 /* ML.PREDICT(MODEL m, TABLE t) */", False),
+        ("SELECT * FROM ML.PREDICT(shop.churn, TABLE t)", True),  # an ML function by name
+        ("SELECT * FROM ml.unknown_fn(MODEL m)", True),  # MODEL makes it ML
+        ("SELECT ML.SCORE(MODEL m) FROM t", True),
         ("show models", True),
         ("SELECT * FROM ML.PREDICT(MODEL m, TABLE t)", True),
         ("select * from ml . predict(model m, table t)", True),
         ("SELECT model_type, modelling FROM t", False),
         ("SELECT xml.value FROM xml", False),
         ("SELECT html.ml FROM t", False),
-        ("SELECT 1 -- the model", True),  # comments are not skipped: a cheap over-approximation
+        ("SELECT 1 -- the model", False),
         ("DROP MODEL IF EXISTS m", True),
     ],
 )
-def test_may_be_ml(sql: str, expected: bool) -> None:
-    assert grammar.may_be_ml(sql) is expected
+def test_is_ml(sql: str, expected: bool) -> None:
+    assert grammar.is_ml(sql) is expected
 
 
 # -- scripts ---------------------------------------------------------------------------------------
