@@ -49,6 +49,7 @@ pg_inherits, pg_partitioned_table, pg_matviews, pg_policy, pg_publication ... do
 
 from __future__ import annotations
 
+import itertools
 import platform
 import re
 from collections.abc import Callable, Collection, Iterator
@@ -401,7 +402,6 @@ _SET_NOOP = re.compile(
     r"|SESSION\s+AUTHORIZATION\b|CONSTRAINTS\b)",
     re.IGNORECASE,
 )
-_VALUE = re.compile(r"""\s*(?:'(?P<string>(?:[^']|'')*)'|(?P<word>[^,\s]+))\s*(?:,|\Z)""")
 _TRANSACTION_WORDS = re.compile(r"(?:WORK|TRANSACTION)?\s*\Z", re.IGNORECASE)
 _CHAIN = re.compile(r"(?:WORK|TRANSACTION)?\s*(?:AND\s+(?P<no>NO\s+)?CHAIN)?\s*\Z", re.IGNORECASE)
 _ROLLBACK_TO = re.compile(r"(?:WORK|TRANSACTION)?\s*TO\b", re.IGNORECASE)
@@ -445,11 +445,28 @@ def _setting_value(text: str) -> str | None:
     DEFAULT."""
     if text.strip().upper() in ("DEFAULT", ""):
         return None
-    values = []
-    for item in _VALUE.finditer(text):
-        string = item.group("string")
-        values.append(string.replace("''", "'") if string is not None else item.group("word"))
+    values: list[str] = []
+    item: list[lexer.Token] = []
+    for token in lexer.tokens(text):
+        if token.kind == lexer.OP and token.text(text) == ",":
+            values.append(_literal(text, item))
+            item = []
+        elif token.kind != lexer.COMMENT:
+            item.append(token)
+    values.append(_literal(text, item))
     return ", ".join(values)
+
+
+def _literal(text: str, item: list[lexer.Token]) -> str:
+    """One item of a SET value list: a string's contents, or the item as written."""
+    if not item:
+        return ""
+    if len(item) == 1 and item[0].kind == lexer.STRING:
+        quoted = item[0].text(text)
+        if quoted[0] in "eE":
+            return quoted[2:-1].replace("\\'", "'").replace("''", "'")
+        return quoted[1:-1].replace("''", "'")
+    return text[item[0].start : item[-1].end]
 
 
 def _handle_reset(catalog: Catalog, rest: str) -> str | None:
@@ -470,7 +487,8 @@ def _handle_begin(catalog: Catalog, rest: str) -> str | None:
     catalog._transaction(opened=True, kept=True)
     if _TRANSACTION_WORDS.fullmatch(rest):
         return None  # DuckDB's own BEGIN [TRANSACTION]
-    read_only = re.search(r"\bREAD\s+ONLY\b", rest, re.IGNORECASE) is not None
+    words = [t.text(rest).upper() for t in lexer.tokens(rest) if t.kind == lexer.WORD]
+    read_only = any(w == "READ" and n == "ONLY" for w, n in itertools.pairwise(words))
     return "BEGIN TRANSACTION READ ONLY" if read_only else "BEGIN TRANSACTION"
 
 
