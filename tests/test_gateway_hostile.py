@@ -552,3 +552,19 @@ def _psql() -> str:
 
 def _url(port: int, sslmode: str = "disable") -> str:
     return f"postgresql://{WRITER}@127.0.0.1:{port}/shop?sslmode={sslmode}"
+
+
+def test_session_resets_work_on_a_locked_database(trained: str) -> None:
+    """The time zone cannot change under the lock: setting it to what it is, RESET and DISCARD
+    ALL (a pool's reset) are no-ops, not 42501; another zone is refused."""
+    with _gateway(trained) as port:
+        connection = _connect(port)
+        try:
+            zone = _one(connection, "SHOW TimeZone")
+            same = f"SET TimeZone = '{zone}'"
+            for sql in (same, "RESET TimeZone", "RESET ALL", "DISCARD ALL"):
+                assert _sqlstate(connection, sql) is None, sql
+            other = "Asia/Tokyo" if zone != "Asia/Tokyo" else "Europe/Paris"
+            assert _sqlstate(connection, f"SET TimeZone = '{other}'") == "42501"
+        finally:
+            connection.close()
