@@ -180,7 +180,8 @@ def uninstall(database: str, drop_models: bool) -> None:
 @click.option(
     "--users-file",
     type=click.Path(exists=True, dir_okay=False),
-    help="lines user:secret (PostgreSQL's SCRAM or md5 secrets); else SQLML_GATEWAY_USER and"
+    help="lines user:secret or user:role=read-only:secret (PostgreSQL's SCRAM or md5 secrets);"
+    " else SQLML_GATEWAY_USER and"
     " SQLML_GATEWAY_PASSWORD from the environment",
 )
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate")
