@@ -288,6 +288,25 @@ def test_a_read_only_user_reads_and_predicts_but_changes_nothing(trained: str) -
             writer.close()
 
 
+def test_a_read_only_user_cannot_write_through_describe(trained: str) -> None:
+    """Describe of a prepared ML statement runs it to learn its columns: not a write's."""
+    write = (
+        "WITH d AS (SELECT 1) INSERT INTO shop.customers (id) SELECT id FROM"
+        " ML.PREDICT(MODEL shop.churn, TABLE shop.new_customers)"
+    )
+    with _gateway(trained) as port, socket.create_connection(("127.0.0.1", port)) as client:
+        _login(client, READER)
+        client.sendall(
+            p.Parse("", write).encode() + p.Describe("S", "").encode() + p.Sync().encode()
+        )
+        seen = _reader(client)(p.ReadyForQuery)
+        (error,) = [m for m in seen if isinstance(m, p.ErrorResponse)]
+        assert error.fields["C"] == "42501"
+        writer = _connect(port)
+        assert _one(writer, "SELECT count(*) FROM shop.customers") == 800
+        writer.close()
+
+
 class _Lines:
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -409,12 +428,12 @@ def test_a_client_that_stops_reading_is_cut_off_and_its_slot_freed(trained: str)
         connection.close()
 
 
-def _login(client: socket.socket) -> None:
+def _login(client: socket.socket, user: str = WRITER) -> None:
     """SCRAM login on a raw socket, up to ReadyForQuery."""
     from sqlml.wire.auth import ScramClient
 
     read = _reader(client)
-    client.sendall(STARTUP)
+    client.sendall(p.StartupMessage({"user": user, "database": "shop"}).encode())
     read(p.AuthenticationSASL)
     scram = ScramClient(PASSWORD)
     client.sendall(p.encode_sasl_initial_response("SCRAM-SHA-256", scram.first()).encode())

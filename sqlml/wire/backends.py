@@ -139,6 +139,8 @@ class DuckDBBackend:
         if grammar.may_be_ml(query):
             # ML.PREDICT and friends: their columns come from the model, and the stock grammar
             # cannot nest them under a LIMIT 0; the query runs (a SELECT, NULL parameters)
+            if self.read_only:  # (``WITH ... INSERT`` passes the head test: it must not run)
+                self._check_read(query)
             table = self.session.execute_one(query, params).table
             schema = table.schema if table is not None else None
         else:
