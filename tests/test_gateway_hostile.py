@@ -384,6 +384,29 @@ def test_a_silent_socket_is_closed_after_the_authentication_timeout(trained: str
                 assert time.monotonic() - start < 5
 
 
+def test_stalled_tls_handshakes_starve_no_logged_in_client(
+    trained: str, tls_files: tuple[str, str]
+) -> None:
+    """SSLRequest, 'S', then nothing: each stalls a login until the authentication timeout,
+    never the workers of the clients that have logged in."""
+    cert, key = tls_files
+    config = {"tls_cert": cert, "tls_key": key, "max_connections": 2}
+    with _gateway(trained, authentication_timeout=3.0, **config) as port:
+        connection = _connect(port, sslmode="require")
+        stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(12)]
+        try:
+            for client in stalled:
+                client.sendall(p.SSLRequest().encode())
+            time.sleep(0.5)
+            start = time.monotonic()
+            assert _one(connection, "SELECT 41 + 1") == 42
+            assert time.monotonic() - start < 1.5
+        finally:
+            for client in stalled:
+                client.close()
+            connection.close()
+
+
 def test_a_user_has_a_connection_limit_of_53300(trained: str) -> None:
     with _gateway(trained, max_connections_per_user=2) as port:
         first, second = _connect(port), _connect(port)

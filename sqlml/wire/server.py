@@ -69,9 +69,12 @@ class Server:
         self.sessions: dict[int, Session] = {}
         self._ids = iter(range(1000, 1 << 31))
         self._lock = threading.Lock()
-        # a worker per logged-in connection, and a few for logins (each a short exchange)
-        workers = config.max_connections + min(config.max_pending, 8)
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sqlml-wire")
+        # a worker per logged-in connection; logins have a few of their own, so that clients
+        # that stall a login (a TLS handshake never finished) cannot starve logged-in ones
+        self._pool = ThreadPoolExecutor(config.max_connections, thread_name_prefix="sqlml-wire")
+        self._login_pool = ThreadPoolExecutor(
+            min(config.max_pending, _LOGIN_WORKERS), thread_name_prefix="sqlml-login"
+        )
         self._slots = limits.Slots(
             limits.Budget(
                 config.max_connections, config.max_pending, config.max_connections_per_user
@@ -84,7 +87,12 @@ class Server:
         self._closing = False
 
     async def start(self) -> int:
-        """Starts listening; returns the port (useful with port 0)."""
+        """Starts listening; returns the port (useful with port 0). Refuses (28000) an unsafe
+        exposure: trust off loopback, passwords off loopback without TLS (limits.py)."""
+        tls = self._tls is not None
+        limits.check_exposure(self.config.host, self.config.auth_method, tls)
+        if self.config.require_tls and not tls:
+            raise errors.from_sqlstate("28000", "require_tls needs a TLS certificate and key")
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: _ClientProtocol(self._connection, loop, self._sockets),
@@ -119,6 +127,7 @@ class Server:
             await self._server.wait_closed()
         await self._sockets.close_all()  # whatever a path left closing: no socket outlives us
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._login_pool.shutdown(wait=False, cancel_futures=True)
 
     # -- one connection ---------------------------------------------------------------------
 
@@ -174,8 +183,19 @@ class Server:
                 links.upstream.close()
                 await links.upstream.wait_closed()
             writer.close()
+            await self._closed(writer, client)
+
+    @staticmethod
+    async def _closed(writer: asyncio.StreamWriter, client: _ClientProtocol) -> None:
+        """Until the socket is closed. A TLS handshake that failed (a client that sent
+        SSLRequest and then nothing, until the handshake timeout) left the socket's protocol
+        TLS's, not ours: ours never hears of the close, so it is told here."""
+        try:
             with contextlib.suppress(ConnectionError, ssl.SSLError):
-                await writer.wait_closed()
+                await asyncio.wait_for(writer.wait_closed(), _CLOSE_WAIT)
+        except TimeoutError:
+            writer.transport.abort()
+            client.connection_lost(None)
 
     def _session_config(self, writer: asyncio.StreamWriter, slot: limits.Slot) -> SessionConfig:
         peer = writer.get_extra_info("peername")
@@ -235,7 +255,8 @@ class Server:
             if upstream is not None:
                 upstream.to_worker()
             try:
-                work = loop.run_in_executor(self._pool, self._pump, session, data, outbox)
+                pool = self._pool if slot.admitted else self._login_pool
+                work = loop.run_in_executor(pool, self._pump, session, data, outbox)
                 try:
                     await asyncio.wait_for(asyncio.shield(work), self.config.statement_timeout)
                 except TimeoutError:
@@ -277,7 +298,16 @@ class Server:
         transport.pause_reading()  # the client's handshake must not reach the plain stream
         writer.write(b"S")
         await writer.drain()
-        await writer.start_tls(self._tls)  # resumes reading through TLS
+        ours = transport.get_protocol()  # until start_tls puts TLS's in its place
+        # resumes reading through TLS; a handshake that does not finish in time ends the login
+        try:
+            await writer.start_tls(
+                self._tls, ssl_handshake_timeout=min(self.config.authentication_timeout, 60.0)
+            )
+        except BaseException:
+            transport.abort()
+            ours.connection_lost(None)  # TLS's protocol heard of the close, ours did not
+            raise
 
     @staticmethod
     async def _write(
@@ -631,6 +661,8 @@ class _Upstream(asyncio.Protocol):
                 self.loop.call_soon_threadsafe(self.transport.close)
 
 
+_CLOSE_WAIT = 5.0  # seconds a closed connection may take to say goodbye (TLS) before abort
+_LOGIN_WORKERS = 8  # threads for logins at most (each a short exchange)
 _HIGH_WATER = 4 * READ_SIZE  # bytes buffered for a slow reader before the server is not read
 _background: set[asyncio.Task[None]] = set()  # drain tasks, kept until done
 
