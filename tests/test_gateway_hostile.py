@@ -373,6 +373,25 @@ def test_pending_connections_beyond_their_budget_get_53300(trained: str) -> None
         connection.close()
 
 
+def test_beyond_twice_the_pending_budget_53300_comes_at_once(trained: str) -> None:
+    with _gateway(trained, max_pending=1) as port:
+        silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        try:
+            time.sleep(0.2)
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as late:
+                data = b""
+                while chunk := late.recv(65536):
+                    data += chunk
+            reader = p.BackendReader()
+            reader.feed(data)
+            (error,) = list(iter(reader.next, None))
+            assert isinstance(error, p.ErrorResponse)
+            assert (error.fields["S"], error.fields["C"]) == ("FATAL", "53300")
+        finally:
+            for client in silent:
+                client.close()
+
+
 def test_a_silent_socket_is_closed_after_the_authentication_timeout(trained: str) -> None:
     with _gateway(trained, authentication_timeout=0.5) as port:
         for greeting in (b"", STARTUP):

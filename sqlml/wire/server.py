@@ -53,7 +53,7 @@ class ServerConfig:
     authentication_timeout: float = 60.0  # seconds to log in, then the socket is closed
     max_pending: int = 64  # connections still logging in (not counted in max_connections)
     max_connections_per_user: int | None = None  # logged-in connections of one user (53300)
-    write_timeout: float | None = 60.0  # seconds a client may leave answers unread; None: ever
+    write_timeout: float | None = 60.0  # seconds a client may leave answers unread; None: no limit
 
 
 class Server:
@@ -217,7 +217,7 @@ class Server:
         """53300 at once and close (a TLS-capable client reads it as a failed negotiation)."""
         with contextlib.suppress(ConnectionError, ssl.SSLError):
             writer.write(protocol.error_response(limits.too_many(), severity="FATAL").encode())
-        writer.transport.abort()
+        writer.close()  # (after the bytes; the socket registry hears of the close)
 
     def _read_timeout(self, slot: limits.Slot, started: float) -> tuple[float | None, bool]:
         """How long the next read may wait, and whether it is the login's time that runs out."""
