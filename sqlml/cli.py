@@ -180,14 +180,48 @@ def uninstall(database: str, drop_models: bool) -> None:
 @click.option(
     "--users-file",
     type=click.Path(exists=True, dir_okay=False),
-    help="lines user:secret (PostgreSQL's SCRAM or md5 secrets); else SQLML_GATEWAY_USER and"
+    help="lines user:secret or user:role=read-only:secret (PostgreSQL's SCRAM or md5 secrets);"
+    " else SQLML_GATEWAY_USER and"
     " SQLML_GATEWAY_PASSWORD from the environment",
 )
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key")
+@click.option(
+    "--require-tls", is_flag=True, help="refuse clients without TLS (28000), loopback ones too"
+)
 @click.option("--max-connections", default=64, show_default=True, type=int)
+@click.option(
+    "--max-connections-per-user", type=int, help="logged-in connections of one user (53300)"
+)
+@click.option(
+    "--max-pending",
+    default=64,
+    show_default=True,
+    type=int,
+    help="connections still logging in (they take no --max-connections slot)",
+)
+@click.option(
+    "--authentication-timeout",
+    default=60.0,
+    show_default=True,
+    type=float,
+    help="seconds a client has to log in",
+)
+@click.option(
+    "--write-timeout",
+    default=60.0,
+    show_default=True,
+    type=float,
+    help="seconds a client may leave answers unread before it is disconnected",
+)
 @click.option("--idle-timeout", type=float, help="seconds a client may stay idle")
 @click.option("--statement-timeout", type=float, help="seconds before a statement is cancelled")
+@click.option(
+    "--allow-file-access",
+    is_flag=True,
+    help="DuckDB: let every client read and write the server's files, ATTACH and LOAD (off:"
+    " DuckDB's external access is disabled and its configuration locked)",
+)
 def serve(
     database: str,
     host: str,
@@ -196,15 +230,20 @@ def serve(
     users_file: str | None,
     tls_cert: str | None,
     tls_key: str | None,
+    require_tls: bool,
     max_connections: int,
+    max_connections_per_user: int | None,
+    max_pending: int,
+    authentication_timeout: float,
+    write_timeout: float,
     idle_timeout: float | None,
     statement_timeout: float | None,
+    allow_file_access: bool,
 ) -> None:
     """Serve a database to PostgreSQL clients (psql, BI tools, drivers) over the wire protocol."""
     import os
 
-    from sqlml.wire import auth
-    from sqlml.wire.backends import DuckDBBackend
+    from sqlml.wire import auth, limits
     from sqlml.wire.server import ServerConfig
     from sqlml.wire.server import serve as run_server
     from sqlml.wire.session import Backend, Session
@@ -212,6 +251,15 @@ def serve(
     open_backend: Callable[[str, str], Backend]
     session_class: type[Session] = Session
     try:
+        method = "scram-sha-256" if auth_method == "scram" else auth_method
+        limits.check_exposure(host, method, tls=tls_cert is not None)
+        if require_tls and tls_cert is None:
+            raise errors.from_sqlstate("28000", "--require-tls needs --tls-cert and --tls-key")
+        users = auth.Users.from_file(users_file) if users_file else auth.Users.from_env(os.environ)
+        if method != "trust" and users is None:
+            raise errors.InvalidParameterValue(
+                f"--auth {auth_method} needs --users-file or SQLML_GATEWAY_PASSWORD"
+            )
         if database.startswith(("postgresql://", "postgres://")):
             from sqlml.wire.proxy import ProxyBackend, ProxySession
             from sqlml.wire.upstream import Connection, Target
@@ -221,14 +269,10 @@ def serve(
             where = f"PostgreSQL {target.user}@{target.host}:{target.port}/{target.dbname}"
             open_backend, session_class = (lambda dbname, user: ProxyBackend(target)), ProxySession
         else:
+            from sqlml.wire.backends import duckdb_opener
+
             where = database
-            open_backend = lambda dbname, user: DuckDBBackend(database, dbname, user)  # noqa: E731
-        method = "scram-sha-256" if auth_method == "scram" else auth_method
-        users = auth.Users.from_file(users_file) if users_file else auth.Users.from_env(os.environ)
-        if method != "trust" and users is None:
-            raise errors.InvalidParameterValue(
-                f"--auth {auth_method} needs --users-file or SQLML_GATEWAY_PASSWORD"
-            )
+            open_backend = duckdb_opener(database, file_access=allow_file_access, users=users)
         config = ServerConfig(
             host=host,
             port=port,
@@ -236,7 +280,12 @@ def serve(
             users=users,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            require_tls=require_tls,
             max_connections=max_connections,
+            max_connections_per_user=max_connections_per_user,
+            max_pending=max_pending,
+            authentication_timeout=authentication_timeout,
+            write_timeout=write_timeout,
             idle_timeout=idle_timeout,
             statement_timeout=statement_timeout,
         )

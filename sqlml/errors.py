@@ -129,6 +129,10 @@ class InvalidPassword(OperationalError):
     sqlstate = "28P01"
 
 
+class InsufficientPrivilege(ProgrammingError):
+    sqlstate = "42501"
+
+
 class InFailedTransaction(ProgrammingError):
     sqlstate = "25P02"
 

@@ -55,6 +55,7 @@ _ERRORS: list[tuple[type[BaseException], type[errors.Error]]] = [
     (duckdb.NotImplementedException, errors.FeatureNotSupported),
     (duckdb.TransactionException, errors.OperationalError),
     (duckdb.IOException, errors.OperationalError),
+    (duckdb.PermissionException, errors.InsufficientPrivilege),
     (duckdb.Error, errors.OperationalError),
 ]
 
@@ -119,10 +120,31 @@ _private = itertools.count(1)  # names for plain :memory: databases, each a data
 SMALL_RESULT = 256  # rows a prepared statement may return to be fetched as Python values
 
 
-def _connect(path: str) -> duckdb.DuckDBPyConnection:
+_LOCK_DOWN = ("SET enable_external_access = false", "SET lock_configuration = true")
+
+
+def lock_down(con: duckdb.DuckDBPyConnection) -> None:
+    """No file system, no ATTACH of files, no INSTALL/LOAD, and no configuration change, for
+    every connection to ``con``'s database instance, for good: DuckDB itself refuses to turn
+    external access back on while the instance runs, and the locked configuration refuses
+    every SET of a setting (``SET VARIABLE``, ``search_path`` and registered Arrow tables and
+    Python UDFs keep working). Run after sqlml's own set-up of the instance (the UDFs)."""
+    for statement in _LOCK_DOWN:
+        con.execute(statement)
+
+
+def locked_down(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``lock_down`` ran on the instance of ``con``."""
+    row = con.execute("SELECT current_setting('lock_configuration')").fetchone()
+    return bool(row and row[0])
+
+
+def _connect(path: str, external_access: bool) -> duckdb.DuckDBPyConnection:
     if path.startswith(":memory:"):  # a database of its own
         con = duckdb.connect(path)
         _udfs().register_udfs(con)
+        if not external_access:
+            lock_down(con)
         return con
     key = os.path.realpath(path)
     with _anchors_lock:
@@ -135,6 +157,8 @@ def _connect(path: str) -> duckdb.DuckDBPyConnection:
                 raise
             _anchors[key] = (anchor, 0)
         anchor, count = _anchors[key]
+        if not external_access and not locked_down(anchor):
+            lock_down(anchor)  # the instance is shared: every engine on the file is locked now
         _anchors[key] = (anchor, count + 1)
         return anchor.cursor()
 
@@ -159,10 +183,12 @@ class DuckDBEngine:
     _in_transaction = False
     _closed = False
 
-    def __init__(self, database: str) -> None:
+    def __init__(self, database: str, *, external_access: bool = True) -> None:
+        """``external_access=False``: the database instance is locked down (``lock_down``);
+        the gateway's default, so that its clients cannot reach the server's files."""
         self.path = database.removeprefix("duckdb://") or ":memory:"
         try:
-            self.con = _connect(self.path)
+            self.con = _connect(self.path, external_access)
         except duckdb.Error as e:
             raise errors.OperationalError(f"cannot open DuckDB database {self.path!r}: {e}") from e
         self._lock = threading.RLock()

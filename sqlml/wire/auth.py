@@ -17,7 +17,9 @@ and back. A plaintext password is accepted only where the users file says ``plai
 
 Configuration (``Users``). Either ``SQLML_GATEWAY_PASSWORD`` (one user, ``SQLML_GATEWAY_USER``,
 default ``sqlml``; the password becomes a SCRAM secret at load) or ``SQLML_GATEWAY_USERS_FILE``
-(lines ``user:secret``, ``#`` comments); setting both, or an empty value, is an error. The users
+(lines ``user:secret`` or ``user:role=read-only:secret``, ``#`` comments); setting both, or an
+empty value, is an error. A user's role is ``read-write`` (the default: every statement) or
+``read-only`` (queries, ML.PREDICT and the other ML functions, SHOW MODELS; backends.py). The users
 file is refused when group or others have any permission on it (mode & 0o077, as ssh and libpq's
 .pgpass do): it holds md5 secrets, which are password-equivalent for the md5 method. Errors name
 the file and line, never the secret.
@@ -28,7 +30,9 @@ Security notes.
   same error as a wrong password. The fake salt is stable for the life of the process; a restart
   changes it, which an observer of many restarts could notice.
 - Every comparison of client data with a secret or with the transcript is constant-time
-  (``hmac.compare_digest``).
+  (``hmac.compare_digest``). A ``plain:`` secret is compared as a salted PBKDF2 of it (computed
+  when the file is read), so that checking a known user's password costs the one PBKDF2 that an
+  unknown user's costs, and timing does not tell them apart.
 - Channel binding (SCRAM-SHA-256-PLUS) is not offered: a client that demands it (``p=``) is
   refused, one that could use it (``y,,``) is accepted. Offering -PLUS over TLS later means
   refusing ``y,,`` there, as PostgreSQL does, to detect a downgrade.
@@ -50,6 +54,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import functools
 import hashlib
 import hmac
 import os
@@ -67,6 +73,9 @@ from sqlml import errors
 __all__ = [
     "DEFAULT_USER",
     "METHODS",
+    "READ_ONLY",
+    "READ_WRITE",
+    "ROLES",
     "Credential",
     "Md5Exchange",
     "ScramExchange",
@@ -78,6 +87,8 @@ __all__ = [
 ]
 
 METHODS = ("trust", "password", "md5", "scram-sha-256")
+READ_WRITE, READ_ONLY = "read-write", "read-only"
+ROLES = (READ_WRITE, READ_ONLY)  # a user's role over DuckDB (users file ``role=``)
 DEFAULT_USER = "sqlml"  # SQLML_GATEWAY_USER when unset
 SCRAM_ITERATIONS = 4096  # PostgreSQL's default scram_iterations
 SCRAM_MECHANISM = "SCRAM-SHA-256"
@@ -233,6 +244,7 @@ class Credential:
 
     user: str  # the role name the client logs in as
     secret: str = field(repr=False)  # SCRAM-SHA-256$..., md5<32 hex>, or a plaintext password
+    role: str = READ_WRITE  # one of ROLES: what the user may run over DuckDB
 
     def __post_init__(self) -> None:
         if self.secret.startswith(_SCRAM_PREFIX) and _parse_scram(self.secret) is None:
@@ -270,7 +282,14 @@ class Credential:
             return _same(candidate.server_key, keys.server_key) & stored_ok
         if self.kind == "md5":
             return _same(md5_secret(self.user, password), self.secret)
-        return _same(password, self.secret)
+        salted = _salted_password(password, _fake_salt(self.user), SCRAM_ITERATIONS)
+        return _same(salted, _plain_salted(self.user, self.secret))
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_salted(user: str, secret: str) -> bytes:
+    """A plaintext secret as its PBKDF2 (computed once, when the users file is read)."""
+    return _salted_password(secret, _fake_salt(user), SCRAM_ITERATIONS)
 
 
 def _verifier(credential: Credential) -> _ScramKeys | None:
@@ -278,7 +297,13 @@ def _verifier(credential: Credential) -> _ScramKeys | None:
     if credential.kind == "md5":
         return None
     keys = _parse_scram(credential.secret)
-    return keys or _scram_keys(credential.secret, _fake_salt(credential.user), SCRAM_ITERATIONS)
+    if keys is not None:
+        return keys
+    salted = _plain_salted(credential.user, credential.secret)  # (no PBKDF2 at login)
+    stored_key = _sha256(_hmac(salted, b"Client Key"))
+    return _ScramKeys(
+        SCRAM_ITERATIONS, _fake_salt(credential.user), stored_key, _hmac(salted, b"Server Key")
+    )
 
 
 def _md5_inner(credential: Credential) -> str | None:
@@ -322,6 +347,8 @@ class Users(Mapping[str, Credential]):
             if credential.user in found:
                 raise errors.InvalidParameterValue(f'duplicate user "{credential.user}"')
             found[credential.user] = credential
+            if credential.kind == "plain":
+                _plain_salted(credential.user, credential.secret)  # now, not at a login
         self._credentials = MappingProxyType(found)
 
     def __getitem__(self, user: str) -> Credential:
@@ -415,10 +442,29 @@ def _parse_users(text: str, where: str) -> list[Credential]:
 
 
 def _parse_line(line: str, where: str) -> Credential:
-    """``user:secret``; the messages name the line, never the secret."""
+    """``user:secret`` or ``user:attributes:secret``; the messages name the line, never the
+    secret. A secret starts with a known prefix; anything else before a colon is attributes."""
     user, colon, secret = line.partition(":")
     if not colon or not user or user != user.strip():
         raise errors.InvalidParameterValue(f"{where}: expected user:secret")
+    role = READ_WRITE
+    if not secret.startswith((_SCRAM_PREFIX, "md5", "plain:")) and ":" in secret:
+        attributes, _, secret = secret.partition(":")
+        role = _parse_attributes(attributes, where)
+    return dataclasses.replace(_parse_secret(user, secret, where), role=role)
+
+
+def _parse_attributes(text: str, where: str) -> str:
+    """``role=read-only`` or ``role=read-write`` (the one attribute so far): the role."""
+    name, equals, value = text.partition("=")
+    if name.strip() != "role" or not equals or value.strip() not in ROLES:
+        raise errors.InvalidParameterValue(
+            f"{where}: expected role=read-only or role=read-write before the secret"
+        )
+    return value.strip()
+
+
+def _parse_secret(user: str, secret: str, where: str) -> Credential:
     if secret.startswith("plain:"):
         return _plain_credential(user, secret[len("plain:") :], where)
     if secret.startswith(_SCRAM_PREFIX):
@@ -449,7 +495,7 @@ def _plain_credential(user: str, password: str, where: str) -> Credential:
 def check_cleartext(credential: Credential | None, user: str, password: str) -> None:
     """The ``password`` method: raises InvalidPassword unless ``password`` is the user's."""
     if credential is None:
-        _salted_password("", _fake_salt(user), SCRAM_ITERATIONS)  # a known user's work
+        _salted_password(password, _fake_salt(user), SCRAM_ITERATIONS)  # a known user's work
         raise _failed(user)
     if not password or not credential.check_password(password):
         raise _failed(user)

@@ -3,6 +3,14 @@
 DuckDB: each client session gets its own sqlml Session on its own DuckDB connection to the
 shared database file (DuckDB shares one database instance between connections of a process),
 and a Catalog that makes PostgreSQL-dialect SQL and the catalog queries clients send run on it.
+
+Security (docs/gateway.md, "Security"). ``file_access=False`` locks the database instance down
+(engines.duckdb.lock_down): no client reads or writes the server's files, attaches a database
+file or loads an extension, and the configuration is frozen. The switch is DuckDB's and is
+instance-wide, so it is a server-wide option (``sqlml serve --allow-file-access``), not a
+per-user one. A ``read_only`` session runs only statements that DuckDB's own parser calls
+queries, transaction control or SET, and of sqlml's, the ML queries and SHOW MODELS; anything
+else is refused with 42501 before it runs.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from sqlml import engine, errors, grammar
 from sqlml.engines.base import Result
 from sqlml.engines.duckdb import DuckDBEngine, map_error
 from sqlml.grammar import lexer
-from sqlml.wire import infer, types
+from sqlml.grammar.statements import CreateModel, DropModel, MLCall, MLQuery, Score, ShowModels
+from sqlml.wire import auth, infer, types
 from sqlml.wire.catalog import Catalog
 
 # statements that return rows; anything else is described as a command (NoData) without running
@@ -32,9 +41,26 @@ def is_query(sql: str) -> bool:
     return lexer.first_word(sql, after_parens=True) in _QUERY_WORDS
 
 
+# What a read-only user may run, as DuckDB's parser classifies statements (SHOW, DESCRIBE and
+# SUMMARIZE are SELECTs). Not EXPLAIN (EXPLAIN ANALYZE runs its statement), CALL, PRAGMA or
+# PREPARE/EXECUTE (the wire's extended protocol is the session's own, not DuckDB's PREPARE).
+_READ_ONLY = frozenset(
+    {duckdb.StatementType.SELECT, duckdb.StatementType.TRANSACTION, duckdb.StatementType.SET}
+)
+
+
 class DuckDBBackend:
-    def __init__(self, database: str, dbname: str, user: str) -> None:
-        self.engine = DuckDBEngine(database)
+    def __init__(
+        self,
+        database: str,
+        dbname: str,
+        user: str,
+        *,
+        file_access: bool = True,  # False: the instance is locked down (see the docstring)
+        read_only: bool = False,  # the user's role (users file): only reads, 42501 otherwise
+    ) -> None:
+        self.engine = DuckDBEngine(database, external_access=file_access)
+        self.read_only, self.file_access = read_only, file_access
         self.progress: Callable[[str], None] | None = None  # set by the wire session
         self.session = engine.Session(self.engine, progress=self._progress)
         self.catalog = Catalog(self.engine.con, database=dbname, user=user)
@@ -42,10 +68,51 @@ class DuckDBBackend:
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Result:
         result = Result(None, -1, "")
         for statement in self.catalog.rewrite(sql):
-            result = _command(statement, self.session.execute_one(statement, params))
+            if self.read_only:
+                self._check_read(statement)
+            result = _command(statement, self._execute_one(statement, params))
             if result.table is not None and self.catalog.reads_catalog(statement):
                 result = Result(_oid_arrays(result.table), result.rowcount, result.status)
         return result
+
+    def _execute_one(self, statement: str, params: Sequence[Any] | None) -> Result:
+        try:
+            return self.session.execute_one(statement, params)
+        except errors.DataError as e:
+            # DuckDB refuses a SET on a locked configuration with its generic "invalid input"
+            # class: on a locked instance that is the lock, PostgreSQL's "permission denied to
+            # set parameter" (42501)
+            locked = not self.file_access and isinstance(e.__cause__, duckdb.InvalidInputException)
+            if locked and duckdb.StatementType.SET in self._statement_types(statement):
+                raise errors.InsufficientPrivilege(
+                    f"permission denied to set this parameter: {e}",
+                    hint="the gateway's configuration is locked (sqlml serve without"
+                    " --allow-file-access)",
+                ) from e
+            raise
+
+    def _check_read(self, statement: str) -> None:
+        """42501 unless a read-only user may run ``statement`` (a rewritten, DuckDB one)."""
+        if grammar.is_ml(statement):
+            parsed = grammar.parse(statement, "duckdb")
+            if isinstance(parsed, ShowModels):
+                return
+            if isinstance(parsed, CreateModel | DropModel):
+                raise _denied("CREATE MODEL" if isinstance(parsed, CreateModel) else "DROP MODEL")
+            if isinstance(parsed, MLQuery):  # what runs around the calls: a query, or not
+                statement = parsed.render([_stand_in(call) for call in parsed.calls], "duckdb")
+        kinds = self._statement_types(statement)
+        refused = [kind for kind in kinds if kind not in _READ_ONLY]
+        if refused or not kinds:
+            raise _denied(refused[0].name if refused else "this statement")
+
+    def _statement_types(self, statement: str) -> list[duckdb.StatementType]:
+        try:
+            return [parsed.type for parsed in self.engine.con.extract_statements(statement)]
+        except duckdb.Error as e:
+            raise map_error(e) from e
+        except ValueError as e:  # a statement type this duckdb module does not name
+            raise _denied("this statement") from e
 
     def _progress(self, message: str) -> None:
         if self.progress is not None:
@@ -54,6 +121,8 @@ class DuckDBBackend:
     def copy_in(self, table: exp.Table, columns: Sequence[str]) -> DuckDBCopyTarget:
         """The target's columns (their Arrow types as DuckDB reads them) and the INSERT that
         appends a registered Arrow batch, both through the catalog (``public`` is ``main``)."""
+        if self.read_only:
+            raise _denied("COPY FROM STDIN")
         names = [exp.to_identifier(c, quoted=True) for c in columns]
         probe = (exp.select(*names) if names else exp.select("*")).from_(table.copy())
         (select,) = self.catalog.rewrite(probe.sql(dialect="postgres"))
@@ -75,6 +144,8 @@ class DuckDBBackend:
         if grammar.is_ml(query):
             # ML.PREDICT and friends: their columns come from the model, and the stock grammar
             # cannot nest them under a LIMIT 0; the query runs (a SELECT, NULL parameters)
+            if self.read_only:  # (``WITH ... INSERT`` passes the head test: it must not run)
+                self._check_read(query)
             table = self.session.execute_one(query, params).table
             schema = table.schema if table is not None else None
         else:
@@ -118,6 +189,20 @@ class DuckDBBackend:
         self.engine.close()
 
 
+def duckdb_opener(
+    database: str, *, file_access: bool = False, users: auth.Users | None = None
+) -> Callable[[str, str], DuckDBBackend]:
+    """``sqlml serve``'s backends over a DuckDB ``database``: locked down unless
+    ``file_access``, and read-only for the users whose role the users file says is."""
+
+    def open_backend(dbname: str, user: str) -> DuckDBBackend:
+        credential = users.get(user) if users is not None else None
+        read_only = credential is not None and credential.role == auth.READ_ONLY
+        return DuckDBBackend(database, dbname, user, file_access=file_access, read_only=read_only)
+
+    return open_backend
+
+
 class DuckDBCopyTarget:
     """COPY FROM STDIN into a DuckDB table: each batch is inserted as it comes, in a
     transaction of the copy's own (or in the client's, whose rollback then takes the rows
@@ -144,6 +229,21 @@ class DuckDBCopyTarget:
     def abort(self) -> None:
         if self._own and self._engine.in_transaction():
             self._engine.rollback()
+
+
+def _denied(what: str) -> errors.Error:
+    return errors.InsufficientPrivilege(
+        f"permission denied: {what} is not allowed for a read-only user",
+        hint="the users file gives this user role=read-only",
+    )
+
+
+def _stand_in(call: MLCall) -> exp.Expr:
+    """A placeholder for an ML call, to classify the statement around it: a literal for
+    ML.SCORE (scalar), a one-row subquery for the table functions (ML.PREDICT, ML.EVALUATE)."""
+    if isinstance(call, Score):
+        return exp.Literal.number(1)
+    return exp.select("1").subquery("sqlml_call")
 
 
 def _oid_arrays(table: pa.Table) -> pa.Table:

@@ -306,6 +306,10 @@ class Catalog:
         return self._settings_statement()
 
     def _set_time_zone(self, value: str | None) -> str:
+        if _locked(self._con):  # (sqlml serve's default) the zone cannot have changed
+            current = _zone(_duckdb_setting(self._con, "TimeZone", "UTC"))
+            if value is None or _zone(value) in ("DEFAULT", "LOCAL", current):
+                return self._settings_statement()  # nothing to change: no SET to refuse
         if value is None or value.upper() in ("DEFAULT", "LOCAL"):
             self._duckdb_owned["TimeZone"] = _duckdb_setting(self._con, "TimeZone", "UTC")
             return "RESET TimeZone"
@@ -473,7 +477,8 @@ def _handle_reset(catalog: Catalog, rest: str) -> str | None:
     name = _unquote_name(rest.strip())
     if name.upper() == "ALL":
         catalog._settings = {**DEFAULT_SETTINGS, "session_authorization": catalog._identity.user}
-        return "; ".join([catalog._settings_statement(), "RESET TimeZone", "RESET search_path"])
+        zone = catalog._set_time_zone(None)
+        return "; ".join([catalog._settings_statement(), zone, "RESET search_path"])
     if name.lower() in _CANONICAL or name.lower() in _DUCKDB_OWNED:
         return catalog._set(name, None)
     return None
@@ -668,6 +673,20 @@ def _schemas(con: duckdb.DuckDBPyConnection) -> set[str]:
         "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database()"
     ).fetchall()
     return {str(row[0]) for row in rows}
+
+
+_UTC = frozenset({"UTC", "ETC/UTC", "UCT", "ETC/UCT", "UNIVERSAL", "ETC/UNIVERSAL", "ZULU"})
+
+
+def _zone(name: str) -> str:
+    """A time zone name to compare: upper case, UTC's aliases as UTC."""
+    upper = name.upper()
+    return "UTC" if upper in _UTC else upper
+
+
+def _locked(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the instance's configuration is locked (engines.duckdb.lock_down)."""
+    return _duckdb_setting(con, "lock_configuration", "false").lower() == "true"
 
 
 def _duckdb_setting(con: duckdb.DuckDBPyConnection, name: str, fallback: str) -> str:

@@ -7,13 +7,17 @@ the worker waits for ``drain``). A statement's notices (CREATE MODEL's progress)
 runs, through the ``send`` the session is given. A long query or training holds its worker,
 never the loop, so other clients go on. CancelRequest finds the target session by process id
 and secret key. Limits: a connection limit (53300), the largest message (08P01), an idle
-timeout and a statement timeout (57014), all in ServerConfig.
+timeout and a statement timeout (57014), all in ServerConfig. Exposure (limits.py, and
+docs/gateway.md "Security"): connections that have not logged in have a budget of their own and
+``authentication_timeout`` to log in; a per-user connection limit; a client that leaves
+``write_timeout`` seconds of answers unread is disconnected, which frees its worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import secrets
 import socket
@@ -25,11 +29,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlml import errors
-from sqlml.wire import auth, protocol
+from sqlml.wire import auth, limits, protocol
 from sqlml.wire.session import Backend, Cancel, Close, Output, Session, SessionConfig, StartTLS
 from sqlml.wire.upstream import Frames
 
 READ_SIZE = 1 << 16
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,11 @@ class ServerConfig:
     max_message_size: int = 64 << 20  # bytes; a larger message is 08P01 and closes that client
     idle_timeout: float | None = None  # seconds without a message before closing; None: never
     statement_timeout: float | None = None  # seconds before a message's work is cancelled
+    require_tls: bool = False  # every client must use TLS, loopback ones too (28000 otherwise)
+    authentication_timeout: float = 60.0  # seconds to log in, then the socket is closed
+    max_pending: int = 64  # connections still logging in (not counted in max_connections)
+    max_connections_per_user: int | None = None  # logged-in connections of one user (53300)
+    write_timeout: float | None = 60.0  # seconds a client may leave answers unread; None: no limit
 
 
 class Server:
@@ -59,7 +69,17 @@ class Server:
         self.sessions: dict[int, Session] = {}
         self._ids = iter(range(1000, 1 << 31))
         self._lock = threading.Lock()
+        # a worker per logged-in connection; logins have a few of their own, so that clients
+        # that stall a login (a TLS handshake never finished) cannot starve logged-in ones
         self._pool = ThreadPoolExecutor(config.max_connections, thread_name_prefix="sqlml-wire")
+        self._login_pool = ThreadPoolExecutor(
+            min(config.max_pending, _LOGIN_WORKERS), thread_name_prefix="sqlml-login"
+        )
+        self._slots = limits.Slots(
+            limits.Budget(
+                config.max_connections, config.max_pending, config.max_connections_per_user
+            )
+        )
         self._tls = _tls_context(config)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -67,7 +87,12 @@ class Server:
         self._closing = False
 
     async def start(self) -> int:
-        """Starts listening; returns the port (useful with port 0)."""
+        """Starts listening; returns the port (useful with port 0). Refuses (28000) an unsafe
+        exposure: trust off loopback, passwords off loopback without TLS (limits.py)."""
+        tls = self._tls is not None
+        limits.check_exposure(self.config.host, self.config.auth_method, tls)
+        if self.config.require_tls and not tls:
+            raise errors.from_sqlstate("28000", "require_tls needs a TLS certificate and key")
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: _ClientProtocol(self._connection, loop, self._sockets),
@@ -102,6 +127,7 @@ class Server:
             await self._server.wait_closed()
         await self._sockets.close_all()  # whatever a path left closing: no socket outlives us
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._login_pool.shutdown(wait=False, cancel_futures=True)
 
     # -- one connection ---------------------------------------------------------------------
 
@@ -116,9 +142,15 @@ class Server:
             self._tasks.add(task)
         process_id = next(self._ids)
         loop = asyncio.get_running_loop()
-        outbox = _Outbox(writer, loop)
+        slot = self._slots.open()
+        if slot is None:  # over twice the pending budget: no politeness left
+            await self._refuse(writer)
+            if task is not None:
+                self._tasks.discard(task)
+            return
+        outbox = _Outbox(writer, loop, self.config.write_timeout)
         session = self.session_class(
-            self._session_config(writer),
+            self._session_config(writer, slot),
             self.open_backend,
             process_id,
             secrets.randbits(31),
@@ -127,13 +159,8 @@ class Server:
         links = _Links(loop, writer, session, client, self._sockets)
         session.attach = links.attach
         try:
-            if len(self.sessions) >= self.config.max_connections:
-                too_many = errors.from_sqlstate("53300", "sorry, too many clients already")
-                writer.write(protocol.error_response(too_many, severity="FATAL").encode())
-                await writer.drain()
-                return
             self.sessions[process_id] = session
-            await self._serve(session, reader, outbox, links)
+            await self._serve(session, reader, outbox, links, slot)
         except TimeoutError:  # idle too long: said as PostgreSQL says it (idle_session_timeout)
             idle = errors.from_sqlstate(
                 "57P05", "terminating connection due to idle-session timeout"
@@ -145,6 +172,7 @@ class Server:
             pass  # the client went away: nothing to answer
         finally:
             self.sessions.pop(process_id, None)
+            slot.close()
             if task is not None:
                 self._tasks.discard(task)
             try:
@@ -155,10 +183,21 @@ class Server:
                 links.upstream.close()
                 await links.upstream.wait_closed()
             writer.close()
-            with contextlib.suppress(ConnectionError, ssl.SSLError):
-                await writer.wait_closed()
+            await self._closed(writer, client)
 
-    def _session_config(self, writer: asyncio.StreamWriter) -> SessionConfig:
+    @staticmethod
+    async def _closed(writer: asyncio.StreamWriter, client: _ClientProtocol) -> None:
+        """Until the socket is closed. A TLS handshake that failed (a client that sent
+        SSLRequest and then nothing, until the handshake timeout) left the socket's protocol
+        TLS's, not ours: ours never hears of the close, so it is told here."""
+        try:
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await asyncio.wait_for(writer.wait_closed(), _CLOSE_WAIT)
+        except TimeoutError:
+            writer.transport.abort()
+            client.connection_lost(None)
+
+    def _session_config(self, writer: asyncio.StreamWriter, slot: limits.Slot) -> SessionConfig:
         peer = writer.get_extra_info("peername")
         loopback = bool(peer) and str(peer[0]) in ("127.0.0.1", "::1")
         return SessionConfig(
@@ -168,17 +207,44 @@ class Server:
             loopback=loopback,
             max_message_size=self.config.max_message_size,
             statement_timeout=self.config.statement_timeout,
+            require_tls=self.config.require_tls,
+            peer=str(peer[0]) if peer else "",
+            admit=slot.admit,
         )
 
+    @staticmethod
+    async def _refuse(writer: asyncio.StreamWriter) -> None:
+        """53300 at once and close (a TLS-capable client reads it as a failed negotiation)."""
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            writer.write(protocol.error_response(limits.too_many(), severity="FATAL").encode())
+        writer.close()  # (after the bytes; the socket registry hears of the close)
+
+    def _read_timeout(self, slot: limits.Slot, started: float) -> tuple[float | None, bool]:
+        """How long the next read may wait, and whether it is the login's time that runs out."""
+        if slot.admitted:
+            return self.config.idle_timeout, False
+        left = started + self.config.authentication_timeout - asyncio.get_running_loop().time()
+        return max(left, 0.0), True
+
     async def _serve(
-        self, session: Session, reader: asyncio.StreamReader, outbox: _Outbox, links: _Links
+        self,
+        session: Session,
+        reader: asyncio.StreamReader,
+        outbox: _Outbox,
+        links: _Links,
+        slot: limits.Slot,
     ) -> None:
         loop = asyncio.get_running_loop()
         client = links.client_protocol
+        started = loop.time()
         while not session.closed:
+            timeout, logging_in = self._read_timeout(slot, started)
             try:
-                data = await asyncio.wait_for(reader.read(READ_SIZE), self.config.idle_timeout)
+                data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
             except TimeoutError:
+                if logging_in:  # authentication_timeout: closed without a word, as PostgreSQL
+                    log.warning("authentication timeout for a client from %s", session.config.peer)
+                    return
                 if session.busy() or client.idle_for() < (self.config.idle_timeout or 0):
                     continue  # waiting for an answer, or busy on the fast path (not this read)
                 raise
@@ -189,7 +255,8 @@ class Server:
             if upstream is not None:
                 upstream.to_worker()
             try:
-                work = loop.run_in_executor(self._pool, self._pump, session, data, outbox)
+                pool = self._pool if slot.admitted else self._login_pool
+                work = loop.run_in_executor(pool, self._pump, session, data, outbox)
                 try:
                     await asyncio.wait_for(asyncio.shield(work), self.config.statement_timeout)
                 except TimeoutError:
@@ -231,12 +298,30 @@ class Server:
         transport.pause_reading()  # the client's handshake must not reach the plain stream
         writer.write(b"S")
         await writer.drain()
-        await writer.start_tls(self._tls)  # resumes reading through TLS
+        ours = transport.get_protocol()  # until start_tls puts TLS's in its place
+        # resumes reading through TLS; a handshake that does not finish in time ends the login
+        try:
+            await writer.start_tls(
+                self._tls, ssl_handshake_timeout=min(self.config.authentication_timeout, 60.0)
+            )
+        except BaseException:
+            transport.abort()
+            ours.connection_lost(None)  # TLS's protocol heard of the close, ours did not
+            raise
 
     @staticmethod
-    async def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
+    async def _write(
+        writer: asyncio.StreamWriter, data: bytes, timeout: float | None = None
+    ) -> None:
+        """Writes and waits until the client has read enough; a client that reads nothing for
+        ``timeout`` seconds is cut off (its worker is then free: ConnectionError)."""
         writer.write(data)
-        await writer.drain()
+        try:
+            await asyncio.wait_for(writer.drain(), timeout)
+        except TimeoutError:
+            log.warning("a client read nothing for %s s: disconnected", timeout)
+            writer.transport.abort()
+            raise ConnectionAbortedError("the client does not read its answers") from None
 
 
 class _Outbox:
@@ -244,13 +329,21 @@ class _Outbox:
     gather up to READ_SIZE and are written in order, the worker waiting for ``drain``. Locked:
     a notice may come from a thread the training started."""
 
-    def __init__(self, writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        writer: asyncio.StreamWriter,
+        loop: asyncio.AbstractEventLoop,
+        timeout: float | None = None,
+    ) -> None:
         self.writer, self.loop = writer, loop
+        self.timeout = timeout  # seconds the client may leave a full buffer unread
         self._pending: list[bytes] = []
         self._size = 0
         self._lock = threading.RLock()
 
     def add(self, data: bytes) -> None:
+        if self.writer.transport.is_closing():  # cut off (write_timeout) or gone: stop the work
+            raise ConnectionResetError("the client's connection is closed")
         with self._lock:
             self._pending.append(data)
             self._size += len(data)
@@ -268,7 +361,7 @@ class _Outbox:
                     # applies once the transport buffers READ_SIZE bytes.
                     self.loop.call_soon_threadsafe(self._write_now, data)
                 else:
-                    Server._call(self.loop, Server._write(self.writer, data))
+                    Server._call(self.loop, Server._write(self.writer, data, self.timeout))
 
     def _size_queued(self) -> int:
         transport = self.writer.transport
@@ -568,6 +661,8 @@ class _Upstream(asyncio.Protocol):
                 self.loop.call_soon_threadsafe(self.transport.close)
 
 
+_CLOSE_WAIT = 5.0  # seconds a closed connection may take to say goodbye (TLS) before abort
+_LOGIN_WORKERS = 8  # threads for logins at most (each a short exchange)
 _HIGH_WATER = 4 * READ_SIZE  # bytes buffered for a slow reader before the server is not read
 _background: set[asyncio.Task[None]] = set()  # drain tasks, kept until done
 

@@ -148,6 +148,11 @@ class SessionConfig:
     loopback: bool = True  # the client is on this machine (cleartext passwords may travel)
     max_message_size: int = 64 << 20  # larger messages are a protocol violation (08P01)
     statement_timeout: float | None = None  # seconds; the proxy passes it on to PostgreSQL
+    require_tls: bool = False  # every client must use TLS, loopback ones too (else 28000)
+    peer: str = ""  # the client's address, for the log of failed logins
+    # The server's connection budget (limits.Slot.admit): called with the user after the
+    # StartupMessage (False) and after the login (True); raises 53300 to refuse.
+    admit: Callable[[str, bool], None] | None = None
 
 
 @dataclass
@@ -352,6 +357,8 @@ class Session:
         if message.protocol != protocol.StartupMessage({}).protocol or unknown:
             yield p.NegotiateProtocolVersion(0, unknown).encode()
         try:
+            if self.config.admit is not None:
+                self.config.admit(user, False)
             yield from self._challenge(user)
         except errors.Error as e:  # e.g. trust, and the database cannot be opened
             yield from self._fatal(e)
@@ -362,16 +369,19 @@ class Session:
     def _challenge(self, user: str) -> Iterator[Output]:
         method = self.config.auth_method
         credential = self.config.users.get(user) if self.config.users is not None else None
-        if method == "trust":
-            yield from self._authenticated()
-        elif method == "password":
-            if not (self.config.loopback or self._encrypted):
-                yield from self._fatal(
-                    errors.from_sqlstate(
-                        "28000", "cleartext passwords are accepted only over TLS or loopback"
-                    )
+        if not self._encrypted and not self._plain_allowed(method):
+            self._log_failure(user, "no encryption")
+            yield from self._fatal(
+                errors.from_sqlstate(
+                    "28000",
+                    f'connection without TLS refused for user "{user}"',
+                    hint="connect with sslmode=require",
                 )
-                return
+            )
+            return
+        if method == "trust":
+            yield from self._logged_in()
+        elif method == "password":
             self._auth = lambda data: self._cleartext(credential, user, data)
             yield p.AuthenticationCleartextPassword().encode()
         elif method == "md5" and (credential is None or credential.can_md5):
@@ -383,6 +393,13 @@ class Session:
             self._auth = lambda data: self._scram_first(scram, data)
             yield p.AuthenticationSASL(scram.mechanisms()).encode()
 
+    def _plain_allowed(self, method: str) -> bool:
+        """Whether a client may log in without TLS: not with --require-tls, and off loopback
+        only with trust (which the server allows on loopback only: limits.check_exposure)."""
+        if self.config.require_tls:
+            return False
+        return self.config.loopback or method == "trust"
+
     def _password(self, message: p.PasswordMessage) -> Iterator[Output]:
         step, self._auth = self._auth, None
         if step is None:
@@ -391,17 +408,29 @@ class Session:
         try:
             yield from step(message.data)
         except errors.Error as e:
+            if e.sqlstate.startswith("28"):
+                self._log_failure(self.startup.user, e.sqlstate)
             yield from self._fatal(e)
+
+    def _log_failure(self, user: str, reason: str) -> None:
+        """A failed login in the server's log: who, from where, why; never a password."""
+        log.warning("login failed for user %r from %s (%s)", user, self.config.peer or "?", reason)
+
+    def _logged_in(self) -> Iterator[Output]:
+        """The client proved who it is: it takes its slot (or gets 53300), then its backend."""
+        if self.config.admit is not None:
+            self.config.admit(self.startup.user, True)
+        yield from self._authenticated()
 
     def _cleartext(
         self, credential: auth.Credential | None, user: str, data: bytes
     ) -> Iterator[Output]:
         auth.check_cleartext(credential, user, protocol.password_text(data))
-        yield from self._authenticated()
+        yield from self._logged_in()
 
     def _md5(self, exchange: auth.Md5Exchange, data: bytes) -> Iterator[Output]:
         exchange.check(protocol.password_text(data))
-        yield from self._authenticated()
+        yield from self._logged_in()
 
     def _scram_first(self, exchange: auth.ScramExchange, data: bytes) -> Iterator[Output]:
         mechanism, first = protocol.sasl_initial_response(data)
@@ -411,7 +440,7 @@ class Session:
 
     def _scram_final(self, exchange: auth.ScramExchange, data: bytes) -> Iterator[Output]:
         yield p.AuthenticationSASLFinal(exchange.finish(data)).encode()
-        yield from self._authenticated()
+        yield from self._logged_in()
 
     def _authenticated(self) -> Iterator[Output]:
         self.backend = self.open_backend(self.startup.database, self.startup.user)
