@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import client_module
@@ -362,3 +363,24 @@ con = duckdb.connect(sys.argv[1])
 print("locked", flush=True)
 time.sleep(600)
 """
+
+
+@pytest.mark.parametrize(
+    ("query", "sqlstate"),
+    [
+        ("SELECT tenure, tenure, churned FROM shop.customers", "42701"),
+        (
+            "SELECT tenure, CAST('Infinity' AS DOUBLE PRECISION) AS spend, churned"
+            " FROM shop.customers",
+            "22000",
+        ),
+    ],
+)
+def test_unusable_training_data_everywhere(con: Any, query: str, sqlstate: str) -> None:
+    """The same code on both engines, in process and through the gateway (not XX000 over the
+    wire, not 38000 from PL/Python); the session goes on."""
+    options = "model_type = 'logistic_reg', input_label_cols = ['churned']"
+    with pytest.raises(errors.Error) as raised:
+        con.execute(f"CREATE MODEL shop.bad OPTIONS ({options}) AS {query}")
+    assert raised.value.sqlstate == sqlstate, raised.value
+    assert con.execute("SELECT 1").fetchall() == [(1,)]
