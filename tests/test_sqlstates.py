@@ -384,3 +384,78 @@ def test_unusable_training_data_everywhere(con: Any, query: str, sqlstate: str) 
         con.execute(f"CREATE MODEL shop.bad OPTIONS ({options}) AS {query}")
     assert raised.value.sqlstate == sqlstate, raised.value
     assert con.execute("SELECT 1").fetchall() == [(1,)]
+
+
+# -- through the gateway, on both protocols --------------------------------------------------------
+
+WIRE = [
+    ("SELECT nope FROM shop.customers WHERE id = %s", "42703"),
+    ("SELECT nofunc(%s)", "42883"),
+    ("SELECT * FROM shop.missing WHERE id = %s", "42P01"),
+    ("SELECT id, plan FROM shop.customers WHERE tenure = %s GROUP BY id", "42803"),
+    ("SELECT CAST('abc' AS INT) + %s", "22P02"),
+]
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_gateway_answers_the_same_codes(engine: str, request: pytest.FixtureRequest) -> None:
+    """psycopg 3 (Parse, Describe, Bind: DuckDB's own binder behind the gateway) and psycopg2
+    (a simple Query) get PostgreSQL's codes over DuckDB as through the proxy to PostgreSQL."""
+    from conftest import gateway_parts, serving
+
+    from sqlml.wire.server import ServerConfig
+
+    psycopg = client_module("psycopg")
+    psycopg2 = client_module("psycopg2")
+    database = str(request.getfixturevalue("pg_database" if engine == "postgres" else "shop_file"))
+    with serving(ServerConfig(port=0), *gateway_parts(engine, database)) as port:
+        dsn = f"host=127.0.0.1 port={port} dbname=shop user=ana"
+        with psycopg.connect(dsn, autocommit=True) as extended:
+            for sql, sqlstate in WIRE:
+                with pytest.raises(psycopg.Error) as raised:
+                    extended.execute(sql, (1,), prepare=True)
+                assert raised.value.sqlstate == sqlstate, (sql, raised.value)
+            assert extended.execute("SELECT 1").fetchall() == [(1,)]
+        simple = psycopg2.connect(dsn)
+        simple.autocommit = True
+        try:
+            for sql, sqlstate in WIRE:
+                with pytest.raises(psycopg2.Error) as failed:
+                    simple.cursor().execute(sql, (1,))
+                assert failed.value.pgcode == sqlstate, (sql, failed.value)
+        finally:
+            simple.close()
+
+
+DESCRIBED = [
+    ("SELECT nofunc($1)", "42883"),
+    ("SELECT zz FROM shop.customers WHERE id = $1", "42703"),
+    ("SELECT id + CAST('x' AS VARCHAR) FROM shop.customers WHERE id = $1", "42883"),
+    ("SELECT * FROM shop.missing WHERE id = $1", "42P01"),
+]
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_describe_of_a_statement_answers_the_same_codes(
+    engine: str, request: pytest.FixtureRequest
+) -> None:
+    """Parse and Describe of a statement, alone (no Execute): over DuckDB the gateway binds it
+    with DuckDB's own API, whose bind errors carry no structure; the codes are PostgreSQL's."""
+    from conftest import gateway_parts, message_reader, serving
+
+    from sqlml.wire import protocol as p
+    from sqlml.wire.server import ServerConfig
+
+    database = str(request.getfixturevalue("pg_database" if engine == "postgres" else "shop_file"))
+    gateway = serving(ServerConfig(port=0), *gateway_parts(engine, database))
+    with gateway as port, socket.create_connection(("127.0.0.1", port), timeout=20) as client:
+        client.sendall(p.StartupMessage({"user": "ana", "database": "shop"}).encode())
+        read = message_reader(client)
+        read(p.ReadyForQuery)
+        for number, (sql, sqlstate) in enumerate(DESCRIBED):
+            name = f"s{number}"
+            client.sendall(p.Parse(name, sql, (23,)).encode())
+            client.sendall(p.Describe("S", name).encode() + p.Sync().encode())
+            answer = read(p.ReadyForQuery)
+            codes = [m.fields["C"] for m in answer if isinstance(m, p.ErrorResponse)]
+            assert codes == [sqlstate], (sql, answer)

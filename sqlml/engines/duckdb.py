@@ -257,6 +257,13 @@ class DuckDBEngine:
         except duckdb.Error as e:
             raise self._error(e, sql) from e
 
+    def failure(
+        self, e: duckdb.Error, sql: str, params: Sequence[Any] | None = None
+    ) -> errors.Error:
+        """The sqlml error for ``sql``, which failed in ``con.sql`` on this engine's connection
+        (for callers of DuckDB's own API on ``con``: the gateway's Describe)."""
+        return self._error(e, sql, probe=(list(params) if params is not None else None,))
+
     def _error(
         self, e: duckdb.Error, sql: str, probe: tuple[list[Any] | None] | None = None
     ) -> errors.Error:
