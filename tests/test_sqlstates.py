@@ -228,6 +228,25 @@ def test_udf_with_corrupted_bytes_is_xx001() -> None:
     assert raised.value.sqlstate == "XX001"
 
 
+def test_udf_with_inputs_the_graph_does_not_take_is_42804() -> None:
+    """A loaded graph called with other inputs than it takes: 42804, and the session goes on."""
+    con = sqlml.connect(":memory:", autocommit=True, scoring="runtime")
+    cur = con.cursor()
+    cur.execute("CREATE TABLE d AS SELECT i::DOUBLE AS x, (i * 2)::DOUBLE AS y FROM range(30) t(i)")
+    options = "model_type = 'linear_reg', input_label_cols = ['y']"
+    cur.execute(f"CREATE MODEL m OPTIONS ({options}) AS SELECT x, y FROM d")
+    cur.execute("SELECT * FROM ML.PREDICT(MODEL m, TABLE d)")  # (registers the graph)
+    cur.execute("SELECT onnx_sha256 FROM sqlml.versions")
+    (sha,) = cur.fetchone() or ("",)
+    for args in ("'text'", "1.0, 2.0"):
+        with pytest.raises(sqlml.Error) as raised:
+            cur.execute(f"SELECT sqlml_onnx('{sha}', {args})")
+        assert raised.value.sqlstate == "42804", raised.value
+    cur.execute("SELECT count(*) FROM ML.PREDICT(MODEL m, TABLE d)")
+    assert cur.fetchall() == [(30,)]
+    con.close()
+
+
 # -- unusable training data (both engines: the ML core is shared) ---------------------------------
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from sqlml import errors
 from sqlml.ml.score import scorer
@@ -37,6 +38,13 @@ FUNCTION = "sqlml_onnx"
 def register_model(key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
     _MODELS.setdefault(key, (onnx, list(inputs)))
 
+
+# What onnxruntime raises for bytes that are no graph it can load, and for inputs of another
+# number or type than the graph takes (the pybind exceptions derive from Exception only).
+_UNLOADABLE = (ort_state.InvalidProtobuf, ort_state.InvalidGraph, ort_state.Fail, ort_state.NoModel,
+               ort_state.NotImplemented)  # fmt: skip
+_UNSCORABLE = (ort_state.InvalidArgument, ort_state.Fail, ort_state.RuntimeException, ValueError,
+               TypeError, KeyError, IndexError, pa.ArrowException)  # fmt: skip
 
 _FILED: OrderedDict[str, errors.Error] = OrderedDict()  # token -> the error the UDF meant
 _FILED_MAX = 64
@@ -75,13 +83,13 @@ def _score(key: pa.Array, *columns: pa.Array) -> pa.Array:
         run = scorer(onnx, inputs, key=digest)
     except errors.Error as e:
         raise _file(e) from e
-    except Exception as e:  # onnxruntime cannot load the stored bytes
+    except _UNLOADABLE as e:
         raise _file(errors.CorruptedModel(f"model graph {digest} cannot be loaded: {e}")) from e
     try:
         outputs = run.run_arrow(columns, [name for name in _OUTPUTS if name in run.outputs])
     except errors.Error as e:
         raise _file(e) from e
-    except Exception as e:  # inputs of other number or types than the graph takes
+    except _UNSCORABLE as e:
         raise _file(
             errors.DatatypeMismatch(f"model graph {digest} cannot score these inputs: {e}")
         ) from e
