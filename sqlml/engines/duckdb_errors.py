@@ -18,7 +18,9 @@ Where DuckDB reports no structure, what the failing statement is decides:
   inside a transaction 25001, COMMIT without one 25P01; any other is a lost write-write race
   (40001), which clients know to retry.
 DuckDB reports constraint violations without structure: they are 23000, the class of 23505,
-23502 and 23503, which DuckDB does not tell apart.
+23502 and 23503, which DuckDB does not tell apart. Other binder errors without structure are
+42703 (a column), though PostgreSQL has finer codes for some (an ambiguous column 42702, an
+ORDER BY position out of range 42P10).
 """
 
 from __future__ import annotations
