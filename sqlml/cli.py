@@ -6,13 +6,13 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import pyarrow as pa
 
 from sqlml import errors, grammar
-from sqlml.dbapi import connect
+from sqlml.dbapi import Connection, connect
 
 MAX_ROWS = 50
 MAX_WIDTH = 40
@@ -74,7 +74,7 @@ def main() -> None:
 @click.argument("script", type=click.File("r"))
 def run(database: str, scoring: str, script: Any) -> None:
     """Run the statements of SCRIPT (a .sql file, or - for stdin), printing each result."""
-    connection = connect(database, autocommit=True, scoring=scoring)
+    connection = _open(database, scoring)
     try:
         for text in grammar.split_script(script.read()):
             progress = _Progress()
@@ -97,7 +97,7 @@ def run(database: str, scoring: str, script: Any) -> None:
 @click.option("--schema", default=None, help="only the models of this schema")
 def models(database: str, schema: str | None) -> None:
     """List the models stored in DATABASE with their current version."""
-    connection = connect(database, autocommit=True)
+    connection = _open(database, "auto")
     try:
         table = connection.session.store.list(schema)
         click.echo(format_table(table))
@@ -108,9 +108,18 @@ def models(database: str, schema: str | None) -> None:
         connection.close()
 
 
-def _fail(e: errors.Error) -> None:
+def _fail(e: errors.Error) -> NoReturn:
     click.echo(f"ERROR {e.sqlstate}: {e}", err=True)
     sys.exit(1)
+
+
+def _open(database: str, scoring: str) -> Connection:
+    """The connection, or ``ERROR <sqlstate>`` and exit 1 for a database that cannot be opened
+    (a directory, a locked file, a bad URL, a refused connection): never a traceback."""
+    try:
+        return connect(database, autocommit=True, scoring=scoring)
+    except errors.Error as e:
+        _fail(e)
 
 
 @main.command()
@@ -243,6 +252,7 @@ def serve(
     """Serve a database to PostgreSQL clients (psql, BI tools, drivers) over the wire protocol."""
     import os
 
+    from sqlml.engines.duckdb import DuckDBEngine
     from sqlml.wire import auth, limits
     from sqlml.wire.server import ServerConfig
     from sqlml.wire.server import serve as run_server
@@ -272,6 +282,7 @@ def serve(
             from sqlml.wire.backends import duckdb_opener
 
             where = database
+            DuckDBEngine(database).close()  # fail early: a directory, a locked file
             open_backend = duckdb_opener(database, file_access=allow_file_access, users=users)
         config = ServerConfig(
             host=host,

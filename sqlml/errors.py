@@ -93,11 +93,19 @@ class UndefinedColumn(ProgrammingError):
     sqlstate = "42703"
 
 
-class UndefinedModel(ProgrammingError):
+class UndefinedObject(ProgrammingError):
     sqlstate = "42704"
 
 
-class DuplicateModel(ProgrammingError):
+class UndefinedModel(UndefinedObject):
+    sqlstate = "42704"
+
+
+class DuplicateObject(ProgrammingError):
+    sqlstate = "42710"
+
+
+class DuplicateModel(DuplicateObject):
     sqlstate = "42710"
 
 
@@ -141,6 +149,73 @@ class CorruptedModel(InternalError):
     sqlstate = "XX001"
 
 
+# -- what an engine reports (DuckDB's errors mapped to PostgreSQL's codes, engines/duckdb_errors.py)
+
+
+class DuplicateTable(ProgrammingError):
+    sqlstate = "42P07"
+
+
+class DuplicateSchema(ProgrammingError):
+    sqlstate = "42P06"
+
+
+class DuplicateFunction(ProgrammingError):
+    sqlstate = "42723"
+
+
+class DuplicateColumn(ProgrammingError):
+    sqlstate = "42701"
+
+
+class UndefinedFunction(ProgrammingError):
+    sqlstate = "42883"
+
+
+class InvalidSchemaName(ProgrammingError):
+    sqlstate = "3F000"
+
+
+class GroupingError(ProgrammingError):
+    sqlstate = "42803"
+
+
+class DependentObjectsStillExist(ProgrammingError):
+    sqlstate = "2BP01"
+
+
+class InvalidTextRepresentation(DataError):
+    sqlstate = "22P02"
+
+
+class NumericValueOutOfRange(DataError):
+    sqlstate = "22003"
+
+
+class DivisionByZero(DataError):
+    sqlstate = "22012"
+
+
+class ActiveSqlTransaction(ProgrammingError):
+    sqlstate = "25001"
+
+
+class NoActiveSqlTransaction(ProgrammingError):
+    sqlstate = "25P01"
+
+
+class SerializationFailure(OperationalError):
+    sqlstate = "40001"
+
+
+class OutOfMemory(OperationalError):
+    sqlstate = "53200"
+
+
+class IOError(OperationalError):
+    sqlstate = "58030"
+
+
 def registry() -> dict[str, type[Error]]:
     """SQLSTATE -> the most specific sqlml class, for mapping errors that arrive from an engine."""
     found: dict[str, type[Error]] = {}
@@ -159,6 +234,7 @@ _CATEGORIES: dict[str, type[Error]] = {
     "22": DataError,
     "23": IntegrityError,
     "25": ProgrammingError,
+    "2B": ProgrammingError,
     "28": OperationalError,
     "3D": ProgrammingError,
     "40": OperationalError,

@@ -220,6 +220,8 @@ def test_random_and_mutated_messages_leave_the_gateway_serving(behind: tuple[str
                 assert reader.buffered == 0, f"case {number}: a message cut short"
                 codes = [m.fields["C"] for m in decoded if isinstance(m, p.ErrorResponse)]
                 assert all(len(code) == 5 for code in codes)
+                # a client's bytes are the client's mistake: XX000 is sqlml's own bug
+                assert "XX000" not in codes, f"case {number}: {decoded}"
                 assert _one(good, f"SELECT {number}") == number
             fresh = _connect(port)
             assert _one(fresh, "SELECT count(*) FROM shop.customers") > 0

@@ -5,17 +5,28 @@ sha256 ``key`` through onnxruntime, one call per DuckDB vector (2,048 rows), and
 numeric outputs flattened per row: ``[label, p0, p1, ...]`` for classifiers, ``[value]`` for
 regressors and ``[cluster, d0, d1, ...]`` for k-means. The engine path registers each version
 before a query uses it.
+
+DuckDB carries a Python exception raised in a UDF as text, with the SQLSTATE of invalid input.
+So the UDF never lets a bare Python error out: it files the sqlml error it means (an unknown
+graph 42704, a graph onnxruntime cannot load XX001, inputs the graph does not take 42804) under
+a fresh token and raises with the token in its message; the engine claims the filed error by
+its token (engines/duckdb_errors.py). At most ``_FILED_MAX`` errors wait to be claimed.
 """
 
 from __future__ import annotations
 
+import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
+from sqlml import errors
 from sqlml.ml.score import scorer
 
 _MODELS: dict[str, tuple[bytes, list[Any]]] = {}
@@ -28,11 +39,60 @@ def register_model(key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
     _MODELS.setdefault(key, (onnx, list(inputs)))
 
 
+# What onnxruntime raises for bytes that are no graph it can load, and for inputs of another
+# number or type than the graph takes (the pybind exceptions derive from Exception only).
+_UNLOADABLE = (ort_state.InvalidProtobuf, ort_state.InvalidGraph, ort_state.Fail, ort_state.NoModel,
+               ort_state.NotImplemented)  # fmt: skip
+_UNSCORABLE = (ort_state.InvalidArgument, ort_state.Fail, ort_state.RuntimeException, ValueError,
+               TypeError, KeyError, IndexError, pa.ArrowException)  # fmt: skip
+
+_FILED: OrderedDict[str, errors.Error] = OrderedDict()  # token -> the error the UDF meant
+_FILED_MAX = 64
+_filed_lock = threading.Lock()
+
+
+class ScoringError(Exception):
+    """What the UDF raises: DuckDB keeps its text, which carries the filed error's token."""
+
+
+def _file(error: errors.Error) -> ScoringError:
+    token = f"sqlml-udf-{secrets.token_hex(8)}"
+    with _filed_lock:
+        _FILED[token] = error
+        while len(_FILED) > _FILED_MAX:
+            _FILED.popitem(last=False)
+    return ScoringError(f"{error.message} [{token}]")
+
+
+def claim(text: str) -> errors.Error | None:
+    """The error the UDF filed under a token that ``text`` (DuckDB's message) carries."""
+    with _filed_lock:
+        for token in list(_FILED):
+            if token in text:
+                return _FILED.pop(token)
+    return None
+
+
 def _score(key: pa.Array, *columns: pa.Array) -> pa.Array:
-    digest = key[0].as_py()
-    onnx, inputs = _MODELS[digest]
-    run = scorer(onnx, inputs, key=digest)
-    outputs = run.run_arrow(columns, [name for name in _OUTPUTS if name in run.outputs])
+    digest = key[0].as_py() if len(key) else None
+    found = _MODELS.get(digest) if isinstance(digest, str) else None
+    if found is None:
+        raise _file(errors.UndefinedModel(f"no model version with graph {digest!r} is loaded"))
+    onnx, inputs = found
+    try:
+        run = scorer(onnx, inputs, key=digest)
+    except errors.Error as e:
+        raise _file(e) from e
+    except _UNLOADABLE as e:
+        raise _file(errors.CorruptedModel(f"model graph {digest} cannot be loaded: {e}")) from e
+    try:
+        outputs = run.run_arrow(columns, [name for name in _OUTPUTS if name in run.outputs])
+    except errors.Error as e:
+        raise _file(e) from e
+    except _UNSCORABLE as e:
+        raise _file(
+            errors.DatatypeMismatch(f"model graph {digest} cannot score these inputs: {e}")
+        ) from e
     parts = [np.asarray(v, dtype=np.float64).reshape(len(key), -1) for v in outputs.values()]
     flat = np.hstack(parts)
     offsets = np.arange(0, flat.size + 1, flat.shape[1], dtype=np.int32)

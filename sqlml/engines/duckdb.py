@@ -38,27 +38,9 @@ import pyarrow as pa
 from sqlglot import exp
 
 from sqlml import engines, errors
+from sqlml.engines import duckdb_errors
 from sqlml.engines.base import Result, rows
 from sqlml.grammar import lexer
-
-# DuckDB exception class -> sqlml error class. The first match in MRO order wins.
-_ERRORS: list[tuple[type[BaseException], type[errors.Error]]] = [
-    (duckdb.ParserException, errors.SyntaxError),
-    (duckdb.CatalogException, errors.UndefinedTable),
-    (duckdb.BinderException, errors.UndefinedColumn),
-    (duckdb.InterruptException, errors.QueryCanceled),
-    (duckdb.ConstraintException, errors.IntegrityError),
-    (duckdb.ConversionException, errors.DataError),
-    (duckdb.OutOfRangeException, errors.DataError),
-    (duckdb.InvalidInputException, errors.DataError),
-    (duckdb.TypeMismatchException, errors.DatatypeMismatch),
-    (duckdb.NotImplementedException, errors.FeatureNotSupported),
-    (duckdb.TransactionException, errors.OperationalError),
-    (duckdb.IOException, errors.OperationalError),
-    (duckdb.PermissionException, errors.InsufficientPrivilege),
-    (duckdb.Error, errors.OperationalError),
-]
-
 
 # Transaction control as the first word of a statement (the engine tracks whether one is open).
 _TRANSACTION_WORDS = frozenset({"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT"})
@@ -97,15 +79,9 @@ def _transaction_word(sql: str) -> str | None:
     return word if word in _TRANSACTION_WORDS else None
 
 
-def map_error(e: BaseException) -> errors.Error:
-    if isinstance(e, duckdb.TransactionException) and "conflict" in str(e).lower():
-        # DuckDB's optimistic concurrency lost a write-write race: PostgreSQL's serialization
-        # failure, which clients (pgbench --max-tries, ORMs, retry loops) know to retry
-        return errors.from_sqlstate("40001", str(e), hint="roll back and retry the transaction")
-    for cls, ours in _ERRORS:
-        if isinstance(e, cls):
-            return ours(str(e))
-    return errors.InternalError(str(e))
+def map_error(e: BaseException, context: duckdb_errors.Context | None = None) -> errors.Error:
+    """A DuckDB exception as sqlml's error (engines/duckdb_errors.py)."""
+    return duckdb_errors.map_error(e, context)
 
 
 def _udfs() -> Any:
@@ -117,6 +93,9 @@ _anchors: dict[str, tuple[duckdb.DuckDBPyConnection, int]] = {}  # file -> (anch
 _anchors_lock = threading.Lock()
 _generations: dict[str, int] = {}  # database -> changes made in it by sqlml engines (token())
 _private = itertools.count(1)  # names for plain :memory: databases, each a database of its own
+# Errors as JSON: what engines/duckdb_errors.py maps by (set when the database opens, before
+# anything may lock the configuration).
+_CONFIG: dict[str, str | bool | int | float | list[str]] = {"errors_as_json": True}
 SMALL_RESULT = 256  # rows a prepared statement may return to be fetched as Python values
 
 
@@ -141,7 +120,7 @@ def locked_down(con: duckdb.DuckDBPyConnection) -> bool:
 
 def _connect(path: str, external_access: bool) -> duckdb.DuckDBPyConnection:
     if path.startswith(":memory:"):  # a database of its own
-        con = duckdb.connect(path)
+        con = duckdb.connect(path, config=_CONFIG)
         _udfs().register_udfs(con)
         if not external_access:
             lock_down(con)
@@ -149,7 +128,7 @@ def _connect(path: str, external_access: bool) -> duckdb.DuckDBPyConnection:
     key = os.path.realpath(path)
     with _anchors_lock:
         if key not in _anchors:
-            anchor = duckdb.connect(path)
+            anchor = duckdb.connect(path, config=_CONFIG)
             try:
                 _udfs().register_udfs(anchor)
             except BaseException:
@@ -182,6 +161,7 @@ class DuckDBEngine:
 
     _in_transaction = False
     _closed = False
+    _failed = False  # a statement of the open transaction failed (DuckDB aborted it: 25P02)
 
     def __init__(self, database: str, *, external_access: bool = True) -> None:
         """``external_access=False``: the database instance is locked down (``lock_down``);
@@ -235,6 +215,7 @@ class DuckDBEngine:
     def _ended(self) -> None:
         """A transaction ended: the others see its changes now, or never (count them again)."""
         self._seen = None
+        self._failed = False
         if self._dirty:
             self._dirty = False
             self._changed()
@@ -277,7 +258,7 @@ class DuckDBEngine:
         try:
             rows = self.con.execute(sql).fetchall()
         except duckdb.Error as e:
-            raise map_error(e) from e
+            raise self._error(e, sql) from e
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(shape)
         arrays = [pa.array(c, type=f.type) for c, f in zip(columns, shape, strict=True)]
         return pa.Table.from_arrays(arrays, schema=shape)
@@ -294,11 +275,39 @@ class DuckDBEngine:
     # -- statements -------------------------------------------------------------------------------
 
     def _run(self, sql: str, params: Sequence[Any] | None) -> pa.Table | None:
+        values = list(params) if params is not None else None
         try:
-            relation = self.con.sql(sql, params=list(params) if params is not None else None)
+            relation = self.con.sql(sql, params=values)
+        except duckdb.Error as e:
+            raise self._error(e, sql, probe=(values,)) from e
+        try:
             return None if relation is None else relation.to_arrow_table()
         except duckdb.Error as e:
-            raise map_error(e) from e
+            raise self._error(e, sql) from e
+
+    def failure(
+        self, e: duckdb.Error, sql: str, params: Sequence[Any] | None = None
+    ) -> errors.Error:
+        """The sqlml error for ``sql``, which failed in ``con.sql`` on this engine's connection
+        (for callers of DuckDB's own API on ``con``: the gateway's Describe)."""
+        return self._error(e, sql, probe=(list(params) if params is not None else None,))
+
+    def _error(
+        self, e: duckdb.Error, sql: str, probe: tuple[list[Any] | None] | None = None
+    ) -> errors.Error:
+        """The sqlml error for a failed statement. ``probe``: the statement failed in
+        ``con.sql`` with these values, where a bind-time error lacks its structure (see
+        engines/duckdb_errors.py)."""
+        reported, statement = e, sql
+        if probe is not None:
+            reported, statement = duckdb_errors.probe(self.con, e, sql, probe[0])
+        context = duckdb_errors.Context(statement, self._in_transaction, self._failed)
+        if self._in_transaction:
+            self._failed = True
+        error = map_error(reported, context)
+        if statement is not sql:
+            error.position = None  # (an offset into one statement of several)
+        return error
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Result:
         with self._lock:
@@ -329,7 +338,7 @@ class DuckDBEngine:
                 relation = self.con.sql(sql)
                 return relation.limit(0).to_arrow_table().schema
             except duckdb.Error as e:
-                raise map_error(e) from e
+                raise self._error(e, sql, probe=(None,)) from e
 
     def in_transaction(self) -> bool:
         return self._in_transaction

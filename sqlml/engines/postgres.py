@@ -25,6 +25,18 @@ from sqlml.engines.pgtypes import COMPOSITES, JSON, JSONB, arrow_type, composite
 from sqlml.engines.placeholders import to_format
 
 
+def connect_error(e: psycopg2.Error) -> errors.Error:
+    """A failed ``psycopg2.connect``: libpq's own failures carry no SQLSTATE; a connection
+    string libpq cannot parse is 22023, a server that cannot be reached or refuses is 08001
+    (as PostgreSQL's clients report it), and the server's own refusals keep their code."""
+    message = f"cannot connect to PostgreSQL: {e}".strip()
+    if e.pgcode:
+        return errors.from_sqlstate(e.pgcode, message)
+    if isinstance(e, psycopg2.ProgrammingError):
+        return errors.InvalidParameterValue(message)
+    return errors.from_sqlstate("08001", message)
+
+
 def map_error(e: psycopg2.Error) -> errors.Error:
     diag = e.diag
     position = int(diag.statement_position) if diag.statement_position else None
@@ -76,7 +88,7 @@ class PostgresEngine:
         try:
             self.con = psycopg2.connect(database)
         except psycopg2.Error as e:
-            raise errors.OperationalError(f"cannot connect to PostgreSQL: {e}".strip()) from e
+            raise connect_error(e) from e
         self.con.autocommit = True
         self._in_transaction = False
         self.progress: Callable[[str], None] | None = None

@@ -93,11 +93,13 @@ def train(
     opts = model_type.resolve_options(dict(options))
     if table.num_rows == 0:
         raise errors.UnusableTrainingData("the training query returned no rows")
+    unique_names(table.column_names)
     label = _label_column(model_type, opts, table)
     transform = feature_transform(transform, label)
     inputs = _inputs(model_type, opts, table, label, transform)
     data_hash = content_hash(table)
     data = _prepare(model_type, opts, table, label, inputs)
+    _usable_numbers(data, label)
     n_train = len(data.y) if data.y is not None else table.num_rows
     say(f"training {model_type.name} on {n_train} rows, {len(inputs)} input columns")
     return _fit(model_type, opts, data, inputs, label, transform, table, data_hash, say, started)
@@ -125,6 +127,11 @@ def _fit(
     # Each set of rows is preprocessed on its own: cheaper than one matrix and copies of its rows.
     raw_train = _take(data.raw, train_rows)
     x_train = pre.matrix(raw_train)
+    if not np.isfinite(x_train).all():  # (a TRANSFORM expression out of a DOUBLE's range)
+        raise errors.UnusableTrainingData(
+            "preprocessing the training data gave Infinity or NaN",
+            hint="keep TRANSFORM expressions within a DOUBLE's range",
+        )
     clock.lap("preprocess_seconds")
     ctx = models.FitContext(
         n_rows=len(x_train),
@@ -172,6 +179,45 @@ def _fit(
         data_hash=data_hash,
         centroids=centroids,
     )
+
+
+def unique_names(names: Sequence[str]) -> None:
+    """Columns are found by name: two of one name (``SELECT f1, f1``) would be one feature
+    read twice, or neither (42701, as PostgreSQL for a duplicated column)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise errors.DuplicateColumn(
+                f'column "{name}" appears more than once in the training query',
+                hint="give each column a name of its own (AS)",
+            )
+        seen.add(name)
+
+
+def _usable_numbers(data: _Data, label: str | None) -> None:
+    """Numeric columns a model can learn from: no Infinity (NaN is NULL, which is imputed),
+    and a mean and spread that a DOUBLE holds (values beyond about 1e154 overflow the squares
+    that standardization and least squares compute). Checked before fitting, so that
+    unusable data is a 22000 naming its column, not an estimator's exception."""
+    columns = [(name, values) for name, values in data.raw.items() if values.dtype.kind == "f"]
+    if label is not None and data.y is not None and data.y.dtype.kind == "f":
+        columns.append((label, data.y))
+    for name, values in columns:
+        if np.isinf(values).any():
+            raise errors.UnusableTrainingData(
+                f'column "{name}" contains Infinity',
+                hint="filter or replace the infinite values (NULL is imputed)",
+            )
+        with np.errstate(over="ignore", invalid="ignore"):
+            present = values[~np.isnan(values)]
+            spread = float(np.std(present)) if len(present) else 0.0
+            mean = float(np.mean(present)) if len(present) else 0.0
+        if not (np.isfinite(spread) and np.isfinite(mean)):
+            raise errors.UnusableTrainingData(
+                f'column "{name}" has values too large to train on (their mean or spread'
+                " overflows a DOUBLE)",
+                hint="rescale the column",
+            )
 
 
 def _summary(values: dict[str, Any]) -> str:

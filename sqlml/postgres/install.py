@@ -37,7 +37,7 @@ import psycopg2
 
 from sqlml import errors
 from sqlml.engines.pgtypes import COMPOSITES, SQL_NAMES
-from sqlml.engines.postgres import map_error
+from sqlml.engines.postgres import connect_error, map_error
 from sqlml.store import ddl
 
 # import name -> distribution name, for what the server's Python must import
@@ -132,7 +132,7 @@ class Installer:
         try:
             self.con = psycopg2.connect(database)
         except psycopg2.Error as e:
-            raise errors.OperationalError(f"cannot connect to PostgreSQL: {e}".strip()) from e
+            raise connect_error(e) from e
         self.con.autocommit = True
         self.echo = echo or (lambda _: None)
 

@@ -27,7 +27,7 @@ from sqlml.engine import Session, _parse_query, zero_rows
 from sqlml.engines.base import Result
 from sqlml.engines.pgtypes import arrow_type, decode_array, feed_cast
 from sqlml.grammar.statements import CreateModel, DropModel, ModelRef, Query
-from sqlml.ml import models
+from sqlml.ml import models, train
 from sqlml.ml.score import scorer
 from sqlml.store import ModelVersion
 
@@ -121,6 +121,7 @@ class PlpyEngine:
     def read_chunked(self, sql: str) -> pa.Table:
         """All rows of a query as Arrow, read inside the backend one chunk of rows at a time."""
         columns = self.columns_of(sql)
+        train.unique_names([name for name, _ in columns])  # (else 42702 from the chunk query)
         chunk_sql = chunk_query(_parse_query(sql, "postgres"), columns, CHUNK_ROWS)
         parts: list[list[pa.Array]] = [[] for _ in columns]
         try:

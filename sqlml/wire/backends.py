@@ -165,7 +165,7 @@ class DuckDBBackend:
                 return None
             return con.sql(query, params=params).limit(0).to_arrow_table().schema
         except duckdb.Error as e:
-            raise map_error(e) from e
+            raise self.engine.failure(e, query, params) from e
 
     def parameter_types(self, sql: str, declared: Sequence[int]) -> tuple[int, ...]:
         return infer.parameter_types(sql, declared, self.catalog.relations)

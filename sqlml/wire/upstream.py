@@ -20,7 +20,7 @@ import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import psycopg2.extensions
 import pyarrow as pa
@@ -37,6 +37,15 @@ _LENGTH = struct.Struct("!I")
 READ_SIZE = 1 << 18
 _POSTGRES = Postgres()
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_N = TypeVar("_N", int, float)
+
+
+def _number(kind: Callable[[str], _N], name: str, text: str) -> _N:
+    """A number of the connection string (22023 when it is none, as libpq refuses it)."""
+    try:
+        return kind(text)
+    except ValueError as e:
+        raise errors.InvalidParameterValue(f'invalid value for "{name}": "{text}"') from e
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,7 @@ class Target:
             return str(given.get(key) or environ.get(variable) or default)
 
         host = get("host", "PGHOST", "/var/run/postgresql").split(",")[0]
-        port = int(get("port", "PGPORT", "5432").split(",")[0])
+        port = _number(int, "port", get("port", "PGPORT", "5432").split(",")[0])
         user = get("user", "PGUSER", getpass.getuser())
         dbname = get("dbname", "PGDATABASE", user)
         sslmode = get("sslmode", "PGSSLMODE", "prefer")
@@ -81,7 +90,7 @@ class Target:
             password,
             sslmode,
             given.get("sslrootcert") or environ.get("PGSSLROOTCERT"),
-            float(get("connect_timeout", "PGCONNECT_TIMEOUT", "10")),
+            _number(float, "connect_timeout", get("connect_timeout", "PGCONNECT_TIMEOUT", "10")),
         )
 
     @property
