@@ -68,7 +68,8 @@ def test_plain_sql_api_from_psql(pg_database: str) -> None:
     )
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip() == "1"
-    assert "stored shop.churn version 1" in created.stderr  # NOTICE progress reaches psql
+    # NOTICE progress reaches psql; sent inside the function's transaction, it says so
+    assert "wrote shop.churn version 1: it is stored and serves once" in created.stderr
     metrics = _psql(pg_database, "SELECT metric, value FROM sqlml.evaluate('shop.churn')")
     assert metrics.returncode == 0, metrics.stderr
     names = [line.split("|")[0] for line in metrics.stdout.split()]
@@ -167,7 +168,30 @@ def test_training_progress_reaches_the_client(pg_database: str) -> None:
     finally:
         con.close()
     assert any("reading the training rows" in m for m in messages)
-    assert any("stored shop.churn version 1" in m for m in messages)
+    assert any("wrote shop.churn version 1" in m for m in messages)
+
+
+def test_version_notice_says_what_is_true_before_the_commit(pg_database: str) -> None:
+    """The NOTICE about the new version leaves before the function's transaction commits: it
+    must not say the version is stored (here the transaction then rolls back)."""
+    con = psycopg2.connect(pg_database)
+    try:
+        with con.cursor() as cur:
+            cur.execute(
+                "SELECT sqlml.create_model('shop.churn', 'logistic_reg',"
+                " 'SELECT tenure, spend, promo, churned FROM shop.customers',"
+                ' \'{"input_label_cols": ["churned"]}\')'
+            )
+        said = [n for n in con.notices if "shop.churn version 1" in n]
+        assert said, con.notices
+        assert not any("stored shop.churn version 1" in n for n in said)
+        assert all("once this transaction commits" in n for n in said)
+        con.rollback()
+        with con.cursor() as cur:
+            cur.execute("SELECT count(*) FROM sqlml.versions")
+            assert cur.fetchone() == (0,)
+    finally:
+        con.close()
 
 
 def test_postgres_matches_duckdb_compiled_and_runtime(pg_database: str, tmp_path: Path) -> None:
@@ -329,3 +353,67 @@ def test_runtime_ml_score_is_refused_with_a_sqlstate(pg_database: str) -> None:
         assert len(predicted) == 200
     finally:
         con.close()
+
+
+def _score_batch_sql() -> str:
+    """sqlml.score_batch called as ML.PREDICT's runtime path calls it, on shop.churn's inputs."""
+    features = ", ".join(
+        f"array_send(array_agg({c} ORDER BY id))"
+        for c in ("tenure::float8", "spend::float8", "promo")
+    )
+    return (
+        f"SELECT sqlml.score_batch(%s, {features}) FROM shop.new_customers WHERE spend IS NOT NULL"
+    )
+
+
+def test_corrupted_graph_is_refused_on_every_path(pg_database: str) -> None:
+    """Stored bytes replaced in place by another valid graph: every load by sha256 refuses them
+    (XX001), and after a retrain to the same graph the backend that met them scores right (it
+    used to cache the corrupted bytes under the sha256 and serve them: 20/20 rows wrong)."""
+    ids, expected = _reference()
+    client = sqlml.connect(pg_database, autocommit=True)
+    raw = psycopg2.connect(pg_database)
+    raw.autocommit = True
+    try:
+        client.execute(CHURN)
+        client.execute(CHURN.replace("shop.churn", "shop.other").replace("IS NOT NULL", "> 50"))
+        (sha,) = client.execute(
+            "SELECT onnx_sha256 FROM sqlml.versions WHERE model_name = 'churn'"
+        ).fetchone()
+        client.execute(
+            "UPDATE sqlml.versions SET onnx = (SELECT onnx FROM sqlml.versions"
+            " WHERE model_name = 'other') WHERE model_name = 'churn'"
+        )
+        with raw.cursor() as cur:
+            with pytest.raises(psycopg2.Error) as raised:
+                cur.execute(_score_batch_sql(), [sha])
+            assert raised.value.pgcode == "XX001"
+            with pytest.raises(psycopg2.Error) as raised:
+                cur.execute("SELECT * FROM sqlml.evaluate('shop.churn')")
+            assert raised.value.pgcode == "XX001"
+        for mode in ("compiled", "runtime"):
+            with sqlml.connect(pg_database, autocommit=True, scoring=mode) as fresh:
+                with pytest.raises(errors.CorruptedModel) as caught:
+                    fresh.execute(
+                        "SELECT * FROM ML.PREDICT(MODEL shop.churn, TABLE shop.new_customers)"
+                    )
+                assert caught.value.sqlstate == "XX001"
+        client.execute(CHURN.replace("CREATE MODEL", "CREATE OR REPLACE MODEL"))
+        assert client.execute(
+            "SELECT onnx_sha256 FROM sqlml.versions WHERE model_name = 'churn' AND version = 2"
+        ).fetchone() == (sha,)
+        with raw.cursor() as cur:
+            cur.execute(_score_batch_sql(), [sha])
+            (flat,) = cur.fetchone()
+        n = len(ids)
+        np.testing.assert_allclose(flat[2 * n : 3 * n], expected, atol=1e-6)
+        with sqlml.connect(pg_database, autocommit=True, scoring="runtime") as fresh:
+            rows = fresh.execute(
+                "SELECT id, predicted_churned_probs FROM ML.PREDICT(MODEL shop.churn,"
+                " (SELECT * FROM shop.new_customers WHERE spend IS NOT NULL)) ORDER BY id"
+            ).fetchall()
+        probs = [next(p["prob"] for p in r[1] if p["label"] is True) for r in rows]
+        np.testing.assert_allclose(probs, expected, atol=1e-6)
+    finally:
+        raw.close()
+        client.close()

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from sqlml.ml.score import scorer
+from sqlml.ml.score import scorer, verify
 
 _MODELS: dict[str, tuple[bytes, list[Any]]] = {}
 # The graph outputs the UDF returns, in order (a k-means graph's 'features' output is not one).
@@ -25,7 +25,11 @@ FUNCTION = "sqlml_onnx"
 
 
 def register_model(key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
-    _MODELS.setdefault(key, (onnx, list(inputs)))
+    """Registers a version's graph under its sha256, checked first (XX001): the registry is
+    keyed by it, so bytes that do not match would serve every later version with that key."""
+    if key not in _MODELS:
+        verify(onnx, key)
+        _MODELS[key] = (onnx, list(inputs))
 
 
 def _score(key: pa.Array, *columns: pa.Array) -> pa.Array:

@@ -13,6 +13,7 @@ into Arrow without a Python loop for numbers (engines/pgtypes.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -384,16 +385,7 @@ def score_batch(plpy: Any, sha: str, columns: Sequence[bytes]) -> list[float]:
     One onnxruntime session per backend and graph: the graph's sha256 is the cache key, so a
     new version is a new key and nothing stale is ever served."""
     if sha not in _graphs:
-        plan = plpy.prepare(
-            "SELECT onnx, inputs FROM sqlml.versions WHERE onnx_sha256 = $1 LIMIT 1", ["text"]
-        )
-        rows = plpy.execute(plan, [sha])
-        if not rows:
-            raise errors.UndefinedModel(f"no model version has graph {sha}")
-        from sqlml.ml.features import InputColumn
-
-        inputs = [InputColumn(c["name"], c["kind"]) for c in json.loads(rows[0]["inputs"])]
-        _graphs[sha] = (bytes(rows[0]["onnx"]), inputs)
+        _graphs[sha] = _load_graph(plpy, sha)
         while len(_graphs) > _GRAPHS:
             _graphs.pop(next(iter(_graphs)))
     onnx, inputs = _graphs[sha]
@@ -404,3 +396,30 @@ def score_batch(plpy: Any, sha: str, columns: Sequence[bytes]) -> list[float]:
     parts = [np.asarray(v, dtype=np.float64).reshape(n, -1) for v in outputs.values()]
     flat: list[float] = np.hstack(parts).T.reshape(-1).tolist()
     return flat
+
+
+def _load_graph(plpy: Any, sha: str) -> tuple[bytes, list[Any]]:
+    """A graph by its sha256, its bytes checked before they are cached under it: the first
+    stored copy that matches (a retrain to the same graph stores a good copy next to a
+    corrupted one); XX001 when none does."""
+    from sqlml.ml.features import InputColumn
+
+    plan = plpy.prepare(
+        "SELECT schema_name, model_name, version, onnx, inputs FROM sqlml.versions"
+        " WHERE onnx_sha256 = $1 ORDER BY version DESC",
+        ["text"],
+    )
+    rows = plpy.execute(plan, [sha])
+    if not rows.nrows():
+        raise errors.UndefinedModel(f"no model version has graph {sha}")
+    for row in rows:
+        onnx = bytes(row["onnx"])
+        if hashlib.sha256(onnx).hexdigest() == sha:
+            inputs = [InputColumn(c["name"], c["kind"]) for c in json.loads(row["inputs"])]
+            return onnx, inputs
+    first = rows[0]
+    raise errors.CorruptedModel(
+        f'model "{first["schema_name"]}.{first["model_name"]}" version {first["version"]} is'
+        " corrupted: its ONNX bytes do not match their sha256",
+        hint="retrain it with CREATE OR REPLACE MODEL",
+    )
