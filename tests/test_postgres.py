@@ -9,10 +9,12 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pgcluster
 import psycopg2
+import psycopg2.sql
 import pytest
 from sklearn.linear_model import LogisticRegression
 
@@ -416,4 +418,149 @@ def test_corrupted_graph_is_refused_on_every_path(pg_database: str) -> None:
         np.testing.assert_allclose(probs, expected, atol=1e-6)
     finally:
         raw.close()
+        client.close()
+
+
+def _linear(cur: Any, model: str, slope: float, replace: bool = False) -> None:
+    """Trains ``model`` (a name as SQL writes it) on y = slope * x + 1."""
+    cur.execute(
+        "SELECT sqlml.create_model(%s, 'linear_reg', %s, %s, replace => %s)",
+        [
+            model,
+            f"SELECT g::float8 AS x, {slope} * g + 1 AS y FROM generate_series(1, 50) g",
+            '{"input_label_cols": ["y"], "data_split_method": "NO_SPLIT"}',
+            replace,
+        ],
+    )
+
+
+def _score(cur: Any, schema: str, model: str, x: float) -> float:
+    """Scores x through the model's function, found by name in sqlml.model_functions."""
+    cur.execute(
+        "SELECT function_name FROM sqlml.model_functions WHERE schema_name = %s"
+        " AND model_name = %s",
+        [schema, model],
+    )
+    (name,) = cur.fetchone()
+    assert name is not None
+    assert len(name.encode()) <= 63
+    cur.execute(psycopg2.sql.SQL("SELECT sqlml.{}(%s)").format(psycopg2.sql.Identifier(name)), [x])
+    return float(cur.fetchone()[0])
+
+
+def test_scoring_functions_are_one_per_model(pg_database: str) -> None:
+    """ "a.b".c and a."b.c" used to share sqlml."a.b.c" (the second replaced the first); names
+    over 63 bytes were cut and every later replace failed with 42723."""
+    con = psycopg2.connect(pg_database)
+    con.autocommit = True
+    long_schema, long_model = "s" * 59 + "1", "m" * 59 + "2"
+    try:
+        with con.cursor() as cur:
+            _linear(cur, '"a.b".c', 2.0)
+            _linear(cur, 'a."b.c"', -3.0)
+            assert _score(cur, "a.b", "c", 10.0) == pytest.approx(21.0)
+            assert _score(cur, "a", "b.c", 10.0) == pytest.approx(-29.0)
+            for slope in (1.0, 4.0, 5.0):  # replaced again and again
+                _linear(cur, f'"{long_schema}"."{long_model}"', slope, replace=slope != 1.0)
+                assert _score(cur, long_schema, long_model, 2.0) == pytest.approx(2 * slope + 1)
+            cur.execute("SELECT count(DISTINCT function_name) FROM sqlml.model_functions")
+            assert cur.fetchone() == (3,)
+            cur.execute("SELECT sqlml.drop_model('\"a.b\".c')")
+            assert _score(cur, "a", "b.c", 1.0) == pytest.approx(-2.0)
+            cur.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'a.b%'")
+            assert cur.fetchone() == (1,)
+    finally:
+        con.close()
+
+
+def test_install_renames_scoring_functions_of_the_old_scheme(pg_database: str) -> None:
+    """An install over one that named functions sqlml."schema.model" (cut to 63 bytes, shared by
+    ambiguous pairs) brings them to today's names: the models score through the new function
+    and the old one is gone."""
+    con = psycopg2.connect(pg_database)
+    con.autocommit = True
+    long_schema, long_model = "s" * 60, "m" * 60
+    old_long = f"{long_schema}.{long_model}"[:63]
+    try:
+        with con.cursor() as cur:
+            _linear(cur, '"a.b".c', 2.0)
+            _linear(cur, 'a."b.c"', -3.0)
+            _linear(cur, f'"{long_schema}"."{long_model}"', 4.0)
+            # the old scheme: the long model's function under its cut name; "a.b".c's function
+            # replaced by a."b.c"'s under their shared name "a.b.c"
+            cur.execute(
+                "SELECT scoring_function::text, schema_name FROM sqlml.model_functions"
+                " WHERE schema_name <> 'a'"
+            )
+            for signature, schema in cur.fetchall():
+                if schema == "a.b":
+                    cur.execute(f"DROP FUNCTION {signature}")
+                else:
+                    old = psycopg2.sql.Identifier(old_long).as_string(con)
+                    cur.execute(f"ALTER FUNCTION {signature} RENAME TO {old}")
+            cur.execute(
+                "CREATE VIEW kept AS SELECT sqlml.{}(2.0) AS p".replace(
+                    "{}", psycopg2.sql.Identifier(old_long).as_string(con)
+                )
+            )
+            cur.execute("SELECT count(*) FROM sqlml.model_functions WHERE function_name IS NULL")
+            assert cur.fetchone() == (2,)
+        done = _sqlml_cli(
+            "install", "--database", pg_database, "--python-path", pgcluster.pydeps_folder()
+        )
+        assert done.returncode == 0, done.stderr
+        with con.cursor() as cur:
+            assert _score(cur, "a.b", "c", 10.0) == pytest.approx(21.0)
+            assert _score(cur, "a", "b.c", 10.0) == pytest.approx(-29.0)
+            assert _score(cur, long_schema, long_model, 2.0) == pytest.approx(9.0)
+            cur.execute("SELECT count(*) FROM pg_proc WHERE proname = %s", [old_long])
+            assert cur.fetchone() == (0,)
+            cur.execute("SELECT p FROM kept")  # renamed, not dropped: the view still works
+            assert cur.fetchone()[0] == pytest.approx(9.0)
+    finally:
+        con.close()
+
+
+def test_model_with_more_inputs_than_a_function_takes(pg_database: str) -> None:
+    """120 input columns (a PostgreSQL function takes at most 100 arguments): CREATE MODEL
+    succeeds (the model gets no scoring function), ML.PREDICT matches scikit-learn on both paths."""
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(7)
+    features = [f"f{i}" for i in range(120)]
+    x = rng.normal(size=(400, len(features)))
+    y = x @ rng.normal(size=len(features)) + rng.normal(scale=0.1, size=400)
+    con = psycopg2.connect(pg_database)
+    con.autocommit = True
+    try:
+        with con.cursor() as cur:
+            columns = ", ".join(f"{f} float8" for f in features)
+            cur.execute(f"CREATE TABLE wide (id int, {columns}, y float8)")
+            marks = ", ".join(["%s"] * (len(features) + 2))
+            cur.executemany(
+                f"INSERT INTO wide VALUES ({marks})",
+                [[i, *map(float, x[i]), float(y[i])] for i in range(len(x))],
+            )
+    finally:
+        con.close()
+    expected = LinearRegression().fit(x[:300], y[:300]).predict(x[300:])
+    client = sqlml.connect(pg_database, autocommit=True)
+    try:
+        client.execute(
+            "CREATE MODEL public.wide OPTIONS (model_type='linear_reg', input_label_cols=['y'],"
+            f" data_split_method='NO_SPLIT') AS SELECT {', '.join(features)}, y FROM wide"
+            " WHERE id < 300"
+        )
+        (function,) = client.execute(
+            "SELECT scoring_function FROM sqlml.model_functions WHERE model_name = 'wide'"
+        ).fetchone()
+        assert function is None
+        for mode in ("compiled", "runtime"):
+            rows = client.execute(
+                "SELECT id, predicted_y FROM ML.PREDICT(MODEL public.wide,"
+                f" (SELECT * FROM wide WHERE id >= 300), STRUCT('{mode}' AS scoring)) ORDER BY id"
+            ).fetchall()
+            assert [r[0] for r in rows] == list(range(300, 400))
+            np.testing.assert_allclose([r[1] for r in rows], expected, atol=1e-6)
+    finally:
         client.close()
