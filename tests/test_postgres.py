@@ -463,8 +463,10 @@ def test_scoring_functions_are_one_per_model(pg_database: str) -> None:
             for slope in (1.0, 4.0, 5.0):  # replaced again and again
                 _linear(cur, f'"{long_schema}"."{long_model}"', slope, replace=slope != 1.0)
                 assert _score(cur, long_schema, long_model, 2.0) == pytest.approx(2 * slope + 1)
+            _linear(cur, '"' + "é" * 40 + '"."' + "ü" * 40 + '"', 6.0)  # 2 bytes a character
+            assert _score(cur, "é" * 40, "ü" * 40, 1.0) == pytest.approx(7.0)
             cur.execute("SELECT count(DISTINCT function_name) FROM sqlml.model_functions")
-            assert cur.fetchone() == (3,)
+            assert cur.fetchone() == (4,)
             cur.execute("SELECT sqlml.drop_model('\"a.b\".c')")
             assert _score(cur, "a", "b.c", 1.0) == pytest.approx(-2.0)
             cur.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'a.b%'")

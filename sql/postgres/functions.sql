@@ -61,8 +61,9 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $sqlml$
     WHERE octet_length(left(value, k)) <= bytes ORDER BY k DESC LIMIT 1
 $sqlml$;
 
+-- (STABLE as convert_to is: a database's encoding never changes, so neither does the name.)
 CREATE OR REPLACE FUNCTION sqlml.scoring_function_name(schema_name text, model_name text)
-RETURNS name LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $sqlml$
+RETURNS name LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $sqlml$
     SELECT (CASE
         WHEN strpos(schema_name, '.') = 0 AND strpos(schema_name || model_name, '#') = 0
              AND octet_length(schema_name || '.' || model_name) <= 63
