@@ -564,5 +564,9 @@ def test_model_with_more_inputs_than_a_function_takes(pg_database: str) -> None:
             ).fetchall()
             assert [r[0] for r in rows] == list(range(300, 400))
             np.testing.assert_allclose([r[1] for r in rows], expected, atol=1e-6)
+        scored = client.execute(
+            "SELECT ML.SCORE(MODEL public.wide) FROM wide WHERE id >= 300 ORDER BY id"
+        ).fetchall()
+        np.testing.assert_allclose([r[0] for r in scored], expected, atol=1e-6)
     finally:
         client.close()
