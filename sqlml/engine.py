@@ -313,6 +313,9 @@ class Session:
         self._say(f"reading the training rows of {statement.model}")
         table = self.engine.query_arrow(statement.query.sql)
         result = train(statement.options, table, statement.transform, self._say)
+        # Inside a transaction (always so in the PostgreSQL server) the version is durable only
+        # at its COMMIT, after this message has left: then the message says so.
+        committed_here = not self.engine.in_transaction()
         version = self.store.save(
             statement.model,
             result,
@@ -320,7 +323,13 @@ class Session:
             transform_sql=statement.transform_sql,
             replace=statement.replace or statement.if_not_exists,
         )
-        self._say(f"stored {statement.model} version {version}")
+        if committed_here:
+            self._say(f"stored {statement.model} version {version}")
+        else:
+            self._say(
+                f"wrote {statement.model} version {version}: it is stored and serves once this"
+                " transaction commits"
+            )
         return Result(None, 0, "CREATE MODEL")
 
     def _say(self, message: str) -> None:

@@ -365,8 +365,13 @@ def batch_predict(
         )
         for c in version.inputs
     ]
+    # VARIADIC ARRAY[...]: one argument however many features (a call takes at most 100)
     call = exp.Anonymous(
-        this="sqlml.score_batch", expressions=[exp.Literal.string(version.sha256), *features]
+        this="sqlml.score_batch",
+        expressions=[
+            exp.Literal.string(version.sha256),
+            exp.Variadic(this=exp.Array(expressions=features)),
+        ],
     )
     batches = (
         exp.select(

@@ -5,6 +5,7 @@ Predictions and metrics are compared with scikit-learn run independently on the 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -356,6 +357,37 @@ def test_corrupted_model_is_refused(con: sqlml.Connection) -> None:
     with pytest.raises(errors.CorruptedModel) as caught:
         con.execute(PREDICT.format(s=""))
     assert caught.value.sqlstate == "XX001"
+
+
+def test_duckdb_scorer_registry_checks_the_sha256(tmp_path: Any) -> None:
+    """DuckDB's runtime UDF registry and the onnxruntime session cache are keyed by a graph's
+    sha256: another graph's bytes under that key are refused (XX001), never cached."""
+    import importlib
+
+    from sqlml.ml.features import InputColumn
+    from sqlml.ml.score import scorer
+    from tests.conftest import load_shop
+
+    con = sqlml.connect(str(tmp_path / "registry.duckdb"), autocommit=True)
+    try:
+        load_shop(con)
+        # options no other test uses: a graph (sha256) this process has not cached yet
+        unique = CHURN.replace("data_split_method", "l2_reg = 0.0123, data_split_method")
+        con.execute(unique)
+        con.execute(unique.replace("shop.churn", "shop.other").replace("0.0123", "7.5"))
+        rows = con.execute(
+            "SELECT model_name, onnx, onnx_sha256, inputs FROM sqlml.versions ORDER BY model_name"
+        ).fetchall()
+    finally:
+        con.close()
+    (_, _, sha, inputs), (_, other, _, _) = rows
+    columns = [InputColumn(c["name"], c["kind"]) for c in json.loads(inputs)]
+    udfs = importlib.import_module("sqlml._udfs.duckdb_udfs")
+    for load in (udfs.register_model, lambda k, b, i: scorer(b, i, key=k)):
+        with pytest.raises(errors.CorruptedModel) as caught:
+            load(sha, bytes(other), columns)
+        assert caught.value.sqlstate == "XX001"
+    assert sha not in udfs._MODELS
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,12 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pgcluster
 import psycopg2
+import psycopg2.sql
 import pytest
 from sklearn.linear_model import LogisticRegression
 
@@ -68,7 +70,8 @@ def test_plain_sql_api_from_psql(pg_database: str) -> None:
     )
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip() == "1"
-    assert "stored shop.churn version 1" in created.stderr  # NOTICE progress reaches psql
+    # NOTICE progress reaches psql; sent inside the function's transaction, it says so
+    assert "wrote shop.churn version 1: it is stored and serves once" in created.stderr
     metrics = _psql(pg_database, "SELECT metric, value FROM sqlml.evaluate('shop.churn')")
     assert metrics.returncode == 0, metrics.stderr
     names = [line.split("|")[0] for line in metrics.stdout.split()]
@@ -167,7 +170,30 @@ def test_training_progress_reaches_the_client(pg_database: str) -> None:
     finally:
         con.close()
     assert any("reading the training rows" in m for m in messages)
-    assert any("stored shop.churn version 1" in m for m in messages)
+    assert any("wrote shop.churn version 1" in m for m in messages)
+
+
+def test_version_notice_says_what_is_true_before_the_commit(pg_database: str) -> None:
+    """The NOTICE about the new version leaves before the function's transaction commits: it
+    must not say the version is stored (here the transaction then rolls back)."""
+    con = psycopg2.connect(pg_database)
+    try:
+        with con.cursor() as cur:
+            cur.execute(
+                "SELECT sqlml.create_model('shop.churn', 'logistic_reg',"
+                " 'SELECT tenure, spend, promo, churned FROM shop.customers',"
+                ' \'{"input_label_cols": ["churned"]}\')'
+            )
+        said = [n for n in con.notices if "shop.churn version 1" in n]
+        assert said, con.notices
+        assert not any("stored shop.churn version 1" in n for n in said)
+        assert all("once this transaction commits" in n for n in said)
+        con.rollback()
+        with con.cursor() as cur:
+            cur.execute("SELECT count(*) FROM sqlml.versions")
+            assert cur.fetchone() == (0,)
+    finally:
+        con.close()
 
 
 def test_postgres_matches_duckdb_compiled_and_runtime(pg_database: str, tmp_path: Path) -> None:
@@ -329,3 +355,218 @@ def test_runtime_ml_score_is_refused_with_a_sqlstate(pg_database: str) -> None:
         assert len(predicted) == 200
     finally:
         con.close()
+
+
+def _score_batch_sql() -> str:
+    """sqlml.score_batch called as ML.PREDICT's runtime path calls it, on shop.churn's inputs."""
+    features = ", ".join(
+        f"array_send(array_agg({c} ORDER BY id))"
+        for c in ("tenure::float8", "spend::float8", "promo")
+    )
+    return (
+        f"SELECT sqlml.score_batch(%s, {features}) FROM shop.new_customers WHERE spend IS NOT NULL"
+    )
+
+
+def test_corrupted_graph_is_refused_on_every_path(pg_database: str) -> None:
+    """Stored bytes replaced in place by another valid graph: every load by sha256 refuses them
+    (XX001), and after a retrain to the same graph the backend that met them scores right (it
+    used to cache the corrupted bytes under the sha256 and serve them: 20/20 rows wrong)."""
+    ids, expected = _reference()
+    client = sqlml.connect(pg_database, autocommit=True)
+    raw = psycopg2.connect(pg_database)
+    raw.autocommit = True
+    try:
+        client.execute(CHURN)
+        client.execute(CHURN.replace("shop.churn", "shop.other").replace("IS NOT NULL", "> 50"))
+        (sha,) = client.execute(
+            "SELECT onnx_sha256 FROM sqlml.versions WHERE model_name = 'churn'"
+        ).fetchone()
+        client.execute(
+            "UPDATE sqlml.versions SET onnx = (SELECT onnx FROM sqlml.versions"
+            " WHERE model_name = 'other') WHERE model_name = 'churn'"
+        )
+        with raw.cursor() as cur:
+            with pytest.raises(psycopg2.Error) as raised:
+                cur.execute(_score_batch_sql(), [sha])
+            assert raised.value.pgcode == "XX001"
+            with pytest.raises(psycopg2.Error) as raised:
+                cur.execute("SELECT * FROM sqlml.evaluate('shop.churn')")
+            assert raised.value.pgcode == "XX001"
+        for mode in ("compiled", "runtime"):
+            with sqlml.connect(pg_database, autocommit=True, scoring=mode) as fresh:
+                with pytest.raises(errors.CorruptedModel) as caught:
+                    fresh.execute(
+                        "SELECT * FROM ML.PREDICT(MODEL shop.churn, TABLE shop.new_customers)"
+                    )
+                assert caught.value.sqlstate == "XX001"
+        client.execute(CHURN.replace("CREATE MODEL", "CREATE OR REPLACE MODEL"))
+        assert client.execute(
+            "SELECT onnx_sha256 FROM sqlml.versions WHERE model_name = 'churn' AND version = 2"
+        ).fetchone() == (sha,)
+        with raw.cursor() as cur:
+            cur.execute(_score_batch_sql(), [sha])
+            (flat,) = cur.fetchone()
+        n = len(ids)
+        np.testing.assert_allclose(flat[2 * n : 3 * n], expected, atol=1e-6)
+        with sqlml.connect(pg_database, autocommit=True, scoring="runtime") as fresh:
+            rows = fresh.execute(
+                "SELECT id, predicted_churned_probs FROM ML.PREDICT(MODEL shop.churn,"
+                " (SELECT * FROM shop.new_customers WHERE spend IS NOT NULL)) ORDER BY id"
+            ).fetchall()
+        probs = [next(p["prob"] for p in r[1] if p["label"] is True) for r in rows]
+        np.testing.assert_allclose(probs, expected, atol=1e-6)
+    finally:
+        raw.close()
+        client.close()
+
+
+def _linear(cur: Any, model: str, slope: float, replace: bool = False) -> None:
+    """Trains ``model`` (a name as SQL writes it) on y = slope * x + 1."""
+    cur.execute(
+        "SELECT sqlml.create_model(%s, 'linear_reg', %s, %s, replace => %s)",
+        [
+            model,
+            f"SELECT g::float8 AS x, {slope} * g + 1 AS y FROM generate_series(1, 50) g",
+            '{"input_label_cols": ["y"], "data_split_method": "NO_SPLIT"}',
+            replace,
+        ],
+    )
+
+
+def _score(cur: Any, schema: str, model: str, x: float) -> float:
+    """Scores x through the model's function, found by name in sqlml.model_functions."""
+    cur.execute(
+        "SELECT function_name FROM sqlml.model_functions WHERE schema_name = %s"
+        " AND model_name = %s",
+        [schema, model],
+    )
+    (name,) = cur.fetchone()
+    assert name is not None
+    assert len(name.encode()) <= 63
+    cur.execute(psycopg2.sql.SQL("SELECT sqlml.{}(%s)").format(psycopg2.sql.Identifier(name)), [x])
+    return float(cur.fetchone()[0])
+
+
+def test_scoring_functions_are_one_per_model(pg_database: str) -> None:
+    """ "a.b".c and a."b.c" used to share sqlml."a.b.c" (the second replaced the first); names
+    over 63 bytes were cut and every later replace failed with 42723."""
+    con = psycopg2.connect(pg_database)
+    con.autocommit = True
+    long_schema, long_model = "s" * 59 + "1", "m" * 59 + "2"
+    try:
+        with con.cursor() as cur:
+            _linear(cur, '"a.b".c', 2.0)
+            _linear(cur, 'a."b.c"', -3.0)
+            assert _score(cur, "a.b", "c", 10.0) == pytest.approx(21.0)
+            assert _score(cur, "a", "b.c", 10.0) == pytest.approx(-29.0)
+            for slope in (1.0, 4.0, 5.0):  # replaced again and again
+                _linear(cur, f'"{long_schema}"."{long_model}"', slope, replace=slope != 1.0)
+                assert _score(cur, long_schema, long_model, 2.0) == pytest.approx(2 * slope + 1)
+            _linear(cur, '"' + "é" * 40 + '"."' + "ü" * 40 + '"', 6.0)  # 2 bytes a character
+            assert _score(cur, "é" * 40, "ü" * 40, 1.0) == pytest.approx(7.0)
+            cur.execute("SELECT count(DISTINCT function_name) FROM sqlml.model_functions")
+            assert cur.fetchone() == (4,)
+            cur.execute("SELECT sqlml.drop_model('\"a.b\".c')")
+            assert _score(cur, "a", "b.c", 1.0) == pytest.approx(-2.0)
+            cur.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'a.b%'")
+            assert cur.fetchone() == (1,)
+    finally:
+        con.close()
+
+
+def test_install_renames_scoring_functions_of_the_old_scheme(pg_database: str) -> None:
+    """An install over one that named functions sqlml."schema.model" (cut to 63 bytes, shared by
+    ambiguous pairs) brings them to today's names: the models score through the new function
+    and the old one is gone."""
+    con = psycopg2.connect(pg_database)
+    con.autocommit = True
+    long_schema, long_model = "s" * 60, "m" * 60
+    old_long = f"{long_schema}.{long_model}"[:63]
+    try:
+        with con.cursor() as cur:
+            _linear(cur, '"a.b".c', 2.0)
+            _linear(cur, 'a."b.c"', -3.0)
+            _linear(cur, f'"{long_schema}"."{long_model}"', 4.0)
+            # the old scheme: the long model's function under its cut name; "a.b".c's function
+            # replaced by a."b.c"'s under their shared name "a.b.c"
+            cur.execute(
+                "SELECT scoring_function::text, schema_name FROM sqlml.model_functions"
+                " WHERE schema_name <> 'a'"
+            )
+            for signature, schema in cur.fetchall():
+                if schema == "a.b":
+                    cur.execute(f"DROP FUNCTION {signature}")
+                else:
+                    old = psycopg2.sql.Identifier(old_long).as_string(con)
+                    cur.execute(f"ALTER FUNCTION {signature} RENAME TO {old}")
+            cur.execute(
+                "CREATE VIEW kept AS SELECT sqlml.{}(2.0) AS p".replace(
+                    "{}", psycopg2.sql.Identifier(old_long).as_string(con)
+                )
+            )
+            cur.execute("SELECT count(*) FROM sqlml.model_functions WHERE function_name IS NULL")
+            assert cur.fetchone() == (2,)
+        done = _sqlml_cli(
+            "install", "--database", pg_database, "--python-path", pgcluster.pydeps_folder()
+        )
+        assert done.returncode == 0, done.stderr
+        with con.cursor() as cur:
+            assert _score(cur, "a.b", "c", 10.0) == pytest.approx(21.0)
+            assert _score(cur, "a", "b.c", 10.0) == pytest.approx(-29.0)
+            assert _score(cur, long_schema, long_model, 2.0) == pytest.approx(9.0)
+            cur.execute("SELECT count(*) FROM pg_proc WHERE proname = %s", [old_long])
+            assert cur.fetchone() == (0,)
+            cur.execute("SELECT p FROM kept")  # renamed, not dropped: the view still works
+            assert cur.fetchone()[0] == pytest.approx(9.0)
+    finally:
+        con.close()
+
+
+def test_model_with_more_inputs_than_a_function_takes(pg_database: str) -> None:
+    """120 input columns (a PostgreSQL function takes at most 100 arguments): CREATE MODEL
+    succeeds (the model gets no scoring function), ML.PREDICT matches scikit-learn on both paths."""
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(7)
+    features = [f"f{i}" for i in range(120)]
+    x = rng.normal(size=(400, len(features)))
+    y = x @ rng.normal(size=len(features)) + rng.normal(scale=0.1, size=400)
+    con = psycopg2.connect(pg_database)
+    con.autocommit = True
+    try:
+        with con.cursor() as cur:
+            columns = ", ".join(f"{f} float8" for f in features)
+            cur.execute(f"CREATE TABLE wide (id int, {columns}, y float8)")
+            marks = ", ".join(["%s"] * (len(features) + 2))
+            cur.executemany(
+                f"INSERT INTO wide VALUES ({marks})",
+                [[i, *map(float, x[i]), float(y[i])] for i in range(len(x))],
+            )
+    finally:
+        con.close()
+    expected = LinearRegression().fit(x[:300], y[:300]).predict(x[300:])
+    client = sqlml.connect(pg_database, autocommit=True)
+    try:
+        client.execute(
+            "CREATE MODEL public.wide OPTIONS (model_type='linear_reg', input_label_cols=['y'],"
+            f" data_split_method='NO_SPLIT') AS SELECT {', '.join(features)}, y FROM wide"
+            " WHERE id < 300"
+        )
+        (function,) = client.execute(
+            "SELECT scoring_function FROM sqlml.model_functions WHERE model_name = 'wide'"
+        ).fetchone()
+        assert function is None
+        for mode in ("compiled", "runtime"):
+            rows = client.execute(
+                "SELECT id, predicted_y FROM ML.PREDICT(MODEL public.wide,"
+                f" (SELECT * FROM wide WHERE id >= 300), STRUCT('{mode}' AS scoring)) ORDER BY id"
+            ).fetchall()
+            assert [r[0] for r in rows] == list(range(300, 400))
+            np.testing.assert_allclose([r[1] for r in rows], expected, atol=1e-6)
+        scored = client.execute(
+            "SELECT ML.SCORE(MODEL public.wide) FROM wide WHERE id >= 300 ORDER BY id"
+        ).fetchall()
+        np.testing.assert_allclose([r[0] for r in scored], expected, atol=1e-6)
+    finally:
+        client.close()

@@ -27,7 +27,7 @@ import pyarrow as pa
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from sqlml import errors
-from sqlml.ml.score import scorer
+from sqlml.ml.score import scorer, verify
 
 _MODELS: dict[str, tuple[bytes, list[Any]]] = {}
 # The graph outputs the UDF returns, in order (a k-means graph's 'features' output is not one).
@@ -36,7 +36,11 @@ FUNCTION = "sqlml_onnx"
 
 
 def register_model(key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
-    _MODELS.setdefault(key, (onnx, list(inputs)))
+    """Registers a version's graph under its sha256, checked first (XX001): the registry is
+    keyed by it, so bytes that do not match would serve every later version with that key."""
+    if key not in _MODELS:
+        verify(onnx, key)
+        _MODELS[key] = (onnx, list(inputs))
 
 
 # What onnxruntime raises for bytes that are no graph it can load, and for inputs of another

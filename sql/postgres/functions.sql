@@ -48,11 +48,45 @@ CREATE OR REPLACE FUNCTION sqlml.score_batch(graph_sha256 text, VARIADIC feature
 RETURNS double precision[]
 LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@score_batch.py$sqlml$;
 
+-- The name of a model's scoring function in schema sqlml, the one definition of it (publishing a
+-- model, the upgrade in `sqlml install` and the view below all call it): "schema.model" when
+-- that fits PostgreSQL's 63 bytes and neither part holds '#' and the schema holds no '.';
+-- otherwise "<schema's first 15 bytes>.<model's first 30 bytes>#<16 hex digits>", the digits from
+-- the sha256 of the exact pair (UTF-8 of "<schema's length>:<schema><model>"). A name of the first
+-- form has no '#' and one reading; one of the second form has a '#' and a hash of the pair, so two
+-- models never share a function.
+CREATE OR REPLACE FUNCTION sqlml.name_prefix(value text, bytes integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $sqlml$
+    SELECT left(value, k) FROM generate_series(least(length(value), bytes), 0, -1) AS k
+    WHERE octet_length(left(value, k)) <= bytes ORDER BY k DESC LIMIT 1
+$sqlml$;
+
+-- (STABLE as convert_to is: a database's encoding never changes, so neither does the name.)
+CREATE OR REPLACE FUNCTION sqlml.scoring_function_name(schema_name text, model_name text)
+RETURNS name LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $sqlml$
+    SELECT (CASE
+        WHEN strpos(schema_name, '.') = 0 AND strpos(schema_name || model_name, '#') = 0
+             AND octet_length(schema_name || '.' || model_name) <= 63
+        THEN schema_name || '.' || model_name
+        ELSE sqlml.name_prefix(schema_name, 15) || '.' || sqlml.name_prefix(model_name, 30) || '#'
+             || left(encode(sha256(convert_to(
+                    length(schema_name)::text || ':' || schema_name || model_name, 'UTF8'
+                )), 'hex'), 16)
+    END)::name
+$sqlml$;
+
+-- After an upgrade: renames the scoring functions of an older naming to this one (dependent views
+-- keep working) and recreates those it cannot attribute to one model; returns how many it changed.
+CREATE OR REPLACE FUNCTION sqlml.upgrade_scoring_functions() RETURNS integer
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@upgrade_scoring_functions.py$sqlml$;
+
 -- What the models are, with their scoring functions: SELECT * FROM sqlml.model_functions.
+-- The function is found by the name scoring_function_name gives (NULL: the model has none, as
+-- when it cannot be compiled to SQL or has more inputs than a function takes arguments).
 CREATE OR REPLACE VIEW sqlml.model_functions AS
 SELECT m.schema_name, m.model_name, m.current_version,
-       p.oid::regprocedure AS scoring_function
+       p.oid::regprocedure AS scoring_function, p.proname AS function_name
 FROM sqlml.models m
 LEFT JOIN pg_catalog.pg_proc p
-  ON p.proname = m.schema_name || '.' || m.model_name
+  ON p.proname = sqlml.scoring_function_name(m.schema_name, m.model_name)
  AND p.pronamespace = 'sqlml'::regnamespace;

@@ -62,17 +62,33 @@ _lock = threading.Lock()
 _cache: OrderedDict[str, Scorer] = OrderedDict()
 
 
+def verify(onnx_bytes: bytes, sha256: str, what: str = "a model version") -> None:
+    """XX001 unless the bytes hash to ``sha256``: every path that loads a graph by its sha256
+    checks it before use (and before it enters a cache keyed by it)."""
+    if hashlib.sha256(onnx_bytes).hexdigest() != sha256:
+        raise errors.CorruptedModel(
+            f"{what} is corrupted: its ONNX bytes do not match their sha256 {sha256}",
+            hint="retrain it with CREATE OR REPLACE MODEL",
+        )
+
+
 def scorer(onnx_bytes: bytes, inputs: Sequence[InputColumn], key: str | None = None) -> Scorer:
-    """A cached :class:`Scorer`; ``key`` is the graph's sha256 when the caller knows it."""
-    key = key or hashlib.sha256(onnx_bytes).hexdigest()
+    """A cached :class:`Scorer`; ``key`` is the graph's sha256 when the caller knows it.
+
+    The cache is keyed by that sha256, so bytes that do not match it would be served to every
+    later caller with a good copy (a corrupted version, then a retrain to the same graph): they
+    are checked before a session is made from them (XX001)."""
+    digest = hashlib.sha256(onnx_bytes).hexdigest() if key is None else key
     with _lock:
-        found = _cache.get(key)
+        found = _cache.get(digest)
         if found is not None:
-            _cache.move_to_end(key)
+            _cache.move_to_end(digest)
             return found
+    if key is not None:
+        verify(onnx_bytes, key)
     made = Scorer(onnx_bytes, inputs)
     with _lock:
-        _cache[key] = made
+        _cache[digest] = made
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return made

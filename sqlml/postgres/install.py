@@ -205,12 +205,16 @@ class Installer:
             for statement in statements:
                 self._execute(statement)
             (loaded,) = self._execute("SELECT sqlml.version()")
+            # models' scoring functions named by an older install: renamed or recreated
+            ((upgraded,),) = self._execute("SELECT sqlml.upgrade_scoring_functions()")
             self.con.commit()
         except BaseException:
             self.con.rollback()
             raise
         finally:
             self.con.autocommit = True
+        if upgraded:
+            self.echo(f"{upgraded} model scoring function(s) renamed or recreated")
         self.echo(f"sqlml {loaded[0]} installed ({install_id})")
         return install_id
 
@@ -261,8 +265,8 @@ class Installer:
             self.con.autocommit = True
 
     def _drop_functions(self) -> None:
-        """The extension's own functions and view; the models' scoring functions (named
-        'schema.model') stay."""
+        """The extension's own functions and view; the models' scoring functions stay (their
+        names, from sqlml.scoring_function_name, always hold a '.'; the extension's never do)."""
         if not self._execute("SELECT to_regnamespace('sqlml') IS NOT NULL")[0][0]:
             return
         rows = self._execute(

@@ -13,6 +13,7 @@ into Arrow without a Python loop for numbers (engines/pgtypes.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -316,21 +317,43 @@ def evaluate_json(plpy: Any, model: str, query: str | None, threshold: float | N
 _KIND_TYPES = {"numeric": "DOUBLE PRECISION", "bool": "BOOLEAN", "string": "TEXT"}
 
 
-def function_name(schema: str, name: str) -> exp.Table:
-    """A model's scoring function: ``sqlml."schema.model"`` (sqlml's own schema: no clash)."""
-    return exp.table_(exp.to_identifier(f"{schema}.{name}", quoted=True), db="sqlml", quoted=True)
+def function_name(plpy: Any, schema: str, name: str) -> str:
+    """A model's scoring function's bare name in schema sqlml, from the SQL function
+    sqlml.scoring_function_name (sql/postgres/functions.sql): the one definition, which the view
+    sqlml.model_functions and the upgrade use too. Unambiguous for every pair of names and never
+    over PostgreSQL's 63 bytes (docs/postgres.md)."""
+    plan = plpy.prepare("SELECT sqlml.scoring_function_name($1, $2)::text AS f", ["text", "text"])
+    return str(plpy.execute(plan, [schema, name])[0]["f"])
+
+
+def _qualified(function: str) -> str:
+    return exp.table_(exp.to_identifier(function, quoted=True), db="sqlml", quoted=True).sql(
+        dialect="postgres"
+    )
+
+
+def _max_arguments(plpy: Any) -> int:
+    """The server's FUNC_MAX_ARGS (100 unless PostgreSQL was built otherwise)."""
+    return int(plpy.execute("SELECT current_setting('max_function_args')::int AS n")[0]["n"])
 
 
 def publish(plpy: Any, version: ModelVersion) -> None:
     """(Re)creates the model's SQL scoring function: ML.SCORE's value as one native expression,
-    inlined by the planner. STABLE, not IMMUTABLE: a new version changes its results."""
+    inlined by the planner. STABLE, not IMMUTABLE: a new version changes its results. A model
+    with more inputs than a function takes arguments gets none (ML.PREDICT serves it)."""
     unpublish(plpy, (version.schema, version.name))
     if not scoring.compilable(version):
+        return
+    if len(version.inputs) > _max_arguments(plpy):
+        plpy.notice(
+            f"{version.ref} has {len(version.inputs)} inputs, more than a PostgreSQL function"
+            " takes: it has no scoring function (score it with ML.PREDICT)"
+        )
         return
     raw = scoring.compiled_outputs(version, None, "postgres")
     body = exp.select(scoring.score_expression(version, raw).as_("score"))
     returns = _return_type(version)
-    target = function_name(version.schema, version.name).sql(dialect="postgres")
+    target = _qualified(function_name(plpy, version.schema, version.name))
     params = ", ".join(
         f"{exp.to_identifier(c.name, quoted=True).sql(dialect='postgres')} {_KIND_TYPES[c.kind]}"
         for c in version.inputs
@@ -365,13 +388,60 @@ def _return_type(version: ModelVersion) -> str:
 
 def unpublish(plpy: Any, ref: tuple[str, str]) -> None:
     """Drops every overload of the model's scoring function."""
+    _drop_named(plpy, function_name(plpy, *ref))
+
+
+def _drop_named(plpy: Any, function: str) -> None:
+    for signature in _signatures(plpy, function):
+        plpy.execute(f"DROP FUNCTION {signature}")  # regprocedure's text is quoted SQL
+
+
+def _signatures(plpy: Any, function: str) -> list[str]:
     plan = plpy.prepare(
-        "SELECT p.oid::regprocedure::text AS f FROM pg_proc p JOIN pg_namespace n"
-        " ON n.oid = p.pronamespace WHERE n.nspname = 'sqlml' AND p.proname = $1",
+        "SELECT p.oid::regprocedure::text AS f FROM pg_proc p"
+        " WHERE p.pronamespace = 'sqlml'::regnamespace AND p.proname = $1::name",
         ["text"],
     )
-    for row in plpy.execute(plan, [f"{ref[0]}.{ref[1]}"]):
-        plpy.execute(f"DROP FUNCTION {row['f']}")
+    return [row["f"] for row in plpy.execute(plan, [function])]
+
+
+def upgrade_scoring_functions(plpy: Any) -> int:
+    """Brings the models' scoring functions of an older install to today's names (``sqlml
+    install`` calls it). The old name was ``schema.model`` cut to 63 bytes: when exactly one
+    model had it, its function is renamed (dependent views and grants stay); when several did,
+    whose body it holds is unknown (the last CREATE won), so it is dropped. Then every model
+    without a function gets one; a model that cannot be loaded (corrupted) is left with a
+    WARNING, never fails the install. Returns how many functions it renamed or created."""
+    models = plpy.execute(
+        "SELECT schema_name, model_name,"
+        " sqlml.scoring_function_name(schema_name, model_name)::text AS wanted,"
+        " (schema_name || '.' || model_name)::name::text AS old FROM sqlml.models"
+    )
+    claimants: dict[str, list[dict[str, Any]]] = {}
+    for model in models:
+        claimants.setdefault(model["old"], []).append(model)
+    changed = 0
+    for old, owners in claimants.items():
+        if len(owners) == 1 and owners[0]["wanted"] == old:
+            continue
+        signatures = _signatures(plpy, old)
+        if len(owners) == 1 and len(signatures) == 1 and not _signatures(plpy, owners[0]["wanted"]):
+            target = exp.to_identifier(owners[0]["wanted"], quoted=True).sql(dialect="postgres")
+            plpy.execute(f"ALTER FUNCTION {signatures[0]} RENAME TO {target}")
+            changed += 1
+        elif len(owners) > 1:
+            _drop_named(plpy, old)
+    for model in models:
+        if _signatures(plpy, model["wanted"]):
+            continue
+        ref = ModelRef(model["schema_name"], model["model_name"])
+        try:
+            publish(plpy, session(plpy).store.load(ref))
+        except errors.Error as e:
+            plpy.warning(f"no scoring function for {ref}: {e.message}")
+            continue
+        changed += 1 if _signatures(plpy, model["wanted"]) else 0
+    return changed
 
 
 _OUTPUTS = ("label", "probabilities", "value", "distances")
@@ -385,16 +455,7 @@ def score_batch(plpy: Any, sha: str, columns: Sequence[bytes]) -> list[float]:
     One onnxruntime session per backend and graph: the graph's sha256 is the cache key, so a
     new version is a new key and nothing stale is ever served."""
     if sha not in _graphs:
-        plan = plpy.prepare(
-            "SELECT onnx, inputs FROM sqlml.versions WHERE onnx_sha256 = $1 LIMIT 1", ["text"]
-        )
-        rows = plpy.execute(plan, [sha])
-        if not rows:
-            raise errors.UndefinedModel(f"no model version has graph {sha}")
-        from sqlml.ml.features import InputColumn
-
-        inputs = [InputColumn(c["name"], c["kind"]) for c in json.loads(rows[0]["inputs"])]
-        _graphs[sha] = (bytes(rows[0]["onnx"]), inputs)
+        _graphs[sha] = _load_graph(plpy, sha)
         while len(_graphs) > _GRAPHS:
             _graphs.pop(next(iter(_graphs)))
     onnx, inputs = _graphs[sha]
@@ -405,3 +466,30 @@ def score_batch(plpy: Any, sha: str, columns: Sequence[bytes]) -> list[float]:
     parts = [np.asarray(v, dtype=np.float64).reshape(n, -1) for v in outputs.values()]
     flat: list[float] = np.hstack(parts).T.reshape(-1).tolist()
     return flat
+
+
+def _load_graph(plpy: Any, sha: str) -> tuple[bytes, list[Any]]:
+    """A graph by its sha256, its bytes checked before they are cached under it: the first
+    stored copy that matches (a retrain to the same graph stores a good copy next to a
+    corrupted one); XX001 when none does."""
+    from sqlml.ml.features import InputColumn
+
+    plan = plpy.prepare(
+        "SELECT schema_name, model_name, version, onnx, inputs FROM sqlml.versions"
+        " WHERE onnx_sha256 = $1 ORDER BY version DESC",
+        ["text"],
+    )
+    rows = plpy.execute(plan, [sha])
+    if not rows.nrows():
+        raise errors.UndefinedModel(f"no model version has graph {sha}")
+    for row in rows:
+        onnx = bytes(row["onnx"])
+        if hashlib.sha256(onnx).hexdigest() == sha:
+            inputs = [InputColumn(c["name"], c["kind"]) for c in json.loads(row["inputs"])]
+            return onnx, inputs
+    first = rows[0]
+    raise errors.CorruptedModel(
+        f'model "{first["schema_name"]}.{first["model_name"]}" version {first["version"]} is'
+        " corrupted: its ONNX bytes do not match their sha256",
+        hint="retrain it with CREATE OR REPLACE MODEL",
+    )
