@@ -164,8 +164,8 @@ def uninstall(database: str, drop_models: bool) -> None:
     "--database",
     "-d",
     required=True,
-    help="DuckDB file, or postgresql:// URL (proxy mode; its password from PGPASSWORD,"
-    " PGPASSFILE or ~/.pgpass)",
+    help="DuckDB file, or postgresql:// URL (proxy mode: each client logs in to PostgreSQL as"
+    " its own role; the URL's user and database serve only the start-up check)",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", "-p", default=5433, show_default=True, type=int)
@@ -188,6 +188,12 @@ def uninstall(database: str, drop_models: bool) -> None:
 @click.option("--max-connections", default=64, show_default=True, type=int)
 @click.option("--idle-timeout", type=float, help="seconds a client may stay idle")
 @click.option("--statement-timeout", type=float, help="seconds before a statement is cancelled")
+@click.option(
+    "--allow-upstream-trust",
+    is_flag=True,
+    help="proxy mode: let clients off loopback in when PostgreSQL asks them no password"
+    " (pg_hba trust for the gateway's address)",
+)
 def serve(
     database: str,
     host: str,
@@ -199,6 +205,7 @@ def serve(
     max_connections: int,
     idle_timeout: float | None,
     statement_timeout: float | None,
+    allow_upstream_trust: bool,
 ) -> None:
     """Serve a database to PostgreSQL clients (psql, BI tools, drivers) over the wire protocol."""
     import os
@@ -216,10 +223,21 @@ def serve(
             from sqlml.wire.proxy import ProxyBackend, ProxySession
             from sqlml.wire.upstream import Connection, Target
 
+            if auth_method != "trust" or users_file:
+                raise errors.InvalidParameterValue(
+                    "in proxy mode PostgreSQL authenticates each client (pg_hba.conf):"
+                    " --auth and --users-file apply to a DuckDB file only"
+                )
             target = Target.parse(database)
-            Connection(target, {"application_name": "sqlml serve"}).close()  # fail early
-            where = f"PostgreSQL {target.user}@{target.host}:{target.port}/{target.dbname}"
-            open_backend, session_class = (lambda dbname, user: ProxyBackend(target)), ProxySession
+            check = {"user": target.user, "database": target.dbname}
+            upstream = Connection(target, check | {"application_name": "sqlml serve"})
+            try:
+                upstream.challenge()  # fail early: the server answers a login (no password sent)
+            finally:
+                upstream.close()
+            where = f"PostgreSQL {target.host}:{target.port} (each client as its own role)"
+            open_backend = lambda dbname, user: ProxyBackend(target, allow_upstream_trust)  # noqa: E731
+            session_class = ProxySession
         else:
             where = database
             open_backend = lambda dbname, user: DuckDBBackend(database, dbname, user)  # noqa: E731

@@ -99,6 +99,7 @@ def pg_server() -> Iterator[str]:
         unavailable(str(e))
     try:
         dsn = pgcluster.create_database(server, TEMPLATE)
+        pgcluster.create_roles(server)
         pgcluster.install(dsn)
         for name, table in shop_tables().items():
             pgcluster.load_table(dsn, "shop", name, table)
@@ -297,7 +298,9 @@ def gateway_parts(engine: str, database: str) -> tuple[Any, Any]:
     from sqlml.wire.upstream import Target
 
     target = Target.parse(database)
-    return (lambda dbname, user: ProxyBackend(target)), ProxySession
+    # the clients ask for database "shop"; each client logs in as its own role (trust here)
+    aliases = {"shop": target.dbname}
+    return (lambda dbname, user: ProxyBackend(target, databases=aliases)), ProxySession
 
 
 @pytest.fixture(
