@@ -12,7 +12,9 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -285,11 +287,14 @@ class _Remote(Server):
 
 
 @contextlib.contextmanager
-def _remote(pg_database: str, allow_trust: bool) -> Iterator[int]:
+def _remote(
+    pg_database: str, allow_trust: bool, tls: tuple[str, str] | None = None
+) -> Iterator[int]:
     target = Target.parse(pg_database)
     aliases = {"shop": target.dbname}
+    cert, key = tls or (None, None)
     server = _Remote(
-        ServerConfig(port=0),
+        ServerConfig(port=0, tls_cert=cert, tls_key=key),
         lambda db, user: ProxyBackend(target, allow_trust, aliases),
         ProxySession,
     )
@@ -374,3 +379,59 @@ def test_channel_binding_downgrade_is_explained(
                         assert _scalar(client, "SELECT current_user") == READER
                         ssl = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
                         assert _scalar(client, ssl) is True  # the gateway's leg is TLS
+
+
+@pytest.mark.parametrize("given", [["--auth", "scram"], ["--users-file", "users"]])
+def test_serve_refuses_gateway_logins_in_proxy_mode(given: list[str], tmp_path: Any) -> None:
+    """In proxy mode PostgreSQL authenticates: the gateway's own --auth and --users-file would
+    be ignored, so they are refused (22023) before anything listens."""
+    from click.testing import CliRunner
+
+    from sqlml.cli import main
+
+    users = tmp_path / "users"
+    users.write_text("ana:plain:x\n")
+    users.chmod(0o600)
+    arguments = [str(users) if a == "users" else a for a in given]
+    command = ["serve", "--database", "postgresql://nobody@127.0.0.1:1/x", *arguments]
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 1
+    assert "ERROR 22023" in result.output
+
+
+def test_cleartext_requests_reach_only_clients_on_loopback_or_tls(
+    pg_database: str, roles: None, tls_files: tuple[str, str]
+) -> None:
+    """pg_hba's ``password`` method: the request is relayed to a client off loopback only over
+    TLS to the gateway; in the clear it is refused (28000) before the password travels."""
+    role = "sqlml_cleartext"
+    with contextlib.closing(psycopg2.connect(pg_database)) as con:
+        con.autocommit = True
+        with con.cursor() as cur:
+            cur.execute("SHOW hba_file")
+            hba = Path(cur.fetchone()[0])  # type: ignore[index]
+            cur.execute(f"DROP ROLE IF EXISTS {role}")
+            cur.execute(f"CREATE ROLE {role} LOGIN PASSWORD %s", (PASSWORD,))
+        original = hba.read_text()
+        hba.write_text(f"host all {role} 127.0.0.1/32 password\n" + original)
+        try:
+            with con.cursor() as cur:
+                cur.execute("SELECT pg_reload_conf()")
+            time.sleep(0.5)
+            cert, key = tls_files
+            with _remote(pg_database, allow_trust=False, tls=(cert, key)) as port:
+                login = {"host": "127.0.0.1", "port": port, "dbname": "shop", "user": role}
+                login |= {"password": PASSWORD}
+                with pytest.raises(psycopg2.OperationalError):
+                    psycopg2.connect(sslmode="disable", **login)
+                with socket.create_connection(("127.0.0.1", port), timeout=20) as client:
+                    startup = {"user": role, "database": "shop"}
+                    client.sendall(p.StartupMessage(startup).encode())
+                    assert _fatal_code(message_reader(client)(p.ErrorResponse)) == "28000"
+                with contextlib.closing(psycopg2.connect(sslmode="require", **login)) as client:
+                    assert _scalar(client, "SELECT current_user") == role
+        finally:
+            hba.write_text(original)
+            with con.cursor() as cur:
+                cur.execute("SELECT pg_reload_conf()")
+                cur.execute(f"DROP ROLE IF EXISTS {role}")
