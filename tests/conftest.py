@@ -166,7 +166,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 # -- the gateway (sqlml serve) -------------------------------------------------------------------
 
 # The engines behind the gateway in the client tests: a DuckDB file, and PostgreSQL through the
-# proxy mode. The transports: plain TCP with trust, and TLS with SCRAM-SHA-256.
+# proxy mode. The transports: plain TCP with trust, and TLS with SCRAM-SHA-256 (over DuckDB; in
+# proxy mode PostgreSQL authenticates, and it trusts these roles: tests/test_gateway_identity.py
+# has the SCRAM logins through the proxy).
 GATEWAY_ENGINES = ["duckdb", "postgres"]
 GATEWAY_TRANSPORTS = ["tcp", "tls"]
 GATEWAY_USER, GATEWAY_PASSWORD = "ana", "s3cret-Pa55"
