@@ -233,6 +233,10 @@ def serve(
             upstream = Connection(target, check | {"application_name": "sqlml serve"})
             try:
                 upstream.challenge()  # fail early: the server answers a login (no password sent)
+            except errors.Error as e:
+                if e.sqlstate.startswith("08"):
+                    raise  # not there, or no TLS: nothing to serve
+                click.echo(f"note: PostgreSQL answers the check with {e.sqlstate}: {e}", err=True)
             finally:
                 upstream.close()
             where = f"PostgreSQL {target.host}:{target.port} (each client as its own role)"

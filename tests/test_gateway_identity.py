@@ -435,3 +435,30 @@ def test_cleartext_requests_reach_only_clients_on_loopback_or_tls(
             with con.cursor() as cur:
                 cur.execute("SELECT pg_reload_conf()")
                 cur.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_sqlml_serve_needs_no_login_of_its_own(gateway: dict[str, Any], pg_database: str) -> None:
+    """``sqlml serve`` in proxy mode with a URL whose role does not exist and no password: it
+    starts (the check only needs an answer) and each client logs in as itself."""
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = pg_database.replace("postgres@", "sqlml_nobody@", 1)
+    command = [sys.executable, "-m", "sqlml.cli", "serve", "--database", url, "--port", str(port)]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        login = {"host": "127.0.0.1", "port": port, "dbname": pg_database.rsplit("/", 1)[1]}
+        for _ in range(100):
+            try:
+                con = psycopg2.connect(user=READER, password=PASSWORD, **login)
+                break
+            except psycopg2.OperationalError:
+                assert server.poll() is None, server.communicate()[1]
+                time.sleep(0.2)
+        with contextlib.closing(con):
+            assert _scalar(con, "SELECT current_user") == READER
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
