@@ -265,6 +265,8 @@ def _fatal_code(messages: list[Any]) -> str | None:
         ({"options": "-cwork_mem=1234kB"}, None),
         ({"_pq_.unknown": "1", "work_mem": "1234kB"}, None),
         ({"replication": "false", "work_mem": "1234kB"}, None),
+        ({"session_authorization": "postgres"}, "42501"),  # the server checks rights
+        ({"options": "-c role=postgres"}, "42501"),
     ],
 )
 def test_startup_parameters_are_filtered(
