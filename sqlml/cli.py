@@ -173,8 +173,8 @@ def uninstall(database: str, drop_models: bool) -> None:
     "--database",
     "-d",
     required=True,
-    help="DuckDB file, or postgresql:// URL (proxy mode; its password from PGPASSWORD,"
-    " PGPASSFILE or ~/.pgpass)",
+    help="DuckDB file, or postgresql:// URL (proxy mode: each client logs in to PostgreSQL as"
+    " its own role; the URL's user and database serve only the start-up check)",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", "-p", default=5433, show_default=True, type=int)
@@ -231,6 +231,12 @@ def uninstall(database: str, drop_models: bool) -> None:
     help="DuckDB: let every client read and write the server's files, ATTACH and LOAD (off:"
     " DuckDB's external access is disabled and its configuration locked)",
 )
+@click.option(
+    "--allow-upstream-trust",
+    is_flag=True,
+    help="proxy mode: let clients off loopback in when PostgreSQL asks them no password"
+    " (pg_hba trust for the gateway's address)",
+)
 def serve(
     database: str,
     host: str,
@@ -248,6 +254,7 @@ def serve(
     idle_timeout: float | None,
     statement_timeout: float | None,
     allow_file_access: bool,
+    allow_upstream_trust: bool,
 ) -> None:
     """Serve a database to PostgreSQL clients (psql, BI tools, drivers) over the wire protocol."""
     import os
@@ -262,7 +269,14 @@ def serve(
     session_class: type[Session] = Session
     try:
         method = "scram-sha-256" if auth_method == "scram" else auth_method
-        limits.check_exposure(host, method, tls=tls_cert is not None)
+        proxy = database.startswith(("postgresql://", "postgres://"))
+        if proxy and (auth_method != "trust" or users_file):
+            raise errors.InvalidParameterValue(
+                "in proxy mode PostgreSQL authenticates each client (pg_hba.conf):"
+                " --auth and --users-file apply to a DuckDB file only"
+            )
+        exposed = limits.UPSTREAM_AUTH if proxy else method
+        limits.check_exposure(host, exposed, tls=tls_cert is not None)
         if require_tls and tls_cert is None:
             raise errors.from_sqlstate("28000", "--require-tls needs --tls-cert and --tls-key")
         users = auth.Users.from_file(users_file) if users_file else auth.Users.from_env(os.environ)
@@ -270,14 +284,24 @@ def serve(
             raise errors.InvalidParameterValue(
                 f"--auth {auth_method} needs --users-file or SQLML_GATEWAY_PASSWORD"
             )
-        if database.startswith(("postgresql://", "postgres://")):
+        if proxy:
             from sqlml.wire.proxy import ProxyBackend, ProxySession
             from sqlml.wire.upstream import Connection, Target
 
             target = Target.parse(database)
-            Connection(target, {"application_name": "sqlml serve"}).close()  # fail early
-            where = f"PostgreSQL {target.user}@{target.host}:{target.port}/{target.dbname}"
-            open_backend, session_class = (lambda dbname, user: ProxyBackend(target)), ProxySession
+            check = {"user": target.user, "database": target.dbname}
+            upstream = Connection(target, check | {"application_name": "sqlml serve"})
+            try:
+                upstream.challenge()  # fail early: the server answers a login (no password sent)
+            except errors.Error as e:
+                if e.sqlstate.startswith("08"):
+                    raise  # not there, or no TLS: nothing to serve
+                click.echo(f"note: PostgreSQL answers the check with {e.sqlstate}: {e}", err=True)
+            finally:
+                upstream.close()
+            where = f"PostgreSQL {target.host}:{target.port} (each client as its own role)"
+            open_backend = lambda dbname, user: ProxyBackend(target, allow_upstream_trust)  # noqa: E731
+            session_class = ProxySession
         else:
             from sqlml.wire.backends import duckdb_opener
 
@@ -302,7 +326,8 @@ def serve(
         )
     except errors.Error as e:
         _fail(e)
-    click.echo(f"sqlml serving {where} on {host}:{port} ({method})", err=True)
+    login = "PostgreSQL's own logins" if proxy else method
+    click.echo(f"sqlml serving {where} on {host}:{port} ({login})", err=True)
     run_server(config, open_backend, session_class)
 
 

@@ -99,6 +99,7 @@ def pg_server() -> Iterator[str]:
         unavailable(str(e))
     try:
         dsn = pgcluster.create_database(server, TEMPLATE)
+        pgcluster.create_roles(server)
         pgcluster.install(dsn)
         for name, table in shop_tables().items():
             pgcluster.load_table(dsn, "shop", name, table)
@@ -165,7 +166,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 # -- the gateway (sqlml serve) -------------------------------------------------------------------
 
 # The engines behind the gateway in the client tests: a DuckDB file, and PostgreSQL through the
-# proxy mode. The transports: plain TCP with trust, and TLS with SCRAM-SHA-256.
+# proxy mode. The transports: plain TCP with trust, and TLS with SCRAM-SHA-256 (over DuckDB; in
+# proxy mode PostgreSQL authenticates, and it trusts these roles: tests/test_gateway_identity.py
+# has the SCRAM logins through the proxy).
 GATEWAY_ENGINES = ["duckdb", "postgres"]
 GATEWAY_TRANSPORTS = ["tcp", "tls"]
 GATEWAY_USER, GATEWAY_PASSWORD = "ana", "s3cret-Pa55"
@@ -297,7 +300,9 @@ def gateway_parts(engine: str, database: str) -> tuple[Any, Any]:
     from sqlml.wire.upstream import Target
 
     target = Target.parse(database)
-    return (lambda dbname, user: ProxyBackend(target)), ProxySession
+    # the clients ask for database "shop"; each client logs in as its own role (trust here)
+    aliases = {"shop": target.dbname}
+    return (lambda dbname, user: ProxyBackend(target, databases=aliases)), ProxySession
 
 
 @pytest.fixture(

@@ -1,7 +1,8 @@
 """A throwaway PostgreSQL cluster for the tests and benchmarks, with sqlml installed.
 
 initdb into a temporary folder (as user ``postgres`` when run as root: the server refuses root),
-a free port on 127.0.0.1, trust authentication, plpython3u. ``SQLML_TEST_POSTGRES_DSN`` points
+a free port on 127.0.0.1, trust authentication (SCRAM-SHA-256 for members of ``sqlml_scram``),
+plpython3u. ``SQLML_TEST_POSTGRES_DSN`` points
 the tests at an existing server instead (a superuser DSN; the tests create their own databases).
 sqlml's dependencies are pip-installed once into a folder the server can read
 (``SQLML_TEST_PYDEPS``, default /tmp/sqlml-test-pydeps-<hash of the pinned versions>), which
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
+import psycopg2.errors
 import pyarrow as pa
 from psycopg2 import sql
 
@@ -80,6 +82,9 @@ class Cluster:
             check=True,
             capture_output=True,
         )
+        hba = self.data / "pg_hba.conf"  # SCRAM for the group's members, trust for the rest
+        scram = f"host all +{SCRAM_GROUP} 127.0.0.1/32 scram-sha-256\n"
+        hba.write_text(scram + hba.read_text())
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
             " -c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
@@ -157,6 +162,23 @@ def create_database(server_dsn: str, name: str, template: str | None = None) -> 
                     raise
                 time.sleep(0.1)
     return dsn_for(server_dsn, name)
+
+
+# The roles the gateway's clients log in as in proxy mode, each as itself (superusers: they train
+# and score as the tests' own postgres did); members of SCRAM_GROUP must prove a password.
+GATEWAY_ROLES = ("ana", "conformance")
+SCRAM_GROUP = "sqlml_scram"
+
+
+def create_roles(server_dsn: str) -> None:
+    """The gateway's test roles and the group whose members log in with SCRAM-SHA-256 (the
+    throwaway cluster's pg_hba.conf says so; another server keeps its own rules)."""
+    con = admin(server_dsn)
+    with contextlib.closing(con), con.cursor() as cur:
+        roles = [(name, sql.SQL("LOGIN SUPERUSER")) for name in GATEWAY_ROLES]
+        for name, attributes in [*roles, (SCRAM_GROUP, sql.SQL("NOLOGIN"))]:
+            with contextlib.suppress(psycopg2.errors.DuplicateObject):
+                cur.execute(sql.SQL("CREATE ROLE {} {}").format(sql.Identifier(name), attributes))
 
 
 def drop_database(server_dsn: str, name: str) -> None:

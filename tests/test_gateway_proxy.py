@@ -22,7 +22,6 @@ import pytest
 from conftest import client_module, gateway_parts, message_reader, serving, unavailable
 
 import sqlml
-from sqlml.wire import auth
 from sqlml.wire import protocol as p
 from sqlml.wire.server import ServerConfig
 from sqlml.wire.upstream import Frames, Target, to_dollar
@@ -309,7 +308,7 @@ def test_hostile_bytes_close_only_their_connection(proxy: dict[str, object]) -> 
     good = psycopg2.connect(**proxy)  # type: ignore[arg-type]
     good.autocommit = True
     try:
-        startup = p.StartupMessage({"user": "x", "database": "shop"}).encode()
+        startup = p.StartupMessage({"user": "ana", "database": "shop"}).encode()
         for payload in (startup + b"\x00" * 9, startup + b"Q" + (2**31 - 1).to_bytes(4, "big")):
             with socket.create_connection(("127.0.0.1", int(proxy["port"])), timeout=10) as bad:  # type: ignore[call-overload]
                 bad.sendall(payload)
@@ -325,12 +324,13 @@ def test_hostile_bytes_close_only_their_connection(proxy: dict[str, object]) -> 
 
 
 @pytest.mark.parametrize("method", ["scram-sha-256", "md5", "password"])
-def test_the_gateway_logs_in_to_postgresql_with_a_password(
-    method: str, pg_server: str, pg_database: str, tls_files: tuple[str, str]
+def test_the_client_logs_in_to_postgresql_through_the_gateway(
+    method: str, pg_database: str, tls_files: tuple[str, str]
 ) -> None:
-    """The proxy's own login to PostgreSQL (SCRAM-SHA-256, md5, cleartext) with a password from
-    the environment, checked by a real server; the client meanwhile logs in to the gateway with
-    TLS and SCRAM. A wrong upstream password is a FATAL 28P01 for the client."""
+    """Authentication pass-through: PostgreSQL asks the client (SCRAM-SHA-256, md5, cleartext),
+    the gateway relays; the client is its own role, and the gateway knows no password (none is
+    in its environment). A wrong password is PostgreSQL's FATAL 28P01. The client reaches the
+    gateway over TLS."""
     role = f"sqlml_{method.replace('-', '_')}"
     admin = psycopg2.connect(pg_database)
     admin.autocommit = True
@@ -340,39 +340,32 @@ def test_the_gateway_logs_in_to_postgresql_with_a_password(
             hba = Path(cur.fetchone()[0])  # type: ignore[index]
             encryption = "md5" if method == "md5" else "scram-sha-256"
             cur.execute(f"SET password_encryption = '{encryption}'")
-            cur.execute(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD 'up-secret'")
+            cur.execute(f"DROP ROLE IF EXISTS {role}")
+            cur.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'up-secret'")
         original = hba.read_text()
         hba.write_text(f"host all {role} 127.0.0.1/32 {method}\n" + original)
         with admin.cursor() as cur:
             cur.execute("SELECT pg_reload_conf()")
         time.sleep(0.5)
-        dsn = pg_database.replace("postgres@", f"{role}@", 1)
-        users = auth.Users([auth.Credential("ana", auth.scram_secret("gw"))])
         cert, key = tls_files
-        config = ServerConfig(
-            port=0, auth_method="scram-sha-256", users=users, tls_cert=cert, tls_key=key
-        )
-        for password, works in (("up-secret", True), ("wrong", False)):
-            target = Target.parse(dsn, {"PGPASSWORD": password})
-            _, session_class = gateway_parts("postgres", dsn)
-            from sqlml.wire.proxy import ProxyBackend
-
-            with serving(config, lambda d, u, t=target: ProxyBackend(t), session_class) as port:
-                login = {"host": "127.0.0.1", "port": port, "dbname": "shop", "user": "ana"}
-                if works:
-                    con = psycopg2.connect(password="gw", sslmode="require", **login)
-                    with con.cursor() as cur:
-                        cur.execute("SELECT current_user")
-                        assert cur.fetchone() == (role,)
-                    con.close()
-                else:
-                    with pytest.raises(psycopg2.OperationalError) as raised:
-                        psycopg2.connect(password="gw", sslmode="require", **login)
-                    assert "password authentication failed" in str(raised.value)
+        config = ServerConfig(port=0, tls_cert=cert, tls_key=key)
+        with serving(config, *gateway_parts("postgres", pg_database)) as port:
+            login = {"host": "127.0.0.1", "port": port, "dbname": "shop", "user": role}
+            con = psycopg2.connect(password="up-secret", sslmode="require", **login)
+            with con.cursor() as cur:
+                cur.execute("SELECT current_user, session_user")
+                assert cur.fetchone() == (role, role)
+            con.close()
+            with pytest.raises(psycopg2.OperationalError) as raised:
+                psycopg2.connect(password="wrong", sslmode="require", **login)
+            assert "28P01" in str(raised.value) or "password authentication failed" in str(
+                raised.value
+            )
     finally:
         hba.write_text(original)
         with admin.cursor() as cur:
             cur.execute("SELECT pg_reload_conf()")
+            cur.execute(f"DROP ROLE IF EXISTS {role}")
         admin.close()
 
 
@@ -440,7 +433,8 @@ def test_the_gateway_speaks_tls_to_postgresql_per_sslmode(
                     serving(ServerConfig(port=0), *parts) as gateway,
                     socket.create_connection(("127.0.0.1", gateway), timeout=20) as client,
                 ):
-                    client.sendall(p.StartupMessage({"user": "ana", "database": "shop"}).encode())
+                    startup = {"user": "ana", "database": target.dbname}
+                    client.sendall(p.StartupMessage(startup).encode())
                     read = message_reader(client)
                     if isinstance(expected, str):
                         error = read(p.ErrorResponse)[-1]

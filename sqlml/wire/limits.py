@@ -126,8 +126,13 @@ def is_loopback(host: str) -> bool:
     return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
 
 
+# the auth method of proxy mode, for check_exposure: PostgreSQL asks each client for its password
+UPSTREAM_AUTH = "postgresql"
+
+
 def check_exposure(host: str, auth_method: str, tls: bool) -> None:
-    """Refuses (28000) to listen off loopback with trust, or with passwords and no TLS."""
+    """Refuses (28000) to listen off loopback with trust, or with passwords and no TLS (in proxy
+    mode, ``UPSTREAM_AUTH``, PostgreSQL's own passwords pass through: TLS is needed too)."""
     if is_loopback(host):
         return
     if auth_method == "trust":

@@ -1,8 +1,9 @@
 """sqlml serve over PostgreSQL: a transparent proxy that handles ML statements itself.
 
-Theory of operation. After the client logs in to the gateway (its own users and methods, as over
-DuckDB), the session opens one connection to PostgreSQL (upstream.Connection, with the client's
-startup options) and from then on passes the client's messages to the server and the server's
+Theory of operation. The session opens one connection to PostgreSQL (upstream.Connection) with
+the client's own user, database and (filtered) startup parameters, and relays the login between
+the client and the server, so that the client runs as its own role (identity.py has the design
+and its rules). From then on it passes the client's messages to the server and the server's
 answers back, unchanged: types, catalogs, COPY, prepared statements, transactions and errors are
 PostgreSQL's own. Only statements that are ML (grammar.is_ml: the one lexer's tokens hold an ML
 statement or call) are looked at:
@@ -39,6 +40,7 @@ from sqlml import engine, errors, grammar
 from sqlml.engines import pgtypes
 from sqlml.engines.base import Result
 from sqlml.grammar import lexer
+from sqlml.wire import identity, limits, protocol
 from sqlml.wire import protocol as p
 from sqlml.wire.backends import is_query
 from sqlml.wire.session import CopyTarget, Output, Session
@@ -99,14 +101,26 @@ class ProxyBackend:
     """The Backend of a proxy session: the connection to PostgreSQL and, from the first ML
     statement on, a sqlml engine session over it."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(
+        self,
+        target: Target,
+        allow_trust: bool = False,
+        databases: Mapping[str, str] | None = None,
+    ) -> None:
         self.target = target
+        # a client off loopback may be let in when PostgreSQL asks it no password (identity.py)
+        self.allow_trust = allow_trust
+        # database names the clients give, mapped to the server's (pgbouncer's [databases]);
+        # any other name goes to the server as the client gave it
+        self.databases = dict(databases or {})
         self._connection: Connection | None = None
         self._ml: engine.Session | None = None
         self.progress: Callable[[str], None] | None = None
 
-    def connect(self, options: Mapping[str, str], attach: Attach | None = None) -> None:
-        self._connection = Connection(self.target, options, attach)
+    def connect(self, startup: Mapping[str, str], attach: Attach | None = None) -> Connection:
+        """Opens the connection and sends ``startup``; the caller drives the login."""
+        self._connection = Connection(self.target, startup, attach)
+        return self._connection
 
     @property
     def connection(self) -> Connection:
@@ -163,6 +177,8 @@ class ProxyBackend:
 class ProxySession(Session):
     """A wire session whose statements run on PostgreSQL (see the module's docstring)."""
 
+    authenticates_upstream = True  # PostgreSQL checks the clients' passwords (identity.py)
+
     backend: ProxyBackend | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -172,30 +188,99 @@ class ProxySession(Session):
         self._copy_in = False  # the server waits for the client's COPY data
         self._upstream_failed = False  # the server reported an error since the last Sync
         self._inner_failed = False  # the last INNER query failed
+        self._login: ProxyBackend | None = None  # the backend while the client logs in
 
     # -- startup ----------------------------------------------------------------------------
 
-    def _authenticated(self) -> Iterator[Output]:
-        backend = self.open_backend(self.startup.database, self.startup.user)
+    def _challenge(self, user: str) -> Iterator[Output]:
+        """Authentication pass-through (identity.py): the server's requests go to the client
+        and the client's answers to the server, until the server is ready. The gateway's own
+        methods and users (SessionConfig.auth_method, users) do not apply here; the rules of
+        exposure do (TLS off loopback or with require_tls: limits.py)."""
+        if not self._encrypted and not self._plain_allowed(limits.UPSTREAM_AUTH):
+            self._log_failure(user, "no encryption")
+            raise errors.from_sqlstate(
+                "28000",
+                f'connection without TLS refused for user "{user}"',
+                hint="connect with sslmode=require",
+            )
+        startup = identity.filter_startup(self.startup.parameters)
+        backend = self.open_backend(self.startup.database, user)
         assert isinstance(backend, ProxyBackend)
         if self.attach is None:
             raise errors.InternalError("a proxy session runs under the server's event loop")
-        backend.connect(self._upstream_options(), self.attach)
+        self._login = backend
+        database = backend.databases.get(self.startup.database, self.startup.database)
+        startup |= {"user": user, "database": database}
+        backend.connect(self._upstream_options(startup), self.attach)
+        yield from self._login_step()
+
+    def _login_step(self) -> Iterator[Output]:
+        """The server's next request, relayed; or the end of the login."""
+        assert self._login is not None
+        connection = self._login.connection
+        while isinstance(challenge := connection.challenge(), p.AuthenticationSASLFinal):
+            yield challenge.encode()  # the server's signature: the client checks it
+        if challenge is None:
+            yield from self._logged_in()  # (the connection budget: limits.py)
+            return
+        if isinstance(challenge, p.AuthenticationCleartextPassword):
+            if not (self.config.loopback or self._encrypted):
+                raise errors.from_sqlstate(
+                    "28000", "cleartext passwords are accepted only over TLS or loopback"
+                )
+        elif isinstance(challenge, p.AuthenticationSASL):
+            offered = identity.offered_mechanisms(challenge.mechanisms)
+            if not offered:
+                raise errors.from_sqlstate(
+                    "28000", "PostgreSQL offers no SASL mechanism that can pass the gateway"
+                )
+            challenge = p.AuthenticationSASL(offered)
+            self._auth = self._sasl_first
+            yield challenge.encode()
+            return
+        self._auth = self._respond
+        yield challenge.encode()
+
+    def _sasl_first(self, data: bytes) -> Iterator[Output]:
+        assert self._login is not None
+        _, client_first = protocol.sasl_initial_response(data)
+        identity.check_channel_binding(client_first, self._login.connection.encrypted)
+        yield from self._respond(data)
+
+    def _respond(self, data: bytes) -> Iterator[Output]:
+        """The client's answer (a password, md5 hash or SCRAM message) to the server, as is."""
+        assert self._login is not None
+        self._login.connection.respond(data)
+        yield from self._login_step()
+
+    def _authenticated(self) -> Iterator[Output]:
+        backend = self._login
+        assert backend is not None
+        connection = backend.connection
+        identity.check_trust(self.config.loopback, connection.asked_password, backend.allow_trust)
+        self._login = None
         backend.progress = self.notice  # training progress, sent while the training runs
         self.backend = backend
         out = [p.AuthenticationOk().encode()]
-        for name, value in backend.connection.parameters.items():
+        for name, value in connection.parameters.items():
             out.append(p.ParameterStatus(name, value).encode())
         out.append(p.BackendKeyData(self.process_id, self.secret_key).encode())
-        out.append(p.ReadyForQuery(backend.connection.status).encode())
+        out.append(p.ReadyForQuery(connection.status).encode())
         yield b"".join(out)
 
-    def _upstream_options(self) -> dict[str, str]:
+    def close(self) -> None:
+        super().close()
+        if self._login is not None:  # the client left during the login
+            self._login.close()
+            self._login = None
+
+    def _upstream_options(self, startup: dict[str, str]) -> dict[str, str]:
         """The client's startup parameters, and the gateway's statement timeout as the server's
         own statement_timeout: PostgreSQL enforces it (57014) on every statement, the ones the
         event loop relays without a worker included (a client's SET may lift it, as with any
         server default)."""
-        options = dict(self.startup.parameters)
+        options = dict(startup)
         if self.config.statement_timeout is not None:
             milliseconds = max(1, round(self.config.statement_timeout * 1000))
             timeout = f"-c statement_timeout={milliseconds}"

@@ -90,7 +90,9 @@ class Server:
         """Starts listening; returns the port (useful with port 0). Refuses (28000) an unsafe
         exposure: trust off loopback, passwords off loopback without TLS (limits.py)."""
         tls = self._tls is not None
-        limits.check_exposure(self.config.host, self.config.auth_method, tls)
+        upstream = getattr(self.session_class, "authenticates_upstream", False)
+        method = limits.UPSTREAM_AUTH if upstream else self.config.auth_method
+        limits.check_exposure(self.config.host, method, tls)
         if self.config.require_tls and not tls:
             raise errors.from_sqlstate("28000", "require_tls needs a TLS certificate and key")
         loop = asyncio.get_running_loop()

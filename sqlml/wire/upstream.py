@@ -3,9 +3,13 @@
 Why not libpq (psycopg2): a transparent proxy passes the client's messages on as they are and
 the server's answers as they come (types, COPY, prepared statements, notices, errors with every
 field); libpq hands out results, not messages. So the proxy opens the socket, negotiates TLS,
-logs in (trust, cleartext, md5, SCRAM-SHA-256), and from then on moves bytes, decoding only the
-few messages it must understand (proxy.py). The sqlml engine runs ML statements on the same
-connection (UpstreamEngine below), so they happen inside the client's transaction.
+sends the client's StartupMessage and relays the login between the client and the server
+(identity.py: the client's own role and password), and from then on moves bytes, decoding only
+the few messages it must understand (proxy.py). The gateway has no login of its own: no
+password of its own is ever sent (``sqlml serve``'s start-up check stops at the server's first
+answer).
+The sqlml engine runs ML statements on the same connection (UpstreamEngine below), so they
+happen inside the client's transaction, as the client's role.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from sqlglot.tokenizer_core import TokenType
 from sqlml import errors
 from sqlml.engines.pgtypes import JSON, JSONB, arrow_type
 from sqlml.engines.postgres import PostgresEngine
-from sqlml.wire import auth, params
+from sqlml.wire import params
 from sqlml.wire import protocol as p
 
 _LENGTH = struct.Struct("!I")
@@ -213,13 +217,32 @@ class Link(Protocol):
 Attach = Callable[[socket.socket, "ssl.SSLContext | None", str, Frames], Link]
 
 
+# The server's authentication requests, which the proxy relays to its client.
+Challenge = (
+    p.AuthenticationCleartextPassword
+    | p.AuthenticationMD5Password
+    | p.AuthenticationSASL
+    | p.AuthenticationSASLContinue
+    | p.AuthenticationSASLFinal
+)
+_CHALLENGES = (
+    p.AuthenticationCleartextPassword,
+    p.AuthenticationMD5Password,
+    p.AuthenticationSASL,
+    p.AuthenticationSASLContinue,
+    p.AuthenticationSASLFinal,
+)
+
+
 class Connection:
-    """One logged-in connection to PostgreSQL: a blocking socket used from one worker thread,
-    or, with ``attach``, a socket the gateway's event loop owns (``Link``). ``cancel`` opens a
+    """One connection to PostgreSQL: a blocking socket used from one worker thread, or, with
+    ``attach``, a socket the gateway's event loop owns (``Link``). The constructor sends the
+    StartupMessage ``startup`` (user, database, parameters); the login is then driven with
+    ``challenge`` and ``respond`` (proxy.py relays the client's answers). ``cancel`` opens a
     connection of its own."""
 
     def __init__(
-        self, target: Target, options: Mapping[str, str], attach: Attach | None = None
+        self, target: Target, startup: Mapping[str, str], attach: Attach | None = None
     ) -> None:
         self.target = target
         self.parameters: dict[str, str] = {}  # ParameterStatus as the server reported it
@@ -227,7 +250,10 @@ class Connection:
         self.status = "I"  # the transaction status of the last ReadyForQuery
         self.frames = Frames()
         self.link: Link | None = None
+        self.asked_password = False  # the server sent an authentication request (not trust)
+        self._login_reader = p.BackendReader()
         sock, context = self._open()
+        self.encrypted = context is not None  # TLS on the way to the server
         try:
             if attach is not None:
                 self.link = attach(sock, context, target.host, self.frames)
@@ -238,7 +264,7 @@ class Connection:
             raise errors.from_sqlstate("08001", f"TLS with PostgreSQL failed: {e}") from e
         self.sock = sock
         try:
-            self._start(options)
+            self.send(p.StartupMessage(dict(startup)).encode())
         except BaseException:
             self.close(terminate=False)
             raise
@@ -308,38 +334,19 @@ class Connection:
             return str(default)
         return given
 
-    def _start(self, options: Mapping[str, str]) -> None:
-        startup = {"user": self.target.user, "database": self.target.dbname}
-        startup |= {k: v for k, v in options.items() if k not in ("user", "database")}
-        self.send(p.StartupMessage(startup).encode())
-        reader = p.BackendReader()
-        scram: auth.ScramClient | None = None
+    def challenge(self) -> Challenge | None:
+        """Reads the server's login messages up to the next authentication request (relayed to
+        the client, whose answer goes back with ``respond``), or up to ReadyForQuery
+        (None: logged in). An ErrorResponse (28P01, 3D000, ...) is raised."""
         while True:
-            message = reader.next()
+            message = self._login_reader.next()
             if message is None:
-                reader.feed(self._recv())
+                self._login_reader.feed(self._recv())
                 continue
-            if isinstance(message, p.AuthenticationOk):
-                continue
-            if isinstance(message, p.AuthenticationCleartextPassword):
-                self.send(p.PasswordMessage(self._password().encode() + b"\0").encode())
-            elif isinstance(message, p.AuthenticationMD5Password):
-                text = auth.md5_response(self.target.user, self._password(), message.salt)
-                self.send(p.PasswordMessage(text.encode() + b"\0").encode())
-            elif isinstance(message, p.AuthenticationSASL):
-                if auth.SCRAM_MECHANISM not in message.mechanisms:
-                    raise errors.FeatureNotSupported(
-                        f"PostgreSQL offers SASL mechanisms {list(message.mechanisms)};"
-                        " sqlml speaks SCRAM-SHA-256 only"
-                    )
-                scram = auth.ScramClient(self._password())
-                initial = p.encode_sasl_initial_response(auth.SCRAM_MECHANISM, scram.first())
-                self.send(initial.encode())
-            elif isinstance(message, p.AuthenticationSASLContinue) and scram is not None:
-                self.send(p.PasswordMessage(scram.final(message.data)).encode())
-            elif isinstance(message, p.AuthenticationSASLFinal) and scram is not None:
-                scram.verify(message.data)
-            elif isinstance(message, p.ParameterStatus):
+            if isinstance(message, _CHALLENGES):
+                self.asked_password = True
+                return message
+            if isinstance(message, p.ParameterStatus):
                 self.parameters[message.name] = message.value
             elif isinstance(message, p.BackendKeyData):
                 self.process_id, self.secret_key = message.process_id, message.secret_key
@@ -347,20 +354,17 @@ class Connection:
                 raise _server_error(message.fields)
             elif isinstance(message, p.ReadyForQuery):
                 self.status = message.status
-                return
-            elif not isinstance(message, p.NoticeResponse | p.NegotiateProtocolVersion):
+                return None
+            elif not isinstance(
+                message, p.AuthenticationOk | p.NoticeResponse | p.NegotiateProtocolVersion
+            ):
                 raise errors.ProtocolViolation(
                     f"unexpected {type(message).__name__} from PostgreSQL during login"
                 )
 
-    def _password(self) -> str:
-        if self.target.password is None:
-            raise errors.from_sqlstate(
-                "28P01",
-                "PostgreSQL asks the gateway for a password and none was given",
-                hint="put it in PGPASSWORD, PGPASSFILE or ~/.pgpass for the gateway",
-            )
-        return self.target.password
+    def respond(self, data: bytes) -> None:
+        """A PasswordMessage (or SASL response) with ``data`` to the server's last request."""
+        self.send(p.PasswordMessage(data).encode())
 
     def send(self, data: bytes) -> None:
         try:
