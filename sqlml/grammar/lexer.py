@@ -90,7 +90,7 @@ _TOKEN = re.compile(
       | (?P<param>{_NOT_AFTER_WORD}\$[0-9]+(?![\w$]))
       | (?P<dollar>{_NOT_AFTER_WORD}{_TAG})
       | (?P<word>[^\W\d]{_WORD_CHAR}*)
-      | (?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?{_WORD_CHAR}*)
+      | (?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
       | (?P<semicolon>;)
       | (?P<qmark>\?)
       | (?P<op>::|.)""",
