@@ -221,11 +221,20 @@ def test_udf_with_an_unknown_graph_is_undefined_not_keyerror() -> None:
 
 
 def test_udf_with_corrupted_bytes_is_xx001() -> None:
+    """Bytes that match their sha256 but are no graph onnxruntime loads: XX001 from the UDF;
+    bytes that do not match their sha256 are refused before they are registered (XX001)."""
+    import hashlib
+
+    garbage = b"not an onnx graph"
+    sha = hashlib.sha256(garbage).hexdigest()
     with sqlml.connect(":memory:", autocommit=True) as con:
-        con.session.engine.register_scorer("feedbeef", b"not an onnx graph", [])
+        con.session.engine.register_scorer(sha, garbage, [])
         with pytest.raises(sqlml.Error) as raised:
-            con.cursor().execute("SELECT sqlml_onnx('feedbeef', 1.0)")
-    assert raised.value.sqlstate == "XX001"
+            con.cursor().execute(f"SELECT sqlml_onnx('{sha}', 1.0)")
+        assert raised.value.sqlstate == "XX001"
+        with pytest.raises(sqlml.Error) as refused:
+            con.session.engine.register_scorer("feedbeef", garbage, [])
+        assert refused.value.sqlstate == "XX001"
 
 
 def test_udf_with_inputs_the_graph_does_not_take_is_42804() -> None:
