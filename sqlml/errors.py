@@ -97,6 +97,10 @@ class UndefinedModel(ProgrammingError):
     sqlstate = "42704"
 
 
+class InsufficientPrivilege(ProgrammingError):
+    sqlstate = "42501"
+
+
 class DuplicateModel(ProgrammingError):
     sqlstate = "42710"
 
