@@ -195,7 +195,15 @@ def test_models_are_private_until_granted(roles: Roles) -> None:
         # USAGE is not MANAGE
         assert _fails(b, "SELECT sqlml.drop_model('a_models.churn')").pgcode == "42501"
 
+        (sha,) = _run(roles.connect(), "SELECT onnx_sha256 FROM sqlml.versions")[0]
+        batch = (
+            "SELECT sqlml.score_batch(%s, array_send(ARRAY[1.0::float8]),"
+            " array_send(ARRAY[2.0::float8]), array_send(ARRAY[true]))"
+        )
+        assert len(_run(b, batch, [sha])[0][0]) == 3  # runtime scoring: label, 2 probabilities
         _run(a, "SELECT sqlml.revoke_model('a_models.churn', %s)", [roles.b])
+        # the backend's graph cache does not outlive the privilege
+        assert _fails(b, batch, [sha]).pgcode == "42704"
         assert _fails(b, f"SELECT {function}(1, 2, true)").pgcode == "42501"
         assert _run(b, "SELECT count(*) FROM sqlml.models") == [(0,)]
         with sqlml.connect(roles.dsn(roles.b), autocommit=True) as client:
@@ -255,13 +263,16 @@ def test_manage_lets_a_role_replace_and_drop(roles: Roles) -> None:
     ],
 )
 def test_ordinary_roles_cannot_write_the_store_or_the_code(roles: Roles, statement: str) -> None:
-    a = roles.connect(roles.a)
+    a, b = roles.connect(roles.a), roles.connect(roles.b)
     try:
         _train(a, "a_models.churn")  # even the owner of a model
+        _run(a, "SELECT sqlml.grant_model('a_models.churn', %s, 'MANAGE')", [roles.b])
         assert _fails(a, statement).pgcode == "42501"
+        assert _fails(b, statement).pgcode == "42501"
         assert _run(roles.connect(), "SELECT count(*) FROM sqlml.versions") == [(1,)]
     finally:
         a.close()
+        b.close()
 
 
 def test_a_superuser_does_everything(roles: Roles) -> None:

@@ -195,6 +195,24 @@ def apply_grants(plpy: Any, schema: str, name: str) -> None:
     )
 
 
+_graph_plan: list[Any] = []
+
+
+def require_graph(plpy: Any, sha: str) -> None:
+    """score_batch keeps graphs per backend, not per role: before each use, the caller must see
+    a version with this graph (row-level security), so a revoke or a SET ROLE takes effect."""
+    if not _graph_plan:
+        _graph_plan.append(
+            plpy.prepare(
+                "SELECT 1 AS v FROM sqlml.versions"
+                " WHERE onnx_sha256 OPERATOR(pg_catalog.=) $1 LIMIT 1",
+                ["text"],
+            )
+        )
+    if not plpy.execute(_graph_plan[0], [sha]):
+        raise errors.UndefinedModel(f"no model version has graph {sha}")
+
+
 class OwnedStore(Store):
     """The store as the server's Session sees it: reads with the caller's rights (row-level
     security shows the models it may use), writes with the owner's after a privilege check."""

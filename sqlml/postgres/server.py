@@ -394,6 +394,7 @@ def score_batch(plpy: Any, sha: str, columns: Sequence[bytes]) -> list[float]:
     order; returns the raw outputs flattened output by output (all rows of output 0, then 1...).
     One onnxruntime session per backend and graph: the graph's sha256 is the cache key, so a
     new version is a new key and nothing stale is ever served."""
+    privileges.require_graph(plpy, sha)  # the cache below is the backend's, not the role's
     if sha not in _graphs:
         plan = plpy.prepare(
             "SELECT onnx, inputs FROM sqlml.versions WHERE onnx_sha256 = $1 LIMIT 1", ["text"]
