@@ -33,32 +33,36 @@ def _sessions(tmp_path: Path) -> tuple[sqlml.Connection, sqlml.Connection]:
 
 @pytest.mark.parametrize("replace", [False, True])
 def test_two_duckdb_sessions_create_one_model_at_once(tmp_path: Path, replace: bool) -> None:
+    """The first trains on many rows; the second starts while it trains, on few rows. Without
+    the lock the second stored version 1 first and the first lost; with it the second waits."""
     first, second = _sessions(tmp_path)
     statement = CREATE.format("OR REPLACE" if replace else "")
     outcome: dict[str, Any] = {}
 
-    def create(con: sqlml.Connection, key: str) -> None:
+    def create(con: sqlml.Connection, key: str, sql: str) -> None:
         try:
-            con.execute(statement)
+            con.execute(sql)
             outcome[key] = "ok"
         except errors.Error as e:
             outcome[key] = e.sqlstate
 
     try:
-        one = threading.Thread(target=create, args=(first, "first"))
-        two = threading.Thread(target=create, args=(second, "second"))
+        one = threading.Thread(target=create, args=(first, "first", statement))
+        two = threading.Thread(target=create, args=(second, "second", statement + " LIMIT 500"))
         one.start()
-        time.sleep(0.2)  # the first is training
+        time.sleep(0.3)  # the first is training
         two.start()
         one.join(120)
         two.join(120)
-        versions = first.execute("SELECT version FROM sqlml.versions ORDER BY 1").fetchall()
+        versions = first.execute(
+            "SELECT version, row_count FROM sqlml.versions ORDER BY 1"
+        ).fetchall()
         if replace:
             assert outcome == {"first": "ok", "second": "ok"}
-            assert versions == [(1,), (2,)]
+            assert versions == [(1, 300000), (2, 500)]
         else:
             assert outcome == {"first": "ok", "second": "42710"}
-            assert versions == [(1,)]
+            assert versions == [(1, 300000)]
     finally:
         first.close()
         second.close()

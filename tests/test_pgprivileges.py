@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -380,10 +381,24 @@ def test_two_sessions_create_one_model_at_once(pg_database: str, replace: bool) 
 
     try:
         assert _train(first, "shop.churn", replace=replace) == 1  # in an open transaction
+        (pid,) = _run(second, "SELECT pg_backend_pid()")[0]
         thread = threading.Thread(target=create)
         thread.start()
-        thread.join(3)
-        assert thread.is_alive()  # waiting for the first
+        waiting = None
+        with contextlib.closing(psycopg2.connect(pg_database)) as watcher:
+            watcher.autocommit = True
+            for _ in range(600):  # until the second waits on a lock (without one: after training)
+                rows = _run(
+                    watcher,
+                    "SELECT wait_event FROM pg_stat_activity"
+                    " WHERE pid = %s AND wait_event_type = 'Lock'",
+                    [pid],
+                )
+                if rows:
+                    waiting = rows[0][0]
+                    break
+                time.sleep(0.1)
+        assert waiting == "advisory"  # it waits before training, not on the first's version row
         first.commit()
         thread.join(60)
         if replace:
