@@ -334,8 +334,21 @@ def test_errors_from_plpython_have_no_prefix_and_no_none_fields(pg_database: str
         assert raised.diag.message_detail is None
         assert raised.diag.message_hint is None
         assert not raised.diag.message_primary.startswith("plpy.")
+        # a sqlml error with a hint keeps it, and nothing else
+        raised = _fails(con, "SELECT sqlml.grant_model('shop.missing', 'PUBLIC', 'own')")
+        assert raised.pgcode == "22023"
+        assert raised.diag.message_detail is None
+        assert not raised.diag.message_primary.startswith("plpy.")
     finally:
         con.close()
+    from tests.test_postgres import _psql
+
+    shown = _psql(pg_database, "SELECT * FROM sqlml.evaluate('shop.missing')")
+    assert shown.returncode != 0
+    first = shown.stderr.splitlines()[0]
+    assert first.startswith('ERROR:  model "shop.missing"'), shown.stderr
+    assert "DETAIL:  None" not in shown.stderr
+    assert "HINT:  None" not in shown.stderr
 
 
 def test_a_training_value_with_the_old_body_delimiter(pg_database: str) -> None:
