@@ -303,6 +303,11 @@ class Session:
             raise errors.FeatureNotSupported(
                 "CREATE MODEL without AS query (ONNX import) is not supported yet"
             )
+        with self.store.writing(statement.model):
+            return self._create_model(statement)
+
+    def _create_model(self, statement: CreateModel) -> Result:
+        assert statement.query is not None
         exists = self.store.current_version(statement.model) is not None
         if exists and statement.if_not_exists:
             return Result(None, 0, "CREATE MODEL")

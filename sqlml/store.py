@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import importlib.resources
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +33,12 @@ STORE_INFO = exp.table_("store_info", db="sqlml", quoted=True)
 MODELS = exp.table_("models", db="sqlml", quoted=True)
 VERSIONS = exp.table_("versions", db="sqlml", quoted=True)
 LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "duckdb", "pyarrow")  # and sqlml
+
+
+# One CREATE or DROP of a model at a time per database in this process (DuckDB: one process
+# owns a database file); the PostgreSQL server takes an advisory lock instead.
+_MODEL_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
+_MODEL_LOCKS_GUARD = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,22 @@ class Store:
         )
         found = self.engine.query_arrow(self._sql(query)).column(0)[0].as_py()
         return bool(found == 3)
+
+    @contextlib.contextmanager
+    def writing(self, ref: ModelRef) -> Iterator[None]:
+        """Held around CREATE MODEL from the existence check to the stored version, so a second
+        session creating the same model waits, then replaces it or fails with 42710 before it
+        trains (instead of both training and one failing on the primary key). Engines without
+        a ``database_key`` (PostgreSQL: the server's advisory lock) take none."""
+        key = getattr(self.engine, "database_key", None)
+        if key is None:
+            yield
+            return
+        schema, name = self.resolve(ref)
+        with _MODEL_LOCKS_GUARD:
+            lock = _MODEL_LOCKS.setdefault((key, schema, name), threading.Lock())
+        with lock:
+            yield
 
     def resolve(self, ref: ModelRef) -> tuple[str, str]:
         return (ref.schema or self.engine.default_schema, ref.name)
@@ -210,7 +233,15 @@ class Store:
             VERSIONS,
             columns=[exp.to_identifier(c, quoted=True) for c in row],
         )
-        self.engine.execute(self._sql(insert), list(row.values()))
+        try:
+            self.engine.execute(self._sql(insert), list(row.values()))
+        except errors.IntegrityError as e:  # another transaction stored this version first
+            raise errors.from_sqlstate(
+                "40001",
+                f'model "{schema}.{name}" was created or replaced by another session at the'
+                " same time",
+                hint="roll back and retry the transaction",
+            ) from e
         self._point(schema, name, result.model_type, version, now, exists=current is not None)
         return version
 

@@ -8,31 +8,146 @@
 -- PARALLEL SAFE: a SPI call in a parallel worker crashed the whole cluster. The per-model scoring
 -- functions (pure SQL, no SPI) are the parallel-safe path.
 
+-- Each PL/Python function <name>_plpy is called through a plpgsql <name> that raises its error
+-- again as PostgreSQL's own: PL/Python reports an error raised in Python as "plpy.Error: <message>"
+-- (with its Python traceback as CONTEXT), which is not what a client should read.
+CREATE OR REPLACE FUNCTION sqlml.reraise(state text, message text, detail text, hint text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $sqlml$
+DECLARE
+    primary_text text := message;
+BEGIN
+    IF pg_catalog.starts_with(message, 'plpy.Error: ') THEN
+        primary_text := pg_catalog.substr(message, 13);
+    ELSIF pg_catalog.starts_with(message, 'spiexceptions.') THEN
+        primary_text := pg_catalog.substr(message, pg_catalog.strpos(message, ': ') + 2);
+    END IF;
+    IF detail <> '' AND hint <> '' THEN
+        RAISE EXCEPTION USING ERRCODE = state, MESSAGE = primary_text, DETAIL = detail, HINT = hint;
+    ELSIF detail <> '' THEN
+        RAISE EXCEPTION USING ERRCODE = state, MESSAGE = primary_text, DETAIL = detail;
+    ELSIF hint <> '' THEN
+        RAISE EXCEPTION USING ERRCODE = state, MESSAGE = primary_text, HINT = hint;
+    ELSE
+        RAISE EXCEPTION USING ERRCODE = state, MESSAGE = primary_text;
+    END IF;
+END
+$sqlml$;
+
 -- The sqlml version loaded by the server's Python (a quick check that the install works).
-CREATE OR REPLACE FUNCTION sqlml.version() RETURNS text
+CREATE OR REPLACE FUNCTION sqlml.version_plpy() RETURNS text
 LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@version.py$sqlml$;
 
+CREATE OR REPLACE FUNCTION sqlml.version() RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$
+DECLARE
+    state text;
+    message text;
+    detail text;
+    hint text;
+BEGIN
+    RETURN sqlml.version_plpy();
+EXCEPTION WHEN OTHERS OR query_canceled THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    PERFORM sqlml.reraise(state, message, detail, hint);
+    RETURN NULL;
+END
+$sqlml$;
+
 -- One CREATE MODEL or DROP MODEL statement (BigQuery ML syntax), run in the server.
-CREATE OR REPLACE FUNCTION sqlml.execute(statement text) RETURNS text
+CREATE OR REPLACE FUNCTION sqlml.execute_plpy(statement text) RETURNS text
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@execute.py$sqlml$;
 
+CREATE OR REPLACE FUNCTION sqlml.execute(statement text) RETURNS text
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$
+DECLARE
+    state text;
+    message text;
+    detail text;
+    hint text;
+BEGIN
+    RETURN sqlml.execute_plpy($1);
+EXCEPTION WHEN OTHERS OR query_canceled THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    PERFORM sqlml.reraise(state, message, detail, hint);
+    RETURN NULL;
+END
+$sqlml$;
+
 -- CREATE MODEL as a function call: returns the version now serving.
+CREATE OR REPLACE FUNCTION sqlml.create_model_plpy(
+    model text, model_type text, query text, options jsonb, transform text, replace boolean
+) RETURNS integer
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@create_model.py$sqlml$;
+
 CREATE OR REPLACE FUNCTION sqlml.create_model(
     model text, model_type text, query text, options jsonb DEFAULT '{}',
     transform text DEFAULT NULL, replace boolean DEFAULT false
 ) RETURNS integer
-LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@create_model.py$sqlml$;
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$
+DECLARE
+    state text;
+    message text;
+    detail text;
+    hint text;
+BEGIN
+    RETURN sqlml.create_model_plpy($1, $2, $3, $4, $5, $6);
+EXCEPTION WHEN OTHERS OR query_canceled THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    PERFORM sqlml.reraise(state, message, detail, hint);
+    RETURN NULL;
+END
+$sqlml$;
 
-CREATE OR REPLACE FUNCTION sqlml.drop_model(model text, if_exists boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION sqlml.drop_model_plpy(model text, if_exists boolean)
 RETURNS boolean
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@drop_model.py$sqlml$;
 
+CREATE OR REPLACE FUNCTION sqlml.drop_model(model text, if_exists boolean DEFAULT false) RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$
+DECLARE
+    state text;
+    message text;
+    detail text;
+    hint text;
+BEGIN
+    RETURN sqlml.drop_model_plpy($1, $2);
+EXCEPTION WHEN OTHERS OR query_canceled THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    PERFORM sqlml.reraise(state, message, detail, hint);
+    RETURN NULL;
+END
+$sqlml$;
+
 -- ML.EVALUATE: the stored evaluation metrics, or metrics on the rows of `query` (json, not
 -- jsonb: BigQuery ML's column order is kept).
+CREATE OR REPLACE FUNCTION sqlml.evaluate_json_plpy(
+    model text, query text, threshold double precision
+) RETURNS json
+LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@evaluate.py$sqlml$;
+
 CREATE OR REPLACE FUNCTION sqlml.evaluate_json(
     model text, query text DEFAULT NULL, threshold double precision DEFAULT NULL
 ) RETURNS json
-LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@evaluate.py$sqlml$;
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$
+DECLARE
+    state text;
+    message text;
+    detail text;
+    hint text;
+BEGIN
+    RETURN sqlml.evaluate_json_plpy($1, $2, $3);
+EXCEPTION WHEN OTHERS OR query_canceled THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    PERFORM sqlml.reraise(state, message, detail, hint);
+    RETURN NULL;
+END
+$sqlml$;
 
 CREATE OR REPLACE FUNCTION sqlml.evaluate(
     model text, query text DEFAULT NULL, threshold double precision DEFAULT NULL
@@ -44,7 +159,7 @@ $sqlml$;
 
 -- Runtime scoring of one chunk of rows: each feature one array_send() bytea in the model's
 -- input order; returns the raw outputs, output by output. Called by ML.PREDICT's runtime path.
-CREATE OR REPLACE FUNCTION sqlml.score_batch(graph_sha256 text, VARIADIC features bytea[])
+CREATE OR REPLACE FUNCTION sqlml.score_batch_plpy(graph_sha256 text, VARIADIC features bytea[])
 RETURNS double precision[]
 LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@score_batch.py$sqlml$;
 
@@ -79,6 +194,23 @@ $sqlml$;
 -- keep working) and recreates those it cannot attribute to one model; returns how many it changed.
 CREATE OR REPLACE FUNCTION sqlml.upgrade_scoring_functions() RETURNS integer
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@upgrade_scoring_functions.py$sqlml$;
+
+CREATE OR REPLACE FUNCTION sqlml.score_batch(graph_sha256 text, VARIADIC features bytea[]) RETURNS double precision[]
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$
+DECLARE
+    state text;
+    message text;
+    detail text;
+    hint text;
+BEGIN
+    RETURN sqlml.score_batch_plpy($1, VARIADIC $2);
+EXCEPTION WHEN OTHERS OR query_canceled THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    PERFORM sqlml.reraise(state, message, detail, hint);
+    RETURN NULL;
+END
+$sqlml$;
 
 -- What the models are, with their scoring functions: SELECT * FROM sqlml.model_functions.
 -- The function is found by the name scoring_function_name gives (NULL: the model has none, as

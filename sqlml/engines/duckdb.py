@@ -340,6 +340,11 @@ class DuckDBEngine:
             except duckdb.Error as e:
                 raise self._error(e, sql, probe=(None,)) from e
 
+    @property
+    def database_key(self) -> str:
+        """Which database this is, for the store's per-model lock (store.Store.writing)."""
+        return self._database
+
     def in_transaction(self) -> bool:
         return self._in_transaction
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+from sqlglot import exp
 
 from sqlml import errors
 from sqlml.engines.pgtypes import COMPOSITES, SQL_NAMES
@@ -89,13 +90,31 @@ def modules() -> list[tuple[str, bool, str]]:
     return found
 
 
-def functions_sql(install_id: str) -> list[str]:
-    """sql/postgres/functions.sql with every ``@file.py`` body filled in."""
+def _statements(text: str) -> list[str]:
+    """The statements of one of sql/postgres/*.sql: separated by ';' at the end of a line
+    outside ``$sqlml$`` bodies (a plpgsql body has such lines), comment lines dropped."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    pieces = "\n".join(lines).split("$sqlml$")
+    statements, current = [], ""
+    for i, piece in enumerate(pieces):
+        if i % 2:  # inside a body
+            current += "$sqlml$" + piece + "$sqlml$"
+            continue
+        parts = piece.split(";\n")
+        current += parts[0]
+        for part in parts[1:]:
+            statements.append(current)
+            current = part
+    statements.append(current)
+    return [s.strip() for s in statements if s.strip().rstrip(";")]
+
+
+def functions_sql(install_id: str, name: str = "functions.sql") -> list[str]:
+    """sql/postgres/<name> with every ``@file.py`` body filled in."""
     udfs = importlib.resources.files("sqlml._udfs").joinpath("postgres")
     bootstrap = udfs.joinpath("bootstrap.py").read_text().replace("SQLML_INSTALL_ID", install_id)
-    text = importlib.resources.files("sqlml._sql").joinpath("postgres/functions.sql").read_text()
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
-    statements = [s.strip() for s in "\n".join(lines).split(";\n") if s.strip().rstrip(";")]
+    text = importlib.resources.files("sqlml._sql").joinpath(f"postgres/{name}").read_text()
+    statements = _statements(text)
     filled = []
     for statement in statements:
         marker = "$sqlml$@"
@@ -175,7 +194,7 @@ class Installer:
         for name, _, source in sources:
             digest.update(name.encode() + b"\0" + source.encode())
         install_id = f"{sqlml.__version__}+{digest.hexdigest()[:12]}"
-        statements = functions_sql(install_id)
+        statements = functions_sql(install_id) + functions_sql(install_id, "privileges.sql")
         digest.update("\n".join(statements).encode())
         self.con.autocommit = False
         try:
@@ -201,6 +220,7 @@ class Installer:
                 )
             for statement in types_sql():
                 self._execute(statement)
+            self._drop_policies()  # they use sqlml.has_model_privilege; privileges.sql remakes them
             self._drop_functions()  # an upgrade may change signatures: the new set replaces the old
             for statement in statements:
                 self._execute(statement)
@@ -248,6 +268,7 @@ class Installer:
                 self._execute("DROP TYPE IF EXISTS " + ", ".join(f"sqlml.{t}" for t in COMPOSITES))
                 self._execute("DROP SCHEMA IF EXISTS sqlml CASCADE")
             else:
+                self._drop_policies()
                 self._drop_functions()
                 self._execute("DROP TABLE IF EXISTS sqlml.python_modules")
                 self._execute(
@@ -264,6 +285,14 @@ class Installer:
         finally:
             self.con.autocommit = True
 
+    def _drop_policies(self) -> None:
+        """The row-level security policies on the store (sql/postgres/privileges.sql)."""
+        rows = self._execute(
+            "SELECT policyname, tablename FROM pg_catalog.pg_policies WHERE schemaname = 'sqlml'"
+        )
+        for policy, table in rows:
+            self._execute(f"DROP POLICY {_ident(policy)} ON sqlml.{_ident(table)}")
+
     def _drop_functions(self) -> None:
         """The extension's own functions and view; the models' scoring functions stay (their
         names, from sqlml.scoring_function_name, always hold a '.'; the extension's never do)."""
@@ -279,6 +308,10 @@ class Installer:
 
     def close(self) -> None:
         self.con.close()
+
+
+def _ident(name: str) -> str:
+    return exp.to_identifier(name, quoted=True).sql(dialect="postgres")
 
 
 def _pip_hint(python_path: list[str]) -> str:

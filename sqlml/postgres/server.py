@@ -30,6 +30,7 @@ from sqlml.engines.pgtypes import arrow_type, decode_array, feed_cast
 from sqlml.grammar.statements import CreateModel, DropModel, ModelRef, Query
 from sqlml.ml import models, train
 from sqlml.ml.score import scorer
+from sqlml.postgres import privileges
 from sqlml.store import ModelVersion
 
 CHUNK_ROWS = 65536
@@ -197,6 +198,7 @@ def session(plpy: Any) -> Session:
     global _session
     if _session is None:
         _session = Session(PlpyEngine(plpy), progress=plpy.notice)
+        _session.store = privileges.OwnedStore(_session.engine, plpy)
     return _session
 
 
@@ -205,7 +207,9 @@ def call(plpy: Any, function: Callable[..., Any], *args: Any) -> Any:
     try:
         return function(plpy, *args)
     except errors.Error as e:
-        plpy.error(e.message, detail=e.detail, hint=e.hint, sqlstate=e.sqlstate)
+        # only the fields that are set: plpy.error(detail=None) sends the text "None"
+        fields = {"detail": e.detail, "hint": e.hint}
+        plpy.error(e.message, sqlstate=e.sqlstate, **{k: v for k, v in fields.items() if v})
     return None  # not reached: plpy.error raises
 
 
@@ -224,11 +228,20 @@ def execute(plpy: Any, statement: str) -> str:
 
 def _run(plpy: Any, statement: CreateModel | DropModel) -> Result:
     current = session(plpy)
+    if isinstance(statement, CreateModel):  # before training: the lock and the 42501 check
+        privileges.check_create(plpy, current.store, statement.model)
     result = current.run(statement)
+    schema, name = current.store.resolve(statement.model)
     if isinstance(statement, CreateModel):
-        publish(plpy, current.store.load(statement.model))
+        version = current.store.load(statement.model)
+
+        def published() -> None:  # the function lives in schema sqlml: the owner's rights
+            publish(plpy, version)
+            privileges.apply_grants(plpy, schema, name)
+
+        privileges.as_owner(plpy, published)
     elif result.rowcount:
-        unpublish(plpy, current.store.resolve(statement.model))
+        privileges.as_owner(plpy, lambda: unpublish(plpy, (schema, name)))
     return result
 
 
@@ -358,14 +371,12 @@ def publish(plpy: Any, version: ModelVersion) -> None:
         f"{exp.to_identifier(c.name, quoted=True).sql(dialect='postgres')} {_KIND_TYPES[c.kind]}"
         for c in version.inputs
     )
-    body_sql = body.sql(dialect="postgres")
-    tag = "$sqlml_body$"
-    if tag in body_sql:
-        raise errors.InternalError("the compiled model contains the body delimiter")
+    # the body as one quoted string literal (a dollar-quote tag could occur in a label)
+    body_sql = exp.Literal.string(body.sql(dialect="postgres")).sql(dialect="postgres")
     comment = f"sqlml model {version.ref} version {version.version}"
     plpy.execute(
         f"CREATE FUNCTION {target}({params}) RETURNS {returns} LANGUAGE sql STABLE"
-        f" PARALLEL SAFE AS {tag}{body_sql}{tag}"
+        f" PARALLEL SAFE AS {body_sql}"
     )
     plpy.execute(
         f"COMMENT ON FUNCTION {target}({', '.join(_KIND_TYPES[c.kind] for c in version.inputs)})"
@@ -454,6 +465,7 @@ def score_batch(plpy: Any, sha: str, columns: Sequence[bytes]) -> list[float]:
     order; returns the raw outputs flattened output by output (all rows of output 0, then 1...).
     One onnxruntime session per backend and graph: the graph's sha256 is the cache key, so a
     new version is a new key and nothing stale is ever served."""
+    privileges.require_graph(plpy, sha)  # the cache below is the backend's, not the role's
     if sha not in _graphs:
         _graphs[sha] = _load_graph(plpy, sha)
         while len(_graphs) > _GRAPHS:

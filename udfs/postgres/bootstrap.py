@@ -9,8 +9,48 @@ if GD.get("sqlml_install_id") != "SQLML_INSTALL_ID":
     import json
     import sys
 
-    for row in plpy.execute("SELECT value FROM sqlml.store_info WHERE key = 'python_path'"):
+    import os
+
+    # Only what no ordinary role can write is executed: the two tables the code and the path
+    # come from, and schema sqlml, must belong to a superuser and grant no one else a write.
+    untrusted = plpy.execute(
+        "SELECT c.relname::text AS name FROM pg_catalog.pg_class c"
+        " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+        " JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) c.relowner"
+        " JOIN pg_catalog.pg_roles s ON s.oid OPERATOR(pg_catalog.=) n.nspowner"
+        " WHERE n.nspname OPERATOR(pg_catalog.=) 'sqlml'"
+        " AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['python_modules', 'store_info'])"
+        " AND (NOT o.rolsuper OR NOT s.rolsuper OR EXISTS ("
+        "  SELECT 1 FROM pg_catalog.aclexplode(COALESCE(c.relacl, '{}'))"
+        "  AS a LEFT JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.grantee"
+        "  WHERE a.privilege_type OPERATOR(pg_catalog.<>) ALL"
+        "   (ARRAY['SELECT', 'REFERENCES']) AND NOT COALESCE(g.rolsuper, false))"
+        " OR EXISTS (SELECT 1 FROM pg_catalog.aclexplode(COALESCE(n.nspacl, '{}'))"
+        "  AS a LEFT JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.grantee"
+        "  WHERE a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'"
+        "  AND NOT COALESCE(g.rolsuper, false)))"
+    )
+    if untrusted:
+        plpy.error(
+            "sqlml will not run code that roles other than superusers can write: "
+            + ", ".join("sqlml." + row["name"] for row in untrusted),
+            hint="run sqlml install again as a superuser",
+            sqlstate="42501",
+        )
+    for row in plpy.execute("SELECT key, value FROM sqlml.store_info"):
+        if row["key"] != "python_path":
+            continue
         for entry in reversed(json.loads(row["value"])):
+            try:
+                found = os.stat(entry)
+            except OSError:
+                continue  # a folder that does not exist is not put on the path
+            if found.st_uid not in (0, os.geteuid()) or found.st_mode & 0o022:
+                plpy.error(
+                    f"python_path folder {entry} is writable by others than root and the server",
+                    hint=f"chown root {entry}; chmod go-w {entry}",
+                    sqlstate="42501",
+                )
             if entry not in sys.path:
                 sys.path.insert(0, entry)
     sources = {

@@ -1,0 +1,185 @@
+-- sqlml's privilege model in PostgreSQL (docs/postgres.md, "Privileges"), run by every
+-- `sqlml install` after functions.sql, so an upgrade applies it too. Statements are separated by
+-- ';' at the end of a line outside $sqlml$ bodies.
+--
+-- The store and the code belong to the installing superuser; ordinary roles read them through
+-- row-level security (a role sees the models it owns or was granted) and never write them: every
+-- write goes through sqlml.run_as_owner(), which only runs work queued by sqlml's own Python in
+-- the same backend (udfs/postgres/run_as_owner.py). The training query and ML.EVALUATE's rows
+-- are read with the caller's own rights (the PL/Python functions are SECURITY INVOKER).
+
+-- Whoever created schema sqlml or its tables first (a client's store, an older install), the
+-- installing superuser owns them now.
+ALTER SCHEMA sqlml OWNER TO CURRENT_USER;
+ALTER TABLE sqlml.models OWNER TO CURRENT_USER;
+ALTER TABLE sqlml.versions OWNER TO CURRENT_USER;
+ALTER TABLE sqlml.store_info OWNER TO CURRENT_USER;
+ALTER TABLE sqlml.python_modules OWNER TO CURRENT_USER;
+
+-- Who may do what with a model: OWNER (the role that created it: everything, and granting),
+-- MANAGE (replace and drop, implies USAGE), USAGE (see it, predict, evaluate, score).
+-- grantee 0 is PUBLIC.
+CREATE TABLE IF NOT EXISTS sqlml.model_privileges (
+    schema_name TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    grantee OID NOT NULL,
+    privilege TEXT NOT NULL CHECK (privilege IN ('OWNER', 'MANAGE', 'USAGE')),
+    PRIMARY KEY (schema_name, model_name, grantee, privilege)
+);
+ALTER TABLE sqlml.model_privileges OWNER TO CURRENT_USER;
+
+-- Like has_table_privilege(role, table, privilege): superusers hold every privilege; a role
+-- holds one when it is a member (with inheritance) of a grantee of that privilege or a higher one.
+CREATE OR REPLACE FUNCTION sqlml.has_model_privilege(
+    role name, model_schema text, model text, privilege text
+) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, sqlml AS $sqlml$
+    SELECT coalesce(pg_catalog.bool_or(me.rolsuper), false) OR EXISTS (
+        SELECT 1 FROM sqlml.model_privileges p
+        WHERE p.schema_name = $2 AND p.model_name = $3
+          AND CASE p.privilege WHEN 'OWNER' THEN 3 WHEN 'MANAGE' THEN 2 ELSE 1 END
+              >= CASE pg_catalog.upper($4) WHEN 'OWNER' THEN 3 WHEN 'MANAGE' THEN 2 ELSE 1 END
+          AND (p.grantee = 0 OR EXISTS (
+                SELECT 1 FROM pg_catalog.pg_roles g, pg_catalog.pg_roles r
+                WHERE g.oid = p.grantee AND r.rolname = $1
+                  AND pg_catalog.pg_has_role(r.oid, g.oid, 'USAGE'))))
+    FROM pg_catalog.pg_roles me WHERE me.rolname = $1
+$sqlml$;
+
+-- Runs the work sqlml's Python queued in this backend, with the installer's rights; called by
+-- anyone else it does nothing but refuse (42501).
+CREATE OR REPLACE FUNCTION sqlml.run_as_owner() RETURNS void
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path = pg_catalog, sqlml AS $sqlml$@run_as_owner.py$sqlml$;
+
+-- GRANT for models: privilege USAGE (default) or MANAGE; role a role name or 'PUBLIC'.
+CREATE OR REPLACE FUNCTION sqlml.grant_model_plpy(model text, role text, privilege text)
+RETURNS void
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@grant_model.py$sqlml$;
+
+CREATE OR REPLACE FUNCTION sqlml.grant_model(model text, role text, privilege text DEFAULT 'USAGE')
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$
+DECLARE
+    state text;
+    message text;
+    detail text;
+    hint text;
+BEGIN
+    PERFORM sqlml.grant_model_plpy($1, $2, $3);
+EXCEPTION WHEN OTHERS OR query_canceled THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    PERFORM sqlml.reraise(state, message, detail, hint);
+END
+$sqlml$;
+
+-- REVOKE for models: revoking USAGE revokes MANAGE too.
+CREATE OR REPLACE FUNCTION sqlml.revoke_model_plpy(model text, role text, privilege text)
+RETURNS void
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@revoke_model.py$sqlml$;
+
+CREATE OR REPLACE FUNCTION sqlml.revoke_model(model text, role text, privilege text DEFAULT 'USAGE')
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$
+DECLARE
+    state text;
+    message text;
+    detail text;
+    hint text;
+BEGIN
+    PERFORM sqlml.revoke_model_plpy($1, $2, $3);
+EXCEPTION WHEN OTHERS OR query_canceled THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    PERFORM sqlml.reraise(state, message, detail, hint);
+END
+$sqlml$;
+
+-- EXECUTE on a model's scoring functions for exactly the roles holding USAGE on the model.
+CREATE OR REPLACE FUNCTION sqlml.apply_model_grants(model_schema text, model text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path = pg_catalog, sqlml AS $sqlml$
+DECLARE
+    f regprocedure;
+    g record;
+BEGIN
+    FOR f IN SELECT m.scoring_function FROM sqlml.model_functions m
+             WHERE m.schema_name = model_schema AND m.model_name = model
+               AND m.scoring_function IS NOT NULL LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        FOR g IN SELECT DISTINCT r.rolname FROM pg_catalog.pg_proc p,
+                 pg_catalog.aclexplode(p.proacl) a, pg_catalog.pg_roles r
+                 WHERE p.oid = f AND r.oid = a.grantee AND a.grantee <> p.proowner LOOP
+            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %I', f, g.rolname);
+        END LOOP;
+        FOR g IN SELECT DISTINCT p.grantee, r.rolname FROM sqlml.model_privileges p
+                 LEFT JOIN pg_catalog.pg_roles r ON r.oid = p.grantee
+                 WHERE p.schema_name = model_schema AND p.model_name = model LOOP
+            IF g.grantee = 0 THEN
+                EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
+            ELSIF g.rolname IS NOT NULL THEN
+                EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', f, g.rolname);
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$sqlml$;
+
+REVOKE ALL ON FUNCTION sqlml.apply_model_grants(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sqlml.upgrade_scoring_functions() FROM PUBLIC;  -- the installer's (sqlml install)
+
+-- The catalog view shows what the querying role may see.
+ALTER VIEW sqlml.model_functions SET (security_invoker = true);
+
+ALTER TABLE sqlml.models ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sqlml.versions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sqlml.model_privileges ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY sqlml_usage ON sqlml.models FOR SELECT TO PUBLIC
+USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
+
+CREATE POLICY sqlml_usage ON sqlml.versions FOR SELECT TO PUBLIC
+USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
+
+CREATE POLICY sqlml_usage ON sqlml.model_privileges FOR SELECT TO PUBLIC
+USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
+
+-- Nobody but the installer creates or writes anything in schema sqlml: whatever was granted
+-- before (by hand, or by an older install) goes, then only reading is granted.
+DO $sqlml$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT DISTINCT c.oid::regclass AS object, r.rolname FROM pg_catalog.pg_class c,
+             pg_catalog.aclexplode(c.relacl) a, pg_catalog.pg_roles r
+             WHERE c.relnamespace = 'sqlml'::regnamespace AND r.oid = a.grantee
+               AND a.grantee <> c.relowner LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %I', g.object, g.rolname);
+    END LOOP;
+    FOR g IN SELECT DISTINCT r.rolname FROM pg_catalog.pg_namespace n,
+             pg_catalog.aclexplode(n.nspacl) a, pg_catalog.pg_roles r
+             WHERE n.nspname = 'sqlml' AND r.oid = a.grantee AND a.grantee <> n.nspowner LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA sqlml FROM %I', g.rolname);
+    END LOOP;
+END
+$sqlml$;
+
+REVOKE ALL ON SCHEMA sqlml FROM PUBLIC;
+GRANT USAGE ON SCHEMA sqlml TO PUBLIC;
+REVOKE ALL ON sqlml.models, sqlml.versions, sqlml.store_info, sqlml.python_modules,
+    sqlml.model_privileges, sqlml.model_functions FROM PUBLIC;
+GRANT SELECT ON sqlml.models, sqlml.versions, sqlml.store_info, sqlml.python_modules,
+    sqlml.model_privileges, sqlml.model_functions TO PUBLIC;
+
+-- Models stored before this install (or by a superuser's session without an owner row) belong
+-- to the installing role; their scoring functions then follow their privileges.
+INSERT INTO sqlml.model_privileges
+SELECT m.schema_name, m.model_name, r.oid, 'OWNER'
+FROM sqlml.models m, pg_catalog.pg_roles r
+WHERE r.rolname = current_user AND NOT EXISTS (
+    SELECT 1 FROM sqlml.model_privileges p
+    WHERE p.schema_name = m.schema_name AND p.model_name = m.model_name AND p.privilege = 'OWNER');
+
+SELECT sqlml.apply_model_grants(schema_name, model_name) FROM sqlml.models;

@@ -1,0 +1,3 @@
+from sqlml.postgres import privileges
+
+return privileges.run_pending(plpy)
