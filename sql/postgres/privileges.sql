@@ -128,7 +128,8 @@ END
 $sqlml$;
 
 REVOKE ALL ON FUNCTION sqlml.apply_model_grants(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION sqlml.upgrade_scoring_functions() FROM PUBLIC;  -- the installer's (sqlml install)
+-- the upgrade of older scoring function names is the installer's (sqlml install)
+REVOKE ALL ON FUNCTION sqlml.upgrade_scoring_functions() FROM PUBLIC;
 
 -- The catalog view shows what the querying role may see.
 ALTER VIEW sqlml.model_functions SET (security_invoker = true);
