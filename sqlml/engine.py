@@ -310,9 +310,11 @@ class Session:
             raise errors.DuplicateModel(f'model "{statement.model}" already exists')
         # Checked here as well as in train(): a bad option fails before the rows are read.
         models.get(statement.options.get("model_type")).resolve_options(dict(statement.options))
+        checkpoint = self.engine.checkpoint()  # (a cancel from now on stops the training)
         self._say(f"reading the training rows of {statement.model}")
         table = self.engine.query_arrow(statement.query.sql)
-        result = train(statement.options, table, statement.transform, self._say)
+        result = train(statement.options, table, statement.transform, self._say, checkpoint)
+        checkpoint()  # the last one: after the store write the model is there
         version = self.store.save(
             statement.model,
             result,

@@ -31,7 +31,7 @@ import math
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import duckdb
@@ -155,6 +155,7 @@ class DuckDBEngine:
 
     _in_transaction = False
     _closed = False
+    _interrupts = 0  # interrupt() calls so far (an int: one store, atomic under the GIL)
 
     def __init__(self, database: str) -> None:
         self.path = database.removeprefix("duckdb://") or ":memory:"
@@ -345,10 +346,22 @@ class DuckDBEngine:
         _udfs().register_model(key, onnx, inputs)
 
     def interrupt(self) -> None:
+        self._interrupts += 1  # (for a training between queries: see checkpoint)
         if self._closed:
             return  # (a cancel may race with the connection's end: nothing runs any more)
         with contextlib.suppress(duckdb.ConnectionException):  # closed meanwhile
             self.con.interrupt()
+
+    def checkpoint(self) -> Callable[[], None]:
+        """DuckDB's own interrupt only stops a query that runs; a training between queries
+        counts the interrupts that came after it began instead."""
+        began = self._interrupts
+
+        def check() -> None:
+            if self._interrupts != began:
+                raise errors.QueryCanceled("canceling statement due to user request")
+
+        return check
 
     def close(self) -> None:
         if self._closed:
