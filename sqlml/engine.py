@@ -126,7 +126,12 @@ class Session:
 
     @classmethod
     def open(cls, database: str, settings: Settings | None = None) -> Session:
-        return cls(open_engine(database), settings)
+        engine = open_engine(database)
+        try:
+            return cls(engine, settings)
+        except BaseException:  # (the store check failed: the file must not stay open)
+            engine.close()
+            raise
 
     def execute_script(self, script: str, params: Sequence[Any] | None = None) -> Iterator[Result]:
         """Each statement's result, in order; parameters go with a single statement only."""

@@ -31,6 +31,7 @@ import math
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -114,6 +115,7 @@ _anchors_lock = threading.Lock()
 _generations: dict[str, int] = {}  # database -> changes made in it by sqlml engines (token())
 _private = itertools.count(1)  # names for plain :memory: databases, each a database of its own
 SMALL_RESULT = 256  # rows a prepared statement may return to be fetched as Python values
+MAX_SCORERS = 64  # model versions an engine keeps registered for the scoring UDF (its latest)
 
 
 def _connect(path: str) -> duckdb.DuckDBPyConnection:
@@ -146,6 +148,7 @@ def _release(path: str) -> None:
             _anchors[key] = (anchor, count - 1)
         else:
             del _anchors[key]
+            _generations.pop(key, None)  # (no engine left to hold a plan that counted on it)
             anchor.close()
 
 
@@ -175,6 +178,7 @@ class DuckDBEngine:
         self._dirty = False  # the open transaction ran a statement that may change plans
         # (prepared name, kinds of values) -> the schema of its few rows
         self._shapes: dict[tuple[str, ...], pa.Schema | None] = {}
+        self._scorers: OrderedDict[str, None] = OrderedDict()  # graphs held in the UDF registry
 
     # -- what kept ML plans depend on (see the module docstring) ---------------------------------
 
@@ -343,7 +347,17 @@ class DuckDBEngine:
         self._own += 1
 
     def register_scorer(self, key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
-        _udfs().register_model(key, onnx, inputs)
+        """Holds the graph in the UDF registry (udfs/duckdb_udfs.py) until this engine closes or
+        has registered MAX_SCORERS newer ones."""
+        with self._lock:
+            if key in self._scorers:
+                self._scorers.move_to_end(key)
+                return
+            _udfs().register_model(key, onnx, inputs)
+            self._scorers[key] = None
+            if len(self._scorers) > MAX_SCORERS:
+                oldest, _ = self._scorers.popitem(last=False)
+                _udfs().release_models([oldest])
 
     def interrupt(self) -> None:
         self._interrupts += 1  # (for a training between queries: see checkpoint)
@@ -368,8 +382,13 @@ class DuckDBEngine:
             return
         self._closed = True
         self.con.close()
+        _udfs().release_models(list(self._scorers))
+        self._scorers.clear()
         if not self.path.startswith(":memory:"):
             _release(self.path)
+        elif self._database != self.path:  # a private :memory: database: gone with its engine
+            with _anchors_lock:
+                _generations.pop(self._database, None)
 
 
 @functools.lru_cache(maxsize=1024)
