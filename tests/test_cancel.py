@@ -10,6 +10,11 @@ exist), and that the session goes on."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,16 +30,15 @@ from sqlml.wire.server import ServerConfig
 
 ROWS = 10_000
 CANCEL_AFTER = 0.5
-# SLOW reads its rows in well under 0.5 s, then fits for about 14 s (300 L-BFGS iterations over
-# a one-hot column of 100 values; an iteration takes up to 0.5 s, more on a loaded machine): a
-# cancel must answer far sooner.
+# SLOW reads its rows in well under 0.5 s, then fits for over a minute (300 L-BFGS iterations
+# over a one-hot column of 1,000 values, each up to about 1 s): a cancel must answer far sooner.
 ANSWER_WITHIN = 4.0
 
 BIG = (
     "CREATE TABLE big AS SELECT CAST(i % 7 AS VARCHAR) AS label,"
     " CAST(CAST(i AS BIGINT) * 7919 % 1000 AS DOUBLE PRECISION) / 1000 AS a,"
     " CAST(CAST(i AS BIGINT) * 7907 % 997 AS DOUBLE PRECISION) / 997 AS b,"
-    " CAST(i % 13 AS DOUBLE PRECISION) AS d, CAST(i % 100 AS VARCHAR) AS e FROM {rows}"
+    " CAST(i % 13 AS DOUBLE PRECISION) AS d, CAST(i % 1000 AS VARCHAR) AS e FROM {rows}"
 )
 SOURCES = {"duckdb": f"range({ROWS}) AS r(i)", "postgres": f"generate_series(0, {ROWS - 1}) AS i"}
 SLOW = (
@@ -256,3 +260,57 @@ def test_a_cancel_request_through_the_gateway_stops_training(gateway: Callable[.
             timer.join()
             assert _state(run) == before
         assert run("SELECT 'still here'") == "still here"
+
+
+@contextlib.contextmanager
+def _gateway_process(database: str, *options: str) -> Iterator[int]:
+    """``sqlml serve`` in a process of its own: psycopg2's cancel() blocks holding the GIL
+    while it waits for the gateway, so it cannot reach a gateway running in this process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    command = [sys.executable, "-m", "sqlml.cli", "serve", "-d", database, "-p", str(port)]
+    with (
+        tempfile.TemporaryFile("w+") as log,
+        subprocess.Popen([*command, *options], stderr=log) as process,
+    ):
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    log.seek(0)
+                    assert process.poll() is None, log.read()
+                    assert time.monotonic() < deadline, "the gateway did not start"
+                    time.sleep(0.1)
+            yield port
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def test_psycopg2_cancel_and_the_statement_timeout_option_of_sqlml_serve(
+    duckdb_database: str,
+) -> None:
+    with _gateway_process(duckdb_database, "--statement-timeout", "5") as port:
+        connection = psycopg2.connect(host="127.0.0.1", port=port, dbname="shop", user="ana")
+        connection.autocommit = True
+        try:
+            run = _wire_run(connection)
+            run(QUICK)
+            before = _state(run)
+            timer = _after(CANCEL_AFTER, connection.cancel)
+            _cancelled(lambda: run(SLOW.format(name="slow")), psycopg2.Error)
+            timer.join()
+            assert _state(run) == before
+            # --statement-timeout 5: no cancel, the training stops at the timeout
+            started = time.monotonic()
+            with pytest.raises(psycopg2.errors.QueryCanceled):
+                run(SLOW.format(name="fresh"))
+            assert time.monotonic() - started < 5 + ANSWER_WITHIN
+            assert _state(run) == before
+            assert run("SELECT 5") == 5
+        finally:
+            connection.close()
