@@ -218,6 +218,14 @@ class Connection:
             self._closed = True
             self.session.engine.close()
 
+    def cancel(self) -> None:
+        """Cancels the statement this connection runs, from another thread (the one method
+        that may be called while another thread uses the connection): it fails with
+        ``QueryCanceled`` (57014); a CREATE MODEL stops at its next checkpoint and stores
+        nothing. Without a running statement it does nothing."""
+        if not self._closed:
+            self.session.engine.interrupt()
+
     def set_progress(self, callback: Callable[[str], None] | None) -> None:
         """Receives training progress messages (what the gateway sends as NOTICE)."""
         self.session.progress = callback

@@ -126,7 +126,12 @@ class Session:
 
     @classmethod
     def open(cls, database: str, settings: Settings | None = None) -> Session:
-        return cls(open_engine(database), settings)
+        engine = open_engine(database)
+        try:
+            return cls(engine, settings)
+        except BaseException:  # (the store check failed: the file must not stay open)
+            engine.close()
+            raise
 
     def execute_script(self, script: str, params: Sequence[Any] | None = None) -> Iterator[Result]:
         """Each statement's result, in order; parameters go with a single statement only."""
@@ -315,9 +320,11 @@ class Session:
             raise errors.DuplicateModel(f'model "{statement.model}" already exists')
         # Checked here as well as in train(): a bad option fails before the rows are read.
         models.get(statement.options.get("model_type")).resolve_options(dict(statement.options))
+        checkpoint = self.engine.checkpoint()  # (a cancel from now on stops the training)
         self._say(f"reading the training rows of {statement.model}")
         table = self.engine.query_arrow(statement.query.sql)
-        result = train(statement.options, table, statement.transform, self._say)
+        result = train(statement.options, table, statement.transform, self._say, checkpoint)
+        checkpoint()  # the last one: after the store write the model is there
         # Inside a transaction (always so in the PostgreSQL server) the version is durable only
         # at its COMMIT, after this message has left: then the message says so.
         committed_here = not self.engine.in_transaction()

@@ -11,6 +11,10 @@ So the UDF never lets a bare Python error out: it files the sqlml error it means
 graph 42704, a graph onnxruntime cannot load XX001, inputs the graph does not take 42804) under
 a fresh token and raises with the token in its message; the engine claims the filed error by
 its token (engines/duckdb_errors.py). At most ``_FILED_MAX`` errors wait to be claimed.
+
+The registry is bounded: a graph stays while an engine that registered it is open and still
+holds it (each engine holds its last ``engines/duckdb.py`` MAX_SCORERS versions and releases
+them when it closes); an engine registers a version again before a query uses it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import duckdb
@@ -30,17 +34,39 @@ from sqlml import errors
 from sqlml.ml.score import scorer, verify
 
 _MODELS: dict[str, tuple[bytes, list[Any]]] = {}
+_HOLDERS: dict[str, int] = {}  # key -> how many engines hold it
+_LOCK = threading.Lock()
 # The graph outputs the UDF returns, in order (a k-means graph's 'features' output is not one).
 _OUTPUTS = ("label", "probabilities", "value", "distances")
 FUNCTION = "sqlml_onnx"
 
 
 def register_model(key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
-    """Registers a version's graph under its sha256, checked first (XX001): the registry is
-    keyed by it, so bytes that do not match would serve every later version with that key."""
-    if key not in _MODELS:
-        verify(onnx, key)
-        _MODELS[key] = (onnx, list(inputs))
+    """One more engine holds the graph ``key`` (call once per engine; see release_models). The
+    bytes are checked against their sha256 first (XX001): the registry is keyed by it, so bytes
+    that do not match would serve every later version with that key."""
+    with _LOCK:
+        if key not in _MODELS:
+            verify(onnx, key)
+            _MODELS[key] = (onnx, list(inputs))
+        _HOLDERS[key] = _HOLDERS.get(key, 0) + 1
+
+
+def release_models(keys: Iterable[str]) -> None:
+    """An engine no longer holds these graphs: the ones no engine holds are dropped."""
+    with _LOCK:
+        for key in keys:
+            left = _HOLDERS.get(key, 0) - 1
+            if left > 0:
+                _HOLDERS[key] = left
+            else:
+                _HOLDERS.pop(key, None)
+                _MODELS.pop(key, None)
+
+
+def registered() -> int:
+    """How many graphs the registry holds (for tests and monitoring)."""
+    return len(_MODELS)
 
 
 # What onnxruntime raises for bytes that are no graph it can load, and for inputs of another

@@ -30,7 +30,8 @@ import itertools
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import duckdb
@@ -97,6 +98,7 @@ _private = itertools.count(1)  # names for plain :memory: databases, each a data
 # anything may lock the configuration).
 _CONFIG: dict[str, str | bool | int | float | list[str]] = {"errors_as_json": True}
 SMALL_RESULT = 256  # rows a prepared statement may return to be fetched as Python values
+MAX_SCORERS = 64  # model versions an engine keeps registered for the scoring UDF (its latest)
 
 
 _LOCK_DOWN = ("SET enable_external_access = false", "SET lock_configuration = true")
@@ -152,6 +154,7 @@ def _release(path: str) -> None:
             _anchors[key] = (anchor, count - 1)
         else:
             del _anchors[key]
+            _generations.pop(key, None)  # (no engine left to hold a plan that counted on it)
             anchor.close()
 
 
@@ -162,6 +165,7 @@ class DuckDBEngine:
     _in_transaction = False
     _closed = False
     _failed = False  # a statement of the open transaction failed (DuckDB aborted it: 25P02)
+    _interrupts = 0  # interrupt() calls so far (an int: one store, atomic under the GIL)
 
     def __init__(self, database: str, *, external_access: bool = True) -> None:
         """``external_access=False``: the database instance is locked down (``lock_down``);
@@ -183,6 +187,7 @@ class DuckDBEngine:
         self._dirty = False  # the open transaction ran a statement that may change plans
         # (prepared name, kinds of values) -> the schema of its few rows
         self._shapes: dict[tuple[str, ...], pa.Schema | None] = {}
+        self._scorers: OrderedDict[str, None] = OrderedDict()  # graphs held in the UDF registry
 
     # -- what kept ML plans depend on (see the module docstring) ---------------------------------
 
@@ -383,21 +388,48 @@ class DuckDBEngine:
         self._own += 1
 
     def register_scorer(self, key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
-        _udfs().register_model(key, onnx, inputs)
+        """Holds the graph in the UDF registry (udfs/duckdb_udfs.py) until this engine closes or
+        has registered MAX_SCORERS newer ones."""
+        with self._lock:
+            if key in self._scorers:
+                self._scorers.move_to_end(key)
+                return
+            _udfs().register_model(key, onnx, inputs)
+            self._scorers[key] = None
+            if len(self._scorers) > MAX_SCORERS:
+                oldest, _ = self._scorers.popitem(last=False)
+                _udfs().release_models([oldest])
 
     def interrupt(self) -> None:
+        self._interrupts += 1  # (for a training between queries: see checkpoint)
         if self._closed:
             return  # (a cancel may race with the connection's end: nothing runs any more)
         with contextlib.suppress(duckdb.ConnectionException):  # closed meanwhile
             self.con.interrupt()
+
+    def checkpoint(self) -> Callable[[], None]:
+        """DuckDB's own interrupt only stops a query that runs; a training between queries
+        counts the interrupts that came after it began instead."""
+        began = self._interrupts
+
+        def check() -> None:
+            if self._interrupts != began:
+                raise errors.QueryCanceled("canceling statement due to user request")
+
+        return check
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self.con.close()
+        _udfs().release_models(list(self._scorers))
+        self._scorers.clear()
         if not self.path.startswith(":memory:"):
             _release(self.path)
+        elif self._database != self.path:  # a private :memory: database: gone with its engine
+            with _anchors_lock:
+                _generations.pop(self._database, None)
 
 
 @functools.lru_cache(maxsize=1024)

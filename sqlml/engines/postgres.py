@@ -23,6 +23,7 @@ from sqlml import engines, errors
 from sqlml.engines.base import Result, rows
 from sqlml.engines.pgtypes import COMPOSITES, JSON, JSONB, arrow_type, composite_arrow
 from sqlml.engines.placeholders import to_format
+from sqlml.ml.checkpoints import never
 
 
 def connect_error(e: psycopg2.Error) -> errors.Error:
@@ -247,6 +248,9 @@ class PostgresEngine:
 
     def interrupt(self) -> None:
         self.con.cancel()
+
+    def checkpoint(self) -> Callable[[], None]:
+        return never  # the server trains (sqlml.execute) and checks for a cancel itself
 
     def close(self) -> None:
         self.con.close()

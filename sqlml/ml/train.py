@@ -6,7 +6,9 @@ training rows (features.py), fits the scikit-learn estimator on the preprocessed
 it with skl2onnx and splices it behind sqlml's own preprocessing graph. Before anything is returned
 the whole graph is run by onnxruntime on the evaluation rows and compared with scikit-learn on the
 same rows: a graph that disagrees is refused, so it can never be stored. The evaluation metrics are
-computed from the graph's own outputs: what is reported is what will be served.
+computed from the graph's own outputs: what is reported is what will be served. Between phases (and
+between L-BFGS iterations) ``checkpoint`` is called: a cancelled statement stops there with 57014
+(checkpoints.py).
 
 Classifiers train on class indexes 0..C-1 (the labels in sorted order); the graph's ``label``
 output is that index and the engine maps it back to the label's own type and value.
@@ -32,6 +34,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sqlml import errors
 from sqlml.grammar.statements import Col, OptionValue, TransformItem
 from sqlml.ml import estimator_onnx, features, metrics, models, split
+from sqlml.ml.checkpoints import Checkpoint, never, unwatch, watch
 from sqlml.ml.features import InputColumn, Preprocessor
 from sqlml.ml.graph import ML_OPSET, OPSET, GraphBuilder, finish, splice
 from sqlml.ml.score import Scorer
@@ -86,6 +89,7 @@ def train(
     table: pa.Table,
     transform: Sequence[TransformItem] | None = None,
     progress: Progress | None = None,
+    checkpoint: Checkpoint = never,
 ) -> TrainResult:
     say = progress or (lambda message: None)
     started = time.perf_counter()
@@ -98,11 +102,15 @@ def train(
     transform = feature_transform(transform, label)
     inputs = _inputs(model_type, opts, table, label, transform)
     data_hash = content_hash(table)
+    checkpoint()
     data = _prepare(model_type, opts, table, label, inputs)
     _usable_numbers(data, label)
+    checkpoint()
     n_train = len(data.y) if data.y is not None else table.num_rows
     say(f"training {model_type.name} on {n_train} rows, {len(inputs)} input columns")
-    return _fit(model_type, opts, data, inputs, label, transform, table, data_hash, say, started)
+    return _fit(
+        model_type, opts, data, inputs, label, transform, table, data_hash, say, started, checkpoint
+    )
 
 
 def _fit(
@@ -116,6 +124,7 @@ def _fit(
     data_hash: str,
     say: Progress,
     started: float,
+    checkpoint: Checkpoint = never,
 ) -> TrainResult:
     train_rows = _rows(data, training=True)
     clock = _Clock(data.timings)
@@ -133,6 +142,7 @@ def _fit(
             hint="keep TRANSFORM expressions within a DOUBLE's range",
         )
     clock.lap("preprocess_seconds")
+    checkpoint()
     ctx = models.FitContext(
         n_rows=len(x_train),
         init_centroids=None
@@ -140,11 +150,17 @@ def _fit(
         else pre.matrix(_take(data.raw, data.init_mask)),
     )
     estimator = model_type.build(opts, ctx)
-    info = _fit_estimator(estimator, x_train, _y(data, train_rows), opts, data)
+    watch(estimator, checkpoint)
+    try:
+        info = _fit_estimator(estimator, x_train, _y(data, train_rows), opts, data)
+    finally:
+        unwatch(estimator)
     clock.lap("fit_seconds")
+    checkpoint()
     say(f"fitted in {data.timings['fit_seconds']:.2f}s; converting to ONNX")
     graph = _to_onnx(model_type, estimator, pre)
     clock.lap("convert_seconds")
+    checkpoint()
     check_rows = _rows(data, training=False)
     no_split = isinstance(check_rows, slice)  # evaluation uses the training rows themselves
     raw_check = raw_train if no_split else _take(data.raw, check_rows)
@@ -153,6 +169,7 @@ def _fit(
     outputs = _parity_check(graph, inputs, raw_check, estimator, x_check, model_type.kind)
     result_metrics = _metrics(model_type.kind, outputs, _y(data, check_rows), x_check)
     clock.lap("check_seconds")
+    checkpoint()
     say("checked the ONNX graph against scikit-learn; " + _summary(result_metrics))
     info.update(
         training_rows=_count(train_rows, table.num_rows),

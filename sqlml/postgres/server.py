@@ -166,6 +166,14 @@ class PlpyEngine:
     def interrupt(self) -> None:
         pass
 
+    def checkpoint(self) -> Callable[[], None]:
+        """PL/Python sees a pending cancel (pg_cancel_backend, statement_timeout) only when it
+        calls into the server: a trivial statement through SPI raises the server's own 57014."""
+        return self._check
+
+    def _check(self) -> None:
+        self._spi("SELECT 1", None)
+
     def close(self) -> None:
         pass
 

@@ -62,8 +62,12 @@ class DuckDBBackend:
         self.engine = DuckDBEngine(database, external_access=file_access)
         self.read_only, self.file_access = read_only, file_access
         self.progress: Callable[[str], None] | None = None  # set by the wire session
-        self.session = engine.Session(self.engine, progress=self._progress)
-        self.catalog = Catalog(self.engine.con, database=dbname, user=user)
+        try:
+            self.session = engine.Session(self.engine, progress=self._progress)
+            self.catalog = Catalog(self.engine.con, database=dbname, user=user)
+        except BaseException:  # a failed open must not keep the file open
+            self.engine.close()
+            raise
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Result:
         result = Result(None, -1, "")

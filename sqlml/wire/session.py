@@ -33,7 +33,7 @@ error is our bug: the client gets XX000 with its message and the session goes on
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -56,6 +56,10 @@ log = logging.getLogger(__name__)
 SERVER_VERSION = "15.0"  # what clients adapt their catalog queries to (psql, SQLAlchemy)
 BATCH_ROWS = 8192  # rows per DataRow batch handed to the server to send
 COPY_IN_ROWS = 1 << 16  # COPY FROM rows converted to Arrow and appended at a time
+# Named prepared statements and portals one session may hold (the unnamed ones replace each
+# other): a client that prepares forever without Close gets 53400 and the session goes on.
+MAX_STATEMENTS = 10_000
+MAX_PORTALS = 1_000
 
 
 @dataclass(frozen=True)
@@ -589,6 +593,7 @@ class Session:
             raise errors.from_sqlstate(
                 "42P05", f'prepared statement "{message.name}" already exists'
             )
+        _within_limit(self._statements, message.name, MAX_STATEMENTS, "prepared statements")
         count = max(lexer.parameter_numbers(message.query), default=0)
         declared = message.param_types + (0,) * (count - len(message.param_types))
         self._statements[message.name] = _Statement(message.query, declared)
@@ -603,6 +608,7 @@ class Session:
                 f"bind message supplies {len(message.params)} parameters, but prepared"
                 f" statement requires {len(statement.param_types)}"
             )
+        _within_limit(self._portals, message.portal, MAX_PORTALS, "portals")
         formats = _formats(message.param_formats, len(message.params))
         if any(
             value is not None and not oid and (fmt == 1 or value[:1] == b"{")
@@ -768,6 +774,16 @@ def _error(error: errors.Error) -> bytes:
 
 def _internal(e: Exception) -> errors.Error:
     return errors.InternalError(str(e) or type(e).__name__)
+
+
+def _within_limit(held: Mapping[str, object], name: str, limit: int, what: str) -> None:
+    """A new named entry in ``held`` must leave at most ``limit`` of them (53400)."""
+    if name and name not in held and len(held) - ("" in held) >= limit:
+        raise errors.from_sqlstate(
+            "53400",
+            f"too many {what} in this session ({limit})",
+            hint="close the ones no longer used (the protocol's Close message)",
+        )
 
 
 def _formats(formats: Sequence[int], count: int) -> tuple[int, ...]:
