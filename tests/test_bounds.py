@@ -5,6 +5,7 @@ file open."""
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import subprocess
 import sys
@@ -41,7 +42,8 @@ def test_the_scoring_registry_holds_an_engines_latest_versions_until_it_closes()
         engine = con.session.engine
         assert isinstance(engine, duck.DuckDBEngine)
         for i in range(duck.MAX_SCORERS * 3):  # a long session scores many versions
-            engine.register_scorer(f"version-{i}", b"graph", [])
+            graph = f"graph {i}".encode()  # (keys are the bytes' sha256, checked when registered)
+            engine.register_scorer(hashlib.sha256(graph).hexdigest(), graph, [])
         assert len(set(_registry()) - before) <= duck.MAX_SCORERS
         # the engine registers a version again before a query uses it
         rows = con.execute("SELECT * FROM ML.PREDICT(MODEL m, (SELECT 3.0 AS x))").fetchall()

@@ -30,6 +30,9 @@ from sqlml.wire.server import ServerConfig
 
 ROWS = 10_000
 CANCEL_AFTER = 0.5
+# a PostgreSQL backend's first sqlml statement imports sqlml and scikit-learn before any
+# checkpoint: a cancel then answers after the import (SLOW itself runs over a minute)
+FIRST_LOAD_WITHIN = 30.0
 # SLOW reads its rows in well under 0.5 s, then fits for over a minute (300 L-BFGS iterations
 # over a one-hot column of 1,000 values, each up to about 1 s): a cancel must answer far sooner.
 ANSWER_WITHIN = 4.0
@@ -100,14 +103,17 @@ def _in_process(con: sqlml.Connection) -> Callable[[str], Any]:
     return run
 
 
-def _cancelled(statement: Callable[[], Any], error: type[BaseException]) -> float:
+def _cancelled(
+    statement: Callable[[], Any], error: type[BaseException], within: float | None = None
+) -> float:
     """Runs a statement that must be cancelled (``error``, 57014): the seconds it took."""
+    within = ANSWER_WITHIN if within is None else within
     started = time.monotonic()
     with pytest.raises(error) as raised:
         statement()
     took = time.monotonic() - started
     assert _sqlstate(raised.value) == "57014", raised.value
-    assert took < ANSWER_WITHIN, f"the cancel took {took:.2f}s"
+    assert took < within, f"the cancel took {took:.2f}s"
     return took
 
 
@@ -218,15 +224,11 @@ def _wire_run(connection: Any) -> Callable[[str], Any]:
 def test_the_gateway_statement_timeout_stops_training(
     database: tuple[str, str], gateway: Callable[..., int], request: pytest.FixtureRequest
 ) -> None:
-    if database[0] == "postgres":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="a new backend's first sqlml statement loads sqlml and scikit-learn"
-                " (seconds, no checkpoint) and the gateway's timeout also cancels any statement"
-                " that would load them first, so the 57014 comes only after the import",
-            )
-        )
+    """Over PostgreSQL a new backend's first sqlml statement loads sqlml and scikit-learn
+    (seconds on a busy machine, with no checkpoint inside the import), and the gateway's timeout
+    cancels any statement that would load them first: that first 57014 comes after the import
+    (a documented limit), so it gets the bound of a training cut short (far below the minute
+    the training takes), and the next one, on the loaded backend, the usual bound."""
     port = gateway(statement_timeout=CANCEL_AFTER)
     connection = psycopg2.connect(host="127.0.0.1", port=port, dbname="shop", user="ana")
     connection.autocommit = True
@@ -235,8 +237,9 @@ def test_the_gateway_statement_timeout_stops_training(
         if database[0] == "duckdb":
             run(QUICK)
         before = _state(run)
-        for name in ("slow", "fresh"):
-            _cancelled(lambda n=name: run(SLOW.format(name=n)), psycopg2.Error)
+        first = FIRST_LOAD_WITHIN if database[0] == "postgres" else None
+        for name, within in (("slow", first), ("fresh", None)):
+            _cancelled(lambda n=name: run(SLOW.format(name=n)), psycopg2.Error, within)
             assert _state(run) == before
         assert run("SELECT 5") == 5
     finally:

@@ -39,6 +39,7 @@ from sqlglot import exp
 from sqlml import errors
 from sqlml.engines.pgtypes import COMPOSITES, SQL_NAMES
 from sqlml.engines.postgres import connect_error, map_error
+from sqlml.grammar import lexer
 from sqlml.store import ddl
 
 # import name -> distribution name, for what the server's Python must import
@@ -91,22 +92,9 @@ def modules() -> list[tuple[str, bool, str]]:
 
 
 def _statements(text: str) -> list[str]:
-    """The statements of one of sql/postgres/*.sql: separated by ';' at the end of a line
-    outside ``$sqlml$`` bodies (a plpgsql body has such lines), comment lines dropped."""
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
-    pieces = "\n".join(lines).split("$sqlml$")
-    statements, current = [], ""
-    for i, piece in enumerate(pieces):
-        if i % 2:  # inside a body
-            current += "$sqlml$" + piece + "$sqlml$"
-            continue
-        parts = piece.split(";\n")
-        current += parts[0]
-        for part in parts[1:]:
-            statements.append(current)
-            current = part
-    statements.append(current)
-    return [s.strip() for s in statements if s.strip().rstrip(";")]
+    """The statements of one of sql/postgres/*.sql, as the one lexer splits them (``$sqlml$``
+    bodies and comments kept whole)."""
+    return lexer.split(text)
 
 
 def functions_sql(install_id: str, name: str = "functions.sql") -> list[str]:
