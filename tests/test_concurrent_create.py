@@ -68,12 +68,6 @@ def test_two_duckdb_sessions_create_one_model_at_once(tmp_path: Path, replace: b
         second.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DuckDB detects this conflict at COMMIT (TransactionException 'Failed to commit'),"
-    " mapped to 58000 today: its mapping to 40001 belongs to the DuckDB error mapping by"
-    " exception class (issue 11 point 8)",
-)
 def test_a_conflict_between_open_transactions_is_40001(tmp_path: Path) -> None:
     """Inside explicit transactions the lock ends with the statement: both store version 1 and
     the later COMMIT fails; the model keeps one version."""
@@ -87,6 +81,7 @@ def test_a_conflict_between_open_transactions_is_40001(tmp_path: Path) -> None:
             first.execute("COMMIT")
         assert first.execute("SELECT count(*) FROM sqlml.versions").fetchone() == (1,)
         assert raised.value.sqlstate == "40001"
+        assert not first.session.engine.in_transaction()  # the failed COMMIT ended it
     finally:
         first.close()
         second.close()

@@ -45,6 +45,7 @@ from sqlml.grammar import lexer
 
 # Transaction control as the first word of a statement (the engine tracks whether one is open).
 _TRANSACTION_WORDS = frozenset({"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT"})
+_ENDING = frozenset({"COMMIT", "END", "ROLLBACK", "ABORT"})
 
 # Statements that do not return rows (unless RETURNING makes them), by their first word.
 _COMMANDS = frozenset(
@@ -320,6 +321,10 @@ class DuckDBEngine:
             try:
                 table = self._run(sql, params)
                 self._track_transaction(sql)
+            except errors.Error:
+                if _transaction_word(sql) in _ENDING:  # a failed COMMIT ends it too (rolled back)
+                    self._in_transaction = False
+                raise
             finally:  # (a failed statement changes nothing, but counting it costs a check)
                 self._after(sql, before)
         word = lexer.first_word(sql)
