@@ -310,6 +310,12 @@ class Server:
             transport.abort()
             ours.connection_lost(None)  # TLS's protocol heard of the close, ours did not
             raise
+        if writer.transport is None:
+            # The client left as the handshake ended: CPython 3.11's start_tls then leaves the
+            # writer without a transport, and the writer's __del__ fails on it (an unraisable
+            # AttributeError). Give it back the closed one, and end this login.
+            object.__setattr__(writer, "_transport", transport)
+            raise ConnectionResetError("the client left during the TLS handshake")
 
     @staticmethod
     async def _write(
