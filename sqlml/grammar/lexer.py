@@ -33,6 +33,7 @@ Two ways to walk a text, which agree on every unit:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -241,7 +242,15 @@ def parameter_numbers(sql: str) -> list[int]:
 def wrapped_query(sql: str) -> tuple[int, int]:
     """Where the query inside DECLARE ... CURSOR FOR, EXPLAIN or COPY (...) TO starts and ends
     (psycopg's server-side cursors DECLARE one; EXPLAIN shows the plan of the SQL that runs):
-    the query is rendered, the wrapping kept."""
+    the query is rendered, the wrapping kept. (Kept for short texts: the gateway asks it for
+    every ML query it renders, the same text again and again.)"""
+    if first_word(sql) not in ("DECLARE", "EXPLAIN", "COPY"):
+        return 0, len(sql)
+    return _wrapped(sql) if len(sql) <= 1 << 14 else _wrapped.__wrapped__(sql)
+
+
+@functools.lru_cache(maxsize=256)
+def _wrapped(sql: str) -> tuple[int, int]:
     found = [t for t in tokens(sql) if t.kind != COMMENT]
     texts = [t.text(sql).upper() for t in found]
     first = texts[0] if texts else ""

@@ -12,6 +12,7 @@ string and ``-- model`` in a comment are plain SQL.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from sqlml.grammar import lexer, nodes
@@ -33,6 +34,16 @@ def is_ml(sql: str) -> bool:
     lowered = sql.lower()
     if "model" not in lowered and "ml" not in lowered:
         return False
+    if len(sql) <= _CACHED_TEXT:  # (a front door asks again for the same text: the proxy's
+        return _tokens_are_ml(sql)  # message check, its statement loop, the engine, the parser)
+    return _tokens_are_ml.__wrapped__(sql)
+
+
+_CACHED_TEXT = 1 << 14  # statements up to this many characters have their answer kept
+
+
+@functools.lru_cache(maxsize=512)
+def _tokens_are_ml(sql: str) -> bool:
     tokens = [t for t in lexer.tokens(sql) if t.kind != lexer.COMMENT]
     texts = [t.text(sql).upper() if t.kind == lexer.WORD else t.text(sql) for t in tokens]
     starts = [0] + [i + 1 for i, t in enumerate(tokens) if t.kind == lexer.SEMICOLON]
