@@ -175,8 +175,6 @@ class Server:
         finally:
             self.sessions.pop(process_id, None)
             slot.close()
-            if task is not None:
-                self._tasks.discard(task)
             try:
                 await asyncio.get_running_loop().run_in_executor(self._pool, session.close)
             except RuntimeError:  # the pool is shut down: the server is closing
@@ -186,6 +184,8 @@ class Server:
                 await links.upstream.wait_closed()
             writer.close()
             await self._closed(writer, client)
+            if task is not None:  # (last: aclose waits for the task until its socket is closed)
+                self._tasks.discard(task)
 
     @staticmethod
     async def _closed(writer: asyncio.StreamWriter, client: _ClientProtocol) -> None:
@@ -306,16 +306,17 @@ class Server:
             await writer.start_tls(
                 self._tls, ssl_handshake_timeout=min(self.config.authentication_timeout, 60.0)
             )
-        except BaseException:
+        except BaseException as e:
             transport.abort()
             ours.connection_lost(None)  # TLS's protocol heard of the close, ours did not
+            if writer.transport is None:
+                # The client closed its socket during the handshake: CPython 3.11's start_tls
+                # then sets the writer's transport to None and fails on it (AttributeError),
+                # and the writer's __del__ fails again later (an unraisable error). Give the
+                # writer back its closed transport, and end this login as a lost connection.
+                object.__setattr__(writer, "_transport", transport)
+                raise ConnectionResetError("the client left during the TLS handshake") from e
             raise
-        if writer.transport is None:
-            # The client left as the handshake ended: CPython 3.11's start_tls then leaves the
-            # writer without a transport, and the writer's __del__ fails on it (an unraisable
-            # AttributeError). Give it back the closed one, and end this login.
-            object.__setattr__(writer, "_transport", transport)
-            raise ConnectionResetError("the client left during the TLS handshake")
 
     @staticmethod
     async def _write(
