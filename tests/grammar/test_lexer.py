@@ -10,6 +10,17 @@ from hypothesis import strategies as st
 from sqlml.engines import placeholders
 from sqlml.grammar import lexer
 
+# the kinds units() yields
+UNITS = {
+    lexer.STRING,
+    lexer.NAME,
+    lexer.DOLLAR,
+    lexer.COMMENT,
+    lexer.PARAM,
+    lexer.QMARK,
+    lexer.SEMICOLON,
+}
+
 # (text, [(kind, text, closed)]): every token, white space left out
 GOLDEN = [
     ("SELECT 1", [("word", "SELECT"), ("number", "1")]),
@@ -86,16 +97,7 @@ def test_tokens(sql: str, rows: list[tuple[str, ...]]) -> None:
 
 @pytest.mark.parametrize(("sql", "rows"), GOLDEN, ids=[g[0] for g in GOLDEN])
 def test_units_agree_with_tokens(sql: str, rows: list[tuple[str, ...]]) -> None:
-    kinds = {
-        lexer.STRING,
-        lexer.NAME,
-        lexer.DOLLAR,
-        lexer.COMMENT,
-        lexer.PARAM,
-        lexer.QMARK,
-        lexer.SEMICOLON,
-    }
-    every = [t for t in lexer.tokens(sql) if t.kind in kinds]
+    every = [t for t in lexer.tokens(sql) if t.kind in UNITS]
     assert list(lexer.units(sql)) == every
 
 
@@ -108,16 +110,7 @@ _PIECES = st.sampled_from(
 @settings(max_examples=400, deadline=None)
 @given(st.lists(_PIECES, max_size=30).map("".join))
 def test_units_agree_with_tokens_on_any_text(sql: str) -> None:
-    kinds = {
-        lexer.STRING,
-        lexer.NAME,
-        lexer.DOLLAR,
-        lexer.COMMENT,
-        lexer.PARAM,
-        lexer.QMARK,
-        lexer.SEMICOLON,
-    }
-    assert list(lexer.units(sql)) == [t for t in lexer.tokens(sql) if t.kind in kinds]
+    assert list(lexer.units(sql)) == [t for t in lexer.tokens(sql) if t.kind in UNITS]
     position = 0  # the tokens cover the text, in order, with only white space between them
     for token in lexer.tokens(sql):
         assert sql[position : token.start].strip() == ""
@@ -130,16 +123,7 @@ def test_units_scan_in_windows(monkeypatch: pytest.MonkeyPatch) -> None:
     """A unit across a window's edge is found whole (the windows bound each search call)."""
     monkeypatch.setattr(lexer, "WINDOW", 8)
     sql = "SELECT 1234567, 'a;b', $tag$ x $tag$, E'\\'', $12 -- c\n; SELECT ?"
-    kinds = {
-        lexer.STRING,
-        lexer.NAME,
-        lexer.DOLLAR,
-        lexer.COMMENT,
-        lexer.PARAM,
-        lexer.QMARK,
-        lexer.SEMICOLON,
-    }
-    assert list(lexer.units(sql)) == [t for t in lexer.tokens(sql) if t.kind in kinds]
+    assert list(lexer.units(sql)) == [t for t in lexer.tokens(sql) if t.kind in UNITS]
 
 
 @pytest.mark.parametrize(
