@@ -210,12 +210,42 @@ def test_cancel_reaches_the_server_and_the_session_goes_on(proxy: dict[str, obje
         assert con.execute("SELECT 'still here'").fetchone() == ("still here",)
 
 
-def _logged_in(port: int) -> tuple[socket.socket, Callable[[type], list[Any]]]:
+def _logged_in(
+    port: int, receive_buffer: int | None = None
+) -> tuple[socket.socket, Callable[[type], list[Any]]]:
     client = socket.create_connection(("127.0.0.1", port), timeout=20)
+    if receive_buffer is not None:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     client.sendall(p.StartupMessage({"user": "ana", "database": "shop"}).encode())
     read = message_reader(client)
     read(p.ReadyForQuery)
     return client, read
+
+
+def test_a_client_that_stops_reading_plain_sql_is_cut_off(pg_database: str) -> None:
+    """Plain SQL's answers are relayed on the event loop, not by a worker: a client that
+    stops reading them is still cut off after the write timeout, and its slot and its server
+    backend are freed."""
+    config = ServerConfig(port=0, max_connections=1, write_timeout=1.0)
+    with serving(config, *gateway_parts("postgres", pg_database)) as port:
+        greedy, _ = _logged_in(port, receive_buffer=4096)
+        big = "SELECT repeat('x', 1000) AS pad FROM generate_series(1, 200000)"  # ~200 MB
+        greedy.sendall(p.Query(big).encode())  # and never read
+        time.sleep(0.5)
+        started = time.monotonic()
+        for _ in range(200):  # the only slot is free within the write timeout
+            with contextlib.suppress(psycopg2.OperationalError):
+                con = psycopg2.connect(host="127.0.0.1", port=port, dbname="shop", user="ana")
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("a client that does not read kept its slot")
+        assert time.monotonic() - started < 8
+        with con.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+        con.close()
+        greedy.close()
 
 
 def test_plain_and_ml_messages_sent_without_waiting_keep_their_order(

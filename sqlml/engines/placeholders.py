@@ -11,6 +11,7 @@ the values put in the order the markers appear (:func:`to_format`).
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -61,6 +62,25 @@ def to_format(sql: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
     if count != len(params):
         raise miscount(count, len(params))
     return text, [params[n - 1] for n in order] if order else list(params)
+
+
+def format_to_numbered(sql: str) -> str:
+    """psycopg2's ``%s`` markers (sqlml's own statements, see :func:`to_format`) as ``$1, $2,
+    ...`` in text order, for PL/Python's ``plpy.prepare``; a ``%s`` inside a string, a quoted
+    name or a comment is text, not a marker."""
+    if "%s" not in sql:
+        return sql
+    found = list(lexer.tokens(sql))
+    markers = [
+        lexer.Token(lexer.PARAM, op.start, word.end)
+        for op, word in itertools.pairwise(found)
+        if op.kind == lexer.OP
+        and op.text(sql) == "%"
+        and word.kind == lexer.WORD
+        and word.text(sql) == "s"
+        and word.start == op.end
+    ]
+    return lexer.replace(sql, ((t, f"${n}") for n, t in enumerate(markers, 1)))
 
 
 def miscount(wanted: int, given: int) -> errors.Error:

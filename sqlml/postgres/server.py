@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ from sqlglot import exp
 
 from sqlml import errors, scoring
 from sqlml.engine import Session, _parse_query, zero_rows
+from sqlml.engines import placeholders
 from sqlml.engines.base import Result
 from sqlml.engines.pgtypes import arrow_type, decode_array, feed_cast
 from sqlml.grammar.statements import CreateModel, DropModel, ModelRef, Query
@@ -34,7 +34,6 @@ from sqlml.postgres import privileges
 from sqlml.store import ModelVersion
 
 CHUNK_ROWS = 65536
-_PARAMS = re.compile(r"%s")
 # Python value -> the SQL type of a parameter (plpy.prepare needs them).
 _PARAM_TYPES: list[tuple[type, str]] = [
     (bool, "boolean"),
@@ -85,8 +84,7 @@ class PlpyEngine:
             key = (sql, types)
             plan = self._plans.get(key)
             if plan is None:
-                numbered = iter(range(1, len(types) + 1))
-                text = _PARAMS.sub(lambda _: f"${next(numbered)}", sql)
+                text = placeholders.format_to_numbered(sql)
                 plan = self._plans[key] = self.plpy.prepare(text, list(types))
             return self.plpy.execute(plan, list(params))
         except self.plpy.SPIError as e:

@@ -62,7 +62,7 @@ import sqlml
 from sqlml import errors
 from sqlml.engines.duckdb import map_error
 from sqlml.grammar import lexer
-from sqlml.wire import catalog_macros, catalog_rewrite, catalog_sql, infer
+from sqlml.wire import catalog_grammar, catalog_macros, catalog_rewrite, catalog_sql, infer
 
 SERVER_VERSION = "15.0"  # as the wire session reports it; version() names sqlml and DuckDB
 SERVER_VERSION_NUM = "150000"
@@ -394,54 +394,16 @@ _RELATIONS = """
 
 # -- session statements, by first word -------------------------------------------------------------
 
-_NAME = r'(?P<name>"(?:[^"]|"")+"|[A-Za-z_][A-Za-z_0-9$.]*)'
-_SET = re.compile(
-    r"(?:(?:SESSION|LOCAL)\s+)?(?:" + _NAME + r"\s*(?:=|\bTO\b)\s*(?P<value>.*?)"
-    r"|(?P<zone>TIME\s+ZONE)\s+(?P<zone_value>.*?)"
-    r"|(?P<names>NAMES)\s+(?P<names_value>.*?)|(?P<schema>SCHEMA)\s+(?P<schema_value>.*?))\s*\Z",
-    re.IGNORECASE | re.DOTALL,
-)
-_SET_NOOP = re.compile(
-    r"(?:(?:SESSION|LOCAL)\s+)?(?:TRANSACTION\b|SESSION\s+CHARACTERISTICS\b|ROLE\b"
-    r"|SESSION\s+AUTHORIZATION\b|CONSTRAINTS\b)",
-    re.IGNORECASE,
-)
-_TRANSACTION_WORDS = re.compile(r"(?:WORK|TRANSACTION)?\s*\Z", re.IGNORECASE)
-_CHAIN = re.compile(r"(?:WORK|TRANSACTION)?\s*(?:AND\s+(?P<no>NO\s+)?CHAIN)?\s*\Z", re.IGNORECASE)
-_ROLLBACK_TO = re.compile(r"(?:WORK|TRANSACTION)?\s*TO\b", re.IGNORECASE)
-_DECLARE = re.compile(
-    _NAME + r"\s+(?:(?:BINARY|ASENSITIVE|INSENSITIVE|SCROLL|NO\s+SCROLL)\s+)*CURSOR\s+"
-    r"(?:(?:WITH|WITHOUT)\s+HOLD\s+)?FOR\s+(?P<query>.*)\Z",
-    re.IGNORECASE | re.DOTALL,
-)
-_FETCH = re.compile(
-    r"(?:(?P<direction>NEXT|FORWARD\s+ALL|FORWARD\s+\d+|FORWARD|ALL|\d+|FIRST|PRIOR|LAST"
-    r"|ABSOLUTE\s+-?\d+|RELATIVE\s+-?\d+|BACKWARD(?:\s+(?:ALL|\d+))?|-\d+)\s+)?"
-    r"(?:(?:FROM|IN)\s+)?" + _NAME + r"\s*\Z",
-    re.IGNORECASE,
-)
-
 
 def _handle_set(catalog: Catalog, rest: str) -> str | None:
-    if _SET_NOOP.match(rest):
-        return NOOP
-    found = _SET.match(rest)
-    if found is None:
-        return None
-    name, value = _set_target(found)
+    found = catalog_grammar.set_statement(rest)
+    if found is None or isinstance(found, str):  # (the string: catalog_grammar.NOOP)
+        return None if found is None else NOOP
+    name, value = found
+    name = _unquote_name(name)
     if name.lower() not in _CANONICAL and name.lower() not in _DUCKDB_OWNED:
         return None  # DuckDB's own setting, or an error DuckDB reports
     return catalog._set(name, _setting_value(value))
-
-
-def _set_target(found: re.Match[str]) -> tuple[str, str]:
-    if found.group("zone"):
-        return "TimeZone", found.group("zone_value")
-    if found.group("names"):
-        return "client_encoding", found.group("names_value")
-    if found.group("schema"):
-        return "search_path", found.group("schema_value")
-    return _unquote_name(found.group("name")), found.group("value")
 
 
 def _setting_value(text: str) -> str | None:
@@ -490,7 +452,7 @@ def _handle_show(catalog: Catalog, rest: str) -> str | None:
 
 def _handle_begin(catalog: Catalog, rest: str) -> str | None:
     catalog._transaction(opened=True, kept=True)
-    if _TRANSACTION_WORDS.fullmatch(rest):
+    if catalog_grammar.only_transaction_words(rest):
         return None  # DuckDB's own BEGIN [TRANSACTION]
     words = [t.text(rest).upper() for t in lexer.tokens(rest) if t.kind == lexer.WORD]
     read_only = any(w == "READ" and n == "ONLY" for w, n in itertools.pairwise(words))
@@ -498,27 +460,27 @@ def _handle_begin(catalog: Catalog, rest: str) -> str | None:
 
 
 def _handle_start(catalog: Catalog, rest: str) -> str | None:
-    if not rest.upper().startswith("TRANSACTION"):
+    if not catalog_grammar.starts_with(rest, "TRANSACTION"):
         return None
-    return _handle_begin(catalog, rest[len("TRANSACTION") :].strip()) or "BEGIN TRANSACTION"
+    return _handle_begin(catalog, catalog_grammar.after_first(rest)) or "BEGIN TRANSACTION"
 
 
 def _handle_commit(catalog: Catalog, rest: str) -> str | None:
-    if rest.upper().startswith("PREPARED"):
+    if catalog_grammar.starts_with(rest, "PREPARED"):
         return None
-    chain = _CHAIN.fullmatch(rest)
+    chain = catalog_grammar.commit_chain(rest)
     if chain is None:
         return None
-    if rest and chain.group("no") is None and "CHAIN" in rest.upper():
+    if chain.chain:
         raise errors.FeatureNotSupported("COMMIT AND CHAIN is not supported")
     catalog._transaction(opened=False, kept=True)
     return "COMMIT"
 
 
 def _handle_rollback(catalog: Catalog, rest: str) -> str | None:
-    if rest.upper().startswith("PREPARED"):
+    if catalog_grammar.starts_with(rest, "PREPARED"):
         return None
-    if _ROLLBACK_TO.match(rest):
+    if catalog_grammar.rollback_to(rest):
         raise errors.FeatureNotSupported("ROLLBACK TO SAVEPOINT is not supported (DuckDB)")
     catalog._transaction(opened=False, kept=False)
     return "ROLLBACK"
@@ -529,18 +491,19 @@ def _handle_savepoint(catalog: Catalog, rest: str) -> str | None:
 
 
 def _handle_declare(catalog: Catalog, rest: str) -> str | None:
-    found = _DECLARE.match(rest)
+    found = catalog_grammar.declare(rest)
     if found is None:
         return None
-    return catalog._declare(_unquote_name(found.group("name")), found.group("query"))
+    name, query = found
+    return catalog._declare(_unquote_name(name), query)
 
 
 def _handle_fetch(catalog: Catalog, rest: str, move: bool = False) -> str | None:
-    found = _FETCH.match(rest)
+    found = catalog_grammar.fetch(rest)
     if found is None:
         return None
-    count = _fetch_count((found.group("direction") or "NEXT").upper())
-    return catalog._fetch(_unquote_name(found.group("name")), count, move)
+    direction, name = found
+    return catalog._fetch(_unquote_name(name), _fetch_count(direction), move)
 
 
 def _fetch_count(direction: str) -> int | None:

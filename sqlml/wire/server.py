@@ -158,7 +158,7 @@ class Server:
             secrets.randbits(31),
             send=outbox.send,
         )
-        links = _Links(loop, writer, session, client, self._sockets)
+        links = _Links(loop, writer, session, client, self._sockets, self.config.write_timeout)
         session.attach = links.attach
         try:
             self.sessions[process_id] = session
@@ -468,9 +468,11 @@ class _Links:
         session: Session,
         client_protocol: _ClientProtocol,
         sockets: _Sockets,
+        write_timeout: float | None = None,
     ) -> None:
         self.loop, self.client, self.session = loop, client, session
         self.client_protocol, self.sockets = client_protocol, sockets
+        self.write_timeout = write_timeout
         self.upstream: _Upstream | None = None
 
     def _fast(self, data: bytes) -> bool:
@@ -486,7 +488,9 @@ class _Links:
     def attach(
         self, sock: socket.socket, context: ssl.SSLContext | None, hostname: str, frames: Frames
     ) -> _Upstream:
-        upstream = _Upstream(self.loop, self.client, self.session.answer, frames, self.sockets)
+        upstream = _Upstream(
+            self.loop, self.client, self.session.answer, frames, self.sockets, self.write_timeout
+        )
 
         async def connect() -> None:
             try:
@@ -515,7 +519,9 @@ class _Upstream(asyncio.Protocol):
     books (``Session.answer``): with ``Session.forward_fast`` the client's plain SQL and its
     answers never leave the loop, which is what makes a proxied OLTP round trip cheap
     (benchmarks/RESULTS.md). Back-pressure both ways: the client's writes wait while the server
-    does not read; the server is not read while the client's buffer or the queue is full."""
+    does not read; the server is not read while the client's buffer or the queue is full. A
+    client that leaves a full buffer unread for ``write_timeout`` seconds is cut off, as on the
+    worker path (Server._write): its slot and the server's backend are freed."""
 
     def __init__(
         self,
@@ -524,9 +530,10 @@ class _Upstream(asyncio.Protocol):
         answer: Callable[[bytes, list[tuple[int, int, int]]], bytes],
         frames: Frames,
         sockets: _Sockets,
+        write_timeout: float | None = None,
     ) -> None:
         self.loop, self.client, self.answer, self.frames = loop, client, answer, frames
-        self.sockets = sockets
+        self.sockets, self.write_timeout = sockets, write_timeout
         self.transport: asyncio.Transport | None = None
         self.worker = True  # who reads the server's bytes: a worker thread, or the loop
         self.lost = False
@@ -609,8 +616,13 @@ class _Upstream(asyncio.Protocol):
         self.transport.pause_reading()
 
         async def drain() -> None:
-            with contextlib.suppress(ConnectionError, ssl.SSLError):
-                await self.client.drain()
+            try:
+                with contextlib.suppress(ConnectionError, ssl.SSLError):
+                    await asyncio.wait_for(self.client.drain(), self.write_timeout)
+            except TimeoutError:
+                log.warning("a client read nothing for %s s: disconnected", self.write_timeout)
+                self.client.transport.abort()  # (the session ends and closes the server's socket)
+                return
             self._draining = False
             if self.transport is not None and not self.lost:
                 self.transport.resume_reading()

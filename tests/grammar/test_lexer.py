@@ -183,6 +183,15 @@ def test_qmarks_are_numbered_outside_strings() -> None:
     )
 
 
+def test_format_markers_are_numbered_outside_strings() -> None:
+    """PL/Python's plans take $n: sqlml's own %s markers are numbered, a %s in a string, a
+    quoted name or a comment is left as written."""
+    sql = "SELECT %s, '%s', \"%s\", E'\\'%s', %s -- %s\n, x%st, $q$%s$q$"
+    assert placeholders.format_to_numbered(sql) == (
+        "SELECT $1, '%s', \"%s\", E'\\'%s', $2 -- %s\n, x%st, $q$%s$q$"
+    )
+
+
 def test_split_keeps_units_whole() -> None:
     script = "SELECT E'a\\';b'; SELECT $x$;$x$; /* ; */ SELECT 3 -- ;\n;"
     assert lexer.split(script) == ["SELECT E'a\\';b'", "SELECT $x$;$x$", "/* ; */ SELECT 3 -- ;"]
