@@ -143,6 +143,59 @@ def test_cancel_from_another_thread_stops_training_on_duckdb(duckdb_database: st
         con.close()
 
 
+def test_kmeans_checks_between_lloyd_iterations_and_fits_the_same_model() -> None:
+    """KMeans has no callback API: sqlml wraps its per-iteration step (ml/checkpoints.py). The
+    hook must exist in the pinned scikit-learn, be called once per iteration, stop the fit
+    when the checkpoint raises, and leave the fitted model exactly as without it."""
+    import numpy as np
+    from sklearn.cluster import KMeans
+
+    from sqlml import errors
+    from sqlml.ml import checkpoints
+
+    assert checkpoints._install_kmeans_hook()
+    x = np.random.default_rng(0).random((5_000, 6))
+
+    def kmeans() -> KMeans:
+        return KMeans(8, init="random", n_init=1, max_iter=200, tol=0.0, random_state=0)
+
+    plain = kmeans().fit(x)
+    calls = 0
+
+    def count() -> None:
+        nonlocal calls
+        calls += 1
+
+    watched = kmeans()
+    checkpoints.watch(watched, count)
+    try:
+        watched.fit(x)
+    finally:
+        checkpoints.unwatch(watched)
+    assert watched.n_iter_ == plain.n_iter_ > 5
+    assert calls >= watched.n_iter_
+    np.testing.assert_array_equal(watched.cluster_centers_, plain.cluster_centers_)
+    np.testing.assert_array_equal(watched.labels_, plain.labels_)
+
+    def cancel_at_the_third() -> None:
+        count()
+        if calls >= 3:
+            raise errors.QueryCanceled("canceling statement due to user request")
+
+    calls = 0
+    stopped = kmeans()
+    checkpoints.watch(stopped, cancel_at_the_third)
+    try:
+        with pytest.raises(errors.QueryCanceled):
+            stopped.fit(x)
+    finally:
+        checkpoints.unwatch(stopped)
+    assert calls == 3
+    other = kmeans()
+    other.fit(x)  # another fit in this thread, unwatched, sees no checkpoint
+    assert other.n_iter_ == plain.n_iter_
+
+
 def test_cancel_in_a_transaction_stores_nothing_and_the_transaction_goes_on(
     duckdb_database: str,
 ) -> None:

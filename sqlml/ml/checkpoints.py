@@ -7,22 +7,31 @@ after preprocessing, after the fit, after the ONNX conversion and after the pari
 engine path calls it once more just before the store write. A checkpoint raises
 ``QueryCanceled`` (57014) once the statement was cancelled, so nothing is stored.
 
-Inside the fit, a checkpoint runs between solver iterations only where scikit-learn offers a
-hook that leaves the result unchanged: its callback API (``sklearn.callback``, new in 1.9),
-which ``LogisticRegression(solver='lbfgs')`` supports: scipy's L-BFGS calls it after every
-iteration and an exception raised there ends ``minimize``. The callbacks only observe; the
-fitted model is the same with or without them. The other estimators are one step each:
-- ``KMeans`` runs its Lloyd iterations in Cython with no hook;
-- ``SGDClassifier``/``SGDRegressor`` run all epochs in one Cython call (``partial_fit`` per
-  epoch would change the learning-rate schedule and the stopping rule, so the model);
-- ``saga``, ``ElasticNet``'s coordinate descent, ``Ridge`` and ``LinearRegression`` have no
-  per-iteration hook either (scipy's ``minimize(callback=...)`` is only reachable through the
-  lbfgs path above).
+Inside the fit, a checkpoint runs between solver iterations where scikit-learn lets us call
+it without changing the result:
+- ``LogisticRegression(solver='lbfgs')``: scikit-learn's callback API (``sklearn.callback``,
+  new in 1.9); scipy's L-BFGS calls it after every iteration and an exception raised there
+  ends ``minimize``. The callbacks only observe.
+- ``KMeans``: its Lloyd loop is Python calling one Cython function per iteration
+  (``sklearn.cluster._kmeans.lloyd_iter_chunked_dense`` and ``_sparse``, looked up as module
+  globals on each fit). ``_install_kmeans_hook`` wraps them once with a pass-through that first
+  calls the checkpoint of the training running in this thread (a thread-local: other threads'
+  fits see none); the arguments and results are untouched, so the model is the same. This is a
+  private name of scikit-learn: the version is pinned below the next minor, and a test fails if
+  the hook is gone (tests/test_cancel.py).
+The other estimators are one compiled call each and have no hook:
+- ``SGDClassifier``/``SGDRegressor`` (``optimize_strategy = 'BATCH_GRADIENT_DESCENT'``) run all
+  epochs in one Cython call (``partial_fit`` per epoch would change the learning-rate schedule
+  and the stopping rule, so the model);
+- ``saga`` and ``ElasticNet``'s coordinate descent (``l1_reg > 0``); ``Ridge`` and
+  ``LinearRegression`` solve in one step.
 For those a cancel takes effect at the checkpoint after the fit.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -57,13 +66,18 @@ class _Stopper:
 
 def watch(estimator: Any, checkpoint: Checkpoint) -> None:
     """Makes ``estimator``'s fit call ``checkpoint`` between iterations, where it can."""
-    if checkpoint is not never:
-        _set(estimator, _Stopper(checkpoint))
+    if checkpoint is never:
+        return
+    _set(estimator, _Stopper(checkpoint))
+    if _is_kmeans(estimator):
+        _install_kmeans_hook()
+        _this_thread.checkpoint = checkpoint
 
 
 def unwatch(estimator: Any) -> None:
     """Drops the callback again: a fitted estimator keeps no reference to the session."""
     _set(estimator)
+    _this_thread.checkpoint = None
 
 
 def _set(estimator: Any, *callbacks: _Stopper) -> None:
@@ -73,3 +87,45 @@ def _set(estimator: Any, *callbacks: _Stopper) -> None:
         # (LogisticRegression with another solver than lbfgs warns that it ignores them)
         warnings.simplefilter("ignore", UserWarning)
         estimator.set_callbacks(*callbacks)
+
+
+# -- KMeans: between Lloyd iterations ------------------------------------------------------------
+
+_this_thread = threading.local()  # .checkpoint: the checkpoint of the fit running in this thread
+_KMEANS_STEPS = ("lloyd_iter_chunked_dense", "lloyd_iter_chunked_sparse")
+_hook_lock = threading.Lock()
+
+
+def _is_kmeans(estimator: Any) -> bool:
+    from sklearn.cluster import KMeans
+
+    return isinstance(estimator, KMeans)
+
+
+def _install_kmeans_hook() -> bool:
+    """Wraps KMeans's per-iteration functions (once per process); False if this scikit-learn
+    has none of them (a cancel then waits for the fit's end)."""
+    from sklearn.cluster import _kmeans
+
+    with _hook_lock:
+        found = False
+        for name in _KMEANS_STEPS:
+            step = getattr(_kmeans, name, None)
+            if step is None:
+                continue
+            found = True
+            if not getattr(step, "_sqlml_checked", False):
+                setattr(_kmeans, name, _checked(step))
+        return found
+
+
+def _checked(step: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(step)
+    def iteration(*args: Any, **kwargs: Any) -> Any:
+        checkpoint = getattr(_this_thread, "checkpoint", None)
+        if checkpoint is not None:
+            checkpoint()
+        return step(*args, **kwargs)
+
+    iteration._sqlml_checked = True  # type: ignore[attr-defined]
+    return iteration
