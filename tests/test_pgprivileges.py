@@ -325,6 +325,55 @@ def test_reinstall_applies_the_privileges_to_an_older_install(roles: Roles) -> N
         admin.close()
 
 
+def test_python_path_that_others_can_write_is_refused(pg_database: str) -> None:
+    """A python_path folder is put first on the server's sys.path: if others than root and the
+    server can write it, or a parent of it without the sticky bit, or (checked by install) any
+    file under it, a planted module would run as the server. 42501 at install and at the
+    first sqlml call of a backend."""
+    import json
+    import shutil
+    import tempfile
+
+    from sqlml.postgres.install import Installer
+
+    parent = tempfile.mkdtemp(prefix="sqlml-open-", dir="/tmp")
+    try:
+        deps = os.path.join(parent, "deps")
+        os.mkdir(deps, 0o755)
+        os.chmod(parent, 0o777)  # anyone may rename deps and put another in its place
+        admin = psycopg2.connect(pg_database)
+        admin.autocommit = True
+        _run(
+            admin,
+            "UPDATE sqlml.store_info SET value = %s WHERE key = 'python_path'",
+            [json.dumps([deps, pgcluster.pydeps_folder()])],
+        )
+        fresh = psycopg2.connect(pg_database)  # a new backend runs the bootstrap
+        error = _fails(fresh, "SELECT sqlml.version()")
+        assert (error.pgcode, parent in str(error)) == ("42501", True)
+        fresh.close()
+        os.chmod(parent, 0o1777)  # as /tmp: no one renames what is not theirs
+        fresh = psycopg2.connect(pg_database)
+        assert _run(fresh, "SELECT sqlml.version()") == [(sqlml.__version__,)]
+        fresh.close()
+        planted = os.path.join(deps, "sub")
+        os.mkdir(planted)
+        with open(os.path.join(planted, "evil.py"), "w") as file:
+            file.write("")
+        os.chmod(os.path.join(planted, "evil.py"), 0o666)
+        installer = Installer(pg_database)
+        try:
+            with pytest.raises(errors.Error) as refused:
+                installer.install([deps, pgcluster.pydeps_folder()])
+        finally:
+            installer.close()
+        assert refused.value.sqlstate == "42501"
+        assert "evil.py" in refused.value.message
+        admin.close()
+    finally:
+        shutil.rmtree(parent)
+
+
 def test_errors_from_plpython_have_no_prefix_and_no_none_fields(pg_database: str) -> None:
     con = psycopg2.connect(pg_database)
     con.autocommit = True

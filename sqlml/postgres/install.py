@@ -59,7 +59,36 @@ Echo = Callable[[str], None]
 _PROBE = """
 CREATE FUNCTION pg_temp.sqlml_probe(path text[], modules text[]) RETURNS text
 LANGUAGE plpython3u AS $probe$
-import importlib, json, platform, sys
+import importlib, json, os, platform, stat, sys
+
+# paths in and under entry (and its parents) that others than root and the server's OS user
+# can change: a module planted there would run as the server
+def writable_by_others(entry, most=5):
+    me, found = os.geteuid(), []
+
+    def unsafe(info, parent=False):
+        if info.st_uid not in (0, me):
+            return True
+        sticky = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+        return bool(info.st_mode & 0o022) and not (parent and sticky)
+
+    if not os.path.isdir(entry):
+        return found
+    folder = os.path.dirname(os.path.abspath(entry))
+    while True:
+        if unsafe(os.stat(folder), parent=True):
+            found.append(folder)
+        if folder == os.path.dirname(folder):
+            break
+        folder = os.path.dirname(folder)
+    for root, dirs, files in os.walk(entry):
+        for name in [""] + dirs + files:
+            path = os.path.join(root, name) if name else root
+            if len(found) < most and unsafe(os.lstat(path)) and not os.path.islink(path):
+                found.append(path)
+    return found[:most]
+
+unsafe = [p for entry in (path or []) for p in writable_by_others(entry)]
 for entry in reversed(path or []):
     if entry not in sys.path:
         sys.path.insert(0, entry)
@@ -72,7 +101,7 @@ for name in modules:
     except Exception as e:
         missing[name] = f"{type(e).__name__}: {e}"
 return json.dumps({"python": platform.python_version(), "machine": platform.machine(),
-                   "found": found, "missing": missing})
+                   "found": found, "missing": missing, "writable_by_others": unsafe})
 $probe$
 """
 
@@ -174,6 +203,8 @@ class Installer:
         if found["missing"] and install_deps:
             self._install_deps(found, python_path)
             found = self.probe(python_path)
+        if found["writable_by_others"]:
+            raise _writable(found["writable_by_others"])
         if found["missing"]:
             raise _missing(found, python_path)
         self.echo(f"server Python {found['python']}: every dependency imports")
@@ -307,6 +338,15 @@ def _pip_hint(python_path: list[str]) -> str:
     return (
         f"on the server's machine, with the server's Python: python3 -m pip install --target"
         f" {target} {' '.join(pins())}; then: sqlml install --python-path {target}"
+    )
+
+
+def _writable(paths: list[str]) -> errors.Error:
+    return errors.InsufficientPrivilege(
+        "the python_path holds files or folders that others than root and the server's OS user"
+        " can write (the extension would run code from them): " + ", ".join(paths),
+        hint="chown -R root and chmod -R go-w them (a parent folder may be world-writable only"
+        " with the sticky bit, as /tmp)",
     )
 
 

@@ -45,12 +45,23 @@ if GD.get("sqlml_install_id") != "SQLML_INSTALL_ID":
                 found = os.stat(entry)
             except OSError:
                 continue  # a folder that does not exist is not put on the path
-            if found.st_uid not in (0, os.geteuid()) or found.st_mode & 0o022:
-                plpy.error(
-                    f"python_path folder {entry} is writable by others than root and the server",
-                    hint=f"chown root {entry}; chmod go-w {entry}",
-                    sqlstate="42501",
-                )
+            # The folder and its parents (a parent may be world-writable with the sticky bit,
+            # as /tmp: no one can then rename what is not theirs). What is under the folder is
+            # checked by `sqlml install` (a walk of every file: too slow for every backend).
+            folder, parent = entry, False
+            while True:
+                info = found if not parent else os.stat(folder)
+                sticky = parent and info.st_mode & 0o1000
+                if info.st_uid not in (0, os.geteuid()) or (info.st_mode & 0o022 and not sticky):
+                    plpy.error(
+                        f"python_path folder {folder} is writable by others than root and the"
+                        " server",
+                        hint=f"chown root {folder}; chmod go-w {folder}",
+                        sqlstate="42501",
+                    )
+                if folder == os.path.dirname(folder):
+                    break
+                folder, parent = os.path.dirname(folder), True
             if entry not in sys.path:
                 sys.path.insert(0, entry)
     sources = {
