@@ -11,6 +11,9 @@
 -- Each PL/Python function <name>_plpy is called through a plpgsql <name> that raises its error
 -- again as PostgreSQL's own: PL/Python reports an error raised in Python as "plpy.Error: <message>"
 -- (with its Python traceback as CONTEXT), which is not what a client should read.
+-- The body of such a <name> is written as "@reraise <call>" between the dollar quotes; the
+-- installer writes it out (sqlml/postgres/install.py, _RERAISE): the call inside a handler
+-- that calls sqlml.reraise.
 CREATE OR REPLACE FUNCTION sqlml.reraise(state text, message text, detail text, hint text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $sqlml$
@@ -39,42 +42,14 @@ CREATE OR REPLACE FUNCTION sqlml.version_plpy() RETURNS text
 LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@version.py$sqlml$;
 
 CREATE OR REPLACE FUNCTION sqlml.version() RETURNS text
-LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$
-DECLARE
-    state text;
-    message text;
-    detail text;
-    hint text;
-BEGIN
-    RETURN sqlml.version_plpy();
-EXCEPTION WHEN OTHERS OR query_canceled THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    PERFORM sqlml.reraise(state, message, detail, hint);
-    RETURN NULL;
-END
-$sqlml$;
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.version_plpy()$sqlml$;
 
 -- One CREATE MODEL or DROP MODEL statement (BigQuery ML syntax), run in the server.
 CREATE OR REPLACE FUNCTION sqlml.execute_plpy(statement text) RETURNS text
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@execute.py$sqlml$;
 
 CREATE OR REPLACE FUNCTION sqlml.execute(statement text) RETURNS text
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$
-DECLARE
-    state text;
-    message text;
-    detail text;
-    hint text;
-BEGIN
-    RETURN sqlml.execute_plpy($1);
-EXCEPTION WHEN OTHERS OR query_canceled THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    PERFORM sqlml.reraise(state, message, detail, hint);
-    RETURN NULL;
-END
-$sqlml$;
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.execute_plpy($1)$sqlml$;
 
 -- CREATE MODEL as a function call: returns the version now serving.
 CREATE OR REPLACE FUNCTION sqlml.create_model_plpy(
@@ -86,42 +61,14 @@ CREATE OR REPLACE FUNCTION sqlml.create_model(
     model text, model_type text, query text, options jsonb DEFAULT '{}',
     transform text DEFAULT NULL, replace boolean DEFAULT false
 ) RETURNS integer
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$
-DECLARE
-    state text;
-    message text;
-    detail text;
-    hint text;
-BEGIN
-    RETURN sqlml.create_model_plpy($1, $2, $3, $4, $5, $6);
-EXCEPTION WHEN OTHERS OR query_canceled THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    PERFORM sqlml.reraise(state, message, detail, hint);
-    RETURN NULL;
-END
-$sqlml$;
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.create_model_plpy($1, $2, $3, $4, $5, $6)$sqlml$;
 
 CREATE OR REPLACE FUNCTION sqlml.drop_model_plpy(model text, if_exists boolean)
 RETURNS boolean
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@drop_model.py$sqlml$;
 
 CREATE OR REPLACE FUNCTION sqlml.drop_model(model text, if_exists boolean DEFAULT false) RETURNS boolean
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$
-DECLARE
-    state text;
-    message text;
-    detail text;
-    hint text;
-BEGIN
-    RETURN sqlml.drop_model_plpy($1, $2);
-EXCEPTION WHEN OTHERS OR query_canceled THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    PERFORM sqlml.reraise(state, message, detail, hint);
-    RETURN NULL;
-END
-$sqlml$;
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.drop_model_plpy($1, $2)$sqlml$;
 
 -- ML.EVALUATE: the stored evaluation metrics, or metrics on the rows of `query` (json, not
 -- jsonb: BigQuery ML's column order is kept).
@@ -133,21 +80,7 @@ LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@evaluate.py$sqlml$;
 CREATE OR REPLACE FUNCTION sqlml.evaluate_json(
     model text, query text DEFAULT NULL, threshold double precision DEFAULT NULL
 ) RETURNS json
-LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$
-DECLARE
-    state text;
-    message text;
-    detail text;
-    hint text;
-BEGIN
-    RETURN sqlml.evaluate_json_plpy($1, $2, $3);
-EXCEPTION WHEN OTHERS OR query_canceled THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    PERFORM sqlml.reraise(state, message, detail, hint);
-    RETURN NULL;
-END
-$sqlml$;
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.evaluate_json_plpy($1, $2, $3)$sqlml$;
 
 CREATE OR REPLACE FUNCTION sqlml.evaluate(
     model text, query text DEFAULT NULL, threshold double precision DEFAULT NULL
@@ -196,21 +129,7 @@ CREATE OR REPLACE FUNCTION sqlml.upgrade_scoring_functions() RETURNS integer
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@upgrade_scoring_functions.py$sqlml$;
 
 CREATE OR REPLACE FUNCTION sqlml.score_batch(graph_sha256 text, VARIADIC features bytea[]) RETURNS double precision[]
-LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$
-DECLARE
-    state text;
-    message text;
-    detail text;
-    hint text;
-BEGIN
-    RETURN sqlml.score_batch_plpy($1, VARIADIC $2);
-EXCEPTION WHEN OTHERS OR query_canceled THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    PERFORM sqlml.reraise(state, message, detail, hint);
-    RETURN NULL;
-END
-$sqlml$;
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.score_batch_plpy($1, VARIADIC $2)$sqlml$;
 
 -- What the models are, with their scoring functions: SELECT * FROM sqlml.model_functions.
 -- The function is found by the name scoring_function_name gives (NULL: the model has none, as

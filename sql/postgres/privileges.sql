@@ -60,20 +60,7 @@ LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@grant_model.py$sqlml$;
 
 CREATE OR REPLACE FUNCTION sqlml.grant_model(model text, role text, privilege text DEFAULT 'USAGE')
 RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$
-DECLARE
-    state text;
-    message text;
-    detail text;
-    hint text;
-BEGIN
-    PERFORM sqlml.grant_model_plpy($1, $2, $3);
-EXCEPTION WHEN OTHERS OR query_canceled THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    PERFORM sqlml.reraise(state, message, detail, hint);
-END
-$sqlml$;
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$@reraise PERFORM sqlml.grant_model_plpy($1, $2, $3)$sqlml$;
 
 -- REVOKE for models: revoking USAGE revokes MANAGE too.
 CREATE OR REPLACE FUNCTION sqlml.revoke_model_plpy(model text, role text, privilege text)
@@ -82,20 +69,7 @@ LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@revoke_model.py$sqlml$;
 
 CREATE OR REPLACE FUNCTION sqlml.revoke_model(model text, role text, privilege text DEFAULT 'USAGE')
 RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$
-DECLARE
-    state text;
-    message text;
-    detail text;
-    hint text;
-BEGIN
-    PERFORM sqlml.revoke_model_plpy($1, $2, $3);
-EXCEPTION WHEN OTHERS OR query_canceled THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    PERFORM sqlml.reraise(state, message, detail, hint);
-END
-$sqlml$;
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$@reraise PERFORM sqlml.revoke_model_plpy($1, $2, $3)$sqlml$;
 
 -- EXECUTE on a model's scoring functions for exactly the roles holding USAGE on the model.
 CREATE OR REPLACE FUNCTION sqlml.apply_model_grants(model_schema text, model text) RETURNS void

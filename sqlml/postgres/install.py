@@ -126,16 +126,42 @@ def _statements(text: str) -> list[str]:
     return lexer.split(text)
 
 
+# The body of each plpgsql <name> around a PL/Python <name>_plpy (sql/postgres/functions.sql):
+# the call, and its error raised again as PostgreSQL's own by sqlml.reraise.
+_RERAISE = """
+DECLARE
+    state text;
+    message text;
+    detail text;
+    hint text;
+BEGIN
+    {call};
+EXCEPTION WHEN OTHERS OR query_canceled THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    PERFORM sqlml.reraise(state, message, detail, hint);{after}
+END
+"""
+
+
 def functions_sql(install_id: str, name: str = "functions.sql") -> list[str]:
-    """sql/postgres/<name> with every ``@file.py`` body filled in."""
+    """sql/postgres/<name> with every ``@file.py`` body filled in, and every ``@reraise <call>``
+    body written out (_RERAISE)."""
     udfs = importlib.resources.files("sqlml._udfs").joinpath("postgres")
     bootstrap = udfs.joinpath("bootstrap.py").read_text().replace("SQLML_INSTALL_ID", install_id)
     text = importlib.resources.files("sqlml._sql").joinpath(f"postgres/{name}").read_text()
     statements = _statements(text)
     filled = []
     for statement in statements:
-        marker = "$sqlml$@"
-        if marker in statement:
+        marker, wrapper = "$sqlml$@", "$sqlml$@reraise "
+        if wrapper in statement:
+            start = statement.index(wrapper) + len(wrapper)
+            end = statement.index("$sqlml$", start)
+            call = statement[start:end]
+            after = "\n    RETURN NULL;" if call.startswith("RETURN ") else ""
+            body = _RERAISE.format(call=call, after=after)
+            statement = statement[: start - len(wrapper) + len("$sqlml$")] + body + statement[end:]
+        elif marker in statement:
             start = statement.index(marker) + len(marker)
             end = statement.index("$sqlml$", start)
             body = udfs.joinpath(statement[start:end]).read_text()
