@@ -603,6 +603,35 @@ def test_linear_algebra_ops() -> None:
     assert_same(run_sql(model, XY), run_ort(model, XY))
 
 
+def test_a_product_of_imputed_values_is_guarded_and_exact() -> None:
+    """Where(IsNaN(x), fill, x) feeding a MatMul (sqlml's own preprocessing): the compiled sum is
+    computed over the raw values and over the imputed ones only where it gave NULL or NaN. Rows
+    with NULL, NaN, +-inf (inf - inf is NaN: the imputed sum then gives NaN too) and a zero
+    weight must all match onnxruntime; the output is the guard's CASE."""
+    nodes = [
+        n("IsNaN", ["x"], ["xn"]),
+        n("Where", ["xn", "fx", "x"], ["xi"]),
+        n("IsNaN", ["y"], ["yn"]),
+        n("Where", ["yn", "fy", "y"], ["yi"]),
+        n("Concat", ["xi", "yi"], ["xy"], axis=1),
+        n("MatMul", ["xy", "w"], ["mm"]),
+    ]
+    initializers = [
+        const("fx", [[0.25]]),
+        const("fy", [[-1.5]]),
+        const("w", [[0.5, 0.0], [-2.0, 0.0]]),  # the second output: zero weights only
+    ]
+    model = graph_model(nodes, [("x", D), ("y", D)], [("mm", D, [None, 2])], initializers)
+    data = {
+        "x": [1.0, None, math.nan, math.inf, math.inf, 2.0, -math.inf, 3.0],
+        "y": [2.0, 3.0, 4.0, 1.0, math.inf, None, math.nan, -0.5],
+    }
+    assert_same(run_sql(model, data), run_ort(model, data))
+    inputs = {name: exp.column(name, quoted=True) for name in ("x", "y")}
+    compiled = compile_onnx(model, inputs, dialect="duckdb")["mm"]
+    assert all(isinstance(e, exp.Case) for e in compiled)
+
+
 # -- hand-built ai.onnx.ml graphs --------------------------------------------------------------
 
 

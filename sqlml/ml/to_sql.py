@@ -545,11 +545,32 @@ def key_literal(key: Any) -> Expr:
     return double(float(key))
 
 
+IMPUTED = "sqlml_imputed"  # meta key of an imputation's expression: the value it imputes
+
+
 def dot(cells: Sequence[Expr], weights: npt.NDArray[Any], dtype: int = DOUBLE) -> Expr:
-    """sum_i cells[i] * weights[i]; zero weights are kept, so a NULL or NaN still propagates."""
+    """sum_i cells[i] * weights[i]; zero weights are kept, so a NULL or NaN still propagates.
+
+    Over imputed values (an expression tagged IMPUTED: ``CASE WHEN x is NULL or NaN THEN fill
+    ELSE x END``) the sum is guarded: first computed over the raw values, and over the imputed
+    ones only where that gave NULL or NaN, which it does whenever any raw value is NULL or NaN
+    (both propagate through every product and sum, a zero weight too). Elsewhere the two sums
+    are the same operations on the same values, so the result is bit for bit the same, and the
+    common row pays one NaN test per sum instead of one per feature (issue 12: compiled scoring
+    took 2x a hand-written expression, the per-feature tests being most of the difference)."""
     if len(cells) != len(weights):
         raise NotCompilable(f"a product of {len(cells)} values with {len(weights)} weights")
-    return fold(exp.Add, [mul(c, literal(w, dtype)) for c, w in zip(cells, weights, strict=True)])
+
+    def terms(xs: Sequence[Expr]) -> list[Expr]:
+        return [mul(c, literal(w, dtype)) for c, w in zip(xs, weights, strict=True)]
+
+    imputed = fold(exp.Add, terms(cells))
+    raw = [c.meta.get(IMPUTED, c) if isinstance(c, exp.Expr) else c for c in cells]
+    if all(r is c for r, c in zip(raw, cells, strict=True)) or dtype not in FLOAT_TYPES:
+        return imputed
+    fast = fold(exp.Add, terms(raw))
+    missing = coalesce(binary(exp.EQ, fast, double(math.nan)), exp.true())
+    return case([(missing, imputed)], fast.copy())
 
 
 def reduce_axes(

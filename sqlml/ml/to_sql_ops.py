@@ -22,6 +22,7 @@ from sqlml.ml.to_sql import (
     DOUBLE,
     FLOAT,
     FLOAT_TYPES,
+    IMPUTED,
     INT64,
     INT_TYPES,
     STRING,
@@ -238,7 +239,9 @@ def _is_nan(node: Node) -> list[Value]:
 
     def test(v: Expr) -> Expr:  # NaN = NaN is true in both engines, which order NaN above all
         is_nan = binary(exp.EQ, v, double(math.nan))
-        return coalesce(is_nan, exp.true()) if x.nullable else is_nan  # NULL plays NaN
+        tested = coalesce(is_nan, exp.true()) if x.nullable else is_nan  # NULL plays NaN
+        tested.meta[_NAN_TEST] = v
+        return tested
 
     return [x.like(_cells(x, test), dtype=BOOL, nullable=False)]
 
@@ -258,11 +261,21 @@ def _is_inf(node: Node) -> list[Value]:
     return [x.like(_cells(x, test), dtype=BOOL, nullable=False)]
 
 
+_NAN_TEST = "sqlml_nan_test"  # meta key of an IsNaN test: the value it tests
+
+
 @register("Where")
 def _where(node: Node) -> list[Value]:
     values = _present(node)
     dtype = dtype_of(values[1])
-    return [elementwise(values, lambda c, a, b: case([(c, a)], b), dtype, nullable(*values[1:]))]
+
+    def where(c: Expr, a: Expr, b: Expr) -> Expr:
+        chosen = case([(c, a)], b)
+        if isinstance(c, exp.Expr) and c.meta.get(_NAN_TEST) is b:  # Where(IsNaN(x), fill, x)
+            chosen.meta[IMPUTED] = b
+        return chosen
+
+    return [elementwise(values, where, dtype, nullable(*values[1:]))]
 
 
 # -- casts -------------------------------------------------------------------------------------
@@ -632,7 +645,9 @@ def _scaler(node: Node) -> list[Value]:
 
 def _impute(value: Expr, fill: Expr, missing: float, dtype: int) -> Expr:
     if math.isnan(missing):  # NULL and NaN both: NULLIF turns NaN into NULL (NaN = NaN in SQL)
-        return coalesce(exp.Nullif(this=value, expression=double(math.nan)), fill)
+        imputed = coalesce(exp.Nullif(this=value, expression=double(math.nan)), fill)
+        imputed.meta[IMPUTED] = value
+        return imputed
     return case([(binary(exp.EQ, value, literal(missing, dtype)), fill)], value)
 
 
