@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import serving
+from conftest import client_module, serving
 from test_gateway_hostile import (
     FILE_SPELLINGS,
     MODEL,
@@ -26,10 +26,12 @@ from test_gateway_hostile import (
     _one,
     _psql,
     _sqlstate,
+    psycopg2,
     trained,
 )
 
 import sqlml
+from sqlml.engines.duckdb import DuckDBEngine, locked_down
 from sqlml.wire import auth
 from sqlml.wire.backends import duckdb_opener
 from sqlml.wire.server import ServerConfig
@@ -176,6 +178,34 @@ def test_a_view_of_the_allowed_users_over_a_file(allowed: Any, other: Any) -> No
     assert _one(other, "SELECT 1") == 1
 
 
+def test_a_view_over_a_file_that_is_gone(allowed: Any, other: Any, folder: Path) -> None:
+    """Planning the view opens its file: the IO error is a refusal, not DuckDB's message."""
+    gone = folder / "gone.csv"
+    gone.write_text("a\n1\n")
+    assert _sqlstate(allowed, f"CREATE VIEW shop.gone AS SELECT * FROM read_csv('{gone}')") is None
+    gone.unlink()
+    assert _sqlstate(other, "SELECT * FROM shop.gone") == "42501"
+    assert _sqlstate(allowed, "SELECT * FROM shop.gone") == "58030"  # (DuckDB's IO error)
+
+
+def test_a_refusal_in_a_transaction(gateway: int) -> None:
+    """A refused statement fails the transaction as any error does; ROLLBACK ends it."""
+    connection = _connect(gateway, OTHER)
+    try:
+        connection.autocommit = False
+        with connection.cursor() as cur:
+            cur.execute("INSERT INTO shop.customers (id) VALUES (-1)")
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute("SELECT * FROM read_text('/etc/hostname')")
+            with pytest.raises(psycopg2.errors.InFailedSqlTransaction):
+                cur.execute("SELECT 1")
+        connection.rollback()
+        connection.autocommit = True
+        assert _one(connection, "SELECT count(*) FROM shop.customers WHERE id = -1") == 0
+    finally:
+        connection.close()
+
+
 def test_the_other_user_keeps_everything_else(other: Any, gateway: int) -> None:
     assert _sqlstate(other, "CREATE TABLE shop.notes (id INTEGER, note VARCHAR)") is None
     assert _sqlstate(other, "INSERT INTO shop.notes VALUES (1, 'a'), (2, 'b')") is None
@@ -203,6 +233,47 @@ def test_the_other_user_keeps_everything_else(other: Any, gateway: int) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "notes" in out.stdout
+    out = subprocess.run(
+        [_psql(), "-X", "-c", r"\d shop.customers", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PGPASSWORD": PASSWORD},
+    )
+    assert out.returncode == 0, out.stderr
+    assert "tenure" in out.stdout
+
+
+def test_bind_parameters_are_planned_with_their_values(gateway: int) -> None:
+    """psycopg 3 binds on the server ($1, extended protocol, Describe included): the check
+    plans the statement with its values; ML.PREDICT with parameters is checked the same way."""
+    psycopg = client_module("psycopg")
+    url = f"postgresql://{OTHER}:{PASSWORD}@127.0.0.1:{gateway}/shop?sslmode=disable"
+    with psycopg.connect(url, autocommit=True) as connection:
+        expected = _scalar(connection, "SELECT count(*) FROM shop.customers WHERE tenure > 10")
+        for _ in range(3):  # (psycopg prepares it on the server)
+            sql = "SELECT count(*) FROM shop.customers WHERE tenure > %s"
+            assert connection.execute(sql, (10,), prepare=True).fetchone() == (expected,)
+        expected = _scalar(connection, "SELECT count(*) FROM shop.new_customers WHERE tenure > 10")
+        predict = (
+            "SELECT count(*) FROM ML.PREDICT(MODEL shop.churn,"
+            " (SELECT * FROM shop.new_customers WHERE tenure > %s))"
+        )
+        for _ in range(3):  # (the second time from the kept plan)
+            assert connection.execute(predict, (10,)).fetchone() == (expected,)
+        for sql in [
+            "SELECT * FROM read_text(%s)",
+            "SELECT count(*) FROM ML.PREDICT(MODEL shop.churn, (SELECT * FROM read_csv(%s)))",
+        ]:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                connection.execute(sql, ("/etc/hostname",))
+        assert connection.execute("SELECT %s::int", (7,)).fetchone() == (7,)
+
+
+def _scalar(connection: Any, sql: str) -> int:
+    row = connection.execute(sql).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 @pytest.mark.parametrize(
@@ -258,3 +329,26 @@ def test_files_allow_needs_password_authentication(tmp_path: Path, trained: str)
     )
     assert result.exit_code != 0
     assert "22023" in result.output
+
+
+def test_without_files_allow_the_instance_is_locked_down_unchecked(trained: str) -> None:
+    """The default stays DuckDB's own lock-down, with no check (and no EXPLAIN) on top."""
+    users = auth.Users([auth.Credential(OTHER, auth.scram_secret(PASSWORD))])
+    backend = duckdb_opener(trained, users=users)("shop", OTHER)
+    try:
+        assert backend.engine.guard is None
+        assert locked_down(backend.engine.con)
+    finally:
+        backend.close()
+
+
+def test_per_user_and_locked_down_do_not_mix_on_one_file(trained: str) -> None:
+    """One instance per file and process: an engine that asks for the full lock-down after
+    per-user access opened the file fails to open, rather than run less locked than asked."""
+    allowed = duckdb_opener(trained, users=_users())("shop", ALLOWED)
+    try:
+        assert not locked_down(allowed.engine.con)
+        with pytest.raises(sqlml.errors.OperationalError):
+            DuckDBEngine(trained, external_access=False)
+    finally:
+        allowed.close()
