@@ -195,6 +195,10 @@ def test_a_refusal_in_a_transaction(gateway: int) -> None:
         connection.autocommit = False
         with connection.cursor() as cur:
             cur.execute("INSERT INTO shop.customers (id) VALUES (-1)")
+            cur.execute("COMMENT ON TABLE shop.customers IS 'c'")  # (DuckDB cannot EXPLAIN it)
+            cur.execute("SET VARIABLE v = (SELECT count(*) FROM shop.customers)")
+            cur.execute("SELECT getvariable('v')")
+            assert cur.fetchone() == (801,)
             with pytest.raises(psycopg2.errors.InsufficientPrivilege):
                 cur.execute("SELECT * FROM read_text('/etc/hostname')")
             with pytest.raises(psycopg2.errors.InFailedSqlTransaction):
@@ -268,6 +272,10 @@ def test_bind_parameters_are_planned_with_their_values(gateway: int) -> None:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 connection.execute(sql, ("/etc/hostname",))
         assert connection.execute("SELECT %s::int", (7,)).fetchone() == (7,)
+    with psycopg.connect(url) as connection:  # in a transaction: no check may abort it
+        for _ in range(3):
+            assert connection.execute(predict, (10,)).fetchone() == (expected,)
+        connection.commit()
 
 
 def _scalar(connection: Any, sql: str) -> int:

@@ -278,8 +278,9 @@ class DuckDBEngine:
         after a catalog change. ``sql`` is sqlglot's output, the name our own."""
         with self._lock:
             self._forget(name)
-            if self.guard is not None:
-                self.guard(sql, None)  # (what EXECUTE runs: PREPARE itself binds it)
+            if self.guard is not None:  # (PREPARE binds it: checked first, values unknown)
+                arity = max(lexer.parameter_numbers(sql), default=0)
+                self.guard(sql, [None] * arity if arity else None)
             self._run(f"PREPARE {_identifier(name)} AS {sql}", None, guarded=False)
 
     def run_prepared(self, name: str, params: Sequence[Any] | None) -> Result | None:
@@ -300,7 +301,9 @@ class DuckDBEngine:
         key = (name, *map(_kind, params or ()))
         with self._lock:
             shape = self._shapes.get(key)
-            # (no guard: the statement was checked when it was prepared)
+            if self.guard is not None and values:  # (a value may change what it binds to)
+                self.guard(call, None)
+            # (else no guard: the statement was checked when it was prepared)
             table = (
                 self._run(call, None, guarded=False) if shape is None else self._fetch(call, shape)
             )
