@@ -7,7 +7,8 @@ One DuckDB file, two gateways, psycopg2 (simple protocol, autocommit), one conne
   checked     per-user mode, a user without: every statement planned (EXPLAIN) and checked
 
 for three single-row statements: ``SELECT 1``, a primary-key lookup, and a compiled single-row
-ML.PREDICT (its kept plan: the check plans the EXECUTE's statement once, at PREPARE). The
+ML.PREDICT (its kept plan: checked at PREPARE and at each EXECUTE); then the lookup and the
+prediction with a bind parameter through psycopg 3 (extended protocol, prepared on the server). The
 rounds alternate between the three connections so that the machine's noise falls on all of
 them; p50 over --calls calls per statement and connection, and the ratio checked / locked.
 
@@ -26,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import psycopg2
 
 import sqlml
@@ -38,6 +40,13 @@ STATEMENTS = {
     "select_1": "SELECT 1",
     "lookup": "SELECT v FROM bench.t WHERE id = 4242",
     "predict": ("SELECT predicted_y FROM ML.PREDICT(MODEL bench.m, (SELECT 0.5::DOUBLE AS x))"),
+}
+
+PARAMS = {
+    "lookup_params": "SELECT v FROM bench.t WHERE id = %s",
+    "predict_params": (
+        "SELECT predicted_y FROM ML.PREDICT(MODEL bench.m, (SELECT %s::DOUBLE AS x))"
+    ),
 }
 
 
@@ -78,6 +87,15 @@ def connect(port: int, user: str) -> psycopg2.extensions.connection:
     )
     con.autocommit = True
     return con
+
+
+def bound(con: psycopg.Connection[tuple[object, ...]], sql: str) -> Callable[[], object]:
+    def run() -> object:
+        return con.execute(
+            sql, (0.5 if "predict" in sql.lower() else 4242,), prepare=True
+        ).fetchall()
+
+    return run
 
 
 def call(cur: psycopg2.extensions.cursor, sql: str) -> Callable[[], object]:
@@ -127,9 +145,29 @@ def main() -> None:
             p50 = {k: statistics.median(v) * 1000 for k, v in measure(runs, args.calls).items()}
             cells = "  ".join(f"{k} {v:6.3f} ms" for k, v in p50.items())
             ratio = p50["checked"] / p50["locked"]
-            print(f"  {label:<9} {cells}   checked/locked {ratio:.2f}")
+            print(f"  {label:<14} {cells}   checked/locked {ratio:.2f}")
         for con in connections.values():
             con.close()
+        ports = {
+            "locked": (locked_port, "bench"),
+            "allowed": (port, "alice"),
+            "checked": (port, "bob"),
+        }
+        bound_connections = {
+            name: psycopg.connect(
+                f"postgresql://{user}:{PASSWORD}@127.0.0.1:{p}/bench", autocommit=True
+            )
+            for name, (p, user) in ports.items()
+        }
+        print("p50 with a bind parameter (psycopg 3, prepared on the server):")
+        for label, sql in PARAMS.items():
+            runs = {name: bound(c, sql) for name, c in bound_connections.items()}
+            p50 = {k: statistics.median(v) * 1000 for k, v in measure(runs, args.calls).items()}
+            cells = "  ".join(f"{k} {v:6.3f} ms" for k, v in p50.items())
+            ratio = p50["checked"] / p50["locked"]
+            print(f"  {label:<14} {cells}   checked/locked {ratio:.2f}")
+        for bound_con in bound_connections.values():
+            bound_con.close()
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from test_gateway_hostile import (
 import sqlml
 from sqlml.engines.duckdb import DuckDBEngine, locked_down
 from sqlml.wire import auth
-from sqlml.wire.backends import duckdb_opener
+from sqlml.wire.backends import DuckDBBackend, duckdb_opener
 from sqlml.wire.server import ServerConfig
 
 __all__ = ["trained"]  # (the fixture, imported from the hostile suite)
@@ -360,3 +360,72 @@ def test_per_user_and_locked_down_do_not_mix_on_one_file(trained: str) -> None:
             DuckDBEngine(trained, external_access=False)
     finally:
         allowed.close()
+
+
+# -- check and run see one catalog ---------------------------------------------------------------
+
+
+@pytest.fixture
+def pair(trained: str) -> Iterator[tuple[DuckDBBackend, DuckDBBackend]]:
+    """The allowed user's and the other user's sessions on one per-user instance, with a
+    view the other user may read."""
+    opener = duckdb_opener(trained, users=_users())
+    allowed, other = opener("shop", ALLOWED), opener("shop", OTHER)
+    try:
+        allowed.execute("CREATE VIEW shop.swapped AS SELECT 'harmless' AS content")
+        yield allowed, other
+    finally:
+        other.close()
+        allowed.close()
+
+
+def _swap_after_the_check(pair: tuple[DuckDBBackend, DuckDBBackend]) -> None:
+    """The race, made certain: the view becomes one over a file right after each check of the
+    other user's statements (as another connection may do at any moment)."""
+    allowed, other = pair
+    check = other.engine.guard
+    assert check is not None
+
+    def checked_then_swapped(sql: str, params: Any) -> None:
+        check(sql, params)
+        allowed.execute(f"CREATE OR REPLACE VIEW shop.swapped AS {SWAPPED}")
+
+    other.engine.guard = checked_then_swapped
+
+
+SWAPPED = "SELECT content FROM read_text('/etc/hostname')"
+
+
+def test_a_view_replaced_between_check_and_run(pair: tuple[DuckDBBackend, DuckDBBackend]) -> None:
+    _, other = pair
+    _swap_after_the_check(pair)
+    table = other.execute("SELECT content FROM shop.swapped").table
+    assert table is not None
+    assert table.column(0).to_pylist() == ["harmless"]  # the view that was checked
+    with pytest.raises(sqlml.errors.InsufficientPrivilege):  # and now the new one is seen
+        other.execute("SELECT content FROM shop.swapped")
+
+
+def test_a_view_replaced_under_a_kept_plan(pair: tuple[DuckDBBackend, DuckDBBackend]) -> None:
+    """A kept ML plan runs as EXECUTE, which DuckDB binds again after the view changed: the
+    check runs with it, whenever the token says nothing changed."""
+    allowed, other = pair
+    allowed.execute(
+        "CREATE VIEW shop.scored AS SELECT c.*, v.content FROM shop.new_customers c, shop.swapped v"
+    )
+    predict = "SELECT count(*) FROM ML.PREDICT(MODEL shop.churn, TABLE shop.scored)"
+    for _ in range(3):  # (kept and prepared)
+        table = other.execute(predict).table
+        assert table is not None
+        assert table.column(0).to_pylist() == [200]
+    prepared = other.engine.run_prepared
+
+    def swapped_first(name: str, params: Any) -> Any:
+        allowed.engine.con.execute(
+            f"CREATE OR REPLACE VIEW shop.swapped AS {SWAPPED}"
+        )  # (no token bump)
+        return prepared(name, params)
+
+    other.engine.run_prepared = swapped_first  # type: ignore[method-assign]
+    with pytest.raises(sqlml.errors.InsufficientPrivilege):
+        other.execute(predict)

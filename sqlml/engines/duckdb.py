@@ -31,7 +31,7 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import duckdb
@@ -278,10 +278,10 @@ class DuckDBEngine:
         after a catalog change. ``sql`` is sqlglot's output, the name our own."""
         with self._lock:
             self._forget(name)
-            if self.guard is not None:  # (PREPARE binds it: checked first, values unknown)
-                arity = max(lexer.parameter_numbers(sql), default=0)
-                self.guard(sql, [None] * arity if arity else None)
-            self._run(f"PREPARE {_identifier(name)} AS {sql}", None, guarded=False)
+            # (PREPARE binds it: checked first, its values unknown)
+            arity = max(lexer.parameter_numbers(sql), default=0) if self.guard else 0
+            with self.checked(sql, [None] * arity if arity else None):
+                self._run(f"PREPARE {_identifier(name)} AS {sql}", None, guarded=False)
 
     def run_prepared(self, name: str, params: Sequence[Any] | None) -> Result | None:
         """``EXECUTE name(values)``; None when a value has no literal here (run the SQL with
@@ -301,12 +301,14 @@ class DuckDBEngine:
         key = (name, *map(_kind, params or ()))
         with self._lock:
             shape = self._shapes.get(key)
-            if self.guard is not None and values:  # (a value may change what it binds to)
-                self.guard(call, None)
-            # (else no guard: the statement was checked when it was prepared)
-            table = (
-                self._run(call, None, guarded=False) if shape is None else self._fetch(call, shape)
-            )
+            # Checked at each run (DuckDB binds it again after any catalog change, and a value
+            # may change what it binds to), in the snapshot it runs in.
+            with self.checked(call, None):
+                table = (
+                    self._run(call, None, guarded=False)
+                    if shape is None
+                    else self._fetch(call, shape)
+                )
             if table is None:
                 raise errors.InternalError("a prepared ML query returned no rows")
             plain = table.num_rows <= SMALL_RESULT and all(map(_plain, table.schema.types))
@@ -338,7 +340,8 @@ class DuckDBEngine:
     ) -> pa.Table | None:
         values = list(params) if params is not None else None
         if guarded and self.guard is not None:
-            self.guard(sql, values)
+            with self.checked(sql, values):
+                return self._run(sql, values, guarded=False)
         try:
             relation = self.con.sql(sql, params=values)
         except duckdb.Error as e:
@@ -347,6 +350,31 @@ class DuckDBEngine:
             return None if relation is None else relation.to_arrow_table()
         except duckdb.Error as e:
             raise self._error(e, sql) from e
+
+    @contextlib.contextmanager
+    def checked(self, sql: str, params: Sequence[Any] | None) -> Iterator[None]:
+        """Runs ``guard`` on ``sql`` and then the body, in one transaction: outside the
+        client's, one of their own, so that both see one snapshot of the catalog (a view that
+        another connection replaces between the check and the run stays the one checked)."""
+        if self.guard is None:
+            yield
+            return
+        own = not self._in_transaction and _transaction_word(sql) is None
+        if own:
+            self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.guard(sql, params)
+            yield
+        except BaseException:
+            if own:
+                with contextlib.suppress(duckdb.Error):  # (DuckDB may have ended it already)
+                    self.con.execute("ROLLBACK")
+            raise
+        if own:
+            try:
+                self.con.execute("COMMIT")
+            except duckdb.Error as e:
+                raise self._error(e, sql) from e
 
     def failure(
         self, e: duckdb.Error, sql: str, params: Sequence[Any] | None = None
@@ -400,9 +428,7 @@ class DuckDBEngine:
         return rows(self.execute(sql, params))
 
     def schema_of(self, sql: str) -> pa.Schema:
-        with self._lock:
-            if self.guard is not None:
-                self.guard(sql, None)
+        with self._lock, self.checked(sql, None):
             try:
                 relation = self.con.sql(sql)
                 return relation.limit(0).to_arrow_table().schema

@@ -197,9 +197,8 @@ class DuckDBBackend:
             parsed = con.extract_statements(query)
             if len(parsed) != 1 or parsed[0].type != duckdb.StatementType.SELECT:
                 return None
-            if self.policy is not None:  # (binding a file function opens the file)
-                self.policy.check(query, params)
-            return con.sql(query, params=params).limit(0).to_arrow_table().schema
+            with self.engine.checked(query, params):  # (binding a file function opens it)
+                return con.sql(query, params=params).limit(0).to_arrow_table().schema
         except duckdb.Error as e:
             raise self.engine.failure(e, query, params) from e
 

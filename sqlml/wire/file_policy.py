@@ -24,6 +24,14 @@ training query, an ML.PREDICT input, a cursor's query), passes ``FilePolicy.chec
    view another user made over ``read_text`` is refused here. A DuckDB IO error while planning
    (a file function reached through a view or macro could not open its file) is a refusal too.
 
+The engine calls the check (``DuckDBEngine.guard``) before each statement it runs, with its
+values, in the same transaction as the statement (``DuckDBEngine.checked``: one snapshot of the
+catalog, so a view replaced by another connection in between is not the one that runs); a kept
+ML plan is checked at its PREPARE (values unknown: NULL) and at each EXECUTE (DuckDB binds it
+again after a catalog change). A statement of which DuckDB's parser takes no EXPLAIN
+(USE, COMMENT ON) is one that holds no query: it runs unplanned (parsing the EXPLAIN tells, as
+running a failing one would abort the open transaction).
+
 Anything refused is 42501 (errors.InsufficientPrivilege), before the statement runs; the
 session goes on. What is not covered is in docs/gateway.md ("Security").
 """
