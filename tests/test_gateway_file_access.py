@@ -323,8 +323,10 @@ def test_users_file_attributes(tmp_path: Path) -> None:
             auth.Users.from_file(path)
 
 
-def test_files_allow_needs_password_authentication(tmp_path: Path, trained: str) -> None:
-    """Under trust any client may log in as the allowed user: the server refuses to start."""
+def test_files_allow_needs_password_authentication(tmp_path: Path) -> None:
+    """Under trust any client may log in as the allowed user: the server refuses to start
+    (22023). With SCRAM the same users file is taken, and the start goes on to open the
+    database (a directory here: it fails there, with 58000)."""
     from click.testing import CliRunner
 
     from sqlml.cli import main
@@ -332,11 +334,13 @@ def test_files_allow_needs_password_authentication(tmp_path: Path, trained: str)
     path = tmp_path / "users"
     path.write_text(f"alice:files=allow:{auth.scram_secret(PASSWORD)}\n")
     path.chmod(0o600)
-    result = CliRunner().invoke(
-        main, ["serve", "-d", trained, "--port", "0", "--users-file", str(path)]
-    )
-    assert result.exit_code != 0
-    assert "22023" in result.output
+    serve = ["serve", "-d", str(tmp_path), "--port", "0", "--users-file", str(path)]
+    answers = {}
+    for method in ("trust", "scram"):
+        result = CliRunner().invoke(main, [*serve, "--auth", method])
+        assert result.exit_code != 0
+        answers[method] = result.output.split("ERROR ", 1)[-1][:5]
+    assert answers == {"trust": "22023", "scram": "58000"}
 
 
 def test_without_files_allow_the_instance_is_locked_down_unchecked(trained: str) -> None:
