@@ -120,7 +120,7 @@ def test_the_allowed_user_trains_and_predicts_over_files(allowed: Any, folder: P
     assert _one(allowed, CSV_PREDICT.format(tmp=folder)) == 2
 
 
-@pytest.mark.parametrize("sql", ["LOAD json", "INSTALL httpfs"])
+@pytest.mark.parametrize("sql", ["LOAD json", "INSTALL httpfs", "UPDATE EXTENSIONS"])
 def test_extensions_stay_off_for_the_allowed_user(allowed: Any, sql: str) -> None:
     """Extensions belong to the instance: only --allow-file-access (everyone) loads them."""
     assert _sqlstate(allowed, sql) == "42501"

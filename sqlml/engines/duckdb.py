@@ -361,18 +361,18 @@ class DuckDBEngine:
             return
         own = not self._in_transaction and _transaction_word(sql) is None
         if own:
-            self.con.execute("BEGIN TRANSACTION")
+            self.con.begin()
         try:
             self.guard(sql, params)
             yield
         except BaseException:
             if own:
                 with contextlib.suppress(duckdb.Error):  # (DuckDB may have ended it already)
-                    self.con.execute("ROLLBACK")
+                    self.con.rollback()
             raise
         if own:
             try:
-                self.con.execute("COMMIT")
+                self.con.commit()
             except duckdb.Error as e:
                 raise self._error(e, sql) from e
 

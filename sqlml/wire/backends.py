@@ -118,12 +118,12 @@ class DuckDBBackend:
         are not in the file policy's allowlist (only --allow-file-access allows them)."""
         if grammar.is_ml(statement):
             return
-        if duckdb.StatementType.LOAD in self._statement_types(statement):
-            raise errors.InsufficientPrivilege(
-                "permission denied: LOAD and INSTALL are not allowed under per-user file access",
-                hint="extensions belong to the whole database instance: sqlml serve"
-                " --allow-file-access allows them (to everyone)",
-            )
+        try:
+            kinds = self._statement_types(statement)
+        except errors.InsufficientPrivilege as e:  # (UPDATE EXTENSIONS: a kind without a name)
+            raise _no_extensions() from e
+        if duckdb.StatementType.LOAD in kinds:
+            raise _no_extensions()
 
     def _check_read(self, statement: str) -> None:
         """42501 unless a read-only user may run ``statement`` (a rewritten, DuckDB one)."""
@@ -276,6 +276,14 @@ def _denied(what: str) -> errors.Error:
     return errors.InsufficientPrivilege(
         f"permission denied: {what} is not allowed for a read-only user",
         hint="the users file gives this user role=read-only",
+    )
+
+
+def _no_extensions() -> errors.Error:
+    return errors.InsufficientPrivilege(
+        "permission denied: LOAD and INSTALL are not allowed under per-user file access",
+        hint="extensions belong to the whole database instance: sqlml serve"
+        " --allow-file-access allows them (to everyone)",
     )
 
 

@@ -111,6 +111,10 @@ class FilePolicy:
             raise self._engine.failure(e, sql, params) from e
         except ValueError as e:  # a statement type this duckdb module does not name
             raise denied("this statement") from e
+        kinds = [statement.type for statement in statements]
+        if len(kinds) > 1 and duckdb.StatementType.TRANSACTION in kinds:
+            # (the check runs in the statement's transaction: one text may not end it)
+            raise denied("transaction control among other statements")
         for statement in statements:
             self._check_statement(statement.type, statement.query, params)
 
