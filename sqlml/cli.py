@@ -189,7 +189,8 @@ def uninstall(database: str, drop_models: bool) -> None:
 @click.option(
     "--users-file",
     type=click.Path(exists=True, dir_okay=False),
-    help="lines user:secret or user:role=read-only:secret (PostgreSQL's SCRAM or md5 secrets);"
+    help="lines user:secret or user:role=read-only,files=allow:secret (PostgreSQL's SCRAM or"
+    " md5 secrets; files=allow: this user may use the server's files over DuckDB);"
     " else SQLML_GATEWAY_USER and"
     " SQLML_GATEWAY_PASSWORD from the environment",
 )
@@ -229,7 +230,8 @@ def uninstall(database: str, drop_models: bool) -> None:
     "--allow-file-access",
     is_flag=True,
     help="DuckDB: let every client read and write the server's files, ATTACH and LOAD (off:"
-    " DuckDB's external access is disabled and its configuration locked)",
+    " DuckDB's external access is disabled and its configuration locked, or only the users"
+    " with files=allow in the users file use files)",
 )
 @click.option(
     "--allow-upstream-trust",
@@ -283,6 +285,11 @@ def serve(
         if method != "trust" and users is None:
             raise errors.InvalidParameterValue(
                 f"--auth {auth_method} needs --users-file or SQLML_GATEWAY_PASSWORD"
+            )
+        if method == "trust" and users is not None and any(c.files for c in users.values()):
+            raise errors.InvalidParameterValue(
+                "files=allow in the users file needs password authentication (--auth scram,"
+                " md5 or password): under trust any client may log in as that user"
             )
         if proxy:
             from sqlml.wire.proxy import ProxyBackend, ProxySession

@@ -31,7 +31,7 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import duckdb
@@ -115,18 +115,57 @@ def lock_down(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(statement)
 
 
+_LOCK_CONFIGURATION = (
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+    "SET lock_configuration = true",
+)
+
+
+def lock_configuration(con: duckdb.DuckDBPyConnection) -> None:
+    """The configuration frozen, external access left on, and no extension installed or loaded
+    behind a statement's back: the gateway's per-user file access (wire/file_policy.py), where
+    sqlml checks each statement of a user without file access instead of DuckDB."""
+    for statement in _LOCK_CONFIGURATION:
+        con.execute(statement)
+
+
+def _settings(con: duckdb.DuckDBPyConnection) -> tuple[bool, bool]:
+    """``enable_external_access`` and ``lock_configuration`` of ``con``'s instance."""
+    row = con.execute(
+        "SELECT current_setting('enable_external_access'), current_setting('lock_configuration')"
+    ).fetchone()
+    assert row is not None
+    return bool(row[0]), bool(row[1])
+
+
 def locked_down(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether ``lock_down`` ran on the instance of ``con``."""
-    row = con.execute("SELECT current_setting('lock_configuration')").fetchone()
-    return bool(row and row[0])
+    external, locked = _settings(con)
+    return locked and not external
 
 
-def _connect(path: str, external_access: bool) -> duckdb.DuckDBPyConnection:
+def _secure(con: duckdb.DuckDBPyConnection, external_access: bool, locked: bool) -> None:
+    """Locks the instance down (no external access) or its configuration only (``locked``), as
+    asked, unless it is already so; an instance whose configuration is locked with external
+    access on cannot be locked down any more (an engine that asks for that fails to open)."""
+    external, frozen = _settings(con)
+    if not external_access and external:
+        if frozen:
+            raise errors.OperationalError(
+                "the database is open in this process with per-user file access: it cannot be"
+                " locked down for every user now"
+            )
+        lock_down(con)
+    elif locked and not frozen:
+        lock_configuration(con)
+
+
+def _connect(path: str, external_access: bool, locked: bool) -> duckdb.DuckDBPyConnection:
     if path.startswith(":memory:"):  # a database of its own
         con = duckdb.connect(path, config=_CONFIG)
         _udfs().register_udfs(con)
-        if not external_access:
-            lock_down(con)
+        _secure(con, external_access, locked)
         return con
     key = os.path.realpath(path)
     with _anchors_lock:
@@ -139,8 +178,7 @@ def _connect(path: str, external_access: bool) -> duckdb.DuckDBPyConnection:
                 raise
             _anchors[key] = (anchor, 0)
         anchor, count = _anchors[key]
-        if not external_access and not locked_down(anchor):
-            lock_down(anchor)  # the instance is shared: every engine on the file is locked now
+        _secure(anchor, external_access, locked)  # (shared: every engine on the file is locked)
         _anchors[key] = (anchor, count + 1)
         return anchor.cursor()
 
@@ -168,12 +206,19 @@ class DuckDBEngine:
     _failed = False  # a statement of the open transaction failed (DuckDB aborted it: 25P02)
     _interrupts = 0  # interrupt() calls so far (an int: one store, atomic under the GIL)
 
-    def __init__(self, database: str, *, external_access: bool = True) -> None:
+    # Called with each statement this engine runs for its user before it runs (the gateway's
+    # per-user file policy: wire/file_policy.py); raises to refuse it. None: no check.
+    guard: Callable[[str, Sequence[Any] | None], None] | None = None
+
+    def __init__(
+        self, database: str, *, external_access: bool = True, lock_configuration: bool = False
+    ) -> None:
         """``external_access=False``: the database instance is locked down (``lock_down``);
-        the gateway's default, so that its clients cannot reach the server's files."""
+        the gateway's default, so that its clients cannot reach the server's files.
+        ``lock_configuration``: the configuration is locked, external access left as asked."""
         self.path = database.removeprefix("duckdb://") or ":memory:"
         try:
-            self.con = _connect(self.path, external_access)
+            self.con = _connect(self.path, external_access, lock_configuration)
         except duckdb.Error as e:
             raise errors.OperationalError(f"cannot open DuckDB database {self.path!r}: {e}") from e
         self._lock = threading.RLock()
@@ -233,7 +278,10 @@ class DuckDBEngine:
         after a catalog change. ``sql`` is sqlglot's output, the name our own."""
         with self._lock:
             self._forget(name)
-            self._run(f"PREPARE {_identifier(name)} AS {sql}", None)
+            # (PREPARE binds it: checked first, its values unknown)
+            arity = max(lexer.parameter_numbers(sql), default=0) if self.guard else 0
+            with self.checked(sql, [None] * arity if arity else None):
+                self._run(f"PREPARE {_identifier(name)} AS {sql}", None, guarded=False)
 
     def run_prepared(self, name: str, params: Sequence[Any] | None) -> Result | None:
         """``EXECUTE name(values)``; None when a value has no literal here (run the SQL with
@@ -253,7 +301,14 @@ class DuckDBEngine:
         key = (name, *map(_kind, params or ()))
         with self._lock:
             shape = self._shapes.get(key)
-            table = self._run(call, None) if shape is None else self._fetch(call, shape)
+            # Checked at each run (DuckDB binds it again after any catalog change, and a value
+            # may change what it binds to), in the snapshot it runs in.
+            with self.checked(call, None):
+                table = (
+                    self._run(call, None, guarded=False)
+                    if shape is None
+                    else self._fetch(call, shape)
+                )
             if table is None:
                 raise errors.InternalError("a prepared ML query returned no rows")
             plain = table.num_rows <= SMALL_RESULT and all(map(_plain, table.schema.types))
@@ -276,12 +331,17 @@ class DuckDBEngine:
     def deallocate(self, name: str) -> None:
         with self._lock:
             self._forget(name)
-            self._run(f"DEALLOCATE {_identifier(name)}", None)
+            self._run(f"DEALLOCATE {_identifier(name)}", None, guarded=False)
 
     # -- statements -------------------------------------------------------------------------------
 
-    def _run(self, sql: str, params: Sequence[Any] | None) -> pa.Table | None:
+    def _run(
+        self, sql: str, params: Sequence[Any] | None, *, guarded: bool = True
+    ) -> pa.Table | None:
         values = list(params) if params is not None else None
+        if guarded and self.guard is not None:
+            with self.checked(sql, values):
+                return self._run(sql, values, guarded=False)
         try:
             relation = self.con.sql(sql, params=values)
         except duckdb.Error as e:
@@ -290,6 +350,31 @@ class DuckDBEngine:
             return None if relation is None else relation.to_arrow_table()
         except duckdb.Error as e:
             raise self._error(e, sql) from e
+
+    @contextlib.contextmanager
+    def checked(self, sql: str, params: Sequence[Any] | None) -> Iterator[None]:
+        """Runs ``guard`` on ``sql`` and then the body, in one transaction: outside the
+        client's, one of their own, so that both see one snapshot of the catalog (a view that
+        another connection replaces between the check and the run stays the one checked)."""
+        if self.guard is None:
+            yield
+            return
+        own = not self._in_transaction and _transaction_word(sql) is None
+        if own:
+            self.con.begin()
+        try:
+            self.guard(sql, params)
+            yield
+        except BaseException:
+            if own:
+                with contextlib.suppress(duckdb.Error):  # (DuckDB may have ended it already)
+                    self.con.rollback()
+            raise
+        if own:
+            try:
+                self.con.commit()
+            except duckdb.Error as e:
+                raise self._error(e, sql) from e
 
     def failure(
         self, e: duckdb.Error, sql: str, params: Sequence[Any] | None = None
@@ -343,7 +428,7 @@ class DuckDBEngine:
         return rows(self.execute(sql, params))
 
     def schema_of(self, sql: str) -> pa.Schema:
-        with self._lock:
+        with self._lock, self.checked(sql, None):
             try:
                 relation = self.con.sql(sql)
                 return relation.limit(0).to_arrow_table().schema
@@ -365,7 +450,7 @@ class DuckDBEngine:
 
     def begin(self) -> None:
         before = self._count()
-        self._run("BEGIN TRANSACTION", None)
+        self._run("BEGIN TRANSACTION", None, guarded=False)
         self._in_transaction = True
         if self._seen is None:
             self._seen = before
@@ -373,14 +458,14 @@ class DuckDBEngine:
     def commit(self) -> None:
         self._in_transaction = False
         try:
-            self._run("COMMIT", None)
+            self._run("COMMIT", None, guarded=False)
         finally:
             self._ended()
 
     def rollback(self) -> None:
         self._in_transaction = False
         try:
-            self._run("ROLLBACK", None)
+            self._run("ROLLBACK", None, guarded=False)
         finally:
             self._ended()
 

@@ -17,9 +17,12 @@ and back. A plaintext password is accepted only where the users file says ``plai
 
 Configuration (``Users``). Either ``SQLML_GATEWAY_PASSWORD`` (one user, ``SQLML_GATEWAY_USER``,
 default ``sqlml``; the password becomes a SCRAM secret at load) or ``SQLML_GATEWAY_USERS_FILE``
-(lines ``user:secret`` or ``user:role=read-only:secret``, ``#`` comments); setting both, or an
-empty value, is an error. A user's role is ``read-write`` (the default: every statement) or
-``read-only`` (queries, ML.PREDICT and the other ML functions, SHOW MODELS; backends.py). The users
+(lines ``user:secret`` or ``user:attributes:secret``, ``#`` comments); setting both, or an
+empty value, is an error. Attributes are ``name=value`` pairs separated by commas, each name once:
+``role=`` is ``read-write`` (the default: every statement) or ``read-only`` (queries, ML.PREDICT
+and the other ML functions, SHOW MODELS; backends.py); ``files=allow`` gives the user the
+server's files over DuckDB when the server does not give them to everyone (``files=deny``, the
+default, does not; wire/file_policy.py). The users
 file is refused when group or others have any permission on it (mode & 0o077, as ssh and libpq's
 .pgpass do): it holds md5 secrets, which are password-equivalent for the md5 method. Errors name
 the file and line, never the secret.
@@ -245,6 +248,7 @@ class Credential:
     user: str  # the role name the client logs in as
     secret: str = field(repr=False)  # SCRAM-SHA-256$..., md5<32 hex>, or a plaintext password
     role: str = READ_WRITE  # one of ROLES: what the user may run over DuckDB
+    files: bool = False  # files=allow: the user may read and write the server's files (DuckDB)
 
     def __post_init__(self) -> None:
         if self.secret.startswith(_SCRAM_PREFIX) and _parse_scram(self.secret) is None:
@@ -447,21 +451,33 @@ def _parse_line(line: str, where: str) -> Credential:
     user, colon, secret = line.partition(":")
     if not colon or not user or user != user.strip():
         raise errors.InvalidParameterValue(f"{where}: expected user:secret")
-    role = READ_WRITE
+    attributes: dict[str, str] = {}
     if not secret.startswith((_SCRAM_PREFIX, "md5", "plain:")) and ":" in secret:
-        attributes, _, secret = secret.partition(":")
-        role = _parse_attributes(attributes, where)
-    return dataclasses.replace(_parse_secret(user, secret, where), role=role)
+        text, _, secret = secret.partition(":")
+        attributes = _parse_attributes(text, where)
+    return dataclasses.replace(
+        _parse_secret(user, secret, where),
+        role=attributes.get("role", READ_WRITE),
+        files=attributes.get("files") == "allow",
+    )
 
 
-def _parse_attributes(text: str, where: str) -> str:
-    """``role=read-only`` or ``role=read-write`` (the one attribute so far): the role."""
-    name, equals, value = text.partition("=")
-    if name.strip() != "role" or not equals or value.strip() not in ROLES:
-        raise errors.InvalidParameterValue(
-            f"{where}: expected role=read-only or role=read-write before the secret"
-        )
-    return value.strip()
+# The attributes of a users file line and their values.
+_ATTRIBUTES = {"role": ROLES, "files": ("allow", "deny")}
+
+
+def _parse_attributes(text: str, where: str) -> dict[str, str]:
+    """``role=read-only|read-write`` and ``files=allow|deny``, comma-separated, each once."""
+    found: dict[str, str] = {}
+    for item in text.split(","):
+        name, equals, value = (part.strip() for part in item.partition("="))
+        if name in found or not equals or value not in _ATTRIBUTES.get(name, ()):
+            raise errors.InvalidParameterValue(
+                f"{where}: expected role=read-only|read-write and/or files=allow|deny"
+                " (comma-separated) before the secret"
+            )
+        found[name] = value
+    return found
 
 
 def _parse_secret(user: str, secret: str, where: str) -> Credential:

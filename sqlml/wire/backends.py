@@ -6,9 +6,15 @@ and a Catalog that makes PostgreSQL-dialect SQL and the catalog queries clients 
 
 Security (docs/gateway.md, "Security"). ``file_access=False`` locks the database instance down
 (engines.duckdb.lock_down): no client reads or writes the server's files, attaches a database
-file or loads an extension, and the configuration is frozen. The switch is DuckDB's and is
-instance-wide, so it is a server-wide option (``sqlml serve --allow-file-access``), not a
-per-user one. A ``read_only`` session runs only statements that DuckDB's own parser calls
+file or loads an extension, and the configuration is frozen. That switch is DuckDB's and is
+instance-wide (``sqlml serve --allow-file-access`` turns it off for everyone). Per user
+(``files=allow`` in the users file), ``per_user=True``: the instance keeps external access on
+with its configuration locked (engines.duckdb.lock_configuration), and every statement the
+engine of a user without ``file_access`` runs is checked first by wire/file_policy.py (DuckDB's
+own plan of it; 42501 for a file function, a COPY to a file, ATTACH, ...); no user can LOAD or
+INSTALL an extension then (extensions belong to the instance).
+
+A ``read_only`` session runs only statements that DuckDB's own parser calls
 queries, transaction control or SET, and of sqlml's, the ML queries and SHOW MODELS; anything
 else is refused with 42501 before it runs.
 """
@@ -28,7 +34,7 @@ from sqlml.engines.base import Result
 from sqlml.engines.duckdb import DuckDBEngine, map_error
 from sqlml.grammar import lexer
 from sqlml.grammar.statements import CreateModel, DropModel, MLCall, MLQuery, Score, ShowModels
-from sqlml.wire import auth, infer, types
+from sqlml.wire import auth, file_policy, infer, types
 from sqlml.wire.catalog import Catalog
 
 # statements that return rows; anything else is described as a command (NoData) without running
@@ -56,15 +62,24 @@ class DuckDBBackend:
         dbname: str,
         user: str,
         *,
-        file_access: bool = True,  # False: the instance is locked down (see the docstring)
+        file_access: bool = True,  # False: no file access for this user (see the docstring)
+        per_user: bool = False,  # file access is per user: checked here, not by DuckDB
         read_only: bool = False,  # the user's role (users file): only reads, 42501 otherwise
     ) -> None:
-        self.engine = DuckDBEngine(database, external_access=file_access)
+        self.engine = DuckDBEngine(
+            database, external_access=file_access or per_user, lock_configuration=per_user
+        )
         self.read_only, self.file_access = read_only, file_access
+        self.locked = per_user or not file_access  # the instance's configuration is locked
+        self.per_user = per_user
         self.progress: Callable[[str], None] | None = None  # set by the wire session
+        self.policy: file_policy.FilePolicy | None = None
         try:
             self.session = engine.Session(self.engine, progress=self._progress)
             self.catalog = Catalog(self.engine.con, database=dbname, user=user)
+            if per_user and not file_access:
+                self.policy = file_policy.FilePolicy(self.engine)
+                self.engine.guard = self.policy.check
         except BaseException:  # a failed open must not keep the file open
             self.engine.close()
             raise
@@ -74,6 +89,8 @@ class DuckDBBackend:
         for statement in self.catalog.rewrite(sql):
             if self.read_only:
                 self._check_read(statement)
+            if self.per_user and self.file_access:  # (extensions belong to the instance)
+                self._check_no_load(statement)
             result = _command(statement, self._execute_one(statement, params))
             if result.table is not None and self.catalog.reads_catalog(statement):
                 result = Result(_oid_arrays(result.table), result.rowcount, result.status)
@@ -86,7 +103,7 @@ class DuckDBBackend:
             # DuckDB refuses a SET on a locked configuration with its generic "invalid input"
             # class: on a locked instance that is the lock, PostgreSQL's "permission denied to
             # set parameter" (42501)
-            locked = not self.file_access and isinstance(e.__cause__, duckdb.InvalidInputException)
+            locked = self.locked and isinstance(e.__cause__, duckdb.InvalidInputException)
             if locked and duckdb.StatementType.SET in self._statement_types(statement):
                 raise errors.InsufficientPrivilege(
                     f"permission denied to set this parameter: {e}",
@@ -94,6 +111,19 @@ class DuckDBBackend:
                     " --allow-file-access)",
                 ) from e
             raise
+
+    def _check_no_load(self, statement: str) -> None:
+        """42501 for LOAD and INSTALL under per-user file access, for the users allowed files
+        too: an extension is loaded for every connection of the instance, and its functions
+        are not in the file policy's allowlist (only --allow-file-access allows them)."""
+        if grammar.is_ml(statement):
+            return
+        try:
+            kinds = self._statement_types(statement)
+        except errors.InsufficientPrivilege as e:  # (UPDATE EXTENSIONS: a kind without a name)
+            raise _no_extensions() from e
+        if duckdb.StatementType.LOAD in kinds:
+            raise _no_extensions()
 
     def _check_read(self, statement: str) -> None:
         """42501 unless a read-only user may run ``statement`` (a rewritten, DuckDB one)."""
@@ -167,7 +197,8 @@ class DuckDBBackend:
             parsed = con.extract_statements(query)
             if len(parsed) != 1 or parsed[0].type != duckdb.StatementType.SELECT:
                 return None
-            return con.sql(query, params=params).limit(0).to_arrow_table().schema
+            with self.engine.checked(query, params):  # (binding a file function opens it)
+                return con.sql(query, params=params).limit(0).to_arrow_table().schema
         except duckdb.Error as e:
             raise self.engine.failure(e, query, params) from e
 
@@ -197,12 +228,18 @@ def duckdb_opener(
     database: str, *, file_access: bool = False, users: auth.Users | None = None
 ) -> Callable[[str, str], DuckDBBackend]:
     """``sqlml serve``'s backends over a DuckDB ``database``: locked down unless
-    ``file_access``, and read-only for the users whose role the users file says is."""
+    ``file_access`` (for everyone) or the users file allows files to some users (then those
+    only, ``per_user``), and read-only for the users whose role the users file says is."""
+    allowed = {u for u in users or () if users is not None and users[u].files}
+    per_user = not file_access and bool(allowed)
 
     def open_backend(dbname: str, user: str) -> DuckDBBackend:
         credential = users.get(user) if users is not None else None
         read_only = credential is not None and credential.role == auth.READ_ONLY
-        return DuckDBBackend(database, dbname, user, file_access=file_access, read_only=read_only)
+        files = file_access or user in allowed
+        return DuckDBBackend(
+            database, dbname, user, file_access=files, per_user=per_user, read_only=read_only
+        )
 
     return open_backend
 
@@ -239,6 +276,14 @@ def _denied(what: str) -> errors.Error:
     return errors.InsufficientPrivilege(
         f"permission denied: {what} is not allowed for a read-only user",
         hint="the users file gives this user role=read-only",
+    )
+
+
+def _no_extensions() -> errors.Error:
+    return errors.InsufficientPrivilege(
+        "permission denied: LOAD and INSTALL are not allowed under per-user file access",
+        hint="extensions belong to the whole database instance: sqlml serve"
+        " --allow-file-access allows them (to everyone)",
     )
 
 

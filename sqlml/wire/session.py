@@ -493,8 +493,21 @@ class Session:
                 return
         yield self._ready_for_query()
 
+    def _parse_copy(self, sql: str) -> CopyStatement | None:
+        """The COPY FROM STDIN or TO STDOUT in ``sql`` (None: no COPY, or a COPY to or from a
+        file for a backend that gives this user the server's files, which runs it itself)."""
+        if _head(sql) != "COPY":
+            return None
+        try:
+            return parse_copy(sql)
+        except errors.InsufficientPrivilege:  # (a file, or a program: never)
+            files = getattr(self.backend, "file_access", False) is True
+            if files and "program" not in lexer.words(sql):
+                return None
+            raise
+
     def _run_statement(self, sql: str) -> Iterator[Output]:
-        copy = parse_copy(sql) if _head(sql) == "COPY" else None
+        copy = self._parse_copy(sql)
         if copy is not None:
             yield from self._copy(copy, None)
             return
@@ -652,7 +665,7 @@ class Session:
     def _execute(self, message: p.Execute) -> Iterator[Output]:
         portal = self._portal(message.portal)
         query = portal.statement.query
-        copy = parse_copy(query) if _head(query) == "COPY" else None
+        copy = self._parse_copy(query)
         if copy is not None:
             yield from self._copy(copy, portal.params)
             return
