@@ -29,7 +29,7 @@ from sqlglot.parsers.duckdb import DuckDBParser
 from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokenizer_core import Token, TokenizerCore, TokenType
 
-from sqlml.grammar import nodes
+from sqlml.grammar import nodes, paths
 
 # meta keys of parse errors: where the offending token starts (0-based), its text, and whether the
 # statement ended before it
@@ -158,7 +158,8 @@ class MLParser(parser.Parser):
             if first > last:
                 self._fail("Expected a query inside the parentheses", self._tokens[first])
         calls = any(is_ml_call(self._tokens, i) for i in range(first, last - 2))
-        node = nodes.QueryText(this=self._text(first, last + 1), ml_calls=calls)
+        text = paths.unbacktick(self._text(first, last + 1))
+        node = nodes.QueryText(this=text, ml_calls=calls)
         node.meta[nodes.START] = self._tokens[first].start
         self._advance(self._tokens_size - self._index)
         return node
@@ -196,6 +197,17 @@ class MLParser(parser.Parser):
         if not ident.quoted or self.sql[self._prev.start] != "`" or "." not in ident.name:
             return [ident]
         return [exp.to_identifier(part, quoted=True) for part in ident.name.split(".")]
+
+    def _parse_table_parts(
+        self,
+        schema: bool = False,
+        is_db_reference: bool = False,
+        wildcard: bool = False,
+        fast: bool = False,
+    ) -> exp.Table | exp.Dot | None:
+        """A table name, with a backticked path split into its parts (paths.split_table)."""
+        table = super()._parse_table_parts(schema, is_db_reference, wildcard, fast)
+        return paths.split_table(table, self.sql) if isinstance(table, exp.Table) else table
 
     # -- ML.<name>(...) calls -------------------------------------------------------------------
 
@@ -321,6 +333,8 @@ class MLParser(parser.Parser):
         opener = self._tokens[first].token_type
         if isinstance(node, exp.Subquery) and opener == TokenType.L_PAREN:
             first, end = first + 1, end - 1  # the query inside the parentheses
+            node.meta[nodes.TEXT] = paths.unbacktick(self._text(first, end))
+            return
         node.meta[nodes.TEXT] = self._text(first, end)
 
 
