@@ -289,6 +289,25 @@ def test_serve_dialect_option(shop_file: str) -> None:
         assert c.execute("SELECT IF(TRUE, 'y', 'n')").fetchall() == [("y",)]
 
 
+def test_psql_catalog_commands_in_bigquery_mode(shop_file: str) -> None:
+    """A client's own catalog queries (psql's \\dt, \\d) are PostgreSQL's SQL: they stay
+    so in BigQuery mode (they read pg_catalog), and the tables are listed."""
+    import shutil
+
+    from sqlml.wire.server import ServerConfig
+
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.fail("psql is not installed")
+    config = ServerConfig(port=0, dialect="bigquery")
+    with serving(config, *gateway_parts("duckdb", shop_file)) as port:
+        url = f"postgresql://ana@127.0.0.1:{port}/shop?sslmode=disable"
+        for command in (r"\dt shop.*", r"\d shop.customers"):
+            done = subprocess.run([psql, url, "-c", command], capture_output=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert b"customers" in done.stdout
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="BigQuery mode is not built for the PostgreSQL proxy yet: the proxy forwards SET"

@@ -149,6 +149,13 @@ def hash_comments(sql: str) -> str:
     return lexer.replace(sql, ((t, "--") for t in hashes))
 
 
+def reads_pg_catalog(sql: str) -> bool:
+    """Whether ``sql`` names PostgreSQL's catalog (a ``pg_...`` name or information_schema):
+    a wire client's own introspection (psql's \\dt, a driver's metadata calls), written in
+    PostgreSQL's SQL whatever the session's mode."""
+    return any(w.startswith("pg_") or w == "information_schema" for w in lexer.words(sql))
+
+
 def setting(value: str | None) -> str:
     """A dialect setting's value checked: 'bigquery', or '' for the engine's own SQL."""
     name = (value or "").strip().lower()

@@ -525,8 +525,11 @@ class Session:
     def _googlesql(self, sql: str) -> str:
         """In BigQuery mode, ``sql`` (GoogleSQL) as PostgreSQL's SQL (sqlml.grammar.bigquery):
         the wire has no parameters by name, so an ``@name`` is 42P02; ``$n`` and ``?`` stay
-        markers. SET sqlml.dialect is left as written (_run reads it)."""
+        markers. SET sqlml.dialect is left as written (_run reads it), and so are the
+        clients' own catalog queries (bigquery.reads_pg_catalog)."""
         if not self.dialect or lexer.is_blank(sql) or bigquery.dialect_set(sql) is not None:
+            return sql
+        if bigquery.reads_pg_catalog(sql):
             return sql
         assert self.backend is not None
         backend = self.backend
