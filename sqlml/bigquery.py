@@ -25,6 +25,7 @@ from sqlml.grammar.statements import CreateModel, Evaluate, MLQuery, Predict, St
 
 NAME = transpiler.NAME
 setting = transpiler.setting
+dialect_set = transpiler.dialect_set
 if TYPE_CHECKING:
     from sqlml.engine import Session
 

@@ -190,9 +190,13 @@ class Connection:
     def __init__(self, session: Session, autocommit: bool = False) -> None:
         self.session = session
         self.autocommit = autocommit
-        # PEP 249's paramstyle of this connection: 'named' (@name, a dict) in BigQuery mode
-        self.paramstyle = "named" if session.settings.dialect == bigquery.NAME else paramstyle
         self._closed = False
+
+    @property
+    def paramstyle(self) -> str:
+        """PEP 249's paramstyle of this connection now: 'named' (@name, a dict) in BigQuery
+        mode, else the module's 'qmark'."""
+        return "named" if self.session.settings.dialect == bigquery.NAME else paramstyle
 
     def cursor(self) -> Cursor:
         self._check()

@@ -22,7 +22,7 @@ import decimal
 import itertools
 import math
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ from sqlglot import exp
 from sqlml import bigquery, errors, grammar, scoring
 from sqlml.engines import open_engine, placeholders
 from sqlml.engines.base import Engine, InServer, KeepsPlans, Probes, Result
+from sqlml.grammar import lexer
 from sqlml.grammar.dialects import DIALECTS
 from sqlml.grammar.statements import (
     CreateModel,
@@ -145,6 +146,8 @@ class Session:
     def execute_one(self, sql: str, params: bigquery.Params = None) -> Result:
         """One statement; ``params`` bind its ``?`` or ``$n`` markers, also in an ML query (in
         BigQuery mode, its ``@name`` markers from a mapping)."""
+        if lexer.first_word(sql) == "SET" and bigquery.dialect_set(sql) is not None:
+            return self._set_dialect(sql)
         if self.settings.dialect == bigquery.NAME or isinstance(params, Mapping):
             sql, params = self._from_bigquery(sql, params)
         if not grammar.is_ml(sql):
@@ -166,6 +169,11 @@ class Session:
         if self.server is not None and isinstance(statement, CreateModel | DropModel):
             return self.server.run_in_server(sql)
         return self.run(statement)
+
+    def _set_dialect(self, sql: str) -> Result:
+        """``SET sqlml.dialect = 'bigquery' | 'default'``: the session's SQL from now on."""
+        self.settings = replace(self.settings, dialect=bigquery.dialect_set(sql) or "")
+        return Result(None, -1, "SET")
 
     def _from_bigquery(self, sql: str, params: bigquery.Params) -> tuple[str, list[Any] | None]:
         if self.settings.dialect != bigquery.NAME:

@@ -227,6 +227,22 @@ def test_ml_statements_in_bigquery_mode(bq: sqlml.Connection, database: str) -> 
     assert rows == [(1, False), (2, True)]
 
 
+def test_set_dialect_in_a_session(database: str) -> None:
+    """``SET sqlml.dialect`` through sqlml.connect (and so in a script of sqlml run) too."""
+    con = sqlml.connect(database, autocommit=True)
+    try:
+        assert _state(lambda: con.execute("SELECT SAFE_DIVIDE(1, 0)")) == "42883"
+        con.execute("SET sqlml.dialect = 'bigquery'")
+        assert con.paramstyle == "named"
+        assert _rows(con, "SELECT SAFE_DIVIDE(1, 0), @x", {"x": 2}) == [(None, 2)]
+        assert _state(lambda: con.execute("SET sqlml.dialect = 'oracle'")) == "22023"
+        con.execute("SET sqlml.dialect TO default")
+        assert con.paramstyle == "qmark"
+        assert _rows(con, "SELECT @ (-4)") == [(4,)]
+    finally:
+        con.close()
+
+
 def test_cli_run_dialect(tmp_path: Path) -> None:
     """``sqlml run --dialect bigquery``; without it the same script fails (SAFE_DIVIDE is no
     DuckDB function)."""
