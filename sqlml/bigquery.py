@@ -21,7 +21,7 @@ from sqlml.engines.base import Engine
 from sqlml.grammar import bigquery as transpiler
 from sqlml.grammar import paths
 from sqlml.grammar.dialects import DIALECTS
-from sqlml.grammar.statements import CreateModel, Evaluate, MLQuery, Predict, Statement
+from sqlml.grammar.statements import CreateModel, DropModel, Evaluate, MLQuery, Predict, Statement
 
 NAME = transpiler.NAME
 setting = transpiler.setting
@@ -65,9 +65,11 @@ def check_paths(statement: Statement, engine: Engine) -> None:
     """3D000 for a three-part name in an ML statement whose catalog the engine lacks."""
     texts: list[str] = []
     named: dict[str, exp.Table] = {}
+    models = [statement.model] if isinstance(statement, CreateModel | DropModel) else []
     if isinstance(statement, CreateModel) and statement.query is not None:
         texts.append(statement.query.sql)
     elif isinstance(statement, MLQuery):
+        models = [call.model for call in statement.calls]
         named |= paths.catalogs(statement.template)
         texts += [
             c.input.sql
@@ -77,6 +79,10 @@ def check_paths(statement: Statement, engine: Engine) -> None:
     for text in texts:
         if text.count(".") >= 2:
             named |= paths.catalogs(_tree(text, engine.dialect))
+    for model in models:
+        if model.catalog is not None:
+            parts = (model.catalog, model.schema or "", model.name)
+            named.setdefault(model.catalog, exp.table_(parts[2], db=parts[1], catalog=parts[0]))
     if named:
         paths.check_catalogs(named, catalogs(engine))
 

@@ -88,6 +88,13 @@ def test_three_part_names(con: sqlml.Connection, request: pytest.FixtureRequest)
     assert _state(lambda: con.execute(sql)) == "3D000"
     sql = "SELECT * FROM ML.PREDICT(MODEL shop.tp, TABLE `a.b.c.d`)"
     assert _state(lambda: con.execute(sql)) == "42601"
+    # a model named project.dataset.model (BigQuery's full name; was 42601)
+    sql = f"SELECT count(*) FROM ML.PREDICT(MODEL `{database}.shop.tp`, TABLE shop.customers)"
+    assert con.execute(sql).fetchall() == [(800,)]
+    sql = "SELECT * FROM ML.PREDICT(MODEL `nope-project.shop.tp`, TABLE shop.customers)"
+    assert _state(lambda: con.execute(sql)) == "3D000"
+    assert _state(lambda: con.execute("DROP MODEL `nope-project.shop.tp`")) == "3D000"
+    con.execute(f"DROP MODEL `{database}.shop.tp`")
 
 
 def test_attached_duckdb_catalog(tmp_path: Path, shop_file: str) -> None:

@@ -82,7 +82,7 @@ class MLParser(parser.Parser):
         exists = bool(self._parse_exists(not_=True))
         if replace and exists:
             self._fail("OR REPLACE and IF NOT EXISTS cannot be used together", if_token)
-        this = self._parse_dotted_name(max_parts=2)
+        this = self._parse_dotted_name(max_parts=3)
         properties = [*self._parse_transform_clause(), *self._parse_options_clause()]
         query = self._parse_query_text() if self._match(TokenType.ALIAS) else None
         create = exp.Create(
@@ -99,7 +99,7 @@ class MLParser(parser.Parser):
         if kind is not None or not self._match_text_seq("MODEL"):
             return super()._parse_drop(exists=exists, kind=kind)
         if_exists = exists or bool(self._parse_exists())
-        table = self._parse_dotted_name(max_parts=2)
+        table = self._parse_dotted_name(max_parts=3)
         return self.expression(exp.Drop(kind="MODEL", tables=[table], exists=if_exists))
 
     def _parse_show(self) -> exp.Expr | None:
@@ -188,7 +188,7 @@ class MLParser(parser.Parser):
             if not self._match(TokenType.DOT):
                 break
         if len(parts) > max_parts:
-            noun = "schema.model" if max_parts == 2 else "catalog.schema.table"
+            noun = "project.dataset.name"
             self._fail(f"Too many name parts: expected at most {noun}", start)
         names = [*([None] * (3 - len(parts))), *parts]
         return exp.Table(catalog=names[0], db=names[1], this=names[2])
@@ -271,7 +271,7 @@ class MLParser(parser.Parser):
         model = None
         if self._at_keyword_name("MODEL"):
             self._advance()
-            model = self._parse_dotted_name(max_parts=2)
+            model = self._parse_dotted_name(max_parts=3)
         elif model_required:
             self._fail(f"ML.{model_required} expects MODEL <name> as its first argument")
         if model is not None and not self._match(TokenType.COMMA):
