@@ -186,6 +186,22 @@ def test_googlesql_functions_and_types(bq: sqlml.Connection) -> None:
     ]
 
 
+def test_substr_positions(bq: sqlml.Connection) -> None:
+    """SUBSTR counts a position of 0 as 1 and a negative one from the end, as BigQuery does
+    (DuckDB and PostgreSQL would give 'a' and '' for the first two)."""
+    rows = _rows(
+        bq,
+        "SELECT SUBSTR(name, 0, 2), SUBSTR(name, -5, 2), SUBSTR(name, -2) FROM ds.people WHERE id = 1",
+    )
+    assert rows == [("an", "an", "na")]
+    if bq.session.engine.dialect == "postgres":
+        assert (
+            _state(lambda: bq.execute("SELECT SAFE_CAST(name AS INT64) FROM ds.people")) == "0A000"
+        )
+    else:
+        assert _rows(bq, "SELECT SAFE_CAST(name AS INT64) FROM ds.people WHERE id = 1") == [(None,)]
+
+
 def test_select_star_except(bq: sqlml.Connection) -> None:
     """``* EXCEPT (...)``: DuckDB's EXCLUDE, and on PostgreSQL the other columns."""
     cur = bq.cursor().execute("SELECT * EXCEPT (born, name) FROM ds.people ORDER BY id")

@@ -282,6 +282,15 @@ def _positional(params: Params) -> list[Any] | None:
 def _rewrite(tree: exp.Expr, target: Target) -> exp.Expr:
     for extract in list(tree.find_all(exp.Extract)):
         extract.replace(_extract(extract, target.dialect))
+    for substring in list(tree.find_all(exp.Substring)):
+        _substring_start(substring)
+    if target.dialect == "postgres" and any(
+        c.args.get("safe") for c in tree.find_all(exp.TryCast, exp.Cast)
+    ):
+        raise errors.FeatureNotSupported(
+            "SAFE_CAST is not supported in BigQuery mode on PostgreSQL (it has no cast that"
+            " gives NULL on failure)"
+        )
     named = paths.catalogs(tree)
     if named and target.catalogs is not None:
         paths.check_catalogs(named, target.catalogs())
@@ -313,6 +322,33 @@ def _extract(node: exp.Extract, dialect: str) -> exp.Expr:
         f"EXTRACT({written} FROM ...) is not supported in BigQuery mode: its meaning differs"
         f" on {dialect}"
     )
+
+
+def _substring_start(node: exp.Substring) -> None:
+    """SUBSTR's position as BigQuery reads it: 0 is 1, a negative one counts from the end
+    (and before the start is 1); DuckDB and PostgreSQL count a position <= 0 before the
+    string (SUBSTR('abc', 0, 2) is 'a' there, 'ab' in BigQuery)."""
+    start = node.args.get("start")
+    if start is None or (isinstance(start, exp.Literal) and start.is_int and int(start.name) > 0):
+        return
+    length = exp.Length(this=node.this.copy())
+    from_end = exp.Greatest(
+        this=exp.Add(this=exp.Add(this=length, expression=start.copy()), expression=_one()),
+        expressions=[_one()],
+    )
+    case = exp.Case(
+        ifs=[
+            exp.If(
+                this=exp.GT(this=start.copy(), expression=exp.Literal.number(0)), true=start.copy()
+            )
+        ]
+    )
+    case = case.when(exp.EQ(this=start.copy(), expression=exp.Literal.number(0)), _one())
+    node.set("start", case.else_(from_end))
+
+
+def _one() -> exp.Expr:
+    return exp.Literal.number(1)
 
 
 def _integer(node: exp.Expr, dialect: str) -> exp.Expr:
