@@ -328,6 +328,33 @@ def test_serve_dialect_option(shop_file: str) -> None:
         assert c.execute("SELECT IF(TRUE, 'y', 'n')").fetchall() == [("y",)]
 
 
+def test_transactions_and_wrapped_queries_in_bigquery_mode(shop_file: str) -> None:
+    """BEGIN/COMMIT (what psycopg sends with autocommit off), COPY (query) TO STDOUT, EXPLAIN
+    and a server-side cursor: the engine's statements, with the query inside in GoogleSQL."""
+    from sqlml.wire.server import ServerConfig
+
+    psycopg = client_module("psycopg")
+    config = ServerConfig(port=0, dialect="bigquery")
+    with (
+        serving(config, *gateway_parts("duckdb", shop_file)) as port,
+        psycopg.connect(host="127.0.0.1", port=port, dbname="shop") as c,
+    ):
+        rows = c.execute("SELECT IF(tenure > 10, 'long', 'short') FROM `shop.customers` LIMIT 1")
+        assert rows.fetchall()[0][0] in ("long", "short")
+        c.commit()
+        with c.cursor() as cur:
+            with cur.copy(
+                "COPY (SELECT SAFE_DIVIDE(1, 0) AS z, IF(TRUE, 'y', 'n')) TO STDOUT"
+            ) as cp:
+                data = b"".join(bytes(chunk) for chunk in cp)
+            assert data == b"\\N\ty\n"
+            assert cur.execute("EXPLAIN SELECT IF(TRUE, 1, 2)").fetchall()
+        with c.cursor(name="bq_cursor") as named:
+            named.execute("SELECT id FROM `shop.customers` WHERE MOD(id, 100) = 0 ORDER BY id")
+            assert [r[0] for r in named.fetchall()] == list(range(0, 800, 100))
+        c.rollback()
+
+
 def test_psql_catalog_commands_in_bigquery_mode(shop_file: str) -> None:
     """A client's own catalog queries (psql's \\dt, \\d) are PostgreSQL's SQL: they stay
     so in BigQuery mode (they read pg_catalog), and the tables are listed."""
