@@ -71,10 +71,17 @@ def main() -> None:
     show_default=True,
     help="how ML.PREDICT scores: compiled SQL, onnxruntime, or compiled where possible",
 )
+@click.option(
+    "--dialect",
+    type=click.Choice(["default", "bigquery"], case_sensitive=False),
+    default="default",
+    show_default=True,
+    help="the SQL of the statements: the engine's own, or GoogleSQL (BigQuery mode)",
+)
 @click.argument("script", type=click.File("r"))
-def run(database: str, scoring: str, script: Any) -> None:
+def run(database: str, scoring: str, dialect: str, script: Any) -> None:
     """Run the statements of SCRIPT (a .sql file, or - for stdin), printing each result."""
-    connection = _open(database, scoring)
+    connection = _open(database, scoring, dialect)
     try:
         for text in grammar.split_script(script.read()):
             progress = _Progress()
@@ -113,11 +120,11 @@ def _fail(e: errors.Error) -> NoReturn:
     sys.exit(1)
 
 
-def _open(database: str, scoring: str) -> Connection:
+def _open(database: str, scoring: str, dialect: str = "default") -> Connection:
     """The connection, or ``ERROR <sqlstate>`` and exit 1 for a database that cannot be opened
     (a directory, a locked file, a bad URL, a refused connection): never a traceback."""
     try:
-        return connect(database, autocommit=True, scoring=scoring)
+        return connect(database, autocommit=True, scoring=scoring, dialect=dialect)
     except errors.Error as e:
         _fail(e)
 
@@ -239,6 +246,14 @@ def uninstall(database: str, drop_models: bool) -> None:
     help="proxy mode: let clients off loopback in when PostgreSQL asks them no password"
     " (pg_hba trust for the gateway's address)",
 )
+@click.option(
+    "--dialect",
+    type=click.Choice(["default", "bigquery"], case_sensitive=False),
+    default="default",
+    show_default=True,
+    help="the SQL clients send: PostgreSQL's, or GoogleSQL (BigQuery mode; DuckDB files only"
+    " for now); SET sqlml.dialect changes it per session",
+)
 def serve(
     database: str,
     host: str,
@@ -257,11 +272,13 @@ def serve(
     statement_timeout: float | None,
     allow_file_access: bool,
     allow_upstream_trust: bool,
+    dialect: str,
 ) -> None:
     """Serve a database to PostgreSQL clients (psql, BI tools, drivers) over the wire protocol."""
     import os
 
     from sqlml.engines.duckdb import DuckDBEngine
+    from sqlml.grammar import bigquery
     from sqlml.wire import auth, limits
     from sqlml.wire.server import ServerConfig
     from sqlml.wire.server import serve as run_server
@@ -272,6 +289,11 @@ def serve(
     try:
         method = "scram-sha-256" if auth_method == "scram" else auth_method
         proxy = database.startswith(("postgresql://", "postgres://"))
+        mode = bigquery.setting(dialect)
+        if proxy and mode:
+            raise errors.FeatureNotSupported(
+                "--dialect bigquery is not supported yet in proxy mode (a postgresql:// URL)"
+            )
         if proxy and (auth_method != "trust" or users_file):
             raise errors.InvalidParameterValue(
                 "in proxy mode PostgreSQL authenticates each client (pg_hba.conf):"
@@ -330,6 +352,7 @@ def serve(
             write_timeout=write_timeout,
             idle_timeout=idle_timeout,
             statement_timeout=statement_timeout,
+            dialect=mode,
         )
     except errors.Error as e:
         _fail(e)

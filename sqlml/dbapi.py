@@ -17,7 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from sqlml import errors
+from sqlml import bigquery, errors
+from sqlml.bigquery import Params
 from sqlml.engine import Session, Settings
 from sqlml.engines.base import Result
 
@@ -86,13 +87,13 @@ class Cursor:
             (f.name, str(f.type), None, None, None, None, f.nullable) for f in self._table.schema
         ]
 
-    def execute(self, operation: str, parameters: Sequence[Any] | None = None) -> Cursor:
+    def execute(self, operation: str, parameters: Params = None) -> Cursor:
         self._check()
         result = self.connection._execute(operation, parameters)
         self._set(result)
         return self
 
-    def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> Cursor:
+    def executemany(self, operation: str, seq_of_parameters: Sequence[Params]) -> Cursor:
         total = 0
         for parameters in seq_of_parameters:
             self.execute(operation, parameters)
@@ -191,11 +192,17 @@ class Connection:
         self.autocommit = autocommit
         self._closed = False
 
+    @property
+    def paramstyle(self) -> str:
+        """PEP 249's paramstyle of this connection now: 'named' (@name, a dict) in BigQuery
+        mode, else the module's 'qmark'."""
+        return "named" if self.session.settings.dialect == bigquery.NAME else paramstyle
+
     def cursor(self) -> Cursor:
         self._check()
         return Cursor(self)
 
-    def execute(self, operation: str, parameters: Sequence[Any] | None = None) -> Cursor:
+    def execute(self, operation: str, parameters: Params = None) -> Cursor:
         """Shortcut: a new cursor that has run ``operation``."""
         return self.cursor().execute(operation, parameters)
 
@@ -230,7 +237,7 @@ class Connection:
         """Receives training progress messages (what the gateway sends as NOTICE)."""
         self.session.progress = callback
 
-    def _execute(self, operation: str, parameters: Sequence[Any] | None) -> Result:
+    def _execute(self, operation: str, parameters: Params) -> Result:
         if not self.autocommit and not self.session.engine.in_transaction():
             self.session.engine.begin()
         last = Result(None)
@@ -252,16 +259,24 @@ class Connection:
 
 
 def connect(
-    database: str = ":memory:", *, autocommit: bool = False, scoring: str = "auto"
+    database: str = ":memory:",
+    *,
+    autocommit: bool = False,
+    scoring: str = "auto",
+    dialect: str | None = None,
 ) -> Connection:
     """Opens ``database``: a DuckDB file path, ``":memory:"``, or a ``postgresql://`` URL of a
     database where ``sqlml install`` put the extension.
 
     ``scoring`` picks how ML.PREDICT scores: 'auto' (compiled SQL where the model allows it, else
-    onnxruntime), 'compiled' or 'runtime'.
+    onnxruntime), 'compiled' or 'runtime'. ``dialect='bigquery'`` reads every statement as
+    GoogleSQL (BigQuery mode, docs/sql.md), with ``@name`` parameters from a dict (paramstyle
+    'named'); None or 'default': the engine's own SQL.
     """
+    mode = bigquery.setting(dialect)
     if scoring not in ("auto", "compiled", "runtime"):
         raise errors.InvalidParameterValue(
             f"scoring must be 'auto', 'compiled' or 'runtime', not {scoring!r}"
         )
-    return Connection(Session.open(database, Settings(scoring=scoring)), autocommit=autocommit)
+    settings = Settings(scoring=scoring, dialect=mode)
+    return Connection(Session.open(database, settings), autocommit=autocommit)

@@ -21,8 +21,8 @@ import datetime
 import decimal
 import itertools
 import math
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,9 +32,10 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
-from sqlml import errors, grammar, scoring
+from sqlml import bigquery, errors, grammar, scoring
 from sqlml.engines import open_engine, placeholders
 from sqlml.engines.base import Engine, InServer, KeepsPlans, Probes, Result
+from sqlml.grammar import lexer
 from sqlml.grammar.dialects import DIALECTS
 from sqlml.grammar.statements import (
     CreateModel,
@@ -67,6 +68,7 @@ class Settings:
     """Session settings; they enter at the edge (connect(), the CLI, the gateway)."""
 
     scoring: str = "auto"  # 'auto' (compiled where the graph allows) | 'compiled' | 'runtime'
+    dialect: str = ""  # '' the engine's own SQL | 'bigquery' (GoogleSQL, see sqlml.bigquery)
 
 
 @dataclass(eq=False)
@@ -133,7 +135,7 @@ class Session:
             engine.close()
             raise
 
-    def execute_script(self, script: str, params: Sequence[Any] | None = None) -> Iterator[Result]:
+    def execute_script(self, script: str, params: bigquery.Params = None) -> Iterator[Result]:
         """Each statement's result, in order; parameters go with a single statement only."""
         statements = grammar.split_script(script)
         if params and len(statements) > 1:
@@ -141,8 +143,13 @@ class Session:
         for text in statements:
             yield self.execute_one(text, params)
 
-    def execute_one(self, sql: str, params: Sequence[Any] | None = None) -> Result:
-        """One statement; ``params`` bind its ``?`` or ``$n`` markers, also in an ML query."""
+    def execute_one(self, sql: str, params: bigquery.Params = None) -> Result:
+        """One statement; ``params`` bind its ``?`` or ``$n`` markers, also in an ML query (in
+        BigQuery mode, its ``@name`` markers from a mapping)."""
+        if lexer.first_word(sql) == "SET" and bigquery.dialect_set(sql) is not None:
+            return self._set_dialect(sql)
+        if self.settings.dialect == bigquery.NAME or isinstance(params, Mapping):
+            sql, params = self._from_bigquery(sql, params)
         if not grammar.is_ml(sql):
             return self.engine.execute(sql, params)
         key = self._key(sql, params)
@@ -152,6 +159,7 @@ class Session:
         statement = self._parse(sql, params)
         if isinstance(statement, Passthrough):
             return self.engine.execute(sql, params)
+        bigquery.check_paths(statement, self.engine)
         if isinstance(statement, MLQuery):
             return self.ml_query(statement, key, params)
         if params:
@@ -161,6 +169,18 @@ class Session:
         if self.server is not None and isinstance(statement, CreateModel | DropModel):
             return self.server.run_in_server(sql)
         return self.run(statement)
+
+    def _set_dialect(self, sql: str) -> Result:
+        """``SET sqlml.dialect = 'bigquery' | 'default'``: the session's SQL from now on."""
+        self.settings = replace(self.settings, dialect=bigquery.dialect_set(sql) or "")
+        return Result(None, -1, "SET")
+
+    def _from_bigquery(self, sql: str, params: bigquery.Params) -> tuple[str, list[Any] | None]:
+        if self.settings.dialect != bigquery.NAME:
+            raise errors.ProgrammingError(
+                "parameters by name (a mapping) need BigQuery mode: connect(dialect='bigquery')"
+            )
+        return bigquery.to_engine(self, sql, params)
 
     def _key(self, sql: str, params: Sequence[Any] | None) -> tuple[str, str, str, bool]:
         return (sql, self.engine.dialect, self.settings.scoring, bool(params))
@@ -278,6 +298,7 @@ class Session:
         statement = grammar.parse(sql, self.engine.dialect)
         if not isinstance(statement, MLQuery):
             return None
+        bigquery.check_paths(statement, self.engine)
         if any(isinstance(call, Evaluate) for call in statement.calls):
             return None  # computed here and joined in as a registered table
         plan = self._render(statement, _Rendering(), None)

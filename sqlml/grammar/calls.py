@@ -106,13 +106,45 @@ _BUILDERS = {"PREDICT": _predict, "EVALUATE": _evaluate, "SCORE": _score}
 
 
 def _input(source: exp.Expr | None, flavour: Dialect) -> Query | None:
-    """``(query)`` as the text inside the parentheses; ``TABLE t`` as SELECT * FROM t."""
+    """``(query)`` as the text inside the parentheses; ``TABLE t`` as SELECT * FROM t. The
+    input runs on its own: when it reads a CTE of the query around the call, the enclosing
+    WITH goes in front of it (the BigQuery ML tutorials' ``WITH ... FROM ML.PREDICT(MODEL m,
+    (SELECT * FROM cte))``)."""
     if source is None:
         return None
     if isinstance(source, exp.Table):
         select = exp.select("*").from_(quoted_table(source))
-        return Query(select.sql(dialect=flavour))
-    return Query(nodes.text_of(source))
+        text = select.sql(dialect=flavour)
+    else:
+        text = nodes.text_of(source)
+    ctes = _outer_ctes(source)
+    if not ctes or not _reads_any(source, ctes):
+        return Query(text)
+    # the WITH is generated from the tree; the input stays the text as written
+    with_sql = exp.With(expressions=[cte.copy() for cte in ctes]).sql(dialect=flavour)
+    return Query(f'{with_sql} SELECT * FROM ({text}) AS "{_WITH_ALIAS}"')
+
+
+_WITH_ALIAS = "__sqlml_input_with"
+
+
+def _outer_ctes(node: exp.Expr) -> list[exp.CTE]:
+    """The CTEs visible where ``node`` stands, outermost first."""
+    found: list[exp.CTE] = []
+    ancestor = node.parent
+    while ancestor is not None:
+        with_ = ancestor.args.get("with_") if isinstance(ancestor, exp.Query) else None
+        if isinstance(with_, exp.With):
+            found = [*with_.expressions, *found]
+        ancestor = ancestor.parent
+    return found
+
+
+def _reads_any(source: exp.Expr, ctes: list[exp.CTE]) -> bool:
+    names = {cte.alias_or_name.lower() for cte in ctes}
+    return any(
+        not table.db and table.name.lower() in names for table in source.find_all(exp.Table)
+    ) or (isinstance(source, exp.Table) and not source.db and source.name.lower() in names)
 
 
 def _struct(struct: exp.Expr | None) -> tuple[float | None, dict[str, OptionValue]]:

@@ -29,7 +29,7 @@ from sqlglot.parsers.duckdb import DuckDBParser
 from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokenizer_core import Token, TokenizerCore, TokenType
 
-from sqlml.grammar import nodes
+from sqlml.grammar import nodes, paths
 
 # meta keys of parse errors: where the offending token starts (0-based), its text, and whether the
 # statement ended before it
@@ -82,7 +82,7 @@ class MLParser(parser.Parser):
         exists = bool(self._parse_exists(not_=True))
         if replace and exists:
             self._fail("OR REPLACE and IF NOT EXISTS cannot be used together", if_token)
-        this = self._parse_dotted_name(max_parts=2)
+        this = self._parse_dotted_name(max_parts=3)
         properties = [*self._parse_transform_clause(), *self._parse_options_clause()]
         query = self._parse_query_text() if self._match(TokenType.ALIAS) else None
         create = exp.Create(
@@ -99,7 +99,7 @@ class MLParser(parser.Parser):
         if kind is not None or not self._match_text_seq("MODEL"):
             return super()._parse_drop(exists=exists, kind=kind)
         if_exists = exists or bool(self._parse_exists())
-        table = self._parse_dotted_name(max_parts=2)
+        table = self._parse_dotted_name(max_parts=3)
         return self.expression(exp.Drop(kind="MODEL", tables=[table], exists=if_exists))
 
     def _parse_show(self) -> exp.Expr | None:
@@ -158,7 +158,8 @@ class MLParser(parser.Parser):
             if first > last:
                 self._fail("Expected a query inside the parentheses", self._tokens[first])
         calls = any(is_ml_call(self._tokens, i) for i in range(first, last - 2))
-        node = nodes.QueryText(this=self._text(first, last + 1), ml_calls=calls)
+        text = paths.unbacktick(self._text(first, last + 1))
+        node = nodes.QueryText(this=text, ml_calls=calls)
         node.meta[nodes.START] = self._tokens[first].start
         self._advance(self._tokens_size - self._index)
         return node
@@ -187,7 +188,7 @@ class MLParser(parser.Parser):
             if not self._match(TokenType.DOT):
                 break
         if len(parts) > max_parts:
-            noun = "schema.model" if max_parts == 2 else "catalog.schema.table"
+            noun = "project.dataset.name"
             self._fail(f"Too many name parts: expected at most {noun}", start)
         names = [*([None] * (3 - len(parts))), *parts]
         return exp.Table(catalog=names[0], db=names[1], this=names[2])
@@ -196,6 +197,17 @@ class MLParser(parser.Parser):
         if not ident.quoted or self.sql[self._prev.start] != "`" or "." not in ident.name:
             return [ident]
         return [exp.to_identifier(part, quoted=True) for part in ident.name.split(".")]
+
+    def _parse_table_parts(
+        self,
+        schema: bool = False,
+        is_db_reference: bool = False,
+        wildcard: bool = False,
+        fast: bool = False,
+    ) -> exp.Table | exp.Dot | None:
+        """A table name, with a backticked path split into its parts (paths.split_table)."""
+        table = super()._parse_table_parts(schema, is_db_reference, wildcard, fast)
+        return paths.split_table(table, self.sql) if isinstance(table, exp.Table) else table
 
     # -- ML.<name>(...) calls -------------------------------------------------------------------
 
@@ -259,7 +271,7 @@ class MLParser(parser.Parser):
         model = None
         if self._at_keyword_name("MODEL"):
             self._advance()
-            model = self._parse_dotted_name(max_parts=2)
+            model = self._parse_dotted_name(max_parts=3)
         elif model_required:
             self._fail(f"ML.{model_required} expects MODEL <name> as its first argument")
         if model is not None and not self._match(TokenType.COMMA):
@@ -321,6 +333,8 @@ class MLParser(parser.Parser):
         opener = self._tokens[first].token_type
         if isinstance(node, exp.Subquery) and opener == TokenType.L_PAREN:
             first, end = first + 1, end - 1  # the query inside the parentheses
+            node.meta[nodes.TEXT] = paths.unbacktick(self._text(first, end))
+            return
         node.meta[nodes.TEXT] = self._text(first, end)
 
 

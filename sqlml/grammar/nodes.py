@@ -120,7 +120,10 @@ def _ml_function_sql(gen: Generator, node: MLFunction) -> str:
     for arg in node.expressions:
         text = gen.sql(arg)
         args.append(f"TABLE {text}" if isinstance(arg, exp.Table) else text)
-    return f"ML.{node.name}({', '.join(args)})"
+    # under a Dot or a Table whose other part is the ML prefix, the parent writes "ML."
+    parent, key = node.parent, node.arg_key
+    prefixed = isinstance(parent, exp.Dot | exp.Table) and key in ("this", "expression")
+    return f"{'' if prefixed else 'ML.'}{node.name}({', '.join(args)})"
 
 
 def _query_text_sql(gen: Generator, node: QueryText) -> str:

@@ -26,6 +26,9 @@ class ModelRef:
 
     schema: str | None
     name: str
+    # BigQuery's project (`project.dataset.model`): the database the model is in, checked to be
+    # the current one (sqlml.bigquery.check_paths); not part of the model's identity
+    catalog: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.schema}.{self.name}" if self.schema else self.name

@@ -24,7 +24,11 @@ def fold(ident: exp.Expr | None) -> str | None:
 
 def model_ref(table: exp.Table) -> ModelRef:
     """``schema.model`` from the parser's Table node (names folded)."""
-    return ModelRef(schema=fold(table.args.get("db")), name=fold(table.this) or "")
+    return ModelRef(
+        schema=fold(table.args.get("db")),
+        name=fold(table.this) or "",
+        catalog=fold(table.args.get("catalog")),
+    )
 
 
 def quoted_table(table: exp.Table) -> exp.Table:

@@ -54,6 +54,7 @@ class ServerConfig:
     max_pending: int = 64  # connections still logging in (not counted in max_connections)
     max_connections_per_user: int | None = None  # logged-in connections of one user (53300)
     write_timeout: float | None = 60.0  # seconds a client may leave answers unread; None: no limit
+    dialect: str = ""  # '' PostgreSQL's SQL | 'bigquery': GoogleSQL (sqlml serve --dialect)
 
 
 class Server:
@@ -212,6 +213,7 @@ class Server:
             require_tls=self.config.require_tls,
             peer=str(peer[0]) if peer else "",
             admit=slot.admit,
+            dialect=self.config.dialect,
         )
 
     @staticmethod

@@ -42,7 +42,7 @@ from sqlglot import exp
 
 from sqlml import errors, grammar
 from sqlml.engines.base import Result
-from sqlml.grammar import lexer
+from sqlml.grammar import bigquery, lexer
 from sqlml.wire import auth, protocol, types
 from sqlml.wire import protocol as p
 from sqlml.wire.copy import CopyInParser, CopyOut
@@ -157,6 +157,7 @@ class SessionConfig:
     # The server's connection budget (limits.Slot.admit): called with the user after the
     # StartupMessage (False) and after the login (True); raises 53300 to refuse.
     admit: Callable[[str, bool], None] | None = None
+    dialect: str = ""  # '' PostgreSQL's SQL | 'bigquery': GoogleSQL (SET sqlml.dialect changes it)
 
 
 @dataclass
@@ -238,6 +239,7 @@ class Session:
         # How a connection to an upstream server is handed to the event loop (server.py sets
         # it; proxy.ProxySession uses it): None runs everything on blocking sockets.
         self.attach: Attach | None = None
+        self.dialect = config.dialect  # BigQuery mode: statements are transpiled (_googlesql)
 
     # -- the server's entry points ----------------------------------------------------------
 
@@ -507,6 +509,7 @@ class Session:
             raise
 
     def _run_statement(self, sql: str) -> Iterator[Output]:
+        sql = self._googlesql(sql)
         copy = self._parse_copy(sql)
         if copy is not None:
             yield from self._copy(copy, None)
@@ -522,11 +525,31 @@ class Session:
             self._failed = False
             return Result(None, -1, "ROLLBACK")
         head = _head(sql)
+        dialect = bigquery.dialect_set(sql) if head == "SET" else None
+        if dialect is not None:
+            self.dialect = dialect
+            return Result(None, -1, "SET")
         if head in _TRANSACTION_HEADS:
             done = self._transaction_command(head)
             if done is not None:
                 return done
         return self.backend.execute(sql, params)
+
+    def _googlesql(self, sql: str) -> str:
+        """In BigQuery mode, ``sql`` (GoogleSQL) as PostgreSQL's SQL (sqlml.grammar.bigquery):
+        the wire has no parameters by name, so an ``@name`` is 42P02; ``$n`` and ``?`` stay
+        markers. SET sqlml.dialect is left as written (_run reads it), and so are the
+        clients' own catalog queries (bigquery.reads_pg_catalog)."""
+        if not self.dialect or lexer.is_blank(sql) or bigquery.dialect_set(sql) is not None:
+            return sql
+        if bigquery.reads_pg_catalog(sql):
+            return sql
+        assert self.backend is not None
+        backend = self.backend
+        target = bigquery.Target(
+            "postgres", columns=lambda query: (backend.describe(query, 0) or pa.schema([])).names
+        )
+        return bigquery.to_engine(sql, None, target)[0]
 
     def _transaction_command(self, head: str) -> Result | None:
         """BEGIN inside a transaction and COMMIT or ROLLBACK outside one: a WARNING and no
@@ -607,9 +630,10 @@ class Session:
                 "42P05", f'prepared statement "{message.name}" already exists'
             )
         _within_limit(self._statements, message.name, MAX_STATEMENTS, "prepared statements")
-        count = max(lexer.parameter_numbers(message.query), default=0)
+        query = self._googlesql(message.query)
+        count = max(lexer.parameter_numbers(query), default=0)
         declared = message.param_types + (0,) * (count - len(message.param_types))
-        self._statements[message.name] = _Statement(message.query, declared)
+        self._statements[message.name] = _Statement(query, declared)
         return p.ParseComplete().encode()
 
     def _bind(self, message: p.Bind) -> bytes:

@@ -65,7 +65,11 @@ def to_json(value: Any) -> Any:
         template = value.template.sql(dialect=DIALECTS[value.dialect])
         return {"type": "MLQuery", "template": template, "calls": to_json(value.calls)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        fields = {  # an unset field outside the value's identity (ModelRef.catalog) is left out
+            f.name: to_json(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.compare or getattr(value, f.name) is not None
+        }
         return {"type": type(value).__name__, **fields}
     if isinstance(value, tuple | list):
         return [to_json(v) for v in value]

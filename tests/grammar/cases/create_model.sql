@@ -203,3 +203,22 @@ AS SELECT x::float8 AS x, $$a;b$$ AS tag, y FROM t WHERE note <> E'it\'s'
   "transform": null,
   "transform_sql": null
 }
+
+-- case: backtick_paths_in_the_training_query
+CREATE OR REPLACE MODEL `bqml_tutorial.penguins_model`
+OPTIONS (model_type='linear_reg', input_label_cols=['body_mass_g']) AS
+SELECT * FROM `bigquery-public-data.ml_datasets.penguins` JOIN `ds.Extra` USING (id)
+-- expected:
+{
+  "type": "CreateModel",
+  "model": {"type": "ModelRef", "schema": "bqml_tutorial", "name": "penguins_model"},
+  "options": {"model_type": "linear_reg", "input_label_cols": ["body_mass_g"]},
+  "query": {
+    "type": "Query",
+    "sql": "SELECT * FROM \"bigquery-public-data\".\"ml_datasets\".\"penguins\" JOIN \"ds\".\"Extra\" USING (id)"
+  },
+  "replace": true,
+  "if_not_exists": false,
+  "transform": null,
+  "transform_sql": null
+}

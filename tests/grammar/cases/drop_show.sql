@@ -50,3 +50,12 @@ SHOW MODELS IN Shop
 show models from "Shop"
 -- expected:
 {"type": "ShowModels", "schema": "Shop"}
+
+-- case: drop_backticked_project_dataset_model
+DROP MODEL `my-project.Shop.churn`
+-- expected:
+{
+  "type": "DropModel",
+  "model": {"type": "ModelRef", "schema": "Shop", "name": "churn", "catalog": "my-project"},
+  "if_exists": false
+}

@@ -33,8 +33,8 @@ CREATE MODEL m OPTIONS (model_type = 'onnx', model_path = 'm.onnx') AS SELECT 1
 CREATE OR REPLACE MODEL IF NOT EXISTS m OPTIONS (model_type = 'linear_reg') AS SELECT 1
 -- expected: error 42601 at 25
 
--- case: three_part_model_name
-CREATE MODEL project.shop.m OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- case: four_part_model_name
+CREATE MODEL org.project.shop.m OPTIONS (model_type = 'linear_reg') AS SELECT 1
 -- expected: error 42601 at 14
 
 -- case: missing_model_name

@@ -299,3 +299,55 @@ SELECT * FROM ML.PREDICT(MODEL m, (FROM t SELECT x))
     }
   ]
 }
+
+-- case: backtick_paths_split_in_inputs_and_around_the_call
+SELECT p.id FROM ML.PREDICT(MODEL `bqml.m`, (SELECT * FROM `ml_datasets.penguins` WHERE note = '`a.b`'))
+AS p JOIN `proj.ds.Other` AS o ON o.id = p.id
+-- expected:
+{
+  "type": "MLQuery",
+  "template": "SELECT p.id FROM SQLML_CALL(0) AS p JOIN \"proj\".\"ds\".\"Other\" AS o ON o.id = p.id",
+  "calls": [
+    {
+      "type": "Predict",
+      "model": {"type": "ModelRef", "schema": "bqml", "name": "m"},
+      "input": {"type": "Query", "sql": "SELECT * FROM \"ml_datasets\".\"penguins\" WHERE note = '`a.b`'"},
+      "threshold": null,
+      "settings": {}
+    }
+  ]
+}
+
+-- case: backtick_three_part_table_argument
+SELECT * FROM ML.EVALUATE(MODEL `bqml.m`, TABLE `bigquery-public-data.ml_datasets.penguins`)
+-- expected:
+{
+  "type": "MLQuery",
+  "template": "SELECT * FROM SQLML_CALL(0)",
+  "calls": [
+    {
+      "type": "Evaluate",
+      "model": {"type": "ModelRef", "schema": "bqml", "name": "m"},
+      "input": {"type": "Query", "sql": "SELECT * FROM \"bigquery-public-data\".\"ml_datasets\".\"penguins\""},
+      "threshold": null,
+      "settings": {}
+    }
+  ]
+}
+
+-- case: input_reads_a_cte_of_the_query_around_the_call
+WITH s AS (SELECT * FROM t) SELECT * FROM ML.PREDICT(MODEL m, (SELECT * FROM s WHERE x > 1))
+-- expected:
+{
+  "type": "MLQuery",
+  "template": "WITH s AS (SELECT * FROM t) SELECT * FROM SQLML_CALL(0)",
+  "calls": [
+    {
+      "type": "Predict",
+      "model": {"type": "ModelRef", "schema": null, "name": "m"},
+      "input": {"type": "Query", "sql": "WITH s AS (SELECT * FROM t) SELECT * FROM (SELECT * FROM s WHERE x > 1) AS \"__sqlml_input_with\""},
+      "threshold": null,
+      "settings": {}
+    }
+  ]
+}

@@ -1,0 +1,630 @@
+"""BigQuery names and the BigQuery mode (issue 12, points 1 and 2).
+
+- Backtick paths (`` `dataset.table` ``, `` `project.dataset.table` ``) split into their parts in
+  ML statements, in every mode; a project that is neither the current database nor an attached
+  catalog is 3D000.
+- BigQuery mode (``sqlml.connect(dialect='bigquery')``, ``sqlml run --dialect bigquery``,
+  ``sqlml serve --dialect bigquery``, ``SET sqlml.dialect = 'bigquery'``): GoogleSQL transpiled
+  to the engine's SQL, ``@name`` parameters bound by name, 0A000 for what cannot be written.
+- The public BigQuery ML tutorials' SQL (tests/data/bigquery_tutorials), unchanged, on tables
+  built with the same columns (synthetic rows).
+"""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import TEMPLATE, client_module, gateway_parts, serving
+
+import sqlml
+from sqlml import grammar
+
+TUTORIALS = Path(__file__).parent / "data" / "bigquery_tutorials"
+PROJECT = "bigquery-public-data"  # the tutorials' project: the database's name here
+
+
+def _state(call: Any) -> str:
+    with pytest.raises(sqlml.Error) as info:
+        call()
+    return str(info.value.sqlstate)
+
+
+def _rows(con: Any, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    return list(con.cursor().execute(sql, params).fetchall())
+
+
+# -- 1. backtick paths in ML statements, default mode -----------------------------------------
+
+
+def test_backtick_paths_in_ml_statements(con: sqlml.Connection) -> None:
+    """The tutorial's way of naming tables (`` `shop.customers` ``) in every place an ML
+    statement names one: the training query, ML.PREDICT's query, TABLE arguments, the query
+    around the call; before, each was one name with a dot in it (42P01)."""
+    con.execute(
+        "CREATE MODEL `shop.bt` OPTIONS (model_type = 'linear_reg', input_label_cols = ['value'])"
+        " AS SELECT tenure, spend, value FROM `shop.customers`"
+    )
+    sql = "SELECT count(*) FROM ML.PREDICT(MODEL `shop.bt`, (SELECT * FROM `shop.new_customers`))"
+    assert con.execute(sql).fetchall() == [(200,)]
+    sql = "SELECT count(*) FROM ML.PREDICT(MODEL `shop.bt`, TABLE `shop.new_customers`)"
+    assert con.execute(sql).fetchall() == [(200,)]
+    sql = (
+        "SELECT count(*) FROM ML.PREDICT(MODEL shop.bt, TABLE shop.new_customers) AS p"
+        " JOIN `shop.customers` AS c ON c.id = p.id"
+    )
+    assert con.execute(sql).fetchall() == [(200,)]
+    sql = "SELECT r2_score FROM ML.EVALUATE(MODEL `shop.bt`, TABLE `shop.customers`)"
+    assert con.execute(sql).fetchall()[0][0] > 0.9
+
+
+def test_three_part_names(con: sqlml.Connection, request: pytest.FixtureRequest) -> None:
+    """`` `project.dataset.table` ``: the current database (DuckDB: the file's catalog, named
+    after the file also behind the gateway, as in its plain SQL; PostgreSQL: the database)
+    works; any other project is 3D000, not 42P01 or 0A000."""
+    (database,) = con.execute("SELECT current_database()").fetchall()[0]
+    if str(request.node.callspec.params["con"]).startswith("duckdb"):
+        database = "test"  # conftest's test.duckdb
+    con.execute(
+        "CREATE MODEL shop.tp OPTIONS (model_type = 'linear_reg', input_label_cols = ['value'])"
+        f" AS SELECT tenure, value FROM `{database}.shop.customers`"
+    )
+    sql = f"SELECT count(*) FROM ML.PREDICT(MODEL shop.tp, TABLE `{database}.shop.customers`)"
+    assert con.execute(sql).fetchall() == [(800,)]
+    elsewhere = "(SELECT * FROM `nope-project.shop.customers`)"
+    sql = f"SELECT * FROM ML.PREDICT(MODEL shop.tp, {elsewhere})"
+    assert _state(lambda: con.execute(sql)) == "3D000"
+    sql = (
+        "CREATE MODEL shop.tq OPTIONS (model_type = 'linear_reg', input_label_cols = ['value'])"
+        " AS SELECT tenure, value FROM `nope-project.shop.customers`"
+    )
+    assert _state(lambda: con.execute(sql)) == "3D000"
+    sql = "SELECT * FROM ML.PREDICT(MODEL shop.tp, TABLE `a.b.c.d`)"
+    assert _state(lambda: con.execute(sql)) == "42601"
+    # a model named project.dataset.model (BigQuery's full name; was 42601)
+    sql = f"SELECT count(*) FROM ML.PREDICT(MODEL `{database}.shop.tp`, TABLE shop.customers)"
+    assert con.execute(sql).fetchall() == [(800,)]
+    sql = "SELECT * FROM ML.PREDICT(MODEL `nope-project.shop.tp`, TABLE shop.customers)"
+    assert _state(lambda: con.execute(sql)) == "3D000"
+    assert _state(lambda: con.execute("DROP MODEL `nope-project.shop.tp`")) == "3D000"
+    con.execute(f"DROP MODEL `{database}.shop.tp`")
+
+
+def test_attached_duckdb_catalog(tmp_path: Path, shop_file: str) -> None:
+    """A three-part name may name a DuckDB catalog attached to the session."""
+    other = tmp_path / "warehouse.duckdb"
+    with sqlml.connect(str(other), autocommit=True) as loading:
+        loading.execute("CREATE SCHEMA sales")
+        loading.execute(
+            "CREATE TABLE sales.t AS SELECT range AS x, 2.0 * range AS y FROM range(50)"
+        )
+    con = sqlml.connect(shop_file, autocommit=True)
+    try:
+        con.execute(f"ATTACH '{other}' AS warehouse")
+        con.execute(
+            "CREATE MODEL shop.w OPTIONS (model_type = 'linear_reg', input_label_cols = ['y'])"
+            " AS SELECT x, y FROM `warehouse.sales.t`"
+        )
+        rows = _rows(
+            con, "SELECT count(*) FROM ML.PREDICT(MODEL shop.w, TABLE `warehouse.sales.t`)"
+        )
+        assert rows == [(50,)]
+    finally:
+        con.close()
+
+
+# -- 2. BigQuery mode ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bq(database: str) -> Iterator[sqlml.Connection]:
+    """A connection in BigQuery mode on each engine, with a small table ds.people."""
+    con = sqlml.connect(database, autocommit=True, dialect="bigquery")
+    con.execute("CREATE SCHEMA ds")
+    con.execute(
+        "CREATE TABLE ds.people (id INT64, age INT64, balance FLOAT64, born DATE, name STRING)"
+    )
+    for row in [
+        (1, 30, -40.0, "2024-01-07", "ana"),  # a Sunday
+        (2, 40, 10.0, "2024-01-13", "bo"),  # a Saturday
+        (3, -30, 0.0, "2024-01-10", "cy"),
+    ]:
+        con.execute(
+            "INSERT INTO ds.people VALUES (@id, @age, @balance, DATE(@born), @name)",
+            dict(zip(("id", "age", "balance", "born", "name"), row, strict=True)),
+        )
+    yield con
+    con.close()
+
+
+def test_named_parameters_bind(bq: sqlml.Connection) -> None:
+    """``@age`` is a parameter, bound by name; in DuckDB's own SQL it is abs(age), and
+    ``age = @age`` was true for every row with age = |age| (30 and -30 alike)."""
+    assert bq.paramstyle == "named"
+    assert _rows(bq, "SELECT id FROM `ds.people` WHERE age = @age ORDER BY id", {"age": 30}) == [
+        (1,)
+    ]
+    sql = "SELECT id FROM ds.people WHERE age = @age OR id = @id ORDER BY id"
+    assert _rows(bq, sql, {"age": -30, "id": 2}) == [(2,), (3,)]
+    assert _state(lambda: bq.execute("SELECT id FROM ds.people WHERE age = @age")) == "42P02"
+    assert _state(lambda: bq.execute(sql, {"age": 1})) == "42P02"
+
+
+def test_default_mode_stays_the_engines_sql(database: str) -> None:
+    """Without the mode, ``@`` is what the engine says (DuckDB and PostgreSQL: abs)."""
+    con = sqlml.connect(database, autocommit=True)
+    try:
+        assert con.paramstyle == "qmark"
+        assert _rows(con, "SELECT @ (-3)") == [(3,)]
+        assert _state(lambda: con.execute("SELECT 1", {"a": 1})) == "42000"  # names need the mode
+    finally:
+        con.close()
+
+
+def test_googlesql_functions_and_types(bq: sqlml.Connection) -> None:
+    """RAND, SAFE_DIVIDE, IF, EXTRACT(DAYOFWEEK) (1 = Sunday), FLOAT64 / INT64, double-quoted
+    strings: GoogleSQL's meaning on both engines."""
+    rows = _rows(
+        bq,
+        """SELECT id, SAFE_DIVIDE(balance, age) AS r, SAFE_DIVIDE(age, 0) AS z,
+                  IF(age > 35, "old", 'young') AS g, EXTRACT(DAYOFWEEK FROM born) AS dow,
+                  CAST(age AS FLOAT64) AS f, CAST(balance AS INT64) AS i,
+                  RAND() BETWEEN 0 AND 1 AS rnd, 7 / 2 AS half
+           FROM `ds.people` ORDER BY id""",
+    )
+    assert rows == [
+        (1, pytest.approx(-40 / 30), None, "young", 1, 30.0, -40, True, 3.5),
+        (2, pytest.approx(0.25), None, "old", 7, 40.0, 10, True, 3.5),
+        (3, 0.0, None, "young", 4, -30.0, 0, True, 3.5),
+    ]
+
+
+def test_substr_positions(bq: sqlml.Connection) -> None:
+    """SUBSTR counts a position of 0 as 1 and a negative one from the end, as BigQuery does
+    (DuckDB and PostgreSQL would give 'a' and '' for the first two)."""
+    rows = _rows(
+        bq,
+        "SELECT SUBSTR(name, 0, 2), SUBSTR(name, -5, 2), SUBSTR(name, -2) FROM ds.people WHERE id = 1",
+    )
+    assert rows == [("an", "an", "na")]
+    if bq.session.engine.dialect == "postgres":
+        assert (
+            _state(lambda: bq.execute("SELECT SAFE_CAST(name AS INT64) FROM ds.people")) == "0A000"
+        )
+    else:
+        assert _rows(bq, "SELECT SAFE_CAST(name AS INT64) FROM ds.people WHERE id = 1") == [(None,)]
+
+
+def test_select_star_except(bq: sqlml.Connection) -> None:
+    """``* EXCEPT (...)``: DuckDB's EXCLUDE, and on PostgreSQL the other columns."""
+    cur = bq.cursor().execute("SELECT * EXCEPT (born, name) FROM ds.people ORDER BY id")
+    assert [d[0] for d in cur.description or []] == ["id", "age", "balance"]
+    assert cur.fetchall()[0] == (1, 30, -40.0)
+    assert _state(lambda: bq.execute("SELECT * EXCEPT (nope) FROM ds.people")) in (
+        "42703",
+        "42601",
+    )
+
+
+def test_struct_and_unnest_literals(bq: sqlml.Connection) -> None:
+    """An array of STRUCT literals as a table, and UNNEST of an array literal."""
+    rows = _rows(
+        bq,
+        "SELECT a, b FROM UNNEST([STRUCT(1 AS a, 'x' AS b), STRUCT(2 AS a, 'y' AS b)]) ORDER BY a",
+    )
+    assert rows == [(1, "x"), (2, "y")]
+    assert _rows(bq, "SELECT x FROM UNNEST([3, 1, 2]) AS x ORDER BY x") == [(1,), (2,), (3,)]
+
+
+def test_what_cannot_be_transpiled_is_0a000(bq: sqlml.Connection) -> None:
+    """A construct whose meaning differs (BigQuery's WEEK counts from Sunday) or that sqlglot
+    cannot write for the engine is 0A000, never a different query."""
+    assert _state(lambda: bq.execute("SELECT EXTRACT(WEEK FROM born) FROM ds.people")) == "0A000"
+    engine = bq.session.engine.dialect
+    if engine == "postgres":
+        assert _state(lambda: bq.execute("SELECT STRUCT(1 AS a) AS s")) == "0A000"
+
+
+def test_ml_statements_in_bigquery_mode(bq: sqlml.Connection, database: str) -> None:
+    """CREATE MODEL's query, ML.PREDICT's query and the STRUCT of settings, in GoogleSQL."""
+    bq.execute(
+        """CREATE OR REPLACE MODEL `ds.m`
+           OPTIONS (model_type = 'logistic_reg', input_label_cols = ['old']) AS
+           SELECT CAST(age AS FLOAT64) AS age, IF(age > 35, TRUE, FALSE) AS old
+           FROM `ds.people`, UNNEST([1, 2, 3, 4]) AS copies"""
+    )
+    rows = _rows(
+        bq,
+        """SELECT id, predicted_old FROM ML.PREDICT(MODEL `ds.m`,
+             (SELECT id, CAST(age AS FLOAT64) AS age FROM ds.people WHERE id <> @skip),
+             STRUCT(0.5 AS threshold)) ORDER BY id""",
+        {"skip": 3},
+    )
+    assert rows == [(1, False), (2, True)]
+
+
+def test_set_dialect_in_a_session(database: str) -> None:
+    """``SET sqlml.dialect`` through sqlml.connect (and so in a script of sqlml run) too."""
+    con = sqlml.connect(database, autocommit=True)
+    try:
+        assert _state(lambda: con.execute("SELECT SAFE_DIVIDE(1, 0)")) == "42883"
+        con.execute("SET sqlml.dialect = 'bigquery'")
+        assert con.paramstyle == "named"
+        assert _rows(con, "SELECT SAFE_DIVIDE(1, 0), @x", {"x": 2}) == [(None, 2)]
+        assert _state(lambda: con.execute("SET sqlml.dialect = 'oracle'")) == "22023"
+        con.execute("SET sqlml.dialect TO default")
+        assert con.paramstyle == "qmark"
+        assert _rows(con, "SELECT @ (-4)") == [(4,)]
+    finally:
+        con.close()
+
+
+def test_cli_run_dialect(tmp_path: Path) -> None:
+    """``sqlml run --dialect bigquery``; without it the same script fails (SAFE_DIVIDE is no
+    DuckDB function)."""
+    script = tmp_path / "s.sql"
+    script.write_text("SELECT SAFE_DIVIDE(1, 0) AS z, IF(TRUE, 'y', 'n') AS w;\n")
+    command = [sys.executable, "-m", "sqlml.cli", "run"]
+    done = subprocess.run([*command, "--dialect", "bigquery", str(script)], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert b"y" in done.stdout
+    plain = subprocess.run([*command, str(script)], capture_output=True)
+    assert plain.returncode == 1
+
+
+# -- over the wire ------------------------------------------------------------------------------
+
+
+def test_set_dialect_over_the_wire(shop_file: str) -> None:
+    """``SET sqlml.dialect = 'bigquery'`` in a session of the DuckDB gateway (psycopg 3); an
+    ``@name`` has no value on the wire (42P02); the session is usable after each error."""
+    from sqlml.wire.server import ServerConfig
+
+    psycopg = client_module("psycopg")
+    with (
+        serving(ServerConfig(port=0), *gateway_parts("duckdb", shop_file)) as port,
+        psycopg.connect(host="127.0.0.1", port=port, dbname="shop", autocommit=True) as c,
+    ):
+        with pytest.raises(psycopg.Error):
+            c.execute("SELECT SAFE_DIVIDE(1, 0)")
+        c.execute("SET sqlml.dialect = 'bigquery'")
+        rows = c.execute("SELECT SAFE_DIVIDE(1, 0), IF(1 > 0, 'a', 'b')").fetchall()
+        assert rows == [(None, "a")]
+        rows = c.execute("SELECT count(*) FROM `shop.customers` WHERE tenure > %s", [10])
+        assert rows.fetchall()[0][0] > 0
+        with pytest.raises(psycopg.Error) as info:
+            c.execute("SELECT id FROM shop.customers WHERE tenure = @t")
+        assert info.value.sqlstate == "42P02"
+        cur = c.execute("SELECT * EXCEPT (spend, plan) FROM `shop.new_customers` LIMIT 1")
+        assert [d.name for d in cur.description or []] == ["id", "tenure", "promo"]
+        c.execute(
+            "CREATE MODEL `shop.wire_bq` OPTIONS (model_type = 'linear_reg',"
+            " input_label_cols = ['value']) AS SELECT CAST(tenure AS FLOAT64) AS tenure, value"
+            " FROM `shop.customers` WHERE MOD(id, 2) = 0"
+        )
+        sql = "SELECT count(*) FROM ML.PREDICT(MODEL `shop.wire_bq`, TABLE `shop.new_customers`)"
+        assert c.execute(sql).fetchall() == [(200,)]
+        c.execute("SET sqlml.dialect = 'default'")
+        assert c.execute("SELECT @ (-2)").fetchall() == [(2,)]
+
+
+def test_serve_dialect_option(shop_file: str) -> None:
+    """``sqlml serve --dialect bigquery``: sessions start in BigQuery mode."""
+    from sqlml.wire.server import ServerConfig
+
+    psycopg = client_module("psycopg")
+    config = ServerConfig(port=0, dialect="bigquery")
+    with (
+        serving(config, *gateway_parts("duckdb", shop_file)) as port,
+        psycopg.connect(host="127.0.0.1", port=port, dbname="shop", autocommit=True) as c,
+    ):
+        assert c.execute("SELECT IF(TRUE, 'y', 'n')").fetchall() == [("y",)]
+
+
+def test_transactions_and_wrapped_queries_in_bigquery_mode(shop_file: str) -> None:
+    """BEGIN/COMMIT (what psycopg sends with autocommit off), COPY (query) TO STDOUT, EXPLAIN
+    and a server-side cursor: the engine's statements, with the query inside in GoogleSQL."""
+    from sqlml.wire.server import ServerConfig
+
+    psycopg = client_module("psycopg")
+    config = ServerConfig(port=0, dialect="bigquery")
+    with (
+        serving(config, *gateway_parts("duckdb", shop_file)) as port,
+        psycopg.connect(host="127.0.0.1", port=port, dbname="shop") as c,
+    ):
+        rows = c.execute("SELECT IF(tenure > 10, 'long', 'short') FROM `shop.customers` LIMIT 1")
+        assert rows.fetchall()[0][0] in ("long", "short")
+        c.commit()
+        with c.cursor() as cur:
+            with cur.copy(
+                "COPY (SELECT SAFE_DIVIDE(1, 0) AS z, IF(TRUE, 'y', 'n')) TO STDOUT"
+            ) as cp:
+                data = b"".join(bytes(chunk) for chunk in cp)
+            assert data == b"\\N\ty\n"
+            assert cur.execute("EXPLAIN SELECT IF(TRUE, 1, 2)").fetchall()
+        with c.cursor(name="bq_cursor") as named:
+            named.execute("SELECT id FROM `shop.customers` WHERE MOD(id, 100) = 0 ORDER BY id")
+            assert [r[0] for r in named.fetchall()] == list(range(0, 800, 100))
+        c.rollback()
+
+
+def test_psql_catalog_commands_in_bigquery_mode(shop_file: str) -> None:
+    """A client's own catalog queries (psql's \\dt, \\d) are PostgreSQL's SQL: they stay
+    so in BigQuery mode (they read pg_catalog), and the tables are listed."""
+    import shutil
+
+    from sqlml.wire.server import ServerConfig
+
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.fail("psql is not installed")
+    config = ServerConfig(port=0, dialect="bigquery")
+    with serving(config, *gateway_parts("duckdb", shop_file)) as port:
+        url = f"postgresql://ana@127.0.0.1:{port}/shop?sslmode=disable"
+        for command in (r"\dt shop.*", r"\d shop.customers"):
+            done = subprocess.run([psql, url, "-c", command], capture_output=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert b"customers" in done.stdout
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BigQuery mode is not built for the PostgreSQL proxy yet: the proxy forwards SET"
+    " sqlml.dialect to PostgreSQL, which keeps it as a custom setting",
+)
+def test_set_dialect_over_the_proxy(pg_database: str) -> None:
+    psycopg = client_module("psycopg")
+    from sqlml.wire.server import ServerConfig
+
+    with (
+        serving(ServerConfig(port=0), *gateway_parts("postgres", pg_database)) as port,
+        psycopg.connect(host="127.0.0.1", port=port, dbname="shop", autocommit=True) as c,
+    ):
+        c.execute("SET sqlml.dialect = 'bigquery'")
+        assert c.execute("SELECT SAFE_DIVIDE(1, 0)").fetchall() == [(None,)]
+
+
+# -- 3. the public tutorials, unchanged ---------------------------------------------------------
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database named like the tutorials' project (a DuckDB file bigquery-public-data.duckdb,
+    a PostgreSQL database "bigquery-public-data"), with the public tables' columns."""
+    tables = _public_tables()
+    if request.param == "duckdb":
+        path = str(tmp_path / f"{PROJECT}.duckdb")
+        loading = sqlml.connect(path, autocommit=True)
+        raw = loading.session.engine
+        for (schema, name), table in tables.items():
+            raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            raw.register_table("_load", table)
+            raw.execute(f'CREATE TABLE "{schema}"."{name}" AS SELECT * FROM "_load"')
+            raw.unregister_table("_load")
+        raw.execute("CREATE MACRO st_geogpoint(lon, lat) AS [lon, lat]")
+        raw.execute(
+            f"CREATE MACRO st_distance(a, b) AS {_haversine('a[1]', 'a[2]', 'b[1]', 'b[2]')}"
+        )
+        loading.close()
+        yield path
+        return
+    import pgcluster
+
+    server = str(request.getfixturevalue("pg_server"))
+    dsn = pgcluster.create_database(server, PROJECT, template=TEMPLATE)
+    try:
+        for (schema, name), table in tables.items():
+            texts = pa.table(
+                {
+                    f.name: table.column(f.name).cast(pa.string())
+                    if pa.types.is_timestamp(f.type)
+                    else table.column(f.name)
+                    for f in table.schema
+                }
+            )
+            pgcluster.load_table(dsn, schema, name, texts)
+        loading = sqlml.connect(dsn, autocommit=True)
+        raw = loading.session.engine
+        raw.execute(
+            "ALTER TABLE london_bicycles.cycle_hire ALTER COLUMN start_date TYPE timestamp"
+            " USING start_date::timestamp"
+        )
+        raw.execute(
+            "CREATE FUNCTION st_geogpoint(lon float8, lat float8) RETURNS float8[]"
+            " LANGUAGE sql IMMUTABLE AS 'SELECT ARRAY[lon, lat]'"
+        )
+        body = _haversine("a[1]", "a[2]", "b[1]", "b[2]")
+        raw.execute(
+            "CREATE FUNCTION st_distance(a float8[], b float8[]) RETURNS float8"
+            f" LANGUAGE sql IMMUTABLE AS 'SELECT {body}'"
+        )
+        loading.close()
+        yield dsn
+    finally:
+        pgcluster.drop_database(server, PROJECT)
+
+
+def _haversine(lon1: str, lat1: str, lon2: str, lat2: str) -> str:
+    """The great-circle distance in metres (ST_DISTANCE of two points on the sphere)."""
+    a = (
+        f"power(sin(radians({lat2} - {lat1}) / 2), 2) + cos(radians({lat1}))"
+        f" * cos(radians({lat2})) * power(sin(radians({lon2} - {lon1}) / 2), 2)"
+    )
+    return f"2 * 6371008.8 * asin(sqrt({a}))"
+
+
+def _public_tables(seed: int = 7) -> dict[tuple[str, str], pa.Table]:
+    rng = np.random.default_rng(seed)
+    return {
+        ("ml_datasets", "penguins"): _penguins(rng),
+        ("ml_datasets", "census_adult_income"): _census(rng),
+        ("london_bicycles", "cycle_stations"): _stations(),
+        ("london_bicycles", "cycle_hire"): _hires(rng),
+    }
+
+
+def _penguins(rng: np.random.Generator, n: int = 344) -> pa.Table:
+    """bigquery-public-data.ml_datasets.penguins' columns; body mass from the others."""
+    species = rng.choice(["Adelie Penguin", "Gentoo penguin", "Chinstrap penguin"], size=n)
+    island = rng.choice(["Biscoe", "Dream", "Torgersen"], size=n)
+    length = rng.normal(44, 5, size=n)
+    depth = rng.normal(17, 2, size=n)
+    flipper = rng.normal(200, 14, size=n)
+    sex = rng.choice(["MALE", "FEMALE", None], size=n, p=[0.48, 0.48, 0.04])
+    mass = 40 * flipper + 20 * length - 40 * depth + 900 * (species == "Gentoo penguin")
+    mass = mass + 300 * (sex == "MALE") + rng.normal(0, 150, size=n) - 4800
+    body = pa.array(np.where(np.arange(n) % 86 == 3, np.nan, mass), from_pandas=True)
+    return pa.table(
+        {
+            "species": species.tolist(),
+            "island": island.tolist(),
+            "culmen_length_mm": length,
+            "culmen_depth_mm": depth,
+            "flipper_length_mm": flipper,
+            "body_mass_g": body,
+            "sex": pa.array(sex.tolist(), type=pa.string()),
+        }
+    )
+
+
+def _census(rng: np.random.Generator, n: int = 1000) -> pa.Table:
+    """census_adult_income's columns; the income bracket from age, education and hours."""
+    age = rng.integers(17, 80, size=n)
+    education_num = rng.integers(1, 17, size=n)
+    hours = rng.integers(10, 70, size=n)
+    logit = 0.04 * (age - 40) + 0.35 * (education_num - 10) + 0.05 * (hours - 40) - 1.0
+    rich = rng.random(n) < 1 / (1 + np.exp(-logit))
+    strings = {
+        "workclass": [" Private", " Self-emp-not-inc", " Local-gov"],
+        "education": [" HS-grad", " Bachelors", " Masters"],
+        "marital_status": [" Married-civ-spouse", " Never-married", " Divorced"],
+        "occupation": [" Sales", " Exec-managerial", " Craft-repair"],
+        "relationship": [" Husband", " Not-in-family", " Own-child"],
+        "race": [" White", " Black", " Other"],
+        "sex": [" Male", " Female"],
+        "native_country": [" United-States", " Mexico"],
+    }
+    columns: dict[str, Any] = {"age": age, "functional_weight": rng.integers(10000, 500000, n)}
+    for name, values in strings.items():
+        columns[name] = rng.choice(values, size=n).tolist()
+    columns |= {
+        "education_num": education_num,
+        "capital_gain": rng.integers(0, 5000, n),
+        "capital_loss": rng.integers(0, 500, n),
+        "hours_per_week": hours,
+        "income_bracket": np.where(rich, " >50K", " <=50K").tolist(),
+    }
+    return pa.table(columns)
+
+
+def _stations() -> pa.Table:
+    names = [
+        "Kennington Road, Vauxhall",
+        "Kennington Oval, Oval",
+        "Borough Road, Elephant & Castle",
+        "Webber Street, Southwark",
+        "Hyde Park Corner, Hyde Park",
+        "Stratford Station, Stratford",
+        "Wandsworth Town Station, Wandsworth",
+        "Putney Pier, Wandsworth",
+    ]
+    longitude = [-0.111, -0.113, -0.098, -0.104, -0.153, -0.004, -0.189, -0.216]
+    latitude = [51.488, 51.484, 51.498, 51.500, 51.503, 51.541, 51.460, 51.466]
+    return pa.table(
+        {
+            "id": list(range(1, len(names) + 1)),
+            "installed": [True] * len(names),
+            "latitude": latitude,
+            "longitude": longitude,
+            "name": names,
+            "bikes_count": [10] * len(names),
+            "docks_count": [20] * len(names),
+        }
+    )
+
+
+def _hires(rng: np.random.Generator, n: int = 2000) -> pa.Table:
+    names = _stations().column("name").to_pylist()
+    station = rng.integers(1, len(names) + 1, size=n)
+    start = datetime.datetime(2014, 12, 1)
+    starts = [start + datetime.timedelta(hours=int(h)) for h in rng.integers(0, 24 * 420, n)]
+    duration = (rng.gamma(2.0, 600, size=n) * (1 + station / 4)).astype(np.int64)
+    return pa.table(
+        {
+            "rental_id": np.arange(n),
+            "duration": duration,
+            "bike_id": rng.integers(1, 500, n),
+            "end_station_id": rng.integers(1, len(names) + 1, size=n),
+            "start_date": pa.array(starts, type=pa.timestamp("us")),
+            "start_station_id": station,
+            "start_station_name": [names[s - 1] for s in station],
+        }
+    )
+
+
+def _tutorial(con: sqlml.Connection, name: str) -> list[Any]:
+    """Every statement of a tutorial's SQL file, run as written; each one's cursor."""
+    cursors = []
+    for sql in grammar.split_script((TUTORIALS / name).read_text()):
+        if grammar.lexer.is_blank(sql):
+            continue
+        cursors.append(con.cursor().execute(sql))
+    return cursors
+
+
+def _columns(cursor: Any) -> list[str]:
+    return [d[0] for d in cursor.description or []]
+
+
+def test_linear_regression_tutorial(project: str) -> None:
+    con = sqlml.connect(project, autocommit=True, dialect="bigquery")
+    try:
+        con.execute("CREATE SCHEMA bqml_tutorial")
+        _, evaluate, predict = _tutorial(con, "linear_regression_penguins.sql")
+        metrics = dict(zip(_columns(evaluate), evaluate.fetchall()[0], strict=True))
+        assert metrics["r2_score"] > 0.8
+        assert {"mean_absolute_error", "mean_squared_error", "explained_variance"} <= set(metrics)
+        rows = predict.fetchall()
+        assert "predicted_body_mass_g" in _columns(predict)
+        islands = [r[_columns(predict).index("island")] for r in rows]
+        assert rows
+        assert set(islands) == {"Biscoe"}
+    finally:
+        con.close()
+
+
+def test_logistic_regression_tutorial(project: str) -> None:
+    con = sqlml.connect(project, autocommit=True, dialect="bigquery")
+    try:
+        con.execute("CREATE SCHEMA census")
+        _, _, evaluate, predict = _tutorial(con, "logistic_regression_census.sql")
+        metrics = dict(zip(_columns(evaluate), evaluate.fetchall()[0], strict=True))
+        assert metrics["roc_auc"] > 0.75
+        assert "predicted_income_bracket" in _columns(predict)
+        assert "dataframe" in _columns(predict)
+        assert len(predict.fetchall()) > 50
+    finally:
+        con.close()
+
+
+def test_kmeans_tutorial(project: str) -> None:
+    con = sqlml.connect(project, autocommit=True, dialect="bigquery")
+    try:
+        con.execute("CREATE SCHEMA bqml_tutorial")
+        _, predict = _tutorial(con, "kmeans_london_bicycles.sql")
+        columns = _columns(predict)
+        assert "centroid_id" in columns
+        assert "nearest_centroids_distance" not in columns
+        rows = predict.fetchall()
+        names = {r[columns.index("station_name")] for r in rows}
+        assert names == {"Kennington Road, Vauxhall", "Kennington Oval, Oval"}
+        assert all(1 <= r[columns.index("centroid_id")] <= 4 for r in rows)
+    finally:
+        con.close()
