@@ -128,3 +128,15 @@ def test_cli_run_and_models(tmp_path: Path) -> None:
     failed = runner.invoke(cli.main, ["run", "--database", database, str(bad)])
     assert failed.exit_code == 1
     assert "42704" in failed.output
+
+
+def test_the_default_in_memory_database_runs_statements() -> None:
+    """sqlml.connect() with no file: a database of its own, on the engine's own connection (a
+    set-up query left unconsumed there made every later statement fail with 58000)."""
+    con = sqlml.connect()
+    try:
+        assert con.execute("SELECT 1").fetchall() == [(1,)]
+        con.execute("CREATE TABLE t AS SELECT 2 AS x")
+        assert con.execute("SELECT x FROM t").fetchall() == [(2,)]
+    finally:
+        con.close()

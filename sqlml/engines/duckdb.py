@@ -132,10 +132,9 @@ def lock_configuration(con: duckdb.DuckDBPyConnection) -> None:
 
 def _settings(con: duckdb.DuckDBPyConnection) -> tuple[bool, bool]:
     """``enable_external_access`` and ``lock_configuration`` of ``con``'s instance."""
-    row = con.execute(
+    (row,) = con.execute(  # (fetchall: DuckDB 2 keeps a result open until it is consumed)
         "SELECT current_setting('enable_external_access'), current_setting('lock_configuration')"
-    ).fetchone()
-    assert row is not None
+    ).fetchall()
     return bool(row[0]), bool(row[1])
 
 
