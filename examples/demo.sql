@@ -8,9 +8,11 @@ SELECT
     tenure,
     monthly_spend,
     plan,
-    -- churn is likelier for short tenure, high spend and the basic plan
-    (random() < 1 / (1 + exp(-(1.5 - 0.08 * tenure + 0.02 * monthly_spend
-                              + CASE plan WHEN 'basic' THEN 1.0 ELSE -0.5 END)))) AS churned
+    -- churn is likelier for short tenure, high spend and the basic plan; the coin is a hash
+    -- of the id, not random(), so the data and every number below are the same on each run
+    ((hash(i * 31 + 17) % 1000000) / 1000000.0
+        < 1 / (1 + exp(-(1.5 - 0.08 * tenure + 0.02 * monthly_spend
+                         + CASE plan WHEN 'basic' THEN 1.0 ELSE -0.5 END)))) AS churned
 FROM (
     SELECT
         i,

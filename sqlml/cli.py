@@ -3,23 +3,45 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import pyarrow as pa
 
-from sqlml import errors, grammar
-from sqlml.dbapi import Connection, connect
+from sqlml import errors
+
+if TYPE_CHECKING:  # imported when a command runs: `sqlml --help` must start at once
+    import pyarrow as pa
+
+    from sqlml.dbapi import Connection
+    from sqlml.wire.server import ServerConfig
+    from sqlml.wire.session import Backend, Session
 
 MAX_ROWS = 50
-MAX_WIDTH = 40
+MAX_WIDTH = 80  # a cell wider than this is cut (with …); columns are never dropped
+DIGITS = 6  # significant digits of a float inside a list or struct (top-level floats: all)
+
+
+def _nested(value: Any) -> str:
+    """A list or struct cell, short enough that every element shows: a classifier's
+    probabilities (``[{label: False, prob: 0.0635862}, {label: True, prob: 0.936414}]``)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_nested(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_nested(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.{DIGITS}g}"
+    return "NULL" if value is None else str(value)
 
 
 def _cell(value: Any) -> str:
-    text = "NULL" if value is None else str(value)
+    if isinstance(value, dict | list | tuple):
+        text = _nested(value)
+    else:
+        text = "NULL" if value is None else str(value)
     return text if len(text) <= MAX_WIDTH else text[: MAX_WIDTH - 1] + "…"
 
 
@@ -62,7 +84,7 @@ def main() -> None:
     "-d",
     default=":memory:",
     show_default=True,
-    help="DuckDB file, :memory:, or a postgresql:// URL",
+    help="DuckDB file (created if missing), :memory:, or a postgresql:// URL",
 )
 @click.option(
     "--scoring",
@@ -81,20 +103,25 @@ def main() -> None:
 @click.argument("script", type=click.File("r"))
 def run(database: str, scoring: str, dialect: str, script: Any) -> None:
     """Run the statements of SCRIPT (a .sql file, or - for stdin), printing each result."""
-    connection = _open(database, scoring, dialect)
+    from sqlml import grammar
+
+    connection = _open(database, scoring, dialect, create=True)
+    text = script.read()
+    at = 0  # where the statement starts in the script: an error's LINE is the script's
     try:
-        for text in grammar.split_script(script.read()):
+        for statement in grammar.split_script(text):
+            at = text.find(statement, at)
             progress = _Progress()
             connection.set_progress(progress)
-            cursor = connection.execute(text)
+            cursor = connection.execute(statement)
             if cursor.description is not None:
                 click.echo(format_table(cursor.fetch_arrow_table()))
             else:
                 click.echo(cursor.statusmessage or "OK")
             click.echo()
+            at += len(statement)
     except errors.Error as e:
-        click.echo(f"ERROR {e.sqlstate}: {e}", err=True)
-        sys.exit(1)
+        _fail(e, text, at)
     finally:
         connection.close()
 
@@ -104,29 +131,98 @@ def run(database: str, scoring: str, dialect: str, script: Any) -> None:
 @click.option("--schema", default=None, help="only the models of this schema")
 def models(database: str, schema: str | None) -> None:
     """List the models stored in DATABASE with their current version."""
-    connection = _open(database, "auto")
+    connection = _open(database, "auto", create=False)
     try:
         table = connection.session.store.list(schema)
         click.echo(format_table(table))
     except errors.Error as e:
-        click.echo(f"ERROR {e.sqlstate}: {e}", err=True)
-        sys.exit(1)
+        _fail(e)
     finally:
         connection.close()
 
 
-def _fail(e: errors.Error) -> NoReturn:
-    click.echo(f"ERROR {e.sqlstate}: {e}", err=True)
+def _position(script: str, offset: int) -> list[str]:
+    """psql's pointer at an error: ``LINE n:`` and the script's line, a caret under the spot."""
+    line_start = script.rfind("\n", 0, offset) + 1
+    line_end = script.find("\n", offset)
+    line = script[line_start : line_end if line_end >= 0 else len(script)]
+    prefix = f"LINE {script.count(chr(10), 0, offset) + 1}: "
+    return [prefix + line.expandtabs(1), " " * (len(prefix) + offset - line_start) + "^"]
+
+
+def _fail(e: errors.Error, script: str | None = None, start: int = 0) -> NoReturn:
+    """``ERROR <sqlstate>: message`` on one line, then, as psql, where in the script (for an
+    error with a position), DETAIL and HINT; exit 1."""
+    lines = [f"ERROR {e.sqlstate}: {e.message}"]
+    if script is not None and e.position is not None and e.position > 0:
+        lines += _position(script, min(start + e.position - 1, len(script)))
+    lines += [f"DETAIL: {e.detail}"] if e.detail else []
+    lines += [f"HINT: {e.hint}"] if e.hint else []
+    click.echo("\n".join(lines), err=True)
     sys.exit(1)
 
 
-def _open(database: str, scoring: str, dialect: str = "default") -> Connection:
+def _duckdb_file(database: str) -> str | None:
+    """The file a DuckDB database names (None for :memory: and URLs of other engines)."""
+    path = database.removeprefix("duckdb://")
+    if "://" in path or path == "" or path.startswith(":memory:"):
+        return None
+    return path
+
+
+def _open(database: str, scoring: str, dialect: str = "default", *, create: bool) -> Connection:
     """The connection, or ``ERROR <sqlstate>`` and exit 1 for a database that cannot be opened
-    (a directory, a locked file, a bad URL, a refused connection): never a traceback."""
+    (a directory, a locked file, a bad URL, a refused connection): never a traceback. A DuckDB
+    file that does not exist is created only where ``create`` (``sqlml run``): elsewhere it
+    is a typo, 3D000 as PostgreSQL answers for a database that does not exist."""
+    from sqlml.dbapi import connect
+
+    path = _duckdb_file(database)
+    if path is not None and not os.path.exists(path):
+        if not create:
+            _fail(
+                errors.from_sqlstate(
+                    "3D000",
+                    f'database "{path}" does not exist',
+                    hint="sqlml run --database creates a DuckDB file; check the path",
+                )
+            )
+        click.echo(f'NOTICE: creating DuckDB database "{path}"', err=True)
     try:
         return connect(database, autocommit=True, scoring=scoring, dialect=dialect)
     except errors.Error as e:
-        _fail(e)
+        _fail(_explained(e, path))
+
+
+def _explained(e: errors.Error, path: str | None) -> errors.Error:
+    """``e``, with what to do when another process (the gateway, say) holds the DuckDB file:
+    DuckDB lets one process at a time open a file for writing."""
+    if path is None or e.hint or not _locked_elsewhere(path):
+        return e
+    return errors.from_sqlstate(
+        e.sqlstate,
+        e.message,
+        detail=e.detail,
+        hint="another process holds the file (DuckDB lets one process open it for writing):"
+        " if it is sqlml serve, send the statements through the gateway (psql -h <host> -p"
+        " <port> -f script.sql, or any PostgreSQL client), or stop that process first",
+    )
+
+
+def _locked_elsewhere(path: str) -> bool:
+    """Whether another process holds a write lock on ``path`` (DuckDB's fcntl lock), asked
+    of the operating system rather than read from DuckDB's message."""
+    import fcntl
+
+    try:
+        with open(path, "rb") as file:
+            try:
+                fcntl.lockf(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+    except OSError:  # a directory, no permission: not a lock
+        return False
+    return False
 
 
 @main.command()
@@ -275,17 +371,15 @@ def serve(
     dialect: str,
 ) -> None:
     """Serve a database to PostgreSQL clients (psql, BI tools, drivers) over the wire protocol."""
-    import os
-
     from sqlml.engines.duckdb import DuckDBEngine
     from sqlml.grammar import bigquery
     from sqlml.wire import auth, limits
     from sqlml.wire.server import ServerConfig
-    from sqlml.wire.server import serve as run_server
-    from sqlml.wire.session import Backend, Session
+    from sqlml.wire.session import Session
 
     open_backend: Callable[[str, str], Backend]
     session_class: type[Session] = Session
+    holder: DuckDBEngine | None = None
     try:
         method = "scram-sha-256" if auth_method == "scram" else auth_method
         proxy = database.startswith(("postgresql://", "postgres://"))
@@ -315,11 +409,12 @@ def serve(
             )
         if proxy:
             from sqlml.wire.proxy import ProxyBackend, ProxySession
-            from sqlml.wire.upstream import Connection, Target
+            from sqlml.wire.upstream import Connection as Upstream
+            from sqlml.wire.upstream import Target
 
             target = Target.parse(database)
             check = {"user": target.user, "database": target.dbname}
-            upstream = Connection(target, check | {"application_name": "sqlml serve"})
+            upstream = Upstream(target, check | {"application_name": "sqlml serve"})
             try:
                 upstream.challenge()  # fail early: the server answers a login (no password sent)
             except errors.Error as e:
@@ -332,10 +427,17 @@ def serve(
             open_backend = lambda dbname, user: ProxyBackend(target, allow_upstream_trust)  # noqa: E731
             session_class = ProxySession
         else:
-            from sqlml.wire.backends import duckdb_opener
+            from sqlml.wire.backends import duckdb_opener, open_engine
 
             where = database
-            DuckDBEngine(database).close()  # fail early: a directory, a locked file
+            path = _duckdb_file(database)
+            if path is not None and not os.path.exists(path):
+                click.echo(f'NOTICE: creating DuckDB database "{path}"', err=True)
+            try:  # opened now and held while serving: a directory or a locked file fails here,
+                # not at the first client, and no other process can take the file meanwhile
+                holder = open_engine(database, file_access=allow_file_access, users=users)
+            except errors.Error as e:
+                raise _explained(e, path) from e
             open_backend = duckdb_opener(database, file_access=allow_file_access, users=users)
         config = ServerConfig(
             host=host,
@@ -357,8 +459,60 @@ def serve(
     except errors.Error as e:
         _fail(e)
     login = "PostgreSQL's own logins" if proxy else method
-    click.echo(f"sqlml serving {where} on {host}:{port} ({login})", err=True)
-    run_server(config, open_backend, session_class)
+    _preload()
+    try:
+        _listen(config, open_backend, session_class, f"sqlml serving {where} on {{}} ({login})")
+    except errors.Error as e:
+        _fail(e)
+    finally:
+        if holder is not None:
+            holder.close()
+
+
+def _preload() -> None:
+    """The training and scoring libraries, imported before the gateway listens: a one-off
+    command imports them when a statement needs them, but a server's first CREATE MODEL or
+    ML.PREDICT must not pay seconds of imports inside the client's statement (and its
+    --statement-timeout)."""
+    import importlib
+
+    for module in ("sqlml.ml.train", "sqlml.ml.metrics", "sqlml.ml.score", "sqlml.ml.to_sql"):
+        importlib.import_module(module)
+
+
+def _listen(
+    config: ServerConfig,
+    open_backend: Callable[[str, str], Backend],
+    session_class: type[Session],
+    announce: str,
+) -> None:
+    """Runs the gateway until interrupted; says it serves only once it listens (a port in
+    use is one line, 58000, not a traceback after "serving")."""
+    import asyncio
+    import contextlib
+
+    from sqlml.wire.server import Server
+
+    server = Server(config, open_backend, session_class)
+
+    async def main() -> None:
+        try:
+            try:
+                port = await server.start()
+            except OSError as e:
+                raise errors.from_sqlstate(
+                    "58000",
+                    f"cannot listen on {config.host}:{config.port}: {e.strerror or e}",
+                    hint="another process (a gateway, a PostgreSQL server) may use the port:"
+                    " choose another with --port",
+                ) from e
+            click.echo(announce.format(f"{config.host}:{port}"), err=True)
+            await server.serve_forever()
+        finally:
+            await server.aclose()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
 
 
 if __name__ == "__main__":

@@ -49,9 +49,7 @@ from sqlml.grammar.statements import (
     ShowModels,
     Statement,
 )
-from sqlml.ml import metrics, models
-from sqlml.ml.score import scorer
-from sqlml.ml.train import train
+from sqlml.ml import models
 from sqlml.store import ModelVersion, Store
 
 Progress = Callable[[str], None]
@@ -344,6 +342,8 @@ class Session:
         checkpoint = self.engine.checkpoint()  # (a cancel from now on stops the training)
         self._say(f"reading the training rows of {statement.model}")
         table = self.engine.query_arrow(statement.query.sql)
+        from sqlml.ml.train import train  # lazy: scikit-learn and skl2onnx, only to train
+
         result = train(statement.options, table, statement.transform, self._say, checkpoint)
         checkpoint()  # the last one: after the store write the model is there
         # Inside a transaction (always so in the PostgreSQL server) the version is durable only
@@ -537,6 +537,9 @@ class Session:
             return self.server.evaluate_in_server(_model_name(version), sql, call.threshold)
         table = self.engine.query_arrow(sql, bound)
         scoring.check_input(version, table.schema)
+        from sqlml.ml import metrics  # lazy: scikit-learn, onnxruntime only to evaluate
+        from sqlml.ml.score import scorer
+
         run = scorer(version.onnx, version.inputs, key=version.sha256)
         outputs = run.run_table(_named(table, version))  # one run: k-means' 'features' included
         if version.kind == models.CLUSTERER:
@@ -622,6 +625,8 @@ def _named(table: pa.Table, version: ModelVersion) -> pa.Table:
 def _regression(y: pa.ChunkedArray, value: Any) -> dict[str, float | None]:
     keep = np.asarray(pc.is_valid(y).to_numpy(zero_copy_only=False), dtype=bool)
     truth = np.asarray(pc.cast(y, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    from sqlml.ml import metrics
+
     return metrics.regression(truth[keep], np.asarray(value).reshape(-1)[keep])
 
 
@@ -632,6 +637,8 @@ def _classification(
     keep = np.asarray(pc.is_valid(index).to_numpy(zero_copy_only=False), dtype=bool)
     truth = np.asarray(pc.fill_null(index, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
     cut = 0.5 if threshold is None else threshold
+    from sqlml.ml import metrics
+
     return metrics.classification(truth[keep], np.asarray(probs)[keep], len(classes), cut)
 
 

@@ -20,7 +20,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-import onnx
 import pyarrow as pa
 from sqlglot import exp
 
@@ -86,6 +85,8 @@ def _cached(key: tuple[Any, ...], make: Callable[[], T]) -> T:
 
 
 def compilable(version: ModelVersion) -> bool:
+    import onnx  # lazy, as the compiler: not every session scores
+
     from sqlml.ml.to_sql import is_compilable
 
     def check() -> bool:
@@ -98,6 +99,8 @@ def compiled_outputs(version: ModelVersion, qualifier: str | None, dialect: str)
     """The raw outputs as native SQL expressions (per version, qualifier and dialect)."""
 
     def compile_() -> list[exp.Expr]:
+        import onnx
+
         from sqlml.ml.to_sql import compile_onnx
 
         inputs = {c.name: input_expression(c, qualifier, runtime=False) for c in version.inputs}

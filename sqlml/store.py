@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from sqlglot import exp
@@ -27,7 +27,9 @@ from sqlml.engines.base import Engine
 from sqlml.grammar.statements import ModelRef
 from sqlml.ml import models
 from sqlml.ml.features import InputColumn
-from sqlml.ml.train import TrainResult
+
+if TYPE_CHECKING:  # training (scikit-learn, skl2onnx) is imported only to train
+    from sqlml.ml.train import TrainResult
 
 STORE_INFO = exp.table_("store_info", db="sqlml", quoted=True)
 MODELS = exp.table_("models", db="sqlml", quoted=True)

@@ -6,21 +6,25 @@ plpython3u. ``SQLML_TEST_POSTGRES_DSN`` points
 the tests at an existing server instead (a superuser DSN; the tests create their own databases).
 sqlml's dependencies are pip-installed once into a folder the server can read
 (``SQLML_TEST_PYDEPS``, default /tmp/sqlml-test-pydeps-<hash of the pinned versions>), which
-``sqlml install --python-path`` records.
+``sqlml install --python-path`` records. Test runs at once share it: the first fills it under a
+file lock, into a temporary folder renamed into place when complete, so that no run ever uses a
+half-filled one (see fill_once).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import hashlib
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg2
@@ -122,6 +126,62 @@ def pydeps_folder() -> str:
     return os.environ.get("SQLML_TEST_PYDEPS", f"/tmp/sqlml-test-pydeps-{digest}")
 
 
+COMPLETE = ".sqlml-complete"  # written last into a folder filled by fill_once
+
+
+def _complete(folder: Path, pinned: list[str]) -> bool:
+    """Filled: marked so by fill_once, or (a folder filled before the marker existed) with
+    the dist-info of every pinned version."""
+    if (folder / COMPLETE).exists():
+        return True
+    if not folder.is_dir():
+        return False
+    found = {p.name.lower() for p in folder.glob("*.dist-info")}
+    names = (pin.split("==") for pin in pinned)
+    return {
+        f"{name.replace('-', '_')}-{version}.dist-info".lower() for name, version in names
+    } <= found
+
+
+def fill_once(folder: Path, fill: Callable[[Path], None], pinned: list[str]) -> None:
+    """``folder`` filled by ``fill`` once per machine, however many test runs ask at once:
+    under an exclusive lock on a file beside it, ``fill`` writes a new temporary folder
+    which is renamed to ``folder`` only when complete (a rename is atomic), so a folder
+    half-filled by a run that died or that is still at work is never seen, nor filled twice."""
+    if _complete(folder, pinned):
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        if _complete(folder, pinned):  # another run filled it while this one waited
+            (folder / COMPLETE).touch()
+            return
+        filling = Path(tempfile.mkdtemp(prefix=f".{folder.name}.filling-", dir=folder.parent))
+        try:
+            filling.chmod(0o755)  # the server (user postgres) reads it
+            fill(filling)
+            (filling / COMPLETE).touch()
+            if folder.exists():  # half-filled by an older run without the lock: replaced
+                stale = Path(tempfile.mkdtemp(prefix=f".{folder.name}.stale-", dir=folder.parent))
+                folder.rename(stale / folder.name)
+                shutil.rmtree(stale, ignore_errors=True)
+            filling.rename(folder)
+        finally:
+            shutil.rmtree(filling, ignore_errors=True)
+
+
+def _pip_install(target: Path) -> None:
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target)]
+    subprocess.run([*command, *pins()], check=True, capture_output=True)
+
+
+def pydeps() -> str:
+    """The dependency folder, filled (once per machine) if it is not yet."""
+    folder = Path(pydeps_folder())
+    fill_once(folder, _pip_install, pins())
+    return str(folder)
+
+
 def dsn_for(server: str, database: str) -> str:
     return f"{server.rstrip('/')}/{database}"
 
@@ -195,7 +255,7 @@ def drop_database(server_dsn: str, name: str) -> None:
 def install(dsn: str) -> None:
     installer = Installer(dsn)
     try:
-        installer.install([pydeps_folder()], install_deps=True)
+        installer.install([pydeps()])  # filled under the lock, never by the installer's pip
     finally:
         installer.close()
 

@@ -19,6 +19,7 @@ them when it closes); an engine registers a version again before a query uses it
 
 from __future__ import annotations
 
+import functools
 import secrets
 import threading
 from collections import OrderedDict
@@ -28,10 +29,8 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from sqlml import errors
-from sqlml.ml.score import scorer, verify
 
 _MODELS: dict[str, tuple[bytes, list[Any]]] = {}
 _HOLDERS: dict[str, int] = {}  # key -> how many engines hold it
@@ -47,6 +46,8 @@ def register_model(key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
     that do not match would serve every later version with that key."""
     with _LOCK:
         if key not in _MODELS:
+            from sqlml.ml.score import verify  # lazy: onnxruntime loads when a model does
+
             verify(onnx, key)
             _MODELS[key] = (onnx, list(inputs))
         _HOLDERS[key] = _HOLDERS.get(key, 0) + 1
@@ -71,10 +72,19 @@ def registered() -> int:
 
 # What onnxruntime raises for bytes that are no graph it can load, and for inputs of another
 # number or type than the graph takes (the pybind exceptions derive from Exception only).
-_UNLOADABLE = (ort_state.InvalidProtobuf, ort_state.InvalidGraph, ort_state.Fail, ort_state.NoModel,
-               ort_state.NotImplemented)  # fmt: skip
-_UNSCORABLE = (ort_state.InvalidArgument, ort_state.Fail, ort_state.RuntimeException, ValueError,
-               TypeError, KeyError, IndexError, pa.ArrowException)  # fmt: skip
+# (Read when the UDF first scores: onnxruntime takes a third of a second to import, which every
+# DuckDB connection would pay, `sqlml models` included.)
+@functools.cache
+def _ort_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+    return (
+        (ort_state.InvalidProtobuf, ort_state.InvalidGraph, ort_state.Fail, ort_state.NoModel,
+         ort_state.NotImplemented),
+        (ort_state.InvalidArgument, ort_state.Fail, ort_state.RuntimeException, ValueError,
+         TypeError, KeyError, IndexError, pa.ArrowException),
+    )  # fmt: skip
+
 
 _FILED: OrderedDict[str, errors.Error] = OrderedDict()  # token -> the error the UDF meant
 _FILED_MAX = 64
@@ -109,17 +119,20 @@ def _score(key: pa.Array, *columns: pa.Array) -> pa.Array:
     if found is None:
         raise _file(errors.UndefinedModel(f"no model version with graph {digest!r} is loaded"))
     onnx, inputs = found
+    from sqlml.ml.score import scorer
+
+    unloadable, unscorable = _ort_errors()
     try:
         run = scorer(onnx, inputs, key=digest)
     except errors.Error as e:
         raise _file(e) from e
-    except _UNLOADABLE as e:
+    except unloadable as e:
         raise _file(errors.CorruptedModel(f"model graph {digest} cannot be loaded: {e}")) from e
     try:
         outputs = run.run_arrow(columns, [name for name in _OUTPUTS if name in run.outputs])
     except errors.Error as e:
         raise _file(e) from e
-    except _UNSCORABLE as e:
+    except unscorable as e:
         raise _file(
             errors.DatatypeMismatch(f"model graph {digest} cannot score these inputs: {e}")
         ) from e

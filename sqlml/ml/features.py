@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,7 +29,9 @@ import pyarrow.compute as pc
 
 from sqlml import errors
 from sqlml.grammar.statements import BinOp, Call, Col, Expr, Lit, Neg, TransformItem
-from sqlml.ml.graph import DOUBLE, STRING, GraphBuilder
+
+if TYPE_CHECKING:  # onnx (0.8 s to import) only where a graph is built or read
+    from sqlml.ml.graph import GraphBuilder
 
 NULL_CATEGORY = "\u2400"  # what a NULL string or boolean becomes at the graph's input
 
@@ -45,6 +47,8 @@ class InputColumn:
 
     @property
     def elem_type(self) -> int:
+        from sqlml.ml.graph import DOUBLE, STRING
+
         return DOUBLE if self.kind == "numeric" else STRING
 
 

@@ -30,15 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.linear_model import (
-    ElasticNet,
-    LinearRegression,
-    LogisticRegression,
-    Ridge,
-    SGDClassifier,
-    SGDRegressor,
-)
 
 from sqlml import errors
 from sqlml.ml.options import COMMON, Option, fraction, non_negative, positive, resolve
@@ -152,6 +143,8 @@ def _sgd_args(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def _linear_reg(opts: dict[str, Any], ctx: FitContext) -> Any:
+    from sklearn.linear_model import ElasticNet, LinearRegression, Ridge, SGDRegressor  # lazy: 3 s
+
     l1, l2 = opts["l1_reg"], opts["l2_reg"]
     if opts["optimize_strategy"] == "BATCH_GRADIENT_DESCENT":
         return SGDRegressor(**_sgd_args(opts))
@@ -177,6 +170,8 @@ def _class_weight(opts: dict[str, Any]) -> Any:
 
 
 def _logistic_reg(opts: dict[str, Any], ctx: FitContext) -> Any:
+    from sklearn.linear_model import LogisticRegression, SGDClassifier  # lazy: 3 s to import
+
     l1, l2 = opts["l1_reg"], opts["l2_reg"]
     weight = _class_weight(opts)
     if opts["optimize_strategy"] == "BATCH_GRADIENT_DESCENT":
@@ -216,6 +211,8 @@ def default_num_clusters(n_rows: int) -> int:
 
 
 def _kmeans(opts: dict[str, Any], ctx: FitContext) -> Any:
+    from sklearn.cluster import KMeans  # lazy: scikit-learn takes 3 s to import
+
     if opts["distance_type"] == "COSINE":
         raise errors.FeatureNotSupported("DISTANCE_TYPE = 'COSINE' is not supported yet")
     k = opts["num_clusters"] or default_num_clusters(ctx.n_rows)

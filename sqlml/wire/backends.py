@@ -230,7 +230,7 @@ def duckdb_opener(
     """``sqlml serve``'s backends over a DuckDB ``database``: locked down unless
     ``file_access`` (for everyone) or the users file allows files to some users (then those
     only, ``per_user``), and read-only for the users whose role the users file says is."""
-    allowed = {u for u in users or () if users is not None and users[u].files}
+    allowed = _allowed(users)
     per_user = not file_access and bool(allowed)
 
     def open_backend(dbname: str, user: str) -> DuckDBBackend:
@@ -242,6 +242,23 @@ def duckdb_opener(
         )
 
     return open_backend
+
+
+def open_engine(
+    database: str, *, file_access: bool = False, users: auth.Users | None = None
+) -> DuckDBEngine:
+    """An engine on ``database`` with the instance set up as ``duckdb_opener``'s backends set
+    it up (``sqlml serve`` holds one from its start): locked down, or its configuration locked
+    with external access on when files are allowed per user, or open to everyone."""
+    per_user = not file_access and bool(_allowed(users))
+    return DuckDBEngine(
+        database, external_access=file_access or per_user, lock_configuration=per_user
+    )
+
+
+def _allowed(users: auth.Users | None) -> set[str]:
+    """The users the users file allows files to (``files=allow``)."""
+    return {u for u in users or () if users is not None and users[u].files}
 
 
 class DuckDBCopyTarget:
