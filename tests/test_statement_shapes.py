@@ -499,3 +499,31 @@ def test_a_failed_statement_leaves_25P02_until_rollback(
             assert _same(_rows(session, "SELECT * FROM out_t")) == reference
             session.run("DROP TABLE out_t")
             session.commit()
+
+
+def test_drop_model_under_a_view_duckdb(tmp_path: Path) -> None:
+    """DuckDB: DROP MODEL drops the macro; the view then fails with 42883, not stale scores."""
+    database = _duckdb_database(tmp_path)
+    with contextlib.closing(sqlml.connect(database, autocommit=True)) as con:
+        con.execute(f"CREATE VIEW out_v AS {SCORE}")
+        con.execute("DROP MODEL shop.m")
+        with pytest.raises(sqlml.Error) as raised:
+            con.execute("SELECT * FROM out_v")
+        assert raised.value.sqlstate == "42883"
+
+
+def test_new_inputs_under_a_view_postgres(pg_database: str) -> None:
+    """PostgreSQL: a version with other input columns cannot replace the scoring function a
+    view calls (2BP01, as for a column type a view depends on); the old version keeps serving."""
+    with contextlib.closing(sqlml.connect(pg_database, autocommit=True)) as con:
+        _train(con.execute)
+        con.execute(f"CREATE VIEW out_v AS {SCORE}")
+        before = _same(con.execute("SELECT * FROM out_v").fetchall())
+        with pytest.raises(sqlml.Error) as raised:
+            con.execute(
+                "CREATE OR REPLACE MODEL shop.m OPTIONS (model_type='logistic_reg',"
+                " input_label_cols=['churned']) AS SELECT tenure, churned FROM shop.customers"
+            )
+        assert raised.value.sqlstate == "2BP01"
+        assert _same(con.execute("SELECT * FROM out_v").fetchall()) == before
+        assert _same(con.execute(SCORE).fetchall()) == before
