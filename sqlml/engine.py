@@ -5,10 +5,15 @@ goes to the engine untouched, unparsed. An ML statement is parsed into a typed s
 CREATE MODEL reads its query as Arrow, trains in the ML core and stores a version; ML.PREDICT and
 ML.SCORE are rewritten into the engine's own SQL (compiled or runtime scoring); ML.EVALUATE is
 computed from the model's outputs and joined into the query as a registered Arrow table.
+An ML query may be any statement around the calls (CREATE TABLE AS, INSERT, UPDATE, CREATE
+VIEW, WITH) or sit inside EXPLAIN, DECLARE ... CURSOR FOR or COPY (...) TO, whose wrapping is
+kept; in CREATE VIEW the calls name the model's per-model function instead of inlining the
+serving version (views.py), so that the view scores with the version serving when queried.
 
 Kept plans: an ML query's rendered SQL is kept per session by its text, and reused while every
 model serves the version it was rendered for and every ML.PREDICT input has the same columns.
-DuckDB tells when that may have changed (engines/duckdb.py's token) and runs kept plans prepared;
+DuckDB tells when that may have changed (engines/duckdb.py's token) and runs kept plans prepared
+(queries only: DuckDB cannot prepare CREATE ... AS, and a failed PREPARE aborts a transaction);
 on PostgreSQL one query checks it all on each run. Bind parameters (``?``, numbered ``$1..$n``
 in text order first, or ``$n``) stay markers in the rendered SQL, so one plan serves every value;
 an input's columns are found with NULL in place of each marker.

@@ -210,12 +210,13 @@ def _connect_front(database: str, autocommit: bool) -> Front:
     return Front(run, con.commit, con.rollback, _sqlstate, closers=[con.close])
 
 
-# what a failed statement raises on either front: sqlml's errors, psycopg2's
-_ERRORS = (sqlml.Error, psycopg2.Error)
+def _errors() -> tuple[type[BaseException], ...]:
+    """What a failed statement raises on any front: sqlml's errors, psycopg2's, psycopg's."""
+    return (sqlml.Error, psycopg2.Error, client_module("psycopg").Error)
 
 
 def _sqlstate(e: BaseException) -> str | None:
-    return getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)
+    return getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)  # (psycopg 3: sqlstate)
 
 
 def _gateway_front(port: int, autocommit: bool) -> Front:
@@ -233,6 +234,42 @@ def _gateway_front(port: int, autocommit: bool) -> Front:
         with con.cursor() as cursor:
             cursor.copy_expert(f"COPY ({sql}) TO STDOUT", buffer)
         return buffer.getvalue().splitlines()
+
+    def declare(sql: str) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        with con.cursor() as cursor:
+            cursor.execute(f"DECLARE shapes_cursor CURSOR FOR {sql}")
+            while batch := _fetch(cursor, "FETCH 64 FROM shapes_cursor"):
+                rows += batch
+            cursor.execute("CLOSE shapes_cursor")
+        return rows
+
+    return Front(run, con.commit, con.rollback, _sqlstate, copy_out, declare, closers=[con.close])
+
+
+def _psycopg3_front(port: int, autocommit: bool, prepared: bool = False) -> Front:
+    """psycopg 3: every statement goes as Parse/Bind/Execute (the extended protocol); with
+    ``prepared`` (prepare_threshold=0) as a named prepared statement, run again from it."""
+    psycopg = client_module("psycopg")
+    con = psycopg.connect(
+        host="127.0.0.1",
+        port=port,
+        dbname="shop",
+        user="ana",
+        autocommit=autocommit,
+        prepare_threshold=0 if prepared else None,
+    )
+
+    def run(sql: str) -> tuple[list[tuple[Any, ...]] | None, int]:
+        with con.cursor() as cursor:
+            cursor.execute(sql)
+            rows = cursor.fetchall() if cursor.description is not None else None
+            return rows, cursor.rowcount
+
+    def copy_out(sql: str) -> list[str]:
+        with con.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT") as copy:
+            data = b"".join(bytes(chunk) for chunk in copy)
+        return data.decode().splitlines()
 
     def declare(sql: str) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
@@ -292,7 +329,10 @@ def front(engine: str, database: str, via: str, autocommit: bool) -> Iterator[Fr
                 close()
         return
     with serving(ServerConfig(port=0), *gateway_parts(engine, database)) as port:
-        made = _gateway_front(port, autocommit)
+        if via.startswith("psycopg3"):
+            made = _psycopg3_front(port, autocommit, prepared=via == "psycopg3-prepared")
+        else:
+            made = _gateway_front(port, autocommit)
         try:
             yield made
         finally:
@@ -327,11 +367,19 @@ TRANSACTIONS = ["autocommit", "explicit", "implicit"]  # implicit: PEP 249 (auto
 
 
 @pytest.mark.parametrize("transaction", TRANSACTIONS)
-@pytest.mark.parametrize("via", ["connect", "gateway"])
+@pytest.mark.parametrize("via", ["connect", "gateway", "psycopg3", "psycopg3-prepared"])
 def test_ml_calls_in_every_statement_shape(
-    engine_database: tuple[str, str], via: str, transaction: str
+    engine_database: tuple[str, str], via: str, transaction: str, request: pytest.FixtureRequest
 ) -> None:
     engine, database = engine_database
+    if engine == "duckdb" and via == "psycopg3-prepared":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="psycopg 3 sends DEALLOCATE ALL after DDL, which the DuckDB gateway"
+                " refuses (42601): issue 12 point 4, another change",
+            )
+        )
     with front(engine, database, via, autocommit=transaction != "implicit") as session:
         references = {s.reference: _same(_rows(session, s.reference)) for s in SHAPES}
         session.commit()
@@ -339,7 +387,7 @@ def test_ml_calls_in_every_statement_shape(
             for attempt in (1, 2):  # the second run takes the kept plan
                 where = f"{shape.name} (run {attempt}, {engine}, {via}, {transaction})"
                 _one_shape(session, shape, references[shape.reference], transaction, where)
-        if via == "gateway":
+        if via != "connect":
             _wrapped_shapes(session, references[PRED], transaction)
 
 
@@ -464,7 +512,7 @@ FAILING = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("via", ["connect", "gateway"])
+@pytest.mark.parametrize("via", ["connect", "gateway", "psycopg3"])
 @pytest.mark.parametrize("autocommit", [True, False], ids=["explicit", "implicit"])
 @pytest.mark.parametrize(("name", "statement", "sqlstate"), FAILING, ids=[f[0] for f in FAILING])
 def test_a_failed_statement_leaves_25P02_until_rollback(
@@ -483,11 +531,11 @@ def test_a_failed_statement_leaves_25P02_until_rollback(
             if autocommit:
                 session.run("BEGIN")
             session.run(f"CREATE TEMP TABLE before_{attempt} AS SELECT 1 AS x")
-            with pytest.raises(_ERRORS) as raised:
+            with pytest.raises(_errors()) as raised:
                 session.run(statement)
             assert session.sqlstate(raised.value) == sqlstate, (name, attempt)
             for after in (PRED, "SELECT 1", f"CREATE TABLE out_t AS {PRED}"):
-                with pytest.raises(_ERRORS) as aborted:
+                with pytest.raises(_errors()) as aborted:
                     session.run(after)
                 assert session.sqlstate(aborted.value) == "25P02", (name, after, attempt)
             if autocommit:
