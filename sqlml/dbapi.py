@@ -20,12 +20,10 @@ import pyarrow as pa
 from sqlml import errors
 from sqlml.engine import Session, Settings
 from sqlml.engines.base import Result
-from sqlml.grammar import lexer, split_script
 
 apilevel = "2.0"
 threadsafety = 1  # threads may share the module, not connections
 paramstyle = "qmark"
-_ENDS_FAILED = frozenset({"ROLLBACK", "ABORT", "COMMIT", "END"})
 
 
 # -- PEP 249 type objects and constructors ---------------------------------------------------------
@@ -192,11 +190,6 @@ class Connection:
         self.session = session
         self.autocommit = autocommit
         self._closed = False
-        # A statement of the open transaction failed: as in PostgreSQL, every statement but
-        # ROLLBACK (or COMMIT, which rolls back) is 25P02 until it ends, also after an error
-        # sqlml raised before the engine ran anything (DuckDB and the server keep such a
-        # transaction usable; the gateway's sessions refuse the same way).
-        self._failed = False
 
     def cursor(self) -> Cursor:
         self._check()
@@ -207,16 +200,12 @@ class Connection:
         return self.cursor().execute(operation, parameters)
 
     def commit(self) -> None:
-        """Commits; a failed transaction is rolled back instead (PostgreSQL's COMMIT does so)."""
         self._check()
-        if self._failed:
-            self.rollback()
-        elif self.session.engine.in_transaction():
+        if self.session.engine.in_transaction():
             self.session.engine.commit()
 
     def rollback(self) -> None:
         self._check()
-        self._failed = False
         if self.session.engine.in_transaction():
             self.session.engine.rollback()
 
@@ -242,34 +231,12 @@ class Connection:
         self.session.progress = callback
 
     def _execute(self, operation: str, parameters: Sequence[Any] | None) -> Result:
-        if self._failed:
-            return self._in_failed(operation)
         if not self.autocommit and not self.session.engine.in_transaction():
             self.session.engine.begin()
         last = Result(None)
-        try:
-            for result in self.session.execute_script(operation, parameters):
-                last = result
-        except errors.Error:
-            self._failed = self.session.engine.in_transaction()
-            raise
+        for result in self.session.execute_script(operation, parameters):
+            last = result
         return last
-
-    def _in_failed(self, operation: str) -> Result:
-        """A statement in a failed transaction: ROLLBACK, ABORT, COMMIT and END end it (rolled
-        back); anything else is 25P02."""
-        found = (t for t in lexer.tokens(operation) if t.kind != lexer.COMMENT)
-        words = [t.text(operation).upper() for _, t in zip(range(3), found, strict=False)]
-        if words[:1] == ["ROLLBACK"] and "TO" in words:  # to a savepoint (PostgreSQL)
-            result = self.session.execute_one(operation)
-            self._failed = False
-            return result
-        if words[:1] and words[0] in _ENDS_FAILED and len(split_script(operation)) == 1:
-            self.rollback()
-            return Result(None, -1, "ROLLBACK")
-        raise errors.InFailedTransaction(
-            "current transaction is aborted, commands ignored until end of transaction block"
-        )
 
     def _check(self) -> None:
         if self._closed:
