@@ -5,10 +5,15 @@ goes to the engine untouched, unparsed. An ML statement is parsed into a typed s
 CREATE MODEL reads its query as Arrow, trains in the ML core and stores a version; ML.PREDICT and
 ML.SCORE are rewritten into the engine's own SQL (compiled or runtime scoring); ML.EVALUATE is
 computed from the model's outputs and joined into the query as a registered Arrow table.
+An ML query may be any statement around the calls (CREATE TABLE AS, INSERT, UPDATE, CREATE
+VIEW, WITH) or sit inside EXPLAIN, DECLARE ... CURSOR FOR or COPY (...) TO, whose wrapping is
+kept; in CREATE VIEW the calls name the model's per-model function instead of inlining the
+serving version (views.py), so that the view scores with the version serving when queried.
 
 Kept plans: an ML query's rendered SQL is kept per session by its text, and reused while every
 model serves the version it was rendered for and every ML.PREDICT input has the same columns.
-DuckDB tells when that may have changed (engines/duckdb.py's token) and runs kept plans prepared;
+DuckDB tells when that may have changed (engines/duckdb.py's token) and runs kept plans prepared
+(queries only: DuckDB cannot prepare CREATE ... AS, and a failed PREPARE aborts a transaction);
 on PostgreSQL one query checks it all on each run. Bind parameters (``?``, numbered ``$1..$n``
 in text order first, or ``$n``) stay markers in the rendered SQL, so one plan serves every value;
 an input's columns are found with NULL in place of each marker.
@@ -32,7 +37,7 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
-from sqlml import bigquery, errors, grammar, scoring
+from sqlml import bigquery, errors, grammar, scoring, views
 from sqlml.engines import open_engine, placeholders
 from sqlml.engines.base import Engine, InServer, KeepsPlans, Probes, Result
 from sqlml.grammar import lexer
@@ -80,6 +85,8 @@ class _Plan:
     inputs: tuple[pa.Schema | None, ...]  # per call: the columns of an ML.PREDICT input
     probes: tuple[str | None, ...]  # per call: the query that finds them (markers as NULL)
     arity: int = 0  # the parameters it takes
+    preparable: bool = True  # a query: DuckDB cannot PREPARE CREATE ... AS, and EXPLAIN of a
+    # prepared statement or a prepared INSERT's count would come back as rows
     check: str | None = None  # the one query that checks it all (engines.base.Probes)
     token: Hashable = None  # the engine's token when last found right (engines.base.KeepsPlans)
     prepared: Hashable = None  # the token it was prepared at
@@ -154,6 +161,9 @@ class Session:
         plan = self._plans.get(key)
         if plan is not None and self._still_serves(plan):
             return self._execute(plan, params)
+        wrapped = self._wrapped(sql, params, key)
+        if wrapped is not None:
+            return wrapped
         statement = self._parse(sql, params)
         if isinstance(statement, Passthrough):
             return self.engine.execute(sql, params)
@@ -179,6 +189,19 @@ class Session:
                 "parameters by name (a mapping) need BigQuery mode: connect(dialect='bigquery')"
             )
         return bigquery.to_engine(self, sql, params)
+
+    def _wrapped(
+        self, sql: str, params: Sequence[Any] | None, key: tuple[str, str, str, bool]
+    ) -> Result | None:
+        """An ML query inside EXPLAIN, DECLARE ... CURSOR FOR or COPY (...) TO: the query is
+        rendered and the wrapping kept as written (None: ``sql`` is no such statement)."""
+        start, end = lexer.wrapped_query(sql)
+        if (start, end) == (0, len(sql)):
+            return None
+        statement = self._parse(sql[start:end], params)
+        if not isinstance(statement, MLQuery):
+            return None  # (EXPLAIN CREATE MODEL ...: the whole text fails to parse as it is)
+        return self.ml_query(statement, key, params, wrap=(sql[:start], sql[end:]))
 
     def _key(self, sql: str, params: Sequence[Any] | None) -> tuple[str, str, str, bool]:
         return (sql, self.engine.dialect, self.settings.scoring, bool(params))
@@ -250,12 +273,14 @@ class Session:
         if len(params or ()) != plan.arity:
             raise placeholders.miscount(plan.arity, len(params or ()))
         keeper = self._keeper
-        if keeper is None or plan.unprepared == plan.token:
+        if keeper is None or not plan.preparable or plan.unprepared == plan.token:
             return self.engine.execute(plan.sql, params)
         if plan.prepared is None or plan.prepared != plan.token:
             try:
                 keeper.prepare(plan.name, plan.sql)
             except errors.Error:
+                if self.engine.in_transaction():
+                    raise  # the query's own error: the failed PREPARE aborted the transaction
                 # It fails as it is (and the error is the query's), or runs unprepared until
                 # something changes (what DuckDB cannot prepare).
                 unprepared = self.engine.execute(plan.sql, params)
@@ -316,6 +341,8 @@ class Session:
             return self.create_model(statement)
         if isinstance(statement, DropModel):
             dropped = self.store.drop(statement.model, statement.if_exists)
+            if dropped and self.engine.dialect == "duckdb":  # a view over it fails now (42883)
+                views.drop_macro(self.engine, *self.store.resolve(statement.model))
             return Result(None, 1 if dropped else 0, "DROP MODEL")
         table = self.store.list(statement.schema)
         return Result(table, table.num_rows, f"SELECT {table.num_rows}")
@@ -349,13 +376,16 @@ class Session:
         # Inside a transaction (always so in the PostgreSQL server) the version is durable only
         # at its COMMIT, after this message has left: then the message says so.
         committed_here = not self.engine.in_transaction()
-        version = self.store.save(
-            statement.model,
-            result,
-            query_sql=statement.query.sql,
-            transform_sql=statement.transform_sql,
-            replace=statement.replace or statement.if_not_exists,
-        )
+        with self._all_or_nothing():  # the version, and the macro its views score with
+            version = self.store.save(
+                statement.model,
+                result,
+                query_sql=statement.query.sql,
+                transform_sql=statement.transform_sql,
+                replace=statement.replace or statement.if_not_exists,
+            )
+            if self.engine.dialect == "duckdb":
+                views.refresh_macro(self.engine, self.store.load(statement.model))
         if committed_here:
             self._say(f"stored {statement.model} version {version}")
         else:
@@ -364,6 +394,20 @@ class Session:
                 " transaction commits"
             )
         return Result(None, 0, "CREATE MODEL")
+
+    @contextlib.contextmanager
+    def _all_or_nothing(self) -> Iterator[None]:
+        """A transaction of its own, or the caller's when one is open (its COMMIT decides)."""
+        if self.engine.in_transaction():
+            yield
+            return
+        self.engine.begin()
+        try:
+            yield
+        except BaseException:
+            self.engine.rollback()
+            raise
+        self.engine.commit()
 
     def _say(self, message: str) -> None:
         if self.progress is not None:
@@ -376,10 +420,12 @@ class Session:
         query: MLQuery,
         key: tuple[str, str, str, bool] | None = None,
         params: Sequence[Any] | None = None,
+        wrap: tuple[str, str] = ("", ""),
     ) -> Result:
+        """Runs a query with ML calls; ``wrap``: the text around it (EXPLAIN, DECLARE ...)."""
         rendering = _Rendering()
         try:
-            plan = self._render(query, rendering, params)
+            plan = self._render(query, rendering, params, wrap)
             if rendering.registered:  # ML.EVALUATE results are not kept
                 sql, bound = _bound(plan.sql, params)
                 return self.engine.execute(sql, bound)
@@ -390,11 +436,18 @@ class Session:
             self._keep(key, plan)
         return self._execute(plan, params)
 
-    def _render(self, query: MLQuery, rendering: _Rendering, params: Sequence[Any] | None) -> _Plan:
+    def _render(
+        self,
+        query: MLQuery,
+        rendering: _Rendering,
+        params: Sequence[Any] | None,
+        wrap: tuple[str, str] = ("", ""),
+    ) -> _Plan:
         # The token is taken before anything is read: a change made after it shows next time.
         token = self._keeper.token() if self._keeper is not None else None
-        replacements = [self._replacement(c, rendering, params) for c in query.calls]
-        sql = query.render(replacements, self.engine.dialect)
+        view = views.creates_view(query.template)
+        replacements = [self._replacement(c, rendering, params, view) for c in query.calls]
+        sql = wrap[0] + query.render(replacements, self.engine.dialect) + wrap[1]
         plan = _Plan(
             tuple(rendering.versions),
             query.calls,
@@ -402,14 +455,16 @@ class Session:
             tuple(rendering.inputs),
             tuple(rendering.probes),
             arity=max(placeholders.numbers(sql), default=0),
+            preparable=not any(wrap) and isinstance(query.template, exp.Query),
             token=token,
         )
         plan.check = self._check_query(plan)
         return plan
 
     def _replacement(
-        self, call: MLCall, rendering: _Rendering, params: Sequence[Any] | None
+        self, call: MLCall, rendering: _Rendering, params: Sequence[Any] | None, view: bool
     ) -> exp.Expr:
+        """``view``: the call is in CREATE VIEW, scored by the model's function (views.py)."""
         version = self.store.load(call.model)
         rendering.versions.append(version)
         probe = self._probe(call) if isinstance(call, Predict) else None
@@ -417,9 +472,15 @@ class Session:
         rendering.probes.append(probe)
         rendering.inputs.append(schema)
         if isinstance(call, Predict):
-            return self.predict_subquery(version, call, schema)
+            return self.predict_subquery(version, call, schema, view=view)
         if isinstance(call, Score):
+            if view:
+                return exp.paren(views.score(self.engine, version, call.qualifier))
             return self.score_expression(version, call)
+        if view:
+            raise errors.FeatureNotSupported(
+                "ML.EVALUATE in a view is not supported yet: CREATE TABLE AS keeps its row"
+            )
         table = self.evaluate(version, call, params)
         name = f"__sqlml_evaluate_{next(_names)}"
         self.engine.register_table(name, table)
@@ -437,7 +498,12 @@ class Session:
         return tree.sql(dialect=self.engine.dialect)
 
     def predict_subquery(
-        self, version: ModelVersion, call: Predict, schema: pa.Schema | None = None
+        self,
+        version: ModelVersion,
+        call: Predict,
+        schema: pa.Schema | None = None,
+        *,
+        view: bool = False,
     ) -> exp.Expr:
         """Three nested SELECTs over the input query, all aliased ``__sqlml_input`` so that the
         compiled expressions (written against that alias) read the right level:
@@ -448,17 +514,24 @@ class Session:
         3. the input's columns plus BigQuery ML's predicted columns, built from the raw outputs.
 
         Trees are assembled with copy=False: the compiled outputs are large and shared.
-        ``schema``: the input's columns, when the caller has them already.
+        ``schema``: the input's columns, when the caller has them already. ``view``: in
+        CREATE VIEW, the raw outputs come from the model's function (views.py).
         """
         if schema is None:
             schema = self.engine.schema_of(self._probe(call))
         scoring.check_input(version, schema)
-        mode = scoring.choose_mode(version, call, self.settings.scoring)
+        mode = "view" if view else scoring.choose_mode(version, call, self.settings.scoring)
         alias = "__sqlml_input"
         source: exp.Expr = _subquery(_parse_query(call.input.sql, self.engine.dialect), alias)
-        if mode == "runtime" and self.engine.dialect == "postgres":
+        raw_refs: list[exp.Expr]
+        if mode == "view":
+            hidden = [f"{scoring.HIDDEN}v"]
+            hidden_values = [views.serving_value(self.engine, version, alias)]
+            column = exp.column(hidden[0], quoted=True)
+            raw_refs = views.raw_outputs(version, column, self.engine.dialect)
+        elif mode == "runtime" and self.engine.dialect == "postgres":
             return scoring.batch_predict(version, source.this, schema.names, call.threshold)
-        if mode == "compiled":
+        elif mode == "compiled":
             stages, hidden_values = scoring.compiled_stages(version, alias, self.engine.dialect)
             for stage in stages:
                 shared = [exp.alias_(e, n, quoted=True, copy=False) for n, e in stage]
@@ -473,7 +546,7 @@ class Session:
                     level = level.offset(0, copy=False)
                 source = _subquery(level, alias)
             hidden = [f"{scoring.HIDDEN}{i}" for i in range(len(hidden_values))]
-            raw_refs: list[exp.Expr] = [exp.column(h, quoted=True) for h in hidden]
+            raw_refs = [exp.column(h, quoted=True) for h in hidden]
         else:
             self.engine.register_scorer(version.sha256, version.onnx, version.inputs)
             hidden = [f"{scoring.HIDDEN}v"]

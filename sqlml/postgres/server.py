@@ -359,9 +359,11 @@ def _max_arguments(plpy: Any) -> int:
 def publish(plpy: Any, version: ModelVersion) -> None:
     """(Re)creates the model's SQL scoring function: ML.SCORE's value as one native expression,
     inlined by the planner. STABLE, not IMMUTABLE: a new version changes its results. A model
-    with more inputs than a function takes arguments gets none (ML.PREDICT serves it)."""
-    unpublish(plpy, (version.schema, version.name))
+    with more inputs than a function takes arguments gets none (ML.PREDICT serves it). A function
+    with the same arguments and type is replaced in place: views that call it (CREATE VIEW over
+    ML.PREDICT or ML.SCORE, sqlml/views.py) keep it and score with the new version."""
     if not scoring.compilable(version):
+        unpublish(plpy, (version.schema, version.name))
         return
     if len(version.inputs) > _max_arguments(plpy):
         plpy.notice(
@@ -372,7 +374,9 @@ def publish(plpy: Any, version: ModelVersion) -> None:
     raw = scoring.compiled_outputs(version, None, "postgres")
     body = exp.select(scoring.score_expression(version, raw).as_("score"))
     returns = _return_type(version)
-    target = _qualified(function_name(plpy, version.schema, version.name))
+    function = function_name(plpy, version.schema, version.name)
+    _drop_others(plpy, function, [_KIND_TYPES[c.kind] for c in version.inputs], returns)
+    target = _qualified(function)
     params = ", ".join(
         f"{exp.to_identifier(c.name, quoted=True).sql(dialect='postgres')} {_KIND_TYPES[c.kind]}"
         for c in version.inputs
@@ -381,13 +385,28 @@ def publish(plpy: Any, version: ModelVersion) -> None:
     body_sql = exp.Literal.string(body.sql(dialect="postgres")).sql(dialect="postgres")
     comment = f"sqlml model {version.ref} version {version.version}"
     plpy.execute(
-        f"CREATE FUNCTION {target}({params}) RETURNS {returns} LANGUAGE sql STABLE"
+        f"CREATE OR REPLACE FUNCTION {target}({params}) RETURNS {returns} LANGUAGE sql STABLE"
         f" PARALLEL SAFE AS {body_sql}"
     )
     plpy.execute(
         f"COMMENT ON FUNCTION {target}({', '.join(_KIND_TYPES[c.kind] for c in version.inputs)})"
         f" IS {exp.Literal.string(comment).sql(dialect='postgres')}"
     )
+
+
+def _drop_others(plpy: Any, function: str, arguments: list[str], returns: str) -> None:
+    """Drops the overloads of ``function`` that CREATE OR REPLACE cannot replace: other
+    arguments, or another return type (2BP01 while a view calls one: as for a column type)."""
+    plan = plpy.prepare(
+        "SELECT p.oid::regprocedure::text AS f FROM pg_proc p"
+        " WHERE p.pronamespace = 'sqlml'::regnamespace AND p.proname = $1::name"
+        " AND (p.prorettype <> $3::regtype OR p.proargtypes <> (SELECT coalesce("
+        "string_agg(t::regtype::oid::text, ' ' ORDER BY o), '')::oidvector"
+        " FROM unnest($2::text[]) WITH ORDINALITY AS u(t, o)))",
+        ["text", "text[]", "text"],
+    )
+    for row in plpy.execute(plan, [function, arguments, returns]):
+        plpy.execute(f"DROP FUNCTION {row['f']}")  # regprocedure's text is quoted SQL
 
 
 def _return_type(version: ModelVersion) -> str:

@@ -474,7 +474,13 @@ class ProxySession(Session):
             return
         yield from self._quiesce()
         statements = grammar.split_script(message.query)
-        if len(statements) == 1 and self._forward_rendered(statements[0]):
+        try:
+            if len(statements) == 1 and self._forward_rendered(statements[0]):
+                return
+        except errors.Error as e:  # reported once: a retry would meet the aborted transaction
+            yield from self._flush_notices()
+            yield from self._failed_locally(e)
+            self._forward(p.Sync(), SYNC)
             return
         if not statements:
             yield p.EmptyQueryResponse().encode()
@@ -487,11 +493,9 @@ class ProxySession(Session):
     def _forward_rendered(self, sql: str) -> bool:
         """A Query of one ML query goes to the server rendered, in the client's place: its
         answers and ReadyForQuery are the client's, passed on as they come (no Sync of ours).
-        False for anything else, and for an error, which the general path reports."""
-        try:
-            rendered = self._render(sql)
-        except errors.Error:
-            return False
+        False for anything else; an error is raised (rendering may have aborted the server's
+        transaction: the statement must not be tried again)."""
+        rendered = self._render(sql)
         if rendered is None:
             return False
         self._forward(p.Query(rendered), QUERY)
