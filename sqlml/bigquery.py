@@ -52,12 +52,13 @@ def _columns(session: Session, query: str) -> list[str]:
 
 
 def catalogs(engine: Engine) -> list[str]:
-    """What a three-part name may name: DuckDB's attached databases (the current one among
-    them), PostgreSQL's current database."""
+    """What a three-part name may name: DuckDB's databases (the current one, the attached
+    ones, and its own ``temp`` and ``system``: ``temp.main.t`` is a temporary table), and
+    PostgreSQL's current database."""
     if engine.dialect == "postgres":
         query = "SELECT current_database()"
     else:
-        query = "SELECT database_name FROM duckdb_databases() WHERE NOT internal"
+        query = "SELECT database_name FROM duckdb_databases()"
     return [str(name) for name in engine.query_arrow(query).column(0).to_pylist()]
 
 
