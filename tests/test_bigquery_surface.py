@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -62,7 +63,7 @@ def load(database: str, schema: str, name: str, table: pa.Table) -> None:
 
 
 @pytest.fixture
-def con(database: str) -> Iterator[sqlml.Connection]:
+def bq(database: str) -> Iterator[sqlml.Connection]:
     """sqlml.connect on each engine with a table ``ds.t`` (60 rows)."""
     n = 60
     x = np.arange(n, dtype=np.float64)
@@ -82,15 +83,15 @@ def con(database: str) -> Iterator[sqlml.Connection]:
     connection.close()
 
 
-def run(con: sqlml.Connection, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
-    with con.cursor() as cur:
+def run(bq: sqlml.Connection, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
+    with bq.cursor() as cur:
         cur.execute(sql)
         names = [d[0] for d in cur.description] if cur.description else []
         return names, list(cur.fetchall()) if cur.description else []
 
 
-def fails(con: sqlml.Connection, sql: str) -> sqlml.Error:
-    with pytest.raises(sqlml.Error) as caught, con.cursor() as cur:
+def fails(bq: sqlml.Connection, sql: str) -> sqlml.Error:
+    with pytest.raises(sqlml.Error) as caught, bq.cursor() as cur:
         cur.execute(sql)
     return caught.value
 
@@ -117,12 +118,12 @@ BIGQUERY = {
 def test_penguins_tutorial_metrics_are_bigquerys(database: str) -> None:
     """BigQuery's linear-regression tutorial, its SQL as published, on BigQuery's penguins."""
     load(database, "ml_datasets", "penguins", penguins())
-    con = sqlml.connect(database, autocommit=True)
-    run(con, "CREATE SCHEMA IF NOT EXISTS bqml_tutorial")
-    run(con, TUTORIAL)
-    stored = run(con, "SELECT * FROM ML.EVALUATE(MODEL `bqml_tutorial.penguins_model`)")
+    bq = sqlml.connect(database, autocommit=True)
+    run(bq, "CREATE SCHEMA IF NOT EXISTS bqml_tutorial")
+    run(bq, TUTORIAL)
+    stored = run(bq, "SELECT * FROM ML.EVALUATE(MODEL `bqml_tutorial.penguins_model`)")
     given = run(
-        con,
+        bq,
         "SELECT * FROM ML.EVALUATE(MODEL `bqml_tutorial.penguins_model`,"
         " (SELECT * FROM ml_datasets.penguins WHERE body_mass_g IS NOT NULL))",
     )
@@ -131,7 +132,7 @@ def test_penguins_tutorial_metrics_are_bigquerys(database: str) -> None:
         assert list(found) == list(BIGQUERY)
         for name, printed in BIGQUERY.items():
             assert round(float(found[name]), 6) == pytest.approx(printed, abs=1.5e-6), name
-    con.close()
+    bq.close()
 
 
 def test_lower_median_is_bigquerys_quantile() -> None:
@@ -167,16 +168,16 @@ def test_classification_metrics_match_scikit_learn() -> None:
 # -- 2. output column names ------------------------------------------------------------------------
 
 
-def test_predicted_columns_keep_the_labels_case(con: sqlml.Connection) -> None:
+def test_predicted_columns_keep_the_labels_case(bq: sqlml.Connection) -> None:
     run(
-        con,
+        bq,
         "CREATE MODEL ds.churn OPTIONS (model_type='logistic_reg',"
         " input_label_cols=['Churned']) AS SELECT x, \"Churned\" FROM ds.t",
     )
-    names, _ = run(con, "SELECT * FROM ML.PREDICT(MODEL ds.churn, (SELECT x FROM ds.t)) LIMIT 1")
+    names, _ = run(bq, "SELECT * FROM ML.PREDICT(MODEL ds.churn, (SELECT x FROM ds.t)) LIMIT 1")
     assert names == ["x", "predicted_Churned", "predicted_Churned_probs"]
     names, _ = run(
-        con,
+        bq,
         'SELECT "predicted_Churned" FROM ML.PREDICT(MODEL ds.churn, (SELECT x FROM ds.t)) LIMIT 1',
     )
     assert names == ["predicted_Churned"]
@@ -188,32 +189,32 @@ SPELLINGS = ("`ds.linU`", "ds.linU", "ds.`linU`", '"ds"."linU"', "ds.LINU")
 
 
 @pytest.mark.parametrize("created", SPELLINGS[:4])
-def test_a_model_name_however_quoted(con: sqlml.Connection, created: str) -> None:
+def test_a_model_name_however_quoted(bq: sqlml.Connection, created: str) -> None:
     run(
-        con,
+        bq,
         f"CREATE MODEL {created} OPTIONS (model_type='linear_reg', input_label_cols=['y'])"
         " AS SELECT x, y FROM ds.t",
     )
     for spelling in SPELLINGS:
-        names, rows = run(con, f"SELECT * FROM ML.EVALUATE(MODEL {spelling})")
+        names, rows = run(bq, f"SELECT * FROM ML.EVALUATE(MODEL {spelling})")
         assert names[0] == "mean_absolute_error", spelling
         assert len(rows) == 1, spelling
     error = fails(
-        con,
+        bq,
         "CREATE MODEL ds.LinU OPTIONS (model_type='linear_reg', input_label_cols=['y'])"
         " AS SELECT x, y FROM ds.t",
     )
     assert error.sqlstate == "42710"
     run(
-        con,
+        bq,
         "CREATE OR REPLACE MODEL `ds.LINu` OPTIONS (model_type='linear_reg',"
         " input_label_cols=['y']) AS SELECT x, y FROM ds.t",
     )
-    _, rows = run(con, "SHOW MODELS IN ds")
+    _, rows = run(bq, "SHOW MODELS IN ds")
     assert len(rows) == 1  # one model,
     assert rows[0][3] == 2  # now at version 2
-    run(con, "DROP MODEL ds.linu")
-    assert fails(con, f"SELECT * FROM ML.EVALUATE(MODEL {created})").sqlstate == "42704"
+    run(bq, "DROP MODEL ds.linu")
+    assert fails(bq, f"SELECT * FROM ML.EVALUATE(MODEL {created})").sqlstate == "42704"
 
 
 # -- 4. options and STRUCT fields ------------------------------------------------------------------
@@ -239,9 +240,9 @@ KMEANS = "CREATE MODEL ds.k OPTIONS (model_type='kmeans', num_clusters=2, {}) AS
     ],
 )
 def test_bigquery_options_not_implemented_yet(
-    con: sqlml.Connection, template: str, option: str
+    bq: sqlml.Connection, template: str, option: str
 ) -> None:
-    error = fails(con, template.format(option))
+    error = fails(bq, template.format(option))
     assert error.sqlstate == "0A000"
     assert option.split()[0].upper() in str(error)
 
@@ -256,16 +257,16 @@ def test_bigquery_options_not_implemented_yet(
     ],
 )
 def test_option_typos_name_the_closest(
-    con: sqlml.Connection, template: str, typo: str, closest: str
+    bq: sqlml.Connection, template: str, typo: str, closest: str
 ) -> None:
-    error = fails(con, template.format(typo))
+    error = fails(bq, template.format(typo))
     assert error.sqlstate == "22023"
     assert f"did you mean {closest}?" in (getattr(error, "hint", None) or "")
 
 
-def test_an_option_of_another_model_type_is_22023(con: sqlml.Connection) -> None:
+def test_an_option_of_another_model_type_is_22023(bq: sqlml.Connection) -> None:
     """num_clusters is BigQuery's, but not linear_reg's: a wrong option, not a missing feature."""
-    assert fails(con, LINEAR.format("num_clusters = 3")).sqlstate == "22023"
+    assert fails(bq, LINEAR.format("num_clusters = 3")).sqlstate == "22023"
 
 
 @pytest.mark.parametrize(
@@ -276,20 +277,20 @@ def test_an_option_of_another_model_type_is_22023(con: sqlml.Connection) -> None
         "ML.EVALUATE(MODEL ds.c, STRUCT(0.5 AS treshold))",
     ],
 )
-def test_unknown_struct_fields_are_22023(con: sqlml.Connection, call: str) -> None:
+def test_unknown_struct_fields_are_22023(bq: sqlml.Connection, call: str) -> None:
     run(
-        con,
+        bq,
         "CREATE MODEL ds.c OPTIONS (model_type='logistic_reg',"
         " input_label_cols=['Churned']) AS SELECT x, \"Churned\" FROM ds.t",
     )
-    error = fails(con, f"SELECT * FROM {call}")
+    error = fails(bq, f"SELECT * FROM {call}")
     assert error.sqlstate == "22023"
     assert "did you mean THRESHOLD?" in (getattr(error, "hint", None) or "")
 
 
-def test_bigquery_struct_fields_not_implemented_yet(con: sqlml.Connection) -> None:
+def test_bigquery_struct_fields_not_implemented_yet(bq: sqlml.Connection) -> None:
     run(
-        con,
+        bq,
         "CREATE MODEL ds.lin OPTIONS (model_type='linear_reg', input_label_cols=['y'])"
         " AS SELECT x, y FROM ds.t",
     )
@@ -297,36 +298,36 @@ def test_bigquery_struct_fields_not_implemented_yet(con: sqlml.Connection) -> No
         "ML.PREDICT(MODEL ds.lin, (SELECT x FROM ds.t), STRUCT(TRUE AS keep_original_columns))",
         "ML.EVALUATE(MODEL ds.lin, STRUCT(TRUE AS perform_aggregation))",
     ):
-        assert fails(con, f"SELECT * FROM {call}").sqlstate == "0A000"
+        assert fails(bq, f"SELECT * FROM {call}").sqlstate == "0A000"
 
 
 # -- 5. the label limit ----------------------------------------------------------------------------
 
 
-def test_a_classifier_refuses_more_than_50_labels(con: sqlml.Connection) -> None:
+def test_a_classifier_refuses_more_than_50_labels(bq: sqlml.Connection) -> None:
     error = fails(
-        con,
+        bq,
         "CREATE MODEL ds.many OPTIONS (model_type='logistic_reg', input_label_cols=['reading'])"
         " AS SELECT x, reading FROM ds.t",
     )
     assert error.sqlstate == "22023"
     assert "linear_reg" in (getattr(error, "hint", None) or "")
-    assert fails(con, "SELECT * FROM ML.EVALUATE(MODEL ds.many)").sqlstate == "42704"
+    assert fails(bq, "SELECT * FROM ML.EVALUATE(MODEL ds.many)").sqlstate == "42704"
 
 
 # -- 6. training_rows ------------------------------------------------------------------------------
 
 
-def test_training_rows_counts_the_rows_used(con: sqlml.Connection) -> None:
+def test_training_rows_counts_the_rows_used(bq: sqlml.Connection) -> None:
     """20 of the 60 rows have a NULL label: training drops them, and says 40."""
     run(
-        con,
+        bq,
         "CREATE MODEL ds.some OPTIONS (model_type='linear_reg', input_label_cols=['maybe'])"
         " AS SELECT x, maybe FROM ds.t",
     )
-    names, rows = run(con, "SHOW MODELS IN ds")
+    names, rows = run(bq, "SHOW MODELS IN ds")
     assert dict(zip(names, rows[0], strict=True))["training_rows"] == 40
-    version = con.session.store.load(ModelRef("ds", "some"))
+    version = bq.session.store.load(ModelRef("ds", "some"))
     assert version.training_info["training_rows"] == 40
 
 
@@ -334,16 +335,43 @@ def test_training_rows_counts_the_rows_used(con: sqlml.Connection) -> None:
 
 
 @pytest.mark.parametrize("column", ["predicted_y", '"PREDICTED_Y"'])
-def test_an_input_column_named_like_an_output_is_42701(con: sqlml.Connection, column: str) -> None:
+def test_an_input_column_named_like_an_output_is_42701(bq: sqlml.Connection, column: str) -> None:
     run(
-        con,
+        bq,
         "CREATE MODEL ds.lin OPTIONS (model_type='linear_reg', input_label_cols=['y'])"
         " AS SELECT x, y FROM ds.t",
     )
     error = fails(
-        con,
+        bq,
         f"SELECT * FROM ML.PREDICT(MODEL ds.lin, (SELECT x, predicted_y AS {column} FROM ds.t))",
     )
     assert error.sqlstate == "42701"
-    names, _ = run(con, "SELECT * FROM ML.PREDICT(MODEL ds.lin, (SELECT x FROM ds.t)) LIMIT 1")
+    names, _ = run(bq, "SELECT * FROM ML.PREDICT(MODEL ds.lin, (SELECT x FROM ds.t)) LIMIT 1")
     assert names == ["x", "predicted_y"]
+
+
+# -- the same through the gateway (conftest's ``con`` connections: sqlml.connect and psycopg 3
+# over ``sqlml serve``, on each engine) -------------------------------------------------------------
+
+
+def test_names_through_every_front_door(con: Any) -> None:
+    con.execute(
+        "CREATE MODEL `shop.Churn` OPTIONS (model_type='logistic_reg', input_label_cols=['Churned'],"
+        ' max_iterations=5) AS SELECT tenure, churned AS "Churned" FROM shop.customers'
+    )
+    table = con.execute(
+        "SELECT * FROM ML.PREDICT(MODEL shop.churn, (SELECT id, tenure FROM shop.new_customers))"
+    ).fetch_arrow_table()
+    assert table.column_names == ["id", "tenure", "predicted_Churned", "predicted_Churned_probs"]
+    with pytest.raises(sqlml.Error) as caught:
+        con.execute(
+            "SELECT * FROM ML.PREDICT(MODEL shop.`Churn`, (SELECT tenure FROM shop.new_customers),"
+            " STRUCT(0.5 AS treshold))"
+        )
+    assert caught.value.sqlstate == "22023"
+    with pytest.raises(sqlml.Error) as caught:
+        con.execute(
+            "SELECT * FROM ML.PREDICT(MODEL shop.CHURN,"
+            " (SELECT tenure, 1 AS predicted_churned FROM shop.new_customers))"
+        )
+    assert caught.value.sqlstate == "42701"
