@@ -520,6 +520,7 @@ class Session:
         if schema is None:
             schema = self.engine.schema_of(self._probe(call))
         scoring.check_input(version, schema)
+        scoring.check_output_names(version, schema.names)
         mode = "view" if view else scoring.choose_mode(version, call, self.settings.scoring)
         alias = "__sqlml_input"
         source: exp.Expr = _subquery(_parse_query(call.input.sql, self.engine.dialect), alias)

@@ -191,6 +191,33 @@ def _struct(**fields: exp.Expr) -> exp.Struct:
     )
 
 
+def output_names(version: ModelVersion) -> list[str]:
+    """ML.PREDICT's output columns, the label spelled as in training (``predicted_Churned``)."""
+    if version.kind == models.CLUSTERER:
+        return ["centroid_id", "nearest_centroids_distance"]
+    assert version.label is not None
+    name = f"predicted_{version.label['name']}"
+    return [name] if version.kind == models.REGRESSOR else [name, f"{name}_probs"]
+
+
+def check_output_names(version: ModelVersion, names: list[str]) -> None:
+    """An input column with an output's name (compared case-insensitively, as BigQuery compares
+    column names) is 42701: the result would have two columns of one name."""
+    taken = {n.lower(): n for n in names}
+    for output in output_names(version):
+        if output.lower() in taken:
+            raise errors.DuplicateColumn(
+                f'the input of ML.PREDICT has a column "{taken[output.lower()]}", the name of'
+                f" an output column of model {version.ref}",
+                hint="rename or leave out that input column",
+            )
+
+
+def _named(expression: exp.Expr, name: str) -> exp.Expr:
+    """``expression AS "name"``: quoted, so every engine keeps the name's case."""
+    return exp.alias_(expression, name, quoted=True)
+
+
 def predicted_columns(
     version: ModelVersion, raw: list[exp.Expr], threshold: float | None, dialect: str = "duckdb"
 ) -> list[exp.Expr]:
@@ -198,8 +225,8 @@ def predicted_columns(
     ARRAY<STRUCT<...>> columns are lists of structs in DuckDB and arrays of the extension's
     composite types in PostgreSQL (which has no anonymous struct type a table can store)."""
     if version.kind == models.REGRESSOR:
-        label = version.label or {}
-        return [exp.cast(raw[0], exp.DataType.build("DOUBLE")).as_(f"predicted_{label['name']}")]
+        value = exp.cast(raw[0], exp.DataType.build("DOUBLE"))
+        return [_named(value, output_names(version)[0])]
     if version.kind == models.CLASSIFIER:
         return _classifier_columns(version, raw, threshold, dialect)
     return _kmeans_columns(raw, dialect)
@@ -245,13 +272,13 @@ def _classifier_columns(
             for lit, p in zip(literals, probs, strict=True)
         ]
         array: exp.Expr = exp.Array(expressions=pairs)
-        return [predicted.as_(f"predicted_{name}"), array.as_(f"predicted_{name}_probs")]
+        return [_named(predicted, f"predicted_{name}"), _named(array, f"predicted_{name}_probs")]
     array = exp.Array(
         expressions=[
             _struct(label=lit.copy(), prob=p.copy()) for lit, p in zip(literals, probs, strict=True)
         ]
     )
-    return [predicted.as_(f"predicted_{name}"), array.as_(f"predicted_{name}_probs")]
+    return [_named(predicted, f"predicted_{name}"), _named(array, f"predicted_{name}_probs")]
 
 
 def _predicted_label(

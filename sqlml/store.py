@@ -80,6 +80,10 @@ def _col(name: str) -> exp.Column:
     return exp.column(name, quoted=True)
 
 
+def _lower(value: exp.Expr) -> exp.Expr:
+    return exp.Lower(this=value)
+
+
 def _key() -> exp.Expr:
     """WHERE schema_name = ? AND model_name = ? (the values go as parameters, in that order)."""
     return exp.and_(
@@ -127,11 +131,40 @@ class Store:
             return
         schema, name = self.resolve(ref)
         with _MODEL_LOCKS_GUARD:
-            lock = _MODEL_LOCKS.setdefault((key, schema, name), threading.Lock())
+            # one lock for every spelling of the name (resolve compares them case-insensitively)
+            lock = _MODEL_LOCKS.setdefault((key, schema.lower(), name.lower()), threading.Lock())
         with lock:
             yield
 
     def resolve(self, ref: ModelRef) -> tuple[str, str]:
+        """The stored (schema, name) a reference means. Names compare case-insensitively and
+        keep the case they were created with (as BigQuery's column names): `` `ds.linU` ``,
+        ``ds.linU`` (folded to ``ds.linu``) and ``"ds"."linU"`` are one model, and creating
+        ``ds.LINU`` beside it is 42710. An exact match wins; a name no model has is returned
+        as written (for CREATE MODEL)."""
+        wanted = self._names(ref)
+        self.ensure()
+        query = (
+            exp.select(_col("schema_name"), _col("model_name"))
+            .from_(MODELS)
+            .where(_lower(_col("schema_name")).eq(_lower(exp.Placeholder())))
+            .where(_lower(_col("model_name")).eq(_lower(exp.Placeholder())))
+        )
+        rows = self.engine.query_arrow(self._sql(query), list(wanted)).to_pylist()
+        found = [(str(r["schema_name"]), str(r["model_name"])) for r in rows]
+        if not found or wanted in found:
+            return wanted
+        if len(found) > 1:
+            raise errors.UndefinedModel(
+                f'model "{wanted[0]}.{wanted[1]}" does not exist',
+                hint="models that differ from it only in case: "
+                + ", ".join(f'"{s}"."{n}"' for s, n in found)
+                + " (quote the name as it was created)",
+            )
+        return found[0]
+
+    def _names(self, ref: ModelRef) -> tuple[str, str]:
+        """(schema, name) as written, the schema defaulted: for a stored version's own ref."""
         return (ref.schema or self.engine.default_schema, ref.name)
 
     def _sql(self, expression: exp.Expr) -> str:
@@ -145,8 +178,9 @@ class Store:
         return int(table.column(0)[0].as_py()) if table.num_rows else None
 
     def current_sha(self, ref: ModelRef) -> str | None:
-        """The sha256 of the version the model serves: a cheap check that a plan is current."""
-        schema, name = self.resolve(ref)
+        """The sha256 of the version the model serves: a cheap check that a plan is current.
+        ``ref``: a stored version's own (exact) name."""
+        schema, name = self._names(ref)
         m, v = "m", "v"
         query = (
             _serving(exp.select(exp.column("onnx_sha256", v, quoted=True)))
@@ -158,8 +192,8 @@ class Store:
 
     def serving_sha(self, ref: ModelRef) -> exp.Expr:
         """current_sha as a scalar subquery (NULL: no such model), to check several models in
-        one query; the names go in as literals."""
-        schema, name = self.resolve(ref)
+        one query; the names go in as literals. ``ref``: a stored version's own name."""
+        schema, name = self._names(ref)
         m, v = "m", "v"
         query = (
             _serving(exp.select(exp.column("onnx_sha256", v, quoted=True)))

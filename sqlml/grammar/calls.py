@@ -24,6 +24,7 @@ from sqlml.grammar.statements import (
     Score,
 )
 from sqlml.grammar.values import field_name, field_value, fold, model_ref, quoted_table, to_value
+from sqlml.ml.options import closest
 
 TABLE_FUNCTIONS = ("PREDICT", "EVALUATE")
 SCORE_ALIAS = "score"  # the name of an unnamed ML.SCORE column, as PostgreSQL names a call
@@ -82,8 +83,17 @@ def _in_from(node: exp.Expr) -> bool:
     return isinstance(node.parent, exp.Table) and node.arg_key == "this"
 
 
+# The STRUCT fields each table function takes: sqlml's, and BigQuery ML's that sqlml does not
+# implement yet (0A000). Any other name is 22023 with the closest field as the hint.
+FIELDS = {"PREDICT": ("threshold", "scoring"), "EVALUATE": ("threshold",)}
+PENDING_FIELDS = {
+    "PREDICT": ("keep_original_columns", "trial_id"),
+    "EVALUATE": ("perform_aggregation", "horizon", "confidence_level", "trial_id"),
+}
+
+
 def _predict(node: exp.Expr, flavour: Dialect) -> MLCall:
-    threshold, settings = _struct(node.args.get("params_struct"))
+    threshold, settings = _struct(node.args.get("params_struct"), "PREDICT")
     source = _input(node.expression, flavour)
     assert source is not None  # the parser requires it
     return Predict(model_ref(node.this), source, threshold, settings)
@@ -93,7 +103,7 @@ def _evaluate(node: exp.Expr, flavour: Dialect) -> MLCall:
     args = node.expressions
     source = next((a for a in args if isinstance(a, exp.Table | exp.Subquery)), None)
     struct = next((a for a in args if isinstance(a, exp.Struct)), None)
-    threshold, settings = _struct(struct)
+    threshold, settings = _struct(struct, "EVALUATE")
     return Evaluate(model_ref(node.args["model"]), _input(source, flavour), threshold, settings)
 
 
@@ -147,7 +157,7 @@ def _reads_any(source: exp.Expr, ctes: list[exp.CTE]) -> bool:
     ) or (isinstance(source, exp.Table) and not source.db and source.name.lower() in names)
 
 
-def _struct(struct: exp.Expr | None) -> tuple[float | None, dict[str, OptionValue]]:
+def _struct(struct: exp.Expr | None, function: str) -> tuple[float | None, dict[str, OptionValue]]:
     """``STRUCT(0.5 AS threshold, 'x' AS other)``: the threshold and the other fields."""
     settings: dict[str, OptionValue] = {}
     for item in struct.expressions if struct is not None else []:
@@ -157,11 +167,28 @@ def _struct(struct: exp.Expr | None) -> tuple[float | None, dict[str, OptionValu
                 "STRUCT fields need names: STRUCT(0.5 AS threshold)",
                 position=nodes.start_of(struct) if struct is not None else None,
             )
+        _known_field(name.lower(), function, item)
+        name = name.lower()  # field names are case-insensitive, as BigQuery's
         if name in settings:
             raise errors.InvalidParameterValue(f"STRUCT field {name} is given twice")
         settings[name] = to_value(field_value(item), f"STRUCT field {name}")
     threshold = settings.pop("threshold", None)
     return (_threshold(threshold) if threshold is not None else None), settings
+
+
+def _known_field(name: str, function: str, item: exp.Expr) -> None:
+    if name in FIELDS[function]:
+        return
+    if name in PENDING_FIELDS[function]:
+        raise errors.FeatureNotSupported(
+            f"STRUCT field {name} of ML.{function} is not supported yet",
+            position=nodes.start_of(item),
+        )
+    raise errors.InvalidParameterValue(
+        f"ML.{function} has no STRUCT field {name}",
+        hint=closest(name, FIELDS[function] + PENDING_FIELDS[function], "fields"),
+        position=nodes.start_of(item),
+    )
 
 
 def _threshold(value: OptionValue) -> float:

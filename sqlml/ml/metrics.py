@@ -4,6 +4,12 @@ Classification: precision, recall, accuracy, f1_score, log_loss, roc_auc. Binary
 positive class (the second label in sorted order) at the threshold; multiclass models macro-average.
 Regression: mean_absolute_error, mean_squared_error, mean_squared_log_error, median_absolute_error,
 r2_score, explained_variance. K-means: davies_bouldin_index, mean_squared_distance.
+
+median_absolute_error is BigQuery's, not scikit-learn's: BigQuery takes the median from its
+(approximate, exact at these sizes) quantiles, which give the lower median, the element at 0-based
+index ceil(n/2) - 1 of the sorted absolute errors, never the mean of the two middle ones. On the
+penguins tutorial (342 rows) that is 173.080816, as BigQuery prints, where the midpoint would be
+174.998647.
 A metric that is not defined for the data (e.g. roc_auc with one class present) is NULL.
 """
 
@@ -49,10 +55,18 @@ def regression(y: Array, predicted: Array) -> dict[str, float | None]:
         "mean_absolute_error": _safe(lambda: skm.mean_absolute_error(y, predicted)),
         "mean_squared_error": _safe(lambda: skm.mean_squared_error(y, predicted)),
         "mean_squared_log_error": msle,
-        "median_absolute_error": _safe(lambda: skm.median_absolute_error(y, predicted)),
+        "median_absolute_error": lower_median(np.abs(y - predicted)),
         "r2_score": _safe(lambda: skm.r2_score(y, predicted)),
         "explained_variance": _safe(lambda: skm.explained_variance_score(y, predicted)),
     }
+
+
+def lower_median(values: Array) -> float | None:
+    """The element at 0-based index ceil(n/2) - 1 of the sorted values (BigQuery's median)."""
+    if len(values) == 0:
+        return None
+    value = float(np.partition(values, (len(values) - 1) // 2)[(len(values) - 1) // 2])
+    return None if np.isnan(value) else value
 
 
 def classification(

@@ -1,13 +1,19 @@
 """OPTIONS validation: BigQuery ML's option names, types, allowed values and defaults.
 
 Each model type declares the options it accepts as :class:`Option` entries. ``resolve`` checks the
-user's OPTIONS against them (unknown name, wrong type, value out of range or not among the choices:
-22023) and returns every option with its default filled in, so the stored model records exactly what
-it was trained with.
+user's OPTIONS against them and returns every option with its default filled in, so the stored
+model records exactly what it was trained with.
+
+A name the model type does not take is one of two mistakes, told apart: an option BigQuery ML has
+for this model type that sqlml does not implement yet (the model type's ``pending`` names, from
+BigQuery's CREATE MODEL reference) is 0A000 "not supported yet"; anything else (a typo, or an option
+of another model type) is 22023 with the closest valid name as the hint. A wrong type, a value out
+of range or not among the choices is 22023 too.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -115,21 +121,46 @@ def fraction(x: float) -> bool:
 
 
 def resolve(
-    given: Mapping[str, OptionValue], accepted: Iterable[Option], model_type: str
+    given: Mapping[str, OptionValue],
+    accepted: Iterable[Option],
+    model_type: str,
+    pending: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Every accepted option with the user's value (converted) or its default."""
     table = {option.name: option for option in accepted}
     for name in given:
         if name not in table:
-            raise errors.InvalidParameterValue(
-                f"option {name.upper()} is not supported for model_type {model_type.upper()}",
-                hint="supported options: " + ", ".join(sorted(n.upper() for n in table)),
-            )
+            raise unknown(name, table, tuple(pending), model_type)
     resolved: dict[str, Any] = {}
     for name, option in table.items():
         value = given.get(name)
         resolved[name] = option.default if value is None else _convert(option, value)
     return resolved
+
+
+def unknown(
+    name: str, accepted: Iterable[str], pending: tuple[str, ...], model_type: str
+) -> errors.Error:
+    """0A000 for an option BigQuery has and sqlml does not yet; 22023 with the closest name
+    (difflib) for anything else."""
+    if name in pending:
+        return errors.FeatureNotSupported(
+            f"option {name.upper()} is not supported yet (model_type {model_type.upper()})",
+            hint="BigQuery ML has it; sqlml does not implement it yet: leave it out",
+        )
+    return errors.InvalidParameterValue(
+        f"option {name.upper()} is not an option of model_type {model_type.upper()}",
+        hint=closest(name, accepted, "options"),
+    )
+
+
+def closest(name: str, valid: Iterable[str], what: str) -> str:
+    """ "did you mean X?" for the nearest valid name (difflib), else the list of them."""
+    names = sorted(valid)
+    match = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.6)
+    if match:
+        return f"did you mean {match[0].upper()}?"
+    return f"valid {what}: " + ", ".join(n.upper() for n in names)
 
 
 # Options every model type shares (BigQuery's CREATE MODEL common options).

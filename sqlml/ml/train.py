@@ -49,6 +49,7 @@ OUTPUTS = {
     models.CLUSTERER: {"label": "label", "scores": "distances"},
 }
 PARITY_ROWS = 10_000
+MAX_LABELS = 50  # BigQuery ML: a classifier's label has at most 50 distinct values
 PARITY_TOLERANCE = 1e-6
 
 
@@ -67,7 +68,7 @@ class TrainResult:
     metrics: dict[str, Any]
     training_info: dict[str, Any]
     feature_info: list[dict[str, Any]]
-    row_count: int
+    row_count: int  # rows used: those whose label is not NULL (training and evaluation)
     data_hash: str
     centroids: list[list[float]] | None = None
 
@@ -127,6 +128,7 @@ def _fit(
     checkpoint: Checkpoint = never,
 ) -> TrainResult:
     train_rows = _rows(data, training=True)
+    used = _used_rows(data, table)
     clock = _Clock(data.timings)
     # Statistics come from all input rows, as BigQuery ML documents ("as calculated by the
     # feature column in the original input data"); it also spares a copy of the training rows.
@@ -172,7 +174,7 @@ def _fit(
     checkpoint()
     say("checked the ONNX graph against scikit-learn; " + _summary(result_metrics))
     info.update(
-        training_rows=_count(train_rows, table.num_rows),
+        training_rows=_count(train_rows, used),
         evaluation_rows=int(data.eval_mask.sum()) if data.eval_mask is not None else 0,
         duration_seconds=time.perf_counter() - started,
         **data.timings,
@@ -192,7 +194,7 @@ def _fit(
         metrics=result_metrics,
         training_info=info,
         feature_info=pre.info(),
-        row_count=table.num_rows,
+        row_count=used,
         data_hash=data_hash,
         centroids=centroids,
     )
@@ -408,6 +410,12 @@ def _labels(
         return features.to_numpy(column, "numeric"), None
     classes = pc.sort_indices(pc.unique(column))  # hash-based: faster than np.unique's sort
     values = pc.take(pc.unique(column), classes)
+    if len(values) > MAX_LABELS:
+        raise errors.InvalidParameterValue(
+            f'label column "{label}" has {len(values)} distinct values: {model_type.name} takes'
+            f" at most {MAX_LABELS} (as BigQuery ML)",
+            hint="for a continuous label use model_type = 'linear_reg'",
+        )
     if len(values) < 2:
         raise errors.UnusableTrainingData(
             f'label column "{label}" has only one class ({values[0].as_py()!r}):'
@@ -444,6 +452,11 @@ def _take(raw: dict[str, Array], rows: Array | slice) -> dict[str, Array]:
     if isinstance(rows, slice):
         return raw
     return {name: column[rows] for name, column in raw.items()}
+
+
+def _used_rows(data: _Data, table: pa.Table) -> int:
+    """The rows training used: without those whose label is NULL (dropped by _prepare)."""
+    return len(data.y) if data.y is not None else table.num_rows
 
 
 def _count(rows: Array | slice, n: int) -> int:

@@ -123,7 +123,8 @@ def lock(plpy: Any, schema: str, name: str) -> None:
             "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended($1, 0))",
             ["text"],
         ),
-        [json.dumps(["sqlml.model", schema, name])],
+        # (names compare case-insensitively: ds.LinU and ds.linu are one model, one lock)
+        [json.dumps(["sqlml.model", schema.lower(), name.lower()])],
     )
 
 

@@ -209,6 +209,18 @@ SELECT * FROM ML.PREDICT(MODEL m, TABLE t, STRUCT(0.5))
 SELECT * FROM ML.PREDICT(MODEL m, TABLE t, STRUCT(0.5 AS threshold, 0.6 AS Threshold))
 -- expected: error 22023
 
+-- case: predict_struct_field_unknown
+SELECT * FROM ML.PREDICT(MODEL m, TABLE t, STRUCT(0.5 AS treshold))
+-- expected: error 22023
+
+-- case: evaluate_struct_field_unknown
+SELECT * FROM ML.EVALUATE(MODEL m, STRUCT(0.5 AS scoring))
+-- expected: error 22023
+
+-- case: predict_struct_field_not_supported_yet
+SELECT * FROM ML.PREDICT(MODEL m, TABLE t, STRUCT(TRUE AS keep_original_columns))
+-- expected: error 0A000
+
 -- case: predict_struct_value_not_literal
 SELECT * FROM ML.PREDICT(MODEL m, TABLE t, STRUCT(x AS threshold))
 -- expected: error 22023

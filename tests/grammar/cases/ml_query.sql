@@ -22,7 +22,7 @@ ORDER BY id
 
 -- case: predict_table_with_threshold_and_settings
 SELECT * FROM ML.PREDICT(MODEL `shop.churn`, TABLE Shop."New Customers",
-                         STRUCT(0.7 AS threshold, 'compiled' AS Scoring, TRUE AS keep))
+                         STRUCT(0.7 AS threshold, 'compiled' AS Scoring))
 -- expected:
 {
   "type": "MLQuery",
@@ -33,7 +33,7 @@ SELECT * FROM ML.PREDICT(MODEL `shop.churn`, TABLE Shop."New Customers",
       "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
       "input": {"type": "Query", "sql": "SELECT * FROM \"shop\".\"New Customers\""},
       "threshold": 0.7,
-      "settings": {"scoring": "compiled", "keep": true}
+      "settings": {"scoring": "compiled"}
     }
   ]
 }
