@@ -28,7 +28,7 @@ from sqlml.engines.base import Result
 from sqlml.engines.duckdb import DuckDBEngine, map_error
 from sqlml.grammar import lexer
 from sqlml.grammar.statements import CreateModel, DropModel, MLCall, MLQuery, Score, ShowModels
-from sqlml.wire import auth, infer, types
+from sqlml.wire import auth, colnames, infer, tags, types
 from sqlml.wire.catalog import Catalog
 
 # statements that return rows; anything else is described as a command (NoData) without running
@@ -77,7 +77,21 @@ class DuckDBBackend:
             result = _command(statement, self._execute_one(statement, params))
             if result.table is not None and self.catalog.reads_catalog(statement):
                 result = Result(_oid_arrays(result.table), result.rowcount, result.status)
+        if lexer.first_word(sql) == "EXECUTE":
+            result = self._executed(sql, result)
+        if result.table is not None:
+            names = _named(sql, result.table.schema).names
+            result = Result(result.table.rename_columns(names), result.rowcount, result.status)
         return result
+
+    def _executed(self, sql: str, result: Result) -> Result:
+        """SQL's ``EXECUTE name``: tagged as the statement it runs (``INSERT 0 1``, not EXECUTE)."""
+        words = lexer.head(sql, 2)
+        prepared = self.catalog.prepared(words[1]) if len(words) > 1 else None
+        if prepared is None:
+            return result
+        rows = result.table.num_rows if result.table is not None else result.rowcount
+        return Result(result.table, result.rowcount, tags.command_tag(prepared, rows))
 
     def _execute_one(self, statement: str, params: Sequence[Any] | None) -> Result:
         try:
@@ -156,7 +170,7 @@ class DuckDBBackend:
             schema = self._columns(query, params)
         if schema is not None and self.catalog.reads_catalog(query):
             schema = _oid_arrays(schema.empty_table()).schema
-        return schema
+        return None if schema is None else _named(sql, schema)
 
     def _columns(self, query: str, params: list[None] | None) -> pa.Schema | None:
         """The columns of a query, from DuckDB's own plan of it under LIMIT 0 (DuckDB parses
@@ -259,6 +273,15 @@ def _oid_arrays(table: pa.Table) -> pa.Table:
         if pa.types.is_list(field.type) and field.type.value_type == pa.int64():
             table = table.set_column(i, field.with_type(oids), table.column(i).cast(oids))
     return table
+
+
+def _named(sql: str, schema: pa.Schema) -> pa.Schema:
+    """``schema`` with its unaliased expression columns named as PostgreSQL names them
+    (``count``, not DuckDB's ``count_star()``: wire.colnames)."""
+    names = colnames.result_names(sql, schema.names)
+    if names is None:
+        return schema
+    return pa.schema([f.with_name(n) for f, n in zip(schema, names, strict=True)], schema.metadata)
 
 
 def _command(sql: str, result: Result) -> Result:

@@ -184,6 +184,7 @@ class Catalog:
         self._duckdb_owned = {"TimeZone": _duckdb_setting(con, "TimeZone", "UTC")}
         self._duckdb_owned["search_path"] = '"$user", public'
         self._cursors: dict[str, int] = {}
+        self._prepared: dict[str, str] = {}  # SQL PREPARE's names -> their statements
         self._ready: set[str] = set()  # sqlml_* objects known to exist on the connection
         self._pending: set[str] = set()  # ... of which created inside an open client transaction
         self._in_transaction = False
@@ -362,6 +363,10 @@ class Catalog:
         limit = f" LIMIT {count}" if count is not None else ""
         return f"SELECT * FROM {_cursor_table(name)}{limit} OFFSET {position}"
 
+    def prepared(self, name: str) -> str | None:
+        """The statement SQL's ``PREPARE name AS ...`` prepared (None: none of that name)."""
+        return self._prepared.get(_unquote_name(name))
+
     def reads_catalog(self, statement: str) -> bool:
         """Whether a statement :meth:`rewrite` returned reads the emulated catalog."""
         return not catalog_sql.references(statement).isdisjoint(catalog_sql.objects())
@@ -529,10 +534,49 @@ def _handle_close(catalog: Catalog, rest: str) -> str | None:
 
 
 def _handle_discard(catalog: Catalog, rest: str) -> str | None:
-    if rest.strip().upper() == "ALL":
-        catalog._close(None)
-        return _handle_reset(catalog, "ALL")
+    if rest.strip().upper() == "ALL":  # cursors, prepared statements and settings
+        closed = catalog._close(None)
+        statements = [closed, _handle_deallocate(catalog, "ALL"), _handle_reset(catalog, "ALL")]
+        return "; ".join(s for s in statements if s and s != NOOP) or NOOP
     return NOOP
+
+
+def _handle_prepare(catalog: Catalog, rest: str) -> str | None:
+    """Remembers what ``PREPARE name AS statement`` prepares (for EXECUTE's command tag and
+    DEALLOCATE ALL); DuckDB prepares it."""
+    found = catalog_grammar.prepare(rest)
+    if found is not None:
+        catalog._prepared[_unquote_name(found[0])] = found[1]
+    return None
+
+
+def _handle_deallocate(catalog: Catalog, rest: str) -> str | None:
+    """``DEALLOCATE [PREPARE] ALL`` (DuckDB has only ``DEALLOCATE name``): each one SQL's
+    PREPARE made; ``DEALLOCATE PREPARE name`` as ``DEALLOCATE name``."""
+    target = catalog_grammar.deallocate(rest)
+    if target is None:
+        return None
+    if target != catalog_grammar.ALL:
+        if catalog._prepared.pop(_unquote_name(target), None) is None:
+            raise _no_prepared(target)
+        return f"DEALLOCATE {target}"
+    names, catalog._prepared = sorted(catalog._prepared), {}
+    quoted = (exp.to_identifier(n, quoted=True).sql(dialect="duckdb") for n in names)
+    return "; ".join(f"DEALLOCATE {name}" for name in quoted) or NOOP
+
+
+def _handle_execute(catalog: Catalog, rest: str) -> str | None:
+    """``EXECUTE name``: 26000 for a name no PREPARE made (DuckDB's own error is 42703)."""
+    name = lexer.head(rest)
+    if name and catalog.prepared(name[0]) is None:
+        raise _no_prepared(name[0])
+    return None
+
+
+def _no_prepared(name: str) -> errors.Error:
+    return errors.from_sqlstate(
+        "26000", f'prepared statement "{_unquote_name(name)}" does not exist'
+    )
 
 
 def _handle_unlisten(catalog: Catalog, rest: str) -> str | None:
@@ -573,6 +617,9 @@ _HANDLERS: dict[str, _Handler] = {
     "MOVE": _handle_move,
     "CLOSE": _handle_close,
     "DISCARD": _handle_discard,
+    "PREPARE": _handle_prepare,
+    "DEALLOCATE": _handle_deallocate,
+    "EXECUTE": _handle_execute,
     "UNLISTEN": _handle_unlisten,
     "DROP": _handle_drop,
     "TRUNCATE": _handle_truncate,

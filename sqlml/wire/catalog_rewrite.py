@@ -33,8 +33,9 @@ from sqlglot.errors import SqlglotError
 from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokenizer_core import Token, TokenType
 
+from sqlml import errors
 from sqlml.grammar.dialects import DollarParameters
-from sqlml.wire import catalog_macros, catalog_sql
+from sqlml.wire import catalog_macros, catalog_sql, colnames, params
 
 
 class CatalogPostgres(Postgres):
@@ -128,6 +129,8 @@ _OPERATORS: dict[str, Callable[[exp.Expr, exp.Expr], exp.Expr]] = {
     "||": lambda a, b: exp.DPipe(this=a, expression=b),
 }
 
+TEXT_ARRAY = 1009  # pg_type text[]
+
 # set-returning functions whose single column PostgreSQL names after the table alias
 _SCALAR_SRF = (exp.ExplodingGenerateSeries, exp.GenerateSeries)
 
@@ -140,6 +143,7 @@ def transpile(sql: str, identity: Identity) -> str:
 
 def rewrite_tree(tree: exp.Expr, identity: Identity) -> exp.Expr:
     """``tree`` (PostgreSQL) rewritten for DuckDB and the emulated catalog (in place)."""
+    colnames.add_aliases(tree)  # first: the names PostgreSQL gives the items as written
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     for table in list(tree.find_all(exp.Table)):
         _table(table, ctes)
@@ -153,6 +157,8 @@ def rewrite_tree(tree: exp.Expr, identity: Identity) -> exp.Expr:
         _expression(node, identity)
     for comparison in list(tree.find_all(exp.EQ, exp.NEQ)):
         _comparison(comparison)
+    for quantified in list(tree.find_all(exp.Any, exp.All)):
+        _array_literal(quantified)
     add_srf_column_aliases(tree)
     return tree
 
@@ -278,6 +284,21 @@ def _comparison(node: exp.Binary) -> None:
             other.replace(exp.Literal.string("[" + other.name[1:-1] + "]"))
 
 
+def _array_literal(node: exp.Expr) -> None:
+    """``x = ANY('{r,p}')`` (psycopg's Literal of a list, pgspecial's ``\\dt``): PostgreSQL reads
+    the string as an array of x's type; DuckDB needs a list (the strings' type: DuckDB compares
+    them with numbers too)."""
+    text = node.this.unnest() if isinstance(node.this, exp.Paren) else node.this
+    if not isinstance(text, exp.Literal) or not text.is_string or not text.name.startswith("{"):
+        return
+    try:  # array_in's rules (quotes, NULL), as a parameter of type text[] is read
+        items = params.decode_parameter(text.name.encode(), TEXT_ARRAY, 0)
+    except errors.Error:
+        return  # not an array: DuckDB has the last word
+    values = [exp.null() if i is None else exp.Literal.string(str(i)) for i in items]
+    text.replace(exp.Array(expressions=values))
+
+
 def _is_array_text(text: str) -> bool:
     return text.startswith("{") and text.endswith("}") and '"' not in text
 
@@ -304,7 +325,9 @@ def _cast(cast: exp.Cast) -> None:
         cast.set("to", exp.DataType.build(_TYPES[name], dialect="duckdb"))
     elif to.this == exp.DType.ARRAY and to.expressions:
         element = _type_name(to.expressions[0])
-        if element in _TYPES:
+        if element in _REG_TYPES:
+            _replace_keeping_name(cast, _reg_array_cast(cast, element), element)
+        elif element in _TYPES:
             cast.set("to", exp.DataType.build(_TYPES[element] + "[]", dialect="duckdb"))
     elif to.this == exp.DType.NAME:
         cast.set("to", exp.DataType.build("VARCHAR", dialect="duckdb"))
@@ -319,6 +342,27 @@ def _reg_cast(cast: exp.Cast, name: str) -> exp.Expr:
     if _is_shown(cast):
         return exp.Anonymous(this=display, expressions=[value])
     return value
+
+
+def _reg_array_cast(cast: exp.Cast, name: str) -> exp.Expr:
+    """``oids::regtype[]`` (pgcli's function list): each OID shown as a name where the array is
+    shown or cast on to text[], else the OIDs as they are."""
+    shown = isinstance(cast.parent, exp.Cast | exp.Coalesce)
+    if not shown and not _is_shown(cast):
+        value: exp.Expr = cast.this
+        return value
+    display = _REG_TYPES[name][1]
+    # each element shown, in order (a subquery: DuckDB's lambdas cannot call the display
+    # macro, which has subqueries of its own)
+    template = exp.maybe_parse(_SHOWN_ARRAY.format(display=display), into=exp.Select)
+    for array in template.find_all(exp.Column):
+        if array.name == "sqlml_array":
+            array.replace(cast.this.copy())
+    return exp.Subquery(this=template)
+
+
+_SHOWN_ARRAY = """SELECT list({display}(sqlml_item) ORDER BY sqlml_i) FROM (
+    SELECT unnest(sqlml_array) AS sqlml_item, generate_subscripts(sqlml_array, 1) AS sqlml_i)"""
 
 
 def _is_text(node: exp.Expr) -> bool:

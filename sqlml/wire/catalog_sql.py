@@ -78,6 +78,7 @@ pg_policy: oid oid, polname name, polrelid oid, polcmd "char", polpermissive boo
 pg_statistic_ext: oid oid, stxrelid oid, stxname name, stxnamespace oid, stxowner oid, stxstattarget integer, stxkeys int2vector, stxkind "char"[], stxexprs pg_node_tree
 pg_publication: oid oid, pubname name, pubowner oid, puballtables boolean, pubinsert boolean, pubupdate boolean, pubdelete boolean, pubtruncate boolean, pubviaroot boolean
 pg_publication_namespace: oid oid, pnpubid oid, pnnspid oid
+pg_language: oid oid, lanname name, lanowner oid, lanispl boolean, lanpltrusted boolean, lanplcallfoid oid, laninline oid, lanvalidator oid, lanacl aclitem[]
 pg_publication_rel: oid oid, prpubid oid, prrelid oid, prqual pg_node_tree, prattrs int2vector
 pg_rewrite: oid oid, rulename name, ev_class oid, ev_type "char", ev_enabled "char", is_instead boolean, ev_qual pg_node_tree, ev_action pg_node_tree
 pg_trigger: oid oid, tgrelid oid, tgparentid oid, tgname name, tgfoid oid, tgtype smallint, tgenabled "char", tgisinternal boolean, tgconstrrelid oid, tgconstrindid oid, tgconstraint oid, tgdeferrable boolean, tginitdeferred boolean, tgnargs smallint, tgattr int2vector, tgargs bytea, tgqual pg_node_tree, tgoldtable name, tgnewtable name
@@ -123,7 +124,7 @@ CATALOG_OIDS: dict[str, tuple[int, str]] = {
     "pg_roles": (12000, "v"), "pg_user": (12014, "v"), "pg_views": (12028, "v"),
     "pg_tables": (12033, "v"),
     "pg_matviews": (12038, "v"), "pg_indexes": (12043, "v"), "pg_sequences": (12048, "v"),
-    "pg_settings": (12104, "v"),
+    "pg_settings": (12104, "v"), "pg_language": (2612, "r"),
 }  # fmt: skip
 
 # PostgreSQL type (as format_type spells it) -> DuckDB type of the emulated column
@@ -338,6 +339,11 @@ _SOURCES: dict[str, str] = {
         FROM duckdb_functions() f JOIN duckdb_schemas() s
             ON s.database_name = f.database_name AND s.schema_name = f.schema_name
         WHERE NOT f.internal AND sqlml_is_user(f.database_name, f.function_name)""",
+    # PostgreSQL's four languages (pg_proc.prolang of every DuckDB macro is 14, sql)
+    "pg_language": """
+        SELECT * FROM (VALUES (12, 'internal', false, false), (13, 'c', false, false),
+                              (14, 'sql', false, true), (13_000, 'plpgsql', true, true))
+            v(oid, lanname, lanispl, lanpltrusted), (SELECT 10 AS lanowner)""",
     "pg_tables": """
         SELECT n.nspname AS schemaname, c.relname AS tablename, sqlml_user() AS tableowner,
                c.relhasindex AS hasindexes

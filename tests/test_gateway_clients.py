@@ -1,0 +1,239 @@
+"""PostgreSQL's semantics over the DuckDB gateway, client by client (issue 12, point 4).
+
+Each test runs a real client against the gateway over DuckDB and checks what PostgreSQL itself
+answers: command tags (compared statement by statement with the real PostgreSQL test cluster),
+the statements connection pools send to reset a session (psycopg_pool), pgcli's and pgspecial's
+own catalog queries (driven through their code, not copied SQL), psql's ``\\dt+``, the names of
+unaliased result columns, unconstrained ``numeric`` keeping its digits, and pgJDBC's
+DatabaseMetaData (a small Java program, run with Debian's driver jar).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import psycopg2
+import pytest
+from conftest import Served, client_module, gateway_parts, serving
+
+import sqlml
+
+# what the DuckDB file behind the gateway holds besides the shop tables: objects in public, which
+# psql's and pgcli's listings show (they list what the search path sees)
+PUBLIC_OBJECTS = (
+    "CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL, price numeric(10,2))",
+    "CREATE TABLE orders (id integer PRIMARY KEY, item integer REFERENCES items (id), n integer)",
+    "CREATE VIEW cheap AS SELECT * FROM items WHERE price < 10",
+    "CREATE INDEX items_name ON items (name)",
+    "CREATE MACRO add_one(x) AS x + 1",
+)
+
+
+@pytest.fixture
+def duck(shop_file: str) -> Iterator[Served]:
+    """The gateway over a DuckDB file with the shop tables and :data:`PUBLIC_OBJECTS`."""
+    from sqlml.wire.server import ServerConfig
+
+    con = sqlml.connect(shop_file, autocommit=True)
+    for statement in PUBLIC_OBJECTS:
+        con.session.engine.execute(statement)
+    con.close()
+    with serving(ServerConfig(port=0), *gateway_parts("duckdb", shop_file)) as port:
+        yield Served("duckdb", "tcp", port, shop_file)
+
+
+def gateway(served: Served) -> Any:
+    con = psycopg2.connect(**served.kwargs())
+    con.autocommit = True
+    return con
+
+
+# -- command tags ----------------------------------------------------------------------------------
+
+# Statements in order, on a fresh database: each one's tag on the gateway must be PostgreSQL's.
+TAGGED = [
+    "CREATE TABLE t (id integer PRIMARY KEY, name text)",
+    "CREATE TABLE IF NOT EXISTS t (id integer)",
+    "INSERT INTO t VALUES (1, 'a'), (2, 'b')",
+    "INSERT INTO t VALUES (3, 'c') RETURNING id",
+    "UPDATE t SET name = 'z' WHERE id > 1",
+    "DELETE FROM t WHERE id = 3",
+    "SELECT * FROM t",
+    "SELECT count(*) FROM t",
+    "VALUES (1), (2), (3)",
+    "WITH x AS (SELECT id FROM t) SELECT * FROM x",
+    "CREATE TABLE t2 AS SELECT * FROM t",
+    "CREATE TEMP TABLE t3 AS SELECT 1 AS a UNION ALL SELECT 2",
+    "CREATE TEMPORARY TABLE t4 (a integer)",
+    "CREATE VIEW v AS SELECT * FROM t",
+    "CREATE OR REPLACE VIEW v AS SELECT * FROM t WHERE id > 0",
+    "CREATE INDEX t_name ON t (name)",
+    "CREATE UNIQUE INDEX t_id ON t2 (id)",
+    "CREATE SCHEMA s",
+    "CREATE SEQUENCE seq",
+    "ALTER TABLE t ADD COLUMN extra integer",
+    "COMMENT ON TABLE t IS 'a table'",
+    "TRUNCATE t2",
+    "DROP VIEW v",
+    "DROP INDEX t_id",
+    "DROP TABLE t2",
+    "DROP TABLE IF EXISTS nothing_here",
+    "DROP SEQUENCE seq",
+    "DROP SCHEMA s",
+    "BEGIN",
+    "SAVEPOINT sp",
+    "RELEASE SAVEPOINT sp",
+    "DECLARE c CURSOR FOR SELECT * FROM t",
+    "FETCH 1 FROM c",
+    "FETCH ALL FROM c",
+    "CLOSE c",
+    "COMMIT",
+    "START TRANSACTION",
+    "ROLLBACK",
+    "BEGIN",
+    "END",
+    "SET search_path = public",
+    "SHOW search_path",
+    "RESET search_path",
+    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    "SHOW transaction_isolation",
+    "RESET ALL",
+    "PREPARE ins AS INSERT INTO t (id, name) VALUES ($1, $2)",
+    "EXECUTE ins (10, 'p')",
+    "PREPARE sel AS SELECT * FROM t WHERE id < $1",
+    "EXECUTE sel (5)",
+    "PREPARE upd AS UPDATE t SET name = $1",
+    "EXECUTE upd ('q')",
+    "PREPARE del AS DELETE FROM t WHERE id = $1",
+    "EXECUTE del (10)",
+    "DEALLOCATE ins",
+    "DEALLOCATE PREPARE sel",
+    "DEALLOCATE ALL",
+    "DISCARD ALL",
+    "ANALYZE t",
+    "DROP TABLE t",
+]
+COPIED = "COPY (SELECT * FROM generate_series(1, 4)) TO STDOUT"
+
+
+def tags(con: Any) -> list[str]:
+    """The command tag of each statement of :data:`TAGGED`, then of :data:`COPIED`."""
+    found = []
+    with con.cursor() as cur:
+        for statement in TAGGED:
+            cur.execute(statement)
+            found.append(cur.statusmessage)
+        cur.copy_expert(COPIED, io.StringIO())
+        found.append(cur.statusmessage)
+    return found
+
+
+def test_command_tags_are_postgresqls(duck: Served, pg_database: str) -> None:
+    expected = tags(_autocommit(psycopg2.connect(pg_database)))
+    assert (expected[2], expected[10]) == ("INSERT 0 2", "SELECT 2")  # (PostgreSQL's own)
+    got = tags(gateway(duck))
+    assert [(s, g) for s, g in zip([*TAGGED, COPIED], got, strict=True)] == [
+        (s, e) for s, e in zip([*TAGGED, COPIED], expected, strict=True)
+    ]
+
+
+def _autocommit(con: Any) -> Any:
+    con.autocommit = True
+    return con
+
+
+def test_prepared_statement_errors_are_postgresqls(duck: Served) -> None:
+    with gateway(duck).cursor() as cur:  # (psycopg2's ``with con`` would open a transaction)
+        for statement in ("EXECUTE nothing (1)", "DEALLOCATE nothing"):
+            with pytest.raises(psycopg2.Error) as caught:
+                cur.execute(statement)
+            assert caught.value.pgcode == "26000"
+        cur.execute("SELECT 1")  # the session goes on
+        assert cur.fetchall() == [(1,)]
+
+
+# -- pgcli -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pgcli(duck: Served) -> Iterator[Any]:
+    """pgcli's executor (pgcli.pgexecute.PGExecute, psycopg 3 underneath) on the gateway."""
+    pgexecute = client_module("pgcli.pgexecute")
+    executor = pgexecute.PGExecute(
+        database=duck.dbname, user=duck.user, password=None, host=duck.host, port=duck.port
+    )
+    yield executor
+    executor.conn.close()
+
+
+def special(executor: Any, command: str) -> tuple[list[str], list[tuple[Any, ...]], str]:
+    """A backslash command run the way pgcli runs it (pgspecial's own SQL): headers, rows and
+    the status line (psql's footer: \\d's index list)."""
+    main = client_module("pgspecial.main")
+    results = list(executor.run(command, pgspecial=main.PGSpecial()))
+    assert len(results) == 1
+    _title, rows, headers, status, _sql, success, is_special = results[0]
+    assert (success, is_special) == (True, True)
+    return list(headers), [tuple(r) for r in rows], str(status or "")
+
+
+def test_pgcli_completion_metadata(pgcli: Any) -> None:
+    """What pgcli reads at start for its completions, through its own queries."""
+    assert {("public", "items"), ("public", "orders"), ("shop", "customers")} <= set(pgcli.tables())
+    assert ("public", "cheap") in set(pgcli.views())
+    columns = {(c[0], c[1], c[2], c[3]) for c in pgcli.table_columns()}
+    assert {
+        ("public", "items", "id", "integer"),
+        ("public", "items", "price", "numeric"),
+    } <= columns
+    assert ("public", "cheap", "name", "text") in {tuple(c[:4]) for c in pgcli.view_columns()}
+    functions = {(f.schema_name, f.func_name) for f in pgcli.functions()}
+    assert ("public", "add_one") in functions
+    assert {"public", "shop", "pg_catalog"} <= set(pgcli.schemata())
+    assert pgcli.databases() == ["shop"]
+    assert list(pgcli.casing()) is not None
+    keys = {
+        (k.childschema, k.childtable, k.childcolumn, k.parenttable) for k in pgcli.foreignkeys()
+    }
+    assert ("public", "orders", "item", "items") in keys
+
+
+def test_pgcli_backslash_commands(pgcli: Any) -> None:
+    assert special(pgcli, "\\dt")[:2] == (
+        ["Schema", "Name", "Type", "Owner"],
+        [("public", "items", "table", "ana"), ("public", "orders", "table", "ana")],
+    )
+    headers, rows, _ = special(pgcli, "\\dt+ items")
+    assert headers == ["Schema", "Name", "Type", "Owner", "Size", "Description"]
+    assert rows == [("public", "items", "table", "ana", "0 bytes", None)]
+    assert ("public", "cheap", "view", "ana") in special(pgcli, "\\d")[1]
+    headers, rows, status = special(pgcli, "\\d items")
+    assert headers == ["Column", "Type", "Modifiers"]
+    assert rows == [("id", "integer", " not null"), ("name", "text", " not null"),
+                    ("price", "numeric(10,2)", "")]  # fmt: skip
+    assert '"items_pkey" PRIMARY KEY, btree (id)' in status
+    assert ("public", "add_one") in {r[:2] for r in special(pgcli, "\\df")[1]}
+    assert {("public", "ana"), ("shop", "ana")} <= set(special(pgcli, "\\dn")[1])
+    assert [r[:3] for r in special(pgcli, "\\l")[1]] == [("shop", "ana", "UTF8")]
+    assert [r[1] for r in special(pgcli, "\\di")[1]] == ["items_name", "items_pkey", "orders_pkey"]
+
+
+def test_pgcli_scenario(pgcli: Any) -> None:
+    """Create, insert (NULLs too), read back exactly, an error with its SQLSTATE, and on."""
+    psycopg = client_module("psycopg")
+    run = lambda sql: list(pgcli.run(sql))  # noqa: E731
+    assert (
+        run("CREATE TABLE notes (id integer, body text, score numeric(6,2))")[0][3]
+        == "CREATE TABLE"
+    )
+    inserted = run("INSERT INTO notes VALUES (1, 'a', 1.25), (2, NULL, NULL)")
+    assert inserted[0][3] == "INSERT 0 2"
+    rows = run("SELECT * FROM notes ORDER BY id")[0][1]
+    assert [tuple(r) for r in rows] == [(1, "a", Decimal("1.25")), (2, None, None)]
+    with pytest.raises(psycopg.Error) as caught:
+        run("INSERT INTO nowhere VALUES (1)")
+    assert caught.value.sqlstate == "42P01"
+    assert [tuple(r) for r in run("SELECT count(*) FROM notes")[0][1]] == [(2,)]
