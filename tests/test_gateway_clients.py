@@ -237,3 +237,58 @@ def test_pgcli_scenario(pgcli: Any) -> None:
         run("INSERT INTO nowhere VALUES (1)")
     assert caught.value.sqlstate == "42P01"
     assert [tuple(r) for r in run("SELECT count(*) FROM notes")[0][1]] == [(2,)]
+
+
+# -- psycopg 3 with its pool -----------------------------------------------------------------------
+
+# what a pool sends to hand a connection over clean (pgbouncer's server_reset_query, and the
+# statements drivers send to manage a session), each with PostgreSQL's tag
+RESET = [
+    ("DEALLOCATE ALL", "DEALLOCATE ALL"),
+    ("DISCARD ALL", "DISCARD ALL"),
+    ("RESET ALL", "RESET"),
+    ("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED", "SET"),
+]
+POOLED = [(1, "a", Decimal("1.50")), (2, None, None), (3, "c", Decimal("-0.25"))]
+
+
+def _fails_in_transaction(con: Any, read: str) -> str | None:
+    """The SQLSTATE of an error inside a transaction that has run a prepared statement (its
+    rollback clears psycopg's prepared statements: DEALLOCATE ALL goes out next)."""
+    try:
+        with con.transaction():
+            con.execute(read, [1], prepare=True)
+            con.execute("SELECT * FROM missing")
+    except client_module("psycopg").Error as e:
+        return str(e.sqlstate)
+    return None
+
+
+def test_psycopg_pool_scenario(duck: Served) -> None:
+    psycopg = client_module("psycopg")
+    psycopg_pool = client_module("psycopg_pool")
+    resets: list[list[str]] = []
+
+    def reset(con: Any) -> None:
+        resets.append([con.execute(sql).statusmessage for sql, _ in RESET])
+
+    conninfo = psycopg.conninfo.make_conninfo(**duck.kwargs())
+    options = {"autocommit": True}
+    with psycopg_pool.ConnectionPool(conninfo, min_size=1, max_size=1, kwargs=options,
+                                     reset=reset, open=True) as pool:  # fmt: skip
+        with pool.connection() as con:
+            pid = con.info.backend_pid
+            con.execute("CREATE TABLE pooled (id integer, name text, amount numeric(6,2))")
+            with con.cursor() as cur:
+                cur.executemany("INSERT INTO pooled VALUES (%s, %s, %s)", POOLED)
+            read = "SELECT * FROM pooled WHERE id > %s ORDER BY id"
+            assert con.execute(read, [0], prepare=True).fetchall() == POOLED
+            assert _fails_in_transaction(con, read) == "42P01"
+            # the rollback made psycopg send DEALLOCATE ALL; its statements are prepared again
+            assert con.execute(read, [0], prepare=True).fetchall() == POOLED
+            assert con.execute(read, [2], prepare=True).fetchall() == POOLED[2:]
+        with pool.connection() as con:  # the same connection, reset by the pool in between
+            assert con.info.backend_pid == pid
+            assert con.execute("SHOW transaction_isolation").fetchone() == ("read committed",)
+            assert con.execute(read, [2], prepare=True).fetchall() == POOLED[2:]
+    assert resets[0] == [tag for _, tag in RESET]  # (before the connection was handed out again)
