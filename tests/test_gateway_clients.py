@@ -11,13 +11,15 @@ DatabaseMetaData (a small Java program, run with Debian's driver jar).
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import psycopg2
 import pytest
-from conftest import Served, client_module, gateway_parts, serving
+from conftest import Served, client_module, gateway_parts, serving, unavailable
 
 import sqlml
 
@@ -292,3 +294,84 @@ def test_psycopg_pool_scenario(duck: Served) -> None:
             assert con.execute("SHOW transaction_isolation").fetchone() == ("read committed",)
             assert con.execute(read, [2], prepare=True).fetchall() == POOLED[2:]
     assert resets[0] == [tag for _, tag in RESET]  # (before the connection was handed out again)
+
+
+# -- result columns and numbers, as PostgreSQL names and prints them -------------------------------
+
+NAMED = [
+    "SELECT count(*) FROM (VALUES (1), (2)) v(x)",
+    "SELECT sum(x), max(x), min(x), avg(x), count(x) FROM (VALUES (1), (2)) v(x)",
+    "SELECT round(0.87243::numeric, 4), round(2.5), abs(-1), lower('A'), length('ab')",
+    "SELECT 1 + 1, 'a', 1, true, NULL, -x FROM (VALUES (1)) v(x)",
+    "SELECT coalesce(NULL, 1), CASE WHEN true THEN 1 END, greatest(1, 2), nullif(1, 2)",
+    "SELECT x::numeric, '1'::numeric, x::text, CAST(x AS bigint) FROM (VALUES (1)) v(x)",
+    "SELECT (SELECT 1 AS q), EXISTS (SELECT 1), ARRAY[1, 2]",
+    "SELECT row_number() OVER (), x FROM (VALUES (1)) v(x)",
+    'SELECT count(*) AS n, x AS "Mixed" FROM (VALUES (1)) v(x) GROUP BY x',
+    "VALUES (1, 'a')",
+]
+# unconstrained numeric keeps its digits; numeric(p,s) its scale (compared as printed text)
+PRINTED = [
+    "SELECT round(0.87243::numeric, 4)",
+    "SELECT 0.87243::numeric, 1.25::numeric, numeric '1.5', CAST(2.5 AS numeric)",
+    "SELECT round(123.456789::numeric, 2), round(0.5::numeric), 10::numeric",
+    "SELECT 1.5::numeric(10,2), round(2.345::numeric(10,3), 2), 7::numeric(5,0)",
+    "SELECT round(avg(x)::numeric, 3) FROM (VALUES (1), (2), (4)) v(x)",
+]
+
+
+AS_SENT = psycopg2.extensions.new_type((700, 701, 1700), "AS_SENT", lambda value, _: value)
+
+
+def names_and_text(con: Any) -> tuple[list[list[str]], list[list[str]]]:
+    """The column names of :data:`NAMED` and the printed values of :data:`PRINTED` (the text
+    on the wire, as psql prints it: numbers are not read into Python's float or Decimal)."""
+    names, printed = [], []
+    with con.cursor() as cur:
+        psycopg2.extensions.register_type(AS_SENT, cur)
+        for query in NAMED:
+            cur.execute(query)
+            names.append([d.name for d in cur.description])
+        for query in PRINTED:
+            cur.execute(query)
+            printed.append([str(v) for v in cur.fetchone()])
+    return names, printed
+
+
+def test_result_names_and_numbers_are_postgresqls(duck: Served, pg_database: str) -> None:
+    """psycopg2's cursor.description and printed values: the gateway's match PostgreSQL's."""
+    expected = names_and_text(_autocommit(psycopg2.connect(pg_database)))
+    assert (expected[0][0], expected[1][0]) == (["count"], ["0.8724"])  # (PostgreSQL's own)
+    assert names_and_text(gateway(duck)) == expected
+
+
+def test_numeric_columns(duck: Served) -> None:
+    """An unconstrained numeric column keeps every digit; numeric(p,s) stays exact."""
+    with gateway(duck).cursor() as cur:
+        cur.execute("CREATE TABLE amounts (a numeric, b numeric(12,4), c numeric[])")
+        cur.execute("INSERT INTO amounts VALUES (%s, %s, %s)", [0.123456789, "1.5", [2.25]])
+        cur.execute("SELECT a, b, c, round(a::numeric, 4) FROM amounts")
+        assert [str(v) for v in cur.fetchone()] == ["0.123456789", "1.5000", "[2.25]", "0.1235"]
+
+
+def psql(served: Served, *arguments: str) -> list[str]:
+    """psql's unaligned output lines (``|`` between fields)."""
+    binary = shutil.which("psql")
+    if binary is None:
+        unavailable("psql is not installed")
+    command = [binary, "-X", "-A", "-F", "|", "-v", "ON_ERROR_STOP=1", *arguments]
+    done = subprocess.run(command, env=served.env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_psql_sizes_names_and_numbers(duck: Served) -> None:
+    """psql's \\dt+ (pg_table_size and friends: 0 bytes, docs/gateway.md), its \\di+ and \\l+,
+    and a query's column names and digits as psql prints them."""
+    listed = psql(duck, "-c", "\\dt+")
+    assert listed[1] == "Schema|Name|Type|Owner|Persistence|Access method|Size|Description"
+    assert "public|items|table|ana|permanent|heap|0 bytes|" in listed
+    assert "public|items_pkey|index|ana|items|permanent|btree|0 bytes|" in psql(duck, "-c", "\\di+")
+    assert psql(duck, "-c", "\\l+")[2].startswith("shop|ana|UTF8|")
+    query = "SELECT count(*), round(0.87243::numeric, 4), 1 + 1 FROM shop.customers"
+    assert psql(duck, "-c", query)[:2] == ["count|round|?column?", "800|0.8724|2"]
