@@ -15,7 +15,9 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg2
 import pytest
@@ -375,3 +377,37 @@ def test_psql_sizes_names_and_numbers(duck: Served) -> None:
     assert psql(duck, "-c", "\\l+")[2].startswith("shop|ana|UTF8|")
     query = "SELECT count(*), round(0.87243::numeric, 4), 1 + 1 FROM shop.customers"
     assert psql(duck, "-c", query)[:2] == ["count|round|?column?", "800|0.8724|2"]
+
+
+# -- pgJDBC's DatabaseMetaData (DBeaver, DataGrip) -------------------------------------------------
+
+JAVA_PROGRAM = Path(__file__).parent / "java" / "GatewayMetadata.java"
+JDBC_JAR = "/usr/share/java/postgresql.jar"  # Debian's libpostgresql-jdbc-java (.ci/run)
+# what the program prints that PostgreSQL and the gateway must agree on (not the schema list:
+# PostgreSQL has pg_toast and the like)
+JDBC_FACTS = ("insert", "row", "error", "count", "product", "table", "column", "key", "index",
+              "imported")  # fmt: skip
+
+
+def jdbc(url: str) -> list[str]:
+    """The lines :data:`JAVA_PROGRAM` prints against ``url`` (java's single-file launch)."""
+    java = shutil.which("java")
+    if java is None or not Path(JDBC_JAR).exists():
+        unavailable("a JDK and libpostgresql-jdbc-java are not installed")
+    command = [java, "-cp", JDBC_JAR, str(JAVA_PROGRAM), url]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return [line for line in done.stdout.splitlines() if line.split(" ")[0] in JDBC_FACTS]
+
+
+def test_jdbc_scenario_and_metadata_are_postgresqls(duck: Served, pg_database: str) -> None:
+    target = urlsplit(pg_database)
+    with psycopg2.connect(pg_database) as con, con.cursor() as cur:
+        for statement in PUBLIC_OBJECTS[:-1]:  # (not DuckDB's CREATE MACRO)
+            cur.execute(statement)
+    expected = jdbc(f"jdbc:postgresql://{target.netloc.split('@')[1]}{target.path}"
+                    f"?user={target.username}&sslmode=disable")  # fmt: skip
+    assert "imported items|id|orders|item" in expected  # (PostgreSQL's own)
+    got = jdbc(f"jdbc:postgresql://{duck.host}:{duck.port}/{duck.dbname}?user={duck.user}"
+               "&sslmode=disable")  # fmt: skip
+    assert got == expected

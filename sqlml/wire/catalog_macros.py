@@ -163,6 +163,10 @@ FUNCTIONS: dict[str, str] = {
     "pg_get_function_arguments": "(p_function) AS CAST(NULL AS VARCHAR)",
     "to_regclass": "(p_name) AS sqlml_regclass_oid(p_name)",
     "to_regnamespace": "(p_name) AS sqlml_regnamespace_oid(p_name)",
+    # information_schema._pg_expandarray(a): a set of (x, n), element and subscript (pgJDBC's
+    # getPrimaryKeys and getIndexInfo expand pg_index.indkey with it); a struct per row here
+    "_pg_expandarray": """(p_arr) AS unnest(list_transform(range(1, len(p_arr) + 1),
+        lambda sqlml_i: {'x': p_arr[sqlml_i], 'n': sqlml_i}))""",
     # sizes: DuckDB keeps no per-relation byte counts (its storage is per database file and
     # duckdb_tables().estimated_size counts rows), so every relation reports 0 bytes, as an
     # empty table does on PostgreSQL (docs/gateway.md)

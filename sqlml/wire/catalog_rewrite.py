@@ -203,8 +203,8 @@ def _column(column: exp.Column) -> None:
 
 
 def _qualified_call(dot: exp.Dot) -> None:
-    """``pg_catalog.f(...)`` -> ``f(...)``."""
-    if isinstance(dot.this, exp.Identifier) and dot.this.name.lower() == "pg_catalog":
+    """``pg_catalog.f(...)`` -> ``f(...)`` (``information_schema._pg_expandarray`` too)."""
+    if isinstance(dot.this, exp.Identifier) and dot.this.name.lower() in _CATALOG_SCHEMAS:
         call = dot.expression
         if isinstance(call, exp.Anonymous):
             call = exp.func(call.name, *call.expressions, dialect=CatalogPostgres)

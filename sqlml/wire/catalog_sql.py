@@ -515,6 +515,19 @@ _HELPER_VIEWS = [
                     AND r.schema_name = k.schema_name AND r.table_name = k.referenced_table
                 LEFT JOIN duckdb_columns() d ON d.table_oid = r.table_oid
                     AND d.column_name = k.name
+            GROUP BY k.table_oid, k.constraint_index),
+        -- a foreign key's conindid: the referenced table's unique index on those columns
+        supporting AS (
+            SELECT k.table_oid, k.constraint_index,
+                   min(sqlml_synthetic_oid(u.table_oid, 2048 + u.constraint_index)) AS conindid
+            FROM duckdb_constraints() k
+                JOIN duckdb_tables() r ON r.database_name = k.database_name
+                    AND r.schema_name = k.schema_name AND r.table_name = k.referenced_table
+                JOIN duckdb_constraints() u ON u.table_oid = r.table_oid
+                    AND u.constraint_type IN ('PRIMARY KEY', 'UNIQUE')
+                    AND list_sort(u.constraint_column_names)
+                        = list_sort(k.referenced_column_names)
+            WHERE k.constraint_type = 'FOREIGN KEY'
             GROUP BY k.table_oid, k.constraint_index)
         SELECT sqlml_synthetic_oid(c.table_oid, c.constraint_index) AS oid,
                CASE c.constraint_type WHEN 'PRIMARY KEY' THEN c.table_name || '_pkey'
@@ -527,7 +540,7 @@ _HELPER_VIEWS = [
                c.table_oid AS conrelid,
                CASE WHEN c.constraint_type IN ('PRIMARY KEY', 'UNIQUE')
                     THEN sqlml_synthetic_oid(c.table_oid, 2048 + c.constraint_index)
-                    ELSE 0 END AS conindid,
+                    ELSE coalesce(s.conindid, 0) END AS conindid,
                coalesce(f.confrelid, 0) AS confrelid,
                CASE WHEN c.constraint_type = 'FOREIGN KEY' THEN 'a' ELSE ' ' END AS confupdtype,
                CASE WHEN c.constraint_type = 'FOREIGN KEY' THEN 'a' ELSE ' ' END AS confdeltype,
@@ -550,6 +563,8 @@ _HELPER_VIEWS = [
         FROM duckdb_constraints() c
             LEFT JOIN referenced f ON f.table_oid = c.table_oid
                 AND f.constraint_index = c.constraint_index
+            LEFT JOIN supporting s ON s.table_oid = c.table_oid
+                AND s.constraint_index = c.constraint_index
         WHERE c.constraint_type IN ('PRIMARY KEY', 'UNIQUE', 'CHECK', 'FOREIGN KEY')
             AND sqlml_is_user(c.database_name, c.table_name)""",
     """CREATE OR REPLACE TEMP VIEW sqlml_type_formats AS
