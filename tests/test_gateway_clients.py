@@ -411,3 +411,20 @@ def test_jdbc_scenario_and_metadata_are_postgresqls(duck: Served, pg_database: s
     got = jdbc(f"jdbc:postgresql://{duck.host}:{duck.port}/{duck.dbname}?user={duck.user}"
                "&sslmode=disable")  # fmt: skip
     assert got == expected
+
+
+def test_create_or_replace_model_tag_is_sqlml_runs(duck: Served) -> None:
+    """CREATE OR REPLACE MODEL ends with the same tag on the gateway as in ``sqlml run``
+    (which prints the DB-API cursor's statusmessage)."""
+    model = (
+        "CREATE OR REPLACE MODEL shop.churn OPTIONS (model_type='logistic_reg',"
+        " input_label_cols=['churned']) AS SELECT tenure, spend, churned FROM shop.customers"
+    )
+    with gateway(duck).cursor() as cur:
+        cur.execute(model)
+        over_the_wire = cur.statusmessage
+    direct = sqlml.connect(duck.database, autocommit=True)
+    try:
+        assert direct.execute(model).statusmessage == over_the_wire == "CREATE MODEL"
+    finally:
+        direct.close()
