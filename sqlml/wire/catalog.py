@@ -67,6 +67,7 @@ from sqlml.wire import catalog_grammar, catalog_macros, catalog_rewrite, catalog
 SERVER_VERSION = "15.0"  # as the wire session reports it; version() names sqlml and DuckDB
 SERVER_VERSION_NUM = "150000"
 NOOP = "RESET VARIABLE sqlml_noop"  # a DuckDB statement that does nothing and returns no rows
+MOVED = "sqlml_moved"  # the column of MOVE's statement: the rows it moved over
 
 # PostgreSQL settings the catalog keeps: name as SHOW spells it -> value at session start.
 DEFAULT_SETTINGS: dict[str, str] = {
@@ -358,8 +359,10 @@ class Catalog:
     def _fetch(self, name: str, count: int | None, move: bool) -> str:
         position = self._cursors.get(name, 0)
         self._cursors[name] = position + count if count is not None else 1 << 62
-        if move:
-            return NOOP
+        if move:  # the rows it moves over, counted (MOVE's tag): the backend reads the count
+            passed = exp.select("1").from_(_cursor_table(name)).offset(position)
+            passed = passed if count is None else passed.limit(count)
+            return exp.select(exp.alias_("count(*)", MOVED)).from_(passed.subquery()).sql("duckdb")
         limit = f" LIMIT {count}" if count is not None else ""
         return f"SELECT * FROM {_cursor_table(name)}{limit} OFFSET {position}"
 
