@@ -14,7 +14,7 @@ import io
 import shutil
 import subprocess
 from collections.abc import Iterator
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -382,6 +382,25 @@ def test_psql_sizes_names_and_numbers(duck: Served) -> None:
     assert psql(duck, "-c", "\\l+")[2].startswith("shop|ana|UTF8|")
     query = "SELECT count(*), round(0.87243::numeric, 4), 1 + 1 FROM shop.customers"
     assert psql(duck, "-c", query)[:2] == ["count|round|?column?", "800|0.8724|2"]
+
+
+def test_psql_evaluate_as_in_the_tutorials(duck: Served) -> None:
+    """The issue's own example: a metric rounded through numeric, as psql prints it, and a
+    count over ML.PREDICT named ``count``."""
+    model = (
+        "CREATE OR REPLACE MODEL shop.spend OPTIONS (model_type='linear_reg',"
+        " input_label_cols=['spend']) AS SELECT tenure, spend FROM shop.customers"
+        " WHERE spend IS NOT NULL"
+    )
+    metric = psql(
+        duck, "-t", "-c", model, "-c", "SELECT r2_score FROM ML.EVALUATE(MODEL shop.spend)"
+    )
+    # PostgreSQL's round(numeric, 4): half away from zero
+    rounded = str(Decimal(metric[-1]).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+    lines = psql(duck, "-c", "SELECT round(r2_score::numeric, 4) FROM"
+                 " ML.EVALUATE(MODEL shop.spend)", "-c", "SELECT count(*) FROM"
+                 " ML.PREDICT(MODEL shop.spend, TABLE shop.new_customers)")  # fmt: skip
+    assert lines == ["round", rounded, "(1 row)", "count", "200", "(1 row)"]
 
 
 # -- pgJDBC's DatabaseMetaData (DBeaver, DataGrip) -------------------------------------------------

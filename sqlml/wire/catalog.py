@@ -62,7 +62,14 @@ import sqlml
 from sqlml import errors
 from sqlml.engines.duckdb import map_error
 from sqlml.grammar import lexer
-from sqlml.wire import catalog_grammar, catalog_macros, catalog_rewrite, catalog_sql, infer
+from sqlml.wire import (
+    catalog_grammar,
+    catalog_macros,
+    catalog_rewrite,
+    catalog_sql,
+    infer,
+    numeric,
+)
 
 SERVER_VERSION = "15.0"  # as the wire session reports it; version() names sqlml and DuckDB
 SERVER_VERSION_NUM = "150000"
@@ -250,14 +257,16 @@ class Catalog:
         return self._general(text)
 
     def _general(self, text: str) -> str:
-        if len(text) > MAX_REWRITTEN or not _has_catalog_signs(text):
+        if len(text) > MAX_REWRITTEN:
             return text
+        if not _has_catalog_signs(text):
+            return numeric.unconstrained_as_double(text)
         try:
             rewritten = catalog_rewrite.transpile(text, self._identity)
-        except SqlglotError:
-            return text  # not PostgreSQL sqlglot can read: DuckDB has the last word
+        except SqlglotError:  # not PostgreSQL sqlglot can read: DuckDB has the last word
+            return numeric.unconstrained_as_double(text)
         self._ensure(catalog_sql.references(rewritten))
-        return rewritten
+        return numeric.unconstrained_as_double(rewritten)
 
     # -- the emulation's objects ---------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from sqlml.grammar import lexer
+from sqlml.grammar.dialects import SqlmlPostgres
 
 UNNAMED = "?column?"
 
@@ -92,8 +93,8 @@ def result_names(sql: str, names: Sequence[str]) -> list[str] | None:
         return [f"column{i}" for i in range(1, len(names) + 1)]
     if all(_plain(name) for name in names) or not _QUERY.issuperset(lexer.head(sql)):
         return None
-    try:
-        tree = sqlglot.parse_one(sql, read="postgres")
+    try:  # (PostgreSQL with the ML grammar: ML.PREDICT(MODEL m, ...) reads too)
+        tree = sqlglot.parse_one(sql, read=SqlmlPostgres)
     except SqlglotError:
         return None
     while isinstance(tree, exp.Subquery):
