@@ -160,6 +160,11 @@ def test_prepared_statement_errors_are_postgresqls(duck: Served) -> None:
             with pytest.raises(psycopg2.Error) as caught:
                 cur.execute(statement)
             assert caught.value.pgcode == "26000"
+        cur.execute("BEGIN")
+        with pytest.raises(psycopg2.Error) as caught:
+            cur.execute("DISCARD ALL")
+        assert caught.value.pgcode == "25001"  # (as PostgreSQL: not inside a transaction)
+        cur.execute("ROLLBACK")
         cur.execute("SELECT 1")  # the session goes on
         assert cur.fetchall() == [(1,)]
 

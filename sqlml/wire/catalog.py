@@ -546,6 +546,8 @@ def _handle_close(catalog: Catalog, rest: str) -> str | None:
 
 
 def _handle_discard(catalog: Catalog, rest: str) -> str | None:
+    if rest.strip().upper() == "ALL" and catalog._in_transaction:
+        raise errors.ActiveSqlTransaction("DISCARD ALL cannot run inside a transaction block")
     if rest.strip().upper() == "ALL":  # cursors, prepared statements and settings
         closed = catalog._close(None)
         statements = [closed, _handle_deallocate(catalog, "ALL"), _handle_reset(catalog, "ALL")]
