@@ -457,3 +457,40 @@ def test_create_or_replace_model_tag_is_sqlml_runs(duck: Served) -> None:
         assert direct.execute(model).statusmessage == over_the_wire == "CREATE MODEL"
     finally:
         direct.close()
+
+
+# -- Grafana's PostgreSQL data source ---------------------------------------------------------------
+
+GRAFANA = [
+    # its table picker: the search path's base tables
+    'SELECT quote_ident(table_name) AS "table" FROM information_schema.tables'
+    " WHERE quote_ident(table_schema) NOT IN ('information_schema', 'pg_catalog',"
+    " '_timescaledb_cache', '_timescaledb_catalog', '_timescaledb_internal')"
+    " AND table_type = 'BASE TABLE' AND quote_ident(table_schema) IN ("
+    "SELECT CASE WHEN trim(s[i]) = '\"$user\"' THEN user ELSE trim(s[i]) END FROM"
+    " generate_series(array_lower(string_to_array(current_setting('search_path'), ','), 1),"
+    " array_upper(string_to_array(current_setting('search_path'), ','), 1)) AS i,"
+    " string_to_array(current_setting('search_path'), ',') s) ORDER BY 1",
+    # its column picker
+    "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'public'"
+    " AND table_name = 'items' ORDER BY ordinal_position",
+    "SELECT quote_ident('Mixed Case'), quote_ident('plain'), quote_ident('select')",
+]
+
+
+def grafana(con: Any) -> list[list[tuple[Any, ...]]]:
+    with con.cursor() as cur:
+        found = []
+        for query in GRAFANA:
+            cur.execute(query)
+            found.append(cur.fetchall())
+        return found
+
+
+def test_grafana_catalog_queries_are_postgresqls(duck: Served, pg_database: str) -> None:
+    with psycopg2.connect(pg_database) as con, con.cursor() as cur:
+        for statement in PUBLIC_OBJECTS[:-1]:  # (not DuckDB's CREATE MACRO)
+            cur.execute(statement)
+    expected = grafana(_autocommit(psycopg2.connect(pg_database)))
+    assert expected[0] == [("items",), ("orders",)]  # (PostgreSQL's own)
+    assert grafana(gateway(duck)) == expected

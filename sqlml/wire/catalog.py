@@ -138,6 +138,7 @@ MAX_REWRITTEN = 1 << 20
 _STEMS = (
     "pg_", "information_schema", "reg", "oid", "operator", "version", "current_", "session_user",
     "set_config", "format_type", "_description", "to_reg", "array_", "public", "collate", "::",
+    "quote_ident",
 )  # fmt: skip
 _SIGN_WORDS = frozenset(
     {"information_schema", "oid", "collate", "session_user", "current_setting", "current_schema",
@@ -147,7 +148,7 @@ _SIGN_WORDS = frozenset(
 )  # fmt: skip
 _SIGN_CALLS = frozenset(
     {"operator", "version", "set_config", "format_type", "obj_description", "col_description",
-     "shobj_description", "array_upper", "array_lower"}
+     "shobj_description", "array_upper", "array_lower", "quote_ident"}
 )  # fmt: skip
 _CATALOG_CASTS = frozenset({'"char"', "name", "int2vector", "oidvector"})
 

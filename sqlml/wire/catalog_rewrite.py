@@ -80,6 +80,7 @@ _CATALOG_SCHEMAS = {"pg_catalog", "information_schema"}
 
 # PostgreSQL functions the emulation has as macros (name -> macro)
 _FUNCTIONS = {name: catalog_sql.PREFIX + name for name in catalog_macros.FUNCTIONS}
+_FUNCTIONS["quote_ident"] = "sqlml_quote_ident"  # a helper of the macros too (Grafana calls it)
 
 # PostgreSQL functions DuckDB has under another name
 _DUCKDB_NAMES = {"json_build_object": "json_object", "jsonb_build_object": "json_object"}
@@ -133,6 +134,8 @@ TEXT_ARRAY = 1009  # pg_type text[]
 
 # set-returning functions whose single column PostgreSQL names after the table alias
 _SCALAR_SRF = (exp.ExplodingGenerateSeries, exp.GenerateSeries)
+# scalar functions clients call in FROM (Grafana: ``string_to_array(current_setting(...)) s``)
+_SCALAR_IN_FROM = (exp.StringToArray,)
 
 
 def transpile(sql: str, identity: Identity) -> str:
@@ -387,11 +390,18 @@ def _is_shown(cast: exp.Cast) -> bool:
 
 def add_srf_column_aliases(tree: exp.Expr) -> None:
     """``FROM generate_series(...) s`` -> ``FROM generate_series(...) s(s)`` (PostgreSQL names
-    the single column of a function in FROM after its alias)."""
+    the single column of a function in FROM after its alias); ``FROM string_to_array(...) s``
+    -> ``FROM (SELECT string_to_array(...) AS s) s``."""
     for table in tree.find_all(exp.Table):
         alias = table.args.get("alias")
         if isinstance(table.this, _SCALAR_SRF) and alias is not None and not alias.columns:
             alias.set("columns", [exp.to_identifier(alias.name)])
+    for table in list(tree.find_all(exp.Table)):
+        alias = table.args.get("alias")
+        if isinstance(table.this, _SCALAR_IN_FROM) and alias is not None and not alias.columns:
+            # a scalar function in FROM is one row (DuckDB takes only table functions there)
+            value = exp.select(exp.alias_(table.this.copy(), alias.name)).subquery(alias.name)
+            table.replace(value)
 
 
 # -- DDL DuckDB takes in another form --------------------------------------------------------------
