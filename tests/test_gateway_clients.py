@@ -516,17 +516,23 @@ def test_sqlalchemy_inspector_as_superset_calls_it(duck: Served) -> None:
         engine.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pg_index.indkey and indoption are int2vector on PostgreSQL (sent as text '1 2'), and"
-    " SQLAlchemy splits that text; the emulation holds them as smallint[] and sends int2[], a"
-    " list: the wire needs an int2vector type (sqlml/wire/types.py)",
-)
-def test_sqlalchemy_get_indexes(duck: Served) -> None:
+def test_sqlalchemy_get_indexes_are_postgresqls(duck: Served, pg_database: str) -> None:
+    """pg_index.indkey and indoption are int2vector: text ('1 2') on the wire, as PostgreSQL
+    sends them, which SQLAlchemy splits (not int2[], a list)."""
+    with psycopg2.connect(pg_database) as con, con.cursor() as cur:
+        for statement in PUBLIC_OBJECTS[:-1]:  # (not DuckDB's CREATE MACRO)
+            cur.execute(statement)
+    target = urlsplit(pg_database)
+    expected = _indexes(f"postgresql+psycopg2://{target.netloc}{target.path}")
+    assert expected == [("items_name", ["name"], False)]  # (PostgreSQL's own)
+    assert _indexes(f"postgresql+psycopg2://{duck.user}@{duck.host}:{duck.port}/shop") == expected
+
+
+def _indexes(url: str) -> list[tuple[Any, ...]]:
     sa = client_module("sqlalchemy")
-    engine = sa.create_engine(f"postgresql+psycopg2://{duck.user}@{duck.host}:{duck.port}/shop")
+    engine = sa.create_engine(url)
     try:
-        names = [i["name"] for i in sa.inspect(engine).get_indexes("items")]
-        assert names == ["items_name"]
+        indexes = sa.inspect(engine).get_indexes("items")
+        return [(i["name"], i["column_names"], i["unique"]) for i in indexes]
     finally:
         engine.dispose()

@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlglot import exp
 
 from sqlml import engine, errors, grammar
@@ -266,13 +267,25 @@ def _stand_in(call: MLCall) -> exp.Expr:
     return exp.select("1").subquery("sqlml_call")
 
 
+# pg_catalog's int2vector and oidvector columns: PostgreSQL sends them as text ('1 2'), which
+# drivers without a loader for them hand over as is, and SQLAlchemy's index reflection splits
+_VECTORS = frozenset(
+    {"indkey", "indoption", "indclass", "indcollation", "proargtypes", "partattrs", "partclass",
+     "partcollation", "stxkeys"}
+)  # fmt: skip
+
+
 def _oid_arrays(table: pa.Table) -> pa.Table:
-    """A catalog query's bigint[] columns as oid[]: PostgreSQL's catalogs have no bigint[], and
+    """A catalog query's int2vector and oidvector columns (by name) as their text, its bigint[]
+    columns as oid[]: PostgreSQL's catalogs have no bigint[], and
     the emulation holds oid, oidvector and oid[] as BIGINT (asyncpg reads its type introspection
     query's ``array_agg(atttypid)`` only as oid[], the one integer array it knows unasked)."""
     oids = pa.list_(types.OID_TYPE)
     for i, field in enumerate(table.schema):
-        if pa.types.is_list(field.type) and field.type.value_type == pa.int64():
+        if pa.types.is_list(field.type) and field.name in _VECTORS:
+            text = pc.binary_join(table.column(i).cast(pa.list_(pa.string())), " ")
+            table = table.set_column(i, field.with_type(pa.string()), text)
+        elif pa.types.is_list(field.type) and field.type.value_type == pa.int64():
             table = table.set_column(i, field.with_type(oids), table.column(i).cast(oids))
     return table
 
