@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlglot import exp
 
 from sqlml import engine, errors, grammar
@@ -34,8 +35,8 @@ from sqlml.engines.base import Result
 from sqlml.engines.duckdb import DuckDBEngine, map_error
 from sqlml.grammar import lexer
 from sqlml.grammar.statements import CreateModel, DropModel, MLCall, MLQuery, Score, ShowModels
-from sqlml.wire import auth, file_policy, infer, types
-from sqlml.wire.catalog import Catalog
+from sqlml.wire import auth, colnames, file_policy, infer, tags, types
+from sqlml.wire.catalog import MOVED, Catalog
 
 # statements that return rows; anything else is described as a command (NoData) without running
 _QUERY_WORDS = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW"})
@@ -94,7 +95,23 @@ class DuckDBBackend:
             result = _command(statement, self._execute_one(statement, params))
             if result.table is not None and self.catalog.reads_catalog(statement):
                 result = Result(_oid_arrays(result.table), result.rowcount, result.status)
+        if lexer.first_word(sql) == "EXECUTE":
+            result = self._executed(sql, result)
+        if result.table is not None and result.table.column_names == [MOVED]:
+            result = Result(None, result.table.column(0)[0].as_py(), "")  # MOVE's count
+        if result.table is not None:
+            names = _named(sql, result.table.schema).names
+            result = Result(result.table.rename_columns(names), result.rowcount, result.status)
         return result
+
+    def _executed(self, sql: str, result: Result) -> Result:
+        """SQL's ``EXECUTE name``: tagged as the statement it runs (``INSERT 0 1``, not EXECUTE)."""
+        words = lexer.head(sql, 2)
+        prepared = self.catalog.prepared(words[1]) if len(words) > 1 else None
+        if prepared is None:
+            return result
+        rows = result.table.num_rows if result.table is not None else result.rowcount
+        return Result(result.table, result.rowcount, tags.command_tag(prepared, rows))
 
     def _execute_one(self, statement: str, params: Sequence[Any] | None) -> Result:
         try:
@@ -186,7 +203,7 @@ class DuckDBBackend:
             schema = self._columns(query, params)
         if schema is not None and self.catalog.reads_catalog(query):
             schema = _oid_arrays(schema.empty_table()).schema
-        return schema
+        return None if schema is None else _named(sql, schema)
 
     def _columns(self, query: str, params: list[None] | None) -> pa.Schema | None:
         """The columns of a query, from DuckDB's own plan of it under LIMIT 0 (DuckDB parses
@@ -312,15 +329,36 @@ def _stand_in(call: MLCall) -> exp.Expr:
     return exp.select("1").subquery("sqlml_call")
 
 
+# pg_catalog's int2vector and oidvector columns: PostgreSQL sends them as text ('1 2'), which
+# drivers without a loader for them hand over as is, and SQLAlchemy's index reflection splits
+_VECTORS = frozenset(
+    {"indkey", "indoption", "indclass", "indcollation", "proargtypes", "partattrs", "partclass",
+     "partcollation", "stxkeys"}
+)  # fmt: skip
+
+
 def _oid_arrays(table: pa.Table) -> pa.Table:
-    """A catalog query's bigint[] columns as oid[]: PostgreSQL's catalogs have no bigint[], and
+    """A catalog query's int2vector and oidvector columns (by name) as their text, its bigint[]
+    columns as oid[]: PostgreSQL's catalogs have no bigint[], and
     the emulation holds oid, oidvector and oid[] as BIGINT (asyncpg reads its type introspection
     query's ``array_agg(atttypid)`` only as oid[], the one integer array it knows unasked)."""
     oids = pa.list_(types.OID_TYPE)
     for i, field in enumerate(table.schema):
-        if pa.types.is_list(field.type) and field.type.value_type == pa.int64():
+        if pa.types.is_list(field.type) and field.name in _VECTORS:
+            text = pc.binary_join(table.column(i).cast(pa.list_(pa.string())), " ")
+            table = table.set_column(i, field.with_type(pa.string()), text)
+        elif pa.types.is_list(field.type) and field.type.value_type == pa.int64():
             table = table.set_column(i, field.with_type(oids), table.column(i).cast(oids))
     return table
+
+
+def _named(sql: str, schema: pa.Schema) -> pa.Schema:
+    """``schema`` with its unaliased expression columns named as PostgreSQL names them
+    (``count``, not DuckDB's ``count_star()``: wire.colnames)."""
+    names = colnames.result_names(sql, schema.names)
+    if names is None:
+        return schema
+    return pa.schema([f.with_name(n) for f, n in zip(schema, names, strict=True)], schema.metadata)
 
 
 def _command(sql: str, result: Result) -> Result:
@@ -331,4 +369,7 @@ def _command(sql: str, result: Result) -> Result:
         return result
     if table.column_names not in (["Success"], ["Count"]):
         return result
-    return Result(None, result.rowcount if table.column_names == ["Count"] else -1, result.status)
+    if table.column_names == ["Success"]:
+        return Result(None, -1, result.status)
+    counts = [n for n in table.column(0).to_pylist() if n is not None]  # (MERGE: not a row count)
+    return Result(None, int(sum(counts)) if counts else -1, result.status)

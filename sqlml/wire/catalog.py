@@ -62,11 +62,19 @@ import sqlml
 from sqlml import errors
 from sqlml.engines.duckdb import map_error
 from sqlml.grammar import lexer
-from sqlml.wire import catalog_grammar, catalog_macros, catalog_rewrite, catalog_sql, infer
+from sqlml.wire import (
+    catalog_grammar,
+    catalog_macros,
+    catalog_rewrite,
+    catalog_sql,
+    infer,
+    numeric,
+)
 
 SERVER_VERSION = "15.0"  # as the wire session reports it; version() names sqlml and DuckDB
 SERVER_VERSION_NUM = "150000"
 NOOP = "RESET VARIABLE sqlml_noop"  # a DuckDB statement that does nothing and returns no rows
+MOVED = "sqlml_moved"  # the column of MOVE's statement: the rows it moved over
 
 # PostgreSQL settings the catalog keeps: name as SHOW spells it -> value at session start.
 DEFAULT_SETTINGS: dict[str, str] = {
@@ -130,6 +138,7 @@ MAX_REWRITTEN = 1 << 20
 _STEMS = (
     "pg_", "information_schema", "reg", "oid", "operator", "version", "current_", "session_user",
     "set_config", "format_type", "_description", "to_reg", "array_", "public", "collate", "::",
+    "quote_ident",
 )  # fmt: skip
 _SIGN_WORDS = frozenset(
     {"information_schema", "oid", "collate", "session_user", "current_setting", "current_schema",
@@ -139,7 +148,7 @@ _SIGN_WORDS = frozenset(
 )  # fmt: skip
 _SIGN_CALLS = frozenset(
     {"operator", "version", "set_config", "format_type", "obj_description", "col_description",
-     "shobj_description", "array_upper", "array_lower"}
+     "shobj_description", "array_upper", "array_lower", "quote_ident"}
 )  # fmt: skip
 _CATALOG_CASTS = frozenset({'"char"', "name", "int2vector", "oidvector"})
 
@@ -184,6 +193,7 @@ class Catalog:
         self._duckdb_owned = {"TimeZone": _duckdb_setting(con, "TimeZone", "UTC")}
         self._duckdb_owned["search_path"] = '"$user", public'
         self._cursors: dict[str, int] = {}
+        self._prepared: dict[str, str] = {}  # SQL PREPARE's names -> their statements
         self._ready: set[str] = set()  # sqlml_* objects known to exist on the connection
         self._pending: set[str] = set()  # ... of which created inside an open client transaction
         self._in_transaction = False
@@ -248,14 +258,16 @@ class Catalog:
         return self._general(text)
 
     def _general(self, text: str) -> str:
-        if len(text) > MAX_REWRITTEN or not _has_catalog_signs(text):
+        if len(text) > MAX_REWRITTEN:
             return text
+        if not _has_catalog_signs(text):
+            return numeric.unconstrained_as_double(text)
         try:
             rewritten = catalog_rewrite.transpile(text, self._identity)
-        except SqlglotError:
-            return text  # not PostgreSQL sqlglot can read: DuckDB has the last word
+        except SqlglotError:  # not PostgreSQL sqlglot can read: DuckDB has the last word
+            return numeric.unconstrained_as_double(text)
         self._ensure(catalog_sql.references(rewritten))
-        return rewritten
+        return numeric.unconstrained_as_double(rewritten)
 
     # -- the emulation's objects ---------------------------------------------------------------
 
@@ -357,10 +369,16 @@ class Catalog:
     def _fetch(self, name: str, count: int | None, move: bool) -> str:
         position = self._cursors.get(name, 0)
         self._cursors[name] = position + count if count is not None else 1 << 62
-        if move:
-            return NOOP
+        if move:  # the rows it moves over, counted (MOVE's tag): the backend reads the count
+            passed = exp.select("1").from_(_cursor_table(name)).offset(position)
+            passed = passed if count is None else passed.limit(count)
+            return exp.select(exp.alias_("count(*)", MOVED)).from_(passed.subquery()).sql("duckdb")
         limit = f" LIMIT {count}" if count is not None else ""
         return f"SELECT * FROM {_cursor_table(name)}{limit} OFFSET {position}"
+
+    def prepared(self, name: str) -> str | None:
+        """The statement SQL's ``PREPARE name AS ...`` prepared (None: none of that name)."""
+        return self._prepared.get(_unquote_name(name))
 
     def reads_catalog(self, statement: str) -> bool:
         """Whether a statement :meth:`rewrite` returned reads the emulated catalog."""
@@ -529,10 +547,51 @@ def _handle_close(catalog: Catalog, rest: str) -> str | None:
 
 
 def _handle_discard(catalog: Catalog, rest: str) -> str | None:
-    if rest.strip().upper() == "ALL":
-        catalog._close(None)
-        return _handle_reset(catalog, "ALL")
+    if rest.strip().upper() == "ALL" and catalog._in_transaction:
+        raise errors.ActiveSqlTransaction("DISCARD ALL cannot run inside a transaction block")
+    if rest.strip().upper() == "ALL":  # cursors, prepared statements and settings
+        closed = catalog._close(None)
+        statements = [closed, _handle_deallocate(catalog, "ALL"), _handle_reset(catalog, "ALL")]
+        return "; ".join(s for s in statements if s and s != NOOP) or NOOP
     return NOOP
+
+
+def _handle_prepare(catalog: Catalog, rest: str) -> str | None:
+    """Remembers what ``PREPARE name AS statement`` prepares (for EXECUTE's command tag and
+    DEALLOCATE ALL); DuckDB prepares it."""
+    found = catalog_grammar.prepare(rest)
+    if found is not None:
+        catalog._prepared[_unquote_name(found[0])] = found[1]
+    return None
+
+
+def _handle_deallocate(catalog: Catalog, rest: str) -> str | None:
+    """``DEALLOCATE [PREPARE] ALL`` (DuckDB has only ``DEALLOCATE name``): each one SQL's
+    PREPARE made; ``DEALLOCATE PREPARE name`` as ``DEALLOCATE name``."""
+    target = catalog_grammar.deallocate(rest)
+    if target is None:
+        return None
+    if target != catalog_grammar.ALL:
+        if catalog._prepared.pop(_unquote_name(target), None) is None:
+            raise _no_prepared(target)
+        return f"DEALLOCATE {target}"
+    names, catalog._prepared = sorted(catalog._prepared), {}
+    quoted = (exp.to_identifier(n, quoted=True).sql(dialect="duckdb") for n in names)
+    return "; ".join(f"DEALLOCATE {name}" for name in quoted) or NOOP
+
+
+def _handle_execute(catalog: Catalog, rest: str) -> str | None:
+    """``EXECUTE name``: 26000 for a name no PREPARE made (DuckDB's own error is 42703)."""
+    name = lexer.head(rest)
+    if name and catalog.prepared(name[0]) is None:
+        raise _no_prepared(name[0])
+    return None
+
+
+def _no_prepared(name: str) -> errors.Error:
+    return errors.from_sqlstate(
+        "26000", f'prepared statement "{_unquote_name(name)}" does not exist'
+    )
 
 
 def _handle_unlisten(catalog: Catalog, rest: str) -> str | None:
@@ -573,6 +632,9 @@ _HANDLERS: dict[str, _Handler] = {
     "MOVE": _handle_move,
     "CLOSE": _handle_close,
     "DISCARD": _handle_discard,
+    "PREPARE": _handle_prepare,
+    "DEALLOCATE": _handle_deallocate,
+    "EXECUTE": _handle_execute,
     "UNLISTEN": _handle_unlisten,
     "DROP": _handle_drop,
     "TRUNCATE": _handle_truncate,

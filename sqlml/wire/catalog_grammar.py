@@ -240,3 +240,35 @@ def _direction(cursor: _Cursor) -> str | None:
         count = cursor.take_number()
         return None if count is None else f"{word} {count}"
     return cursor.take_number()
+
+
+# -- PREPARE / DEALLOCATE --------------------------------------------------------------------------
+
+ALL = "ALL"  # DEALLOCATE ALL
+
+
+def deallocate(text: str) -> str | None:
+    """``[PREPARE] { name | ALL }`` after DEALLOCATE: :data:`ALL` or the name as written."""
+    cursor = _Cursor(text)
+    cursor.take("PREPARE")
+    if cursor.take("ALL"):
+        return ALL if cursor.done() else None
+    name = cursor.name()
+    return name if name is not None and cursor.done() else None
+
+
+def prepare(text: str) -> tuple[str, str] | None:
+    """``name [( type, ... )] AS statement`` after PREPARE: the name as written and the
+    statement, or None."""
+    cursor = _Cursor(text)
+    name = cursor.name()
+    if name is None:
+        return None
+    if cursor.take_op("("):
+        depth = 1
+        while not cursor.done() and depth:
+            depth += {"(": 1, ")": -1}.get(cursor.tokens[cursor.at].text(text), 0)
+            cursor.at += 1
+    if not cursor.take("AS") or cursor.done():
+        return None
+    return name, cursor.rest()

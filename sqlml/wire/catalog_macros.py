@@ -163,6 +163,25 @@ FUNCTIONS: dict[str, str] = {
     "pg_get_function_arguments": "(p_function) AS CAST(NULL AS VARCHAR)",
     "to_regclass": "(p_name) AS sqlml_regclass_oid(p_name)",
     "to_regnamespace": "(p_name) AS sqlml_regnamespace_oid(p_name)",
+    # information_schema._pg_expandarray(a): a set of (x, n), element and subscript (pgJDBC's
+    # getPrimaryKeys and getIndexInfo expand pg_index.indkey with it); a struct per row here
+    "_pg_expandarray": """(p_arr) AS unnest(list_transform(range(1, len(p_arr) + 1),
+        lambda sqlml_i: {'x': p_arr[sqlml_i], 'n': sqlml_i}))""",
+    # sizes: DuckDB keeps no per-relation byte counts (its storage is per database file and
+    # duckdb_tables().estimated_size counts rows), so every relation reports 0 bytes, as an
+    # empty table does on PostgreSQL (docs/gateway.md)
+    "pg_table_size": "(p_rel) AS CAST(0 AS BIGINT)",
+    "pg_relation_size": "(p_rel) AS CAST(0 AS BIGINT), (p_rel, p_fork) AS CAST(0 AS BIGINT)",
+    "pg_total_relation_size": "(p_rel) AS CAST(0 AS BIGINT)",
+    "pg_indexes_size": "(p_rel) AS CAST(0 AS BIGINT)",
+    "pg_database_size": "(p_db) AS CAST(0 AS BIGINT)",
+    # PostgreSQL's units: bytes below 10240, then kB, MB, GB, TB (each below 10240 of it)
+    "pg_size_pretty": """(p_bytes) AS CASE
+        WHEN abs(p_bytes) < 10240 THEN CAST(p_bytes AS BIGINT) || ' bytes'
+        WHEN abs(p_bytes) < 10240 * 1024 THEN CAST(round(p_bytes / 1024) AS BIGINT) || ' kB'
+        WHEN abs(p_bytes) < 10240 * 1024 ^ 2 THEN CAST(round(p_bytes / 1024 ^ 2) AS BIGINT) || ' MB'
+        WHEN abs(p_bytes) < 10240 * 1024 ^ 3 THEN CAST(round(p_bytes / 1024 ^ 3) AS BIGINT) || ' GB'
+        ELSE CAST(round(p_bytes / 1024 ^ 4) AS BIGINT) || ' TB' END""",
 }
 
 # Macros behind the casts to reg* types (called by the rewrite, not by clients).

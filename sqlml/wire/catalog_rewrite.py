@@ -33,8 +33,9 @@ from sqlglot.errors import SqlglotError
 from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokenizer_core import Token, TokenType
 
+from sqlml import errors
 from sqlml.grammar.dialects import DollarParameters
-from sqlml.wire import catalog_macros, catalog_sql
+from sqlml.wire import catalog_macros, catalog_sql, colnames, params
 
 
 class CatalogPostgres(Postgres):
@@ -79,6 +80,7 @@ _CATALOG_SCHEMAS = {"pg_catalog", "information_schema"}
 
 # PostgreSQL functions the emulation has as macros (name -> macro)
 _FUNCTIONS = {name: catalog_sql.PREFIX + name for name in catalog_macros.FUNCTIONS}
+_FUNCTIONS["quote_ident"] = "sqlml_quote_ident"  # a helper of the macros too (Grafana calls it)
 
 # PostgreSQL functions DuckDB has under another name
 _DUCKDB_NAMES = {"json_build_object": "json_object", "jsonb_build_object": "json_object"}
@@ -128,8 +130,12 @@ _OPERATORS: dict[str, Callable[[exp.Expr, exp.Expr], exp.Expr]] = {
     "||": lambda a, b: exp.DPipe(this=a, expression=b),
 }
 
+TEXT_ARRAY = 1009  # pg_type text[]
+
 # set-returning functions whose single column PostgreSQL names after the table alias
 _SCALAR_SRF = (exp.ExplodingGenerateSeries, exp.GenerateSeries)
+# scalar functions clients call in FROM (Grafana: ``string_to_array(current_setting(...)) s``)
+_SCALAR_IN_FROM = (exp.StringToArray,)
 
 
 def transpile(sql: str, identity: Identity) -> str:
@@ -140,6 +146,7 @@ def transpile(sql: str, identity: Identity) -> str:
 
 def rewrite_tree(tree: exp.Expr, identity: Identity) -> exp.Expr:
     """``tree`` (PostgreSQL) rewritten for DuckDB and the emulated catalog (in place)."""
+    colnames.add_aliases(tree)  # first: the names PostgreSQL gives the items as written
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     for table in list(tree.find_all(exp.Table)):
         _table(table, ctes)
@@ -153,6 +160,8 @@ def rewrite_tree(tree: exp.Expr, identity: Identity) -> exp.Expr:
         _expression(node, identity)
     for comparison in list(tree.find_all(exp.EQ, exp.NEQ)):
         _comparison(comparison)
+    for quantified in list(tree.find_all(exp.Any, exp.All)):
+        _array_literal(quantified)
     add_srf_column_aliases(tree)
     return tree
 
@@ -197,8 +206,8 @@ def _column(column: exp.Column) -> None:
 
 
 def _qualified_call(dot: exp.Dot) -> None:
-    """``pg_catalog.f(...)`` -> ``f(...)``."""
-    if isinstance(dot.this, exp.Identifier) and dot.this.name.lower() == "pg_catalog":
+    """``pg_catalog.f(...)`` -> ``f(...)`` (``information_schema._pg_expandarray`` too)."""
+    if isinstance(dot.this, exp.Identifier) and dot.this.name.lower() in _CATALOG_SCHEMAS:
         call = dot.expression
         if isinstance(call, exp.Anonymous):
             call = exp.func(call.name, *call.expressions, dialect=CatalogPostgres)
@@ -278,6 +287,21 @@ def _comparison(node: exp.Binary) -> None:
             other.replace(exp.Literal.string("[" + other.name[1:-1] + "]"))
 
 
+def _array_literal(node: exp.Expr) -> None:
+    """``x = ANY('{r,p}')`` (psycopg's Literal of a list, pgspecial's ``\\dt``): PostgreSQL reads
+    the string as an array of x's type; DuckDB needs a list (the strings' type: DuckDB compares
+    them with numbers too)."""
+    text = node.this.unnest() if isinstance(node.this, exp.Paren) else node.this
+    if not isinstance(text, exp.Literal) or not text.is_string or not text.name.startswith("{"):
+        return
+    try:  # array_in's rules (quotes, NULL), as a parameter of type text[] is read
+        items = params.decode_parameter(text.name.encode(), TEXT_ARRAY, 0)
+    except errors.Error:
+        return  # not an array: DuckDB has the last word
+    values = [exp.null() if i is None else exp.Literal.string(str(i)) for i in items]
+    text.replace(exp.Array(expressions=values))
+
+
 def _is_array_text(text: str) -> bool:
     return text.startswith("{") and text.endswith("}") and '"' not in text
 
@@ -304,7 +328,9 @@ def _cast(cast: exp.Cast) -> None:
         cast.set("to", exp.DataType.build(_TYPES[name], dialect="duckdb"))
     elif to.this == exp.DType.ARRAY and to.expressions:
         element = _type_name(to.expressions[0])
-        if element in _TYPES:
+        if element in _REG_TYPES:
+            _replace_keeping_name(cast, _reg_array_cast(cast, element), element)
+        elif element in _TYPES:
             cast.set("to", exp.DataType.build(_TYPES[element] + "[]", dialect="duckdb"))
     elif to.this == exp.DType.NAME:
         cast.set("to", exp.DataType.build("VARCHAR", dialect="duckdb"))
@@ -319,6 +345,27 @@ def _reg_cast(cast: exp.Cast, name: str) -> exp.Expr:
     if _is_shown(cast):
         return exp.Anonymous(this=display, expressions=[value])
     return value
+
+
+def _reg_array_cast(cast: exp.Cast, name: str) -> exp.Expr:
+    """``oids::regtype[]`` (pgcli's function list): each OID shown as a name where the array is
+    shown or cast on to text[], else the OIDs as they are."""
+    shown = isinstance(cast.parent, exp.Cast | exp.Coalesce)
+    if not shown and not _is_shown(cast):
+        value: exp.Expr = cast.this
+        return value
+    display = _REG_TYPES[name][1]
+    # each element shown, in order (a subquery: DuckDB's lambdas cannot call the display
+    # macro, which has subqueries of its own)
+    template = exp.maybe_parse(_SHOWN_ARRAY.format(display=display), into=exp.Select)
+    for array in template.find_all(exp.Column):
+        if array.name == "sqlml_array":
+            array.replace(cast.this.copy())
+    return exp.Subquery(this=template)
+
+
+_SHOWN_ARRAY = """SELECT list({display}(sqlml_item) ORDER BY sqlml_i) FROM (
+    SELECT unnest(sqlml_array) AS sqlml_item, generate_subscripts(sqlml_array, 1) AS sqlml_i)"""
 
 
 def _is_text(node: exp.Expr) -> bool:
@@ -343,11 +390,18 @@ def _is_shown(cast: exp.Cast) -> bool:
 
 def add_srf_column_aliases(tree: exp.Expr) -> None:
     """``FROM generate_series(...) s`` -> ``FROM generate_series(...) s(s)`` (PostgreSQL names
-    the single column of a function in FROM after its alias)."""
+    the single column of a function in FROM after its alias); ``FROM string_to_array(...) s``
+    -> ``FROM (SELECT string_to_array(...) AS s) s``."""
     for table in tree.find_all(exp.Table):
         alias = table.args.get("alias")
         if isinstance(table.this, _SCALAR_SRF) and alias is not None and not alias.columns:
             alias.set("columns", [exp.to_identifier(alias.name)])
+    for table in list(tree.find_all(exp.Table)):
+        alias = table.args.get("alias")
+        if isinstance(table.this, _SCALAR_IN_FROM) and alias is not None and not alias.columns:
+            # a scalar function in FROM is one row (DuckDB takes only table functions there)
+            value = exp.select(exp.alias_(table.this.copy(), alias.name)).subquery(alias.name)
+            table.replace(value)
 
 
 # -- DDL DuckDB takes in another form --------------------------------------------------------------

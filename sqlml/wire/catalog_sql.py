@@ -78,6 +78,7 @@ pg_policy: oid oid, polname name, polrelid oid, polcmd "char", polpermissive boo
 pg_statistic_ext: oid oid, stxrelid oid, stxname name, stxnamespace oid, stxowner oid, stxstattarget integer, stxkeys int2vector, stxkind "char"[], stxexprs pg_node_tree
 pg_publication: oid oid, pubname name, pubowner oid, puballtables boolean, pubinsert boolean, pubupdate boolean, pubdelete boolean, pubtruncate boolean, pubviaroot boolean
 pg_publication_namespace: oid oid, pnpubid oid, pnnspid oid
+pg_language: oid oid, lanname name, lanowner oid, lanispl boolean, lanpltrusted boolean, lanplcallfoid oid, laninline oid, lanvalidator oid, lanacl aclitem[]
 pg_publication_rel: oid oid, prpubid oid, prrelid oid, prqual pg_node_tree, prattrs int2vector
 pg_rewrite: oid oid, rulename name, ev_class oid, ev_type "char", ev_enabled "char", is_instead boolean, ev_qual pg_node_tree, ev_action pg_node_tree
 pg_trigger: oid oid, tgrelid oid, tgparentid oid, tgname name, tgfoid oid, tgtype smallint, tgenabled "char", tgisinternal boolean, tgconstrrelid oid, tgconstrindid oid, tgconstraint oid, tgdeferrable boolean, tginitdeferred boolean, tgnargs smallint, tgattr int2vector, tgargs bytea, tgqual pg_node_tree, tgoldtable name, tgnewtable name
@@ -123,7 +124,7 @@ CATALOG_OIDS: dict[str, tuple[int, str]] = {
     "pg_roles": (12000, "v"), "pg_user": (12014, "v"), "pg_views": (12028, "v"),
     "pg_tables": (12033, "v"),
     "pg_matviews": (12038, "v"), "pg_indexes": (12043, "v"), "pg_sequences": (12048, "v"),
-    "pg_settings": (12104, "v"),
+    "pg_settings": (12104, "v"), "pg_language": (2612, "r"),
 }  # fmt: skip
 
 # PostgreSQL type (as format_type spells it) -> DuckDB type of the emulated column
@@ -338,6 +339,11 @@ _SOURCES: dict[str, str] = {
         FROM duckdb_functions() f JOIN duckdb_schemas() s
             ON s.database_name = f.database_name AND s.schema_name = f.schema_name
         WHERE NOT f.internal AND sqlml_is_user(f.database_name, f.function_name)""",
+    # PostgreSQL's four languages (pg_proc.prolang of every DuckDB macro is 14, sql)
+    "pg_language": """
+        SELECT * FROM (VALUES (12, 'internal', false, false), (13, 'c', false, false),
+                              (14, 'sql', false, true), (13_000, 'plpgsql', true, true))
+            v(oid, lanname, lanispl, lanpltrusted), (SELECT 10 AS lanowner)""",
     "pg_tables": """
         SELECT n.nspname AS schemaname, c.relname AS tablename, sqlml_user() AS tableowner,
                c.relhasindex AS hasindexes
@@ -509,6 +515,19 @@ _HELPER_VIEWS = [
                     AND r.schema_name = k.schema_name AND r.table_name = k.referenced_table
                 LEFT JOIN duckdb_columns() d ON d.table_oid = r.table_oid
                     AND d.column_name = k.name
+            GROUP BY k.table_oid, k.constraint_index),
+        -- a foreign key's conindid: the referenced table's unique index on those columns
+        supporting AS (
+            SELECT k.table_oid, k.constraint_index,
+                   min(sqlml_synthetic_oid(u.table_oid, 2048 + u.constraint_index)) AS conindid
+            FROM duckdb_constraints() k
+                JOIN duckdb_tables() r ON r.database_name = k.database_name
+                    AND r.schema_name = k.schema_name AND r.table_name = k.referenced_table
+                JOIN duckdb_constraints() u ON u.table_oid = r.table_oid
+                    AND u.constraint_type IN ('PRIMARY KEY', 'UNIQUE')
+                    AND list_sort(u.constraint_column_names)
+                        = list_sort(k.referenced_column_names)
+            WHERE k.constraint_type = 'FOREIGN KEY'
             GROUP BY k.table_oid, k.constraint_index)
         SELECT sqlml_synthetic_oid(c.table_oid, c.constraint_index) AS oid,
                CASE c.constraint_type WHEN 'PRIMARY KEY' THEN c.table_name || '_pkey'
@@ -521,7 +540,7 @@ _HELPER_VIEWS = [
                c.table_oid AS conrelid,
                CASE WHEN c.constraint_type IN ('PRIMARY KEY', 'UNIQUE')
                     THEN sqlml_synthetic_oid(c.table_oid, 2048 + c.constraint_index)
-                    ELSE 0 END AS conindid,
+                    ELSE coalesce(s.conindid, 0) END AS conindid,
                coalesce(f.confrelid, 0) AS confrelid,
                CASE WHEN c.constraint_type = 'FOREIGN KEY' THEN 'a' ELSE ' ' END AS confupdtype,
                CASE WHEN c.constraint_type = 'FOREIGN KEY' THEN 'a' ELSE ' ' END AS confdeltype,
@@ -544,6 +563,8 @@ _HELPER_VIEWS = [
         FROM duckdb_constraints() c
             LEFT JOIN referenced f ON f.table_oid = c.table_oid
                 AND f.constraint_index = c.constraint_index
+            LEFT JOIN supporting s ON s.table_oid = c.table_oid
+                AND s.constraint_index = c.constraint_index
         WHERE c.constraint_type IN ('PRIMARY KEY', 'UNIQUE', 'CHECK', 'FOREIGN KEY')
             AND sqlml_is_user(c.database_name, c.table_name)""",
     """CREATE OR REPLACE TEMP VIEW sqlml_type_formats AS

@@ -469,7 +469,7 @@ class _Inference:
         if not isinstance(comparison, exp.Binary):
             return None
         other = comparison.this if parent.arg_key == "expression" else comparison.expression
-        return _array_of(self._type_of(other))
+        return _array_of(self._type_of(other) or TEXT)  # 'r' = ANY($1): text[], as there
 
     def _array(self, node: exp.Expr, parent: exp.Expr) -> int | None:
         element = _element_of(self._expected(parent))

@@ -43,7 +43,7 @@ from sqlglot import exp
 from sqlml import errors, grammar
 from sqlml.engines.base import Result
 from sqlml.grammar import bigquery, lexer
-from sqlml.wire import auth, protocol, types
+from sqlml.wire import auth, catalog_grammar, protocol, tags, types
 from sqlml.wire import protocol as p
 from sqlml.wire.copy import CopyInParser, CopyOut
 from sqlml.wire.copy_statement import CopyStatement, parse_copy
@@ -533,6 +533,8 @@ class Session:
             done = self._transaction_command(head)
             if done is not None:
                 return done
+        if head in ("DEALLOCATE", "DISCARD") and self._deallocated(head, sql):
+            return Result(None, -1, "")
         return self.backend.execute(sql, params)
 
     def _googlesql(self, sql: str) -> str:
@@ -550,6 +552,18 @@ class Session:
             "postgres", columns=lambda query: (backend.describe(query, 0) or pa.schema([])).names
         )
         return bigquery.to_engine(sql, None, target)[0]
+
+    def _deallocated(self, head: str, sql: str) -> bool:
+        """DEALLOCATE and DISCARD ALL drop the protocol's named prepared statements too (one
+        namespace with SQL's PREPARE, as in PostgreSQL: psycopg 3 sends DEALLOCATE ALL for its
+        own); True: ``sql`` named one of them and is done."""
+        first = next(t for t in lexer.tokens(sql) if t.kind != lexer.COMMENT)
+        rest = sql[first.end :]
+        target = catalog_grammar.deallocate(rest) if head == "DEALLOCATE" else rest.strip().upper()
+        if target in (catalog_grammar.ALL, "ALL"):
+            self._statements = {n: s for n, s in self._statements.items() if not n}
+            return False
+        return target is not None and self._statements.pop(target, None) is not None
 
     def _transaction_command(self, head: str) -> Result | None:
         """BEGIN inside a transaction and COMMIT or ROLLBACK outside one: a WARNING and no
@@ -599,7 +613,7 @@ class Session:
         if describe:
             yield row_description(table.schema, expanded).encode()
         yield from _rows(table, expanded, 0, table.num_rows)
-        yield p.CommandComplete(f"SELECT {table.num_rows}").encode()
+        yield p.CommandComplete(_tag(result, sql, table.num_rows)).encode()
 
     def _ready_for_query(self) -> bytes:
         status = "E" if self._failed else "I"
@@ -708,7 +722,7 @@ class Session:
         if stop < table.num_rows:
             yield p.PortalSuspended().encode()
         else:
-            yield p.CommandComplete(f"SELECT {sent}").encode()
+            yield p.CommandComplete(_tag(portal.result, query, sent)).encode()
 
     def _parameter_types(self, statement: _Statement) -> tuple[int, ...]:
         """The statement's parameter types, inferred once where the client gave none; Bind
@@ -853,22 +867,13 @@ def _head(sql: str) -> str:
     return lexer.first_word(sql)
 
 
-def _tag(result: Result, sql: str) -> str:
-    """PostgreSQL's command tag: 'INSERT 0 3', 'UPDATE 2', 'CREATE TABLE', 'BEGIN', ..."""
-    words = list(lexer.head(sql, 2)) if _head(sql) else []
-    head = words[0] if words else (result.status or "")
-    count = max(result.rowcount, 0)
-    if head == "INSERT":
-        return f"INSERT 0 {count}"
-    if head in ("UPDATE", "DELETE", "MERGE", "COPY", "FETCH", "MOVE"):
-        return f"{head} {count}"
-    if head in ("CREATE", "DROP", "ALTER") and len(words) > 1:
-        second = words[1]
-        if second in ("OR", "TEMP", "TEMPORARY", "UNIQUE"):
-            second = {"OR": "", "UNIQUE": "INDEX"}.get(second, "TABLE")
-        return f"{head} {second}".strip()
-    if head == "START":
-        return "START TRANSACTION"
-    if head in ("END", "ABORT"):
-        return "COMMIT" if head == "END" else "ROLLBACK"
-    return head or (result.status or "")
+def _tag(result: Result, sql: str, rows: int | None = None) -> str:
+    """PostgreSQL's command tag (wire.tags): 'INSERT 0 3', 'UPDATE 2', 'CREATE TABLE', ...; an
+    EXECUTE has its prepared statement's (the backend knows it), a COMMIT that rolled back
+    says ROLLBACK."""
+    head = _head(sql)
+    if (head == "EXECUTE" and result.status) or (head == "COMMIT" and result.status == "ROLLBACK"):
+        return result.status
+    if not head and not lexer.head(sql):
+        return result.status or ""
+    return tags.command_tag(sql, result.rowcount if rows is None else rows)
