@@ -369,17 +369,9 @@ TRANSACTIONS = ["autocommit", "explicit", "implicit"]  # implicit: PEP 249 (auto
 @pytest.mark.parametrize("transaction", TRANSACTIONS)
 @pytest.mark.parametrize("via", ["connect", "gateway", "psycopg3", "psycopg3-prepared"])
 def test_ml_calls_in_every_statement_shape(
-    engine_database: tuple[str, str], via: str, transaction: str, request: pytest.FixtureRequest
+    engine_database: tuple[str, str], via: str, transaction: str
 ) -> None:
     engine, database = engine_database
-    if engine == "duckdb" and via == "psycopg3-prepared":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="psycopg 3 sends DEALLOCATE ALL after DDL, which the DuckDB gateway"
-                " refuses (42601): issue 12 point 4, another change",
-            )
-        )
     with front(engine, database, via, autocommit=transaction != "implicit") as session:
         references = {s.reference: _same(_rows(session, s.reference)) for s in SHAPES}
         session.commit()
