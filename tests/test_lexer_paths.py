@@ -59,15 +59,21 @@ def test_ml_in_strings_and_comments_is_plain_sql(con: Any) -> None:
 
 
 def test_a_leading_comment_does_not_hide_copy_to_a_file(tmp_path: Path, shop_file: str) -> None:
-    """Over the DuckDB gateway, COPY to a server file is refused as PostgreSQL refuses it to an
-    ordinary role; a comment before COPY used to hide the statement from that check."""
+    """Over the DuckDB gateway as `sqlml serve` runs it (no file access), COPY to a server
+    file is refused as PostgreSQL refuses it to an ordinary role; a comment before COPY used to
+    hide the statement from that check."""
     from gateway_client import GatewayConnection
 
+    from sqlml.wire.backends import DuckDBBackend
     from sqlml.wire.server import ServerConfig
-    from tests.conftest import gateway_parts, serving
+    from sqlml.wire.session import Session
+    from tests.conftest import serving
+
+    def locked(dbname: str, user: str) -> DuckDBBackend:
+        return DuckDBBackend(shop_file, dbname, user, file_access=False)
 
     target = tmp_path / "stolen.csv"
-    with serving(ServerConfig(port=0), *gateway_parts("duckdb", shop_file)) as port:
+    with serving(ServerConfig(port=0), locked, Session) as port:
         client = GatewayConnection(port)
         try:
             for lead in ("/* c */ ", "-- c\n", "/* a /* nested */ */\n  "):
