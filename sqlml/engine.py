@@ -39,7 +39,7 @@ from sqlglot import exp
 
 from sqlml import bigquery, errors, grammar, scoring, views
 from sqlml.engines import open_engine, placeholders
-from sqlml.engines.base import Engine, InServer, KeepsPlans, Probes, Result
+from sqlml.engines.base import Engine, InServer, KeepsPlans, Probes, Result, all_or_nothing
 from sqlml.grammar import lexer
 from sqlml.grammar.dialects import DIALECTS
 from sqlml.grammar.statements import (
@@ -376,7 +376,7 @@ class Session:
         # Inside a transaction (always so in the PostgreSQL server) the version is durable only
         # at its COMMIT, after this message has left: then the message says so.
         committed_here = not self.engine.in_transaction()
-        with self._all_or_nothing():  # the version, and the macro its views score with
+        with all_or_nothing(self.engine):  # the version, and the macro its views score with
             version = self.store.save(
                 statement.model,
                 result,
@@ -394,20 +394,6 @@ class Session:
                 " transaction commits"
             )
         return Result(None, 0, "CREATE MODEL")
-
-    @contextlib.contextmanager
-    def _all_or_nothing(self) -> Iterator[None]:
-        """A transaction of its own, or the caller's when one is open (its COMMIT decides)."""
-        if self.engine.in_transaction():
-            yield
-            return
-        self.engine.begin()
-        try:
-            yield
-        except BaseException:
-            self.engine.rollback()
-            raise
-        self.engine.commit()
 
     def _say(self, message: str) -> None:
         if self.progress is not None:

@@ -23,7 +23,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from sqlml import errors
-from sqlml.engines.base import Engine
+from sqlml.engines.base import Engine, all_or_nothing
 from sqlml.grammar.statements import ModelRef
 from sqlml.ml import models
 from sqlml.ml.features import InputColumn
@@ -230,23 +230,8 @@ class Store:
     ) -> int:
         """Stores a new version and makes it current, in one transaction; returns its number."""
         self.ensure()
-        with self._transaction():
+        with all_or_nothing(self.engine):
             return self._save(ref, result, query_sql, transform_sql, replace)
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """All or nothing: its own transaction, or the caller's when one is open (then the
-        caller's COMMIT or ROLLBACK decides)."""
-        if self.engine.in_transaction():
-            yield
-            return
-        self.engine.begin()
-        try:
-            yield
-        except BaseException:
-            self.engine.rollback()
-            raise
-        self.engine.commit()
 
     def _save(
         self,
@@ -318,7 +303,7 @@ class Store:
             if if_exists:
                 return False
             raise errors.UndefinedModel(f'model "{schema}.{name}" does not exist')
-        with self._transaction():
+        with all_or_nothing(self.engine):
             for table in (VERSIONS, MODELS):
                 delete = exp.delete(table, where=_key())
                 self.engine.execute(self._sql(delete), [schema, name])

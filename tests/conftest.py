@@ -11,7 +11,9 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -328,3 +330,30 @@ def served(request: pytest.FixtureRequest) -> Iterator[Served]:
         )
     with serving(config, *gateway_parts(engine, database)) as port:
         yield Served(engine, transport, port, database)
+
+
+@contextlib.contextmanager
+def sqlml_serve(*args: str) -> Iterator[int]:
+    """The real ``sqlml serve`` command (the installed entry point) with ``args`` on a free
+    port, until it answers; yields the port, and stops the command after."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    program = shutil.which("sqlml")
+    launcher = [program] if program else [sys.executable, "-m", "sqlml.cli"]
+    command = [*launcher, "serve", *args, "-p", str(port)]
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    assert process.poll() is None, process.communicate()[1]
+                    assert time.monotonic() < deadline, "the gateway did not start"
+                    time.sleep(0.1)
+            yield port
+        finally:
+            process.terminate()
+            process.communicate(timeout=30)

@@ -6,16 +6,15 @@ Every test runs the installed ``sqlml`` entry point in a process of its own, as 
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import sqlml_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("sklearn", "skl2onnx", "onnx", "onnxruntime", "scipy", "pandas")
@@ -133,27 +132,6 @@ def test_serve_on_a_port_in_use_is_one_line_and_never_says_serving(tmp_path: Pat
     assert errors[0].startswith("ERROR 58000: "), done.stderr
 
 
-@contextlib.contextmanager
-def _gateway(database: Path) -> Iterator[int]:
-    port = _free_port()
-    command = [shutil.which("sqlml") or "sqlml", "serve", "-d", str(database), "-p", str(port)]
-    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert process.poll() is None, process.communicate()[1]
-                    assert time.monotonic() < deadline, "the gateway did not start"
-                    time.sleep(0.1)
-            yield port
-        finally:
-            process.terminate()
-            process.communicate(timeout=30)
-
-
 def test_the_gateway_holds_its_file_from_the_start(tmp_path: Path) -> None:
     """``sqlml serve`` opens its DuckDB file before it says it serves and keeps it: a file
     it cannot open fails at once, not at the first client, and ``sqlml run`` / ``models``
@@ -162,7 +140,7 @@ def test_the_gateway_holds_its_file_from_the_start(tmp_path: Path) -> None:
     script = tmp_path / "s.sql"
     script.write_text("SELECT 1;\n")
     assert sqlml_cli("run", "-d", str(database), str(script)).returncode == 0
-    with _gateway(database):
+    with sqlml_serve("-d", str(database)):
         for args in (["run", "-d", str(database), str(script)], ["models", "-d", str(database)]):
             done = sqlml_cli(*args)
             assert done.returncode == 1, done.stdout

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import client_module, serving
+from conftest import client_module, serving, sqlml_serve
 from test_gateway_hostile import (
     FILE_SPELLINGS,
     MODEL,
@@ -347,40 +347,19 @@ def test_sqlml_serve_gives_files_to_the_allowed_user_only(trained: str, folder: 
     """Through the real command: ``sqlml serve`` holds its file from the start (opened as the
     backends open it: per-user, not locked down), so the allowed user reads a CSV and the other
     gets 42501."""
-    import socket
-    import sys
-    import time
-
     users = folder / "users"
     secret = auth.scram_secret(PASSWORD)
     users.write_text(f"{ALLOWED}:files=allow:{secret}\n{OTHER}:{secret}\n")
     users.chmod(0o600)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    command = [sys.executable, "-m", "sqlml.cli", "serve", "-d", trained, "-p", str(port)]
-    command += ["--auth", "scram", "--users-file", str(users)]
-    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert process.poll() is None, process.communicate()[1]
-                    assert time.monotonic() < deadline, "the gateway did not start"
-                    time.sleep(0.1)
-            csv = f"SELECT count(*) FROM read_csv('{folder}/train.csv')"
-            allowed = _connect(port, ALLOWED)
-            assert _one(allowed, csv) == 4
-            allowed.close()
-            other = _connect(port, OTHER)
-            assert _sqlstate(other, csv) == "42501"
-            other.close()
-        finally:
-            process.terminate()
-            process.communicate(timeout=30)
+    options = ["-d", trained, "--auth", "scram", "--users-file", str(users)]
+    with sqlml_serve(*options) as port:
+        csv = f"SELECT count(*) FROM read_csv('{folder}/train.csv')"
+        allowed = _connect(port, ALLOWED)
+        assert _one(allowed, csv) == 4
+        allowed.close()
+        other = _connect(port, OTHER)
+        assert _sqlstate(other, csv) == "42501"
+        other.close()
 
 
 def test_without_files_allow_the_instance_is_locked_down_unchecked(trained: str) -> None:

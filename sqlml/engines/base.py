@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+import contextlib
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -112,3 +113,19 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@contextlib.contextmanager
+def all_or_nothing(engine: Engine) -> Iterator[None]:
+    """All or nothing: a transaction of its own, or the caller's when one is open (then the
+    caller's COMMIT or ROLLBACK decides)."""
+    if engine.in_transaction():
+        yield
+        return
+    engine.begin()
+    try:
+        yield
+    except BaseException:
+        engine.rollback()
+        raise
+    engine.commit()
