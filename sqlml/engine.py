@@ -89,7 +89,7 @@ class _Plan:
     # prepared statement or a prepared INSERT's count would come back as rows
     check: str | None = None  # the one query that checks it all (engines.base.Probes)
     token: Hashable = None  # the engine's token when last found right (engines.base.KeepsPlans)
-    prepared: Hashable = None  # the token it was prepared at
+    prepared: Hashable = None  # the token it was first prepared at (None: not prepared)
     unprepared: Hashable = None  # the token at which preparing it failed
     name: str = field(default_factory=lambda: f"{scoring.HIDDEN}plan_{next(_names)}")
 
@@ -246,7 +246,8 @@ class Session:
     def _check_query(self, plan: _Plan) -> str | None:
         """For an engine that Probes: one query whose row holds the sha256 each model serves,
         and whose columns after each marker column are an ML.PREDICT input's, from a LIMIT 0
-        join. (PostgreSQL has no cheap sign of a change: another session may have made it.)"""
+        join. (PostgreSQL has no cheap sign of a change: another session may have made it;
+        DuckDB checks after its token changed.)"""
         if self._prober is None:
             return None
         dialect = self.engine.dialect
@@ -275,7 +276,10 @@ class Session:
         keeper = self._keeper
         if keeper is None or not plan.preparable or plan.unprepared == plan.token:
             return self.engine.execute(plan.sql, params)
-        if plan.prepared is None or plan.prepared != plan.token:
+        if plan.prepared is None or not keeper.is_prepared(plan.name):
+            # (Prepared once: a plan checked right after a change is the same SQL, and DuckDB
+            # binds a prepared statement again itself when the catalog changed; preparing it
+            # again cost ~4 ms a run after each CREATE or DROP anywhere in the database.)
             try:
                 keeper.prepare(plan.name, plan.sql)
             except errors.Error:

@@ -52,7 +52,14 @@ class KeepsPlans(Protocol):
         names resolve to) has changed in between, as this connection sees the database."""
         ...
 
-    def prepare(self, name: str, sql: str) -> None: ...
+    def prepare(self, name: str, sql: str) -> None:
+        """Binds and plans ``sql`` once as ``name``; the engine binds it again by itself after
+        a catalog change, so a plan found still right need not be prepared again."""
+        ...
+
+    def is_prepared(self, name: str) -> bool:
+        """Whether ``name`` is still prepared (a DEALLOCATE or DISCARD may have dropped it)."""
+        ...
 
     def run_prepared(self, name: str, params: Sequence[Any] | None) -> Result | None:
         """The prepared statement's rows for ``params``; None: run the SQL with them instead."""
@@ -63,7 +70,8 @@ class KeepsPlans(Protocol):
 
 @runtime_checkable
 class Probes(Protocol):
-    """An engine where a check costs a round trip (PostgreSQL): one query answers it all."""
+    """An engine where a check costs a round trip (PostgreSQL) or a query's fixed cost (DuckDB):
+    one query answers it all."""
 
     def probe(self, sql: str) -> tuple[pa.Schema, tuple[Any, ...]]:
         """The columns of a one-row query (typed as ``schema_of`` types them) and its row."""
