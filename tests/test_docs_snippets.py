@@ -114,6 +114,8 @@ class PageRun(ReadmeRun):
         return self.check(["bash", "-c", command])
 
     def python(self, text: str) -> str:
+        """A python block with exec, in a namespace of its own (the page's blocks each import
+        what they use); the connections it leaves open are closed, as its end would."""
         namespace: dict[str, Any] = {}
         try:
             exec(compile(text, self.page, "exec"), namespace)  # the page's own code
@@ -123,9 +125,10 @@ class PageRun(ReadmeRun):
                     value.close()
         return ""
 
-    def psql(self, text: str, dsn: str | None = None) -> str:
+    def psql(self, text: str) -> str:
+        """SQL through psql on the page's database, its rows unaligned (``-At``) to check."""
         (self.folder / "page.sql").write_text(text)
-        command = ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", dsn or self.pg_dsn]
+        command = ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", self.pg_dsn]
         return self.check([*command, "-f", "page.sql"])
 
     def users_file(self, text: str) -> str:
