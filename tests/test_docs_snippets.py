@@ -71,7 +71,9 @@ class PageRun(ReadmeRun):
         super().__init__(folder, pg_dsn, pydeps)
         self.page, self.duckdb, self.sql_via = page, duckdb, sql_via
         self.later = contextlib.ExitStack()  # gateways started by SETUP
-        self.skipped: list[str] = []
+        self.skipped: list[str] = []  # the NOT_RUN blocks met
+        self.checked: list[str] = []  # the EXPECT blocks met
+        self.users: list[str] = []  # the USERS met in users files
         # the addresses the pages name, and what they are on the test machine
         self.addresses = {
             "postgresql://admin@host:5432/shop": pg_dsn,
@@ -102,6 +104,7 @@ class PageRun(ReadmeRun):
         for (where, start), expected in EXPECT.items():
             if where == self.page and text.startswith(start):
                 assert expected(out), f"{self.page}: {text}\nprinted:\n{out}"
+                self.checked.append(start)
 
     def shell_out(self, line: str) -> str:
         """One line of an sh block, its output (the gateway's start prints nothing)."""
@@ -152,6 +155,7 @@ class PageRun(ReadmeRun):
             for user in names:
                 statement, sqlstate = USERS[user]
                 self.as_user(port, user, statement, sqlstate)
+                self.users.append(user)
         return ""
 
     def as_user(self, port: int, user: str, statement: str, sqlstate: str | None) -> None:
@@ -282,8 +286,12 @@ def test_page_runs_in_order(
             done.add(section)
             run.block(section, language, text)
         assert {s for p, s in SETUP if p == page} <= done, "a SETUP entry names no section"
-        listed = sorted(start for (where, start) in NOT_RUN if where == page)
-        assert sorted(run.skipped) == listed, "a NOT_RUN entry matches no block of the page"
+    listed = sorted(start for (where, start) in NOT_RUN if where == page)
+    assert sorted(run.skipped) == listed, "a NOT_RUN entry matches no block of the page"
+    promised = sorted(start for (where, start) in EXPECT if where == page)
+    assert sorted(run.checked) == promised, "an EXPECT entry matches no block of the page"
+    if page == "gateway.md":
+        assert sorted(run.users) == sorted(USERS), "a USERS entry in no users file"
 
 
 def test_a_block_of_unknown_kind_fails(tmp_path: Path) -> None:
