@@ -108,17 +108,26 @@ NOT_RUN = {
 
 def readme_blocks() -> list[tuple[str, str, str]]:
     """(section, language, text) of every fenced block of README.md, in order."""
-    blocks, section, language, lines = [], "", None, []
-    for line in (ROOT / "README.md").read_text().splitlines():
-        if language is None and line.startswith("## "):
-            section = line[3:].strip()
-        elif language is None and line.startswith("```"):
-            language, lines = line[3:].strip(), []
-        elif language is not None and line.startswith("```"):
+    return fenced_blocks(ROOT / "README.md")
+
+
+def fenced_blocks(path: Path) -> list[tuple[str, str, str]]:
+    """(section, language, text) of every fenced block of a Markdown page, in order; a block
+    indented under a list item loses its indentation, its section is the last ``##`` or
+    ``###`` heading above it."""
+    blocks, section, language, lines, indent = [], "", None, [], 0
+    for line in path.read_text().splitlines():
+        fence = line.lstrip().startswith("```")
+        if language is None and line.startswith(("## ", "### ")):
+            section = line.split(" ", 1)[1].strip()
+        elif language is None and fence:
+            indent = len(line) - len(line.lstrip())
+            language, lines = line.strip()[3:].strip(), []
+        elif language is not None and fence:
             blocks.append((section, language, "\n".join(lines)))
             language = None
         elif language is not None:
-            lines.append(line)
+            lines.append(line[indent:] if line[:indent].isspace() else line)
     return blocks
 
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlml import errors
-from sqlml.grammar.statements import OptionValue
+
+if TYPE_CHECKING:  # an annotation only: importing sqlml.grammar here is a cycle (it needs us)
+    from sqlml.grammar.statements import OptionValue
 
 
 @dataclass(frozen=True)
