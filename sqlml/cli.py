@@ -131,14 +131,22 @@ def run(database: str, scoring: str, dialect: str, script: Any) -> None:
 @click.option("--schema", default=None, help="only the models of this schema")
 def models(database: str, schema: str | None) -> None:
     """List the models stored in DATABASE with their current version."""
-    connection = _open(database, "auto", create=False)
+    # The engine and the store alone: the SQL layer and the DB-API (sqlglot's dialects, the
+    # ML code) are not loaded for a listing (benchmarks/RESULTS.md, "Start-up").
+    from sqlml.engines import open_engine
+    from sqlml.store import Store
+
+    path = _checked_path(database, create=False)
     try:
-        table = connection.session.store.list(schema)
-        click.echo(format_table(table))
+        engine = open_engine(database)
+    except errors.Error as e:
+        _fail(_explained(e, path))
+    try:
+        click.echo(format_table(Store(engine).list(schema)))
     except errors.Error as e:
         _fail(e)
     finally:
-        connection.close()
+        engine.close()
 
 
 def _position(script: str, offset: int) -> list[str]:
@@ -177,6 +185,16 @@ def _open(database: str, scoring: str, dialect: str = "default", *, create: bool
     is a typo, 3D000 as PostgreSQL answers for a database that does not exist."""
     from sqlml.dbapi import connect
 
+    path = _checked_path(database, create=create)
+    try:
+        return connect(database, autocommit=True, scoring=scoring, dialect=dialect)
+    except errors.Error as e:
+        _fail(_explained(e, path))
+
+
+def _checked_path(database: str, *, create: bool) -> str | None:
+    """The DuckDB file ``database`` names (None: another engine), once it exists or may be
+    created; a missing file where ``create`` is off is 3D000 and exit 1."""
     path = _duckdb_file(database)
     if path is not None and not os.path.exists(path):
         if not create:
@@ -188,10 +206,7 @@ def _open(database: str, scoring: str, dialect: str = "default", *, create: bool
                 )
             )
         click.echo(f'NOTICE: creating DuckDB database "{path}"', err=True)
-    try:
-        return connect(database, autocommit=True, scoring=scoring, dialect=dialect)
-    except errors.Error as e:
-        _fail(_explained(e, path))
+    return path
 
 
 def _explained(e: errors.Error, path: str | None) -> errors.Error:

@@ -7,8 +7,8 @@ SQL, a :class:`Passthrough` that was never parsed. See :mod:`sqlml.grammar.parse
 
 from __future__ import annotations
 
-from sqlml.grammar.parser import parse, parse_script
-from sqlml.grammar.scan import is_ml, split_script
+from typing import TYPE_CHECKING, Any
+
 from sqlml.grammar.statements import (
     CreateModel,
     DropModel,
@@ -17,6 +17,30 @@ from sqlml.grammar.statements import (
     ShowModels,
     Statement,
 )
+
+if TYPE_CHECKING:
+    from sqlml.grammar.parser import parse, parse_script
+    from sqlml.grammar.scan import is_ml, split_script
+
+# The parser (sqlglot's dialects, ~0.1 s) loads on first use: the store, the CLI's `models`
+# and the ML core read the statement classes only.
+_LAZY = {
+    "parse": "sqlml.grammar.parser",
+    "parse_script": "sqlml.grammar.parser",
+    "is_ml": "sqlml.grammar.scan",
+    "split_script": "sqlml.grammar.scan",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CreateModel",
