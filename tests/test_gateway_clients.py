@@ -357,6 +357,36 @@ def test_result_names_and_numbers_are_postgresqls(duck: Served, pg_database: str
     assert names_and_text(gateway(duck)) == expected
 
 
+def cursor_names(*dsn: str, **kwargs: Any) -> list[list[str]]:
+    """The column names of each NAMED query read through a server-side cursor: psycopg2's named
+    cursor (DECLARE, then FETCH) and psycopg 3's (DECLARE, then a Describe of the portal)."""
+    psycopg = client_module("psycopg")
+    names = []
+    con = psycopg2.connect(*dsn, **kwargs)
+    for number, query in enumerate(NAMED):
+        with con.cursor(f"named_{number}") as cur:
+            cur.execute(query)
+            cur.fetchall()
+            names.append([d.name for d in cur.description])
+    con.rollback()
+    con.close()
+    with psycopg.connect(*dsn, **kwargs) as con3:
+        for number, query in enumerate(NAMED):
+            with con3.cursor(f"named3_{number}") as cur3:
+                cur3.execute(query)
+                cur3.fetchall()
+                names.append([d.name for d in cur3.description or ()])
+    return names
+
+
+def test_cursor_column_names_are_postgresqls(duck: Served, pg_database: str) -> None:
+    """Rows FETCHed from a cursor are named as PostgreSQL names them (count, not DuckDB's
+    count_star() of the table the gateway keeps the cursor's rows in)."""
+    expected = cursor_names(pg_database)
+    assert expected[0] == expected[len(NAMED)] == ["count"]
+    assert cursor_names(**duck.kwargs()) == expected
+
+
 def test_numeric_columns(duck: Served) -> None:
     """An unconstrained numeric column keeps every digit; numeric(p,s) stays exact."""
     with gateway(duck).cursor() as cur:

@@ -100,7 +100,7 @@ class DuckDBBackend:
         if result.table is not None and result.table.column_names == [MOVED]:
             result = Result(None, result.table.column(0)[0].as_py(), "")  # MOVE's count
         if result.table is not None:
-            names = _named(sql, result.table.schema).names
+            names = _named(self.catalog.names_source(sql), result.table.schema).names
             result = Result(result.table.rename_columns(names), result.rowcount, result.status)
         return result
 
@@ -229,7 +229,8 @@ class DuckDBBackend:
         table = self.catalog.cursor_table(name)
         if table is None:
             raise errors.from_sqlstate("34000", f'cursor "{name}" does not exist')
-        return self.engine.schema_of(exp.select("*").from_(table).sql(dialect="duckdb"))
+        schema = self.engine.schema_of(exp.select("*").from_(table).sql(dialect="duckdb"))
+        return _named(self.catalog.cursor_query(name) or "", schema)
 
     def in_transaction(self) -> bool:
         return self.engine.in_transaction()

@@ -193,6 +193,7 @@ class Catalog:
         self._duckdb_owned = {"TimeZone": _duckdb_setting(con, "TimeZone", "UTC")}
         self._duckdb_owned["search_path"] = '"$user", public'
         self._cursors: dict[str, int] = {}
+        self._cursor_queries: dict[str, str] = {}  # the query each cursor was declared for
         self._prepared: dict[str, str] = {}  # SQL PREPARE's names -> their statements
         self._ready: set[str] = set()  # sqlml_* objects known to exist on the connection
         self._pending: set[str] = set()  # ... of which created inside an open client transaction
@@ -364,6 +365,7 @@ class Catalog:
         if inner is None:
             raise errors.SyntaxError("DECLARE needs a query")
         self._cursors[name] = 0
+        self._cursor_queries[name] = query
         return f"CREATE OR REPLACE TEMP TABLE {_cursor_table(name)} AS {inner}"
 
     def _fetch(self, name: str, count: int | None, move: bool) -> str:
@@ -384,6 +386,20 @@ class Catalog:
         """Whether a statement :meth:`rewrite` returned reads the emulated catalog."""
         return not catalog_sql.references(statement).isdisjoint(catalog_sql.objects())
 
+    def names_source(self, sql: str) -> str:
+        """The statement whose select list names the columns of ``sql``'s result: for FETCH,
+        the query its cursor was declared for (its rows come from a table DuckDB named
+        ``count_star()`` and the like: wire.colnames renames them as PostgreSQL names them)."""
+        if lexer.first_word(sql) != "FETCH":
+            return sql
+        found = catalog_grammar.fetch(catalog_grammar.after_first(sql))
+        query = self._cursor_queries.get(_unquote_name(found[1])) if found else None
+        return query if query is not None else sql
+
+    def cursor_query(self, name: str) -> str | None:
+        """The query the open cursor ``name`` was declared for."""
+        return self._cursor_queries.get(name)
+
     def cursor_table(self, name: str) -> exp.Table | None:
         """The TEMP table holding the rows of the open cursor ``name`` (None: no such cursor)."""
         if name not in self._cursors:
@@ -394,6 +410,7 @@ class Catalog:
         names = [name] if name is not None else sorted(self._cursors)
         for closed in names:
             self._cursors.pop(closed, None)
+            self._cursor_queries.pop(closed, None)
         drops = [f"DROP TABLE IF EXISTS {_cursor_table(n)}" for n in names]
         return "; ".join(drops) or NOOP
 
