@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import io
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import TEMPLATE, client_module, gateway_parts, serving
+from conftest import TEMPLATE, client_module, gateway_parts, serving, sqlml_serve
 
 import sqlml
 from sqlml import grammar
@@ -451,6 +452,13 @@ def test_what_cannot_be_transpiled_over_the_proxy(pg_database: str) -> None:
             "42P02"  # the wire has no parameters by name
         )
         assert _sqlstate(lambda: c.execute("SELEC 1")) == "42601"
+        from sqlml.wire.upstream import Target
+
+        project = Target.parse(pg_database).dbname  # a project is the database
+        sql = f"SELECT count(*) FROM `{project}.shop.customers`"
+        assert c.execute(sql).fetchall() == [(800,)]
+        sql = "SELECT count(*) FROM `nope-project.shop.customers`"
+        assert _sqlstate(lambda: c.execute(sql)) == "3D000"
         c.execute("BEGIN")
         c.execute("CREATE TABLE shop.kept (x INT64)")
         assert _sqlstate(lambda: c.execute("SELECT EXTRACT(WEEK FROM CURRENT_DATE())")) == "0A000"
@@ -483,6 +491,11 @@ def test_serve_dialect_over_the_proxy(pg_database: str) -> None:
                 cur.execute("RESET sqlml.dialect")
                 cur.execute("SHOW sqlml.dialect")
                 assert cur.fetchall() == [("bigquery",)]
+                cur.execute("CREATE TABLE shop.copied (x INT64, s STRING)")
+                cur.copy_expert("COPY shop.copied FROM STDIN", io.StringIO("1\ta\n2\t\\N\n"))
+                out = io.StringIO()
+                cur.copy_expert("COPY (SELECT IF(x > 1, 'big', s) FROM shop.copied) TO STDOUT", out)
+                assert out.getvalue() == "a\nbig\n"
         with _connect3(port, autocommit=True) as c3:
             sql = "SELECT id, SAFE_DIVIDE(spend, tenure) FROM `shop.customers` WHERE id = %s"
             for _ in range(3):  # prepared on the server after a few runs (psycopg 3)
@@ -573,6 +586,23 @@ def test_ml_statements_in_bigquery_mode_over_the_proxy(pg_database: str) -> None
             c2.rollback()
             cur.execute("DROP MODEL `shop.proxy_bq`")
             c2.commit()
+
+
+def test_sqlml_serve_dialect_option_in_proxy_mode(pg_database: str) -> None:
+    """The real ``sqlml serve -d postgresql://... --dialect bigquery`` (was 0A000 at start)."""
+    from sqlml.wire.upstream import Target
+
+    psycopg = client_module("psycopg")
+    dbname = Target.parse(pg_database).dbname
+    with (
+        sqlml_serve("-d", pg_database, "--dialect", "bigquery") as port,
+        psycopg.connect(
+            host="127.0.0.1", port=port, dbname=dbname, user="ana", autocommit=True
+        ) as c,
+    ):
+        assert c.execute("SHOW sqlml.dialect").fetchall() == [("bigquery",)]
+        rows = c.execute("SELECT SAFE_DIVIDE(COUNTIF(promo), COUNT(*)) FROM `shop.customers`")
+        assert 0 < rows.fetchall()[0][0] < 1
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "postgres"])

@@ -231,6 +231,7 @@ class ProxySession(Session):
         self._upstream_failed = False  # the server reported an error since the last Sync
         self._inner_failed = False  # the last INNER query failed
         self._login: ProxyBackend | None = None  # the backend while the client logs in
+        self._database = ""  # the server's name of the database (what a project names)
 
     # -- startup ----------------------------------------------------------------------------
 
@@ -253,6 +254,7 @@ class ProxySession(Session):
             raise errors.InternalError("a proxy session runs under the server's event loop")
         self._login = backend
         database = backend.databases.get(self.startup.database, self.startup.database)
+        self._database = database
         startup |= {"user": user, "database": database}
         backend.connect(self._upstream_options(startup), self.attach)
         yield from self._login_step()
@@ -379,7 +381,9 @@ class ProxySession(Session):
         """Whether a Query or Parse may be ML or name the session's dialect (the worker looks
         closer): one lower-casing and a few substring tests for plain SQL."""
         lowered = sql.lower()
-        if _may_name_dialect(lowered, self.config.dialect):
+        if "dialect" in lowered:  # (_may_name_dialect, inlined: this runs on every message)
+            return True
+        if self.config.dialect and ("reset" in lowered or "discard" in lowered):
             return True
         return ("ml" in lowered or "model" in lowered) and grammar.is_ml(sql)
 
@@ -628,15 +632,18 @@ class ProxySession(Session):
     def _translated(self, sql: str) -> str:
         """The server's SQL for one statement of the client's: in BigQuery mode GoogleSQL
         transpiled to PostgreSQL's (grammar.bigquery: 0A000 for what cannot be written, 42P02
-        for an @name, which has no value on the wire), except the clients' own catalog queries,
-        PostgreSQL's SQL in every mode. RESET ALL and DISCARD ALL also bring the dialect back
-        to the session's default (and go to the server as written)."""
+        for an @name, which has no value on the wire, 3D000 for a project that is not this
+        database), except the clients' own catalog queries, PostgreSQL's SQL in every mode.
+        RESET ALL and DISCARD ALL also bring the dialect back to the session's default (and go
+        to the server as written)."""
         if _setting_statement(sql) == _ALL:
             self.dialect = self.config.dialect
             return sql
         if not self.dialect or lexer.is_blank(sql) or bigquery.reads_pg_catalog(sql):
             return sql
-        target = bigquery.Target("postgres", columns=self._columns)
+        target = bigquery.Target(
+            "postgres", columns=self._columns, catalogs=lambda: [self._database]
+        )
         return bigquery.to_engine(sql, None, target)[0]
 
     def _columns(self, query: str) -> list[str]:
