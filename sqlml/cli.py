@@ -362,8 +362,8 @@ def uninstall(database: str, drop_models: bool) -> None:
     type=click.Choice(["default", "bigquery"], case_sensitive=False),
     default="default",
     show_default=True,
-    help="the SQL clients send: PostgreSQL's, or GoogleSQL (BigQuery mode; DuckDB files only"
-    " for now); SET sqlml.dialect changes it per session",
+    help="the SQL clients send: PostgreSQL's, or GoogleSQL (BigQuery mode, transpiled to"
+    " PostgreSQL's); SET sqlml.dialect changes it per session",
 )
 def serve(
     database: str,
@@ -399,10 +399,6 @@ def serve(
         method = "scram-sha-256" if auth_method == "scram" else auth_method
         proxy = database.startswith(("postgresql://", "postgres://"))
         mode = bigquery.setting(dialect)
-        if proxy and mode:
-            raise errors.FeatureNotSupported(
-                "--dialect bigquery is not supported yet in proxy mode (a postgresql:// URL)"
-            )
         if proxy and (auth_method != "trust" or users_file):
             raise errors.InvalidParameterValue(
                 "in proxy mode PostgreSQL authenticates each client (pg_hba.conf):"

@@ -12,7 +12,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
+import io
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import TEMPLATE, client_module, gateway_parts, serving
+from conftest import TEMPLATE, client_module, gateway_parts, serving, sqlml_serve
 
 import sqlml
 from sqlml import grammar
@@ -328,16 +331,21 @@ def test_serve_dialect_option(shop_file: str) -> None:
         assert c.execute("SELECT IF(TRUE, 'y', 'n')").fetchall() == [("y",)]
 
 
-def test_transactions_and_wrapped_queries_in_bigquery_mode(shop_file: str) -> None:
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_transactions_and_wrapped_queries_in_bigquery_mode(
+    engine: str, request: pytest.FixtureRequest
+) -> None:
     """BEGIN/COMMIT (what psycopg sends with autocommit off), COPY (query) TO STDOUT, EXPLAIN
-    and a server-side cursor: the engine's statements, with the query inside in GoogleSQL."""
+    and a server-side cursor: the engine's statements, with the query inside in GoogleSQL;
+    over DuckDB and over the PostgreSQL proxy."""
     from sqlml.wire.server import ServerConfig
 
     psycopg = client_module("psycopg")
     config = ServerConfig(port=0, dialect="bigquery")
+    database = str(request.getfixturevalue("shop_file" if engine == "duckdb" else "pg_database"))
     with (
-        serving(config, *gateway_parts("duckdb", shop_file)) as port,
-        psycopg.connect(host="127.0.0.1", port=port, dbname="shop") as c,
+        serving(config, *gateway_parts(engine, database)) as port,
+        psycopg.connect(host="127.0.0.1", port=port, dbname="shop", user="ana") as c,
     ):
         rows = c.execute("SELECT IF(tenure > 10, 'long', 'short') FROM `shop.customers` LIMIT 1")
         assert rows.fetchall()[0][0] in ("long", "short")
@@ -355,9 +363,240 @@ def test_transactions_and_wrapped_queries_in_bigquery_mode(shop_file: str) -> No
         c.rollback()
 
 
-def test_psql_catalog_commands_in_bigquery_mode(shop_file: str) -> None:
-    """A client's own catalog queries (psql's \\dt, \\d) are PostgreSQL's SQL: they stay
-    so in BigQuery mode (they read pg_catalog), and the tables are listed."""
+# -- over the gateway's PostgreSQL proxy ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _proxy(dsn: str, dialect: str = "") -> Iterator[int]:
+    """The gateway in proxy mode over PostgreSQL database ``dsn`` (clients ask for "shop")."""
+    from sqlml.wire.server import ServerConfig
+
+    with serving(ServerConfig(port=0, dialect=dialect), *gateway_parts("postgres", dsn)) as port:
+        yield port
+
+
+def _connect3(port: int, **kwargs: Any) -> Any:
+    psycopg = client_module("psycopg")
+    return psycopg.connect(host="127.0.0.1", port=port, dbname="shop", user="ana", **kwargs)
+
+
+def _sqlstate(call: Any) -> str:
+    """The SQLSTATE of a client library's error (psycopg 3, psycopg2, asyncpg)."""
+    with pytest.raises(Exception) as info:  # noqa: PT011 (any client's error class)
+        call()
+    error = info.value
+    return str(getattr(error, "sqlstate", None) or getattr(error, "pgcode", None))
+
+
+def test_set_dialect_over_the_proxy(pg_database: str) -> None:
+    """``SET sqlml.dialect`` in a session of the PostgreSQL proxy (psycopg 3: the extended
+    protocol): GoogleSQL transpiled before it goes to PostgreSQL; SHOW and RESET answered by
+    the gateway (PostgreSQL kept the setting as a custom one and transpiled nothing: 42883)."""
+    with _proxy(pg_database) as port, _connect3(port, autocommit=True) as c:
+        assert _sqlstate(lambda: c.execute("SELECT SAFE_DIVIDE(1, 0)")) == "42883"
+        assert c.execute("SHOW sqlml.dialect").fetchall() == [("default",)]
+        c.execute("SET sqlml.dialect = 'bigquery'")
+        cur = c.execute("SHOW sqlml.dialect")
+        assert [d.name for d in cur.description or []] == ["sqlml.dialect"]
+        assert cur.fetchall() == [("bigquery",)]
+        rows = c.execute("SELECT SAFE_DIVIDE(1, 0), SAFE_DIVIDE(6, 4), IF(1 > 0, 'a', 'b')")
+        assert rows.fetchall() == [(None, 1.5, "a")]
+        sql = "SELECT count(*) FROM `shop.customers` WHERE tenure > %s AND MOD(id, 2) = 0"
+        assert c.execute(sql, [10]).fetchall()[0][0] > 0
+        cur = c.execute("SELECT * EXCEPT (spend, plan) FROM `shop.new_customers` LIMIT 1")
+        assert [d.name for d in cur.description or []] == ["id", "tenure", "promo"]
+        assert _sqlstate(lambda: c.execute("SET sqlml.dialect = 'oracle'")) == "22023"
+        assert c.execute("SHOW sqlml.dialect").fetchall() == [("bigquery",)]
+        c.execute("RESET sqlml.dialect")
+        assert c.execute("SHOW sqlml.dialect").fetchall() == [("default",)]
+        assert c.execute("SELECT @ (-2)").fetchall() == [(2,)]  # PostgreSQL's abs again
+        sql = "SELECT IF(TRUE, 'y', 'n')"  # (unprepared: a prepared one keeps its mode)
+        for back in (
+            "SET sqlml.dialect = ''",
+            "RESET ALL",
+            "DISCARD ALL",
+            "SET sqlml.dialect TO default",
+        ):
+            c.execute("SET SESSION sqlml.dialect TO bigquery")
+            assert c.execute(sql, prepare=False).fetchall() == [("y",)]
+            c.execute(back)
+            assert _sqlstate(lambda: c.execute(sql, prepare=False)) == "42883", back
+
+
+def test_what_cannot_be_transpiled_over_the_proxy(pg_database: str) -> None:
+    """0A000 naming the construct, in and out of a transaction; the session goes on (inside
+    a transaction block it is aborted, 25P02, until ROLLBACK, as PostgreSQL's errors do)."""
+    with _proxy(pg_database, "bigquery") as port, _connect3(port, autocommit=True) as c:
+        for sql in (
+            "SELECT EXTRACT(WEEK FROM DATE '2024-01-07')",
+            "SELECT STRUCT(1 AS a) AS s",
+            "SELECT SAFE_CAST(plan AS INT64) FROM shop.customers",
+        ):
+            assert _sqlstate(lambda sql=sql: c.execute(sql)) == "0A000", sql
+            assert c.execute("SELECT SAFE_DIVIDE(4, 2)").fetchall() == [(2.0,)]
+        assert _sqlstate(lambda: c.execute("SELECT id FROM shop.customers WHERE id = @id")) == (
+            "42P02"  # the wire has no parameters by name
+        )
+        assert _sqlstate(lambda: c.execute("SELEC 1")) == "42601"
+        from sqlml.wire.upstream import Target
+
+        project = Target.parse(pg_database).dbname  # a project is the database
+        sql = f"SELECT count(*) FROM `{project}.shop.customers`"
+        assert c.execute(sql).fetchall() == [(800,)]
+        sql = "SELECT count(*) FROM `nope-project.shop.customers`"
+        assert _sqlstate(lambda: c.execute(sql)) == "3D000"
+        c.execute("BEGIN")
+        c.execute("CREATE TABLE shop.kept (x INT64)")
+        assert _sqlstate(lambda: c.execute("SELECT EXTRACT(WEEK FROM CURRENT_DATE())")) == "0A000"
+        assert _sqlstate(lambda: c.execute("SELECT 1")) == "25P02"
+        assert _sqlstate(lambda: c.execute("SHOW sqlml.dialect")) == "25P02"
+        c.execute("ROLLBACK")
+        assert c.execute("SELECT to_regclass('shop.kept') IS NULL").fetchall() == [(True,)]
+        assert c.execute("SELECT IF(TRUE, 1, 2)").fetchall() == [(1,)]
+
+
+def test_serve_dialect_over_the_proxy(pg_database: str) -> None:
+    """``sqlml serve --dialect bigquery`` over PostgreSQL: sessions start in BigQuery mode,
+    with psycopg2 (the simple protocol, several statements in one Query too) and psycopg 3's
+    prepared statements; RESET brings back the server's default, BigQuery mode."""
+    psycopg2 = client_module("psycopg2")
+    with _proxy(pg_database, "bigquery") as port:
+        with contextlib.closing(
+            psycopg2.connect(host="127.0.0.1", port=port, dbname="shop", user="ana")
+        ) as c2:
+            c2.autocommit = True
+            with c2.cursor() as cur:
+                cur.execute("SELECT SAFE_DIVIDE(1, 0) AS z, id FROM `shop.customers` WHERE id = 3")
+                assert cur.fetchall() == [(None, 3)]
+                cur.execute(
+                    "SET sqlml.dialect = 'default'; SELECT @ (-5);"
+                    " SET sqlml.dialect = 'bigquery'; SELECT IF(TRUE, 'y', 'n')"
+                )
+                assert cur.fetchall() == [("y",)]
+                cur.execute("SET sqlml.dialect = 'default'")
+                cur.execute("RESET sqlml.dialect")
+                cur.execute("SHOW sqlml.dialect")
+                assert cur.fetchall() == [("bigquery",)]
+                cur.execute("CREATE TABLE shop.copied (x INT64, s STRING)")
+                cur.copy_expert("COPY shop.copied FROM STDIN", io.StringIO("1\ta\n2\t\\N\n"))
+                out = io.StringIO()
+                cur.copy_expert("COPY (SELECT IF(x > 1, 'big', s) FROM shop.copied) TO STDOUT", out)
+                assert out.getvalue() == "a\nbig\n"
+        with _connect3(port, autocommit=True) as c3:
+            sql = "SELECT id, SAFE_DIVIDE(spend, tenure) FROM `shop.customers` WHERE id = %s"
+            for _ in range(3):  # prepared on the server after a few runs (psycopg 3)
+                assert c3.execute(sql, [4], prepare=True).fetchall()[0][0] == 4
+            c3.execute("SET sqlml.dialect = ''")
+            c3.execute("RESET ALL")
+            assert c3.execute("SHOW sqlml.dialect", prepare=True).fetchall() == [("bigquery",)]
+            assert c3.execute("SELECT IF(TRUE, 'y', 'n')").fetchall() == [("y",)]
+
+
+def test_asyncpg_prepared_statements_in_bigquery_mode_over_the_proxy(pg_database: str) -> None:
+    """asyncpg prepares every statement (Parse, Describe of the statement): GoogleSQL with
+    ``$1``, SET and SHOW sqlml.dialect among them."""
+    asyncpg = client_module("asyncpg")
+
+    async def scenario(port: int) -> None:
+        c = await asyncpg.connect(host="127.0.0.1", port=port, database="shop", user="ana")
+        try:
+            await c.execute("SET sqlml.dialect = 'bigquery'")
+            assert await c.fetchval("SHOW sqlml.dialect") == "bigquery"
+            value = await c.fetchval(
+                "SELECT SAFE_DIVIDE(CAST(count(*) AS FLOAT64), $1) FROM `shop.customers`", 8
+            )
+            assert value == 100.0
+            statement = await c.prepare("SELECT IF($1 > 2, 'big', 'small')")
+            assert [await statement.fetchval(n) for n in (1, 3)] == ["small", "big"]
+            assert (
+                _sqlstate_of(await _error(c.fetch("SELECT EXTRACT(WEEK FROM CURRENT_DATE())")))
+                == "0A000"
+            )
+            assert await c.fetchval("SELECT SAFE_DIVIDE(1, 0)") is None
+        finally:
+            await c.close()
+
+    with _proxy(pg_database) as port:
+        asyncio.run(scenario(port))
+
+
+async def _error(call: Any) -> BaseException:
+    try:
+        await call
+    except Exception as e:  # noqa: BLE001 (the client's error, examined by the caller)
+        return e
+    raise AssertionError("no error")
+
+
+def _sqlstate_of(error: BaseException) -> str:
+    return str(getattr(error, "sqlstate", None))
+
+
+def test_ml_statements_in_bigquery_mode_over_the_proxy(pg_database: str) -> None:
+    """CREATE MODEL with a GoogleSQL query and backtick names, ML.PREDICT and ML.EVALUATE
+    through the proxy in BigQuery mode (psycopg 3 and psycopg2)."""
+    psycopg2 = client_module("psycopg2")
+    with _proxy(pg_database, "bigquery") as port:
+        with _connect3(port, autocommit=True) as c:
+            c.execute(
+                "CREATE MODEL `shop.proxy_bq` OPTIONS (model_type = 'linear_reg',"
+                " input_label_cols = ['value']) AS SELECT CAST(tenure AS FLOAT64) AS tenure,"
+                " value FROM `shop.customers` WHERE MOD(id, 2) = 0  # even rows"
+            )
+            sql = (
+                "SELECT count(*), countif(predicted_value > 0) FROM ML.PREDICT(MODEL"
+                " `shop.proxy_bq`, (SELECT id, CAST(tenure AS FLOAT64) AS tenure FROM"
+                " `shop.new_customers`))"
+            )
+            assert c.execute(sql).fetchall() == [(200, 200)]
+            sql = (
+                "SELECT * EXCEPT (tenure) FROM ML.PREDICT(MODEL `shop.proxy_bq`,"
+                " TABLE `shop.new_customers`) LIMIT 1"
+            )
+            names = [d.name for d in c.execute(sql).description or []]
+            assert "tenure" not in names
+            assert "predicted_value" in names
+            sql = "SELECT r2_score FROM ML.EVALUATE(MODEL `shop.proxy_bq`)"
+            assert c.execute(sql).fetchall()[0][0] > 0.5
+        with (
+            contextlib.closing(
+                psycopg2.connect(host="127.0.0.1", port=port, dbname="shop", user="ana")
+            ) as c2,
+            c2.cursor() as cur,
+        ):
+            cur.execute(
+                "SELECT id, IF(predicted_value > 100, 'high', 'low') FROM ML.PREDICT(MODEL"
+                " `shop.proxy_bq`, TABLE `shop.new_customers`) ORDER BY id LIMIT 2"
+            )
+            assert [r[0] for r in cur.fetchall()] == [0, 1]
+            c2.rollback()
+            cur.execute("DROP MODEL `shop.proxy_bq`")
+            c2.commit()
+
+
+def test_sqlml_serve_dialect_option_in_proxy_mode(pg_database: str) -> None:
+    """The real ``sqlml serve -d postgresql://... --dialect bigquery`` (was 0A000 at start)."""
+    from sqlml.wire.upstream import Target
+
+    psycopg = client_module("psycopg")
+    dbname = Target.parse(pg_database).dbname
+    with (
+        sqlml_serve("-d", pg_database, "--dialect", "bigquery") as port,
+        psycopg.connect(
+            host="127.0.0.1", port=port, dbname=dbname, user="ana", autocommit=True
+        ) as c,
+    ):
+        assert c.execute("SHOW sqlml.dialect").fetchall() == [("bigquery",)]
+        rows = c.execute("SELECT SAFE_DIVIDE(COUNTIF(promo), COUNT(*)) FROM `shop.customers`")
+        assert 0 < rows.fetchall()[0][0] < 1
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_psql_catalog_commands_in_bigquery_mode(
+    engine: str, request: pytest.FixtureRequest
+) -> None:
+    """psql's \\dt and \\d in BigQuery mode over the proxy too: their catalog queries stay
+    PostgreSQL's SQL (they name pg_catalog), as over DuckDB."""
     import shutil
 
     from sqlml.wire.server import ServerConfig
@@ -365,36 +604,49 @@ def test_psql_catalog_commands_in_bigquery_mode(shop_file: str) -> None:
     psql = shutil.which("psql")
     if psql is None:
         pytest.fail("psql is not installed")
+    fixture = "shop_file" if engine == "duckdb" else "pg_database"
+    database = str(request.getfixturevalue(fixture))
     config = ServerConfig(port=0, dialect="bigquery")
-    with serving(config, *gateway_parts("duckdb", shop_file)) as port:
+    with serving(config, *gateway_parts(engine, database)) as port:
         url = f"postgresql://ana@127.0.0.1:{port}/shop?sslmode=disable"
-        for command in (r"\dt shop.*", r"\d shop.customers"):
+        for command, shown in (
+            (r"\dt shop.*", b"customers"),
+            (r"\d shop.customers", b"tenure"),
+            ("SELECT IF(TRUE, 'yes', 'no') AS w", b" yes"),
+        ):
             done = subprocess.run([psql, url, "-c", command], capture_output=True, timeout=60)
             assert done.returncode == 0, done.stderr
-            assert b"customers" in done.stdout
+            assert shown in done.stdout, command
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BigQuery mode is not built for the PostgreSQL proxy yet: the proxy forwards SET"
-    " sqlml.dialect to PostgreSQL, which keeps it as a custom setting",
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("SET sqlml.dialect = 'bigquery'", "SET"),
+        ("set session SQLML.Dialect to default;", "SET"),
+        ("SET LOCAL sqlml.dialect = 'bigquery'", "LOCAL"),
+        ("/* c */ SHOW sqlml.dialect", "SHOW"),
+        ("RESET sqlml.dialect;", "RESET"),
+        ("RESET ALL", "ALL"),
+        ("discard all", "ALL"),
+        ("RESET search_path", None),
+        ("SHOW sqlml.dialect_x", None),
+        ("SET sqlml.other = 1", None),
+        ("DISCARD PLANS", None),
+        ("SELECT 'SET sqlml.dialect = 1'", None),
+    ],
 )
-def test_set_dialect_over_the_proxy(pg_database: str) -> None:
-    psycopg = client_module("psycopg")
-    from sqlml.wire.server import ServerConfig
+def test_the_proxys_dialect_statements(sql: str, kind: str | None) -> None:
+    """What the proxy answers itself (from the one lexer's tokens)."""
+    from sqlml.wire.proxy import _setting_statement
 
-    with (
-        serving(ServerConfig(port=0), *gateway_parts("postgres", pg_database)) as port,
-        psycopg.connect(host="127.0.0.1", port=port, dbname="shop", autocommit=True) as c,
-    ):
-        c.execute("SET sqlml.dialect = 'bigquery'")
-        assert c.execute("SELECT SAFE_DIVIDE(1, 0)").fetchall() == [(None,)]
+    assert _setting_statement(sql) == kind
 
 
 # -- 3. the public tutorials, unchanged ---------------------------------------------------------
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=["duckdb", "postgres", "postgres-proxy"])
 def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database named like the tutorials' project (a DuckDB file bigquery-public-data.duckdb,
     a PostgreSQL database "bigquery-public-data"), with the public tables' columns."""
@@ -449,6 +701,19 @@ def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield dsn
     finally:
         pgcluster.drop_database(server, PROJECT)
+
+
+@pytest.fixture
+def bq_project(project: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A connection in BigQuery mode to the tutorials' project: sqlml.connect on each engine,
+    and psycopg 3 through the gateway's PostgreSQL proxy started with --dialect bigquery."""
+    if request.node.callspec.params["project"] != "postgres-proxy":
+        con = sqlml.connect(project, autocommit=True, dialect="bigquery")
+        yield con
+        con.close()
+        return
+    with _proxy(project, "bigquery") as port, _connect3(port, autocommit=True) as c:
+        yield c
 
 
 def _haversine(lon1: str, lat1: str, lon2: str, lat2: str) -> str:
@@ -553,7 +818,7 @@ def _hires(rng: np.random.Generator, n: int = 2000) -> pa.Table:
     )
 
 
-def _tutorial(con: sqlml.Connection, name: str) -> list[Any]:
+def _tutorial(con: Any, name: str) -> list[Any]:
     """Every statement of a tutorial's SQL file, run as written; each one's cursor."""
     cursors = []
     for sql in grammar.split_script((TUTORIALS / name).read_text()):
@@ -567,51 +832,42 @@ def _columns(cursor: Any) -> list[str]:
     return [d[0] for d in cursor.description or []]
 
 
-def test_linear_regression_tutorial(project: str) -> None:
-    con = sqlml.connect(project, autocommit=True, dialect="bigquery")
-    try:
-        con.execute("CREATE SCHEMA bqml_tutorial")
-        _, evaluate, predict = _tutorial(con, "linear_regression_penguins.sql")
-        from test_bigquery_surface import BIGQUERY
+def test_linear_regression_tutorial(bq_project: Any) -> None:
+    con = bq_project
+    con.execute("CREATE SCHEMA bqml_tutorial")
+    _, evaluate, predict = _tutorial(con, "linear_regression_penguins.sql")
+    from test_bigquery_surface import BIGQUERY
 
-        metrics = dict(zip(_columns(evaluate), evaluate.fetchall()[0], strict=True))
-        assert list(metrics) == list(BIGQUERY)
-        for name, printed in BIGQUERY.items():  # the numbers the tutorial page prints
-            assert round(float(metrics[name]), 6) == pytest.approx(printed, abs=1.5e-6), name
-        rows = predict.fetchall()
-        assert "predicted_body_mass_g" in _columns(predict)
-        islands = [r[_columns(predict).index("island")] for r in rows]
-        assert rows
-        assert set(islands) == {"Biscoe"}
-    finally:
-        con.close()
+    metrics = dict(zip(_columns(evaluate), evaluate.fetchall()[0], strict=True))
+    assert list(metrics) == list(BIGQUERY)
+    for name, printed in BIGQUERY.items():  # the numbers the tutorial page prints
+        assert round(float(metrics[name]), 6) == pytest.approx(printed, abs=1.5e-6), name
+    rows = predict.fetchall()
+    assert "predicted_body_mass_g" in _columns(predict)
+    islands = [r[_columns(predict).index("island")] for r in rows]
+    assert rows
+    assert set(islands) == {"Biscoe"}
 
 
-def test_logistic_regression_tutorial(project: str) -> None:
-    con = sqlml.connect(project, autocommit=True, dialect="bigquery")
-    try:
-        con.execute("CREATE SCHEMA census")
-        _, _, evaluate, predict = _tutorial(con, "logistic_regression_census.sql")
-        metrics = dict(zip(_columns(evaluate), evaluate.fetchall()[0], strict=True))
-        assert metrics["roc_auc"] > 0.75
-        assert "predicted_income_bracket" in _columns(predict)
-        assert "dataframe" in _columns(predict)
-        assert len(predict.fetchall()) > 50
-    finally:
-        con.close()
+def test_logistic_regression_tutorial(bq_project: Any) -> None:
+    con = bq_project
+    con.execute("CREATE SCHEMA census")
+    _, _, evaluate, predict = _tutorial(con, "logistic_regression_census.sql")
+    metrics = dict(zip(_columns(evaluate), evaluate.fetchall()[0], strict=True))
+    assert metrics["roc_auc"] > 0.75
+    assert "predicted_income_bracket" in _columns(predict)
+    assert "dataframe" in _columns(predict)
+    assert len(predict.fetchall()) > 50
 
 
-def test_kmeans_tutorial(project: str) -> None:
-    con = sqlml.connect(project, autocommit=True, dialect="bigquery")
-    try:
-        con.execute("CREATE SCHEMA bqml_tutorial")
-        _, predict = _tutorial(con, "kmeans_london_bicycles.sql")
-        columns = _columns(predict)
-        assert "centroid_id" in columns
-        assert "nearest_centroids_distance" not in columns
-        rows = predict.fetchall()
-        names = {r[columns.index("station_name")] for r in rows}
-        assert names == {"Kennington Road, Vauxhall", "Kennington Oval, Oval"}
-        assert all(1 <= r[columns.index("centroid_id")] <= 4 for r in rows)
-    finally:
-        con.close()
+def test_kmeans_tutorial(bq_project: Any) -> None:
+    con = bq_project
+    con.execute("CREATE SCHEMA bqml_tutorial")
+    _, predict = _tutorial(con, "kmeans_london_bicycles.sql")
+    columns = _columns(predict)
+    assert "centroid_id" in columns
+    assert "nearest_centroids_distance" not in columns
+    rows = predict.fetchall()
+    names = {r[columns.index("station_name")] for r in rows}
+    assert names == {"Kennington Road, Vauxhall", "Kennington Oval, Oval"}
+    assert all(1 <= r[columns.index("centroid_id")] <= 4 for r in rows)

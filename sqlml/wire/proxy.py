@@ -24,6 +24,17 @@ which of the client's (so that the proxy knows when the server is quiet, before 
 connection itself), ReadyForQuery's status and the COPY handshakes. A Query message that mixes ML
 and other statements is run one statement at a time (PostgreSQL would run them in one implicit
 transaction).
+
+BigQuery mode (``sqlml serve --dialect bigquery``, ``SET sqlml.dialect = 'bigquery'``): the
+setting is the proxy's own, never the server's (SET, SHOW and RESET sqlml.dialect are answered
+here; RESET ALL and DISCARD ALL go to the server and bring it back to the session's default
+too). A session in BigQuery mode leaves the event loop's fast path: every Query and Parse goes
+to the worker, which reads each statement as GoogleSQL and transpiles it to PostgreSQL's SQL
+(grammar.bigquery, as sqlml.connect does on PostgreSQL) before it takes the way above: plain
+SQL to the server in the client's place, ML statements rendered or run by the engine. The
+clients' own catalog queries (naming pg_... or information_schema) stay as written. What cannot
+be transpiled is the proxy's own error (0A000), reported in its place as any other. A session in
+the default mode pays one more substring test per message on the fast path.
 """
 
 from __future__ import annotations
@@ -39,12 +50,12 @@ from sqlglot import exp
 from sqlml import engine, errors, grammar
 from sqlml.engines import pgtypes
 from sqlml.engines.base import Result
-from sqlml.grammar import lexer
+from sqlml.grammar import bigquery, lexer
 from sqlml.wire import identity, limits, protocol
 from sqlml.wire import protocol as p
 from sqlml.wire.backends import is_query
-from sqlml.wire.session import CopyTarget, Output, Session
-from sqlml.wire.upstream import Attach, Connection, Target, UpstreamEngine
+from sqlml.wire.session import CopyTarget, Output, Session, row_description
+from sqlml.wire.upstream import Attach, Connection, Target, UpstreamEngine, describe
 
 # What each message forwarded to the server still waits for. QUERY and SYNC end with
 # ReadyForQuery; INNER is a Query of the proxy's own whose ReadyForQuery the client must not see
@@ -85,6 +96,37 @@ _ABORT = (
     "DO $sqlml$BEGIN RAISE EXCEPTION 'sqlml: transaction aborted by an error in an ML statement';"
     " END$sqlml$"
 )
+
+
+# What a statement does to the session's dialect (_setting_statement): SET, SHOW and RESET
+# sqlml.dialect (and SET LOCAL, refused) are answered by the proxy; ALL (RESET ALL, DISCARD ALL)
+# goes to the server and resets the dialect too.
+_DIALECT = ("SQLML", ".", "DIALECT")
+_ALL = "ALL"
+_ANSWERED = frozenset({"SET", "SHOW", "RESET", "LOCAL"})
+_SHOWN = "sqlml.dialect"  # SHOW's column, as PostgreSQL names a setting's
+
+
+def _setting_statement(sql: str) -> str | None:
+    """SET, SHOW, RESET or LOCAL for a statement on sqlml.dialect, ALL for RESET ALL and
+    DISCARD ALL, None for any other statement: from the one lexer's first tokens."""
+    words = lexer.head(sql, 7)
+    head, rest = (words[0], words[1:]) if words else ("", ())
+    if head == "SET" and rest[:1] in (("SESSION",), ("LOCAL",)):
+        head, rest = ("SET" if rest[0] == "SESSION" else "LOCAL"), rest[1:]
+    if head in _ANSWERED and rest[:3] == _DIALECT:
+        return head if head in ("SET", "LOCAL") or rest[3:4] in ((), (";",)) else None
+    if head in ("RESET", "DISCARD") and rest[:1] == ("ALL",) and rest[1:2] in ((), (";",)):
+        return _ALL
+    return None
+
+
+def _may_name_dialect(lowered: str, default: str) -> bool:
+    """Whether a text (lower-cased) may hold a statement that _setting_statement finds and
+    that changes something: RESET ALL and DISCARD ALL only where the default is not ''."""
+    if "dialect" in lowered:
+        return True
+    return bool(default) and ("reset" in lowered or "discard" in lowered)
 
 
 def _query_text(kind: int, data: bytes, start: int, end: int) -> str:
@@ -189,6 +231,7 @@ class ProxySession(Session):
         self._upstream_failed = False  # the server reported an error since the last Sync
         self._inner_failed = False  # the last INNER query failed
         self._login: ProxyBackend | None = None  # the backend while the client logs in
+        self._database = ""  # the server's name of the database (what a project names)
 
     # -- startup ----------------------------------------------------------------------------
 
@@ -211,6 +254,7 @@ class ProxySession(Session):
             raise errors.InternalError("a proxy session runs under the server's event loop")
         self._login = backend
         database = backend.databases.get(self.startup.database, self.startup.database)
+        self._database = database
         startup |= {"user": user, "database": database}
         backend.connect(self._upstream_options(startup), self.attach)
         yield from self._login_step()
@@ -303,6 +347,7 @@ class ProxySession(Session):
         worker thread then takes ``data`` through ``receive``)."""
         if (
             self.backend is None
+            or self.dialect  # BigQuery mode: every statement is transpiled on the worker
             or self.closed
             or self._skipping
             or self._statements
@@ -320,7 +365,7 @@ class ProxySession(Session):
             end = pos + 1 + length
             if length < 4 or length > limit or end > size or kind not in _FAST:
                 return False
-            if kind in _TEXT and grammar.is_ml(_query_text(kind, data, pos + 5, end)):
+            if kind in _TEXT and self._for_worker(_query_text(kind, data, pos + 5, end)):
                 return False
             copy_end = copy_end or kind in _COPY_END
             fast = _FAST[kind]
@@ -331,6 +376,22 @@ class ProxySession(Session):
         if copy_end:
             self._copy_in = False
         return True
+
+    def _for_worker(self, sql: str) -> bool:
+        """Whether a Query or Parse may be ML or name the session's dialect (the worker looks
+        closer): one lower-casing and a few substring tests for plain SQL."""
+        lowered = sql.lower()
+        if "dialect" in lowered:  # (_may_name_dialect, inlined: this runs on every message)
+            return True
+        if self.config.dialect and ("reset" in lowered or "discard" in lowered):
+            return True
+        return ("ml" in lowered or "model" in lowered) and grammar.is_ml(sql)
+
+    def _names_dialect(self, sql: str) -> bool:
+        """Whether a statement of ``sql`` is one on the session's dialect (_setting_statement)."""
+        if not _may_name_dialect(sql.lower(), self.config.dialect):
+            return False
+        return any(_setting_statement(s) is not None for s in grammar.split_script(sql))
 
     def busy(self) -> bool:
         return bool(self._pending)
@@ -413,6 +474,8 @@ class ProxySession(Session):
         elif isinstance(message, p.CopyDone | p.CopyFail):
             self._copy_in = False
             self._forward(message)
+        elif isinstance(message, p.Parse) and (self.dialect or self._names_dialect(message.query)):
+            yield from self._local(self._parse_translated(message))
         elif isinstance(message, p.Parse) and grammar.is_ml(message.query):
             yield from self._local(self._parse_ml(message))
         elif self._is_local(message):
@@ -448,6 +511,20 @@ class ProxySession(Session):
             self._skipping = True
         yield from self._flush_notices()
 
+    def _parse_translated(self, message: p.Parse) -> Iterator[Output]:
+        """A Parse in BigQuery mode, or of a statement on the dialect: SET, SHOW and RESET
+        sqlml.dialect are kept here (run at Execute: _run); anything else goes to the server
+        transpiled (an ML query rendered, an ML command kept here: _parse_ml)."""
+        if _setting_statement(message.query) in _ANSWERED:
+            yield from self._extended(message)
+            return
+        parse = p.Parse(message.name, self._translated(message.query), message.param_types)
+        if grammar.is_ml(parse.query):
+            yield from self._parse_ml(parse)
+            return
+        self._statements.pop(message.name, None)  # the name now means the server's
+        self._forward(parse, PARSE)
+
     def _parse_ml(self, message: p.Parse) -> Iterator[Output]:
         """An ML query becomes the server's own prepared statement, rendered; an ML command
         is kept here and run at Execute."""
@@ -469,13 +546,14 @@ class ProxySession(Session):
         return None if inner is None else sql[:start] + inner + sql[end:]
 
     def _query(self, message: p.Query) -> Iterator[Output]:
-        if not grammar.is_ml(message.query):
+        ours = self.dialect or self._names_dialect(message.query)
+        if not ours and not grammar.is_ml(message.query):
             self._forward(message, QUERY)
             return
         yield from self._quiesce()
         statements = grammar.split_script(message.query)
         try:
-            if len(statements) == 1 and self._forward_rendered(statements[0]):
+            if len(statements) == 1 and self._forward_whole(statements[0]):
                 return
         except errors.Error as e:  # reported once: a retry would meet the aborted transaction
             yield from self._flush_notices()
@@ -489,6 +567,18 @@ class ProxySession(Session):
             if failed:
                 break
         self._forward(p.Sync(), SYNC)  # ReadyForQuery, with the server's transaction status
+
+    def _forward_whole(self, sql: str) -> bool:
+        """A Query of one statement goes to the server in the client's place when it can: in
+        BigQuery mode transpiled, an ML query rendered. False for the proxy's own statements
+        (ML commands, the dialect's); an error is raised (_forward_rendered)."""
+        if _setting_statement(sql) in _ANSWERED:
+            return False
+        sql = self._translated(sql)
+        if not grammar.is_ml(sql):
+            self._forward(p.Query(sql), QUERY)
+            return True
+        return self._forward_rendered(sql)
 
     def _forward_rendered(self, sql: str) -> bool:
         """A Query of one ML query goes to the server rendered, in the client's place: its
@@ -505,13 +595,18 @@ class ProxySession(Session):
         """One statement of a Query message that holds ML; returns whether it failed."""
         assert self.backend is not None
         try:
-            rendered = self._render(sql) if grammar.is_ml(sql) else sql
-            if rendered is not None:
-                self._inner_failed = False
-                self._forward(p.Query(rendered), INNER)
-                yield from self._relay()
-                return self._inner_failed
-            result = self.backend.execute(sql)
+            kind = _setting_statement(sql)
+            if kind in _ANSWERED:
+                result = self._setting(kind, sql)
+            else:
+                sql = self._translated(sql)
+                rendered = self._render(sql) if grammar.is_ml(sql) else sql
+                if rendered is not None:
+                    self._inner_failed = False
+                    self._forward(p.Query(rendered), INNER)
+                    yield from self._relay()
+                    return self._inner_failed
+                result = self.backend.execute(sql)
         except errors.Error as e:
             yield from self._flush_notices()
             yield from self._failed_locally(e)
@@ -531,3 +626,84 @@ class ProxySession(Session):
 
     def _flush_notices(self) -> Iterator[Output]:
         yield from self._queued_notices()  # sans-IO: notices queued while no send was given
+
+    # -- BigQuery mode ----------------------------------------------------------------------
+
+    def _translated(self, sql: str) -> str:
+        """The server's SQL for one statement of the client's: in BigQuery mode GoogleSQL
+        transpiled to PostgreSQL's (grammar.bigquery: 0A000 for what cannot be written, 42P02
+        for an @name, which has no value on the wire, 3D000 for a project that is not this
+        database), except the clients' own catalog queries, PostgreSQL's SQL in every mode.
+        RESET ALL and DISCARD ALL also bring the dialect back to the session's default (and go
+        to the server as written)."""
+        if _setting_statement(sql) == _ALL:
+            self.dialect = self.config.dialect
+            return sql
+        if not self.dialect or lexer.is_blank(sql) or bigquery.reads_pg_catalog(sql):
+            return sql
+        target = bigquery.Target(
+            "postgres", columns=self._columns, catalogs=lambda: [self._database]
+        )
+        return bigquery.to_engine(sql, None, target)[0]
+
+    def _columns(self, query: str) -> list[str]:
+        """The column names of ``query`` (PostgreSQL's SQL): what ``* EXCEPT`` leaves columns
+        out of. Asked of the server without running it (Parse, Describe) when the connection
+        is quiet, as it is wherever a statement is transpiled."""
+        assert self.backend is not None
+        if grammar.is_ml(query):
+            rendered = self._render(query)
+            if rendered is None:  # ML.EVALUATE: its columns are known once it runs
+                return list((self.backend.describe(query, 0) or pa.schema([])).names)
+            query = rendered
+        return list(describe(self.backend.connection, query).names)
+
+    def _setting(self, kind: str, sql: str) -> Result:
+        """SET, SHOW or RESET sqlml.dialect, answered here: the setting is the proxy's. It
+        lasts until changed (a ROLLBACK does not undo it); RESET goes back to the session's
+        default (sqlml serve --dialect)."""
+        assert self.backend is not None
+        if self.backend.connection.status == "E":
+            raise errors.InFailedTransaction(
+                "current transaction is aborted, commands ignored until end of transaction block"
+            )
+        if kind == "SHOW":
+            table = pa.table({_SHOWN: [self.dialect or "default"]})
+            return Result(table, 1, "SHOW")
+        if kind == "LOCAL":
+            raise errors.FeatureNotSupported(
+                "SET LOCAL sqlml.dialect is not supported: use SET sqlml.dialect"
+            )
+        if kind == "RESET":
+            self.dialect = self.config.dialect
+            return Result(None, -1, "RESET")
+        value = bigquery.dialect_set(sql)
+        if value is None:
+            raise errors.SyntaxError(
+                "SET sqlml.dialect takes one value: 'bigquery' or 'default'", position=1
+            )
+        self.dialect = value
+        return Result(None, -1, "SET")
+
+    def _googlesql(self, sql: str) -> str:
+        return sql  # the proxy transpiles each statement once, as it comes (_translated)
+
+    def _run(self, sql: str, params: Sequence[Any] | None) -> Result:
+        """A statement kept here, at Execute: the dialect's (_setting), or an ML command."""
+        kind = _setting_statement(sql)
+        if kind in _ANSWERED:
+            return self._setting(kind, sql)
+        return super()._run(sql, params)
+
+    def _describe(self, message: p.Describe) -> Iterator[Output]:
+        """Describe of a prepared SET, SHOW or RESET sqlml.dialect: its parameters and
+        columns known here (the server has no such statement)."""
+        statement = self._statements.get(message.name) if message.kind == "S" else None
+        if statement is None or _setting_statement(statement.query) not in _ANSWERED:
+            yield from super()._describe(message)
+            return
+        yield p.ParameterDescription(statement.param_types).encode()
+        if _setting_statement(statement.query) == "SHOW":
+            yield row_description(pa.schema([(_SHOWN, pa.string())]), (0,)).encode()
+        else:
+            yield p.NoData().encode()

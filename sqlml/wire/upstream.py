@@ -547,25 +547,33 @@ class UpstreamEngine(PostgresEngine):
         return description, rows if description is not None else None, count, status
 
     def schema_of(self, sql: str) -> pa.Schema:
-        """Parse and Describe: the columns without running the query (parameters may be in it)."""
-        data = p.Parse("", to_dollar(sql), ()).encode() + p.Describe("S", "").encode()
-        schema = pa.schema([])
-        failure: errors.Error | None = None
-        for message in self.connection.exchange(data + p.Sync().encode()):
-            if isinstance(message, p.RowDescription):
-                schema = pa.schema([(f.name, arrow_type(f.type_oid)) for f in message.fields])
-            elif isinstance(message, p.ErrorResponse) and failure is None:
-                failure = _server_error(message.fields)
-        self._in_transaction = self.connection.status != "I"
-        if failure is not None:
-            raise failure
-        return schema
+        try:
+            return describe(self.connection, to_dollar(sql))
+        finally:
+            self._in_transaction = self.connection.status != "I"
 
     def interrupt(self) -> None:
         self.connection.cancel()
 
     def close(self) -> None:
         pass  # the connection belongs to the proxy session
+
+
+def describe(connection: Connection, sql: str) -> pa.Schema:
+    """Parse and Describe of ``sql`` (PostgreSQL's SQL, parameters as ``$n``): its columns
+    without running it, on a quiet connection (the engine's schema_of; the proxy's BigQuery
+    mode, for the columns behind ``* EXCEPT``). The server's error is raised."""
+    data = p.Parse("", sql, ()).encode() + p.Describe("S", "").encode() + p.Sync().encode()
+    schema = pa.schema([])
+    failure: errors.Error | None = None
+    for message in connection.exchange(data):
+        if isinstance(message, p.RowDescription):
+            schema = pa.schema([(f.name, arrow_type(f.type_oid)) for f in message.fields])
+        elif isinstance(message, p.ErrorResponse) and failure is None:
+            failure = _server_error(message.fields)
+    if failure is not None:
+        raise failure
+    return schema
 
 
 def _value(value: bytes | None, oid: int) -> Any:
