@@ -318,6 +318,51 @@ def test_set_dialect_over_the_wire(shop_file: str) -> None:
         assert c.execute("SELECT @ (-2)").fetchall() == [(2,)]
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+@pytest.mark.parametrize("default", ["", "bigquery"])
+def test_the_dialect_setting_on_both_gateways(
+    engine: str, default: str, request: pytest.FixtureRequest
+) -> None:
+    """SET, SHOW and RESET sqlml.dialect (and RESET ALL, DISCARD ALL, SET LOCAL) answer the
+    same over the DuckDB gateway and the PostgreSQL proxy, through psycopg 3 (extended
+    protocol: the SHOW is described) and psycopg2 (simple protocol)."""
+    from sqlml.wire.server import ServerConfig
+
+    database = request.getfixturevalue("shop_file" if engine == "duckdb" else "pg_database")
+    psycopg2 = client_module("psycopg2")
+    shown = default or "default"
+    with serving(ServerConfig(port=0, dialect=default), *gateway_parts(engine, database)) as port:
+        with _connect3(port, autocommit=True) as c:
+            cur = c.execute("SHOW sqlml.dialect")
+            assert [d.name for d in cur.description or []] == ["sqlml.dialect"]
+            assert cur.fetchall() == [(shown,)]
+            for other in ("bigquery", "default"):
+                c.execute(f"SET SESSION sqlml.dialect TO {other}")
+                assert c.execute("SHOW sqlml.dialect").fetchall() == [(other,)]
+                c.execute("RESET sqlml.dialect")
+                assert c.execute("SHOW sqlml.dialect").fetchall() == [(shown,)]
+            for back in ("RESET ALL", "DISCARD ALL"):
+                c.execute(
+                    "SET sqlml.dialect = 'bigquery'" if not default else "SET sqlml.dialect = ''"
+                )
+                c.execute(back)
+                assert c.execute("SHOW sqlml.dialect").fetchall() == [(shown,)], back
+            assert _sqlstate(lambda: c.execute("SET sqlml.dialect = 'oracle'")) == "22023"
+            assert _sqlstate(lambda: c.execute("SET LOCAL sqlml.dialect = 'bigquery'")) == "0A000"
+            assert c.execute("SHOW sqlml.dialect").fetchall() == [(shown,)]
+        con = psycopg2.connect(host="127.0.0.1", port=port, dbname="shop", user="ana")
+        with con.cursor() as cur:
+            cur.execute("SET sqlml.dialect = 'bigquery'")
+            cur.execute("SHOW sqlml.dialect")
+            assert cur.fetchall() == [("bigquery",)]
+            assert _sqlstate(lambda: cur.execute("SELECT * FROM no_such_table")) == "42P01"
+            assert _sqlstate(lambda: cur.execute("SHOW sqlml.dialect")) == "25P02"
+            con.rollback()
+            cur.execute("SHOW sqlml.dialect")  # (a ROLLBACK does not undo a SET of it)
+            assert cur.fetchall() == [("bigquery",)]
+        con.close()
+
+
 def test_serve_dialect_option(shop_file: str) -> None:
     """``sqlml serve --dialect bigquery``: sessions start in BigQuery mode."""
     from sqlml.wire.server import ServerConfig

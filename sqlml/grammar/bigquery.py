@@ -214,6 +214,29 @@ def dialect_set(sql: str) -> str | None:
     return setting(value)
 
 
+# What a statement does to the session's dialect (dialect_statement): SET, SHOW and RESET
+# sqlml.dialect (and SET LOCAL, refused) are answered by the gateway itself; ALL (RESET ALL,
+# DISCARD ALL) resets the dialect too, and runs as well.
+_DIALECT = ("SQLML", ".", "DIALECT")
+DIALECT_ALL = "ALL"
+DIALECT_ANSWERED = frozenset({"SET", "SHOW", "RESET", "LOCAL"})
+DIALECT_SHOWN = "sqlml.dialect"  # SHOW's column, as PostgreSQL names a setting's
+
+
+def dialect_statement(sql: str) -> str | None:
+    """SET, SHOW, RESET or LOCAL for a statement on sqlml.dialect, ALL for RESET ALL and
+    DISCARD ALL, None for any other statement: from the one lexer's first tokens."""
+    words = lexer.head(sql, 7)
+    head, rest = (words[0], words[1:]) if words else ("", ())
+    if head == "SET" and rest[:1] in (("SESSION",), ("LOCAL",)):
+        head, rest = ("SET" if rest[0] == "SESSION" else "LOCAL"), rest[1:]
+    if head in DIALECT_ANSWERED and rest[:3] == _DIALECT:
+        return head if head in ("SET", "LOCAL") or rest[3:4] in ((), (";",)) else None
+    if head in ("RESET", "DISCARD") and rest[:1] == ("ALL",) and rest[1:2] in ((), (";",)):
+        return DIALECT_ALL
+    return None
+
+
 # -- parse ------------------------------------------------------------------------------------
 
 

@@ -54,7 +54,7 @@ from sqlml.grammar import bigquery, lexer
 from sqlml.wire import identity, limits, protocol
 from sqlml.wire import protocol as p
 from sqlml.wire.backends import is_query
-from sqlml.wire.session import CopyTarget, Output, Session, row_description
+from sqlml.wire.session import CopyTarget, Output, Session
 from sqlml.wire.upstream import Attach, Connection, Target, UpstreamEngine, describe
 
 # What each message forwarded to the server still waits for. QUERY and SYNC end with
@@ -98,27 +98,10 @@ _ABORT = (
 )
 
 
-# What a statement does to the session's dialect (_setting_statement): SET, SHOW and RESET
-# sqlml.dialect (and SET LOCAL, refused) are answered by the proxy; ALL (RESET ALL, DISCARD ALL)
-# goes to the server and resets the dialect too.
-_DIALECT = ("SQLML", ".", "DIALECT")
-_ALL = "ALL"
-_ANSWERED = frozenset({"SET", "SHOW", "RESET", "LOCAL"})
-_SHOWN = "sqlml.dialect"  # SHOW's column, as PostgreSQL names a setting's
-
-
-def _setting_statement(sql: str) -> str | None:
-    """SET, SHOW, RESET or LOCAL for a statement on sqlml.dialect, ALL for RESET ALL and
-    DISCARD ALL, None for any other statement: from the one lexer's first tokens."""
-    words = lexer.head(sql, 7)
-    head, rest = (words[0], words[1:]) if words else ("", ())
-    if head == "SET" and rest[:1] in (("SESSION",), ("LOCAL",)):
-        head, rest = ("SET" if rest[0] == "SESSION" else "LOCAL"), rest[1:]
-    if head in _ANSWERED and rest[:3] == _DIALECT:
-        return head if head in ("SET", "LOCAL") or rest[3:4] in ((), (";",)) else None
-    if head in ("RESET", "DISCARD") and rest[:1] == ("ALL",) and rest[1:2] in ((), (";",)):
-        return _ALL
-    return None
+# What a statement does to the session's dialect: grammar.bigquery.dialect_statement.
+_setting_statement = bigquery.dialect_statement
+_ALL, _ANSWERED = bigquery.DIALECT_ALL, bigquery.DIALECT_ANSWERED
+_SHOWN = bigquery.DIALECT_SHOWN
 
 
 def _may_name_dialect(lowered: str, default: str) -> bool:
@@ -667,23 +650,7 @@ class ProxySession(Session):
             raise errors.InFailedTransaction(
                 "current transaction is aborted, commands ignored until end of transaction block"
             )
-        if kind == "SHOW":
-            table = pa.table({_SHOWN: [self.dialect or "default"]})
-            return Result(table, 1, "SHOW")
-        if kind == "LOCAL":
-            raise errors.FeatureNotSupported(
-                "SET LOCAL sqlml.dialect is not supported: use SET sqlml.dialect"
-            )
-        if kind == "RESET":
-            self.dialect = self.config.dialect
-            return Result(None, -1, "RESET")
-        value = bigquery.dialect_set(sql)
-        if value is None:
-            raise errors.SyntaxError(
-                "SET sqlml.dialect takes one value: 'bigquery' or 'default'", position=1
-            )
-        self.dialect = value
-        return Result(None, -1, "SET")
+        return self._dialect_setting(kind, sql)
 
     def _googlesql(self, sql: str) -> str:
         return sql  # the proxy transpiles each statement once, as it comes (_translated)
@@ -694,16 +661,3 @@ class ProxySession(Session):
         if kind in _ANSWERED:
             return self._setting(kind, sql)
         return super()._run(sql, params)
-
-    def _describe(self, message: p.Describe) -> Iterator[Output]:
-        """Describe of a prepared SET, SHOW or RESET sqlml.dialect: its parameters and
-        columns known here (the server has no such statement)."""
-        statement = self._statements.get(message.name) if message.kind == "S" else None
-        if statement is None or _setting_statement(statement.query) not in _ANSWERED:
-            yield from super()._describe(message)
-            return
-        yield p.ParameterDescription(statement.param_types).encode()
-        if _setting_statement(statement.query) == "SHOW":
-            yield row_description(pa.schema([(_SHOWN, pa.string())]), (0,)).encode()
-        else:
-            yield p.NoData().encode()

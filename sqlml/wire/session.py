@@ -207,6 +207,8 @@ class _Startup:
     parameters: dict[str, str] = field(default_factory=dict)
 
 
+# First words of the statements on sqlml.dialect (grammar.bigquery.dialect_statement).
+_DIALECT_HEADS = frozenset({"SET", "SHOW", "RESET", "DISCARD"})
 _ENDS_FAILED = frozenset({"ROLLBACK", "ABORT", "COMMIT", "END"})
 _TRANSACTION_HEADS = frozenset({"BEGIN", "START", *_ENDS_FAILED})
 
@@ -525,10 +527,11 @@ class Session:
             self._failed = False
             return Result(None, -1, "ROLLBACK")
         head = _head(sql)
-        dialect = bigquery.dialect_set(sql) if head == "SET" else None
-        if dialect is not None:
-            self.dialect = dialect
-            return Result(None, -1, "SET")
+        kind = bigquery.dialect_statement(sql) if head in _DIALECT_HEADS else None
+        if kind in bigquery.DIALECT_ANSWERED:
+            return self._dialect_setting(kind, sql)
+        if kind == bigquery.DIALECT_ALL:  # (and the statement runs too)
+            self.dialect = self.config.dialect
         if head in _TRANSACTION_HEADS:
             done = self._transaction_command(head)
             if done is not None:
@@ -537,12 +540,34 @@ class Session:
             return Result(None, -1, "")
         return self.backend.execute(sql, params)
 
+    def _dialect_setting(self, kind: str, sql: str) -> Result:
+        """SET, SHOW or RESET sqlml.dialect, answered by the gateway (the engine has no such
+        setting). It lasts until changed (a ROLLBACK does not undo it); RESET goes back to
+        the session's default (sqlml serve --dialect)."""
+        if kind == "SHOW":
+            table = pa.table({bigquery.DIALECT_SHOWN: [self.dialect or "default"]})
+            return Result(table, 1, "SHOW")
+        if kind == "LOCAL":
+            raise errors.FeatureNotSupported(
+                "SET LOCAL sqlml.dialect is not supported: use SET sqlml.dialect"
+            )
+        if kind == "RESET":
+            self.dialect = self.config.dialect
+            return Result(None, -1, "RESET")
+        value = bigquery.dialect_set(sql)
+        if value is None:
+            raise errors.SyntaxError(
+                "SET sqlml.dialect takes one value: 'bigquery' or 'default'", position=1
+            )
+        self.dialect = value
+        return Result(None, -1, "SET")
+
     def _googlesql(self, sql: str) -> str:
         """In BigQuery mode, ``sql`` (GoogleSQL) as PostgreSQL's SQL (sqlml.grammar.bigquery):
         the wire has no parameters by name, so an ``@name`` is 42P02; ``$n`` and ``?`` stay
         markers. SET sqlml.dialect is left as written (_run reads it), and so are the
         clients' own catalog queries (bigquery.reads_pg_catalog)."""
-        if not self.dialect or lexer.is_blank(sql) or bigquery.dialect_set(sql) is not None:
+        if not self.dialect or lexer.is_blank(sql) or bigquery.dialect_statement(sql):
             return sql
         if bigquery.reads_pg_catalog(sql):
             return sql
@@ -680,7 +705,11 @@ class Session:
             oids = self._parameter_types(statement)
             yield p.ParameterDescription(oids).encode()
             schema = None
-            if _head(statement.query) != "COPY":  # a COPY has no rows (NoData)
+            kind = bigquery.dialect_statement(statement.query)
+            if kind in bigquery.DIALECT_ANSWERED:  # answered here (_dialect_setting)
+                shown = pa.schema([(bigquery.DIALECT_SHOWN, pa.string())])
+                schema = shown if kind == "SHOW" else None
+            elif _head(statement.query) != "COPY":  # a COPY has no rows (NoData)
                 schema = self.backend.describe(statement.query, len(oids))
             formats: tuple[int, ...] = (0,)
         elif message.name not in self._portals and self.backend.cursor_exists(message.name):
