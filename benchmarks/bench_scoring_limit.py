@@ -117,6 +117,7 @@ def run(engine: str, rows: int, repeat: int) -> None:
         label = "random() < 1.0 / (1.0 + exp(-(2 * f0 - f1 + 0.5 * f2)))"
         con.execute(TABLE[engine].format(cols=cols, label="NULL::boolean", rows=rows))
         con.execute(f"UPDATE t SET y = {label}")
+        con.execute("ANALYZE t")  # (statistics, as autovacuum keeps them: parallel plans)
         con.execute(
             "CREATE MODEL m OPTIONS (model_type = 'logistic_reg', input_label_cols = ['y'])"
             " AS SELECT " + ", ".join(FEATURES) + ", y FROM t"

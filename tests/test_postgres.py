@@ -229,7 +229,8 @@ def test_postgres_matches_duckdb_compiled_and_runtime(pg_database: str, tmp_path
 
 
 def test_scoring_function_runs_in_parallel_workers(pg_database: str) -> None:
-    """The per-model SQL function is PARALLEL SAFE (no SPI, no Python): a parallel plan uses it."""
+    """The per-model SQL function is PARALLEL SAFE (no SPI, no Python): a parallel plan uses it;
+    so does compiled ML.PREDICT."""
     con = sqlml.connect(pg_database, autocommit=True)
     try:
         con.execute(CHURN)
@@ -251,8 +252,21 @@ def test_scoring_function_runs_in_parallel_workers(pg_database: str) -> None:
         plan = "\n".join(r[0] for r in con.execute(f"EXPLAIN {query}").fetchall())
         assert "Gather" in plan
         count, total = con.execute(query).fetchone()
+        # Compiled ML.PREDICT too: its stages (cse.hoist_stages) stay plan nodes of their own,
+        # each computed once, and run in the workers (engine._kept_apart; OFFSET 0 kept them
+        # out of parallel plans).
+        predict = (
+            "SELECT count(*), sum((predicted_churned_probs[2]).prob) FROM ML.PREDICT("
+            "MODEL shop.churn, (SELECT * FROM shop.big WHERE spend IS NOT NULL))"
+        )
+        plan = "\n".join(r[0] for r in con.execute(f"EXPLAIN {predict}").fetchall())
+        gather, stage = plan.find("Gather"), plan.find("Subquery Scan")
+        assert 0 <= gather < stage, plan
+        assert plan.find("Parallel Seq Scan") > stage, plan
+        parallel = con.execute(predict).fetchone()
         con.execute("SET max_parallel_workers_per_gather = 0")
         assert con.execute(query).fetchone() == pytest.approx((count, total), rel=1e-12)
+        assert con.execute(predict).fetchone() == pytest.approx(parallel, rel=1e-12)
     finally:
         con.close()
 
