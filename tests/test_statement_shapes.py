@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -594,6 +595,39 @@ def test_install_gives_older_models_a_prediction_function_postgres(pg_database: 
     with contextlib.closing(sqlml.connect(pg_database, autocommit=True)) as con:
         con.execute(f"CREATE VIEW out_km AS {sql}")
         assert _same(con.execute("SELECT * FROM out_km").fetchall()) == direct
+
+
+def test_a_multiclass_view_needs_usage_on_the_model_postgres(pg_database: str) -> None:
+    """PostgreSQL: querying a view over ML.PREDICT of a multiclass model calls the model's
+    prediction function, whose EXECUTE follows USAGE on the model (42501 without it)."""
+    role = f"shapes_viewer_{os.getpid()}"
+    with contextlib.closing(sqlml.connect(pg_database, autocommit=True)) as con:
+        con.execute(MULTICLASS.format(where="true"))
+        con.execute(f"CREATE VIEW out_multi AS {MANY_VIEWS['out_multi']}")
+    with contextlib.closing(psycopg2.connect(pg_database)) as raw, raw.cursor() as cursor:
+        raw.autocommit = True
+        cursor.execute("SELECT * FROM out_multi")
+        expected = _same(cursor.fetchall())
+        cursor.execute(f'CREATE ROLE "{role}"')
+        try:
+            cursor.execute(f'GRANT USAGE ON SCHEMA shop TO "{role}"')
+            cursor.execute(f'GRANT SELECT ON shop.new_customers, out_multi TO "{role}"')
+            for grant in ("revoke_model", "grant_model", "revoke_model"):
+                cursor.execute(f"SELECT sqlml.{grant}('shop.mc', %s)", [role])
+                cursor.execute(f'SET ROLE "{role}"')
+                try:
+                    if grant == "grant_model":
+                        cursor.execute("SELECT * FROM out_multi")
+                        assert _same(cursor.fetchall()) == expected
+                    else:
+                        with pytest.raises(psycopg2.Error) as raised:
+                            cursor.execute("SELECT * FROM out_multi")
+                        assert raised.value.pgcode == "42501"
+                finally:
+                    cursor.execute("RESET ROLE")
+        finally:
+            cursor.execute(f'DROP OWNED BY "{role}"')
+            cursor.execute(f'DROP ROLE "{role}"')
 
 
 def test_a_view_outlives_sessions_and_sees_a_new_version(tmp_path: Path) -> None:
