@@ -515,6 +515,8 @@ class Session:
         alias = "__sqlml_input"
         source: exp.Expr = _subquery(_parse_query(call.input.sql, self.engine.dialect), alias)
         raw_refs: list[exp.Expr]
+        if mode == "view" and views.predicts_by_function(version):
+            return views.predict_view(self.engine, version, source, schema.names, call.threshold)
         if mode == "view":
             hidden = [f"{scoring.HIDDEN}v"]
             hidden_values = [views.serving_value(self.engine, version, alias)]

@@ -7,17 +7,30 @@ So in a view a call names a per-model function that the model store replaces wit
 version, and the view's SQL holds no version:
 
 - DuckDB: the macro ``sqlml."<schema>.<model>"(inputs...)``, whose body is the list of the
-  version's raw outputs compiled to SQL (scoring.py: ``[label, p0, p1, ...]``). DuckDB stores a
-  view as SQL and binds it, macros expanded, at every query; the macro is created when a view
-  first needs it and replaced by every CREATE [OR REPLACE] MODEL of the model (engine.py).
-- PostgreSQL: the model's scoring function ``sqlml.scoring_function_name(schema, model)``
-  (docs/postgres.md), which CREATE OR REPLACE MODEL replaces in place (same arguments and
-  type: the view keeps its reference). It returns ML.SCORE's value, so ML.PREDICT in a view takes
-  its columns from it: regressors and binary classifiers (the probabilities are ``1 - p, p``);
-  multiclass and k-means models need more than one value (0A000).
+  version's raw outputs compiled to SQL (scoring.py: ``[label, p0, p1, ...]``), for ML.SCORE and
+  a regressor's ML.PREDICT; for ML.PREDICT of a classifier or k-means model the macro
+  ``sqlml."<schema>.<model>#predict"``, a struct of the predicted label (``p``) and BigQuery's
+  ARRAY<STRUCT> column (``r``) with the version's own labels, so that another number of classes
+  never leaves the view with the old labels. DuckDB stores a view as SQL and binds it, macros
+  expanded, at every query; the macros are created when a view first needs them and replaced
+  by every CREATE [OR REPLACE] MODEL of the model (engine.py).
+- PostgreSQL: functions in schema sqlml that every CREATE [OR REPLACE] MODEL replaces in place
+  (same arguments and return type: a view keeps its reference; postgres/server.py publishes
+  them). ML.SCORE, and ML.PREDICT of a regressor, call the scoring function
+  ``sqlml.scoring_function_name(schema, model)``, which returns ML.SCORE's value. ML.PREDICT of
+  a classifier or a k-means model calls the prediction function
+  ``sqlml.predict_function_name(schema, model)``: it returns BigQuery ML's ARRAY<STRUCT> column
+  (an array of sqlml.label_prob_<family> or sqlml.centroid_distance) with one more element in
+  front, the predicted label or centroid id (its prob or distance NULL). The view takes
+  ``p[1]`` and ``p[2:]`` apart, so the labels, their number and the clusters are the serving
+  version's, never the ones of the version that served at CREATE VIEW. The function is called
+  once per row from a LATERAL join; it returns SETOF (one row) so that PostgreSQL inlines its
+  body, the model's common subexpressions computed once as in a plain ML.PREDICT (a scalar SQL
+  function with a FROM clause is not inlined and ran 15x slower); a filter on the view's input
+  columns still reaches the input.
 
-The raw outputs are then turned into BigQuery ML's columns exactly as for a plain query. A model
-that cannot be compiled to SQL has no such function (0A000); ML.EVALUATE in a view is 0A000.
+Otherwise the raw outputs are turned into BigQuery ML's columns exactly as for a plain query. A
+model that cannot be compiled to SQL has no such function (0A000); ML.EVALUATE in a view is 0A000.
 """
 
 from __future__ import annotations
@@ -77,11 +90,36 @@ def duckdb_macro(version: ModelVersion) -> str:
     body = exp.Array(
         expressions=[exp.cast(o.copy(), exp.DataType.build("DOUBLE")) for o in outputs]
     )
-    name = macro_name(version.schema, version.name)
-    target = exp.table_(exp.to_identifier(name, quoted=True), db=SCHEMA, quoted=True)
-    params = ", ".join(
-        exp.to_identifier(c.name, quoted=True).sql(dialect="duckdb") for c in version.inputs
+    names = [c.name for c in version.inputs]
+    return _macro(macro_name(version.schema, version.name), names, body)
+
+
+def duckdb_predict_macro(version: ModelVersion) -> str:
+    """CREATE OR REPLACE MACRO for ML.PREDICT of a classifier or k-means model in a view: from
+    the raw-outputs list ``v`` (the model's macro, computed once in the view's inner SELECT),
+    ``{'p': <predicted label or centroid id>, 'r': <the ARRAY<STRUCT> column>}`` with the
+    version's own labels and their number. (A body with the outputs inlined, computed twice,
+    took 2x as long; one that calls the model's macro per index 10x.)"""
+    value = exp.column("v", quoted=True)
+    outputs = scoring.runtime_outputs(value, scoring.width(version))
+    first, rest = (_unaliased(c) for c in scoring.predicted_columns(version, outputs, None))
+    body = exp.Struct(
+        expressions=[
+            exp.PropertyEQ(this=exp.to_identifier("p"), expression=first),
+            exp.PropertyEQ(this=exp.to_identifier("r"), expression=rest),
+        ]
     )
+    return _macro(predict_macro_name(version.schema, version.name), ["v"], body)
+
+
+def predict_macro_name(schema: str, name: str) -> str:
+    """``<macro_name>#predict``: never a macro_name (those have no '#' or end in hex digits)."""
+    return f"{macro_name(schema, name)}#predict"
+
+
+def _macro(name: str, parameters: Sequence[str], body: exp.Expr) -> str:
+    target = exp.table_(exp.to_identifier(name, quoted=True), db=SCHEMA, quoted=True)
+    params = ", ".join(exp.to_identifier(p, quoted=True).sql(dialect="duckdb") for p in parameters)
     # (sqlglot has no tree for CREATE MACRO: the parts are each quoted or generated by it)
     return (
         f"CREATE OR REPLACE MACRO {target.sql(dialect='duckdb')}({params}) AS {body.sql('duckdb')}"
@@ -89,9 +127,13 @@ def duckdb_macro(version: ModelVersion) -> str:
 
 
 def publish_macro(engine: Engine, version: ModelVersion) -> None:
-    """Creates or replaces the model's macro (a view is about to use it)."""
+    """Creates or replaces the model's macros (a view is about to use them)."""
     _check(version)
     engine.execute(duckdb_macro(version))
+    if predicts_by_function(version):
+        engine.execute(duckdb_predict_macro(version))
+    else:
+        _drop(engine, predict_macro_name(version.schema, version.name))
 
 
 def has_macro(engine: Engine, schema: str, name: str) -> bool:
@@ -113,13 +155,18 @@ def refresh_macro(engine: Engine, version: ModelVersion) -> None:
     if not has_macro(engine, version.schema, version.name):
         return
     if scoring.compilable(version):
-        engine.execute(duckdb_macro(version))
+        publish_macro(engine, version)
     else:
         drop_macro(engine, version.schema, version.name)
 
 
 def drop_macro(engine: Engine, schema: str, name: str) -> None:
-    target = exp.table_(exp.to_identifier(macro_name(schema, name), quoted=True), db=SCHEMA)
+    _drop(engine, macro_name(schema, name))
+    _drop(engine, predict_macro_name(schema, name))
+
+
+def _drop(engine: Engine, macro: str) -> None:
+    target = exp.table_(exp.to_identifier(macro, quoted=True), db=SCHEMA)
     engine.execute(f"DROP MACRO IF EXISTS {target.sql(dialect='duckdb')}")
 
 
@@ -167,20 +214,14 @@ def serving_value(engine: Engine, version: ModelVersion, qualifier: str | None) 
 
 
 def raw_outputs(version: ModelVersion, value: exp.Expr, dialect: str) -> list[exp.Expr]:
-    """The raw outputs (scoring.py's order) from the function's value ``value``."""
+    """The raw outputs (scoring.py's order) from the function's value ``value``: DuckDB's macro
+    gives all of them; PostgreSQL's scoring function a regressor's value (other models go
+    through the prediction function, ``pg_predict``)."""
     if dialect == "duckdb":
         return scoring.runtime_outputs(value, scoring.width(version))
     if version.kind == models.REGRESSOR:
         return [value]
-    binary = version.label is not None and len(version.label["classes"]) == 2
-    if version.kind == models.CLASSIFIER and binary:
-        one = exp.cast(exp.Literal.number(1), exp.DataType.build("DOUBLE"))
-        return [exp.null(), exp.Sub(this=one, expression=value.copy()), value]
-    raise errors.FeatureNotSupported(
-        f"ML.PREDICT of model {version.ref} in a view on PostgreSQL: the model's scoring"
-        " function gives one value (regressors and binary classifiers only); use ML.SCORE in"
-        " the view, or CREATE TABLE AS"
-    )
+    raise errors.InternalError(f"model {version.ref}: ML.PREDICT in a view uses pg_predict")
 
 
 def score(engine: Engine, version: ModelVersion, qualifier: str | None) -> exp.Expr:
@@ -189,3 +230,197 @@ def score(engine: Engine, version: ModelVersion, qualifier: str | None) -> exp.E
     if engine.dialect == "postgres":
         return value  # the scoring function's value is ML.SCORE's
     return scoring.score_expression(version, raw_outputs(version, value, "duckdb"))
+
+
+# -- PostgreSQL: ML.PREDICT of classifiers and k-means models -------------------------------------
+
+_INPUT = "__sqlml_input"
+_VALUE = "__sqlml_v"
+
+
+def predicts_by_function(version: ModelVersion) -> bool:
+    """Whether ML.PREDICT of the model in a view calls its prediction function."""
+    return version.kind != models.REGRESSOR
+
+
+def pg_predict_element(version: ModelVersion) -> str:
+    """The element type (in schema sqlml) of the prediction function's array."""
+    if version.kind == models.CLUSTERER:
+        return scoring.PG_CENTROID_DISTANCE
+    assert version.label is not None
+    return scoring.pg_label_prob_type(version.label["type"])
+
+
+def _subquery(query: exp.Expr, alias: str) -> exp.Subquery:
+    return exp.Subquery(
+        this=query, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))
+    )
+
+
+def _unaliased(column: exp.Expr) -> exp.Expr:
+    """A predicted column's expression without its name (a subquery carries its alias)."""
+    if isinstance(column, exp.Subquery):
+        column = column.copy()
+        column.set("alias", None)
+        return column
+    return column.this if isinstance(column, exp.Alias) else column
+
+
+def pg_predict_body(version: ModelVersion) -> exp.Select:
+    """The prediction function's body: the parameters as a one-row input, the model's common
+    subexpressions one SELECT per stage (OFFSET 0 keeps each a plan node, as in a plain
+    ML.PREDICT), then ``array_cat(ARRAY[(predicted, NULL)], <the ARRAY<STRUCT> column>)``."""
+    columns = [exp.column(c.name, quoted=True) for c in version.inputs]
+    source = _subquery(exp.select(*(exp.alias_(c, c.name, quoted=True) for c in columns)), _INPUT)
+    stages, raw = scoring.compiled_stages(version, _INPUT, "postgres")
+    for stage in stages:
+        shared = [exp.alias_(e.copy(), n, quoted=True) for n, e in stage]
+        star = exp.Column(this=exp.Star(), table=exp.to_identifier(_INPUT, quoted=True))
+        source = _subquery(exp.select(star, *shared).from_(source).offset(0), _INPUT)
+    hidden = [f"{scoring.HIDDEN}{i}" for i in range(len(raw))]
+    values = [exp.alias_(r.copy(), h, quoted=True) for r, h in zip(raw, hidden, strict=True)]
+    inner = exp.select(*values).from_(source)
+    refs: list[exp.Expr] = [exp.column(h, quoted=True) for h in hidden]
+    first, rest = (
+        _unaliased(c) for c in scoring.predicted_columns(version, refs, None, "postgres")
+    )
+    udt = exp.DataType.build(f"sqlml.{pg_predict_element(version)}", dialect="postgres", udt=True)
+    head = exp.cast(exp.Tuple(expressions=[first, exp.null()]), udt)
+    value = exp.Anonymous(this="array_cat", expressions=[exp.Array(expressions=[head]), rest])
+    return exp.select(value).from_(_subquery(inner, "__sqlml_scored"))
+
+
+def pg_predict_function(engine: Engine, version: ModelVersion) -> str:
+    """The model's prediction function's bare name in schema sqlml; 0A000 when it has none."""
+    name = exp.Anonymous(
+        this="predict_function_name", expressions=[exp.Placeholder(), exp.Placeholder()]
+    )
+    query = (
+        exp.select(exp.column("proname"))
+        .from_(exp.table_("pg_proc", db="pg_catalog"))
+        .where(
+            exp.column("pronamespace").eq(
+                exp.Anonymous(this="to_regnamespace", expressions=[exp.Literal.string(SCHEMA)])
+            )
+        )
+        .where(exp.column("proname").eq(exp.Dot(this=exp.to_identifier(SCHEMA), expression=name)))
+    )
+    table = engine.query_arrow(query.sql(dialect="postgres"), [version.schema, version.name])
+    if not table.num_rows:
+        _check(version)
+        raise errors.FeatureNotSupported(
+            f"model {version.ref} has no prediction function (more inputs than a PostgreSQL"
+            " function takes), which a view needs: use CREATE TABLE AS"
+        )
+    return str(table.column(0)[0].as_py())
+
+
+def _element(value: exp.Expr, index: int, field: str | None, dialect: str) -> exp.Expr:
+    """``value[index]`` (1-based, written as is), or its ``field``."""
+    item: exp.Expr = exp.Bracket(
+        this=exp.paren(value.copy()), expressions=[exp.Literal.number(index)], offset=1
+    )
+    if field is None:
+        return item
+    if dialect == "duckdb":
+        return exp.Anonymous(this="struct_extract", expressions=[item, exp.Literal.string(field)])
+    return exp.Dot(this=exp.paren(item), expression=exp.to_identifier(field))
+
+
+def _parts(value: exp.Expr, field: str, dialect: str) -> tuple[exp.Expr, exp.Expr]:
+    """(the predicted label or centroid id, the ARRAY<STRUCT> column) from the function's
+    value: PostgreSQL's array, ``p[1].field`` and ``p[2:]``; DuckDB's struct, ``p`` and ``r``."""
+    if dialect == "duckdb":
+        parts = [
+            exp.Anonymous(this="struct_extract", expressions=[value.copy(), exp.Literal.string(f)])
+            for f in ("p", "r")
+        ]
+        return parts[0], parts[1]
+    rest = exp.Bracket(
+        this=exp.paren(value.copy()), expressions=[exp.Slice(this=exp.Literal.number(2))], offset=1
+    )
+    return _element(value, 1, field, dialect), rest
+
+
+def _predicted(
+    version: ModelVersion, value: exp.Expr, threshold: float | None, dialect: str
+) -> tuple[exp.Expr, exp.Expr]:
+    """The predicted label or centroid id, in the type a plain ML.PREDICT gives it, and the
+    ARRAY<STRUCT> column. A binary classifier with a threshold compares the positive class's
+    probability, as ML.PREDICT does, while the serving version is binary (two classes)."""
+    if version.kind == models.CLUSTERER:
+        return _parts(value, "centroid_id", dialect)
+    first, rest = _parts(value, "label", dialect)
+    assert version.label is not None
+    literal = scoring.label_literal(version.label["classes"][0], version.label["type"])
+    assert isinstance(literal, exp.Cast)
+    if threshold is not None:
+        cut = exp.cast(exp.Literal.string(repr(float(threshold))), exp.DataType.build("DOUBLE"))
+        binary = (
+            exp.case()
+            .when(_element(rest, 2, "prob", dialect) > cut, _element(rest, 2, "label", dialect))
+            .else_(_element(rest, 1, "label", dialect))
+        )
+        length = "cardinality" if dialect == "postgres" else "len"
+        size = exp.Anonymous(this=length, expressions=[rest.copy()])
+        first = exp.case().when(size.eq(2), binary).else_(first)
+    return exp.cast(first, literal.to.copy()), rest
+
+
+def predict_view(
+    engine: Engine,
+    version: ModelVersion,
+    source: exp.Expr,
+    names: Sequence[str],
+    threshold: float | None,
+) -> exp.Expr:
+    """ML.PREDICT in a view, for a classifier or a k-means model. PostgreSQL:
+    ``(SELECT <input columns>, <predicted>, p[2:] FROM (input) AS __sqlml_input CROSS JOIN
+    LATERAL sqlml."<prediction function>"(<features>) AS __sqlml_v(p))``; DuckDB: the
+    prediction macro's struct as a column of a subquery, taken apart above it. ``source``:
+    the input query as a subquery aliased ``__sqlml_input``."""
+    _check(version)
+    dialect = engine.dialect
+    args: list[exp.Expr]
+    columns = [exp.column(n, table=_INPUT, quoted=True) for n in names]
+    outputs = scoring.output_names(version)
+    if dialect == "duckdb":
+        publish_macro(engine, version)
+        args = [exp.column(c.name, table=_INPUT, quoted=True) for c in version.inputs]
+        raw = _function(macro_name(version.schema, version.name), args)
+        inner = exp.select(*columns, exp.alias_(raw, _VALUE, quoted=True)).from_(source)
+        shape = predict_macro_name(version.schema, version.name)
+        value = _function(shape, [exp.column(_VALUE, quoted=True)])
+        first, rest = _predicted(version, value, threshold, dialect)
+        return (
+            exp.select(
+                *(exp.column(n, quoted=True) for n in names),
+                exp.alias_(first, outputs[0], quoted=True),
+                exp.alias_(rest, outputs[1], quoted=True),
+            )
+            .from_(_subquery(inner, "__sqlml_scored"))
+            .subquery()
+        )
+    function = pg_predict_function(engine, version)
+    args = [
+        exp.cast(
+            exp.column(c.name, table=_INPUT, quoted=True),
+            exp.DataType.build(_PG_TYPES[c.kind], dialect="postgres"),
+        )
+        for c in version.inputs
+    ]
+    lateral = exp.Lateral(
+        this=_function(function, args),
+        alias=exp.TableAlias(
+            this=exp.to_identifier(_VALUE, quoted=True), columns=[exp.to_identifier("p")]
+        ),
+    )
+    first, rest = _predicted(
+        version, exp.column("p", table=_VALUE, quoted=True), threshold, dialect
+    )
+    select = exp.select(
+        *columns,
+        exp.alias_(first, outputs[0], quoted=True),
+        exp.alias_(rest, outputs[1], quoted=True),
+    ).from_(source)
+    return select.join(exp.Join(this=lateral, kind="CROSS")).subquery()

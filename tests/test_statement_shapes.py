@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -442,6 +443,8 @@ def _wrapped_shapes(session: Front, reference: list[tuple[Any, ...]], transactio
 VIEWS = {
     "out_pred": PRED,
     "out_probs": PROBS,
+    "out_threshold": "SELECT id, predicted_churned, predicted_churned_probs FROM ML.PREDICT("
+    "MODEL shop.m, TABLE shop.new_customers, STRUCT(0.3 AS threshold))",
     "out_score": SCORE,
     "out_reg": REG,
 }
@@ -469,6 +472,162 @@ def test_a_view_scores_with_the_version_that_serves_now(
             assert after != before[name], name  # (the new version does score differently)
             assert _same(_rows(session, f"SELECT * FROM {name}")) == after, name
         session.commit()
+
+
+# Multiclass and k-means models: several output values (a label and its probabilities, a
+# centroid and its distances). A new version may have another number of classes or clusters.
+MULTICLASS = (
+    "CREATE OR REPLACE MODEL shop.mc OPTIONS (model_type='logistic_reg',"
+    " input_label_cols=['segment']) AS SELECT tenure, spend, plan, promo, segment"
+    " FROM shop.customers WHERE {where}"
+)
+KMEANS = (
+    "CREATE OR REPLACE MODEL shop.km OPTIONS (model_type='kmeans', num_clusters={k})"
+    " AS SELECT tenure, spend, plan FROM shop.customers WHERE {where}"
+)
+MANY_VIEWS = {
+    "out_multi": "SELECT * FROM ML.PREDICT(MODEL shop.mc, TABLE shop.new_customers)",
+    "out_multi_q": "SELECT id, predicted_segment_probs, predicted_segment FROM"
+    " ML.PREDICT(MODEL shop.mc, (SELECT id, tenure, spend, plan, promo FROM shop.customers"
+    " WHERE id >= 500))",
+    "out_km": "SELECT * FROM ML.PREDICT(MODEL shop.km, TABLE shop.new_customers)",
+    "out_km_q": "SELECT id, centroid_id, nearest_centroids_distance FROM ML.PREDICT(MODEL"
+    " shop.km, (SELECT * FROM shop.customers WHERE id >= 500))",
+}
+# (versions in turn: 3 classes and 3 clusters; 2 classes and 4 clusters; 3 classes on other rows
+# and 2 clusters)
+VERSIONS = [
+    ("true", 3, "true"),
+    ("segment <> 'high'", 4, "id >= 300"),
+    ("id >= 300", 2, "id < 500"),
+]
+
+
+@pytest.mark.parametrize("via", ["connect", "gateway", "psycopg3"])
+def test_a_view_over_multiclass_and_kmeans_scores_with_the_serving_version(
+    engine_database: tuple[str, str], via: str
+) -> None:
+    """The view's rows are ML.PREDICT's own (same columns, same values) with every version,
+    also when the number of classes or clusters changes."""
+    engine, database = engine_database
+    with front(engine, database, via, autocommit=True) as session:
+        seen: dict[str, list[Any]] = {name: [] for name in MANY_VIEWS}
+        for turn, (classes, clusters, rows) in enumerate(VERSIONS):
+            session.run(MULTICLASS.format(where=classes))
+            session.run(KMEANS.format(k=clusters, where=rows))
+            if turn == 0:
+                for name, sql in MANY_VIEWS.items():
+                    session.run(f"CREATE VIEW {name} AS {sql}")
+            for name, sql in MANY_VIEWS.items():
+                direct = _same(_rows(session, sql))
+                assert _same(_rows(session, f"SELECT * FROM {name}")) == direct, (name, turn)
+                assert direct not in seen[name], (name, turn)  # (each version scores otherwise)
+                seen[name].append(direct)
+
+
+def test_a_view_over_multiclass_keeps_its_column_types_postgres(pg_database: str) -> None:
+    """PostgreSQL: the view's columns have the types of a plain ML.PREDICT (the label's own
+    type, the extension's composite arrays), as psql's \\d shows them."""
+    with contextlib.closing(sqlml.connect(pg_database, autocommit=True)) as con:
+        con.execute(MULTICLASS.format(where="true"))
+        con.execute(KMEANS.format(k=3, where="true"))
+        for name, sql in MANY_VIEWS.items():
+            con.execute(f"CREATE VIEW {name} AS {sql}")
+            con.execute(f"CREATE TABLE {name}_t AS {sql}")
+    with contextlib.closing(psycopg2.connect(pg_database)) as raw, raw.cursor() as cursor:
+        for name in MANY_VIEWS:
+            types = []
+            for relation in (name, f"{name}_t"):
+                cursor.execute(
+                    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                    " WHERE attrelid = %s::regclass AND attnum > 0 ORDER BY attnum",
+                    [relation],
+                )
+                types.append(cursor.fetchall())
+            assert types[0] == types[1], name
+
+
+def test_drop_model_and_new_label_type_under_a_multiclass_view_postgres(pg_database: str) -> None:
+    """PostgreSQL: as for a binary model's view, DROP MODEL under a view over ML.PREDICT of a
+    multiclass model is 2BP01 and so is a version whose labels have another type (the view's
+    column type); both leave the serving version, which the view goes on scoring with."""
+    sql = MANY_VIEWS["out_multi"]
+    with contextlib.closing(sqlml.connect(pg_database, autocommit=True)) as con:
+        con.execute(MULTICLASS.format(where="true"))
+        con.execute(f"CREATE VIEW out_multi AS {sql}")
+        before = _same(con.execute("SELECT * FROM out_multi").fetchall())
+        failing = [
+            "DROP MODEL shop.mc",
+            "CREATE OR REPLACE MODEL shop.mc OPTIONS (model_type='logistic_reg',"
+            " input_label_cols=['churned']) AS SELECT tenure, spend, plan, promo, churned"
+            " FROM shop.customers",
+        ]
+        for statement in failing:
+            with pytest.raises(sqlml.Error) as raised:
+                con.execute(statement)
+            assert raised.value.sqlstate == "2BP01", statement
+            assert _same(con.execute("SELECT * FROM out_multi").fetchall()) == before
+            assert _same(con.execute(sql).fetchall()) == before
+        con.execute("DROP VIEW out_multi")
+        con.execute("DROP MODEL shop.mc")
+
+
+def test_install_gives_older_models_a_prediction_function_postgres(pg_database: str) -> None:
+    """PostgreSQL: a model stored by an install without prediction functions gets one from
+    the upgrade that ``sqlml install`` runs, and then a view over its ML.PREDICT works."""
+    sql = MANY_VIEWS["out_km"]
+    with contextlib.closing(sqlml.connect(pg_database, autocommit=True)) as con:
+        con.execute(KMEANS.format(k=3, where="true"))
+        direct = _same(con.execute(sql).fetchall())
+    with contextlib.closing(psycopg2.connect(pg_database)) as raw, raw.cursor() as cursor:
+        raw.autocommit = True
+        cursor.execute("SELECT sqlml.predict_function_name('shop', 'km')::text")
+        (name,) = cursor.fetchone()
+        cursor.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p"
+            " WHERE p.pronamespace = 'sqlml'::regnamespace AND p.proname = %s",
+            [name],
+        )
+        (signature,) = cursor.fetchone()
+        cursor.execute(f"DROP FUNCTION {signature}")  # (as an older install left it)
+        cursor.execute("SELECT sqlml.upgrade_scoring_functions()")
+        assert cursor.fetchone() == (1,)
+    with contextlib.closing(sqlml.connect(pg_database, autocommit=True)) as con:
+        con.execute(f"CREATE VIEW out_km AS {sql}")
+        assert _same(con.execute("SELECT * FROM out_km").fetchall()) == direct
+
+
+def test_a_multiclass_view_needs_usage_on_the_model_postgres(pg_database: str) -> None:
+    """PostgreSQL: querying a view over ML.PREDICT of a multiclass model calls the model's
+    prediction function, whose EXECUTE follows USAGE on the model (42501 without it)."""
+    role = f"shapes_viewer_{os.getpid()}"
+    with contextlib.closing(sqlml.connect(pg_database, autocommit=True)) as con:
+        con.execute(MULTICLASS.format(where="true"))
+        con.execute(f"CREATE VIEW out_multi AS {MANY_VIEWS['out_multi']}")
+    with contextlib.closing(psycopg2.connect(pg_database)) as raw, raw.cursor() as cursor:
+        raw.autocommit = True
+        cursor.execute("SELECT * FROM out_multi")
+        expected = _same(cursor.fetchall())
+        cursor.execute(f'CREATE ROLE "{role}"')
+        try:
+            cursor.execute(f'GRANT USAGE ON SCHEMA shop TO "{role}"')
+            cursor.execute(f'GRANT SELECT ON shop.new_customers, out_multi TO "{role}"')
+            for grant in ("revoke_model", "grant_model", "revoke_model"):
+                cursor.execute(f"SELECT sqlml.{grant}('shop.mc', %s)", [role])
+                cursor.execute(f'SET ROLE "{role}"')
+                try:
+                    if grant == "grant_model":
+                        cursor.execute("SELECT * FROM out_multi")
+                        assert _same(cursor.fetchall()) == expected
+                    else:
+                        with pytest.raises(psycopg2.Error) as raised:
+                            cursor.execute("SELECT * FROM out_multi")
+                        assert raised.value.pgcode == "42501"
+                finally:
+                    cursor.execute("RESET ROLE")
+        finally:
+            cursor.execute(f'DROP OWNED BY "{role}"')
+            cursor.execute(f'DROP ROLE "{role}"')
 
 
 def test_a_view_outlives_sessions_and_sees_a_new_version(tmp_path: Path) -> None:

@@ -123,6 +123,23 @@ RETURNS name LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $sqlml$
     END)::name
 $sqlml$;
 
+-- The name of a model's prediction function (ML.PREDICT in a view, docs/postgres.md): "schema.model#predict"
+-- when that fits 63 bytes and scoring_function_name has the first form; otherwise "<schema's first 15
+-- bytes>.<model's first 29 bytes>#<the same 16 hex digits>p". Never a scoring function's name (those have
+-- no '#' or end in a hex digit) and never another model's.
+CREATE OR REPLACE FUNCTION sqlml.predict_function_name(schema_name text, model_name text)
+RETURNS name LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $sqlml$
+    SELECT (CASE
+        WHEN strpos(schema_name, '.') = 0 AND strpos(schema_name || model_name, '#') = 0
+             AND octet_length(schema_name || '.' || model_name || '#predict') <= 63
+        THEN schema_name || '.' || model_name || '#predict'
+        ELSE sqlml.name_prefix(schema_name, 15) || '.' || sqlml.name_prefix(model_name, 29) || '#'
+             || left(encode(sha256(convert_to(
+                    length(schema_name)::text || ':' || schema_name || model_name, 'UTF8'
+                )), 'hex'), 16) || 'p'
+    END)::name
+$sqlml$;
+
 -- After an upgrade: renames the scoring functions of an older naming to this one (dependent views
 -- keep working) and recreates those it cannot attribute to one model; returns how many it changed.
 CREATE OR REPLACE FUNCTION sqlml.upgrade_scoring_functions() RETURNS integer

@@ -71,7 +71,7 @@ CREATE OR REPLACE FUNCTION sqlml.revoke_model(model text, role text, privilege t
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$@reraise PERFORM sqlml.revoke_model_plpy($1, $2, $3)$sqlml$;
 
--- EXECUTE on a model's scoring functions for exactly the roles holding USAGE on the model.
+-- EXECUTE on a model's scoring and prediction functions for exactly the roles holding USAGE on the model.
 CREATE OR REPLACE FUNCTION sqlml.apply_model_grants(model_schema text, model text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER PARALLEL UNSAFE
 SET search_path = pg_catalog, sqlml AS $sqlml$
@@ -81,7 +81,11 @@ DECLARE
 BEGIN
     FOR f IN SELECT m.scoring_function FROM sqlml.model_functions m
              WHERE m.schema_name = model_schema AND m.model_name = model
-               AND m.scoring_function IS NOT NULL LOOP
+               AND m.scoring_function IS NOT NULL
+             UNION ALL  -- and its prediction function (ML.PREDICT in a view)
+             SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+             WHERE p.pronamespace = 'sqlml'::regnamespace
+               AND p.proname = sqlml.predict_function_name(model_schema, model) LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
         FOR g IN SELECT DISTINCT r.rolname FROM pg_catalog.pg_proc p,
                  pg_catalog.aclexplode(p.proacl) a, pg_catalog.pg_roles r

@@ -310,6 +310,7 @@ class Installer:
             if drop_models:
                 # without CASCADE first: a user table holding predictions depends on these types,
                 # and CASCADE would silently drop its columns (2BP01 instead)
+                self._drop_prediction_functions()
                 self._execute("DROP TYPE IF EXISTS " + ", ".join(f"sqlml.{t}" for t in COMPOSITES))
                 self._execute("DROP SCHEMA IF EXISTS sqlml CASCADE")
             else:
@@ -329,6 +330,19 @@ class Installer:
             raise
         finally:
             self.con.autocommit = True
+
+    def _drop_prediction_functions(self) -> None:
+        """The models' prediction functions (they return arrays of the composite types), so
+        that the types can go; a user's view over one makes this 2BP01, as a table does."""
+        rows = self._execute(
+            "SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p"
+            " WHERE p.pronamespace = to_regnamespace('sqlml') AND p.prorettype IN"
+            " (SELECT t.typarray FROM pg_catalog.pg_type t"
+            " WHERE t.typnamespace = to_regnamespace('sqlml') AND t.typname = ANY(%s))",
+            [list(COMPOSITES)],
+        )
+        for (function,) in rows:
+            self._execute(f"DROP FUNCTION {function}")  # regprocedure's text is quoted SQL
 
     def _drop_policies(self) -> None:
         """The row-level security policies on the store (sql/postgres/privileges.sql)."""

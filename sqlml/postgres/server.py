@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from sqlml import errors, scoring
+from sqlml import errors, scoring, views
 from sqlml.engine import Session, _parse_query, zero_rows
 from sqlml.engines import placeholders
 from sqlml.engines.base import Result
@@ -345,6 +345,12 @@ def function_name(plpy: Any, schema: str, name: str) -> str:
     return str(plpy.execute(plan, [schema, name])[0]["f"])
 
 
+def predict_function_name(plpy: Any, schema: str, name: str) -> str:
+    """A model's prediction function's bare name (sqlml.predict_function_name, functions.sql)."""
+    plan = plpy.prepare("SELECT sqlml.predict_function_name($1, $2)::text AS f", ["text", "text"])
+    return str(plpy.execute(plan, [schema, name])[0]["f"])
+
+
 def _qualified(function: str) -> str:
     return exp.table_(exp.to_identifier(function, quoted=True), db="sqlml", quoted=True).sql(
         dialect="postgres"
@@ -373,9 +379,30 @@ def publish(plpy: Any, version: ModelVersion) -> None:
         return
     raw = scoring.compiled_outputs(version, None, "postgres")
     body = exp.select(scoring.score_expression(version, raw).as_("score"))
-    returns = _return_type(version)
     function = function_name(plpy, version.schema, version.name)
-    _drop_others(plpy, function, [_KIND_TYPES[c.kind] for c in version.inputs], returns)
+    _create(plpy, version, function, _return_type(version), body)
+    predict = predict_function_name(plpy, version.schema, version.name)
+    if views.predicts_by_function(version):
+        # SETOF (one row): PostgreSQL inlines a set-returning SQL function called in FROM, so
+        # the view's LATERAL call plans the body as a subquery (expressions set up once, not
+        # per row as for a scalar function with a FROM clause: 15x slower)
+        returns = f"sqlml.{views.pg_predict_element(version)}[]"
+        _create(plpy, version, predict, returns, views.pg_predict_body(version), setof=True)
+    else:
+        _drop_named(plpy, predict)  # a regressor's view calls the scoring function
+
+
+def _create(
+    plpy: Any,
+    version: ModelVersion,
+    function: str,
+    returns: str,
+    body: exp.Expr,
+    setof: bool = False,
+) -> None:
+    """CREATE OR REPLACE FUNCTION sqlml."function"(the model's inputs) RETURNS [SETOF] returns,
+    after dropping the overloads it cannot replace (_drop_others)."""
+    _drop_others(plpy, function, [_KIND_TYPES[c.kind] for c in version.inputs], returns, setof)
     target = _qualified(function)
     params = ", ".join(
         f"{exp.to_identifier(c.name, quoted=True).sql(dialect='postgres')} {_KIND_TYPES[c.kind]}"
@@ -385,7 +412,8 @@ def publish(plpy: Any, version: ModelVersion) -> None:
     body_sql = exp.Literal.string(body.sql(dialect="postgres")).sql(dialect="postgres")
     comment = f"sqlml model {version.ref} version {version.version}"
     plpy.execute(
-        f"CREATE OR REPLACE FUNCTION {target}({params}) RETURNS {returns} LANGUAGE sql STABLE"
+        f"CREATE OR REPLACE FUNCTION {target}({params}) RETURNS {'SETOF ' if setof else ''}"
+        f"{returns} {'ROWS 1 ' if setof else ''}LANGUAGE sql STABLE"
         f" PARALLEL SAFE AS {body_sql}"
     )
     plpy.execute(
@@ -394,18 +422,21 @@ def publish(plpy: Any, version: ModelVersion) -> None:
     )
 
 
-def _drop_others(plpy: Any, function: str, arguments: list[str], returns: str) -> None:
+def _drop_others(
+    plpy: Any, function: str, arguments: list[str], returns: str, setof: bool = False
+) -> None:
     """Drops the overloads of ``function`` that CREATE OR REPLACE cannot replace: other
     arguments, or another return type (2BP01 while a view calls one: as for a column type)."""
     plan = plpy.prepare(
         "SELECT p.oid::regprocedure::text AS f FROM pg_proc p"
         " WHERE p.pronamespace = 'sqlml'::regnamespace AND p.proname = $1::name"
-        " AND (p.prorettype <> $3::regtype OR p.proargtypes <> (SELECT coalesce("
+        " AND (p.prorettype <> $3::regtype OR p.proretset <> $4"
+        " OR p.proargtypes <> (SELECT coalesce("
         "string_agg(t::regtype::oid::text, ' ' ORDER BY o), '')::oidvector"
         " FROM unnest($2::text[]) WITH ORDINALITY AS u(t, o)))",
-        ["text", "text[]", "text"],
+        ["text", "text[]", "text", "boolean"],
     )
-    for row in plpy.execute(plan, [function, arguments, returns]):
+    for row in plpy.execute(plan, [function, arguments, returns, setof]):
         plpy.execute(f"DROP FUNCTION {row['f']}")  # regprocedure's text is quoted SQL
 
 
@@ -423,8 +454,9 @@ def _return_type(version: ModelVersion) -> str:
 
 
 def unpublish(plpy: Any, ref: tuple[str, str]) -> None:
-    """Drops every overload of the model's scoring function."""
+    """Drops every overload of the model's scoring and prediction functions."""
     _drop_named(plpy, function_name(plpy, *ref))
+    _drop_named(plpy, predict_function_name(plpy, *ref))
 
 
 def _drop_named(plpy: Any, function: str) -> None:
@@ -468,11 +500,16 @@ def upgrade_scoring_functions(plpy: Any) -> int:
         elif len(owners) > 1:
             _drop_named(plpy, old)
     for model in models:
-        if _signatures(plpy, model["wanted"]):
+        pair = (model["schema_name"], model["model_name"])
+        scores = bool(_signatures(plpy, model["wanted"]))
+        if scores and _signatures(plpy, predict_function_name(plpy, *pair)):
             continue
-        ref = ModelRef(model["schema_name"], model["model_name"])
+        ref = ModelRef(*pair)
         try:
-            publish(plpy, session(plpy).store.load(ref))
+            version = session(plpy).store.load(ref)
+            if scores and not views.predicts_by_function(version):
+                continue  # a regressor has no prediction function
+            publish(plpy, version)
         except errors.Error as e:
             plpy.warning(f"no scoring function for {ref}: {e.message}")
             continue
