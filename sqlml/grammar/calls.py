@@ -14,17 +14,10 @@ from sqlglot.dialects.dialect import Dialect
 from sqlml import errors
 from sqlml.grammar import nodes
 from sqlml.grammar.nodes import TRANSFORM_FUNCTIONS
-from sqlml.grammar.statements import (
-    Evaluate,
-    MLCall,
-    MLQuery,
-    OptionValue,
-    Predict,
-    Query,
-    Score,
-)
+from sqlml.grammar.statements import Evaluate, MLCall, MLQuery, Predict, Query, Score
 from sqlml.grammar.values import field_name, field_value, fold, model_ref, quoted_table, to_value
 from sqlml.ml.options import closest
+from sqlml.ml.spec import OptionValue
 
 TABLE_FUNCTIONS = ("PREDICT", "EVALUATE")
 SCORE_ALIAS = "score"  # the name of an unnamed ML.SCORE column, as PostgreSQL names a call

@@ -37,7 +37,6 @@ from sqlml.grammar.scan import is_ml, split_script, unterminated
 from sqlml.grammar.statements import (
     CreateModel,
     DropModel,
-    OptionValue,
     Passthrough,
     Query,
     ShowModels,
@@ -45,6 +44,7 @@ from sqlml.grammar.statements import (
 )
 from sqlml.grammar.transform import transform_items
 from sqlml.grammar.values import fold, model_ref, to_value
+from sqlml.ml.spec import OptionValue
 
 _FLAVOURS: dict[str, Dialect] = {name: cls() for name, cls in dialects.DIALECTS.items()}
 _NOT_YET = {

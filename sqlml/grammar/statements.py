@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-# An OPTIONS value: a literal, an array (tuple) of values, or a STRUCT (tuple of its field values,
-# in order). NULL is None.
-OptionValue = str | int | float | bool | None | tuple["OptionValue", ...]
+from sqlml.ml.spec import OptionValue, TransformItem  # (the ML core's: sqlml.ml.spec)
 
 
 @dataclass(frozen=True)
@@ -42,75 +40,6 @@ class Query:
     """
 
     sql: str
-
-
-# -- TRANSFORM: a tiny typed expression language, so the ML core needs no sqlglot ---------------
-
-
-@dataclass(frozen=True)
-class Col:
-    name: str
-
-
-@dataclass(frozen=True)
-class Lit:
-    value: float | int | str | bool | None
-
-
-@dataclass(frozen=True)
-class BinOp:
-    op: str  # one of + - * / ^  (^ is power)
-    left: Expr
-    right: Expr
-
-
-@dataclass(frozen=True)
-class Neg:
-    operand: Expr
-
-
-@dataclass(frozen=True)
-class Call:
-    """A scalar function on numbers: name in lower case, one of
-    abs, sqrt, exp, ln, log10, log (1 arg = ln, 2 args = (x, base): the logarithm of x to base
-    base, as BigQuery's LOG(x, base)), pow/power, floor, ceil, round, sign, greatest, least,
-    and 'cast_double' for CAST(x AS DOUBLE/FLOAT/DECIMAL...) of a numeric.
-
-    The parser maps SQL onto these with the statement dialect's meaning (DuckDB and PostgreSQL
-    agree): LOG(x) -> log10(x), LOG(b, x) -> log(x, b), LN(x) -> ln(x), x ^ y and POW(x, y) ->
-    BinOp('^'), CAST to an integer type -> round(x)."""
-
-    name: str
-    args: tuple[Expr, ...]
-
-
-Expr = Col | Lit | BinOp | Neg | Call
-
-
-@dataclass(frozen=True)
-class TransformItem:
-    """One item of ``TRANSFORM (...)``: an output column and how it is made.
-
-    function:
-      'column'          plain column reference (``x`` or ``x AS y``); expression is Col
-      'expression'      arithmetic over columns (``tenure * 12 AS months``); expression is the tree
-      'standard_scaler' ``ML.STANDARD_SCALER(expr) OVER ()``
-      'min_max_scaler'  ``ML.MIN_MAX_SCALER(expr) OVER ()``
-      'imputer'         ``ML.IMPUTER(expr, strategy) OVER ()``; args = (strategy,) 'mean'|'median'|
-                        'most_frequent'
-      'one_hot_encoder' ``ML.ONE_HOT_ENCODER(expr [, drop [, top_k [, frequency_threshold]]])
-                        OVER ()``; args = the optional arguments given, in order
-      'bucketize'       ``ML.BUCKETIZE(expr, [b1, b2, ...] [, exclude_boundaries])``;
-                        args = (tuple of split points, exclude_boundaries: bool)
-    For the analytic functions, ``expression`` is the argument expression (usually a Col).
-    ``source`` is the item's SQL text, kept for the model store and error messages.
-    """
-
-    alias: str
-    function: str
-    expression: Expr
-    args: tuple[OptionValue, ...] = ()
-    source: str = ""
 
 
 # -- statements ------------------------------------------------------------------------------------

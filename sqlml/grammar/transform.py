@@ -19,17 +19,8 @@ from sqlglot import exp
 
 from sqlml import errors
 from sqlml.grammar import nodes
-from sqlml.grammar.statements import (
-    BinOp,
-    Call,
-    Col,
-    Expr,
-    Lit,
-    Neg,
-    OptionValue,
-    TransformItem,
-)
 from sqlml.grammar.values import to_value
+from sqlml.ml.spec import BinOp, Call, Col, Expr, Lit, Neg, OptionValue, TransformItem
 
 _BINARY: dict[type[exp.Expr], str] = {
     exp.Add: "+",

@@ -10,7 +10,8 @@ from sqlglot import exp
 
 from sqlml import errors
 from sqlml.grammar import nodes
-from sqlml.grammar.statements import ModelRef, OptionValue
+from sqlml.grammar.statements import ModelRef
+from sqlml.ml.spec import OptionValue
 
 
 def fold(ident: exp.Expr | None) -> str | None:

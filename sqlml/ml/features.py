@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sqlml import errors
-from sqlml.grammar.statements import BinOp, Call, Col, Expr, Lit, Neg, TransformItem
+from sqlml.ml.spec import BinOp, Call, Col, Expr, Lit, Neg, TransformItem
 
 if TYPE_CHECKING:  # onnx (0.8 s to import) only where a graph is built or read
     from sqlml.ml.graph import GraphBuilder

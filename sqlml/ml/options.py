@@ -16,12 +16,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlml import errors
-
-if TYPE_CHECKING:  # an annotation only: importing sqlml.grammar here is a cycle (it needs us)
-    from sqlml.grammar.statements import OptionValue
+from sqlml.ml.spec import OptionValue
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,12 @@ from skl2onnx.common.data_types import DoubleTensorType
 from sklearn.exceptions import ConvergenceWarning
 
 from sqlml import errors
-from sqlml.grammar.statements import Col, OptionValue, TransformItem
 from sqlml.ml import estimator_onnx, features, metrics, models, split
 from sqlml.ml.checkpoints import Checkpoint, never, unwatch, watch
 from sqlml.ml.features import InputColumn, Preprocessor
 from sqlml.ml.graph import ML_OPSET, OPSET, GraphBuilder, finish, splice
 from sqlml.ml.score import Scorer
+from sqlml.ml.spec import Col, OptionValue, TransformItem
 
 Array = np.ndarray[Any, Any]
 Progress = Callable[[str], None]
