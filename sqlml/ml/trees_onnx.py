@@ -165,20 +165,24 @@ def _add_tree(ensemble: Ensemble, tree: Mapping[str, Any], target: int, weight: 
         raise FeatureNotSupported("XGBoost vector-leaf trees cannot be converted to ONNX")
     tree_id = ensemble.n_trees
     ensemble.n_trees += 1
-    left: Sequence[int] = tree["left_children"]
+    left = np.asarray(tree["left_children"], dtype=np.int64)
+    leaf = left == -1
+    split = ~leaf
     conditions = np.asarray(tree["split_conditions"], dtype=np.float32).astype(np.float64)
-    for node, child in enumerate(left):
-        is_leaf = int(child) == -1
-        ensemble.tree_ids.append(tree_id)
-        ensemble.node_ids.append(node)
-        ensemble.leaf.append(is_leaf)
-        ensemble.features.append(0 if is_leaf else int(tree["split_indices"][node]))
-        ensemble.thresholds.append(0.0 if is_leaf else float(conditions[node]))
-        ensemble.true_ids.append(0 if is_leaf else int(child))
-        ensemble.false_ids.append(0 if is_leaf else int(tree["right_children"][node]))
-        ensemble.missing_true.append(0 if is_leaf else int(tree["default_left"][node]))
-        ensemble.targets.append(target)
-        ensemble.weights.append(float(conditions[node]) * weight if is_leaf else 0.0)
+
+    def interior(key: str) -> list[int]:
+        return np.where(split, np.asarray(tree[key], dtype=np.int64), 0).tolist()  # type: ignore[no-any-return]
+
+    ensemble.tree_ids += [tree_id] * len(left)
+    ensemble.node_ids += range(len(left))
+    ensemble.leaf += leaf.tolist()
+    ensemble.features += interior("split_indices")
+    ensemble.thresholds += np.where(split, conditions, 0.0).tolist()
+    ensemble.true_ids += np.where(split, left, 0).tolist()
+    ensemble.false_ids += interior("right_children")
+    ensemble.missing_true += interior("default_left")
+    ensemble.targets += [target] * len(left)
+    ensemble.weights += np.where(leaf, conditions * weight, 0.0).tolist()
 
 
 def _graph(ensemble: Ensemble, input_name: str, ml_opset: int) -> onnx.ModelProto:
