@@ -201,3 +201,28 @@ def test_categorical_splits_are_0a000() -> None:
     with pytest.raises(FeatureNotSupported) as info:
         xgboost_to_onnx(model)
     assert info.value.sqlstate == "0A000"
+
+
+def test_early_stopping_keeps_the_best_rounds(data: Any) -> None:
+    """XGBoost keeps the rounds after best_iteration in the model; its predict ignores them."""
+    x, y = data
+    model = xgb.XGBRegressor(
+        n_estimators=200, learning_rate=0.9, early_stopping_rounds=2, n_jobs=1
+    ).fit(x[:2000], y[:2000], eval_set=[(x[2000:], y[2000:])], verbose=False)
+    rounds = (
+        len(
+            json.loads(model.get_booster().save_raw(raw_format="json"))["learner"][
+                "gradient_booster"
+            ]["model"]["iteration_indptr"]
+        )
+        - 1
+    )
+    assert model.best_iteration + 1 < rounds  # trailing rounds really are stored
+    value = run(model, x, 5)["value"][:, 0]
+    np.testing.assert_allclose(value, model.predict(x), rtol=1e-5, atol=1e-5 * np.abs(y).max())
+    every = xgboost_to_onnx(model, rounds=rounds)
+    sess = ort.InferenceSession(every.SerializeToString(), providers=["CPUExecutionProvider"])
+    all_rounds = model.get_booster().predict(xgb.DMatrix(x))
+    np.testing.assert_allclose(
+        sess.run(None, {"features": x})[0][:, 0], all_rounds, rtol=1e-5, atol=1e-5 * np.abs(y).max()
+    )

@@ -80,18 +80,21 @@ class Ensemble:
 
 
 def xgboost_to_onnx(
-    model: Any, *, input_name: str = "features", ml_opset: int = 5
+    model: Any, *, input_name: str = "features", ml_opset: int = 5, rounds: int | None = None
 ) -> onnx.ModelProto:
     """Converts a fitted XGBoost model to ONNX with float64 input and outputs.
 
     ``model`` is an ``xgboost.Booster``, a scikit-learn wrapper (``XGBRegressor``, ...), the bytes
-    of ``Booster.save_raw("json")`` or that JSON already parsed. Categorical splits, linear
-    boosters, multi-output trees and objectives other than squared/absolute/pseudo-Huber error,
-    binary:logistic and multi:softprob/softmax raise FeatureNotSupported (0A000).
+    of ``Booster.save_raw("json")`` or that JSON already parsed. ``rounds`` keeps the first
+    boosting rounds only; by default the model's ``best_iteration`` + 1 when early stopping
+    recorded one (as the scikit-learn wrappers' predict does; ``Booster.predict`` uses every
+    round), else all. Categorical splits, linear boosters, multi-output trees and objectives other
+    than squared/absolute/pseudo-Huber error, binary:logistic and multi:softprob/softmax raise
+    FeatureNotSupported (0A000).
     """
     if ml_opset not in (3, 5):
         raise ValueError(f"ml_opset must be 3 or 5, not {ml_opset}")
-    ensemble = parse_xgboost(_model_json(model))
+    ensemble = parse_xgboost(_model_json(model), rounds)
     return _graph(ensemble, input_name, ml_opset)
 
 
@@ -110,7 +113,7 @@ def _model_json(model: Any) -> Mapping[str, Any]:
     raise TypeError(f"not an XGBoost model: {type(model).__name__}")
 
 
-def parse_xgboost(doc: Mapping[str, Any]) -> Ensemble:
+def parse_xgboost(doc: Mapping[str, Any], rounds: int | None = None) -> Ensemble:
     """Reads XGBoost's JSON model format (XGBoost 2.x and 3.x) into an Ensemble."""
     learner = doc["learner"]
     objective = str(learner["objective"]["name"])
@@ -134,11 +137,25 @@ def parse_xgboost(doc: Mapping[str, Any]) -> Ensemble:
         base_margin=_base_margin(str(params["base_score"]), objective, n_targets),
         objective=objective,
     )
-    for index, (tree, target) in enumerate(
-        zip(trees_doc["trees"], trees_doc["tree_info"], strict=True)
-    ):
+    count = _tree_count(learner, trees_doc, rounds)
+    pairs = zip(trees_doc["trees"][:count], trees_doc["tree_info"][:count], strict=True)
+    for index, (tree, target) in enumerate(pairs):
         _add_tree(ensemble, tree, int(target), 1.0 if drop is None else drop[index])
     return ensemble
+
+
+def _tree_count(
+    learner: Mapping[str, Any], trees_doc: Mapping[str, Any], rounds: int | None
+) -> int:
+    """How many trees the first ``rounds`` rounds hold (iteration_indptr: where each starts)."""
+    best = learner.get("attributes", {}).get("best_iteration")
+    if rounds is None and best is None:
+        return len(trees_doc["trees"])
+    wanted = int(best) + 1 if rounds is None else rounds
+    starts = [int(i) for i in trees_doc["iteration_indptr"]]
+    if not 0 < wanted < len(starts):
+        raise ValueError(f"rounds must be in 1..{len(starts) - 1}, not {wanted}")
+    return starts[wanted]
 
 
 def _base_margin(text: str, objective: str, n_targets: int) -> list[float]:
