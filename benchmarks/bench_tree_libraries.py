@@ -18,6 +18,8 @@ scikit-learn's RandomForest builds exact, unbinned trees: at 1M rows it is fitte
 --sklearn-forest-trees trees (10 by default) and its fit time is also shown scaled to 100 trees
 (the trees are independent, so fit time is linear in their number).
 
+Needs `pip install lightgbm onnxmltools` besides sqlml's dependencies (neither is one).
+
     python benchmarks/bench_tree_libraries.py --rows 100000        # development
     python benchmarks/bench_tree_libraries.py                      # 1M rows (several minutes)
 """

@@ -226,3 +226,15 @@ def test_early_stopping_keeps_the_best_rounds(data: Any) -> None:
     np.testing.assert_allclose(
         sess.run(None, {"features": x})[0][:, 0], all_rounds, rtol=1e-5, atol=1e-5 * np.abs(y).max()
     )
+
+
+def test_module_is_pure() -> None:
+    """The converter imports neither xgboost nor sqlml's grammar, DB-API or engine path."""
+    import subprocess
+    import sys
+
+    code = "import sys, sqlml.ml.trees_onnx; print(sorted(m for m in sys.modules if m.startswith(('sqlml', 'xgboost', 'sqlglot', 'duckdb'))))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "['sqlml', 'sqlml.errors', 'sqlml.ml', 'sqlml.ml.trees_onnx']"
