@@ -233,8 +233,9 @@ def test_module_is_pure() -> None:
     import subprocess
     import sys
 
-    code = "import sys, sqlml.ml.trees_onnx; print(sorted(m for m in sys.modules if m.startswith(('sqlml', 'xgboost', 'sqlglot', 'duckdb'))))"
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "['sqlml', 'sqlml.errors', 'sqlml.ml', 'sqlml.ml.trees_onnx']"
+    code = "import sys, sqlml.ml.trees_onnx; print(' '.join(sorted(sys.modules)))"
+    run_ = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(run_.stdout.split())
+    assert "sqlml.ml.trees_onnx" in loaded
+    banned = ("xgboost", "sqlglot", "duckdb", "sqlml.grammar", "sqlml.engine", "sqlml.dbapi")
+    assert not [m for m in loaded if m.startswith(banned)]
