@@ -7,7 +7,20 @@ from __future__ import annotations
 import subprocess
 import sys
 
-CORE = ("train", "features", "options", "models", "spec", "to_sql", "metrics", "score", "split")
+import pytest
+
+CORE = (
+    "train",
+    "features",
+    "options",
+    "models",
+    "kinds",
+    "spec",
+    "to_sql",
+    "metrics",
+    "score",
+    "split",
+)
 OUTSIDE = ("sqlml.grammar", "sqlml.engine", "sqlml.dbapi", "sqlml.wire", "sqlml.store")
 
 
@@ -21,3 +34,20 @@ def test_importing_the_ml_core_loads_nothing_outside_it() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_every_model_type_has_a_registered_kind() -> None:
+    from sqlml.ml import kinds, models
+
+    for name in models.names():
+        model_type = models.get(name)
+        assert kinds.kind(model_type.kind).name == model_type.kind
+
+
+def test_an_unknown_kind_is_an_internal_error() -> None:
+    from sqlml import errors
+    from sqlml.ml import kinds
+
+    with pytest.raises(errors.InternalError) as caught:
+        kinds.kind("forecaster")
+    assert caught.value.sqlstate == "XX000"

@@ -32,7 +32,7 @@ from skl2onnx.common.data_types import DoubleTensorType
 from sklearn.exceptions import ConvergenceWarning
 
 from sqlml import errors
-from sqlml.ml import estimator_onnx, features, metrics, models, split
+from sqlml.ml import estimator_onnx, features, kinds, models, split
 from sqlml.ml.checkpoints import Checkpoint, never, unwatch, watch
 from sqlml.ml.features import InputColumn, Preprocessor
 from sqlml.ml.graph import ML_OPSET, OPSET, GraphBuilder, finish, splice
@@ -42,12 +42,6 @@ from sqlml.ml.spec import Col, OptionValue, TransformItem
 Array = np.ndarray[Any, Any]
 Progress = Callable[[str], None]
 
-# Canonical output names of every stored graph, by model kind.
-OUTPUTS = {
-    models.CLASSIFIER: {"label": "label", "probabilities": "probabilities"},
-    models.REGRESSOR: {"variable": "value"},
-    models.CLUSTERER: {"label": "label", "scores": "distances"},
-}
 PARITY_ROWS = 10_000
 MAX_LABELS = 50  # BigQuery ML: a classifier's label has at most 50 distinct values
 PARITY_TOLERANCE = 1e-6
@@ -168,8 +162,9 @@ def _fit(
     raw_check = raw_train if no_split else _take(data.raw, check_rows)
     x_check = x_train if no_split else pre.matrix(raw_check)
     del x_train
-    outputs = _parity_check(graph, inputs, raw_check, estimator, x_check, model_type.kind)
-    result_metrics = _metrics(model_type.kind, outputs, _y(data, check_rows), x_check)
+    kind = kinds.kind(model_type.kind)
+    outputs = _parity_check(graph, inputs, raw_check, estimator, x_check, kind)
+    result_metrics = kind.metrics(outputs, _y(data, check_rows), x_check)
     clock.lap("check_seconds")
     checkpoint()
     say("checked the ONNX graph against scikit-learn; " + _summary(result_metrics))
@@ -179,7 +174,7 @@ def _fit(
         duration_seconds=time.perf_counter() - started,
         **data.timings,
     )
-    centroids = _centroids(estimator, model_type.kind)
+    centroids = kind.centroids(estimator) if kind.centroids is not None else None
     if centroids is not None:
         info["centroids"] = centroids
     return TrainResult(
@@ -242,12 +237,6 @@ def _usable_numbers(data: _Data, label: str | None) -> None:
 def _summary(values: dict[str, Any]) -> str:
     shown = [f"{k}={v:.4g}" for k, v in values.items() if isinstance(v, float)][:3]
     return ", ".join(shown)
-
-
-def _centroids(estimator: Any, kind: str) -> list[list[float]] | None:
-    if kind != models.CLUSTERER:
-        return None
-    return [[float(v) for v in row] for row in estimator.cluster_centers_]
 
 
 # -- columns -------------------------------------------------------------------------------------
@@ -402,7 +391,7 @@ def _labels(
     if label is None:
         return None, None
     column = table.column(label)
-    if model_type.kind == models.REGRESSOR:
+    if kinds.kind(model_type.kind).numeric_label:
         if features.column_kind(label, column.type) != "numeric":
             raise errors.DatatypeMismatch(
                 f'label column "{label}" must be numeric for {model_type.name}, not {column.type}'
@@ -504,13 +493,13 @@ def _to_onnx(model_type: models.ModelType, estimator: Any, pre: Preprocessor) ->
         feature_tensor = pre.onnx(builder, fold=fold)
         scale, offset = pre.affine() if fold else (np.ones(pre.width()), np.zeros(pre.width()))
         outputs = estimator_onnx.build(builder, feature_tensor, estimator, scale, offset)
-        model = finish(builder, outputs, _output_types(model_type.kind, estimator))
+        model = finish(builder, outputs, kinds.kind(model_type.kind).output_types(estimator))
     else:
         feature_tensor = pre.onnx(builder)
-        model = splice(
-            builder, feature_tensor, _skl2onnx(model_type, estimator, pre), OUTPUTS[model_type.kind]
-        )
-    if model_type.kind == models.CLUSTERER:
+        kind = kinds.kind(model_type.kind)
+        converted = _skl2onnx(model_type, estimator, pre)
+        model = splice(builder, feature_tensor, converted, dict(kind.onnx_outputs))
+    if kinds.kind(model_type.kind).returns_features:
         # k-means evaluation needs the rows in the space its distances are measured in.
         model.graph.node.append(onnx.helper.make_node("Identity", [feature_tensor], ["features"]))
         model.graph.output.append(
@@ -524,7 +513,7 @@ def _to_onnx(model_type: models.ModelType, estimator: Any, pre: Preprocessor) ->
 
 def _skl2onnx(model_type: models.ModelType, estimator: Any, pre: Preprocessor) -> Any:
     width = int(getattr(estimator, "n_features_in_", pre.width()))
-    options = {"zipmap": False} if model_type.kind == models.CLASSIFIER else None
+    options = kinds.kind(model_type.kind).skl2onnx_options
     return to_onnx(
         estimator,
         initial_types=[("features", DoubleTensorType([None, width]))],
@@ -533,43 +522,20 @@ def _skl2onnx(model_type: models.ModelType, estimator: Any, pre: Preprocessor) -
     )
 
 
-def _output_types(kind: str, estimator: Any) -> dict[str, tuple[int, list[Any]]]:
-    double, int64 = onnx.TensorProto.DOUBLE, onnx.TensorProto.INT64
-    if kind == models.REGRESSOR:
-        return {"value": (double, [None, 1])}
-    if kind == models.CLASSIFIER:
-        return {
-            "label": (int64, [None]),
-            "probabilities": (double, [None, len(estimator.classes_)]),
-        }
-    return {
-        "label": (int64, [None]),
-        "distances": (double, [None, len(estimator.cluster_centers_)]),
-    }
-
-
 def _parity_check(
     graph: bytes,
     inputs: list[InputColumn],
     raw: dict[str, Array],
     estimator: Any,
     x: Array,
-    kind: str,
+    kind: kinds.Kind,
 ) -> dict[str, Array]:
     """The graph's outputs on the rows ``raw`` (preprocessed: ``x``), after checking the first
-    PARITY_ROWS of them against scikit-learn's predictions."""
+    PARITY_ROWS of them against the estimator's own predictions (what the kind expects)."""
     outputs = Scorer(graph, inputs).run(raw)
     head = {k: v[:PARITY_ROWS] for k, v in outputs.items()}
-    x = x[:PARITY_ROWS]
-    if kind == models.CLASSIFIER:
-        expected = {"probabilities": estimator.predict_proba(x)}
-        same_label = np.array_equal(head["label"], estimator.predict(x))
-    elif kind == models.REGRESSOR:
-        expected = {"value": estimator.predict(x).reshape(-1, 1)}
-        same_label = True
-    else:
-        expected = {"distances": estimator.transform(x)}
-        same_label = np.array_equal(head["label"], estimator.predict(x))
+    expected, labels = kind.expected(estimator, x[:PARITY_ROWS])
+    same_label = labels is None or np.array_equal(head["label"], labels)
     worst = max(float(np.max(np.abs(head[k] - v), initial=0.0)) for k, v in expected.items())
     scale = max(float(np.max(np.abs(v), initial=1.0)) for v in expected.values())
     if not same_label or worst > PARITY_TOLERANCE * max(scale, 1.0):
@@ -578,18 +544,6 @@ def _parity_check(
             detail=f"largest difference {worst:.3g}; labels equal: {same_label}",
         )
     return outputs
-
-
-def _metrics(kind: str, outputs: dict[str, Array], y: Array | None, x: Array) -> dict[str, Any]:
-    """ML.EVALUATE's metrics from the graph's own outputs on the evaluation rows."""
-    if kind == models.CLASSIFIER:
-        assert y is not None
-        probabilities = outputs["probabilities"]
-        return metrics.classification(y, probabilities, probabilities.shape[1], 0.5)
-    if kind == models.REGRESSOR:
-        assert y is not None
-        return metrics.regression(y, outputs["value"].reshape(-1))
-    return metrics.clustering(x, outputs["label"], outputs["distances"])
 
 
 def content_hash(table: pa.Table) -> str:
