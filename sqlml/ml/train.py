@@ -488,18 +488,18 @@ def _sample_weights(pairs: list[list[Any]], classes: list[Any], y: Array) -> Arr
 
 def _to_onnx(model_type: models.ModelType, estimator: Any, pre: Preprocessor) -> bytes:
     builder = GraphBuilder()
+    kind = kinds.kind(model_type.kind)
     if estimator_onnx.handles(estimator):
         fold = estimator_onnx.folds_scaling(estimator)
         feature_tensor = pre.onnx(builder, fold=fold)
         scale, offset = pre.affine() if fold else (np.ones(pre.width()), np.zeros(pre.width()))
         outputs = estimator_onnx.build(builder, feature_tensor, estimator, scale, offset)
-        model = finish(builder, outputs, kinds.kind(model_type.kind).output_types(estimator))
+        model = finish(builder, outputs, kind.output_types(estimator))
     else:
         feature_tensor = pre.onnx(builder)
-        kind = kinds.kind(model_type.kind)
         converted = _skl2onnx(model_type, estimator, pre)
         model = splice(builder, feature_tensor, converted, dict(kind.onnx_outputs))
-    if kinds.kind(model_type.kind).returns_features:
+    if kind.returns_features:
         # k-means evaluation needs the rows in the space its distances are measured in.
         model.graph.node.append(onnx.helper.make_node("Identity", [feature_tensor], ["features"]))
         model.graph.output.append(
