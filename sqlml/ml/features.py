@@ -10,7 +10,8 @@ A. TRANSFORM (or, without one, every non-label column as is): each item makes on
 B. Automatic preprocessing, as BigQuery ML documents it: a numeric column has NULL replaced by the
    training mean, then (for the model types that want it) is standardized; a categorical column is
    one-hot encoded over the categories seen in training, NULL being a category of its own when it
-   was seen, and an unseen value (or an unseen NULL) encoding as all zeros.
+   was seen, and an unseen value (or an unseen NULL) encoding as all zeros; for boosted trees and
+   random forests it is label-encoded instead (:class:`Label`).
 
 Every fitted step does its work twice from the same parameters: on numpy arrays (to make the
 training matrix) and as ONNX nodes (the stored graph). The parity check after training compares
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # onnx (0.8 s to import) only where a graph is built or read
     from sqlml.ml.graph import GraphBuilder
 
 NULL_CATEGORY = "\u2400"  # what a NULL string or boolean becomes at the graph's input
+ONE_HOT, LABEL = "one_hot", "label"  # how categorical columns are encoded
 
 Array = np.ndarray[Any, Any]
 
@@ -304,6 +306,50 @@ class OneHot:
         return {"column": self.name, "encoding": "one_hot", "categories": shown}
 
 
+@dataclass(frozen=True)
+class Label:
+    """Label encoding (BigQuery's for boosted trees and random forests, and ML.LABEL_ENCODER's
+    rule): a category seen in training -> its 1-based place in sorted order, anything else -> 0.
+    NULL is a category of its own when training saw it, as for one-hot encoding."""
+
+    name: str
+    categories: tuple[Any, ...]  # as OneHot's
+    numeric: bool = False
+
+    def numpy(self, x: Array, out: Array | None = None) -> Array:
+        target = np.empty(len(x)) if out is None else out.reshape(-1)
+        target[:] = 0.0
+        for j, category in enumerate(self.categories):
+            if self.numeric and np.isnan(category):
+                target[np.isnan(x.astype(np.float64))] = j + 1
+            else:
+                target[x == category] = j + 1
+        return target
+
+    def onnx(self, g: GraphBuilder, x: str, fold: bool = False) -> str:
+        codes = np.arange(1, len(self.categories) + 1, dtype=np.float64)
+        if not self.numeric:
+            # one lookup per row (a CASE in SQL), not one comparison per category
+            encoded = g.op(
+                "LabelEncoder",
+                x,
+                domain="ai.onnx.ml",
+                keys_strings=[str(c) for c in self.categories],
+                values_floats=[float(c) for c in codes],
+                default_float=0.0,
+            )
+            return g.to_double(encoded)
+        one_hot = OneHot(self.name, self.categories, numeric=True).onnx(g, x)
+        return g.op("MatMul", one_hot, g.const(codes.reshape(-1, 1)))
+
+    @property
+    def width(self) -> int:
+        return 1
+
+    def info(self) -> dict[str, Any]:
+        return {**OneHot(self.name, self.categories, self.numeric).info(), "encoding": "label"}
+
+
 def fit_numeric(name: str, x: Array, standardize: bool) -> NumericAuto:
     missing = np.isnan(x)
     finite = x[~missing] if missing.any() else x  # no copy of a column without NULLs
@@ -318,14 +364,17 @@ def fit_numeric(name: str, x: Array, standardize: bool) -> NumericAuto:
     return NumericAuto(name, mean, std)
 
 
-def fit_categorical(name: str, x: Array, numeric: bool = False) -> OneHot:
+def fit_categorical(
+    name: str, x: Array, numeric: bool = False, encoding: str = ONE_HOT
+) -> OneHot | Label:
+    encoder = OneHot if encoding == ONE_HOT else Label
     if numeric:
         values = np.unique(x.astype(np.float64))  # NaN sorts last and np.unique keeps one
-        return OneHot(name, tuple(float(v) for v in values), numeric=True)
-    return OneHot(name, tuple(sorted(set(x.tolist()))))
+        return encoder(name, tuple(float(v) for v in values), numeric=True)
+    return encoder(name, tuple(sorted(set(x.tolist()))))
 
 
-Encoder = NumericAuto | OneHot
+Encoder = NumericAuto | OneHot | Label
 
 
 @dataclass
@@ -702,8 +751,10 @@ def fit(
     raw: dict[str, Array],
     transform: Sequence[TransformItem] | None,
     standardize: bool,
+    encoding: str = ONE_HOT,
 ) -> Preprocessor:
-    """Fits TRANSFORM (if any) and automatic preprocessing on the training rows ``raw``."""
+    """Fits TRANSFORM (if any) and automatic preprocessing on the training rows ``raw``;
+    categorical columns are encoded one-hot or as labels (``encoding``)."""
     pre = Preprocessor(list(inputs))
     kinds = {c.name: c.kind for c in inputs}
     if transform:
@@ -715,7 +766,9 @@ def fit(
         elif kind == "numeric":
             pre.auto.append(fit_numeric(name, stage.arrays[name], standardize))
         else:
-            pre.auto.append(fit_categorical(name, stage.arrays[name], _is_bucket(pre, name)))
+            pre.auto.append(
+                fit_categorical(name, stage.arrays[name], _is_bucket(pre, name), encoding)
+            )
     return pre
 
 

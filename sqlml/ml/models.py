@@ -38,12 +38,35 @@ REGRESSOR, CLASSIFIER, CLUSTERER = "regressor", "classifier", "clusterer"
 SEED = 0
 
 
+Array = np.ndarray[Any, Any]
+
+
 @dataclass(frozen=True)
 class FitContext:
     """What an estimator builder may need besides options."""
 
     n_rows: int
-    init_centroids: np.ndarray[Any, Any] | None = None  # kmeans CUSTOM init, preprocessed
+    init_centroids: Array | None = None  # kmeans CUSTOM init, preprocessed
+    n_classes: int | None = None  # classifiers: the label's distinct values
+
+
+@dataclass(frozen=True)
+class FitData:
+    """The preprocessed rows a model type's own ``fit`` gets (trees.py): the evaluation split
+    too, for early stopping on its loss."""
+
+    x: Array
+    y: Array | None
+    x_eval: Array | None
+    y_eval: Array | None
+    weights: Array | None  # INSTANCE_WEIGHT_COL per training row, or None
+    classes: list[Any]  # classifiers: label values in class-index order
+    options: dict[str, Any]
+    checkpoint: Callable[[], None]
+
+
+def _one_hot(opts: dict[str, Any]) -> str:
+    return "one_hot"
 
 
 @dataclass(frozen=True)
@@ -54,6 +77,13 @@ class ModelType:
     build: Callable[[dict[str, Any], FitContext], Any]
     standardize: Callable[[dict[str, Any]], bool]
     pending: tuple[str, ...] = ()  # BigQuery ML's options of this type sqlml lacks yet (0A000)
+    # how categorical columns are encoded: 'one_hot' or 'label' (features.py)
+    encoding: Callable[[dict[str, Any]], str] = _one_hot
+    # its own training loop (None: the scikit-learn estimator's fit); returns training info
+    fit: Callable[[Any, FitData], dict[str, Any]] | None = None
+    # its own ONNX converter (None: sqlml's or skl2onnx's): the estimator's graph, with a single
+    # input of the preprocessed features, and its output names -> the kind's canonical names
+    to_onnx: Callable[[Any], tuple[Any, dict[str, str]]] | None = None
 
     @property
     def supervised(self) -> bool:
@@ -70,7 +100,14 @@ def register(model_type: ModelType) -> None:
     _REGISTRY[model_type.name] = model_type
 
 
+def _builtins() -> None:
+    """The model types defined in their own modules register themselves on import (trees.py
+    imports this module, so it cannot be imported from here at load time)."""
+    from sqlml.ml import trees  # noqa: F401
+
+
 def get(name: object) -> ModelType:
+    _builtins()
     if not isinstance(name, str):
         raise errors.InvalidParameterValue("option MODEL_TYPE is required, e.g. 'logistic_reg'")
     found = _REGISTRY.get(name.lower())
@@ -83,6 +120,7 @@ def get(name: object) -> ModelType:
 
 
 def names() -> list[str]:
+    _builtins()
     return sorted(_REGISTRY)
 
 
@@ -158,6 +196,18 @@ def _linear_reg(opts: dict[str, Any], ctx: FitContext) -> Any:
             random_state=SEED,
         )
     return Ridge(alpha=l2) if l2 > 0 else LinearRegression()
+
+
+def class_weight_vector(pairs: list[list[Any]], classes: list[Any]) -> Array:
+    """CLASS_WEIGHTS' [label, weight] pairs as one weight per class index (1 if not named)."""
+    by_text = {str(c).lower(): i for i, c in enumerate(classes)}
+    weights = np.ones(len(classes))
+    for label, weight in pairs:
+        index = by_text.get(str(label).lower())
+        if index is None:
+            raise errors.InvalidParameterValue(f"CLASS_WEIGHTS names unknown label {label!r}")
+        weights[index] = weight
+    return weights
 
 
 def _class_weight(opts: dict[str, Any]) -> Any:

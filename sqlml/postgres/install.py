@@ -12,7 +12,7 @@ What an install puts into the database, in one transaction (all or nothing):
   machine put first on the server Python's sys.path, where its dependencies are.
 
 sqlml's dependencies (numpy, scikit-learn, skl2onnx, onnx, onnxruntime, pyarrow, pandas,
-sqlglot) are compiled packages and must be importable by the server's own Python: from its
+sqlglot, xgboost) are compiled packages and must be importable by the server's own Python: from its
 site-packages, or from a ``--python-path`` folder. ``--install-deps`` fills that folder with pip,
 pinned to the versions this client runs, when the server's Python has this client's version and
 the folder is on a machine both share. Before anything is written, the install asks the server's
@@ -53,6 +53,7 @@ DEPENDENCIES = {
     "pyarrow": "pyarrow",
     "pandas": "pandas",
     "sqlglot": "sqlglot",
+    "xgboost": "xgboost-cpu",  # boosted trees and random forests (the CPU-only wheel)
 }
 Echo = Callable[[str], None]
 
