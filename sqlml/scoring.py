@@ -87,10 +87,17 @@ def _cached(key: tuple[Any, ...], make: Callable[[], T]) -> T:
 def compilable(version: ModelVersion) -> bool:
     import onnx  # lazy, as the compiler: not every session scores
 
-    from sqlml.ml.to_sql import is_compilable
+    from sqlml.ml.to_sql import NotCompilable, is_compilable
 
     def check() -> bool:
-        return bool(is_compilable(onnx.load_from_string(version.onnx)))
+        if not is_compilable(onnx.load_from_string(version.onnx)):
+            return False
+        # (the operators have SQL; the graph may still be too large for it: MAX_TREE_NODES)
+        try:
+            compiled_outputs(version, None, "postgres")  # (the larger: guards on exp, ln, /)
+        except NotCompilable:
+            return False
+        return True
 
     return _cached((version.sha256, "compilable"), check)
 

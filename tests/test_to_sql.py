@@ -432,6 +432,7 @@ ELEMENTWISE = {
     "Reciprocal": n("Reciprocal", ["y"]),
     "Relu": n("Relu", ["x"]),
     "Sigmoid": n("Sigmoid", ["x"]),
+    "Tanh": n("Tanh", ["x"]),
     "Clip": n("Clip", ["x", "lo", "hi"]),
     "Identity": n("Identity", ["x"]),
 }

@@ -48,6 +48,7 @@ class FitContext:
     n_rows: int
     init_centroids: Array | None = None  # kmeans CUSTOM init, preprocessed
     n_classes: int | None = None  # classifiers: the label's distinct values
+    n_features: int = 0  # columns of the preprocessed matrix
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def register(model_type: ModelType) -> None:
 def _builtins() -> None:
     """The model types defined in their own modules register themselves on import (trees.py
     imports this module, so it cannot be imported from here at load time)."""
-    from sqlml.ml import trees  # noqa: F401
+    from sqlml.ml import dnn, trees  # noqa: F401
 
 
 def get(name: object) -> ModelType:

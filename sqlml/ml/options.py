@@ -25,7 +25,7 @@ from sqlml.ml.spec import OptionValue
 @dataclass(frozen=True)
 class Option:
     name: str
-    kind: str  # 'str' | 'int' | 'float' | 'bool' | 'str_list' | 'struct_list'
+    kind: str  # 'str' | 'int' | 'float' | 'bool' | 'str_list' | 'int_list' | 'struct_list'
     default: Any = None
     choices: tuple[str, ...] = ()  # for 'str': allowed values, compared case-insensitively
     check: Callable[[Any], bool] | None = None  # range check on the converted value
@@ -82,6 +82,13 @@ def _as_str_list(option: Option, value: OptionValue) -> Any:
     return list(items)
 
 
+def _as_int_list(option: Option, value: OptionValue) -> Any:
+    items = value if isinstance(value, tuple) else (value,)
+    if not items or not all(isinstance(i, int) and not isinstance(i, bool) for i in items):
+        raise _bad(option.name, value, "an array of integers, e.g. [64, 32]")
+    return list(items)
+
+
 def _as_struct_list(option: Option, value: OptionValue) -> Any:
     """``[STRUCT('label', 0.2), ...]`` -> list of [label, weight] pairs."""
     items = value if isinstance(value, tuple) else ()
@@ -104,6 +111,7 @@ _CONVERTERS: dict[str, Callable[[Option, OptionValue], Any]] = {
     "float": _as_float,
     "bool": _as_bool,
     "str_list": _as_str_list,
+    "int_list": _as_int_list,
     "struct_list": _as_struct_list,
 }
 

@@ -685,15 +685,59 @@ def compile_onnx(
         if info.name not in env:
             env[info.name] = _input(info, inputs)
     opsets = _opsets(model)
+    sizes: dict[int, tuple[Expr, int]] = {}
     for proto in graph.node:
         _run(proto, env, opsets, DIALECTS[dialect])
+        _within_budget(proto, env, sizes)
     return {out.name: _columns(out.name, env) for out in graph.output}
+
+
+# The most tree nodes one op's output may expand to. Expressions are shared while compiling but
+# each output is written out as a tree, and the size multiplies through every layer that reads
+# all of the one before it: a k-means of 8 clusters over 10 features is 22,000-28,000 nodes, a
+# 5-class logistic model 24,000-59,000, a 64-unit one-layer perceptron 39,000, but a perceptron
+# of two 8-unit layers 14 million (9 minutes to compile, and SQL no engine plans in time). Above
+# the budget the graph is not compiled: onnxruntime scores it.
+MAX_TREE_NODES = 100_000
+
+
+def _within_budget(
+    proto: onnx.NodeProto, env: Mapping[str, Value], sizes: dict[int, tuple[Expr, int]]
+) -> None:
+    for name in proto.output:
+        value = env.get(name) if name else None
+        if not isinstance(value, Sym):
+            continue
+        total = sum(_tree_size(cell, sizes) for cell in value.cells.ravel())
+        if total > MAX_TREE_NODES:
+            raise NotCompilable(
+                f"the model's SQL would have more than {MAX_TREE_NODES:,} expression nodes"
+                f" (at ONNX node {proto.op_type} {proto.name!r})"
+            )
+
+
+def _tree_size(root: Expr, sizes: dict[int, tuple[Expr, int]]) -> int:
+    """Nodes of ``root`` written out as a tree, counting each shared subexpression as often as
+    it is read; memoized per node object (kept alive in ``sizes``, so ids stay unique)."""
+    stack: list[tuple[Expr, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = list(node.iter_expressions())
+        if children_done:
+            sizes[id(node)] = (node, 1 + sum(sizes[id(c)][1] for c in children))
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)][1]
 
 
 def is_compilable(model: onnx.ModelProto) -> bool:
     """Whether every input type and op of the graph has a SQL translation (without compiling).
 
-    compile_onnx may still refuse an attribute or shape that SQL cannot express.
+    compile_onnx may still refuse an attribute or shape that SQL cannot express, or a graph
+    whose SQL would be too large (MAX_TREE_NODES): scoring.compilable compiles to find out.
     """
     try:
         _check(model.graph)

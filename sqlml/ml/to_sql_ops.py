@@ -139,6 +139,8 @@ _UNARY: dict[str, Callable[[Dialect, Expr, int], Expr]] = {
     "Reciprocal": lambda sql, x, t: _divide(sql, double(1.0), x),
     "Relu": lambda sql, x, t: _relu(x, t),
     "Sigmoid": lambda sql, x, t: _sigmoid(sql, x),
+    # (both engines have tanh, and it cannot overflow: dnn models' TANH activation)
+    "Tanh": lambda sql, x, t: exp.Anonymous(this="tanh", expressions=[x]),
 }
 
 

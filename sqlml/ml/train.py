@@ -152,6 +152,7 @@ def _fit(
         if data.init_mask is None
         else pre.matrix(_take(data.raw, data.init_mask)),
         n_classes=len(data.classes) if data.classes is not None else None,
+        n_features=x_train.shape[1],
     )
     estimator = model_type.build(opts, ctx)
     if model_type.fit is not None:
