@@ -16,8 +16,9 @@ Scoring in SQL works row by row, so the compiler runs the graph *symbolically, f
 
 Nodes are visited in graph order (ONNX requires a topological order). Each op's handler, found in
 the registry ``OPS[(domain, op_type)]``, maps the node's input values to its output values. The
-built-in handlers live in :mod:`sqlml.ml.to_sql_ops` and register with :func:`register`, the door a
-third party would use too. An op without a handler raises :class:`NotCompilable` naming it.
+built-in handlers live in :mod:`sqlml.ml.to_sql_ops`, tree ensembles in
+:mod:`sqlml.ml.to_sql_trees`; they register with :func:`register`, the door a third party would
+use too. An op without a handler raises :class:`NotCompilable` naming it.
 
 Semantics chosen for SQL
 ------------------------
@@ -62,6 +63,7 @@ from sqlglot import exp
 from sqlml import errors
 
 __all__ = [
+    "CHECKS",
     "DIALECTS",
     "OPS",
     "Dialect",
@@ -645,15 +647,26 @@ class Node:
 
 
 Handler: TypeAlias = Callable[[Node], Sequence[Value]]
+Check: TypeAlias = Callable[[onnx.NodeProto, str], None]  # (node, dialect name) -> None or raise
 OPS: dict[tuple[str, str], Handler] = {}  # (domain, op_type) -> handler; "" is the default domain
+CHECKS: dict[tuple[str, str], Check] = {}  # is_compilable's extra test of a node, per dialect
 
 
-def register(*op_types: str, domain: str = "") -> Callable[[Handler], Handler]:
-    """Register a handler for ops of a domain (the built-in ops use this door too)."""
+def register(
+    *op_types: str, domain: str = "", check: Check | None = None
+) -> Callable[[Handler], Handler]:
+    """Register a handler for ops of a domain (the built-in ops use this door too).
+
+    ``check``, if given, is what :func:`is_compilable` asks of each such node besides having a
+    handler: it raises NotCompilable where compiled SQL would score worse than the runtime on
+    that dialect's engine (a tree ensemble too large, sqlml.ml.to_sql_trees).
+    """
 
     def decorate(handler: Handler) -> Handler:
         for op_type in op_types:
             OPS[(domain, op_type)] = handler
+            if check is not None:
+                CHECKS[(domain, op_type)] = check
         return handler
 
     return decorate
@@ -690,19 +703,22 @@ def compile_onnx(
     return {out.name: _columns(out.name, env) for out in graph.output}
 
 
-def is_compilable(model: onnx.ModelProto) -> bool:
-    """Whether every input type and op of the graph has a SQL translation (without compiling).
+def is_compilable(model: onnx.ModelProto, dialect: str = "duckdb") -> bool:
+    """Whether every input type and op of the graph has a SQL translation (without compiling),
+    and each op's registered check accepts it for the dialect's engine (a tree ensemble above
+    that engine's size limit scores faster with onnxruntime: not compilable).
 
-    compile_onnx may still refuse an attribute or shape that SQL cannot express.
+    compile_onnx may still refuse an attribute or shape that SQL cannot express; it compiles
+    what the checks refuse (they are about speed, not meaning).
     """
     try:
-        _check(model.graph)
+        _check(model.graph, dialect)
     except NotCompilable:
         return False
     return True
 
 
-def _check(graph: onnx.GraphProto) -> None:
+def _check(graph: onnx.GraphProto, dialect: str) -> None:
     constant = set(_constants(graph))
     for info in graph.input:
         if info.name not in constant:
@@ -712,6 +728,8 @@ def _check(graph: onnx.GraphProto) -> None:
             constant.update(proto.output)
         elif _key(proto) not in OPS:
             raise NotCompilable(_unsupported(proto))
+        elif _key(proto) in CHECKS:
+            CHECKS[_key(proto)](proto, dialect)
 
 
 def _constants(graph: onnx.GraphProto) -> dict[str, Value]:
@@ -824,4 +842,5 @@ def _columns(name: str, env: Mapping[str, Value]) -> list[Expr]:
     return [cell.copy() for cell in value.cells.ravel()]
 
 
-from sqlml.ml import to_sql_ops  # noqa: E402, F401  -- registers the built-in op handlers
+# registering the built-in op handlers (to_sql_trees: TreeEnsemble)
+from sqlml.ml import to_sql_ops, to_sql_trees  # noqa: E402, F401
