@@ -12,7 +12,7 @@ graphs do, sqlml.ml.trees_onnx): the Cast handler of sqlml.ml.to_sql_ops rounds 
 onnxruntime does, so every split compares the same float32 value with the same threshold.
 
 Size. A compiled ensemble is as large as its trees (one comparison per interior node, one
-constant per leaf): 100 trees of depth 6 are about 6,300 nodes and 0.5 MB of SQL, parsed and
+constant per leaf): 100 trees of depth 6 are about 11,600 nodes and 0.6 MB of SQL, parsed and
 planned on every query. Beyond a size measured per engine (benchmarks/bench_tree_scoring.py,
 benchmarks/RESULTS.md "Tree scoring (issue 13)") onnxruntime scores faster, so :func:`check`
 declares larger ensembles not compilable (:data:`MAX_NODES`) and scoring takes the runtime path.
@@ -61,8 +61,11 @@ _NAMES = {"AVERAGE": 0, "SUM": 1, "MIN": 2, "MAX": 3, "NONE": 0}
 MAX_DEPTH = 64  # deeper trees nest CASEs past what the SQL parsers (and Python) recurse through
 
 # Total tree nodes (interior + leaves) above which an ensemble scores with onnxruntime, per
-# engine (benchmarks/RESULTS.md "Tree scoring (issue 13)" has the measurements behind them).
-MAX_NODES: dict[str, int] = {"duckdb": 4_000, "postgres": 4_000}
+# engine: below the size where compiled SQL took as long as the runtime path, at 100k and at 1M
+# rows (benchmarks/RESULTS.md "Tree scoring (issue 13)"). Trees of depth 6 hold up to 127 nodes:
+# DuckDB compiles about 5 of them (it plans and optimizes the whole expression on every query,
+# then runs each CASE level over ever smaller selections), PostgreSQL about 16.
+MAX_NODES: dict[str, int] = {"duckdb": 600, "postgres": 2_000}
 
 
 @dataclasses.dataclass(frozen=True)
