@@ -436,3 +436,78 @@ def test_scoring_asks_the_engines_limit() -> None:
     finally:
         to_sql_trees.MAX_NODES.clear()
         to_sql_trees.MAX_NODES.update(limits)
+
+
+# -- end to end: ML.PREDICT over a stored tree model -------------------------------------------
+
+
+def store_tree_model(con: Any, model: onnx.ModelProto) -> None:
+    """The graph as the current version of model m (a regressor over NAMES), as CREATE MODEL
+    stores one (the CREATE MODEL options for trees are another point of issue 13)."""
+    from sqlml.grammar.statements import ModelRef
+    from sqlml.ml.train import TrainResult
+    from sqlml.store import InputColumn
+
+    result = TrainResult(
+        onnx=model.SerializeToString(),
+        model_type="linear_reg",
+        kind="regressor",
+        inputs=[InputColumn(name, "numeric") for name in NAMES],
+        label="y",
+        label_type="double",
+        classes=None,
+        options={},
+        metrics={},
+        training_info={},
+        feature_info=[],
+        row_count=0,
+        data_hash="",
+    )
+    con.session.store.save(
+        ModelRef(None, "m"), result, query_sql=None, transform_sql=None, replace=True
+    )
+
+
+def test_ml_predict_scores_trees_compiled_and_runtime_alike(database: str) -> None:
+    """Through ML.PREDICT on each engine: compiled (hoisted stages and all) equals the runtime
+    path row for row; above the engine's limit 'auto' scores at runtime and 'compiled' is 0A000."""
+    import sqlml
+    from sqlml import errors
+
+    model, bigger = xgboost_graph("dart"), xgboost_graph("regressor")
+    x = scoring_rows(model)[:400]
+    con = sqlml.connect(database, autocommit=True)
+    try:
+        columns = ", ".join(f"{n} double precision" for n in NAMES)
+        con.execute(f"CREATE TABLE t (id bigint, {columns})")
+        marks = ", ".join(["?"] * (FEATURES + 1))  # sqlml's paramstyle: qmark
+        con.cursor().executemany(
+            f"INSERT INTO t VALUES ({marks})", [(i, *row) for i, row in enumerate(rows_of(x))]
+        )
+
+        def predict(mode: str) -> list[Any]:
+            sql = (
+                "SELECT id, predicted_y FROM ML.PREDICT(MODEL m, TABLE t,"
+                f" STRUCT('{mode}' AS scoring)) ORDER BY id"
+            )
+            rows = con.execute(sql).fetchall()
+            assert [r[0] for r in rows] == list(range(len(x)))
+            return [r[1] for r in rows]
+
+        store_tree_model(con, model)
+        np.testing.assert_allclose(predict("compiled"), predict("runtime"), rtol=1e-12, atol=0)
+        engine = "postgres" if database.startswith("postgres") else "duckdb"
+        node = next(n for n in bigger.graph.node if n.op_type == "TreeEnsemble")
+        limits = dict(to_sql_trees.MAX_NODES)
+        try:
+            to_sql_trees.MAX_NODES[engine] = to_sql_trees.tree_nodes(node) - 1
+            store_tree_model(con, bigger)
+            with pytest.raises(errors.NotSupportedError) as caught:
+                predict("compiled")
+            assert caught.value.sqlstate == "0A000"
+            np.testing.assert_allclose(predict("auto"), predict("runtime"), rtol=1e-12, atol=0)
+        finally:
+            to_sql_trees.MAX_NODES.clear()
+            to_sql_trees.MAX_NODES.update(limits)
+    finally:
+        con.close()
