@@ -18,7 +18,7 @@ sqlml.ml.to_sql_trees.MAX_NODES (total tree nodes, interior and leaves) is set b
 per engine. The sums printed must agree (compiled and runtime within 1e-9 relative).
 
 Usage: python benchmarks/bench_tree_scoring.py [--engine duckdb|postgres] [--rows N]
-           [--trees 10,30,100,300] [--depth 6] [--repeat R] [--quick]
+           [--trees 10,30,100,300] [--depth 6] [--repeat R] [--no-jit] [--quick]
 """
 
 from __future__ import annotations
@@ -140,12 +140,14 @@ def compiled_size(graph: onnx.ModelProto, dialect: str) -> tuple[float, int]:
     return seconds, sum(len(e.sql(dialect)) for es in outputs.values() for e in es)
 
 
-def run(engine: str, rows: int, sizes: list[int], depth: int, repeat: int) -> None:
+def run(engine: str, rows: int, sizes: list[int], depth: int, repeat: int, jit: bool) -> None:
     limit = to_sql_trees.MAX_NODES[engine]
     to_sql_trees.MAX_NODES[engine] = 10**9  # 'compiled' at every size, to measure it
     with database(engine) as target:
         con = sqlml.connect(target, autocommit=True)
         con.execute("SELECT setseed(0.42)")
+        if engine == "postgres" and not jit:
+            con.execute("SET jit = off")
         cols = ", ".join(f"{NORMAL[engine]} AS {f}" for f in FEATURES)
         con.execute(TABLE[engine].format(cols=cols, rows=rows))
         con.execute("ANALYZE t")
@@ -154,8 +156,10 @@ def run(engine: str, rows: int, sizes: list[int], depth: int, repeat: int) -> No
             dtype=np.float64,
         )
         train = x[: min(len(x), 50_000)]
+        jit_note = ", jit off" if engine == "postgres" and not jit else ""
         print(
-            f"{engine}: {rows:,} rows x {len(FEATURES)} features, depth {depth}, best of {repeat}"
+            f"{engine}{jit_note}: {rows:,} rows x {len(FEATURES)} features, depth {depth},"
+            f" best of {repeat}"
         )
         header = (
             f"{'trees':>5} {'nodes':>6} {'SQL KB':>7} {'compile':>8} {'compiled':>9}"
@@ -208,12 +212,13 @@ def main() -> None:
     parser.add_argument("--trees", default="10,30,100,300")
     parser.add_argument("--depth", type=int, default=6)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-jit", action="store_true", help="PostgreSQL: SET jit = off")
     parser.add_argument("--quick", action="store_true", help="20k rows, 10 and 100 trees, once")
     args = parser.parse_args()
     sizes = [int(t) for t in args.trees.split(",")]
     if args.quick:
         args.rows, sizes, args.repeat = 20_000, [10, 100], 1
-    run(args.engine, args.rows, sizes, args.depth, args.repeat)
+    run(args.engine, args.rows, sizes, args.depth, args.repeat, not args.no_jit)
 
 
 if __name__ == "__main__":
