@@ -360,6 +360,58 @@ def test_post_transforms_other_than_none_are_not_compiled() -> None:
     assert caught.value.sqlstate == "0A000"
 
 
+def chain(depth: int) -> onnx.ModelProto:
+    """One tree whose interior nodes nest on their true sides only: CASE inside THEN, depth
+    levels deep (a false side would join its parent's CASE as one more WHEN)."""
+    n = depth
+    attrs: dict[str, Any] = {
+        "n_targets": 1,
+        "aggregate_function": 1,
+        "post_transform": 0,
+        "tree_roots": [0],
+        "nodes_featureids": [i % 2 for i in range(n)],
+        "nodes_splits": numpy_helper.from_array(np.asarray([float(n - i) for i in range(n)]), "s"),
+        "nodes_modes": numpy_helper.from_array(np.zeros(n, dtype=np.uint8), "m"),
+        "nodes_truenodeids": [i + 1 if i + 1 < n else n for i in range(n)],
+        "nodes_trueleafs": [0 if i + 1 < n else 1 for i in range(n)],
+        "nodes_falsenodeids": list(range(n)),
+        "nodes_falseleafs": [1] * n,
+        "nodes_missing_value_tracks_true": [i % 2 for i in range(n)],
+        "leaf_targetids": [0] * (n + 1),
+        "leaf_weights": numpy_helper.from_array(np.arange(n + 1, dtype=np.float64), "w"),
+    }
+    nodes = [
+        helper.make_node("Concat", ["f0", "f1"], ["x"], axis=1),
+        helper.make_node("TreeEnsemble", ["x"], ["y"], domain="ai.onnx.ml", **attrs),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info(c, D, [None, 1]) for c in ("f0", "f1")],
+        [helper.make_tensor_value_info("y", D, [None, 1])],
+    )
+    opsets = [helper.make_opsetid("", 19), helper.make_opsetid("ai.onnx.ml", 5)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 10
+    return model
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_tree_at_the_depth_limit_runs_and_a_deeper_one_is_not_compiled(
+    dialect: str, request: Any
+) -> None:
+    pg = request.getfixturevalue("pg") if dialect == "postgres" else None
+    x = np.random.default_rng(0).uniform(-5, 70, size=(300, 2))
+    x[::7, 0] = np.nan
+    deepest = chain(to_sql_trees.MAX_DEPTH)
+    assert is_compilable(deepest, dialect)
+    assert_matches_onnxruntime(deepest, x, dialect, pg)
+    deeper = chain(to_sql_trees.MAX_DEPTH + 1)
+    assert not is_compilable(deeper, dialect)
+    with pytest.raises(NotCompilable, match="deeper"):
+        compile_onnx(deeper, {n: exp.column(n) for n in ("f0", "f1")}, dialect=dialect)
+
+
 # -- the size threshold ------------------------------------------------------------------------
 
 

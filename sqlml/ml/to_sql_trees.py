@@ -245,7 +245,7 @@ def _tree(
     e: _Ensemble, i: int, target: int, row: Sequence[Expr], maybe_null: bool, depth: int = 0
 ) -> _Sub:
     """Interior node i's subtree as its value for one target."""
-    if depth > MAX_DEPTH:
+    if depth >= MAX_DEPTH:  # depth counts from 0 at the root
         raise NotCompilable(f"a tree deeper than {MAX_DEPTH} levels is not compiled")
 
     def side(index: int, is_leaf: bool) -> _Sub:
