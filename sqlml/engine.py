@@ -511,7 +511,11 @@ class Session:
             schema = self.engine.schema_of(self._probe(call))
         scoring.check_input(version, schema)
         scoring.check_output_names(version, schema.names)
-        mode = "view" if view else scoring.choose_mode(version, call, self.settings.scoring)
+        mode = (
+            "view"
+            if view
+            else scoring.choose_mode(version, call, self.settings.scoring, self.engine.dialect)
+        )
         alias = "__sqlml_input"
         source: exp.Expr = _subquery(_parse_query(call.input.sql, self.engine.dialect), alias)
         raw_refs: list[exp.Expr]
@@ -558,7 +562,7 @@ class Session:
     def score_expression(self, version: ModelVersion, call: Score) -> exp.Expr:
         """One inline expression (no room for hoisted columns here): compiled, or indexes into
         one runtime UDF call per referenced output."""
-        mode = scoring.choose_mode(version, None, self.settings.scoring)
+        mode = scoring.choose_mode(version, None, self.settings.scoring, self.engine.dialect)
         if mode == "compiled":
             raw = scoring.compiled_outputs(version, call.qualifier, self.engine.dialect)
         elif self.engine.dialect == "postgres":

@@ -84,22 +84,24 @@ def _cached(key: tuple[Any, ...], make: Callable[[], T]) -> T:
     return value
 
 
-def compilable(version: ModelVersion) -> bool:
+def compilable(version: ModelVersion, dialect: str = "duckdb") -> bool:
+    """Whether the version scores compiled on the dialect's engine (a large tree ensemble is
+    compilable but scores faster with onnxruntime: each engine has its own limit)."""
     import onnx  # lazy, as the compiler: not every session scores
 
     from sqlml.ml.to_sql import NotCompilable, is_compilable
 
     def check() -> bool:
-        if not is_compilable(onnx.load_from_string(version.onnx)):
+        if not is_compilable(onnx.load_from_string(version.onnx), dialect):
             return False
         # (the operators have SQL; the graph may still be too large for it: MAX_TREE_NODES)
         try:
-            compiled_outputs(version, None, "postgres")  # (the larger: guards on exp, ln, /)
+            compiled_outputs(version, None, dialect)
         except NotCompilable:
             return False
         return True
 
-    return _cached((version.sha256, "compilable"), check)
+    return _cached((version.sha256, "compilable", dialect), check)
 
 
 def compiled_outputs(version: ModelVersion, qualifier: str | None, dialect: str) -> list[exp.Expr]:
@@ -496,7 +498,9 @@ def _same_family(kind: str, arrow_type: pa.DataType) -> bool:
     return bool(pa.types.is_null(arrow_type)) or kind_of(arrow_type) == kind
 
 
-def choose_mode(version: ModelVersion, predict: Predict | None, default: str) -> str:
+def choose_mode(
+    version: ModelVersion, predict: Predict | None, default: str, dialect: str = "duckdb"
+) -> str:
     mode = default
     if predict is not None and "scoring" in predict.settings:
         mode = str(predict.settings["scoring"]).lower()
@@ -505,7 +509,7 @@ def choose_mode(version: ModelVersion, predict: Predict | None, default: str) ->
             f"scoring must be one of {', '.join(MODES)}, not {mode!r}"
         )
     if mode == "auto":
-        return "compiled" if compilable(version) else "runtime"
-    if mode == "compiled" and not compilable(version):
+        return "compiled" if compilable(version, dialect) else "runtime"
+    if mode == "compiled" and not compilable(version, dialect):
         raise errors.FeatureNotSupported(f"model {version.ref} cannot be compiled to SQL")
     return mode

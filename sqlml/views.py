@@ -73,8 +73,8 @@ def _function(name: str, args: Sequence[exp.Expr]) -> exp.Expr:
     )
 
 
-def _check(version: ModelVersion) -> None:
-    if not scoring.compilable(version):
+def _check(version: ModelVersion, dialect: str = "duckdb") -> None:
+    if not scoring.compilable(version, dialect):
         raise errors.FeatureNotSupported(
             f"model {version.ref} cannot be compiled to SQL, and a view scores with the model's"
             " SQL function: use ML.PREDICT in a query, or CREATE TABLE AS"
@@ -184,7 +184,7 @@ def pg_function(engine: Engine, version: ModelVersion) -> str:
     table = engine.query_arrow(query.sql(dialect="postgres"), [version.schema, version.name])
     found = table.column(0)[0].as_py() if table.num_rows else None
     if found is None:
-        _check(version)
+        _check(version, engine.dialect)
         raise errors.FeatureNotSupported(
             f"model {version.ref} has no scoring function (more inputs than a PostgreSQL"
             " function takes), which a view needs: use CREATE TABLE AS"
@@ -197,7 +197,7 @@ def pg_function(engine: Engine, version: ModelVersion) -> str:
 
 def serving_value(engine: Engine, version: ModelVersion, qualifier: str | None) -> exp.Expr:
     """The per-model function's call on the row's features (``qualifier``: their table)."""
-    _check(version)
+    _check(version, engine.dialect)
     if engine.dialect == "duckdb":
         publish_macro(engine, version)
         columns = [exp.column(c.name, table=qualifier, quoted=True) for c in version.inputs]
@@ -307,7 +307,7 @@ def pg_predict_function(engine: Engine, version: ModelVersion) -> str:
     )
     table = engine.query_arrow(query.sql(dialect="postgres"), [version.schema, version.name])
     if not table.num_rows:
-        _check(version)
+        _check(version, engine.dialect)
         raise errors.FeatureNotSupported(
             f"model {version.ref} has no prediction function (more inputs than a PostgreSQL"
             " function takes), which a view needs: use CREATE TABLE AS"
@@ -379,7 +379,7 @@ def predict_view(
     LATERAL sqlml."<prediction function>"(<features>) AS __sqlml_v(p))``; DuckDB: the
     prediction macro's struct as a column of a subquery, taken apart above it. ``source``:
     the input query as a subquery aliased ``__sqlml_input``."""
-    _check(version)
+    _check(version, engine.dialect)
     dialect = engine.dialect
     args: list[exp.Expr]
     columns = [exp.column(n, table=_INPUT, quoted=True) for n in names]

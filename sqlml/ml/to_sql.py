@@ -16,8 +16,9 @@ Scoring in SQL works row by row, so the compiler runs the graph *symbolically, f
 
 Nodes are visited in graph order (ONNX requires a topological order). Each op's handler, found in
 the registry ``OPS[(domain, op_type)]``, maps the node's input values to its output values. The
-built-in handlers live in :mod:`sqlml.ml.to_sql_ops` and register with :func:`register`, the door a
-third party would use too. An op without a handler raises :class:`NotCompilable` naming it.
+built-in handlers live in :mod:`sqlml.ml.to_sql_ops`, tree ensembles in
+:mod:`sqlml.ml.to_sql_trees`; they register with :func:`register`, the door a third party would
+use too. An op without a handler raises :class:`NotCompilable` naming it.
 
 Semantics chosen for SQL
 ------------------------
@@ -62,6 +63,7 @@ from sqlglot import exp
 from sqlml import errors
 
 __all__ = [
+    "CHECKS",
     "DIALECTS",
     "OPS",
     "Dialect",
@@ -645,15 +647,26 @@ class Node:
 
 
 Handler: TypeAlias = Callable[[Node], Sequence[Value]]
+Check: TypeAlias = Callable[[onnx.NodeProto, str], None]  # (node, dialect name) -> None or raise
 OPS: dict[tuple[str, str], Handler] = {}  # (domain, op_type) -> handler; "" is the default domain
+CHECKS: dict[tuple[str, str], Check] = {}  # is_compilable's extra test of a node, per dialect
 
 
-def register(*op_types: str, domain: str = "") -> Callable[[Handler], Handler]:
-    """Register a handler for ops of a domain (the built-in ops use this door too)."""
+def register(
+    *op_types: str, domain: str = "", check: Check | None = None
+) -> Callable[[Handler], Handler]:
+    """Register a handler for ops of a domain (the built-in ops use this door too).
+
+    ``check``, if given, is what :func:`is_compilable` asks of each such node besides having a
+    handler: it raises NotCompilable where compiled SQL would score worse than the runtime on
+    that dialect's engine (a tree ensemble too large, sqlml.ml.to_sql_trees).
+    """
 
     def decorate(handler: Handler) -> Handler:
         for op_type in op_types:
             OPS[(domain, op_type)] = handler
+            if check is not None:
+                CHECKS[(domain, op_type)] = check
         return handler
 
     return decorate
@@ -669,13 +682,18 @@ _FOLD_ERRORS = (ValueError, TypeError, RuntimeError, NotImplementedError, IndexE
 
 
 def compile_onnx(
-    model: onnx.ModelProto, inputs: Mapping[str, Expr], dialect: str = "duckdb"
+    model: onnx.ModelProto,
+    inputs: Mapping[str, Expr],
+    dialect: str = "duckdb",
+    max_nodes: int | None = None,
 ) -> dict[str, list[Expr]]:
     """One SQL expression per output column of each graph output.
 
     inputs maps each graph input name to a scalar SQL expression (each input has shape [N, 1]).
     The result maps each graph output name to its column expressions: an [N] output gives a list of
-    one, an [N, k] output a list of k. Raises NotCompilable for what SQL cannot express.
+    one, an [N, k] output a list of k. Raises NotCompilable for what SQL cannot express, and for
+    an op output that would expand to more than ``max_nodes`` (default MAX_TREE_NODES; 0: no
+    limit, for measurements) expression nodes.
     """
     if dialect not in DIALECTS:
         raise errors.InternalError(f"no SQL dialect {dialect!r} for compiled models")
@@ -686,9 +704,11 @@ def compile_onnx(
             env[info.name] = _input(info, inputs)
     opsets = _opsets(model)
     sizes: dict[int, tuple[Expr, int]] = {}
+    budget = MAX_TREE_NODES if max_nodes is None else max_nodes
     for proto in graph.node:
         _run(proto, env, opsets, DIALECTS[dialect])
-        _within_budget(proto, env, sizes)
+        if budget:
+            _within_budget(proto, env, sizes, budget)
     return {out.name: _columns(out.name, env) for out in graph.output}
 
 
@@ -702,16 +722,19 @@ MAX_TREE_NODES = 100_000
 
 
 def _within_budget(
-    proto: onnx.NodeProto, env: Mapping[str, Value], sizes: dict[int, tuple[Expr, int]]
+    proto: onnx.NodeProto,
+    env: Mapping[str, Value],
+    sizes: dict[int, tuple[Expr, int]],
+    budget: int,
 ) -> None:
     for name in proto.output:
         value = env.get(name) if name else None
         if not isinstance(value, Sym):
             continue
         total = sum(_tree_size(cell, sizes) for cell in value.cells.ravel())
-        if total > MAX_TREE_NODES:
+        if total > budget:
             raise NotCompilable(
-                f"the model's SQL would have more than {MAX_TREE_NODES:,} expression nodes"
+                f"the model's SQL would have more than {budget:,} expression nodes"
                 f" (at ONNX node {proto.op_type} {proto.name!r})"
             )
 
@@ -733,20 +756,23 @@ def _tree_size(root: Expr, sizes: dict[int, tuple[Expr, int]]) -> int:
     return sizes[id(root)][1]
 
 
-def is_compilable(model: onnx.ModelProto) -> bool:
-    """Whether every input type and op of the graph has a SQL translation (without compiling).
+def is_compilable(model: onnx.ModelProto, dialect: str = "duckdb") -> bool:
+    """Whether every input type and op of the graph has a SQL translation (without compiling),
+    and each op's registered check accepts it for the dialect's engine (a tree ensemble above
+    that engine's size limit scores faster with onnxruntime: not compilable).
 
     compile_onnx may still refuse an attribute or shape that SQL cannot express, or a graph
-    whose SQL would be too large (MAX_TREE_NODES): scoring.compilable compiles to find out.
+    whose SQL would be too large (MAX_TREE_NODES: scoring.compilable compiles to find out); it
+    compiles what the checks refuse (they are about speed, not meaning).
     """
     try:
-        _check(model.graph)
+        _check(model.graph, dialect)
     except NotCompilable:
         return False
     return True
 
 
-def _check(graph: onnx.GraphProto) -> None:
+def _check(graph: onnx.GraphProto, dialect: str) -> None:
     constant = set(_constants(graph))
     for info in graph.input:
         if info.name not in constant:
@@ -756,6 +782,8 @@ def _check(graph: onnx.GraphProto) -> None:
             constant.update(proto.output)
         elif _key(proto) not in OPS:
             raise NotCompilable(_unsupported(proto))
+        elif _key(proto) in CHECKS:
+            CHECKS[_key(proto)](proto, dialect)
 
 
 def _constants(graph: onnx.GraphProto) -> dict[str, Value]:
@@ -868,4 +896,5 @@ def _columns(name: str, env: Mapping[str, Value]) -> list[Expr]:
     return [cell.copy() for cell in value.cells.ravel()]
 
 
-from sqlml.ml import to_sql_ops  # noqa: E402, F401  -- registers the built-in op handlers
+# registering the built-in op handlers (to_sql_trees: TreeEnsemble)
+from sqlml.ml import to_sql_ops, to_sql_trees  # noqa: E402, F401

@@ -301,6 +301,7 @@ def _to_int(x: Expr) -> Expr:
     return case([(in_range, exp.Cast(this=exp.Trunc(this=x), to=sql_type(INT64)))])
 
 
+FLOAT32_OF = "sqlml_float32_of"  # meta key of a float32 rounding: the double it rounds
 _FLOAT32_INFINITE = 2.0**128 - 2.0**103  # a double this large rounds to +-inf in float32
 _FLOAT32_ZERO = 2.0**-150  # a double this small rounds to +-0 in float32
 
@@ -317,7 +318,9 @@ def _to_float32(x: Expr) -> Expr:
     real = exp.Cast(
         this=exp.Cast(this=x, to=exp.DataType(this=exp.DataType.Type.FLOAT)), to=sql_type(DOUBLE)
     )
-    return case([overflow, underflow], real)
+    rounded = case([overflow, underflow], real)
+    rounded.meta[FLOAT32_OF] = x  # a comparison with a float32 constant can skip the rounding
+    return rounded
 
 
 def _from_bool(x: Expr, dtype: int) -> Expr:

@@ -368,7 +368,7 @@ def publish(plpy: Any, version: ModelVersion) -> None:
     with more inputs than a function takes arguments gets none (ML.PREDICT serves it). A function
     with the same arguments and type is replaced in place: views that call it (CREATE VIEW over
     ML.PREDICT or ML.SCORE, sqlml/views.py) keep it and score with the new version."""
-    if not scoring.compilable(version):
+    if not scoring.compilable(version, "postgres"):
         unpublish(plpy, (version.schema, version.name))
         return
     if len(version.inputs) > _max_arguments(plpy):
