@@ -49,7 +49,7 @@ class FitContext:
 @dataclass(frozen=True)
 class ModelType:
     name: str
-    kind: str  # REGRESSOR | CLASSIFIER | CLUSTERER
+    kind: str  # a kind registered in kinds.py: REGRESSOR | CLASSIFIER | CLUSTERER | ...
     options: tuple[Option, ...]
     build: Callable[[dict[str, Any], FitContext], Any]
     standardize: Callable[[dict[str, Any]], bool]
@@ -57,7 +57,9 @@ class ModelType:
 
     @property
     def supervised(self) -> bool:
-        return self.kind != CLUSTERER
+        from sqlml.ml import kinds  # (kinds imports this module)
+
+        return kinds.kind(self.kind).supervised
 
     def resolve_options(self, given: dict[str, Any]) -> dict[str, Any]:
         return resolve(given, self.options, self.name, self.pending)
@@ -68,6 +70,11 @@ _REGISTRY: dict[str, ModelType] = {}
 
 def register(model_type: ModelType) -> None:
     _REGISTRY[model_type.name] = model_type
+
+
+def unregister(name: str) -> None:
+    """Removes a model type (a plugin unloading, a test cleaning up)."""
+    _REGISTRY.pop(name, None)
 
 
 def get(name: object) -> ModelType:
