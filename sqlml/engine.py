@@ -30,9 +30,7 @@ from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlglot
 import sqlglot.errors
 from sqlglot import exp
@@ -230,7 +228,9 @@ class Session:
                 return False
             plan.token = token
         for version in plan.versions:
-            self.engine.register_scorer(version.sha256, version.onnx, version.inputs)
+            self.engine.register_scorer(
+                version.sha256, version.onnx, version.inputs, scoring.raw_outputs(version)
+            )
         return True
 
     def _current(self, plan: _Plan) -> bool:
@@ -540,7 +540,9 @@ class Session:
             hidden = [f"{scoring.HIDDEN}{i}" for i in range(len(hidden_values))]
             raw_refs = [exp.column(h, quoted=True) for h in hidden]
         else:
-            self.engine.register_scorer(version.sha256, version.onnx, version.inputs)
+            self.engine.register_scorer(
+                version.sha256, version.onnx, version.inputs, scoring.raw_outputs(version)
+            )
             hidden = [f"{scoring.HIDDEN}v"]
             hidden_values = [scoring.runtime_call(version, alias)]
             raw_refs = scoring.runtime_outputs(
@@ -571,7 +573,9 @@ class Session:
                 " scores compiled models only: use ML.PREDICT"
             )
         else:
-            self.engine.register_scorer(version.sha256, version.onnx, version.inputs)
+            self.engine.register_scorer(
+                version.sha256, version.onnx, version.inputs, scoring.raw_outputs(version)
+            )
             runtime = scoring.runtime_call(version, call.qualifier)
             raw = scoring.runtime_outputs(runtime, scoring.width(version))
         return exp.paren(scoring.score_expression(version, raw))
@@ -602,21 +606,18 @@ class Session:
             return self.server.evaluate_in_server(_model_name(version), sql, call.threshold)
         table = self.engine.query_arrow(sql, bound)
         scoring.check_input(version, table.schema)
-        from sqlml.ml import metrics  # lazy: scikit-learn, onnxruntime only to evaluate
-        from sqlml.ml.score import scorer
+        from sqlml.ml.score import scorer  # lazy: onnxruntime only to evaluate
 
         run = scorer(version.onnx, version.inputs, key=version.sha256)
         outputs = run.run_table(_named(table, version))  # one run: k-means' 'features' included
-        if version.kind == models.CLUSTERER:
-            return metrics.clustering(outputs["features"], outputs["label"], outputs["distances"])
-        label = version.label
-        assert label is not None
-        if label["name"] not in table.column_names:
-            raise errors.UndefinedColumn(f'label column "{label["name"]}" is missing from the rows')
-        y = table.column(label["name"])
-        if version.kind == models.REGRESSOR:
-            return _regression(y, outputs["value"])
-        return _classification(y, label["classes"], outputs["probabilities"], call.threshold)
+        label, y = version.label, None
+        if label is not None:  # a supervised kind: the rows must have the label column
+            if label["name"] not in table.column_names:
+                raise errors.UndefinedColumn(
+                    f'label column "{label["name"]}" is missing from the rows'
+                )
+            y = table.column(label["name"])
+        return scoring.model_kind(version).evaluate_rows(version, outputs, y, call.threshold)
 
 
 def _kind(statement: Statement) -> str:
@@ -698,26 +699,6 @@ def _named(table: pa.Table, version: ModelVersion) -> pa.Table:
         found = column.name if column.name in table.column_names else lower[column.name.lower()]
         columns[column.name] = table.column(found)
     return pa.table(columns)
-
-
-def _regression(y: pa.ChunkedArray, value: Any) -> dict[str, float | None]:
-    keep = np.asarray(pc.is_valid(y).to_numpy(zero_copy_only=False), dtype=bool)
-    truth = np.asarray(pc.cast(y, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-    from sqlml.ml import metrics
-
-    return metrics.regression(truth[keep], np.asarray(value).reshape(-1)[keep])
-
-
-def _classification(
-    y: pa.ChunkedArray, classes: list[Any], probs: Any, threshold: float | None
-) -> dict[str, float | None]:
-    index = pc.index_in(y, value_set=pa.array(classes, type=y.type))
-    keep = np.asarray(pc.is_valid(index).to_numpy(zero_copy_only=False), dtype=bool)
-    truth = np.asarray(pc.fill_null(index, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    cut = 0.5 if threshold is None else threshold
-    from sqlml.ml import metrics
-
-    return metrics.classification(truth[keep], np.asarray(probs)[keep], len(classes), cut)
 
 
 def _subquery(query: exp.Expr, alias: str) -> exp.Subquery:

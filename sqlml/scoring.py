@@ -1,11 +1,12 @@
 """Scoring inside the engine's own query: ML.PREDICT and ML.SCORE as SQL trees.
 
-A model version's graph yields *raw outputs*, a flat list of numbers per row:
-``[label, p0, p1, ...]`` for classifiers, ``[value]`` for regressors, ``[cluster, d0, d1, ...]`` for
-k-means. They come either
+A model version's graph yields *raw outputs*, a flat list of numbers per row, the graph outputs
+its kind names (ml/kinds.py ``raw_outputs``): ``[label, p0, p1, ...]`` for classifiers,
+``[value]`` for regressors, ``[cluster, d0, d1, ...]`` for k-means. They come either
 *compiled* (the graph turned into one native SQL expression per output by ml/to_sql.py: vectorized,
 parallel, no Python) or from the *runtime* UDF ``sqlml_onnx`` (onnxruntime, for any graph). The
-BigQuery ML output columns are then built from the raw outputs the same way for both paths.
+BigQuery ML output columns are then built from the raw outputs the same way for both paths, by
+the model's kind (its ``columns`` and ``score``): nothing here branches on the kind.
 
 ML.PREDICT becomes nested SELECTs over the input query (see Session.predict_subquery): the model's
 common subexpressions, then the raw outputs as hidden columns, then the input columns and the
@@ -25,17 +26,18 @@ from sqlglot import exp
 
 from sqlml import cse, errors
 from sqlml.grammar.statements import Predict
-from sqlml.ml import models
+from sqlml.ml import kinds
 from sqlml.ml.features import NULL_CATEGORY, InputColumn, kind_of
+from sqlml.ml.predict_sql import (  # noqa: F401  -- also scoring's names for views and the server
+    PG_CENTROID_DISTANCE,
+    label_literal,
+    pg_label_prob_type,
+)
 from sqlml.store import ModelVersion
 
 UDF = "sqlml_onnx"
 HIDDEN = "__sqlml_"
 MODES = ("auto", "compiled", "runtime")
-
-
-def _double(value: float) -> exp.Expr:
-    return exp.cast(exp.Literal.string(repr(float(value))), exp.DataType.build("DOUBLE"))
 
 
 def input_expression(column: InputColumn, qualifier: str | None, runtime: bool) -> exp.Expr:
@@ -58,11 +60,6 @@ def input_expression(column: InputColumn, qualifier: str | None, runtime: bool) 
 
 # -- raw outputs ---------------------------------------------------------------------------------
 
-_ORDER = {
-    models.CLASSIFIER: ("label", "probabilities"),
-    models.REGRESSOR: ("value",),
-    models.CLUSTERER: ("label", "distances"),
-}
 _lock = threading.Lock()
 _cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _CACHE_SIZE = 512
@@ -114,7 +111,7 @@ def compiled_outputs(version: ModelVersion, qualifier: str | None, dialect: str)
 
         inputs = {c.name: input_expression(c, qualifier, runtime=False) for c in version.inputs}
         outputs = compile_onnx(onnx.load_from_string(version.onnx), inputs, dialect=dialect)
-        return [e for name in _ORDER[version.kind] for e in outputs[name]]
+        return [e for name in raw_outputs(version) for e in outputs[name]]
 
     return list(_cached((version.sha256, "outputs", qualifier, dialect), compile_))
 
@@ -154,59 +151,26 @@ def runtime_outputs(call: exp.Expr, width: int) -> list[exp.Expr]:
 
 
 def width(version: ModelVersion) -> int:
-    if version.kind == models.REGRESSOR:
-        return 1
-    if version.kind == models.CLASSIFIER:
-        assert version.label is not None
-        return 1 + len(version.label["classes"])
-    return 1 + len(version.training_info["centroids"])
+    """How many numbers a row's raw outputs are (the kind says)."""
+    return model_kind(version).width(version)
 
 
 # -- BigQuery ML's output columns ------------------------------------------------------------------
 
-_SQL_TYPES = {
-    "bool": "BOOLEAN",
-    "int8": "TINYINT",
-    "int16": "SMALLINT",
-    "int32": "INTEGER",
-    "int64": "BIGINT",
-    "uint8": "UTINYINT",
-    "uint16": "USMALLINT",
-    "uint32": "UINTEGER",
-    "uint64": "UBIGINT",
-    "float": "FLOAT",
-    "double": "DOUBLE",
-    "string": "VARCHAR",
-    "large_string": "VARCHAR",
-}
+
+def model_kind(version: ModelVersion) -> kinds.Kind:
+    """The version's kind: everything below that depends on it asks this entry."""
+    return kinds.kind(version.kind)
 
 
-def label_literal(value: Any, label_type: str) -> exp.Expr:
-    sql_type = _SQL_TYPES.get(label_type, "VARCHAR")
-    if isinstance(value, bool):
-        literal: exp.Expr = exp.Boolean(this=value)
-    elif isinstance(value, int | float):
-        literal = exp.Literal.string(repr(value))
-    else:
-        literal = exp.Literal.string(str(value))
-    return exp.cast(literal, exp.DataType.build(sql_type, dialect="duckdb"))
-
-
-def _struct(**fields: exp.Expr) -> exp.Struct:
-    return exp.Struct(
-        expressions=[
-            exp.PropertyEQ(this=exp.to_identifier(k), expression=v) for k, v in fields.items()
-        ]
-    )
+def raw_outputs(version: ModelVersion) -> tuple[str, ...]:
+    """The graph outputs that are the raw outputs, in order (both scoring paths)."""
+    return model_kind(version).raw_outputs
 
 
 def output_names(version: ModelVersion) -> list[str]:
     """ML.PREDICT's output columns, the label spelled as in training (``predicted_Churned``)."""
-    if version.kind == models.CLUSTERER:
-        return ["centroid_id", "nearest_centroids_distance"]
-    assert version.label is not None
-    name = f"predicted_{version.label['name']}"
-    return [name] if version.kind == models.REGRESSOR else [name, f"{name}_probs"]
+    return model_kind(version).output_names(version)
 
 
 def check_output_names(version: ModelVersion, names: list[str]) -> None:
@@ -222,138 +186,12 @@ def check_output_names(version: ModelVersion, names: list[str]) -> None:
             )
 
 
-def _named(expression: exp.Expr, name: str) -> exp.Expr:
-    """``expression AS "name"``: quoted, so every engine keeps the name's case."""
-    return exp.alias_(expression, name, quoted=True)
-
-
 def predicted_columns(
     version: ModelVersion, raw: list[exp.Expr], threshold: float | None, dialect: str = "duckdb"
 ) -> list[exp.Expr]:
-    """The BigQuery ML output columns of ML.PREDICT, from the raw outputs. BigQuery's
-    ARRAY<STRUCT<...>> columns are lists of structs in DuckDB and arrays of the extension's
-    composite types in PostgreSQL (which has no anonymous struct type a table can store)."""
-    if version.kind == models.REGRESSOR:
-        value = exp.cast(raw[0], exp.DataType.build("DOUBLE"))
-        return [_named(value, output_names(version)[0])]
-    if version.kind == models.CLASSIFIER:
-        return _classifier_columns(version, raw, threshold, dialect)
-    return _kmeans_columns(raw, dialect)
-
-
-# PostgreSQL: ARRAY<STRUCT<...>> outputs are arrays of the composite types pgtypes.COMPOSITES
-# (created by sqlml install). They cost a third of jsonb arrays of objects to build (0.9 s
-# against 3.4 s per 1M rows here) and keep their SQL types.
-PG_CENTROID_DISTANCE = "centroid_distance"
-
-
-def pg_label_prob_type(label_type: str) -> str:
-    if label_type == "bool":
-        return "label_prob_bool"
-    if label_type.startswith(("int", "uint")):
-        return "label_prob_int"
-    if label_type in ("halffloat", "float", "double"):
-        return "label_prob_float"
-    return "label_prob_text"
-
-
-def _pg_composite(type_name: str, *fields: exp.Expr) -> exp.Expr:
-    udt = exp.DataType.build(f"sqlml.{type_name}", dialect="postgres", udt=True)
-    return exp.cast(exp.Tuple(expressions=list(fields)), udt)
-
-
-def _classifier_columns(
-    version: ModelVersion, raw: list[exp.Expr], threshold: float | None, dialect: str
-) -> list[exp.Expr]:
-    assert version.label is not None
-    classes, label_type, name = (
-        version.label["classes"],
-        version.label["type"],
-        version.label["name"],
-    )
-    literals = [label_literal(c, label_type) for c in classes]
-    probs = raw[1:]
-    predicted = _predicted_label(literals, raw, threshold)
-    if dialect == "postgres":
-        composite = pg_label_prob_type(label_type)
-        pairs = [
-            _pg_composite(composite, lit.copy(), p.copy())
-            for lit, p in zip(literals, probs, strict=True)
-        ]
-        array: exp.Expr = exp.Array(expressions=pairs)
-        return [_named(predicted, f"predicted_{name}"), _named(array, f"predicted_{name}_probs")]
-    array = exp.Array(
-        expressions=[
-            _struct(label=lit.copy(), prob=p.copy()) for lit, p in zip(literals, probs, strict=True)
-        ]
-    )
-    return [_named(predicted, f"predicted_{name}"), _named(array, f"predicted_{name}_probs")]
-
-
-def _predicted_label(
-    literals: list[exp.Expr], raw: list[exp.Expr], threshold: float | None
-) -> exp.Expr:
-    """Binary: the positive class when its probability is above the threshold; multiclass: the
-    graph's label (the most probable class)."""
-    if len(literals) == 2:
-        cut = 0.5 if threshold is None else threshold
-        return exp.case().when(raw[2].copy() > _double(cut), literals[1]).else_(literals[0].copy())
-    case = exp.case(exp.cast(raw[0], exp.DataType.build("BIGINT")))
-    for i, literal in enumerate(literals):
-        case = case.when(exp.Literal.number(i), literal.copy())
-    return case
-
-
-def _kmeans_columns(raw: list[exp.Expr], dialect: str) -> list[exp.Expr]:
-    centroid = exp.Add(
-        this=exp.cast(raw[0], exp.DataType.build("BIGINT")), expression=exp.Literal.number(1)
-    )
-    if dialect == "postgres":
-        return [centroid.as_("centroid_id"), _pg_nearest(raw[1:]).as_("nearest_centroids_distance")]
-    pairs = [
-        _struct(
-            distance=d.copy(),
-            centroid_id=exp.cast(exp.Literal.number(i + 1), exp.DataType.build("BIGINT")),
-        )
-        for i, d in enumerate(raw[1:])
-    ]
-    x = exp.to_identifier("x")
-    reorder = exp.Lambda(
-        this=_struct(
-            centroid_id=exp.Dot(this=exp.column("x"), expression=exp.to_identifier("centroid_id")),
-            distance=exp.Dot(this=exp.column("x"), expression=exp.to_identifier("distance")),
-        ),
-        expressions=[x],
-    )
-    nearest = exp.func(
-        "list_transform", exp.func("list_sort", exp.Array(expressions=pairs)), reorder
-    )
-    return [centroid.as_("centroid_id"), nearest.as_("nearest_centroids_distance")]
-
-
-def _pg_nearest(distances: list[exp.Expr]) -> exp.Expr:
-    """(SELECT array_agg((c, d)::sqlml.centroid_distance ORDER BY d) FROM (VALUES (1, d1), ...)
-    v(c, d))"""
-    rows = [
-        exp.Tuple(
-            expressions=[
-                exp.cast(exp.Literal.number(i + 1), exp.DataType.build("BIGINT")),
-                exp.cast(d.copy(), exp.DataType.build("DOUBLE")),
-            ]
-        )
-        for i, d in enumerate(distances)
-    ]
-    values = exp.Values(
-        expressions=rows,
-        alias=exp.TableAlias(
-            this=exp.to_identifier("__sqlml_v"),
-            columns=[exp.to_identifier("c"), exp.to_identifier("d")],
-        ),
-    )
-    item = _pg_composite(PG_CENTROID_DISTANCE, exp.column("c"), exp.column("d"))
-    ordered = exp.Order(this=item, expressions=[exp.Ordered(this=exp.column("d"))])
-    aggregate = exp.ArrayAgg(this=ordered)
-    return exp.select(aggregate).from_(values).subquery()
+    """The BigQuery ML output columns of ML.PREDICT, from the raw outputs (the kind builds
+    them; ml/predict_sql.py for the built-in kinds)."""
+    return model_kind(version).columns(version, raw, threshold, dialect)
 
 
 BATCH_ROWS = 16384
@@ -458,19 +296,9 @@ def batch_predict(
 
 
 def score_expression(version: ModelVersion, raw: list[exp.Expr]) -> exp.Expr:
-    """ML.SCORE's one value: the prediction (regression), the positive class's probability
-    (binary), the predicted label (multiclass), the 1-based centroid id (k-means)."""
-    if version.kind == models.REGRESSOR:
-        return raw[0]
-    if version.kind == models.CLUSTERER:
-        return exp.Add(
-            this=exp.cast(raw[0], exp.DataType.build("BIGINT")), expression=exp.Literal.number(1)
-        )
-    assert version.label is not None
-    if len(version.label["classes"]) == 2:
-        return raw[2]
-    literals = [label_literal(c, version.label["type"]) for c in version.label["classes"]]
-    return _predicted_label(literals, raw, None)
+    """ML.SCORE's one value (the kind's): the prediction (regression), the positive class's
+    probability (binary), the predicted label (multiclass), the 1-based centroid id (k-means)."""
+    return model_kind(version).score(version, raw)
 
 
 # -- type checks ---------------------------------------------------------------------------------

@@ -29,7 +29,10 @@ version, and the view's SQL holds no version:
   function with a FROM clause is not inlined and ran 15x slower); a filter on the view's input
   columns still reaches the input.
 
-Otherwise the raw outputs are turned into BigQuery ML's columns exactly as for a plain query. A
+Which kinds predict through the prediction function (above: the built-in classifier and k-means
+ones), its element type and how its head becomes the first column are the kind's
+(ml/kinds.py ``ViewPrediction``); nothing here branches on the kind. Otherwise the raw outputs
+are turned into BigQuery ML's columns exactly as for a plain query. A
 model that cannot be compiled to SQL has no such function (0A000); ML.EVALUATE in a view is 0A000.
 """
 
@@ -42,7 +45,8 @@ from sqlglot import exp
 
 from sqlml import errors, scoring
 from sqlml.engines.base import Engine
-from sqlml.ml import models
+from sqlml.ml import kinds
+from sqlml.ml.predict_sql import element
 from sqlml.store import ModelVersion
 
 SCHEMA = "sqlml"
@@ -215,11 +219,12 @@ def serving_value(engine: Engine, version: ModelVersion, qualifier: str | None) 
 
 def raw_outputs(version: ModelVersion, value: exp.Expr, dialect: str) -> list[exp.Expr]:
     """The raw outputs (scoring.py's order) from the function's value ``value``: DuckDB's macro
-    gives all of them; PostgreSQL's scoring function a regressor's value (other models go
-    through the prediction function, ``pg_predict``)."""
+    gives all of them; PostgreSQL's scoring function the one raw output of a kind that does not
+    predict by function (a regressor's value; other kinds go through the prediction function,
+    ``pg_predict``)."""
     if dialect == "duckdb":
         return scoring.runtime_outputs(value, scoring.width(version))
-    if version.kind == models.REGRESSOR:
+    if not predicts_by_function(version):
         return [value]
     raise errors.InternalError(f"model {version.ref}: ML.PREDICT in a view uses pg_predict")
 
@@ -238,17 +243,22 @@ _INPUT = "__sqlml_input"
 _VALUE = "__sqlml_v"
 
 
+def _view_prediction(version: ModelVersion) -> kinds.ViewPrediction | None:
+    return scoring.model_kind(version).view
+
+
 def predicts_by_function(version: ModelVersion) -> bool:
-    """Whether ML.PREDICT of the model in a view calls its prediction function."""
-    return version.kind != models.REGRESSOR
+    """Whether ML.PREDICT of the model in a view calls its prediction function (its kind
+    says how: ml/kinds.py ViewPrediction)."""
+    return _view_prediction(version) is not None
 
 
 def pg_predict_element(version: ModelVersion) -> str:
     """The element type (in schema sqlml) of the prediction function's array."""
-    if version.kind == models.CLUSTERER:
-        return scoring.PG_CENTROID_DISTANCE
-    assert version.label is not None
-    return scoring.pg_label_prob_type(version.label["type"])
+    view = _view_prediction(version)
+    if view is None:
+        raise errors.InternalError(f"model {version.ref} has no prediction function")
+    return view.element(version)
 
 
 def _subquery(query: exp.Expr, alias: str) -> exp.Subquery:
@@ -315,18 +325,6 @@ def pg_predict_function(engine: Engine, version: ModelVersion) -> str:
     return str(table.column(0)[0].as_py())
 
 
-def _element(value: exp.Expr, index: int, field: str | None, dialect: str) -> exp.Expr:
-    """``value[index]`` (1-based, written as is), or its ``field``."""
-    item: exp.Expr = exp.Bracket(
-        this=exp.paren(value.copy()), expressions=[exp.Literal.number(index)], offset=1
-    )
-    if field is None:
-        return item
-    if dialect == "duckdb":
-        return exp.Anonymous(this="struct_extract", expressions=[item, exp.Literal.string(field)])
-    return exp.Dot(this=exp.paren(item), expression=exp.to_identifier(field))
-
-
 def _parts(value: exp.Expr, field: str, dialect: str) -> tuple[exp.Expr, exp.Expr]:
     """(the predicted label or centroid id, the ARRAY<STRUCT> column) from the function's
     value: PostgreSQL's array, ``p[1].field`` and ``p[2:]``; DuckDB's struct, ``p`` and ``r``."""
@@ -339,32 +337,22 @@ def _parts(value: exp.Expr, field: str, dialect: str) -> tuple[exp.Expr, exp.Exp
     rest = exp.Bracket(
         this=exp.paren(value.copy()), expressions=[exp.Slice(this=exp.Literal.number(2))], offset=1
     )
-    return _element(value, 1, field, dialect), rest
+    return element(value, 1, field, dialect), rest
 
 
 def _predicted(
     version: ModelVersion, value: exp.Expr, threshold: float | None, dialect: str
 ) -> tuple[exp.Expr, exp.Expr]:
-    """The predicted label or centroid id, in the type a plain ML.PREDICT gives it, and the
-    ARRAY<STRUCT> column. A binary classifier with a threshold compares the positive class's
-    probability, as ML.PREDICT does, while the serving version is binary (two classes)."""
-    if version.kind == models.CLUSTERER:
-        return _parts(value, "centroid_id", dialect)
-    first, rest = _parts(value, "label", dialect)
-    assert version.label is not None
-    literal = scoring.label_literal(version.label["classes"][0], version.label["type"])
-    assert isinstance(literal, exp.Cast)
-    if threshold is not None:
-        cut = exp.cast(exp.Literal.string(repr(float(threshold))), exp.DataType.build("DOUBLE"))
-        binary = (
-            exp.case()
-            .when(_element(rest, 2, "prob", dialect) > cut, _element(rest, 2, "label", dialect))
-            .else_(_element(rest, 1, "label", dialect))
-        )
-        length = "cardinality" if dialect == "postgres" else "len"
-        size = exp.Anonymous(this=length, expressions=[rest.copy()])
-        first = exp.case().when(size.eq(2), binary).else_(first)
-    return exp.cast(first, literal.to.copy()), rest
+    """The first ML.PREDICT column (the predicted label, the centroid id), in the type a plain
+    ML.PREDICT gives it, and the ARRAY<STRUCT> column: the kind's head field of the first
+    element, made into the column by the kind (a classifier casts it and applies the
+    threshold)."""
+    view = _view_prediction(version)
+    assert view is not None
+    first, rest = _parts(value, view.head_field, dialect)
+    if view.head is not None:
+        first = view.head(version, first, rest, threshold, dialect)
+    return first, rest
 
 
 def predict_view(

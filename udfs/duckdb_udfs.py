@@ -2,9 +2,10 @@
 
 ``sqlml_onnx(key VARCHAR, feature, ...) -> DOUBLE[]`` runs the model version whose graph has
 sha256 ``key`` through onnxruntime, one call per DuckDB vector (2,048 rows), and returns the graph's
-numeric outputs flattened per row: ``[label, p0, p1, ...]`` for classifiers, ``[value]`` for
-regressors and ``[cluster, d0, d1, ...]`` for k-means. The engine path registers each version
-before a query uses it.
+raw outputs flattened per row: the outputs the model's kind names, in its order (sqlml/ml/kinds.py
+``raw_outputs``: ``[label, p0, p1, ...]`` for classifiers, ``[value]`` for regressors and
+``[cluster, d0, d1, ...]`` for k-means). The engine path registers each version, with those
+names, before a query uses it.
 
 DuckDB carries a Python exception raised in a UDF as text, with the SQLSTATE of invalid input.
 So the UDF never lets a bare Python error out: it files the sqlml error it means (an unknown
@@ -32,24 +33,25 @@ import pyarrow as pa
 
 from sqlml import errors
 
-_MODELS: dict[str, tuple[bytes, list[Any]]] = {}
+_MODELS: dict[str, tuple[bytes, list[Any], tuple[str, ...]]] = {}
 _HOLDERS: dict[str, int] = {}  # key -> how many engines hold it
 _LOCK = threading.Lock()
-# The graph outputs the UDF returns, in order (a k-means graph's 'features' output is not one).
-_OUTPUTS = ("label", "probabilities", "value", "distances")
 FUNCTION = "sqlml_onnx"
 
 
-def register_model(key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
+def register_model(
+    key: str, onnx: bytes, inputs: Sequence[Any], outputs: Sequence[str] = ()
+) -> None:
     """One more engine holds the graph ``key`` (call once per engine; see release_models). The
     bytes are checked against their sha256 first (XX001): the registry is keyed by it, so bytes
-    that do not match would serve every later version with that key."""
+    that do not match would serve every later version with that key. ``outputs``: the graph
+    outputs the UDF returns, in order (the model kind's raw outputs; empty: all of them)."""
     with _LOCK:
         if key not in _MODELS:
             from sqlml.ml.score import verify  # lazy: onnxruntime loads when a model does
 
             verify(onnx, key)
-            _MODELS[key] = (onnx, list(inputs))
+            _MODELS[key] = (onnx, list(inputs), tuple(outputs))
         _HOLDERS[key] = _HOLDERS.get(key, 0) + 1
 
 
@@ -118,7 +120,7 @@ def _score(key: pa.Array, *columns: pa.Array) -> pa.Array:
     found = _MODELS.get(digest) if isinstance(digest, str) else None
     if found is None:
         raise _file(errors.UndefinedModel(f"no model version with graph {digest!r} is loaded"))
-    onnx, inputs = found
+    onnx, inputs, names = found
     from sqlml.ml.score import scorer
 
     unloadable, unscorable = _ort_errors()
@@ -129,7 +131,7 @@ def _score(key: pa.Array, *columns: pa.Array) -> pa.Array:
     except unloadable as e:
         raise _file(errors.CorruptedModel(f"model graph {digest} cannot be loaded: {e}")) from e
     try:
-        outputs = run.run_arrow(columns, [name for name in _OUTPUTS if name in run.outputs])
+        outputs = run.run_arrow(columns, list(names or run.outputs))
     except errors.Error as e:
         raise _file(e) from e
     except unscorable as e:

@@ -106,8 +106,12 @@ class Engine(Protocol):
 
     def unregister_table(self, name: str) -> None: ...
 
-    def register_scorer(self, key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
-        """Makes a model version scorable by the runtime UDF under ``key``."""
+    def register_scorer(
+        self, key: str, onnx: bytes, inputs: Sequence[Any], outputs: Sequence[str] = ()
+    ) -> None:
+        """Makes a model version scorable by the runtime UDF under ``key``, which returns the
+        graph's ``outputs`` (its kind's raw outputs, in order; empty: every output the graph
+        has, in its order)."""
         ...
 
     def interrupt(self) -> None:

@@ -498,14 +498,16 @@ class DuckDBEngine:
         self.con.unregister(name)
         self._own += 1
 
-    def register_scorer(self, key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
+    def register_scorer(
+        self, key: str, onnx: bytes, inputs: Sequence[Any], outputs: Sequence[str] = ()
+    ) -> None:
         """Holds the graph in the UDF registry (udfs/duckdb_udfs.py) until this engine closes or
         has registered MAX_SCORERS newer ones."""
         with self._lock:
             if key in self._scorers:
                 self._scorers.move_to_end(key)
                 return
-            _udfs().register_model(key, onnx, inputs)
+            _udfs().register_model(key, onnx, inputs, outputs)
             self._scorers[key] = None
             if len(self._scorers) > MAX_SCORERS:
                 oldest, _ = self._scorers.popitem(last=False)

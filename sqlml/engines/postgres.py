@@ -243,7 +243,9 @@ class PostgresEngine:
         drop = exp.Drop(tables=[exp.to_table(name, quoted=True)], kind="TABLE", exists=True)
         self.execute(drop.sql(dialect="postgres"))
 
-    def register_scorer(self, key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
+    def register_scorer(
+        self, key: str, onnx: bytes, inputs: Sequence[Any], outputs: Sequence[str] = ()
+    ) -> None:
         pass  # the server's batch scorer loads a version by its graph's sha256
 
     def interrupt(self) -> None:

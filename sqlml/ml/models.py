@@ -73,7 +73,7 @@ def _one_hot(opts: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class ModelType:
     name: str
-    kind: str  # REGRESSOR | CLASSIFIER | CLUSTERER
+    kind: str  # a kind registered in kinds.py: REGRESSOR | CLASSIFIER | CLUSTERER | ...
     options: tuple[Option, ...]
     build: Callable[[dict[str, Any], FitContext], Any]
     standardize: Callable[[dict[str, Any]], bool]
@@ -88,7 +88,9 @@ class ModelType:
 
     @property
     def supervised(self) -> bool:
-        return self.kind != CLUSTERER
+        from sqlml.ml import kinds  # (kinds imports this module)
+
+        return kinds.kind(self.kind).supervised
 
     def resolve_options(self, given: dict[str, Any]) -> dict[str, Any]:
         return resolve(given, self.options, self.name, self.pending)
@@ -105,6 +107,11 @@ def _builtins() -> None:
     """The model types defined in their own modules register themselves on import (trees.py
     imports this module, so it cannot be imported from here at load time)."""
     from sqlml.ml import dnn, trees  # noqa: F401
+
+
+def unregister(name: str) -> None:
+    """Removes a model type (a plugin unloading, a test cleaning up)."""
+    _REGISTRY.pop(name, None)
 
 
 def get(name: object) -> ModelType:

@@ -543,6 +543,9 @@ def _to_onnx(model_type: models.ModelType, estimator: Any, pre: Preprocessor) ->
                 "features", onnx.TensorProto.DOUBLE, [None, pre.width()]
             )
         )
+    # the kind that reads the graph travels in it: two kinds never store one graph (one
+    # sha256, which the runtime scorers and the compiled SQL are cached by) read differently
+    onnx.helper.set_model_props(model, {"sqlml.kind": kind.name})
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString())
 

@@ -158,7 +158,9 @@ class PlpyEngine:
     def unregister_table(self, name: str) -> None:
         pass
 
-    def register_scorer(self, key: str, onnx: bytes, inputs: Sequence[Any]) -> None:
+    def register_scorer(
+        self, key: str, onnx: bytes, inputs: Sequence[Any], outputs: Sequence[str] = ()
+    ) -> None:
         pass
 
     def interrupt(self) -> None:
@@ -441,16 +443,8 @@ def _drop_others(
 
 
 def _return_type(version: ModelVersion) -> str:
-    if version.kind == models.CLUSTERER:
-        return "BIGINT"
-    if version.kind == models.REGRESSOR:
-        return "DOUBLE PRECISION"
-    assert version.label is not None
-    if len(version.label["classes"]) == 2:
-        return "DOUBLE PRECISION"
-    literal = scoring.label_literal(version.label["classes"][0], version.label["type"])
-    assert isinstance(literal, exp.Cast)
-    return literal.to.sql(dialect="postgres")
+    """The scoring function's return type: ML.SCORE's value's, as the model's kind says."""
+    return scoring.model_kind(version).pg_score_type(version)
 
 
 def unpublish(plpy: Any, ref: tuple[str, str]) -> None:
@@ -517,8 +511,8 @@ def upgrade_scoring_functions(plpy: Any) -> int:
     return changed
 
 
-_OUTPUTS = ("label", "probabilities", "value", "distances")
-_graphs: dict[str, tuple[bytes, list[Any]]] = {}  # by sha256; bounded like the scorer cache
+# by sha256: the graph, its inputs and its raw outputs (its kind's); bounded like the scorer cache
+_graphs: dict[str, tuple[bytes, list[Any], tuple[str, ...]]] = {}
 _GRAPHS = 64
 
 
@@ -532,24 +526,26 @@ def score_batch(plpy: Any, sha: str, columns: Sequence[bytes]) -> list[float]:
         _graphs[sha] = _load_graph(plpy, sha)
         while len(_graphs) > _GRAPHS:
             _graphs.pop(next(iter(_graphs)))
-    onnx, inputs = _graphs[sha]
+    onnx, inputs, raw = _graphs[sha]
     run = scorer(onnx, inputs, key=sha)
     arrays = [decode_array(c) for c in columns]
     n = len(arrays[0]) if arrays else 0
-    outputs = run.run_arrow(arrays, [name for name in _OUTPUTS if name in run.outputs])
+    outputs = run.run_arrow(arrays, list(raw))
     parts = [np.asarray(v, dtype=np.float64).reshape(n, -1) for v in outputs.values()]
     flat: list[float] = np.hstack(parts).T.reshape(-1).tolist()
     return flat
 
 
-def _load_graph(plpy: Any, sha: str) -> tuple[bytes, list[Any]]:
+def _load_graph(plpy: Any, sha: str) -> tuple[bytes, list[Any], tuple[str, ...]]:
     """A graph by its sha256, its bytes checked before they are cached under it: the first
     stored copy that matches (a retrain to the same graph stores a good copy next to a
-    corrupted one); XX001 when none does."""
+    corrupted one); XX001 when none does. With its inputs and its raw outputs, which its
+    model type's kind names (ml/kinds.py)."""
+    from sqlml.ml import kinds
     from sqlml.ml.features import InputColumn
 
     plan = plpy.prepare(
-        "SELECT schema_name, model_name, version, onnx, inputs FROM sqlml.versions"
+        "SELECT schema_name, model_name, version, model_type, onnx, inputs FROM sqlml.versions"
         " WHERE onnx_sha256 = $1 ORDER BY version DESC",
         ["text"],
     )
@@ -560,7 +556,8 @@ def _load_graph(plpy: Any, sha: str) -> tuple[bytes, list[Any]]:
         onnx = bytes(row["onnx"])
         if hashlib.sha256(onnx).hexdigest() == sha:
             inputs = [InputColumn(c["name"], c["kind"]) for c in json.loads(row["inputs"])]
-            return onnx, inputs
+            kind = kinds.kind(models.get(row["model_type"]).kind)
+            return onnx, inputs, kind.raw_outputs
     first = rows[0]
     raise errors.CorruptedModel(
         f'model "{first["schema_name"]}.{first["model_name"]}" version {first["version"]} is'
