@@ -113,7 +113,7 @@ CASES = [
     (
         "dnn_classifier",
         "segment",
-        {"hidden_units": [5], "activation_fn": "TANH", "learn_rate": 0.01, "l2_reg": 0.01},
+        {"hidden_units": [3], "activation_fn": "TANH", "learn_rate": 0.01, "l2_reg": 0.01},
     ),
     (
         "dnn_classifier",
