@@ -164,6 +164,10 @@ _BUILT_INS = (
     "predict",
     "score",
     "evaluate",
+    "feature_info",
+    "training_info",
+    "weights",
+    "centroids",
 )
 for _module in _BUILT_INS:
     importlib.import_module(f"sqlml.functions.{_module}")
