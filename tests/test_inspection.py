@@ -301,3 +301,40 @@ def test_types_on_each_engine(database: str) -> None:
             [("category", pa.string()), ("weight", pa.float64())]
         )
     con.close()
+
+
+# -- the real `sqlml serve` command, psycopg2 as the client ---------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_through_sqlml_serve_with_psycopg2(
+    engine: str, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    import psycopg2
+    from conftest import load_shop, sqlml_serve
+
+    from sqlml.wire.upstream import Target
+
+    if engine == "postgres":
+        database = str(request.getfixturevalue("pg_database"))
+        dbname = Target.parse(database).dbname
+    else:
+        database, dbname = str(tmp_path / "inspect.duckdb"), "inspect"
+        loading = sqlml.connect(database, autocommit=True)
+        load_shop(loading)
+        loading.close()
+    with sqlml_serve("-d", database) as port:
+        con = psycopg2.connect(host="127.0.0.1", port=port, dbname=dbname, user="ana")
+        con.autocommit = True
+        with con.cursor() as cursor:
+            cursor.execute(RIDGE)
+            cursor.execute("SELECT processed_input, weight FROM ML.WEIGHTS(MODEL shop.lin)")
+            assert [r[0] for r in cursor.fetchall()] == ["tenure", "spend", "plan", "__INTERCEPT__"]
+            cursor.execute("SELECT input, mean FROM ML.FEATURE_INFO(MODEL shop.lin)")
+            assert [r[0] for r in cursor.fetchall()] == ["tenure", "spend", "plan"]
+            cursor.execute("SELECT training_run FROM ML.TRAINING_INFO(MODEL shop.lin)")
+            assert cursor.fetchall() == [(0,)]
+            with pytest.raises(psycopg2.Error) as caught:
+                cursor.execute("SELECT * FROM ML.CENTROIDS(MODEL shop.lin)")
+            assert caught.value.pgcode == "0A000"
+        con.close()
