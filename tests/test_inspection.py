@@ -338,3 +338,18 @@ def test_through_sqlml_serve_with_psycopg2(
                 cursor.execute("SELECT * FROM ML.CENTROIDS(MODEL shop.lin)")
             assert caught.value.pgcode == "0A000"
         con.close()
+
+
+def test_a_new_version_is_seen_and_a_view_is_refused(con: Any) -> None:
+    """The rendered rows are kept with the plan only while the model serves the same version;
+    in a view they would go stale (0A000), in CREATE TABLE AS they are kept."""
+    weights = "SELECT weight FROM ML.WEIGHTS(MODEL shop.lin) WHERE processed_input = 'tenure'"
+    con.execute(RIDGE)
+    first = con.execute(weights).fetchall()
+    assert con.execute(weights).fetchall() == first  # (the kept plan)
+    con.execute(RIDGE.replace("FROM shop.customers", "FROM shop.customers WHERE id < 400"))
+    assert con.execute(weights).fetchall() != first
+    error = fails(con, "CREATE VIEW shop.w AS SELECT * FROM ML.WEIGHTS(MODEL shop.lin)")
+    assert error == "0A000"
+    con.execute("CREATE TABLE shop.w AS SELECT * FROM ML.FEATURE_INFO(MODEL shop.lin)")
+    assert len(con.execute("SELECT input FROM shop.w").fetchall()) == 3
