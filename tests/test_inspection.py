@@ -353,3 +353,21 @@ def test_a_new_version_is_seen_and_a_view_is_refused(con: Any) -> None:
     assert error == "0A000"
     con.execute("CREATE TABLE shop.w AS SELECT * FROM ML.FEATURE_INFO(MODEL shop.lin)")
     assert len(con.execute("SELECT input FROM shop.w").fetchall()) == 3
+
+
+def test_in_bigquery_mode(database: str) -> None:
+    """As BigQuery's reference writes them: backtick paths, STRUCT(TRUE AS standardize)."""
+    from conftest import load_shop
+
+    con = sqlml.connect(database, autocommit=True, dialect="bigquery")
+    if not database.startswith("postgresql"):
+        load_shop(con)
+    con.execute(RIDGE.replace("shop.lin", "`shop.lin`"))
+    found = con.execute(
+        "SELECT processed_input FROM ML.WEIGHTS(MODEL `shop.lin`, STRUCT(TRUE AS standardize))"
+    ).fetchall()
+    assert [r[0] for r in found] == ["tenure", "spend", "plan", "__INTERCEPT__"]
+    assert con.execute("SELECT COUNT(*) FROM ML.FEATURE_INFO(MODEL `shop.lin`)").fetchall() == [
+        (3,)
+    ]
+    con.close()

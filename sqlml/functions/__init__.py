@@ -45,7 +45,6 @@ RENDERED, OVER_ROWS, METADATA = "rendered", "over rows", "metadata"
 # BigQuery's scalar types a STRUCT field can have
 FIELD_TYPES = ("FLOAT64", "INT64", "STRING", "BOOL")
 
-Value = bool | int | float | str | None
 Row = Sequence[Any]
 
 
