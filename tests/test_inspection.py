@@ -371,3 +371,18 @@ def test_in_bigquery_mode(database: str) -> None:
         (3,)
     ]
     con.close()
+
+
+def test_types_on_the_wire(con: Any) -> None:
+    """Through the gateway (DuckDB) and the proxy (PostgreSQL) the columns arrive with
+    PostgreSQL's types for BigQuery's: FLOAT64 float8, INT64 int8, STRING text or varchar."""
+    if isinstance(con, sqlml.Connection):
+        return  # (sqlml.connect's Arrow types: test_types_on_each_engine)
+    con.execute(RIDGE)
+    cursor = con.execute("SELECT * FROM ML.FEATURE_INFO(MODEL shop.lin)")
+    oids = {c.name: c.type_code for c in cursor.description}
+    float8, int8, text = 701, 20, (25, 1043)
+    assert oids["input"] in text
+    assert [oids[n] for n in ("min", "max", "mean", "median", "stddev")] == [float8] * 5
+    assert [oids[n] for n in ("category_count", "null_count", "dimension")] == [int8] * 3
+    cursor.fetchall()
