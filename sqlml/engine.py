@@ -35,7 +35,7 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
-from sqlml import bigquery, errors, grammar, scoring, views
+from sqlml import bigquery, errors, functions, grammar, scoring, views
 from sqlml.engines import open_engine, placeholders
 from sqlml.engines.base import Engine, InServer, KeepsPlans, Probes, Result, all_or_nothing
 from sqlml.grammar import lexer
@@ -44,6 +44,7 @@ from sqlml.grammar.statements import (
     CreateModel,
     DropModel,
     Evaluate,
+    Inspect,
     MLCall,
     MLQuery,
     Passthrough,
@@ -467,6 +468,12 @@ class Session:
             if view:
                 return exp.paren(views.score(self.engine, version, call.qualifier))
             return self.score_expression(version, call)
+        if isinstance(call, Inspect):
+            if view:  # (its values are the version's now: a view would not see a new one)
+                raise errors.FeatureNotSupported(
+                    f"ML.{call.function} in a view is not supported: CREATE TABLE AS keeps it"
+                )
+            return functions.inspect(version, call, self.engine.dialect)
         if view:
             raise errors.FeatureNotSupported(
                 "ML.EVALUATE in a view is not supported yet: CREATE TABLE AS keeps its row"

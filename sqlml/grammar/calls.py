@@ -1,9 +1,12 @@
 """Queries with ML calls inside: typed calls plus a template with a slot where each call stood.
 
-``ML.PREDICT`` and ``ML.EVALUATE`` are table functions (FROM/JOIN); ``ML.SCORE`` is a scalar
-function (any expression). Each call becomes a typed :class:`Predict`, :class:`Evaluate` or
-:class:`Score`, and its place in the tree a :class:`~sqlml.grammar.nodes.CallSlot` numbered in
-the order the calls appear in the text; :func:`sqlml.grammar.render.render` fills the slots.
+Each ML function is a registered entry (:mod:`sqlml.functions`) that says whether it is a table
+function (FROM/JOIN: ``ML.PREDICT``, ``ML.EVALUATE``, ``ML.WEIGHTS``, ...) or a scalar one (any
+expression: ``ML.SCORE``), whether it takes rows, and its STRUCT fields with their types. Each
+call is checked against its entry and becomes the typed call the entry makes (:class:`Predict`,
+:class:`Evaluate`, :class:`Score`, or :class:`Inspect` for functions computed from the stored
+version), and its place in the tree a :class:`~sqlml.grammar.nodes.CallSlot` numbered in the
+order the calls appear in the text; :func:`sqlml.grammar.render.render` fills the slots.
 """
 
 from __future__ import annotations
@@ -11,15 +14,14 @@ from __future__ import annotations
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
-from sqlml import errors
+from sqlml import errors, functions
 from sqlml.grammar import nodes
 from sqlml.grammar.nodes import TRANSFORM_FUNCTIONS
-from sqlml.grammar.statements import Evaluate, MLCall, MLQuery, Predict, Query, Score
+from sqlml.grammar.statements import Inspect, MLCall, MLQuery, Query
 from sqlml.grammar.values import field_name, field_value, fold, model_ref, quoted_table, to_value
 from sqlml.ml.options import closest
 from sqlml.ml.spec import OptionValue
 
-TABLE_FUNCTIONS = ("PREDICT", "EVALUATE")
 SCORE_ALIAS = "score"  # the name of an unnamed ML.SCORE column, as PostgreSQL names a call
 _TABLE_KEYS = {"this", "db", "alias"}
 
@@ -58,54 +60,59 @@ def _name(node: exp.Expr) -> str:
 
 
 def _typed(node: exp.Expr, flavour: Dialect) -> MLCall:
+    """The typed call, as the function's registered entry (sqlml.functions) declares it."""
     name, position = _name(node), nodes.start_of(node)
-    if name not in (*TABLE_FUNCTIONS, "SCORE"):
+    entry = functions.find(name)
+    if entry is None:
         where = " outside TRANSFORM" if name in TRANSFORM_FUNCTIONS else ""
         raise errors.FeatureNotSupported(f"ML.{name} is not supported{where}", position=position)
     in_from = _in_from(node)
-    if name in TABLE_FUNCTIONS and not in_from:
+    if entry.table and not in_from:
         raise errors.SyntaxError(
             f"ML.{name} is a table function: use it in FROM or JOIN", position=position
         )
-    if name == "SCORE" and (in_from or isinstance(node.parent and node.parent.parent, exp.Window)):
-        raise errors.SyntaxError("ML.SCORE is a scalar function, not a table", position=position)
-    return _BUILDERS[name](node, flavour)
+    if not entry.table and (in_from or isinstance(node.parent and node.parent.parent, exp.Window)):
+        raise errors.SyntaxError(f"ML.{name} is a scalar function, not a table", position=position)
+    args = _arguments(node, entry, flavour)
+    if entry.make is None:
+        return Inspect(entry.name, args.model, args.settings)
+    return entry.make(args)
+
+
+def _arguments(node: exp.Expr, entry: functions.Function, flavour: Dialect) -> functions.CallArgs:
+    """The model, the rows, the STRUCT and (a scalar function's) alias of a call, checked."""
+    if isinstance(node, exp.Predict):
+        model, rest = node.this, [node.expression, node.args.get("params_struct")]
+    else:
+        model, rest = node.args.get("model"), list(node.expressions)
+    position = nodes.start_of(node)
+    if model is None:
+        raise errors.SyntaxError(
+            f"ML.{entry.name} takes MODEL <name> as its first argument", position=position
+        )
+    source = next((a for a in rest if isinstance(a, exp.Table | exp.Subquery)), None)
+    struct = next((a for a in rest if isinstance(a, exp.Struct)), None)
+    if entry.rows == functions.NONE and source is not None:
+        raise errors.SyntaxError(f"ML.{entry.name} takes no rows", position=position)
+    if entry.rows == functions.REQUIRED and source is None:
+        raise errors.SyntaxError(
+            f"ML.{entry.name} needs rows: a (query) or TABLE t after the model",
+            position=position,
+        )
+    qualifier = None
+    if not entry.table and rest and isinstance(rest[0], exp.Column):
+        qualifier = fold(rest[0].this)
+    return functions.CallArgs(
+        entry.name,
+        model_ref(model),
+        _input(source, flavour),
+        _struct(struct, entry),
+        qualifier,
+    )
 
 
 def _in_from(node: exp.Expr) -> bool:
     return isinstance(node.parent, exp.Table) and node.arg_key == "this"
-
-
-# The STRUCT fields each table function takes: sqlml's, and BigQuery ML's that sqlml does not
-# implement yet (0A000). Any other name is 22023 with the closest field as the hint.
-FIELDS = {"PREDICT": ("threshold", "scoring"), "EVALUATE": ("threshold",)}
-PENDING_FIELDS = {
-    "PREDICT": ("keep_original_columns", "trial_id"),
-    "EVALUATE": ("perform_aggregation", "horizon", "confidence_level", "trial_id"),
-}
-
-
-def _predict(node: exp.Expr, flavour: Dialect) -> MLCall:
-    threshold, settings = _struct(node.args.get("params_struct"), "PREDICT")
-    source = _input(node.expression, flavour)
-    assert source is not None  # the parser requires it
-    return Predict(model_ref(node.this), source, threshold, settings)
-
-
-def _evaluate(node: exp.Expr, flavour: Dialect) -> MLCall:
-    args = node.expressions
-    source = next((a for a in args if isinstance(a, exp.Table | exp.Subquery)), None)
-    struct = next((a for a in args if isinstance(a, exp.Struct)), None)
-    threshold, settings = _struct(struct, "EVALUATE")
-    return Evaluate(model_ref(node.args["model"]), _input(source, flavour), threshold, settings)
-
-
-def _score(node: exp.Expr, flavour: Dialect) -> MLCall:
-    qualifier = fold(node.expressions[0].this) if node.expressions else None
-    return Score(model_ref(node.args["model"]), qualifier)
-
-
-_BUILDERS = {"PREDICT": _predict, "EVALUATE": _evaluate, "SCORE": _score}
 
 
 def _input(source: exp.Expr | None, flavour: Dialect) -> Query | None:
@@ -150,8 +157,8 @@ def _reads_any(source: exp.Expr, ctes: list[exp.CTE]) -> bool:
     ) or (isinstance(source, exp.Table) and not source.db and source.name.lower() in names)
 
 
-def _struct(struct: exp.Expr | None, function: str) -> tuple[float | None, dict[str, OptionValue]]:
-    """``STRUCT(0.5 AS threshold, 'x' AS other)``: the threshold and the other fields."""
+def _struct(struct: exp.Expr | None, entry: functions.Function) -> dict[str, OptionValue]:
+    """``STRUCT(0.5 AS threshold, ...)``: each field by its lower-case name, of its type."""
     settings: dict[str, OptionValue] = {}
     for item in struct.expressions if struct is not None else []:
         name = field_name(item)
@@ -160,34 +167,29 @@ def _struct(struct: exp.Expr | None, function: str) -> tuple[float | None, dict[
                 "STRUCT fields need names: STRUCT(0.5 AS threshold)",
                 position=nodes.start_of(struct) if struct is not None else None,
             )
-        _known_field(name.lower(), function, item)
+        _known_field(name.lower(), entry, item)
         name = name.lower()  # field names are case-insensitive, as BigQuery's
         if name in settings:
             raise errors.InvalidParameterValue(f"STRUCT field {name} is given twice")
-        settings[name] = to_value(field_value(item), f"STRUCT field {name}")
-    threshold = settings.pop("threshold", None)
-    return (_threshold(threshold) if threshold is not None else None), settings
+        value = to_value(field_value(item), f"STRUCT field {name}")
+        settings[name] = functions.check_field(entry, name, value)
+    return settings
 
 
-def _known_field(name: str, function: str, item: exp.Expr) -> None:
-    if name in FIELDS[function]:
+def _known_field(name: str, entry: functions.Function, item: exp.Expr) -> None:
+    known = tuple(f.name for f in entry.fields)
+    if name in known:
         return
-    if name in PENDING_FIELDS[function]:
+    if name in entry.pending:
         raise errors.FeatureNotSupported(
-            f"STRUCT field {name} of ML.{function} is not supported yet",
+            f"STRUCT field {name} of ML.{entry.name} is not supported yet",
             position=nodes.start_of(item),
         )
     raise errors.InvalidParameterValue(
-        f"ML.{function} has no STRUCT field {name}",
-        hint=closest(name, FIELDS[function] + PENDING_FIELDS[function], "fields"),
+        f"ML.{entry.name} has no STRUCT field {name}",
+        hint=closest(name, known + entry.pending, "fields") if known + entry.pending else None,
         position=nodes.start_of(item),
     )
-
-
-def _threshold(value: OptionValue) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1:
-        return float(value)
-    raise errors.InvalidParameterValue(f"threshold must be a number in [0, 1], not {value!r}")
 
 
 def _place(node: exp.Expr, slot: int) -> None:

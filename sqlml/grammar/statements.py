@@ -99,7 +99,18 @@ class Score:
     qualifier: str | None = None
 
 
-MLCall = Predict | Evaluate | Score
+@dataclass(frozen=True)
+class Inspect:
+    """A call of an ML function computed from the stored version alone (ML.WEIGHTS,
+    ML.FEATURE_INFO, ...; see sqlml.functions): its registered name, the model and the STRUCT
+    fields, checked against the entry's declared types."""
+
+    function: str  # the entry's name, upper case, without "ML."
+    model: ModelRef
+    settings: Mapping[str, OptionValue] = field(default_factory=dict)
+
+
+MLCall = Predict | Evaluate | Score | Inspect
 
 
 @dataclass(frozen=True)

@@ -156,8 +156,8 @@ def test_non_literal_option_names_the_option() -> None:
 
 def test_unknown_ml_function_is_named() -> None:
     with pytest.raises(errors.FeatureNotSupported) as caught:
-        grammar.parse("SELECT * FROM ML.TRAINING_INFO(MODEL m)")
-    assert "ML.TRAINING_INFO" in caught.value.message
+        grammar.parse("SELECT * FROM ML.CONFUSION_MATRIX(MODEL m)")
+    assert "ML.CONFUSION_MATRIX" in caught.value.message
     assert caught.value.position == 15
 
 

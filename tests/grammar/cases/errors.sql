@@ -258,12 +258,24 @@ SELECT ML.SCORE(MODEL m) OVER () FROM t
 -- expected: error 42601 at 8
 
 -- case: unknown_ml_table_function
-SELECT * FROM ML.TRAINING_INFO(MODEL m)
+SELECT * FROM ML.CONFUSION_MATRIX(MODEL m)
 -- expected: error 0A000
 
--- case: unknown_ml_function_weights
-SELECT * FROM ML.WEIGHTS(MODEL shop.churn)
+-- case: unknown_ml_function_roc_curve
+SELECT * FROM ML.ROC_CURVE(MODEL shop.churn)
 -- expected: error 0A000
+
+-- case: weights_struct_field_typo
+SELECT * FROM ML.WEIGHTS(MODEL m, STRUCT(TRUE AS standardise))
+-- expected: error 22023
+
+-- case: weights_struct_field_of_the_wrong_type
+SELECT * FROM ML.WEIGHTS(MODEL m, STRUCT('yes' AS standardize))
+-- expected: error 22023
+
+-- case: feature_info_takes_no_rows
+SELECT * FROM ML.FEATURE_INFO(MODEL m, TABLE t)
+-- expected: error 42601 at 15
 
 -- case: transform_function_outside_transform
 SELECT ML.STANDARD_SCALER(x) OVER () FROM t

@@ -1,0 +1,172 @@
+"""ML functions as registered entries: what each ``ML.<name>(MODEL m, ...)`` call takes, what it
+returns and how it runs, in one module per function (or per family).
+
+Why a package of its own, beside ``grammar/`` and ``engine.py``: an ML function touches both
+(the grammar checks its arguments, the engine path runs it) and every front door (sqlml.connect
+on DuckDB and PostgreSQL, the gateway over DuckDB, the PostgreSQL proxy, all of which go through
+``engine.Session``). Keeping the declaration here, importable by the grammar without the engine,
+makes adding a function one new module (``register(Function(...))``) plus its tests, and a third
+party registers one through the same door as the built-ins (STYLE.md rule 5).
+
+An entry declares:
+- ``name``: BigQuery's, upper case, without ``ML.``;
+- ``table``: a table function (FROM/JOIN) or a scalar one (any expression);
+- ``rows``: whether it takes a ``(query)`` or ``TABLE t`` after the model: REQUIRED, OPTIONAL or
+  NONE (42601 otherwise);
+- ``fields``: its STRUCT fields with their BigQuery types (a field the function does not know is
+  22023 with the closest name as hint; a value of the wrong type 22023), and ``pending``: BigQuery's
+  fields sqlml does not implement yet (0A000);
+- how it runs: ``runs`` is RENDERED (the engine path writes the engine's own SQL: ML.PREDICT,
+  ML.SCORE), OVER_ROWS (computed from the model's outputs on rows or from stored metrics:
+  ML.EVALUATE) or METADATA (computed from the stored version alone; then ``columns`` gives the
+  output schema in BigQuery types and ``compute`` the rows, and the engine path renders them as
+  a literal subquery in the engine's SQL, see :mod:`sqlml.functions.literal`).
+
+Built-in entries are registered when this package is imported (the modules named at the end).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from sqlml import errors
+
+if TYPE_CHECKING:  # the store imports the grammar, which imports this registry
+    from sqlml.grammar.statements import Inspect, MLCall, ModelRef, Query
+    from sqlml.store import ModelVersion
+
+REQUIRED, OPTIONAL, NONE = "required", "optional", "none"
+RENDERED, OVER_ROWS, METADATA = "rendered", "over rows", "metadata"
+# BigQuery's scalar types a STRUCT field can have
+FIELD_TYPES = ("FLOAT64", "INT64", "STRING", "BOOL")
+
+Row = Sequence[Any]
+
+
+@dataclass(frozen=True)
+class Field:
+    """A STRUCT field: ``STRUCT(0.5 AS threshold)``."""
+
+    name: str  # lower case
+    type: str  # one of FIELD_TYPES
+    # a further check of the value (raise errors.InvalidParameterValue); None: the type is enough
+    check: Callable[[Any], None] | None = None
+
+
+@dataclass(frozen=True)
+class Column:
+    """An output column, typed as BigQuery types it (``FLOAT64``, ``INT64``, ``STRING``,
+    ``BOOL``, ``ARRAY<STRUCT<category STRING, weight FLOAT64>>``); literal.py maps each to the
+    engine's type."""
+
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class CallArgs:
+    """What the grammar found in a call, checked against the entry: the typed call is built
+    from it by the entry's ``make``."""
+
+    name: str
+    model: ModelRef
+    rows: Query | None
+    settings: Mapping[str, Any]  # STRUCT fields by lower-case name, of their declared types
+    qualifier: str | None = None  # a scalar function's table alias argument (ML.SCORE)
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    table: bool
+    rows: str  # REQUIRED | OPTIONAL | NONE
+    runs: str  # RENDERED | OVER_ROWS | METADATA
+    fields: tuple[Field, ...] = ()
+    pending: tuple[str, ...] = ()
+    # METADATA: the output columns for a version and the call's settings, and its rows
+    columns: Callable[[ModelVersion, Mapping[str, Any]], list[Column]] | None = None
+    compute: Callable[[ModelVersion, Mapping[str, Any]], list[Row]] | None = None
+    # the typed call (grammar.statements) for the engine path; None: Inspect (a METADATA call)
+    make: Callable[[CallArgs], MLCall] | None = None
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+_REGISTRY: dict[str, Function] = {}
+
+
+def register(function: Function) -> Function:
+    """Adds (or replaces) an ML function; returns it."""
+    _REGISTRY[function.name.upper()] = function
+    return function
+
+
+def unregister(name: str) -> None:
+    """Removes an entry (a third party's, or one a test registered)."""
+    _REGISTRY.pop(name.upper(), None)
+
+
+def find(name: str) -> Function | None:
+    return _REGISTRY.get(name.upper())
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def not_supported(name: str, model_type: str) -> errors.Error:
+    """A function that does not apply to the model's type: 0A000, as BigQuery's "not supported
+    for model type"."""
+    return errors.FeatureNotSupported(f"ML.{name} is not supported for model type {model_type}")
+
+
+def check_field(function: Function, name: str, value: Any) -> Any:
+    """``value`` if it is of the field's declared type (an integer passes as FLOAT64, as a
+    number), else 22023."""
+    field = function.field(name)
+    assert field is not None
+    wanted = field.type
+    ok = {
+        "FLOAT64": isinstance(value, int | float) and not isinstance(value, bool),
+        "INT64": isinstance(value, int) and not isinstance(value, bool),
+        "STRING": isinstance(value, str),
+        "BOOL": isinstance(value, bool),
+    }[wanted]
+    if not ok:
+        raise errors.InvalidParameterValue(
+            f"STRUCT field {name} of ML.{function.name} must be a {wanted}, not {value!r}"
+        )
+    if field.check is not None:
+        field.check(value)
+    return float(value) if wanted == "FLOAT64" else value
+
+
+def inspect(version: ModelVersion, call: Inspect, dialect: str) -> exp.Expr:
+    """A METADATA call's rows for ``version``, as a literal subquery (a sqlglot tree) of the
+    engine's SQL."""
+    from sqlml.functions import literal
+
+    entry = find(call.function)
+    if entry is None or entry.columns is None or entry.compute is None:
+        raise errors.InternalError(f"ML.{call.function} is not a registered metadata function")
+    columns = entry.columns(version, call.settings)
+    return literal.subquery(columns, entry.compute(version, call.settings), dialect)
+
+
+_BUILT_INS = (
+    "predict",
+    "score",
+    "evaluate",
+    "feature_info",
+    "training_info",
+    "weights",
+    "centroids",
+)
+for _module in _BUILT_INS:
+    importlib.import_module(f"sqlml.functions.{_module}")

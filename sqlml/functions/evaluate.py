@@ -1,0 +1,33 @@
+"""ML.EVALUATE(MODEL m [, {(query) | TABLE t}] [, STRUCT(0.5 AS threshold)]).
+
+Computed over rows (the model's outputs on the given rows, in the server on PostgreSQL) or,
+without rows, the metrics stored with the version at training (engine.Session.evaluate). A
+threshold without rows is 0A000: the store keeps the metrics at 0.5, not the evaluation rows'
+probabilities that another cut needs. BigQuery's perform_aggregation, horizon, confidence_level
+and trial_id are pending.
+"""
+
+from __future__ import annotations
+
+from sqlml.functions import OPTIONAL, OVER_ROWS, CallArgs, Field, Function, register
+from sqlml.functions.predict import threshold
+from sqlml.grammar.statements import Evaluate, MLCall
+
+
+def _make(args: CallArgs) -> MLCall:
+    settings = dict(args.settings)
+    cut = settings.pop("threshold", None)
+    return Evaluate(args.model, args.rows, cut, settings)
+
+
+EVALUATE = register(
+    Function(
+        name="EVALUATE",
+        table=True,
+        rows=OPTIONAL,
+        runs=OVER_ROWS,
+        fields=(Field("threshold", "FLOAT64", threshold),),
+        pending=("perform_aggregation", "horizon", "confidence_level", "trial_id"),
+        make=_make,
+    )
+)

@@ -1,0 +1,59 @@
+"""ML.FEATURE_INFO(MODEL m): one row per feature the model was trained on, computed from the
+version's stored feature_info.
+
+Columns (BigQuery's): input STRING, min FLOAT64, max FLOAT64, mean FLOAT64, median FLOAT64,
+stddev FLOAT64, category_count INT64, null_count INT64, dimension INT64. sqlml's training records
+the mean (numeric features), the standard deviation (standardized numeric features) and the
+categories (one-hot features); min, max, median and null_count are not recorded and are NULL, as
+dimension is for every non-ARRAY feature. category_count counts the categories seen, NULL aside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlml.functions import METADATA, NONE, Column, Function, Row, layout, register
+
+if TYPE_CHECKING:
+    from sqlml.store import ModelVersion
+
+COLUMNS = [
+    Column("input", "STRING"),
+    Column("min", "FLOAT64"),
+    Column("max", "FLOAT64"),
+    Column("mean", "FLOAT64"),
+    Column("median", "FLOAT64"),
+    Column("stddev", "FLOAT64"),
+    Column("category_count", "INT64"),
+    Column("null_count", "INT64"),
+    Column("dimension", "INT64"),
+]
+
+
+def _columns(version: ModelVersion, settings: Mapping[str, Any]) -> list[Column]:
+    return COLUMNS
+
+
+def _rows(version: ModelVersion, settings: Mapping[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for feature in layout.features(version):
+        count = None
+        if feature.categories is not None:
+            count = sum(1 for c in feature.categories if c is not None)
+        rows.append(
+            (feature.name, None, None, feature.mean, None, feature.stddev, count, None, None)
+        )
+    return rows
+
+
+FEATURE_INFO = register(
+    Function(
+        name="FEATURE_INFO",
+        table=True,
+        rows=NONE,
+        runs=METADATA,
+        columns=_columns,
+        compute=_rows,
+    )
+)

@@ -1,0 +1,81 @@
+"""ML.TRAINING_INFO(MODEL m): the training of the version that serves, from its stored training
+info and metrics.
+
+Columns (BigQuery's): training_run INT64, iteration INT64, loss FLOAT64, eval_loss FLOAT64,
+learning_rate FLOAT64, duration_ms INT64; k-means models have no eval_loss and add cluster_info
+ARRAY<STRUCT<centroid_id INT64, cluster_radius FLOAT64, cluster_size INT64>>.
+
+BigQuery reports a row per iteration; sqlml's training records the final state only, so there is
+one row: training_run 0 (every CREATE MODEL is a new model, as without BigQuery's warm_start),
+iteration the last one (the solver's iteration count - 1; 0 for a closed-form fit), duration_ms
+the fit's time. The loss is the version's stored metric (mean_squared_error for linear_reg,
+log_loss for logistic_reg, mean_squared_distance for kmeans), on the rows it was computed on:
+``loss`` when there was no evaluation split (the training rows), ``eval_loss`` when there was
+one (the other is NULL: it was not recorded). learning_rate is the LEARN_RATE of a
+BATCH_GRADIENT_DESCENT fit, else NULL. cluster_info lists each centroid; its radius and size are
+not recorded and are NULL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlml.functions import METADATA, NONE, Column, Function, Row, register
+from sqlml.ml import models
+
+if TYPE_CHECKING:
+    from sqlml.store import ModelVersion
+
+CLUSTER_INFO = "ARRAY<STRUCT<centroid_id INT64, cluster_radius FLOAT64, cluster_size INT64>>"
+_LOSS = {
+    models.REGRESSOR: "mean_squared_error",
+    models.CLASSIFIER: "log_loss",
+    models.CLUSTERER: "mean_squared_distance",
+}
+
+
+def _columns(version: ModelVersion, settings: Mapping[str, Any]) -> list[Column]:
+    head = [
+        Column("training_run", "INT64"),
+        Column("iteration", "INT64"),
+        Column("loss", "FLOAT64"),
+    ]
+    tail = [Column("learning_rate", "FLOAT64"), Column("duration_ms", "INT64")]
+    if version.kind == models.CLUSTERER:
+        return [*head, *tail, Column("cluster_info", CLUSTER_INFO)]
+    return [*head, Column("eval_loss", "FLOAT64"), *tail]
+
+
+def _rows(version: ModelVersion, settings: Mapping[str, Any]) -> list[Row]:
+    info = version.training_info
+    iterations = info.get("iterations")
+    iteration = max(int(iterations) - 1, 0) if iterations is not None else 0
+    name = _LOSS.get(version.kind)
+    metric = version.metrics.get(name) if name is not None else None
+    split = bool(info.get("evaluation_rows"))
+    loss, eval_loss = (None, metric) if split else (metric, None)
+    rate = None
+    if version.options.get("optimize_strategy") == "BATCH_GRADIENT_DESCENT":
+        rate = float(version.options["learn_rate"])
+    fit = info.get("fit_seconds")
+    duration = round(float(fit) * 1000) if fit is not None else None
+    if version.kind == models.CLUSTERER:
+        clusters = [
+            {"centroid_id": i + 1, "cluster_radius": None, "cluster_size": None}
+            for i in range(len(info.get("centroids") or []))
+        ]
+        return [(0, iteration, loss, rate, duration, clusters)]
+    return [(0, iteration, loss, eval_loss, rate, duration)]
+
+
+TRAINING_INFO = register(
+    Function(
+        name="TRAINING_INFO",
+        table=True,
+        rows=NONE,
+        runs=METADATA,
+        columns=_columns,
+        compute=_rows,
+    )
+)
