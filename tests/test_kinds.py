@@ -269,3 +269,21 @@ def test_unregistered_the_kind_is_gone(registered: None) -> None:
     kinds.unregister(KIND)
     with pytest.raises(errors.InternalError):
         kinds.kind(KIND)
+
+
+def test_kmeans_predicts_with_an_input_column_named_x(tmp_path: Path) -> None:
+    """ML.PREDICT's nearest_centroids_distance sorts its pairs with a lambda; a feature column
+    named like its parameter was bound instead of it (42703 on DuckDB)."""
+    con = sqlml.connect(str(tmp_path / "x.duckdb"), autocommit=True)
+    try:
+        con.execute("CREATE TABLE t AS SELECT i % 7 AS x, (i * 3) % 11 AS pair FROM range(60) r(i)")
+        con.execute(
+            "CREATE MODEL k OPTIONS (model_type = 'kmeans', num_clusters = 2) AS SELECT * FROM t"
+        )
+        rows = con.execute(
+            "SELECT x, centroid_id, nearest_centroids_distance FROM ML.PREDICT(MODEL k, TABLE t)"
+        ).fetchall()
+        assert len(rows) == 60
+        assert all(len(r[2]) == 2 and r[1] == r[2][0]["centroid_id"] for r in rows)
+    finally:
+        con.close()

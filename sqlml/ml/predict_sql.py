@@ -236,13 +236,15 @@ def clusterer_columns(
         )
         for i, d in enumerate(raw[1:])
     ]
-    x = exp.to_identifier("x")
+    # the lambda's parameter must not be a name a feature column could have: DuckDB binds an
+    # input column x before a lambda parameter x (42703 "Cannot extract field ... from x")
+    pair = "__sqlml_pair"
     reorder = exp.Lambda(
         this=struct(
-            centroid_id=exp.Dot(this=exp.column("x"), expression=exp.to_identifier("centroid_id")),
-            distance=exp.Dot(this=exp.column("x"), expression=exp.to_identifier("distance")),
+            centroid_id=exp.Dot(this=exp.column(pair), expression=exp.to_identifier("centroid_id")),
+            distance=exp.Dot(this=exp.column(pair), expression=exp.to_identifier("distance")),
         ),
-        expressions=[x],
+        expressions=[exp.to_identifier(pair)],
     )
     nearest = exp.func(
         "list_transform", exp.func("list_sort", exp.Array(expressions=pairs)), reorder
