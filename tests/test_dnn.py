@@ -237,3 +237,25 @@ def test_what_cannot_be_honoured_is_refused(
         )
     assert raised.value.sqlstate == sqlstate
     assert shop.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_every_front_door_serves_dnn(con: Any) -> None:
+    """sqlml.connect on both engines and the gateway over both: CREATE MODEL, ML.PREDICT and
+    ML.SCORE of a dnn_regressor, against scikit-learn's perceptron."""
+    options = {"hidden_units": [4], "learn_rate": 0.01, "batch_size": 64}
+    con.execute(
+        "CREATE MODEL shop.m OPTIONS (model_type = 'dnn_regressor', input_label_cols = ['value'],"
+        " data_split_method = 'NO_SPLIT', early_stop = FALSE, max_iterations = 3,"
+        " hidden_units = [4], learn_rate = 0.01, batch_size = 64)"
+        f" AS SELECT {', '.join(FEATURES)}, value FROM shop.customers"
+    )
+    rows = con.execute(
+        "SELECT id, predicted_value FROM ML.PREDICT(MODEL shop.m, TABLE shop.new_customers)"
+        " ORDER BY id"
+    ).fetchall()
+    scores = con.execute(
+        "SELECT id, ML.SCORE(MODEL shop.m) FROM shop.new_customers ORDER BY id"
+    ).fetchall()
+    expected, _ = reference("dnn_regressor", "value", 3, (4,), **options)
+    np.testing.assert_allclose([r[1] for r in rows], expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose([r[1] for r in scores], expected, rtol=1e-6, atol=1e-9)

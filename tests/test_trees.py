@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import xgboost
-from conftest import load_shop, shop_tables
+from conftest import load_shop, shop_tables, unavailable
 
 import sqlml
 from sqlml import errors
@@ -480,3 +480,91 @@ def test_bad_instance_weights(trained: sqlml.Connection, weights: str, sqlstate:
             f" AS SELECT tenure, plan, value, {weights} AS w FROM shop.customers"
         )
     assert raised.value.sqlstate == sqlstate
+
+
+# -- every front door ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model_type", "label"),
+    [("boosted_tree_classifier", "segment"), ("random_forest_regressor", "value")],
+)
+def test_every_front_door_serves_trees(con: Any, model_type: str, label: str) -> None:
+    """sqlml.connect on both engines and the gateway over both (psycopg 3): CREATE MODEL,
+    ML.PREDICT (a small ensemble: compiled in auto mode) and ML.SCORE, against XGBoost."""
+    small = {"max_tree_depth": 3, **({"max_iterations": 2} if "boosted" in model_type else {})}
+    if "forest" in model_type:
+        small["num_parallel_tree"] = 4
+    con.execute(
+        f"CREATE MODEL shop.m OPTIONS ({_options(model_type, label, **small)})"
+        f" AS SELECT {', '.join([*FEATURES, label])} FROM shop.customers"
+    )
+    rows = con.execute(
+        f"SELECT id, predicted_{label} FROM ML.PREDICT(MODEL shop.m, TABLE shop.new_customers)"
+        " ORDER BY id"
+    ).fetchall()
+    scores = con.execute(
+        "SELECT id, ML.SCORE(MODEL shop.m) FROM shop.new_customers ORDER BY id"
+    ).fetchall()
+    tables = shop_tables()
+    x, x_new = reference_matrix(tables["customers"], tables["new_customers"])
+    values = _column(tables["customers"], label)
+    regression = model_type.endswith("regressor")
+    classes = None if regression else _labels(values)
+    y = np.array(values, float) if classes is None else np.array([classes.index(v) for v in values])
+    params = reference_params(model_type, None if classes is None else len(classes), **small)
+    rounds = int(small.get("max_iterations", 1))
+    booster = reference_fit(x, y, params, rounds)
+    expected = booster.predict(xgboost.DMatrix(x_new)).astype(np.float64)
+    if classes is None:
+        np.testing.assert_allclose([r[1] for r in rows], expected, rtol=1e-5)
+        np.testing.assert_allclose([r[1] for r in scores], expected, rtol=1e-5)
+        return
+    want = [classes[i] for i in np.argmax(expected, axis=1)]
+    clear = np.ptp(np.sort(expected, axis=1)[:, -2:], axis=1) > 1e-5
+    for got in ([r[1] for r in rows], [r[1] for r in scores]):  # multiclass ML.SCORE: the label
+        assert [g for g, c in zip(got, clear, strict=True) if c] == [
+            w for w, c in zip(want, clear, strict=True) if c
+        ]
+
+
+def test_plain_sql_api_serves_trees_from_psql(pg_database: str) -> None:
+    """psql only (the extension's SQL API): create a boosted tree, then score it with the
+    model's own SQL function, compiled (a small ensemble) and callable from any client."""
+    import shutil
+    import subprocess
+
+    client = shutil.which("psql") or unavailable("psql is not installed")
+
+    def psql(sql: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [client, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", pg_database, "-c", sql],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    created = psql(
+        "SELECT sqlml.create_model('shop.bt', 'boosted_tree_regressor',"
+        " 'SELECT tenure, spend, value FROM shop.customers',"
+        ' \'{"input_label_cols": ["value"], "data_split_method": "NO_SPLIT",'
+        ' "max_iterations": 3, "max_tree_depth": 3, "early_stop": false}\')'
+    )
+    assert created.returncode == 0, created.stderr
+    scored = psql('SELECT sqlml."shop.bt"(tenure, spend) FROM shop.new_customers ORDER BY id')
+    assert scored.returncode == 0, scored.stderr
+    tables = shop_tables()
+    train, new = tables["customers"], tables["new_customers"]
+    x = np.column_stack([_filled(_column(train, c), _mean(train, c)) for c in ("tenure", "spend")])
+    x_new = np.column_stack(
+        [_filled(_column(new, c), _mean(train, c)) for c in ("tenure", "spend")]
+    )
+    params = reference_params("boosted_tree_regressor", None, max_tree_depth=3)
+    booster = reference_fit(x, np.array(_column(train, "value"), float), params, 3)
+    expected = booster.predict(xgboost.DMatrix(x_new))
+    got = [float(v) for v in scored.stdout.split()]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def _mean(table: pa.Table, name: str) -> float:
+    return float(np.mean([v for v in _column(table, name) if v is not None and not np.isnan(v)]))
