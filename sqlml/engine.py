@@ -595,9 +595,7 @@ class Session:
         if call.input is None and call.threshold is None:
             values = dict(version.metrics)
         elif call.input is None:
-            raise errors.FeatureNotSupported(
-                "ML.EVALUATE with a threshold needs the evaluation rows as its second argument"
-            )
+            values = _evaluate_kept(version, call.threshold)
         else:
             values = self._evaluate_rows(version, call, params)
         return pa.table({k: pa.array([v], type=pa.float64()) for k, v in values.items()})
@@ -625,6 +623,26 @@ class Session:
                 )
             y = table.column(label["name"])
         return scoring.model_kind(version).evaluate_rows(version, outputs, y, call.threshold)
+
+
+def _evaluate_kept(version: ModelVersion, threshold: float | None) -> dict[str, Any]:
+    """ML.EVALUATE(MODEL m, STRUCT(t AS threshold)) without rows: a binary classifier's metrics
+    at another cut, from the evaluation rows' probabilities kept at training (train.py)."""
+    kept = version.training_info.get("evaluation")
+    if kept is None or threshold is None:
+        raise errors.FeatureNotSupported(
+            "ML.EVALUATE with a threshold and no rows needs a binary classifier whose evaluation"
+            " rows were kept at training (at most 20,000 of them)",
+            hint="give the rows: ML.EVALUATE(MODEL m, TABLE t, STRUCT(0.6 AS threshold))",
+        )
+    import numpy as np
+
+    from sqlml.ml import metrics  # (scikit-learn: only once a model is evaluated)
+
+    labels = np.asarray(kept["labels"], dtype=np.int64)
+    positive = np.asarray(kept["positive"], dtype=np.float64)
+    probabilities = np.column_stack([1.0 - positive, positive])
+    return dict(metrics.classification(labels, probabilities, 2, threshold))
 
 
 def _kind(statement: Statement) -> str:

@@ -261,13 +261,43 @@ def test_training_info(con: Any) -> None:
     assert [int(c["centroid_id"]) for c in clusters] == [1, 2, 3]
 
 
-def test_evaluate_without_rows_and_with_a_threshold_is_0A000(con: Any) -> None:
-    """The store keeps the metrics at 0.5, not the probabilities another cut needs."""
-    con.execute(BINARY)
-    _, found = rows(con, "SELECT accuracy, roc_auc FROM ML.EVALUATE(MODEL shop.churn)")
-    assert 0 < float(found[0]["accuracy"]) <= 1
-    sql = "SELECT * FROM ML.EVALUATE(MODEL shop.churn, STRUCT(0.6 AS threshold))"
-    assert fails(con, sql) == "0A000"
+def test_evaluate_without_rows_at_another_threshold(con: Any) -> None:
+    """BigQuery allows ML.EVALUATE(MODEL m, STRUCT(0.6 AS threshold)) without rows: a binary
+    classifier keeps its evaluation rows' probabilities, and the metrics at another cut equal
+    those computed on the same evaluation rows given again; at 0.5 they are the stored ones."""
+    con.execute(
+        "CREATE OR REPLACE MODEL shop.churn OPTIONS (model_type='logistic_reg',"
+        " input_label_cols=['churned'], data_split_method='CUSTOM', data_split_col='is_eval')"
+        " AS SELECT tenure, spend, plan, churned, id % 4 = 0 AS is_eval FROM shop.customers"
+    )
+    held = "(SELECT tenure, spend, plan, churned FROM shop.customers WHERE id % 4 = 0)"
+    names = ["precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc"]
+    columns = ", ".join(names)
+    for cut in (0.3, 0.6):
+        _, kept = rows(
+            con, f"SELECT {columns} FROM ML.EVALUATE(MODEL shop.churn, STRUCT({cut} AS threshold))"
+        )
+        _, given = rows(
+            con,
+            f"SELECT {columns} FROM ML.EVALUATE(MODEL shop.churn, {held},"
+            f" STRUCT({cut} AS threshold))",
+        )
+        for name in names:
+            assert float(kept[0][name]) == pytest.approx(float(given[0][name]), rel=1e-9)
+    _, stored = rows(con, f"SELECT {columns} FROM ML.EVALUATE(MODEL shop.churn)")
+    _, half = rows(
+        con, f"SELECT {columns} FROM ML.EVALUATE(MODEL shop.churn, STRUCT(0.5 AS threshold))"
+    )
+    assert [float(half[0][n]) for n in names] == pytest.approx([float(stored[0][n]) for n in names])
+    # a multiclass model has no threshold to move: 0A000, and the session goes on
+    con.execute(
+        "CREATE OR REPLACE MODEL shop.seg OPTIONS (model_type='logistic_reg',"
+        " input_label_cols=['segment']) AS SELECT tenure, spend, segment FROM shop.customers"
+    )
+    assert fails(con, "SELECT * FROM ML.EVALUATE(MODEL shop.seg, STRUCT(0.6 AS threshold))") == (
+        "0A000"
+    )
+    assert rows(con, "SELECT 1 AS one")[1] == [{"one": 1}]
 
 
 # -- types, as each engine holds them (sqlml.connect) ---------------------------------------------

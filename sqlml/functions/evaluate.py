@@ -1,10 +1,10 @@
 """ML.EVALUATE(MODEL m [, {(query) | TABLE t}] [, STRUCT(0.5 AS threshold)]).
 
 Computed over rows (the model's outputs on the given rows, in the server on PostgreSQL) or,
-without rows, the metrics stored with the version at training (engine.Session.evaluate). A
-threshold without rows is 0A000: the store keeps the metrics at 0.5, not the evaluation rows'
-probabilities that another cut needs. BigQuery's perform_aggregation, horizon, confidence_level
-and trial_id are pending.
+without rows, the metrics stored with the version at training (engine.Session.evaluate); with a
+threshold and no rows, a binary classifier's metrics at that cut from the evaluation rows'
+probabilities kept at training (engine._evaluate_kept). BigQuery's perform_aggregation, horizon,
+confidence_level and trial_id are pending.
 """
 
 from __future__ import annotations

@@ -192,6 +192,9 @@ def _fit(
         duration_seconds=time.perf_counter() - started,
         **data.timings,
     )
+    kept = _evaluation_kept(outputs, _y(data, check_rows))
+    if kept is not None:
+        info["evaluation"] = kept
     centroids = kind.centroids(estimator) if kind.centroids is not None else None
     if centroids is not None:
         info["centroids"] = centroids
@@ -585,6 +588,22 @@ def _parity_check(
             detail=f"largest difference {worst:.3g}; labels equal: {same_label}",
         )
     return outputs
+
+
+EVALUATION_KEPT = 20_000  # binary classifiers keep this many evaluation rows' probabilities
+
+
+def _evaluation_kept(outputs: dict[str, Array], y: Array | None) -> dict[str, Any] | None:
+    """A binary classifier's evaluation rows as (label index, probability of the positive class):
+    ML.EVALUATE(MODEL m, STRUCT(t AS threshold)) without rows recomputes the metrics at another
+    cut from them, as BigQuery does. Kept up to EVALUATION_KEPT rows (AUTO_SPLIT evaluates on at
+    most 10,000); beyond that a threshold needs the rows given again."""
+    probabilities = outputs.get("probabilities")
+    if probabilities is None or y is None or probabilities.shape[1] != 2:
+        return None
+    if len(y) > EVALUATION_KEPT:
+        return None
+    return {"labels": [int(v) for v in y], "positive": [float(v) for v in probabilities[:, 1]]}
 
 
 def _same_labels(got: Array, labels: Array, expected: dict[str, Array]) -> bool:
