@@ -23,16 +23,12 @@ Usage: python benchmarks/bench_scoring_limit.py [--engine duckdb|postgres] [--ro
 from __future__ import annotations
 
 import argparse
-import contextlib
-import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import onnx
+from common import best_of, database
 from onnx import numpy_helper
 
 import sqlml
@@ -45,17 +41,6 @@ TABLE = {
     " FROM generate_series(0, {rows} - 1) AS i",
 }
 RANDOM = {"duckdb": "SELECT setseed(0.42)", "postgres": "SELECT setseed(0.42)"}
-
-
-def best_of(pairs: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Each callable's best time, the callables run in turn ``repeat`` times."""
-    times: dict[str, list[float]] = {name: [] for name in pairs}
-    for _ in range(repeat):
-        for name, fn in pairs.items():
-            started = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - started)
-    return {name: min(t) for name, t in times.items()}
 
 
 def weights(con: sqlml.Connection) -> tuple[list[float], float]:
@@ -91,26 +76,8 @@ def hand(w: list[float], b: float) -> str:
     return f"1.0 / (1.0 + exp(-({z} + CAST('{b!r}' AS DOUBLE PRECISION))))"
 
 
-@contextlib.contextmanager
-def database(engine: str) -> Iterator[str]:
-    if engine == "duckdb":
-        with tempfile.TemporaryDirectory() as folder:
-            yield str(Path(folder) / "limit.duckdb")
-        return
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    import pgcluster
-
-    with pgcluster.server() as server:
-        dsn = pgcluster.create_database(server, "sqlml_bench_limit")
-        try:
-            pgcluster.install(dsn)
-            yield dsn
-        finally:
-            pgcluster.drop_database(server, "sqlml_bench_limit")
-
-
 def run(engine: str, rows: int, repeat: int) -> None:
-    with database(engine) as target:
+    with database(engine, "sqlml_bench_limit") as target:
         con = sqlml.connect(target, autocommit=True)
         con.execute(RANDOM[engine])
         cols = ", ".join(f"random() * 2 - 1 AS {f}" for f in FEATURES)

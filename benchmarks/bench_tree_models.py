@@ -24,19 +24,15 @@ Usage: python benchmarks/bench_tree_models.py [--engine duckdb|postgres] [--rows
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # as sqlml.ml sets it, for the library side
 
 import numpy as np
 import xgboost
+from common import database
 
 import sqlml
 from sqlml.grammar.statements import ModelRef
@@ -62,24 +58,6 @@ SHAPES = {
         100,
     ),
 }
-
-
-@contextlib.contextmanager
-def database(engine: str) -> Iterator[str]:
-    if engine == "duckdb":
-        with tempfile.TemporaryDirectory() as folder:
-            yield str(Path(folder) / "trees.duckdb")
-        return
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    import pgcluster
-
-    with pgcluster.server() as server:
-        dsn = pgcluster.create_database(server, "sqlml_bench_trees")
-        try:
-            pgcluster.install(dsn)
-            yield dsn
-        finally:
-            pgcluster.drop_database(server, "sqlml_bench_trees")
 
 
 def load(con: sqlml.Connection, engine: str, rows: int) -> None:
@@ -181,7 +159,7 @@ def bench_shape(
 
 
 def run(engine: str, rows: int, repeat: int, shapes: list[str]) -> None:
-    with database(engine) as target:
+    with database(engine, "sqlml_bench_trees") as target:
         con = sqlml.connect(target, autocommit=True)
         load(con, engine, rows)
         x, y = arrays(con)

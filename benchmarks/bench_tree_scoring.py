@@ -24,18 +24,15 @@ Usage: python benchmarks/bench_tree_scoring.py [--engine duckdb|postgres] [--row
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import onnx
 import xgboost as xgb
+from common import best_of, database
 from onnx import TensorProto, helper
 from sqlglot import exp
 
@@ -56,35 +53,6 @@ NORMAL = {  # a standard normal draw (Box-Muller), as both engines spell it
     "duckdb": "sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())",
     "postgres": "sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())",
 }
-
-
-def best_of(pairs: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Each callable's best time, the callables run in turn ``repeat`` times."""
-    times: dict[str, list[float]] = {name: [] for name in pairs}
-    for _ in range(repeat):
-        for name, fn in pairs.items():
-            started = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - started)
-    return {name: min(t) for name, t in times.items()}
-
-
-@contextlib.contextmanager
-def database(engine: str) -> Iterator[str]:
-    if engine == "duckdb":
-        with tempfile.TemporaryDirectory() as folder:
-            yield str(Path(folder) / "trees.duckdb")
-        return
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    import pgcluster
-
-    with pgcluster.server() as server:
-        dsn = pgcluster.create_database(server, "sqlml_bench_trees")
-        try:
-            pgcluster.install(dsn)
-            yield dsn
-        finally:
-            pgcluster.drop_database(server, "sqlml_bench_trees")
 
 
 def per_column(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -143,7 +111,7 @@ def compiled_size(graph: onnx.ModelProto, dialect: str) -> tuple[float, int]:
 def run(engine: str, rows: int, sizes: list[int], depth: int, repeat: int, jit: bool) -> None:
     limit = to_sql_trees.MAX_NODES[engine]
     to_sql_trees.MAX_NODES[engine] = 10**9  # 'compiled' at every size, to measure it
-    with database(engine) as target:
+    with database(engine, "sqlml_bench_trees") as target:
         con = sqlml.connect(target, autocommit=True)
         con.execute("SELECT setseed(0.42)")
         if engine == "postgres" and not jit:

@@ -132,7 +132,7 @@ def _fit(estimator: Any, data: models.FitData) -> dict[str, Any]:
     assert data.y is not None
     opts = data.options
     classes = len(data.classes) if data.classes else None
-    weights = _sample_weights(classes, data)
+    weights = models.row_weights(data, classes)
     extra: dict[str, Any] = {} if classes is None else {"classes": np.arange(classes)}
     history: list[dict[str, Any]] = []
     last = time.perf_counter()
@@ -176,27 +176,6 @@ def _little_progress(history: list[dict[str, Any]], fraction: float) -> bool:
     key = "eval_loss" if history[-1]["eval_loss"] is not None else "loss"
     before, now = history[-2][key], history[-1][key]
     return bool(before > 0 and (before - now) / before < fraction)
-
-
-def _sample_weights(classes: int | None, data: models.FitData) -> Array | None:
-    """INSTANCE_WEIGHT_COL times the class weights (as for boosted trees)."""
-    weights = None if data.weights is None else np.asarray(data.weights, dtype=np.float64)
-    if classes is None or data.y is None:
-        return weights
-    if data.options.get("auto_class_weights") and data.options.get("class_weights"):
-        raise errors.InvalidParameterValue(
-            "AUTO_CLASS_WEIGHTS and CLASS_WEIGHTS cannot both be set"
-        )
-    per_class = None
-    if data.options.get("auto_class_weights"):
-        counts = np.bincount(data.y, minlength=classes).astype(np.float64)
-        per_class = np.where(counts > 0, len(data.y) / (classes * np.maximum(counts, 1)), 0)
-    elif data.options.get("class_weights"):
-        per_class = models.class_weight_vector(data.options["class_weights"], data.classes)
-    if per_class is None:
-        return weights
-    by_row = per_class[data.y]
-    return by_row if weights is None else weights * by_row
 
 
 def _standardize(opts: dict[str, Any]) -> bool:

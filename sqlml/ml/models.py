@@ -218,6 +218,29 @@ def class_weight_vector(pairs: list[list[Any]], classes: list[Any]) -> Array:
     return weights
 
 
+def row_weights(data: FitData, n_classes: int | None) -> Array | None:
+    """Per training row, for model types that take sample weights (trees, dnn):
+    INSTANCE_WEIGHT_COL times the class weight (CLASS_WEIGHTS, or AUTO_CLASS_WEIGHTS'
+    n / (classes x count), scikit-learn's 'balanced'); None when neither is given."""
+    weights = None if data.weights is None else np.asarray(data.weights, dtype=np.float64)
+    if n_classes is None or data.y is None:
+        return weights
+    if data.options.get("auto_class_weights") and data.options.get("class_weights"):
+        raise errors.InvalidParameterValue(
+            "AUTO_CLASS_WEIGHTS and CLASS_WEIGHTS cannot both be set"
+        )
+    per_class = None
+    if data.options.get("auto_class_weights"):
+        counts = np.bincount(data.y, minlength=n_classes).astype(np.float64)
+        per_class = np.where(counts > 0, len(data.y) / (n_classes * np.maximum(counts, 1)), 0)
+    elif data.options.get("class_weights"):
+        per_class = class_weight_vector(data.options["class_weights"], data.classes)
+    if per_class is None:
+        return weights
+    by_row = per_class[data.y]
+    return by_row if weights is None else weights * by_row
+
+
 def _class_weight(opts: dict[str, Any]) -> Any:
     if opts["auto_class_weights"] and opts["class_weights"]:
         raise errors.InvalidParameterValue(

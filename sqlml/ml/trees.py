@@ -198,10 +198,6 @@ def _params(opts: dict[str, Any], forest: bool, classes: int | None) -> dict[str
 def _builder(forest: bool, classifier: bool) -> Callable[[dict[str, Any], models.FitContext], Any]:
     def build(opts: dict[str, Any], ctx: models.FitContext) -> Trees:
         classes = ctx.n_classes if classifier else None
-        if classifier and _class_weights_both(opts):
-            raise errors.InvalidParameterValue(
-                "AUTO_CLASS_WEIGHTS and CLASS_WEIGHTS cannot both be set"
-            )
         return Trees(
             params=_params(opts, forest, classes),
             rounds=1 if forest else opts["max_iterations"],
@@ -213,17 +209,13 @@ def _builder(forest: bool, classifier: bool) -> Callable[[dict[str, Any], models
     return build
 
 
-def _class_weights_both(opts: dict[str, Any]) -> bool:
-    return bool(opts.get("auto_class_weights") and opts.get("class_weights"))
-
-
 # -- fitting -------------------------------------------------------------------------------------
 
 
 def _fit(trees: Trees, data: models.FitData) -> dict[str, Any]:
     """XGBoost's training loop on the preprocessed rows; returns the training info."""
     xgboost = _xgboost()
-    weights = _weights(trees, data)
+    weights = models.row_weights(data, trees.classes)
     method = trees.params["tree_method"]
     # QuantileDMatrix bins the rows once, in float32, without a second copy (hist only)
     matrix = xgboost.QuantileDMatrix if method == "hist" else xgboost.DMatrix
@@ -253,24 +245,6 @@ def _fit(trees: Trees, data: models.FitData) -> dict[str, Any]:
         "history": watch.history,
         "feature_importance": _importance(trees.booster, data.x.shape[1]),
     }
-
-
-def _weights(trees: Trees, data: models.FitData) -> Array | None:
-    """Per training row: INSTANCE_WEIGHT_COL times the class weight (CLASS_WEIGHTS, or
-    AUTO_CLASS_WEIGHTS' n / (classes x count), scikit-learn's 'balanced')."""
-    weights = None if data.weights is None else np.asarray(data.weights, dtype=np.float64)
-    if trees.classes is None or data.y is None:
-        return weights
-    per_class = None
-    if data.options.get("auto_class_weights"):
-        counts = np.bincount(data.y, minlength=trees.classes).astype(np.float64)
-        per_class = np.where(counts > 0, len(data.y) / (trees.classes * np.maximum(counts, 1)), 0)
-    elif data.options.get("class_weights"):
-        per_class = models.class_weight_vector(data.options["class_weights"], data.classes)
-    if per_class is None:
-        return weights
-    by_row = per_class[data.y]
-    return by_row if weights is None else weights * by_row
 
 
 class _Rounds:
