@@ -437,7 +437,8 @@ class Preprocessor:
 
     def info(self) -> list[dict[str, Any]]:
         rows = [enc.info() for enc in self.auto]
-        rows += [step.info() for step in self.transform if step.final]
+        for step in self.transform:
+            rows += step.infos() if step.final else []
         return rows
 
 
@@ -465,6 +466,7 @@ class Step:
     kind: str  # kind of the output: 'numeric' | 'categorical' | 'final'
     params: dict[str, Any] = field(default_factory=dict)
     input_kind: str = "numeric"
+    inputs: tuple[tuple[str, Expr], ...] = ()  # the named fields of a STRUCT / ARRAY input
 
     @property
     def final(self) -> bool:
@@ -472,13 +474,19 @@ class Step:
 
     @property
     def width(self) -> int:
+        if "width" in self.params:  # the steps over a STRUCT or ARRAY (sqlml.ml.feature_steps)
+            return int(self.params["width"])
         return len(self.params.get("categories", ())) if self.function == "one_hot_encoder" else 1
 
     def numpy(self, arrays: dict[str, Array]) -> Array:
+        if self.inputs:
+            return feature_steps.FIELD_NUMPY[self.function](self, arrays)
         x = self._input_numpy(arrays)
         return _STEP_NUMPY[self.function](self, x)
 
     def onnx(self, g: GraphBuilder, tensors: dict[str, str]) -> str:
+        if self.inputs:
+            return feature_steps.FIELD_ONNX[self.function](self, g, tensors)
         if self.input_kind == "numeric":
             x = eval_onnx(self.expression, g, tensors)
         else:
@@ -496,6 +504,11 @@ class Step:
 
     def info(self) -> dict[str, Any]:
         return {"column": self.alias, "encoding": self.function, **_jsonable(self.params)}
+
+    def infos(self) -> list[dict[str, Any]]:
+        """One row per output column of the feature matrix (several for a STRUCT output)."""
+        shown = feature_steps.INFOS.get(self.function)
+        return shown(self) if shown is not None else [self.info()]
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
@@ -595,6 +608,10 @@ _STEP_ONNX: dict[str, Callable[[Step, GraphBuilder, str], str]] = {
 
 def fit_step(item: TransformItem, raw: dict[str, Array], kinds: dict[str, str]) -> Step:
     """Fits one TRANSFORM item on the training rows."""
+    if item.inputs:
+        step = Step(item.alias, item.function, item.expression, "final")
+        feature_steps.FIELD_FITTERS[item.function](step, item, raw, kinds)
+        return step
     input_kind = _item_input_kind(item, kinds)
     step = Step(item.alias, item.function, item.expression, "numeric", input_kind=input_kind)
     x = step._input_numpy(raw)
@@ -773,4 +790,10 @@ def fit(
 
 
 def _is_bucket(pre: Preprocessor, name: str) -> bool:
-    return any(s.alias == name and s.function == "bucketize" for s in pre.transform)
+    buckets = ("bucketize", "quantile_bucketize")
+    return any(s.alias == name and s.function in buckets for s in pre.transform)
+
+
+# The steps of sqlml.ml.feature_steps register themselves in the tables above, as a third
+# party's would; imported last because that module builds on this one.
+from sqlml.ml import feature_steps  # noqa: E402
