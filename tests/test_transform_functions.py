@@ -334,3 +334,32 @@ def test_window_rules_are_42601(duck: sqlml.Connection, item: str) -> None:
     with pytest.raises(sqlml.Error) as raised:
         _train(duck, item)
     assert raised.value.sqlstate == "42601"
+
+
+# -- CASE, IF, COALESCE in TRANSFORM expressions ------------------------------------------------
+
+
+def test_case_if_and_coalesce(con: sqlml.Connection) -> None:
+    _train(
+        con,
+        "CASE WHEN a > 1 AND b IS NOT NULL THEN a * b WHEN a IS NULL THEN -1 ELSE b END AS e1,"
+        " COALESCE(a, b * 2) AS e2, IF(b >= 0, b, 0) AS e3,"
+        " CASE WHEN NOT (a <= 2) OR b <> b THEN 1 ELSE 0 END AS e4, b",
+    )
+    a, b = DATA["a"], DATA["b"]
+    with np.errstate(invalid="ignore"):
+        e1 = np.where(a > 1, a * b, np.where(np.isnan(a), -1.0, b))
+        e4 = np.where(a > 2, 1.0, 0.0)  # NOT (NULL <= 2) is NULL: the ELSE branch, as in SQL
+    e2 = np.where(np.isnan(a), b * 2, a)
+    e3 = np.where(b >= 0, b, 0.0)
+    _check_predictions(con, np.column_stack([e1, e2, e3, e4, b]))
+
+
+@pytest.mark.parametrize(
+    "item",
+    ["(a > 1) * 2 AS s", "CASE WHEN a THEN 1 ELSE 0 END AS s", "CASE WHEN c = 'x' THEN 1 END AS s"],
+)
+def test_conditions_outside_case_are_0A000(duck: sqlml.Connection, item: str) -> None:
+    with pytest.raises(sqlml.Error) as raised:
+        _train(duck, item)
+    assert raised.value.sqlstate == "0A000"

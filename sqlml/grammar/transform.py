@@ -40,7 +40,9 @@ _UNARY: dict[type[exp.Expr], str] = {
     exp.Round: "round",
 }
 _FUNCTIONS = ("ABS", "SQRT", "EXP", "LN", "LOG", "LOG10", "POW", "FLOOR", "CEIL", "ROUND")
-_SUPPORTED = "+ - * / ^, " + ", ".join((*_FUNCTIONS, "SIGN", "GREATEST", "LEAST", "CAST"))
+_SUPPORTED = "+ - * / ^, " + ", ".join(
+    (*_FUNCTIONS, "SIGN", "GREATEST", "LEAST", "CAST", "CASE", "IF", "COALESCE")
+)
 _ANALYTIC = {
     "STANDARD_SCALER": "standard_scaler",
     "MIN_MAX_SCALER": "min_max_scaler",
@@ -450,6 +452,59 @@ def _cast(node: exp.Expr) -> Expr:
     return Call(name, (to_expr(node.this),))
 
 
+_COMPARISONS: dict[type[exp.Expr], str] = {
+    exp.GT: "gt",
+    exp.GTE: "ge",
+    exp.LT: "lt",
+    exp.LTE: "le",
+    exp.EQ: "eq",
+    exp.NEQ: "ne",
+}
+
+
+def _comparison(node: exp.Expr) -> Expr:
+    return Call(_COMPARISONS[type(node)], (to_expr(node.this), to_expr(node.expression)))
+
+
+def _connective(node: exp.Expr) -> Expr:
+    name = "and" if isinstance(node, exp.And) else "or"
+    return Call(name, (to_expr(node.this), to_expr(node.expression)))
+
+
+def _negation_of(node: exp.Expr) -> Expr:
+    return Call("not", (to_expr(node.this),))
+
+
+def _is_null(node: exp.Expr) -> Expr:
+    if not isinstance(node.expression, exp.Null):
+        raise _unsupported(node, f"IS {nodes.text_of(node.expression)}")
+    test = Call("is_null", (to_expr(node.this),))
+    return Call("not", (test,)) if node.args.get("negate") else test  # PostgreSQL's IS NOT NULL
+
+
+def _case(node: exp.Expr) -> Expr:
+    """CASE [x] WHEN c THEN v ... [ELSE e] END as ('case', (c1, v1, ..., e)); no ELSE is NULL."""
+    subject = node.this
+    parts: list[Expr] = []
+    for branch in node.args.get("ifs") or []:
+        condition = to_expr(branch.this)
+        if subject is not None:
+            condition = Call("eq", (to_expr(subject), condition))
+        parts += [condition, to_expr(branch.args["true"])]
+    default = node.args.get("default")
+    return Call("case", (*parts, to_expr(default) if default is not None else Lit(None)))
+
+
+def _if(node: exp.Expr) -> Expr:
+    otherwise = node.args.get("false")
+    value = to_expr(otherwise) if otherwise is not None else Lit(None)
+    return Call("case", (to_expr(node.this), to_expr(node.args["true"]), value))
+
+
+def _coalesce(node: exp.Expr) -> Expr:
+    return Call("coalesce", (to_expr(node.this), *(to_expr(e) for e in node.expressions)))
+
+
 _CONVERTERS: tuple[tuple[tuple[type[exp.Expr], ...], Callable[[exp.Expr], Expr]], ...] = (
     ((exp.Column,), _column),
     ((exp.Literal, exp.Boolean, exp.Null), _literal),
@@ -459,6 +514,13 @@ _CONVERTERS: tuple[tuple[tuple[type[exp.Expr], ...], Callable[[exp.Expr], Expr]]
     ((exp.Log,), _log),
     ((exp.Greatest, exp.Least), _extremum),
     ((exp.Cast,), _cast),
+    (tuple(_COMPARISONS), _comparison),
+    ((exp.And, exp.Or), _connective),
+    ((exp.Not,), _negation_of),
+    ((exp.Is,), _is_null),
+    ((exp.Case,), _case),
+    ((exp.If,), _if),
+    ((exp.Coalesce,), _coalesce),
 )
 
 

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sqlml import errors
+from sqlml.ml import conditions
 from sqlml.ml.spec import BinOp, Call, Col, Expr, Lit, Neg, TransformItem
 
 if TYPE_CHECKING:  # onnx (0.8 s to import) only where a graph is built or read
@@ -155,6 +156,11 @@ def _eval_numpy(expr: Expr, data: dict[str, Array]) -> Array:
     if isinstance(expr, BinOp):
         return _NP_BINARY[expr.op](_eval_numpy(expr.left, data), _eval_numpy(expr.right, data))
     call = _normal_call(expr)
+    if call.name in ("case", "coalesce"):
+        combine = conditions.case_numpy if call.name == "case" else conditions.coalesce_numpy
+        return combine(call.args, lambda e: _eval_numpy(e, data))
+    if call.name in conditions.CONDITIONS:
+        raise conditions.not_a_number()
     args = [_eval_numpy(a, data) for a in call.args]
     if call.name in _NP_BINARY:
         return _NP_BINARY[call.name](args[0], args[1])
@@ -178,6 +184,9 @@ def eval_onnx(expr: Expr, g: GraphBuilder, tensors: dict[str, str]) -> str:
         left, right = eval_onnx(expr.left, g, tensors), eval_onnx(expr.right, g, tensors)
         return g.op(_ONNX_BINARY[expr.op], left, right)
     call = _normal_call(expr)
+    if call.name in ("case", "coalesce"):
+        combine = conditions.case_onnx if call.name == "case" else conditions.coalesce_onnx
+        return combine(call.args, g, lambda e: eval_onnx(e, g, tensors))
     args = [eval_onnx(a, g, tensors) for a in call.args]
     if call.name in _ONNX_BINARY:
         return g.op(_ONNX_BINARY[call.name], args[0], args[1])

@@ -45,7 +45,10 @@ class Call:
     """A scalar function on numbers: name in lower case, one of
     abs, sqrt, exp, ln, log10, log (1 arg = ln, 2 args = (x, base): the logarithm of x to base
     base, as BigQuery's LOG(x, base)), pow/power, floor, ceil, round, sign, greatest, least,
-    and 'cast_double' for CAST(x AS DOUBLE/FLOAT/DECIMAL...) of a numeric.
+    and 'cast_double' for CAST(x AS DOUBLE/FLOAT/DECIMAL...) of a numeric;
+    'case' (args: condition 1, value 1, ..., else; NULL where no ELSE) for CASE and IF,
+    'coalesce'; and the conditions, only where 'case' takes one: gt, ge, lt, le, eq, ne
+    (comparisons of numbers), and, or, not, is_null.
 
     The parser maps SQL onto these with the statement dialect's meaning (DuckDB and PostgreSQL
     agree): LOG(x) -> log10(x), LOG(b, x) -> log(x, b), LN(x) -> ln(x), x ^ y and POW(x, y) ->

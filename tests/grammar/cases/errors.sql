@@ -85,8 +85,8 @@ CREATE MODEL m TRANSFORM (my_udf(x) AS y) OPTIONS (model_type = 'linear_reg') AS
 CREATE MODEL m TRANSFORM (x % 7 AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
 -- expected: error 0A000
 
--- case: transform_case_expression
-CREATE MODEL m TRANSFORM (CASE WHEN x > 0 THEN 1 ELSE 0 END AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- case: transform_case_on_strings
+CREATE MODEL m TRANSFORM (CASE WHEN s = 'a' THEN 1 ELSE 0 END AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
 -- expected: error 0A000
 
 -- case: transform_string_literal
