@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from sqlml import errors
 from sqlml.grammar import nodes
-from sqlml.grammar.values import to_value
+from sqlml.grammar.values import field_value, to_value
 from sqlml.ml.spec import BinOp, Call, Col, Expr, Lit, Neg, OptionValue, TransformItem
 
 _BINARY: dict[type[exp.Expr], str] = {
@@ -40,12 +40,32 @@ _UNARY: dict[type[exp.Expr], str] = {
     exp.Round: "round",
 }
 _FUNCTIONS = ("ABS", "SQRT", "EXP", "LN", "LOG", "LOG10", "POW", "FLOOR", "CEIL", "ROUND")
-_SUPPORTED = "+ - * / ^, " + ", ".join((*_FUNCTIONS, "SIGN", "GREATEST", "LEAST", "CAST"))
+_SUPPORTED = "+ - * / ^, " + ", ".join(
+    (*_FUNCTIONS, "SIGN", "GREATEST", "LEAST", "CAST", "CASE", "IF", "COALESCE")
+)
 _ANALYTIC = {
     "STANDARD_SCALER": "standard_scaler",
     "MIN_MAX_SCALER": "min_max_scaler",
+    "MAX_ABS_SCALER": "max_abs_scaler",
+    "ROBUST_SCALER": "robust_scaler",
     "IMPUTER": "imputer",
     "ONE_HOT_ENCODER": "one_hot_encoder",
+    "QUANTILE_BUCKETIZE": "quantile_bucketize",
+    "LABEL_ENCODER": "label_encoder",
+}
+# scalar functions over a STRUCT of features (named) or an ARRAY of them
+_OVER_FIELDS = {
+    "POLYNOMIAL_EXPAND": "polynomial_expand",
+    "FEATURE_CROSS": "feature_cross",
+    "NORMALIZER": "normalizer",
+}
+_SCALAR = ("BUCKETIZE", *_OVER_FIELDS)
+_REFUSED = {
+    "HASH_BUCKETIZE": "ML.HASH_BUCKETIZE is not supported: BigQuery hashes with FarmHash"
+    " Fingerprint64, which ONNX operators cannot compute, and sqlml will not silently bucket"
+    " with another hash (use ML.LABEL_ENCODER or ML.ONE_HOT_ENCODER with top_k instead)",
+    "NGRAMS": "ML.NGRAMS is not supported: it takes an ARRAY<STRING>, and sqlml does not read"
+    " ARRAY columns as features yet",
 }
 _IMPUTER_STRATEGIES = ("mean", "median", "most_frequent")
 _ONE_HOT_DROPS = ("none", "most_frequent")
@@ -79,8 +99,8 @@ def _item(node: exp.Expr) -> TransformItem:
         )
     if call is None:
         return TransformItem(alias, "expression", to_expr(body), source=source)
-    function, expression, args = _ml_item(call, body)
-    return TransformItem(alias, function, expression, args, source)
+    function, expression, args, inputs = _ml_item(call, body)
+    return TransformItem(alias, function, expression, args, source, inputs)
 
 
 # -- ML.<name>(...) [OVER ()] ----------------------------------------------------------------------
@@ -96,9 +116,16 @@ def _ml_function(body: exp.Expr) -> nodes.MLFunction | None:
     return call if isinstance(call, nodes.MLFunction) else None
 
 
-def _ml_item(call: nodes.MLFunction, body: exp.Expr) -> tuple[str, Expr, tuple[OptionValue, ...]]:
+Fields = tuple[tuple[str, Expr], ...]
+
+
+def _ml_item(
+    call: nodes.MLFunction, body: exp.Expr
+) -> tuple[str, Expr, tuple[OptionValue, ...], Fields]:
     name = call.name
-    if name != "BUCKETIZE" and name not in _ANALYTIC:
+    if name in _REFUSED:
+        raise errors.FeatureNotSupported(_REFUSED[name], position=nodes.start_of(call))
+    if name not in _SCALAR and name not in _ANALYTIC:
         raise errors.FeatureNotSupported(
             f"ML.{name} is not supported in TRANSFORM yet", position=nodes.start_of(call)
         )
@@ -106,17 +133,57 @@ def _ml_item(call: nodes.MLFunction, body: exp.Expr) -> tuple[str, Expr, tuple[O
     args = list(call.expressions)
     if call.args.get("model") is not None or not args:
         raise errors.InvalidParameterValue(f"ML.{name} takes the input expression first")
+    if name in _OVER_FIELDS:
+        fields = _fields(name, args[0])
+        return _OVER_FIELDS[name], fields[0][1], _FIELD_ARGS[name](name, args[1:]), fields
     expression, rest = to_expr(args[0]), args[1:]
     if name == "BUCKETIZE":
-        return "bucketize", expression, _bucketize_args(rest)
-    return _ANALYTIC[name], expression, _ANALYTIC_ARGS[name](name, rest)
+        return "bucketize", expression, _bucketize_args(rest), ()
+    return _ANALYTIC[name], expression, _ANALYTIC_ARGS[name](name, rest), ()
+
+
+def _fields(name: str, node: exp.Expr) -> Fields:
+    """The named fields of ``STRUCT(a, b AS c)`` (POLYNOMIAL_EXPAND, FEATURE_CROSS) or the
+    elements of ``[e1, e2]`` (NORMALIZER, named '1', '2', ...)."""
+    if name == "NORMALIZER":
+        if not isinstance(node, exp.Array) or not node.expressions:
+            raise errors.InvalidParameterValue(
+                "ML.NORMALIZER takes an array of numerical expressions: [a, b, ...]",
+                position=nodes.start_of(node),
+            )
+        return tuple((str(i + 1), to_expr(e)) for i, e in enumerate(node.expressions))
+    if not isinstance(node, exp.Struct) or not node.expressions:
+        raise errors.InvalidParameterValue(
+            f"ML.{name} takes a STRUCT of features: STRUCT(a, b AS c, ...)",
+            position=nodes.start_of(node),
+        )
+    fields = tuple(_field(name, item) for item in node.expressions)
+    if len(fields) > 10:
+        raise errors.InvalidParameterValue(f"ML.{name} takes at most 10 features")
+    names = [n.lower() for n, _ in fields]
+    if len(set(names)) != len(names):
+        raise errors.InvalidParameterValue(f"ML.{name} names a feature twice")
+    return fields
+
+
+def _field(name: str, item: exp.Expr) -> tuple[str, Expr]:
+    if isinstance(item, exp.PropertyEQ | exp.Alias):
+        return item.alias_or_name if isinstance(item, exp.Alias) else item.name, to_expr(
+            field_value(item)
+        )
+    if _is_column(item):
+        return item.name, to_expr(item)
+    raise errors.InvalidParameterValue(
+        f"ML.{name} needs named features: write {nodes.text_of(item)} AS name",
+        position=nodes.start_of(item),
+    )
 
 
 def _check_window(name: str, body: exp.Expr, call: nodes.MLFunction) -> None:
     position = nodes.start_of(call)
-    if name == "BUCKETIZE":
+    if name in _SCALAR:
         if isinstance(body, exp.Window):
-            raise errors.SyntaxError("ML.BUCKETIZE takes no OVER clause", position=position)
+            raise errors.SyntaxError(f"ML.{name} takes no OVER clause", position=position)
         return
     if not isinstance(body, exp.Window):
         raise errors.SyntaxError(
@@ -184,11 +251,119 @@ def _bucketize_args(args: list[exp.Expr]) -> tuple[OptionValue, ...]:
     return (points, exclude)
 
 
+def _robust_args(name: str, args: list[exp.Expr]) -> tuple[OptionValue, ...]:
+    values = [*_literal_args(name, args), None, None, None]
+    if len(args) > 3:
+        raise errors.InvalidParameterValue("ML.ROBUST_SCALER takes at most four arguments")
+    low_high = values[0] if values[0] is not None else (25, 75)
+    pair = low_high if isinstance(low_high, tuple) else ()
+    ints = [v for v in pair if isinstance(v, int) and _is_int(v)]
+    if len(ints) != 2 or len(pair) != 2 or not 0 < ints[0] < ints[1] < 100:
+        raise errors.InvalidParameterValue(
+            "ML.ROBUST_SCALER quantile_range must be [low, high], integers with"
+            f" 0 < low < high < 100, not {values[0]!r}"
+        )
+    flags = [True if v is None else v for v in values[1:3]]
+    if not all(isinstance(v, bool) for v in flags):
+        raise errors.InvalidParameterValue(
+            "ML.ROBUST_SCALER with_median and with_quantile_range must be TRUE or FALSE"
+        )
+    return (low_high, *flags)
+
+
+def _quantile_args(name: str, args: list[exp.Expr]) -> tuple[OptionValue, ...]:
+    values = _literal_args(name, args)
+    if not 1 <= len(values) <= 2:
+        raise errors.InvalidParameterValue(
+            "ML.QUANTILE_BUCKETIZE takes an expression and num_buckets"
+        )
+    buckets = values[0]
+    if not _is_int(buckets) or not isinstance(buckets, int) or buckets < 1:
+        raise errors.InvalidParameterValue(
+            f"ML.QUANTILE_BUCKETIZE num_buckets must be an integer >= 1, not {buckets!r}"
+        )
+    if len(values) == 2 and values[1] != "bucket_names":
+        raise errors.FeatureNotSupported(
+            "ML.QUANTILE_BUCKETIZE supports only output_format 'bucket_names'"
+        )
+    return (buckets,)
+
+
+def _label_args(name: str, args: list[exp.Expr]) -> tuple[OptionValue, ...]:
+    values = _literal_args(name, args)
+    if len(values) > 2:
+        raise errors.InvalidParameterValue("ML.LABEL_ENCODER takes at most three arguments")
+    values += [None] * (2 - len(values))
+    top_k = 32000 if values[0] is None else values[0]
+    threshold = 5 if values[1] is None else values[1]
+    if not (_is_int(top_k) and isinstance(top_k, int) and 1 <= top_k < 1_000_000):
+        raise errors.InvalidParameterValue(
+            f"ML.LABEL_ENCODER top_k must be an integer in [1, 1000000), not {top_k!r}"
+        )
+    if not (_is_int(threshold) and isinstance(threshold, int) and threshold >= 0):
+        raise errors.InvalidParameterValue(
+            f"ML.LABEL_ENCODER frequency_threshold must be an integer >= 0, not {threshold!r}"
+        )
+    return (top_k, threshold)
+
+
 _ANALYTIC_ARGS: dict[str, Callable[[str, list[exp.Expr]], tuple[OptionValue, ...]]] = {
     "STANDARD_SCALER": _no_args,
     "MIN_MAX_SCALER": _no_args,
+    "MAX_ABS_SCALER": _no_args,
+    "ROBUST_SCALER": _robust_args,
     "IMPUTER": _imputer_args,
     "ONE_HOT_ENCODER": _one_hot_args,
+    "QUANTILE_BUCKETIZE": _quantile_args,
+    "LABEL_ENCODER": _label_args,
+}
+
+
+def _degree_args(low: int, high: int) -> Callable[[str, list[exp.Expr]], tuple[OptionValue, ...]]:
+    def check(name: str, args: list[exp.Expr]) -> tuple[OptionValue, ...]:
+        values = _literal_args(name, args)
+        if len(values) > 1:
+            raise errors.InvalidParameterValue(f"ML.{name} takes a STRUCT and a degree")
+        degree = 2 if not values or values[0] is None else values[0]
+        if not (_is_int(degree) and isinstance(degree, int) and low <= degree <= high):
+            raise errors.InvalidParameterValue(
+                f"ML.{name} degree must be an integer in [{low}, {high}], not {degree!r}"
+            )
+        return (degree,)
+
+    return check
+
+
+def _normalizer_args(name: str, args: list[exp.Expr]) -> tuple[OptionValue, ...]:
+    if len(args) > 1:
+        raise errors.InvalidParameterValue("ML.NORMALIZER takes an array and p")
+    p = 2.0 if not args else _norm_degree(args[0])
+    if not (p == 0.0 or p >= 1.0):
+        raise errors.InvalidParameterValue(
+            f"ML.NORMALIZER p must be 0, >= 1 or CAST('+INF' AS FLOAT64), not {p!r}"
+        )
+    return (p,)
+
+
+def _norm_degree(node: exp.Expr) -> float:
+    """p as a number; ``CAST('+INF' AS FLOAT64)`` (BigQuery's infinity) is accepted."""
+    if (
+        isinstance(node, exp.Cast)
+        and isinstance(node.this, exp.Literal)
+        and node.this.is_string
+        and str(node.this.this).strip().lower() in ("inf", "+inf", "infinity", "+infinity")
+    ):
+        return float("inf")
+    value = to_value(node, "argument 2 of ML.NORMALIZER")
+    if not _is_number(value) or not isinstance(value, int | float):
+        raise errors.InvalidParameterValue(f"ML.NORMALIZER p must be a number, not {value!r}")
+    return float(value)
+
+
+_FIELD_ARGS: dict[str, Callable[[str, list[exp.Expr]], tuple[OptionValue, ...]]] = {
+    "POLYNOMIAL_EXPAND": _degree_args(1, 4),
+    "FEATURE_CROSS": _degree_args(2, 4),
+    "NORMALIZER": _normalizer_args,
 }
 
 
@@ -277,6 +452,59 @@ def _cast(node: exp.Expr) -> Expr:
     return Call(name, (to_expr(node.this),))
 
 
+_COMPARISONS: dict[type[exp.Expr], str] = {
+    exp.GT: "gt",
+    exp.GTE: "ge",
+    exp.LT: "lt",
+    exp.LTE: "le",
+    exp.EQ: "eq",
+    exp.NEQ: "ne",
+}
+
+
+def _comparison(node: exp.Expr) -> Expr:
+    return Call(_COMPARISONS[type(node)], (to_expr(node.this), to_expr(node.expression)))
+
+
+def _connective(node: exp.Expr) -> Expr:
+    name = "and" if isinstance(node, exp.And) else "or"
+    return Call(name, (to_expr(node.this), to_expr(node.expression)))
+
+
+def _negation_of(node: exp.Expr) -> Expr:
+    return Call("not", (to_expr(node.this),))
+
+
+def _is_null(node: exp.Expr) -> Expr:
+    if not isinstance(node.expression, exp.Null):
+        raise _unsupported(node, f"IS {nodes.text_of(node.expression)}")
+    test = Call("is_null", (to_expr(node.this),))
+    return Call("not", (test,)) if node.args.get("negate") else test  # PostgreSQL's IS NOT NULL
+
+
+def _case(node: exp.Expr) -> Expr:
+    """CASE [x] WHEN c THEN v ... [ELSE e] END as ('case', (c1, v1, ..., e)); no ELSE is NULL."""
+    subject = node.this
+    parts: list[Expr] = []
+    for branch in node.args.get("ifs") or []:
+        condition = to_expr(branch.this)
+        if subject is not None:
+            condition = Call("eq", (to_expr(subject), condition))
+        parts += [condition, to_expr(branch.args["true"])]
+    default = node.args.get("default")
+    return Call("case", (*parts, to_expr(default) if default is not None else Lit(None)))
+
+
+def _if(node: exp.Expr) -> Expr:
+    otherwise = node.args.get("false")
+    value = to_expr(otherwise) if otherwise is not None else Lit(None)
+    return Call("case", (to_expr(node.this), to_expr(node.args["true"]), value))
+
+
+def _coalesce(node: exp.Expr) -> Expr:
+    return Call("coalesce", (to_expr(node.this), *(to_expr(e) for e in node.expressions)))
+
+
 _CONVERTERS: tuple[tuple[tuple[type[exp.Expr], ...], Callable[[exp.Expr], Expr]], ...] = (
     ((exp.Column,), _column),
     ((exp.Literal, exp.Boolean, exp.Null), _literal),
@@ -286,6 +514,13 @@ _CONVERTERS: tuple[tuple[tuple[type[exp.Expr], ...], Callable[[exp.Expr], Expr]]
     ((exp.Log,), _log),
     ((exp.Greatest, exp.Least), _extremum),
     ((exp.Cast,), _cast),
+    (tuple(_COMPARISONS), _comparison),
+    ((exp.And, exp.Or), _connective),
+    ((exp.Not,), _negation_of),
+    ((exp.Is,), _is_null),
+    ((exp.Case,), _case),
+    ((exp.If,), _if),
+    ((exp.Coalesce,), _coalesce),
 )
 
 

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sqlml import errors
+from sqlml.ml import conditions
 from sqlml.ml.spec import BinOp, Call, Col, Expr, Lit, Neg, TransformItem
 
 if TYPE_CHECKING:  # onnx (0.8 s to import) only where a graph is built or read
@@ -155,6 +156,11 @@ def _eval_numpy(expr: Expr, data: dict[str, Array]) -> Array:
     if isinstance(expr, BinOp):
         return _NP_BINARY[expr.op](_eval_numpy(expr.left, data), _eval_numpy(expr.right, data))
     call = _normal_call(expr)
+    if call.name in ("case", "coalesce"):
+        combine = conditions.case_numpy if call.name == "case" else conditions.coalesce_numpy
+        return combine(call.args, lambda e: _eval_numpy(e, data))
+    if call.name in conditions.CONDITIONS:
+        raise conditions.not_a_number()
     args = [_eval_numpy(a, data) for a in call.args]
     if call.name in _NP_BINARY:
         return _NP_BINARY[call.name](args[0], args[1])
@@ -178,6 +184,9 @@ def eval_onnx(expr: Expr, g: GraphBuilder, tensors: dict[str, str]) -> str:
         left, right = eval_onnx(expr.left, g, tensors), eval_onnx(expr.right, g, tensors)
         return g.op(_ONNX_BINARY[expr.op], left, right)
     call = _normal_call(expr)
+    if call.name in ("case", "coalesce"):
+        combine = conditions.case_onnx if call.name == "case" else conditions.coalesce_onnx
+        return combine(call.args, g, lambda e: eval_onnx(e, g, tensors))
     args = [eval_onnx(a, g, tensors) for a in call.args]
     if call.name in _ONNX_BINARY:
         return g.op(_ONNX_BINARY[call.name], args[0], args[1])
@@ -437,7 +446,8 @@ class Preprocessor:
 
     def info(self) -> list[dict[str, Any]]:
         rows = [enc.info() for enc in self.auto]
-        rows += [step.info() for step in self.transform if step.final]
+        for step in self.transform:
+            rows += step.infos() if step.final else []
         return rows
 
 
@@ -465,6 +475,7 @@ class Step:
     kind: str  # kind of the output: 'numeric' | 'categorical' | 'final'
     params: dict[str, Any] = field(default_factory=dict)
     input_kind: str = "numeric"
+    inputs: tuple[tuple[str, Expr], ...] = ()  # the named fields of a STRUCT / ARRAY input
 
     @property
     def final(self) -> bool:
@@ -472,13 +483,19 @@ class Step:
 
     @property
     def width(self) -> int:
+        if "width" in self.params:  # the steps over a STRUCT or ARRAY (sqlml.ml.feature_steps)
+            return int(self.params["width"])
         return len(self.params.get("categories", ())) if self.function == "one_hot_encoder" else 1
 
     def numpy(self, arrays: dict[str, Array]) -> Array:
+        if self.inputs:
+            return feature_steps.FIELD_NUMPY[self.function](self, arrays)
         x = self._input_numpy(arrays)
         return _STEP_NUMPY[self.function](self, x)
 
     def onnx(self, g: GraphBuilder, tensors: dict[str, str]) -> str:
+        if self.inputs:
+            return feature_steps.FIELD_ONNX[self.function](self, g, tensors)
         if self.input_kind == "numeric":
             x = eval_onnx(self.expression, g, tensors)
         else:
@@ -496,6 +513,11 @@ class Step:
 
     def info(self) -> dict[str, Any]:
         return {"column": self.alias, "encoding": self.function, **_jsonable(self.params)}
+
+    def infos(self) -> list[dict[str, Any]]:
+        """One row per output column of the feature matrix (several for a STRUCT output)."""
+        shown = feature_steps.INFOS.get(self.function)
+        return shown(self) if shown is not None else [self.info()]
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
@@ -595,6 +617,10 @@ _STEP_ONNX: dict[str, Callable[[Step, GraphBuilder, str], str]] = {
 
 def fit_step(item: TransformItem, raw: dict[str, Array], kinds: dict[str, str]) -> Step:
     """Fits one TRANSFORM item on the training rows."""
+    if item.inputs:
+        step = Step(item.alias, item.function, item.expression, "final")
+        feature_steps.FIELD_FITTERS[item.function](step, item, raw, kinds)
+        return step
     input_kind = _item_input_kind(item, kinds)
     step = Step(item.alias, item.function, item.expression, "numeric", input_kind=input_kind)
     x = step._input_numpy(raw)
@@ -773,4 +799,10 @@ def fit(
 
 
 def _is_bucket(pre: Preprocessor, name: str) -> bool:
-    return any(s.alias == name and s.function == "bucketize" for s in pre.transform)
+    buckets = ("bucketize", "quantile_bucketize")
+    return any(s.alias == name and s.function in buckets for s in pre.transform)
+
+
+# The steps of sqlml.ml.feature_steps register themselves in the tables above, as a third
+# party's would; imported last because that module builds on this one.
+from sqlml.ml import feature_steps  # noqa: E402

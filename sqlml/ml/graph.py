@@ -73,12 +73,19 @@ def finish(
         builder.nodes.append(helper.make_node("Identity", [tensor], [name]))
     infos = [helper.make_tensor_value_info(n, *types[n]) for n in outputs]
     graph = helper.make_graph(builder.nodes, "sqlml", builder.inputs, infos, builder.initializers)
+    opsets = {"": OPSET, **_preprocessing_opsets(builder)}
     return helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
+        opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
         ir_version=IR_VERSION,
         producer_name="sqlml",
     )
+
+
+def _preprocessing_opsets(builder: GraphBuilder) -> dict[str, int]:
+    """ai.onnx.ml when preprocessing uses it (ML.LABEL_ENCODER's LabelEncoder) even where the
+    estimator's graph does not."""
+    return {"ai.onnx.ml": ML_OPSET} if any(n.domain == "ai.onnx.ml" for n in builder.nodes) else {}
 
 
 def splice(
@@ -118,7 +125,8 @@ def splice(
     merged = helper.make_graph(
         builder.nodes + nodes, "sqlml", builder.inputs, outs, builder.initializers + inits
     )
-    opsets = {op.domain: op.version for op in estimator.opset_import}
+    opsets = {**_preprocessing_opsets(builder)}
+    opsets.update({op.domain: op.version for op in estimator.opset_import})
     opsets[""] = max(opsets.get("", OPSET), OPSET)
     model = helper.make_model(
         merged,

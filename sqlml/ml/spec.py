@@ -8,7 +8,7 @@ stays pure, and a model kind or ML function registered from outside needs only t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # An OPTIONS value: a literal, an array (tuple) of values, or a STRUCT (tuple of its field values,
 # in order). NULL is None.
@@ -45,7 +45,10 @@ class Call:
     """A scalar function on numbers: name in lower case, one of
     abs, sqrt, exp, ln, log10, log (1 arg = ln, 2 args = (x, base): the logarithm of x to base
     base, as BigQuery's LOG(x, base)), pow/power, floor, ceil, round, sign, greatest, least,
-    and 'cast_double' for CAST(x AS DOUBLE/FLOAT/DECIMAL...) of a numeric.
+    and 'cast_double' for CAST(x AS DOUBLE/FLOAT/DECIMAL...) of a numeric;
+    'case' (args: condition 1, value 1, ..., else; NULL where no ELSE) for CASE and IF,
+    'coalesce'; and the conditions, only where 'case' takes one: gt, ge, lt, le, eq, ne
+    (comparisons of numbers), and, or, not, is_null.
 
     The parser maps SQL onto these with the statement dialect's meaning (DuckDB and PostgreSQL
     agree): LOG(x) -> log10(x), LOG(b, x) -> log(x, b), LN(x) -> ln(x), x ^ y and POW(x, y) ->
@@ -73,7 +76,21 @@ class TransformItem:
                         OVER ()``; args = the optional arguments given, in order
       'bucketize'       ``ML.BUCKETIZE(expr, [b1, b2, ...] [, exclude_boundaries])``;
                         args = (tuple of split points, exclude_boundaries: bool)
-    For the analytic functions, ``expression`` is the argument expression (usually a Col).
+      'max_abs_scaler'  ``ML.MAX_ABS_SCALER(expr) OVER ()``
+      'robust_scaler'   ``ML.ROBUST_SCALER(expr [, [low, high] [, with_median
+                        [, with_quantile_range]]]) OVER ()``; args = ((low, high), bool, bool)
+      'quantile_bucketize' ``ML.QUANTILE_BUCKETIZE(expr, num_buckets) OVER ()``;
+                        args = (num_buckets,)
+      'label_encoder'   ``ML.LABEL_ENCODER(expr [, top_k [, frequency_threshold]]) OVER ()``;
+                        args = (top_k, frequency_threshold)
+      'polynomial_expand' ``ML.POLYNOMIAL_EXPAND(STRUCT(a, b AS c, ...) [, degree])``;
+                        ``inputs`` = the STRUCT's named fields, args = (degree,)
+      'feature_cross'   ``ML.FEATURE_CROSS(STRUCT(a, b, ...) [, degree])``; as above
+      'normalizer'      ``ML.NORMALIZER([e1, e2, ...] [, p])``; ``inputs`` = the array's
+                        elements (named '1', '2', ...), args = (p,)
+    For the analytic functions, ``expression`` is the argument expression (usually a Col). For
+    the functions over a STRUCT or an ARRAY, ``inputs`` holds (name, expression) per field and
+    ``expression`` is the first field's expression.
     ``source`` is the item's SQL text, kept for the model store and error messages.
     """
 
@@ -82,3 +99,5 @@ class TransformItem:
     expression: Expr
     args: tuple[OptionValue, ...] = ()
     source: str = ""
+    # omitted from the grammar's golden JSON when empty (the single-input items)
+    inputs: tuple[tuple[str, Expr], ...] = field(default=(), metadata={"omit_empty": True})

@@ -326,7 +326,8 @@ def _transform_inputs(
     for item in transform:
         if label is not None and item.alias == label:
             continue
-        for name in features.columns_of(item.expression):
+        expressions = [item.expression, *(expr for _, expr in item.inputs)]
+        for name in set().union(*(features.columns_of(e) for e in expressions)):
             if name not in table.column_names:
                 raise errors.UndefinedColumn(
                     f'column "{name}" used in TRANSFORM is not in the training query'

@@ -85,8 +85,8 @@ CREATE MODEL m TRANSFORM (my_udf(x) AS y) OPTIONS (model_type = 'linear_reg') AS
 CREATE MODEL m TRANSFORM (x % 7 AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
 -- expected: error 0A000
 
--- case: transform_case_expression
-CREATE MODEL m TRANSFORM (CASE WHEN x > 0 THEN 1 ELSE 0 END AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- case: transform_case_on_strings
+CREATE MODEL m TRANSFORM (CASE WHEN s = 'a' THEN 1 ELSE 0 END AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
 -- expected: error 0A000
 
 -- case: transform_string_literal
@@ -105,13 +105,17 @@ CREATE MODEL m TRANSFORM (ROUND(x, 2) AS y) OPTIONS (model_type = 'linear_reg') 
 CREATE MODEL m TRANSFORM (CAST(x AS TEXT) AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
 -- expected: error 0A000
 
--- case: transform_quantile_bucketize_not_yet
-CREATE MODEL m TRANSFORM (ML.QUANTILE_BUCKETIZE(x, 4) OVER () AS q) OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- case: transform_hash_bucketize_refused
+CREATE MODEL m TRANSFORM (ML.HASH_BUCKETIZE(x, 4) AS q) OPTIONS (model_type = 'linear_reg') AS SELECT 1
 -- expected: error 0A000
 
--- case: transform_feature_cross_not_yet
-CREATE MODEL m TRANSFORM (ML.FEATURE_CROSS(STRUCT(a, b)) AS ab) OPTIONS (model_type = 'linear_reg') AS SELECT 1
--- expected: error 0A000
+-- case: transform_robust_scaler_bad_range
+CREATE MODEL m TRANSFORM (ML.ROBUST_SCALER(x, [80, 20]) OVER () AS r) OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- expected: error 22023
+
+-- case: transform_feature_cross_unnamed_field
+CREATE MODEL m TRANSFORM (ML.FEATURE_CROSS(STRUCT(a, b || 'x')) AS ab) OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- expected: error 22023
 
 -- case: transform_scaler_inside_arithmetic
 CREATE MODEL m TRANSFORM (ML.STANDARD_SCALER(x) OVER () * 2 AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1

@@ -620,3 +620,191 @@ create model m transform (ml.standard_scaler(x) over () as x, label) options (mo
   ],
   "transform_sql": "ml.standard_scaler(x) over () as x, label"
 }
+
+-- case: scalers_encoders_and_expansions
+CREATE MODEL m TRANSFORM (ML.MAX_ABS_SCALER(x) OVER () AS xa, ML.ROBUST_SCALER(x, [10, 90], FALSE) OVER () AS xr, ML.QUANTILE_BUCKETIZE(x, 4) OVER () AS xq, ML.LABEL_ENCODER(s, 100) OVER () AS sl, ML.POLYNOMIAL_EXPAND(STRUCT(x, y AS w), 3) AS p, ML.FEATURE_CROSS(STRUCT(s, t)) AS c, ML.NORMALIZER([x, y * 2], CAST('+INF' AS DOUBLE)) AS n, label) OPTIONS (model_type = 'linear_reg') AS SELECT * FROM t
+-- expected:
+{
+  "type": "CreateModel",
+  "model": {"type": "ModelRef", "schema": null, "name": "m"},
+  "options": {"model_type": "linear_reg"},
+  "query": {"type": "Query", "sql": "SELECT * FROM t"},
+  "replace": false,
+  "if_not_exists": false,
+  "transform": [
+    {
+      "type": "TransformItem",
+      "alias": "xa",
+      "function": "max_abs_scaler",
+      "expression": {"type": "Col", "name": "x"},
+      "args": [],
+      "source": "ML.MAX_ABS_SCALER(x) OVER () AS xa"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "xr",
+      "function": "robust_scaler",
+      "expression": {"type": "Col", "name": "x"},
+      "args": [[10, 90], false, true],
+      "source": "ML.ROBUST_SCALER(x, [10, 90], FALSE) OVER () AS xr"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "xq",
+      "function": "quantile_bucketize",
+      "expression": {"type": "Col", "name": "x"},
+      "args": [4],
+      "source": "ML.QUANTILE_BUCKETIZE(x, 4) OVER () AS xq"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "sl",
+      "function": "label_encoder",
+      "expression": {"type": "Col", "name": "s"},
+      "args": [100, 5],
+      "source": "ML.LABEL_ENCODER(s, 100) OVER () AS sl"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "p",
+      "function": "polynomial_expand",
+      "expression": {"type": "Col", "name": "x"},
+      "args": [3],
+      "source": "ML.POLYNOMIAL_EXPAND(STRUCT(x, y AS w), 3) AS p",
+      "inputs": [["x", {"type": "Col", "name": "x"}], ["w", {"type": "Col", "name": "y"}]]
+    },
+    {
+      "type": "TransformItem",
+      "alias": "c",
+      "function": "feature_cross",
+      "expression": {"type": "Col", "name": "s"},
+      "args": [2],
+      "source": "ML.FEATURE_CROSS(STRUCT(s, t)) AS c",
+      "inputs": [["s", {"type": "Col", "name": "s"}], ["t", {"type": "Col", "name": "t"}]]
+    },
+    {
+      "type": "TransformItem",
+      "alias": "n",
+      "function": "normalizer",
+      "expression": {"type": "Col", "name": "x"},
+      "args": [Infinity],
+      "source": "ML.NORMALIZER([x, y * 2], CAST('+INF' AS DOUBLE)) AS n",
+      "inputs": [
+        ["1", {"type": "Col", "name": "x"}],
+        [
+          "2",
+          {
+            "type": "BinOp",
+            "op": "*",
+            "left": {"type": "Col", "name": "y"},
+            "right": {"type": "Lit", "value": 2}
+          }
+        ]
+      ]
+    },
+    {
+      "type": "TransformItem",
+      "alias": "label",
+      "function": "column",
+      "expression": {"type": "Col", "name": "label"},
+      "args": [],
+      "source": "label"
+    }
+  ],
+  "transform_sql": "ML.MAX_ABS_SCALER(x) OVER () AS xa, ML.ROBUST_SCALER(x, [10, 90], FALSE) OVER () AS xr, ML.QUANTILE_BUCKETIZE(x, 4) OVER () AS xq, ML.LABEL_ENCODER(s, 100) OVER () AS sl, ML.POLYNOMIAL_EXPAND(STRUCT(x, y AS w), 3) AS p, ML.FEATURE_CROSS(STRUCT(s, t)) AS c, ML.NORMALIZER([x, y * 2], CAST('+INF' AS DOUBLE)) AS n, label"
+}
+
+-- case: case_if_coalesce
+CREATE MODEL m TRANSFORM (CASE x WHEN 1 THEN 2 END AS a, IF(x IS NOT NULL AND y <> 0, x / y, 0) AS b, COALESCE(x, y, 0) AS c, label) OPTIONS (model_type = 'linear_reg') AS SELECT * FROM t
+-- expected:
+{
+  "type": "CreateModel",
+  "model": {"type": "ModelRef", "schema": null, "name": "m"},
+  "options": {"model_type": "linear_reg"},
+  "query": {"type": "Query", "sql": "SELECT * FROM t"},
+  "replace": false,
+  "if_not_exists": false,
+  "transform": [
+    {
+      "type": "TransformItem",
+      "alias": "a",
+      "function": "expression",
+      "expression": {
+        "type": "Call",
+        "name": "case",
+        "args": [
+          {
+            "type": "Call",
+            "name": "eq",
+            "args": [{"type": "Col", "name": "x"}, {"type": "Lit", "value": 1}]
+          },
+          {"type": "Lit", "value": 2},
+          {"type": "Lit", "value": null}
+        ]
+      },
+      "args": [],
+      "source": "CASE x WHEN 1 THEN 2 END AS a"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "b",
+      "function": "expression",
+      "expression": {
+        "type": "Call",
+        "name": "case",
+        "args": [
+          {
+            "type": "Call",
+            "name": "and",
+            "args": [
+              {
+                "type": "Call",
+                "name": "not",
+                "args": [{"type": "Call", "name": "is_null", "args": [{"type": "Col", "name": "x"}]}]
+              },
+              {
+                "type": "Call",
+                "name": "ne",
+                "args": [{"type": "Col", "name": "y"}, {"type": "Lit", "value": 0}]
+              }
+            ]
+          },
+          {
+            "type": "BinOp",
+            "op": "/",
+            "left": {"type": "Col", "name": "x"},
+            "right": {"type": "Col", "name": "y"}
+          },
+          {"type": "Lit", "value": 0}
+        ]
+      },
+      "args": [],
+      "source": "IF(x IS NOT NULL AND y <> 0, x / y, 0) AS b"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "c",
+      "function": "expression",
+      "expression": {
+        "type": "Call",
+        "name": "coalesce",
+        "args": [
+          {"type": "Col", "name": "x"},
+          {"type": "Col", "name": "y"},
+          {"type": "Lit", "value": 0}
+        ]
+      },
+      "args": [],
+      "source": "COALESCE(x, y, 0) AS c"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "label",
+      "function": "column",
+      "expression": {"type": "Col", "name": "label"},
+      "args": [],
+      "source": "label"
+    }
+  ],
+  "transform_sql": "CASE x WHEN 1 THEN 2 END AS a, IF(x IS NOT NULL AND y <> 0, x / y, 0) AS b, COALESCE(x, y, 0) AS c, label"
+}
