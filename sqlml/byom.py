@@ -13,9 +13,11 @@ the user's:
   ``enable_external_access`` and the session's per-user guard (wire/file_policy.py);
 - PostgreSQL: CREATE MODEL runs inside the server (the extension), whose Python would read the
   server's files as the server's OS user, which PostgreSQL allows only to superusers and
-  ``pg_read_server_files`` members: sqlml does not open that door, 42501 (docs/postgres.md).
-  EXPORT MODEL through sqlml.connect runs in the client, which reads the store over its
-  connection and writes the client's own file.
+  ``pg_read_server_files`` members: sqlml does not open that door, 42501. Through the gateway's
+  PostgreSQL proxy the engine runs on the gateway host: its files are not the client's either,
+  42501. (Engines whose files are a server's say so: ``server_files = True``.) EXPORT MODEL
+  through sqlml.connect runs in the client, which reads the store over its connection and
+  writes the client's own file.
 
 A path is ``file:///absolute/path`` or a plain path; other schemes (``gs://``) are 0A000.
 """
@@ -61,10 +63,10 @@ def local_path(value: object, option: str) -> Path:
 
 def check_file_access(engine: Engine, doing: str) -> None:
     """42501 unless the session may use the files of the process it runs in (module docstring)."""
-    if getattr(engine, "runs_in_server", False):
+    if getattr(engine, "server_files", False):
         raise errors.InsufficientPrivilege(
-            f"{doing} on PostgreSQL would use the database server's files, which sqlml does not"
-            " allow",
+            f"{doing} on PostgreSQL would use a server's files (the database server's, or the"
+            " gateway host's), which sqlml does not allow",
             hint="import the model with sqlml.connect over DuckDB, or export it with"
             " sqlml.connect (EXPORT MODEL writes the client's file)",
         )

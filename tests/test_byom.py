@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import client_module, serving
+from conftest import client_module, gateway_parts, serving
 from test_gateway_hostile import PASSWORD, _connect, _sqlstate
 
 import sqlml
@@ -326,3 +326,29 @@ def test_the_gateway_refuses_files_to_a_user_without_file_access(tmp_path: Path)
         anyone.autocommit = True
         assert _sqlstate(anyone, _create(path, "reg2")) == "42501"
         anyone.close()
+
+
+def test_the_postgres_proxy_uses_no_file_of_the_gateway_host(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """Through the gateway's PostgreSQL proxy the engine runs on the gateway host: importing
+    and exporting would use that host's files, not the client's (42501)."""
+    from gateway_client import GatewayConnection
+
+    path = _write(_fit("regressor"), tmp_path / "reg.onnx")
+    with serving(ServerConfig(port=0), *gateway_parts("postgres", pg_database)) as port:
+        client = GatewayConnection(port)
+        client.execute(
+            "CREATE MODEL public.lin OPTIONS (model_type = 'linear_reg',"
+            " input_label_cols = ['spend']) AS SELECT tenure, spend FROM shop.customers"
+        )
+        for sql in (
+            _create(path, "public.reg"),
+            f"EXPORT MODEL public.lin OPTIONS (uri = '{tmp_path}/out')",
+        ):
+            with pytest.raises(sqlml.Error) as caught:
+                client.execute(sql)
+            assert caught.value.sqlstate == "42501"
+        assert client.execute("SELECT count(*) FROM sqlml.models").fetchall() == [(1,)]
+        client.close()
+    assert not (tmp_path / "out").exists()

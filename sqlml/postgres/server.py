@@ -71,7 +71,7 @@ class PlpyEngine:
     dialect = "postgres"
     default_schema = "public"
     manages_store = False  # the install scripts created the store
-    runs_in_server = True  # its files are the database server's (byom.check_file_access)
+    server_files = True  # its files are the database server's, not the user's (byom.py)
 
     def __init__(self, plpy: Any) -> None:
         self.plpy = plpy
