@@ -598,6 +598,10 @@ class Session:
         self, version: ModelVersion, call: Evaluate, params: Sequence[Any] | None = None
     ) -> pa.Table:
         if call.input is None and call.threshold is None:
+            if not version.metrics:  # (an imported model: nothing was measured)
+                raise errors.FeatureNotSupported(
+                    f"model {version.ref} has no evaluation metrics: it was imported, not trained"
+                )
             values = dict(version.metrics)
         elif call.input is None:
             raise errors.FeatureNotSupported(

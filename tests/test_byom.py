@@ -153,6 +153,21 @@ def test_input_and_output_clauses_choose_the_columns(tmp_path: Path) -> None:
     )
 
 
+def test_an_imported_model_in_views_and_where_it_does_not_apply(tmp_path: Path) -> None:
+    estimator = _fit("classifier")
+    connection = _duckdb(tmp_path)
+    cur = connection.cursor()
+    cur.execute(_create(_write(estimator, tmp_path / "clf.onnx"), "clf"))
+    cur.execute("CREATE VIEW scored AS SELECT * FROM ML.PREDICT(MODEL clf, TABLE rows)")
+    cur.execute("SELECT output_label FROM scored ORDER BY id")
+    assert [r[0] for r in cur.fetchall()] == list(estimator.predict(_frame()))
+    assert _state(connection, "SELECT * FROM ML.EVALUATE(MODEL clf)") == "0A000"
+    assert _state(connection, "SELECT * FROM ML.EVALUATE(MODEL clf, TABLE rows)") == "0A000"
+    text = "SELECT * FROM ML.PREDICT(MODEL clf, (SELECT 'a' AS x1, 1.0 AS x2))"
+    assert _state(connection, text) == "42804"
+    assert _state(connection, "SELECT * FROM ML.PREDICT(MODEL clf, (SELECT 1.0 AS x2))") == "42703"
+
+
 # -- export ---------------------------------------------------------------------------------------
 
 
