@@ -229,7 +229,37 @@ def _refused_by_onnxruntime(tmp_path: Path) -> Path:
     return path
 
 
+def _wide_input(tmp_path: Path) -> Path:
+    """skl2onnx's default: one [None, 2] input for both columns (sqlml maps one per column)."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LinearRegression
+
+    x = np.array(ROWS)
+    model = LinearRegression().fit(x, x[:, 0])
+    graph = convert_sklearn(model, initial_types=[("float_input", FloatTensorType([None, 2]))])
+    path = tmp_path / "wide.onnx"
+    path.write_bytes(graph.SerializeToString())
+    return path
+
+
+def _string_labels(tmp_path: Path) -> Path:
+    """A classifier of string classes: its label output is a string tensor."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    x = _frame()
+    y = np.where(x["x1"] > 0, "up", "down")
+    model = make_pipeline(
+        ColumnTransformer([("keep", "passthrough", COLUMNS)]), LogisticRegression()
+    ).fit(x, y)
+    return _write(model, tmp_path / "strings.onnx", zipmap=False)
+
+
 ERRORS = {
+    "wide-input": (_wide_input, "", "0A000"),
+    "string-labels": (_string_labels, "", "0A000"),
     "not-onnx": (_not_onnx, "", "22023"),
     "onnxruntime-refuses": (_refused_by_onnxruntime, "", "22023"),
     "input-missing": (None, "INPUT (x1 FLOAT64)", "42703"),
