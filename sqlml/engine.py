@@ -35,7 +35,7 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
-from sqlml import bigquery, errors, functions, grammar, scoring, views
+from sqlml import bigquery, byom, errors, functions, grammar, scoring, views
 from sqlml.engines import open_engine, placeholders
 from sqlml.engines.base import Engine, InServer, KeepsPlans, Probes, Result, all_or_nothing
 from sqlml.grammar import lexer
@@ -44,6 +44,7 @@ from sqlml.grammar.statements import (
     CreateModel,
     DropModel,
     Evaluate,
+    ExportModel,
     Inspect,
     MLCall,
     MLQuery,
@@ -344,6 +345,9 @@ class Session:
             )
         if isinstance(statement, CreateModel):
             return self.create_model(statement)
+        if isinstance(statement, ExportModel):
+            byom.export_model(self, statement)
+            return Result(None, 0, "EXPORT MODEL")
         if isinstance(statement, DropModel):
             dropped = self.store.drop(statement.model, statement.if_exists)
             if dropped and self.engine.dialect == "duckdb":  # a view over it fails now (42883)
@@ -355,11 +359,12 @@ class Session:
     # -- CREATE MODEL --------------------------------------------------------------------------
 
     def create_model(self, statement: CreateModel) -> Result:
-        if statement.query is None:
-            raise errors.FeatureNotSupported(
-                "CREATE MODEL without AS query (ONNX import) is not supported yet"
-            )
         with self.store.writing(statement.model):
+            if statement.query is None:  # model_type = 'onnx': an import (byom.py)
+                version = byom.create_model(self, statement)
+                if version is not None:
+                    self._say(f"stored {statement.model} version {version}")
+                return Result(None, 0, "CREATE MODEL")
             return self._create_model(statement)
 
     def _create_model(self, statement: CreateModel) -> Result:
@@ -593,6 +598,10 @@ class Session:
         self, version: ModelVersion, call: Evaluate, params: Sequence[Any] | None = None
     ) -> pa.Table:
         if call.input is None and call.threshold is None:
+            if not version.metrics:  # (an imported model: nothing was measured)
+                raise errors.FeatureNotSupported(
+                    f"model {version.ref} has no evaluation metrics: it was imported, not trained"
+                )
             values = dict(version.metrics)
         elif call.input is None:
             values = _evaluate_kept(version, call.threshold)
@@ -646,7 +655,12 @@ def _evaluate_kept(version: ModelVersion, threshold: float | None) -> dict[str, 
 
 
 def _kind(statement: Statement) -> str:
-    names = {CreateModel: "CREATE MODEL", DropModel: "DROP MODEL", ShowModels: "SHOW MODELS"}
+    names = {
+        CreateModel: "CREATE MODEL",
+        DropModel: "DROP MODEL",
+        ExportModel: "EXPORT MODEL",
+        ShowModels: "SHOW MODELS",
+    }
     return names.get(type(statement), "this")
 
 

@@ -164,8 +164,18 @@ def model_kind(version: ModelVersion) -> kinds.Kind:
 
 
 def raw_outputs(version: ModelVersion) -> tuple[str, ...]:
-    """The graph outputs that are the raw outputs, in order (both scoring paths)."""
-    return model_kind(version).raw_outputs
+    """The graph outputs that are the raw outputs, in order (both scoring paths); a kind that
+    names none (imported models) takes every output of the stored graph, in its order."""
+    names = model_kind(version).raw_outputs
+    if names:
+        return names
+
+    def graph_outputs() -> tuple[str, ...]:
+        import onnx
+
+        return tuple(o.name for o in onnx.load_from_string(version.onnx).graph.output)
+
+    return _cached((version.sha256, "raw_outputs"), graph_outputs)
 
 
 def output_names(version: ModelVersion) -> list[str]:

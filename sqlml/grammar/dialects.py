@@ -83,7 +83,12 @@ class MLParser(parser.Parser):
         if replace and exists:
             self._fail("OR REPLACE and IF NOT EXISTS cannot be used together", if_token)
         this = self._parse_dotted_name(max_parts=3)
-        properties = [*self._parse_transform_clause(), *self._parse_options_clause()]
+        properties = [
+            *self._parse_model_columns("INPUT"),
+            *self._parse_model_columns("OUTPUT"),
+            *self._parse_transform_clause(),
+            *self._parse_options_clause(),
+        ]
         query = self._parse_query_text() if self._match(TokenType.ALIAS) else None
         create = exp.Create(
             this=this,
@@ -94,6 +99,17 @@ class MLParser(parser.Parser):
             expression=query,
         )
         return self.expression(create)
+
+    def _parse_statement(self) -> exp.Expr | None:
+        """``EXPORT MODEL name OPTIONS (...)`` (EXPORT is no statement keyword of sqlglot's)."""
+        curr, after = self._curr, self._next
+        export = curr and curr.token_type == TokenType.VAR and curr.text.upper() == "EXPORT"
+        if export and after and after.text.upper() == "MODEL":
+            self._advance(2)
+            this = self._parse_dotted_name(max_parts=3)
+            options = self._parse_options_clause()
+            return self.expression(nodes.ExportModel(this=this, expressions=options))
+        return super()._parse_statement()
 
     def _parse_drop(self, exists: bool = False, kind: str | None = None) -> exp.Drop | exp.Command:
         if kind is not None or not self._match_text_seq("MODEL"):
@@ -111,6 +127,36 @@ class MLParser(parser.Parser):
         return self.expression(exp.Show(this="MODELS", from_=schema))
 
     # -- CREATE MODEL clauses -------------------------------------------------------------------
+
+    def _parse_model_columns(self, word: str) -> list[exp.Expr]:
+        """BigQuery's ``INPUT (name type, ...)`` / ``OUTPUT (name type, ...)``."""
+        if not self._match_text_seq(word):
+            return []
+        self._match_l_paren()
+        columns = self._parse_csv(self._parse_model_column)
+        if not columns:
+            self._fail(f"{word} needs at least one column")
+        self._match_r_paren()
+        return [nodes.ModelColumns(this=exp.var(word), expressions=columns)]
+
+    def _parse_model_column(self) -> exp.Expr | None:
+        name = self._parse_id_var(any_token=False)
+        if name is None:
+            return None
+        first, depth = self._index, 0
+        while self._curr and not (
+            depth == 0 and self._curr.token_type in (TokenType.COMMA, TokenType.R_PAREN)
+        ):
+            kind = self._curr.token_type
+            depth += kind in (TokenType.LT, TokenType.L_PAREN)
+            depth -= kind in (TokenType.GT, TokenType.R_PAREN)
+            self._advance()
+        if self._index == first:
+            self._fail(f"Expected a type for column {name.name}")
+        type_text = " ".join(self._text(first, self._index).upper().split())
+        for spaced, tight in ((" <", "<"), ("< ", "<"), (" >", ">"), (", ", ",")):
+            type_text = type_text.replace(spaced, tight)  # ARRAY < FLOAT64 > as ARRAY<FLOAT64>
+        return exp.ColumnDef(this=name, kind=exp.var(type_text))
 
     def _parse_transform_clause(self) -> list[exp.Expr]:
         if not self._match_text_seq("TRANSFORM"):

@@ -112,6 +112,29 @@ class CallSlot(exp.Expression):
         return int(self.this.name)
 
 
+class ExportModel(exp.Expression):
+    """``EXPORT MODEL this OPTIONS (expressions)``."""
+
+    arg_types = {"this": True, "expressions": False}
+
+
+class ModelColumns(exp.Expression):
+    """CREATE MODEL's ``INPUT (...)`` or ``OUTPUT (...)`` (``this``: the word): column
+    definitions, each an ``exp.ColumnDef`` whose kind is its type as written (an ``exp.Var``)."""
+
+    arg_types = {"this": True, "expressions": True}
+
+
+def _export_model_sql(gen: Generator, node: ExportModel) -> str:
+    options = ", ".join(gen.sql(o) for o in node.expressions)
+    return f"EXPORT MODEL {gen.sql(node, 'this')} OPTIONS ({options})"
+
+
+def _model_columns_sql(gen: Generator, node: ModelColumns) -> str:
+    columns = ", ".join(gen.sql(c) for c in node.expressions)
+    return f"{node.name} ({columns})"
+
+
 def _ml_function_sql(gen: Generator, node: MLFunction) -> str:
     args: list[str] = []
     model = node.args.get("model")
@@ -139,6 +162,8 @@ GENERATORS: dict[type[exp.Expr], Callable[..., Any]] = {
     MLFunction: _ml_function_sql,
     QueryText: _query_text_sql,
     CallSlot: _call_slot_sql,
+    ExportModel: _export_model_sql,
+    ModelColumns: _model_columns_sql,
 }
 
 

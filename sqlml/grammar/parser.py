@@ -8,7 +8,7 @@ Theory of operation
    (:mod:`sqlml.grammar.dialects`) and classified from its tokens: ``CREATE [OR REPLACE] MODEL``,
    ``DROP MODEL``, ``SHOW MODELS``, a statement holding an ``ML . name (`` call, or none of these
    (a :class:`Passthrough` after all: the word MODEL was only a name). Lifecycle statements that
-   are not built yet (``ALTER MODEL``, ``EXPORT MODEL``, ``CREATE TEMP MODEL``) are 0A000 here.
+   are not built yet (``ALTER MODEL``, ``CREATE TEMP MODEL``) are 0A000 here.
 3. Only then is the statement parsed, by the flavour's sqlglot parser, whose ML hooks record where
    each piece of the user's text starts, so that query texts are exact slices of what was
    written and errors point at the offending token.
@@ -37,6 +37,7 @@ from sqlml.grammar.scan import is_ml, split_script, unterminated
 from sqlml.grammar.statements import (
     CreateModel,
     DropModel,
+    ExportModel,
     Passthrough,
     Query,
     ShowModels,
@@ -49,7 +50,6 @@ from sqlml.ml.spec import OptionValue
 _FLAVOURS: dict[str, Dialect] = {name: cls() for name, cls in dialects.DIALECTS.items()}
 _NOT_YET = {
     ("ALTER", "MODEL"): "ALTER MODEL",
-    ("EXPORT", "MODEL"): "EXPORT MODEL",
     ("CREATE", "TEMP"): "CREATE TEMP MODEL",
     ("CREATE", "TEMPORARY"): "CREATE TEMP MODEL",
 }
@@ -96,7 +96,12 @@ def _is_ml(tokens: list[Token]) -> bool:
     for prefix, name in _NOT_YET.items():
         if words[: len(prefix)] == prefix and "MODEL" in words[:3]:
             raise errors.FeatureNotSupported(f"{name} is not supported yet")
-    if words[:2] in (("CREATE", "MODEL"), ("DROP", "MODEL"), ("SHOW", "MODELS")):
+    if words[:2] in (
+        ("CREATE", "MODEL"),
+        ("DROP", "MODEL"),
+        ("SHOW", "MODELS"),
+        ("EXPORT", "MODEL"),
+    ):
         return True
     return any(dialects.is_ml_call(tokens, i) for i in range(len(tokens) - 3))
 
@@ -154,6 +159,8 @@ def _offset(sql: str, line: int | None, col: int | None) -> int:
 def _convert(tree: exp.Expr, sql: str, dialect: str, flavour: Dialect) -> Statement:
     if isinstance(tree, exp.Create) and tree.kind == "MODEL":
         return _create_model(tree, sql)
+    if isinstance(tree, nodes.ExportModel):
+        return ExportModel(model_ref(tree.this), _options(list(tree.expressions)))
     if isinstance(tree, exp.Drop) and tree.kind == "MODEL":
         return DropModel(model_ref(tree.args["tables"][0]), bool(tree.args.get("exists")))
     if isinstance(tree, exp.Show) and tree.name == "MODELS":
@@ -176,6 +183,11 @@ def _create_model(tree: exp.Create, sql: str) -> CreateModel:
         )
     query = Query(str(text.this)) if isinstance(text, nodes.QueryText) else None
     _check_query(options, query, sql)
+    io = {c.name: _model_columns(c) for c in properties if isinstance(c, nodes.ModelColumns)}
+    if io and query is not None:
+        raise errors.FeatureNotSupported(
+            "INPUT and OUTPUT are for imported models (model_type = 'onnx') only"
+        )
     return CreateModel(
         model=model_ref(tree.this),
         options=options,
@@ -184,7 +196,20 @@ def _create_model(tree: exp.Create, sql: str) -> CreateModel:
         if_not_exists=bool(tree.args.get("exists")),
         transform=transform_items(clause) if clause is not None else None,
         transform_sql=nodes.text_of(clause) if clause is not None else None,
+        input_columns=io.get("INPUT"),
+        output_columns=io.get("OUTPUT"),
     )
+
+
+def _model_columns(clause: nodes.ModelColumns) -> tuple[tuple[str, str], ...]:
+    """INPUT/OUTPUT's (name, type) pairs; a name given twice is 22023 (as an option is)."""
+    pairs = tuple((c.name, c.args["kind"].name) for c in clause.expressions)
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name.lower() in seen:
+            raise errors.InvalidParameterValue(f'column "{name}" is given twice in {clause.name}')
+        seen.add(name.lower())
+    return pairs
 
 
 def _options(properties: list[exp.Property]) -> dict[str, OptionValue]:

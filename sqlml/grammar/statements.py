@@ -54,6 +54,18 @@ class CreateModel:
     if_not_exists: bool = False
     transform: tuple[TransformItem, ...] | None = None
     transform_sql: str | None = None  # the text inside TRANSFORM (...) as written
+    # BigQuery's INPUT (col type, ...) and OUTPUT (col type, ...) of an ONNX import: (name, type
+    # as written, upper case) pairs. (compare=False: left out of the golden cases' JSON unset)
+    input_columns: tuple[tuple[str, str], ...] | None = field(default=None, compare=False)
+    output_columns: tuple[tuple[str, str], ...] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class ExportModel:
+    """``EXPORT MODEL m OPTIONS (uri = '...')``: the stored ONNX graph written to a file."""
+
+    model: ModelRef
+    options: Mapping[str, OptionValue]  # names lower-cased
 
 
 @dataclass(frozen=True)
@@ -136,4 +148,4 @@ class Passthrough:
     sql: str
 
 
-Statement = CreateModel | DropModel | ShowModels | MLQuery | Passthrough
+Statement = CreateModel | DropModel | ExportModel | ShowModels | MLQuery | Passthrough

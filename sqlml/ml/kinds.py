@@ -115,7 +115,8 @@ class Kind:
     # the graph outputs that are the raw outputs, in order; each row's raw outputs are their
     # values flattened (``[label, p0, p1, ...]`` for a classifier). (The runtime scorers and
     # the compiled SQL are cached by the graph's sha256; train.py stamps the kind into the
-    # graph, so two kinds never share one.)
+    # graph, so two kinds never share one.) Empty: every output of the stored graph, in its
+    # order (imported models, whose outputs are the graph's own: ml/imported.py).
     raw_outputs: tuple[str, ...]
     # how many numbers the raw outputs of one row are
     width: Callable[[Version], int]

@@ -40,7 +40,7 @@ class Scorer:
 
     def run(self, feed: dict[str, Array], outputs: Sequence[str] | None = None) -> dict[str, Array]:
         shaped = {name: value.reshape(-1, 1) for name, value in feed.items()}
-        wanted = list(outputs) if outputs is not None else self.outputs
+        wanted = list(outputs) if outputs else self.outputs  # (none named: all of them)
         results = self.session.run(wanted, shaped)
         return dict(zip(wanted, results, strict=True))
 

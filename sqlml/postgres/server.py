@@ -71,6 +71,7 @@ class PlpyEngine:
     dialect = "postgres"
     default_schema = "public"
     manages_store = False  # the install scripts created the store
+    server_files = True  # its files are the database server's, not the user's (byom.py)
 
     def __init__(self, plpy: Any) -> None:
         self.plpy = plpy

@@ -487,6 +487,8 @@ class UpstreamEngine(PostgresEngine):
     """PostgresEngine over the proxy's own connection instead of psycopg2: the same SQL, the
     same in-server training, inside whatever transaction the client has open."""
 
+    server_files = True  # the gateway host's files, not the client's (byom.py: 42501)
+
     def __init__(self, connection: Connection, progress: Any = None) -> None:
         self.connection = connection
         self._in_transaction = False

@@ -289,10 +289,6 @@ SELECT ML.STANDARD_SCALER(x) OVER () FROM t
 ALTER MODEL m SET OPTIONS (description = 'x')
 -- expected: error 0A000
 
--- case: export_model_not_yet
-EXPORT MODEL m OPTIONS (uri = '/tmp/m.onnx')
--- expected: error 0A000
-
 -- case: create_temp_model_not_yet
 CREATE TEMP MODEL m OPTIONS (model_type = 'linear_reg') AS SELECT 1
 -- expected: error 0A000

@@ -1,0 +1,399 @@
+"""Bring your own model (issue 13 point 3): CREATE MODEL ... OPTIONS (model_type = 'onnx',
+model_path = ...) with BigQuery's INPUT/OUTPUT clauses, and EXPORT MODEL.
+
+The graphs are what BigQuery's tutorials import: scikit-learn pipelines (a ColumnTransformer over
+named columns, then the estimator) converted by skl2onnx with one ``[None, 1]`` input per column,
+written to a temp folder. ML.PREDICT is compared with the pipeline's own predict on the same rows
+(the graphs compute in float32: 1e-5 relative), compiled to SQL and through onnxruntime.
+
+PostgreSQL: CREATE MODEL runs inside the server, where reading model_path would read the
+server's files: 42501 (byom.py); EXPORT MODEL through sqlml.connect writes the client's file.
+The gateway over DuckDB follows its file policy: a user without file access gets 42501.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import client_module, gateway_parts, serving
+from test_gateway_hostile import PASSWORD, _connect, _sqlstate
+
+import sqlml
+from sqlml.wire import auth
+from sqlml.wire.backends import duckdb_opener
+from sqlml.wire.server import ServerConfig
+
+psycopg2 = client_module("psycopg2")
+
+COLUMNS = ["x1", "x2"]
+ROWS = [(0.5, 1.0), (-1.0, 2.0), (2.5, -0.25), (0.0, 0.0), (-3.0, -1.5)]
+
+
+def _fit(kind: str) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.normal(size=(80, 2)), columns=COLUMNS)
+    scale = ColumnTransformer([("scale", StandardScaler(), COLUMNS)])
+    if kind == "regressor":
+        y = x["x1"] * 1.5 - x["x2"] * 2 + 0.3
+        return make_pipeline(scale, LinearRegression()).fit(x, y)
+    y3 = np.digitize(x["x1"] + x["x2"], [-0.5, 0.5])  # classes 0, 1, 2
+    return make_pipeline(scale, LogisticRegression()).fit(x, y3)
+
+
+def _write(estimator: Any, path: Path, zipmap: bool = True) -> Path:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    types = [(c, FloatTensorType([None, 1])) for c in COLUMNS]
+    options = None if zipmap else {id(estimator): {"zipmap": False}}
+    graph = convert_sklearn(estimator, initial_types=types, options=options)
+    path.write_bytes(graph.SerializeToString())
+    return path
+
+
+def _frame() -> Any:
+    return pd.DataFrame(ROWS, columns=COLUMNS)
+
+
+def _duckdb(tmp_path: Path) -> sqlml.Connection:
+    connection = sqlml.connect(str(tmp_path / "byom.duckdb"), autocommit=True)
+    cur = connection.cursor()
+    cur.execute("CREATE TABLE rows (id INTEGER, x1 DOUBLE, x2 DOUBLE)")
+    for i, (a, b) in enumerate(ROWS):
+        cur.execute(f"INSERT INTO rows VALUES ({i}, {a}, {b})")
+    return connection
+
+
+def _predict(connection: Any, model: str, scoring: str = "auto", columns: str = "*") -> Any:
+    cur = connection.cursor()
+    cur.execute(
+        f"SELECT {columns} FROM ML.PREDICT(MODEL {model}, (SELECT * FROM rows),"
+        f" STRUCT('{scoring}' AS scoring)) ORDER BY id"
+    )
+    names = [d[0] for d in cur.description]
+    return names, cur.fetchall()
+
+
+def _version(connection: Any, model: str) -> int:
+    cur = connection.cursor()
+    cur.execute("SHOW MODELS")
+    found = [r for r in cur.fetchall() if r[1] == model]
+    return int(found[0][3]) if found else 0
+
+
+def _state(connection: Any, sql: str) -> str | None:
+    try:
+        connection.cursor().execute(sql)
+    except sqlml.Error as e:
+        return e.sqlstate
+    return None
+
+
+def _create(path: Path, name: str = "m", extra: str = "", replace: bool = True) -> str:
+    head = "CREATE OR REPLACE MODEL" if replace else "CREATE MODEL"
+    return f"{head} {name} {extra} OPTIONS (model_type = 'onnx', model_path = '{path}')"
+
+
+# -- import and predict ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scoring", ["compiled", "runtime"])
+def test_an_imported_regressor_predicts_as_the_pipeline(tmp_path: Path, scoring: str) -> None:
+    estimator = _fit("regressor")
+    path = _write(estimator, tmp_path / "reg.onnx")
+    connection = _duckdb(tmp_path)
+    connection.cursor().execute(_create(path, "reg"))
+    names, rows = _predict(connection, "reg", scoring)
+    assert names == ["id", "x1", "x2", "variable"]
+    expected = estimator.predict(_frame())
+    np.testing.assert_allclose([r[3] for r in rows], expected, rtol=1e-5, atol=1e-5)
+    cur = connection.cursor()
+    cur.execute("SELECT ML.SCORE(MODEL reg) FROM rows ORDER BY id")
+    np.testing.assert_allclose([r[0] for r in cur.fetchall()], expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("zipmap", [True, False], ids=["zipmap", "no-zipmap"])
+@pytest.mark.parametrize("scoring", ["compiled", "runtime"])
+def test_an_imported_classifier_predicts_as_the_pipeline(
+    tmp_path: Path, zipmap: bool, scoring: str
+) -> None:
+    estimator = _fit("classifier")
+    path = _write(estimator, tmp_path / "clf.onnx", zipmap=zipmap)
+    connection = _duckdb(tmp_path)
+    connection.cursor().execute(_create(path, "clf"))
+    names, rows = _predict(connection, "clf", scoring)
+    # (skl2onnx names a pipeline's outputs so; ZipMap's output keeps its name as a tensor)
+    outputs = ["output_label", "output_probability"] if zipmap else ["label", "probabilities"]
+    assert names == ["id", "x1", "x2", *outputs]
+    assert [r[3] for r in rows] == list(estimator.predict(_frame()))
+    probabilities = np.array([r[4] for r in rows])
+    np.testing.assert_allclose(probabilities, estimator.predict_proba(_frame()), atol=1e-6)
+
+
+def test_input_and_output_clauses_choose_the_columns(tmp_path: Path) -> None:
+    estimator = _fit("classifier")
+    path = _write(estimator, tmp_path / "clf.onnx")
+    connection = _duckdb(tmp_path)
+    clauses = "INPUT (x1 FLOAT64, x2 FLOAT64) OUTPUT (output_probability ARRAY<FLOAT64>)"
+    connection.cursor().execute(_create(path, "clf", clauses))
+    names, rows = _predict(connection, "clf")
+    assert names == ["id", "x1", "x2", "output_probability"]
+    np.testing.assert_allclose(
+        np.array([r[3] for r in rows]), estimator.predict_proba(_frame()), atol=1e-6
+    )
+
+
+def test_an_imported_model_in_views_and_where_it_does_not_apply(tmp_path: Path) -> None:
+    estimator = _fit("classifier")
+    connection = _duckdb(tmp_path)
+    cur = connection.cursor()
+    cur.execute(_create(_write(estimator, tmp_path / "clf.onnx"), "clf"))
+    cur.execute("CREATE VIEW scored AS SELECT * FROM ML.PREDICT(MODEL clf, TABLE rows)")
+    cur.execute("SELECT output_label FROM scored ORDER BY id")
+    assert [r[0] for r in cur.fetchall()] == list(estimator.predict(_frame()))
+    assert _state(connection, "SELECT * FROM ML.EVALUATE(MODEL clf)") == "0A000"
+    assert _state(connection, "SELECT * FROM ML.EVALUATE(MODEL clf, TABLE rows)") == "0A000"
+    text = "SELECT * FROM ML.PREDICT(MODEL clf, (SELECT 'a' AS x1, 1.0 AS x2))"
+    assert _state(connection, text) == "42804"
+    assert _state(connection, "SELECT * FROM ML.PREDICT(MODEL clf, (SELECT 1.0 AS x2))") == "42703"
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+
+def test_export_then_import_round_trip(tmp_path: Path) -> None:
+    """A trained model exports as ONNX, imports again and predicts the same; so does an
+    imported one, whose export is the very graph it serves."""
+    connection = _duckdb(tmp_path)
+    cur = connection.cursor()
+    cur.execute(
+        "CREATE MODEL lin OPTIONS (model_type = 'linear_reg', input_label_cols = ['y'])"
+        " AS SELECT x1, x2, 2 * x1 - x2 + 0.5 * id AS y FROM rows"
+    )
+    cur.execute(f"EXPORT MODEL lin OPTIONS (uri = 'file://{tmp_path}/lin')")
+    schema = json.loads((tmp_path / "lin" / "schema.json").read_text())
+    assert schema["inputs"] == [
+        {"name": "x1", "type": "FLOAT64"},
+        {"name": "x2", "type": "FLOAT64"},
+    ]
+    cur.execute(_create(tmp_path / "lin" / "model.onnx", "again"))
+    _, trained = _predict(connection, "lin", columns="id, predicted_y")
+    _, again = _predict(connection, "again", columns="id, value")
+    np.testing.assert_allclose([r[1] for r in again], [r[1] for r in trained], rtol=1e-12)
+
+    cur.execute(f"EXPORT MODEL again OPTIONS (uri = '{tmp_path}/again')")
+    cur.execute(_create(tmp_path / "again" / "model.onnx", "third"))
+    exported = (tmp_path / "again" / "model.onnx").read_bytes()
+    cur.execute(f"EXPORT MODEL third OPTIONS (uri = '{tmp_path}/third')")
+    assert (tmp_path / "third" / "model.onnx").read_bytes() == exported
+    schema = json.loads((tmp_path / "third" / "schema.json").read_text())
+    assert schema["outputs"] == [{"name": "value", "type": "FLOAT64"}]
+    _, third = _predict(connection, "third", columns="id, value")
+    assert third == again
+
+
+# -- errors: nothing stored, the previous version serves -----------------------------------------
+
+
+def _not_onnx(tmp_path: Path) -> Path:
+    path = tmp_path / "text.onnx"
+    path.write_text("this is not an ONNX model\n" * 20)
+    return path
+
+
+def _refused_by_onnxruntime(tmp_path: Path) -> Path:
+    """A well-formed graph with an operator of a domain onnxruntime does not have."""
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Mystery", ["x1"], ["y"], domain="example.unknown")
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x1", TensorProto.DOUBLE, [None, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [None, 1])],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("example.unknown", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    path = tmp_path / "mystery.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def _wide_input(tmp_path: Path) -> Path:
+    """skl2onnx's default: one [None, 2] input for both columns (sqlml maps one per column)."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LinearRegression
+
+    x = np.array(ROWS)
+    model = LinearRegression().fit(x, x[:, 0])
+    graph = convert_sklearn(model, initial_types=[("float_input", FloatTensorType([None, 2]))])
+    path = tmp_path / "wide.onnx"
+    path.write_bytes(graph.SerializeToString())
+    return path
+
+
+def _string_labels(tmp_path: Path) -> Path:
+    """A classifier of string classes: its label output is a string tensor."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    x = _frame()
+    y = np.where(x["x1"] > 0, "up", "down")
+    model = make_pipeline(
+        ColumnTransformer([("keep", "passthrough", COLUMNS)]), LogisticRegression()
+    ).fit(x, y)
+    return _write(model, tmp_path / "strings.onnx", zipmap=False)
+
+
+ERRORS = {
+    "wide-input": (_wide_input, "", "0A000"),
+    "string-labels": (_string_labels, "", "0A000"),
+    "not-onnx": (_not_onnx, "", "22023"),
+    "onnxruntime-refuses": (_refused_by_onnxruntime, "", "22023"),
+    "input-missing": (None, "INPUT (x1 FLOAT64)", "42703"),
+    "input-unknown": (None, "INPUT (x1 FLOAT64, x2 FLOAT64, x3 FLOAT64)", "42703"),
+    "output-unknown": (None, "OUTPUT (score FLOAT64)", "42703"),
+    "input-type": (None, "INPUT (x1 STRING, x2 FLOAT64)", "42804"),
+    "output-type": (None, "OUTPUT (output_label FLOAT64)", "42804"),
+    "output-scalar": (None, "OUTPUT (output_probability FLOAT64)", "42804"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_a_bad_graph_stores_nothing(tmp_path: Path, case: str) -> None:
+    make, clauses, state = ERRORS[case]
+    estimator = _fit("classifier")
+    good = _write(estimator, tmp_path / "clf.onnx")
+    connection = _duckdb(tmp_path)
+    connection.cursor().execute(_create(good, "clf"))
+    _, before = _predict(connection, "clf")
+    bad = make(tmp_path) if make is not None else good
+    assert _state(connection, _create(bad, "clf", clauses)) == state
+    assert _state(connection, _create(bad, "fresh", clauses, replace=False)) == state
+    assert _version(connection, "clf") == 1
+    assert _version(connection, "fresh") == 0
+    assert _predict(connection, "clf") == (_predict(connection, "clf")[0], before)
+
+
+def test_a_missing_file_and_another_scheme(tmp_path: Path) -> None:
+    connection = _duckdb(tmp_path)
+    assert _state(connection, _create(tmp_path / "none.onnx")) == "58P01"
+    assert _state(connection, _create(Path("gs://bucket/m.onnx"))) == "0A000"  # type: ignore[arg-type]
+    assert _version(connection, "m") == 0
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+
+
+def test_postgres_refuses_server_files_and_exports_to_the_client(
+    pg_database: str, tmp_path: Path
+) -> None:
+    path = _write(_fit("regressor"), tmp_path / "reg.onnx")
+    connection = sqlml.connect(pg_database, autocommit=True)
+    try:
+        assert _state(connection, _create(path, "public.reg")) == "42501"
+        assert _version(connection, "reg") == 0
+        cur = connection.cursor()
+        cur.execute(
+            "CREATE MODEL public.lin OPTIONS (model_type = 'linear_reg',"
+            " input_label_cols = ['spend']) AS SELECT tenure, spend FROM shop.customers"
+        )
+        cur.execute(f"EXPORT MODEL public.lin OPTIONS (uri = 'file://{tmp_path}/lin')")
+        cur.execute(
+            "SELECT predicted_spend FROM ML.PREDICT(MODEL public.lin,"
+            " (SELECT tenure FROM shop.customers ORDER BY id LIMIT 5))"
+        )
+        on_postgres = [r[0] for r in cur.fetchall()]
+    finally:
+        connection.close()
+    local = sqlml.connect(str(tmp_path / "local.duckdb"), autocommit=True)
+    cur = local.cursor()
+    cur.execute(_create(tmp_path / "lin" / "model.onnx", "lin"))
+    cur.execute("CREATE TABLE t AS SELECT * FROM range(5) r(i)")
+    connection = sqlml.connect(pg_database, autocommit=True)
+    pg = connection.cursor()
+    pg.execute("SELECT tenure FROM shop.customers ORDER BY id LIMIT 5")
+    tenures = [r[0] for r in pg.fetchall()]
+    connection.close()
+    values = ", ".join(f"({i}, {t})" for i, t in enumerate(tenures))
+    cur.execute(
+        f"SELECT value FROM ML.PREDICT(MODEL lin, (SELECT * FROM (VALUES {values})"
+        " v(i, tenure))) ORDER BY i"
+    )
+    np.testing.assert_allclose([r[0] for r in cur.fetchall()], on_postgres, rtol=1e-12)
+
+
+# -- the gateway's file policy --------------------------------------------------------------------
+
+ALLOWED, OTHER = "alice", "bob"
+
+
+def test_the_gateway_refuses_files_to_a_user_without_file_access(tmp_path: Path) -> None:
+    path = _write(_fit("regressor"), tmp_path / "reg.onnx")
+    database = str(tmp_path / "served.duckdb")
+    _duckdb(tmp_path).close()
+    (tmp_path / "byom.duckdb").rename(database)
+    users = auth.Users(
+        [
+            auth.Credential(ALLOWED, auth.scram_secret(PASSWORD), files=True),
+            auth.Credential(OTHER, auth.scram_secret(PASSWORD)),
+        ]
+    )
+    config = ServerConfig(port=0, auth_method="scram-sha-256", users=users)
+    with serving(config, duckdb_opener(database, users=users)) as port:
+        other = _connect(port, OTHER)
+        assert _sqlstate(other, _create(path, "reg")) == "42501"
+        allowed = _connect(port, ALLOWED)
+        assert _sqlstate(allowed, _create(path, "reg")) is None
+        assert _sqlstate(other, f"EXPORT MODEL reg OPTIONS (uri = '{tmp_path}/out')") == "42501"
+        assert not (tmp_path / "out").exists()
+        with other.cursor() as cur:  # scoring needs no file
+            cur.execute("SELECT variable FROM ML.PREDICT(MODEL reg, TABLE rows) ORDER BY id")
+            assert len(cur.fetchall()) == len(ROWS)
+        assert _sqlstate(allowed, f"EXPORT MODEL reg OPTIONS (uri = '{tmp_path}/out')") is None
+        assert (tmp_path / "out" / "model.onnx").exists()
+        other.close()
+        allowed.close()
+    with serving(ServerConfig(port=0), duckdb_opener(database)) as port:  # nobody has files
+        anyone = psycopg2.connect(host="127.0.0.1", port=port, dbname="served", user="sqlml")
+        anyone.autocommit = True
+        assert _sqlstate(anyone, _create(path, "reg2")) == "42501"
+        anyone.close()
+
+
+def test_the_postgres_proxy_uses_no_file_of_the_gateway_host(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """Through the gateway's PostgreSQL proxy the engine runs on the gateway host: importing
+    and exporting would use that host's files, not the client's (42501)."""
+    from gateway_client import GatewayConnection
+
+    path = _write(_fit("regressor"), tmp_path / "reg.onnx")
+    with serving(ServerConfig(port=0), *gateway_parts("postgres", pg_database)) as port:
+        client = GatewayConnection(port)
+        client.execute(
+            "CREATE MODEL public.lin OPTIONS (model_type = 'linear_reg',"
+            " input_label_cols = ['spend']) AS SELECT tenure, spend FROM shop.customers"
+        )
+        for sql in (
+            _create(path, "public.reg"),
+            f"EXPORT MODEL public.lin OPTIONS (uri = '{tmp_path}/out')",
+        ):
+            with pytest.raises(sqlml.Error) as caught:
+                client.execute(sql)
+            assert caught.value.sqlstate == "42501"
+        assert client.execute("SELECT count(*) FROM sqlml.models").fetchall() == [(1,)]
+        client.close()
+    assert not (tmp_path / "out").exists()
