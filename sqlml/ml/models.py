@@ -106,7 +106,7 @@ def register(model_type: ModelType) -> None:
 def _builtins() -> None:
     """The model types defined in their own modules register themselves on import (trees.py
     imports this module, so it cannot be imported from here at load time)."""
-    from sqlml.ml import dnn, pca, trees  # noqa: F401
+    from sqlml.ml import autoencoder, dnn, pca, trees  # noqa: F401
 
 
 def unregister(name: str) -> None:
