@@ -130,3 +130,24 @@ def test_what_an_autoencoder_cannot_honour_is_refused(
         )
     assert raised.value.sqlstate == sqlstate
     assert shop.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_autoencoder_records_the_training_reconstruction_errors(shop: sqlml.Connection) -> None:
+    from sqlml.grammar.statements import ModelRef
+
+    shop.execute(
+        "CREATE MODEL shop.a OPTIONS (model_type = 'autoencoder', hidden_units = [4, 2, 4],"
+        " learn_rate = 0.01, batch_size = 64, max_iterations = 3, early_stop = FALSE)"
+        f" AS SELECT {FEATURES} FROM shop.customers"
+    )
+    network, _ = _reference((4, 2, 4), 3, learn_rate=0.01, batch_size=64)
+    tables = shop_tables()
+    x, _ = reference_matrix(tables["customers"], tables["new_customers"])
+    errors_ = ((x - network.predict(x)) ** 2).mean(axis=1)
+    info = shop.session.store.load(ModelRef("shop", "a")).training_info
+    np.testing.assert_allclose(
+        info["reconstruction_error_quantiles"],
+        np.quantile(errors_, np.linspace(0, 1, 1001)),
+        rtol=1e-6,
+        atol=1e-12,
+    )

@@ -247,3 +247,23 @@ def test_cosine_kmeans_matches_scikit_learn_on_normalized_rows(
     # nearest first, and the distances are 1 - cosine similarity
     assert all(r[1][0]["centroid_id"] == r[0] for r in rows)
     assert ((got >= -1e-12) & (got <= 2 + 1e-12)).all()
+
+
+def test_pca_records_the_training_reconstruction_errors(shop: sqlml.Connection) -> None:
+    """What ML.DETECT_ANOMALIES' contamination needs from training: the quantiles (every 0.1%)
+    of the training rows' reconstruction errors (each row's mean squared error)."""
+    from sqlml.grammar.statements import ModelRef
+
+    shop.execute(
+        "CREATE MODEL shop.p OPTIONS (model_type = 'pca', num_principal_components = 2)"
+        f" AS SELECT {FEATURES} FROM shop.customers"
+    )
+    x, _ = _matrices()
+    fitted = PCA(n_components=2).fit(x)
+    errors_ = ((x - fitted.inverse_transform(fitted.transform(x))) ** 2).mean(axis=1)
+    info = shop.session.store.load(ModelRef("shop", "p")).training_info
+    recorded = info["reconstruction_error_quantiles"]
+    assert len(recorded) == 1001
+    np.testing.assert_allclose(
+        recorded, np.quantile(errors_, np.linspace(0, 1, 1001)), rtol=1e-6, atol=1e-12
+    )

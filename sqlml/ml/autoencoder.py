@@ -15,7 +15,8 @@ estimator_onnx.py writes linear models): ``latent`` (the middle layer's output) 
 ``reconstruction`` (the output layer, linear); skl2onnx would only give the reconstruction.
 ML.EVALUATE reports the reconstruction's mean_absolute_error, mean_squared_error and
 mean_squared_log_error over every feature value of every row (the latter NULL when a value is -1
-or below, as for regressors: standardized features often are).
+or below, as for regressors: standardized features often are). Training records the quantiles of
+the training rows' reconstruction errors for ML.DETECT_ANOMALIES, as for PCA (pca.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 from sqlglot import exp
 
 from sqlml import errors
-from sqlml.ml import dnn, kinds, models, predict_sql
+from sqlml.ml import dnn, kinds, models, pca, predict_sql
 from sqlml.ml.options import COMMON, Option, non_negative
 
 if TYPE_CHECKING:
@@ -206,6 +207,7 @@ KIND = kinds.register(
 def _fit_and_record(estimator: Any, data: models.FitData) -> dict[str, Any]:
     info = _fit(estimator, data)
     info["hidden_units"] = [int(u) for u in estimator.hidden_layer_sizes]
+    info[pca.ERROR_QUANTILES] = pca.error_quantiles(data.x, estimator.predict(data.x))
     return info
 
 
