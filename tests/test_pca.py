@@ -267,3 +267,31 @@ def test_pca_records_the_training_reconstruction_errors(shop: sqlml.Connection) 
     np.testing.assert_allclose(
         recorded, np.quantile(errors_, np.linspace(0, 1, 1001)), rtol=1e-6, atol=1e-12
     )
+
+
+def test_a_view_of_a_pca_prediction(shop: sqlml.Connection) -> None:
+    """DuckDB: the view's columns are ML.PREDICT's; PostgreSQL (whose views read the model's
+    one-valued scoring function): 0A000 for ML.PREDICT, and ML.SCORE works."""
+    shop.execute(
+        "CREATE MODEL shop.p OPTIONS (model_type = 'pca', num_principal_components = 2)"
+        f" AS SELECT {FEATURES} FROM shop.customers"
+    )
+    predict = "SELECT * FROM ML.PREDICT(MODEL shop.p, TABLE shop.new_customers)"
+    if shop.session.engine.dialect == "postgres":
+        with pytest.raises(errors.Error) as raised:
+            shop.execute(f"CREATE VIEW shop.v AS {predict}")
+        assert raised.value.sqlstate == "0A000"
+    else:
+        shop.execute(f"CREATE VIEW shop.v AS {predict}")
+        assert (
+            shop.execute("SELECT * FROM shop.v ORDER BY id").fetchall()
+            == shop.execute(f"{predict} ORDER BY id").fetchall()
+        )
+    shop.execute(
+        "CREATE VIEW shop.s AS SELECT id, ML.SCORE(MODEL shop.p, c) AS z"
+        " FROM shop.new_customers AS c"
+    )
+    x, x_new = _matrices()
+    expected = PCA(n_components=2).fit(x).transform(x_new)[:, 0]
+    got = [r[0] for r in shop.execute("SELECT z FROM shop.s ORDER BY id").fetchall()]
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
