@@ -295,3 +295,43 @@ def test_a_view_of_a_pca_prediction(shop: sqlml.Connection) -> None:
     expected = PCA(n_components=2).fit(x).transform(x_new)[:, 0]
     got = [r[0] for r in shop.execute("SELECT z FROM shop.s ORDER BY id").fetchall()]
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_pca_through_every_front_door(con: Any) -> None:
+    """sqlml.connect on both engines, the gateway over DuckDB and the PostgreSQL proxy: the
+    inspection functions' columns and values, and ML.PREDICT's components."""
+    from test_inspection import number, rows, structs
+
+    con.execute(
+        "CREATE OR REPLACE MODEL shop.p OPTIONS (model_type = 'pca',"
+        f" num_principal_components = 2) AS SELECT {FEATURES} FROM shop.customers"
+    )
+    x, x_new = _matrices()
+    fitted = PCA(n_components=2).fit(x)
+    names, info = rows(con, "SELECT * FROM ML.PRINCIPAL_COMPONENT_INFO(MODEL shop.p)")
+    assert names[0] == "principal_component_id"
+    np.testing.assert_allclose(
+        [number(r["explained_variance_ratio"]) for r in info],
+        fitted.explained_variance_ratio_,
+        rtol=1e-9,
+    )
+    names, found = rows(
+        con,
+        "SELECT * FROM ML.PRINCIPAL_COMPONENTS(MODEL shop.p)"
+        " WHERE principal_component_id = 0 AND feature = 'promo'",
+    )
+    (promo,) = found
+    pairs = structs(promo["categorical_value"], ("category", "value"))
+    assert [p["category"] for p in pairs] == ["false", "true"]
+    np.testing.assert_allclose(
+        [number(p["value"]) for p in pairs], fitted.components_[0][6:8], atol=1e-9
+    )
+    names, predicted = rows(
+        con,
+        "SELECT principal_component_1, principal_component_2 FROM ML.PREDICT(MODEL shop.p,"
+        " TABLE shop.new_customers) ORDER BY id",
+    )
+    got = [
+        [number(r["principal_component_1"]), number(r["principal_component_2"])] for r in predicted
+    ]
+    np.testing.assert_allclose(got, fitted.transform(x_new), rtol=1e-6, atol=1e-9)
