@@ -110,10 +110,30 @@ def compiled_outputs(version: ModelVersion, qualifier: str | None, dialect: str)
         from sqlml.ml.to_sql import compile_onnx
 
         inputs = {c.name: input_expression(c, qualifier, runtime=False) for c in version.inputs}
-        outputs = compile_onnx(onnx.load_from_string(version.onnx), inputs, dialect=dialect)
+        model = _only(onnx.load_from_string(version.onnx), raw_outputs(version))
+        outputs = compile_onnx(model, inputs, dialect=dialect)
         return [e for name in raw_outputs(version) for e in outputs[name]]
 
     return list(_cached((version.sha256, "outputs", qualifier, dialect), compile_))
+
+
+def _only(model: Any, names: tuple[str, ...]) -> Any:
+    """The graph with only the outputs ``names`` and the nodes they need: an output scoring
+    never reads (an autoencoder's reconstruction, k-means' features) is not compiled, nor
+    counted against the expression budget."""
+    graph = model.graph
+    needed = set(names)
+    kept = []
+    for node in reversed(graph.node):
+        if any(out in needed for out in node.output):
+            kept.append(node)
+            needed.update(n for n in node.input if n)
+    outputs = [o for o in graph.output if o.name in names]
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+    del graph.output[:]
+    graph.output.extend(outputs)
+    return model
 
 
 def compiled_stages(

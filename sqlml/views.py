@@ -224,8 +224,14 @@ def raw_outputs(version: ModelVersion, value: exp.Expr, dialect: str) -> list[ex
     ``pg_predict``)."""
     if dialect == "duckdb":
         return scoring.runtime_outputs(value, scoring.width(version))
-    if not predicts_by_function(version):
+    if not predicts_by_function(version) and scoring.width(version) == 1:
         return [value]
+    if not predicts_by_function(version):  # (several raw outputs, one scoring function value)
+        raise errors.FeatureNotSupported(
+            f"ML.PREDICT of a {version.model_type} model in a view is not supported on"
+            " PostgreSQL yet",
+            hint="ML.SCORE works in a view; or CREATE TABLE AS the predictions",
+        )
     raise errors.InternalError(f"model {version.ref}: ML.PREDICT in a view uses pg_predict")
 
 

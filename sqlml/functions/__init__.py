@@ -167,6 +167,8 @@ _BUILT_INS = (
     "training_info",
     "weights",
     "centroids",
+    "principal_components",
+    "principal_component_info",
 )
 for _module in _BUILT_INS:
     importlib.import_module(f"sqlml.functions.{_module}")

@@ -8,7 +8,8 @@ becomes two sigmoids over [-w, w] and an L1 normalization, and k-means distances
   W' and b' (X holds the imputed, unscaled features); regression outputs z, binary classification
   sigmoid(z) and 1 - sigmoid(z) with label z > 0, multiclass softmax(z) with label argmax(z),
   exactly as scikit-learn's predict and predict_proba compute them;
-- k-means: distance_k = sqrt(sum_j (x_j - c_kj)^2), label argmin.
+- k-means: distance_k = sqrt(sum_j (x_j - c_kj)^2), label argmin; with DISTANCE_TYPE COSINE,
+  distance_k = 1 - (x . c_k) / max(|x|, tiny) over the unit centroids c_k (kmeans_cosine.py).
 
 Compiled to SQL this is one multiply-add per feature, the form measured to run near a plain scan.
 Anything else goes through skl2onnx (train.py).
@@ -29,6 +30,7 @@ from sklearn.linear_model import (
 )
 
 from sqlml.ml.graph import GraphBuilder
+from sqlml.ml.kmeans_cosine import CosineKMeans
 
 Array = np.ndarray[Any, Any]
 LINEAR = (LinearRegression, Ridge, ElasticNet, SGDRegressor, LogisticRegression)
@@ -51,6 +53,8 @@ def build(
     ``scale`` and ``offset`` describe the standardization left out of ``features``:
     standardized = features * scale + offset (ones and zeros where nothing was left out).
     """
+    if isinstance(estimator, CosineKMeans):
+        return _cosine(g, features, np.asarray(estimator.cluster_centers_, dtype=np.float64))
     if isinstance(estimator, KMeans):
         return _kmeans(g, features, np.asarray(estimator.cluster_centers_, dtype=np.float64))
     coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))  # [classes or 1, d]
@@ -87,3 +91,14 @@ def _kmeans(g: GraphBuilder, features: str, centers: Array) -> dict[str, str]:
         "distances": g.op("Sqrt", squared),
         "label": g.op("ArgMin", squared, axis=1, keepdims=0),
     }
+
+
+def _cosine(g: GraphBuilder, features: str, centers: Array) -> dict[str, str]:
+    axes = g.const_exact(np.array([1]))
+    norm = g.op("Sqrt", g.op("ReduceSumSquare", features, axes, keepdims=1))
+    tiny = g.const([[float(np.finfo(np.float64).tiny)]])
+    # (x . c) / |x| rather than (x / |x|) . c: the norm once per centroid, not once per
+    # feature, in the compiled SQL
+    dots = g.op("MatMul", features, g.const(centers.T))
+    distances = g.op("Sub", g.const([[1.0]]), g.op("Div", dots, g.op("Max", norm, tiny)))
+    return {"distances": distances, "label": g.op("ArgMin", distances, axis=1, keepdims=0)}

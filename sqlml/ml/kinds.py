@@ -154,6 +154,11 @@ def unregister(name: str) -> None:
 def kind(name: str) -> Kind:
     found = _KINDS.get(name)
     if found is None:
+        # the kinds of model types in their own modules (pca.py) register when those load: a
+        # process that scores before it trains (PostgreSQL's server) loads them here
+        models._builtins()
+        found = _KINDS.get(name)
+    if found is None:
         raise errors.InternalError(f"no model kind {name!r} is registered")
     return found
 

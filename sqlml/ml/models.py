@@ -18,7 +18,7 @@ differently; sqlml defines its objective as scikit-learn's):
   and min_rel_progress is the tolerance otherwise.
 - kmeans: KMeans(n_clusters=num_clusters, init RANDOM | KMEANS++ | CUSTOM (the rows where
   kmeans_init_col is TRUE), n_init=1, max_iter=max_iterations, tol=min_rel_progress,
-  random_state=0).
+  random_state=0); DISTANCE_TYPE COSINE: the same on L2-normalized rows (kmeans_cosine.py).
 Random choices use seed 0, so training the same data twice gives the same model.
 """
 
@@ -106,7 +106,7 @@ def register(model_type: ModelType) -> None:
 def _builtins() -> None:
     """The model types defined in their own modules register themselves on import (trees.py
     imports this module, so it cannot be imported from here at load time)."""
-    from sqlml.ml import dnn, imported, trees  # noqa: F401
+    from sqlml.ml import autoencoder, dnn, imported, pca, trees  # noqa: F401
 
 
 def unregister(name: str) -> None:
@@ -295,8 +295,6 @@ def default_num_clusters(n_rows: int) -> int:
 def _kmeans(opts: dict[str, Any], ctx: FitContext) -> Any:
     from sklearn.cluster import KMeans  # lazy: scikit-learn takes 3 s to import
 
-    if opts["distance_type"] == "COSINE":
-        raise errors.FeatureNotSupported("DISTANCE_TYPE = 'COSINE' is not supported yet")
     k = opts["num_clusters"] or default_num_clusters(ctx.n_rows)
     init: Any = {"RANDOM": "random", "KMEANS++": "k-means++"}.get(opts["kmeans_init_method"])
     if init is None:
@@ -304,7 +302,14 @@ def _kmeans(opts: dict[str, Any], ctx: FitContext) -> Any:
         k = len(init)
     if k > ctx.n_rows:
         raise errors.UnusableTrainingData(f"NUM_CLUSTERS = {k} is more than the {ctx.n_rows} rows")
-    return KMeans(
+    if opts["distance_type"] == "COSINE":
+        from sqlml.ml.kmeans_cosine import CosineKMeans, normalized
+
+        cls: type[Any] = CosineKMeans
+        init = normalized(init) if isinstance(init, np.ndarray) else init
+    else:
+        cls = KMeans
+    return cls(
         n_clusters=k,
         init=init,
         n_init=1,
