@@ -332,3 +332,30 @@ def test_a_dnn_classifier(con: Any) -> None:
     assert [float(r["threshold"]) for r in curve] == [1.0, 0.5, 0.0]
     positives = sum(1 for t in truth if t)
     assert int(curve[2]["true_positives"]) == positives  # everything is at or above 0
+
+
+def test_the_rows_are_counted_in_the_engine(database: str) -> None:
+    """ML.CONFUSION_MATRIX and ML.ROC_CURVE of a model compiled to SQL are one SQL statement
+    (the gateway's PostgreSQL proxy sends it to the server as it is): no rows go to Python, no
+    table is registered around the run, and the same text is kept for the next run."""
+    from conftest import load_shop
+
+    import sqlml
+
+    con = sqlml.connect(database, autocommit=True)
+    try:
+        if con.session.engine.dialect == "duckdb":
+            load_shop(con)
+        con.execute(BINARY)
+        for query in (
+            "SELECT * FROM ML.CONFUSION_MATRIX(MODEL shop.churn, TABLE shop.customers)",
+            "SELECT * FROM ML.ROC_CURVE(MODEL shop.churn, TABLE shop.customers)",
+        ):
+            sql = con.session.ml_sql(query)
+            assert sql is not None
+            # not PL/Python (sqlml.evaluate_json, sqlml.score_batch), no registered table
+            for elsewhere in ("evaluate_json", "score_batch", "__sqlml_evaluate"):
+                assert elsewhere not in sql
+            assert con.session.ml_sql(query) == sql
+    finally:
+        con.close()
