@@ -50,8 +50,14 @@ def _rows(version: ModelVersion, settings: Mapping[str, Any]) -> list[Row]:
             f"model {version.ref} recorded no feature importance at training:"
             " CREATE OR REPLACE MODEL trains it again with them"
         )
+    features = layout.features(version)
+    if sum(f.width for f in features) != len(recorded):  # a TRANSFORM output layout.py lacks
+        raise errors.FeatureNotSupported(
+            f"ML.FEATURE_IMPORTANCE cannot map the feature columns of model {version.ref}"
+            " back to its features"
+        )
     rows: list[Row] = []
-    for feature in layout.features(version):
+    for feature in features:
         columns = recorded[feature.start : feature.start + feature.width]
         weight = sum(float(c["weight"]) for c in columns)
         gain = sum(float(c["total_gain"]) for c in columns)
