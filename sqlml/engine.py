@@ -48,6 +48,7 @@ from sqlml.grammar.statements import (
     Inspect,
     MLCall,
     MLQuery,
+    OverRows,
     Passthrough,
     Predict,
     Score,
@@ -463,7 +464,8 @@ class Session:
         """``view``: the call is in CREATE VIEW, scored by the model's function (views.py)."""
         version = self.store.load(call.model)
         rendering.versions.append(version)
-        probe = self._probe(call) if isinstance(call, Predict) else None
+        rows = isinstance(call, Predict | OverRows) and call.input is not None
+        probe = self._probe(call) if isinstance(call, Predict | OverRows) and rows else None
         schema = self.engine.schema_of(probe) if probe is not None else None
         rendering.probes.append(probe)
         rendering.inputs.append(schema)
@@ -473,6 +475,8 @@ class Session:
             if view:
                 return exp.paren(views.score(self.engine, version, call.qualifier))
             return self.score_expression(version, call)
+        if isinstance(call, OverRows):
+            return self._over_rows(version, call, schema, view)
         if isinstance(call, Inspect):
             if view:  # (its values are the version's now: a view would not see a new one)
                 raise errors.FeatureNotSupported(
@@ -489,8 +493,32 @@ class Session:
         rendering.registered.append(name)
         return exp.select("*").from_(exp.to_table(name, quoted=True)).subquery()
 
-    def _probe(self, call: Predict) -> str:
+    def _over_rows(
+        self, version: ModelVersion, call: OverRows, schema: pa.Schema | None, view: bool
+    ) -> exp.Expr:
+        """A function computed over ML.PREDICT's rows, written into the engine's SQL by its
+        entry (sqlml.functions): the rows never leave the engine."""
+        entry = functions.find(call.function)
+        if entry is None or entry.render is None:
+            raise errors.InternalError(f"ML.{call.function} is not a registered rows function")
+        if view:
+            raise errors.FeatureNotSupported(
+                f"ML.{call.function} in a view is not supported: CREATE TABLE AS keeps it"
+            )
+        scored = None
+        if call.input is not None and schema is not None:
+            given = call.input
+
+            def subquery(threshold: float | None) -> exp.Expr:
+                predict = Predict(call.model, given, threshold)
+                return self.predict_subquery(version, predict, schema)
+
+            scored = functions.Scored(schema.names, subquery)
+        return entry.render(version, call.settings, scored, self.engine.dialect)
+
+    def _probe(self, call: Predict | OverRows) -> str:
         """The input query with NULL for each parameter marker: its columns without values."""
+        assert call.input is not None
         tree = _parse_query(call.input.sql, self.engine.dialect)
         markers = list(tree.find_all(exp.Placeholder, exp.Parameter))
         if not markers:

@@ -18,9 +18,11 @@ An entry declares:
   fields sqlml does not implement yet (0A000);
 - how it runs: ``runs`` is RENDERED (the engine path writes the engine's own SQL: ML.PREDICT,
   ML.SCORE), OVER_ROWS (computed from the model's outputs on rows or from stored metrics:
-  ML.EVALUATE) or METADATA (computed from the stored version alone; then ``columns`` gives the
-  output schema in BigQuery types and ``compute`` the rows, and the engine path renders them as
-  a literal subquery in the engine's SQL, see :mod:`sqlml.functions.literal`).
+  ML.EVALUATE; or, with ``render``, written into the engine's SQL around ML.PREDICT's
+  subquery over the rows: ML.CONFUSION_MATRIX, ML.ROC_CURVE) or METADATA (computed from the
+  stored version alone; then ``columns`` gives the output schema in BigQuery types and
+  ``compute`` the rows, and the engine path renders them as a literal subquery in the
+  engine's SQL, see :mod:`sqlml.functions.literal`).
 
 Built-in entries are registered when this package is imported (the modules named at the end).
 """
@@ -81,6 +83,21 @@ class CallArgs:
 
 
 @dataclass(frozen=True)
+class Scored:
+    """What a rendered OVER_ROWS function gets: the input's column names and ML.PREDICT's
+    subquery over the rows at a threshold (the input's columns plus the predicted ones), built
+    when asked."""
+
+    names: Sequence[str]
+    subquery: Callable[[float | None], exp.Expr]
+
+
+# an OVER_ROWS function rendered into the engine's SQL: (version, settings, the scored rows or
+# None when the call gave none, dialect) -> a table expression
+Render = Callable[["ModelVersion", Mapping[str, Any], "Scored | None", str], exp.Expr]
+
+
+@dataclass(frozen=True)
 class Function:
     name: str
     table: bool
@@ -93,6 +110,11 @@ class Function:
     compute: Callable[[ModelVersion, Mapping[str, Any]], list[Row]] | None = None
     # the typed call (grammar.statements) for the engine path; None: Inspect (a METADATA call)
     make: Callable[[CallArgs], MLCall] | None = None
+    # OVER_ROWS rendered around ML.PREDICT (the call is an OverRows)
+    render: Render | None = None
+    # a positional argument besides the rows and the STRUCT (ML.ROC_CURVE's GENERATE_ARRAY):
+    # the node -> (setting name, value); None: the function takes none
+    argument: Callable[[exp.Expr], tuple[str, Any]] | None = None
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -169,6 +191,9 @@ _BUILT_INS = (
     "centroids",
     "principal_components",
     "principal_component_info",
+    "feature_importance",
+    "confusion_matrix",
+    "roc_curve",
 )
 for _module in _BUILT_INS:
     importlib.import_module(f"sqlml.functions.{_module}")

@@ -5,10 +5,13 @@ Columns (BigQuery's): training_run INT64, iteration INT64, loss FLOAT64, eval_lo
 learning_rate FLOAT64, duration_ms INT64; k-means models have no eval_loss and add cluster_info
 ARRAY<STRUCT<centroid_id INT64, cluster_radius FLOAT64, cluster_size INT64>>.
 
-BigQuery reports a row per iteration; sqlml's training records the final state only, so there is
-one row: training_run 0 (every CREATE MODEL is a new model, as without BigQuery's warm_start),
-iteration the last one (the solver's iteration count - 1; 0 for a closed-form fit), duration_ms
-the fit's time. The loss is the version's stored metric (mean_squared_error for linear_reg,
+Boosted trees, random forests and DNNs record each round / epoch (training_info["history"]:
+iteration, loss on the training rows, eval_loss on the evaluation rows when there was a split,
+learning_rate, duration_ms): one row each, the last iteration first (BigQuery's order). Other
+model types record the final state only, so there is one row: training_run 0 (every CREATE
+MODEL is a new model, as without BigQuery's warm_start), iteration the last one (the solver's
+iteration count - 1; 0 for a closed-form fit), duration_ms the fit's time. The loss is the
+version's stored metric (mean_squared_error for linear_reg,
 log_loss for logistic_reg, mean_squared_distance for kmeans), on the rows it was computed on:
 ``loss`` when there was no evaluation split (the training rows), ``eval_loss`` when there was
 one (the other is NULL: it was not recorded). learning_rate is the LEARN_RATE of a
@@ -49,6 +52,9 @@ def _columns(version: ModelVersion, settings: Mapping[str, Any]) -> list[Column]
 
 def _rows(version: ModelVersion, settings: Mapping[str, Any]) -> list[Row]:
     info = version.training_info
+    history = info.get("history")
+    if history and version.kind != models.CLUSTERER:
+        return _history_rows(history)
     iterations = info.get("iterations")
     iteration = max(int(iterations) - 1, 0) if iterations is not None else 0
     name = _LOSS.get(version.kind)
@@ -67,6 +73,27 @@ def _rows(version: ModelVersion, settings: Mapping[str, Any]) -> list[Row]:
         ]
         return [(0, iteration, loss, rate, duration, clusters)]
     return [(0, iteration, loss, eval_loss, rate, duration)]
+
+
+def _history_rows(history: list[dict[str, Any]]) -> list[Row]:
+    """One row per recorded iteration, the last one first."""
+    rows: list[Row] = []
+    for entry in sorted(history, key=lambda e: int(e["iteration"]), reverse=True):
+        rows.append(
+            (
+                0,
+                int(entry["iteration"]),
+                _number(entry.get("loss")),
+                _number(entry.get("eval_loss")),
+                _number(entry.get("learning_rate")),
+                None if entry.get("duration_ms") is None else int(entry["duration_ms"]),
+            )
+        )
+    return rows
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 TRAINING_INFO = register(

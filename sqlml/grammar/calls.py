@@ -17,7 +17,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlml import errors, functions
 from sqlml.grammar import nodes
 from sqlml.grammar.nodes import TRANSFORM_FUNCTIONS
-from sqlml.grammar.statements import Inspect, MLCall, MLQuery, Query
+from sqlml.grammar.statements import Inspect, MLCall, MLQuery, OverRows, Query
 from sqlml.grammar.values import field_name, field_value, fold, model_ref, quoted_table, to_value
 from sqlml.ml.options import closest
 from sqlml.ml.spec import OptionValue
@@ -74,6 +74,8 @@ def _typed(node: exp.Expr, flavour: Dialect) -> MLCall:
     if not entry.table and (in_from or isinstance(node.parent and node.parent.parent, exp.Window)):
         raise errors.SyntaxError(f"ML.{name} is a scalar function, not a table", position=position)
     args = _arguments(node, entry, flavour)
+    if entry.render is not None:
+        return OverRows(entry.name, args.model, args.rows, args.settings)
     if entry.make is None:
         return Inspect(entry.name, args.model, args.settings)
     return entry.make(args)
@@ -102,13 +104,29 @@ def _arguments(node: exp.Expr, entry: functions.Function, flavour: Dialect) -> f
     qualifier = None
     if not entry.table and rest and isinstance(rest[0], exp.Column):
         qualifier = fold(rest[0].this)
+    settings = _struct(struct, entry)
+    if entry.argument is not None:
+        settings.update(_extra(rest, (source, struct), entry, position))
     return functions.CallArgs(
-        entry.name,
-        model_ref(model),
-        _input(source, flavour),
-        _struct(struct, entry),
-        qualifier,
+        entry.name, model_ref(model), _input(source, flavour), settings, qualifier
     )
+
+
+def _extra(
+    rest: list[exp.Expr | None],
+    taken: tuple[exp.Expr | None, ...],
+    entry: functions.Function,
+    position: int | None,
+) -> dict[str, OptionValue]:
+    """The entry's one further positional argument (ML.ROC_CURVE's GENERATE_ARRAY), if given."""
+    assert entry.argument is not None
+    others = [a for a in rest if a is not None and not any(a is t for t in taken)]
+    if len(others) > 1:
+        raise errors.SyntaxError(f"too many arguments to ML.{entry.name}", position=position)
+    if not others:
+        return {}
+    name, value = entry.argument(others[0])
+    return {name: value}
 
 
 def _in_from(node: exp.Expr) -> bool:

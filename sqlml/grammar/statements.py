@@ -122,7 +122,19 @@ class Inspect:
     settings: Mapping[str, OptionValue] = field(default_factory=dict)
 
 
-MLCall = Predict | Evaluate | Score | Inspect
+@dataclass(frozen=True)
+class OverRows:
+    """A call of an ML function computed in the engine's SQL over the model's predictions on
+    rows (ML.CONFUSION_MATRIX, ML.ROC_CURVE; see sqlml.functions): its registered name, the
+    model, the rows (None: not given) and the STRUCT fields and extra argument as settings."""
+
+    function: str  # the entry's name, upper case, without "ML."
+    model: ModelRef
+    input: Query | None = None
+    settings: Mapping[str, OptionValue] = field(default_factory=dict)
+
+
+MLCall = Predict | Evaluate | Score | Inspect | OverRows
 
 
 @dataclass(frozen=True)
