@@ -262,11 +262,11 @@ SELECT ML.SCORE(MODEL m) OVER () FROM t
 -- expected: error 42601 at 8
 
 -- case: unknown_ml_table_function
-SELECT * FROM ML.CONFUSION_MATRIX(MODEL m)
+SELECT * FROM ML.DETECT_ANOMALIES(MODEL m)
 -- expected: error 0A000
 
--- case: unknown_ml_function_roc_curve
-SELECT * FROM ML.ROC_CURVE(MODEL shop.churn)
+-- case: unknown_ml_function_reconstruction_loss
+SELECT * FROM ML.RECONSTRUCTION_LOSS(MODEL shop.churn)
 -- expected: error 0A000
 
 -- case: weights_struct_field_typo
