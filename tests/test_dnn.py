@@ -41,6 +41,34 @@ def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlml.Conne
     connection.close()
 
 
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def shop_once(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[sqlml.Connection]:
+    """One connection per engine for the module's refusal tests (a PostgreSQL database each
+    would cost more than the statements they run)."""
+    import os
+
+    name, server = "", ""
+    if request.param == "postgres":
+        import pgcluster
+
+        server = str(request.getfixturevalue("pg_server"))
+        name = f"sqlml_dnn_{os.getpid()}"
+        database = pgcluster.create_database(server, name, template="sqlml_template")
+        connection = sqlml.connect(database, autocommit=True)
+    else:
+        connection = sqlml.connect(str(tmp_path_factory.mktemp("dnn") / "t.duckdb"))
+        connection.autocommit = True
+        load_shop(connection)
+    yield connection
+    connection.close()
+    if name:
+        import pgcluster
+
+        pgcluster.drop_database(server, name)
+
+
 def _values(table: pa.Table, name: str) -> list[Any]:
     return list(table.column(name).to_pylist())
 
@@ -228,15 +256,15 @@ REFUSED = [
 
 @pytest.mark.parametrize(("option", "sqlstate"), REFUSED)
 def test_what_cannot_be_honoured_is_refused(
-    shop: sqlml.Connection, option: str, sqlstate: str
+    shop_once: sqlml.Connection, option: str, sqlstate: str
 ) -> None:
     with pytest.raises(errors.Error) as raised:
-        shop.execute(
+        shop_once.execute(
             "CREATE MODEL shop.m OPTIONS (model_type = 'dnn_regressor',"
             f" input_label_cols = ['value'], {option}) AS SELECT tenure, value FROM shop.customers"
         )
     assert raised.value.sqlstate == sqlstate
-    assert shop.execute("SELECT 1").fetchone() == (1,)
+    assert shop_once.execute("SELECT 1").fetchone() == (1,)
 
 
 def test_every_front_door_serves_dnn(con: Any) -> None:
