@@ -157,6 +157,44 @@ def in_process(con: Any) -> sqlml.Connection:
 
 
 @pytest.fixture(params=ENGINES)
+def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlml.Connection]:
+    """sqlml.connect (autocommit) on each engine, with the shop tables: a fresh database per
+    test."""
+    if request.param == "postgres":
+        connection = sqlml.connect(str(request.getfixturevalue("pg_database")), autocommit=True)
+    else:
+        connection = sqlml.connect(str(tmp_path / "test.duckdb"), autocommit=True)
+        load_shop(connection)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def shop_module(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[sqlml.Connection]:
+    """Like ``shop``, one database per engine for a whole module: for refusal tests and for
+    models trained once and read by many tests (a PostgreSQL database per test costs more than
+    the statements they run)."""
+    import pgcluster
+
+    name, server = "", ""
+    if request.param == "postgres":
+        server = str(request.getfixturevalue("pg_server"))
+        name = f"sqlml_module_{os.getpid()}_{next(_databases)}"
+        database = pgcluster.create_database(server, name, template=TEMPLATE)
+    else:
+        database = str(tmp_path_factory.mktemp("shop") / "test.duckdb")
+    connection = sqlml.connect(database, autocommit=True)
+    if not name:
+        load_shop(connection)
+    yield connection
+    connection.close()
+    if name:
+        pgcluster.drop_database(server, name)
+
+
+@pytest.fixture(params=ENGINES)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database for sqlml.connect() on each engine: a DuckDB file, or a PostgreSQL
     database with sqlml installed."""

@@ -7,13 +7,11 @@ the reference network's weights.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import load_shop, shop_tables
+from conftest import shop_tables
 from sklearn.neural_network import MLPRegressor
 from test_dnn import reference_matrix
 
@@ -22,17 +20,6 @@ from sqlml import errors
 
 FEATURES = "tenure, spend, plan, promo"
 Array = np.ndarray[Any, Any]
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlml.Connection]:
-    if request.param == "postgres":
-        connection = sqlml.connect(str(request.getfixturevalue("pg_database")), autocommit=True)
-    else:
-        connection = sqlml.connect(str(tmp_path / "t.duckdb"), autocommit=True)
-        load_shop(connection)
-    yield connection
-    connection.close()
 
 
 def _reference(units: tuple[int, ...], epochs: int, **options: Any) -> tuple[MLPRegressor, Array]:

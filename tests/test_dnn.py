@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import load_shop, shop_tables
+from conftest import shop_tables
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 import sqlml
@@ -28,45 +26,6 @@ from sqlml.grammar.statements import ModelRef
 FEATURES = ["tenure", "spend", "plan", "promo"]
 NULL = "\u2400"
 Array = np.ndarray[Any, Any]
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlml.Connection]:
-    if request.param == "postgres":
-        connection = sqlml.connect(str(request.getfixturevalue("pg_database")), autocommit=True)
-    else:
-        connection = sqlml.connect(str(tmp_path / "t.duckdb"), autocommit=True)
-        load_shop(connection)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
-def shop_once(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[sqlml.Connection]:
-    """One connection per engine for the module's refusal tests (a PostgreSQL database each
-    would cost more than the statements they run)."""
-    import os
-
-    name, server = "", ""
-    if request.param == "postgres":
-        import pgcluster
-
-        server = str(request.getfixturevalue("pg_server"))
-        name = f"sqlml_dnn_{os.getpid()}"
-        database = pgcluster.create_database(server, name, template="sqlml_template")
-        connection = sqlml.connect(database, autocommit=True)
-    else:
-        connection = sqlml.connect(str(tmp_path_factory.mktemp("dnn") / "t.duckdb"))
-        connection.autocommit = True
-        load_shop(connection)
-    yield connection
-    connection.close()
-    if name:
-        import pgcluster
-
-        pgcluster.drop_database(server, name)
 
 
 def _values(table: pa.Table, name: str) -> list[Any]:
@@ -256,15 +215,15 @@ REFUSED = [
 
 @pytest.mark.parametrize(("option", "sqlstate"), REFUSED)
 def test_what_cannot_be_honoured_is_refused(
-    shop_once: sqlml.Connection, option: str, sqlstate: str
+    shop_module: sqlml.Connection, option: str, sqlstate: str
 ) -> None:
     with pytest.raises(errors.Error) as raised:
-        shop_once.execute(
+        shop_module.execute(
             "CREATE MODEL shop.m OPTIONS (model_type = 'dnn_regressor',"
             f" input_label_cols = ['value'], {option}) AS SELECT tenure, value FROM shop.customers"
         )
     assert raised.value.sqlstate == sqlstate
-    assert shop_once.execute("SELECT 1").fetchone() == (1,)
+    assert shop_module.execute("SELECT 1").fetchone() == (1,)
 
 
 def test_every_front_door_serves_dnn(con: Any) -> None:

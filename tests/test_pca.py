@@ -9,13 +9,11 @@ positive), so components are compared as they are, and the rule itself is assert
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import load_shop, shop_tables
+from conftest import shop_tables
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from test_dnn import reference_matrix
@@ -25,17 +23,6 @@ from sqlml import errors
 
 FEATURES = "tenure, spend, plan, promo"
 Array = np.ndarray[Any, Any]
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlml.Connection]:
-    if request.param == "postgres":
-        connection = sqlml.connect(str(request.getfixturevalue("pg_database")), autocommit=True)
-    else:
-        connection = sqlml.connect(str(tmp_path / "t.duckdb"), autocommit=True)
-        load_shop(connection)
-    yield connection
-    connection.close()
 
 
 def _matrices(scale: bool = True) -> tuple[Array, Array]:

@@ -31,50 +31,18 @@ NULL = "\u2400"  # sorts after every ASCII category: NULL is the last label code
 Array = np.ndarray[Any, Any]
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlml.Connection]:
-    """sqlml.connect on each engine, the shop tables loaded."""
-    if request.param == "postgres":
-        database = str(request.getfixturevalue("pg_database"))
-        connection = sqlml.connect(database, autocommit=True)
-    else:
-        connection = sqlml.connect(str(tmp_path / "t.duckdb"), autocommit=True)
-        load_shop(connection)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
-def trained(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[sqlml.Connection]:
+@pytest.fixture(scope="module")
+def trained(shop_module: sqlml.Connection) -> sqlml.Connection:
     """One connection per engine for the module, with a regressor (shop.r) and a classifier
     (shop.c) trained once: the bad-input tests try to replace them."""
-    name = ""
-    if request.param == "postgres":
-        import os
-
-        import pgcluster
-
-        server = str(request.getfixturevalue("pg_server"))
-        name = f"sqlml_trees_{os.getpid()}"
-        connection = sqlml.connect(
-            pgcluster.create_database(server, name, template="sqlml_template"), autocommit=True
-        )
-    else:
-        connection = sqlml.connect(str(tmp_path_factory.mktemp("trees") / "t.duckdb"))
-        connection.autocommit = True
-        load_shop(connection)
+    connection = shop_module
     for model, kind, label in (("r", "regressor", "value"), ("c", "classifier", "segment")):
         connection.execute(
             f"CREATE MODEL shop.{model} OPTIONS (model_type = 'boosted_tree_{kind}',"
             f" input_label_cols = ['{label}'], max_iterations = 2)"
             f" AS SELECT tenure, plan, {label} FROM shop.customers"
         )
-    yield connection
-    connection.close()
-    if name:
-        pgcluster.drop_database(server, name)
+    return connection
 
 
 @pytest.fixture

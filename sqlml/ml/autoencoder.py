@@ -171,17 +171,7 @@ def _width(version: kinds.Version) -> int:
     return int(units[len(units) // 2])
 
 
-def _names(version: kinds.Version) -> list[str]:
-    return [f"latent_col_{i + 1}" for i in range(_width(version))]
-
-
-def _columns(
-    version: kinds.Version, raw: list[exp.Expr], threshold: float | None, dialect: str
-) -> list[exp.Expr]:
-    return [
-        predict_sql.named(exp.cast(value, exp.DataType.build("DOUBLE")), name)
-        for value, name in zip(raw, _names(version), strict=True)
-    ]
+_COLUMNS = predict_sql.NumberedDoubles("latent_col_", _width)
 
 
 KIND = kinds.register(
@@ -195,8 +185,8 @@ KIND = kinds.register(
         supervised=False,
         raw_outputs=("latent",),
         width=_width,
-        output_names=_names,
-        columns=_columns,
+        output_names=_COLUMNS.names,
+        columns=_COLUMNS.columns,
         score=lambda version, raw: exp.cast(raw[0], exp.DataType.build("DOUBLE")),
         pg_score_type=lambda version: "DOUBLE PRECISION",
         evaluate_rows=_evaluate_rows,

@@ -184,17 +184,7 @@ def _width(version: kinds.Version) -> int:
     return len(version.training_info["principal_components"])
 
 
-def _names(version: kinds.Version) -> list[str]:
-    return [f"principal_component_{i + 1}" for i in range(_width(version))]
-
-
-def _columns(
-    version: kinds.Version, raw: list[exp.Expr], threshold: float | None, dialect: str
-) -> list[exp.Expr]:
-    return [
-        predict_sql.named(exp.cast(value, exp.DataType.build("DOUBLE")), name)
-        for value, name in zip(raw, _names(version), strict=True)
-    ]
+_COLUMNS = predict_sql.NumberedDoubles("principal_component_", _width)
 
 
 def _score(version: kinds.Version, raw: list[exp.Expr]) -> exp.Expr:
@@ -214,8 +204,8 @@ KIND = kinds.register(
         supervised=False,
         raw_outputs=("components",),
         width=_width,
-        output_names=_names,
-        columns=_columns,
+        output_names=_COLUMNS.names,
+        columns=_COLUMNS.columns,
         score=_score,
         pg_score_type=lambda version: "DOUBLE PRECISION",
         evaluate_rows=_evaluate_rows,

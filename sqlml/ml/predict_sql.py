@@ -14,6 +14,8 @@ against 3.4 s per 1M rows here) and keep their SQL types.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -67,6 +69,27 @@ def struct(**fields: exp.Expr) -> exp.Struct:
 def named(expression: exp.Expr, name: str) -> exp.Expr:
     """``expression AS "name"``: quoted, so every engine keeps the name's case."""
     return exp.alias_(expression, name, quoted=True)
+
+
+@dataclass(frozen=True)
+class NumberedDoubles:
+    """ML.PREDICT columns ``{prefix}1..{prefix}k`` of DOUBLE, one per raw output (pca's
+    principal_component_i, autoencoder's latent_col_i): the kind entry's ``output_names`` and
+    ``columns``."""
+
+    prefix: str
+    width: Callable[[Version], int]
+
+    def names(self, version: Version) -> list[str]:
+        return [f"{self.prefix}{i + 1}" for i in range(self.width(version))]
+
+    def columns(
+        self, version: Version, raw: list[exp.Expr], threshold: float | None, dialect: str
+    ) -> list[exp.Expr]:
+        return [
+            named(exp.cast(value, exp.DataType.build("DOUBLE")), name)
+            for value, name in zip(raw, self.names(version), strict=True)
+        ]
 
 
 def pg_label_prob_type(label_type: str) -> str:
