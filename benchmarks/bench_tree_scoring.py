@@ -33,7 +33,7 @@ import numpy as np
 import onnx
 import xgboost as xgb
 from common import best_of, database
-from onnx import TensorProto, helper
+from graphs import per_column
 from sqlglot import exp
 
 import sqlml
@@ -53,21 +53,6 @@ NORMAL = {  # a standard normal draw (Box-Muller), as both engines spell it
     "duckdb": "sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())",
     "postgres": "sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())",
 }
-
-
-def per_column(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The graph behind one [N, 1] input per column (Concat), as a stored model takes them."""
-    concat = helper.make_node("Concat", FEATURES, [model.graph.input[0].name], axis=1)
-    graph = helper.make_graph(
-        [concat, *model.graph.node],
-        "trees",
-        [helper.make_tensor_value_info(f, TensorProto.DOUBLE, [None, 1]) for f in FEATURES],
-        list(model.graph.output),
-        list(model.graph.initializer),
-    )
-    wrapped = helper.make_model(graph, opset_imports=list(model.opset_import))
-    wrapped.ir_version = model.ir_version
-    return wrapped
 
 
 def fit(x: np.ndarray[Any, Any], trees: int, depth: int) -> xgb.XGBRegressor:
@@ -136,7 +121,7 @@ def run(engine: str, rows: int, sizes: list[int], depth: int, repeat: int, jit: 
         print(header)
         for trees in sizes:
             booster = fit(train, trees, depth)
-            graph = per_column(xgboost_to_onnx(booster))
+            graph = per_column(xgboost_to_onnx(booster), FEATURES)
             node = next(n for n in graph.graph.node if n.op_type == "TreeEnsemble")
             nodes = to_sql_trees.tree_nodes(node)
             compile_s, sql_bytes = compiled_size(graph, engine)

@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+# tests/ holds the throwaway PostgreSQL cluster (pgcluster) and the graph helpers (graphs)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
 
 @contextlib.contextmanager
 def database(engine: str, name: str) -> Iterator[str]:
@@ -21,7 +24,6 @@ def database(engine: str, name: str) -> Iterator[str]:
         with tempfile.TemporaryDirectory() as folder:
             yield str(Path(folder) / f"{name}.duckdb")
         return
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     import pgcluster
 
     with pgcluster.server() as server:

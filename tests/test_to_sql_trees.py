@@ -24,6 +24,7 @@ import pyarrow as pa
 import pytest
 import xgboost as xgb
 from conftest import client_module, unavailable
+from graphs import per_column
 from onnx import TensorProto, helper, numpy_helper
 from sqlglot import exp
 
@@ -61,23 +62,6 @@ def pg() -> Iterator[Any]:
             pgcluster.drop_database(server, "sqlml_test_trees")
     finally:
         context.__exit__(None, None, None)
-
-
-def per_column(model: onnx.ModelProto, n_features: int) -> onnx.ModelProto:
-    """The graph behind one [N, 1] input per feature (Concat), as a stored model takes them."""
-    names = [f"f{i}" for i in range(n_features)]
-    first = model.graph.input[0].name
-    concat = helper.make_node("Concat", names, [first], axis=1)
-    graph = helper.make_graph(
-        [concat, *model.graph.node],
-        "per_column",
-        [helper.make_tensor_value_info(name, D, [None, 1]) for name in names],
-        list(model.graph.output),
-        list(model.graph.initializer),
-    )
-    wrapped = helper.make_model(graph, opset_imports=list(model.opset_import))
-    wrapped.ir_version = model.ir_version
-    return wrapped
 
 
 def run_ort(model: onnx.ModelProto, x: np.ndarray[Any, Any]) -> dict[str, np.ndarray[Any, Any]]:
@@ -229,7 +213,7 @@ def xgboost_graph(kind: str) -> onnx.ModelProto:
         fitted = xgb.XGBRFRegressor(n_estimators=20, max_depth=5, random_state=0).fit(x, y)
     else:
         raise AssertionError(kind)
-    return per_column(xgboost_to_onnx(fitted), FEATURES)
+    return per_column(xgboost_to_onnx(fitted), NAMES)
 
 
 KINDS = ["regressor", "binary", "multiclass", "dart", "forest"]
@@ -445,7 +429,7 @@ def test_the_measured_limits_on_depth_6_ensembles() -> None:
     expected = {1: (True, True), 10: (False, True), 100: (False, False)}
     for trees, (on_duckdb, on_postgres) in expected.items():
         fitted = xgb.XGBRegressor(n_estimators=trees, max_depth=6, random_state=0).fit(x, y)
-        model = per_column(xgboost_to_onnx(fitted), FEATURES)
+        model = per_column(xgboost_to_onnx(fitted), NAMES)
         assert is_compilable(model, "duckdb") == on_duckdb, trees
         assert is_compilable(model, "postgres") == on_postgres, trees
 
