@@ -79,8 +79,26 @@ TEXT_TYPES = frozenset({TEXT, VARCHAR, BPCHAR, NAME})
 DECODABLE = frozenset(_FIXED) | TEXT_TYPES
 
 
+# The SQL name of each fixed-size element type, and the value its NULLs are replaced with in a
+# null-free array (decode_without_nulls).
+FIXED_SQL = {
+    BOOL: ("boolean", "false"),
+    INT2: ("smallint", "0"),
+    INT4: ("integer", "0"),
+    INT8: ("bigint", "0"),
+    FLOAT4: ("real", "0"),
+    FLOAT8: ("double precision", "0"),
+}
+
+
 def arrow_type(oid: int) -> pa.DataType:
     return ARROW.get(oid, pa.string())
+
+
+def fed_oid(oid: int) -> int:
+    """The element type a column of this OID arrives as, after feed_cast."""
+    cast = feed_cast(oid)
+    return oid if cast is None else FLOAT8 if cast == "DOUBLE PRECISION" else TEXT
 
 
 def feed_cast(oid: int) -> str | None:
@@ -116,6 +134,51 @@ def decode_array(data: bytes | memoryview) -> pa.Array:
     if oid in TEXT_TYPES:
         return pa.array(_walk(buf, start, n, lambda b: bytes(b).decode()), type=pa.string())
     raise ValueError(f"no binary decoder for element type {oid}")
+
+
+def null_mask(positions: bytes | memoryview, n: int) -> np.ndarray[Any, Any] | None:
+    """True where a row is NULL, from ``array_send(array_positions(a, NULL))`` (1-based
+    positions); None when there are none."""
+    found = decode_array(positions)
+    if not len(found):
+        return None
+    mask = np.zeros(n, dtype=bool)
+    mask[np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64) - 1] = True
+    return mask
+
+
+def decode_without_nulls(data: bytes | memoryview, positions: bytes | memoryview) -> pa.Array:
+    """A fixed-size column sent as a null-free array (NULLs replaced, FIXED_SQL) plus its NULLs'
+    positions: both decode without a Python loop per element. An array with NULLs in it has
+    elements of two lengths, which only a walk element by element can find (decode_array):
+    a training read of 300,000 rows x 10 columns with 1% NULLs spent 13 of its 17 s there."""
+    values = decode_array(data)
+    mask = null_mask(positions, len(values))
+    if mask is None:
+        return values
+    return pa.array(values.to_numpy(zero_copy_only=False), type=values.type, mask=mask)
+
+
+def decode_text(
+    lengths: bytes | memoryview, positions: bytes | memoryview, text: str | None
+) -> pa.Array:
+    """A text column sent as its values' lengths in characters (NULLs as 0), its NULLs'
+    positions and the values concatenated (string_agg): ASCII text becomes an Arrow string
+    array from buffers, other text one slice per value."""
+    sizes = np.asarray(decode_array(lengths).to_numpy(zero_copy_only=False), dtype=np.int64)
+    n = len(sizes)
+    mask = null_mask(positions, n)
+    text = text or ""
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    data = text.encode()
+    if len(data) == len(text) and offsets[-1] < 2**31:  # one byte a character
+        validity = None if mask is None else pa.py_buffer(np.packbits(~mask, bitorder="little"))
+        return pa.StringArray.from_buffers(
+            n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data), validity
+        )
+    values = [text[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]
+    return pa.array(values, type=pa.string(), mask=mask)
 
 
 def _walk(buf: memoryview, pos: int, n: int, convert: Any) -> list[Any]:

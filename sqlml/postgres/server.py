@@ -26,7 +26,16 @@ from sqlml import errors, scoring, views
 from sqlml.engine import Session, _parse_query, zero_rows
 from sqlml.engines import placeholders
 from sqlml.engines.base import Result
-from sqlml.engines.pgtypes import arrow_type, decode_array, feed_cast
+from sqlml.engines.pgtypes import (
+    FIXED_SQL,
+    TEXT_TYPES,
+    arrow_type,
+    decode_array,
+    decode_text,
+    decode_without_nulls,
+    fed_oid,
+    feed_cast,
+)
 from sqlml.grammar.statements import CreateModel, DropModel, ModelRef, Query
 from sqlml.ml import models, train
 from sqlml.ml.score import scorer
@@ -132,8 +141,12 @@ class PlpyEngine:
                 if not batch:
                     break
                 row = batch[0]
-                for i in range(len(columns)):
-                    parts[i].append(decode_array(row[f"c{i}"]))
+                for i, (_, oid) in enumerate(columns):
+                    values, nulls = row[f"c{i}"], row[f"n{i}"]
+                    if fed_oid(oid) in TEXT_TYPES:
+                        parts[i].append(decode_text(values, nulls, row[f"s{i}"]))
+                    else:
+                        parts[i].append(decode_without_nulls(values, nulls))
         except self.plpy.SPIError as e:
             raise errors.from_sqlstate(getattr(e, "sqlstate", None), str(e).strip()) from e
         arrays = {
@@ -180,21 +193,44 @@ class PlpyEngine:
 
 
 def chunk_query(query: exp.Expr, columns: list[tuple[str, int]], rows: int) -> exp.Select:
-    """``SELECT array_send(array_agg(c)) AS c0, ... FROM (query numbered) GROUP BY chunk``: one
-    row per ``rows`` input rows, every column one binary array (chunks in no particular order:
-    sorting them spilled to disk and doubled the read)."""
-    outs = []
+    """One row per ``rows`` input rows (chunks in no particular order: sorting them spilled to
+    disk and doubled the read), every column as arrays that decode without a Python loop per
+    element (pgtypes.decode_without_nulls, decode_text):
+
+    - ``c<i>``: the values, NULLs replaced (``array_replace``); for text, their lengths;
+    - ``n<i>``: the NULLs' positions (``array_positions``);
+    - ``s<i>``: for text, the values concatenated (``string_agg``).
+    """
+    aggregates, outs = [], []
     for i, (name, oid) in enumerate(columns):
         ref: exp.Expr = exp.column(name, table="q", quoted=True)
         cast = feed_cast(oid)
         if cast is not None:
             ref = exp.cast(ref, exp.DataType.build(cast, dialect="postgres"))
-        # no ORDER BY inside array_agg: every aggregate of a group sees its rows in the same
-        # order, so the columns stay aligned (an ORDER BY per column cost a sort per column)
-        agg = exp.ArrayAgg(this=ref)
-        outs.append(exp.alias_(exp.Anonymous(this="array_send", expressions=[agg]), f"c{i}"))
+        # no ORDER BY inside the aggregates: every aggregate of a group sees its rows in the
+        # same order, so the columns stay aligned (an ORDER BY per column cost a sort per column)
+        a = exp.column(f"a{i}", quoted=True)
+        if fed_oid(oid) in TEXT_TYPES:
+            lengths = exp.Anonymous(this="length", expressions=[ref])
+            aggregates.append(exp.alias_(exp.ArrayAgg(this=lengths), f"a{i}", quoted=True))
+            joined = exp.Anonymous(this="string_agg", expressions=[ref, exp.Literal.string("")])
+            aggregates.append(exp.alias_(joined, f"s{i}", quoted=True))
+            outs.append(exp.alias_(exp.column(f"s{i}", quoted=True), f"s{i}"))
+            filler: exp.Expr = exp.cast(exp.Literal.number(0), exp.DataType.build("INT"))
+        else:
+            aggregates.append(exp.alias_(exp.ArrayAgg(this=ref), f"a{i}", quoted=True))
+            sql_type, zero = FIXED_SQL[fed_oid(oid)]
+            filler = exp.cast(
+                exp.false() if zero == "false" else exp.Literal.number(zero),
+                exp.DataType.build(sql_type, dialect="postgres"),
+            )
+        replaced = exp.Anonymous(this="array_replace", expressions=[a, exp.null(), filler])
+        positions = exp.Anonymous(this="array_positions", expressions=[a.copy(), exp.null()])
+        outs.append(exp.alias_(exp.Anonymous(this="array_send", expressions=[replaced]), f"c{i}"))
+        outs.append(exp.alias_(exp.Anonymous(this="array_send", expressions=[positions]), f"n{i}"))
     numbered, chunk = scoring.chunked(query, rows)
-    return exp.select(*outs).from_(numbered).group_by(chunk)
+    grouped = exp.select(*aggregates).from_(numbered).group_by(chunk)
+    return exp.select(*outs).from_(grouped.subquery("chunks"))
 
 
 # -- what the function bodies call ----------------------------------------------------------------
