@@ -266,10 +266,7 @@ def batch_predict(
         for i, name in enumerate(names)
     ]
     features = [
-        exp.Anonymous(
-            this="array_send",
-            expressions=[exp.ArrayAgg(this=input_expression(c, "q", runtime=True))],
-        )
+        exp.Anonymous(this="array_send", expressions=[exp.ArrayAgg(this=_null_free(c))])
         for c in version.inputs
     ]
     # VARIADIC ARRAY[...]: one argument however many features (a call takes at most 100)
@@ -323,6 +320,17 @@ def batch_predict(
         .join(unnest, join_type="cross")
     )
     return select.subquery()
+
+
+def _null_free(column: InputColumn) -> exp.Expr:
+    """A feature for sqlml.score_batch's arrays: a numeric NULL as NaN, which the graph reads as
+    missing just the same (the DuckDB runtime hands it NULLs as NaN too). An array with a NULL
+    in it decodes one element at a time (pgtypes.decode_array); without, as one numpy view."""
+    value = input_expression(column, "q", runtime=True)
+    if column.kind != "numeric":
+        return value
+    nan = exp.cast(exp.Literal.string("NaN"), exp.DataType.build("DOUBLE"))
+    return exp.func("coalesce", value, nan)
 
 
 def score_expression(version: ModelVersion, raw: list[exp.Expr]) -> exp.Expr:
