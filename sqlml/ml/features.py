@@ -20,6 +20,7 @@ the two ends, so a disagreement is caught before a model is stored.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -425,6 +426,8 @@ class Preprocessor:
         tensors = {c.name: g.input(c.name, c.elem_type) for c in self.inputs}
         if self.transform:
             tensors = {step.alias: step.onnx(g, tensors) for step in self.transform}
+            for step in self.transform:
+                _mark(g, step, tensors[step.alias])
         parts = [enc.onnx(g, tensors[enc.name], fold) for enc in self.auto]
         parts += [tensors[name] for name in self.finals]
         parts = [p for p in parts if p]
@@ -449,6 +452,25 @@ class Preprocessor:
         for step in self.transform:
             rows += step.infos() if step.final else []
         return rows
+
+
+# ML.TRANSFORM reads each TRANSFORM output from the stored graph by this name (sqlml.functions.
+# transform): an Identity node per step, outside the scoring path, its doc_string the step's
+# function, input kind and width as JSON.
+TRANSFORM_OUTPUT = "sqlml_transform."
+
+
+def _mark(g: GraphBuilder, step: Step, tensor: str) -> None:
+    if not tensor:  # (a one-hot encoding without categories has no tensor)
+        return
+    doc: dict[str, Any] = {
+        "alias": step.alias,
+        "function": step.function,
+        "input_kind": step.input_kind,
+    }
+    if "names" in step.params:  # ML.POLYNOMIAL_EXPAND's STRUCT fields
+        doc["fields"] = list(step.params["names"])
+    g.mark(tensor, TRANSFORM_OUTPUT + step.alias, json.dumps({**doc, "width": step.width}))
 
 
 def _put(out: Array, at: int, block: Array) -> int:

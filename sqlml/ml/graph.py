@@ -64,6 +64,11 @@ class GraphBuilder:
     def to_double(self, tensor: str) -> str:
         return self.op("Cast", tensor, to=DOUBLE)
 
+    def mark(self, tensor: str, name: str, doc: str) -> None:
+        """An Identity naming an intermediate tensor ``name`` (not a graph output: nothing
+        scores it), described by ``doc``; ML.TRANSFORM compiles a sub-graph up to it."""
+        self.nodes.append(helper.make_node("Identity", [tensor], [name], doc_string=doc))
+
 
 def finish(
     builder: GraphBuilder, outputs: dict[str, str], types: dict[str, tuple[int, list[Any]]]
