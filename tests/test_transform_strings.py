@@ -205,3 +205,19 @@ def test_what_cannot_be_computed_is_refused(
     with pytest.raises(errors.Error) as missing:  # nothing was stored
         towns.execute("SELECT * FROM ML.PREDICT(MODEL towns_bad, TABLE towns)")
     assert missing.value.sqlstate == "42704"
+
+
+@pytest.mark.parametrize("scoring", ["compiled", "runtime"])
+def test_no_rows(towns: sqlml.Connection, scoring: str) -> None:
+    """onnxruntime's StringNormalizer refuses an empty vector: no rows must not reach it."""
+    got = towns.execute(
+        "SELECT predicted_y FROM ML.PREDICT(MODEL towns_lower,"
+        f" (SELECT * FROM towns WHERE id < 0), STRUCT('{scoring}' AS scoring))"
+    ).fetchall()
+    assert got == []
+    assert (
+        towns.execute(
+            "SELECT * FROM ML.TRANSFORM(MODEL towns_text, (SELECT * FROM towns WHERE id < 0))"
+        ).fetchall()
+        == []
+    )

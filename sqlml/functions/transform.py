@@ -43,6 +43,7 @@ from sqlml import errors
 from sqlml.functions import OVER_ROWS, REQUIRED, Function, Scored, register
 
 if TYPE_CHECKING:
+    from sqlml.cse import Stage
     from sqlml.store import ModelVersion
 
 NAME = "TRANSFORM"
@@ -94,22 +95,46 @@ def _output(node: Any) -> Output:
 # -- compiling the cut graph ----------------------------------------------------------------------
 
 _lock = threading.Lock()
-_compiled: OrderedDict[tuple[str, str], dict[str, list[exp.Expr]]] = OrderedDict()
+_compiled: OrderedDict[tuple[str, str], Compiled] = OrderedDict()
 
 
-def compiled(version: ModelVersion, dialect: str) -> dict[str, list[exp.Expr]]:
-    """Each TRANSFORM output's SQL columns over the input aliased ``__sqlml_input`` (cached per
-    version and dialect; copies are handed out)."""
+@dataclass(frozen=True)
+class Compiled:
+    """The TRANSFORM outputs' SQL: the common subexpressions lifted into stages (one SELECT
+    each, reading the one below as ``__sqlml_input``; sqlml.cse), then each output's columns."""
+
+    stages: list[Stage]
+    columns: dict[str, list[exp.Expr]]
+
+
+def compiled(version: ModelVersion, dialect: str) -> Compiled:
+    """Cached per version and dialect; copies are handed out."""
     key = (version.sha256, dialect)
     with _lock:
         found = _compiled.get(key)
     if found is None:
-        found = _compile(version, dialect)
+        found = _staged(_compile(version, dialect))
         with _lock:
             _compiled[key] = found
             while len(_compiled) > 64:
                 _compiled.popitem(last=False)
-    return {name: [e.copy() for e in columns] for name, columns in found.items()}
+    return Compiled(
+        [[(n, e.copy()) for n, e in stage] for stage in found.stages],
+        {name: [e.copy() for e in columns] for name, columns in found.columns.items()},
+    )
+
+
+def _staged(columns: dict[str, list[exp.Expr]]) -> Compiled:
+    from sqlml import cse, scoring
+
+    flat = [e for name in columns for e in columns[name]]
+    column = lambda name: exp.column(name, table=ALIAS, quoted=True)  # noqa: E731
+    stages, rewritten = cse.hoist_stages(flat, column, f"{scoring.HIDDEN}t")
+    regrouped, at = {}, 0
+    for name, values in columns.items():
+        regrouped[name] = rewritten[at : at + len(values)]
+        at += len(values)
+    return Compiled(stages, regrouped)
 
 
 def _compile(version: ModelVersion, dialect: str) -> dict[str, list[exp.Expr]]:
@@ -231,15 +256,30 @@ def _render(
         raise errors.InternalError("ML.TRANSFORM needs its rows")
     made = outputs(version)
     scoring.check_input(version, scored.schema)
-    values = compiled(version, dialect)
-    selected = [_selected(o, values, dialect) for o in made]
+    sql = compiled(version, dialect)
+    selected = [_selected(o, sql.columns, dialect) for o in made]
     taken = {o.alias.lower() for o in made} | {c.name.lower() for c in version.inputs}
     passed = [
         exp.alias_(exp.column(n, table=ALIAS, quoted=True), n, quoted=True)
         for n in scored.names
         if n.lower() not in taken
     ]
-    return exp.select(*selected, *passed).from_(scored.source).subquery()
+    source = _stages(scored.source, sql.stages, dialect)
+    return exp.select(*selected, *passed).from_(source).subquery()
+
+
+def _stages(source: exp.Expr, stages: list[Stage], dialect: str) -> exp.Expr:
+    """One SELECT per stage of lifted subexpressions over the rows, each aliased as the rows.
+    On PostgreSQL each keeps a plan node of its own (engine._kept_apart says why)."""
+    for number, stage in enumerate(stages):
+        star = exp.Column(this=exp.Star(), table=exp.to_identifier(ALIAS, quoted=True))
+        shared = [exp.alias_(e, n, quoted=True) for n, e in stage]
+        level = exp.select(star, *shared).from_(source)
+        if dialect == "postgres":
+            fence = exp.Anonymous(this="clock_timestamp", expressions=[])
+            level = level.select(exp.alias_(fence, f"__sqlml_tstage{number}", quoted=True))
+        source = level.subquery(exp.to_identifier(ALIAS, quoted=True))
+    return source
 
 
 def _selected(output: Output, values: dict[str, list[exp.Expr]], dialect: str) -> exp.Expr:

@@ -3,8 +3,9 @@ SQL that DuckDB and PostgreSQL compute identically.
 
 - StringNormalizer in the "C" locale (onnxruntime then changes the case of ASCII letters only)
   becomes ``translate(s, 'ABC...Z', 'abc...z')`` (or the reverse): both engines' LOWER and UPPER
-  follow their own Unicode tables or the database's LC_CTYPE, translate does not. Stop words and
-  other locales are not compiled.
+  follow their own Unicode tables or the database's LC_CTYPE, translate does not. (On DuckDB an
+  ASCII-only string takes LOWER/UPPER, which are exact there and 25x faster than translate.)
+  Stop words and other locales are not compiled.
 - StringConcat (opset 20) becomes ``a || b``; the graph feeds it NULL-free strings (NULL is the
   sentinel), so SQL's NULL rule for || never applies.
 """
@@ -31,7 +32,17 @@ def _normalize(node: Node) -> list[Value]:
 
     def change(cell: Expr) -> Expr:
         letters = [exp.Literal.string(source), exp.Literal.string(target)]
-        return exp.Anonymous(this="translate", expressions=[cell, *letters])
+        translated = exp.Anonymous(this="translate", expressions=[cell, *letters])
+        if node.dialect.name != "duckdb":
+            return translated
+        # DuckDB's translate is slow (1.75 s per 1M rows here, LOWER 0.07 s); its LOWER and
+        # UPPER of an ASCII-only string (as many bytes as characters) change A-Z only.
+        ascii_only = exp.EQ(
+            this=exp.Anonymous(this="strlen", expressions=[cell.copy()]),
+            expression=exp.Length(this=cell.copy()),
+        )
+        native = (exp.Lower if action == "LOWER" else exp.Upper)(this=cell.copy())
+        return exp.case().when(ascii_only, native).else_(translated)
 
     return [x.like(build(x.cells.shape, lambda index: change(x.cells[index])), dtype=STRING)]
 
