@@ -86,7 +86,8 @@ def towns(
         " COALESCE(a, 'none') AS a_or_none,"
         " CASE WHEN LOWER(city) = 'paris' THEN 1.0 WHEN city IS NULL THEN -1.0 ELSE 0.0 END"
         " AS is_paris,"
-        " IF(a <> 'x', LOWER(b), 'X') AS picked, x, y)"
+        " IF(a <> 'x', LOWER(b), 'X') AS picked,"
+        " ML.LABEL_ENCODER(LOWER(city), 100, 0) OVER () AS city_code, x, y)"
         " OPTIONS (model_type = 'linear_reg', input_label_cols = ['y'])"
         " AS SELECT city, a, b, x, y FROM towns"
     )
@@ -142,7 +143,7 @@ def test_lower_trains_and_predicts_as_scikit_learn(towns: sqlml.Connection, scor
 def test_string_expressions_match_python(towns: sqlml.Connection) -> None:
     got = _fetch(
         towns,
-        "SELECT ab, piped, loud, a_or_none, is_paris, picked, id"
+        "SELECT ab, piped, loud, a_or_none, is_paris, picked, city_code, id"
         " FROM ML.TRANSFORM(MODEL towns_text, TABLE towns) ORDER BY id",
     )
     a, b, city = list(ROWS["a"]), list(ROWS["b"]), list(ROWS["city"])
@@ -160,6 +161,9 @@ def test_string_expressions_match_python(towns: sqlml.Connection) -> None:
     assert got["is_paris"] == paris
     picked = [_lower(y) if x is not None and x != "x" else "X" for x, y in zip(a, b, strict=True)]
     assert got["picked"] == picked
+    lowered = [_lower(c) for c in city]
+    vocabulary = sorted({c for c in lowered if c is not None})
+    assert got["city_code"] == [0 if c is None else vocabulary.index(c) + 1 for c in lowered]
 
 
 def test_compiled_and_runtime_scoring_agree(towns: sqlml.Connection) -> None:
