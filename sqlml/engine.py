@@ -513,7 +513,8 @@ class Session:
                 predict = Predict(call.model, given, threshold)
                 return self.predict_subquery(version, predict, schema)
 
-            scored = functions.Scored(schema.names, subquery)
+            rows = _subquery(_parse_query(given.sql, self.engine.dialect), "__sqlml_input")
+            scored = functions.Scored(schema.names, subquery, rows, schema)
         return entry.render(version, call.settings, scored, self.engine.dialect)
 
     def _probe(self, call: Predict | OverRows) -> str:

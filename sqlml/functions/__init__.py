@@ -39,6 +39,8 @@ from sqlglot import exp
 from sqlml import errors
 
 if TYPE_CHECKING:  # the store imports the grammar, which imports this registry
+    import pyarrow as pa
+
     from sqlml.grammar.statements import Inspect, MLCall, ModelRef, Query
     from sqlml.store import ModelVersion
 
@@ -90,6 +92,10 @@ class Scored:
 
     names: Sequence[str]
     subquery: Callable[[float | None], exp.Expr]
+    # the input rows themselves, as a subquery aliased __sqlml_input, and their columns' types
+    # (ML.TRANSFORM reads the rows, not ML.PREDICT's)
+    source: exp.Expr | None = None
+    schema: pa.Schema | None = None
 
 
 # an OVER_ROWS function rendered into the engine's SQL: (version, settings, the scored rows or
@@ -194,6 +200,7 @@ _BUILT_INS = (
     "feature_importance",
     "confusion_matrix",
     "roc_curve",
+    "transform",
 )
 for _module in _BUILT_INS:
     importlib.import_module(f"sqlml.functions.{_module}")

@@ -43,6 +43,26 @@ _FUNCTIONS = ("ABS", "SQRT", "EXP", "LN", "LOG", "LOG10", "POW", "FLOOR", "CEIL"
 _SUPPORTED = "+ - * / ^, " + ", ".join(
     (*_FUNCTIONS, "SIGN", "GREATEST", "LEAST", "CAST", "CASE", "IF", "COALESCE")
 )
+_SUPPORTED += ", LOWER, UPPER, CONCAT, ||"
+# string functions ONNX cannot compute as both engines do (sqlml.ml.strings): refused with why
+_STRING_REFUSED = (
+    exp.Trim,
+    exp.Substring,
+    exp.Length,
+    exp.Replace,
+    exp.Left,
+    exp.Right,
+    exp.Pad,
+    exp.RegexpReplace,
+    exp.RegexpLike,
+    exp.Like,
+    exp.ILike,
+    exp.StrPosition,
+    exp.Initcap,
+    exp.Reverse,
+    exp.Repeat,
+    exp.Split,
+)
 _ANALYTIC = {
     "STANDARD_SCALER": "standard_scaler",
     "MIN_MAX_SCALER": "min_max_scaler",
@@ -98,7 +118,13 @@ def _item(node: exp.Expr) -> TransformItem:
             position=nodes.start_of(node),
         )
     if call is None:
-        return TransformItem(alias, "expression", to_expr(body), source=source)
+        expression = to_expr(body)
+        if isinstance(expression, Lit) and isinstance(expression.value, str):
+            raise errors.FeatureNotSupported(
+                "a string constant is not a feature: a TRANSFORM item reads columns",
+                position=nodes.start_of(node),
+            )
+        return TransformItem(alias, "expression", expression, source=source)
     function, expression, args, inputs = _ml_item(call, body)
     return TransformItem(alias, function, expression, args, source, inputs)
 
@@ -407,7 +433,7 @@ def _column(node: exp.Expr) -> Expr:
 
 def _literal(node: exp.Expr) -> Expr:
     if isinstance(node, exp.Literal) and node.is_string:
-        raise _unsupported(node, "string literals")
+        return Lit(str(node.this))
     value = to_value(node, "a TRANSFORM literal")
     if isinstance(value, tuple):
         raise _unsupported(node, "arrays")
@@ -501,6 +527,31 @@ def _if(node: exp.Expr) -> Expr:
     return Call("case", (to_expr(node.this), to_expr(node.args["true"]), value))
 
 
+def _case_change(node: exp.Expr) -> Expr:
+    return Call("lower" if isinstance(node, exp.Lower) else "upper", (to_expr(node.this),))
+
+
+def _concat(node: exp.Expr) -> Expr:
+    """CONCAT skips NULL arguments in DuckDB and PostgreSQL (sqlglot's ``coalesce``), not in
+    BigQuery, where it is NULL as ``||`` is."""
+    args = tuple(to_expr(e) for e in node.expressions)
+    return Call("concat" if node.args.get("coalesce") else "dpipe", args)
+
+
+def _dpipe(node: exp.Expr) -> Expr:
+    return Call("dpipe", (to_expr(node.this), to_expr(node.expression)))
+
+
+def _string_refused(node: exp.Expr) -> Expr:
+    name = node.sql_name() if isinstance(node, exp.Func) else node.key.upper()
+    raise errors.FeatureNotSupported(
+        f"{name} is not supported in TRANSFORM: no ONNX operator computes it as DuckDB and"
+        " PostgreSQL do (the string functions supported are LOWER, UPPER, CONCAT and ||);"
+        " compute it in the training query instead",
+        position=nodes.start_of(node),
+    )
+
+
 def _coalesce(node: exp.Expr) -> Expr:
     return Call("coalesce", (to_expr(node.this), *(to_expr(e) for e in node.expressions)))
 
@@ -521,6 +572,10 @@ _CONVERTERS: tuple[tuple[tuple[type[exp.Expr], ...], Callable[[exp.Expr], Expr]]
     ((exp.Case,), _case),
     ((exp.If,), _if),
     ((exp.Coalesce,), _coalesce),
+    ((exp.Lower, exp.Upper), _case_change),
+    ((exp.Concat,), _concat),
+    ((exp.DPipe,), _dpipe),
+    (_STRING_REFUSED, _string_refused),
 )
 
 

@@ -20,6 +20,7 @@ the two ends, so a disagreement is caught before a model is stored.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,13 +30,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sqlml import errors
-from sqlml.ml import conditions
+from sqlml.ml import conditions, strings
 from sqlml.ml.spec import BinOp, Call, Col, Expr, Lit, Neg, TransformItem
 
 if TYPE_CHECKING:  # onnx (0.8 s to import) only where a graph is built or read
     from sqlml.ml.graph import GraphBuilder
 
-NULL_CATEGORY = "\u2400"  # what a NULL string or boolean becomes at the graph's input
+NULL_CATEGORY = strings.NULL  # what a NULL string or boolean becomes at the graph's input
 ONE_HOT, LABEL = "one_hot", "label"  # how categorical columns are encoded
 
 Array = np.ndarray[Any, Any]
@@ -158,7 +159,7 @@ def _eval_numpy(expr: Expr, data: dict[str, Array]) -> Array:
     call = _normal_call(expr)
     if call.name in ("case", "coalesce"):
         combine = conditions.case_numpy if call.name == "case" else conditions.coalesce_numpy
-        return combine(call.args, lambda e: _eval_numpy(e, data))
+        return combine(call.args, lambda e: _eval_numpy(e, data), lambda e: _text_numpy(e, data))
     if call.name in conditions.CONDITIONS:
         raise conditions.not_a_number()
     args = [_eval_numpy(a, data) for a in call.args]
@@ -186,7 +187,9 @@ def eval_onnx(expr: Expr, g: GraphBuilder, tensors: dict[str, str]) -> str:
     call = _normal_call(expr)
     if call.name in ("case", "coalesce"):
         combine = conditions.case_onnx if call.name == "case" else conditions.coalesce_onnx
-        return combine(call.args, g, lambda e: eval_onnx(e, g, tensors))
+        return combine(
+            call.args, g, lambda e: eval_onnx(e, g, tensors), lambda e: text_onnx(e, g, tensors)
+        )
     args = [eval_onnx(a, g, tensors) for a in call.args]
     if call.name in _ONNX_BINARY:
         return g.op(_ONNX_BINARY[call.name], args[0], args[1])
@@ -198,6 +201,29 @@ def eval_onnx(expr: Expr, g: GraphBuilder, tensors: dict[str, str]) -> str:
     if call.name == "cast_double":
         return args[0]
     return g.op(_ONNX_UNARY[call.name], args[0])
+
+
+def text_numpy(expr: Expr, data: dict[str, Array]) -> Array:
+    """A string expression's values (sqlml.ml.strings), its conditions read with both
+    evaluators."""
+    with np.errstate(all="ignore"):
+        return _text_numpy(expr, data)
+
+
+def _text_numpy(expr: Expr, data: dict[str, Array]) -> Array:
+    def true(condition: Expr) -> Array:
+        number = lambda e: _eval_numpy(e, data)  # noqa: E731
+        return conditions.truth_numpy(condition, number, lambda e: _text_numpy(e, data))[0]
+
+    return strings.eval_numpy(expr, data, true)
+
+
+def text_onnx(expr: Expr, g: GraphBuilder, tensors: dict[str, str]) -> str:
+    def true(condition: Expr) -> str:
+        number = lambda e: eval_onnx(e, g, tensors)  # noqa: E731
+        return conditions.truth_onnx(condition, g, number, lambda e: text_onnx(e, g, tensors))[0]
+
+    return strings.eval_onnx(expr, g, tensors, true)
 
 
 def _onnx_fold(name: str, args: list[str], g: GraphBuilder) -> str:
@@ -425,6 +451,8 @@ class Preprocessor:
         tensors = {c.name: g.input(c.name, c.elem_type) for c in self.inputs}
         if self.transform:
             tensors = {step.alias: step.onnx(g, tensors) for step in self.transform}
+            for step in self.transform:
+                _mark(g, step, tensors[step.alias])
         parts = [enc.onnx(g, tensors[enc.name], fold) for enc in self.auto]
         parts += [tensors[name] for name in self.finals]
         parts = [p for p in parts if p]
@@ -449,6 +477,25 @@ class Preprocessor:
         for step in self.transform:
             rows += step.infos() if step.final else []
         return rows
+
+
+# ML.TRANSFORM reads each TRANSFORM output from the stored graph by this name (sqlml.functions.
+# transform): an Identity node per step, outside the scoring path, its doc_string the step's
+# function, input kind and width as JSON.
+TRANSFORM_OUTPUT = "sqlml_transform."
+
+
+def _mark(g: GraphBuilder, step: Step, tensor: str) -> None:
+    if not tensor:  # (a one-hot encoding without categories has no tensor)
+        return
+    doc: dict[str, Any] = {
+        "alias": step.alias,
+        "function": step.function,
+        "input_kind": step.input_kind,
+    }
+    if "names" in step.params:  # ML.POLYNOMIAL_EXPAND's STRUCT fields
+        doc["fields"] = list(step.params["names"])
+    g.mark(tensor, TRANSFORM_OUTPUT + step.alias, json.dumps({**doc, "width": step.width}))
 
 
 def _put(out: Array, at: int, block: Array) -> int:
@@ -498,9 +545,10 @@ class Step:
             return feature_steps.FIELD_ONNX[self.function](self, g, tensors)
         if self.input_kind == "numeric":
             x = eval_onnx(self.expression, g, tensors)
-        else:
-            assert isinstance(self.expression, Col)
+        elif isinstance(self.expression, Col):
             x = tensors[self.expression.name]
+        else:  # a string expression (LOWER, CONCAT, ...)
+            x = text_onnx(self.expression, g, tensors)
         return _STEP_ONNX[self.function](self, g, x)
 
     def _input_numpy(self, arrays: dict[str, Array]) -> Array:
@@ -508,8 +556,9 @@ class Step:
             return np.broadcast_to(
                 eval_numpy(self.expression, arrays), (len(next(iter(arrays.values()))),)
             ).astype(np.float64)
-        assert isinstance(self.expression, Col)
-        return arrays[self.expression.name]
+        if isinstance(self.expression, Col):
+            return arrays[self.expression.name]
+        return text_numpy(self.expression, arrays)
 
     def info(self) -> dict[str, Any]:
         return {"column": self.alias, "encoding": self.function, **_jsonable(self.params)}
@@ -622,7 +671,11 @@ def fit_step(item: TransformItem, raw: dict[str, Array], kinds: dict[str, str]) 
         feature_steps.FIELD_FITTERS[item.function](step, item, raw, kinds)
         return step
     input_kind = _item_input_kind(item, kinds)
-    step = Step(item.alias, item.function, item.expression, "numeric", input_kind=input_kind)
+    expression = item.expression
+    if not isinstance(expression, Col):  # string columns marked, types checked (42804)
+        expression = strings.typed(expression, kinds)
+        input_kind = "categorical" if strings.is_string(expression) else "numeric"
+    step = Step(item.alias, item.function, expression, "numeric", input_kind=input_kind)
     x = step._input_numpy(raw)
     _FITTERS[item.function](step, item, x)
     return step
@@ -637,12 +690,7 @@ def _item_input_kind(item: TransformItem, kinds: dict[str, str]) -> str:
             )
     if isinstance(item.expression, Col):
         return "numeric" if kinds[item.expression.name] == "numeric" else "categorical"
-    for name in columns_of(item.expression):
-        if kinds[name] != "numeric":
-            raise errors.DatatypeMismatch(
-                f'TRANSFORM expression for "{item.alias}" uses non-numeric column "{name}"'
-            )
-    return "numeric"
+    return "numeric"  # an expression's kind is its type's (fit_step, strings.typed)
 
 
 def _need_numeric(step: Step) -> None:

@@ -64,6 +64,11 @@ class GraphBuilder:
     def to_double(self, tensor: str) -> str:
         return self.op("Cast", tensor, to=DOUBLE)
 
+    def mark(self, tensor: str, name: str, doc: str) -> None:
+        """An Identity naming an intermediate tensor ``name`` (not a graph output: nothing
+        scores it), described by ``doc``; ML.TRANSFORM compiles a sub-graph up to it."""
+        self.nodes.append(helper.make_node("Identity", [tensor], [name], doc_string=doc))
+
 
 def finish(
     builder: GraphBuilder, outputs: dict[str, str], types: dict[str, tuple[int, list[Any]]]
@@ -73,13 +78,23 @@ def finish(
         builder.nodes.append(helper.make_node("Identity", [tensor], [name]))
     infos = [helper.make_tensor_value_info(n, *types[n]) for n in outputs]
     graph = helper.make_graph(builder.nodes, "sqlml", builder.inputs, infos, builder.initializers)
-    opsets = {"": OPSET, **_preprocessing_opsets(builder)}
+    opsets = {"": _main_opset(builder), **_preprocessing_opsets(builder)}
     return helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
         ir_version=IR_VERSION,
         producer_name="sqlml",
     )
+
+
+# StringConcat (TRANSFORM's CONCAT and ||) is in the main domain from opset 20 on; the graphs
+# that use it import opset 20, the others keep OPSET.
+STRING_CONCAT_OPSET = 20
+
+
+def _main_opset(builder: GraphBuilder) -> int:
+    uses_concat = any(n.op_type == "StringConcat" for n in builder.nodes)
+    return max(OPSET, STRING_CONCAT_OPSET) if uses_concat else OPSET
 
 
 def _preprocessing_opsets(builder: GraphBuilder) -> dict[str, int]:
@@ -127,7 +142,7 @@ def splice(
     )
     opsets = {**_preprocessing_opsets(builder)}
     opsets.update({op.domain: op.version for op in estimator.opset_import})
-    opsets[""] = max(opsets.get("", OPSET), OPSET)
+    opsets[""] = max(opsets.get("", OPSET), _main_opset(builder))
     model = helper.make_model(
         merged,
         opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],

@@ -48,7 +48,11 @@ class Call:
     and 'cast_double' for CAST(x AS DOUBLE/FLOAT/DECIMAL...) of a numeric;
     'case' (args: condition 1, value 1, ..., else; NULL where no ELSE) for CASE and IF,
     'coalesce'; and the conditions, only where 'case' takes one: gt, ge, lt, le, eq, ne
-    (comparisons of numbers), and, or, not, is_null.
+    (comparisons of numbers; eq and ne also of strings), and, or, not, is_null.
+    Strings (sqlml.ml.strings): a Lit with a str value, 'lower', 'upper' (ASCII letters),
+    'concat' (NULL arguments skipped, as DuckDB's and PostgreSQL's CONCAT), 'dpipe' (``||``,
+    and CONCAT in a dialect where it is NULL when an argument is); at fit time each string
+    column is marked 'text' (one argument, its Col).
 
     The parser maps SQL onto these with the statement dialect's meaning (DuckDB and PostgreSQL
     agree): LOG(x) -> log10(x), LOG(b, x) -> log(x, b), LN(x) -> ln(x), x ^ y and POW(x, y) ->

@@ -896,5 +896,6 @@ def _columns(name: str, env: Mapping[str, Value]) -> list[Expr]:
     return [cell.copy() for cell in value.cells.ravel()]
 
 
-# registering the built-in op handlers (to_sql_trees: TreeEnsemble)
-from sqlml.ml import to_sql_ops, to_sql_trees  # noqa: E402, F401
+# registering the built-in op handlers (to_sql_trees: TreeEnsemble; to_sql_strings: TRANSFORM's
+# string functions)
+from sqlml.ml import to_sql_ops, to_sql_strings, to_sql_trees  # noqa: E402, F401

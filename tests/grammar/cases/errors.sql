@@ -85,8 +85,12 @@ CREATE MODEL m TRANSFORM (my_udf(x) AS y) OPTIONS (model_type = 'linear_reg') AS
 CREATE MODEL m TRANSFORM (x % 7 AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
 -- expected: error 0A000
 
--- case: transform_case_on_strings
-CREATE MODEL m TRANSFORM (CASE WHEN s = 'a' THEN 1 ELSE 0 END AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- case: transform_string_function_onnx_cannot_compute
+CREATE MODEL m TRANSFORM (TRIM(s) AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- expected: error 0A000
+
+-- case: transform_substr
+CREATE MODEL m TRANSFORM (SUBSTR(s, 1, 2) AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
 -- expected: error 0A000
 
 -- case: transform_string_literal

@@ -808,3 +808,91 @@ CREATE MODEL m TRANSFORM (CASE x WHEN 1 THEN 2 END AS a, IF(x IS NOT NULL AND y 
   ],
   "transform_sql": "CASE x WHEN 1 THEN 2 END AS a, IF(x IS NOT NULL AND y <> 0, x / y, 0) AS b, COALESCE(x, y, 0) AS c, label"
 }
+
+-- case: string_functions
+CREATE MODEL m
+  TRANSFORM (
+    ML.ONE_HOT_ENCODER(LOWER(city)) OVER () AS city,
+    CONCAT(a, '_', UPPER(b)) AS ab,
+    a || b AS piped,
+    CASE WHEN s = 'a' THEN 1 ELSE 0 END AS is_a,
+    label
+  )
+  OPTIONS (model_type = 'linear_reg', input_label_cols = ['label'])
+AS SELECT * FROM t
+-- expected:
+{
+  "type": "CreateModel",
+  "model": {"type": "ModelRef", "schema": null, "name": "m"},
+  "options": {"model_type": "linear_reg", "input_label_cols": ["label"]},
+  "query": {"type": "Query", "sql": "SELECT * FROM t"},
+  "replace": false,
+  "if_not_exists": false,
+  "transform": [
+    {
+      "type": "TransformItem",
+      "alias": "city",
+      "function": "one_hot_encoder",
+      "expression": {"type": "Call", "name": "lower", "args": [{"type": "Col", "name": "city"}]},
+      "args": [],
+      "source": "ML.ONE_HOT_ENCODER(LOWER(city)) OVER () AS city"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "ab",
+      "function": "expression",
+      "expression": {
+        "type": "Call",
+        "name": "concat",
+        "args": [
+          {"type": "Col", "name": "a"},
+          {"type": "Lit", "value": "_"},
+          {"type": "Call", "name": "upper", "args": [{"type": "Col", "name": "b"}]}
+        ]
+      },
+      "args": [],
+      "source": "CONCAT(a, '_', UPPER(b)) AS ab"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "piped",
+      "function": "expression",
+      "expression": {
+        "type": "Call",
+        "name": "dpipe",
+        "args": [{"type": "Col", "name": "a"}, {"type": "Col", "name": "b"}]
+      },
+      "args": [],
+      "source": "a || b AS piped"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "is_a",
+      "function": "expression",
+      "expression": {
+        "type": "Call",
+        "name": "case",
+        "args": [
+          {
+            "type": "Call",
+            "name": "eq",
+            "args": [{"type": "Col", "name": "s"}, {"type": "Lit", "value": "a"}]
+          },
+          {"type": "Lit", "value": 1},
+          {"type": "Lit", "value": 0}
+        ]
+      },
+      "args": [],
+      "source": "CASE WHEN s = 'a' THEN 1 ELSE 0 END AS is_a"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "label",
+      "function": "column",
+      "expression": {"type": "Col", "name": "label"},
+      "args": [],
+      "source": "label"
+    }
+  ],
+  "transform_sql": "ML.ONE_HOT_ENCODER(LOWER(city)) OVER () AS city,\n    CONCAT(a, '_', UPPER(b)) AS ab,\n    a || b AS piped,\n    CASE WHEN s = 'a' THEN 1 ELSE 0 END AS is_a,\n    label"
+}
