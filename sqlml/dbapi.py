@@ -12,7 +12,7 @@ frames. Every error is a ``sqlml.Error`` subclass with ``.sqlstate``.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -174,6 +174,23 @@ def _tuples(table: pa.Table) -> list[tuple[Any, ...]]:
     return list(zip(*columns, strict=True)) if columns else []
 
 
+def _plain(parameters: Params) -> Params:
+    """NumPy scalars (what a pandas or numpy program has at hand) as their Python values:
+    DuckDB refuses np.float32, and psycopg2 adapts np.float64 by its repr, which NumPy 2 writes
+    ``np.float64(0.5)`` (the server then looked for a schema ``np``)."""
+    if parameters is None or isinstance(parameters, str | bytes):
+        return parameters  # (not a sequence of parameters: refused where it always was)
+    if isinstance(parameters, Mapping):
+        return {k: _item(v) for k, v in parameters.items()}
+    return [_item(v) for v in parameters]
+
+
+def _item(value: Any) -> Any:
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
 class Connection:
     # PEP 249 optional extension: the exception classes as attributes of the connection.
     Error = errors.Error
@@ -241,7 +258,7 @@ class Connection:
         if not self.autocommit and not self.session.engine.in_transaction():
             self.session.engine.begin()
         last = Result(None)
-        for result in self.session.execute_script(operation, parameters):
+        for result in self.session.execute_script(operation, _plain(parameters)):
             last = result
         return last
 

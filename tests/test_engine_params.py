@@ -251,3 +251,21 @@ def test_ml_sql_keeps_the_markers_for_the_caller(con: sqlml.Connection) -> None:
         assert table is not None
         assert table.equals(con.execute(PREDICT.format("$1"), [i]).fetch_arrow_table())
     assert con.session.ml_sql(PREDICT.format("$1")) == rendered  # kept
+
+
+def test_numpy_scalars_are_parameters_by_their_value(database: str) -> None:
+    """NumPy scalars (what a pandas or numpy program has at hand) bind as their Python values
+    on both engines; psycopg2 alone sent np.float64(0.5) as the text ``np.float64(0.5)``."""
+    con = sqlml.connect(database, autocommit=True)
+    try:
+        values = [np.float64(0.5), np.float32(0.25), np.int64(-7), np.int16(3), np.bool_(True)]
+        row = con.execute(
+            "SELECT CAST(? AS DOUBLE PRECISION), CAST(? AS DOUBLE PRECISION), CAST(? AS BIGINT),"
+            " CAST(? AS INTEGER), CAST(? AS BOOLEAN)",
+            values,
+        ).fetchone()
+        assert row == (0.5, 0.25, -7, 3, True)
+        (nan,) = con.execute("SELECT CAST(? AS DOUBLE PRECISION)", [np.float64("nan")]).fetchone()
+        assert math.isnan(nan)
+    finally:
+        con.close()
