@@ -513,7 +513,7 @@ class Session:
                 predict = Predict(call.model, given, threshold)
                 return self.predict_subquery(version, predict, schema)
 
-            scored = functions.Scored(schema.names, subquery)
+            scored = functions.Scored(schema.names, subquery, given.sql, schema)
         return entry.render(version, call.settings, scored, self.engine.dialect)
 
     def _probe(self, call: Predict | OverRows) -> str:

@@ -39,6 +39,8 @@ from sqlglot import exp
 from sqlml import errors
 
 if TYPE_CHECKING:  # the store imports the grammar, which imports this registry
+    import pyarrow as pa
+
     from sqlml.grammar.statements import Inspect, MLCall, ModelRef, Query
     from sqlml.store import ModelVersion
 
@@ -86,10 +88,13 @@ class CallArgs:
 class Scored:
     """What a rendered OVER_ROWS function gets: the input's column names and ML.PREDICT's
     subquery over the rows at a threshold (the input's columns plus the predicted ones), built
-    when asked."""
+    when asked; and the input query itself (its SQL in the engine's dialect) for a function
+    that reads other outputs of the graph than ML.PREDICT's (functions/graph_outputs.py)."""
 
     names: Sequence[str]
     subquery: Callable[[float | None], exp.Expr]
+    query: str = ""
+    schema: pa.Schema | None = None  # the input's columns with their types
 
 
 # an OVER_ROWS function rendered into the engine's SQL: (version, settings, the scored rows or
@@ -194,6 +199,8 @@ _BUILT_INS = (
     "feature_importance",
     "confusion_matrix",
     "roc_curve",
+    "detect_anomalies",
+    "reconstruction_loss",
 )
 for _module in _BUILT_INS:
     importlib.import_module(f"sqlml.functions.{_module}")
