@@ -432,3 +432,32 @@ def test_through_the_gateway(database: str, con: sqlml.Connection) -> None:
 
 def _plain(value: Any) -> Any:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def test_the_sqlml_serve_command(database: str, con: sqlml.Connection) -> None:
+    """The real ``sqlml serve -d <database>`` (DuckDB, or the PostgreSQL proxy) with psycopg 3:
+    ML.DETECT_ANOMALIES' rows and types as a wire client reads them."""
+    from conftest import client_module, sqlml_serve
+
+    from sqlml.wire.upstream import Target
+
+    psycopg = client_module("psycopg")
+    postgres = database.startswith("postgresql://")
+    dbname = Target.parse(database).dbname if postgres else "shop"
+    expected = rows(con, QUERIES[0])[1]
+    con.close()
+    with (
+        sqlml_serve("-d", database) as port,
+        psycopg.connect(
+            host="127.0.0.1", port=port, dbname=dbname, user="conformance", autocommit=True
+        ) as client,
+    ):
+        cursor = client.execute(QUERIES[0])
+        assert [c.name for c in cursor.description][:3] == [
+            "is_anomaly", "normalized_distance", "centroid_id"
+        ]  # fmt: skip
+        assert [c.type_code for c in cursor.description][:3] == [16, 701, 20]  # bool float8 int8
+        got = cursor.fetchall()
+    assert [r[0] for r in got] == [r[0] for r in expected]
+    assert [r[2] for r in got] == [r[2] for r in expected]
+    np.testing.assert_allclose([r[1] for r in got], [r[1] for r in expected], rtol=1e-12)
