@@ -156,6 +156,39 @@ def compiled_stages(
     return _cached((version.sha256, "stages", qualifier, dialect), lift)
 
 
+def graph_stages(
+    version: ModelVersion, names: tuple[str, ...], qualifier: str, dialect: str
+) -> tuple[list[cse.Stage], dict[str, list[exp.Expr]]]:
+    """Graph outputs other than the raw outputs (an autoencoder's reconstruction, the
+    preprocessed features) compiled to SQL, their common subexpressions lifted into stages as
+    in :func:`compiled_stages`: ``(stages, {output: its column expressions})``. A graph that
+    SQL cannot express is 0A000 (these functions have no runtime path yet)."""
+
+    def lift() -> tuple[list[cse.Stage], dict[str, list[exp.Expr]]]:
+        import onnx
+
+        from sqlml.ml.to_sql import NotCompilable, compile_onnx
+
+        inputs = {c.name: input_expression(c, qualifier, runtime=False) for c in version.inputs}
+        model = _only(onnx.load_from_string(version.onnx), names)
+        try:
+            outputs = compile_onnx(model, inputs, dialect=dialect)
+        except NotCompilable as e:
+            raise errors.FeatureNotSupported(
+                f"model {version.ref} cannot be compiled to SQL, which this function needs"
+            ) from e
+        flat = [e for name in names for e in outputs[name]]
+        column = lambda name: exp.column(name, table=qualifier, quoted=True)  # noqa: E731
+        stages, rewritten = cse.hoist_stages(flat, column, f"{HIDDEN}g")
+        split, at = {}, 0
+        for name in names:
+            split[name] = rewritten[at : at + len(outputs[name])]
+            at += len(outputs[name])
+        return stages, split
+
+    return _cached((version.sha256, "graph", names, qualifier, dialect), lift)
+
+
 def runtime_call(version: ModelVersion, qualifier: str | None) -> exp.Expr:
     args = [input_expression(c, qualifier, runtime=True) for c in version.inputs]
     return exp.Anonymous(this=UDF, expressions=[exp.Literal.string(version.sha256), *args])

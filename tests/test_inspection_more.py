@@ -223,20 +223,25 @@ ROC_COLUMNS = [
 
 
 def test_roc_curve_equals_scikit_learns(con: Any) -> None:
+    """Without GENERATE_ARRAY the thresholds are the percentiles of the positive class's
+    probability, as BigQuery documents (it was every distinct probability before: the exact
+    curve); each row is scikit-learn's exact curve at that threshold."""
     from sklearn.metrics import roc_curve
 
     con.execute(BINARY)
     names, found = rows(con, "SELECT * FROM ML.ROC_CURVE(MODEL shop.churn, TABLE shop.customers)")
     assert names == ROC_COLUMNS
     truth, p = _scores(con)
+    ordered = np.sort(p)
+    ranks = {max(1, -(-k * len(p) // 100)) for k in range(101)}  # nearest-rank percentiles
+    cuts = sorted({float(ordered[r - 1]) for r in ranks}, reverse=True)
+    np.testing.assert_allclose([float(r["threshold"]) for r in found], cuts, rtol=1e-12)
     fpr, tpr, thresholds = roc_curve(truth, p, drop_intermediate=False)
-    # scikit-learn's first point is the threshold +inf (nothing positive)
-    assert len(found) == len(thresholds) - 1
-    np.testing.assert_allclose([float(r["threshold"]) for r in found], thresholds[1:], rtol=1e-12)
-    np.testing.assert_allclose([float(r["recall"]) for r in found], tpr[1:], rtol=1e-12)
-    np.testing.assert_allclose(
-        [float(r["false_positive_rate"]) for r in found], fpr[1:], rtol=1e-12
-    )
+    at = {float(t): (f, r) for f, r, t in zip(fpr, tpr, thresholds, strict=True)}
+    for row in found:
+        f, r = at[float(row["threshold"])]
+        assert math.isclose(float(row["recall"]), r, rel_tol=1e-12)
+        assert math.isclose(float(row["false_positive_rate"]), f, rel_tol=1e-12)
     positives, negatives = int(truth.sum()), int((~truth).sum())
     for row in found:
         assert int(row["true_positives"]) + int(row["false_negatives"]) == positives
@@ -274,9 +279,10 @@ def test_bad_input_to_the_rows_functions(con: Any) -> None:
     assert fails(con, f"SELECT * FROM ML.CONFUSION_MATRIX(MODEL shop.lin, {t})") == "0A000"
     assert fails(con, f"SELECT * FROM ML.ROC_CURVE(MODEL shop.lin, {t})") == "0A000"
     assert fails(con, f"SELECT * FROM ML.ROC_CURVE(MODEL shop.seg, {t})") == "0A000"
-    # without rows: the store keeps no evaluation rows
-    assert fails(con, "SELECT * FROM ML.CONFUSION_MATRIX(MODEL shop.churn)") == "0A000"
-    assert fails(con, "SELECT * FROM ML.ROC_CURVE(MODEL shop.churn)") == "0A000"
+    # without rows: a multiclass model keeps no evaluation rows (a binary one does:
+    # test_anomalies.py)
+    assert fails(con, "SELECT * FROM ML.CONFUSION_MATRIX(MODEL shop.seg)") == "0A000"
+    assert fails(con, "SELECT * FROM ML.ROC_CURVE(MODEL shop.seg)") == "0A000"
     # STRUCT fields: unknown, of the wrong type, out of range, pending
     cm = f"SELECT * FROM ML.CONFUSION_MATRIX(MODEL shop.churn, {t}, STRUCT("
     assert fails(con, cm + "0.5 AS treshold))") == "22023"

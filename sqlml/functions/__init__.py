@@ -88,7 +88,8 @@ class CallArgs:
 class Scored:
     """What a rendered OVER_ROWS function gets: the input's column names and ML.PREDICT's
     subquery over the rows at a threshold (the input's columns plus the predicted ones), built
-    when asked."""
+    when asked; and the input query itself (its SQL in the engine's dialect) for a function
+    that reads other outputs of the graph than ML.PREDICT's (functions/graph_outputs.py)."""
 
     names: Sequence[str]
     subquery: Callable[[float | None], exp.Expr]
@@ -201,6 +202,8 @@ _BUILT_INS = (
     "confusion_matrix",
     "roc_curve",
     "transform",
+    "detect_anomalies",
+    "reconstruction_loss",
 )
 for _module in _BUILT_INS:
     importlib.import_module(f"sqlml.functions.{_module}")

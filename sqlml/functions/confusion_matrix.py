@@ -1,5 +1,6 @@
-"""ML.CONFUSION_MATRIX(MODEL m, {(query) | TABLE t} [, STRUCT(0.5 AS threshold)]): a
-classifier's confusion matrix on the given rows, computed in the engine's SQL around ML.PREDICT.
+"""ML.CONFUSION_MATRIX(MODEL m [, {(query) | TABLE t}] [, STRUCT(0.5 AS threshold)]): a
+classifier's confusion matrix on the given rows, computed in the engine's SQL around ML.PREDICT;
+without rows, a binary classifier's on the evaluation rows kept at training (classification.py).
 
 Columns (BigQuery's): expected_label (the label column's values as the rows give them, one row
 per distinct non-NULL value, in ascending order), then one INT64 column per class the model
@@ -25,6 +26,7 @@ from sqlml.functions.classification import (
     classes,
     column,
     count_when,
+    kept_matrix,
     literal,
     rows_of,
 )
@@ -57,6 +59,9 @@ def _render(
     version: ModelVersion, settings: Mapping[str, Any], scored: Scored | None, dialect: str
 ) -> exp.Expr:
     label, label_type, known = classes(version, NAME)
+    if scored is None:
+        names = [EXPECTED, *column_names(known)]
+        return kept_matrix(version, NAME, names, settings.get("threshold"), dialect)
     rows = rows_of(scored, NAME, label)
     source = aliased(rows.subquery(settings.get("threshold")), ROWS)
     expected = column(label)

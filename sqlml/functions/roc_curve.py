@@ -1,16 +1,18 @@
-"""ML.ROC_CURVE(MODEL m, {(query) | TABLE t} [, GENERATE_ARRAY(start, end, step)]): a binary
-classifier's ROC curve on the given rows, computed in the engine's SQL around ML.PREDICT.
+"""ML.ROC_CURVE(MODEL m [, {(query) | TABLE t}] [, GENERATE_ARRAY(start, end, step)]): a binary
+classifier's ROC curve on the given rows, computed in the engine's SQL around ML.PREDICT, or
+without rows on the evaluation rows kept at training (classification.py).
 
 Columns (BigQuery's): threshold FLOAT64, recall FLOAT64 (true positives / positives),
 false_positive_rate FLOAT64 (false positives / negatives), true_positives, false_positives,
 true_negatives, false_negatives INT64; one row per threshold, the highest first. At a threshold
 a row counts as predicted positive when the positive class's probability is at or above it
 (scikit-learn's roc_curve). The thresholds are GENERATE_ARRAY's values when given (BigQuery's
-argument; at most 10,000); without it, every distinct probability of the positive class on the
-rows (the exact curve, as scikit-learn's roc_curve with drop_intermediate=False gives it, where
-BigQuery picks about a hundred quantiles). Rows whose label is NULL are left out; a rate whose
-denominator is 0 is NULL. A multiclass model is 0A000 (BigQuery's ROC curve is binary).
-BigQuery's trial_id is pending.
+argument; at most 10,000); without it, as BigQuery documents, the percentiles of the positive
+class's probability over the rows: for k = 0, 1, ..., 100 the probability of rank
+max(1, ceil(k n / 100)) among the n rows in ascending order (the nearest-rank percentile,
+computed in integers), each distinct value once, so at most 101 rows. Rows whose label is NULL
+are left out; a rate whose denominator is 0 is NULL. A multiclass model is 0A000 (BigQuery's
+ROC curve is binary). BigQuery's trial_id is pending.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sqlml.functions.classification import (
     classes,
     column,
     count_when,
+    kept_curve,
     literal,
     rows_of,
 )
@@ -79,6 +82,9 @@ def _render(
         raise errors.FeatureNotSupported(
             f"ML.{NAME} is for binary classifiers; model {version.ref} has {len(known)} classes"
         )
+    given = settings.get(THRESHOLDS)
+    if scored is None:
+        return kept_curve(version, NAME, given, dialect)
     rows = rows_of(scored, NAME, label)
     source = aliased(rows.subquery(None), ROWS)
     probs = column(f"predicted_{label}_probs")
@@ -102,8 +108,7 @@ def _render(
         .from_(aliased(per_row, "r"))
         .group_by(column("p", "r"))
     )
-    given = settings.get(THRESHOLDS)
-    counts = _at_each(grouped) if given is None else _at_given(grouped, given)
+    counts = _percentiles(_at_each(grouped)) if given is None else _at_given(grouped, given)
     return _curve(counts).subquery()
 
 
@@ -139,7 +144,28 @@ def _at_each(grouped: exp.Select) -> exp.Select:
         exp.alias_(running("neg"), "fp", quoted=True),
         exp.alias_(total("pos"), "pos", quoted=True),
         exp.alias_(total("neg"), "neg", quoted=True),
+        exp.alias_(exp.Add(this=g("pos"), expression=g("neg")), "cnt", quoted=True),
     ).from_(aliased(grouped, "g"))
+
+
+def _percentiles(counts: exp.Select) -> exp.Select:
+    """Of the distinct probabilities, the percentiles (module docstring). With the rows in
+    ascending order, the probability p holds ranks prev + 1 .. cum (prev: the rows below it);
+    it is the k-th percentile when max(1, ceil(k n / 100)) is among them, which for some
+    k in 0..100 is so when prev = 0 or floor(100 cum / n) > 100 prev / n (integers only)."""
+    c = _in("c")
+    n = exp.paren(exp.Add(this=c("pos"), expression=c("neg")))
+    prev = exp.paren(_minus(n.copy(), exp.paren(exp.Add(this=c("tp"), expression=c("fp")))))
+    cum = exp.paren(exp.Add(this=prev.copy(), expression=c("cnt")))
+    hundred = exp.Literal.number(100)
+    floor = exp.IntDiv(this=exp.Mul(this=hundred.copy(), expression=cum), expression=n.copy())
+    above = exp.GT(
+        this=exp.Mul(this=exp.paren(floor), expression=n.copy()),
+        expression=exp.Mul(this=hundred.copy(), expression=prev.copy()),
+    )
+    first = exp.EQ(this=prev.copy(), expression=exp.Literal.number(0))
+    star = exp.Column(this=exp.Star(), table=exp.to_identifier("c", quoted=True))
+    return exp.select(star).from_(aliased(counts, "c")).where(exp.or_(first, above))
 
 
 def _at_given(grouped: exp.Select, values: tuple[float, ...]) -> exp.Select:

@@ -85,6 +85,9 @@ class ModelType:
     # its own ONNX converter (None: sqlml's or skl2onnx's): the estimator's graph, with a single
     # input of the preprocessed features, and its output names -> the kind's canonical names
     to_onnx: Callable[[Any], tuple[Any, dict[str, str]]] | None = None
+    # what training records beside the fit, from the fitted estimator and the preprocessed
+    # training rows (k-means: what ML.DETECT_ANOMALIES needs, anomaly.py); None: nothing
+    record: Callable[[Any, Array], dict[str, Any]] | None = None
 
     @property
     def supervised(self) -> bool:
@@ -323,6 +326,12 @@ def _always(opts: dict[str, Any]) -> bool:
     return True
 
 
+def _kmeans_record(estimator: Any, x: Array) -> dict[str, Any]:
+    from sqlml.ml.anomaly import kmeans_record
+
+    return kmeans_record(estimator, x)
+
+
 def _kmeans_standardize(opts: dict[str, Any]) -> bool:
     return bool(opts["standardize_features"])
 
@@ -377,5 +386,6 @@ register(
         _kmeans,
         _kmeans_standardize,
         PENDING_COMMON,
+        record=_kmeans_record,
     )
 )

@@ -173,6 +173,8 @@ def _fit(
             info = _fit_estimator(estimator, x_train, _y(data, train_rows), opts, data)
         finally:
             unwatch(estimator)
+    if model_type.record is not None:
+        info.update(model_type.record(estimator, x_train))
     clock.lap("fit_seconds")
     checkpoint()
     say(f"fitted in {data.timings['fit_seconds']:.2f}s; converting to ONNX")

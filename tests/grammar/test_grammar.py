@@ -157,8 +157,8 @@ def test_non_literal_option_names_the_option() -> None:
 
 def test_unknown_ml_function_is_named() -> None:
     with pytest.raises(errors.FeatureNotSupported) as caught:
-        grammar.parse("SELECT * FROM ML.DETECT_ANOMALIES(MODEL m)")
-    assert "ML.DETECT_ANOMALIES" in caught.value.message
+        grammar.parse("SELECT * FROM ML.FORECAST(MODEL m)")
+    assert "ML.FORECAST" in caught.value.message
     assert caught.value.position == 15
 
 

@@ -266,12 +266,24 @@ SELECT ML.SCORE(MODEL m) OVER () FROM t
 -- expected: error 42601 at 8
 
 -- case: unknown_ml_table_function
-SELECT * FROM ML.DETECT_ANOMALIES(MODEL m)
+SELECT * FROM ML.FORECAST(MODEL m)
 -- expected: error 0A000
 
--- case: unknown_ml_function_reconstruction_loss
+-- case: detect_anomalies_needs_rows
+SELECT * FROM ML.DETECT_ANOMALIES(MODEL m, STRUCT(0.1 AS contamination))
+-- expected: error 42601 at 15
+
+-- case: detect_anomalies_contamination_out_of_range
+SELECT * FROM ML.DETECT_ANOMALIES(MODEL m, STRUCT(0.6 AS contamination), TABLE t)
+-- expected: error 22023
+
+-- case: detect_anomalies_struct_field_typo
+SELECT * FROM ML.DETECT_ANOMALIES(MODEL m, STRUCT(0.1 AS contamnation), TABLE t)
+-- expected: error 22023
+
+-- case: reconstruction_loss_needs_rows
 SELECT * FROM ML.RECONSTRUCTION_LOSS(MODEL shop.churn)
--- expected: error 0A000
+-- expected: error 42601 at 15
 
 -- case: weights_struct_field_typo
 SELECT * FROM ML.WEIGHTS(MODEL m, STRUCT(TRUE AS standardise))
