@@ -175,6 +175,12 @@ class Session:
             raise errors.FeatureNotSupported(
                 f"parameters are not supported in {_kind(statement)} statements"
             )
+        if (
+            self.server is not None
+            and isinstance(statement, CreateModel)
+            and statement.query is None
+        ):
+            return byom.import_in_server(self, self.server, statement, sql)  # the client's file
         if self.server is not None and isinstance(statement, CreateModel | DropModel):
             return self.server.run_in_server(sql)
         return self.run(statement)
