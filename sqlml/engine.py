@@ -567,6 +567,10 @@ class Session:
         raw_refs: list[exp.Expr]
         if mode == "view" and views.predicts_by_function(version):
             return views.predict_view(self.engine, version, source, schema.names, call.threshold)
+        if mode == "view" and views.predicts_by_raw(version, self.engine.dialect):
+            return views.predict_raw_view(
+                self.engine, version, source, schema.names, call.threshold
+            )
         if mode == "view":
             hidden = [f"{scoring.HIDDEN}v"]
             hidden_values = [views.serving_value(self.engine, version, alias)]

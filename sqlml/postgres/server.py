@@ -420,11 +420,11 @@ def publish(plpy: Any, version: ModelVersion) -> None:
     function = function_name(plpy, version.schema, version.name)
     _create(plpy, version, function, _return_type(version), body)
     predict = predict_function_name(plpy, version.schema, version.name)
-    if views.predicts_by_function(version):
+    if views.pg_has_predict_function(version):
         # SETOF (one row): PostgreSQL inlines a set-returning SQL function called in FROM, so
         # the view's LATERAL call plans the body as a subquery (expressions set up once, not
         # per row as for a scalar function with a FROM clause: 15x slower)
-        returns = f"sqlml.{views.pg_predict_element(version)}[]"
+        returns = views.pg_predict_returns(version)
         _create(plpy, version, predict, returns, views.pg_predict_body(version), setof=True)
     else:
         _drop_named(plpy, predict)  # a regressor's view calls the scoring function
@@ -537,7 +537,7 @@ def upgrade_scoring_functions(plpy: Any) -> int:
         ref = ModelRef(*pair)
         try:
             version = session(plpy).store.load(ref)
-            if scores and not views.predicts_by_function(version):
+            if scores and not views.pg_has_predict_function(version):
                 continue  # a regressor has no prediction function
             publish(plpy, version)
         except errors.Error as e:
