@@ -94,3 +94,31 @@ def test_a_view_of_an_imported_classifier(
     direct = _onnxruntime(path)
     assert [r[3] for r in rows] == list(direct["label"])
     np.testing.assert_allclose([r[4] for r in rows], direct["probabilities"], atol=1e-6)
+
+
+def test_an_upgrade_gives_older_pca_models_their_prediction_function(pg_database: str) -> None:
+    """Installs before this one made no prediction function for pca models: the upgrade's
+    sqlml.upgrade_scoring_functions() adds it, and a view can use it."""
+    import psycopg2
+
+    with sqlml.connect(pg_database, autocommit=True) as shop:
+        shop.execute(
+            "CREATE MODEL shop.p OPTIONS (model_type = 'pca', num_principal_components = 2)"
+            f" AS SELECT {FEATURES} FROM shop.customers"
+        )
+    con = psycopg2.connect(pg_database)
+    con.autocommit = True
+    with con, con.cursor() as cur:
+        name = "sqlml.predict_function_name('shop', 'p')"
+        cur.execute(f"SELECT p.oid::regprocedure FROM pg_proc p WHERE p.proname = {name}")
+        (signature,) = cur.fetchone()
+        cur.execute(f"DROP FUNCTION {signature}")  # as an older install left it
+        cur.execute("SELECT sqlml.upgrade_scoring_functions()")
+        assert cur.fetchone() == (1,)
+        cur.execute(f"SELECT count(*) FROM pg_proc p WHERE p.proname = {name}")
+        assert cur.fetchone() == (1,)
+    con.close()
+    with sqlml.connect(pg_database, autocommit=True) as shop:
+        predict = "SELECT * FROM ML.PREDICT(MODEL shop.p, TABLE shop.new_customers)"
+        shop.execute(f"CREATE VIEW shop.v AS {predict}")
+        _same(shop, "shop.v", predict)
