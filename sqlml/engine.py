@@ -175,6 +175,12 @@ class Session:
             raise errors.FeatureNotSupported(
                 f"parameters are not supported in {_kind(statement)} statements"
             )
+        if (
+            self.server is not None
+            and isinstance(statement, CreateModel)
+            and statement.query is None
+        ):
+            return byom.import_in_server(self, self.server, statement, sql)  # the client's file
         if self.server is not None and isinstance(statement, CreateModel | DropModel):
             return self.server.run_in_server(sql)
         return self.run(statement)
@@ -562,6 +568,10 @@ class Session:
         raw_refs: list[exp.Expr]
         if mode == "view" and views.predicts_by_function(version):
             return views.predict_view(self.engine, version, source, schema.names, call.threshold)
+        if mode == "view" and views.predicts_by_raw(version, self.engine.dialect):
+            return views.predict_raw_view(
+                self.engine, version, source, schema.names, call.threshold
+            )
         if mode == "view":
             hidden = [f"{scoring.HIDDEN}v"]
             hidden_values = [views.serving_value(self.engine, version, alias)]

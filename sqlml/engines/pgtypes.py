@@ -48,6 +48,16 @@ ARROW: dict[int, pa.DataType] = {
     TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
 }
 
+# Arrays of numbers (an imported model's ARRAY outputs) as Arrow lists, for the client engine's
+# results; elsewhere they stay unlisted (text).
+NUMBER_ARRAYS: dict[int, pa.DataType] = {
+    1005: pa.list_(pa.int16()),
+    1007: pa.list_(pa.int32()),
+    1016: pa.list_(pa.int64()),
+    1021: pa.list_(pa.float32()),
+    1022: pa.list_(pa.float64()),
+}
+
 # The composite types (in schema sqlml) of ML.PREDICT's ARRAY<STRUCT<...>> columns on PostgreSQL:
 # created by ``sqlml install``, read back by the client engine as lists of dicts (like DuckDB's
 # lists of structs). The label field is widened to one type per family.

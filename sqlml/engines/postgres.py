@@ -21,7 +21,14 @@ import pyarrow as pa
 
 from sqlml import engines, errors
 from sqlml.engines.base import Result, rows
-from sqlml.engines.pgtypes import COMPOSITES, JSON, JSONB, arrow_type, composite_arrow
+from sqlml.engines.pgtypes import (
+    COMPOSITES,
+    JSON,
+    JSONB,
+    NUMBER_ARRAYS,
+    arrow_type,
+    composite_arrow,
+)
 from sqlml.engines.placeholders import to_format
 from sqlml.ml.checkpoints import never
 
@@ -54,6 +61,11 @@ class _AsDict(psycopg2.extras.CompositeCaster):
         return dict(zip(self.attnames, values, strict=True))
 
 
+def result_type(oid: int, nested: dict[int, pa.DataType]) -> pa.DataType:
+    """A result column's Arrow type: sqlml's composites, arrays of numbers, then the scalars."""
+    return nested.get(oid) or NUMBER_ARRAYS.get(oid) or arrow_type(oid)
+
+
 def _to_arrow(
     description: Any, rows: list[tuple[Any, ...]], nested: dict[int, pa.DataType]
 ) -> pa.Table:
@@ -66,8 +78,8 @@ def _to_arrow(
         if column.type_code in (JSON, JSONB):
             columns[name] = pa.array(values)  # parsed JSON: lists and objects as Arrow nests
             continue
-        wanted = nested.get(column.type_code) or arrow_type(column.type_code)
-        if column.type_code in nested:
+        wanted = result_type(column.type_code, nested)
+        if column.type_code in nested or column.type_code in NUMBER_ARRAYS:
             columns[name] = pa.array(values, type=wanted)
             continue
         if pa.types.is_floating(wanted):
@@ -181,9 +193,7 @@ class PostgresEngine:
 
     def _schema(self, description: Any) -> pa.Schema:
         columns = description or ()
-        return pa.schema(
-            [(c.name, self.nested.get(c.type_code) or arrow_type(c.type_code)) for c in columns]
-        )
+        return pa.schema([(c.name, result_type(c.type_code, self.nested)) for c in columns])
 
     def in_transaction(self) -> bool:
         return self._in_transaction
@@ -203,6 +213,13 @@ class PostgresEngine:
         """A CREATE MODEL or DROP MODEL statement, run by the extension inside the server."""
         table = self.query_arrow("SELECT sqlml.execute(?) AS tag", [statement])
         return Result(None, 0, str(table.column(0)[0].as_py()))
+
+    def import_in_server(self, statement: str, graph: bytes) -> Result:
+        """An ONNX import: the graph's bytes as a bytea parameter of ``sqlml.import_model``
+        (psycopg2 sends them as an escaped bytea value, never as SQL the server parses as
+        statements), checked and stored by the server as this connection's role."""
+        self.query_arrow("SELECT sqlml.import_model(?, ?) AS version", [statement, graph])
+        return Result(None, 0, "CREATE MODEL")
 
     def evaluate_in_server(
         self, model: str, query: str | None, threshold: float | None

@@ -420,6 +420,7 @@ class Preprocessor:
     transform: list[Step] = field(default_factory=list)
     auto: list[Encoder] = field(default_factory=list)
     finals: list[str] = field(default_factory=list)  # TRANSFORM outputs used as they are
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # ML.FEATURE_INFO's, by name
 
     def matrix(self, raw: dict[str, Array]) -> Array:
         """The feature matrix, Fortran-ordered: each block is written into its own columns."""
@@ -476,6 +477,9 @@ class Preprocessor:
         rows = [enc.info() for enc in self.auto]
         for step in self.transform:
             rows += step.infos() if step.final else []
+        for row in rows:  # (a STRUCT output's several rows have no statistics of their own)
+            if row["column"] in self.stats:
+                row["stats"] = self.stats[row["column"]]
         return rows
 
 
@@ -835,6 +839,7 @@ def fit(
         pre.transform = [fit_step(item, raw, kinds) for item in transform]
     stage = pre._stage_numpy(raw)
     for name, kind in stage.kinds.items():
+        pre.stats[name] = column_stats(stage.arrays[name], kind)
         if kind == "final":
             pre.finals.append(name)
         elif kind == "numeric":
@@ -844,6 +849,33 @@ def fit(
                 fit_categorical(name, stage.arrays[name], _is_bucket(pre, name), encoding)
             )
     return pre
+
+
+def column_stats(x: Array, kind: str) -> dict[str, Any]:
+    """ML.FEATURE_INFO's statistics of one feature over the rows preprocessing is fitted on (all
+    input rows, as BigQuery computes them): ``null_count`` for every feature; for a numeric one
+    also min, max, mean and median of its non-NULL values and ``stddev``, the population
+    standard deviation with NULLs counted at the mean (the spread standardization uses, so one
+    definition whether or not the model standardizes). A feature that is not one column (a
+    STRUCT or ARRAY output of TRANSFORM) has none."""
+    if x.ndim != 1:
+        return {}
+    if kind == "categorical" or x.dtype == object:
+        nulls = np.isnan(x.astype(np.float64)) if x.dtype != object else x == NULL_CATEGORY
+        return {"null_count": int(np.count_nonzero(nulls))}
+    values = x.astype(np.float64, copy=False)
+    missing = np.isnan(values)
+    finite = values[~missing]
+    stats: dict[str, Any] = {"null_count": int(np.count_nonzero(missing))}
+    if finite.size:
+        stats.update(
+            min=float(finite.min()),
+            max=float(finite.max()),
+            mean=float(finite.mean()),
+            median=float(np.median(finite)),
+            stddev=float(finite.std() * np.sqrt(finite.size / values.size)),
+        )
+    return stats
 
 
 def _is_bucket(pre: Preprocessor, name: str) -> bool:

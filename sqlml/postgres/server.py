@@ -278,16 +278,51 @@ def _run(plpy: Any, statement: CreateModel | DropModel) -> Result:
     result = current.run(statement)
     schema, name = current.store.resolve(statement.model)
     if isinstance(statement, CreateModel):
-        version = current.store.load(statement.model)
-
-        def published() -> None:  # the function lives in schema sqlml: the owner's rights
-            publish(plpy, version)
-            privileges.apply_grants(plpy, schema, name)
-
-        privileges.as_owner(plpy, published)
+        _publish_serving(plpy, current, statement.model)
     elif result.rowcount:
         privileges.as_owner(plpy, lambda: unpublish(plpy, (schema, name)))
     return result
+
+
+def _publish_serving(plpy: Any, current: Session, ref: ModelRef) -> None:
+    """The serving version's functions, and EXECUTE on them for its USAGE holders."""
+    schema, name = current.store.resolve(ref)
+    version = current.store.load(ref)
+
+    def published() -> None:  # the function lives in schema sqlml: the owner's rights
+        publish(plpy, version)
+        privileges.apply_grants(plpy, schema, name)
+
+    privileges.as_owner(plpy, published)
+
+
+def import_model(plpy: Any, statement: str, graph: bytes | None) -> int | None:
+    """sqlml.import_model: ``CREATE [OR REPLACE] MODEL m [INPUT (...)] [OUTPUT (...)] OPTIONS
+    (model_type = 'onnx' [, model_path = ...])`` with the graph's bytes as an argument, read by
+    the client (sqlml.connect, the gateway) and never from this server's files (model_path, if
+    given, is recorded only). The graph is checked (ml/imported.py) and stored like a trained
+    version in the caller's transaction, with the rights of the caller's role: CREATE on the
+    schema for a new model, MANAGE to replace one (as CREATE MODEL). Returns the version now
+    serving (NULL: IF NOT EXISTS found the model)."""
+    from sqlml import byom, grammar
+
+    parsed = grammar.parse(statement, "postgres")
+    if not isinstance(parsed, CreateModel) or parsed.query is not None:
+        raise errors.FeatureNotSupported(
+            "sqlml.import_model runs CREATE MODEL ... OPTIONS (model_type = 'onnx') only",
+            hint="train with sqlml.execute or sqlml.create_model",
+        )
+    if graph is None:
+        raise errors.InvalidParameterValue(
+            "sqlml.import_model: graph is NULL (the ONNX file's bytes)"
+        )
+    current = session(plpy)
+    privileges.check_create(plpy, current.store, parsed.model)  # the lock, then 42501
+    with current.store.writing(parsed.model):
+        version = byom.create_model(current, parsed, graph=bytes(graph))
+    if version is not None:
+        _publish_serving(plpy, current, parsed.model)
+    return version
 
 
 def create_model(
@@ -421,11 +456,11 @@ def publish(plpy: Any, version: ModelVersion) -> None:
     function = function_name(plpy, version.schema, version.name)
     _create(plpy, version, function, _return_type(version), body)
     predict = predict_function_name(plpy, version.schema, version.name)
-    if views.predicts_by_function(version):
+    if views.pg_has_predict_function(version):
         # SETOF (one row): PostgreSQL inlines a set-returning SQL function called in FROM, so
         # the view's LATERAL call plans the body as a subquery (expressions set up once, not
         # per row as for a scalar function with a FROM clause: 15x slower)
-        returns = f"sqlml.{views.pg_predict_element(version)}[]"
+        returns = views.pg_predict_returns(version)
         _create(plpy, version, predict, returns, views.pg_predict_body(version), setof=True)
     else:
         _drop_named(plpy, predict)  # a regressor's view calls the scoring function
@@ -538,7 +573,7 @@ def upgrade_scoring_functions(plpy: Any) -> int:
         ref = ModelRef(*pair)
         try:
             version = session(plpy).store.load(ref)
-            if scores and not views.predicts_by_function(version):
+            if scores and not views.pg_has_predict_function(version):
                 continue  # a regressor has no prediction function
             publish(plpy, version)
         except errors.Error as e:
