@@ -5,7 +5,8 @@ Columns (BigQuery's): input STRING, min FLOAT64, max FLOAT64, mean FLOAT64, medi
 stddev FLOAT64, category_count INT64, null_count INT64, dimension INT64. sqlml's training records
 the mean (numeric features), the standard deviation (standardized numeric features) and the
 categories (one-hot features); min, max, median and null_count are not recorded and are NULL, as
-dimension is for every non-ARRAY feature. category_count counts the categories seen, NULL aside.
+dimension is for every non-ARRAY feature (a TIMESTAMP's Unix time records its median, which
+replaced NULL). category_count counts the categories seen, NULL aside.
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ def _columns(version: ModelVersion, settings: Mapping[str, Any]) -> list[Column]
 
 def _rows(version: ModelVersion, settings: Mapping[str, Any]) -> list[Row]:
     rows: list[Row] = []
-    for feature in layout.features(version):
+    for feature, info in zip(layout.features(version), version.feature_info, strict=True):
         count = None
         if feature.categories is not None:
             count = sum(1 for c in feature.categories if c is not None)
+        median = info.get("median")  # a TIMESTAMP's Unix time: NULL became the median
         rows.append(
-            (feature.name, None, None, feature.mean, None, feature.stddev, count, None, None)
+            (feature.name, None, None, feature.mean, median, feature.stddev, count, None, None)
         )
     return rows
 

@@ -85,6 +85,8 @@ class ModelType:
     # its own ONNX converter (None: sqlml's or skl2onnx's): the estimator's graph, with a single
     # input of the preprocessed features, and its output names -> the kind's canonical names
     to_onnx: Callable[[Any], tuple[Any, dict[str, str]]] | None = None
+    # TIMESTAMP columns expand into BigQuery's components (sqlml.ml.temporal): linear models only
+    expand_timestamps: bool = False
 
     @property
     def supervised(self) -> bool:
@@ -357,6 +359,7 @@ register(
         _linear_reg,
         _always,
         PENDING_LINEAR,
+        expand_timestamps=True,
     )
 )
 register(
@@ -367,6 +370,7 @@ register(
         _logistic_reg,
         _always,
         PENDING_LINEAR,
+        expand_timestamps=True,
     )
 )
 register(
