@@ -38,11 +38,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlglot import exp
 
 from sqlml.ml.features import NULL_CATEGORY, Array, NumericAuto, OneHot
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # sqlglot only where SQL is built: features.py (training) imports this module
+    from sqlglot import exp
+
     from sqlml.ml.graph import GraphBuilder
 
 DATE, DATETIME, TIME, TIMESTAMP = "date", "datetime", "time", "timestamp"
@@ -91,6 +92,8 @@ def _canonical_text(column: pa.ChunkedArray | pa.Array, kind: str) -> Any:
 def input_sql(kind: str, ref: exp.Expr) -> exp.Expr:
     """The graph's input for a column in SQL (any dialect): the canonical text, NULL as
     :data:`NULL_CATEGORY`; a TIMESTAMP's epoch seconds as DOUBLE, NULL as NULL."""
+    from sqlglot import exp
+
     if kind == TIMESTAMP:
         epoch = exp.Extract(this=exp.var("epoch"), expression=ref)
         return exp.cast(epoch, exp.DataType.build("DOUBLE"))
@@ -260,6 +263,8 @@ def _is_component(name: str) -> bool:
 
 def components_sql(column: str, ref: exp.Expr) -> dict[str, exp.Expr]:
     """Each component of a TIMESTAMP column as SQL (DuckDB and PostgreSQL alike), in UTC."""
+    from sqlglot import exp
+
     utc = exp.AtTimeZone(this=ref, zone=exp.Literal.string("UTC"))
 
     def extract(unit: str) -> exp.Expr:
@@ -282,6 +287,8 @@ def components_sql(column: str, ref: exp.Expr) -> dict[str, exp.Expr]:
 
 
 def _n(value: int) -> exp.Expr:
+    from sqlglot import exp
+
     return exp.cast(exp.Literal.number(value), exp.DataType.build("DOUBLE"))
 
 
