@@ -358,3 +358,28 @@ def test_evaluate_reads_temporal_columns(engine: tuple[str, sqlml.Connection]) -
     row = con.execute("SELECT mean_absolute_error FROM ML.EVALUATE(MODEL tm.lin, TABLE tm.new)")
     want = np.abs(predicted - np.array([r["y"] for r in NEW])).mean()
     np.testing.assert_allclose(row.fetchall()[0][0], want, rtol=1e-9)
+
+
+def test_every_front_door(con: Any) -> None:
+    """sqlml.connect and a psycopg 3 client through the gateway, on both engines: a model over
+    a DATE and a TIMESTAMP scores compiled and with onnxruntime alike, and the input columns
+    come back with their types."""
+    rows = TRAIN[:60]
+    con.execute("CREATE SCHEMA tm")
+    _load(con, "small", rows)
+    con.execute(
+        "CREATE MODEL tm.small_lin OPTIONS (model_type = 'linear_reg', input_label_cols = ['y'],"
+        " data_split_method = 'NO_SPLIT') AS SELECT d, ts, y FROM tm.small"
+    )
+    results = [
+        con.execute(
+            f"SELECT id, d, ts, predicted_y FROM ML.PREDICT(MODEL tm.small_lin, TABLE tm.small,"
+            f" STRUCT('{scoring}' AS scoring)) ORDER BY id"
+        ).fetchall()
+        for scoring in ("compiled", "runtime")
+    ]
+    assert [r[1] for r in results[0]] == [r["d"] for r in rows]
+    assert [r[2] for r in results[0]] == [r["ts"] for r in rows]
+    np.testing.assert_allclose(
+        [r[3] for r in results[0]], [r[3] for r in results[1]], rtol=1e-9, atol=1e-9
+    )
