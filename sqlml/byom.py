@@ -48,7 +48,15 @@ if TYPE_CHECKING:
 
 GRAPH_FILE = "model.onnx"
 SCHEMA_FILE = "schema.json"
-_TYPES = {"numeric": "FLOAT64", "string": "STRING", "bool": "BOOL"}
+_TYPES = {
+    "numeric": "FLOAT64",
+    "string": "STRING",
+    "bool": "BOOL",
+    "date": "DATE",
+    "datetime": "DATETIME",
+    "time": "TIME",
+    "timestamp": "TIMESTAMP",
+}
 
 
 def local_path(value: object, option: str) -> Path:

@@ -26,7 +26,7 @@ from sqlglot import exp
 
 from sqlml import cse, errors
 from sqlml.grammar.statements import Predict
-from sqlml.ml import kinds
+from sqlml.ml import kinds, temporal
 from sqlml.ml.features import NULL_CATEGORY, InputColumn, kind_of
 from sqlml.ml.predict_sql import (  # noqa: F401  -- also scoring's names for views and the server
     PG_CENTROID_DISTANCE,
@@ -43,6 +43,8 @@ MODES = ("auto", "compiled", "runtime")
 def input_expression(column: InputColumn, qualifier: str | None, runtime: bool) -> exp.Expr:
     """A feature as the graph takes it: DOUBLE (NULL = missing), or a string never NULL."""
     ref = exp.column(column.name, table=qualifier, quoted=True)
+    if column.kind in temporal.KINDS:  # canonical text, or epoch seconds
+        return temporal.input_sql(column.kind, ref)
     if column.kind == "numeric":
         return exp.cast(ref, exp.DataType.build("DOUBLE"))
     if column.kind == "bool":
@@ -110,7 +112,13 @@ def compiled_outputs(version: ModelVersion, qualifier: str | None, dialect: str)
         from sqlml.ml.to_sql import compile_onnx
 
         inputs = {c.name: input_expression(c, qualifier, runtime=False) for c in version.inputs}
-        model = _only(onnx.load_from_string(version.onnx), raw_outputs(version))
+        model = onnx.load_from_string(version.onnx)
+        for column in version.inputs:
+            if column.kind == temporal.TIMESTAMP:  # components from the engine's EXTRACT
+                ref = exp.column(column.name, table=qualifier, quoted=True)
+                inputs.update(temporal.components_sql(column.name, ref))
+                model = temporal.promote_components(model)
+        model = _only(model, raw_outputs(version))
         outputs = compile_onnx(model, inputs, dialect=dialect)
         return [e for name in raw_outputs(version) for e in outputs[name]]
 

@@ -54,7 +54,15 @@ from sqlml.store import ModelVersion
 
 SCHEMA = "sqlml"
 # PostgreSQL scoring functions' argument types, by feature kind (postgres/server.py's _KIND_TYPES)
-_PG_TYPES = {"numeric": "DOUBLE PRECISION", "bool": "BOOLEAN", "string": "TEXT"}
+_PG_TYPES = {
+    "numeric": "DOUBLE PRECISION",
+    "bool": "BOOLEAN",
+    "string": "TEXT",
+    "date": "DATE",
+    "datetime": "TIMESTAMP",
+    "time": "TIME",
+    "timestamp": "TIMESTAMPTZ",
+}
 
 
 def creates_view(template: exp.Expr) -> bool:

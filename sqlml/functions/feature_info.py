@@ -41,7 +41,7 @@ def _columns(version: ModelVersion, settings: Mapping[str, Any]) -> list[Column]
 
 def _rows(version: ModelVersion, settings: Mapping[str, Any]) -> list[Row]:
     rows: list[Row] = []
-    for feature in layout.features(version):
+    for feature, info in zip(layout.features(version), version.feature_info, strict=True):
         count = None
         if feature.categories is not None:
             count = sum(1 for c in feature.categories if c is not None)
@@ -54,7 +54,7 @@ def _rows(version: ModelVersion, settings: Mapping[str, Any]) -> list[Row]:
                 stats.get("min"),
                 stats.get("max"),
                 mean,
-                stats.get("median"),
+                stats.get("median", info.get("median")),
                 stddev,
                 count,
                 stats.get("null_count"),

@@ -128,7 +128,12 @@ def _fit(
     # Statistics come from all input rows, as BigQuery ML documents ("as calculated by the
     # feature column in the original input data"); it also spares a copy of the training rows.
     pre = features.fit(
-        inputs, data.raw, transform, model_type.standardize(opts), model_type.encoding(opts)
+        inputs,
+        data.raw,
+        transform,
+        model_type.standardize(opts),
+        model_type.encoding(opts),
+        model_type.expand_timestamps,
     )
     if pre.width() == 0:
         raise errors.UnusableTrainingData("no usable feature columns")

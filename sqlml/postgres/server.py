@@ -24,7 +24,7 @@ from sqlglot import exp
 
 from sqlml import errors, scoring, views
 from sqlml.engine import Session, _parse_query, zero_rows
-from sqlml.engines import placeholders
+from sqlml.engines import pgtypes, placeholders
 from sqlml.engines.base import Result
 from sqlml.engines.pgtypes import (
     FIXED_SQL,
@@ -150,7 +150,9 @@ class PlpyEngine:
         except self.plpy.SPIError as e:
             raise errors.from_sqlstate(getattr(e, "sqlstate", None), str(e).strip()) from e
         arrays = {
-            name: pa.chunked_array(parts[i], type=arrow_type(oid) if not parts[i] else None)
+            name: pgtypes.restore(
+                oid, pa.chunked_array(parts[i], type=arrow_type(oid) if not parts[i] else None)
+            )
             for i, (name, oid) in enumerate(columns)
         }
         return pa.table(arrays)
@@ -192,6 +194,18 @@ class PlpyEngine:
         pass
 
 
+def _temporal_feed(oid: int, ref: exp.Expr) -> exp.Expr:
+    """A DATE as its days since 1970-01-01, a TIME / TIMESTAMP / TIMESTAMPTZ as its
+    microseconds (since midnight, or the Unix epoch): pgtypes.TEMPORAL."""
+    if oid == pgtypes.DATE:
+        epoch = exp.cast(exp.Literal.string("1970-01-01"), exp.DataType.build("DATE"))
+        days = exp.Sub(this=ref, expression=epoch)
+        return exp.cast(exp.paren(days), exp.DataType.build("INT"))
+    seconds = exp.Extract(this=exp.var("epoch"), expression=ref)
+    micros = exp.Mul(this=seconds, expression=exp.Literal.number(1000000))
+    return exp.cast(exp.paren(micros), exp.DataType.build("BIGINT"))
+
+
 def chunk_query(query: exp.Expr, columns: list[tuple[str, int]], rows: int) -> exp.Select:
     """One row per ``rows`` input rows (chunks in no particular order: sorting them spilled to
     disk and doubled the read), every column as arrays that decode without a Python loop per
@@ -205,7 +219,9 @@ def chunk_query(query: exp.Expr, columns: list[tuple[str, int]], rows: int) -> e
     for i, (name, oid) in enumerate(columns):
         ref: exp.Expr = exp.column(name, table="q", quoted=True)
         cast = feed_cast(oid)
-        if cast is not None:
+        if oid in pgtypes.TEMPORAL:
+            ref = _temporal_feed(oid, ref)
+        elif cast is not None:
             ref = exp.cast(ref, exp.DataType.build(cast, dialect="postgres"))
         # no ORDER BY inside the aggregates: every aggregate of a group sees its rows in the
         # same order, so the columns stay aligned (an ORDER BY per column cost a sort per column)
@@ -407,7 +423,15 @@ def evaluate_json(plpy: Any, model: str, query: str | None, threshold: float | N
 
 # -- scoring: the generated SQL function per model, and the runtime batch scorer ------------------
 
-_KIND_TYPES = {"numeric": "DOUBLE PRECISION", "bool": "BOOLEAN", "string": "TEXT"}
+_KIND_TYPES = {
+    "numeric": "DOUBLE PRECISION",
+    "bool": "BOOLEAN",
+    "string": "TEXT",
+    "date": "DATE",
+    "datetime": "TIMESTAMP",
+    "time": "TIME",
+    "timestamp": "TIMESTAMPTZ",
+}
 
 
 def function_name(plpy: Any, schema: str, name: str) -> str:
