@@ -20,6 +20,7 @@ import psycopg2.extras
 import pyarrow as pa
 
 from sqlml import engines, errors
+from sqlml.engines import pgnested
 from sqlml.engines.base import Result, rows
 from sqlml.engines.pgtypes import COMPOSITES, JSON, JSONB, arrow_type, composite_arrow
 from sqlml.engines.placeholders import to_format
@@ -94,6 +95,8 @@ class PostgresEngine:
         self._in_transaction = False
         self.progress: Callable[[str], None] | None = None
         self.nested: dict[int, pa.DataType] = {}  # array type OID -> Arrow (sqlml's composites)
+        self._types: dict[int, pa.DataType] = {}  # column type OID -> Arrow, for feature checks
+        self._type_names: dict[int, str] = {}  # composite and array OID -> its SQL name
         self._check_installed()
 
     def _check_installed(self) -> None:
@@ -181,9 +184,31 @@ class PostgresEngine:
 
     def _schema(self, description: Any) -> pa.Schema:
         columns = description or ()
-        return pa.schema(
-            [(c.name, self.nested.get(c.type_code) or arrow_type(c.type_code)) for c in columns]
-        )
+        return pa.schema([self._field(c.name, c.type_code) for c in columns])
+
+    def _field(self, name: str, oid: int) -> pa.Field:
+        """A result column as an Arrow field; a composite or array column keeps its SQL type's
+        name (metadata ``pg_type``) so that ML.PREDICT can pass it through as text and back."""
+        arrow = self._type(oid)
+        if oid in self.nested or not (pa.types.is_struct(arrow) or pa.types.is_list(arrow)):
+            return pa.field(name, arrow)
+        if oid not in self._type_names:
+            self._type_names[oid] = pgnested.type_name(oid, self._catalog)
+        return pa.field(name, arrow, metadata={pgnested.PG_TYPE: self._type_names[oid]})
+
+    def _type(self, oid: int) -> pa.DataType:
+        """A column type as Arrow; other composites and arrays from the catalog, once per OID
+        (the STRUCT and ARRAY features' checks: engines/pgnested.py)."""
+        if oid in self.nested:
+            return self.nested[oid]
+        if oid not in self._types:
+            found = pgnested.arrow_of(oid, self._catalog)
+            self._types[oid] = found if found is not None else arrow_type(oid)
+        return self._types[oid]
+
+    def _catalog(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        _, rows, _, _ = self._run(sql, params)
+        return list(rows or [])
 
     def in_transaction(self) -> bool:
         return self._in_transaction

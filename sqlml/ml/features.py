@@ -47,6 +47,9 @@ class InputColumn:
 
     name: str
     kind: str  # 'numeric' | 'string' | 'bool'
+    # where the value comes from when it is not the column ``name`` itself (sqlml.ml.nested):
+    # (column, field) for a STRUCT field, (column, i) for element i (1-based) of an ARRAY
+    path: tuple[str | int, ...] = ()
 
     @property
     def elem_type(self) -> int:
@@ -790,7 +793,8 @@ def fit(
         if kind == "final":
             pre.finals.append(name)
         elif kind == "numeric":
-            pre.auto.append(fit_numeric(name, stage.arrays[name], standardize))
+            scale = standardize and name not in nested.unscaled(inputs, bool(transform))
+            pre.auto.append(fit_numeric(name, stage.arrays[name], scale))
         else:
             pre.auto.append(
                 fit_categorical(name, stage.arrays[name], _is_bucket(pre, name), encoding)
@@ -805,4 +809,4 @@ def _is_bucket(pre: Preprocessor, name: str) -> bool:
 
 # The steps of sqlml.ml.feature_steps register themselves in the tables above, as a third
 # party's would; imported last because that module builds on this one.
-from sqlml.ml import feature_steps  # noqa: E402
+from sqlml.ml import feature_steps, nested  # noqa: E402
