@@ -199,6 +199,8 @@ def test_linear_reg_matches_scikit_learn(nest: tuple[sqlml.Connection, str]) -> 
     runtime = np.array(_predict(con, "lin", "runtime", "predicted_y"), dtype=float)
     np.testing.assert_allclose(compiled, expected, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(runtime, compiled, rtol=1e-9, atol=1e-9)
+    scored = con.execute("SELECT ML.SCORE(MODEL nest.lin, n) FROM nest.new AS n ORDER BY i")
+    np.testing.assert_allclose([r[0] for r in scored.fetchall()], compiled, rtol=1e-9)
 
 
 def test_logistic_reg_matches_scikit_learn(nest: tuple[sqlml.Connection, str]) -> None:
@@ -273,6 +275,8 @@ def test_refusals(nest: tuple[sqlml.Connection, str]) -> None:
     assert _refused(con, f"SELECT {deep} AS d, y FROM nest.train") == "0A000"
     assert _refused(con, f"SELECT {words} AS w, y FROM nest.train") == "0A000"
     assert _refused(con, f"SELECT {ragged} AS r, y FROM nest.train") == "22000"
+    if engine == "postgres":  # an anonymous ROW(...): its fields have no names
+        assert _refused(con, "SELECT ROW(x, 'a') AS r, y FROM nest.train") == "22023"
     with pytest.raises(errors.Error) as raised:
         con.execute(
             "SELECT * FROM ML.PREDICT(MODEL nest.lin, (SELECT x, 'text' AS s, v FROM nest.new))"

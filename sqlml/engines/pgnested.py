@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from sqlml.engines.pgtypes import ARROW
 
+RECORD = 2249  # the pseudo-type of an anonymous ROW(...)
 Query = Callable[[str, list[Any]], list[tuple[Any, ...]]]  # SQL with ? markers -> rows
 
 _TYPE = (
@@ -36,6 +37,8 @@ def arrow_of(oid: int, query: Query, depth: int = 0) -> pa.DataType | None:
     """The Arrow type of a composite (struct) or array (list) OID; None for any other."""
     if oid in ARROW:
         return ARROW[oid]
+    if oid == RECORD:  # ROW(...) without a type: a STRUCT whose fields have no names
+        return pa.struct([])
     rows = query(_TYPE, [oid])
     if not rows:
         return None
@@ -58,6 +61,10 @@ PG_TYPE = b"pg_type"  # Arrow field metadata: the SQL name of a composite or arr
 def type_name(oid: int, query: Query) -> str:
     """The type's name as SQL writes it (``nest.pair``, ``double precision[]``)."""
     return str(query("SELECT CAST(? AS oid)::regtype::text", [oid])[0][0])
+
+
+def is_nested(arrow_type: pa.DataType) -> bool:
+    return bool(pa.types.is_struct(arrow_type) or pa.types.is_list(arrow_type))
 
 
 def fields(arrow_type: pa.DataType) -> list[str]:
@@ -93,6 +100,8 @@ def feeds(name: str, oid: int, arrow_type: pa.DataType) -> list[tuple[str | Any,
     from sqlml.ml.features import kind_of
 
     column = exp.column(name, table="q", quoted=True)
+    if pa.types.is_struct(arrow_type) and arrow_type.num_fields == 0:
+        return [(exp.cast(column, exp.DataType.build("TEXT")), _TEXT[1])]  # (an anonymous ROW)
     if pa.types.is_struct(arrow_type):
         out: list[tuple[str | Any, int]] = []
         for field in fields(arrow_type):
@@ -110,6 +119,8 @@ def feeds(name: str, oid: int, arrow_type: pa.DataType) -> list[tuple[str | Any,
 
 def assemble(arrow_type: pa.DataType, parts: list[pa.ChunkedArray]) -> pa.ChunkedArray:
     """A composite or array column from what :func:`feeds` read."""
+    if pa.types.is_struct(arrow_type) and arrow_type.num_fields == 0:
+        return pa.chunked_array([pa.nulls(len(parts[0]), type=arrow_type)])
     if pa.types.is_struct(arrow_type):
         children = [p.combine_chunks() for p in parts]
         for i, child in enumerate(children):  # a nested field was read as text: keep its type

@@ -95,8 +95,6 @@ class PostgresEngine:
         self._in_transaction = False
         self.progress: Callable[[str], None] | None = None
         self.nested: dict[int, pa.DataType] = {}  # array type OID -> Arrow (sqlml's composites)
-        self._types: dict[int, pa.DataType] = {}  # column type OID -> Arrow, for feature checks
-        self._type_names: dict[int, str] = {}  # composite and array OID -> its SQL name
         self._check_installed()
 
     def _check_installed(self) -> None:
@@ -190,21 +188,28 @@ class PostgresEngine:
         """A result column as an Arrow field; a composite or array column keeps its SQL type's
         name (metadata ``pg_type``) so that ML.PREDICT can pass it through as text and back."""
         arrow = self._type(oid)
-        if oid in self.nested or not (pa.types.is_struct(arrow) or pa.types.is_list(arrow)):
+        if oid in self.nested or oid == pgnested.RECORD or not pgnested.is_nested(arrow):
             return pa.field(name, arrow)
-        if oid not in self._type_names:
-            self._type_names[oid] = pgnested.type_name(oid, self._catalog)
-        return pa.field(name, arrow, metadata={pgnested.PG_TYPE: self._type_names[oid]})
+        names = self._cache("_type_names")  # composite and array OID -> its SQL name
+        if oid not in names:
+            names[oid] = pgnested.type_name(oid, self._catalog)
+        return pa.field(name, arrow, metadata={pgnested.PG_TYPE: names[oid]})
 
     def _type(self, oid: int) -> pa.DataType:
         """A column type as Arrow; other composites and arrays from the catalog, once per OID
         (the STRUCT and ARRAY features' checks: engines/pgnested.py)."""
         if oid in self.nested:
             return self.nested[oid]
-        if oid not in self._types:
+        types = self._cache("_types")  # column type OID -> Arrow, for the feature checks
+        if oid not in types:
             found = pgnested.arrow_of(oid, self._catalog)
-            self._types[oid] = found if found is not None else arrow_type(oid)
-        return self._types[oid]
+            types[oid] = found if found is not None else arrow_type(oid)
+        return types[oid]
+
+    def _cache(self, name: str) -> dict[int, Any]:
+        """A per-connection cache by type OID, made on first use (subclasses, such as the
+        gateway's UpstreamEngine, have their own __init__)."""
+        return self.__dict__.setdefault(name, {})  # type: ignore[no-any-return]
 
     def _catalog(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         _, rows, _, _ = self._run(sql, params)

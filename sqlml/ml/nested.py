@@ -49,6 +49,11 @@ def expand(name: str, column: pa.ChunkedArray) -> list[InputColumn]:
 
 
 def _fields(name: str, struct: pa.StructType) -> list[InputColumn]:
+    if struct.num_fields == 0:
+        raise errors.InvalidParameterValue(
+            f"STRUCT column {name} has no named fields (on PostgreSQL, cast ROW(...) to a"
+            " composite type)"
+        )
     out = []
     for i in range(struct.num_fields):
         field = struct.field(i)
