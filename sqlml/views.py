@@ -89,6 +89,11 @@ def _function(name: str, args: Sequence[exp.Expr]) -> exp.Expr:
 
 
 def _check(version: ModelVersion, dialect: str = "duckdb") -> None:
+    if any(c.path for c in version.inputs):
+        raise errors.FeatureNotSupported(
+            f"model {version.ref} has STRUCT or ARRAY features, which a view over ML.PREDICT or"
+            " ML.SCORE does not support yet: use ML.PREDICT in a query, or CREATE TABLE AS"
+        )
     if not scoring.compilable(version, dialect):
         raise errors.FeatureNotSupported(
             f"model {version.ref} cannot be compiled to SQL, and a view scores with the model's"

@@ -166,3 +166,13 @@ FROM sqlml.models m
 LEFT JOIN pg_catalog.pg_proc p
   ON p.proname = sqlml.scoring_function_name(m.schema_name, m.model_name)
  AND p.pronamespace = 'sqlml'::regnamespace;
+
+-- Raises 22023 from inside an expression: compiled scoring's check that an ARRAY feature has its
+-- training length (sqlml/ml/nested.py). STABLE, not IMMUTABLE: the planner must not fold a call
+-- with a constant message (it would raise while planning, whatever the row).
+CREATE OR REPLACE FUNCTION sqlml.invalid_value(message text) RETURNS double precision
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $sqlml$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = message;
+END
+$sqlml$;

@@ -20,6 +20,7 @@ import psycopg2.extras
 import pyarrow as pa
 
 from sqlml import engines, errors
+from sqlml.engines import pgnested
 from sqlml.engines.base import Result, rows
 from sqlml.engines.pgtypes import (
     COMPOSITES,
@@ -193,7 +194,38 @@ class PostgresEngine:
 
     def _schema(self, description: Any) -> pa.Schema:
         columns = description or ()
-        return pa.schema([(c.name, result_type(c.type_code, self.nested)) for c in columns])
+        return pa.schema([self._field(c.name, c.type_code) for c in columns])
+
+    def _field(self, name: str, oid: int) -> pa.Field:
+        """A result column as an Arrow field; a composite or array column keeps its SQL type's
+        name (metadata ``pg_type``) so that ML.PREDICT can pass it through as text and back."""
+        arrow = self._type(oid)
+        if oid in self.nested or oid == pgnested.RECORD or not pgnested.is_nested(arrow):
+            return pa.field(name, arrow)
+        names = self._cache("_type_names")  # composite and array OID -> its SQL name
+        if oid not in names:
+            names[oid] = pgnested.type_name(oid, self._catalog)
+        return pa.field(name, arrow, metadata={pgnested.PG_TYPE: names[oid]})
+
+    def _type(self, oid: int) -> pa.DataType:
+        """A column type as Arrow; other composites and arrays from the catalog, once per OID
+        (the STRUCT and ARRAY features' checks: engines/pgnested.py)."""
+        if oid in self.nested:
+            return self.nested[oid]
+        types = self._cache("_types")  # column type OID -> Arrow, for the feature checks
+        if oid not in types:
+            found = pgnested.arrow_of(oid, self._catalog)
+            types[oid] = found if found is not None else result_type(oid, self.nested)
+        return types[oid]
+
+    def _cache(self, name: str) -> dict[int, Any]:
+        """A per-connection cache by type OID, made on first use (subclasses, such as the
+        gateway's UpstreamEngine, have their own __init__)."""
+        return self.__dict__.setdefault(name, {})  # type: ignore[no-any-return]
+
+    def _catalog(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        _, rows, _, _ = self._run(sql, params)
+        return list(rows or [])
 
     def in_transaction(self) -> bool:
         return self._in_transaction

@@ -49,6 +49,9 @@ class InputColumn:
 
     name: str
     kind: str  # 'numeric' | 'string' | 'bool' | 'date' | 'datetime' | 'time' | 'timestamp'
+    # where the value comes from when it is not the column ``name`` itself (sqlml.ml.nested):
+    # (column, field) for a STRUCT field, (column, i) for element i (1-based) of an ARRAY
+    path: tuple[str | int, ...] = ()
 
     @property
     def elem_type(self) -> int:
@@ -859,7 +862,8 @@ def fit(
         if kind == "final":
             pre.finals.append(name)
         elif kind == "numeric":
-            pre.auto.append(fit_numeric(name, stage.arrays[name], standardize))
+            scale = standardize and name not in nested.unscaled(inputs, bool(transform))
+            pre.auto.append(fit_numeric(name, stage.arrays[name], scale))
         elif kind == "timestamp":
             pre.auto.append(temporal.fit_unix(name, stage.arrays[name], standardize))
         elif kind == "component":
@@ -905,4 +909,4 @@ def _is_bucket(pre: Preprocessor, name: str) -> bool:
 
 # The steps of sqlml.ml.feature_steps register themselves in the tables above, as a third
 # party's would; imported last because that module builds on this one.
-from sqlml.ml import feature_steps, temporal  # noqa: E402
+from sqlml.ml import feature_steps, nested, temporal  # noqa: E402

@@ -24,7 +24,7 @@ from sqlglot import exp
 
 from sqlml import errors, scoring, views
 from sqlml.engine import Session, _parse_query, zero_rows
-from sqlml.engines import pgtypes, placeholders
+from sqlml.engines import pgnested, pgtypes, placeholders
 from sqlml.engines.base import Result
 from sqlml.engines.pgtypes import (
     FIXED_SQL,
@@ -84,6 +84,7 @@ class PlpyEngine:
 
     def __init__(self, plpy: Any) -> None:
         self.plpy = plpy
+        self._types: dict[int, pa.DataType] = {}
         self._plans: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     def _spi(self, sql: str, params: Sequence[Any] | None) -> Any:
@@ -126,14 +127,31 @@ class PlpyEngine:
         return list(zip(result.colnames(), result.coltypes(), strict=True))
 
     def schema_of(self, sql: str) -> pa.Schema:
-        return pa.schema([(n, arrow_type(o)) for n, o in self.columns_of(sql)])
+        return pa.schema([(n, self._type(o)) for n, o in self.columns_of(sql)])
+
+    def _type(self, oid: int) -> pa.DataType:
+        """A column type as Arrow; composites and arrays from the catalog (engines/pgnested)."""
+        if oid not in self._types:
+            found = pgnested.arrow_of(oid, self._catalog)
+            self._types[oid] = found if found is not None else arrow_type(oid)
+        return self._types[oid]
+
+    def _catalog(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        text, values = placeholders.to_format(sql, params)  # (? markers -> %s, as _spi takes)
+        result = self._spi(text, values)
+        names = result.colnames()
+        return [tuple(row[n] for n in names) for row in result]
 
     def read_chunked(self, sql: str) -> pa.Table:
-        """All rows of a query as Arrow, read inside the backend one chunk of rows at a time."""
+        """All rows of a query as Arrow, read inside the backend one chunk of rows at a time
+        (a composite column field by field, an array column as text: engines/pgnested.py)."""
         columns = self.columns_of(sql)
         train.unique_names([name for name, _ in columns])  # (else 42702 from the chunk query)
-        chunk_sql = chunk_query(_parse_query(sql, "postgres"), columns, CHUNK_ROWS)
-        parts: list[list[pa.Array]] = [[] for _ in columns]
+        types = [self._type(oid) for _, oid in columns]
+        per_column = [pgnested.feeds(n, o, t) for (n, o), t in zip(columns, types, strict=True)]
+        flat = [f for group in per_column for f in group]
+        chunk_sql = chunk_query(_parse_query(sql, "postgres"), flat, CHUNK_ROWS)
+        parts: list[list[pa.Array]] = [[] for _ in flat]
         try:
             cursor = self.plpy.cursor(chunk_sql.sql(dialect="postgres"))
             while True:
@@ -141,7 +159,7 @@ class PlpyEngine:
                 if not batch:
                     break
                 row = batch[0]
-                for i, (_, oid) in enumerate(columns):
+                for i, (_, oid) in enumerate(flat):
                     values, nulls = row[f"c{i}"], row[f"n{i}"]
                     if fed_oid(oid) in TEXT_TYPES:
                         parts[i].append(decode_text(values, nulls, row[f"s{i}"]))
@@ -149,12 +167,17 @@ class PlpyEngine:
                         parts[i].append(decode_without_nulls(values, nulls))
         except self.plpy.SPIError as e:
             raise errors.from_sqlstate(getattr(e, "sqlstate", None), str(e).strip()) from e
-        arrays = {
-            name: pgtypes.restore(
+        read = [
+            pgtypes.restore(
                 oid, pa.chunked_array(parts[i], type=arrow_type(oid) if not parts[i] else None)
             )
-            for i, (name, oid) in enumerate(columns)
-        }
+            for i, (_, oid) in enumerate(flat)
+        ]
+        arrays, at = {}, 0
+        for (name, _), wanted, group in zip(columns, types, per_column, strict=True):
+            mine, at = read[at : at + len(group)], at + len(group)
+            nested = pa.types.is_struct(wanted) or pa.types.is_list(wanted)
+            arrays[name] = pgnested.assemble(wanted, mine) if nested else mine[0]
         return pa.table(arrays)
 
     def in_transaction(self) -> bool:
@@ -206,7 +229,9 @@ def _temporal_feed(oid: int, ref: exp.Expr) -> exp.Expr:
     return exp.cast(exp.paren(micros), exp.DataType.build("BIGINT"))
 
 
-def chunk_query(query: exp.Expr, columns: list[tuple[str, int]], rows: int) -> exp.Select:
+def chunk_query(
+    query: exp.Expr, columns: Sequence[tuple[str | exp.Expr, int]], rows: int
+) -> exp.Select:
     """One row per ``rows`` input rows (chunks in no particular order: sorting them spilled to
     disk and doubled the read), every column as arrays that decode without a Python loop per
     element (pgtypes.decode_without_nulls, decode_text):
@@ -217,7 +242,7 @@ def chunk_query(query: exp.Expr, columns: list[tuple[str, int]], rows: int) -> e
     """
     aggregates, outs = [], []
     for i, (name, oid) in enumerate(columns):
-        ref: exp.Expr = exp.column(name, table="q", quoted=True)
+        ref = exp.column(name, table="q", quoted=True) if isinstance(name, str) else name
         cast = feed_cast(oid)
         if oid in pgtypes.TEMPORAL:
             ref = _temporal_feed(oid, ref)
@@ -466,7 +491,9 @@ def publish(plpy: Any, version: ModelVersion) -> None:
     with more inputs than a function takes arguments gets none (ML.PREDICT serves it). A function
     with the same arguments and type is replaced in place: views that call it (CREATE VIEW over
     ML.PREDICT or ML.SCORE, sqlml/views.py) keep it and score with the new version."""
-    if not scoring.compilable(version, "postgres"):
+    if not scoring.compilable(version, "postgres") or any(c.path for c in version.inputs):
+        # (a STRUCT or ARRAY feature: no function yet, its arguments would be the expanded
+        # fields and elements, which the view rewriting does not pass; ML.PREDICT serves it)
         unpublish(plpy, (version.schema, version.name))
         return
     if len(version.inputs) > _max_arguments(plpy):
@@ -637,8 +664,7 @@ def _load_graph(plpy: Any, sha: str) -> tuple[bytes, list[Any], tuple[str, ...]]
     stored copy that matches (a retrain to the same graph stores a good copy next to a
     corrupted one); XX001 when none does. With its inputs and its raw outputs, which its
     model type's kind names (ml/kinds.py)."""
-    from sqlml.ml import kinds
-    from sqlml.ml.features import InputColumn
+    from sqlml.ml import kinds, nested
 
     plan = plpy.prepare(
         "SELECT schema_name, model_name, version, model_type, onnx, inputs FROM sqlml.versions"
@@ -651,7 +677,7 @@ def _load_graph(plpy: Any, sha: str) -> tuple[bytes, list[Any], tuple[str, ...]]
     for row in rows:
         onnx = bytes(row["onnx"])
         if hashlib.sha256(onnx).hexdigest() == sha:
-            inputs = [InputColumn(c["name"], c["kind"]) for c in json.loads(row["inputs"])]
+            inputs = [nested.from_json(c) for c in json.loads(row["inputs"])]
             kind = kinds.kind(models.get(row["model_type"]).kind)
             return onnx, inputs, kind.raw_outputs
     first = rows[0]
