@@ -11,13 +11,18 @@ the user's:
   with ``files=allow``; for everyone else (the default) 42501, as COPY to or from a server file
   is. The check reads the same switches as DuckDB's own file functions: the instance's
   ``enable_external_access`` and the session's per-user guard (wire/file_policy.py);
-- PostgreSQL: CREATE MODEL runs inside the server (the extension), whose Python would read the
-  server's files as the server's OS user, which PostgreSQL allows only to superusers and
-  ``pg_read_server_files`` members: sqlml does not open that door, 42501. Through the gateway's
-  PostgreSQL proxy the engine runs on the gateway host: its files are not the client's either,
-  42501. (Engines whose files are a server's say so: ``server_files = True``.) EXPORT MODEL
-  through sqlml.connect runs in the client, which reads the store over its connection and
-  writes the client's own file.
+- PostgreSQL: the file is read where sqlml runs, never by the database server: sqlml.connect
+  reads the client's own file; the gateway's PostgreSQL proxy reads the gateway host's file only
+  when its operator allowed files (``--allow-file-access``), else 42501. Its bytes go to the
+  extension's ``sqlml.import_model(statement, graph)`` as a bytea parameter; the server checks
+  the graph and stores it like a trained version, in one transaction, with the rights of the
+  client's own role (CREATE on the schema, or MANAGE on the model it replaces). Inside the
+  server (``sqlml.execute``) reading model_path would read the server's files as the server's
+  OS user, which PostgreSQL allows only to superusers and ``pg_read_server_files`` members:
+  sqlml does not open that door, 42501. EXPORT MODEL reads the graph over the connection (the
+  role's USAGE) and writes the file where sqlml runs, under the same policy. (Engines whose
+  files are a server's say so: ``server_files = True``; ``file_access = True`` when the
+  operator allowed them.)
 
 A path is ``file:///absolute/path`` or a plain path; other schemes (``gs://``) are 0A000.
 """
@@ -27,12 +32,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from sqlml import errors, views
-from sqlml.engines.base import Engine, all_or_nothing
+from sqlml.engines.base import Engine, InServer, Result, all_or_nothing
 from sqlml.grammar.statements import CreateModel, ExportModel
 from sqlml.ml import imported, models
 from sqlml.store import ModelVersion
@@ -42,7 +48,15 @@ if TYPE_CHECKING:
 
 GRAPH_FILE = "model.onnx"
 SCHEMA_FILE = "schema.json"
-_TYPES = {"numeric": "FLOAT64", "string": "STRING", "bool": "BOOL"}
+_TYPES = {
+    "numeric": "FLOAT64",
+    "string": "STRING",
+    "bool": "BOOL",
+    "date": "DATE",
+    "datetime": "DATETIME",
+    "time": "TIME",
+    "timestamp": "TIMESTAMP",
+}
 
 
 def local_path(value: object, option: str) -> Path:
@@ -64,11 +78,14 @@ def local_path(value: object, option: str) -> Path:
 def check_file_access(engine: Engine, doing: str) -> None:
     """42501 unless the session may use the files of the process it runs in (module docstring)."""
     if getattr(engine, "server_files", False):
+        if getattr(engine, "file_access", False):
+            return  # the gateway's proxy, whose operator allowed files
         raise errors.InsufficientPrivilege(
-            f"{doing} on PostgreSQL would use a server's files (the database server's, or the"
-            " gateway host's), which sqlml does not allow",
-            hint="import the model with sqlml.connect over DuckDB, or export it with"
-            " sqlml.connect (EXPORT MODEL writes the client's file)",
+            f"{doing} would use a server's files (the database server's, or the gateway"
+            " host's), which this session may not",
+            hint="import with sqlml.connect (it reads the client's file) or"
+            " SELECT sqlml.import_model(statement, graph) with the file's bytes; the gateway's"
+            " operator allows files with --allow-file-access",
         )
     if engine.dialect != "duckdb":
         return  # sqlml.connect over PostgreSQL: the client's own files
@@ -89,20 +106,31 @@ def _external_access(engine: Engine) -> bool:
 # -- CREATE MODEL ... model_type = 'onnx' ---------------------------------------------------------
 
 
-def create_model(session: Session, statement: CreateModel) -> int | None:
+def create_model(
+    session: Session, statement: CreateModel, graph: bytes | None = None
+) -> int | None:
     """Checks the graph, then stores it as a new version (the previous one serves until then);
-    the version's number (None: IF NOT EXISTS found the model)."""
+    the version's number (None: IF NOT EXISTS found the model). ``graph``: the file's bytes,
+    read by the client (PostgreSQL's sqlml.import_model); None: read model_path here."""
     options = models.get(imported.MODEL_TYPE).resolve_options(dict(statement.options))
-    path = local_path(options.get("model_path"), "model_path")
-    check_file_access(session.engine, "reading model_path")
+    if graph is None:
+        path = local_path(options.get("model_path"), "model_path")
+        check_file_access(session.engine, "reading model_path")
+        return _store(session, statement, options, lambda: _read(path))
+    return _store(session, statement, options, lambda: graph)
+
+
+def _store(
+    session: Session, statement: CreateModel, options: dict[str, Any], read: Callable[[], bytes]
+) -> int | None:
     exists = session.store.current_version(statement.model) is not None
     if exists and statement.if_not_exists:
         return None
     if exists and not statement.replace:
         raise errors.DuplicateModel(f'model "{statement.model}" already exists')
-    data = _read(path)
-    graph = imported.check_graph(data, statement.input_columns, statement.output_columns)
-    result = _result(graph, options, data, path)
+    data = read()
+    checked = imported.check_graph(data, statement.input_columns, statement.output_columns)
+    result = _result(checked, options, data)
     with all_or_nothing(session.engine):
         version = session.store.save(
             statement.model,
@@ -116,6 +144,19 @@ def create_model(session: Session, statement: CreateModel) -> int | None:
     return version
 
 
+def import_in_server(
+    session: Session, server: InServer, statement: CreateModel, sql: str
+) -> Result:
+    """PostgreSQL from the client side (sqlml.connect, the gateway's proxy): the file read here,
+    under the file policy, and its bytes sent as a bytea parameter with the statement's text to
+    ``sqlml.import_model``, which checks and stores the graph in the server as the client's
+    role. Options are checked first, so a bad one fails before any file is read."""
+    options = models.get(imported.MODEL_TYPE).resolve_options(dict(statement.options))
+    path = local_path(options.get("model_path"), "model_path")
+    check_file_access(session.engine, "reading model_path")
+    return server.import_in_server(sql, _read(path))
+
+
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -127,7 +168,7 @@ def _read(path: Path) -> bytes:
         raise errors.IOError(f'model_path: cannot read "{path}": {e.strerror}') from e
 
 
-def _result(graph: imported.Imported, options: dict[str, Any], data: bytes, path: Path) -> Any:
+def _result(graph: imported.Imported, options: dict[str, Any], data: bytes) -> Any:
     from sqlml.ml.train import TrainResult  # (its module loads scikit-learn: only here)
 
     return TrainResult(

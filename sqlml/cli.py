@@ -349,7 +349,9 @@ def uninstall(database: str, drop_models: bool) -> None:
     is_flag=True,
     help="DuckDB: let every client read and write the server's files, ATTACH and LOAD (off:"
     " DuckDB's external access is disabled and its configuration locked, or only the users"
-    " with files=allow in the users file use files)",
+    " with files=allow in the users file use files); PostgreSQL proxy: let every client's"
+    " CREATE MODEL (model_type 'onnx') and EXPORT MODEL read and write the gateway host's"
+    " files",
 )
 @click.option(
     "--allow-upstream-trust",
@@ -435,7 +437,9 @@ def serve(
             finally:
                 upstream.close()
             where = f"PostgreSQL {target.host}:{target.port} (each client as its own role)"
-            open_backend = lambda dbname, user: ProxyBackend(target, allow_upstream_trust)  # noqa: E731
+            open_backend = lambda dbname, user: ProxyBackend(  # noqa: E731
+                target, allow_upstream_trust, file_access=allow_file_access
+            )
             session_class = ProxySession
         else:
             from sqlml.wire.backends import duckdb_opener, open_engine

@@ -55,7 +55,7 @@ from sqlml.grammar.statements import (
     ShowModels,
     Statement,
 )
-from sqlml.ml import models
+from sqlml.ml import models, nested
 from sqlml.store import ModelVersion, Store
 
 Progress = Callable[[str], None]
@@ -175,6 +175,12 @@ class Session:
             raise errors.FeatureNotSupported(
                 f"parameters are not supported in {_kind(statement)} statements"
             )
+        if (
+            self.server is not None
+            and isinstance(statement, CreateModel)
+            and statement.query is None
+        ):
+            return byom.import_in_server(self, self.server, statement, sql)  # the client's file
         if self.server is not None and isinstance(statement, CreateModel | DropModel):
             return self.server.run_in_server(sql)
         return self.run(statement)
@@ -562,13 +568,19 @@ class Session:
         raw_refs: list[exp.Expr]
         if mode == "view" and views.predicts_by_function(version):
             return views.predict_view(self.engine, version, source, schema.names, call.threshold)
+        if mode == "view" and views.predicts_by_raw(version, self.engine.dialect):
+            return views.predict_raw_view(
+                self.engine, version, source, schema.names, call.threshold
+            )
         if mode == "view":
             hidden = [f"{scoring.HIDDEN}v"]
             hidden_values = [views.serving_value(self.engine, version, alias)]
             column = exp.column(hidden[0], quoted=True)
             raw_refs = views.raw_outputs(version, column, self.engine.dialect)
         elif mode == "runtime" and self.engine.dialect == "postgres":
-            return scoring.batch_predict(version, source.this, schema.names, call.threshold)
+            return scoring.batch_predict(
+                version, source.this, schema.names, call.threshold, list(schema)
+            )
         elif mode == "compiled":
             stages, hidden_values = scoring.compiled_stages(version, alias, self.engine.dialect)
             for number, stage in enumerate(stages):
@@ -763,10 +775,25 @@ def _named(table: pa.Table, version: ModelVersion) -> pa.Table:
     """The input columns under the model's names (SQL matches names case-insensitively)."""
     lower = {n.lower(): n for n in table.column_names}
     columns = {}
+    sources = _sources(table, version)
+    nested.check_lengths(sources, version.inputs)
     for column in version.inputs:
+        if column.path:
+            columns[column.name] = nested.values(sources, column)
+            continue
         found = column.name if column.name in table.column_names else lower[column.name.lower()]
         columns[column.name] = table.column(found)
     return pa.table(columns)
+
+
+def _sources(table: pa.Table, version: ModelVersion) -> pa.Table:
+    """The rows with each STRUCT / ARRAY source column under the name the model's paths use."""
+    renamed = list(table.column_names)
+    for column in version.inputs:
+        found = nested.find_source(column, table.column_names) if column.path else None
+        if found is not None:
+            renamed[table.column_names.index(found)] = str(column.path[0])
+    return table.rename_columns(renamed)
 
 
 def _subquery(query: exp.Expr, alias: str) -> exp.Subquery:

@@ -26,7 +26,7 @@ from sqlglot import exp
 
 from sqlml import cse, errors
 from sqlml.grammar.statements import Predict
-from sqlml.ml import kinds
+from sqlml.ml import kinds, nested, temporal
 from sqlml.ml.features import NULL_CATEGORY, InputColumn, kind_of
 from sqlml.ml.predict_sql import (  # noqa: F401  -- also scoring's names for views and the server
     PG_CENTROID_DISTANCE,
@@ -40,9 +40,14 @@ HIDDEN = "__sqlml_"
 MODES = ("auto", "compiled", "runtime")
 
 
-def input_expression(column: InputColumn, qualifier: str | None, runtime: bool) -> exp.Expr:
-    """A feature as the graph takes it: DOUBLE (NULL = missing), or a string never NULL."""
-    ref = exp.column(column.name, table=qualifier, quoted=True)
+def input_expression(
+    column: InputColumn, qualifier: str | None, runtime: bool, dialect: str = "duckdb"
+) -> exp.Expr:
+    """A feature as the graph takes it: DOUBLE (NULL = missing), or a string never NULL.
+    A STRUCT field or ARRAY element is read through its path (ml/nested.py)."""
+    ref = input_ref(column, qualifier, dialect)
+    if column.kind in temporal.KINDS:  # canonical text, or epoch seconds
+        return temporal.input_sql(column.kind, ref)
     if column.kind == "numeric":
         return exp.cast(ref, exp.DataType.build("DOUBLE"))
     if column.kind == "bool":
@@ -56,6 +61,13 @@ def input_expression(column: InputColumn, qualifier: str | None, runtime: bool) 
         )
     text = exp.cast(ref, exp.DataType.build("VARCHAR"))
     return text if runtime else exp.func("coalesce", text, exp.Literal.string(NULL_CATEGORY))
+
+
+def input_ref(column: InputColumn, qualifier: str | None, dialect: str = "duckdb") -> exp.Expr:
+    """The input column's value as it is in the rows (a STRUCT field, an ARRAY element)."""
+    if column.path:
+        return nested.sql_ref(column, qualifier, dialect)
+    return exp.column(column.name, table=qualifier, quoted=True)
 
 
 # -- raw outputs ---------------------------------------------------------------------------------
@@ -109,12 +121,27 @@ def compiled_outputs(version: ModelVersion, qualifier: str | None, dialect: str)
 
         from sqlml.ml.to_sql import compile_onnx
 
-        inputs = {c.name: input_expression(c, qualifier, runtime=False) for c in version.inputs}
-        model = _only(onnx.load_from_string(version.onnx), raw_outputs(version))
+        inputs = {
+            c.name: input_expression(c, qualifier, runtime=False, dialect=dialect)
+            for c in version.inputs
+        }
+        model = onnx.load_from_string(version.onnx)
+        for column in version.inputs:
+            if column.kind == temporal.TIMESTAMP:  # components from the engine's EXTRACT
+                ref = input_ref(column, qualifier, dialect)
+                inputs.update(temporal.components_sql(column.name, ref))
+                model = temporal.promote_components(model)
+        model = _only(model, raw_outputs(version))
         outputs = compile_onnx(model, inputs, dialect=dialect)
         return [e for name in raw_outputs(version) for e in outputs[name]]
 
-    return list(_cached((version.sha256, "outputs", qualifier, dialect), compile_))
+    return list(_cached((version.sha256, "outputs", qualifier, dialect, _paths(version)), compile_))
+
+
+def _paths(version: ModelVersion) -> tuple[tuple[str | int, ...], ...]:
+    """Part of the cache keys of compiled SQL: two versions with one graph may read their
+    inputs from different places (a STRUCT's fields, or columns of those names)."""
+    return tuple(c.path for c in version.inputs)
 
 
 def _only(model: Any, names: tuple[str, ...]) -> Any:
@@ -153,7 +180,7 @@ def compiled_stages(
         column = lambda name: exp.column(name, table=qualifier, quoted=True)  # noqa: E731
         return cse.hoist_stages(outputs, column, f"{HIDDEN}c")
 
-    return _cached((version.sha256, "stages", qualifier, dialect), lift)
+    return _cached((version.sha256, "stages", qualifier, dialect, _paths(version)), lift)
 
 
 def graph_stages(
@@ -169,7 +196,10 @@ def graph_stages(
 
         from sqlml.ml.to_sql import NotCompilable, compile_onnx
 
-        inputs = {c.name: input_expression(c, qualifier, runtime=False) for c in version.inputs}
+        inputs = {
+            c.name: input_expression(c, qualifier, runtime=False, dialect=dialect)
+            for c in version.inputs
+        }
         model = _only(onnx.load_from_string(version.onnx), names)
         try:
             outputs = compile_onnx(model, inputs, dialect=dialect)
@@ -186,7 +216,7 @@ def graph_stages(
             at += len(outputs[name])
         return stages, split
 
-    return _cached((version.sha256, "graph", names, qualifier, dialect), lift)
+    return _cached((version.sha256, "graph", names, qualifier, dialect, _paths(version)), lift)
 
 
 def runtime_call(version: ModelVersion, qualifier: str | None) -> exp.Expr:
@@ -278,7 +308,11 @@ def chunked(query: exp.Expr, rows: int) -> tuple[exp.Subquery, exp.Expr]:
 
 
 def batch_predict(
-    version: ModelVersion, query: exp.Expr, names: list[str], threshold: float | None
+    version: ModelVersion,
+    query: exp.Expr,
+    names: list[str],
+    threshold: float | None,
+    fields: list[pa.Field] | None = None,
 ) -> exp.Expr:
     """ML.PREDICT through the PostgreSQL extension's batch scorer (runtime scoring).
 
@@ -290,13 +324,14 @@ def batch_predict(
     """
     n, out = f"{HIDDEN}n", f"{HIDDEN}raw"
     numbered, chunk = chunked(query, BATCH_ROWS)
+    arrays = [_as_text(f) for f in fields] if fields else [None] * len(names)
     passed = [
         exp.alias_(
-            exp.ArrayAgg(this=exp.column(name, table="q", quoted=True)),
+            exp.ArrayAgg(this=_passed(exp.column(name, table="q", quoted=True), array)),
             f"{HIDDEN}a{i}",
             quoted=True,
         )
-        for i, name in enumerate(names)
+        for i, (name, array) in enumerate(zip(names, arrays, strict=True))
     ]
     features = [
         exp.Anonymous(this="array_send", expressions=[exp.ArrayAgg(this=_null_free(c))])
@@ -346,7 +381,10 @@ def batch_predict(
     raw: list[exp.Expr] = [exp.column(h, table="u", quoted=True) for h in hidden]
     select = (
         exp.select(
-            *(exp.column(name, table="u", quoted=True) for name in names),
+            *(
+                _unpassed(exp.column(name, table="u", quoted=True), name, array)
+                for name, array in zip(names, arrays, strict=True)
+            ),
             *predicted_columns(version, raw, threshold, "postgres"),
         )
         .from_(batches.subquery("b"))
@@ -359,11 +397,47 @@ def _null_free(column: InputColumn) -> exp.Expr:
     """A feature for sqlml.score_batch's arrays: a numeric NULL as NaN, which the graph reads as
     missing just the same (the DuckDB runtime hands it NULLs as NaN too). An array with a NULL
     in it decodes one element at a time (pgtypes.decode_array); without, as one numpy view."""
-    value = input_expression(column, "q", runtime=True)
+    value = input_expression(column, "q", runtime=True, dialect="postgres")
     if column.kind != "numeric":
         return value
     nan = exp.cast(exp.Literal.string("NaN"), exp.DataType.build("DOUBLE"))
     return exp.func("coalesce", value, nan)
+
+
+# An array column passes through batch_predict as its text: array_agg of arrays would make one
+# two-dimensional array (and refuses NULL arrays and arrays of different lengths). The types by
+# Arrow type, when the engine did not name the column's type (metadata pg_type).
+_PG_ARRAYS = {
+    pa.float64(): "DOUBLE PRECISION[]",
+    pa.float32(): "REAL[]",
+    pa.int16(): "SMALLINT[]",
+    pa.int32(): "INTEGER[]",
+    pa.int64(): "BIGINT[]",
+    pa.bool_(): "BOOLEAN[]",
+    pa.string(): "TEXT[]",
+}
+
+
+def _as_text(field: pa.Field) -> str | None:
+    """The SQL type of a column that passes through batch_predict as text (None: as it is):
+    arrays, and composites (unnest would spread their fields over columns of their own)."""
+    named = (field.metadata or {}).get(b"pg_type")
+    if named is not None:
+        return str(named.decode())
+    if not pa.types.is_list(field.type):
+        return None
+    return _PG_ARRAYS.get(field.type.value_type, "TEXT")
+
+
+def _passed(ref: exp.Expr, array: str | None) -> exp.Expr:
+    return ref if array is None else exp.cast(ref, exp.DataType.build("TEXT"))
+
+
+def _unpassed(ref: exp.Expr, name: str, array: str | None) -> exp.Expr:
+    if array is None:
+        return ref
+    sql_type = exp.DataType.build(array, dialect="postgres", udt=True)
+    return exp.alias_(exp.cast(ref, sql_type), name, quoted=True)
 
 
 def score_expression(version: ModelVersion, raw: list[exp.Expr]) -> exp.Expr:
@@ -379,6 +453,9 @@ def check_input(version: ModelVersion, schema: pa.Schema) -> None:
     """Every feature present (42703) with a type of the same family as in training (42804)."""
     names = {n.lower(): n for n in schema.names}
     for column in version.inputs:
+        if column.path:
+            _check_nested(version, column, schema)
+            continue
         found = column.name if column.name in schema.names else names.get(column.name.lower())
         if found is None:
             raise errors.UndefinedColumn(
@@ -390,6 +467,20 @@ def check_input(version: ModelVersion, schema: pa.Schema) -> None:
                 f'column "{column.name}" is {arrow_type} but model {version.ref} was trained on'
                 f" a {column.kind} column"
             )
+
+
+def _check_nested(version: ModelVersion, column: InputColumn, schema: pa.Schema) -> None:
+    found = nested.find_source(column, schema.names)
+    if found is None:
+        raise errors.UndefinedColumn(
+            f'column "{column.path[0]}" of model {version.ref} is missing from the input'
+        )
+    if not nested.arrow_type_ok(column, schema.field(found).type):
+        what = "STRUCT field" if isinstance(column.path[1], str) else "ARRAY of numbers"
+        raise errors.DatatypeMismatch(
+            f'column "{found}" is {schema.field(found).type} but model {version.ref} was trained'
+            f" on a {what} there ({column.name}: {column.kind})"
+        )
 
 
 def _same_family(kind: str, arrow_type: pa.DataType) -> bool:

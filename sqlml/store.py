@@ -25,7 +25,7 @@ from sqlglot import exp
 from sqlml import errors
 from sqlml.engines.base import Engine, all_or_nothing
 from sqlml.grammar.statements import ModelRef
-from sqlml.ml import models
+from sqlml.ml import models, nested
 from sqlml.ml.features import InputColumn
 
 if TYPE_CHECKING:  # training (scikit-learn, skl2onnx) is imported only to train
@@ -373,7 +373,7 @@ def _version_row(
         "model_type": result.model_type,
         "onnx": result.onnx,
         "onnx_sha256": hashlib.sha256(result.onnx).hexdigest(),
-        "inputs": json.dumps([{"name": c.name, "kind": c.kind} for c in result.inputs]),
+        "inputs": json.dumps([nested.to_json(c) for c in result.inputs]),
         "label": json.dumps(label) if label else None,
         "options": json.dumps(result.options),
         "transform_sql": transform_sql,
@@ -404,7 +404,7 @@ def _version_from_row(row: dict[str, Any]) -> ModelVersion:
         model_type=row["model_type"],
         onnx=onnx,
         sha256=row["onnx_sha256"],
-        inputs=[InputColumn(c["name"], c["kind"]) for c in json.loads(row["inputs"])],
+        inputs=[nested.from_json(c) for c in json.loads(row["inputs"])],
         label=json.loads(row["label"]) if row["label"] else None,
         options=json.loads(row["options"]),
         metrics=json.loads(row["metrics"]),

@@ -27,7 +27,10 @@ version, and the view's SQL holds no version:
   once per row from a LATERAL join; it returns SETOF (one row) so that PostgreSQL inlines its
   body, the model's common subexpressions computed once as in a plain ML.PREDICT (a scalar SQL
   function with a FROM clause is not inlined and ran 15x slower); a filter on the view's input
-  columns still reaches the input.
+  columns still reaches the input. ML.PREDICT of a model with several raw outputs and no
+  prediction of its own (pca, autoencoder, an imported graph) calls the prediction function
+  too, which then returns the raw outputs as one ``double precision[]``; the view builds
+  ML.PREDICT's columns from its elements as a plain query builds them from the raw outputs.
 
 Which kinds predict through the prediction function (above: the built-in classifier and k-means
 ones), its element type and how its head becomes the first column are the kind's
@@ -51,7 +54,15 @@ from sqlml.store import ModelVersion
 
 SCHEMA = "sqlml"
 # PostgreSQL scoring functions' argument types, by feature kind (postgres/server.py's _KIND_TYPES)
-_PG_TYPES = {"numeric": "DOUBLE PRECISION", "bool": "BOOLEAN", "string": "TEXT"}
+_PG_TYPES = {
+    "numeric": "DOUBLE PRECISION",
+    "bool": "BOOLEAN",
+    "string": "TEXT",
+    "date": "DATE",
+    "datetime": "TIMESTAMP",
+    "time": "TIME",
+    "timestamp": "TIMESTAMPTZ",
+}
 
 
 def creates_view(template: exp.Expr) -> bool:
@@ -78,6 +89,11 @@ def _function(name: str, args: Sequence[exp.Expr]) -> exp.Expr:
 
 
 def _check(version: ModelVersion, dialect: str = "duckdb") -> None:
+    if any(c.path for c in version.inputs):
+        raise errors.FeatureNotSupported(
+            f"model {version.ref} has STRUCT or ARRAY features, which a view over ML.PREDICT or"
+            " ML.SCORE does not support yet: use ML.PREDICT in a query, or CREATE TABLE AS"
+        )
     if not scoring.compilable(version, dialect):
         raise errors.FeatureNotSupported(
             f"model {version.ref} cannot be compiled to SQL, and a view scores with the model's"
@@ -226,12 +242,7 @@ def raw_outputs(version: ModelVersion, value: exp.Expr, dialect: str) -> list[ex
         return scoring.runtime_outputs(value, scoring.width(version))
     if not predicts_by_function(version) and scoring.width(version) == 1:
         return [value]
-    if not predicts_by_function(version):  # (several raw outputs, one scoring function value)
-        raise errors.FeatureNotSupported(
-            f"ML.PREDICT of a {version.model_type} model in a view is not supported on"
-            " PostgreSQL yet",
-            hint="ML.SCORE works in a view; or CREATE TABLE AS the predictions",
-        )
+    # (several raw outputs: predict_raw_view; a classifier or k-means model: predict_view)
     raise errors.InternalError(f"model {version.ref}: ML.PREDICT in a view uses pg_predict")
 
 
@@ -282,10 +293,10 @@ def _unaliased(column: exp.Expr) -> exp.Expr:
     return column.this if isinstance(column, exp.Alias) else column
 
 
-def pg_predict_body(version: ModelVersion) -> exp.Select:
-    """The prediction function's body: the parameters as a one-row input, the model's common
-    subexpressions one SELECT per stage (OFFSET 0 keeps each a plan node, as in a plain
-    ML.PREDICT), then ``array_cat(ARRAY[(predicted, NULL)], <the ARRAY<STRUCT> column>)``."""
+def _pg_scored(version: ModelVersion) -> tuple[exp.Subquery, list[exp.Expr]]:
+    """A prediction function's inner query: the parameters as a one-row input, the model's
+    common subexpressions one SELECT per stage (OFFSET 0 keeps each a plan node, as in a plain
+    ML.PREDICT), then the raw outputs as hidden columns; with references to them."""
     columns = [exp.column(c.name, quoted=True) for c in version.inputs]
     source = _subquery(exp.select(*(exp.alias_(c, c.name, quoted=True) for c in columns)), _INPUT)
     stages, raw = scoring.compiled_stages(version, _INPUT, "postgres")
@@ -297,13 +308,54 @@ def pg_predict_body(version: ModelVersion) -> exp.Select:
     values = [exp.alias_(r.copy(), h, quoted=True) for r, h in zip(raw, hidden, strict=True)]
     inner = exp.select(*values).from_(source)
     refs: list[exp.Expr] = [exp.column(h, quoted=True) for h in hidden]
+    return _subquery(inner, "__sqlml_scored"), refs
+
+
+def pg_predict_body(version: ModelVersion) -> exp.Select:
+    """The prediction function's body for a kind that predicts by function (classifiers,
+    k-means): ``array_cat(ARRAY[(predicted, NULL)], <the ARRAY<STRUCT> column>)`` over the
+    scored input (_pg_scored); for the other kinds with several raw outputs (pca, autoencoder,
+    imported graphs) the raw outputs as one ``double precision[]`` (pg_raw_body)."""
+    if not predicts_by_function(version):
+        return pg_raw_body(version)
+    scored, refs = _pg_scored(version)
     first, rest = (
         _unaliased(c) for c in scoring.predicted_columns(version, refs, None, "postgres")
     )
     udt = exp.DataType.build(f"sqlml.{pg_predict_element(version)}", dialect="postgres", udt=True)
     head = exp.cast(exp.Tuple(expressions=[first, exp.null()]), udt)
     value = exp.Anonymous(this="array_cat", expressions=[exp.Array(expressions=[head]), rest])
-    return exp.select(value).from_(_subquery(inner, "__sqlml_scored"))
+    return exp.select(value).from_(scored)
+
+
+def pg_raw_body(version: ModelVersion) -> exp.Select:
+    """``ARRAY[raw outputs as double precision]`` over the scored input: the view builds
+    ML.PREDICT's columns from it exactly as a plain query builds them from the raw outputs."""
+    scored, refs = _pg_scored(version)
+    double = exp.DataType.build("DOUBLE PRECISION", dialect="postgres")
+    return exp.select(exp.Array(expressions=[exp.cast(r, double) for r in refs])).from_(scored)
+
+
+def pg_has_predict_function(version: ModelVersion) -> bool:
+    """Whether PostgreSQL publishes a prediction function for the model: a kind that predicts
+    by function, or one whose raw outputs are more than the scoring function's one value."""
+    return predicts_by_function(version) or scoring.width(version) > 1
+
+
+def pg_predict_returns(version: ModelVersion) -> str:
+    """The prediction function's return type (SETOF it, one row)."""
+    if predicts_by_function(version):
+        return f"sqlml.{pg_predict_element(version)}[]"
+    return "double precision[]"
+
+
+def predicts_by_raw(version: ModelVersion, dialect: str) -> bool:
+    """PostgreSQL, ML.PREDICT in a view of a kind with several raw outputs and no prediction of
+    its own (pca, autoencoder, imported graphs): the raw outputs come from the prediction
+    function's array (pg_raw_body), the columns are built from them (predict_raw_view)."""
+    return (
+        dialect == "postgres" and not predicts_by_function(version) and scoring.width(version) > 1
+    )
 
 
 def pg_predict_function(engine: Engine, version: ModelVersion) -> str:
@@ -395,20 +447,7 @@ def predict_view(
             .from_(_subquery(inner, "__sqlml_scored"))
             .subquery()
         )
-    function = pg_predict_function(engine, version)
-    args = [
-        exp.cast(
-            exp.column(c.name, table=_INPUT, quoted=True),
-            exp.DataType.build(_PG_TYPES[c.kind], dialect="postgres"),
-        )
-        for c in version.inputs
-    ]
-    lateral = exp.Lateral(
-        this=_function(function, args),
-        alias=exp.TableAlias(
-            this=exp.to_identifier(_VALUE, quoted=True), columns=[exp.to_identifier("p")]
-        ),
-    )
+    lateral = _pg_lateral(engine, version)
     first, rest = _predicted(
         version, exp.column("p", table=_VALUE, quoted=True), threshold, dialect
     )
@@ -418,3 +457,43 @@ def predict_view(
         exp.alias_(rest, outputs[1], quoted=True),
     ).from_(source)
     return select.join(exp.Join(this=lateral, kind="CROSS")).subquery()
+
+
+def _pg_lateral(engine: Engine, version: ModelVersion) -> exp.Lateral:
+    """``LATERAL sqlml."<prediction function>"(<features>) AS __sqlml_v(p)``."""
+    function = pg_predict_function(engine, version)
+    args: list[exp.Expr] = [
+        exp.cast(
+            exp.column(c.name, table=_INPUT, quoted=True),
+            exp.DataType.build(_PG_TYPES[c.kind], dialect="postgres"),
+        )
+        for c in version.inputs
+    ]
+    return exp.Lateral(
+        this=_function(function, args),
+        alias=exp.TableAlias(
+            this=exp.to_identifier(_VALUE, quoted=True), columns=[exp.to_identifier("p")]
+        ),
+    )
+
+
+def predict_raw_view(
+    engine: Engine,
+    version: ModelVersion,
+    source: exp.Expr,
+    names: Sequence[str],
+    threshold: float | None,
+) -> exp.Expr:
+    """ML.PREDICT in a view on PostgreSQL for a kind with several raw outputs (predicts_by_raw):
+    ``(SELECT <input columns>, <ML.PREDICT's columns from p[1], p[2], ...> FROM (input) AS
+    __sqlml_input CROSS JOIN LATERAL sqlml."<prediction function>"(<features>) AS
+    __sqlml_v(p))``. The columns are the version's that served at CREATE VIEW (their number is
+    the view's); a new version with as many raw outputs serves through the same function."""
+    _check(version, engine.dialect)
+    columns = [exp.column(n, table=_INPUT, quoted=True) for n in names]
+    value = exp.column("p", table=_VALUE, quoted=True)
+    raw = scoring.runtime_outputs(value, scoring.width(version))
+    predicted = scoring.predicted_columns(version, raw, threshold, "postgres")
+    select = exp.select(*columns, *predicted).from_(source)
+    join = exp.Join(this=_pg_lateral(engine, version), kind="CROSS")
+    return select.join(join).subquery()

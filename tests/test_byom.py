@@ -13,6 +13,7 @@ The gateway over DuckDB follows its file policy: a user without file access gets
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import client_module, gateway_parts, serving
+import test_pgprivileges
+from conftest import client_module, gateway_parts, serving, sqlml_serve
 from test_gateway_hostile import PASSWORD, _connect, _sqlstate
+from test_pgprivileges import Roles
 
 import sqlml
 from sqlml.wire import auth
@@ -29,6 +32,7 @@ from sqlml.wire.backends import duckdb_opener
 from sqlml.wire.server import ServerConfig
 
 psycopg2 = client_module("psycopg2")
+roles = test_pgprivileges.roles  # the fixture: two ordinary login roles
 
 COLUMNS = ["x1", "x2"]
 ROWS = [(0.5, 1.0), (-1.0, 2.0), (2.5, -0.25), (0.0, 0.0), (-3.0, -1.5)]
@@ -297,14 +301,137 @@ def test_a_missing_file_and_another_scheme(tmp_path: Path) -> None:
 # -- PostgreSQL -----------------------------------------------------------------------------------
 
 
-def test_postgres_refuses_server_files_and_exports_to_the_client(
+def _pg_rows(database: str) -> None:
+    """Table public.rows (id, x1, x2) with ROWS, as _duckdb makes it."""
+    with contextlib.closing(psycopg2.connect(database)) as con, con.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE public.rows (id integer, x1 double precision, x2 double precision)"
+        )
+        for i, (a, b) in enumerate(ROWS):
+            cur.execute("INSERT INTO public.rows VALUES (%s, %s, %s)", [i, a, b])
+        cur.execute("GRANT SELECT ON public.rows TO PUBLIC")
+        con.commit()
+
+
+def _onnxruntime(path: Path) -> dict[str, Any]:
+    """The graph run by onnxruntime itself on ROWS (float32 columns, as skl2onnx typed them)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {c: np.array([[r[i]] for r in ROWS], dtype=np.float32) for i, c in enumerate(COLUMNS)}
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, feed), strict=True))
+
+
+@pytest.mark.parametrize("scoring", ["compiled", "runtime"])
+def test_postgres_imports_the_clients_file(pg_database: str, tmp_path: Path, scoring: str) -> None:
+    """sqlml.connect reads the file and the server checks and stores its bytes; ML.PREDICT and
+    ML.SCORE give what onnxruntime gives on the same rows, compiled and at runtime."""
+    regressor = _write(_fit("regressor"), tmp_path / "reg.onnx")
+    classifier = _write(_fit("classifier"), tmp_path / "clf.onnx", zipmap=False)
+    _pg_rows(pg_database)
+    with sqlml.connect(pg_database, autocommit=True) as connection:
+        connection.cursor().execute(_create(regressor, "public.reg"))
+        connection.cursor().execute(_create(classifier, "public.clf", replace=False))
+        assert _version(connection, "reg") == 1
+        names, rows = _predict(connection, "public.reg", scoring)
+        assert names == ["id", "x1", "x2", "variable"]
+        expected = _onnxruntime(regressor)["variable"].ravel()
+        np.testing.assert_allclose([r[3] for r in rows], expected, rtol=1e-6, atol=1e-6)
+        names, rows = _predict(connection, "public.clf", scoring)
+        assert names == ["id", "x1", "x2", "label", "probabilities"]
+        direct = _onnxruntime(classifier)
+        assert [r[3] for r in rows] == list(direct["label"])
+        np.testing.assert_allclose([r[4] for r in rows], direct["probabilities"], atol=1e-6)
+        cur = connection.cursor()
+        cur.execute("SELECT ML.SCORE(MODEL public.reg) FROM rows ORDER BY id")
+        np.testing.assert_allclose([r[0] for r in cur.fetchall()], expected, rtol=1e-6, atol=1e-6)
+        cur.execute(_create(regressor, "public.reg"))  # OR REPLACE: a new version
+        assert _version(connection, "reg") == 2
+        cur.execute(_create(classifier, "IF NOT EXISTS public.clf", replace=False))
+        assert _version(connection, "clf") == 1
+
+
+def test_postgres_a_bad_graph_stores_nothing(pg_database: str, tmp_path: Path) -> None:
+    """Every refusal of the DuckDB cases, with the same SQLSTATE, checked in the server; the
+    serving version stays and no model appears."""
+    good = _write(_fit("classifier"), tmp_path / "clf.onnx")
+    _pg_rows(pg_database)
+    with sqlml.connect(pg_database, autocommit=True) as connection:
+        connection.cursor().execute(_create(good, "public.clf"))
+        _, before = _predict(connection, "public.clf")
+        for case, (make, clauses, state) in ERRORS.items():
+            bad = make(tmp_path) if make is not None else good
+            assert _state(connection, _create(bad, "public.clf", clauses)) == state, case
+            fresh = _create(bad, "public.fresh", clauses, replace=False)
+            assert _state(connection, fresh) == state, case
+        assert _state(connection, _create(tmp_path / "none.onnx", "public.fresh")) == "58P01"
+        assert _version(connection, "clf") == 1
+        assert _version(connection, "fresh") == 0
+        assert _predict(connection, "public.clf")[1] == before
+
+
+def test_postgres_plain_sql_import_and_the_servers_own_files(
     pg_database: str, tmp_path: Path
 ) -> None:
+    """From psql-like clients: sqlml.import_model(statement, graph) takes the bytes as a bytea
+    parameter (psycopg2; psycopg 3 binds it); the model gets its scoring function. Inside the
+    server model_path is never read (sqlml.execute: 42501), and import_model runs nothing else."""
+    psycopg = client_module("psycopg")
     path = _write(_fit("regressor"), tmp_path / "reg.onnx")
+    data = path.read_bytes()
+    _pg_rows(pg_database)
+    statement = "CREATE MODEL public.reg OPTIONS (model_type = 'onnx')"
+    other = "CREATE MODEL public.other OPTIONS (model_type = 'onnx')"
+    with contextlib.closing(psycopg2.connect(pg_database)) as con, con.cursor() as cur:
+        con.autocommit = True
+        cur.execute("SELECT sqlml.import_model(%s, %s)", [statement, psycopg2.Binary(data)])
+        assert cur.fetchall() == [(1,)]
+        cur.execute('SELECT sqlml."public.reg"(x1, x2) FROM rows ORDER BY id')
+        expected = _onnxruntime(path)["variable"].ravel()
+        np.testing.assert_allclose([r[0] for r in cur.fetchall()], expected, rtol=1e-6, atol=1e-6)
+        for sql, params, state in (
+            ("SELECT sqlml.execute(%s)", [_create(path, "public.other")], "42501"),
+            ("SELECT sqlml.import_model(%s, %s)", ["DROP MODEL public.reg", data], "0A000"),
+            ("SELECT sqlml.import_model(%s, NULL)", [statement], "22023"),
+            ("SELECT sqlml.import_model(%s, %s)", [statement, psycopg2.Binary(data)], "42710"),
+            ("SELECT sqlml.import_model(%s, %s)", [other, b"not onnx"], "22023"),
+        ):
+            with pytest.raises(psycopg2.Error) as caught:
+                cur.execute(sql, params)
+            assert caught.value.pgcode == state, sql
+    with psycopg.connect(pg_database, autocommit=True) as con:
+        replace = "CREATE OR REPLACE MODEL public.reg OPTIONS (model_type = 'onnx')"
+        found = con.execute("SELECT sqlml.import_model(%s, %b)", [replace, data]).fetchall()
+        assert found == [(2,)]
+        assert con.execute("SELECT count(*) FROM sqlml.models").fetchall() == [(1,)]
+
+
+def test_postgres_import_needs_the_rights_of_create_model(roles: Roles, tmp_path: Path) -> None:
+    """The client's role imports with CREATE MODEL's rights: CREATE on the schema for a new
+    model, MANAGE to replace one; nothing is stored when refused."""
+    path = _write(_fit("regressor"), tmp_path / "reg.onnx")
+    with sqlml.connect(roles.dsn(roles.a), autocommit=True) as a:
+        a.cursor().execute(_create(path, "a_models.reg", replace=False))
+    with sqlml.connect(roles.dsn(roles.b), autocommit=True) as b:
+        assert _state(b, _create(path, "a_models.other")) == "42501"  # no CREATE there
+        assert _state(b, _create(path, "a_models.reg")) == "42501"  # no MANAGE on it
+        assert _state(b, _create(path, "b_models.reg")) is None
+    with contextlib.closing(roles.connect()) as admin, admin.cursor() as cur:
+        cur.execute(
+            "SELECT m.schema_name, m.model_name, m.current_version, r.rolname"
+            " FROM sqlml.models m JOIN sqlml.model_privileges p USING (schema_name, model_name)"
+            " JOIN pg_roles r ON r.oid = p.grantee WHERE p.privilege = 'OWNER' ORDER BY 1"
+        )
+        assert cur.fetchall() == [
+            ("a_models", "reg", 1, roles.a),
+            ("b_models", "reg", 1, roles.b),
+        ]
+
+
+def test_postgres_exports_to_the_client(pg_database: str, tmp_path: Path) -> None:
     connection = sqlml.connect(pg_database, autocommit=True)
     try:
-        assert _state(connection, _create(path, "public.reg")) == "42501"
-        assert _version(connection, "reg") == 0
         cur = connection.cursor()
         cur.execute(
             "CREATE MODEL public.lin OPTIONS (model_type = 'linear_reg',"
@@ -397,3 +524,36 @@ def test_the_postgres_proxy_uses_no_file_of_the_gateway_host(
         assert client.execute("SELECT count(*) FROM sqlml.models").fetchall() == [(1,)]
         client.close()
     assert not (tmp_path / "out").exists()
+
+
+def test_sqlml_serve_proxy_reads_files_only_when_allowed(roles: Roles, tmp_path: Path) -> None:
+    """The real ``sqlml serve`` in front of PostgreSQL: without --allow-file-access an import
+    and an export are 42501; with it the gateway reads the file and the server stores it with
+    the rights of the client's own role (never the gateway's)."""
+    from urllib.parse import urlparse
+
+    path = _write(_fit("regressor"), tmp_path / "reg.onnx")
+    dbname = urlparse(roles.database).path.lstrip("/")
+
+    def client(port: int, role: str) -> Any:
+        con = psycopg2.connect(host="127.0.0.1", port=port, dbname=dbname, user=role)
+        con.autocommit = True
+        return con
+
+    with sqlml_serve("-d", roles.database) as port, contextlib.closing(client(port, roles.a)) as a:
+        assert _sqlstate(a, _create(path, "a_models.reg")) == "42501"
+    with (
+        sqlml_serve("-d", roles.database, "--allow-file-access") as port,
+        contextlib.closing(client(port, roles.a)) as a,
+        contextlib.closing(client(port, roles.b)) as b,
+    ):
+        assert _sqlstate(b, _create(path, "a_models.reg")) == "42501"  # B's rights
+        assert _sqlstate(a, _create(path, "a_models.reg")) is None
+        assert _sqlstate(b, f"EXPORT MODEL a_models.reg OPTIONS (uri = '{tmp_path}/b')") == "42704"
+        assert _sqlstate(a, f"EXPORT MODEL a_models.reg OPTIONS (uri = '{tmp_path}/out')") is None
+    with contextlib.closing(roles.connect()) as admin, admin.cursor() as cur:
+        cur.execute("SELECT onnx FROM sqlml.versions WHERE schema_name = 'a_models'")
+        assert [bytes(r[0]) for r in cur.fetchall()] == [
+            (tmp_path / "out" / "model.onnx").read_bytes()
+        ]
+    assert not (tmp_path / "b").exists()

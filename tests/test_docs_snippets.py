@@ -55,6 +55,8 @@ EXPECT: dict[tuple[str, str], Callable[[str], bool]] = {
     ("postgres.md", "SELECT sqlml.grant_model"): lambda out: out.splitlines()[-1] == "t",
     # create_model "returns the version"
     ("postgres.md", "SELECT sqlml.create_model"): lambda out: out.splitlines()[0] == "1",
+    # import_model "returns the version" (the second: sqlml.connect imported the first)
+    ("postgres.md", "\\set graph"): lambda out: out.splitlines()[-1] == "2",
     ("postgres.md", "SELECT scoring_function"): lambda out: out.startswith(
         'sqlml."shop.churn"(double precision'
     ),

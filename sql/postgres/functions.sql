@@ -63,6 +63,14 @@ CREATE OR REPLACE FUNCTION sqlml.create_model(
 ) RETURNS integer
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.create_model_plpy($1, $2, $3, $4, $5, $6)$sqlml$;
 
+-- CREATE MODEL ... OPTIONS (model_type = 'onnx') with the graph's bytes as a bytea argument: the
+-- client reads the file (the server reads none of its own); returns the version now serving.
+CREATE OR REPLACE FUNCTION sqlml.import_model_plpy(statement text, graph bytea) RETURNS integer
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@import_model.py$sqlml$;
+
+CREATE OR REPLACE FUNCTION sqlml.import_model(statement text, graph bytea) RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.import_model_plpy($1, $2)$sqlml$;
+
 CREATE OR REPLACE FUNCTION sqlml.drop_model_plpy(model text, if_exists boolean)
 RETURNS boolean
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@drop_model.py$sqlml$;
@@ -158,3 +166,13 @@ FROM sqlml.models m
 LEFT JOIN pg_catalog.pg_proc p
   ON p.proname = sqlml.scoring_function_name(m.schema_name, m.model_name)
  AND p.pronamespace = 'sqlml'::regnamespace;
+
+-- Raises 22023 from inside an expression: compiled scoring's check that an ARRAY feature has its
+-- training length (sqlml/ml/nested.py). STABLE, not IMMUTABLE: the planner must not fold a call
+-- with a constant message (it would raise while planning, whatever the row).
+CREATE OR REPLACE FUNCTION sqlml.invalid_value(message text) RETURNS double precision
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $sqlml$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = message;
+END
+$sqlml$;

@@ -37,6 +37,11 @@ class InServer(Protocol):
 
     def run_in_server(self, statement: str) -> Result: ...
 
+    def import_in_server(self, statement: str, graph: bytes) -> Result:
+        """CREATE MODEL ... OPTIONS (model_type = 'onnx'): ``graph`` (the file's bytes, read by
+        the client) goes to the server as a bytea parameter, with the statement's text."""
+        ...
+
     def evaluate_in_server(
         self, model: str, query: str | None, threshold: float | None
     ) -> dict[str, float | None]: ...

@@ -27,6 +27,7 @@ FLOAT4, FLOAT8, BPCHAR, VARCHAR, DATE, TIMESTAMP, TIMESTAMPTZ = (
     1184,
 )
 NUMERIC, JSONB, NAME, OID = 1700, 3802, 19, 26
+TIME = 1083
 
 # OID -> Arrow type of a result column. Unlisted types come back as strings (their text form).
 ARROW: dict[int, pa.DataType] = {
@@ -46,6 +47,17 @@ ARROW: dict[int, pa.DataType] = {
     DATE: pa.date32(),
     TIMESTAMP: pa.timestamp("us"),
     TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
+    TIME: pa.time64("us"),
+}
+
+# Arrays of numbers (an imported model's ARRAY outputs) as Arrow lists, for the client engine's
+# results; elsewhere they stay unlisted (text).
+NUMBER_ARRAYS: dict[int, pa.DataType] = {
+    1005: pa.list_(pa.int16()),
+    1007: pa.list_(pa.int32()),
+    1016: pa.list_(pa.int64()),
+    1021: pa.list_(pa.float32()),
+    1022: pa.list_(pa.float64()),
 }
 
 # The composite types (in schema sqlml) of ML.PREDICT's ARRAY<STRUCT<...>> columns on PostgreSQL:
@@ -95,8 +107,24 @@ def arrow_type(oid: int) -> pa.DataType:
     return ARROW.get(oid, pa.string())
 
 
+# Temporal types travel as whole numbers (DATE: days since 1970-01-01, int4; TIME, TIMESTAMP and
+# TIMESTAMPTZ: microseconds, int8; sqlml/postgres/server.py chunk_query): exact, and free of the
+# session's DateStyle and TimeZone. ``restore`` gives them back their Arrow type.
+TEMPORAL = frozenset({DATE, TIME, TIMESTAMP, TIMESTAMPTZ})
+
+
+def restore(oid: int, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column fed as numbers (TEMPORAL) as its Arrow type; any other column as it is."""
+    if oid not in TEMPORAL or not pa.types.is_integer(column.type):
+        return column
+    return column.cast(ARROW[oid])
+
+
 def fed_oid(oid: int) -> int:
-    """The element type a column of this OID arrives as, after feed_cast."""
+    """The element type a column of this OID arrives as in the training read (chunk_query):
+    temporal types as whole numbers, the rest after feed_cast."""
+    if oid in TEMPORAL:
+        return INT4 if oid == DATE else INT8
     cast = feed_cast(oid)
     return oid if cast is None else FLOAT8 if cast == "DOUBLE PRECISION" else TEXT
 

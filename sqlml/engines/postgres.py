@@ -20,8 +20,16 @@ import psycopg2.extras
 import pyarrow as pa
 
 from sqlml import engines, errors
+from sqlml.engines import pgnested
 from sqlml.engines.base import Result, rows
-from sqlml.engines.pgtypes import COMPOSITES, JSON, JSONB, arrow_type, composite_arrow
+from sqlml.engines.pgtypes import (
+    COMPOSITES,
+    JSON,
+    JSONB,
+    NUMBER_ARRAYS,
+    arrow_type,
+    composite_arrow,
+)
 from sqlml.engines.placeholders import to_format
 from sqlml.ml.checkpoints import never
 
@@ -54,6 +62,11 @@ class _AsDict(psycopg2.extras.CompositeCaster):
         return dict(zip(self.attnames, values, strict=True))
 
 
+def result_type(oid: int, nested: dict[int, pa.DataType]) -> pa.DataType:
+    """A result column's Arrow type: sqlml's composites, arrays of numbers, then the scalars."""
+    return nested.get(oid) or NUMBER_ARRAYS.get(oid) or arrow_type(oid)
+
+
 def _to_arrow(
     description: Any, rows: list[tuple[Any, ...]], nested: dict[int, pa.DataType]
 ) -> pa.Table:
@@ -66,8 +79,8 @@ def _to_arrow(
         if column.type_code in (JSON, JSONB):
             columns[name] = pa.array(values)  # parsed JSON: lists and objects as Arrow nests
             continue
-        wanted = nested.get(column.type_code) or arrow_type(column.type_code)
-        if column.type_code in nested:
+        wanted = result_type(column.type_code, nested)
+        if column.type_code in nested or column.type_code in NUMBER_ARRAYS:
             columns[name] = pa.array(values, type=wanted)
             continue
         if pa.types.is_floating(wanted):
@@ -181,9 +194,38 @@ class PostgresEngine:
 
     def _schema(self, description: Any) -> pa.Schema:
         columns = description or ()
-        return pa.schema(
-            [(c.name, self.nested.get(c.type_code) or arrow_type(c.type_code)) for c in columns]
-        )
+        return pa.schema([self._field(c.name, c.type_code) for c in columns])
+
+    def _field(self, name: str, oid: int) -> pa.Field:
+        """A result column as an Arrow field; a composite or array column keeps its SQL type's
+        name (metadata ``pg_type``) so that ML.PREDICT can pass it through as text and back."""
+        arrow = self._type(oid)
+        if oid in self.nested or oid == pgnested.RECORD or not pgnested.is_nested(arrow):
+            return pa.field(name, arrow)
+        names = self._cache("_type_names")  # composite and array OID -> its SQL name
+        if oid not in names:
+            names[oid] = pgnested.type_name(oid, self._catalog)
+        return pa.field(name, arrow, metadata={pgnested.PG_TYPE: names[oid]})
+
+    def _type(self, oid: int) -> pa.DataType:
+        """A column type as Arrow; other composites and arrays from the catalog, once per OID
+        (the STRUCT and ARRAY features' checks: engines/pgnested.py)."""
+        if oid in self.nested:
+            return self.nested[oid]
+        types = self._cache("_types")  # column type OID -> Arrow, for the feature checks
+        if oid not in types:
+            found = pgnested.arrow_of(oid, self._catalog)
+            types[oid] = found if found is not None else result_type(oid, self.nested)
+        return types[oid]
+
+    def _cache(self, name: str) -> dict[int, Any]:
+        """A per-connection cache by type OID, made on first use (subclasses, such as the
+        gateway's UpstreamEngine, have their own __init__)."""
+        return self.__dict__.setdefault(name, {})  # type: ignore[no-any-return]
+
+    def _catalog(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        _, rows, _, _ = self._run(sql, params)
+        return list(rows or [])
 
     def in_transaction(self) -> bool:
         return self._in_transaction
@@ -203,6 +245,13 @@ class PostgresEngine:
         """A CREATE MODEL or DROP MODEL statement, run by the extension inside the server."""
         table = self.query_arrow("SELECT sqlml.execute(?) AS tag", [statement])
         return Result(None, 0, str(table.column(0)[0].as_py()))
+
+    def import_in_server(self, statement: str, graph: bytes) -> Result:
+        """An ONNX import: the graph's bytes as a bytea parameter of ``sqlml.import_model``
+        (psycopg2 sends them as an escaped bytea value, never as SQL the server parses as
+        statements), checked and stored by the server as this connection's role."""
+        self.query_arrow("SELECT sqlml.import_model(?, ?) AS version", [statement, graph])
+        return Result(None, 0, "CREATE MODEL")
 
     def evaluate_in_server(
         self, model: str, query: str | None, threshold: float | None

@@ -2,10 +2,14 @@
 version's stored feature_info.
 
 Columns (BigQuery's): input STRING, min FLOAT64, max FLOAT64, mean FLOAT64, median FLOAT64,
-stddev FLOAT64, category_count INT64, null_count INT64, dimension INT64. sqlml's training records
-the mean (numeric features), the standard deviation (standardized numeric features) and the
-categories (one-hot features); min, max, median and null_count are not recorded and are NULL, as
-dimension is for every non-ARRAY feature. category_count counts the categories seen, NULL aside.
+stddev FLOAT64, category_count INT64, null_count INT64, dimension INT64. Training records each
+feature's statistics over all input rows (ml/features.py column_stats): min, max, mean and
+median of a numeric feature's non-NULL values, its standard deviation (population, NULLs
+counted at the mean: the spread standardization uses), and every feature's NULL count; the
+mean and standard deviation preprocessing used are shown where it recorded them (the same
+values). Models trained before statistics were recorded show NULL for what they lack;
+dimension is NULL for every non-ARRAY feature. category_count counts the categories seen, NULL
+aside.
 """
 
 from __future__ import annotations
@@ -37,12 +41,25 @@ def _columns(version: ModelVersion, settings: Mapping[str, Any]) -> list[Column]
 
 def _rows(version: ModelVersion, settings: Mapping[str, Any]) -> list[Row]:
     rows: list[Row] = []
-    for feature in layout.features(version):
+    for feature, info in zip(layout.features(version), version.feature_info, strict=True):
         count = None
         if feature.categories is not None:
             count = sum(1 for c in feature.categories if c is not None)
+        stats = feature.stats
+        mean = feature.mean if feature.mean is not None else stats.get("mean")
+        stddev = feature.stddev if feature.stddev is not None else stats.get("stddev")
         rows.append(
-            (feature.name, None, None, feature.mean, None, feature.stddev, count, None, None)
+            (
+                feature.name,
+                stats.get("min"),
+                stats.get("max"),
+                mean,
+                stats.get("median", info.get("median")),
+                stddev,
+                count,
+                stats.get("null_count"),
+                None,
+            )
         )
     return rows
 

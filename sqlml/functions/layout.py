@@ -9,7 +9,7 @@ follow in that order; ML.WEIGHTS and ML.CENTROIDS read their values by it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ class Feature:
     categories: tuple[Any, ...] | None  # one-hot: one column each; None: one numeric column
     mean: float | None  # automatic preprocessing of a numeric column
     stddev: float | None  # set when the column was standardized
+    # ML.FEATURE_INFO's statistics recorded at training (features.column_stats; empty before)
+    stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def width(self) -> int:
@@ -42,6 +44,7 @@ def features(version: ModelVersion) -> list[Feature]:
             categories=categories,
             mean=info.get("mean") if numeric else None,
             stddev=info.get("stddev") if numeric else None,
+            stats=dict(info.get("stats") or {}),
         )
         found.append(feature)
         at += feature.width

@@ -148,7 +148,10 @@ def _compile(version: ModelVersion, dialect: str) -> dict[str, list[exp.Expr]]:
     model = onnx.load_from_string(version.onnx)
     _cut(model.graph, [o.tensor for o in wanted])
     model.graph.output.extend(helper.make_empty_tensor_value_info(o.tensor) for o in wanted)
-    inputs = {c.name: scoring.input_expression(c, ALIAS, runtime=False) for c in version.inputs}
+    inputs = {
+        c.name: scoring.input_expression(c, ALIAS, runtime=False, dialect=dialect)
+        for c in version.inputs
+    }
     try:
         return compile_onnx(model, inputs, dialect=dialect, max_nodes=0)
     except errors.FeatureNotSupported as e:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # onnx (0.8 s to import) only where a graph is built or read
 
 NULL_CATEGORY = strings.NULL  # what a NULL string or boolean becomes at the graph's input
 ONE_HOT, LABEL = "one_hot", "label"  # how categorical columns are encoded
+NUMERIC_INPUTS = ("numeric", "timestamp")  # kinds whose graph input is a DOUBLE (temporal.py)
 
 Array = np.ndarray[Any, Any]
 
@@ -47,13 +48,16 @@ class InputColumn:
     """A column of the input rows that the model reads."""
 
     name: str
-    kind: str  # 'numeric' | 'string' | 'bool'
+    kind: str  # 'numeric' | 'string' | 'bool' | 'date' | 'datetime' | 'time' | 'timestamp'
+    # where the value comes from when it is not the column ``name`` itself (sqlml.ml.nested):
+    # (column, field) for a STRUCT field, (column, i) for element i (1-based) of an ARRAY
+    path: tuple[str | int, ...] = ()
 
     @property
     def elem_type(self) -> int:
         from sqlml.ml.graph import DOUBLE, STRING
 
-        return DOUBLE if self.kind == "numeric" else STRING
+        return DOUBLE if self.kind in NUMERIC_INPUTS else STRING
 
 
 def kind_of(arrow_type: pa.DataType) -> str | None:
@@ -66,7 +70,7 @@ def kind_of(arrow_type: pa.DataType) -> str | None:
         return "numeric"
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
         return "string"
-    return None
+    return temporal.kind_of(arrow_type)  # date, datetime, time, timestamp
 
 
 def column_kind(name: str, arrow_type: pa.DataType) -> str:
@@ -82,6 +86,8 @@ def column_kind(name: str, arrow_type: pa.DataType) -> str:
 
 def to_numpy(column: pa.ChunkedArray | pa.Array, kind: str) -> Array:
     """One Arrow column as the graph's input takes it: float64 with NaN, or strings."""
+    if kind in temporal.KINDS:
+        return temporal.to_numpy(column, kind)
     if kind == "numeric":
         doubles = pc.cast(column, pa.float64())
         return np.asarray(doubles.to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -261,11 +267,12 @@ class Stage:
 
 @dataclass(frozen=True)
 class NumericAuto:
-    """NULL -> training mean; then standardize when ``std`` is given."""
+    """NULL -> training mean (or ``fill``); then standardize when ``std`` is given."""
 
     name: str
     mean: float
     std: float | None
+    fill: float | None = None  # what NULL becomes when it is not the mean (a TIMESTAMP's median)
 
     def numpy(self, x: Array, out: Array | None = None) -> Array:
         """Written into ``out`` (a column view) when given: no temporary arrays."""
@@ -273,7 +280,7 @@ class NumericAuto:
         np.copyto(target, x)
         missing = np.isnan(target)
         if missing.any():
-            target[missing] = self.mean
+            target[missing] = self.mean if self.fill is None else self.fill
         if self.std is not None:
             np.subtract(target, self.mean, out=target)
             np.divide(target, self.std, out=target)
@@ -282,7 +289,8 @@ class NumericAuto:
     def onnx(self, g: GraphBuilder, x: str, fold: bool = False) -> str:
         """``fold``: leave the standardization out (the estimator's weights absorb it)."""
         mean = g.const([[self.mean]])
-        filled = g.op("Where", g.op("IsNaN", x), mean, x)
+        fill = mean if self.fill is None else g.const([[self.fill]])
+        filled = g.op("Where", g.op("IsNaN", x), fill, x)
         if self.std is None or fold:
             return filled
         return g.op("Div", g.op("Sub", filled, mean), g.const([[self.std]]))
@@ -292,7 +300,8 @@ class NumericAuto:
         return 1
 
     def info(self) -> dict[str, Any]:
-        return {"column": self.name, "encoding": "numeric", "mean": self.mean, "stddev": self.std}
+        shown = {"column": self.name, "encoding": "numeric", "mean": self.mean, "stddev": self.std}
+        return shown if self.fill is None else {**shown, "median": self.fill}
 
 
 @dataclass(frozen=True)
@@ -420,6 +429,8 @@ class Preprocessor:
     transform: list[Step] = field(default_factory=list)
     auto: list[Encoder] = field(default_factory=list)
     finals: list[str] = field(default_factory=list)  # TRANSFORM outputs used as they are
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # ML.FEATURE_INFO's, by name
+    expand: bool = False  # TIMESTAMP columns expand into their components (temporal.py)
 
     def matrix(self, raw: dict[str, Array]) -> Array:
         """The feature matrix, Fortran-ordered: each block is written into its own columns."""
@@ -436,6 +447,8 @@ class Preprocessor:
     def _stage_numpy(self, raw: dict[str, Array]) -> Stage:
         stage = Stage(dict(raw), {c.name: _kind_of(c) for c in self.inputs})
         if not self.transform:
+            if self.expand:
+                temporal.expand_numpy(stage.arrays, stage.kinds)
             return stage
         out = Stage({}, {})
         for step in self.transform:
@@ -453,6 +466,9 @@ class Preprocessor:
             tensors = {step.alias: step.onnx(g, tensors) for step in self.transform}
             for step in self.transform:
                 _mark(g, step, tensors[step.alias])
+        elif self.expand:
+            stamps = [c.name for c in self.inputs if c.kind == "timestamp"]
+            temporal.expand_onnx(g, tensors, stamps)
         parts = [enc.onnx(g, tensors[enc.name], fold) for enc in self.auto]
         parts += [tensors[name] for name in self.finals]
         parts = [p for p in parts if p]
@@ -476,6 +492,9 @@ class Preprocessor:
         rows = [enc.info() for enc in self.auto]
         for step in self.transform:
             rows += step.infos() if step.final else []
+        for row in rows:  # (a STRUCT output's several rows have no statistics of their own)
+            if row["column"] in self.stats:
+                row["stats"] = self.stats[row["column"]]
         return rows
 
 
@@ -506,6 +525,8 @@ def _put(out: Array, at: int, block: Array) -> int:
 
 
 def _kind_of(column: InputColumn) -> str:
+    if column.kind == "timestamp":
+        return "timestamp"  # its Unix time in seconds (temporal.py)
     return "numeric" if column.kind == "numeric" else "categorical"
 
 
@@ -689,7 +710,7 @@ def _item_input_kind(item: TransformItem, kinds: dict[str, str]) -> str:
                 detail=item.source or None,
             )
     if isinstance(item.expression, Col):
-        return "numeric" if kinds[item.expression.name] == "numeric" else "categorical"
+        return "numeric" if kinds[item.expression.name] in NUMERIC_INPUTS else "categorical"
     return "numeric"  # an expression's kind is its type's (fit_step, strings.typed)
 
 
@@ -826,24 +847,59 @@ def fit(
     transform: Sequence[TransformItem] | None,
     standardize: bool,
     encoding: str = ONE_HOT,
+    expand_timestamps: bool = False,
 ) -> Preprocessor:
     """Fits TRANSFORM (if any) and automatic preprocessing on the training rows ``raw``;
-    categorical columns are encoded one-hot or as labels (``encoding``)."""
-    pre = Preprocessor(list(inputs))
+    categorical columns are encoded one-hot or as labels (``encoding``); TIMESTAMP columns
+    expand into their components when ``expand_timestamps`` (linear and logistic regression)."""
+    pre = Preprocessor(list(inputs), expand=expand_timestamps)
     kinds = {c.name: c.kind for c in inputs}
     if transform:
         pre.transform = [fit_step(item, raw, kinds) for item in transform]
     stage = pre._stage_numpy(raw)
     for name, kind in stage.kinds.items():
+        pre.stats[name] = column_stats(stage.arrays[name], kind)
         if kind == "final":
             pre.finals.append(name)
         elif kind == "numeric":
-            pre.auto.append(fit_numeric(name, stage.arrays[name], standardize))
+            scale = standardize and name not in nested.unscaled(inputs, bool(transform))
+            pre.auto.append(fit_numeric(name, stage.arrays[name], scale))
+        elif kind == "timestamp":
+            pre.auto.append(temporal.fit_unix(name, stage.arrays[name], standardize))
+        elif kind == "component":
+            pre.auto.append(temporal.fit_component(name, stage.arrays[name]))
         else:
             pre.auto.append(
                 fit_categorical(name, stage.arrays[name], _is_bucket(pre, name), encoding)
             )
     return pre
+
+
+def column_stats(x: Array, kind: str) -> dict[str, Any]:
+    """ML.FEATURE_INFO's statistics of one feature over the rows preprocessing is fitted on (all
+    input rows, as BigQuery computes them): ``null_count`` for every feature; for a numeric one
+    also min, max, mean and median of its non-NULL values and ``stddev``, the population
+    standard deviation with NULLs counted at the mean (the spread standardization uses, so one
+    definition whether or not the model standardizes). A feature that is not one column (a
+    STRUCT or ARRAY output of TRANSFORM) has none."""
+    if x.ndim != 1:
+        return {}
+    if kind == "categorical" or x.dtype == object:
+        nulls = np.isnan(x.astype(np.float64)) if x.dtype != object else x == NULL_CATEGORY
+        return {"null_count": int(np.count_nonzero(nulls))}
+    values = x.astype(np.float64, copy=False)
+    missing = np.isnan(values)
+    finite = values[~missing]
+    stats: dict[str, Any] = {"null_count": int(np.count_nonzero(missing))}
+    if finite.size:
+        stats.update(
+            min=float(finite.min()),
+            max=float(finite.max()),
+            mean=float(finite.mean()),
+            median=float(np.median(finite)),
+            stddev=float(finite.std() * np.sqrt(finite.size / values.size)),
+        )
+    return stats
 
 
 def _is_bucket(pre: Preprocessor, name: str) -> bool:
@@ -853,4 +909,4 @@ def _is_bucket(pre: Preprocessor, name: str) -> bool:
 
 # The steps of sqlml.ml.feature_steps register themselves in the tables above, as a third
 # party's would; imported last because that module builds on this one.
-from sqlml.ml import feature_steps  # noqa: E402
+from sqlml.ml import feature_steps, nested, temporal  # noqa: E402

@@ -88,6 +88,8 @@ class ModelType:
     # what training records beside the fit, from the fitted estimator and the preprocessed
     # training rows (k-means: what ML.DETECT_ANOMALIES needs, anomaly.py); None: nothing
     record: Callable[[Any, Array], dict[str, Any]] | None = None
+    # TIMESTAMP columns expand into BigQuery's components (sqlml.ml.temporal): linear models only
+    expand_timestamps: bool = False
 
     @property
     def supervised(self) -> bool:
@@ -366,6 +368,7 @@ register(
         _linear_reg,
         _always,
         PENDING_LINEAR,
+        expand_timestamps=True,
     )
 )
 register(
@@ -376,6 +379,7 @@ register(
         _logistic_reg,
         _always,
         PENDING_LINEAR,
+        expand_timestamps=True,
     )
 )
 register(

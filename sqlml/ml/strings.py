@@ -79,9 +79,10 @@ def typed(expr: Expr, kinds: Mapping[str, str]) -> Expr:
 def _mark(expr: Expr, kinds: Mapping[str, str]) -> Expr:
     if isinstance(expr, Col):
         kind = kinds.get(expr.name, "numeric")
-        if kind == "bool":
+        if kind not in ("numeric", "string", "timestamp"):  # (a TIMESTAMP: its epoch seconds)
             raise errors.DatatypeMismatch(
-                f'TRANSFORM expressions take numbers and strings; "{expr.name}" is a BOOL'
+                f'TRANSFORM expressions take numbers and strings; "{expr.name}" is a'
+                f" {kind.upper()} column"
             )
         return Call("text", (expr,)) if kind == "string" else expr
     if isinstance(expr, Neg):

@@ -32,7 +32,7 @@ from skl2onnx.common.data_types import DoubleTensorType
 from sklearn.exceptions import ConvergenceWarning
 
 from sqlml import errors
-from sqlml.ml import estimator_onnx, features, kinds, models, split
+from sqlml.ml import estimator_onnx, features, kinds, models, nested, split
 from sqlml.ml.checkpoints import Checkpoint, never, unwatch, watch
 from sqlml.ml.features import InputColumn, Preprocessor
 from sqlml.ml.graph import ML_OPSET, OPSET, GraphBuilder, finish, splice
@@ -128,7 +128,12 @@ def _fit(
     # Statistics come from all input rows, as BigQuery ML documents ("as calculated by the
     # feature column in the original input data"); it also spares a copy of the training rows.
     pre = features.fit(
-        inputs, data.raw, transform, model_type.standardize(opts), model_type.encoding(opts)
+        inputs,
+        data.raw,
+        transform,
+        model_type.standardize(opts),
+        model_type.encoding(opts),
+        model_type.expand_timestamps,
     )
     if pre.width() == 0:
         raise errors.UnusableTrainingData("no usable feature columns")
@@ -318,7 +323,19 @@ def _inputs(
         names = [c for c in table.column_names if c not in skip]
     if not names:
         raise errors.UnusableTrainingData("the training query has no feature columns")
-    return [InputColumn(n, features.column_kind(n, table.schema.field(n).type)) for n in names]
+    inputs = [_input(table, n, expand=not transform) for n in names]
+    columns = [c for group in inputs for c in group]
+    unique_names([c.name for c in columns])
+    return columns
+
+
+def _input(table: pa.Table, name: str, expand: bool) -> list[InputColumn]:
+    """A training column as the model's input columns: one, or a STRUCT's fields and an ARRAY's
+    elements (sqlml.ml.nested; not under TRANSFORM, which names the columns it reads)."""
+    arrow_type = table.schema.field(name).type
+    if expand and nested.is_nested(arrow_type):
+        return nested.expand(name, table.column(name))
+    return [InputColumn(name, features.column_kind(name, arrow_type))]
 
 
 def _transform_inputs(
@@ -371,7 +388,7 @@ def _prepare(
             raise errors.UnusableTrainingData(f'label column "{label}" has only NULL values')
         if not pc.all(keep).as_py():
             table = table.filter(keep)
-    raw = {c.name: features.to_numpy(table.column(c.name), c.kind) for c in inputs}
+    raw = {c.name: features.to_numpy(nested.values(table, c), c.kind) for c in inputs}
     y, classes = _labels(model_type, table, label)
     column = (
         table.column(_find_column(table, opts["data_split_col"]) or "")

@@ -24,7 +24,7 @@ from sqlglot import exp
 
 from sqlml import errors, scoring, views
 from sqlml.engine import Session, _parse_query, zero_rows
-from sqlml.engines import placeholders
+from sqlml.engines import pgnested, pgtypes, placeholders
 from sqlml.engines.base import Result
 from sqlml.engines.pgtypes import (
     FIXED_SQL,
@@ -84,6 +84,7 @@ class PlpyEngine:
 
     def __init__(self, plpy: Any) -> None:
         self.plpy = plpy
+        self._types: dict[int, pa.DataType] = {}
         self._plans: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     def _spi(self, sql: str, params: Sequence[Any] | None) -> Any:
@@ -126,14 +127,31 @@ class PlpyEngine:
         return list(zip(result.colnames(), result.coltypes(), strict=True))
 
     def schema_of(self, sql: str) -> pa.Schema:
-        return pa.schema([(n, arrow_type(o)) for n, o in self.columns_of(sql)])
+        return pa.schema([(n, self._type(o)) for n, o in self.columns_of(sql)])
+
+    def _type(self, oid: int) -> pa.DataType:
+        """A column type as Arrow; composites and arrays from the catalog (engines/pgnested)."""
+        if oid not in self._types:
+            found = pgnested.arrow_of(oid, self._catalog)
+            self._types[oid] = found if found is not None else arrow_type(oid)
+        return self._types[oid]
+
+    def _catalog(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        text, values = placeholders.to_format(sql, params)  # (? markers -> %s, as _spi takes)
+        result = self._spi(text, values)
+        names = result.colnames()
+        return [tuple(row[n] for n in names) for row in result]
 
     def read_chunked(self, sql: str) -> pa.Table:
-        """All rows of a query as Arrow, read inside the backend one chunk of rows at a time."""
+        """All rows of a query as Arrow, read inside the backend one chunk of rows at a time
+        (a composite column field by field, an array column as text: engines/pgnested.py)."""
         columns = self.columns_of(sql)
         train.unique_names([name for name, _ in columns])  # (else 42702 from the chunk query)
-        chunk_sql = chunk_query(_parse_query(sql, "postgres"), columns, CHUNK_ROWS)
-        parts: list[list[pa.Array]] = [[] for _ in columns]
+        types = [self._type(oid) for _, oid in columns]
+        per_column = [pgnested.feeds(n, o, t) for (n, o), t in zip(columns, types, strict=True)]
+        flat = [f for group in per_column for f in group]
+        chunk_sql = chunk_query(_parse_query(sql, "postgres"), flat, CHUNK_ROWS)
+        parts: list[list[pa.Array]] = [[] for _ in flat]
         try:
             cursor = self.plpy.cursor(chunk_sql.sql(dialect="postgres"))
             while True:
@@ -141,7 +159,7 @@ class PlpyEngine:
                 if not batch:
                     break
                 row = batch[0]
-                for i, (_, oid) in enumerate(columns):
+                for i, (_, oid) in enumerate(flat):
                     values, nulls = row[f"c{i}"], row[f"n{i}"]
                     if fed_oid(oid) in TEXT_TYPES:
                         parts[i].append(decode_text(values, nulls, row[f"s{i}"]))
@@ -149,10 +167,17 @@ class PlpyEngine:
                         parts[i].append(decode_without_nulls(values, nulls))
         except self.plpy.SPIError as e:
             raise errors.from_sqlstate(getattr(e, "sqlstate", None), str(e).strip()) from e
-        arrays = {
-            name: pa.chunked_array(parts[i], type=arrow_type(oid) if not parts[i] else None)
-            for i, (name, oid) in enumerate(columns)
-        }
+        read = [
+            pgtypes.restore(
+                oid, pa.chunked_array(parts[i], type=arrow_type(oid) if not parts[i] else None)
+            )
+            for i, (_, oid) in enumerate(flat)
+        ]
+        arrays, at = {}, 0
+        for (name, _), wanted, group in zip(columns, types, per_column, strict=True):
+            mine, at = read[at : at + len(group)], at + len(group)
+            nested = pa.types.is_struct(wanted) or pa.types.is_list(wanted)
+            arrays[name] = pgnested.assemble(wanted, mine) if nested else mine[0]
         return pa.table(arrays)
 
     def in_transaction(self) -> bool:
@@ -192,7 +217,21 @@ class PlpyEngine:
         pass
 
 
-def chunk_query(query: exp.Expr, columns: list[tuple[str, int]], rows: int) -> exp.Select:
+def _temporal_feed(oid: int, ref: exp.Expr) -> exp.Expr:
+    """A DATE as its days since 1970-01-01, a TIME / TIMESTAMP / TIMESTAMPTZ as its
+    microseconds (since midnight, or the Unix epoch): pgtypes.TEMPORAL."""
+    if oid == pgtypes.DATE:
+        epoch = exp.cast(exp.Literal.string("1970-01-01"), exp.DataType.build("DATE"))
+        days = exp.Sub(this=ref, expression=epoch)
+        return exp.cast(exp.paren(days), exp.DataType.build("INT"))
+    seconds = exp.Extract(this=exp.var("epoch"), expression=ref)
+    micros = exp.Mul(this=seconds, expression=exp.Literal.number(1000000))
+    return exp.cast(exp.paren(micros), exp.DataType.build("BIGINT"))
+
+
+def chunk_query(
+    query: exp.Expr, columns: Sequence[tuple[str | exp.Expr, int]], rows: int
+) -> exp.Select:
     """One row per ``rows`` input rows (chunks in no particular order: sorting them spilled to
     disk and doubled the read), every column as arrays that decode without a Python loop per
     element (pgtypes.decode_without_nulls, decode_text):
@@ -203,9 +242,11 @@ def chunk_query(query: exp.Expr, columns: list[tuple[str, int]], rows: int) -> e
     """
     aggregates, outs = [], []
     for i, (name, oid) in enumerate(columns):
-        ref: exp.Expr = exp.column(name, table="q", quoted=True)
+        ref = exp.column(name, table="q", quoted=True) if isinstance(name, str) else name
         cast = feed_cast(oid)
-        if cast is not None:
+        if oid in pgtypes.TEMPORAL:
+            ref = _temporal_feed(oid, ref)
+        elif cast is not None:
             ref = exp.cast(ref, exp.DataType.build(cast, dialect="postgres"))
         # no ORDER BY inside the aggregates: every aggregate of a group sees its rows in the
         # same order, so the columns stay aligned (an ORDER BY per column cost a sort per column)
@@ -278,16 +319,51 @@ def _run(plpy: Any, statement: CreateModel | DropModel) -> Result:
     result = current.run(statement)
     schema, name = current.store.resolve(statement.model)
     if isinstance(statement, CreateModel):
-        version = current.store.load(statement.model)
-
-        def published() -> None:  # the function lives in schema sqlml: the owner's rights
-            publish(plpy, version)
-            privileges.apply_grants(plpy, schema, name)
-
-        privileges.as_owner(plpy, published)
+        _publish_serving(plpy, current, statement.model)
     elif result.rowcount:
         privileges.as_owner(plpy, lambda: unpublish(plpy, (schema, name)))
     return result
+
+
+def _publish_serving(plpy: Any, current: Session, ref: ModelRef) -> None:
+    """The serving version's functions, and EXECUTE on them for its USAGE holders."""
+    schema, name = current.store.resolve(ref)
+    version = current.store.load(ref)
+
+    def published() -> None:  # the function lives in schema sqlml: the owner's rights
+        publish(plpy, version)
+        privileges.apply_grants(plpy, schema, name)
+
+    privileges.as_owner(plpy, published)
+
+
+def import_model(plpy: Any, statement: str, graph: bytes | None) -> int | None:
+    """sqlml.import_model: ``CREATE [OR REPLACE] MODEL m [INPUT (...)] [OUTPUT (...)] OPTIONS
+    (model_type = 'onnx' [, model_path = ...])`` with the graph's bytes as an argument, read by
+    the client (sqlml.connect, the gateway) and never from this server's files (model_path, if
+    given, is recorded only). The graph is checked (ml/imported.py) and stored like a trained
+    version in the caller's transaction, with the rights of the caller's role: CREATE on the
+    schema for a new model, MANAGE to replace one (as CREATE MODEL). Returns the version now
+    serving (NULL: IF NOT EXISTS found the model)."""
+    from sqlml import byom, grammar
+
+    parsed = grammar.parse(statement, "postgres")
+    if not isinstance(parsed, CreateModel) or parsed.query is not None:
+        raise errors.FeatureNotSupported(
+            "sqlml.import_model runs CREATE MODEL ... OPTIONS (model_type = 'onnx') only",
+            hint="train with sqlml.execute or sqlml.create_model",
+        )
+    if graph is None:
+        raise errors.InvalidParameterValue(
+            "sqlml.import_model: graph is NULL (the ONNX file's bytes)"
+        )
+    current = session(plpy)
+    privileges.check_create(plpy, current.store, parsed.model)  # the lock, then 42501
+    with current.store.writing(parsed.model):
+        version = byom.create_model(current, parsed, graph=bytes(graph))
+    if version is not None:
+        _publish_serving(plpy, current, parsed.model)
+    return version
 
 
 def create_model(
@@ -372,7 +448,15 @@ def evaluate_json(plpy: Any, model: str, query: str | None, threshold: float | N
 
 # -- scoring: the generated SQL function per model, and the runtime batch scorer ------------------
 
-_KIND_TYPES = {"numeric": "DOUBLE PRECISION", "bool": "BOOLEAN", "string": "TEXT"}
+_KIND_TYPES = {
+    "numeric": "DOUBLE PRECISION",
+    "bool": "BOOLEAN",
+    "string": "TEXT",
+    "date": "DATE",
+    "datetime": "TIMESTAMP",
+    "time": "TIME",
+    "timestamp": "TIMESTAMPTZ",
+}
 
 
 def function_name(plpy: Any, schema: str, name: str) -> str:
@@ -407,7 +491,9 @@ def publish(plpy: Any, version: ModelVersion) -> None:
     with more inputs than a function takes arguments gets none (ML.PREDICT serves it). A function
     with the same arguments and type is replaced in place: views that call it (CREATE VIEW over
     ML.PREDICT or ML.SCORE, sqlml/views.py) keep it and score with the new version."""
-    if not scoring.compilable(version, "postgres"):
+    if not scoring.compilable(version, "postgres") or any(c.path for c in version.inputs):
+        # (a STRUCT or ARRAY feature: no function yet, its arguments would be the expanded
+        # fields and elements, which the view rewriting does not pass; ML.PREDICT serves it)
         unpublish(plpy, (version.schema, version.name))
         return
     if len(version.inputs) > _max_arguments(plpy):
@@ -421,11 +507,11 @@ def publish(plpy: Any, version: ModelVersion) -> None:
     function = function_name(plpy, version.schema, version.name)
     _create(plpy, version, function, _return_type(version), body)
     predict = predict_function_name(plpy, version.schema, version.name)
-    if views.predicts_by_function(version):
+    if views.pg_has_predict_function(version):
         # SETOF (one row): PostgreSQL inlines a set-returning SQL function called in FROM, so
         # the view's LATERAL call plans the body as a subquery (expressions set up once, not
         # per row as for a scalar function with a FROM clause: 15x slower)
-        returns = f"sqlml.{views.pg_predict_element(version)}[]"
+        returns = views.pg_predict_returns(version)
         _create(plpy, version, predict, returns, views.pg_predict_body(version), setof=True)
     else:
         _drop_named(plpy, predict)  # a regressor's view calls the scoring function
@@ -538,7 +624,7 @@ def upgrade_scoring_functions(plpy: Any) -> int:
         ref = ModelRef(*pair)
         try:
             version = session(plpy).store.load(ref)
-            if scores and not views.predicts_by_function(version):
+            if scores and not views.pg_has_predict_function(version):
                 continue  # a regressor has no prediction function
             publish(plpy, version)
         except errors.Error as e:
@@ -578,8 +664,7 @@ def _load_graph(plpy: Any, sha: str) -> tuple[bytes, list[Any], tuple[str, ...]]
     stored copy that matches (a retrain to the same graph stores a good copy next to a
     corrupted one); XX001 when none does. With its inputs and its raw outputs, which its
     model type's kind names (ml/kinds.py)."""
-    from sqlml.ml import kinds
-    from sqlml.ml.features import InputColumn
+    from sqlml.ml import kinds, nested
 
     plan = plpy.prepare(
         "SELECT schema_name, model_name, version, model_type, onnx, inputs FROM sqlml.versions"
@@ -592,7 +677,7 @@ def _load_graph(plpy: Any, sha: str) -> tuple[bytes, list[Any], tuple[str, ...]]
     for row in rows:
         onnx = bytes(row["onnx"])
         if hashlib.sha256(onnx).hexdigest() == sha:
-            inputs = [InputColumn(c["name"], c["kind"]) for c in json.loads(row["inputs"])]
+            inputs = [nested.from_json(c) for c in json.loads(row["inputs"])]
             kind = kinds.kind(models.get(row["model_type"]).kind)
             return onnx, inputs, kind.raw_outputs
     first = rows[0]

@@ -131,8 +131,11 @@ class ProxyBackend:
         target: Target,
         allow_trust: bool = False,
         databases: Mapping[str, str] | None = None,
+        file_access: bool = False,
     ) -> None:
         self.target = target
+        # --allow-file-access: ONNX imports and exports use the gateway host's files (byom.py)
+        self.file_access = file_access
         # a client off loopback may be let in when PostgreSQL asks it no password (identity.py)
         self.allow_trust = allow_trust
         # database names the clients give, mapped to the server's (pgbouncer's [databases]);
@@ -155,7 +158,8 @@ class ProxyBackend:
     @property
     def ml(self) -> engine.Session:
         if self._ml is None:
-            self._ml = engine.Session(UpstreamEngine(self.connection), progress=self._progress)
+            upstream = UpstreamEngine(self.connection, file_access=self.file_access)
+            self._ml = engine.Session(upstream, progress=self._progress)
         return self._ml
 
     def _progress(self, message: str) -> None:

@@ -487,10 +487,13 @@ class UpstreamEngine(PostgresEngine):
     """PostgresEngine over the proxy's own connection instead of psycopg2: the same SQL, the
     same in-server training, inside whatever transaction the client has open."""
 
-    server_files = True  # the gateway host's files, not the client's (byom.py: 42501)
+    server_files = True  # the gateway host's files, not the client's (byom.py)
 
-    def __init__(self, connection: Connection, progress: Any = None) -> None:
+    def __init__(
+        self, connection: Connection, progress: Any = None, file_access: bool = False
+    ) -> None:
         self.connection = connection
+        self.file_access = file_access  # the operator allowed them (--allow-file-access)
         self._in_transaction = False
         self.progress = progress
         self.nested: dict[int, pa.DataType] = {}
