@@ -30,7 +30,8 @@ import numpy as np
 
 from sqlml import errors
 from sqlml.ml import features
-from sqlml.ml.features import NULL_CATEGORY, Array, Label, Step, eval_numpy, eval_onnx
+from sqlml.ml.expressions import columns_of, eval_numpy, eval_onnx
+from sqlml.ml.features import NULL_CATEGORY, Array, Label, Step
 from sqlml.ml.spec import Col, TransformItem
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ def _field_tensors(step: Step, g: GraphBuilder, tensors: dict[str, str]) -> list
 
 def _check_fields(step: Step, item: TransformItem, kinds: dict[str, str], numeric: bool) -> None:
     for name, expr in item.inputs:
-        for column in features.columns_of(expr):
+        for column in columns_of(expr):
             if column not in kinds:
                 raise errors.UndefinedColumn(
                     f'column "{column}" used in TRANSFORM is not in the training query',

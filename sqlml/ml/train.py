@@ -34,6 +34,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sqlml import errors
 from sqlml.ml import estimator_onnx, features, kinds, models, nested, split
 from sqlml.ml.checkpoints import Checkpoint, never, unwatch, watch
+from sqlml.ml.expressions import columns_of
 from sqlml.ml.features import InputColumn, Preprocessor
 from sqlml.ml.graph import ML_OPSET, OPSET, GraphBuilder, finish, splice
 from sqlml.ml.score import Scorer
@@ -346,7 +347,7 @@ def _transform_inputs(
         if label is not None and item.alias == label:
             continue
         expressions = [item.expression, *(expr for _, expr in item.inputs)]
-        for name in set().union(*(features.columns_of(e) for e in expressions)):
+        for name in set().union(*(columns_of(e) for e in expressions)):
             if name not in table.column_names:
                 raise errors.UndefinedColumn(
                     f'column "{name}" used in TRANSFORM is not in the training query'
