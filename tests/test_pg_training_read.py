@@ -48,8 +48,9 @@ def pg(pg_database: str) -> Iterator[Any]:
             "from sqlml.postgres import server\n"
             "server.CHUNK_ROWS = 1000\n"
             "table = server.PlpyEngine(plpy).read_chunked(q)\n"
-            "return json.dumps({c: table.column(c).to_pylist() for c in table.column_names},"
-            " default=str)\n$$"
+            "after = plpy.execute(\"SELECT current_setting('work_mem') AS w\")[0]['w']\n"
+            "got = {c: table.column(c).to_pylist() for c in table.column_names}\n"
+            "return json.dumps({'rows': got, 'work_mem': after}, default=str)\n$$"
         )
     yield connection
     connection.close()
@@ -61,7 +62,9 @@ def test_training_read_equals_the_wire(pg: Any) -> None:
         cursor.execute("SELECT sqlml.version()")  # loads sqlml into this backend
         cursor.execute("SET search_path = public")
         cursor.execute("SELECT read_json(%s)", [query])
-        got = json.loads(cursor.fetchone()[0])
+        answer = json.loads(cursor.fetchone()[0])
+        got = answer["rows"]
+        assert answer["work_mem"] == "4MB"  # raised for the read (to 256MB), then set back
         cursor.execute(query + " ORDER BY i")
         names = [d.name for d in cursor.description]
         rows = cursor.fetchall()

@@ -13,6 +13,7 @@ into Arrow without a Python loop for numbers (engines/pgtypes.py).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -43,6 +44,7 @@ from sqlml.postgres import privileges
 from sqlml.store import ModelVersion
 
 CHUNK_ROWS = 65536
+READ_WORK_MEM = "256MB"  # the training read's work_mem at least (PlpyEngine._raise_work_mem)
 # Python value -> the SQL type of a parameter (plpy.prepare needs them).
 _PARAM_TYPES: list[tuple[type, str]] = [
     (bool, "boolean"),
@@ -152,6 +154,7 @@ class PlpyEngine:
         flat = [f for group in per_column for f in group]
         chunk_sql = chunk_query(_parse_query(sql, "postgres"), flat, CHUNK_ROWS)
         parts: list[list[pa.Array]] = [[] for _ in flat]
+        restore = self._raise_work_mem()
         try:
             cursor = self.plpy.cursor(chunk_sql.sql(dialect="postgres"))
             while True:
@@ -167,6 +170,9 @@ class PlpyEngine:
                         parts[i].append(decode_without_nulls(values, nulls))
         except self.plpy.SPIError as e:
             raise errors.from_sqlstate(getattr(e, "sqlstate", None), str(e).strip()) from e
+        finally:
+            with contextlib.suppress(errors.Error):  # (a failed read's error is the one to raise)
+                restore()
         read = [
             pgtypes.restore(
                 oid, pa.chunked_array(parts[i], type=arrow_type(oid) if not parts[i] else None)
@@ -179,6 +185,21 @@ class PlpyEngine:
             nested = pa.types.is_struct(wanted) or pa.types.is_list(wanted)
             arrays[name] = pgnested.assemble(wanted, mine) if nested else mine[0]
         return pa.table(arrays)
+
+    def _raise_work_mem(self) -> Callable[[], None]:
+        """work_mem at least READ_WORK_MEM for the read's GROUP BY (its hash table of chunk
+        arrays spilled to disk at PostgreSQL's default 4MB: 1M rows x 10 columns read in 1.25 s,
+        0.98 s with 256MB; the rows end up in this process's memory either way). Local to the
+        transaction, and set back when the read ends; returns what sets it back."""
+        row = self._spi(
+            "SELECT current_setting('work_mem') AS now,"
+            " pg_size_bytes(current_setting('work_mem')) < pg_size_bytes(%s) AS low",
+            [READ_WORK_MEM],
+        )[0]
+        if not row["low"]:
+            return lambda: None
+        self._spi("SELECT set_config('work_mem', %s, true)", [READ_WORK_MEM])
+        return lambda: self._spi("SELECT set_config('work_mem', %s, true)", [row["now"]])
 
     def in_transaction(self) -> bool:
         return True  # a function always runs inside its caller's transaction
