@@ -36,7 +36,15 @@ from sqlml.engines.pgtypes import (
     fed_oid,
     feed_cast,
 )
-from sqlml.grammar.statements import CreateModel, DropModel, ModelRef, Query
+from sqlml.grammar.statements import (
+    CreateModel,
+    DropModel,
+    Evaluate,
+    MLQuery,
+    ModelRef,
+    Query,
+    Statement,
+)
 from sqlml.ml import models, train
 from sqlml.ml.score import scorer
 from sqlml.postgres import privileges
@@ -368,6 +376,55 @@ def evaluate_json(plpy: Any, model: str, query: str | None, threshold: float | N
     call_ = Evaluate(version.ref, Query(query) if query else None, threshold)
     table = current.evaluate(version, call_)
     return json.dumps({k: v[0] for k, v in table.to_pydict().items()})
+
+
+def ml_sql(plpy: Any, statement: str) -> str:
+    """The body of sqlml.ml(statement): one SELECT with ML calls (ML.WEIGHTS, ML.PREDICT, ...)
+    rendered by the server's Session into PostgreSQL's own SQL, each row as one jsonb object
+    (column name -> value). The plpgsql sqlml.ml runs it with the caller's rights (RETURN QUERY
+    EXECUTE): the rows never pass through Python, and PostgreSQL converts every value.
+
+    Why the wrapping is text: the rendered SQL is sqlglot's output for one query (compiled
+    models' can run to megabytes, which parsing again would cost); it goes into parentheses
+    as a whole, the way the Session wraps an ML query in EXPLAIN or DECLARE ... CURSOR."""
+    from sqlml import grammar
+
+    parsed = grammar.parse(statement, "postgres")  # 42601 with the position
+    _check_plain_ml(parsed)
+    rendered = session(plpy).ml_sql(statement)
+    if rendered is None:
+        raise errors.InternalError("an ML query was not rendered")
+    row = exp.Column(this=exp.Star(), table=exp.to_identifier(_ROW_ALIAS, quoted=True))
+    function = exp.Anonymous(this="to_jsonb", expressions=[row])
+    to_jsonb = exp.Dot(this=exp.to_identifier("pg_catalog"), expression=function)
+    alias = exp.to_identifier(_ROW_ALIAS, quoted=True).sql(dialect="postgres")
+    return f"SELECT {to_jsonb.sql(dialect='postgres')} FROM ({rendered}) AS {alias}"
+
+
+_ROW_ALIAS = "__sqlml_row"
+
+
+def _check_plain_ml(parsed: Statement) -> None:
+    """0A000 for what sqlml.ml does not run: statements other than one query with ML calls
+    (sqlml.execute runs CREATE and DROP MODEL), SELECT ... INTO, and ML.EVALUATE, whose row
+    is computed in Python (sqlml.evaluate and sqlml.evaluate_json serve it)."""
+    if not isinstance(parsed, MLQuery):
+        raise errors.FeatureNotSupported(
+            "sqlml.ml runs one SELECT with ML functions (ML.PREDICT, ML.WEIGHTS, ...);"
+            " CREATE MODEL and DROP MODEL run with sqlml.execute, other SQL runs as it is"
+        )
+    template = parsed.template
+    if not isinstance(template, exp.Query) or template.args.get("into") is not None:
+        raise errors.FeatureNotSupported(
+            "sqlml.ml runs SELECT statements only: write its rows with INSERT ... SELECT"
+            " FROM sqlml.ml(...) or CREATE TABLE ... AS"
+        )
+    if any(isinstance(call, Evaluate) for call in parsed.calls):
+        raise errors.FeatureNotSupported(
+            "ML.EVALUATE is not run by sqlml.ml",
+            hint="SELECT * FROM sqlml.evaluate('schema.model', 'SELECT ...') or"
+            " sqlml.evaluate_json(...)",
+        )
 
 
 # -- scoring: the generated SQL function per model, and the runtime batch scorer ------------------
