@@ -55,6 +55,8 @@ STATEMENTS = {
     "cte_join": "WITH w AS (SELECT * FROM ML.WEIGHTS(MODEL shop.churn))"
     " SELECT w.processed_input, w.weight, f.mean FROM w"
     " JOIN ML.FEATURE_INFO(MODEL shop.churn) AS f ON f.input = w.processed_input ORDER BY 1",
+    "score": "SELECT id, ML.SCORE(MODEL shop.churn) AS p FROM shop.new_customers"
+    " WHERE spend IS NOT NULL ORDER BY id LIMIT 20",
     "non_finite": "SELECT 'NaN'::float8 AS nan, 'Infinity'::float8 AS inf, weight"
     " FROM ML.WEIGHTS(MODEL shop.churn) WHERE processed_input = 'tenure'",
 }
@@ -170,6 +172,10 @@ def test_psql_reads_the_weights(models_db: str) -> None:
             assert weight == ""
         else:
             assert float(weight) == pytest.approx(row["weight"], rel=1e-12)
+    # through sqlml.connect it is plain SQL (the ML call is inside a string): passed through
+    with sqlml.connect(models_db, autocommit=True) as client:
+        rows = client.execute("SELECT r FROM sqlml.ml(?) AS r", [STATEMENTS["weights"]])
+        assert [r[0] for r in rows.fetchall()] == _client(models_db, STATEMENTS["weights"])
     refused = _psql(models_db, "SELECT * FROM sqlml.ml('DROP MODEL shop.churn')")
     assert refused.returncode != 0
     assert refused.stderr.startswith("ERROR:  sqlml.ml runs one SELECT"), refused.stderr

@@ -13,6 +13,7 @@ into Arrow without a Python loop for numbers (engines/pgtypes.py).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -387,10 +388,7 @@ def ml_sql(plpy: Any, statement: str) -> str:
     Why the wrapping is text: the rendered SQL is sqlglot's output for one query (compiled
     models' can run to megabytes, which parsing again would cost); it goes into parentheses
     as a whole, the way the Session wraps an ML query in EXPLAIN or DECLARE ... CURSOR."""
-    from sqlml import grammar
-
-    parsed = grammar.parse(statement, "postgres")  # 42601 with the position
-    _check_plain_ml(parsed)
+    _checked(statement)
     rendered = session(plpy).ml_sql(statement)
     if rendered is None:
         raise errors.InternalError("an ML query was not rendered")
@@ -402,6 +400,16 @@ def ml_sql(plpy: Any, statement: str) -> str:
 
 
 _ROW_ALIAS = "__sqlml_row"
+
+
+@functools.lru_cache(maxsize=256)
+def _checked(statement: str) -> bool:
+    """The statement's text parsed and checked (_check_plain_ml), once per backend: the grammar
+    alone decides, so a text that passed passes again (a failure raises and is not kept)."""
+    from sqlml import grammar
+
+    _check_plain_ml(grammar.parse(statement, "postgres"))  # 42601 with the position
+    return True
 
 
 def _check_plain_ml(parsed: Statement) -> None:
