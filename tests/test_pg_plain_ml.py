@@ -55,6 +55,11 @@ STATEMENTS = {
     "cte_join": "WITH w AS (SELECT * FROM ML.WEIGHTS(MODEL shop.churn))"
     " SELECT w.processed_input, w.weight, f.mean FROM w"
     " JOIN ML.FEATURE_INFO(MODEL shop.churn) AS f ON f.input = w.processed_input ORDER BY 1",
+    "evaluate": "SELECT * FROM ML.EVALUATE(MODEL shop.churn)",
+    "evaluate_rows": "SELECT * FROM ML.EVALUATE(MODEL shop.churn, (SELECT tenure, spend, plan,"
+    " churned FROM shop.customers WHERE id % 5 = 0), STRUCT(0.4 AS threshold))",
+    "evaluate_kmeans": "SELECT davies_bouldin_index FROM ML.EVALUATE(MODEL shop.km,"
+    " TABLE shop.new_customers)",
     "score": "SELECT id, ML.SCORE(MODEL shop.churn) AS p FROM shop.new_customers"
     " WHERE spend IS NOT NULL ORDER BY id LIMIT 20",
     "non_finite": "SELECT 'NaN'::float8 AS nan, 'Infinity'::float8 AS inf, weight"
@@ -189,7 +194,7 @@ REFUSED = [
     ("INSERT INTO shop.w SELECT * FROM ML.WEIGHTS(MODEL shop.churn)", "0A000"),
     ("CREATE TABLE shop.w AS SELECT * FROM ML.WEIGHTS(MODEL shop.churn)", "0A000"),
     ("SELECT * INTO shop.w FROM ML.WEIGHTS(MODEL shop.churn)", "0A000"),
-    ("SELECT * FROM ML.EVALUATE(MODEL shop.churn)", "0A000"),
+    ("SELECT * FROM ML.EVALUATE(MODEL shop.churn), ML.WEIGHTS(MODEL shop.churn)", "0A000"),
     ("SELECT * FROM ML.CENTROIDS(MODEL shop.churn)", "0A000"),  # not a k-means
     ("SELECT * FROM ML.WEIGHTS(MODEL shop.churn, STRUCT(true AS standardise))", "22023"),
     ("SELEC * FROM ML.WEIGHTS(MODEL shop.churn)", "42601"),
@@ -249,10 +254,12 @@ def test_model_privileges_and_the_callers_rights(models_db: str) -> None:
             with contextlib.closing(_connect(models_db)) as owner:
                 with owner.cursor() as cur:
                     cur.execute("SELECT sqlml.grant_model('shop.churn', %s)", [role])
-                assert _plain(other, weights) == _plain(owner, weights)
+                for same in (weights, STATEMENTS["evaluate"]):
+                    assert _plain(other, same) == _plain(owner, same)
             assert _same(_plain(other, PREDICT), _client(models_db, PREDICT))
-            matrix = STATEMENTS["confusion_matrix"]  # reads shop.customers
-            assert _sqlstate(other, "SELECT * FROM sqlml.ml(%s)", [matrix]) == "42501"
+            for reads_customers in ("confusion_matrix", "evaluate_rows"):
+                statement = STATEMENTS[reads_customers]
+                assert _sqlstate(other, "SELECT * FROM sqlml.ml(%s)", [statement]) == "42501"
             # USAGE is per model
             bt = "SELECT * FROM ML.FEATURE_IMPORTANCE(MODEL shop.bt)"
             assert _sqlstate(other, "SELECT * FROM sqlml.ml(%s)", [bt]) == "42704"

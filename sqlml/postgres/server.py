@@ -389,9 +389,10 @@ def ml_sql(plpy: Any, statement: str) -> str:
     models' can run to megabytes, which parsing again would cost); it goes into parentheses
     as a whole, the way the Session wraps an ML query in EXPLAIN or DECLARE ... CURSOR."""
     _checked(statement)
-    rendered = session(plpy).ml_sql(statement)
-    if rendered is None:
-        raise errors.InternalError("an ML query was not rendered")
+    current = session(plpy)
+    rendered = current.ml_sql(statement)
+    if rendered is None:  # ML.EVALUATE, which the Session computes rather than renders
+        rendered = _evaluated(current, statement)
     row = exp.Column(this=exp.Star(), table=exp.to_identifier(_ROW_ALIAS, quoted=True))
     function = exp.Anonymous(this="to_jsonb", expressions=[row])
     to_jsonb = exp.Dot(this=exp.to_identifier("pg_catalog"), expression=function)
@@ -414,8 +415,8 @@ def _checked(statement: str) -> bool:
 
 def _check_plain_ml(parsed: Statement) -> None:
     """0A000 for what sqlml.ml does not run: statements other than one query with ML calls
-    (sqlml.execute runs CREATE and DROP MODEL), SELECT ... INTO, and ML.EVALUATE, whose row
-    is computed in Python (sqlml.evaluate and sqlml.evaluate_json serve it)."""
+    (sqlml.execute runs CREATE and DROP MODEL), SELECT ... INTO, and ML.EVALUATE beside other
+    ML calls (its row is computed here, the others rendered by the Session: _evaluated)."""
     if not isinstance(parsed, MLQuery):
         raise errors.FeatureNotSupported(
             "sqlml.ml runs one SELECT with ML functions (ML.PREDICT, ML.WEIGHTS, ...);"
@@ -427,12 +428,32 @@ def _check_plain_ml(parsed: Statement) -> None:
             "sqlml.ml runs SELECT statements only: write its rows with INSERT ... SELECT"
             " FROM sqlml.ml(...) or CREATE TABLE ... AS"
         )
-    if any(isinstance(call, Evaluate) for call in parsed.calls):
+    evaluates = [isinstance(call, Evaluate) for call in parsed.calls]
+    if any(evaluates) and not all(evaluates):
         raise errors.FeatureNotSupported(
-            "ML.EVALUATE is not run by sqlml.ml",
-            hint="SELECT * FROM sqlml.evaluate('schema.model', 'SELECT ...') or"
-            " sqlml.evaluate_json(...)",
+            "sqlml.ml runs ML.EVALUATE in a statement without other ML functions",
+            hint="run ML.EVALUATE in a statement of its own",
         )
+
+
+def _evaluated(current: Session, statement: str) -> str:
+    """A statement whose ML calls are all ML.EVALUATE: each one's row computed here (stored
+    metrics, or over the query's rows read with the caller's rights, as sqlml.evaluate does),
+    then written into the statement as a literal subquery (functions/literal.py)."""
+    from sqlml import bigquery, grammar
+    from sqlml.functions import Column, literal
+
+    parsed = grammar.parse(statement, "postgres")
+    assert isinstance(parsed, MLQuery)
+    bigquery.check_paths(parsed, current.engine)
+    replacements = []
+    for call in parsed.calls:
+        assert isinstance(call, Evaluate)
+        table = current.evaluate(current.store.load(call.model), call)
+        columns = [Column(name, "FLOAT64") for name in table.column_names]
+        row = tuple(table.column(name)[0].as_py() for name in table.column_names)
+        replacements.append(literal.subquery(columns, [row], "postgres"))
+    return parsed.render(replacements, "postgres")
 
 
 # -- scoring: the generated SQL function per model, and the runtime batch scorer ------------------
