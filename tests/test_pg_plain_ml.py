@@ -28,6 +28,11 @@ MODELS = (
     "CREATE MODEL shop.bt OPTIONS (model_type='boosted_tree_classifier',"
     " input_label_cols=['segment'], max_iterations=3, data_split_method='NO_SPLIT')"
     " AS SELECT tenure, spend, plan, segment FROM shop.customers",
+    "CREATE MODEL shop.pca OPTIONS (model_type='pca', num_principal_components=2)"
+    " AS SELECT tenure, spend FROM shop.customers",
+    "CREATE MODEL shop.scaled TRANSFORM (ML.STANDARD_SCALER(tenure) OVER () AS tenure_z, spend,"
+    " churned) OPTIONS (model_type='logistic_reg', input_label_cols=['churned'],"
+    " data_split_method='NO_SPLIT') AS SELECT tenure, spend, churned FROM shop.customers",
 )
 PREDICT = (
     "SELECT id, predicted_churned, predicted_churned_probs FROM ML.PREDICT(MODEL shop.churn,"
@@ -55,6 +60,12 @@ STATEMENTS = {
     "cte_join": "WITH w AS (SELECT * FROM ML.WEIGHTS(MODEL shop.churn))"
     " SELECT w.processed_input, w.weight, f.mean FROM w"
     " JOIN ML.FEATURE_INFO(MODEL shop.churn) AS f ON f.input = w.processed_input ORDER BY 1",
+    "principal_components": "SELECT * FROM ML.PRINCIPAL_COMPONENTS(MODEL shop.pca)",
+    "principal_component_info": "SELECT * FROM ML.PRINCIPAL_COMPONENT_INFO(MODEL shop.pca)",
+    "reconstruction_loss": "SELECT * FROM ML.RECONSTRUCTION_LOSS(MODEL shop.pca,"
+    " TABLE shop.new_customers) ORDER BY id",
+    "transform": "SELECT * FROM ML.TRANSFORM(MODEL shop.scaled, TABLE shop.new_customers)"
+    " ORDER BY id",
     "evaluate": "SELECT * FROM ML.EVALUATE(MODEL shop.churn)",
     "evaluate_rows": "SELECT * FROM ML.EVALUATE(MODEL shop.churn, (SELECT tenure, spend, plan,"
     " churned FROM shop.customers WHERE id % 5 = 0), STRUCT(0.4 AS threshold))",
@@ -69,8 +80,8 @@ STATEMENTS = {
 
 @pytest.fixture(scope="module")
 def models_db(pg_server: str) -> Iterator[str]:
-    """One database for the module (from the template: sqlml installed, the shop tables), with a
-    logistic regression, a k-means and a small boosted tree trained through sqlml.connect."""
+    """One database for the module (from the template: sqlml installed, the shop tables), with
+    the MODELS trained through sqlml.connect."""
     name = f"sqlml_plain_ml_{os.getpid()}"
     dsn = pgcluster.create_database(pg_server, name, template=TEMPLATE)
     try:
@@ -212,7 +223,7 @@ def test_refusals_have_their_sqlstates(models_db: str) -> None:
             assert _sqlstate(con, "SELECT * FROM sqlml.ml(%s)", [statement]) == state, statement
         with con.cursor() as cur:
             cur.execute("SELECT count(*) FROM sqlml.models")
-            assert cur.fetchone() == (3,)
+            assert cur.fetchone() == (len(MODELS),)
             cur.execute("SELECT to_regclass('shop.w')")
             assert cur.fetchone() == (None,)
         assert len(_plain(con, STATEMENTS["feature_info"])) == 3
