@@ -212,6 +212,7 @@ REFUSED = [
     ("SELECT * FROM ML.WEIGHTS(MODEL shop.churn); DROP TABLE shop.customers", "42601"),
     ("SELECT * FROM ML.WEIGHTS(MODEL shop.missing)", "42704"),
     ("SELECT * FROM ML.PREDICT(MODEL shop.churn, TABLE shop.missing)", "42P01"),
+    ("SELECT * FROM ML.WEIGHTS(MODEL shop.churn) WHERE weight > $1", "42P02"),
 ]  # fmt: skip
 
 
