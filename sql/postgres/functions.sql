@@ -98,6 +98,17 @@ LANGUAGE sql STABLE PARALLEL UNSAFE AS $sqlml$
     FROM json_each(sqlml.evaluate_json(model, query, threshold)) AS e
 $sqlml$;
 
+-- One sqlml SELECT whose FROM (or JOIN) holds ML functions (ML.WEIGHTS, ML.FEATURE_INFO,
+-- ML.PREDICT, ...), each row as one jsonb object (column name -> value): the inspection functions
+-- from plain SQL. sqlml.ml_sql_plpy renders the statement (sqlml's grammar, the server's Session)
+-- into PostgreSQL's SQL; sqlml.ml runs it with the caller's rights. STABLE: PostgreSQL refuses
+-- any write inside it. STRICT: a NULL statement has no rows.
+CREATE OR REPLACE FUNCTION sqlml.ml_sql_plpy(statement text) RETURNS text
+LANGUAGE plpython3u STABLE STRICT PARALLEL UNSAFE AS $sqlml$@ml.py$sqlml$;
+
+CREATE OR REPLACE FUNCTION sqlml.ml(statement text) RETURNS SETOF jsonb
+LANGUAGE plpgsql STABLE STRICT PARALLEL UNSAFE AS $sqlml$@reraise RETURN QUERY EXECUTE sqlml.ml_sql_plpy($1)$sqlml$;
+
 -- Runtime scoring of one chunk of rows: each feature one array_send() bytea in the model's
 -- input order; returns the raw outputs, output by output. Called by ML.PREDICT's runtime path.
 CREATE OR REPLACE FUNCTION sqlml.score_batch_plpy(graph_sha256 text, VARIADIC features bytea[])

@@ -159,7 +159,9 @@ def functions_sql(install_id: str, name: str = "functions.sql") -> list[str]:
             start = statement.index(wrapper) + len(wrapper)
             end = statement.index("$sqlml$", start)
             call = statement[start:end]
-            after = "\n    RETURN NULL;" if call.startswith("RETURN ") else ""
+            # (a set-returning function's RETURN QUERY takes no RETURN NULL after the handler)
+            scalar = call.startswith("RETURN ") and not call.startswith("RETURN QUERY ")
+            after = "\n    RETURN NULL;" if scalar else ""
             body = _RERAISE.format(call=call, after=after)
             statement = statement[: start - len(wrapper) + len("$sqlml$")] + body + statement[end:]
         elif marker in statement:

@@ -14,6 +14,7 @@ into Arrow without a Python loop for numbers (engines/pgtypes.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -37,7 +38,15 @@ from sqlml.engines.pgtypes import (
     fed_oid,
     feed_cast,
 )
-from sqlml.grammar.statements import CreateModel, DropModel, ModelRef, Query
+from sqlml.grammar.statements import (
+    CreateModel,
+    DropModel,
+    Evaluate,
+    MLQuery,
+    ModelRef,
+    Query,
+    Statement,
+)
 from sqlml.ml import models, train
 from sqlml.ml.score import scorer
 from sqlml.postgres import privileges
@@ -465,6 +474,83 @@ def evaluate_json(plpy: Any, model: str, query: str | None, threshold: float | N
     call_ = Evaluate(version.ref, Query(query) if query else None, threshold)
     table = current.evaluate(version, call_)
     return json.dumps({k: v[0] for k, v in table.to_pydict().items()})
+
+
+def ml_sql(plpy: Any, statement: str) -> str:
+    """The body of sqlml.ml(statement): one SELECT with ML calls (ML.WEIGHTS, ML.PREDICT, ...)
+    rendered by the server's Session into PostgreSQL's own SQL, each row as one jsonb object
+    (column name -> value). The plpgsql sqlml.ml runs it with the caller's rights (RETURN QUERY
+    EXECUTE): the rows never pass through Python, and PostgreSQL converts every value.
+
+    Why the wrapping is text: the rendered SQL is sqlglot's output for one query (compiled
+    models' can run to megabytes, which parsing again would cost); it goes into parentheses
+    as a whole, the way the Session wraps an ML query in EXPLAIN or DECLARE ... CURSOR."""
+    _checked(statement)
+    current = session(plpy)
+    rendered = current.ml_sql(statement)
+    if rendered is None:  # ML.EVALUATE, which the Session computes rather than renders
+        rendered = _evaluated(current, statement)
+    row = exp.Column(this=exp.Star(), table=exp.to_identifier(_ROW_ALIAS, quoted=True))
+    function = exp.Anonymous(this="to_jsonb", expressions=[row])
+    to_jsonb = exp.Dot(this=exp.to_identifier("pg_catalog"), expression=function)
+    alias = exp.to_identifier(_ROW_ALIAS, quoted=True).sql(dialect="postgres")
+    return f"SELECT {to_jsonb.sql(dialect='postgres')} FROM ({rendered}) AS {alias}"
+
+
+_ROW_ALIAS = "__sqlml_row"
+
+
+@functools.lru_cache(maxsize=256)
+def _checked(statement: str) -> bool:
+    """The statement's text parsed and checked (_check_plain_ml), once per backend: the grammar
+    alone decides, so a text that passed passes again (a failure raises and is not kept)."""
+    from sqlml import grammar
+
+    _check_plain_ml(grammar.parse(statement, "postgres"))  # 42601 with the position
+    return True
+
+
+def _check_plain_ml(parsed: Statement) -> None:
+    """0A000 for what sqlml.ml does not run: statements other than one query with ML calls
+    (sqlml.execute runs CREATE and DROP MODEL), SELECT ... INTO, and ML.EVALUATE beside other
+    ML calls (its row is computed here, the others rendered by the Session: _evaluated)."""
+    if not isinstance(parsed, MLQuery):
+        raise errors.FeatureNotSupported(
+            "sqlml.ml runs one SELECT with ML functions (ML.PREDICT, ML.WEIGHTS, ...);"
+            " CREATE MODEL and DROP MODEL run with sqlml.execute, other SQL runs as it is"
+        )
+    template = parsed.template
+    if not isinstance(template, exp.Query) or template.args.get("into") is not None:
+        raise errors.FeatureNotSupported(
+            "sqlml.ml runs SELECT statements only: write its rows with INSERT ... SELECT"
+            " FROM sqlml.ml(...) or CREATE TABLE ... AS"
+        )
+    evaluates = [isinstance(call, Evaluate) for call in parsed.calls]
+    if any(evaluates) and not all(evaluates):
+        raise errors.FeatureNotSupported(
+            "sqlml.ml runs ML.EVALUATE in a statement without other ML functions",
+            hint="run ML.EVALUATE in a statement of its own",
+        )
+
+
+def _evaluated(current: Session, statement: str) -> str:
+    """A statement whose ML calls are all ML.EVALUATE: each one's row computed here (stored
+    metrics, or over the query's rows read with the caller's rights, as sqlml.evaluate does),
+    then written into the statement as a literal subquery (functions/literal.py)."""
+    from sqlml import bigquery, grammar
+    from sqlml.functions import Column, literal
+
+    parsed = grammar.parse(statement, "postgres")
+    assert isinstance(parsed, MLQuery)
+    bigquery.check_paths(parsed, current.engine)
+    replacements = []
+    for call in parsed.calls:
+        assert isinstance(call, Evaluate)
+        table = current.evaluate(current.store.load(call.model), call)
+        columns = [Column(name, "FLOAT64") for name in table.column_names]
+        row = tuple(table.column(name)[0].as_py() for name in table.column_names)
+        replacements.append(literal.subquery(columns, [row], "postgres"))
+    return parsed.render(replacements, "postgres")
 
 
 # -- scoring: the generated SQL function per model, and the runtime batch scorer ------------------
