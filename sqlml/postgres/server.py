@@ -53,7 +53,7 @@ from sqlml.postgres import privileges
 from sqlml.store import ModelVersion
 
 CHUNK_ROWS = 65536
-READ_WORK_MEM = "256MB"  # the training read's work_mem at least (PlpyEngine._raise_work_mem)
+READ_WORK_MEM = "262144kB"  # 256 MB, the training read's work_mem at least (_raise_work_mem)
 # Python value -> the SQL type of a parameter (plpy.prepare needs them).
 _PARAM_TYPES: list[tuple[type, str]] = [
     (bool, "boolean"),
