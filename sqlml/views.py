@@ -53,8 +53,8 @@ from sqlml.ml.predict_sql import element
 from sqlml.store import ModelVersion
 
 SCHEMA = "sqlml"
-# PostgreSQL scoring functions' argument types, by feature kind (postgres/server.py's _KIND_TYPES)
-_PG_TYPES = {
+# PostgreSQL scoring functions' argument types, by feature kind (also postgres/server.py's)
+PG_KIND_TYPES = {
     "numeric": "DOUBLE PRECISION",
     "bool": "BOOLEAN",
     "string": "TEXT",
@@ -226,7 +226,7 @@ def serving_value(engine: Engine, version: ModelVersion, qualifier: str | None) 
     args: list[exp.Expr] = [
         exp.cast(
             exp.column(c.name, table=qualifier, quoted=True),
-            exp.DataType.build(_PG_TYPES[c.kind], dialect="postgres"),
+            exp.DataType.build(PG_KIND_TYPES[c.kind], dialect="postgres"),
         )
         for c in version.inputs
     ]
@@ -465,7 +465,7 @@ def _pg_lateral(engine: Engine, version: ModelVersion) -> exp.Lateral:
     args: list[exp.Expr] = [
         exp.cast(
             exp.column(c.name, table=_INPUT, quoted=True),
-            exp.DataType.build(_PG_TYPES[c.kind], dialect="postgres"),
+            exp.DataType.build(PG_KIND_TYPES[c.kind], dialect="postgres"),
         )
         for c in version.inputs
     ]

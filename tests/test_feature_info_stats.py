@@ -6,26 +6,13 @@ null_count were NULL, and stddev was NULL for a model that does not standardize.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import load_shop, shop_tables
+from conftest import shop_tables
 
 import sqlml
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlml.Connection]:
-    if request.param == "postgres":
-        connection = sqlml.connect(str(request.getfixturevalue("pg_database")), autocommit=True)
-    else:
-        connection = sqlml.connect(str(tmp_path / "t.duckdb"), autocommit=True)
-        load_shop(connection)
-    yield connection
-    connection.close()
 
 
 def _info(shop: sqlml.Connection, model: str) -> dict[str, dict[str, Any]]:

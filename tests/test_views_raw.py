@@ -9,29 +9,16 @@ scikit-learn's (pca, autoencoder) or onnxruntime's (an imported graph) on the sa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import load_shop
 from sklearn.decomposition import PCA
 from test_autoencoder import FEATURES, _latent, _reference
 from test_byom import ROWS, _fit, _onnxruntime, _pg_rows, _write
 from test_pca import _matrices
 
 import sqlml
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlml.Connection]:
-    if request.param == "postgres":
-        connection = sqlml.connect(str(request.getfixturevalue("pg_database")), autocommit=True)
-    else:
-        connection = sqlml.connect(str(tmp_path / "t.duckdb"), autocommit=True)
-        load_shop(connection)
-    yield connection
-    connection.close()
 
 
 def _same(shop: sqlml.Connection, view: str, plain: str) -> list[tuple[object, ...]]:

@@ -555,15 +555,7 @@ def _evaluated(current: Session, statement: str) -> str:
 
 # -- scoring: the generated SQL function per model, and the runtime batch scorer ------------------
 
-_KIND_TYPES = {
-    "numeric": "DOUBLE PRECISION",
-    "bool": "BOOLEAN",
-    "string": "TEXT",
-    "date": "DATE",
-    "datetime": "TIMESTAMP",
-    "time": "TIME",
-    "timestamp": "TIMESTAMPTZ",
-}
+_KIND_TYPES = views.PG_KIND_TYPES
 
 
 def function_name(plpy: Any, schema: str, name: str) -> str:
