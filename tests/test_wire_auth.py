@@ -365,6 +365,7 @@ def test_md5_secret() -> None:
         ("pw", "plain", True, True),
         ("md5isnotahash", "plain", True, True),
     ],
+    ids=["scram", "md5", "plain", "plain-md5-lookalike"],  # a salted secret is not a stable id
 )
 def test_credential_kinds(secret: str, kind: str, can_md5: bool, can_scram: bool) -> None:
     credential = Credential("alice", secret)
@@ -672,6 +673,7 @@ def login(cluster: pgcluster.Cluster, user: str, password: str) -> str:
         ("scram_login", "\u2168 p\u00e4ss", scram_secret("\u2168 p\u00e4ss", iterations=5000)),
         ("md5_login", "md5 pw", md5_secret("md5_login", "md5 pw")),
     ],
+    ids=["scram", "scram-5000-unicode", "md5"],  # a salted secret is not a stable id
 )
 def test_postgres_accepts_our_secrets(
     password_cluster: pgcluster.Cluster, user: str, password: str, secret: str
