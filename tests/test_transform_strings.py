@@ -187,7 +187,6 @@ def test_compiled_and_runtime_scoring_agree(towns: sqlml.Connection) -> None:
         ("LENGTH(a) AS t", "0A000"),
         ("REPLACE(a, 'x', 'y') AS t", "0A000"),
         ("CASE WHEN a > 'x' THEN 1 ELSE 0 END AS t", "0A000"),
-        ("ML.HASH_BUCKETIZE(a, 10) AS t", "0A000"),
         ("'constant' AS t", "0A000"),
         ("LOWER(x) AS t", "42804"),
         ("CONCAT(a, x) AS t", "42804"),

@@ -19,7 +19,8 @@ excepted), then the input's columns the model does not read (the label, ids), pa
 - ML.NORMALIZER: ARRAY<FLOAT64>.
 On PostgreSQL a STRUCT or an ARRAY is jsonb (as in sqlml.functions.literal: PostgreSQL has no
 anonymous struct type; sqlml.connect reads it back as DuckDB's dicts and lists).
-ML.FEATURE_CROSS (one-hot encoded straight away in sqlml's graph) is 0A000. A model trained
+ML.FEATURE_CROSS (one-hot encoded straight away in sqlml's graph) is 0A000, and so is
+ML.HASH_BUCKETIZE (its hash has no SQL: sqlml.ml.hashing). A model trained
 without TRANSFORM is 0A000 (BigQuery refuses it too), as is one trained before sqlml named the
 TRANSFORM outputs (train it again).
 
@@ -145,6 +146,7 @@ def _compile(version: ModelVersion, dialect: str) -> dict[str, list[exp.Expr]]:
     from sqlml.ml.to_sql import compile_onnx
 
     wanted = [o for o in outputs(version) if o.source is None]
+    _no_hash(version, wanted)
     model = onnx.load_from_string(version.onnx)
     _cut(model.graph, [o.tensor for o in wanted])
     model.graph.output.extend(helper.make_empty_tensor_value_info(o.tensor) for o in wanted)
@@ -158,6 +160,18 @@ def _compile(version: ModelVersion, dialect: str) -> dict[str, list[exp.Expr]]:
         raise errors.FeatureNotSupported(
             f"ML.TRANSFORM cannot compile the TRANSFORM of model {version.ref} to SQL: {e}"
         ) from e
+
+
+def _no_hash(version: ModelVersion, wanted: list[Output]) -> None:
+    """ML.HASH_BUCKETIZE's MurmurHash3 runs in onnxruntime only (sqlml.ml.hashing): neither
+    engine's SQL computes it, and ML.TRANSFORM is compiled SQL."""
+    hashed = [o.alias for o in wanted if o.function == "hash_bucketize"]
+    if hashed:
+        raise errors.FeatureNotSupported(
+            f"ML.TRANSFORM does not return ML.HASH_BUCKETIZE outputs ({', '.join(hashed)}) of"
+            f" model {version.ref}: the hash is computed by onnxruntime only, not by SQL"
+            " (ML.PREDICT scores the model with onnxruntime)"
+        )
 
 
 def _cut(graph: Any, names: list[str]) -> None:

@@ -38,6 +38,7 @@ TRANSFORM_FUNCTIONS = (
     "LABEL_ENCODER",
     "POLYNOMIAL_EXPAND",
     "FEATURE_CROSS",
+    "HASH_BUCKETIZE",
 )
 # BigQuery ML's functions that take a model (or, for the data functions, a table) first
 MODEL_FUNCTIONS = (
@@ -60,7 +61,6 @@ MODEL_FUNCTIONS = (
 )
 # BigQuery ML's other functions (not built here yet): ML calls all the same, refused as such
 OTHER_FUNCTIONS = (
-    "HASH_BUCKETIZE",
     "NGRAMS",
     "BAG_OF_WORDS",
     "TF_IDF",

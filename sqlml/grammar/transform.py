@@ -79,11 +79,8 @@ _OVER_FIELDS = {
     "FEATURE_CROSS": "feature_cross",
     "NORMALIZER": "normalizer",
 }
-_SCALAR = ("BUCKETIZE", *_OVER_FIELDS)
+_SCALAR = ("BUCKETIZE", "HASH_BUCKETIZE", *_OVER_FIELDS)
 _REFUSED = {
-    "HASH_BUCKETIZE": "ML.HASH_BUCKETIZE is not supported: BigQuery hashes with FarmHash"
-    " Fingerprint64, which ONNX operators cannot compute, and sqlml will not silently bucket"
-    " with another hash (use ML.LABEL_ENCODER or ML.ONE_HOT_ENCODER with top_k instead)",
     "NGRAMS": "ML.NGRAMS is not supported: it takes an ARRAY<STRING>, and sqlml does not read"
     " ARRAY columns as features yet",
 }
@@ -165,6 +162,8 @@ def _ml_item(
     expression, rest = to_expr(args[0]), args[1:]
     if name == "BUCKETIZE":
         return "bucketize", expression, _bucketize_args(rest), ()
+    if name == "HASH_BUCKETIZE":
+        return "hash_bucketize", expression, _hash_args(rest), ()
     return _ANALYTIC[name], expression, _ANALYTIC_ARGS[name](name, rest), ()
 
 
@@ -275,6 +274,21 @@ def _bucketize_args(args: list[exp.Expr]) -> tuple[OptionValue, ...]:
     if len(values) == 3 and values[2] != "bucket_names":
         raise errors.FeatureNotSupported("ML.BUCKETIZE supports only output_format 'bucket_names'")
     return (points, exclude)
+
+
+def _hash_args(args: list[exp.Expr]) -> tuple[OptionValue, ...]:
+    """hash_bucket_size: an integer >= 0 (0: the hash itself, not bucketized), as BigQuery."""
+    values = _literal_args("HASH_BUCKETIZE", args)
+    if len(values) != 1:
+        raise errors.InvalidParameterValue(
+            "ML.HASH_BUCKETIZE takes a string expression and hash_bucket_size"
+        )
+    size = values[0]
+    if not (_is_int(size) and isinstance(size, int) and size >= 0):
+        raise errors.InvalidParameterValue(
+            f"ML.HASH_BUCKETIZE hash_bucket_size must be an integer >= 0, not {size!r}"
+        )
+    return (size,)
 
 
 def _robust_args(name: str, args: list[exp.Expr]) -> tuple[OptionValue, ...]:

@@ -753,4 +753,9 @@ def _is_bucket(pre: Preprocessor, name: str) -> bool:
 
 # The steps of sqlml.ml.feature_steps register themselves in the tables above, as a third
 # party's would; imported last because that module builds on this one.
-from sqlml.ml import feature_steps, nested, temporal  # noqa: E402
+from sqlml.ml import (  # noqa: E402
+    feature_steps,
+    hashing,  # noqa: F401  (ML.HASH_BUCKETIZE's step registers itself)
+    nested,
+    temporal,
+)

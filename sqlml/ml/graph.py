@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 19  # highest main-domain opset that skl2onnx 1.20 and onnxruntime 1.31 both handle here
 ML_OPSET = 3
+CONTRIB, CONTRIB_OPSET = "com.microsoft", 1  # onnxruntime's contrib operators (MurmurHash3)
 IR_VERSION = 9  # onnxruntime 1.31 refuses IR 14, which onnx 1.23 writes by default
 
 DOUBLE = TensorProto.DOUBLE
@@ -99,8 +100,10 @@ def _main_opset(builder: GraphBuilder) -> int:
 
 def _preprocessing_opsets(builder: GraphBuilder) -> dict[str, int]:
     """ai.onnx.ml when preprocessing uses it (ML.LABEL_ENCODER's LabelEncoder) even where the
-    estimator's graph does not."""
-    return {"ai.onnx.ml": ML_OPSET} if any(n.domain == "ai.onnx.ml" for n in builder.nodes) else {}
+    estimator's graph does not; com.microsoft for onnxruntime's MurmurHash3 (sqlml.ml.hashing)."""
+    used = {n.domain for n in builder.nodes}
+    opsets = {"ai.onnx.ml": ML_OPSET} if "ai.onnx.ml" in used else {}
+    return opsets | ({CONTRIB: CONTRIB_OPSET} if CONTRIB in used else {})
 
 
 def splice(

@@ -165,7 +165,6 @@ def test_unknown_ml_function_is_named() -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "HASH_BUCKETIZE",
         "NGRAMS",
     ],
 )

@@ -109,9 +109,9 @@ CREATE MODEL m TRANSFORM (ROUND(x, 2) AS y) OPTIONS (model_type = 'linear_reg') 
 CREATE MODEL m TRANSFORM (CAST(x AS TEXT) AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
 -- expected: error 0A000
 
--- case: transform_hash_bucketize_refused
-CREATE MODEL m TRANSFORM (ML.HASH_BUCKETIZE(x, 4) AS q) OPTIONS (model_type = 'linear_reg') AS SELECT 1
--- expected: error 0A000
+-- case: transform_hash_bucketize_negative_size
+CREATE MODEL m TRANSFORM (ML.HASH_BUCKETIZE(x, -4) AS q) OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- expected: error 22023
 
 -- case: transform_robust_scaler_bad_range
 CREATE MODEL m TRANSFORM (ML.ROBUST_SCALER(x, [80, 20]) OVER () AS r) OPTIONS (model_type = 'linear_reg') AS SELECT 1

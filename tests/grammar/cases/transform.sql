@@ -896,3 +896,42 @@ AS SELECT * FROM t
   ],
   "transform_sql": "ML.ONE_HOT_ENCODER(LOWER(city)) OVER () AS city,\n    CONCAT(a, '_', UPPER(b)) AS ab,\n    a || b AS piped,\n    CASE WHEN s = 'a' THEN 1 ELSE 0 END AS is_a,\n    label"
 }
+
+-- case: hash_bucketize
+CREATE MODEL m TRANSFORM (ML.HASH_BUCKETIZE(city, 100) AS city_bucket, ML.HASH_BUCKETIZE(LOWER(city), 0) AS city_hash, label) OPTIONS (model_type = 'linear_reg') AS SELECT * FROM t
+-- expected:
+{
+  "type": "CreateModel",
+  "model": {"type": "ModelRef", "schema": null, "name": "m"},
+  "options": {"model_type": "linear_reg"},
+  "query": {"type": "Query", "sql": "SELECT * FROM t"},
+  "replace": false,
+  "if_not_exists": false,
+  "transform": [
+    {
+      "type": "TransformItem",
+      "alias": "city_bucket",
+      "function": "hash_bucketize",
+      "expression": {"type": "Col", "name": "city"},
+      "args": [100],
+      "source": "ML.HASH_BUCKETIZE(city, 100) AS city_bucket"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "city_hash",
+      "function": "hash_bucketize",
+      "expression": {"type": "Call", "name": "lower", "args": [{"type": "Col", "name": "city"}]},
+      "args": [0],
+      "source": "ML.HASH_BUCKETIZE(LOWER(city), 0) AS city_hash"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "label",
+      "function": "column",
+      "expression": {"type": "Col", "name": "label"},
+      "args": [],
+      "source": "label"
+    }
+  ],
+  "transform_sql": "ML.HASH_BUCKETIZE(city, 100) AS city_bucket, ML.HASH_BUCKETIZE(LOWER(city), 0) AS city_hash, label"
+}
