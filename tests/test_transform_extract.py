@@ -362,12 +362,14 @@ def test_evaluate(engine: sqlml.Connection) -> None:
 
 
 def test_parts_feed_other_transform_functions(engine: sqlml.Connection) -> None:
-    """EXTRACT inside ML.ONE_HOT_ENCODER / ML.BUCKETIZE / arithmetic, scored both ways."""
+    """EXTRACT inside ML.ONE_HOT_ENCODER / ML.BUCKETIZE / arithmetic / IF, scored both ways."""
     engine.execute(
         "CREATE OR REPLACE MODEL ex.mixed TRANSFORM ("
         " ML.ONE_HOT_ENCODER(EXTRACT(DAYOFWEEK FROM d)) OVER () AS dow,"
         " ML.BUCKETIZE(EXTRACT(HOUR FROM ts), [6, 12, 18]) AS part_of_day,"
-        " EXTRACT(MONTH FROM dtm) * 100 + EXTRACT(DAY FROM dtm) AS month_day, y)"
+        " EXTRACT(MONTH FROM dtm) * 100 + EXTRACT(DAY FROM dtm) AS month_day,"
+        " IF(EXTRACT(DAYOFWEEK FROM d) = 1 OR EXTRACT(DAYOFWEEK FROM d) = 7, 1, 0) AS weekend,"
+        " y)"
         " OPTIONS (model_type = 'linear_reg', input_label_cols = ['y'])"
         " AS SELECT d, ts, dtm, y FROM ex.train"
     )
@@ -375,9 +377,11 @@ def test_parts_feed_other_transform_functions(engine: sqlml.Connection) -> None:
     runtime = _predict(engine, "mixed", "predicted_y", "runtime")
     np.testing.assert_allclose(runtime, compiled, rtol=1e-9, atol=1e-9)
     got = engine.execute(
-        "SELECT part_of_day, month_day FROM ML.TRANSFORM(MODEL ex.mixed, TABLE ex.new) ORDER BY id"
+        "SELECT part_of_day, month_day, weekend FROM ML.TRANSFORM(MODEL ex.mixed,"
+        " TABLE ex.new) ORDER BY id"
     ).fetchall()
-    for row, (bucket, month_day) in zip(NEW, got, strict=True):
+    for row, (bucket, month_day, weekend) in zip(NEW, got, strict=True):
+        assert weekend == (part_of(row["d"], "DAYOFWEEK") in (1, 7))
         hour, day = part_of(row["ts"], "HOUR"), row["dtm"]
         assert bucket == (
             None if hour is None else f"bin_{1 + sum(hour >= b for b in (6, 12, 18))}"
@@ -401,6 +405,7 @@ def test_parts_feed_other_transform_functions(engine: sqlml.Connection) -> None:
         ("EXTRACT(WEEK(FUNDAY) FROM d)", "0A000"),
         ("EXTRACT(HOUR FROM ts AT TIME ZONE 'UTC')", "0A000"),  # the parts are UTC's
         ("EXTRACT(DAY FROM d + 1)", "0A000"),  # a column, not an expression
+        ("ML.POLYNOMIAL_EXPAND(STRUCT(EXTRACT(DAY FROM d) AS a, x AS b))", "42804"),  # not yet
     ],
 )
 def test_refused(engine: sqlml.Connection, item: str, sqlstate: str) -> None:
