@@ -26,7 +26,7 @@ from sqlglot import exp
 
 from sqlml import cse, errors
 from sqlml.grammar.statements import Predict
-from sqlml.ml import kinds, nested, temporal
+from sqlml.ml import extract, kinds, nested, temporal
 from sqlml.ml.features import NULL_CATEGORY, InputColumn, kind_of
 from sqlml.ml.predict_sql import (  # noqa: F401  -- also scoring's names for views and the server
     PG_CENTROID_DISTANCE,
@@ -101,7 +101,8 @@ def compilable(version: ModelVersion, dialect: str = "duckdb") -> bool:
     from sqlml.ml.to_sql import NotCompilable, is_compilable
 
     def check() -> bool:
-        if not is_compilable(onnx.load_from_string(version.onnx), dialect):
+        model, _ = graph_inputs(version, onnx.load_from_string(version.onnx), None, dialect)
+        if not is_compilable(_only(model, tuple(o.name for o in model.graph.output)), dialect):
             return False
         # (the operators have SQL; the graph may still be too large for it: MAX_TREE_NODES)
         try:
@@ -121,21 +122,33 @@ def compiled_outputs(version: ModelVersion, qualifier: str | None, dialect: str)
 
         from sqlml.ml.to_sql import compile_onnx
 
-        inputs = {
-            c.name: input_expression(c, qualifier, runtime=False, dialect=dialect)
-            for c in version.inputs
-        }
         model = onnx.load_from_string(version.onnx)
-        for column in version.inputs:
-            if column.kind == temporal.TIMESTAMP:  # components from the engine's EXTRACT
-                ref = input_ref(column, qualifier, dialect)
-                inputs.update(temporal.components_sql(column.name, ref))
-                model = temporal.promote_components(model)
+        model, inputs = graph_inputs(version, model, qualifier, dialect)
         model = _only(model, raw_outputs(version))
         outputs = compile_onnx(model, inputs, dialect=dialect)
         return [e for name in raw_outputs(version) for e in outputs[name]]
 
     return list(_cached((version.sha256, "outputs", qualifier, dialect, _paths(version)), compile_))
+
+
+def graph_inputs(
+    version: ModelVersion, model: Any, qualifier: str | None, dialect: str
+) -> tuple[Any, dict[str, exp.Expr]]:
+    """The graph as compiled scoring takes it (``model``, modified) and the SQL of its inputs:
+    the temporal parts the graph computes (a TIMESTAMP's components, EXTRACT in TRANSFORM) come
+    from the engine's own EXTRACT, as inputs (temporal.py and ml/extract.py say why); the nodes
+    that computed them are left unused (``_only`` drops them)."""
+    inputs = {
+        c.name: input_expression(c, qualifier, runtime=False, dialect=dialect)
+        for c in version.inputs
+    }
+    for column in version.inputs:
+        if column.kind in temporal.KINDS:
+            ref = input_ref(column, qualifier, dialect)
+            if column.kind == temporal.TIMESTAMP:
+                inputs.update(temporal.components_sql(column.name, ref))
+            inputs.update(extract.promoted_sql(model, column.name, column.kind, ref))
+    return temporal.promote_components(model), inputs
 
 
 def _paths(version: ModelVersion) -> tuple[tuple[str | int, ...], ...]:
@@ -196,11 +209,10 @@ def graph_stages(
 
         from sqlml.ml.to_sql import NotCompilable, compile_onnx
 
-        inputs = {
-            c.name: input_expression(c, qualifier, runtime=False, dialect=dialect)
-            for c in version.inputs
-        }
-        model = _only(onnx.load_from_string(version.onnx), names)
+        model, inputs = graph_inputs(
+            version, onnx.load_from_string(version.onnx), qualifier, dialect
+        )
+        model = _only(model, names)
         try:
             outputs = compile_onnx(model, inputs, dialect=dialect)
         except NotCompilable as e:

@@ -32,6 +32,7 @@ model used for it (the training mean), and a dropped category of ML.ONE_HOT_ENCO
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -148,12 +149,9 @@ def _compile(version: ModelVersion, dialect: str) -> dict[str, list[exp.Expr]]:
     wanted = [o for o in outputs(version) if o.source is None]
     _no_hash(version, wanted)
     model = onnx.load_from_string(version.onnx)
+    model, inputs = scoring.graph_inputs(version, model, ALIAS, dialect)  # EXTRACT's parts
     _cut(model.graph, [o.tensor for o in wanted])
     model.graph.output.extend(helper.make_empty_tensor_value_info(o.tensor) for o in wanted)
-    inputs = {
-        c.name: scoring.input_expression(c, ALIAS, runtime=False, dialect=dialect)
-        for c in version.inputs
-    }
     try:
         return compile_onnx(model, inputs, dialect=dialect, max_nodes=0)
     except errors.FeatureNotSupported as e:
@@ -198,6 +196,9 @@ def _bigint(value: exp.Expr) -> exp.Expr:
 
 
 def _bin(value: exp.Expr) -> exp.Expr:
+    from sqlml.ml.to_sql import double
+
+    value = exp.Nullif(this=value, expression=double(math.nan))  # a NULL input's bucket is NaN
     text = exp.cast(_bigint(value.copy()), exp.DataType.build("VARCHAR"))
     named = exp.DPipe(this=exp.Literal.string("bin_"), expression=text, safe=True)
     return exp.case().when(exp.Is(this=value, expression=exp.null()), exp.null()).else_(named)

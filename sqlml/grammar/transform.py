@@ -43,7 +43,7 @@ _FUNCTIONS = ("ABS", "SQRT", "EXP", "LN", "LOG", "LOG10", "POW", "FLOOR", "CEIL"
 _SUPPORTED = "+ - * / ^, " + ", ".join(
     (*_FUNCTIONS, "SIGN", "GREATEST", "LEAST", "CAST", "CASE", "IF", "COALESCE")
 )
-_SUPPORTED += ", LOWER, UPPER, CONCAT, ||"
+_SUPPORTED += ", LOWER, UPPER, CONCAT, ||, EXTRACT"
 # string functions ONNX cannot compute as both engines do (sqlml.ml.strings): refused with why
 _STRING_REFUSED = (
     exp.Trim,
@@ -566,6 +566,45 @@ def _string_refused(node: exp.Expr) -> Expr:
     )
 
 
+def _extract(node: exp.Expr) -> Expr:
+    """``EXTRACT(part FROM column)`` with BigQuery's parts (sqlml.ml.extract): ``Call('extract',
+    (Lit(part), Col))``; the column's type is checked at fit time."""
+    part = _extract_part(node.this)
+    value = node.expression
+    if isinstance(value, exp.AtTimeZone):
+        raise errors.FeatureNotSupported(
+            "EXTRACT(... AT TIME ZONE ...) is not supported in TRANSFORM: a TIMESTAMP's parts are"
+            " taken in UTC (BigQuery's default time zone)",
+            position=nodes.start_of(value),
+        )
+    if not _is_column(value) or value.args.get("table") is not None:
+        raise errors.FeatureNotSupported(
+            "EXTRACT in TRANSFORM takes a DATE, DATETIME, TIME or TIMESTAMP column (compute"
+            " other values in the training query)",
+            position=nodes.start_of(value),
+        )
+    return Call("extract", (Lit(part), Col(value.name)))
+
+
+def _extract_part(node: exp.Expr) -> str:
+    """BigQuery's part name, ``WEEK(MONDAY)`` for a week beginning on another day than Sunday
+    (``exp.Week`` in the engines' dialects, ``exp.WeekStart`` in BigQuery's)."""
+    from sqlml.ml.extract import NOT_NUMBERS, PARTS
+
+    if isinstance(node, exp.Week | exp.WeekStart) and isinstance(node.this, exp.Column | exp.Var):
+        part = f"WEEK({node.this.name.upper()})"
+    else:
+        part = node.name.upper() if isinstance(node, exp.Var | exp.Column) else node.sql()
+    if part in PARTS:
+        return part
+    why = "it is not a number" if part in NOT_NUMBERS else "it is not one of BigQuery's parts"
+    raise errors.FeatureNotSupported(
+        f"EXTRACT({part} FROM ...) is not supported in TRANSFORM: {why} (supported: "
+        f"{', '.join(p for p in PARTS if not p.startswith('WEEK('))}, WEEK(<WEEKDAY>))",
+        position=nodes.start_of(node),
+    )
+
+
 def _coalesce(node: exp.Expr) -> Expr:
     return Call("coalesce", (to_expr(node.this), *(to_expr(e) for e in node.expressions)))
 
@@ -586,6 +625,7 @@ _CONVERTERS: tuple[tuple[tuple[type[exp.Expr], ...], Callable[[exp.Expr], Expr]]
     ((exp.Case,), _case),
     ((exp.If,), _if),
     ((exp.Coalesce,), _coalesce),
+    ((exp.Extract,), _extract),
     ((exp.Lower, exp.Upper), _case_change),
     ((exp.Concat,), _concat),
     ((exp.DPipe,), _dpipe),

@@ -83,6 +83,10 @@ def _eval_numpy(expr: Expr, data: dict[str, Array]) -> Array:
     if isinstance(expr, BinOp):
         return _NP_BINARY[expr.op](_eval_numpy(expr.left, data), _eval_numpy(expr.right, data))
     call = _normal_call(expr)
+    if call.name == "extract":  # a date or time part (sqlml.ml.extract)
+        from sqlml.ml import extract  # (it imports temporal.py, which imports this module)
+
+        return extract.eval_numpy(call, data)
     if call.name in ("case", "coalesce"):
         combine = conditions.case_numpy if call.name == "case" else conditions.coalesce_numpy
         return combine(call.args, lambda e: _eval_numpy(e, data), lambda e: _text_numpy(e, data))
@@ -111,6 +115,10 @@ def eval_onnx(expr: Expr, g: GraphBuilder, tensors: dict[str, str]) -> str:
         left, right = eval_onnx(expr.left, g, tensors), eval_onnx(expr.right, g, tensors)
         return g.op(_ONNX_BINARY[expr.op], left, right)
     call = _normal_call(expr)
+    if call.name == "extract":
+        from sqlml.ml import extract
+
+        return extract.eval_onnx(call, g, tensors)
     if call.name in ("case", "coalesce"):
         combine = conditions.case_onnx if call.name == "case" else conditions.coalesce_onnx
         return combine(

@@ -88,14 +88,16 @@ def finish(
     )
 
 
-# StringConcat (TRANSFORM's CONCAT and ||) is in the main domain from opset 20 on; the graphs
-# that use it import opset 20, the others keep OPSET.
+# StringConcat (TRANSFORM's CONCAT and ||) and StringSplit (EXTRACT from a DATE, DATETIME or
+# TIME: sqlml.ml.extract) are in the main domain from opset 20 on; the graphs that use them
+# import opset 20, the others keep OPSET.
 STRING_CONCAT_OPSET = 20
+_OPSET_20 = ("StringConcat", "StringSplit")
 
 
 def _main_opset(builder: GraphBuilder) -> int:
-    uses_concat = any(n.op_type == "StringConcat" for n in builder.nodes)
-    return max(OPSET, STRING_CONCAT_OPSET) if uses_concat else OPSET
+    uses_20 = any(n.op_type in _OPSET_20 for n in builder.nodes)
+    return max(OPSET, STRING_CONCAT_OPSET) if uses_20 else OPSET
 
 
 def _preprocessing_opsets(builder: GraphBuilder) -> dict[str, int]:

@@ -53,6 +53,9 @@ class Call:
     'concat' (NULL arguments skipped, as DuckDB's and PostgreSQL's CONCAT), 'dpipe' (``||``,
     and CONCAT in a dialect where it is NULL when an argument is); at fit time each string
     column is marked 'text' (one argument, its Col).
+    Date and time parts (sqlml.ml.extract): 'extract', args (Lit(part), Col) for
+    ``EXTRACT(part FROM column)`` with BigQuery's part names ('DAYOFWEEK', 'WEEK(MONDAY)', ...);
+    at fit time the column's kind is put between them: (Lit(part), Lit(kind), Col).
 
     The parser maps SQL onto these with the statement dialect's meaning (DuckDB and PostgreSQL
     agree): LOG(x) -> log10(x), LOG(b, x) -> log(x, b), LN(x) -> ln(x), x ^ y and POW(x, y) ->

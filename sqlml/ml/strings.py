@@ -89,6 +89,10 @@ def _mark(expr: Expr, kinds: Mapping[str, str]) -> Expr:
         return Neg(_mark(expr.operand, kinds))
     if isinstance(expr, BinOp):
         return BinOp(expr.op, _mark(expr.left, kinds), _mark(expr.right, kinds))
+    if isinstance(expr, Call) and expr.name == "extract":  # of a temporal column
+        from sqlml.ml import extract  # (it imports temporal.py, which imports this module)
+
+        return extract.typed(expr, kinds)
     if isinstance(expr, Call):
         return Call(expr.name, tuple(_mark(a, kinds) for a in expr.args))
     return expr
@@ -130,7 +134,7 @@ def _check_call(call: Call) -> None:
             "ordering comparisons of strings are not supported in TRANSFORM: the engines order"
             " strings by their collation, which ONNX cannot follow (= and <> are supported)"
         )
-    elif name not in ("and", "or", "not", "is_null", "text"):
+    elif name not in ("and", "or", "not", "is_null", "text", "extract"):
         for arg in args:
             _want_number(arg, name.upper())
 

@@ -93,6 +93,23 @@ CREATE MODEL m TRANSFORM (TRIM(s) AS y) OPTIONS (model_type = 'linear_reg') AS S
 CREATE MODEL m TRANSFORM (SUBSTR(s, 1, 2) AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
 -- expected: error 0A000
 
+-- case: transform_extract_not_a_number
+CREATE MODEL m TRANSFORM (EXTRACT(DATE FROM ts) AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- expected: error 0A000
+
+-- case: transform_extract_engine_part
+CREATE MODEL m TRANSFORM (EXTRACT(EPOCH FROM ts) AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- expected: error 0A000
+
+-- case: transform_extract_at_time_zone
+CREATE MODEL m TRANSFORM (EXTRACT(HOUR FROM ts AT TIME ZONE 'UTC') AS y)
+OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- expected: error 0A000
+
+-- case: transform_extract_of_an_expression
+CREATE MODEL m TRANSFORM (EXTRACT(DAY FROM d + 1) AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- expected: error 0A000
+
 -- case: transform_string_literal
 CREATE MODEL m TRANSFORM ('a' AS y) OPTIONS (model_type = 'linear_reg') AS SELECT 1
 -- expected: error 0A000

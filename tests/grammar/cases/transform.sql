@@ -430,6 +430,84 @@ CREATE MODEL m TRANSFORM (
   "transform_sql": "tenure * 12 AS months,\n  -x AS neg_x,\n  -2.5 AS constant,\n  (a + b) / 2 AS mean_ab,\n  a - b - c AS left_assoc,\n  x ^ 2 AS squared,\n  POW(x, 3) AS cubed,\n  POWER(x, 0.5) AS root,\n  LOG(x) AS log10_x,\n  LOG(2, x) AS log2_x,\n  LN(x + 1) AS ln_x,\n  LOG10(x) AS also_log10,\n  EXP(x) AS e_x,\n  SQRT(ABS(x)) AS sqrt_abs,\n  FLOOR(x) AS f, CEIL(x) AS c, CEILING(x) AS c2, ROUND(x) AS r, SIGN(x) AS s,\n  GREATEST(a, b, 0) AS g, LEAST(a, 1) AS l,\n  CAST(x AS DOUBLE) AS xd, CAST(x AS INTEGER) AS xi, NULL AS nothing,\n  label"
 }
 
+-- case: extract_parts
+CREATE MODEL m TRANSFORM (EXTRACT(DAYOFWEEK FROM d) AS dow, extract(isoweek from ts) AS w,
+  EXTRACT(WEEK(MONDAY) FROM d) AS wm, EXTRACT(MICROSECOND FROM tm) * 2 AS us, label)
+OPTIONS (model_type = 'linear_reg') AS SELECT * FROM t
+-- expected:
+{
+  "type": "CreateModel",
+  "model": {"type": "ModelRef", "schema": null, "name": "m"},
+  "options": {"model_type": "linear_reg"},
+  "query": {"type": "Query", "sql": "SELECT * FROM t"},
+  "replace": false,
+  "if_not_exists": false,
+  "transform": [
+    {
+      "type": "TransformItem",
+      "alias": "dow",
+      "function": "expression",
+      "expression": {
+        "type": "Call",
+        "name": "extract",
+        "args": [{"type": "Lit", "value": "DAYOFWEEK"}, {"type": "Col", "name": "d"}]
+      },
+      "args": [],
+      "source": "EXTRACT(DAYOFWEEK FROM d) AS dow"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "w",
+      "function": "expression",
+      "expression": {
+        "type": "Call",
+        "name": "extract",
+        "args": [{"type": "Lit", "value": "ISOWEEK"}, {"type": "Col", "name": "ts"}]
+      },
+      "args": [],
+      "source": "extract(isoweek from ts) AS w"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "wm",
+      "function": "expression",
+      "expression": {
+        "type": "Call",
+        "name": "extract",
+        "args": [{"type": "Lit", "value": "WEEK(MONDAY)"}, {"type": "Col", "name": "d"}]
+      },
+      "args": [],
+      "source": "EXTRACT(WEEK(MONDAY) FROM d) AS wm"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "us",
+      "function": "expression",
+      "expression": {
+        "type": "BinOp",
+        "op": "*",
+        "left": {
+          "type": "Call",
+          "name": "extract",
+          "args": [{"type": "Lit", "value": "MICROSECOND"}, {"type": "Col", "name": "tm"}]
+        },
+        "right": {"type": "Lit", "value": 2}
+      },
+      "args": [],
+      "source": "EXTRACT(MICROSECOND FROM tm) * 2 AS us"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "label",
+      "function": "column",
+      "expression": {"type": "Col", "name": "label"},
+      "args": [],
+      "source": "label"
+    }
+  ],
+  "transform_sql": "EXTRACT(DAYOFWEEK FROM d) AS dow, extract(isoweek from ts) AS w,\n  EXTRACT(WEEK(MONDAY) FROM d) AS wm, EXTRACT(MICROSECOND FROM tm) * 2 AS us, label"
+}
+
 -- case: postgres_cast_syntax
 -- dialects: postgres
 CREATE MODEL m TRANSFORM (x::float8 AS xd, (x / 2)::int AS half, label)
