@@ -166,7 +166,6 @@ def test_unknown_ml_function_is_named() -> None:
     "name",
     [
         "HASH_BUCKETIZE",
-        "NGRAMS",
     ],
 )
 def test_other_transform_functions_are_not_supported_yet(name: str) -> None:
