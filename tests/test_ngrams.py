@@ -220,6 +220,13 @@ def test_linear_reg_matches_scikit_learn(ng: tuple[sqlml.Connection, str], model
     runtime = np.array(_predict(con, model, "runtime", "predicted_y"), dtype=float)
     np.testing.assert_allclose(compiled, expected, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(runtime, expected, rtol=1e-6, atol=1e-9)
+    scored = con.execute(f"SELECT ML.SCORE(MODEL ng.{model}, n) FROM ng.new AS n ORDER BY i")
+    np.testing.assert_allclose([r[0] for r in scored.fetchall()], expected, rtol=1e-6)
+    metrics = con.execute(
+        f"SELECT mean_absolute_error FROM ML.EVALUATE(MODEL ng.{model}, TABLE ng.new)"
+    )
+    error = np.abs(expected - np.array([r["y"] for r in NEW])).mean()
+    assert metrics.fetchall()[0][0] == pytest.approx(error, rel=1e-6)
 
 
 @pytest.mark.parametrize("model", ["raw_log", "ng_log"])
