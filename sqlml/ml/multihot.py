@@ -69,6 +69,23 @@ def name(prefix: str, value: str | None) -> str:
     return f"{prefix}[{'NULL' if value is None else json.dumps(value, ensure_ascii=False)}]"
 
 
+def merged(rows: list[dict[str, Any]], paths: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Consecutive feature rows of one array's indicators as one ``multi_hot`` row (one column
+    per category, as a one-hot row: sqlml.functions.layout)."""
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        found = paths.get(str(row["column"]))
+        if found is None or not is_indicator(found):
+            out.append(row)
+            continue
+        last = out[-1] if out else {}
+        if last.get("encoding") == "multi_hot" and last["column"] == found[0]:
+            last["categories"].append(found[5])
+            continue
+        out.append({"column": found[0], "encoding": "multi_hot", "categories": [found[5]]})
+    return out
+
+
 # -- n-grams -------------------------------------------------------------------------------------
 
 
@@ -118,19 +135,31 @@ def indicators(
 
 # -- Arrow ---------------------------------------------------------------------------------------
 
+# (the column itself is kept with its sets: its buffers stay allocated, so no other data can
+# come to have their addresses)
 _memo: list[tuple[pa.ChunkedArray, tuple[Any, ...], list[set[str | None] | None]]] = []
+
+
+def _identity(source: pa.ChunkedArray) -> tuple[Any, ...]:
+    """Where the column's data is (its buffers' addresses): the same column read again, as
+    ``table.column(name)`` makes a new object each time, is the same data."""
+    return tuple(
+        (len(chunk), chunk.offset, *(b.address if b is not None else 0 for b in chunk.buffers()))
+        for chunk in source.chunks
+    )
 
 
 def _grams_of(source: pa.ChunkedArray, key: tuple[Any, ...]) -> list[set[str | None] | None]:
     """Each row's n-grams as a set, computed once per source column and n-gram settings (every
     indicator of a vocabulary reads the same sets; the last ones are kept)."""
-    for array, known, grams in _memo:
-        if array is source and known == key:
+    known = (_identity(source), key)
+    for _, seen, grams in list(_memo):
+        if seen == known:
             return grams
     low, high, separator = key
     rows = [ngrams(t, low, high, separator) for t in source.to_pylist()]
     grams = [None if r is None else set(r) for r in rows]
-    _memo[:] = [(source, key, grams)]
+    _memo[:] = [(source, known, grams)]
     return grams
 
 

@@ -21,6 +21,7 @@ per value seen in training (sqlml.ml.multihot), on the same path machinery.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -110,6 +111,12 @@ def unscaled(inputs: Sequence[InputColumn], transformed: bool) -> set[str]:
     if transformed:
         return indicators
     return indicators | {c.name for c in inputs if len(c.path) == 3}
+
+
+def info_rows(rows: list[dict[str, Any]], inputs: Sequence[InputColumn]) -> list[dict[str, Any]]:
+    """ML.FEATURE_INFO / ML.WEIGHTS rows: an ARRAY<STRING>'s indicators as the one multi-hot
+    feature they are (BigQuery shows its category weights under the column's name)."""
+    return multihot.merged(rows, {c.name: c.path for c in inputs})
 
 
 # -- Arrow ---------------------------------------------------------------------------------------
