@@ -278,6 +278,19 @@ def test_weights_show_the_vocabulary(ng: tuple[sqlml.Connection, str]) -> None:
     assert any(c["category"] == "red blue" for c in g[2])
 
 
+def test_trees_compiled_as_runtime(ng: tuple[sqlml.Connection, str]) -> None:
+    """Trees split on the 0/1 indicators; a forest's trees share branches, which the compiled
+    SQL's common subexpressions must not lift apart (sqlml.cse)."""
+    con, _ = ng
+    con.execute(
+        "CREATE OR REPLACE MODEL ng.forest OPTIONS (model_type = 'random_forest_classifier',"
+        " input_label_cols = ['yc'], num_parallel_tree = 5) AS SELECT x, tags, yc FROM ng.train"
+    )
+    compiled = _true_probs(_predict(con, "forest", "compiled", "predicted_yc_probs"))
+    runtime = _true_probs(_predict(con, "forest", "runtime", "predicted_yc_probs"))
+    np.testing.assert_allclose(compiled, runtime, rtol=1e-6, atol=1e-9)
+
+
 def _fails(con: Any, statement: str) -> str:
     with pytest.raises(errors.Error) as raised:
         con.execute(statement).fetchall()
