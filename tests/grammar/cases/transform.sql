@@ -896,3 +896,42 @@ AS SELECT * FROM t
   ],
   "transform_sql": "ML.ONE_HOT_ENCODER(LOWER(city)) OVER () AS city,\n    CONCAT(a, '_', UPPER(b)) AS ab,\n    a || b AS piped,\n    CASE WHEN s = 'a' THEN 1 ELSE 0 END AS is_a,\n    label"
 }
+
+-- case: ngrams
+CREATE MODEL m TRANSFORM (ML.NGRAMS(tags, [1, 2]) AS g, ML.NGRAMS(tags, 3, '#') AS h, y) OPTIONS (model_type = 'linear_reg') AS SELECT tags, y FROM t
+-- expected:
+{
+  "type": "CreateModel",
+  "model": {"type": "ModelRef", "schema": null, "name": "m"},
+  "options": {"model_type": "linear_reg"},
+  "query": {"type": "Query", "sql": "SELECT tags, y FROM t"},
+  "replace": false,
+  "if_not_exists": false,
+  "transform": [
+    {
+      "type": "TransformItem",
+      "alias": "g",
+      "function": "ngrams",
+      "expression": {"type": "Col", "name": "tags"},
+      "args": [1, 2, " "],
+      "source": "ML.NGRAMS(tags, [1, 2]) AS g"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "h",
+      "function": "ngrams",
+      "expression": {"type": "Col", "name": "tags"},
+      "args": [3, 3, "#"],
+      "source": "ML.NGRAMS(tags, 3, '#') AS h"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "y",
+      "function": "column",
+      "expression": {"type": "Col", "name": "y"},
+      "args": [],
+      "source": "y"
+    }
+  ],
+  "transform_sql": "ML.NGRAMS(tags, [1, 2]) AS g, ML.NGRAMS(tags, 3, '#') AS h, y"
+}
