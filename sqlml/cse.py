@@ -123,7 +123,7 @@ def hoist(
 
     def rewrite(node: exp.Expr) -> exp.Expr:
         shape = shapes.key[id(node)]
-        if counts[shape] > 1 and shapes.size[shape] >= MIN_NODES:
+        if counts[shape] > 1 and shapes.size[shape] >= MIN_NODES and _expression(node):
             if shape not in names:
                 names[shape] = f"{prefix}{start + len(names)}"
                 hoisted.append((names[shape], node.copy()))
@@ -133,6 +133,14 @@ def hoist(
 
     rewritten = [rewrite(output) for output in outputs]
     return hoisted, rewritten
+
+
+def _expression(node: exp.Expr) -> bool:
+    """Whether the subtree is a value SQL can name: not a CASE's ``WHEN c THEN v`` branch (an
+    exp.If under Case.ifs: two trees of a forest often share one) nor a lambda."""
+    if isinstance(node, exp.Lambda):
+        return False
+    return not (isinstance(node, exp.If) and isinstance(node.parent, exp.Case))
 
 
 def _rewrite_arg(value: Any, rewrite: Callable[[exp.Expr], exp.Expr]) -> Any:

@@ -26,7 +26,7 @@ from sqlglot import exp
 
 from sqlml import cse, errors
 from sqlml.grammar.statements import Predict
-from sqlml.ml import extract, kinds, nested, temporal
+from sqlml.ml import extract, kinds, multihot, nested, temporal
 from sqlml.ml.features import NULL_CATEGORY, InputColumn, kind_of
 from sqlml.ml.predict_sql import (  # noqa: F401  -- also scoring's names for views and the server
     PG_CENTROID_DISTANCE,
@@ -489,6 +489,8 @@ def _check_nested(version: ModelVersion, column: InputColumn, schema: pa.Schema)
         )
     if not nested.arrow_type_ok(column, schema.field(found).type):
         what = "STRUCT field" if isinstance(column.path[1], str) else "ARRAY of numbers"
+        if multihot.is_indicator(column.path):
+            what = "ARRAY<STRING>"
         raise errors.DatatypeMismatch(
             f'column "{found}" is {schema.field(found).type} but model {version.ref} was trained'
             f" on a {what} there ({column.name}: {column.kind})"

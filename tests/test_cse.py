@@ -80,3 +80,19 @@ def test_stages_lift_repeats_inside_lifted_expressions() -> None:
     finally:
         con.close()
     assert plain == staged
+
+
+def test_case_branches_are_not_lifted() -> None:
+    """Two trees of a forest often share a ``WHEN c THEN v`` branch: the branch is no value SQL
+    can name (lifting it wrote ``CASE WHEN x THEN  WHEN ...``); its condition and value are."""
+    condition = "CAST(a AS DOUBLE) * 2.5 + CAST(b AS DOUBLE) * -1.25 > 0.5"
+    branch = f"WHEN {condition} THEN 0.125"
+    outputs = [
+        sqlglot.parse_one(f"CASE WHEN a > 1 THEN 1.0 {branch} ELSE 2.0 END"),
+        sqlglot.parse_one(f"CASE WHEN b > 1 THEN 3.0 {branch} ELSE 4.0 END"),
+    ]
+    stages, rewritten = hoist_stages(outputs, lambda n: exp.column(n, quoted=True), "c")
+    lifted = [e for stage in stages for _, e in stage]
+    assert not any(isinstance(e, exp.If) for e in lifted)
+    assert all(isinstance(w, exp.If) for r in rewritten for w in r.args["ifs"])
+    assert any(condition in e.sql() for e in lifted)  # the condition, once

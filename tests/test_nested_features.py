@@ -258,20 +258,21 @@ def _refused(con: sqlml.Connection, query: str, options: str = MODELS["lin"]) ->
 
 
 def test_refusals(nest: tuple[sqlml.Connection, str]) -> None:
-    """A STRUCT inside a STRUCT and an ARRAY of strings are 0A000 (BigQuery refuses the first;
-    multi-hot encoding is not built), arrays of several lengths 22000, and a column of another
-    type where the model was trained on a STRUCT 42804."""
+    """A STRUCT inside a STRUCT and an ARRAY of booleans are 0A000 (BigQuery refuses the first;
+    sqlml multi-hot encodes ARRAYs of strings only: tests/test_ngrams.py), arrays of several
+    lengths 22000, and a column of another type where the model was trained on a STRUCT
+    42804."""
     con, engine = nest
     if engine == "postgres":
         con.execute("CREATE TYPE nest.outer_pair AS (p nest.pair, c double precision)")
         deep = "ROW(ROW(1.0, 'x')::nest.pair, 2.0)::nest.outer_pair"
         words, ragged = (
-            "ARRAY['a', 'b']",
+            "ARRAY[TRUE, FALSE]",
             "CASE WHEN i % 2 = 0 THEN ARRAY[1.0] ELSE ARRAY[1.0, 2.0] END",
         )
     else:
         deep = "{'p': {'a': 1.0, 'b': 'x'}, 'c': 2.0}"
-        words, ragged = "['a', 'b']", "CASE WHEN i % 2 = 0 THEN [1.0] ELSE [1.0, 2.0] END"
+        words, ragged = "[TRUE, FALSE]", "CASE WHEN i % 2 = 0 THEN [1.0] ELSE [1.0, 2.0] END"
     assert _refused(con, f"SELECT {deep} AS d, y FROM nest.train") == "0A000"
     assert _refused(con, f"SELECT {words} AS w, y FROM nest.train") == "0A000"
     assert _refused(con, f"SELECT {ragged} AS r, y FROM nest.train") == "22000"

@@ -315,7 +315,6 @@ def test_wrong_input_types_are_42804(duck: sqlml.Connection, item: str) -> None:
 @pytest.mark.parametrize(
     "item",
     [
-        "ML.NGRAMS(c, [1, 2]) AS s",
         "ML.QUANTILE_BUCKETIZE(a, 3, 'bucket_ranges') OVER () AS s",
     ],
 )

@@ -6,13 +6,15 @@ not in pgtypes.ARROW: :func:`arrow_of` reads the catalog once per OID (both engi
 the feature checks of ML.PREDICT see a struct or list and training knows the fields to read.
 
 Inside the server, training reads a composite column one field at a time (``(q.s).f``, each field
-its own binary array) and an array column as its text form, parsed here into a list of doubles:
+its own binary array) and an array column as its text form, parsed here into a list of doubles
+(an array of strings as its JSON text, into a list of strings: quoting rules are JSON's):
 ``array_agg`` cannot gather arrays of different lengths or NULL arrays, and such rows must reach
 the feature checks (22000) rather than fail inside the aggregate.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -112,6 +114,9 @@ def feeds(name: str, oid: int, arrow_type: pa.DataType) -> list[tuple[str | Any,
             )
             out.append((exp.cast(ref, exp.DataType.build(sql_type, dialect="postgres")), feed_oid))
         return out
+    if pa.types.is_list(arrow_type) and pa.types.is_string(arrow_type.value_type):
+        as_json = exp.Anonymous(this="to_json", expressions=[column])
+        return [(exp.cast(as_json, exp.DataType.build("TEXT")), _TEXT[1])]
     if pa.types.is_list(arrow_type):
         return [(exp.cast(column, exp.DataType.build("TEXT")), _TEXT[1])]
     return [(name, oid)]
@@ -129,6 +134,16 @@ def assemble(arrow_type: pa.DataType, parts: list[pa.ChunkedArray]) -> pa.Chunke
                 children[i] = pa.nulls(len(child), type=declared)
         return pa.chunked_array([pa.StructArray.from_arrays(children, fields(arrow_type))])
     texts = parts[0].to_pylist()
+    if pa.types.is_string(arrow_type.value_type):  # (JSON text: feeds)
+        lists = [None if t is None else json.loads(t) for t in texts]
+        try:
+            return pa.chunked_array([pa.array(lists, type=pa.list_(pa.string()))])
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            from sqlml import errors
+
+            raise errors.FeatureNotSupported(
+                "an ARRAY<STRING> feature is a one-dimensional array of strings"
+            ) from e
     if not (
         pa.types.is_floating(arrow_type.value_type) or pa.types.is_integer(arrow_type.value_type)
     ):

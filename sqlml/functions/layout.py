@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlml.store import ModelVersion
 
-ONE_HOT = ("one_hot", "one_hot_encoder")
+ONE_HOT = ("one_hot", "one_hot_encoder", "multi_hot")  # one column per category
 
 
 @dataclass(frozen=True)

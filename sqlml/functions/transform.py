@@ -19,8 +19,8 @@ excepted), then the input's columns the model does not read (the label, ids), pa
 - ML.NORMALIZER: ARRAY<FLOAT64>.
 On PostgreSQL a STRUCT or an ARRAY is jsonb (as in sqlml.functions.literal: PostgreSQL has no
 anonymous struct type; sqlml.connect reads it back as DuckDB's dicts and lists).
-ML.FEATURE_CROSS (one-hot encoded straight away in sqlml's graph) is 0A000, and so is
-ML.HASH_BUCKETIZE (its hash has no SQL: sqlml.ml.hashing). A model trained
+ML.FEATURE_CROSS and ML.NGRAMS (one-hot and multi-hot encoded straight away in sqlml's graph)
+are 0A000, and so is ML.HASH_BUCKETIZE (its hash has no SQL: sqlml.ml.hashing). A model trained
 without TRANSFORM is 0A000 (BigQuery refuses it too), as is one trained before sqlml named the
 TRANSFORM outputs (train it again).
 
@@ -256,6 +256,11 @@ def _value(output: Output, columns: list[exp.Expr], dialect: str) -> exp.Expr:
         raise errors.FeatureNotSupported(
             f"ML.TRANSFORM does not return ML.FEATURE_CROSS outputs ({output.alias}) yet: sqlml"
             " one-hot encodes the crosses inside the model"
+        )
+    if function == "ngrams":
+        raise errors.FeatureNotSupported(
+            f"ML.TRANSFORM does not return ML.NGRAMS outputs ({output.alias}): sqlml multi-hot"
+            " encodes the n-grams seen in training inside the model, not the array"
         )
     if output.input_kind != "numeric":  # ML.IMPUTER of a string
         return _string(columns[0])

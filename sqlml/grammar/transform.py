@@ -79,11 +79,8 @@ _OVER_FIELDS = {
     "FEATURE_CROSS": "feature_cross",
     "NORMALIZER": "normalizer",
 }
-_SCALAR = ("BUCKETIZE", "HASH_BUCKETIZE", *_OVER_FIELDS)
-_REFUSED = {
-    "NGRAMS": "ML.NGRAMS is not supported: it takes an ARRAY<STRING>, and sqlml does not read"
-    " ARRAY columns as features yet",
-}
+_SCALAR = ("BUCKETIZE", "HASH_BUCKETIZE", "NGRAMS", *_OVER_FIELDS)
+_REFUSED: dict[str, str] = {}  # BigQuery TRANSFORM functions sqlml refuses, with the reason
 _IMPUTER_STRATEGIES = ("mean", "median", "most_frequent")
 _ONE_HOT_DROPS = ("none", "most_frequent")
 
@@ -164,6 +161,8 @@ def _ml_item(
         return "bucketize", expression, _bucketize_args(rest), ()
     if name == "HASH_BUCKETIZE":
         return "hash_bucketize", expression, _hash_args(rest), ()
+    if name == "NGRAMS":
+        return "ngrams", _ngrams_input(args[0]), _ngrams_args(rest), ()
     return _ANALYTIC[name], expression, _ANALYTIC_ARGS[name](name, rest), ()
 
 
@@ -289,6 +288,41 @@ def _hash_args(args: list[exp.Expr]) -> tuple[OptionValue, ...]:
             f"ML.HASH_BUCKETIZE hash_bucket_size must be an integer >= 0, not {size!r}"
         )
     return (size,)
+
+
+def _ngrams_input(node: exp.Expr) -> Expr:
+    """ML.NGRAMS reads an ARRAY<STRING> column (its output, an ARRAY, is multi-hot encoded as a
+    TRANSFORM output of its own: sqlml.ml.multihot)."""
+    if not _is_column(node) or node.args.get("table") is not None:
+        raise errors.FeatureNotSupported(
+            "ML.NGRAMS takes an ARRAY<STRING> column of the training query (compute other"
+            " arrays in the query)",
+            position=nodes.start_of(node),
+        )
+    return Col(node.name)
+
+
+def _ngrams_args(args: list[exp.Expr]) -> tuple[OptionValue, ...]:
+    """(low, high, separator): range is [low, high] or one n (BigQuery's); 1 <= low <= high
+    <= multihot.MAX_N (BigQuery documents no bound; sqlml's keeps the compiled SQL small)."""
+    from sqlml.ml.multihot import MAX_N
+
+    values = _literal_args("NGRAMS", args)
+    if not 1 <= len(values) <= 2:
+        raise errors.InvalidParameterValue("ML.NGRAMS takes an array, a range and a separator")
+    span = values[0] if isinstance(values[0], tuple) else (values[0], values[0])
+    ints = [v for v in span if isinstance(v, int) and _is_int(v)]
+    if len(span) != 2 or len(ints) != 2 or not 1 <= ints[0] <= ints[1] <= MAX_N:
+        raise errors.InvalidParameterValue(
+            f"ML.NGRAMS range must be n or [low, high], integers with 1 <= low <= high <= {MAX_N},"
+            f" not {values[0]!r}"
+        )
+    separator = values[1] if len(values) == 2 else " "
+    if not isinstance(separator, str):
+        raise errors.InvalidParameterValue(
+            f"ML.NGRAMS separator must be a string, not {separator!r}"
+        )
+    return (ints[0], ints[1], separator)
 
 
 def _robust_args(name: str, args: list[exp.Expr]) -> tuple[OptionValue, ...]:

@@ -339,7 +339,7 @@ class Preprocessor:
         for row in rows:  # (a STRUCT output's several rows have no statistics of their own)
             if row["column"] in self.stats:
                 row["stats"] = self.stats[row["column"]]
-        return rows
+        return nested.info_rows(rows, self.inputs)
 
 
 # ML.TRANSFORM reads each TRANSFORM output from the stored graph by this name (sqlml.functions.

@@ -14,18 +14,21 @@ SQL, ML.FEATURE_INFO, ML.WEIGHTS) sees ordinary numeric, string or boolean colum
 element out of Arrow (:func:`values`), scoring renders the field access or subscript in the
 engine's SQL (:func:`sql_ref`), with a check that raises 22023 for an array whose length is not
 the training width (a NULL array is a row of missing values: each element takes its training
-mean, as a NULL element does).
+mean, as a NULL element does). An ARRAY of strings is multi-hot encoded instead: one 0/1 input
+per value seen in training (sqlml.ml.multihot), on the same path machinery.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
 from sqlml import errors
+from sqlml.ml import multihot
 from sqlml.ml.features import InputColumn, kind_of
 
 
@@ -45,6 +48,9 @@ def expand(name: str, column: pa.ChunkedArray) -> list[InputColumn]:
     """The input columns a STRUCT or ARRAY training column becomes."""
     if pa.types.is_struct(column.type):
         return _fields(name, column.type)
+    if multihot.is_string_list(column.type):  # BigQuery's multi-hot encoding, as ML.NGRAMS(x, 1)
+        found = multihot.indicators(name, name, column, 1, 1, " ")
+        return [InputColumn(n, "numeric", p) for n, p in found]
     return _elements(name, column)
 
 
@@ -81,8 +87,8 @@ def _elements(name: str, column: pa.ChunkedArray) -> list[InputColumn]:
     element = column.type.value_type
     if kind_of(element) != "numeric":
         raise errors.FeatureNotSupported(
-            f"column {name} is an ARRAY of {element}: only ARRAYs of numbers are features"
-            " (multi-hot encoding of other ARRAYs is not supported)"
+            f"column {name} is an ARRAY of {element}: only ARRAYs of numbers (one feature per"
+            " element) and of strings (multi-hot encoded) are features"
         )
     lengths = pc.unique(pc.drop_null(pc.list_value_length(column))).to_pylist()
     if not lengths:
@@ -99,10 +105,18 @@ def _elements(name: str, column: pa.ChunkedArray) -> list[InputColumn]:
 
 def unscaled(inputs: Sequence[InputColumn], transformed: bool) -> set[str]:
     """The inputs automatic preprocessing does not standardize: ARRAY elements ("no
-    transformation" in BigQuery ML; NULLs still take the training mean)."""
+    transformation" in BigQuery ML; NULLs still take the training mean) and multi-hot
+    indicators (encoded columns, as one-hot ones)."""
+    indicators = {c.name for c in inputs if multihot.is_indicator(c.path)}
     if transformed:
-        return set()
-    return {c.name for c in inputs if len(c.path) == 3}
+        return indicators
+    return indicators | {c.name for c in inputs if len(c.path) == 3}
+
+
+def info_rows(rows: list[dict[str, Any]], inputs: Sequence[InputColumn]) -> list[dict[str, Any]]:
+    """ML.FEATURE_INFO / ML.WEIGHTS rows: an ARRAY<STRING>'s indicators as the one multi-hot
+    feature they are (BigQuery shows its category weights under the column's name)."""
+    return multihot.merged(rows, {c.name: c.path for c in inputs})
 
 
 # -- Arrow ---------------------------------------------------------------------------------------
@@ -113,6 +127,8 @@ def values(table: pa.Table, column: InputColumn) -> pa.ChunkedArray:
     if not column.path:
         return table.column(column.name)
     source = table.column(column.path[0])
+    if multihot.is_indicator(column.path):
+        return multihot.values(source, column.path)
     key = column.path[1]
     if isinstance(key, str):
         return pc.struct_field(source, [source.type.get_field_index(key)])
@@ -140,6 +156,8 @@ def arrow_type_ok(column: InputColumn, arrow_type: pa.DataType) -> bool:
     """Whether a scoring input's source column has a type the path and kind fit (42804 else)."""
     if pa.types.is_null(arrow_type):
         return True
+    if multihot.is_indicator(column.path):
+        return multihot.arrow_type_ok(arrow_type)
     key = column.path[1]
     if isinstance(key, str):
         if not pa.types.is_struct(arrow_type) or arrow_type.get_field_index(key) < 0:
@@ -170,6 +188,8 @@ _LENGTH = {"duckdb": "len", "postgres": "cardinality"}
 def sql_ref(column: InputColumn, qualifier: str | None, dialect: str) -> exp.Expr:
     """The field access ``(q.s).f`` or the checked subscript ``q.v[i]`` in the engine's SQL."""
     source = exp.column(str(column.path[0]), table=qualifier, quoted=True)
+    if multihot.is_indicator(column.path):
+        return multihot.sql_ref(column.path, source, dialect)
     key = column.path[1]
     if isinstance(key, str):
         return exp.Dot(this=exp.paren(source), expression=exp.to_identifier(key, quoted=True))

@@ -32,7 +32,7 @@ from skl2onnx.common.data_types import DoubleTensorType
 from sklearn.exceptions import ConvergenceWarning
 
 from sqlml import errors
-from sqlml.ml import estimator_onnx, features, kinds, models, nested, split
+from sqlml.ml import estimator_onnx, features, kinds, models, multihot, nested, ngram_steps, split
 from sqlml.ml.checkpoints import Checkpoint, never, unwatch, watch
 from sqlml.ml.expressions import columns_of
 from sqlml.ml.features import InputColumn, Preprocessor
@@ -98,6 +98,7 @@ def train(
     label = _label_column(model_type, opts, table)
     transform = feature_transform(transform, label)
     inputs = _inputs(model_type, opts, table, label, transform)
+    transform = ngram_steps.bind(transform, inputs)  # ML.NGRAMS items read their indicators
     data_hash = content_hash(table)
     checkpoint()
     data = _prepare(model_type, opts, table, label, inputs)
@@ -324,8 +325,13 @@ def _inputs(
         names = [c for c in table.column_names if c not in skip]
     if not names:
         raise errors.UnusableTrainingData("the training query has no feature columns")
+    if transform:  # (an ARRAY<STRING> is read by ML.NGRAMS, through its indicators)
+        ngram_steps.check_uses(transform, table)
+        names = [n for n in names if not multihot.is_string_list(table.schema.field(n).type)]
     inputs = [_input(table, n, expand=not transform) for n in names]
     columns = [c for group in inputs for c in group]
+    if transform:
+        columns += ngram_steps.inputs(transform, table)
     unique_names([c.name for c in columns])
     return columns
 

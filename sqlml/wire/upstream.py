@@ -552,8 +552,11 @@ class UpstreamEngine(PostgresEngine):
         return description, rows if description is not None else None, count, status
 
     def schema_of(self, sql: str) -> pa.Schema:
+        """As PostgresEngine's: composite and array columns typed from the catalog (the STRUCT
+        and ARRAY features' checks, and their pass-through in runtime scoring)."""
         try:
-            return describe(self.connection, to_dollar(sql))
+            columns = described(self.connection, to_dollar(sql))
+            return pa.schema([self._field(name, oid) for name, oid in columns])
         finally:
             self._in_transaction = self.connection.status != "I"
 
@@ -568,17 +571,22 @@ def describe(connection: Connection, sql: str) -> pa.Schema:
     """Parse and Describe of ``sql`` (PostgreSQL's SQL, parameters as ``$n``): its columns
     without running it, on a quiet connection (the engine's schema_of; the proxy's BigQuery
     mode, for the columns behind ``* EXCEPT``). The server's error is raised."""
+    return pa.schema([(name, arrow_type(oid)) for name, oid in described(connection, sql)])
+
+
+def described(connection: Connection, sql: str) -> list[tuple[str, int]]:
+    """The columns of ``sql`` as (name, type OID), from Parse and Describe (see describe)."""
     data = p.Parse("", sql, ()).encode() + p.Describe("S", "").encode() + p.Sync().encode()
-    schema = pa.schema([])
+    columns: list[tuple[str, int]] = []
     failure: errors.Error | None = None
     for message in connection.exchange(data):
         if isinstance(message, p.RowDescription):
-            schema = pa.schema([(f.name, arrow_type(f.type_oid)) for f in message.fields])
+            columns = [(f.name, f.type_oid) for f in message.fields]
         elif isinstance(message, p.ErrorResponse) and failure is None:
             failure = _server_error(message.fields)
     if failure is not None:
         raise failure
-    return schema
+    return columns
 
 
 def _value(value: bytes | None, oid: int) -> Any:

@@ -162,12 +162,7 @@ def test_unknown_ml_function_is_named() -> None:
     assert caught.value.position == 15
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "NGRAMS",
-    ],
-)
+@pytest.mark.parametrize("name", ["BAG_OF_WORDS", "TF_IDF", "MULTI_HOT_ENCODER"])
 def test_other_transform_functions_are_not_supported_yet(name: str) -> None:
     sql = f"CREATE MODEL m TRANSFORM (ML.{name}(x) OVER () AS y) OPTIONS (a = 1) AS SELECT 1"
     with pytest.raises(errors.FeatureNotSupported) as caught:

@@ -349,3 +349,15 @@ CREATE MODEL m OPTIONS (model_type = 'linear_reg') AS SELECT x, ML.SCORE(MODEL n
 -- case: predict_in_transform
 CREATE MODEL m TRANSFORM (ML.PREDICT(MODEL n, TABLE t) AS p) OPTIONS (model_type = 'linear_reg') AS SELECT 1
 -- expected: error 0A000
+
+-- case: transform_ngrams_with_over
+CREATE MODEL m TRANSFORM (ML.NGRAMS(tags, [1, 2]) OVER () AS g) OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- expected: error 42601 at 27
+
+-- case: transform_ngrams_bad_range
+CREATE MODEL m TRANSFORM (ML.NGRAMS(tags, [2, 1]) AS g) OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- expected: error 22023
+
+-- case: transform_ngrams_of_an_expression
+CREATE MODEL m TRANSFORM (ML.NGRAMS(LOWER(tags), 2) AS g) OPTIONS (model_type = 'linear_reg') AS SELECT 1
+-- expected: error 0A000

@@ -1013,3 +1013,42 @@ CREATE MODEL m TRANSFORM (ML.HASH_BUCKETIZE(city, 100) AS city_bucket, ML.HASH_B
   ],
   "transform_sql": "ML.HASH_BUCKETIZE(city, 100) AS city_bucket, ML.HASH_BUCKETIZE(LOWER(city), 0) AS city_hash, label"
 }
+
+-- case: ngrams
+CREATE MODEL m TRANSFORM (ML.NGRAMS(tags, [1, 2]) AS g, ML.NGRAMS(tags, 3, '#') AS h, y) OPTIONS (model_type = 'linear_reg') AS SELECT tags, y FROM t
+-- expected:
+{
+  "type": "CreateModel",
+  "model": {"type": "ModelRef", "schema": null, "name": "m"},
+  "options": {"model_type": "linear_reg"},
+  "query": {"type": "Query", "sql": "SELECT tags, y FROM t"},
+  "replace": false,
+  "if_not_exists": false,
+  "transform": [
+    {
+      "type": "TransformItem",
+      "alias": "g",
+      "function": "ngrams",
+      "expression": {"type": "Col", "name": "tags"},
+      "args": [1, 2, " "],
+      "source": "ML.NGRAMS(tags, [1, 2]) AS g"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "h",
+      "function": "ngrams",
+      "expression": {"type": "Col", "name": "tags"},
+      "args": [3, 3, "#"],
+      "source": "ML.NGRAMS(tags, 3, '#') AS h"
+    },
+    {
+      "type": "TransformItem",
+      "alias": "y",
+      "function": "column",
+      "expression": {"type": "Col", "name": "y"},
+      "args": [],
+      "source": "y"
+    }
+  ],
+  "transform_sql": "ML.NGRAMS(tags, [1, 2]) AS g, ML.NGRAMS(tags, 3, '#') AS h, y"
+}
