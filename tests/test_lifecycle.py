@@ -57,26 +57,42 @@ class Life:
         return getpass.getuser()
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def life(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+def open_life(
+    engine: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Life]:
     import pgcluster
 
     name, server = "", ""
-    if request.param == "postgres":
+    if engine == "postgres":
         server = str(request.getfixturevalue("pg_server"))
-        name = f"sqlml_life_{os.getpid()}"
+        name = f"sqlml_life_{os.getpid()}_{next(_databases)}"
         database = pgcluster.create_database(server, name, template=TEMPLATE)
     else:
         database = str(tmp_path_factory.mktemp("life") / "store.duckdb")
-    found = Life(database, str(request.param))
+    found = Life(database, engine)
     found.run("CREATE SCHEMA life")
     found.run(f"CREATE TABLE life.points AS {POINTS}")
     yield found
     found.con.close()
     if name:
         pgcluster.drop_database(server, name)
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def life(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Life]:
+    yield from open_life(str(request.param), request, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def pg_life(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Life]:
+    yield from open_life("postgres", request, tmp_path_factory)
 
 
 def predictions(life: Life, model: str, con: Any = None) -> list[float]:
@@ -265,6 +281,68 @@ def test_concurrent_deploys_take_turns(life: Life) -> None:
     assert all(r[2] == before[1] for before, r in itertools.pairwise(rows))
     assert versions(life, model)[1] == "serving"
     assert rows[-1][1] == 1
+
+
+def test_a_view_follows_the_deploy(life: Life) -> None:
+    model = life.model(GOOD, BAD + ", deploy = 'manual'")
+    view = f"life.v{next(life.names)}"
+    life.run(f"CREATE VIEW {view} AS SELECT * FROM ML.PREDICT(MODEL {model}, TABLE life.points)")
+    first = life.run(f"SELECT x, predicted_y FROM {view} ORDER BY x")
+    life.run(f"ALTER MODEL {model} DEPLOY VERSION 2")
+    second = life.run(f"SELECT x, predicted_y FROM {view} ORDER BY x")
+    assert [round(float(r[1]), 9) for r in second] == predictions(life, f"{model} VERSION 2")
+    life.run(f"ALTER MODEL {model} ROLLBACK")
+    assert life.run(f"SELECT x, predicted_y FROM {view} ORDER BY x") == first
+    pinned = f"CREATE VIEW {view}x AS SELECT * FROM ML.PREDICT(MODEL {model} VERSION 2, TABLE t)"
+    assert sqlstate(life, pinned) == "0A000"
+
+
+def test_plain_sql_in_postgres(pg_life: Life) -> None:
+    """From psql: sqlml.execute runs the statements, sqlml.ml reads ML.VERSIONS and
+    ML.DEPLOYMENTS, the model's scoring function follows the deploy; a role with USAGE only
+    may read the trail but not change what serves (42501)."""
+    import psycopg2
+
+    life = pg_life
+    model = life.model(GOOD, BAD + ", deploy = 'manual'")
+    schema, name = model.split(".")
+    raw = psycopg2.connect(life.database)
+    raw.autocommit = True
+    role = f"viewer_{os.getpid()}"
+    try:
+        with raw.cursor() as cur:
+            cur.execute("SELECT sqlml.execute(%s)", [f"ALTER MODEL {model} DEPLOY VERSION 2"])
+            assert cur.fetchone() == ("ALTER MODEL",)
+            cur.execute(
+                "SELECT v ->> 'status' FROM sqlml.ml(%s) AS v ORDER BY (v ->> 'version')::int",
+                [f"SELECT * FROM ML.VERSIONS(MODEL {model})"],
+            )
+            assert cur.fetchall() == [("available",), ("serving",)]
+            cur.execute("SELECT sqlml.scoring_function_name(%s, %s)::text", [schema, name])
+            (function,) = cur.fetchone()
+            cur.execute(f'SELECT sqlml."{function}"(x, z) FROM life.points ORDER BY x')
+            scored = [round(float(r[0]), 9) for r in cur.fetchall()]
+            assert scored == predictions(life, f"{model} VERSION 2")
+            cur.execute(f"CREATE ROLE {role}")
+            cur.execute(f"GRANT USAGE ON SCHEMA life TO {role}")
+            cur.execute("SELECT sqlml.grant_model(%s, %s)", [model, role])
+            cur.execute(f"SET ROLE {role}")
+            cur.execute(
+                "SELECT count(*) FROM sqlml.ml(%s)",
+                [f"SELECT * FROM ML.DEPLOYMENTS(MODEL {model})"],
+            )
+            assert cur.fetchone() == (2,)
+            with pytest.raises(psycopg2.Error) as denied:
+                cur.execute("SELECT sqlml.execute(%s)", [f"ALTER MODEL {model} ROLLBACK"])
+            assert denied.value.pgcode == "42501"
+            cur.execute("RESET ROLE")
+    finally:
+        with raw.cursor() as cur:
+            cur.execute("RESET ROLE")
+            cur.execute(f"DROP OWNED BY {role}")
+            cur.execute(f"DROP ROLE IF EXISTS {role}")
+        raw.close()
+    assert versions(life, model)[2] == "serving"
 
 
 # -- DROP MODEL m VERSION n --------------------------------------------------------------------------
