@@ -454,6 +454,40 @@ def test_an_older_store_is_upgraded(tmp_path: Path) -> None:
         con.close()
 
 
+def test_an_older_postgres_store_is_upgraded_by_install(pg_database: str) -> None:
+    import pgcluster
+    import psycopg2
+
+    con = sqlml.connect(pg_database, autocommit=True)
+    con.execute("CREATE TABLE public.t AS SELECT 1.0 AS x, 2.0 AS y")
+    con.execute("CREATE MODEL m OPTIONS (model_type = 'linear_reg') AS SELECT x, y AS label FROM t")
+    con.close()
+    raw = psycopg2.connect(pg_database)
+    raw.autocommit = True
+    with raw.cursor() as cur:  # as a store of version 1 was
+        cur.execute("DROP TABLE sqlml.deployments")
+        cur.execute("UPDATE sqlml.store_info SET value = '1' WHERE key = 'store_version'")
+    pgcluster.install(pg_database)
+    with raw.cursor() as cur:
+        cur.execute("SELECT value FROM sqlml.store_info WHERE key = 'store_version'")
+        assert cur.fetchall() == [("2",)]
+        cur.execute("SELECT relrowsecurity FROM pg_class WHERE oid = 'sqlml.deployments'::regclass")
+        assert cur.fetchall() == [(True,)]
+    raw.close()
+    con = sqlml.connect(pg_database, autocommit=True)
+    try:
+        assert con.execute("SELECT * FROM ML.DEPLOYMENTS(MODEL m)").fetchall() == []
+        assert sqlstate_of(con, "ALTER MODEL m ROLLBACK") == "55000"  # no history before it
+    finally:
+        con.close()
+
+
+def sqlstate_of(con: Any, sql: str) -> str:
+    with pytest.raises(errors.Error) as caught:
+        con.execute(sql)
+    return caught.value.sqlstate
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_through_the_gateway(engine: str, request: pytest.FixtureRequest) -> None:
     from gateway_client import GatewayConnection
