@@ -1,6 +1,7 @@
 -- The sqlml model store: the only copy of its DDL, run by every engine when sqlml first opens a
 -- database (statements are separated by ';' at the end of a line). Types are those that DuckDB and
--- PostgreSQL both accept. Version 1.
+-- PostgreSQL both accept. Version 2 (2 added sqlml.deployments; every statement is idempotent, so
+-- running the file again upgrades a store of an older version: store.py, sqlml install).
 CREATE SCHEMA IF NOT EXISTS sqlml;
 
 CREATE TABLE IF NOT EXISTS sqlml.store_info (
@@ -42,4 +43,23 @@ CREATE TABLE IF NOT EXISTS sqlml.versions (
     PRIMARY KEY (schema_name, model_name, version)
 );
 
-INSERT INTO sqlml.store_info (key, value) VALUES ('store_version', '1') ON CONFLICT DO NOTHING;
+-- The audit trail of what served when (ML.DEPLOYMENTS): one row per change of a model's serving
+-- version, written in the transaction that makes it (CREATE MODEL that serves its version, ALTER
+-- MODEL ... DEPLOY / ROLLBACK). parent_id is the deployment that ROLLBACK returns to.
+CREATE TABLE IF NOT EXISTS sqlml.deployments (
+    schema_name TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    deployment_id BIGINT NOT NULL, -- 1, 2, ... per model, in the order they were made
+    version INTEGER NOT NULL,      -- the version serving from then on
+    previous_version INTEGER,      -- the version serving before (NULL: the model's first)
+    action TEXT NOT NULL,          -- 'create' | 'deploy' | 'rollback'
+    deployed_at TIMESTAMP NOT NULL,
+    role TEXT,                     -- PostgreSQL: current_user; DuckDB: the OS user (or NULL)
+    comment TEXT,
+    metrics TEXT,                  -- JSON: the numbers that gated a deploy = 'if_better'
+    parent_id BIGINT,              -- the deployment ROLLBACK returns to (NULL: none)
+    PRIMARY KEY (schema_name, model_name, deployment_id)
+);
+
+INSERT INTO sqlml.store_info (key, value) VALUES ('store_version', '2') ON CONFLICT DO NOTHING;
+UPDATE sqlml.store_info SET value = '2' WHERE key = 'store_version' AND value = '1';

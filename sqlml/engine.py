@@ -35,12 +35,13 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
-from sqlml import bigquery, byom, errors, functions, grammar, scoring, views
+from sqlml import bigquery, byom, errors, functions, grammar, lifecycle, scoring, views
 from sqlml.engines import open_engine, placeholders
 from sqlml.engines.base import Engine, InServer, KeepsPlans, Probes, Result, all_or_nothing
 from sqlml.grammar import lexer
 from sqlml.grammar.dialects import DIALECTS
 from sqlml.grammar.statements import (
+    AlterModel,
     CreateModel,
     DropModel,
     Evaluate,
@@ -181,7 +182,7 @@ class Session:
             and statement.query is None
         ):
             return byom.import_in_server(self, self.server, statement, sql)  # the client's file
-        if self.server is not None and isinstance(statement, CreateModel | DropModel):
+        if self.server is not None and isinstance(statement, CreateModel | DropModel | AlterModel):
             return self.server.run_in_server(sql)
         return self.run(statement)
 
@@ -355,6 +356,10 @@ class Session:
         if isinstance(statement, ExportModel):
             byom.export_model(self, statement)
             return Result(None, 0, "EXPORT MODEL")
+        if isinstance(statement, AlterModel):
+            return lifecycle.alter(self, statement)
+        if isinstance(statement, DropModel) and statement.model.version is not None:
+            return lifecycle.drop_version(self, statement)
         if isinstance(statement, DropModel):
             dropped = self.store.drop(statement.model, statement.if_exists)
             if dropped and self.engine.dialect == "duckdb":  # a view over it fails now (42883)
@@ -382,25 +387,20 @@ class Session:
         if exists and not statement.replace:
             raise errors.DuplicateModel(f'model "{statement.model}" already exists')
         # Checked here as well as in train(): a bad option fails before the rows are read.
-        models.get(statement.options.get("model_type")).resolve_options(dict(statement.options))
+        policy, options = lifecycle.deploy_policy(statement.options)
+        models.get(options.get("model_type")).resolve_options(dict(options))
         checkpoint = self.engine.checkpoint()  # (a cancel from now on stops the training)
         self._say(f"reading the training rows of {statement.model}")
         table = self.engine.query_arrow(statement.query.sql)
         from sqlml.ml.train import train  # lazy: scikit-learn and skl2onnx, only to train
 
-        result = train(statement.options, table, statement.transform, self._say, checkpoint)
+        result = train(options, table, statement.transform, self._say, checkpoint)
         checkpoint()  # the last one: after the store write the model is there
         # Inside a transaction (always so in the PostgreSQL server) the version is durable only
         # at its COMMIT, after this message has left: then the message says so.
         committed_here = not self.engine.in_transaction()
         with all_or_nothing(self.engine):  # the version, and the macro its views score with
-            version = self.store.save(
-                statement.model,
-                result,
-                query_sql=statement.query.sql,
-                transform_sql=statement.transform_sql,
-                replace=statement.replace or statement.if_not_exists,
-            )
+            version = lifecycle.store_trained(self, statement, result, table, policy)
             if self.engine.dialect == "duckdb":
                 views.refresh_macro(self.engine, self.store.load(statement.model))
         if committed_here:
@@ -469,6 +469,10 @@ class Session:
     ) -> exp.Expr:
         """``view``: the call is in CREATE VIEW, scored by the model's function (views.py)."""
         version = self.store.load(call.model)
+        if view and version.pinned:  # (a view scores with the version serving when it is read)
+            raise errors.FeatureNotSupported(
+                "MODEL m VERSION n in a view is not supported: a view follows the serving version"
+            )
         rendering.versions.append(version)
         rows = isinstance(call, Predict | OverRows) and call.input is not None
         probe = self._probe(call) if isinstance(call, Predict | OverRows) and rows else None
@@ -659,20 +663,24 @@ class Session:
             if bound:  # the server takes the rows as query text: the values go in as literals
                 sql = _inlined(sql, bound, self.engine.dialect)
             return self.server.evaluate_in_server(_model_name(version), sql, call.threshold)
-        table = self.engine.query_arrow(sql, bound)
-        scoring.check_input(version, table.schema)
-        from sqlml.ml.score import scorer  # lazy: onnxruntime only to evaluate
+        return evaluate_table(version, self.engine.query_arrow(sql, bound), call.threshold)
 
-        run = scorer(version.onnx, version.inputs, key=version.sha256)
-        outputs = run.run_table(_named(table, version))  # one run: k-means' 'features' included
-        label, y = version.label, None
-        if label is not None:  # a supervised kind: the rows must have the label column
-            if label["name"] not in table.column_names:
-                raise errors.UndefinedColumn(
-                    f'label column "{label["name"]}" is missing from the rows'
-                )
-            y = table.column(label["name"])
-        return scoring.model_kind(version).evaluate_rows(version, outputs, y, call.threshold)
+
+def evaluate_table(
+    version: ModelVersion, table: pa.Table, threshold: float | None = None
+) -> dict[str, float | None]:
+    """ML.EVALUATE's metrics of ``version`` on rows already read (Arrow), scored in process."""
+    scoring.check_input(version, table.schema)
+    from sqlml.ml.score import scorer  # lazy: onnxruntime only to evaluate
+
+    run = scorer(version.onnx, version.inputs, key=version.sha256)
+    outputs = run.run_table(_named(table, version))  # one run: k-means' 'features' included
+    label, y = version.label, None
+    if label is not None:  # a supervised kind: the rows must have the label column
+        if label["name"] not in table.column_names:
+            raise errors.UndefinedColumn(f'label column "{label["name"]}" is missing from the rows')
+        y = table.column(label["name"])
+    return scoring.model_kind(version).evaluate_rows(version, outputs, y, threshold)
 
 
 def _evaluate_kept(version: ModelVersion, threshold: float | None) -> dict[str, Any]:
@@ -699,6 +707,7 @@ def _kind(statement: Statement) -> str:
     names = {
         CreateModel: "CREATE MODEL",
         DropModel: "DROP MODEL",
+        AlterModel: "ALTER MODEL",
         ExportModel: "EXPORT MODEL",
         ShowModels: "SHOW MODELS",
     }

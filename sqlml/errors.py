@@ -204,6 +204,10 @@ class NoActiveSqlTransaction(ProgrammingError):
     sqlstate = "25P01"
 
 
+class ObjectNotInPrerequisiteState(OperationalError):
+    sqlstate = "55000"
+
+
 class SerializationFailure(OperationalError):
     sqlstate = "40001"
 

@@ -1,14 +1,18 @@
 """The model store: tables in schema ``sqlml`` of the same database (DDL: sql/store.sql).
 
 Every successful CREATE MODEL adds a version and points the model at it, in one transaction, so a
-failed or interrupted training leaves the previous version serving. The ONNX bytes are verified
-against their sha256 on every load (XX001 when they differ). Nothing is pickled: the graph is ONNX,
-everything else is JSON text.
+failed or interrupted training leaves the previous version serving (unless its ``deploy`` option
+keeps the new version stored and not serving: sqlml/lifecycle.py). Every change of the serving
+version is a row of ``sqlml.deployments`` written in the same transaction (ML.DEPLOYMENTS). The
+ONNX bytes are verified against their sha256 on every load (XX001 when they differ). Nothing is
+pickled: the graph is ONNX, everything else is JSON text.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import getpass
 import hashlib
 import importlib.metadata
 import importlib.resources
@@ -34,6 +38,8 @@ if TYPE_CHECKING:  # training (scikit-learn, skl2onnx) is imported only to train
 STORE_INFO = exp.table_("store_info", db="sqlml", quoted=True)
 MODELS = exp.table_("models", db="sqlml", quoted=True)
 VERSIONS = exp.table_("versions", db="sqlml", quoted=True)
+DEPLOYMENTS = exp.table_("deployments", db="sqlml", quoted=True)
+STORE_TABLES = (STORE_INFO, MODELS, VERSIONS, DEPLOYMENTS)  # those of today's store version
 LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "duckdb", "pyarrow")  # and sqlml
 
 
@@ -59,6 +65,7 @@ class ModelVersion:
     metrics: dict[str, Any]
     training_info: dict[str, Any]
     feature_info: list[dict[str, Any]]
+    pinned: bool = False  # addressed as MODEL m VERSION n (not as the version that serves)
 
     @property
     def kind(self) -> str:
@@ -66,8 +73,18 @@ class ModelVersion:
 
     @property
     def ref(self) -> ModelRef:
-        """The model's name; ``str()`` of it reads ``schema.name``."""
-        return ModelRef(self.schema, self.name)
+        """The model's name (with its version when pinned: a kept plan checks that version,
+        not the serving one); ``str()`` of it reads ``schema.name``."""
+        return ModelRef(self.schema, self.name, version=self.version if self.pinned else None)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One row of the audit trail (sqlml.deployments)."""
+
+    deployment_id: int
+    version: int
+    parent_id: int | None  # the deployment ROLLBACK returns to
 
 
 def ddl() -> list[str]:
@@ -97,7 +114,8 @@ class Store:
         self._ready = False
 
     def ensure(self) -> None:
-        """Creates the store tables on first use (idempotent)."""
+        """Creates the store tables on first use, or upgrades a store of an older version (the
+        DDL is idempotent: it adds what is missing and stamps store_info's store_version)."""
         if self._ready:
             return
         if not getattr(self.engine, "manages_store", True):  # PostgreSQL: sqlml install made it
@@ -109,7 +127,8 @@ class Store:
         self._ready = True
 
     def _exists(self) -> bool:
-        tables = exp.column("table_name").isin(*(t.name for t in (STORE_INFO, MODELS, VERSIONS)))
+        """Whether every table of today's store version is there."""
+        tables = exp.column("table_name").isin(*(t.name for t in STORE_TABLES))
         query = (
             exp.select(exp.func("count", exp.Star()))
             .from_(exp.table_("tables", db="information_schema"))
@@ -117,7 +136,7 @@ class Store:
             .where(tables)
         )
         found = self.engine.query_arrow(self._sql(query)).column(0)[0].as_py()
-        return bool(found == 3)
+        return bool(found == len(STORE_TABLES))
 
     @contextlib.contextmanager
     def writing(self, ref: ModelRef) -> Iterator[None]:
@@ -178,35 +197,28 @@ class Store:
         return int(table.column(0)[0].as_py()) if table.num_rows else None
 
     def current_sha(self, ref: ModelRef) -> str | None:
-        """The sha256 of the version the model serves: a cheap check that a plan is current.
-        ``ref``: a stored version's own (exact) name."""
+        """The sha256 of the version the model serves (of the version ``ref`` names, if it
+        names one): a cheap check that a plan is current. ``ref``: a stored version's own
+        (exact) name."""
         schema, name = self._names(ref)
-        m, v = "m", "v"
-        query = (
-            _serving(exp.select(exp.column("onnx_sha256", v, quoted=True)))
-            .where(exp.column("schema_name", m).eq(exp.Placeholder()))
-            .where(exp.column("model_name", m).eq(exp.Placeholder()))
-        )
+        query = _sha_query(ref, exp.Placeholder(), exp.Placeholder())
         table = self.engine.query_arrow(self._sql(query), [schema, name])
         return str(table.column(0)[0].as_py()) if table.num_rows else None
 
     def serving_sha(self, ref: ModelRef) -> exp.Expr:
-        """current_sha as a scalar subquery (NULL: no such model), to check several models in
-        one query; the names go in as literals. ``ref``: a stored version's own name."""
+        """current_sha as a scalar subquery (NULL: no such model or version), to check several
+        models in one query; the names go in as literals. ``ref``: a stored version's own name."""
         schema, name = self._names(ref)
-        m, v = "m", "v"
-        query = (
-            _serving(exp.select(exp.column("onnx_sha256", v, quoted=True)))
-            .where(exp.column("schema_name", m).eq(exp.Literal.string(schema)))
-            .where(exp.column("model_name", m).eq(exp.Literal.string(name)))
-        )
-        return query.subquery()
+        return _sha_query(ref, exp.Literal.string(schema), exp.Literal.string(name)).subquery()
 
     def load(self, ref: ModelRef, version: int | None = None) -> ModelVersion:
+        """The version that serves, or the one ``version`` (else ``ref.version``) names: 42704
+        when the model or that version does not exist."""
         current = self.current_version(ref)
         schema, name = self.resolve(ref)
         if current is None:
             raise errors.UndefinedModel(f'model "{schema}.{name}" does not exist')
+        version = version if version is not None else ref.version
         wanted = current if version is None else version
         query = (
             exp.select("*")
@@ -217,7 +229,23 @@ class Store:
         table = self.engine.query_arrow(self._sql(query), [schema, name, wanted])
         if not table.num_rows:
             raise errors.UndefinedModel(f'model "{schema}.{name}" has no version {wanted}')
-        return _version_from_row(table.slice(0, 1).to_pylist()[0])
+        loaded = _version_from_row(table.slice(0, 1).to_pylist()[0])
+        return dataclasses.replace(loaded, pinned=True) if version is not None else loaded
+
+    def versions(self, ref: ModelRef) -> list[int]:
+        """The model's stored version numbers, in order."""
+        schema, name = self.resolve(ref)
+        query = exp.select(_col("version")).from_(VERSIONS).where(_key()).order_by(_col("version"))
+        table = self.engine.query_arrow(self._sql(query), [schema, name])
+        return [int(v) for v in table.column(0).to_pylist()]
+
+    def who(self) -> str | None:
+        """The role an audit row names: the OS user here (DuckDB has no roles; NULL when the
+        OS cannot tell). The PostgreSQL server's store names current_user (privileges.py)."""
+        try:
+            return getpass.getuser()
+        except (OSError, KeyError):
+            return None
 
     def save(
         self,
@@ -227,11 +255,20 @@ class Store:
         query_sql: str | None,
         transform_sql: str | None,
         replace: bool,
+        deploy: bool = True,
+        role: str | None = None,
     ) -> int:
-        """Stores a new version and makes it current, in one transaction; returns its number."""
+        """Stores a new version and, with ``deploy`` or when it is the model's first, makes it
+        serve (with its audit row, naming ``role``), in one transaction; returns its number."""
         self.ensure()
+        role = role if role is not None else self.who()
         with all_or_nothing(self.engine):
-            return self._save(ref, result, query_sql, transform_sql, replace)
+            previous = self.current_version(ref)
+            serves = deploy or previous is None  # (a model's first version always serves)
+            version = self._save(ref, result, query_sql, transform_sql, replace, serves)
+            if serves:
+                self._record(ref, version, previous, "create", role, None, None)
+            return version
 
     def _save(
         self,
@@ -240,6 +277,7 @@ class Store:
         query_sql: str | None,
         transform_sql: str | None,
         replace: bool,
+        serves: bool = True,
     ) -> int:
         schema, name = self.resolve(ref)
         current = self.current_version(ref)
@@ -263,6 +301,8 @@ class Store:
                 " same time",
                 hint="roll back and retry the transaction",
             ) from e
+        if not serves:
+            return version
         self._point(schema, name, result.model_type, version, now, exists=current is not None)
         return version
 
@@ -304,10 +344,182 @@ class Store:
                 return False
             raise errors.UndefinedModel(f'model "{schema}.{name}" does not exist')
         with all_or_nothing(self.engine):
-            for table in (VERSIONS, MODELS):
+            for table in (DEPLOYMENTS, VERSIONS, MODELS):
                 delete = exp.delete(table, where=_key())
                 self.engine.execute(self._sql(delete), [schema, name])
         return True
+
+    # -- the lifecycle: deploy, roll back, drop a version (sqlml/lifecycle.py runs them) ---------
+
+    def deploy(
+        self,
+        ref: ModelRef,
+        version: int,
+        *,
+        action: str = "deploy",
+        role: str | None = None,
+        comment: str | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> int | None:
+        """Makes ``version`` serve, with its audit row, in one transaction; returns the version
+        that served before (None: it serves already, and nothing is written)."""
+        self.ensure()
+        with all_or_nothing(self.engine):
+            current = self._existing(ref, version)
+            if current == version:
+                return None
+            self._serve(ref, version)
+            self._record(ref, version, current, action, role, comment, metrics)
+            return current
+
+    def rollback(
+        self,
+        ref: ModelRef,
+        version: int | None = None,
+        *,
+        role: str | None = None,
+        comment: str | None = None,
+    ) -> tuple[int, int | None]:
+        """Back to the deployment before the one in effect (or to ``version``): 55000 when
+        there is none. Returns (the version serving now, the one that served before; None:
+        it served already, and nothing is written)."""
+        self.ensure()
+        with all_or_nothing(self.engine):
+            current = self._existing(ref, version)
+            history = self._history(ref)
+            latest = history[-1] if history else None
+            target = self._rollback_target(ref, history, latest, version)
+            if target is None:
+                schema, name = self.resolve(ref)
+                raise errors.ObjectNotInPrerequisiteState(
+                    f'model "{schema}.{name}" has no previous deployment to roll back to',
+                    hint="ALTER MODEL ... DEPLOY VERSION n serves a version of your choice",
+                )
+            wanted, parent = target
+            if wanted == current:
+                return wanted, None
+            self._serve(ref, wanted)
+            self._record(ref, wanted, current, "rollback", role, comment, None, parent)
+            return wanted, current
+
+    def _rollback_target(
+        self,
+        ref: ModelRef,
+        history: list[Deployment],
+        latest: Deployment | None,
+        version: int | None,
+    ) -> tuple[int, int | None] | None:
+        """(version, parent of the new row): the nearest earlier deployment whose version is
+        still stored, so that ROLLBACK again goes back one step further."""
+        by_id = {d.deployment_id: d for d in history}
+        if version is not None:  # TO VERSION n: that version's last deployment's parent
+            earlier = [d for d in history if d.version == version]
+            if earlier:
+                return version, earlier[-1].parent_id
+            return version, latest.deployment_id if latest is not None else None
+        stored = set(self.versions(ref))
+        step = by_id.get(latest.parent_id) if latest and latest.parent_id else None
+        while step is not None and step.version not in stored:
+            step = by_id.get(step.parent_id) if step.parent_id else None
+        return (step.version, step.parent_id) if step is not None else None
+
+    def drop_version(self, ref: ModelRef, version: int, if_exists: bool) -> bool:
+        """DROP MODEL m VERSION n: 2BP01 while it serves; 42704 when there is no such version
+        (nothing with IF EXISTS). The audit rows that name it stay."""
+        self.ensure()
+        schema, name = self.resolve(ref)
+        with all_or_nothing(self.engine):
+            current = self.current_version(ref)
+            if current is None and if_exists:
+                return False
+            if current == version:
+                raise errors.DependentObjectsStillExist(
+                    f'cannot drop version {version} of model "{schema}.{name}": it serves',
+                    hint="deploy another version first (ALTER MODEL ... DEPLOY VERSION n)",
+                )
+            if version not in (self.versions(ref) if current is not None else []):
+                if if_exists:
+                    return False
+                self.load(ref, version)  # 42704, with the message load gives
+            where = exp.and_(_key(), _col("version").eq(exp.Placeholder()))
+            self.engine.execute(
+                self._sql(exp.delete(VERSIONS, where=where)), [schema, name, version]
+            )
+        return True
+
+    def _existing(self, ref: ModelRef, version: int | None) -> int:
+        """The serving version, after checking that the model and ``version`` exist (42704)."""
+        current = self.current_version(ref)
+        if current is None or version is not None:
+            self.load(ref, version)  # 42704 for the model or the version
+        assert current is not None
+        return current
+
+    def _serve(self, ref: ModelRef, version: int) -> None:
+        schema, name = self.resolve(ref)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        update = exp.update(
+            MODELS,
+            {"current_version": exp.Placeholder(), "updated_at": exp.Placeholder()},
+            where=_key(),
+        )
+        self.engine.execute(self._sql(update), [version, now, schema, name])
+
+    def _history(self, ref: ModelRef) -> list[Deployment]:
+        schema, name = self.resolve(ref)
+        columns = ("deployment_id", "version", "parent_id")
+        query = (
+            exp.select(*(_col(c) for c in columns))
+            .from_(DEPLOYMENTS)
+            .where(_key())
+            .order_by(_col("deployment_id"))
+        )
+        rows = self.engine.query_arrow(self._sql(query), [schema, name]).to_pylist()
+        return [
+            Deployment(int(r["deployment_id"]), int(r["version"]), _int(r["parent_id"]))
+            for r in rows
+        ]
+
+    def _latest_deployment(self, ref: ModelRef) -> Deployment | None:
+        history = self._history(ref)
+        return history[-1] if history else None
+
+    def _record(
+        self,
+        ref: ModelRef,
+        version: int,
+        previous: int | None,
+        action: str,
+        role: str | None,
+        comment: str | None,
+        metrics: dict[str, Any] | None,
+        parent: int | bool | None = True,
+    ) -> None:
+        """One audit row; ``parent`` True: the deployment in effect until now."""
+        schema, name = self.resolve(ref)
+        latest = self._latest_deployment(ref)
+        if parent is True:
+            parent = latest.deployment_id if latest is not None else None
+        row = {
+            "schema_name": schema,
+            "model_name": name,
+            "deployment_id": (latest.deployment_id if latest is not None else 0) + 1,
+            "version": version,
+            "previous_version": previous,
+            "action": action,
+            "deployed_at": datetime.now(UTC).replace(tzinfo=None),
+            "role": role,
+            "comment": comment,
+            "metrics": json.dumps(metrics) if metrics is not None else None,
+            "parent_id": parent,
+        }
+        present = {k: v for k, v in row.items() if v is not None}  # (NULLs: no typed markers)
+        insert = exp.insert(
+            exp.values([tuple(exp.Placeholder() for _ in present)]),
+            DEPLOYMENTS,
+            columns=[exp.to_identifier(c, quoted=True) for c in present],
+        )
+        self.engine.execute(self._sql(insert), list(present.values()))
 
     def list(self, schema: str | None = None) -> pa.Table:
         """SHOW MODELS: one row per model with its current version's headline facts."""
@@ -327,6 +539,28 @@ class Store:
             query = query.where(exp.column("schema_name", m).eq(exp.Placeholder()))
             params.append(schema)
         return self.engine.query_arrow(self._sql(query), params)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _sha_query(ref: ModelRef, schema: exp.Expr, name: exp.Expr) -> exp.Select:
+    """The sha256 of the version a reference means: the serving one, or ``ref.version``."""
+    m, v = "m", "v"
+    if ref.version is not None:
+        return (
+            exp.select(_col("onnx_sha256"))
+            .from_(VERSIONS)
+            .where(_col("schema_name").eq(schema))
+            .where(_col("model_name").eq(name))
+            .where(_col("version").eq(exp.Literal.number(ref.version)))
+        )
+    return (
+        _serving(exp.select(exp.column("onnx_sha256", v, quoted=True)))
+        .where(exp.column("schema_name", m).eq(schema))
+        .where(exp.column("model_name", m).eq(name))
+    )
 
 
 def _serving(select: exp.Select) -> exp.Select:

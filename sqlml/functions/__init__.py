@@ -204,6 +204,8 @@ _BUILT_INS = (
     "transform",
     "detect_anomalies",
     "reconstruction_loss",
+    "versions",
+    "deployments",
 )
 for _module in _BUILT_INS:
     importlib.import_module(f"sqlml.functions.{_module}")

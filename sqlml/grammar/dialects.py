@@ -101,8 +101,12 @@ class MLParser(parser.Parser):
         return self.expression(create)
 
     def _parse_statement(self) -> exp.Expr | None:
-        """``EXPORT MODEL name OPTIONS (...)`` (EXPORT is no statement keyword of sqlglot's)."""
+        """``EXPORT MODEL name OPTIONS (...)`` (EXPORT is no statement keyword of sqlglot's)
+        and ``ALTER MODEL`` (sqlglot's ALTER knows no MODEL)."""
         curr, after = self._curr, self._next
+        if curr and curr.token_type == TokenType.ALTER and after and after.text.upper() == "MODEL":
+            self._advance(2)
+            return self._parse_alter_model()
         export = curr and curr.token_type == TokenType.VAR and curr.text.upper() == "EXPORT"
         if export and after and after.text.upper() == "MODEL":
             self._advance(2)
@@ -115,8 +119,50 @@ class MLParser(parser.Parser):
         if kind is not None or not self._match_text_seq("MODEL"):
             return super()._parse_drop(exists=exists, kind=kind)
         if_exists = exists or bool(self._parse_exists())
-        table = self._parse_dotted_name(max_parts=3)
+        table = self._parse_model_name()
         return self.expression(exp.Drop(kind="MODEL", tables=[table], exists=if_exists))
+
+    def _parse_alter_model(self) -> exp.Expr:
+        """``ALTER MODEL m DEPLOY VERSION n | ROLLBACK [TO VERSION n] [COMMENT 'text']`` (after
+        ALTER MODEL); the other ALTER MODEL forms are 0A000 (sqlml.grammar.parser)."""
+        this = self._parse_dotted_name(max_parts=3)
+        version = None
+        if self._match_text_seq("DEPLOY"):
+            action = "DEPLOY"
+            if not self._match_text_seq("VERSION"):
+                self._fail("Expected VERSION <number> after DEPLOY")
+            version = self._parse_version_number()
+        elif self._match_text_seq("ROLLBACK"):
+            action = "ROLLBACK"
+            if self._match_text_seq("TO"):
+                if not self._match_text_seq("VERSION"):
+                    self._fail("Expected VERSION <number> after ROLLBACK TO")
+                version = self._parse_version_number()
+        else:  # (the rest is not read: the statement is 0A000 as a whole)
+            self._advance(self._tokens_size - self._index)
+            return self.expression(nodes.AlterModel(this=this, action="OTHER"))
+        comment = None
+        if self._match_text_seq("COMMENT"):
+            if self._curr is None or self._curr.token_type != TokenType.STRING:
+                self._fail("Expected a string after COMMENT")
+            comment = exp.Literal.string(self._curr.text)
+            self._advance()
+        node = nodes.AlterModel(this=this, action=action, version=version, comment=comment)
+        return self.expression(node)
+
+    def _parse_model_name(self) -> exp.Table:
+        """A model's name, with ``VERSION n`` after it noted on the Table (nodes.VERSION)."""
+        table = self._parse_dotted_name(max_parts=3)
+        if self._match_text_seq("VERSION"):
+            table.meta[nodes.VERSION] = int(self._parse_version_number().name)
+        return table
+
+    def _parse_version_number(self) -> exp.Literal:
+        token = self._curr
+        if token is None or token.token_type != TokenType.NUMBER or not token.text.isdigit():
+            self._fail("Expected a version number (a positive integer)")
+        self._advance()
+        return exp.Literal(this=token.text, is_string=False)
 
     def _parse_show(self) -> exp.Expr | None:
         if not self._match_text_seq("MODELS"):
@@ -317,7 +363,7 @@ class MLParser(parser.Parser):
         model = None
         if self._at_keyword_name("MODEL"):
             self._advance()
-            model = self._parse_dotted_name(max_parts=3)
+            model = self._parse_model_name()
         elif model_required:
             self._fail(f"ML.{model_required} expects MODEL <name> as its first argument")
         if model is not None and not self._match(TokenType.COMMA):

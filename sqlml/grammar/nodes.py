@@ -24,6 +24,8 @@ from sqlglot.generator import Generator
 # text of the node as the user wrote it (the inside of the parentheses for a subquery)
 START = "sqlml_start"
 TEXT = "sqlml_text"
+# meta key on a model name's Table: the n of ``MODEL m VERSION n`` (an int)
+VERSION = "sqlml_version"
 
 # the ML functions of a TRANSFORM clause (no MODEL argument)
 TRANSFORM_FUNCTIONS = (
@@ -118,6 +120,13 @@ class ExportModel(exp.Expression):
     arg_types = {"this": True, "expressions": False}
 
 
+class AlterModel(exp.Expression):
+    """``ALTER MODEL this DEPLOY VERSION n | ROLLBACK [TO VERSION n] [COMMENT 'text']``:
+    ``action`` the upper-case word, ``version`` an int literal, ``comment`` a string literal."""
+
+    arg_types = {"this": True, "action": True, "version": False, "comment": False}
+
+
 class ModelColumns(exp.Expression):
     """CREATE MODEL's ``INPUT (...)`` or ``OUTPUT (...)`` (``this``: the word): column
     definitions, each an ``exp.ColumnDef`` whose kind is its type as written (an ``exp.Var``)."""
@@ -128,6 +137,16 @@ class ModelColumns(exp.Expression):
 def _export_model_sql(gen: Generator, node: ExportModel) -> str:
     options = ", ".join(gen.sql(o) for o in node.expressions)
     return f"EXPORT MODEL {gen.sql(node, 'this')} OPTIONS ({options})"
+
+
+def _alter_model_sql(gen: Generator, node: AlterModel) -> str:
+    action = str(node.args["action"])
+    version = node.args.get("version")
+    text = f"ALTER MODEL {gen.sql(node, 'this')} {action}"
+    if version is not None:
+        text += f"{' TO' if action == 'ROLLBACK' else ''} VERSION {gen.sql(version)}"
+    comment = node.args.get("comment")
+    return text + (f" COMMENT {gen.sql(comment)}" if comment is not None else "")
 
 
 def _model_columns_sql(gen: Generator, node: ModelColumns) -> str:
@@ -163,6 +182,7 @@ GENERATORS: dict[type[exp.Expr], Callable[..., Any]] = {
     QueryText: _query_text_sql,
     CallSlot: _call_slot_sql,
     ExportModel: _export_model_sql,
+    AlterModel: _alter_model_sql,
     ModelColumns: _model_columns_sql,
 }
 

@@ -7,8 +7,8 @@ Theory of operation
 2. The statement is tokenized with the sqlml flavour of its dialect
    (:mod:`sqlml.grammar.dialects`) and classified from its tokens: ``CREATE [OR REPLACE] MODEL``,
    ``DROP MODEL``, ``SHOW MODELS``, a statement holding an ``ML . name (`` call, or none of these
-   (a :class:`Passthrough` after all: the word MODEL was only a name). Lifecycle statements that
-   are not built yet (``ALTER MODEL``, ``CREATE TEMP MODEL``) are 0A000 here.
+   (a :class:`Passthrough` after all: the word MODEL was only a name). ``ALTER MODEL`` is
+   ``DEPLOY`` or ``ROLLBACK`` (its other forms, and ``CREATE TEMP MODEL``, are 0A000).
 3. Only then is the statement parsed, by the flavour's sqlglot parser, whose ML hooks record where
    each piece of the user's text starts, so that query texts are exact slices of what was
    written and errors point at the offending token.
@@ -35,6 +35,7 @@ from sqlml import errors
 from sqlml.grammar import calls, dialects, nodes
 from sqlml.grammar.scan import is_ml, split_script, unterminated
 from sqlml.grammar.statements import (
+    AlterModel,
     CreateModel,
     DropModel,
     ExportModel,
@@ -49,7 +50,6 @@ from sqlml.ml.spec import OptionValue
 
 _FLAVOURS: dict[str, Dialect] = {name: cls() for name, cls in dialects.DIALECTS.items()}
 _NOT_YET = {
-    ("ALTER", "MODEL"): "ALTER MODEL",
     ("CREATE", "TEMP"): "CREATE TEMP MODEL",
     ("CREATE", "TEMPORARY"): "CREATE TEMP MODEL",
 }
@@ -101,6 +101,7 @@ def _is_ml(tokens: list[Token]) -> bool:
         ("DROP", "MODEL"),
         ("SHOW", "MODELS"),
         ("EXPORT", "MODEL"),
+        ("ALTER", "MODEL"),
     ):
         return True
     return any(dialects.is_ml_call(tokens, i) for i in range(len(tokens) - 3))
@@ -163,12 +164,29 @@ def _convert(tree: exp.Expr, sql: str, dialect: str, flavour: Dialect) -> Statem
         return ExportModel(model_ref(tree.this), _options(list(tree.expressions)))
     if isinstance(tree, exp.Drop) and tree.kind == "MODEL":
         return DropModel(model_ref(tree.args["tables"][0]), bool(tree.args.get("exists")))
+    if isinstance(tree, nodes.AlterModel):
+        return _alter_model(tree)
     if isinstance(tree, exp.Show) and tree.name == "MODELS":
         return ShowModels(fold(tree.args.get("from_")))
     query = calls.ml_query(tree, dialect, flavour)
     if query is None:
         raise errors.FeatureNotSupported("ML functions are not supported in this statement")
     return query
+
+
+def _alter_model(tree: nodes.AlterModel) -> AlterModel:
+    action = str(tree.args["action"])
+    if action == "OTHER":
+        raise errors.FeatureNotSupported(
+            "ALTER MODEL is not supported yet except DEPLOY VERSION n and ROLLBACK [TO VERSION n]"
+        )
+    version, comment = tree.args.get("version"), tree.args.get("comment")
+    return AlterModel(
+        model=model_ref(tree.this),
+        action=action,
+        version=int(version.name) if version is not None else None,
+        comment=str(comment.this) if comment is not None else None,
+    )
 
 
 def _create_model(tree: exp.Create, sql: str) -> CreateModel:

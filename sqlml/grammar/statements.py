@@ -27,9 +27,16 @@ class ModelRef:
     # BigQuery's project (`project.dataset.model`): the database the model is in, checked to be
     # the current one (sqlml.bigquery.check_paths); not part of the model's identity
     catalog: str | None = field(default=None, compare=False)
+    # ``MODEL m VERSION n``: that stored version, not the one that serves (None: the serving one)
+    version: int | None = field(default=None, metadata={"omit_empty": True})
 
     def __str__(self) -> str:
         return f"{self.schema}.{self.name}" if self.schema else self.name
+
+    @property
+    def model(self) -> ModelRef:
+        """The model itself, without a version."""
+        return ModelRef(self.schema, self.name, self.catalog)
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,21 @@ class ExportModel:
 
 @dataclass(frozen=True)
 class DropModel:
+    """``DROP MODEL [IF EXISTS] m [VERSION n]``: the model, or one version (``model.version``)."""
+
     model: ModelRef
     if_exists: bool = False
+
+
+@dataclass(frozen=True)
+class AlterModel:
+    """``ALTER MODEL m DEPLOY VERSION n [COMMENT '...']`` or ``ALTER MODEL m ROLLBACK [TO
+    VERSION n] [COMMENT '...']``: which stored version serves (sqlml/lifecycle.py)."""
+
+    model: ModelRef
+    action: str  # 'DEPLOY' | 'ROLLBACK'
+    version: int | None = None  # DEPLOY's; ROLLBACK's TO VERSION (None: the previous deployment)
+    comment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,4 +180,4 @@ class Passthrough:
     sql: str
 
 
-Statement = CreateModel | DropModel | ExportModel | ShowModels | MLQuery | Passthrough
+Statement = CreateModel | DropModel | AlterModel | ExportModel | ShowModels | MLQuery | Passthrough

@@ -24,11 +24,14 @@ def fold(ident: exp.Expr | None) -> str | None:
 
 
 def model_ref(table: exp.Table) -> ModelRef:
-    """``schema.model`` from the parser's Table node (names folded)."""
+    """``schema.model`` from the parser's Table node (names folded), with the version of
+    ``MODEL m VERSION n`` that the parser noted on it."""
+    version = table.meta.get(nodes.VERSION)
     return ModelRef(
         schema=fold(table.args.get("db")),
         name=fold(table.this) or "",
         catalog=fold(table.args.get("catalog")),
+        version=int(version) if version is not None else None,
     )
 
 

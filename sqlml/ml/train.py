@@ -397,18 +397,7 @@ def _prepare(
             table = table.filter(keep)
     raw = {c.name: features.to_numpy(nested.values(table, c), c.kind) for c in inputs}
     y, classes = _labels(model_type, table, label)
-    column = (
-        table.column(_find_column(table, opts["data_split_col"]) or "")
-        if opts.get("data_split_col")
-        else None
-    )
-    mask = (
-        split.eval_mask(
-            opts["data_split_method"], opts["data_split_eval_fraction"], column, table.num_rows
-        )
-        if model_type.supervised
-        else None
-    )
+    mask = _split(model_type, opts, table)
     if mask is not None and mask.all():
         raise errors.UnusableTrainingData("the data split leaves no rows to train on")
     if mask is not None and not mask.any():
@@ -418,6 +407,35 @@ def _prepare(
     )
     data.timings["prepare_seconds"] = time.perf_counter() - began
     return data
+
+
+def _split(model_type: models.ModelType, opts: dict[str, Any], table: pa.Table) -> Array | None:
+    """The evaluation rows' mask over rows that have a label (None: every row trains)."""
+    if not model_type.supervised:
+        return None
+    column = (
+        table.column(_find_column(table, opts["data_split_col"]) or "")
+        if opts.get("data_split_col")
+        else None
+    )
+    return split.eval_mask(
+        opts["data_split_method"], opts["data_split_eval_fraction"], column, table.num_rows
+    )
+
+
+def evaluation_rows(options: Mapping[str, Any], table: pa.Table) -> pa.Table:
+    """The rows a training on ``table`` evaluates on (its stored metrics' rows): the evaluation
+    split of the rows that have a label, or all of them when there is no split. A gated deploy
+    (sqlml/lifecycle.py) scores the serving version on exactly these rows."""
+    model_type = models.get(options.get("model_type"))
+    opts = model_type.resolve_options(dict(options))
+    label = _label_column(model_type, opts, table)
+    if label is not None:
+        table = table.filter(pc.is_valid(table.column(label)))
+    mask = _split(model_type, opts, table)
+    if mask is None or not mask.any() or mask.all():
+        return table
+    return table.filter(pa.array(mask))
 
 
 def _init_mask(opts: dict[str, Any], table: pa.Table) -> Array | None:

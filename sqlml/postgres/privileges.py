@@ -225,6 +225,7 @@ class OwnedStore(Store):
     def save(self, ref: ModelRef, result: Any, **kwargs: Any) -> int:
         role = caller(self.plpy) if not _depth else None
         schema, name = self.resolve(ref)
+        kwargs.setdefault("role", role)  # (the audit row's: read before the owner's rights)
 
         def work() -> int:
             exists = role is None or _check_write(self.plpy, self, role, schema, name)
@@ -234,6 +235,36 @@ class OwnedStore(Store):
             return version
 
         return as_owner(self.plpy, work)
+
+    def who(self) -> str | None:
+        """The role an audit row names: current_user, read before any switch to the owner's
+        rights (None inside them: the caller read it already)."""
+        return caller(self.plpy) if not _depth else None
+
+    def deploy(self, ref: ModelRef, version: int, **kwargs: Any) -> int | None:
+        return self._managed(ref, lambda: Store.deploy(self, ref, version, **kwargs))
+
+    def rollback(
+        self, ref: ModelRef, version: int | None = None, **kwargs: Any
+    ) -> tuple[int, int | None]:
+        return self._managed(ref, lambda: Store.rollback(self, ref, version, **kwargs))
+
+    def drop_version(self, ref: ModelRef, version: int, if_exists: bool) -> bool:
+        return self._managed(ref, lambda: Store.drop_version(self, ref, version, if_exists))
+
+    def _managed(self, ref: ModelRef, work: Callable[[], T]) -> T:
+        """A change of a model's versions: the model's lock (so concurrent deploys take turns),
+        then, with the owner's rights, 42704 for a missing model and 42501 without MANAGE."""
+        schema, name = self.resolve(ref)
+        lock(self.plpy, schema, name)
+        role = caller(self.plpy) if not _depth else None
+
+        def checked() -> T:
+            if role is not None and Store.current_version(self, ref) is not None:
+                require(self.plpy, role, schema, name, "MANAGE")
+            return work()
+
+        return as_owner(self.plpy, checked)
 
     def drop(self, ref: ModelRef, if_exists: bool) -> bool:
         schema, name = self.resolve(ref)

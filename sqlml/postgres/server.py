@@ -39,6 +39,7 @@ from sqlml.engines.pgtypes import (
     feed_cast,
 )
 from sqlml.grammar.statements import (
+    AlterModel,
     CreateModel,
     DropModel,
     Evaluate,
@@ -334,23 +335,23 @@ def execute(plpy: Any, statement: str) -> str:
     from sqlml import grammar
 
     parsed = grammar.parse(statement, "postgres")
-    if not isinstance(parsed, CreateModel | DropModel):
+    if not isinstance(parsed, CreateModel | DropModel | AlterModel):
         raise errors.FeatureNotSupported(
-            "sqlml.execute runs CREATE MODEL and DROP MODEL; score with the model's function"
-            " (see sqlml.model_functions) or through sqlml.connect"
+            "sqlml.execute runs CREATE MODEL, DROP MODEL and ALTER MODEL; score with the model's"
+            " function (see sqlml.model_functions) or through sqlml.connect"
         )
     return _run(plpy, parsed).status
 
 
-def _run(plpy: Any, statement: CreateModel | DropModel) -> Result:
+def _run(plpy: Any, statement: CreateModel | DropModel | AlterModel) -> Result:
     current = session(plpy)
     if isinstance(statement, CreateModel):  # before training: the lock and the 42501 check
         privileges.check_create(plpy, current.store, statement.model)
     result = current.run(statement)
     schema, name = current.store.resolve(statement.model)
-    if isinstance(statement, CreateModel):
-        _publish_serving(plpy, current, statement.model)
-    elif result.rowcount:
+    if isinstance(statement, CreateModel | AlterModel):  # (the serving version may be another)
+        _publish_serving(plpy, current, statement.model.model)
+    elif result.rowcount and statement.model.version is None:
         privileges.as_owner(plpy, lambda: unpublish(plpy, (schema, name)))
     return result
 

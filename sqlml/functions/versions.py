@@ -1,0 +1,84 @@
+"""ML.VERSIONS(MODEL m): the model's stored versions, one row each (sqlml's own; docs/sql.md,
+"Model lifecycle").
+
+Columns: version INT64, created_at TIMESTAMP, model_type STRING, metrics STRING (JSON:
+ML.EVALUATE's columns on the version's evaluation rows), options STRING (JSON: every option,
+defaults filled in), data_fingerprint STRING (the sha256 of the training rows' content, the
+store's data_hash), training_rows INT64 (rows used: those with a label), status STRING
+('serving' for the version ML.PREDICT serves, else 'available'; room is left for 'traffic' and
+'shadow').
+
+Why rendered, not computed: the rows are a query over the store tables in the engine's own SQL
+(rows=NONE, no ML.PREDICT around it), so a kept plan, a cursor or a view reads the store as it
+is when it runs, and PostgreSQL's row-level security shows what the role may see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from sqlml.functions import NONE, OVER_ROWS, Function, Scored, register
+
+if TYPE_CHECKING:
+    from sqlml.store import ModelVersion
+
+NAME = "VERSIONS"
+SERVING, AVAILABLE = "serving", "available"
+
+
+def column(name: str, table: str) -> exp.Column:
+    return exp.column(name, table, quoted=True)
+
+
+def of_model(version: ModelVersion, table: str) -> exp.Expr:
+    """``table``'s rows of the model ``version`` belongs to (its exact stored name)."""
+    return exp.and_(
+        column("schema_name", table).eq(exp.Literal.string(version.schema)),
+        column("model_name", table).eq(exp.Literal.string(version.name)),
+    )
+
+
+def store_table(name: str, alias: str) -> exp.Table:
+    return exp.table_(name, db="sqlml", quoted=True, alias=exp.to_identifier(alias, quoted=True))
+
+
+def _render(
+    version: ModelVersion, settings: Mapping[str, Any], scored: Scored | None, dialect: str
+) -> exp.Expr:
+    v, m = "v", "m"
+    status = exp.Case(
+        ifs=[
+            exp.If(
+                this=column("version", v).eq(column("current_version", m)),
+                true=exp.Literal.string(SERVING),
+            )
+        ],
+        default=exp.Literal.string(AVAILABLE),
+    )
+    joined = exp.and_(
+        column("schema_name", m).eq(column("schema_name", v)),
+        column("model_name", m).eq(column("model_name", v)),
+    )
+    query = (
+        exp.select(
+            exp.alias_(column("version", v), "version", quoted=True),
+            exp.alias_(column("created_at", v), "created_at", quoted=True),
+            exp.alias_(column("model_type", v), "model_type", quoted=True),
+            exp.alias_(column("metrics", v), "metrics", quoted=True),
+            exp.alias_(column("options", v), "options", quoted=True),
+            exp.alias_(column("data_hash", v), "data_fingerprint", quoted=True),
+            exp.alias_(column("row_count", v), "training_rows", quoted=True),
+            exp.alias_(status, "status", quoted=True),
+        )
+        .from_(store_table("versions", v))
+        .join(store_table("models", m), on=joined)
+        .where(of_model(version, v))
+        .order_by(column("version", v))
+    )
+    return query.subquery()
+
+
+VERSIONS = register(Function(name=NAME, table=True, rows=NONE, runs=OVER_ROWS, render=_render))

@@ -1,0 +1,286 @@
+"""A model's life after CREATE MODEL: which stored version serves, and who changed it when.
+
+Theory of operation
+-------------------
+Every successful CREATE MODEL stores a version (sqlml.versions). ``sqlml.models.current_version``
+is the one ML.PREDICT and every other ML function serves; ``MODEL m VERSION n`` addresses
+another. Each change of the serving version is a row of ``sqlml.deployments`` (ML.DEPLOYMENTS)
+written in the same transaction as the change, so a rolled-back deploy leaves no trace and a
+committed one is seen by the next statement of every session: kept plans check the serving
+version's sha256 before they run (engine.py).
+
+- ``ALTER MODEL m DEPLOY VERSION n [COMMENT '...']`` serves version n.
+- ``ALTER MODEL m ROLLBACK [TO VERSION n]`` serves the version of the deployment before the one
+  in effect (each audit row names it: ``parent_id``), so rolling back twice goes back two steps;
+  55000 when there is none.
+- ``DROP MODEL m VERSION n`` removes a version that does not serve (2BP01 while it does).
+- CREATE MODEL's ``deploy`` option: 'always' (the default: the new version serves), 'manual'
+  (stored, not serving; a model's first version always serves) or 'if_better' (serves when it
+  beats the serving version by ``deploy_min_delta`` on ``deploy_metric``, both measured on the
+  new version's evaluation rows: the rows its stored metrics were computed on).
+
+One change per model at a time: ``Store.writing`` in this process (DuckDB), the advisory lock of
+privileges.lock in the PostgreSQL server; the store methods run in one transaction each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from sqlml import errors, views
+from sqlml.engines.base import Result, all_or_nothing
+from sqlml.grammar.statements import AlterModel, CreateModel, DropModel, ModelRef
+from sqlml.ml import models
+from sqlml.ml.options import closest
+from sqlml.ml.spec import OptionValue
+
+if TYPE_CHECKING:
+    from sqlml.engine import Session
+    from sqlml.ml.train import TrainResult
+
+ALWAYS, MANUAL, IF_BETTER = "ALWAYS", "MANUAL", "IF_BETTER"
+OPTIONS = ("deploy", "deploy_metric", "deploy_min_delta")
+# deploy = 'if_better': the metric compared when deploy_metric is not given, per model kind
+DEFAULT_METRIC = {
+    models.REGRESSOR: "r2_score",
+    models.CLASSIFIER: "roc_auc",
+    models.CLUSTERER: "davies_bouldin_index",
+}
+# the metrics a gate may compare, per kind: True when higher is better
+METRICS: dict[str, dict[str, bool]] = {
+    models.REGRESSOR: {
+        "mean_absolute_error": False,
+        "mean_squared_error": False,
+        "mean_squared_log_error": False,
+        "median_absolute_error": False,
+        "r2_score": True,
+        "explained_variance": True,
+    },
+    models.CLASSIFIER: {
+        "precision": True,
+        "recall": True,
+        "accuracy": True,
+        "f1_score": True,
+        "log_loss": False,
+        "roc_auc": True,
+    },
+    models.CLUSTERER: {"davies_bouldin_index": False, "mean_squared_distance": False},
+}
+
+
+@dataclass(frozen=True)
+class DeployPolicy:
+    """CREATE MODEL's deploy options, checked."""
+
+    mode: str = ALWAYS  # ALWAYS | MANUAL | IF_BETTER
+    metric: str | None = None  # IF_BETTER's metric (None: the kind's DEFAULT_METRIC)
+    min_delta: float = 0.0  # IF_BETTER: how much better the new version must be
+    given: Mapping[str, OptionValue] = dataclasses.field(default_factory=dict)  # as written
+
+
+def deploy_policy(
+    options: Mapping[str, OptionValue],
+) -> tuple[DeployPolicy, dict[str, OptionValue]]:
+    """The deploy options (22023 for a bad value), and the other options for the training."""
+    given = {k: v for k, v in options.items() if k in OPTIONS}
+    rest = {k: v for k, v in options.items() if k not in OPTIONS}
+    mode = given.get("deploy", "always")
+    if not isinstance(mode, str) or mode.upper() not in (ALWAYS, MANUAL, IF_BETTER):
+        raise errors.InvalidParameterValue(
+            f"invalid value {mode!r} for option DEPLOY: expected one of always, manual, if_better"
+        )
+    mode = mode.upper()
+    if mode != IF_BETTER and ("deploy_metric" in given or "deploy_min_delta" in given):
+        raise errors.InvalidParameterValue(
+            "options DEPLOY_METRIC and DEPLOY_MIN_DELTA go with DEPLOY = 'if_better'"
+        )
+    metric = given.get("deploy_metric")
+    delta = given.get("deploy_min_delta", 0)
+    if metric is not None and not isinstance(metric, str):
+        raise errors.InvalidParameterValue("option DEPLOY_METRIC must be a metric's name")
+    if isinstance(delta, bool) or not isinstance(delta, int | float) or not delta >= 0:
+        raise errors.InvalidParameterValue(
+            f"invalid value {delta!r} for option DEPLOY_MIN_DELTA: expected a number >= 0"
+        )
+    policy = DeployPolicy(mode, metric.lower() if metric else None, float(delta), given)
+    if mode == IF_BETTER:
+        _metric(policy, models.get(rest.get("model_type")).kind)  # 22023 before training
+    return policy, rest
+
+
+def _metric(policy: DeployPolicy, kind: str) -> tuple[str, bool]:
+    """(the gate's metric, whether higher is better) for a model kind."""
+    known = METRICS.get(kind)
+    if known is None:
+        raise errors.FeatureNotSupported(f"deploy = 'if_better' is not supported for {kind} models")
+    name = policy.metric or DEFAULT_METRIC[kind]
+    if name not in known:
+        raise errors.InvalidParameterValue(
+            f"DEPLOY_METRIC {name!r} is not a metric of {kind} models",
+            hint=closest(name, known, "metrics"),
+        )
+    return name, known[name]
+
+
+# -- CREATE MODEL ----------------------------------------------------------------------------------
+
+
+def evaluation_rows(options: Mapping[str, OptionValue], table: pa.Table) -> pa.Table:
+    from sqlml.ml.train import evaluation_rows as rows  # lazy: scikit-learn, only to train
+
+    return rows(options, table)
+
+
+def store_trained(
+    session: Session,
+    statement: CreateModel,
+    result: TrainResult,
+    table: pa.Table,
+    policy: DeployPolicy,
+) -> int:
+    """Stores a trained version and deploys it as ``policy`` says (inside the caller's
+    transaction); returns its number."""
+    store, ref = session.store, statement.model
+    role = store.who()
+    serving = store.current_version(ref)
+    if policy.given:  # (recorded with the version: ML.VERSIONS shows them)
+        result = dataclasses.replace(result, options={**result.options, **policy.given})
+    deploy = policy.mode == ALWAYS or serving is None
+    assert statement.query is not None
+    version = store.save(
+        ref,
+        result,
+        query_sql=statement.query.sql,
+        transform_sql=statement.transform_sql,
+        replace=statement.replace or statement.if_not_exists,
+        deploy=deploy,
+        role=role,
+    )
+    if deploy:
+        return version
+    if policy.mode == MANUAL:
+        session._say(
+            f"{ref} version {version} is stored and does not serve (deploy = 'manual'):"
+            f" version {serving} serves; ALTER MODEL {ref} DEPLOY VERSION {version} deploys it"
+        )
+        return version
+    assert serving is not None
+    rows = evaluation_rows(deploy_policy(statement.options)[1], table)
+    _gate(session, ref, version, serving, rows, policy, role)
+    return version
+
+
+def _gate(
+    session: Session,
+    ref: ModelRef,
+    version: int,
+    serving: int,
+    rows: pa.Table,
+    policy: DeployPolicy,
+    role: str | None,
+) -> None:
+    """deploy = 'if_better': both versions measured on the new one's evaluation ``rows``."""
+    from sqlml.engine import evaluate_table
+
+    new, old = session.store.load(ref, version), session.store.load(ref)
+    metric, higher = _metric(policy, new.kind)
+    try:
+        old_value = evaluate_table(old, rows).get(metric)
+    except errors.Error as e:  # the serving version cannot read these rows
+        session._say(
+            f"{ref} version {version} is stored and does not serve: version {serving} cannot be"
+            f" measured on its evaluation rows ({e.message})"
+        )
+        return
+    new_value = evaluate_table(new, rows).get(metric)
+    numbers = _numbers(metric, new_value, old_value, serving, policy, rows.num_rows)
+    better = _better(new_value, old_value, higher, policy.min_delta)
+    summary = f"{metric} {_text(new_value)} against {_text(old_value)} of version {serving}"
+    if not better:
+        session._say(
+            f"{ref} version {version} is stored and does not serve (deploy = 'if_better'):"
+            f" {summary}, min delta {policy.min_delta:g}"
+        )
+        return
+    session.store.deploy(ref, version, action="create", role=role, metrics=numbers)
+    session._say(f"{ref} version {version} serves (deploy = 'if_better'): {summary}")
+
+
+def _better(new: float | None, old: float | None, higher: bool, delta: float) -> bool:
+    """Better by at least ``delta``; a metric the rows leave undefined (NULL) never wins, and
+    a serving version without one loses to any defined value."""
+    if new is None:
+        return False
+    if old is None:
+        return True
+    gain = new - old if higher else old - new
+    return gain >= delta
+
+
+def _numbers(
+    metric: str,
+    new: float | None,
+    old: float | None,
+    serving: int,
+    policy: DeployPolicy,
+    rows: int,
+) -> dict[str, Any]:
+    return {
+        "deploy_metric": metric,
+        "new_value": new,
+        "serving_value": old,
+        "serving_version": serving,
+        "deploy_min_delta": policy.min_delta,
+        "evaluation_rows": rows,
+    }
+
+
+def _text(value: float | None) -> str:
+    return "NULL" if value is None else f"{value:.6g}"
+
+
+# -- ALTER MODEL and DROP MODEL ... VERSION --------------------------------------------------------
+
+
+def alter(session: Session, statement: AlterModel) -> Result:
+    """``ALTER MODEL m DEPLOY VERSION n`` or ``ALTER MODEL m ROLLBACK [TO VERSION n]``."""
+    store, ref = session.store, statement.model
+    role = store.who()
+    with store.writing(ref), all_or_nothing(session.engine):
+        if statement.action == "DEPLOY":
+            assert statement.version is not None
+            previous = store.deploy(ref, statement.version, role=role, comment=statement.comment)
+            now = statement.version
+        else:
+            now, previous = store.rollback(
+                ref, statement.version, role=role, comment=statement.comment
+            )
+        if previous is not None:
+            serving_changed(session, ref)
+    if previous is None:
+        session._say(f"{ref} version {now} serves already: nothing changed")
+    else:
+        session._say(f"{ref} version {now} serves (version {previous} served before)")
+    return Result(None, 0, "ALTER MODEL")
+
+
+def drop_version(session: Session, statement: DropModel) -> Result:
+    """``DROP MODEL [IF EXISTS] m VERSION n``."""
+    ref = statement.model
+    assert ref.version is not None
+    with session.store.writing(ref):
+        dropped = session.store.drop_version(ref.model, ref.version, statement.if_exists)
+    return Result(None, 1 if dropped else 0, "DROP MODEL")
+
+
+def serving_changed(session: Session, ref: ModelRef) -> None:
+    """What follows the serving version besides the store: on DuckDB, the macro that views
+    over ML.PREDICT score with (views.py). (The PostgreSQL server publishes the model's
+    functions after the statement: postgres/server.py.)"""
+    if session.engine.dialect == "duckdb":
+        views.refresh_macro(session.engine, session.store.load(ref.model))

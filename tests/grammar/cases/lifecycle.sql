@@ -1,0 +1,161 @@
+-- Golden cases for the model lifecycle (docs/sql.md, "Model lifecycle"): MODEL m VERSION n,
+-- ALTER MODEL ... DEPLOY / ROLLBACK, DROP MODEL m VERSION n.
+
+-- case: predict_a_version
+SELECT * FROM ML.PREDICT(MODEL shop.churn VERSION 3, TABLE t)
+-- expected:
+{
+  "type": "MLQuery",
+  "template": "SELECT * FROM SQLML_CALL(0)",
+  "calls": [
+    {
+      "type": "Predict",
+      "model": {"type": "ModelRef", "schema": "shop", "name": "churn", "version": 3},
+      "input": {"type": "Query", "sql": "SELECT * FROM \"t\""},
+      "threshold": null,
+      "settings": {}
+    }
+  ]
+}
+
+-- case: score_a_version
+SELECT ML.SCORE(MODEL churn VERSION 12) AS s FROM t
+-- expected:
+{
+  "type": "MLQuery",
+  "template": "SELECT SQLML_CALL(0) AS s FROM t",
+  "calls": [
+    {
+      "type": "Score",
+      "model": {"type": "ModelRef", "schema": null, "name": "churn", "version": 12},
+      "qualifier": null
+    }
+  ]
+}
+
+-- case: inspect_a_version
+SELECT * FROM ML.WEIGHTS(MODEL `shop.churn` VERSION 2)
+-- expected:
+{
+  "type": "MLQuery",
+  "template": "SELECT * FROM SQLML_CALL(0)",
+  "calls": [
+    {
+      "type": "Inspect",
+      "function": "WEIGHTS",
+      "model": {"type": "ModelRef", "schema": "shop", "name": "churn", "version": 2},
+      "settings": {}
+    }
+  ]
+}
+
+-- case: versions
+SELECT version, status FROM ML.VERSIONS(MODEL shop.churn)
+-- expected:
+{
+  "type": "MLQuery",
+  "template": "SELECT version, status FROM SQLML_CALL(0)",
+  "calls": [
+    {
+      "type": "OverRows",
+      "function": "VERSIONS",
+      "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
+      "input": null,
+      "settings": {}
+    }
+  ]
+}
+
+-- case: deployments
+SELECT * FROM ML.DEPLOYMENTS(MODEL shop.churn) AS d WHERE d.action = 'rollback'
+-- expected:
+{
+  "type": "MLQuery",
+  "template": "SELECT * FROM SQLML_CALL(0) AS d WHERE d.action = 'rollback'",
+  "calls": [
+    {
+      "type": "OverRows",
+      "function": "DEPLOYMENTS",
+      "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
+      "input": null,
+      "settings": {}
+    }
+  ]
+}
+
+-- case: deploy
+ALTER MODEL shop.churn DEPLOY VERSION 3
+-- expected:
+{
+  "type": "AlterModel",
+  "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
+  "action": "DEPLOY",
+  "version": 3,
+  "comment": null
+}
+
+-- case: deploy_with_comment
+alter model "Shop".churn deploy version 3 comment 'better recall; it''s fine'
+-- expected:
+{
+  "type": "AlterModel",
+  "model": {"type": "ModelRef", "schema": "Shop", "name": "churn"},
+  "action": "DEPLOY",
+  "version": 3,
+  "comment": "better recall; it's fine"
+}
+
+-- case: rollback
+ALTER MODEL shop.churn ROLLBACK
+-- expected:
+{
+  "type": "AlterModel",
+  "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
+  "action": "ROLLBACK",
+  "version": null,
+  "comment": null
+}
+
+-- case: rollback_to_version_with_comment
+ALTER MODEL shop.churn ROLLBACK TO VERSION 2 COMMENT 'v3 misbehaves'
+-- expected:
+{
+  "type": "AlterModel",
+  "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
+  "action": "ROLLBACK",
+  "version": 2,
+  "comment": "v3 misbehaves"
+}
+
+-- case: drop_a_version
+DROP MODEL IF EXISTS shop.churn VERSION 4
+-- expected:
+{
+  "type": "DropModel",
+  "model": {"type": "ModelRef", "schema": "shop", "name": "churn", "version": 4},
+  "if_exists": true
+}
+
+-- case: deploy_needs_version
+ALTER MODEL shop.churn DEPLOY 3
+-- expected: error 42601 at 31
+
+-- case: version_must_be_a_number
+SELECT * FROM ML.PREDICT(MODEL m VERSION two, TABLE t)
+-- expected: error 42601 at 42
+
+-- case: version_is_not_negative
+DROP MODEL m VERSION -1
+-- expected: error 42601 at 22
+
+-- case: comment_is_a_string
+ALTER MODEL m ROLLBACK COMMENT nope
+-- expected: error 42601 at 32
+
+-- case: rollback_to_needs_version
+ALTER MODEL m ROLLBACK TO 2
+-- expected: error 42601 at 27
+
+-- case: alter_model_set_options_not_yet
+ALTER MODEL m SET OPTIONS (description = 'x')
+-- expected: error 0A000
