@@ -121,22 +121,59 @@ def pg_database(pg_server: str) -> Iterator[str]:
     pgcluster.drop_database(pg_server, name)
 
 
-@pytest.fixture(params=[*ENGINES, "duckdb-gateway", "postgres-gateway"])
+FRONTS = [*ENGINES, "duckdb-gateway", "postgres-gateway"]
+
+
+@pytest.fixture(params=FRONTS)
 def con(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlml.Connection]:
     """The conformance suite's connection: sqlml.connect on each engine, and the same engines
     through the gateway (sqlml serve) with psycopg 3 as the client (gateway_client.py)."""
-    engine, _, via = str(request.param).partition("-")
+    engine = str(request.param).partition("-")[0]
     if engine == "postgres":
         database = str(request.getfixturevalue("pg_database"))
     else:
         database = str(tmp_path / "test.duckdb")
+    with front_connection(str(request.param), database) as connection:
+        yield connection
+
+
+@pytest.fixture(scope="module", params=FRONTS)
+def con_module(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[sqlml.Connection]:
+    """Like ``con``, one database per front for a whole module: for refusal tests that share a
+    model trained once (a database and a training per case cost more than the case)."""
+    import pgcluster
+
+    engine = str(request.param).partition("-")[0]
+    name, server = "", ""
+    if engine == "postgres":
+        server = str(request.getfixturevalue("pg_server"))
+        name = f"sqlml_module_{os.getpid()}_{next(_databases)}"
+        database = pgcluster.create_database(server, name, template=TEMPLATE)
+    else:
+        database = str(tmp_path_factory.mktemp("front") / "test.duckdb")
+    with front_connection(str(request.param), database) as connection:
+        yield connection
+    if name:
+        pgcluster.drop_database(server, name)
+
+
+@contextlib.contextmanager
+def front_connection(front: str, database: str) -> Iterator[sqlml.Connection]:
+    """A connection of ``front`` (an entry of FRONTS) to ``database``: a DuckDB file (the
+    shop tables loaded here) or a PostgreSQL DSN (copied from the template)."""
+    engine, _, via = front.partition("-")
+    if engine == "duckdb":
         loading = sqlml.connect(database, autocommit=True)
         load_shop(loading)
         loading.close()
     if not via:
         connection = sqlml.connect(database, autocommit=True)
-        yield connection
-        connection.close()
+        try:
+            yield connection
+        finally:
+            connection.close()
         return
     from gateway_client import GatewayConnection
 
@@ -144,8 +181,10 @@ def con(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlml.Connec
 
     with serving(ServerConfig(port=0), *gateway_parts(engine, database)) as port:
         client = GatewayConnection(port)
-        yield client  # type: ignore[misc]
-        client.close()
+        try:
+            yield client  # type: ignore[misc]
+        finally:
+            client.close()
 
 
 def in_process(con: Any) -> sqlml.Connection:

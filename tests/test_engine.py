@@ -390,6 +390,13 @@ def test_duckdb_scorer_registry_checks_the_sha256(tmp_path: Any) -> None:
     assert sha not in udfs._MODELS
 
 
+@pytest.fixture(scope="module")
+def churn(con_module: sqlml.Connection) -> sqlml.Connection:
+    """shop.churn trained once per front for the error cases: each leaves it serving."""
+    con_module.execute(CHURN)
+    return con_module
+
+
 @pytest.mark.parametrize(
     ("sql", "sqlstate"),
     [
@@ -441,8 +448,8 @@ def test_duckdb_scorer_registry_checks_the_sha256(tmp_path: Any) -> None:
         ("CREATE MODEL shop.x OPTIONS (model_type='logistic_reg' AS SELECT 1", "42601"),
     ],
 )
-def test_errors_have_sqlstates(con: sqlml.Connection, sql: str, sqlstate: str) -> None:
-    con.execute(CHURN)
+def test_errors_have_sqlstates(churn: sqlml.Connection, sql: str, sqlstate: str) -> None:
+    con = churn
     with pytest.raises(sqlml.Error) as caught:
         con.execute(sql)
     assert caught.value.sqlstate == sqlstate, caught.value

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import math
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Any
 
 import psycopg2
 import pytest
-from conftest import client_module, gateway_parts, load_shop, serving
+from conftest import TEMPLATE, client_module, gateway_parts, load_shop, serving
 
 import sqlml
 from sqlml.wire.server import ServerConfig
@@ -298,25 +300,53 @@ def _duckdb_database(tmp_path: Path) -> str:
     return path
 
 
-def _postgres_database(request: pytest.FixtureRequest) -> str:
-    dsn = str(request.getfixturevalue("pg_database"))
-    con = sqlml.connect(dsn, autocommit=True)
-    _train(con.execute)
-    con.close()
-    return dsn
-
-
 def _train(execute: Callable[[str], Any]) -> None:
     execute(MODEL.format(where="id < 600"))
     execute(REGRESSION.format(where="id < 600"))
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def engine_database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    """(engine, database): the shop tables and the models shop.m and shop.r."""
+_copies = itertools.count(1)
+
+
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def trained_template(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """(engine, template): the shop tables and the models shop.m and shop.r, trained once per
+    module; each test gets a copy (a DuckDB file copied, a PostgreSQL database made from it as
+    a template), so the tests stay independent without training the models again each."""
     if request.param == "duckdb":
-        return "duckdb", _duckdb_database(tmp_path)
-    return "postgres", _postgres_database(request)
+        yield "duckdb", _duckdb_database(tmp_path_factory.mktemp("shapes"))
+        return
+    import pgcluster
+
+    server = str(request.getfixturevalue("pg_server"))
+    name = f"sqlml_shapes_{os.getpid()}"
+    dsn = pgcluster.create_database(server, name, template=TEMPLATE)
+    with contextlib.closing(sqlml.connect(dsn, autocommit=True)) as con:
+        _train(con.execute)
+    yield "postgres", name
+    pgcluster.drop_database(server, name)
+
+
+@pytest.fixture
+def engine_database(
+    trained_template: tuple[str, str], request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[str, str]]:
+    """(engine, database): a fresh copy of the module's trained database."""
+    engine, template = trained_template
+    if engine == "duckdb":
+        path = tmp_path / "shapes.duckdb"
+        shutil.copyfile(template, path)
+        yield engine, str(path)
+        return
+    import pgcluster
+
+    server = str(request.getfixturevalue("pg_server"))
+    name = f"sqlml_shapes_{os.getpid()}_{next(_copies)}"
+    dsn = pgcluster.create_database(server, name, template=template)
+    yield engine, dsn
+    pgcluster.drop_database(server, name)
 
 
 @contextlib.contextmanager
