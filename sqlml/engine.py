@@ -75,6 +75,10 @@ class Settings:
     dialect: str = ""  # '' the engine's own SQL | 'bigquery' (GoogleSQL, see sqlml.bigquery)
 
 
+_PlanKey = tuple[str, str, str, bool, str]  # sql, dialect, scoring, with parameters, outer query
+Outer = Callable[[exp.Expression], exp.Expression]  # a query built around an ML query's tree
+
+
 @dataclass(eq=False)
 class _Plan:
     """An ML query as rendered for the engine, with what it was rendered for: the model versions
@@ -121,7 +125,7 @@ class Session:
         self.engine = engine
         self.settings = settings or Settings()
         self.store = Store(engine)
-        self._plans: dict[tuple[str, str, str, bool], _Plan] = {}
+        self._plans: dict[_PlanKey, _Plan] = {}
         self._keeper = engine if isinstance(engine, KeepsPlans) else None
         self._prober = engine if isinstance(engine, Probes) else None
         # Before any transaction: a rolled-back one must not take the store tables away.
@@ -197,9 +201,7 @@ class Session:
             )
         return bigquery.to_engine(self, sql, params)
 
-    def _wrapped(
-        self, sql: str, params: Sequence[Any] | None, key: tuple[str, str, str, bool]
-    ) -> Result | None:
+    def _wrapped(self, sql: str, params: Sequence[Any] | None, key: _PlanKey) -> Result | None:
         """An ML query inside EXPLAIN, DECLARE ... CURSOR FOR or COPY (...) TO: the query is
         rendered and the wrapping kept as written (None: ``sql`` is no such statement)."""
         start, end = lexer.wrapped_query(sql)
@@ -210,8 +212,8 @@ class Session:
             return None  # (EXPLAIN CREATE MODEL ...: the whole text fails to parse as it is)
         return self.ml_query(statement, key, params, wrap=(sql[:start], sql[end:]))
 
-    def _key(self, sql: str, params: Sequence[Any] | None) -> tuple[str, str, str, bool]:
-        return (sql, self.engine.dialect, self.settings.scoring, bool(params))
+    def _key(self, sql: str, params: Sequence[Any] | None, outer: str = "") -> _PlanKey:
+        return (sql, self.engine.dialect, self.settings.scoring, bool(params), outer)
 
     def _parse(self, sql: str, params: Sequence[Any] | None) -> Statement:
         """The statement; with parameters, its ``?`` markers numbered ``$1, $2, ...`` in text
@@ -303,7 +305,7 @@ class Session:
         result = keeper.run_prepared(plan.name, params)
         return result if result is not None else self.engine.execute(plan.sql, params)
 
-    def _keep(self, key: tuple[str, str, str, bool], plan: _Plan) -> None:
+    def _keep(self, key: _PlanKey, plan: _Plan) -> None:
         replaced = self._plans.pop(key, None)
         if replaced is not None:
             self._forget(replaced)
@@ -318,16 +320,18 @@ class Session:
         with contextlib.suppress(errors.Error):  # e.g. in a failed transaction: it can stay
             self._keeper.deallocate(plan.name)
 
-    def ml_sql(self, sql: str) -> str | None:
+    def ml_sql(self, sql: str, outer: Outer | None = None) -> str | None:
         """The engine's own SQL for an ML query that needs nothing registered around its run
         (ML.PREDICT, ML.SCORE, ML.EVALUATE of stored metrics excepted), for a caller that runs
         SQL itself: the gateway's PostgreSQL proxy sends it in place of ``sql``, so the rows go
         to the client as the server sends them. Parameter markers ($n) stay as they are, for
         the caller to bind. None: anything else (run it with execute_one).
+        ``outer``: a query built around the statement's tree before it is rendered (sqlml.ml's
+        one jsonb per row), so the kept plan is the whole query and nothing is joined as text.
         """
         if not grammar.is_ml(sql):
             return None
-        key = self._key(sql, None)
+        key = self._key(sql, None, outer.__qualname__ if outer is not None else "")
         plan = self._plans.get(key)
         if plan is not None and self._still_serves(plan):
             return plan.sql
@@ -337,6 +341,8 @@ class Session:
         bigquery.check_paths(statement, self.engine)
         if any(isinstance(call, Evaluate) for call in statement.calls):
             return None  # computed here and joined in as a registered table
+        if outer is not None:
+            statement = replace(statement, template=outer(statement.template))
         plan = self._render(statement, _Rendering(), None)
         self._keep(key, plan)
         return plan.sql
@@ -421,7 +427,7 @@ class Session:
     def ml_query(
         self,
         query: MLQuery,
-        key: tuple[str, str, str, bool] | None = None,
+        key: _PlanKey | None = None,
         params: Sequence[Any] | None = None,
         wrap: tuple[str, str] = ("", ""),
     ) -> Result:
