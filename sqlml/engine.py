@@ -588,14 +588,10 @@ class Session:
                 version, source.this, schema.names, call.threshold, list(schema)
             )
         elif mode == "compiled":
-            stages, hidden_values = scoring.compiled_stages(version, alias, self.engine.dialect)
-            for number, stage in enumerate(stages):
-                shared = [exp.alias_(e, n, quoted=True, copy=False) for n, e in stage]
-                star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
-                level = exp.select(star, *shared, copy=False).from_(source, copy=False)
-                if self.engine.dialect == "postgres":
-                    level = level.select(_kept_apart(number), copy=False)
-                source = _subquery(level, alias)
+            fence = _kept_apart if self.engine.dialect == "postgres" else _as_it_is
+            source, hidden_values = scoring.staged(
+                version, source, alias, self.engine.dialect, fence
+            )
             hidden = [f"{scoring.HIDDEN}{i}" for i in range(len(hidden_values))]
             raw_refs = [exp.column(h, quoted=True) for h in hidden]
         else:
@@ -746,8 +742,14 @@ def _literal(value: Any) -> exp.Expr:
     )
 
 
-def _kept_apart(number: int) -> exp.Expr:
-    """A column that keeps a stage of compiled scoring a plan node of its own on PostgreSQL.
+def _as_it_is(level: exp.Select, number: int) -> exp.Select:
+    """DuckDB's stages need no fence: it computes each level's columns once."""
+    return level
+
+
+def _kept_apart(level: exp.Select, number: int) -> exp.Select:
+    """A stage of compiled scoring with a column that keeps it a plan node of its own on
+    PostgreSQL.
 
     PostgreSQL pulls a plain subquery up into the query above, substituting its expressions
     at every use: a lifted common subexpression would be computed as often as before. A
@@ -756,7 +758,8 @@ def _kept_apart(number: int) -> exp.Expr:
     parallel plans: 1M rows x 10 features, binary logistic, ML.PREDICT took 2.0x a hand-written
     expression with it and 1.7x with this (benchmarks/RESULTS.md)."""
     call = exp.Anonymous(this="clock_timestamp", expressions=[])
-    return exp.alias_(call, f"{scoring.HIDDEN}stage{number}", quoted=True)
+    kept = exp.alias_(call, f"{scoring.HIDDEN}stage{number}", quoted=True)
+    return level.select(kept, copy=False)
 
 
 def _split_inputs(schema: pa.Schema, calls: int) -> tuple[pa.Schema | None, ...]:
