@@ -22,7 +22,7 @@ the training rows' reconstruction errors for ML.DETECT_ANOMALIES, as for PCA (pc
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -153,7 +153,9 @@ def reconstruction_errors(features: Array, reconstruction: Array) -> dict[str, f
     }
 
 
-def _metrics(outputs: dict[str, Array], y: Array | None, x: Array) -> dict[str, Any]:
+def _metrics(
+    outputs: dict[str, Array], y: Array | None, x: Array, options: Mapping[str, Any]
+) -> dict[str, Any]:
     return reconstruction_errors(x, outputs["reconstruction"])
 
 
