@@ -76,6 +76,10 @@ class Settings:
     dialect: str = ""  # '' the engine's own SQL | 'bigquery' (GoogleSQL, see sqlml.bigquery)
 
 
+_PlanKey = tuple[str, str, str, bool, str]  # sql, dialect, scoring, with parameters, outer query
+Outer = Callable[[exp.Expression], exp.Expression]  # a query built around an ML query's tree
+
+
 @dataclass(eq=False)
 class _Plan:
     """An ML query as rendered for the engine, with what it was rendered for: the model versions
@@ -122,7 +126,7 @@ class Session:
         self.engine = engine
         self.settings = settings or Settings()
         self.store = Store(engine)
-        self._plans: dict[tuple[str, str, str, bool], _Plan] = {}
+        self._plans: dict[_PlanKey, _Plan] = {}
         self._keeper = engine if isinstance(engine, KeepsPlans) else None
         self._prober = engine if isinstance(engine, Probes) else None
         # Before any transaction: a rolled-back one must not take the store tables away.
@@ -198,9 +202,7 @@ class Session:
             )
         return bigquery.to_engine(self, sql, params)
 
-    def _wrapped(
-        self, sql: str, params: Sequence[Any] | None, key: tuple[str, str, str, bool]
-    ) -> Result | None:
+    def _wrapped(self, sql: str, params: Sequence[Any] | None, key: _PlanKey) -> Result | None:
         """An ML query inside EXPLAIN, DECLARE ... CURSOR FOR or COPY (...) TO: the query is
         rendered and the wrapping kept as written (None: ``sql`` is no such statement)."""
         start, end = lexer.wrapped_query(sql)
@@ -211,8 +213,8 @@ class Session:
             return None  # (EXPLAIN CREATE MODEL ...: the whole text fails to parse as it is)
         return self.ml_query(statement, key, params, wrap=(sql[:start], sql[end:]))
 
-    def _key(self, sql: str, params: Sequence[Any] | None) -> tuple[str, str, str, bool]:
-        return (sql, self.engine.dialect, self.settings.scoring, bool(params))
+    def _key(self, sql: str, params: Sequence[Any] | None, outer: str = "") -> _PlanKey:
+        return (sql, self.engine.dialect, self.settings.scoring, bool(params), outer)
 
     def _parse(self, sql: str, params: Sequence[Any] | None) -> Statement:
         """The statement; with parameters, its ``?`` markers numbered ``$1, $2, ...`` in text
@@ -304,7 +306,7 @@ class Session:
         result = keeper.run_prepared(plan.name, params)
         return result if result is not None else self.engine.execute(plan.sql, params)
 
-    def _keep(self, key: tuple[str, str, str, bool], plan: _Plan) -> None:
+    def _keep(self, key: _PlanKey, plan: _Plan) -> None:
         replaced = self._plans.pop(key, None)
         if replaced is not None:
             self._forget(replaced)
@@ -319,16 +321,18 @@ class Session:
         with contextlib.suppress(errors.Error):  # e.g. in a failed transaction: it can stay
             self._keeper.deallocate(plan.name)
 
-    def ml_sql(self, sql: str) -> str | None:
+    def ml_sql(self, sql: str, outer: Outer | None = None) -> str | None:
         """The engine's own SQL for an ML query that needs nothing registered around its run
         (ML.PREDICT, ML.SCORE, ML.EVALUATE of stored metrics excepted), for a caller that runs
         SQL itself: the gateway's PostgreSQL proxy sends it in place of ``sql``, so the rows go
         to the client as the server sends them. Parameter markers ($n) stay as they are, for
         the caller to bind. None: anything else (run it with execute_one).
+        ``outer``: a query built around the statement's tree before it is rendered (sqlml.ml's
+        one jsonb per row), so the kept plan is the whole query and nothing is joined as text.
         """
         if not grammar.is_ml(sql):
             return None
-        key = self._key(sql, None)
+        key = self._key(sql, None, outer.__qualname__ if outer is not None else "")
         plan = self._plans.get(key)
         if plan is not None and self._still_serves(plan):
             return plan.sql
@@ -338,6 +342,8 @@ class Session:
         bigquery.check_paths(statement, self.engine)
         if any(isinstance(call, Evaluate) for call in statement.calls):
             return None  # computed here and joined in as a registered table
+        if outer is not None:
+            statement = replace(statement, template=outer(statement.template))
         plan = self._render(statement, _Rendering(), None)
         self._keep(key, plan)
         return plan.sql
@@ -421,7 +427,7 @@ class Session:
     def ml_query(
         self,
         query: MLQuery,
-        key: tuple[str, str, str, bool] | None = None,
+        key: _PlanKey | None = None,
         params: Sequence[Any] | None = None,
         wrap: tuple[str, str] = ("", ""),
     ) -> Result:
@@ -586,14 +592,10 @@ class Session:
                 version, source.this, schema.names, call.threshold, list(schema)
             )
         elif mode == "compiled":
-            stages, hidden_values = scoring.compiled_stages(version, alias, self.engine.dialect)
-            for number, stage in enumerate(stages):
-                shared = [exp.alias_(e, n, quoted=True, copy=False) for n, e in stage]
-                star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
-                level = exp.select(star, *shared, copy=False).from_(source, copy=False)
-                if self.engine.dialect == "postgres":
-                    level = level.select(_kept_apart(number), copy=False)
-                source = _subquery(level, alias)
+            fence = _kept_apart if self.engine.dialect == "postgres" else _as_it_is
+            source, hidden_values = scoring.staged(
+                version, source, alias, self.engine.dialect, fence
+            )
             hidden = [f"{scoring.HIDDEN}{i}" for i in range(len(hidden_values))]
             raw_refs = [exp.column(h, quoted=True) for h in hidden]
         else:
@@ -749,8 +751,14 @@ def _literal(value: Any) -> exp.Expr:
     )
 
 
-def _kept_apart(number: int) -> exp.Expr:
-    """A column that keeps a stage of compiled scoring a plan node of its own on PostgreSQL.
+def _as_it_is(level: exp.Select, number: int) -> exp.Select:
+    """DuckDB's stages need no fence: it computes each level's columns once."""
+    return level
+
+
+def _kept_apart(level: exp.Select, number: int) -> exp.Select:
+    """A stage of compiled scoring with a column that keeps it a plan node of its own on
+    PostgreSQL.
 
     PostgreSQL pulls a plain subquery up into the query above, substituting its expressions
     at every use: a lifted common subexpression would be computed as often as before. A
@@ -759,7 +767,8 @@ def _kept_apart(number: int) -> exp.Expr:
     parallel plans: 1M rows x 10 features, binary logistic, ML.PREDICT took 2.0x a hand-written
     expression with it and 1.7x with this (benchmarks/RESULTS.md)."""
     call = exp.Anonymous(this="clock_timestamp", expressions=[])
-    return exp.alias_(call, f"{scoring.HIDDEN}stage{number}", quoted=True)
+    kept = exp.alias_(call, f"{scoring.HIDDEN}stage{number}", quoted=True)
+    return level.select(kept, copy=False)
 
 
 def _split_inputs(schema: pa.Schema, calls: int) -> tuple[pa.Schema | None, ...]:

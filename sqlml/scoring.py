@@ -196,6 +196,30 @@ def compiled_stages(
     return _cached((version.sha256, "stages", qualifier, dialect, _paths(version)), lift)
 
 
+def staged(
+    version: ModelVersion,
+    source: exp.Expr,
+    alias: str,
+    dialect: str,
+    fence: Callable[[exp.Select, int], exp.Select],
+) -> tuple[exp.Expr, list[exp.Expr]]:
+    """``source`` (a subquery aliased ``alias``) under one SELECT per stage of the compiled raw
+    outputs' common subexpressions (compiled_stages), each level made a plan node of its own by
+    ``fence(level, its number)``: ``(the last level, the raw outputs that read it)``. Shared by
+    ML.PREDICT and PostgreSQL's prediction functions. The cached trees are taken over, not
+    copied (they run to megabytes; generating SQL from them does not change them)."""
+    stages, raw = compiled_stages(version, alias, dialect)
+    for number, stage in enumerate(stages):
+        shared = [exp.alias_(e, n, quoted=True, copy=False) for n, e in stage]
+        star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
+        level = exp.select(star, *shared, copy=False).from_(source, copy=False)
+        source = exp.Subquery(
+            this=fence(level, number),
+            alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
+        )
+    return source, raw
+
+
 def graph_stages(
     version: ModelVersion, names: tuple[str, ...], qualifier: str, dialect: str
 ) -> tuple[list[cse.Stage], dict[str, list[exp.Expr]]]:

@@ -298,17 +298,19 @@ def _pg_scored(version: ModelVersion) -> tuple[exp.Subquery, list[exp.Expr]]:
     common subexpressions one SELECT per stage (OFFSET 0 keeps each a plan node, as in a plain
     ML.PREDICT), then the raw outputs as hidden columns; with references to them."""
     columns = [exp.column(c.name, quoted=True) for c in version.inputs]
-    source = _subquery(exp.select(*(exp.alias_(c, c.name, quoted=True) for c in columns)), _INPUT)
-    stages, raw = scoring.compiled_stages(version, _INPUT, "postgres")
-    for stage in stages:
-        shared = [exp.alias_(e.copy(), n, quoted=True) for n, e in stage]
-        star = exp.Column(this=exp.Star(), table=exp.to_identifier(_INPUT, quoted=True))
-        source = _subquery(exp.select(star, *shared).from_(source).offset(0), _INPUT)
+    given = _subquery(exp.select(*(exp.alias_(c, c.name, quoted=True) for c in columns)), _INPUT)
+    source, raw = scoring.staged(version, given, _INPUT, "postgres", _offset_0)
     hidden = [f"{scoring.HIDDEN}{i}" for i in range(len(raw))]
-    values = [exp.alias_(r.copy(), h, quoted=True) for r, h in zip(raw, hidden, strict=True)]
+    values = [exp.alias_(r, h, quoted=True, copy=False) for r, h in zip(raw, hidden, strict=True)]
     inner = exp.select(*values).from_(source)
     refs: list[exp.Expr] = [exp.column(h, quoted=True) for h in hidden]
     return _subquery(inner, "__sqlml_scored"), refs
+
+
+def _offset_0(level: exp.Select, number: int) -> exp.Select:
+    """A stage of a prediction function's body kept a plan node by OFFSET 0 (one row: no
+    parallel plan to lose, unlike ML.PREDICT's fence, engine._kept_apart)."""
+    return level.offset(0, copy=False)
 
 
 def pg_predict_body(version: ModelVersion) -> exp.Select:
@@ -425,10 +427,9 @@ def predict_view(
     LATERAL sqlml."<prediction function>"(<features>) AS __sqlml_v(p))``; DuckDB: the
     prediction macro's struct as a column of a subquery, taken apart above it. ``source``:
     the input query as a subquery aliased ``__sqlml_input``."""
-    _check(version, engine.dialect)
+    columns = _view_columns(engine, version, names)
     dialect = engine.dialect
     args: list[exp.Expr]
-    columns = [exp.column(n, table=_INPUT, quoted=True) for n in names]
     outputs = scoring.output_names(version)
     if dialect == "duckdb":
         publish_macro(engine, version)
@@ -447,16 +448,36 @@ def predict_view(
             .from_(_subquery(inner, "__sqlml_scored"))
             .subquery()
         )
-    lateral = _pg_lateral(engine, version)
-    first, rest = _predicted(
-        version, exp.column("p", table=_VALUE, quoted=True), threshold, dialect
-    )
-    select = exp.select(
-        *columns,
+    first, rest = _predicted(version, _pg_value(), threshold, dialect)
+    predicted = [
         exp.alias_(first, outputs[0], quoted=True),
         exp.alias_(rest, outputs[1], quoted=True),
-    ).from_(source)
-    return select.join(exp.Join(this=lateral, kind="CROSS")).subquery()
+    ]
+    return _pg_view(engine, version, source, columns, predicted)
+
+
+def _view_columns(engine: Engine, version: ModelVersion, names: Sequence[str]) -> list[exp.Expr]:
+    """The input's columns as ML.PREDICT in a view reads them, once the model is found
+    usable in a view (_check)."""
+    _check(version, engine.dialect)
+    return [exp.column(n, table=_INPUT, quoted=True) for n in names]
+
+
+def _pg_value() -> exp.Expr:
+    """``__sqlml_v.p``: the prediction function's value (_pg_lateral)."""
+    return exp.column("p", table=_VALUE, quoted=True)
+
+
+def _pg_view(
+    engine: Engine,
+    version: ModelVersion,
+    source: exp.Expr,
+    columns: list[exp.Expr],
+    predicted: list[exp.Expr],
+) -> exp.Expr:
+    """``(SELECT <columns>, <predicted> FROM source CROSS JOIN LATERAL <the function>)``."""
+    select = exp.select(*columns, *predicted).from_(source)
+    return select.join(exp.Join(this=_pg_lateral(engine, version), kind="CROSS")).subquery()
 
 
 def _pg_lateral(engine: Engine, version: ModelVersion) -> exp.Lateral:
@@ -489,11 +510,7 @@ def predict_raw_view(
     __sqlml_input CROSS JOIN LATERAL sqlml."<prediction function>"(<features>) AS
     __sqlml_v(p))``. The columns are the version's that served at CREATE VIEW (their number is
     the view's); a new version with as many raw outputs serves through the same function."""
-    _check(version, engine.dialect)
-    columns = [exp.column(n, table=_INPUT, quoted=True) for n in names]
-    value = exp.column("p", table=_VALUE, quoted=True)
-    raw = scoring.runtime_outputs(value, scoring.width(version))
+    columns = _view_columns(engine, version, names)
+    raw = scoring.runtime_outputs(_pg_value(), scoring.width(version))
     predicted = scoring.predicted_columns(version, raw, threshold, "postgres")
-    select = exp.select(*columns, *predicted).from_(source)
-    join = exp.Join(this=_pg_lateral(engine, version), kind="CROSS")
-    return select.join(join).subquery()
+    return _pg_view(engine, version, source, columns, predicted)

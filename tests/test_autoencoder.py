@@ -87,8 +87,28 @@ def test_autoencoder_matches_scikit_learn_on_the_same_rows(
     assert msle is None  # (standardized features go below -1)
 
 
+def test_without_hidden_units_bigquerys_default_layer(shop: sqlml.Connection) -> None:
+    """No HIDDEN_UNITS: BigQuery's documented default, one hidden layer (the latent space) of
+    min(128, num_samples / (10 * (num_input_units + num_output_units))) units, the preprocessed
+    features in and out; the same network as scikit-learn's with that layer."""
+    tables = shop_tables()
+    x, _ = reference_matrix(tables["customers"], tables["new_customers"])
+    width = max(1, min(128, len(x) // (10 * (x.shape[1] + x.shape[1]))))
+    shop.execute(
+        "CREATE MODEL shop.d OPTIONS (model_type = 'autoencoder', max_iterations = 2,"
+        f" early_stop = FALSE) AS SELECT {FEATURES} FROM shop.customers"
+    )
+    network, x_new = _reference((width,), 2)
+    cursor = shop.execute(
+        "SELECT * FROM ML.PREDICT(MODEL shop.d, TABLE shop.new_customers) ORDER BY id"
+    )
+    names = [d[0] for d in cursor.description]
+    assert names[5:] == [f"latent_col_{i + 1}" for i in range(width)]
+    got = np.array([row[5:] for row in cursor.fetchall()], dtype=float)
+    np.testing.assert_allclose(got, _latent(network, x_new), rtol=1e-6, atol=1e-9)
+
+
 REFUSED = [
-    ("", "22023"),  # HIDDEN_UNITS is required
     ("hidden_units = [4, 2]", "22023"),  # an even number of layers
     ("hidden_units = [4, 0, 4]", "22023"),
     ("hidden_units = [4], activation_fn = 'CRELU'", "22023"),

@@ -259,6 +259,18 @@ def test_training_info(con: Any) -> None:
     ]  # fmt: skip
     clusters = structs(found[0]["cluster_info"], ("centroid_id", "cluster_radius", "cluster_size"))
     assert [int(c["centroid_id"]) for c in clusters] == [1, 2, 3]
+    # BigQuery's cluster_radius: the mean distance of the training rows nearest the centroid
+    # (scikit-learn's k-means fitted on the same rows, as in the ML.CENTROIDS test above)
+    from sklearn.cluster import KMeans
+
+    x, _, _ = reference_matrix()
+    fitted = KMeans(n_clusters=3, init="random", n_init=1, max_iter=20, tol=0.01, random_state=0)
+    distances = fitted.fit(x).transform(x)
+    nearest = np.argmin(distances, axis=1)
+    sizes = [int(np.sum(nearest == k)) for k in range(3)]
+    radii = [float(np.mean(distances[nearest == k, k])) for k in range(3)]
+    assert [int(c["cluster_size"]) for c in clusters] == sizes
+    np.testing.assert_allclose([float(c["cluster_radius"]) for c in clusters], radii, rtol=1e-6)
 
 
 def test_evaluate_without_rows_at_another_threshold(con: Any) -> None:

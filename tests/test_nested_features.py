@@ -306,3 +306,34 @@ def test_boosted_tree_with_a_struct(nest: tuple[sqlml.Connection, str]) -> None:
     for scoring in ("compiled", "runtime"):
         got = np.array(_predict(con, "bt", scoring, "predicted_y"), dtype=float)
         np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_postgres_array_shapes(nest: tuple[sqlml.Connection, str]) -> None:
+    """PostgreSQL's other one-dimensional arrays of numbers (int2vector's ``1 2``, other lower
+    bounds) train as the same float8[] would; several dimensions are 0A000."""
+    con, engine = nest
+    if engine != "postgres":
+        pytest.skip("PostgreSQL's array types")
+    options = "model_type = 'linear_reg', input_label_cols = ['y']"
+    weights = {}
+    for name, array in (
+        ("plain", "ARRAY[i % 5, i % 3]::float8[]"),
+        ("vector", "((i % 5)::text || ' ' || (i % 3)::text)::int2vector"),
+        ("bounds", "('[0:1]={' || (i % 5)::text || ',' || (i % 3)::text || '}')::float8[]"),
+    ):
+        con.execute(
+            f"CREATE OR REPLACE MODEL nest.shape_{name} OPTIONS ({options}) AS"
+            f" SELECT {array} AS w, y FROM nest.train"
+        )
+        weights[name] = con.execute(
+            f"SELECT processed_input, weight FROM ML.WEIGHTS(MODEL nest.shape_{name})"
+            " ORDER BY processed_input"
+        ).fetchall()
+    names = [row[0] for row in weights["plain"]]
+    assert names == ["__INTERCEPT__", "w_1", "w_2"]
+    for other in ("vector", "bounds"):
+        assert [row[0] for row in weights[other]] == names
+        plain = [row[1] for row in weights["plain"]]
+        assert [row[1] for row in weights[other]] == pytest.approx(plain, rel=1e-9)
+    deep = "SELECT ARRAY[[1.0, 2.0], [3.0, 4.0]]::float8[] AS w, y FROM nest.train"
+    assert _refused(con, deep) == "0A000"

@@ -236,6 +236,47 @@ def test_cosine_kmeans_matches_scikit_learn_on_normalized_rows(
     assert ((got >= -1e-12) & (got <= 2 + 1e-12)).all()
 
 
+def _cosine_davies_bouldin(x: Array, labels: Array) -> float:
+    """The Davies-Bouldin index with 1 - cosine similarity as the distance, by its definition:
+    per cluster the normalized mean of its unit rows, the mean distance of its rows to it; the
+    mean over clusters of the largest (S_i + S_j) / d(c_i, c_j)."""
+    unit = _unit(x)
+    ids = sorted(set(labels.tolist()))
+    centers = {k: _unit(unit[labels == k].mean(axis=0)[None, :])[0] for k in ids}
+    scatter = {k: float(np.mean(1.0 - unit[labels == k] @ centers[k])) for k in ids}
+    worst = [
+        max((scatter[i] + scatter[j]) / (1.0 - centers[i] @ centers[j]) for j in ids if j != i)
+        for i in ids
+    ]
+    return float(np.mean(worst))
+
+
+def test_cosine_kmeans_davies_bouldin_index_uses_cosine_distance(shop: sqlml.Connection) -> None:
+    """ML.EVALUATE's davies_bouldin_index of a COSINE model, stored at training and over rows,
+    in the model's own distance (not the Euclidean one of scikit-learn's davies_bouldin_score)."""
+    from sklearn.metrics import davies_bouldin_score
+
+    shop.execute(
+        "CREATE MODEL shop.kc OPTIONS (model_type = 'kmeans', num_clusters = 3,"
+        " distance_type = 'COSINE', kmeans_init_method = 'KMEANS++')"
+        f" AS SELECT {FEATURES} FROM shop.customers"
+    )
+    x, x_new = _matrices()
+    fitted = KMeans(
+        n_clusters=3, init="k-means++", n_init=1, max_iter=20, tol=0.01, random_state=0
+    ).fit(_unit(x))
+    centers = _unit(fitted.cluster_centers_)
+    for rows, query in ((x, ""), (x_new, ", TABLE shop.new_customers")):
+        labels = np.argmin(1.0 - _unit(rows) @ centers.T, axis=1)
+        expected = _cosine_davies_bouldin(rows, labels)
+        assert not np.isclose(expected, davies_bouldin_score(rows, labels), rtol=1e-3)
+        found = shop.execute(
+            f"SELECT davies_bouldin_index FROM ML.EVALUATE(MODEL shop.kc{query})"
+        ).fetchone()
+        assert found is not None
+        assert float(found[0]) == pytest.approx(expected, rel=1e-6)
+
+
 def test_pca_records_the_training_reconstruction_errors(shop: sqlml.Connection) -> None:
     """What ML.DETECT_ANOMALIES' contamination needs from training: the quantiles (every 0.1%)
     of the training rows' reconstruction errors (each row's mean squared error)."""

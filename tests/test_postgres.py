@@ -106,6 +106,12 @@ def test_errors_raised_in_plpython_carry_their_sqlstate(pg_database: str) -> Non
         ),
         ("SELECT sqlml.execute('SELECT 1')", "0A000"),
         ("SELECT sqlml.create_model('a.b.c', 'linear_reg', 'SELECT 1')", "42601"),
+        (  # a transform text that closes the TRANSFORM list early
+            "SELECT sqlml.create_model('shop.x', 'linear_reg', 'SELECT 1 AS a, 2 AS y',"
+            " '{\"input_label_cols\": [\"y\"]}', 'a) OPTIONS (model_type = ''kmeans'')"
+            " AS SELECT 2 AS a UNION SELECT (1')",
+            "42601",
+        ),
     ]
     try:
         for sql, sqlstate in cases:

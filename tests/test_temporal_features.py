@@ -1,7 +1,7 @@
 """DATE, DATETIME, TIME and TIMESTAMP feature columns (issue 13), on both engines, with BigQuery
 ML's automatic preprocessing: the first three one-hot encoded like strings (NULL a category of
 its own), a TIMESTAMP expanded by linear and logistic regression into its Unix time (NULL -> the
-median, standardized) and its UTC components one-hot encoded (``_TS_DOW_<column>``, ...).
+mean, standardized) and its UTC components one-hot encoded (``_TS_DOW_<column>``, ...).
 
 The reference is scikit-learn fitted on a matrix this file builds by hand from the raw Python
 values (datetime, not sqlml's encoders), in the column order sqlml uses. One model of each kind
@@ -206,7 +206,7 @@ def reference_matrix() -> tuple[Array, Array]:
         np.array([np.nan if r["ts"] is None else r["ts"].timestamp() for r in rows])
         for rows in (TRAIN, NEW)
     ]
-    blocks.append(_standardized(*epoch, fill=float(np.nanmedian(epoch[0]))))
+    blocks.append(_standardized(*epoch, fill=float(np.nanmean(epoch[0]))))
     for part in PARTS:
         train = [None if r["ts"] is None else _parts(r["ts"])[part] for r in TRAIN]
         new = [None if r["ts"] is None else float(_parts(r["ts"])[part]) for r in NEW]
@@ -301,7 +301,7 @@ def test_weights_and_feature_info_name_the_components(
     assert list(found) == names[:-1]
     assert found["tm"][2] == len(TIMES)
     epoch = np.array([r["ts"].timestamp() for r in TRAIN if r["ts"] is not None])
-    filled = np.concatenate([epoch, np.full(len(TRAIN) - len(epoch), np.median(epoch))])
+    filled = np.concatenate([epoch, np.full(len(TRAIN) - len(epoch), np.mean(epoch))])
     np.testing.assert_allclose(found["ts"][:2], [filled.mean(), filled.std()], rtol=1e-9)
     assert found["ts"][3] == pytest.approx(np.median(epoch), rel=1e-12)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from sqlml import errors
 from sqlml.engines.pgtypes import ARROW
 
 RECORD = 2249  # the pseudo-type of an anonymous ROW(...)
@@ -74,18 +75,36 @@ def fields(arrow_type: pa.DataType) -> list[str]:
 
 
 def parse_array(text: str | None) -> list[float | None] | None:
-    """``{1,2.5,NULL}`` (a one-dimensional array of numbers as text) as a list."""
+    """``{1,2.5,NULL}`` (a one-dimensional array of numbers as text) as a list; also
+    ``[0:2]={...}`` (other bounds than 1) and ``1 2`` (int2vector, oidvector). 0A000 for an
+    array of several dimensions (no feature shape), 22P02 for an element that is no number."""
     if text is None:
         return None
     body = text.strip()
     if "=" in body:  # '[0:2]={...}': other bounds than 1
-        body = body.split("=", 1)[1]
-    if not (body.startswith("{") and body.endswith("}")) or "{" in body[1:-1]:
-        raise ValueError(f"not a one-dimensional array: {text[:40]}")
+        body = body.split("=", 1)[1].strip()
+    if not body.startswith("{"):  # int2vector, oidvector: numbers between spaces
+        return [_number(v, text) for v in body.split()]
+    if not body.endswith("}"):
+        raise errors.InvalidTextRepresentation(f"malformed array: {text[:40]}")
+    if "{" in body[1:-1]:
+        raise errors.FeatureNotSupported(
+            f"not a one-dimensional array: {text[:40]}: an ARRAY feature is a one-dimensional"
+            " array of numbers"
+        )
     inner = body[1:-1].strip()
     if not inner:
         return []
-    return [None if v.strip() == "NULL" else float(v) for v in inner.split(",")]
+    return [None if v.strip() == "NULL" else _number(v, text) for v in inner.split(",")]
+
+
+def _number(element: str, text: str) -> float:
+    try:
+        return float(element)
+    except ValueError as e:
+        raise errors.InvalidTextRepresentation(
+            f"not a number in an ARRAY feature: {element.strip()[:40]!r} in {text[:40]}"
+        ) from e
 
 
 # -- training reads inside the server ------------------------------------------------------------
@@ -148,12 +167,5 @@ def assemble(arrow_type: pa.DataType, parts: list[pa.ChunkedArray]) -> pa.Chunke
         pa.types.is_floating(arrow_type.value_type) or pa.types.is_integer(arrow_type.value_type)
     ):
         return pa.chunked_array([pa.nulls(len(texts), type=arrow_type)])  # (refused as a feature)
-    try:
-        values = [parse_array(t) for t in texts]
-    except ValueError as e:
-        from sqlml import errors
-
-        raise errors.FeatureNotSupported(
-            f"{e}: an ARRAY feature is a one-dimensional array of numbers"
-        ) from e
+    values = [parse_array(t) for t in texts]
     return pa.chunked_array([pa.array(values, type=pa.list_(pa.float64()))])

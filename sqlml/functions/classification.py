@@ -24,7 +24,7 @@ from sqlml import errors
 from sqlml.functions import Column, Row, Scored
 from sqlml.functions import not_supported as refused
 from sqlml.ml import models
-from sqlml.ml.predict_sql import label_literal
+from sqlml.ml.predict_sql import label_family, label_literal
 
 if TYPE_CHECKING:
     from sqlml.store import ModelVersion
@@ -86,15 +86,12 @@ def kept(version: ModelVersion, function: str) -> tuple[Array, Array]:
     return labels, np.asarray(evaluation["positive"], dtype=np.float64)
 
 
+_BIGQUERY_TYPES = {"bool": "BOOL", "int": "INT64", "float": "FLOAT64", "text": "STRING"}
+
+
 def bigquery_type(label_type: str) -> str:
     """The label column's training type (Arrow's name) as BigQuery's."""
-    if label_type == "bool":
-        return "BOOL"
-    if label_type.startswith(("int", "uint")):
-        return "INT64"
-    if label_type in ("float", "double", "halffloat"):
-        return "FLOAT64"
-    return "STRING"
+    return _BIGQUERY_TYPES[label_family(label_type)]
 
 
 def kept_matrix(

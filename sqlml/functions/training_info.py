@@ -15,8 +15,10 @@ version's stored metric (mean_squared_error for linear_reg,
 log_loss for logistic_reg, mean_squared_distance for kmeans), on the rows it was computed on:
 ``loss`` when there was no evaluation split (the training rows), ``eval_loss`` when there was
 one (the other is NULL: it was not recorded). learning_rate is the LEARN_RATE of a
-BATCH_GRADIENT_DESCENT fit, else NULL. cluster_info lists each centroid; its radius and size are
-not recorded and are NULL.
+BATCH_GRADIENT_DESCENT fit, else NULL. cluster_info lists each centroid with its cluster's
+size (the training rows nearest it) and radius (their mean distance to it, in the model's
+DISTANCE_TYPE), as training recorded them (anomaly.clusters); NULL for a model trained before
+sqlml recorded them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlml.functions import METADATA, NONE, Column, Function, Row, register
-from sqlml.ml import models
+from sqlml.ml import anomaly, models
 
 if TYPE_CHECKING:
     from sqlml.store import ModelVersion
@@ -67,12 +69,22 @@ def _rows(version: ModelVersion, settings: Mapping[str, Any]) -> list[Row]:
     fit = info.get("fit_seconds")
     duration = round(float(fit) * 1000) if fit is not None else None
     if version.kind == models.CLUSTERER:
-        clusters = [
-            {"centroid_id": i + 1, "cluster_radius": None, "cluster_size": None}
-            for i in range(len(info.get("centroids") or []))
-        ]
-        return [(0, iteration, loss, rate, duration, clusters)]
+        return [(0, iteration, loss, rate, duration, _clusters(info))]
     return [(0, iteration, loss, eval_loss, rate, duration)]
+
+
+def _clusters(info: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """cluster_info: each centroid's recorded radius and size (NULL when not recorded)."""
+    count = len(info.get("centroids") or [])
+    recorded = info.get(anomaly.CLUSTERS) or [{}] * count
+    return [
+        {
+            "centroid_id": i + 1,
+            "cluster_radius": _number(c.get("radius")),
+            "cluster_size": None if c.get("size") is None else int(c["size"]),
+        }
+        for i, c in enumerate(recorded)
+    ]
 
 
 def _history_rows(history: list[dict[str, Any]]) -> list[Row]:

@@ -9,6 +9,10 @@ the training rows assigned to it (the nearest centroid, as ML.PREDICT's centroid
 centroid, in the model's own distance (DISTANCE_TYPE). A cluster of radius 0 (a single row, or
 identical rows) divides by 1 instead: its distances stay as they are.
 
+ML.TRAINING_INFO's cluster_info is recorded here too, as BigQuery defines it: each cluster's
+size (the training rows nearest it) and radius, the *mean* distance of those rows to it (not
+the root mean square above), in the model's own distance; NULL for a cluster without rows.
+
 Training records the radii and the quantiles of the training rows' normalized distances at
 every 0.1% (1,001 values), so the threshold for any contamination needs no pass over the
 training rows: the (1 - c) quantile is read off the recorded ones, interpolated linearly
@@ -25,6 +29,7 @@ import numpy as np
 Array = np.ndarray[Any, Any]
 RADII = "cluster_radii"
 DISTANCE_QUANTILES = "normalized_distance_quantiles"
+CLUSTERS = "clusters"  # per centroid: {"size": rows nearest it, "radius": their mean distance}
 STEPS = 1000  # quantiles recorded at every 1/STEPS
 
 
@@ -54,6 +59,19 @@ def radii(distances: Array) -> list[float]:
     return out
 
 
+def clusters(distances: Array) -> list[dict[str, Any]]:
+    """Each cluster's size and mean distance (ML.TRAINING_INFO's cluster_info) from the
+    training rows' distances to every centroid; the nearest is the first of equals, as in
+    ML.PREDICT."""
+    nearest = np.argmin(distances, axis=1)
+    out: list[dict[str, Any]] = []
+    for k in range(distances.shape[1]):
+        own = distances[nearest == k, k]
+        radius = float(np.mean(own)) if len(own) else None
+        out.append({"size": len(own), "radius": radius})
+    return out
+
+
 def normalized_distances(distances: Array, cluster_radii: Sequence[float]) -> Array:
     """Per row, the smallest of its distances each divided by its cluster's radius."""
     return np.asarray(np.min(distances / np.asarray(cluster_radii)[None, :], axis=1))
@@ -66,4 +84,5 @@ def kmeans_record(estimator: Any, x: Array) -> dict[str, Any]:
     return {
         RADII: found,
         DISTANCE_QUANTILES: quantiles(normalized_distances(distances, found)),
+        CLUSTERS: clusters(distances),
     }

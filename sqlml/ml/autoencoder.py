@@ -2,13 +2,15 @@
 reconstruct its input (the preprocessed rows are both X and y), with the latent layer's output
 as ML.PREDICT's ``latent_col_1..k``.
 
-Options (BigQuery's CREATE MODEL page for autoencoders): HIDDEN_UNITS, required here, an odd
-number of layers whose middle one is the latent space (e.g. [8, 2, 8]); ACTIVATION_FN,
-OPTIMIZER, LEARN_RATE, BATCH_SIZE, DROPOUT, L1_REG, L2_REG, MAX_ITERATIONS, EARLY_STOP and
-MIN_REL_PROGRESS mean what they mean for DNN models and train the same way: dnn.py's epoch loop
-(one ``partial_fit`` per epoch, BigQuery's relative-progress early stop on the training loss: an
-autoencoder has no data split). What scikit-learn cannot do is 0A000 as there (dnn._refuse), and
-so is L1_REG_ACTIVATION above 0 (an L1 penalty on the latent activations).
+Options (BigQuery's CREATE MODEL page for autoencoders): HIDDEN_UNITS, an odd number of layers
+whose middle one is the latent space (e.g. [8, 2, 8]), by default BigQuery's one layer of
+min(128, N / (10 (Ni + No))) units, the preprocessed features in and out (dnn.default_units);
+ACTIVATION_FN, OPTIMIZER, LEARN_RATE, BATCH_SIZE, DROPOUT, L1_REG, L2_REG, MAX_ITERATIONS,
+EARLY_STOP and MIN_REL_PROGRESS mean what they mean for DNN models and train the same way:
+dnn.py's epoch loop (one ``partial_fit`` per epoch, BigQuery's relative-progress early stop on
+the training loss: an autoencoder has no data split). What scikit-learn cannot do is 0A000 as
+there (dnn._refuse), and so is L1_REG_ACTIVATION above 0 (an L1 penalty on the latent
+activations).
 
 The graph is sqlml's own, from the fitted weights (MatMul, Add and the activation per layer, as
 estimator_onnx.py writes linear models): ``latent`` (the middle layer's output) and
@@ -22,7 +24,7 @@ the training rows' reconstruction errors for ML.DETECT_ANOMALIES, as for PCA (pc
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,8 +52,9 @@ PENDING = (*models.PENDING_COMMON, "tf_version")
 def _build(opts: dict[str, Any], ctx: models.FitContext) -> Any:
     from sklearn.neural_network import MLPRegressor  # lazy: scikit-learn
 
-    units = opts["hidden_units"]
-    if not units or len(units) % 2 == 0:
+    width = ctx.n_features
+    units = opts["hidden_units"] or [dnn.default_units(ctx.n_rows, width, width)]
+    if len(units) % 2 == 0:
         raise errors.InvalidParameterValue(
             "model_type AUTOENCODER needs HIDDEN_UNITS with an odd number of layers, the middle"
             " one the latent space, e.g. [8, 2, 8]"
@@ -153,7 +156,9 @@ def reconstruction_errors(features: Array, reconstruction: Array) -> dict[str, f
     }
 
 
-def _metrics(outputs: dict[str, Array], y: Array | None, x: Array) -> dict[str, Any]:
+def _metrics(
+    outputs: dict[str, Array], y: Array | None, x: Array, options: Mapping[str, Any]
+) -> dict[str, Any]:
     return reconstruction_errors(x, outputs["reconstruction"])
 
 

@@ -57,6 +57,9 @@ class Version(Protocol):
     @property
     def training_info(self) -> dict[str, Any]: ...
 
+    @property
+    def options(self) -> dict[str, Any]: ...
+
 
 # ML.PREDICT's columns from the raw outputs: (version, raw outputs, threshold, dialect)
 Columns = Callable[[Version, list[exp.Expr], float | None, str], list[exp.Expr]]
@@ -96,8 +99,9 @@ class Kind:
     # what the graph's outputs must equal on the preprocessed rows x (to PARITY_TOLERANCE), and
     # the labels it must give exactly (None: no label output to compare)
     expected: Callable[[Any, Array], tuple[dict[str, Array], Array | None]]
-    # ML.EVALUATE's metrics from the graph's own outputs, the labels y and the rows x
-    metrics: Callable[[dict[str, Array], Array | None, Array], dict[str, Any]]
+    # ML.EVALUATE's metrics from the graph's own outputs, the labels y, the rows x and the
+    # model's OPTIONS (k-means' DISTANCE_TYPE)
+    metrics: Callable[[dict[str, Array], Array | None, Array, Mapping[str, Any]], dict[str, Any]]
     # skl2onnx options for the estimator (None: its defaults)
     skl2onnx_options: Mapping[str, Any] | None = None
     # whether its label is a number (regression) rather than classes
@@ -166,14 +170,18 @@ def kind(name: str) -> Kind:
 # -- the kinds sqlml has ----------------------------------------------------------------------
 
 
-def _regression_metrics(outputs: dict[str, Array], y: Array | None, x: Array) -> dict[str, Any]:
+def _regression_metrics(
+    outputs: dict[str, Array], y: Array | None, x: Array, options: Mapping[str, Any]
+) -> dict[str, Any]:
     from sqlml.ml import metrics  # (scikit-learn: only once a model is evaluated)
 
     assert y is not None
     return metrics.regression(y, outputs["value"].reshape(-1))
 
 
-def _classification_metrics(outputs: dict[str, Array], y: Array | None, x: Array) -> dict[str, Any]:
+def _classification_metrics(
+    outputs: dict[str, Array], y: Array | None, x: Array, options: Mapping[str, Any]
+) -> dict[str, Any]:
     from sqlml.ml import metrics
 
     assert y is not None
@@ -181,10 +189,13 @@ def _classification_metrics(outputs: dict[str, Array], y: Array | None, x: Array
     return metrics.classification(y, probabilities, probabilities.shape[1], 0.5)
 
 
-def _clustering_metrics(outputs: dict[str, Array], y: Array | None, x: Array) -> dict[str, Any]:
+def _clustering_metrics(
+    outputs: dict[str, Array], y: Array | None, x: Array, options: Mapping[str, Any]
+) -> dict[str, Any]:
     from sqlml.ml import metrics
 
-    return metrics.clustering(x, outputs["label"], outputs["distances"])
+    cosine = options.get("distance_type") == "COSINE"
+    return metrics.clustering(x, outputs["label"], outputs["distances"], cosine)
 
 
 # ML.EVALUATE over rows: the label column as Arrow (NULL labels are left out)
@@ -228,7 +239,8 @@ def _evaluate_clustering(
 ) -> dict[str, float | None]:
     from sqlml.ml import metrics
 
-    return metrics.clustering(outputs["features"], outputs["label"], outputs["distances"])
+    cosine = version.options.get("distance_type") == "COSINE"
+    return metrics.clustering(outputs["features"], outputs["label"], outputs["distances"], cosine)
 
 
 def _one(version: Version) -> int:

@@ -94,10 +94,40 @@ def classification(
     }
 
 
-def clustering(features: Array, cluster: Array, distances: Array) -> dict[str, float | None]:
-    """``cluster``: 0-based nearest centroid; ``distances``: [n, k] Euclidean distances."""
+def clustering(
+    features: Array, cluster: Array, distances: Array, cosine: bool = False
+) -> dict[str, float | None]:
+    """``cluster``: 0-based nearest centroid; ``distances``: [n, k] distances in the model's
+    DISTANCE_TYPE (Euclidean, or 1 - cosine similarity when ``cosine``), as is the
+    Davies-Bouldin index (cosine_davies_bouldin)."""
     nearest = distances[np.arange(len(cluster)), cluster]
+    index = cosine_davies_bouldin if cosine else skm.davies_bouldin_score
     return {
-        "davies_bouldin_index": _safe(lambda: skm.davies_bouldin_score(features, cluster)),
+        "davies_bouldin_index": _safe(lambda: index(features, cluster)),
         "mean_squared_distance": _safe(lambda: float(np.mean(nearest**2))),
     }
+
+
+def cosine_davies_bouldin(features: Array, cluster: Array) -> float:
+    """scikit-learn's davies_bouldin_score with cosine distance (1 - cosine similarity) in
+    place of the Euclidean one, for a COSINE k-means model: each cluster's center is the
+    normalized mean of its normalized rows (spherical k-means' centroid), its scatter S_i the
+    mean distance of its rows to it; the index is the mean over clusters of
+    max_j (S_i + S_j) / d(c_i, c_j). Conventions as scikit-learn's: 2 <= clusters < rows (else
+    undefined), centers at distance 0 do not count, and 0.0 when every S_i or every center
+    distance is 0."""
+    labels, codes = np.unique(cluster, return_inverse=True)
+    if not 1 < len(labels) < len(features):
+        raise ValueError("the Davies-Bouldin index needs 2 <= clusters < rows")
+    from sqlml.ml.kmeans_cosine import normalized
+
+    unit = normalized(features)
+    centers = normalized(np.array([unit[codes == k].mean(axis=0) for k in range(len(labels))]))
+    scatter = np.array([np.mean(1.0 - unit[codes == k] @ centers[k]) for k in range(len(labels))])
+    apart = 1.0 - centers @ centers.T
+    if np.allclose(scatter, 0) or np.allclose(apart, 0):
+        return 0.0
+    apart[np.isclose(apart, 0)] = np.inf
+    ratios = (scatter[:, None] + scatter[None, :]) / apart
+    np.fill_diagonal(ratios, -np.inf)
+    return float(np.mean(np.max(ratios, axis=1)))

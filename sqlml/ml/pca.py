@@ -28,6 +28,7 @@ preprocessed features (over the training rows, the sum of the kept components' r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -166,7 +167,9 @@ def explained_ratio(components: Array, features: Array) -> float | None:
     return float(np.var(components, axis=0, ddof=1).sum()) / total
 
 
-def _metrics(outputs: dict[str, Array], y: Array | None, x: Array) -> dict[str, Any]:
+def _metrics(
+    outputs: dict[str, Array], y: Array | None, x: Array, options: Mapping[str, Any]
+) -> dict[str, Any]:
     return {"total_explained_variance_ratio": explained_ratio(outputs["components"], x)}
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlglot import exp
 
@@ -92,14 +92,23 @@ class NumberedDoubles:
         ]
 
 
-def pg_label_prob_type(label_type: str) -> str:
+LabelFamily = Literal["bool", "int", "float", "text"]
+
+
+def label_family(label_type: str) -> LabelFamily:
+    """A label's training type (Arrow's name) as one of the four families every output type is
+    chosen by: BigQuery's label column type, PostgreSQL's ``sqlml.label_prob_<family>``."""
     if label_type == "bool":
-        return "label_prob_bool"
+        return "bool"
     if label_type.startswith(("int", "uint")):
-        return "label_prob_int"
+        return "int"
     if label_type in ("halffloat", "float", "double"):
-        return "label_prob_float"
-    return "label_prob_text"
+        return "float"
+    return "text"
+
+
+def pg_label_prob_type(label_type: str) -> str:
+    return f"label_prob_{label_family(label_type)}"
 
 
 def pg_composite(type_name: str, *fields: exp.Expr) -> exp.Expr:

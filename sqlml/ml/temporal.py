@@ -4,7 +4,7 @@ treats them.
 Theory of operation. BigQuery ML one-hot encodes DATE, DATETIME and TIME like strings (label
 encodes them for boosted trees and random forests), NULL being a category of its own; a
 TIMESTAMP (an absolute time) is expanded by linear and logistic regression into its Unix time in
-seconds (NULL -> the training median, then standardized) and calendar components one-hot encoded
+seconds (NULL -> the training mean, then standardized) and calendar components one-hot encoded
 with a NULL category of their own (:data:`COMPONENTS`, BigQuery's ``_TS_<part>_<column>``
 names). The types map onto the engines as DATE = ``date``, DATETIME = ``timestamp`` without
 time zone, TIME = ``time``, TIMESTAMP = ``timestamptz`` (DuckDB TIMESTAMPTZ, PostgreSQL
@@ -23,7 +23,7 @@ At the graph's input:
   need nothing but the epoch.
 
 Other model types than linear and logistic regression take a TIMESTAMP as its Unix time only
-(NULL -> the median; standardized where the model standardizes numbers; a plain number for
+(NULL -> the mean; standardized where the model standardizes numbers; a plain number for
 trees): BigQuery documents the expansion for those two only. Inside a TRANSFORM a TIMESTAMP is
 its Unix time in seconds too (ML.STANDARD_SCALER(ts) scales it); a DATE, DATETIME or TIME is a
 categorical column there.
@@ -306,18 +306,19 @@ class ComponentOneHot(OneHot):
 
 
 def fit_unix(name: str, seconds: Array, standardize: bool) -> NumericAuto:
-    """The Unix time column: NULL -> the training median (BigQuery's rule), then the mean and
-    standard deviation of the filled column (scikit-learn's SimpleImputer(strategy='median')
-    followed by StandardScaler)."""
+    """The Unix time column: NULL -> the training mean ("the mean Unix time across the original
+    columns", BigQuery's automatic preprocessing page), then standardized by the mean and
+    standard deviation of the filled column (scikit-learn's SimpleImputer(strategy='mean')
+    followed by StandardScaler), as any numeric column."""
     from sqlml import errors
 
     present = seconds[~np.isnan(seconds)]
     if present.size == 0:
         raise errors.UnusableTrainingData(f"feature {name} has only NULL values")
-    median = float(np.median(present))
-    filled = np.where(np.isnan(seconds), median, seconds)
+    mean = float(present.mean())
+    filled = np.where(np.isnan(seconds), mean, seconds)
     std = float(filled.std()) if standardize else None
-    return NumericAuto(name, float(filled.mean()), std or (1.0 if standardize else None), median)
+    return NumericAuto(name, mean, std or (1.0 if standardize else None))
 
 
 def fit_component(name: str, values: Array) -> ComponentOneHot:

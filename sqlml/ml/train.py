@@ -191,7 +191,7 @@ def _fit(
     del x_train
     kind = kinds.kind(model_type.kind)
     outputs = _parity_check(graph, inputs, raw_check, estimator, x_check, kind)
-    result_metrics = kind.metrics(outputs, _y(data, check_rows), x_check)
+    result_metrics = kind.metrics(outputs, _y(data, check_rows), x_check, opts)
     clock.lap("check_seconds")
     checkpoint()
     say("checked the ONNX graph against scikit-learn; " + _summary(result_metrics))

@@ -14,6 +14,7 @@ into Arrow without a Python loop for numbers (engines/pgtypes.py).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -431,7 +432,9 @@ def _option(value: Any) -> Any:
 
 
 def _transform(text: str) -> Any:
-    """A TRANSFORM list, parsed by the grammar inside a stand-in statement."""
+    """A TRANSFORM list, parsed by the grammar inside a stand-in statement. 42601 unless the
+    list is the whole text: a text that closed the parenthesis early (``a) OPTIONS (...) AS
+    ...``) would train on another TRANSFORM than the one stored as its text."""
     from sqlml import grammar
 
     holder = grammar.parse(
@@ -439,6 +442,8 @@ def _transform(text: str) -> Any:
         "postgres",
     )
     assert isinstance(holder, CreateModel)
+    if (holder.transform_sql or "").strip() != text.strip():
+        raise errors.SyntaxError("transform must be a list of TRANSFORM columns and nothing else")
     return holder.transform
 
 
@@ -483,19 +488,24 @@ def ml_sql(plpy: Any, statement: str) -> str:
     (column name -> value). The plpgsql sqlml.ml runs it with the caller's rights (RETURN QUERY
     EXECUTE): the rows never pass through Python, and PostgreSQL converts every value.
 
-    Why the wrapping is text: the rendered SQL is sqlglot's output for one query (compiled
-    models' can run to megabytes, which parsing again would cost); it goes into parentheses
-    as a whole, the way the Session wraps an ML query in EXPLAIN or DECLARE ... CURSOR."""
+    The jsonb query is built around the statement's tree (_as_jsonb) before it is rendered, so
+    the rendered SQL (megabytes for some compiled models) is neither parsed again nor joined
+    to other text."""
     _checked(statement)
     current = session(plpy)
-    rendered = current.ml_sql(statement)
+    rendered = current.ml_sql(statement, outer=_as_jsonb)
     if rendered is None:  # ML.EVALUATE, which the Session computes rather than renders
         rendered = _evaluated(current, statement)
+    return rendered
+
+
+def _as_jsonb(query: exp.Expression) -> exp.Expression:
+    """SELECT pg_catalog.to_jsonb("__sqlml_row".*) FROM (query) AS "__sqlml_row"."""
     row = exp.Column(this=exp.Star(), table=exp.to_identifier(_ROW_ALIAS, quoted=True))
     function = exp.Anonymous(this="to_jsonb", expressions=[row])
     to_jsonb = exp.Dot(this=exp.to_identifier("pg_catalog"), expression=function)
-    alias = exp.to_identifier(_ROW_ALIAS, quoted=True).sql(dialect="postgres")
-    return f"SELECT {to_jsonb.sql(dialect='postgres')} FROM ({rendered}) AS {alias}"
+    alias = exp.TableAlias(this=exp.to_identifier(_ROW_ALIAS, quoted=True))
+    return exp.select(to_jsonb).from_(exp.Subquery(this=query, alias=alias), copy=False)
 
 
 _ROW_ALIAS = "__sqlml_row"
@@ -551,7 +561,8 @@ def _evaluated(current: Session, statement: str) -> str:
         columns = [Column(name, "FLOAT64") for name in table.column_names]
         row = tuple(table.column(name)[0].as_py() for name in table.column_names)
         replacements.append(literal.subquery(columns, [row], "postgres"))
-    return parsed.render(replacements, "postgres")
+    as_jsonb = dataclasses.replace(parsed, template=_as_jsonb(parsed.template))
+    return as_jsonb.render(replacements, "postgres")
 
 
 # -- scoring: the generated SQL function per model, and the runtime batch scorer ------------------
