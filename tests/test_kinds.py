@@ -17,7 +17,7 @@ it in a module the server imports).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,9 @@ def _summary(distances: Array, cut: float) -> dict[str, float | None]:
     }
 
 
-def _metrics(outputs: dict[str, Array], y: Array | None, x: Array) -> dict[str, Any]:
+def _metrics(
+    outputs: dict[str, Array], y: Array | None, x: Array, options: Mapping[str, Any]
+) -> dict[str, Any]:
     return _summary(outputs["distances"], CUT)
 
 
