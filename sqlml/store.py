@@ -112,6 +112,9 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._ready = False
+        # The login an audit row names when the session has one: the gateway's client over
+        # DuckDB (wire/backends.py), never the gateway process's own OS user.
+        self.role: str | None = None
 
     def ensure(self) -> None:
         """Creates the store tables on first use, or upgrades a store of an older version (the
@@ -240,8 +243,11 @@ class Store:
         return [int(v) for v in table.column(0).to_pylist()]
 
     def who(self) -> str | None:
-        """The role an audit row names: the OS user here (DuckDB has no roles; NULL when the
-        OS cannot tell). The PostgreSQL server's store names current_user (privileges.py)."""
+        """The role an audit row names: the session's login (the gateway's client), else the OS
+        user (DuckDB has no roles; NULL when the OS cannot tell). The PostgreSQL server's
+        store names current_user (privileges.py)."""
+        if self.role is not None:
+            return self.role
         try:
             return getpass.getuser()
         except (OSError, KeyError):

@@ -513,6 +513,7 @@ def test_through_the_gateway(engine: str, request: pytest.FixtureRequest) -> Non
             assert versions(life, model) == {1: "available", 2: "serving"}
             rows = deployments(life, model)
             assert [(*r[1:4], r[5]) for r in rows][-1] == (2, 1, "deploy", "over the wire")
+            assert rows[-1][4] == "conformance"  # the client's login, not the gateway's user
             assert sqlstate(life, f"DROP MODEL {model} VERSION 2") == "2BP01"
             assert sqlstate(life, f"ALTER MODEL {model} DEPLOY VERSION 7") == "42704"
             life.run(f"ALTER MODEL {model} ROLLBACK")

@@ -77,6 +77,7 @@ class DuckDBBackend:
         self.policy: file_policy.FilePolicy | None = None
         try:
             self.session = engine.Session(self.engine, progress=self._progress)
+            self.session.store.role = user  # the audit trail names the client, not the gateway
             self.catalog = Catalog(self.engine.con, database=dbname, user=user)
             if per_user and not file_access:
                 self.policy = file_policy.FilePolicy(self.engine)
