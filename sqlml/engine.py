@@ -406,9 +406,8 @@ class Session:
         # at its COMMIT, after this message has left: then the message says so.
         committed_here = not self.engine.in_transaction()
         with all_or_nothing(self.engine):  # the version, and the macro its views score with
-            version = lifecycle.store_trained(self, statement, result, table, policy)
-            if self.engine.dialect == "duckdb":
-                views.refresh_macro(self.engine, self.store.load(statement.model))
+            version = lifecycle.store_trained(self, statement, result, table, policy, options)
+            lifecycle.serving_changed(self, statement.model)
         if committed_here:
             self._say(f"stored {statement.model} version {version}")
         else:

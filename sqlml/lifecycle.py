@@ -142,9 +142,10 @@ def store_trained(
     result: TrainResult,
     table: pa.Table,
     policy: DeployPolicy,
+    options: Mapping[str, OptionValue],
 ) -> int:
     """Stores a trained version and deploys it as ``policy`` says (inside the caller's
-    transaction); returns its number."""
+    transaction); returns its number. ``options``: the training's (deploy_policy's rest)."""
     store, ref = session.store, statement.model
     role = store.who()
     serving = store.current_version(ref)
@@ -170,7 +171,7 @@ def store_trained(
         )
         return version
     assert serving is not None
-    rows = evaluation_rows(deploy_policy(statement.options)[1], table)
+    rows = evaluation_rows(options, table)
     _gate(session, ref, version, serving, rows, policy, role)
     return version
 

@@ -129,7 +129,7 @@ class _Text(Generic[T, S]):
 class _Value(Generic[T, S]):
     """One column's value: its fields, each computed when a part asks for it."""
 
-    def __init__(self, o: temporal._Ops[T], kind: str, value: T | S, text: _Text[T, S]):
+    def __init__(self, o: temporal.Ops[T], kind: str, value: T | S, text: _Text[T, S]):
         self.o, self.kind, self.value, self.text = o, kind, value, text
 
     # - from the text
@@ -171,7 +171,7 @@ class _Value(Generic[T, S]):
     @cached_property
     def civil(self) -> tuple[T, T, T]:
         if self._stamp:
-            return temporal._civil(self.o, self.days)
+            return temporal.civil(self.o, self.days)
         return self._date_field(0), self._date_field(1), self._date_field(2)
 
     @property
@@ -218,11 +218,11 @@ class _Value(Generic[T, S]):
         return o.floor(o.plus(o.times(fraction, 1e6), 0.5))  # to the nearest microsecond
 
 
-def _mod(o: temporal._Ops[T], a: T, b: float) -> T:
+def _mod(o: temporal.Ops[T], a: T, b: float) -> T:
     return o.sub(a, o.times(o.fdiv(a, b), b))
 
 
-def _days_from_civil(o: temporal._Ops[T], year: T, month: T, day: T) -> T:
+def _days_from_civil(o: temporal.Ops[T], year: T, month: T, day: T) -> T:
     """Days since 1970-01-01 of a (year, month, day): days_from_civil (H. Hinnant)."""
     early = o.at_least(o.const(2.0), month)  # January and February end the March-based year
     y = o.sub(year, early)
@@ -241,7 +241,7 @@ def _weekday(v: _Value[T, Any]) -> T:
 
 def _year_day(v: _Value[T, Any]) -> T:
     """Days since January 1st (0-based)."""
-    return v.o.sub(v.days, temporal._days_to_jan1(v.o, v.year))
+    return v.o.sub(v.days, temporal.days_to_jan1(v.o, v.year))
 
 
 def _week(v: _Value[T, Any], first: int) -> T:
@@ -259,12 +259,12 @@ def _iso_thursday(v: _Value[T, Any]) -> T:
 
 
 def _iso_year(v: _Value[T, Any]) -> T:
-    return temporal._civil(v.o, _iso_thursday(v))[0]
+    return temporal.civil(v.o, _iso_thursday(v))[0]
 
 
 def _iso_week(v: _Value[T, Any]) -> T:
     o = v.o
-    since_jan1 = o.sub(_iso_thursday(v), temporal._days_to_jan1(o, _iso_year(v)))
+    since_jan1 = o.sub(_iso_thursday(v), temporal.days_to_jan1(o, _iso_year(v)))
     return o.plus(o.fdiv(since_jan1, 7.0), 1.0)
 
 
@@ -293,7 +293,7 @@ def _week_from(first: int) -> Callable[[_Value[Any, Any]], Any]:
 _PARTS.update({f"WEEK({day})": _week_from(i) for i, day in enumerate(WEEKDAYS)})
 
 
-def _compute(o: temporal._Ops[T], part: str, kind: str, value: Any, text: _Text[T, Any]) -> T:
+def _compute(o: temporal.Ops[T], part: str, kind: str, value: Any, text: _Text[T, Any]) -> T:
     return cast(T, _PARTS[part](_Value(o, kind, value, text)))
 
 
@@ -326,7 +326,7 @@ def eval_numpy(call: Call, data: Mapping[str, Array]) -> Array:
     import pyarrow as pa
 
     part, kind, column = _part(call), _kind(call), data[_column(call)]
-    o = temporal._numpy_ops()
+    o = temporal.numpy_ops()
     with np.errstate(all="ignore"):
         if kind == temporal.TIMESTAMP:
             seconds = np.asarray(column, dtype=np.float64)
@@ -366,7 +366,7 @@ def eval_onnx(call: Call, g: GraphBuilder, tensors: Mapping[str, str]) -> str:
     name = temporal.tensor_name(column, f"{_PREFIX}{part}")
     if any(name in node.output for node in g.nodes):
         return name
-    x, o = tensors[column], temporal._onnx_ops(g)
+    x, o = tensors[column], temporal.onnx_ops(g)
     if kind == temporal.TIMESTAMP:
         value = _compute(o, part, kind, x, _onnx_text(g))
         value = g.op("Add", value, g.op("Mul", x, g.const([[0.0]])))  # NaN where x is NULL

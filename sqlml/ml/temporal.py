@@ -111,7 +111,7 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class _Ops(Generic[T]):
+class Ops(Generic[T]):
     """The arithmetic the components need: on numpy arrays or ONNX tensor names."""
 
     const: Callable[[float], T]
@@ -132,8 +132,8 @@ class _Ops(Generic[T]):
         return self.add(a, self.const(b))
 
 
-def _numpy_ops() -> _Ops[Array]:
-    return _Ops(
+def numpy_ops() -> Ops[Array]:
+    return Ops(
         const=lambda v: np.asarray(v, dtype=np.float64),
         add=np.add,
         sub=np.subtract,
@@ -144,8 +144,8 @@ def _numpy_ops() -> _Ops[Array]:
     )
 
 
-def _onnx_ops(g: GraphBuilder) -> _Ops[str]:
-    return _Ops(
+def onnx_ops(g: GraphBuilder) -> Ops[str]:
+    return Ops(
         const=lambda v: g.const([[v]]),
         add=lambda a, b: g.op("Add", a, b),
         sub=lambda a, b: g.op("Sub", a, b),
@@ -156,7 +156,7 @@ def _onnx_ops(g: GraphBuilder) -> _Ops[str]:
     )
 
 
-def _components(o: _Ops[T], seconds: T) -> dict[str, T]:
+def _components(o: Ops[T], seconds: T) -> dict[str, T]:
     """BigQuery's TIMESTAMP components (UTC) from the Unix time in seconds; NULL stays NULL."""
     days = o.fdiv(seconds, 86400.0)
     of_day = o.sub(seconds, o.times(days, 86400.0))
@@ -164,9 +164,9 @@ def _components(o: _Ops[T], seconds: T) -> dict[str, T]:
     minute = o.fdiv(o.sub(of_day, o.times(hour, 3600.0)), 60.0)
     shifted = o.plus(days, 4.0)  # 1970-01-01 was a Thursday: 0 = Sunday
     weekday = o.sub(shifted, o.times(o.fdiv(shifted, 7.0), 7.0))
-    year, month, day = _civil(o, days)
+    year, month, day = civil(o, days)
     # week of the year, weeks beginning on Sunday (days before the first Sunday: week 0)
-    yday = o.sub(days, _days_to_jan1(o, year))
+    yday = o.sub(days, days_to_jan1(o, year))
     week = o.fdiv(o.sub(o.plus(yday, 7.0), weekday), 7.0)
     return {
         "DOM": day,
@@ -179,7 +179,7 @@ def _components(o: _Ops[T], seconds: T) -> dict[str, T]:
     }
 
 
-def _civil(o: _Ops[T], days: T) -> tuple[T, T, T]:
+def civil(o: Ops[T], days: T) -> tuple[T, T, T]:
     """(year, month, day) of a day number (days since 1970-01-01): civil_from_days."""
     z = o.plus(days, 719468.0)
     era = o.fdiv(z, 146097.0)
@@ -197,7 +197,7 @@ def _civil(o: _Ops[T], days: T) -> tuple[T, T, T]:
     return year, month, day
 
 
-def _days_to_jan1(o: _Ops[T], year: T) -> T:
+def days_to_jan1(o: Ops[T], year: T) -> T:
     """days_from_civil(year, 1, 1): January 1st is day 306 of the March-based year before."""
     before = o.plus(year, -1.0)
     era = o.fdiv(before, 400.0)
@@ -213,7 +213,7 @@ def component_name(part: str, column: str) -> str:
 
 def components_numpy(seconds: Array) -> dict[str, Array]:
     with np.errstate(all="ignore"):
-        return _components(_numpy_ops(), np.asarray(seconds, dtype=np.float64))
+        return _components(numpy_ops(), np.asarray(seconds, dtype=np.float64))
 
 
 def components_onnx(g: GraphBuilder, seconds: str, column: str) -> dict[str, str]:
@@ -222,7 +222,7 @@ def components_onnx(g: GraphBuilder, seconds: str, column: str) -> dict[str, str
     from onnx import helper
 
     named = {}
-    for part, tensor in _components(_onnx_ops(g), seconds).items():
+    for part, tensor in _components(onnx_ops(g), seconds).items():
         named[part] = tensor_name(column, part)
         g.nodes.append(helper.make_node("Identity", [tensor], [named[part]]))
     return named
