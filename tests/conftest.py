@@ -143,20 +143,12 @@ def con_module(
 ) -> Iterator[sqlml.Connection]:
     """Like ``con``, one database per front for a whole module: for refusal tests that share a
     model trained once (a database and a training per case cost more than the case)."""
-    import pgcluster
-
     engine = str(request.param).partition("-")[0]
-    name, server = "", ""
-    if engine == "postgres":
-        server = str(request.getfixturevalue("pg_server"))
-        name = f"sqlml_module_{os.getpid()}_{next(_databases)}"
-        database = pgcluster.create_database(server, name, template=TEMPLATE)
-    else:
-        database = str(tmp_path_factory.mktemp("front") / "test.duckdb")
-    with front_connection(str(request.param), database) as connection:
+    with (
+        module_database(engine, request, tmp_path_factory, "front") as database,
+        front_connection(str(request.param), database) as connection,
+    ):
         yield connection
-    if name:
-        pgcluster.drop_database(server, name)
 
 
 @contextlib.contextmanager
@@ -195,6 +187,26 @@ def in_process(con: Any) -> sqlml.Connection:
     return con
 
 
+@contextlib.contextmanager
+def module_database(
+    engine: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    prefix: str,
+) -> Iterator[str]:
+    """A database for a module-scoped fixture: on PostgreSQL one copied from the template
+    (sqlml and the shop tables in it), dropped afterwards; on DuckDB a new, empty file."""
+    import pgcluster
+
+    if engine != "postgres":
+        yield str(tmp_path_factory.mktemp(prefix) / "test.duckdb")  # (catalog "test")
+        return
+    server = str(request.getfixturevalue("pg_server"))
+    name = f"sqlml_{prefix}_{os.getpid()}_{next(_databases)}"
+    yield pgcluster.create_database(server, name, template=TEMPLATE)
+    pgcluster.drop_database(server, name)
+
+
 @pytest.fixture(params=ENGINES)
 def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlml.Connection]:
     """sqlml.connect (autocommit) on each engine, with the shop tables: a fresh database per
@@ -215,22 +227,13 @@ def shop_module(
     """Like ``shop``, one database per engine for a whole module: for refusal tests and for
     models trained once and read by many tests (a PostgreSQL database per test costs more than
     the statements they run)."""
-    import pgcluster
-
-    name, server = "", ""
-    if request.param == "postgres":
-        server = str(request.getfixturevalue("pg_server"))
-        name = f"sqlml_module_{os.getpid()}_{next(_databases)}"
-        database = pgcluster.create_database(server, name, template=TEMPLATE)
-    else:
-        database = str(tmp_path_factory.mktemp("shop") / "test.duckdb")
-    connection = sqlml.connect(database, autocommit=True)
-    if not name:
-        load_shop(connection)
-    yield connection
-    connection.close()
-    if name:
-        pgcluster.drop_database(server, name)
+    engine = str(request.param)
+    with module_database(engine, request, tmp_path_factory, "shop") as database:
+        connection = sqlml.connect(database, autocommit=True)
+        if engine == "duckdb":
+            load_shop(connection)
+        yield connection
+        connection.close()
 
 
 @pytest.fixture(params=ENGINES)

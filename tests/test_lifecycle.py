@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ENGINES, TEMPLATE, gateway_parts, serving
+from conftest import ENGINES, gateway_parts, module_database, serving
 
 import sqlml
 from sqlml import errors
@@ -60,25 +60,12 @@ class Life:
 def open_life(
     engine: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Life]:
-    import pgcluster
-
-    name, server = "", ""
-    if engine == "postgres":
-        server = str(request.getfixturevalue("pg_server"))
-        name = f"sqlml_life_{os.getpid()}_{next(_databases)}"
-        database = pgcluster.create_database(server, name, template=TEMPLATE)
-    else:
-        database = str(tmp_path_factory.mktemp("life") / "store.duckdb")
-    found = Life(database, engine)
-    found.run("CREATE SCHEMA life")
-    found.run(f"CREATE TABLE life.points AS {POINTS}")
-    yield found
-    found.con.close()
-    if name:
-        pgcluster.drop_database(server, name)
-
-
-_databases = itertools.count(1)
+    with module_database(engine, request, tmp_path_factory, "life") as database:
+        found = Life(database, engine)
+        found.run("CREATE SCHEMA life")
+        found.run(f"CREATE TABLE life.points AS {POINTS}")
+        yield found
+        found.con.close()
 
 
 @pytest.fixture(scope="module", params=ENGINES)

@@ -9,14 +9,13 @@ sqlml's encoders). The models are trained once per engine (module scope).
 
 from __future__ import annotations
 
-import itertools
-import os
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import module_database
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 import sqlml
@@ -25,7 +24,6 @@ from sqlml import errors
 Array = np.ndarray[Any, Any]
 Row = dict[str, Any]
 COLORS = ("red", "green", "blue")
-_databases = itertools.count(1)
 
 
 def _rows(n: int, seed: int) -> list[Row]:
@@ -150,17 +148,15 @@ def nest(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[sqlml.Connection, str]]:
     engine = request.param
-    name = None
-    if engine == "postgres":
-        import pgcluster
-        from conftest import TEMPLATE
+    with module_database(engine, request, tmp_path_factory, "nest") as database:
+        con = sqlml.connect(database, autocommit=True)
+        _setup(con, engine)
+        yield con, engine
+        con.close()
 
-        server = request.getfixturevalue("pg_server")
-        name = f"sqlml_nest_{os.getpid()}_{next(_databases)}"
-        con = sqlml.connect(pgcluster.create_database(server, name, TEMPLATE), autocommit=True)
-    else:
-        path = tmp_path_factory.mktemp("nest") / "n.duckdb"
-        con = sqlml.connect(str(path), autocommit=True)
+
+def _setup(con: sqlml.Connection, engine: str) -> None:
+    """The nest schema: its composite type, the rows and the models of MODELS."""
     con.execute("CREATE SCHEMA nest")
     if engine == "postgres":
         con.execute("CREATE TYPE nest.pair AS (a double precision, b text)")
@@ -172,12 +168,6 @@ def nest(
             f"CREATE MODEL nest.{model} OPTIONS ({options}) AS"
             f" SELECT x, s, v, {label} FROM nest.train"
         )
-    yield con, engine
-    con.close()
-    if name is not None:
-        import pgcluster
-
-        pgcluster.drop_database(request.getfixturevalue("pg_server"), name)
 
 
 def _predict(con: sqlml.Connection, model: str, scoring: str, column: str) -> list[Any]:

@@ -11,14 +11,13 @@ sqlml's encoders). The models are trained once per engine (module scope).
 from __future__ import annotations
 
 import itertools
-import os
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import gateway_parts, serving
+from conftest import gateway_parts, module_database, serving
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 import sqlml
@@ -29,7 +28,6 @@ Row = dict[str, Any]
 Tokens = list[str | None] | None
 WORDS = ("red", "green", "blue", "teal", "gold")
 WEIGHT = {"red": 1.0, "green": -0.5, "blue": 2.0, "teal": 0.3, "gold": -1.2}
-_databases = itertools.count(1)
 
 
 def _rows(n: int, seed: int) -> list[Row]:
@@ -162,24 +160,11 @@ def ng(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[sqlml.Connection, str]]:
     engine = request.param
-    name = None
-    if engine == "postgres":
-        import pgcluster
-        from conftest import TEMPLATE
-
-        server = request.getfixturevalue("pg_server")
-        name = f"sqlml_ngrams_{os.getpid()}_{next(_databases)}"
-        con = sqlml.connect(pgcluster.create_database(server, name, TEMPLATE), autocommit=True)
-    else:
-        path = tmp_path_factory.mktemp("ngrams") / "n.duckdb"
-        con = sqlml.connect(str(path), autocommit=True)
-    _setup(con, engine)
-    yield con, engine
-    con.close()
-    if name is not None:
-        import pgcluster
-
-        pgcluster.drop_database(request.getfixturevalue("pg_server"), name)
+    with module_database(engine, request, tmp_path_factory, "ngrams") as database:
+        con = sqlml.connect(database, autocommit=True)
+        _setup(con, engine)
+        yield con, engine
+        con.close()
 
 
 def _predict(con: Any, model: str, scoring: str, column: str) -> list[Any]:
