@@ -1,7 +1,8 @@
 -- The sqlml model store: the only copy of its DDL, run by every engine when sqlml first opens a
 -- database (statements are separated by ';' at the end of a line). Types are those that DuckDB and
--- PostgreSQL both accept. Version 2 (2 added sqlml.deployments; every statement is idempotent, so
--- running the file again upgrades a store of an older version: store.py, sqlml install).
+-- PostgreSQL both accept. Version 3 (2 added sqlml.deployments; 3 sqlml.model_settings and
+-- deployments.settings; every statement is idempotent, so running the file again upgrades a store
+-- of an older version: store.py, sqlml install).
 CREATE SCHEMA IF NOT EXISTS sqlml;
 
 CREATE TABLE IF NOT EXISTS sqlml.store_info (
@@ -61,5 +62,18 @@ CREATE TABLE IF NOT EXISTS sqlml.deployments (
     PRIMARY KEY (schema_name, model_name, deployment_id)
 );
 
-INSERT INTO sqlml.store_info (key, value) VALUES ('store_version', '2') ON CONFLICT DO NOTHING;
-UPDATE sqlml.store_info SET value = '2' WHERE key = 'store_version' AND value = '1';
+-- What a model's serving state holds besides current_version (sqlml/lifecycle.py): a traffic split
+-- over versions (ALTER MODEL ... SET TRAFFIC). No row: all traffic to current_version.
+CREATE TABLE IF NOT EXISTS sqlml.model_settings (
+    schema_name TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    settings TEXT NOT NULL,        -- JSON: {"traffic": {"key", "weights", "ranges"}}
+    updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (schema_name, model_name)
+);
+
+-- The settings an audit row's change left in effect (JSON, as sqlml.model_settings; NULL: none).
+ALTER TABLE sqlml.deployments ADD COLUMN IF NOT EXISTS settings TEXT;
+
+INSERT INTO sqlml.store_info (key, value) VALUES ('store_version', '3') ON CONFLICT DO NOTHING;
+UPDATE sqlml.store_info SET value = '3' WHERE key = 'store_version' AND value IN ('1', '2');

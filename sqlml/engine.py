@@ -35,7 +35,7 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
-from sqlml import bigquery, byom, errors, functions, grammar, lifecycle, scoring, views
+from sqlml import bigquery, byom, errors, functions, grammar, lifecycle, scoring, traffic, views
 from sqlml.engines import open_engine, placeholders
 from sqlml.engines.base import Engine, InServer, KeepsPlans, Probes, Result, all_or_nothing
 from sqlml.grammar import lexer
@@ -101,7 +101,7 @@ class _Plan:
 
     @property
     def shas(self) -> tuple[str, ...]:
-        return tuple(v.sha256 for v in self.versions)
+        return tuple(v.fingerprint for v in self.versions)
 
 
 @dataclass
@@ -135,7 +135,7 @@ class Session:
         # PostgreSQL: CREATE MODEL, DROP MODEL and ML.EVALUATE on rows run inside the server.
         self.server: InServer | None = engine if isinstance(engine, InServer) else None
         if self.server is not None:
-            self.server.progress = self._say
+            self.server.progress = self.say
 
     @classmethod
     def open(cls, database: str, settings: Settings | None = None) -> Session:
@@ -381,7 +381,7 @@ class Session:
             if statement.query is None:  # model_type = 'onnx': an import (byom.py)
                 version = byom.create_model(self, statement)
                 if version is not None:
-                    self._say(f"stored {statement.model} version {version}")
+                    self.say(f"stored {statement.model} version {version}")
                 return Result(None, 0, "CREATE MODEL")
             return self._create_model(statement)
 
@@ -396,11 +396,11 @@ class Session:
         policy, options = lifecycle.deploy_policy(statement.options)
         models.get(options.get("model_type")).resolve_options(dict(options))
         checkpoint = self.engine.checkpoint()  # (a cancel from now on stops the training)
-        self._say(f"reading the training rows of {statement.model}")
+        self.say(f"reading the training rows of {statement.model}")
         table = self.engine.query_arrow(statement.query.sql)
         from sqlml.ml.train import train  # lazy: scikit-learn and skl2onnx, only to train
 
-        result = train(options, table, statement.transform, self._say, checkpoint)
+        result = train(options, table, statement.transform, self.say, checkpoint)
         checkpoint()  # the last one: after the store write the model is there
         # Inside a transaction (always so in the PostgreSQL server) the version is durable only
         # at its COMMIT, after this message has left: then the message says so.
@@ -409,15 +409,16 @@ class Session:
             version = lifecycle.store_trained(self, statement, result, table, policy, options)
             lifecycle.serving_changed(self, statement.model)
         if committed_here:
-            self._say(f"stored {statement.model} version {version}")
+            self.say(f"stored {statement.model} version {version}")
         else:
-            self._say(
+            self.say(
                 f"wrote {statement.model} version {version}: it is stored and serves once this"
                 " transaction commits"
             )
         return Result(None, 0, "CREATE MODEL")
 
-    def _say(self, message: str) -> None:
+    def say(self, message: str) -> None:
+        """A NOTICE to the client (the progress channel), if it listens."""
         if self.progress is not None:
             self.progress(message)
 
@@ -484,6 +485,13 @@ class Session:
         schema = self.engine.schema_of(probe) if probe is not None else None
         rendering.probes.append(probe)
         rendering.inputs.append(schema)
+        if isinstance(call, Predict) and not view and "traffic" in version.settings:
+            assert schema is not None
+            assert call.input is not None
+            given = _parse_query(call.input.sql, self.engine.dialect)
+            split, others = traffic.routed(self, version, call, schema, given)
+            rendering.versions.extend(others)  # (their sha256 checked before each run too)
+            return split
         if isinstance(call, Predict):
             return self.predict_subquery(version, call, schema, view=view)
         if isinstance(call, Score):
@@ -550,6 +558,7 @@ class Session:
         schema: pa.Schema | None = None,
         *,
         view: bool = False,
+        rows: exp.Expr | None = None,
     ) -> exp.Expr:
         """Three nested SELECTs over the input query, all aliased ``__sqlml_input`` so that the
         compiled expressions (written against that alias) read the right level:
@@ -561,7 +570,8 @@ class Session:
 
         Trees are assembled with copy=False: the compiled outputs are large and shared.
         ``schema``: the input's columns, when the caller has them already. ``view``: in
-        CREATE VIEW, the raw outputs come from the model's function (views.py).
+        CREATE VIEW, the raw outputs come from the model's function (views.py). ``rows``: the
+        input query as a tree, in place of the call's (a traffic split's share: traffic.py).
         """
         if schema is None:
             schema = self.engine.schema_of(self._probe(call))
@@ -573,7 +583,9 @@ class Session:
             else scoring.choose_mode(version, call, self.settings.scoring, self.engine.dialect)
         )
         alias = "__sqlml_input"
-        source: exp.Expr = _subquery(_parse_query(call.input.sql, self.engine.dialect), alias)
+        if rows is None:
+            rows = _parse_query(call.input.sql, self.engine.dialect)
+        source: exp.Expr = _subquery(rows, alias)
         raw_refs: list[exp.Expr]
         if mode == "view" and views.predicts_by_function(version):
             return views.predict_view(self.engine, version, source, schema.names, call.threshold)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from sqlml import errors, views
+from sqlml import errors, traffic, views
 from sqlml.engines.base import Result, all_or_nothing
 from sqlml.grammar.statements import AlterModel, CreateModel, DropModel, ModelRef
 from sqlml.ml import models
@@ -165,7 +165,7 @@ def store_trained(
     if deploy:
         return version
     if policy.mode == MANUAL:
-        session._say(
+        session.say(
             f"{ref} version {version} is stored and does not serve (deploy = 'manual'):"
             f" version {serving} serves; ALTER MODEL {ref} DEPLOY VERSION {version} deploys it"
         )
@@ -193,7 +193,7 @@ def _gate(
     try:
         old_value = evaluate_table(old, rows).get(metric)
     except errors.Error as e:  # the serving version cannot read these rows
-        session._say(
+        session.say(
             f"{ref} version {version} is stored and does not serve: version {serving} cannot be"
             f" measured on its evaluation rows ({e.message})"
         )
@@ -203,13 +203,13 @@ def _gate(
     better = _better(new_value, old_value, higher, policy.min_delta)
     summary = f"{metric} {_text(new_value)} against {_text(old_value)} of version {serving}"
     if not better:
-        session._say(
+        session.say(
             f"{ref} version {version} is stored and does not serve (deploy = 'if_better'):"
             f" {summary}, min delta {policy.min_delta:g}"
         )
         return
     session.store.deploy(ref, version, action="create", role=role, metrics=numbers)
-    session._say(f"{ref} version {version} serves (deploy = 'if_better'): {summary}")
+    session.say(f"{ref} version {version} serves (deploy = 'if_better'): {summary}")
 
 
 def _better(new: float | None, old: float | None, higher: bool, delta: float) -> bool:
@@ -249,7 +249,10 @@ def _text(value: float | None) -> str:
 
 
 def alter(session: Session, statement: AlterModel) -> Result:
-    """``ALTER MODEL m DEPLOY VERSION n`` or ``ALTER MODEL m ROLLBACK [TO VERSION n]``."""
+    """``ALTER MODEL m DEPLOY VERSION n`` or ``ALTER MODEL m ROLLBACK [TO VERSION n]``; SET
+    TRAFFIC and CLEAR TRAFFIC (sqlml/traffic.py)."""
+    if statement.action in ("SET TRAFFIC", "CLEAR TRAFFIC"):
+        return _traffic(session, statement)
     store, ref = session.store, statement.model
     role = store.who()
     with store.writing(ref), all_or_nothing(session.engine):
@@ -264,9 +267,48 @@ def alter(session: Session, statement: AlterModel) -> Result:
         if previous is not None:
             serving_changed(session, ref)
     if previous is None:
-        session._say(f"{ref} version {now} serves already: nothing changed")
+        session.say(f"{ref} version {now} serves already: nothing changed")
     else:
-        session._say(f"{ref} version {now} serves (version {previous} served before)")
+        session.say(f"{ref} version {now} serves (version {previous} served before)")
+    return Result(None, 0, "ALTER MODEL")
+
+
+def _traffic(session: Session, statement: AlterModel) -> Result:
+    """SET TRAFFIC: checked, allocated from the split in effect (fewest keys move), stored with
+    its audit row; CLEAR TRAFFIC: all traffic to the serving version again."""
+    store, ref = session.store, statement.model
+    role = store.who()
+    with store.writing(ref), all_or_nothing(session.engine):
+        serving = store.load(ref)
+        settings = store.settings(ref)
+        previous = settings.get("traffic")
+        if statement.action == "CLEAR TRAFFIC":
+            if previous is None:
+                session.say(f"{ref} has no traffic split: nothing changed")
+                return Result(None, 0, "ALTER MODEL")
+            del settings["traffic"]
+            store.change_settings(
+                ref, settings, action="clear traffic", role=role, comment=statement.comment
+            )
+            session.say(f"{ref}: all traffic to version {serving.version}")
+            return Result(None, 0, "ALTER MODEL")
+        wanted = traffic.units(statement, serving.version)
+        for number in wanted:
+            if number != serving.version:
+                traffic.check_compatible(serving, store.load(ref, number))
+        old = previous["ranges"] if previous is not None else None
+        ranges = traffic.allocate(old, serving.version, wanted)
+        settings["traffic"] = {
+            "key": statement.key,
+            "weights": {str(v): n * 100 / traffic.BUCKETS for v, n in sorted(wanted.items())},
+            "ranges": [list(r) for r in ranges],
+        }
+        store.change_settings(ref, settings, action="traffic", role=role, comment=statement.comment)
+    split = ", ".join(
+        f"version {v} {n * 100 / traffic.BUCKETS:g}%" for v, n in sorted(wanted.items())
+    )
+    by = f" by key {statement.key}" if statement.key else " at random per row"
+    session.say(f"{ref} traffic: {split}{by}")
     return Result(None, 0, "ALTER MODEL")
 
 

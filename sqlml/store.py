@@ -39,7 +39,11 @@ STORE_INFO = exp.table_("store_info", db="sqlml", quoted=True)
 MODELS = exp.table_("models", db="sqlml", quoted=True)
 VERSIONS = exp.table_("versions", db="sqlml", quoted=True)
 DEPLOYMENTS = exp.table_("deployments", db="sqlml", quoted=True)
-STORE_TABLES = (STORE_INFO, MODELS, VERSIONS, DEPLOYMENTS)  # those of today's store version
+MODEL_SETTINGS = exp.table_("model_settings", db="sqlml", quoted=True)
+# those of today's store version
+STORE_TABLES = (STORE_INFO, MODELS, VERSIONS, DEPLOYMENTS, MODEL_SETTINGS)
+# the audit rows that changed current_version (ROLLBACK walks them); the others change settings
+SERVING_ACTIONS = ("create", "deploy", "rollback")
 LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "duckdb", "pyarrow")  # and sqlml
 
 
@@ -66,6 +70,18 @@ class ModelVersion:
     training_info: dict[str, Any]
     feature_info: list[dict[str, Any]]
     pinned: bool = False  # addressed as MODEL m VERSION n (not as the version that serves)
+    settings_text: str = ""  # the model's sqlml.model_settings JSON when it serves ("": none)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The model's serving settings (a traffic split) when loaded as the serving version."""
+        return dict(json.loads(self.settings_text)) if self.settings_text else {}
+
+    @property
+    def fingerprint(self) -> str:
+        """What a kept plan checks before it runs (Store.serving_sha): the graph's sha256 and,
+        for the serving version, the settings that route its traffic."""
+        return self.sha256 if self.pinned else f"{self.sha256}|{self.settings_text}"
 
     @property
     def kind(self) -> str:
@@ -200,9 +216,9 @@ class Store:
         return int(table.column(0)[0].as_py()) if table.num_rows else None
 
     def current_sha(self, ref: ModelRef) -> str | None:
-        """The sha256 of the version the model serves (of the version ``ref`` names, if it
-        names one): a cheap check that a plan is current. ``ref``: a stored version's own
-        (exact) name."""
+        """The fingerprint (ModelVersion.fingerprint) of the version the model serves (of the
+        version ``ref`` names, if it names one): a cheap check that a plan is current. ``ref``:
+        a stored version's own (exact) name."""
         schema, name = self._names(ref)
         query = _sha_query(ref, exp.Placeholder(), exp.Placeholder())
         table = self.engine.query_arrow(self._sql(query), [schema, name])
@@ -233,7 +249,64 @@ class Store:
         if not table.num_rows:
             raise errors.UndefinedModel(f'model "{schema}.{name}" has no version {wanted}')
         loaded = _version_from_row(table.slice(0, 1).to_pylist()[0])
-        return dataclasses.replace(loaded, pinned=True) if version is not None else loaded
+        if version is not None:
+            return dataclasses.replace(loaded, pinned=True)
+        return dataclasses.replace(loaded, settings_text=self._settings_text(schema, name))
+
+    # -- serving settings: a traffic split (sqlml/lifecycle.py) ---------------------------------
+
+    def _settings_text(self, schema: str, name: str) -> str:
+        query = exp.select(_col("settings")).from_(MODEL_SETTINGS).where(_key())
+        table = self.engine.query_arrow(self._sql(query), [schema, name])
+        return str(table.column(0)[0].as_py()) if table.num_rows else ""
+
+    def settings(self, ref: ModelRef) -> dict[str, Any]:
+        """The model's serving settings ({}: none)."""
+        text = self._settings_text(*self.resolve(ref))
+        return dict(json.loads(text)) if text else {}
+
+    def change_settings(
+        self,
+        ref: ModelRef,
+        settings: dict[str, Any],
+        *,
+        action: str,
+        role: str | None = None,
+        comment: str | None = None,
+    ) -> None:
+        """Replaces the model's serving settings, with an audit row naming ``action``, in one
+        transaction (42704: no such model)."""
+        self.ensure()
+        with all_or_nothing(self.engine):
+            current = self._existing(ref, None)
+            self._write_settings(ref, settings)
+            self._record(ref, current, current, action, role, comment, None, None, settings)
+
+    def _write_settings(self, ref: ModelRef, settings: dict[str, Any]) -> None:
+        schema, name = self.resolve(ref)
+        self.engine.execute(self._sql(exp.delete(MODEL_SETTINGS, where=_key())), [schema, name])
+        if not settings:
+            return
+        values = [schema, name, json.dumps(settings, sort_keys=True), _now()]
+        insert = exp.insert(
+            exp.values([tuple(exp.Placeholder() for _ in values)]),
+            MODEL_SETTINGS,
+            columns=[
+                exp.to_identifier(c, quoted=True)
+                for c in ("schema_name", "model_name", "settings", "updated_at")
+            ],
+        )
+        self.engine.execute(self._sql(insert), values)
+
+    def _end_traffic(self, ref: ModelRef) -> dict[str, Any] | None:
+        """A change of current_version ends a traffic split (it was set around the version that
+        served); returns the settings left in effect, for the audit row (None: no change)."""
+        settings = self.settings(ref)
+        if "traffic" not in settings:
+            return None
+        del settings["traffic"]
+        self._write_settings(ref, settings)
+        return settings
 
     def versions(self, ref: ModelRef) -> list[int]:
         """The model's stored version numbers, in order."""
@@ -273,7 +346,8 @@ class Store:
             serves = deploy or previous is None  # (a model's first version always serves)
             version = self._save(ref, result, query_sql, transform_sql, replace, serves)
             if serves:
-                self._record(ref, version, previous, "create", role, None, None)
+                settings = self._end_traffic(ref) if previous is not None else None
+                self._record(ref, version, previous, "create", role, None, None, True, settings)
             return version
 
     def _save(
@@ -350,7 +424,7 @@ class Store:
                 return False
             raise errors.UndefinedModel(f'model "{schema}.{name}" does not exist')
         with all_or_nothing(self.engine):
-            for table in (DEPLOYMENTS, VERSIONS, MODELS):
+            for table in (DEPLOYMENTS, MODEL_SETTINGS, VERSIONS, MODELS):
                 delete = exp.delete(table, where=_key())
                 self.engine.execute(self._sql(delete), [schema, name])
         return True
@@ -374,8 +448,8 @@ class Store:
             current = self._existing(ref, version)
             if current == version:
                 return None
-            self._serve(ref, version)
-            self._record(ref, version, current, action, role, comment, metrics)
+            settings = self._serve(ref, version)
+            self._record(ref, version, current, action, role, comment, metrics, True, settings)
             return current
 
     def rollback(
@@ -404,8 +478,8 @@ class Store:
             wanted, parent = target
             if wanted == current:
                 return wanted, None
-            self._serve(ref, wanted)
-            self._record(ref, wanted, current, "rollback", role, comment, None, parent)
+            settings = self._serve(ref, wanted)
+            self._record(ref, wanted, current, "rollback", role, comment, None, parent, settings)
             return wanted, current
 
     def _rollback_target(
@@ -461,7 +535,9 @@ class Store:
         assert current is not None
         return current
 
-    def _serve(self, ref: ModelRef, version: int) -> None:
+    def _serve(self, ref: ModelRef, version: int) -> dict[str, Any] | None:
+        """Points the model at ``version``; returns the settings left when a traffic split
+        ended (None: there was none)."""
         schema, name = self.resolve(ref)
         now = datetime.now(UTC).replace(tzinfo=None)
         update = exp.update(
@@ -470,14 +546,18 @@ class Store:
             where=_key(),
         )
         self.engine.execute(self._sql(update), [version, now, schema, name])
+        return self._end_traffic(ref)
 
     def _history(self, ref: ModelRef) -> list[Deployment]:
+        """The audit rows that changed the serving version, in order."""
         schema, name = self.resolve(ref)
         columns = ("deployment_id", "version", "parent_id")
+        actions = _col("action").isin(*(exp.Literal.string(a) for a in SERVING_ACTIONS))
         query = (
             exp.select(*(_col(c) for c in columns))
             .from_(DEPLOYMENTS)
             .where(_key())
+            .where(actions)
             .order_by(_col("deployment_id"))
         )
         rows = self.engine.query_arrow(self._sql(query), [schema, name]).to_pylist()
@@ -500,16 +580,20 @@ class Store:
         comment: str | None,
         metrics: dict[str, Any] | None,
         parent: int | bool | None = True,
+        settings: dict[str, Any] | None = None,
     ) -> None:
-        """One audit row; ``parent`` True: the deployment in effect until now."""
+        """One audit row; ``parent`` True: the deployment in effect until now; ``settings``:
+        the serving settings the change left (None: unchanged)."""
         schema, name = self.resolve(ref)
-        latest = self._latest_deployment(ref)
         if parent is True:
+            latest = self._latest_deployment(ref)
             parent = latest.deployment_id if latest is not None else None
+        last = exp.select(exp.func("max", _col("deployment_id"))).from_(DEPLOYMENTS).where(_key())
+        found = self.engine.query_arrow(self._sql(last), [schema, name]).column(0)[0].as_py()
         row = {
             "schema_name": schema,
             "model_name": name,
-            "deployment_id": (latest.deployment_id if latest is not None else 0) + 1,
+            "deployment_id": (int(found) if found is not None else 0) + 1,
             "version": version,
             "previous_version": previous,
             "action": action,
@@ -518,6 +602,7 @@ class Store:
             "comment": comment,
             "metrics": json.dumps(metrics) if metrics is not None else None,
             "parent_id": parent,
+            "settings": json.dumps(settings, sort_keys=True) if settings is not None else None,
         }
         present = {k: v for k, v in row.items() if v is not None}  # (NULLs: no typed markers)
         insert = exp.insert(
@@ -547,6 +632,10 @@ class Store:
         return self.engine.query_arrow(self._sql(query), params)
 
 
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
@@ -562,8 +651,21 @@ def _sha_query(ref: ModelRef, schema: exp.Expr, name: exp.Expr) -> exp.Select:
             .where(_col("model_name").eq(name))
             .where(_col("version").eq(exp.Literal.number(ref.version)))
         )
+    s = "s"
+    settings = exp.func("coalesce", exp.column("settings", s, quoted=True), exp.Literal.string(""))
+    fingerprint = exp.DPipe(
+        this=exp.DPipe(
+            this=exp.column("onnx_sha256", v, quoted=True), expression=exp.Literal.string("|")
+        ),
+        expression=settings,
+    )
+    on = exp.and_(
+        exp.column("schema_name", m).eq(exp.column("schema_name", s)),
+        exp.column("model_name", m).eq(exp.column("model_name", s)),
+    )
     return (
-        _serving(exp.select(exp.column("onnx_sha256", v, quoted=True)))
+        _serving(exp.select(fingerprint))
+        .join(MODEL_SETTINGS.copy().as_(s), on=on, join_type="left")
         .where(exp.column("schema_name", m).eq(schema))
         .where(exp.column("model_name", m).eq(name))
     )

@@ -418,18 +418,31 @@ def test_bad_deploy_options_are_22023(life: Life, bad: str, good: str) -> None:
 # -- the store's upgrade, and the gateway -----------------------------------------------------------
 
 
-def test_an_older_store_is_upgraded(tmp_path: Path) -> None:
+# what a store of each older version lacked
+OLDER_STORES = {
+    "1": ["DROP TABLE sqlml.deployments", "DROP TABLE sqlml.model_settings"],
+    "2": [
+        "DELETE FROM sqlml.deployments",
+        "ALTER TABLE sqlml.deployments DROP COLUMN settings",
+        "DROP TABLE sqlml.model_settings",
+    ],
+}
+
+
+@pytest.mark.parametrize("old", sorted(OLDER_STORES))
+def test_an_older_store_is_upgraded(tmp_path: Path, old: str) -> None:
     path = str(tmp_path / "old.duckdb")
     con = sqlml.connect(path, autocommit=True)
     con.execute("CREATE TABLE t AS SELECT 1.0 AS x, 2.0 AS y")
     con.execute("CREATE MODEL m OPTIONS (model_type = 'linear_reg') AS SELECT x, y AS label FROM t")
-    con.execute("DROP TABLE sqlml.deployments")  # as a store of version 1 was
-    con.execute("UPDATE sqlml.store_info SET value = '1' WHERE key = 'store_version'")
+    for statement in OLDER_STORES[old]:
+        con.execute(statement)
+    con.execute("UPDATE sqlml.store_info SET value = ? WHERE key = 'store_version'", [old])
     con.close()
     con = sqlml.connect(path, autocommit=True)
     try:
         rows = con.execute("SELECT value FROM sqlml.store_info WHERE key = 'store_version'")
-        assert rows.fetchall() == [("2",)]
+        assert rows.fetchall() == [("3",)]
         assert con.execute("SELECT * FROM ML.DEPLOYMENTS(MODEL m)").fetchall() == []
         con.execute(
             "CREATE OR REPLACE MODEL m OPTIONS (model_type = 'linear_reg') AS"
@@ -441,7 +454,8 @@ def test_an_older_store_is_upgraded(tmp_path: Path) -> None:
         con.close()
 
 
-def test_an_older_postgres_store_is_upgraded_by_install(pg_database: str) -> None:
+@pytest.mark.parametrize("old", sorted(OLDER_STORES))
+def test_an_older_postgres_store_is_upgraded_by_install(pg_database: str, old: str) -> None:
     import pgcluster
     import psycopg2
 
@@ -451,15 +465,19 @@ def test_an_older_postgres_store_is_upgraded_by_install(pg_database: str) -> Non
     con.close()
     raw = psycopg2.connect(pg_database)
     raw.autocommit = True
-    with raw.cursor() as cur:  # as a store of version 1 was
-        cur.execute("DROP TABLE sqlml.deployments")
-        cur.execute("UPDATE sqlml.store_info SET value = '1' WHERE key = 'store_version'")
+    with raw.cursor() as cur:  # as a store of that version was
+        for statement in OLDER_STORES[old]:
+            cur.execute(statement)
+        cur.execute("UPDATE sqlml.store_info SET value = %s WHERE key = 'store_version'", [old])
     pgcluster.install(pg_database)
     with raw.cursor() as cur:
         cur.execute("SELECT value FROM sqlml.store_info WHERE key = 'store_version'")
-        assert cur.fetchall() == [("2",)]
-        cur.execute("SELECT relrowsecurity FROM pg_class WHERE oid = 'sqlml.deployments'::regclass")
-        assert cur.fetchall() == [(True,)]
+        assert cur.fetchall() == [("3",)]
+        for table in ("deployments", "model_settings"):
+            cur.execute(
+                f"SELECT relrowsecurity FROM pg_class WHERE oid = 'sqlml.{table}'::regclass"
+            )
+            assert cur.fetchall() == [(True,)]
     raw.close()
     con = sqlml.connect(pg_database, autocommit=True)
     try:

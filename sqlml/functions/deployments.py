@@ -3,9 +3,11 @@
 
 Columns: deployment_id INT64, version INT64 (serving from deployed_at), previous_version INT64
 (NULL: the model's first), action STRING ('create': a CREATE MODEL whose version serves;
-'deploy'; 'rollback'), deployed_at TIMESTAMP, served_until TIMESTAMP (the next change; NULL for
-the one in effect), role STRING (PostgreSQL: current_user; DuckDB: the OS user or NULL),
-comment STRING, metrics STRING (JSON: the numbers that gated a deploy = 'if_better').
+'deploy'; 'rollback'; 'traffic' and 'clear traffic': a traffic split set or ended),
+deployed_at TIMESTAMP, served_until TIMESTAMP (the next change; NULL for the one in effect), role
+STRING (PostgreSQL: current_user; DuckDB: the OS user or NULL), comment STRING, metrics STRING
+(JSON: the numbers that gated a deploy = 'if_better'), settings STRING (JSON: the traffic split
+the change left in effect, {} when it ended one; NULL: unchanged).
 
 A query over sqlml.deployments in the engine's own SQL, as ML.VERSIONS (functions/versions.py).
 """
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
 NAME = "DEPLOYMENTS"
 _COLUMNS = ("deployment_id", "version", "previous_version", "action", "deployed_at")
-_AFTER = ("role", "comment", "metrics")
+_AFTER = ("role", "comment", "metrics", "settings")
 
 
 def _render(

@@ -5,8 +5,9 @@ Columns: version INT64, created_at TIMESTAMP, model_type STRING, metrics STRING 
 ML.EVALUATE's columns on the version's evaluation rows), options STRING (JSON: every option,
 defaults filled in), data_fingerprint STRING (the sha256 of the training rows' content, the
 store's data_hash), training_rows INT64 (rows used: those with a label), status STRING
-('serving' for the version ML.PREDICT serves, else 'available'; room is left for 'traffic' and
-'shadow').
+('serving' for the version ML.PREDICT serves, 'traffic' for another version with a share of a
+traffic split, else 'available'), traffic_weight FLOAT64 (the version's percentage of the traffic
+split in effect; NULL: no split, or not in it).
 
 Why rendered, not computed: the rows are a query over the store tables in the engine's own SQL
 (rows=NONE, no ML.PREDICT around it), so a kept plan, a cursor or a view reads the store as it
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from sqlml.store import ModelVersion
 
 NAME = "VERSIONS"
-SERVING, AVAILABLE = "serving", "available"
+SERVING, TRAFFIC, AVAILABLE = "serving", "traffic", "available"
 
 
 def column(name: str, table: str) -> exp.Column:
@@ -48,19 +49,25 @@ def store_table(name: str, alias: str) -> exp.Table:
 def _render(
     version: ModelVersion, settings: Mapping[str, Any], scored: Scored | None, dialect: str
 ) -> exp.Expr:
-    v, m = "v", "m"
+    v, m, s = "v", "m", "s"
+    weight = _traffic_weight(column("settings", s), column("version", v), dialect)
     status = exp.Case(
         ifs=[
             exp.If(
                 this=column("version", v).eq(column("current_version", m)),
                 true=exp.Literal.string(SERVING),
-            )
+            ),
+            exp.If(this=weight.copy() > exp.Literal.number(0), true=exp.Literal.string(TRAFFIC)),
         ],
         default=exp.Literal.string(AVAILABLE),
     )
     joined = exp.and_(
         column("schema_name", m).eq(column("schema_name", v)),
         column("model_name", m).eq(column("model_name", v)),
+    )
+    settings_of = exp.and_(
+        column("schema_name", s).eq(column("schema_name", v)),
+        column("model_name", s).eq(column("model_name", v)),
     )
     query = (
         exp.select(
@@ -72,13 +79,30 @@ def _render(
             exp.alias_(column("data_hash", v), "data_fingerprint", quoted=True),
             exp.alias_(column("row_count", v), "training_rows", quoted=True),
             exp.alias_(status, "status", quoted=True),
+            exp.alias_(weight, "traffic_weight", quoted=True),
         )
         .from_(store_table("versions", v))
         .join(store_table("models", m), on=joined)
+        .join(store_table("model_settings", s), on=settings_of, join_type="left")
         .where(of_model(version, v))
         .order_by(column("version", v))
     )
     return query.subquery()
+
+
+def _traffic_weight(settings: exp.Expr, version: exp.Expr, dialect: str) -> exp.Expr:
+    """settings' traffic.weights["<version>"] as a number (NULL: none): JSON's -> and ->>,
+    which DuckDB and PostgreSQL both have."""
+    text = exp.DataType.build("VARCHAR" if dialect == "duckdb" else "TEXT")
+    weights = exp.JSONExtract(
+        this=exp.JSONExtract(
+            this=exp.cast(settings, exp.DataType.build("JSON")),
+            expression=exp.Literal.string("traffic"),
+        ),
+        expression=exp.Literal.string("weights"),
+    )
+    weight = exp.JSONExtractScalar(this=weights, expression=exp.cast(version, text))
+    return exp.cast(weight, exp.DataType.build("DOUBLE"))
 
 
 VERSIONS = register(Function(name=NAME, table=True, rows=NONE, runs=OVER_ROWS, render=_render))

@@ -123,11 +123,21 @@ class MLParser(parser.Parser):
         return self.expression(exp.Drop(kind="MODEL", tables=[table], exists=if_exists))
 
     def _parse_alter_model(self) -> exp.Expr:
-        """``ALTER MODEL m DEPLOY VERSION n | ROLLBACK [TO VERSION n] [COMMENT 'text']`` (after
-        ALTER MODEL); the other ALTER MODEL forms are 0A000 (sqlml.grammar.parser)."""
+        """``ALTER MODEL m DEPLOY VERSION n | ROLLBACK [TO VERSION n] | SET TRAFFIC (VERSION n =
+        weight, ...) [BY KEY column] | CLEAR TRAFFIC [COMMENT 'text']`` (after ALTER MODEL); the
+        other ALTER MODEL forms are 0A000 (sqlml.grammar.parser)."""
         this = self._parse_dotted_name(max_parts=3)
         version = None
-        if self._match_text_seq("DEPLOY"):
+        traffic: list[exp.Expr] | None = None
+        key = None
+        if self._match_text_seq("SET", "TRAFFIC"):
+            action = "SET TRAFFIC"
+            traffic = self._parse_wrapped_csv(self._parse_traffic_weight)
+            if self._match_text_seq("BY", "KEY"):
+                key = self._parse_id_var(any_token=False) or self._fail("Expected a column name")
+        elif self._match_text_seq("CLEAR", "TRAFFIC"):
+            action = "CLEAR TRAFFIC"
+        elif self._match_text_seq("DEPLOY"):
             action = "DEPLOY"
             if not self._match_text_seq("VERSION"):
                 self._fail("Expected VERSION <number> after DEPLOY")
@@ -147,8 +157,25 @@ class MLParser(parser.Parser):
                 self._fail("Expected a string after COMMENT")
             comment = exp.Literal.string(self._curr.text)
             self._advance()
-        node = nodes.AlterModel(this=this, action=action, version=version, comment=comment)
+        node = nodes.AlterModel(
+            this=this,
+            action=action,
+            version=version,
+            comment=comment,
+            expressions=traffic or [],
+            key=key,
+        )
         return self.expression(node)
+
+    def _parse_traffic_weight(self) -> exp.Expr:
+        """``VERSION n = weight`` in SET TRAFFIC (the weight any number; sqlml.lifecycle checks)."""
+        if not self._match_text_seq("VERSION"):
+            self._fail("Expected VERSION <number> = <weight>")
+        version = self._parse_version_number()
+        if not self._match(TokenType.EQ):
+            self._fail("Expected = <weight> after the version")
+        weight = self._parse_unary() or self._fail("Expected a weight (a percentage)")
+        return exp.EQ(this=version, expression=weight)
 
     def _parse_model_name(self) -> exp.Table:
         """A model's name, with ``VERSION n`` after it noted on the Table (nodes.VERSION)."""

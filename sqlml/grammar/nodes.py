@@ -121,10 +121,19 @@ class ExportModel(exp.Expression):
 
 
 class AlterModel(exp.Expression):
-    """``ALTER MODEL this DEPLOY VERSION n | ROLLBACK [TO VERSION n] [COMMENT 'text']``:
-    ``action`` the upper-case word, ``version`` an int literal, ``comment`` a string literal."""
+    """``ALTER MODEL this DEPLOY VERSION n | ROLLBACK [TO VERSION n] | SET TRAFFIC (VERSION n =
+    w, ...) [BY KEY key] | CLEAR TRAFFIC [COMMENT 'text']``: ``action`` the upper-case words,
+    ``version`` an int literal, ``expressions`` SET TRAFFIC's ``EQ(version, weight)``s, ``key``
+    its column, ``comment`` a string literal."""
 
-    arg_types = {"this": True, "action": True, "version": False, "comment": False}
+    arg_types = {
+        "this": True,
+        "action": True,
+        "version": False,
+        "comment": False,
+        "expressions": False,
+        "key": False,
+    }
 
 
 class ModelColumns(exp.Expression):
@@ -143,6 +152,13 @@ def _alter_model_sql(gen: Generator, node: AlterModel) -> str:
     action = str(node.args["action"])
     version = node.args.get("version")
     text = f"ALTER MODEL {gen.sql(node, 'this')} {action}"
+    if node.expressions:
+        weights = ", ".join(
+            f"VERSION {gen.sql(w, 'this')} = {gen.sql(w, 'expression')}" for w in node.expressions
+        )
+        text += f" ({weights})"
+    if node.args.get("key") is not None:
+        text += f" BY KEY {gen.sql(node, 'key')}"
     if version is not None:
         text += f"{' TO' if action == 'ROLLBACK' else ''} VERSION {gen.sql(version)}"
     comment = node.args.get("comment")

@@ -178,15 +178,30 @@ def _alter_model(tree: nodes.AlterModel) -> AlterModel:
     action = str(tree.args["action"])
     if action == "OTHER":
         raise errors.FeatureNotSupported(
-            "ALTER MODEL is not supported yet except DEPLOY VERSION n and ROLLBACK [TO VERSION n]"
+            "ALTER MODEL is not supported yet except DEPLOY VERSION n, ROLLBACK [TO VERSION n],"
+            " SET TRAFFIC (...) and CLEAR TRAFFIC"
         )
-    version, comment = tree.args.get("version"), tree.args.get("comment")
+    version, comment, key = (tree.args.get(k) for k in ("version", "comment", "key"))
     return AlterModel(
         model=model_ref(tree.this),
         action=action,
         version=int(version.name) if version is not None else None,
         comment=str(comment.this) if comment is not None else None,
+        traffic=tuple((int(w.this.name), _weight(w.expression)) for w in tree.expressions),
+        key=fold(key) if key is not None else None,
     )
+
+
+def _weight(value: exp.Expr) -> float:
+    """A SET TRAFFIC weight: a number, maybe negative (sqlml.lifecycle says why it is wrong)."""
+    negative = isinstance(value, exp.Neg)
+    number = value.this if negative else value
+    if not isinstance(number, exp.Literal) or number.is_string:
+        raise errors.InvalidParameterValue(
+            f"a traffic weight must be a number (a percentage), not {value.sql()}",
+            position=nodes.start_of(value),
+        )
+    return -float(number.name) if negative else float(number.name)
 
 
 def _create_model(tree: exp.Create, sql: str) -> CreateModel:

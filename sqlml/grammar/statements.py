@@ -85,13 +85,16 @@ class DropModel:
 
 @dataclass(frozen=True)
 class AlterModel:
-    """``ALTER MODEL m DEPLOY VERSION n [COMMENT '...']`` or ``ALTER MODEL m ROLLBACK [TO
-    VERSION n] [COMMENT '...']``: which stored version serves (sqlml/lifecycle.py)."""
+    """``ALTER MODEL m DEPLOY VERSION n``, ``ROLLBACK [TO VERSION n]``, ``SET TRAFFIC (VERSION n =
+    weight, ...) [BY KEY column]`` or ``CLEAR TRAFFIC``, each ``[COMMENT '...']``: which stored
+    versions serve (sqlml/lifecycle.py)."""
 
     model: ModelRef
-    action: str  # 'DEPLOY' | 'ROLLBACK'
+    action: str  # 'DEPLOY' | 'ROLLBACK' | 'SET TRAFFIC' | 'CLEAR TRAFFIC'
     version: int | None = None  # DEPLOY's; ROLLBACK's TO VERSION (None: the previous deployment)
     comment: str | None = None
+    traffic: tuple[tuple[int, float], ...] = ()  # SET TRAFFIC's (version, weight) as written
+    key: str | None = None  # SET TRAFFIC's BY KEY column (None: a random split per row)
 
 
 @dataclass(frozen=True)

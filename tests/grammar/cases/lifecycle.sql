@@ -91,7 +91,9 @@ ALTER MODEL shop.churn DEPLOY VERSION 3
   "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
   "action": "DEPLOY",
   "version": 3,
-  "comment": null
+  "comment": null,
+  "traffic": [],
+  "key": null
 }
 
 -- case: deploy_with_comment
@@ -102,7 +104,9 @@ alter model "Shop".churn deploy version 3 comment 'better recall; it''s fine'
   "model": {"type": "ModelRef", "schema": "Shop", "name": "churn"},
   "action": "DEPLOY",
   "version": 3,
-  "comment": "better recall; it's fine"
+  "comment": "better recall; it's fine",
+  "traffic": [],
+  "key": null
 }
 
 -- case: rollback
@@ -113,7 +117,9 @@ ALTER MODEL shop.churn ROLLBACK
   "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
   "action": "ROLLBACK",
   "version": null,
-  "comment": null
+  "comment": null,
+  "traffic": [],
+  "key": null
 }
 
 -- case: rollback_to_version_with_comment
@@ -124,7 +130,9 @@ ALTER MODEL shop.churn ROLLBACK TO VERSION 2 COMMENT 'v3 misbehaves'
   "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
   "action": "ROLLBACK",
   "version": 2,
-  "comment": "v3 misbehaves"
+  "comment": "v3 misbehaves",
+  "traffic": [],
+  "key": null
 }
 
 -- case: drop_a_version
@@ -159,3 +167,67 @@ ALTER MODEL m ROLLBACK TO 2
 -- case: alter_model_set_options_not_yet
 ALTER MODEL m SET OPTIONS (description = 'x')
 -- expected: error 0A000
+
+-- case: set_traffic_by_key
+ALTER MODEL shop.churn SET TRAFFIC (VERSION 7 = 90, VERSION 8 = 10) BY KEY Customer_ID COMMENT 'canary'
+-- expected:
+{
+  "type": "AlterModel",
+  "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
+  "action": "SET TRAFFIC",
+  "version": null,
+  "comment": "canary",
+  "traffic": [[7, 90.0], [8, 10.0]],
+  "key": "customer_id"
+}
+
+-- case: set_traffic_random_with_decimals
+ALTER MODEL churn SET TRAFFIC (VERSION 1 = 99.5, VERSION 2 = 0.5)
+-- expected:
+{
+  "type": "AlterModel",
+  "model": {"type": "ModelRef", "schema": null, "name": "churn"},
+  "action": "SET TRAFFIC",
+  "version": null,
+  "comment": null,
+  "traffic": [[1, 99.5], [2, 0.5]],
+  "key": null
+}
+
+-- case: set_traffic_negative_weight_is_parsed
+ALTER MODEL churn SET TRAFFIC (VERSION 1 = -10, VERSION 2 = 110)
+-- expected:
+{
+  "type": "AlterModel",
+  "model": {"type": "ModelRef", "schema": null, "name": "churn"},
+  "action": "SET TRAFFIC",
+  "version": null,
+  "comment": null,
+  "traffic": [[1, -10.0], [2, 110.0]],
+  "key": null
+}
+
+-- case: clear_traffic
+ALTER MODEL churn CLEAR TRAFFIC COMMENT 'done'
+-- expected:
+{
+  "type": "AlterModel",
+  "model": {"type": "ModelRef", "schema": null, "name": "churn"},
+  "action": "CLEAR TRAFFIC",
+  "version": null,
+  "comment": "done",
+  "traffic": [],
+  "key": null
+}
+
+-- case: traffic_weight_is_a_number
+ALTER MODEL churn SET TRAFFIC (VERSION 1 = 'all')
+-- expected: error 22023
+
+-- case: traffic_needs_version_word
+ALTER MODEL churn SET TRAFFIC (1 = 100)
+-- expected: error 42601 at 32
+
+-- case: traffic_needs_a_weight
+ALTER MODEL churn SET TRAFFIC (VERSION 1)
+-- expected: error 42601 at 41

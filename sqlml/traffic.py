@@ -1,0 +1,271 @@
+"""Traffic splits: ``ALTER MODEL m SET TRAFFIC (VERSION a = 90, VERSION b = 10) [BY KEY col]``.
+
+Theory of operation
+-------------------
+Traffic is split over ``BUCKETS`` buckets; the split stored in ``sqlml.model_settings`` says which
+version owns which bucket ranges (``ranges``: ``[start, end, version]``). Each row of ML.PREDICT's
+input gets a bucket, either from its key (``BY KEY``: the same key, the same bucket, on every call
+and on both engines) or at random (no key: a split per row), and is scored by the version that owns
+its bucket. ML.PREDICT then has one more column, ``model_version``, the version that scored the row.
+
+- **One hash on both engines**, never the engine's own ``hash()`` (DuckDB's and PostgreSQL's differ,
+  and may change between releases). An integer key ``k`` goes through three rounds of the
+  Park-Miller generator: ``h = ((k mod p) + p) mod p``, then ``h = h * 48271 mod p`` three times
+  (``p = 2^31 - 1``; every product fits a BIGINT), and the bucket is ``h mod BUCKETS``. Any other
+  key is cast to text and its bucket is the first 32 bits of its MD5, ``mod BUCKETS``. Both are a
+  few lines of SQL that DuckDB and PostgreSQL compute alike (tests/test_traffic.py checks both
+  against Python's own arithmetic and hashlib). Integer and text keys hash alike everywhere; other
+  types are hashed as their text, which the two engines write alike for dates and UUIDs, not
+  always for floats and timestamps. A NULL key takes bucket 0.
+- **Sticky and minimal**: a new split starts from the old one (or from the serving version owning
+  every bucket); each version keeps the buckets it owned up to its new share, in order, and the
+  buckets freed go to the versions that grow. So a key changes version only when the version it
+  was on shrank, and the number of keys moved is the least any split could move.
+- **One pass over the input**: the input query runs once, into a MATERIALIZED common table
+  expression with the bucket beside each row; each version scores the rows of its buckets (its own
+  compiled SQL or runtime scorer, as ML.PREDICT would alone), and UNION ALL puts them together. So
+  a split costs the bucket, the materialization and the union, never scoring a row twice.
+
+The split belongs to the version that serves: ``current_version`` must be one of its versions,
+and a change of the serving version (DEPLOY, ROLLBACK, a CREATE MODEL that serves) ends it. The
+functions other than ML.PREDICT (ML.EVALUATE, ML.SCORE, views over ML.PREDICT, PostgreSQL's
+per-model functions) score with the serving version.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from sqlml import errors, scoring
+from sqlml.grammar.statements import AlterModel, Predict
+from sqlml.store import ModelVersion
+
+if TYPE_CHECKING:
+    from sqlml.engine import Session
+
+BUCKETS = 10_000
+PRIME = 2_147_483_647  # 2^31 - 1
+MULTIPLIER = 48_271
+ROUNDS = 3
+COLUMN = "model_version"  # ML.PREDICT's column while a split is set
+_BUCKET = f"{scoring.HIDDEN}bucket"
+_ROUTED = f"{scoring.HIDDEN}routed"
+
+Range = tuple[int, int, int]  # [start, end) of buckets, version
+
+
+# -- SET TRAFFIC: checking and allocating --------------------------------------------------------
+
+
+def units(statement: AlterModel, serving: int) -> dict[int, int]:
+    """The weights as buckets per version: each a percentage, none negative, at most two
+    decimals, together 100, every version once, the serving version among them (22023)."""
+    if not statement.traffic:
+        raise errors.InvalidParameterValue("SET TRAFFIC needs at least one VERSION n = weight")
+    found: dict[int, int] = {}
+    for version, weight in statement.traffic:
+        if version in found:
+            raise errors.InvalidParameterValue(f"version {version} is given twice in SET TRAFFIC")
+        share = weight * BUCKETS / 100
+        if weight < 0 or abs(share - round(share)) > 1e-6:
+            raise errors.InvalidParameterValue(
+                f"traffic weight {weight:g} of version {version} is not a percentage between 0"
+                " and 100 with at most two decimals"
+            )
+        found[version] = round(share)
+    total = sum(found.values())
+    if total != BUCKETS:
+        raise errors.InvalidParameterValue(
+            f"traffic weights must add up to 100, not {total * 100 / BUCKETS:g}"
+        )
+    if serving not in found:
+        raise errors.InvalidParameterValue(
+            f"version {serving} serves, so SET TRAFFIC must give it a weight (0 is allowed)",
+            hint="to move all traffic to another version, ALTER MODEL ... DEPLOY VERSION n",
+        )
+    return found
+
+
+def allocate(
+    previous: Sequence[Sequence[int]] | None, serving: int, wanted: dict[int, int]
+) -> list[Range]:
+    """Bucket ranges per version for the ``wanted`` counts, moving as few buckets as possible
+    from ``previous`` (None: the serving version owns every bucket)."""
+    owner: list[int | None] = [serving] * BUCKETS
+    for start, end, version in previous or ():
+        owner[start:end] = [version] * (end - start)
+    have = Counter(owner)
+    for bucket in reversed(range(BUCKETS)):  # each keeps its first buckets, up to its share
+        held = owner[bucket]
+        if held is not None and have[held] > wanted.get(held, 0):
+            owner[bucket] = None
+            have[held] -= 1
+    free = iter(b for b in range(BUCKETS) if owner[b] is None)
+    for version in sorted(wanted):
+        for _ in range(wanted[version] - have[version]):
+            owner[next(free)] = version
+    ranges: list[Range] = []
+    for bucket, held in enumerate(owner):
+        assert held is not None
+        if ranges and ranges[-1][2] == held and ranges[-1][1] == bucket:
+            ranges[-1] = (ranges[-1][0], bucket + 1, held)
+        else:
+            ranges.append((bucket, bucket + 1, held))
+    return ranges
+
+
+def check_compatible(serving: ModelVersion, other: ModelVersion) -> None:
+    """Versions that serve side by side must take the same columns and give the same ones
+    (42804): one query feeds both, and their rows are one result."""
+    problem = None
+    if serving.kind != other.kind:
+        problem = (
+            f"it is a {other.model_type} model, version {serving.version} a {serving.model_type}"
+        )
+    elif {(c.name, c.kind) for c in serving.inputs} != {(c.name, c.kind) for c in other.inputs}:
+        problem = "it takes other input columns"
+    elif scoring.output_names(serving) != scoring.output_names(other):
+        problem = "it gives other output columns"
+    elif (serving.label or {}).get("type") != (other.label or {}).get("type"):
+        problem = "its label has another type"
+    if problem is not None:
+        raise errors.DatatypeMismatch(
+            f"version {other.version} of model {serving.ref} cannot serve beside version"
+            f" {serving.version}: {problem}",
+            hint="CREATE OR REPLACE MODEL with deploy = 'always' serves a new schema",
+        )
+
+
+# -- ML.PREDICT over a split ---------------------------------------------------------------------
+
+
+def bucket_expression(key: exp.Expr | None, key_type: pa.DataType | None, dialect: str) -> exp.Expr:
+    """The bucket of a row: from its key (None: at random)."""
+    buckets = exp.Literal.number(BUCKETS)
+    if key is None:
+        random = exp.Floor(this=exp.Mul(this=exp.Rand(), expression=buckets))
+        return exp.cast(random, exp.DataType.build("BIGINT"))
+    if key_type is not None and pa.types.is_integer(key_type):
+        prime = exp.Literal.number(PRIME)
+        value: exp.Expr = exp.cast(key, exp.DataType.build("BIGINT"))
+        value = exp.Mod(
+            this=exp.paren(
+                exp.Add(this=exp.Mod(this=value, expression=prime), expression=prime.copy())
+            ),
+            expression=prime.copy(),
+        )
+        for _ in range(ROUNDS):
+            value = exp.Mod(
+                this=exp.Mul(this=exp.paren(value), expression=exp.Literal.number(MULTIPLIER)),
+                expression=prime.copy(),
+            )
+        return exp.Mod(this=exp.paren(value), expression=buckets)
+    text = exp.cast(key, exp.DataType.build("VARCHAR" if dialect == "duckdb" else "TEXT"))
+    digits = exp.Substring(
+        this=exp.MD5(this=text), start=exp.Literal.number(1), length=exp.Literal.number(8)
+    )
+    if dialect == "duckdb":
+        hexed = exp.DPipe(this=exp.Literal.string("0x"), expression=digits)
+        number = exp.cast(hexed, exp.DataType.build("UBIGINT", dialect="duckdb"))
+    else:
+        hexed = exp.DPipe(this=exp.Literal.string("x"), expression=digits)
+        bits = exp.cast(hexed, exp.DataType.build("BIT(32)", dialect="postgres"))
+        number = exp.cast(bits, exp.DataType.build("BIGINT"))
+    return exp.Mod(this=number, expression=buckets)
+
+
+def _owned(ranges: Sequence[Sequence[int]], version: int) -> exp.Expr:
+    """Whether a row's bucket is one of ``version``'s."""
+    bucket = exp.column(_BUCKET, quoted=True)
+    conditions: list[exp.Expr] = [
+        exp.and_(
+            bucket.copy() >= exp.Literal.number(start),
+            bucket.copy() < exp.Literal.number(end),
+        )
+        for start, end, owner in ranges
+        if owner == version
+    ]
+    return exp.paren(exp.or_(*conditions))
+
+
+def _key_field(schema: pa.Schema, key: str) -> pa.Field:
+    """The input column named by BY KEY (names compare case-insensitively): 42703 when none."""
+    exact = [f for f in schema if f.name == key]
+    found = exact or [f for f in schema if f.name.lower() == key.lower()]
+    if not found:
+        raise errors.UndefinedColumn(
+            f'the traffic split of this model is by key "{key}", which the input of ML.PREDICT'
+            " does not have",
+            hint="select the key column in the input query, or ALTER MODEL ... SET TRAFFIC"
+            " without BY KEY",
+        )
+    return found[0]
+
+
+def routed(
+    session: Session,
+    serving: ModelVersion,
+    call: Predict,
+    schema: pa.Schema,
+    rows: exp.Expr,
+) -> tuple[exp.Expr, list[ModelVersion]]:
+    """ML.PREDICT over the split: the subquery, and the other versions it scores with (for the
+    kept plan's check). ``rows``: the input query as a tree."""
+    traffic: dict[str, Any] = serving.settings["traffic"]
+    ranges: list[list[int]] = traffic["ranges"]
+    if any(name.lower() == COLUMN for name in schema.names):
+        raise errors.DuplicateColumn(
+            f'the input of ML.PREDICT has a column "{COLUMN}", which ML.PREDICT adds while the'
+            " model's traffic is split",
+        )
+    dialect = session.engine.dialect
+    alias = f"{scoring.HIDDEN}input"
+    key = traffic.get("key")
+    bucket: exp.Expr
+    if key is not None:
+        field = _key_field(schema, key)
+        column = exp.column(field.name, table=alias, quoted=True)
+        bucket = exp.func(
+            "coalesce", bucket_expression(column, field.type, dialect), exp.Literal.number(0)
+        )
+    else:
+        bucket = bucket_expression(None, None, dialect)
+    star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
+    cte = exp.select(star, exp.alias_(bucket, _BUCKET, quoted=True)).from_(
+        exp.Subquery(this=rows, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+    )
+    others: list[ModelVersion] = []
+    branches: list[exp.Select] = []
+    for number in sorted({r[2] for r in ranges}):
+        version = serving if number == serving.version else session.store.load(serving.ref, number)
+        if version is not serving:
+            others.append(version)
+        mine = (
+            exp.select(*(exp.column(n, quoted=True) for n in schema.names))
+            .from_(exp.to_table(_ROUTED, quoted=True))
+            .where(_owned(ranges, number))
+        )
+        scored = session.predict_subquery(version, call, schema, rows=mine)
+        assert isinstance(scored, exp.Subquery)
+        branch = exp.select(
+            exp.Star(), exp.alias_(exp.Literal.number(number), COLUMN, quoted=True)
+        ).from_(
+            exp.Subquery(
+                this=scored.this,
+                alias=exp.TableAlias(
+                    this=exp.to_identifier(f"{scoring.HIDDEN}v{number}", quoted=True)
+                ),
+            )
+        )
+        branches.append(branch)
+    union: exp.Query = branches[0]
+    for branch in branches[1:]:
+        union = exp.union(union, branch, distinct=False)
+    query = exp.select(exp.Star()).from_(union.subquery(f"{scoring.HIDDEN}split"))
+    query = query.with_(_ROUTED, as_=cte, materialized=True)
+    return query.subquery(), others

@@ -1,0 +1,318 @@
+"""Traffic splits (issue 14; docs/sql.md, "Traffic splits"; sqlml/traffic.py): ALTER MODEL ... SET
+TRAFFIC (VERSION a = w, ...) [BY KEY col] and CLEAR TRAFFIC, on DuckDB and PostgreSQL, compiled and
+runtime scoring, through sqlml.connect and the gateway.
+
+The references are independent of the code under test: the bucket of a key is computed here with
+Python's own integers and hashlib, and each row's prediction is compared with the prediction of
+the version that the row says scored it, asked for alone (MODEL m VERSION n)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import ENGINES, gateway_parts, module_database, serving
+
+import sqlml
+from sqlml import errors
+
+KEYS = 20_000
+BUCKETS = 10_000
+P = 2**31 - 1
+POINTS = (
+    "SELECT i AS id, 'k' || CAST(i AS TEXT) AS name, CAST(i % 97 AS DOUBLE PRECISION) AS x,"
+    " CAST(i % 5 AS DOUBLE PRECISION) AS z,"
+    " CAST(2 * (i % 97) + 3 * (i % 5) + 1 AS DOUBLE PRECISION) AS y"
+    f" FROM generate_series(-50, {KEYS - 51}) AS g(i)"
+)
+TRAIN = "SELECT x, z, y FROM split.points"
+LINEAR = "model_type = 'linear_reg', input_label_cols = ['y']"
+OTHER = LINEAR + ", l2_reg = 1000.0, deploy = 'manual'"  # a second version, other predictions
+
+
+def int_bucket(key: int) -> int:
+    """Three Park-Miller rounds over the key mod 2^31-1 (docs/sql.md), in Python's integers."""
+    truncated = abs(key) % P * (1 if key >= 0 else -1)  # SQL's % keeps the dividend's sign
+    h = (truncated + P) % P
+    for _ in range(3):
+        h = h * 48271 % P
+    return h % BUCKETS
+
+
+def text_bucket(key: str) -> int:
+    return int(hashlib.md5(key.encode()).hexdigest()[:8], 16) % BUCKETS
+
+
+class Split:
+    def __init__(self, database: str, engine: str, scoring: str = "auto") -> None:
+        self.database, self.engine = database, engine
+        self.con = sqlml.connect(database, autocommit=True, scoring=scoring)
+        self.names = iter(range(1, 1000))
+
+    def run(self, sql: str, con: Any = None) -> list[tuple[Any, ...]]:
+        cursor = (con or self.con).execute(sql)
+        return cursor.fetchall() if cursor.description is not None else []
+
+    def model(self, *options: str, train: str = TRAIN) -> str:
+        name = f"split.m{next(self.names)}"
+        for given in options:
+            self.run(f"CREATE OR REPLACE MODEL {name} OPTIONS ({given}) AS {train}")
+        return name
+
+    def scored_by(self, model: str, key: str = "id", con: Any = None) -> dict[Any, int]:
+        rows = self.run(
+            f"SELECT {key}, model_version FROM ML.PREDICT(MODEL {model}, TABLE split.points)", con
+        )
+        return {k: int(v) for k, v in rows}
+
+    def sqlstate(self, sql: str) -> str:
+        with pytest.raises(errors.Error) as caught:
+            self.run(sql)
+        return caught.value.sqlstate
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def split(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Split]:
+    with module_database(str(request.param), request, tmp_path_factory, "split") as database:
+        found = Split(database, str(request.param))
+        found.run("CREATE SCHEMA split")
+        found.run(f"CREATE TABLE split.points AS {POINTS}")
+        yield found
+        found.con.close()
+
+
+def expected_owner(ranges: list[tuple[int, int, int]], bucket: int) -> int:
+    return next(v for start, end, v in ranges if start <= bucket < end)
+
+
+def test_key_buckets_are_python_arithmetic_and_md5_on_both_engines(split: Split) -> None:
+    model = split.model(LINEAR, OTHER)
+    split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50) BY KEY id")
+    owners = split.scored_by(model)
+    assert len(owners) == KEYS
+    # v1 keeps buckets [0, 5000), v2 gets [5000, 10000): each key's version from its bucket
+    assert owners == {k: 1 if int_bucket(k) < 5000 else 2 for k in owners}
+    split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50) BY KEY name")
+    by_name = split.scored_by(model, "name")
+    assert by_name == {k: 1 if text_bucket(k) < 5000 else 2 for k in by_name}
+
+
+@pytest.mark.parametrize("key", ["BY KEY id", ""])
+def test_proportions_are_within_statistical_bounds(split: Split, key: str) -> None:
+    model = split.model(LINEAR, OTHER)
+    split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 70, VERSION 2 = 30) {key}")
+    rows = split.run(
+        f"SELECT model_version, count(*) FROM ML.PREDICT(MODEL {model}, TABLE split.points)"
+        " GROUP BY model_version"
+    )
+    counts = {int(v): int(n) for v, n in rows}
+    assert sum(counts.values()) == KEYS
+    sigma = math.sqrt(KEYS * 0.3 * 0.7)
+    assert abs(counts[2] - 0.3 * KEYS) < 4 * sigma, counts
+
+
+def test_each_row_is_scored_by_the_version_it_names(split: Split) -> None:
+    model = split.model(LINEAR, OTHER)
+    split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 60, VERSION 2 = 40) BY KEY id")
+    rows = split.run(
+        f"SELECT id, predicted_y, model_version FROM ML.PREDICT(MODEL {model}, TABLE split.points)"
+    )
+    alone = {
+        v: dict(
+            split.run(
+                f"SELECT id, predicted_y FROM ML.PREDICT(MODEL {model} VERSION {v},"
+                " TABLE split.points)"
+            )
+        )
+        for v in (1, 2)
+    }
+    assert {int(v) for _, _, v in rows} == {1, 2}
+    assert alone[1][10] != pytest.approx(alone[2][10])  # the two versions differ
+    for key, predicted, version in rows:
+        assert predicted == pytest.approx(alone[int(version)][key], rel=1e-9)
+
+
+def test_stickiness_across_sessions_and_calls(split: Split) -> None:
+    model = split.model(LINEAR, OTHER)
+    split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 80, VERSION 2 = 20) BY KEY id")
+    other = sqlml.connect(split.database, autocommit=True)
+    try:
+        first = split.scored_by(model)
+        assert split.scored_by(model, con=other) == first
+        assert split.scored_by(model) == first
+    finally:
+        other.close()
+
+
+def test_weight_changes_move_only_the_keys_that_must_move(split: Split) -> None:
+    model = split.model(LINEAR, OTHER, OTHER)
+    split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 90, VERSION 2 = 10) BY KEY id")
+    before = split.scored_by(model)
+    split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 80, VERSION 2 = 20) BY KEY id")
+    after = split.scored_by(model)
+    moved = {k for k in before if before[k] != after[k]}
+    assert all(before[k] == 1 and after[k] == 2 for k in moved)  # only v1 -> v2
+    assert abs(len(moved) - 0.1 * KEYS) < 4 * math.sqrt(KEYS * 0.1 * 0.9)
+    # three versions: 20 points from v2 to v3; v1's keys stay where they are
+    split.run(
+        f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 30, VERSION 3 = 20)"
+        " BY KEY id"
+    )
+    before = split.scored_by(model)
+    split.run(
+        f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 10, VERSION 3 = 40)"
+        " BY KEY id"
+    )
+    after = split.scored_by(model)
+    moved = {k for k in before if before[k] != after[k]}
+    assert moved
+    assert all(before[k] == 2 and after[k] == 3 for k in moved)
+
+
+def test_status_audit_and_the_end_of_a_split(split: Split) -> None:
+    model = split.model(LINEAR, OTHER, OTHER)
+    split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 95, VERSION 2 = 5) COMMENT 'canary'")
+    rows = split.run(f"SELECT version, status, traffic_weight FROM ML.VERSIONS(MODEL {model})")
+    assert [(int(v), s, w) for v, s, w in rows] == [
+        (1, "serving", 95.0),
+        (2, "traffic", 5.0),
+        (3, "available", None),
+    ]
+    trail = split.run(
+        f"SELECT action, version, comment, settings FROM ML.DEPLOYMENTS(MODEL {model})"
+        " ORDER BY deployment_id"
+    )
+    assert [r[:3] for r in trail] == [("create", 1, None), ("traffic", 1, "canary")]
+    assert '"weights": {"1": 95.0, "2": 5.0}' in trail[-1][3]
+    split.run(f"ALTER MODEL {model} DEPLOY VERSION 3")  # a deploy ends the split
+    columns = split.con.execute(
+        f"SELECT * FROM ML.PREDICT(MODEL {model}, TABLE split.points) LIMIT 1"
+    ).description
+    assert "model_version" not in [c[0] for c in columns]
+    trail = split.run(
+        f"SELECT action, settings FROM ML.DEPLOYMENTS(MODEL {model}) ORDER BY deployment_id"
+    )
+    assert trail[-1] == ("deploy", "{}")
+    split.run(f"ALTER MODEL {model} ROLLBACK")  # back to version 1, without the split
+    assert split.run(f"SELECT max(traffic_weight) FROM ML.VERSIONS(MODEL {model})") == [(None,)]
+    split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 3 = 50)")
+    split.run(f"ALTER MODEL {model} CLEAR TRAFFIC")
+    assert split.run(f"SELECT max(traffic_weight) FROM ML.VERSIONS(MODEL {model})") == [(None,)]
+    assert split.run(f"SELECT action FROM ML.DEPLOYMENTS(MODEL {model})")[-1] == ("clear traffic",)
+
+
+def test_a_kept_plan_and_another_session_follow_the_split(split: Split) -> None:
+    model = split.model(LINEAR, OTHER)
+    other = sqlml.connect(split.database, autocommit=True)
+    query = f"SELECT * FROM ML.PREDICT(MODEL {model}, TABLE split.points) LIMIT 1"
+    try:
+        assert "model_version" not in [c[0] for c in other.execute(query).description]
+        split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50)")
+        assert "model_version" in [c[0] for c in other.execute(query).description]
+        split.run(f"ALTER MODEL {model} CLEAR TRAFFIC")
+        assert "model_version" not in [c[0] for c in other.execute(query).description]
+    finally:
+        other.close()
+
+
+def test_a_rolled_back_split_changes_nothing(split: Split) -> None:
+    model = split.model(LINEAR, OTHER)
+    con = sqlml.connect(split.database)  # (transactions)
+    try:
+        con.execute(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50)")
+        con.rollback()
+    finally:
+        con.close()
+    assert split.run(f"SELECT action FROM ML.DEPLOYMENTS(MODEL {model})") == [("create",)]
+    assert split.run(f"SELECT max(traffic_weight) FROM ML.VERSIONS(MODEL {model})") == [(None,)]
+
+
+@pytest.mark.parametrize(
+    ("traffic", "sqlstate"),
+    [
+        ("(VERSION 1 = 90, VERSION 2 = 20)", "22023"),  # 110
+        ("(VERSION 1 = 110, VERSION 2 = -10)", "22023"),  # negative
+        ("(VERSION 1 = 50, VERSION 1 = 50)", "22023"),  # twice
+        ("(VERSION 1 = 99.995, VERSION 2 = 0.005)", "22023"),  # finer than 0.01
+        ("(VERSION 2 = 100)", "22023"),  # the serving version left out
+        ("(VERSION 1 = 50, VERSION 9 = 50)", "42704"),
+        ("(VERSION 1 = 50, VERSION 3 = 50)", "42804"),  # other input columns
+    ],
+)
+def test_bad_splits(split: Split, traffic: str, sqlstate: str) -> None:
+    model = split.model(LINEAR, OTHER)
+    split.run(f"CREATE OR REPLACE MODEL {model} OPTIONS ({OTHER}) AS SELECT x, y FROM split.points")
+    assert split.sqlstate(f"ALTER MODEL {model} SET TRAFFIC {traffic}") == sqlstate
+    assert split.run(f"SELECT action FROM ML.DEPLOYMENTS(MODEL {model})") == [("create",)]
+
+
+def test_bad_inputs_under_a_split(split: Split) -> None:
+    model = split.model(LINEAR, OTHER)
+    split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50) BY KEY id")
+    no_key = f"SELECT * FROM ML.PREDICT(MODEL {model}, (SELECT x, z FROM split.points))"
+    assert split.sqlstate(no_key) == "42703"
+    clash = (
+        f"SELECT * FROM ML.PREDICT(MODEL {model},"
+        " (SELECT id, x, z, 1 AS model_version FROM split.points))"
+    )
+    assert split.sqlstate(clash) == "42701"
+    assert split.sqlstate("ALTER MODEL split.nothing CLEAR TRAFFIC") == "42704"
+    assert len(split.scored_by(model)) == KEYS  # the session goes on
+
+
+def test_runtime_scoring_under_a_split(
+    split: Split, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    runtime = Split(split.database, split.engine, scoring="runtime")
+    try:
+        runtime.names = iter(range(500, 600))
+        model = runtime.model(LINEAR, OTHER)
+        runtime.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50) BY KEY id")
+        compiled = {
+            (k, round(float(p), 6), int(v))
+            for k, p, v in split.run(
+                f"SELECT id, predicted_y, model_version FROM ML.PREDICT(MODEL {model},"
+                " TABLE split.points)"
+            )
+        }
+        scored = {
+            (k, round(float(p), 6), int(v))
+            for k, p, v in runtime.run(
+                f"SELECT id, predicted_y, model_version FROM ML.PREDICT(MODEL {model},"
+                " TABLE split.points)"
+            )
+        }
+        assert scored == compiled
+    finally:
+        runtime.con.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_through_the_gateway(engine: str, request: pytest.FixtureRequest) -> None:
+    from gateway_client import GatewayConnection
+
+    from sqlml.wire.server import ServerConfig
+
+    if engine == "postgres":
+        database = str(request.getfixturevalue("pg_database"))
+    else:
+        database = str(request.getfixturevalue("shop_file"))
+    with serving(ServerConfig(port=0), *gateway_parts(engine, database)) as port:
+        client = GatewayConnection(port)
+        try:
+            split = Split.__new__(Split)
+            split.engine, split.con, split.names = engine, client, iter(range(1, 100))
+            split.run("CREATE SCHEMA split")
+            split.run(f"CREATE TABLE split.points AS {POINTS}")
+            model = split.model(LINEAR, OTHER)
+            split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50) BY KEY id")
+            owners = split.scored_by(model)
+            assert owners == {k: 1 if int_bucket(k) < 5000 else 2 for k in owners}
+            assert split.sqlstate(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 1)") == "22023"
+        finally:
+            client.close()
