@@ -316,3 +316,46 @@ def test_through_the_gateway(engine: str, request: pytest.FixtureRequest) -> Non
             assert split.sqlstate(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 1)") == "22023"
         finally:
             client.close()
+
+
+def test_postgres_rights_over_a_split(pg_database: str) -> None:
+    """A role with USAGE scores through the split (row-level security shows it the settings)
+    but may not change it (42501); with MANAGE it may."""
+    import os
+
+    import psycopg2
+
+    split = Split(pg_database, "postgres")
+    raw = psycopg2.connect(pg_database)
+    raw.autocommit = True
+    role = f"splitter_{os.getpid()}"
+    try:
+        split.run("CREATE SCHEMA split")
+        split.run(f"CREATE TABLE split.points AS {POINTS}")
+        model = split.model(LINEAR, OTHER)
+        split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50) BY KEY id")
+        with raw.cursor() as cur:
+            cur.execute(f"CREATE ROLE {role} LOGIN")
+            cur.execute(f"GRANT USAGE ON SCHEMA split TO {role}")
+            cur.execute(f"GRANT SELECT ON split.points TO {role}")
+            cur.execute("SELECT sqlml.grant_model(%s, %s)", [model, role])
+        joiner = "&" if "?" in pg_database else "?"
+        as_role = Split(f"{pg_database}{joiner}user={role}", "postgres")
+        try:
+            owners = as_role.scored_by(model)
+            assert owners == {k: 1 if int_bucket(k) < 5000 else 2 for k in owners}
+            change = f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 90, VERSION 2 = 10)"
+            assert as_role.sqlstate(change) == "42501"
+            with raw.cursor() as cur:
+                cur.execute("SELECT sqlml.grant_model(%s, %s, 'MANAGE')", [model, role])
+            as_role.run(change)
+            rows = split.run(f"SELECT role FROM ML.DEPLOYMENTS(MODEL {model})")
+            assert rows[-1] == (role,)
+        finally:
+            as_role.con.close()
+    finally:
+        split.con.close()
+        with raw.cursor() as cur:
+            cur.execute(f"DROP OWNED BY {role}")
+            cur.execute(f"DROP ROLE IF EXISTS {role}")
+        raw.close()

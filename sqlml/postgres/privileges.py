@@ -252,6 +252,9 @@ class OwnedStore(Store):
     def drop_version(self, ref: ModelRef, version: int, if_exists: bool) -> bool:
         return self._managed(ref, lambda: Store.drop_version(self, ref, version, if_exists))
 
+    def change_settings(self, ref: ModelRef, settings: dict[str, Any], **kwargs: Any) -> None:
+        return self._managed(ref, lambda: Store.change_settings(self, ref, settings, **kwargs))
+
     def _managed(self, ref: ModelRef, work: Callable[[], T]) -> T:
         """A change of a model's versions: the model's lock (so concurrent deploys take turns),
         then, with the owner's rights, 42704 for a missing model and 42501 without MANAGE."""
