@@ -387,9 +387,18 @@ class Store:
         return version
 
     def _latest(self, schema: str, name: str) -> int:
-        query = exp.select(exp.func("max", _col("version"))).from_(VERSIONS).where(_key())
-        value = self.engine.query_arrow(self._sql(query), [schema, name]).column(0)[0].as_py()
-        return int(value) if value is not None else 0
+        """The highest version number the model has used: stored, or named by its audit trail
+        (a dropped version's number is not given again while a deployment row names it)."""
+        found = 0
+        for table, column in (
+            (VERSIONS, "version"),
+            (DEPLOYMENTS, "version"),
+            (DEPLOYMENTS, "previous_version"),
+        ):
+            query = exp.select(exp.func("max", _col(column))).from_(table).where(_key())
+            value = self.engine.query_arrow(self._sql(query), [schema, name]).column(0)[0].as_py()
+            found = max(found, int(value) if value is not None else 0)
+        return found
 
     def _point(
         self, schema: str, name: str, model_type: str, version: int, now: datetime, exists: bool

@@ -335,6 +335,14 @@ def test_plain_sql_in_postgres(pg_life: Life) -> None:
 # -- DROP MODEL m VERSION n --------------------------------------------------------------------------
 
 
+def test_a_dropped_version_number_that_served_is_not_given_again(life: Life) -> None:
+    model = life.model(GOOD, BAD)  # version 2 serves, then goes
+    life.run(f"ALTER MODEL {model} ROLLBACK")
+    life.run(f"DROP MODEL {model} VERSION 2")
+    life.run(f"CREATE OR REPLACE MODEL {model} OPTIONS ({GOOD}) AS {TRAIN}")
+    assert versions(life, model) == {1: "available", 3: "serving"}  # the trail's 2 is not reused
+
+
 def test_drop_version(life: Life) -> None:
     model = life.model(GOOD, BAD + ", deploy = 'manual'", GOOD + ", deploy = 'manual'")
     assert sqlstate(life, f"DROP MODEL {model} VERSION 1") == "2BP01"

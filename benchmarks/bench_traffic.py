@@ -1,0 +1,98 @@
+"""ML.PREDICT under a traffic split (issue 14) against ML.PREDICT of one version, in one run.
+
+1M rows x 10 float features with an integer key, logistic_reg (two versions trained on the first
+100k rows with different regularization). Each pair runs in turn, best of ``--repeat``; the
+split's cost is printed as a ratio to one version (the issue's bound: within 1.3x).
+
+  one              ML.PREDICT of the serving version (no split): what a user has without one
+  split_key        SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50) BY KEY id
+  split_random     the same without a key (a random split per row)
+
+Two shapes of query: ``sum``: every predicted column computed, summed (scoring alone), and
+``write``: CREATE TABLE AS SELECT * FROM ML.PREDICT(...) (scoring and keeping the predictions).
+
+Usage: python benchmarks/bench_traffic.py [--engine duckdb|postgres] [--rows N] [--repeat R]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from common import best_of, database
+
+import sqlml
+
+FEATURES = [f"f{i}" for i in range(10)]
+
+
+def load(con: sqlml.Connection, engine: str, rows: int) -> None:
+    cur = con.cursor()
+    cur.execute("CREATE SCHEMA bench")
+    series = (
+        f"range({rows}) AS g(i)"
+        if engine == "duckdb"
+        else f"generate_series(0, {rows - 1}) AS g(i)"
+    )
+    features = ", ".join(
+        f"CAST(sin(i * {k + 1}.7) AS DOUBLE PRECISION) AS f{k}" for k in range(len(FEATURES))
+    )
+    cur.execute(
+        f"CREATE TABLE bench.rows AS SELECT CAST(i AS BIGINT) AS id, {features},"
+        f" sin(i * 1.7) + cos(i * 3.1) > 0 AS label FROM {series}"
+    )
+    train = "SELECT * EXCLUDE (id) FROM bench.rows WHERE id < 100000"
+    if engine == "postgres":
+        train = f"SELECT {', '.join(FEATURES)}, label FROM bench.rows WHERE id < 100000"
+    for options in ("", ", l2_reg = 10.0, deploy = 'manual'"):
+        cur.execute(
+            "CREATE OR REPLACE MODEL bench.m OPTIONS (model_type = 'logistic_reg',"
+            f" input_label_cols = ['label']{options}) AS {train}"
+        )
+
+
+def _run(cur: sqlml.Cursor, sql: str) -> None:
+    cur.execute(sql)
+    if cur.description is not None:
+        cur.fetchall()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--engine", default="duckdb", choices=["duckdb", "postgres"])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with database(args.engine, "bench_traffic") as db:
+        con = sqlml.connect(db, autocommit=True)
+        load(con, args.engine, args.rows)
+        cur = con.cursor()
+        predict = "ML.PREDICT(MODEL bench.m, TABLE bench.rows)"
+        shapes = {
+            "sum": f"SELECT count(*), sum(CAST(predicted_label AS INT)) FROM {predict}",
+            "write": f"CREATE TABLE bench.out AS SELECT * FROM {predict}",
+        }
+        splits = {
+            "one": None,
+            "split_key": "(VERSION 1 = 50, VERSION 2 = 50) BY KEY id",
+            "split_random": "(VERSION 1 = 50, VERSION 2 = 50)",
+        }
+        print(f"{args.engine}, {args.rows:,} rows, best of {args.repeat}")
+        for shape, sql in shapes.items():
+            times: dict[str, float] = {}
+            for _ in range(args.repeat):
+                for name, traffic in splits.items():  # (the routing is set untimed)
+                    if traffic is None:
+                        cur.execute("ALTER MODEL bench.m CLEAR TRAFFIC")
+                    else:
+                        cur.execute(f"ALTER MODEL bench.m SET TRAFFIC {traffic}")
+                    cur.execute("DROP TABLE IF EXISTS bench.out")
+                    seconds = best_of({name: lambda sql=sql: _run(cur, sql)}, 1)[name]
+                    times[name] = min(times.get(name, seconds), seconds)
+            base = times["one"]
+            for name, seconds in times.items():
+                print(f"  {shape:5} {name:12} {seconds * 1000:8.1f} ms  {seconds / base:5.2f}x")
+        con.close()
+
+
+if __name__ == "__main__":
+    main()
