@@ -42,6 +42,7 @@ from sqlml.grammar import lexer
 from sqlml.grammar.dialects import DIALECTS
 from sqlml.grammar.statements import (
     AlterModel,
+    Compare,
     CreateModel,
     DropModel,
     Evaluate,
@@ -655,6 +656,8 @@ class Session:
     def evaluate(
         self, version: ModelVersion, call: Evaluate, params: Sequence[Any] | None = None
     ) -> pa.Table:
+        if isinstance(call, Compare):
+            return traffic.compare(self, version, call, params)
         if call.input is None and call.threshold is None:
             if not version.metrics:  # (an imported model: nothing was measured)
                 raise errors.FeatureNotSupported(
@@ -675,7 +678,8 @@ class Session:
         if self.server is not None:
             if bound:  # the server takes the rows as query text: the values go in as literals
                 sql = _inlined(sql, bound, self.engine.dialect)
-            return self.server.evaluate_in_server(_model_name(version), sql, call.threshold)
+            number = version.version if version.pinned else None
+            return self.server.evaluate_in_server(_model_name(version), sql, call.threshold, number)
         return evaluate_table(version, self.engine.query_arrow(sql, bound), call.threshold)
 
 

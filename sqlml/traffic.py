@@ -42,7 +42,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from sqlml import errors, scoring
-from sqlml.grammar.statements import AlterModel, Predict
+from sqlml.grammar.statements import AlterModel, Compare, Evaluate, Predict
 from sqlml.store import ModelVersion
 
 if TYPE_CHECKING:
@@ -271,3 +271,36 @@ def routed(
     # version's share, no copy kept (1.5x -> ?x at 1M rows); a random bucket must be drawn once.
     query = query.with_(_ROUTED, as_=cte, materialized=key is None)
     return query.subquery(), others
+
+
+# -- ML.COMPARE ----------------------------------------------------------------------------------
+
+
+def compare(
+    session: Session, serving: ModelVersion, call: Compare, params: Sequence[Any] | None = None
+) -> pa.Table:
+    """ML.COMPARE: ML.EVALUATE of each version that serves on the same rows, one row each
+    (functions/compare.py)."""
+    if serving.pinned:
+        raise errors.FeatureNotSupported(
+            "ML.COMPARE compares the versions that serve: use ML.EVALUATE(MODEL m VERSION n,"
+            " ...) for one version"
+        )
+    split = serving.settings.get("traffic", {})
+    weights = {int(v): float(w) for v, w in split.get("weights", {}).items()}
+    numbers = [
+        serving.version,
+        *sorted(v for v, w in weights.items() if w > 0 and v != serving.version),
+    ]
+    one = Evaluate(call.model, call.input, call.threshold, call.settings)
+    tables = []
+    for number in numbers:
+        version = serving if number == serving.version else session.store.load(call.model, number)
+        metrics = session.evaluate(version, one, params)
+        head = {
+            "version": pa.array([number], pa.int64()),
+            "status": pa.array(["serving" if number == serving.version else "traffic"]),
+            "traffic_weight": pa.array([weights.get(number)], pa.float64()),
+        }
+        tables.append(pa.table({**head, **{n: metrics.column(n) for n in metrics.column_names}}))
+    return pa.concat_tables(tables)

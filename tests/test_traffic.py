@@ -359,3 +359,65 @@ def test_postgres_rights_over_a_split(pg_database: str) -> None:
             cur.execute(f"DROP OWNED BY {role}")
             cur.execute(f"DROP ROLE IF EXISTS {role}")
         raw.close()
+
+
+# -- ML.COMPARE, and ML.EVALUATE of a version that does not serve -------------------------------------
+
+
+def reference_metrics(split: Split, model: str) -> dict[str, float]:
+    """scikit-learn's regression metrics of a version's own predictions on split.points."""
+    from sklearn.metrics import mean_absolute_error, r2_score
+
+    rows = split.run(f"SELECT y, predicted_y FROM ML.PREDICT(MODEL {model}, TABLE split.points)")
+    truth, predicted = [float(r[0]) for r in rows], [float(r[1]) for r in rows]
+    return {
+        "r2_score": r2_score(truth, predicted),
+        "mean_absolute_error": mean_absolute_error(truth, predicted),
+    }
+
+
+def test_evaluate_of_a_version_that_does_not_serve(split: Split) -> None:
+    """(On PostgreSQL the server evaluated the serving version whatever VERSION n said.)"""
+    model = split.model(LINEAR, OTHER)
+    for number in (1, 2):
+        (r2, mae) = split.run(
+            f"SELECT r2_score, mean_absolute_error FROM ML.EVALUATE(MODEL {model} VERSION"
+            f" {number}, TABLE split.points)"
+        )[0]
+        expected = reference_metrics(split, f"{model} VERSION {number}")
+        assert r2 == pytest.approx(expected["r2_score"], abs=1e-9)
+        assert mae == pytest.approx(expected["mean_absolute_error"], rel=1e-9)
+
+
+def test_compare_evaluates_the_serving_versions_side_by_side(split: Split) -> None:
+    model = split.model(LINEAR, OTHER, OTHER)
+    compare = (
+        "SELECT version, status, traffic_weight, r2_score, mean_absolute_error"
+        f" FROM ML.COMPARE(MODEL {model}, TABLE split.points) ORDER BY version"
+    )
+    rows = split.run(compare)
+    assert [r[:3] for r in rows] == [(1, "serving", None)]
+    split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 70, VERSION 2 = 0, VERSION 3 = 30)")
+    rows = split.run(compare)
+    assert [r[:3] for r in rows] == [(1, "serving", 70.0), (3, "traffic", 30.0)]
+    for number, _, _, r2, mae in rows:
+        expected = reference_metrics(split, f"{model} VERSION {number}")
+        assert r2 == pytest.approx(expected["r2_score"], abs=1e-9)
+        assert mae == pytest.approx(expected["mean_absolute_error"], rel=1e-9)
+    assert rows[0][3] > rows[1][3]  # the regularized version fits worse
+    assert split.sqlstate(f"SELECT * FROM ML.COMPARE(MODEL {model})") == "42601"
+    pinned = f"SELECT * FROM ML.COMPARE(MODEL {model} VERSION 2, TABLE split.points)"
+    assert split.sqlstate(pinned) == "0A000"
+    if split.engine == "postgres":  # plain SQL: sqlml.ml computes it in the server
+        import psycopg2
+
+        raw = psycopg2.connect(split.database)
+        try:
+            with raw.cursor() as cur:
+                cur.execute(
+                    "SELECT r ->> 'version', r ->> 'status' FROM sqlml.ml(%s) AS r",
+                    [f"SELECT * FROM ML.COMPARE(MODEL {model}, TABLE split.points)"],
+                )
+                assert sorted(cur.fetchall()) == [("1", "serving"), ("3", "traffic")]
+        finally:
+            raw.close()

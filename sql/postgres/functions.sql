@@ -80,15 +80,21 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.drop_m
 
 -- ML.EVALUATE: the stored evaluation metrics, or metrics on the rows of `query` (json, not
 -- jsonb: BigQuery ML's column order is kept).
+-- `version`: a stored version (NULL: the serving one). (Older installs had no `version`: their
+-- functions go, or a call with three arguments would match two.)
+DROP FUNCTION IF EXISTS sqlml.evaluate_json(text, text, double precision);
+DROP FUNCTION IF EXISTS sqlml.evaluate_json_plpy(text, text, double precision);
+
 CREATE OR REPLACE FUNCTION sqlml.evaluate_json_plpy(
-    model text, query text, threshold double precision
+    model text, query text, threshold double precision, version integer
 ) RETURNS json
 LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@evaluate.py$sqlml$;
 
 CREATE OR REPLACE FUNCTION sqlml.evaluate_json(
-    model text, query text DEFAULT NULL, threshold double precision DEFAULT NULL
+    model text, query text DEFAULT NULL, threshold double precision DEFAULT NULL,
+    version integer DEFAULT NULL
 ) RETURNS json
-LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.evaluate_json_plpy($1, $2, $3)$sqlml$;
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.evaluate_json_plpy($1, $2, $3, $4)$sqlml$;
 
 CREATE OR REPLACE FUNCTION sqlml.evaluate(
     model text, query text DEFAULT NULL, threshold double precision DEFAULT NULL

@@ -43,8 +43,10 @@ class InServer(Protocol):
         ...
 
     def evaluate_in_server(
-        self, model: str, query: str | None, threshold: float | None
-    ) -> dict[str, float | None]: ...
+        self, model: str, query: str | None, threshold: float | None, version: int | None = None
+    ) -> dict[str, float | None]:
+        """ML.EVALUATE of the serving version (or of ``version``) in the server."""
+        ...
 
 
 @runtime_checkable

@@ -254,24 +254,30 @@ class PostgresEngine:
         return Result(None, 0, "CREATE MODEL")
 
     def evaluate_in_server(
-        self, model: str, query: str | None, threshold: float | None
+        self, model: str, query: str | None, threshold: float | None, version: int | None = None
     ) -> dict[str, float | None]:
         table = self.query_arrow(
-            "SELECT sqlml.evaluate_json(?, ?, ?) AS metrics", [model, query, threshold]
+            "SELECT sqlml.evaluate_json(?, ?, ?, ?) AS metrics", [model, query, threshold, version]
         )
         value = table.column(0)[0].as_py()
         return dict(json.loads(value) if isinstance(value, str) else value)
 
     def register_table(self, name: str, table: pa.Table) -> None:
-        """A small Arrow table (ML.EVALUATE's one row) as a temporary table."""
+        """A small Arrow table (ML.EVALUATE's one row, ML.COMPARE's few) as a temporary table:
+        numbers, integers and text."""
         from sqlglot import exp
+
+        def kind(arrow: pa.DataType) -> str:
+            if pa.types.is_integer(arrow):
+                return "BIGINT"
+            return "TEXT" if pa.types.is_string(arrow) else "DOUBLE PRECISION"
 
         columns = [
             exp.ColumnDef(
-                this=exp.to_identifier(n, quoted=True),
-                kind=exp.DataType.build("DOUBLE PRECISION", dialect="postgres"),
+                this=exp.to_identifier(f.name, quoted=True),
+                kind=exp.DataType.build(kind(f.type), dialect="postgres"),
             )
-            for n in table.column_names
+            for f in table.schema
         ]
         create = exp.Create(
             this=exp.Schema(this=exp.to_table(name, quoted=True), expressions=columns),

@@ -206,6 +206,7 @@ _BUILT_INS = (
     "reconstruction_loss",
     "versions",
     "deployments",
+    "compare",
 )
 for _module in _BUILT_INS:
     importlib.import_module(f"sqlml.functions.{_module}")

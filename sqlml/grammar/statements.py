@@ -125,6 +125,13 @@ class Evaluate:
 
 
 @dataclass(frozen=True)
+class Compare(Evaluate):
+    """``ML.COMPARE(MODEL m, (query) | TABLE t [, STRUCT(0.5 AS threshold)])``: ML.EVALUATE of
+    each version that serves (the serving one, and those of a traffic split) on the same rows,
+    one row per version (sqlml's own; functions/compare.py)."""
+
+
+@dataclass(frozen=True)
 class Score:
     """``ML.SCORE(MODEL m [, qualifier])``: sqlml's scalar scoring function, usable in any
     expression. Feature columns are resolved by name in the enclosing query, qualified by the

@@ -471,12 +471,15 @@ def drop_model(plpy: Any, model: str, if_exists: bool) -> bool:
     return _run(plpy, DropModel(parse_model(model), bool(if_exists))).rowcount == 1
 
 
-def evaluate_json(plpy: Any, model: str, query: str | None, threshold: float | None) -> str:
-    """ML.EVALUATE's one row as a JSON object: stored metrics, or computed on the query's rows."""
+def evaluate_json(
+    plpy: Any, model: str, query: str | None, threshold: float | None, number: int | None = None
+) -> str:
+    """ML.EVALUATE's one row as a JSON object: stored metrics, or computed on the query's rows;
+    of the serving version, or of version ``number``."""
     from sqlml.grammar.statements import Evaluate
 
     current = session(plpy)
-    version = current.store.load(parse_model(model))
+    version = current.store.load(parse_model(model), number)
     call_ = Evaluate(version.ref, Query(query) if query else None, threshold)
     table = current.evaluate(version, call_)
     return json.dumps({k: v[0] for k, v in table.to_pydict().items()})
@@ -544,6 +547,10 @@ def _check_plain_ml(parsed: Statement) -> None:
         )
 
 
+# ML.EVALUATE's and ML.COMPARE's column types (Arrow's name -> BigQuery's)
+_BIGQUERY_TYPES = {"int64": "INT64", "string": "STRING", "double": "FLOAT64"}
+
+
 def _evaluated(current: Session, statement: str) -> str:
     """A statement whose ML calls are all ML.EVALUATE: each one's row computed here (stored
     metrics, or over the query's rows read with the caller's rights, as sqlml.evaluate does),
@@ -558,9 +565,11 @@ def _evaluated(current: Session, statement: str) -> str:
     for call in parsed.calls:
         assert isinstance(call, Evaluate)
         table = current.evaluate(current.store.load(call.model), call)
-        columns = [Column(name, "FLOAT64") for name in table.column_names]
-        row = tuple(table.column(name)[0].as_py() for name in table.column_names)
-        replacements.append(literal.subquery(columns, [row], "postgres"))
+        columns = [
+            Column(f.name, _BIGQUERY_TYPES.get(str(f.type), "FLOAT64")) for f in table.schema
+        ]
+        rows = [tuple(r.values()) for r in table.to_pylist()]
+        replacements.append(literal.subquery(columns, rows, "postgres"))
     as_jsonb = dataclasses.replace(parsed, template=_as_jsonb(parsed.template))
     return as_jsonb.render(replacements, "postgres")
 

@@ -231,3 +231,24 @@ ALTER MODEL churn SET TRAFFIC (1 = 100)
 -- case: traffic_needs_a_weight
 ALTER MODEL churn SET TRAFFIC (VERSION 1)
 -- expected: error 42601 at 41
+
+-- case: compare
+SELECT version, r2_score FROM ML.COMPARE(MODEL shop.churn, TABLE shop.holdout, STRUCT(0.4 AS threshold))
+-- expected:
+{
+  "type": "MLQuery",
+  "template": "SELECT version, r2_score FROM SQLML_CALL(0)",
+  "calls": [
+    {
+      "type": "Compare",
+      "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
+      "input": {"type": "Query", "sql": "SELECT * FROM \"shop\".\"holdout\""},
+      "threshold": 0.4,
+      "settings": {}
+    }
+  ]
+}
+
+-- case: compare_needs_rows
+SELECT * FROM ML.COMPARE(MODEL shop.churn)
+-- expected: error 42601 at 15
