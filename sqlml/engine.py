@@ -604,9 +604,8 @@ class Session:
                 version, source.this, schema.names, call.threshold, list(schema)
             )
         elif mode == "compiled":
-            fence = _kept_apart if self.engine.dialect == "postgres" else _as_it_is
             source, hidden_values = scoring.staged(
-                version, source, alias, self.engine.dialect, fence
+                version, source, alias, self.engine.dialect, self.fence
             )
             hidden = [f"{scoring.HIDDEN}{i}" for i in range(len(hidden_values))]
             raw_refs = [exp.column(h, quoted=True) for h in hidden]
@@ -631,6 +630,10 @@ class Session:
             copy=False,
         ).from_(inner.subquery("__sqlml_scored", copy=False), copy=False)
         return outer.subquery(copy=False)
+
+    def fence(self, level: exp.Select, number: int) -> exp.Select:
+        """A stage of compiled scoring as a plan node of its own (PostgreSQL: _kept_apart)."""
+        return _kept_apart(level, number) if self.engine.dialect == "postgres" else level
 
     def score_expression(self, version: ModelVersion, call: Score) -> exp.Expr:
         """One inline expression (no room for hoisted columns here): compiled, or indexes into
@@ -764,11 +767,6 @@ def _literal(value: Any) -> exp.Expr:
     raise errors.FeatureNotSupported(
         f"a {type(value).__name__} parameter in the rows of ML.EVALUATE on PostgreSQL"
     )
-
-
-def _as_it_is(level: exp.Select, number: int) -> exp.Select:
-    """DuckDB's stages need no fence: it computes each level's columns once."""
-    return level
 
 
 def _kept_apart(level: exp.Select, number: int) -> exp.Select:

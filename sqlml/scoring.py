@@ -177,7 +177,7 @@ def _only(model: Any, names: tuple[str, ...]) -> Any:
 
 
 def compiled_stages(
-    version: ModelVersion, qualifier: str, dialect: str
+    version: ModelVersion, qualifier: str, dialect: str, prefix: str = f"{HIDDEN}c"
 ) -> tuple[list[cse.Stage], list[exp.Expr]]:
     """The raw outputs with their common subexpressions lifted out (cse.hoist_stages):
     ``(stages, raw)``, where each stage's expressions and ``raw`` read the stages before them
@@ -185,15 +185,18 @@ def compiled_stages(
 
     A 8-cluster k-means over 10 features shrinks from 181 KB of SQL to 46 KB and scores 4x
     faster in DuckDB; a binary logistic model computes its linear score once instead of five
-    times in PostgreSQL (which has no common subexpression elimination of its own).
+    times in PostgreSQL (which has no common subexpression elimination of its own). The lifted
+    columns are named ``<prefix>1, <prefix>2, ...`` (versions side by side in one query, a
+    traffic split, each take a prefix of their own).
     """
 
     def lift() -> tuple[list[cse.Stage], list[exp.Expr]]:
         outputs = compiled_outputs(version, qualifier, dialect)
         column = lambda name: exp.column(name, table=qualifier, quoted=True)  # noqa: E731
-        return cse.hoist_stages(outputs, column, f"{HIDDEN}c")
+        return cse.hoist_stages(outputs, column, prefix)
 
-    return _cached((version.sha256, "stages", qualifier, dialect, _paths(version)), lift)
+    key = (version.sha256, "stages", qualifier, dialect, _paths(version), prefix)
+    return _cached(key, lift)
 
 
 def staged(

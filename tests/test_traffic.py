@@ -421,3 +421,32 @@ def test_compare_evaluates_the_serving_versions_side_by_side(split: Split) -> No
                 assert sorted(cur.fetchall()) == [("1", "serving"), ("3", "traffic")]
         finally:
             raw.close()
+
+
+def test_a_classifier_split_at_random(split: Split) -> None:
+    """Labels and probability arrays through the split's CASE, a random bucket drawn once per
+    row: every row scored by exactly one version, as that version alone scores it."""
+    logistic = "model_type = 'logistic_reg', input_label_cols = ['high']"
+    train = "SELECT x, z, y > 100 AS high FROM split.points"
+    model = split.model(logistic, logistic + ", l2_reg = 50.0, deploy = 'manual'", train=train)
+    split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50)")
+    probs = "(SELECT max(p.prob) FROM UNNEST(predicted_high_probs) AS p)"
+    if split.engine == "postgres":
+        probs = "(SELECT max(p.prob) FROM UNNEST(predicted_high_probs) AS p(label, prob))"
+    query = (
+        f"SELECT id, predicted_high, {probs} AS top{{version}} FROM ML.PREDICT(MODEL {model}"
+        "{pinned}, TABLE split.points)"
+    )
+    rows = split.run(query.format(version=", model_version", pinned=""))
+    assert len(rows) == KEYS
+    assert {int(r[3]) for r in rows} == {1, 2}
+    alone = {
+        v: {r[0]: (r[1], r[2]) for r in split.run(query.format(version="", pinned=f" VERSION {v}"))}
+        for v in (1, 2)
+    }
+    for key, label, top, version in rows:
+        assert label is not None
+        assert (label, round(top, 9)) == (
+            alone[int(version)][key][0],
+            round(alone[int(version)][key][1], 9),
+        )
