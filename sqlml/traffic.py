@@ -21,10 +21,13 @@ its bucket. ML.PREDICT then has one more column, ``model_version``, the version 
   every bucket); each version keeps the buckets it owned up to its new share, in order, and the
   buckets freed go to the versions that grow. So a key changes version only when the version it
   was on shrank, and the number of keys moved is the least any split could move.
-- **One pass over the input**: the input query runs once, into a MATERIALIZED common table
-  expression with the bucket beside each row; each version scores the rows of its buckets (its own
-  compiled SQL or runtime scorer, as ML.PREDICT would alone), and UNION ALL puts them together. So
-  a split costs the bucket, the materialization and the union, never scoring a row twice.
+- **One pass over the input**: below the scoring, each row gets its bucket and the version that
+  owns it; every version's compiled stages and outputs (or its runtime scorer) are guarded by
+  ``CASE WHEN owner = version THEN ... END``, which engines evaluate only for the rows that take
+  the branch, and each predicted column picks the row's version's. So a split costs the bucket
+  and the guards, never scoring a row twice nor reading the input twice. PostgreSQL's runtime
+  scorer is a query shape of its own (scoring.batch_predict), which no CASE can guard: there
+  each version scores its share and UNION ALL puts them together.
 
 The split belongs to the version that serves: ``current_version`` must be one of its versions,
 and a change of the serving version (DEPLOY, ROLLBACK, a CREATE MODEL that serves) ends it. The
