@@ -253,6 +253,8 @@ def alter(session: Session, statement: AlterModel) -> Result:
     TRAFFIC and CLEAR TRAFFIC (sqlml/traffic.py)."""
     if statement.action in ("SET TRAFFIC", "CLEAR TRAFFIC"):
         return _traffic(session, statement)
+    if statement.action == "SET OPTIONS":
+        return _set_options(session, statement)
     store, ref = session.store, statement.model
     role = store.who()
     with store.writing(ref), all_or_nothing(session.engine):
@@ -310,6 +312,83 @@ def _traffic(session: Session, statement: AlterModel) -> Result:
     by = f" by key {statement.key}" if statement.key else " at random per row"
     session.say(f"{ref} traffic: {split}{by}")
     return Result(None, 0, "ALTER MODEL")
+
+
+# ALTER MODEL ... SET OPTIONS: BigQuery's model options that are not training options
+MODEL_OPTIONS = ("description", "labels")
+PENDING_MODEL_OPTIONS = ("expiration_timestamp", "kms_key_name")
+_LABEL_PART = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _set_options(session: Session, statement: AlterModel) -> Result:
+    """``ALTER MODEL m SET OPTIONS (description = '...', labels = [('key', 'value'), ...])``,
+    as BigQuery's: each option given replaces its value (NULL removes it); stored with the
+    model (not a version) and shown by SHOW MODELS."""
+    store, ref = session.store, statement.model
+    given = dict(statement.options)
+    changes: dict[str, Any] = {}
+    for name, value in given.items():
+        if name in PENDING_MODEL_OPTIONS:
+            raise errors.FeatureNotSupported(f"ALTER MODEL option {name} is not supported yet")
+        if name not in MODEL_OPTIONS:
+            raise errors.InvalidParameterValue(
+                f"ALTER MODEL SET OPTIONS takes {', '.join(MODEL_OPTIONS)}, not {name}"
+                " (training options take CREATE OR REPLACE MODEL)",
+                hint=closest(name, MODEL_OPTIONS, "options"),
+            )
+        changes[name] = _description(value) if name == "description" else _labels(value)
+    role = store.who()
+    with store.writing(ref), all_or_nothing(session.engine):
+        settings = store.settings(ref)
+        for name, value in changes.items():
+            if value is None:
+                settings.pop(name, None)
+            else:
+                settings[name] = value
+        store.change_settings(ref, settings, action="options", role=role)
+    return Result(None, 0, "ALTER MODEL")
+
+
+def _description(value: OptionValue) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise errors.InvalidParameterValue("option description must be a string (or NULL)")
+    return value
+
+
+def _labels(value: OptionValue) -> dict[str, str] | None:
+    """BigQuery's labels: [('key', 'value'), ...], keys and values of lower-case letters,
+    digits, underscores and dashes, at most 63 characters, keys starting with a letter."""
+    if value is None:
+        return None
+    pairs = value if isinstance(value, tuple) else None
+    labels: dict[str, str] = {}
+    for pair in pairs or ():
+        if not (
+            isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
+        ):
+            pairs = None
+            break
+        key, text = str(pair[0]), str(pair[1])
+        bad = (
+            not key
+            or not key[0].isalpha()
+            or any(len(p) > 63 or not set(p) <= _LABEL_PART for p in (key, text))
+        )
+        if bad:
+            raise errors.InvalidParameterValue(
+                f"label ({key!r}, {text!r}) is not valid: keys and values are lower-case letters,"
+                " digits, underscores and dashes, at most 63 characters; a key starts with a"
+                " letter"
+            )
+        if key in labels:
+            raise errors.InvalidParameterValue(f"label {key!r} is given twice")
+        labels[key] = text
+    if pairs is None:
+        raise errors.InvalidParameterValue(
+            "option labels must be an array of (key, value) string pairs:"
+            " labels = [('team', 'growth')]"
+        )
+    return labels
 
 
 def drop_version(session: Session, statement: DropModel) -> Result:

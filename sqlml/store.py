@@ -638,6 +638,22 @@ class Store:
         if schema is not None:
             query = query.where(exp.column("schema_name", m).eq(exp.Placeholder()))
             params.append(schema)
+        s = "s"
+        on = exp.and_(
+            exp.column("schema_name", m).eq(exp.column("schema_name", s)),
+            exp.column("model_name", m).eq(exp.column("model_name", s)),
+        )
+        # description and labels (ALTER MODEL ... SET OPTIONS), read from the settings' JSON by
+        # the engine (-> and ->>, which DuckDB and PostgreSQL both have)
+        settings = exp.cast(exp.column("settings", s, quoted=True), exp.DataType.build("JSON"))
+        text = exp.DataType.build("VARCHAR" if self.engine.dialect == "duckdb" else "TEXT")
+        description = exp.JSONExtractScalar(
+            this=settings, expression=exp.Literal.string("description")
+        )
+        labels = exp.JSONExtract(this=settings.copy(), expression=exp.Literal.string("labels"))
+        query = query.select(
+            description.as_("description"), exp.cast(labels, text).as_("labels")
+        ).join(MODEL_SETTINGS.copy().as_(s), on=on, join_type="left")
         return self.engine.query_arrow(self._sql(query), params)
 
 

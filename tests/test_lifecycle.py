@@ -535,3 +535,59 @@ def test_through_the_gateway(engine: str, request: pytest.FixtureRequest) -> Non
         finally:
             client.close()
             other.close()
+
+
+# -- ALTER MODEL ... SET OPTIONS ---------------------------------------------------------------------
+
+
+def shown(life: Life, model: str) -> tuple[Any, Any]:
+    schema, name = model.split(".")
+    rows = life.con.execute(f"SHOW MODELS IN {schema}")
+    names = [c[0] for c in rows.description]
+    for row in rows.fetchall():
+        found = dict(zip(names, row, strict=True))
+        if found["model_name"] == name:
+            labels = found["labels"]
+            return found["description"], json.loads(labels) if labels is not None else None
+    raise AssertionError(f"{model} is not shown")
+
+
+def test_set_options_description_and_labels(life: Life) -> None:
+    model = life.model(GOOD)
+    assert shown(life, model) == (None, None)
+    life.run(
+        f"ALTER MODEL {model} SET OPTIONS (description = 'spend, from tenure',"
+        " labels = [('team', 'growth'), ('tier', '1')])"
+    )
+    assert shown(life, model) == ("spend, from tenure", {"team": "growth", "tier": "1"})
+    life.run(f"ALTER MODEL {model} SET OPTIONS (labels = [('team', 'data')])")  # replaces them
+    assert shown(life, model) == ("spend, from tenure", {"team": "data"})
+    life.run(f"ALTER MODEL {model} SET OPTIONS (description = NULL)")
+    assert shown(life, model) == (None, {"team": "data"})
+    assert [r[0] for r in life.run(f"SELECT action FROM ML.DEPLOYMENTS(MODEL {model})")] == [
+        "create",
+        "options",
+        "options",
+        "options",
+    ]
+    life.run(f"CREATE OR REPLACE MODEL {model} OPTIONS ({GOOD}) AS {TRAIN}")
+    assert shown(life, model) == (None, {"team": "data"})  # the model's, not a version's
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ("descripton = 'x'", "22023"),
+        ("model_type = 'linear_reg'", "22023"),
+        ("description = 3", "22023"),
+        ("labels = ['team']", "22023"),
+        ("labels = [('Team', 'x')]", "22023"),
+        ("labels = [('team', 'a b')]", "22023"),
+        ("labels = [('team', 'a'), ('team', 'b')]", "22023"),
+        ("expiration_timestamp = '2030-01-01 00:00:00'", "0A000"),
+    ],
+)
+def test_bad_model_options(life: Life, options: str, expected: str) -> None:
+    model = life.model(GOOD)
+    assert sqlstate(life, f"ALTER MODEL {model} SET OPTIONS ({options})") == expected
+    assert shown(life, model) == (None, None)

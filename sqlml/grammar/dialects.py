@@ -129,8 +129,13 @@ class MLParser(parser.Parser):
         this = self._parse_dotted_name(max_parts=3)
         version = None
         traffic: list[exp.Expr] | None = None
+        options: list[exp.Expr] | None = None
         key = None
-        if self._match_text_seq("SET", "TRAFFIC"):
+        if self._match_text_seq("SET", "OPTIONS"):
+            action = "SET OPTIONS"
+            self._retreat(self._index - 1)  # (OPTIONS is read again by the options clause)
+            options = self._parse_options_clause()
+        elif self._match_text_seq("SET", "TRAFFIC"):
             action = "SET TRAFFIC"
             traffic = self._parse_wrapped_csv(self._parse_traffic_weight)
             if self._match_text_seq("BY", "KEY"):
@@ -164,6 +169,7 @@ class MLParser(parser.Parser):
             comment=comment,
             expressions=traffic or [],
             key=key,
+            options=options or [],
         )
         return self.expression(node)
 

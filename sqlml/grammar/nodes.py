@@ -133,6 +133,7 @@ class AlterModel(exp.Expression):
         "comment": False,
         "expressions": False,
         "key": False,
+        "options": False,
     }
 
 
@@ -159,6 +160,8 @@ def _alter_model_sql(gen: Generator, node: AlterModel) -> str:
         text += f" ({weights})"
     if node.args.get("key") is not None:
         text += f" BY KEY {gen.sql(node, 'key')}"
+    if node.args.get("options"):
+        text += f" ({', '.join(gen.sql(o) for o in node.args['options'])})"
     if version is not None:
         text += f"{' TO' if action == 'ROLLBACK' else ''} VERSION {gen.sql(version)}"
     comment = node.args.get("comment")

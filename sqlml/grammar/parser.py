@@ -179,7 +179,7 @@ def _alter_model(tree: nodes.AlterModel) -> AlterModel:
     if action == "OTHER":
         raise errors.FeatureNotSupported(
             "ALTER MODEL is not supported yet except DEPLOY VERSION n, ROLLBACK [TO VERSION n],"
-            " SET TRAFFIC (...) and CLEAR TRAFFIC"
+            " SET TRAFFIC (...), CLEAR TRAFFIC and SET OPTIONS (...)"
         )
     version, comment, key = (tree.args.get(k) for k in ("version", "comment", "key"))
     return AlterModel(
@@ -189,6 +189,7 @@ def _alter_model(tree: nodes.AlterModel) -> AlterModel:
         comment=str(comment.this) if comment is not None else None,
         traffic=tuple((int(w.this.name), _weight(w.expression)) for w in tree.expressions),
         key=fold(key) if key is not None else None,
+        options=_options(list(tree.args.get("options") or [])),
     )
 
 

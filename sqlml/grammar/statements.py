@@ -95,6 +95,7 @@ class AlterModel:
     comment: str | None = None
     traffic: tuple[tuple[int, float], ...] = ()  # SET TRAFFIC's (version, weight) as written
     key: str | None = None  # SET TRAFFIC's BY KEY column (None: a random split per row)
+    options: Mapping[str, OptionValue] = field(default_factory=dict)  # SET OPTIONS' own
 
 
 @dataclass(frozen=True)

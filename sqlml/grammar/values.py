@@ -62,7 +62,7 @@ def to_value(node: exp.Expr, what: str) -> OptionValue:
         return -value
     if isinstance(node, exp.Column) and not node.table and node.this.args.get("quoted"):
         return str(node.name)  # "text": a string, as in BigQuery
-    if isinstance(node, exp.Array):
+    if isinstance(node, exp.Array | exp.Tuple):  # (a tuple: BigQuery's labels' pairs)
         return tuple(to_value(item, what) for item in node.expressions)
     if isinstance(node, exp.Struct):
         return tuple(to_value(field_value(item), what) for item in node.expressions)

@@ -319,7 +319,7 @@ SELECT ML.STANDARD_SCALER(x) OVER () FROM t
 -- expected: error 0A000
 
 -- case: alter_model_not_yet
-ALTER MODEL m SET OPTIONS (description = 'x')
+ALTER MODEL m RENAME TO n2
 -- expected: error 0A000
 
 -- case: create_temp_model_not_yet

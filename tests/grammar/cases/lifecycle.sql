@@ -93,7 +93,8 @@ ALTER MODEL shop.churn DEPLOY VERSION 3
   "version": 3,
   "comment": null,
   "traffic": [],
-  "key": null
+  "key": null,
+  "options": {}
 }
 
 -- case: deploy_with_comment
@@ -106,7 +107,8 @@ alter model "Shop".churn deploy version 3 comment 'better recall; it''s fine'
   "version": 3,
   "comment": "better recall; it's fine",
   "traffic": [],
-  "key": null
+  "key": null,
+  "options": {}
 }
 
 -- case: rollback
@@ -119,7 +121,8 @@ ALTER MODEL shop.churn ROLLBACK
   "version": null,
   "comment": null,
   "traffic": [],
-  "key": null
+  "key": null,
+  "options": {}
 }
 
 -- case: rollback_to_version_with_comment
@@ -132,7 +135,8 @@ ALTER MODEL shop.churn ROLLBACK TO VERSION 2 COMMENT 'v3 misbehaves'
   "version": 2,
   "comment": "v3 misbehaves",
   "traffic": [],
-  "key": null
+  "key": null,
+  "options": {}
 }
 
 -- case: drop_a_version
@@ -164,8 +168,22 @@ ALTER MODEL m ROLLBACK COMMENT nope
 ALTER MODEL m ROLLBACK TO 2
 -- expected: error 42601 at 27
 
--- case: alter_model_set_options_not_yet
-ALTER MODEL m SET OPTIONS (description = 'x')
+-- case: alter_model_set_options
+ALTER MODEL m SET OPTIONS (description = 'x', labels = [('team', 'growth')])
+-- expected:
+{
+  "type": "AlterModel",
+  "model": {"type": "ModelRef", "schema": null, "name": "m"},
+  "action": "SET OPTIONS",
+  "version": null,
+  "comment": null,
+  "traffic": [],
+  "key": null,
+  "options": {"description": "x", "labels": [["team", "growth"]]}
+}
+
+-- case: alter_model_other_forms_not_yet
+ALTER MODEL m RENAME TO n
 -- expected: error 0A000
 
 -- case: set_traffic_by_key
@@ -178,7 +196,8 @@ ALTER MODEL shop.churn SET TRAFFIC (VERSION 7 = 90, VERSION 8 = 10) BY KEY Custo
   "version": null,
   "comment": "canary",
   "traffic": [[7, 90.0], [8, 10.0]],
-  "key": "customer_id"
+  "key": "customer_id",
+  "options": {}
 }
 
 -- case: set_traffic_random_with_decimals
@@ -191,7 +210,8 @@ ALTER MODEL churn SET TRAFFIC (VERSION 1 = 99.5, VERSION 2 = 0.5)
   "version": null,
   "comment": null,
   "traffic": [[1, 99.5], [2, 0.5]],
-  "key": null
+  "key": null,
+  "options": {}
 }
 
 -- case: set_traffic_negative_weight_is_parsed
@@ -204,7 +224,8 @@ ALTER MODEL churn SET TRAFFIC (VERSION 1 = -10, VERSION 2 = 110)
   "version": null,
   "comment": null,
   "traffic": [[1, -10.0], [2, 110.0]],
-  "key": null
+  "key": null,
+  "options": {}
 }
 
 -- case: clear_traffic
@@ -217,7 +238,8 @@ ALTER MODEL churn CLEAR TRAFFIC COMMENT 'done'
   "version": null,
   "comment": "done",
   "traffic": [],
-  "key": null
+  "key": null,
+  "options": {}
 }
 
 -- case: traffic_weight_is_a_number
