@@ -526,6 +526,13 @@ class Store:
                     f'cannot drop version {version} of model "{schema}.{name}": it serves',
                     hint="deploy another version first (ALTER MODEL ... DEPLOY VERSION n)",
                 )
+            split = self.settings(ref).get("traffic", {})
+            if any(owner == version for _, _, owner in split.get("ranges", ())):
+                raise errors.DependentObjectsStillExist(
+                    f'cannot drop version {version} of model "{schema}.{name}": it serves a share'
+                    " of its traffic split",
+                    hint="ALTER MODEL ... SET TRAFFIC without it, or CLEAR TRAFFIC, first",
+                )
             if version not in (self.versions(ref) if current is not None else []):
                 if if_exists:
                     return False

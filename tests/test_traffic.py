@@ -200,7 +200,9 @@ def test_status_audit_and_the_end_of_a_split(split: Split) -> None:
     assert trail[-1] == ("deploy", "{}")
     split.run(f"ALTER MODEL {model} ROLLBACK")  # back to version 1, without the split
     assert split.run(f"SELECT max(traffic_weight) FROM ML.VERSIONS(MODEL {model})") == [(None,)]
-    split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 3 = 50)")
+    split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 0, VERSION 3 = 50)")
+    assert split.sqlstate(f"DROP MODEL {model} VERSION 3") == "2BP01"  # it has a share
+    split.run(f"DROP MODEL {model} VERSION 2")  # in the split without a share: it may go
     split.run(f"ALTER MODEL {model} CLEAR TRAFFIC")
     assert split.run(f"SELECT max(traffic_weight) FROM ML.VERSIONS(MODEL {model})") == [(None,)]
     assert split.run(f"SELECT action FROM ML.DEPLOYMENTS(MODEL {model})")[-1] == ("clear traffic",)
