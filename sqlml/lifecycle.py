@@ -35,7 +35,7 @@ import pyarrow as pa
 from sqlml import errors, traffic, views
 from sqlml.engines.base import Result, all_or_nothing
 from sqlml.grammar.statements import AlterModel, CreateModel, DropModel, ModelRef
-from sqlml.ml import models
+from sqlml.ml import kinds, models
 from sqlml.ml.options import closest
 from sqlml.ml.spec import OptionValue
 
@@ -45,32 +45,6 @@ if TYPE_CHECKING:
 
 ALWAYS, MANUAL, IF_BETTER = "ALWAYS", "MANUAL", "IF_BETTER"
 OPTIONS = ("deploy", "deploy_metric", "deploy_min_delta")
-# deploy = 'if_better': the metric compared when deploy_metric is not given, per model kind
-DEFAULT_METRIC = {
-    models.REGRESSOR: "r2_score",
-    models.CLASSIFIER: "roc_auc",
-    models.CLUSTERER: "davies_bouldin_index",
-}
-# the metrics a gate may compare, per kind: True when higher is better
-METRICS: dict[str, dict[str, bool]] = {
-    models.REGRESSOR: {
-        "mean_absolute_error": False,
-        "mean_squared_error": False,
-        "mean_squared_log_error": False,
-        "median_absolute_error": False,
-        "r2_score": True,
-        "explained_variance": True,
-    },
-    models.CLASSIFIER: {
-        "precision": True,
-        "recall": True,
-        "accuracy": True,
-        "f1_score": True,
-        "log_loss": False,
-        "roc_auc": True,
-    },
-    models.CLUSTERER: {"davies_bouldin_index": False, "mean_squared_distance": False},
-}
 
 
 @dataclass(frozen=True)
@@ -78,7 +52,7 @@ class DeployPolicy:
     """CREATE MODEL's deploy options, checked."""
 
     mode: str = ALWAYS  # ALWAYS | MANUAL | IF_BETTER
-    metric: str | None = None  # IF_BETTER's metric (None: the kind's DEFAULT_METRIC)
+    metric: str | None = None  # IF_BETTER's metric (None: the kind's gate_default)
     min_delta: float = 0.0  # IF_BETTER: how much better the new version must be
     given: Mapping[str, OptionValue] = dataclasses.field(default_factory=dict)  # as written
 
@@ -114,11 +88,13 @@ def deploy_policy(
 
 
 def _metric(policy: DeployPolicy, kind: str) -> tuple[str, bool]:
-    """(the gate's metric, whether higher is better) for a model kind."""
-    known = METRICS.get(kind)
-    if known is None:
+    """(the gate's metric, whether higher is better) for a model kind (kinds.Kind's
+    gate_metrics and gate_default)."""
+    found = kinds.kind(kind)
+    known = found.gate_metrics
+    if not known or found.gate_default is None:
         raise errors.FeatureNotSupported(f"deploy = 'if_better' is not supported for {kind} models")
-    name = policy.metric or DEFAULT_METRIC[kind]
+    name = policy.metric or found.gate_default
     if name not in known:
         raise errors.InvalidParameterValue(
             f"DEPLOY_METRIC {name!r} is not a metric of {kind} models",

@@ -26,7 +26,7 @@ nor the store. The built-in kinds' SQL is in predict_sql.py.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -114,6 +114,10 @@ class Kind:
     # whether it trains on a label column (then a version records the label's name, type and
     # classes)
     supervised: bool = True
+    # CREATE MODEL's deploy = 'if_better': the metrics a gate may compare (True when higher is
+    # better) and the one it compares when deploy_metric is not given (None: no gated deploys)
+    gate_metrics: Mapping[str, bool] = field(default_factory=dict)
+    gate_default: str | None = None
 
     # -- scoring --
     # the graph outputs that are the raw outputs, in order; each row's raw outputs are their
@@ -282,6 +286,15 @@ REGRESSOR = register(
         score=_first,
         pg_score_type=_double_precision,
         evaluate_rows=_evaluate_regression,
+        gate_metrics={
+            "mean_absolute_error": False,
+            "mean_squared_error": False,
+            "mean_squared_log_error": False,
+            "median_absolute_error": False,
+            "r2_score": True,
+            "explained_variance": True,
+        },
+        gate_default="r2_score",
     )
 )
 
@@ -306,6 +319,15 @@ CLASSIFIER = register(
         score=predict_sql.classifier_score,
         pg_score_type=predict_sql.classifier_pg_score_type,
         evaluate_rows=_evaluate_classification,
+        gate_metrics={
+            "precision": True,
+            "recall": True,
+            "accuracy": True,
+            "f1_score": True,
+            "log_loss": False,
+            "roc_auc": True,
+        },
+        gate_default="roc_auc",
         view=ViewPrediction(
             element=predict_sql.classifier_pg_element,
             head_field="label",
@@ -334,6 +356,8 @@ CLUSTERER = register(
         score=lambda version, raw: predict_sql.centroid_id(raw),
         pg_score_type=_bigint,
         evaluate_rows=_evaluate_clustering,
+        gate_metrics={"davies_bouldin_index": False, "mean_squared_distance": False},
+        gate_default="davies_bouldin_index",
         view=ViewPrediction(element=_centroid_distance, head_field="centroid_id"),
     )
 )
