@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import ENGINES, client_module, gateway_parts, module_database, serving
+from conftest import (
+    ENGINES,
+    client_module,
+    gateway_parts,
+    message_reader,
+    module_database,
+    serving,
+)
 
 import sqlml
 from sqlml import errors
@@ -385,3 +393,104 @@ def test_deploys_in_two_open_transactions_serialize(reach: Reach) -> None:
     rows = reach.trail(model)
     assert len(rows) == 1 + list(outcomes.values()).count("committed")
     _check_trail(reach, model)
+
+
+# -- the protocol, message by message (the proxy's books: wire/followed.py) ----------------------------
+
+
+def _session(reach: Reach) -> tuple[socket.socket, Callable[[type], list[Any]]]:
+    from sqlml.wire import protocol as p
+
+    client = socket.create_connection(("127.0.0.1", reach.port), timeout=30)
+    client.sendall(p.StartupMessage({"user": "conformance", "database": "shop"}).encode())
+    read = message_reader(client)
+    read(p.ReadyForQuery)
+    return client, read
+
+
+def _exchange(
+    client: socket.socket, read: Callable[[type], list[Any]], *messages: Any
+) -> list[Any]:
+    """Sends ``messages`` in one packet; every answer up to the ReadyForQuery of the last Sync
+    or Query."""
+    from sqlml.wire import protocol as p
+
+    client.sendall(b"".join(m.encode() for m in messages))
+    ends = sum(isinstance(m, p.Sync | p.Query) for m in messages)
+    return [answer for _ in range(ends) for answer in read(p.ReadyForQuery)]
+
+
+def _kinds(answers: list[Any]) -> list[str]:
+    return [type(a).__name__ for a in answers]
+
+
+def _floats(answers: list[Any]) -> list[float]:
+    from sqlml.wire import protocol as p
+
+    return [round(float(a.values[0]), 9) for a in answers if isinstance(a, p.DataRow)]
+
+
+def test_a_pipeline_sees_the_deploy_and_only_its_own_answers(reach: Reach) -> None:
+    """Bind/Execute twice in one batch after a deploy: both score with the new version, and the
+    client gets exactly the answers to its own messages (none of the re-Parse's)."""
+    from sqlml.wire import protocol as p
+
+    model = reach.model()
+    one, two = reach.expected(model, 1), reach.expected(model, 2)
+    client, read = _session(reach)
+    run = (p.Bind("", "s", (), (b"10",), ()), p.Execute("", 0))
+    with client:
+        first = _exchange(client, read, p.Parse("s", ONE_ROW.format(model, "$1")), *run, p.Sync())
+        assert _floats(first) == [one]
+        reach.con.execute(f"ALTER MODEL {model} DEPLOY VERSION 2")
+        answers = _exchange(client, read, *run, *run, p.Sync())
+        assert _floats(answers) == [two, two]
+        assert _kinds(answers) == [
+            *("BindComplete", "DataRow", "CommandComplete") * 2,
+            "ReadyForQuery",
+        ]
+
+
+def test_a_name_reused_for_plain_sql_is_left_alone(reach: Reach) -> None:
+    """A statement name that held an ML query and was closed (Close, DEALLOCATE) and parsed
+    again as plain SQL is the client's plain statement, deploy or not."""
+    from sqlml.wire import protocol as p
+
+    model = reach.model()
+    client, read = _session(reach)
+    plain = (p.Bind("", "s", (), (b"plain",), ()), p.Execute("", 0), p.Sync())
+    with client:
+        _exchange(client, read, p.Parse("s", ONE_ROW.format(model, "$1")), p.Sync())
+        _exchange(client, read, p.Close("S", "s"), p.Parse("s", "SELECT $1::text"), p.Sync())
+        reach.con.execute(f"ALTER MODEL {model} DEPLOY VERSION 2")
+        answers = _exchange(client, read, *plain)
+        assert [a.values[0] for a in answers if isinstance(a, p.DataRow)] == [b"plain"]
+        _exchange(
+            client, read, p.Close("S", "s"), p.Parse("s", ONE_ROW.format(model, "$1")), p.Sync()
+        )
+        _exchange(client, read, p.Query("DEALLOCATE s"))
+        _exchange(client, read, p.Parse("s", "SELECT $1::text"), p.Sync())
+        reach.con.execute(f"ALTER MODEL {model} ROLLBACK")
+        answers = _exchange(client, read, *plain)
+        assert [a.values[0] for a in answers if isinstance(a, p.DataRow)] == [b"plain"]
+
+
+def test_a_prepared_statement_of_a_dropped_model_fails_and_the_session_goes_on(
+    reach: Reach,
+) -> None:
+    """DROP MODEL by another session: the next execution is 42704 (an error of its Bind), and
+    the session and the gateway go on."""
+    from sqlml.wire import protocol as p
+
+    model = reach.model()
+    client, read = _session(reach)
+    run = (p.Bind("", "s", (), (b"10",), ()), p.Execute("", 0), p.Sync())
+    with client:
+        _exchange(client, read, p.Parse("s", ONE_ROW.format(model, "$1")), *run)
+        reach.con.execute(f"DROP MODEL {model}")
+        answers = _exchange(client, read, *run)
+        errors_ = [a for a in answers if isinstance(a, p.ErrorResponse)]
+        assert [e.fields.get("C") for e in errors_] == ["42704"]
+        assert isinstance(answers[-1], p.ReadyForQuery)
+        answers = _exchange(client, read, p.Query("SELECT 41 + 1"))
+        assert [a.values[0] for a in answers if isinstance(a, p.DataRow)] == [b"42"]
