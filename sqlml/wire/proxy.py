@@ -585,6 +585,7 @@ class ProxySession(Session):
         yield from self._relay()
         if self._upstream_failed:  # (its error went to the client) the server has no such name
             self._ml_prepared.pop(name, None)
+            self._skipping = True  # the server skips the client's messages until Sync: so do we
         prepared.rendered = rendered
 
     def _render(self, sql: str) -> str | None:
