@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +29,7 @@ from conftest import (
     message_reader,
     module_database,
     serving,
+    unavailable,
 )
 
 import sqlml
@@ -178,6 +181,43 @@ def test_asyncpg_prepared_statement_follows_deploys(reach: Reach) -> None:
             await con.close()
 
     assert asyncio.run(session()) == [one] * GENERIC + [two]
+
+
+JAVA_PROGRAM = Path(__file__).parent / "java" / "DeployFollow.java"
+JDBC_JAR = "/usr/share/java/postgresql.jar"  # Debian's libpostgresql-jdbc-java (.ci/run)
+
+
+def test_jdbc_named_statement_follows_deploys(reach: Reach) -> None:
+    """pgJDBC with prepareThreshold=1: a named server-side statement from the first run."""
+    java = shutil.which("java")
+    if java is None or not Path(JDBC_JAR).exists():
+        unavailable("a JDK and libpostgresql-jdbc-java are not installed")
+    model = reach.model()
+    one, two = reach.expected(model, 1), reach.expected(model, 2)
+    url = f"jdbc:postgresql://127.0.0.1:{reach.port}/shop?user=conformance&prepareThreshold=1"
+    program = subprocess.Popen(
+        [java, "-cp", JDBC_JAR, str(JAVA_PROGRAM), url, ONE_ROW.format(model, "?")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    stdin, stdout = program.stdin, program.stdout
+    assert stdin is not None
+    assert stdout is not None
+    try:
+
+        def read() -> float:
+            stdin.write("\n")
+            stdin.flush()
+            return round(float(stdout.readline()), 9)
+
+        assert [read() for _ in range(GENERIC)] == [one] * GENERIC
+        reach.con.execute(f"ALTER MODEL {model} DEPLOY VERSION 2")
+        assert read() == two
+    finally:
+        stdin.close()
+        assert program.wait(timeout=60) == 0
+        stdout.close()
 
 
 def test_a_view_prepared_through_the_gateway_follows_deploys(reach: Reach) -> None:
