@@ -144,6 +144,24 @@ def test_psycopg_prepared_statement_follows_deploys(reach: Reach) -> None:
         admin.close()
 
 
+def test_a_prepared_statement_in_bigquery_mode_follows_deploys(reach: Reach) -> None:
+    """The statement is GoogleSQL, transpiled by the gateway before it is rendered."""
+    model = reach.model()
+    one, two = reach.expected(model, 1), reach.expected(model, 2)
+    reader = reach.gateway()
+    sql = ONE_ROW.format(f"`{model}`", "%s")
+    try:
+        reader.execute("SET sqlml.dialect = 'bigquery'")
+        assert [_value(reader.execute(sql, [10.0], prepare=True).fetchall()) for _ in "ab"] == [
+            one,
+            one,
+        ]
+        reach.con.execute(f"ALTER MODEL {model} DEPLOY VERSION 2")
+        assert _value(reader.execute(sql, [10.0], prepare=True).fetchall()) == two
+    finally:
+        reader.close()
+
+
 def test_psycopg_prepared_statement_in_a_transaction(reach: Reach) -> None:
     """Inside the reader's own transaction block the next statement follows a deploy committed
     meanwhile, as any statement at READ COMMITTED (PostgreSQL) sees it."""
