@@ -95,7 +95,7 @@ _FAST: dict[int, int | None] = {
     ord("f"): None,
 }
 _TEXT = frozenset(b"QP")
-_QUERY, _SYNC = ord("Q"), ord("S")
+_SYNC = ord("S")
 _COPY_END = frozenset(b"cf")
 _COPY_IN = frozenset(b"GW")  # CopyInResponse, CopyBothResponse: the server waits for the client
 # A constant statement that fails, to abort the server's transaction (no user text in it).
@@ -385,13 +385,13 @@ class ProxySession(Session):
             return True
         if self.config.dialect and ("reset" in lowered or "discard" in lowered):
             return True
+        if self._ml_prepared and followed.may_deallocate(lowered):  # (the worker's books)
+            return True
         return ("ml" in lowered or "model" in lowered) and grammar.is_ml(sql)
 
     def _names_ml(self, kind: int, data: bytes, start: int, end: int) -> bool:
-        """Whether a message names a prepared ML statement of the server's, or a Query may
-        DEALLOCATE one: the worker keeps the books (followed.py)."""
-        if kind == _QUERY:
-            return followed.may_deallocate(_query_text(kind, data, start, end).lower())
+        """Whether a Parse, Bind or Close names a prepared ML statement of the server's: the
+        worker keeps the books (followed.py)."""
         return followed.message_name(kind, data, start, end) in self._ml_prepared
 
     def _names_dialect(self, sql: str) -> bool:
