@@ -144,6 +144,31 @@ def test_psycopg_prepared_statement_follows_deploys(reach: Reach) -> None:
         admin.close()
 
 
+def test_prepared_statements_follow_create_or_replace(reach: Reach) -> None:
+    """CREATE OR REPLACE MODEL whose version serves is a deploy too (through the gateway, in
+    another session); one stored with deploy = 'manual' changes nothing."""
+    model = reach.model()
+    one = reach.expected(model, 1)
+    reader, writer = reach.gateway(), reach.gateway()
+    sql = ONE_ROW.format(model, "%s")
+    try:
+
+        def read() -> float:
+            return _value(reader.execute(sql, [10.0], prepare=True).fetchall())
+
+        assert [read() for _ in range(GENERIC)] == [one] * GENERIC
+        writer.execute(f"CREATE OR REPLACE MODEL {model} OPTIONS ({BAD}) AS {TRAIN}")  # v3
+        assert read() == one
+        replaced = GOOD + ", l2_reg = 100.0"
+        writer.execute(f"CREATE OR REPLACE MODEL {model} OPTIONS ({replaced}) AS {TRAIN}")  # v4
+        four = reach.expected(model, 4)
+        assert four != one
+        assert read() == four
+    finally:
+        reader.close()
+        writer.close()
+
+
 def test_a_prepared_statement_in_bigquery_mode_follows_deploys(reach: Reach) -> None:
     """The statement is GoogleSQL, transpiled by the gateway before it is rendered."""
     model = reach.model()
