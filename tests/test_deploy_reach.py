@@ -597,3 +597,73 @@ def test_a_prepared_statement_of_a_dropped_model_fails_and_the_session_goes_on(
         assert isinstance(answers[-1], p.ReadyForQuery)
         answers = _exchange(client, read, p.Query("SELECT 41 + 1"))
         assert [a.values[0] for a in answers if isinstance(a, p.DataRow)] == [b"42"]
+
+
+# -- DuckDB: the model macros views score with, known without reading the catalog each time -------
+
+
+MAKE_VIEW = """
+import sys, sqlml
+con = sqlml.connect(sys.argv[1], autocommit=True)
+con.execute(
+    "CREATE VIEW reach.v AS SELECT x, predicted_y FROM ML.PREDICT(MODEL reach.m, TABLE reach.points)"
+)
+con.close()
+"""
+
+
+def _file_with_a_model(path: str) -> sqlml.Connection:
+    con = sqlml.connect(path, autocommit=True)
+    con.execute("CREATE SCHEMA reach")
+    con.execute(f"CREATE TABLE reach.points AS {POINTS}")
+    for options in (GOOD, BAD):
+        con.execute(f"CREATE OR REPLACE MODEL reach.m OPTIONS ({options}) AS {TRAIN}")
+    return con
+
+
+def _view(con: sqlml.Connection) -> float:
+    return _value(con.execute("SELECT predicted_y FROM reach.v WHERE x = 10").fetchall())
+
+
+def test_a_view_made_by_another_connection_after_a_deploy_follows_the_next(
+    tmp_path: Path,
+) -> None:
+    """Connection A deploys (and so learns the file's macros: none), connection B then makes
+    a view over the model: A's next deploy still reaches the view."""
+    a = _file_with_a_model(str(tmp_path / "a.duckdb"))
+    b = sqlml.connect(str(tmp_path / "a.duckdb"), autocommit=True)
+    try:
+        a.execute("ALTER MODEL reach.m DEPLOY VERSION 2")
+        a.execute("ALTER MODEL reach.m ROLLBACK")
+        b.execute(
+            "CREATE VIEW reach.v AS SELECT x, predicted_y"
+            " FROM ML.PREDICT(MODEL reach.m, TABLE reach.points)"
+        )
+        one = _view(b)
+        a.execute("ALTER MODEL reach.m DEPLOY VERSION 2")
+        assert _view(b) == _view(a) != one
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_view_made_by_another_process_follows_a_deploy(tmp_path: Path) -> None:
+    """The view (and its macro) made by another process while this one had the file closed."""
+    path = str(tmp_path / "p.duckdb")
+    _file_with_a_model(path).close()
+    subprocess.run([sys.executable, "-c", MAKE_VIEW, path], check=True, timeout=120)
+    con = sqlml.connect(path, autocommit=True)
+    try:
+        one = _view(con)
+        con.execute("ALTER MODEL reach.m DEPLOY VERSION 2")
+        assert _view(con) != one
+        con.close()
+        subprocess.run([sys.executable, "-c", MAKE_VIEW.replace("reach.v", "reach.w"), path],
+                       check=True, timeout=120)  # fmt: skip
+        con = sqlml.connect(path, autocommit=True)
+        con.execute("ALTER MODEL reach.m ROLLBACK")
+        assert _view(con) == one
+        rows = con.execute("SELECT predicted_y FROM reach.w WHERE x = 10").fetchall()
+        assert _value(rows) == one
+    finally:
+        con.close()
