@@ -233,7 +233,7 @@ def alter(session: Session, statement: AlterModel) -> Result:
         return _set_options(session, statement)
     store, ref = session.store, statement.model
     role = store.who()
-    with store.writing(ref), all_or_nothing(session.engine):
+    with store.names_fixed(), store.writing(ref), all_or_nothing(session.engine):
         if statement.action == "DEPLOY":
             assert statement.version is not None
             previous = store.deploy(ref, statement.version, role=role, comment=statement.comment)
@@ -380,5 +380,7 @@ def serving_changed(session: Session, ref: ModelRef) -> None:
     """What follows the serving version besides the store: on DuckDB, the macro that views
     over ML.PREDICT score with (views.py). (The PostgreSQL server publishes the model's
     functions after the statement: postgres/server.py.)"""
-    if session.engine.dialect == "duckdb":
+    if session.engine.dialect == "duckdb" and views.has_macro(
+        session.engine, *session.store.resolve(ref.model)
+    ):  # (loaded only when a view made the macro)
         views.refresh_macro(session.engine, session.store.load(ref.model))

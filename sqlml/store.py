@@ -131,6 +131,8 @@ class Store:
         # The login an audit row names when the session has one: the gateway's client over
         # DuckDB (wire/backends.py), never the gateway process's own OS user.
         self.role: str | None = None
+        # While a lifecycle change runs (names_fixed): each name resolved once, not per query.
+        self._resolved: dict[tuple[str, str], tuple[str, str]] | None = None
 
     def ensure(self) -> None:
         """Creates the store tables on first use, or upgrades a store of an older version (the
@@ -174,6 +176,20 @@ class Store:
         with lock:
             yield
 
+    @contextlib.contextmanager
+    def names_fixed(self) -> Iterator[None]:
+        """Each model name resolved once while a lifecycle change runs (under the model's
+        lock, in one transaction: the name cannot change meanwhile), instead of once per store
+        query (a DEPLOY made nine such lookups)."""
+        if self._resolved is not None:
+            yield
+            return
+        self._resolved = {}
+        try:
+            yield
+        finally:
+            self._resolved = None
+
     def resolve(self, ref: ModelRef) -> tuple[str, str]:
         """The stored (schema, name) a reference means. Names compare case-insensitively and
         keep the case they were created with (as BigQuery's column names): `` `ds.linU` ``,
@@ -181,6 +197,14 @@ class Store:
         ``ds.LINU`` beside it is 42710. An exact match wins; a name no model has is returned
         as written (for CREATE MODEL)."""
         wanted = self._names(ref)
+        if self._resolved is not None and wanted in self._resolved:
+            return self._resolved[wanted]
+        found = self._resolve(wanted)
+        if self._resolved is not None:
+            self._resolved[wanted] = found
+        return found
+
+    def _resolve(self, wanted: tuple[str, str]) -> tuple[str, str]:
         self.ensure()
         query = (
             exp.select(_col("schema_name"), _col("model_name"))
@@ -277,7 +301,7 @@ class Store:
         """Replaces the model's serving settings, with an audit row naming ``action``, in one
         transaction (42704: no such model)."""
         self.ensure()
-        with all_or_nothing(self.engine):
+        with self.names_fixed(), all_or_nothing(self.engine):
             current = self._existing(ref, None)
             self._write_settings(ref, settings)
             self._record(ref, current, current, action, role, comment, None, None, settings)
@@ -453,7 +477,7 @@ class Store:
         """Makes ``version`` serve, with its audit row, in one transaction; returns the version
         that served before (None: it serves already, and nothing is written)."""
         self.ensure()
-        with all_or_nothing(self.engine):
+        with self.names_fixed(), all_or_nothing(self.engine):
             current = self._existing(ref, version)
             if current == version:
                 return None
@@ -473,7 +497,7 @@ class Store:
         there is none. Returns (the version serving now, the one that served before; None:
         it served already, and nothing is written)."""
         self.ensure()
-        with all_or_nothing(self.engine):
+        with self.names_fixed(), all_or_nothing(self.engine):
             current = self._existing(ref, version)
             history = self._history(ref)
             latest = history[-1] if history else None
@@ -544,11 +568,17 @@ class Store:
         return True
 
     def _existing(self, ref: ModelRef, version: int | None) -> int:
-        """The serving version, after checking that the model and ``version`` exist (42704)."""
+        """The serving version, after checking that the model and ``version`` exist (42704)
+        without loading the version (its graph is not needed to serve it)."""
         current = self.current_version(ref)
-        if current is None or version is not None:
-            self.load(ref, version)  # 42704 for the model or the version
-        assert current is not None
+        schema, name = self.resolve(ref)
+        if current is None:
+            raise errors.UndefinedModel(f'model "{schema}.{name}" does not exist')
+        if version is not None and version != current:
+            where = exp.and_(_key(), _col("version").eq(exp.Placeholder()))
+            query = exp.select(exp.Literal.number(1)).from_(VERSIONS).where(where)
+            if not self.engine.query_arrow(self._sql(query), [schema, name, version]).num_rows:
+                raise errors.UndefinedModel(f'model "{schema}.{name}" has no version {version}')
         return current
 
     def _serve(self, ref: ModelRef, version: int) -> dict[str, Any] | None:

@@ -96,6 +96,10 @@ def _udfs() -> Any:
 _anchors: dict[str, tuple[duckdb.DuckDBPyConnection, int]] = {}  # file -> (anchor, engines)
 _anchors_lock = threading.Lock()
 _generations: dict[str, int] = {}  # database -> changes made in it by sqlml engines (token())
+# The model macros of a file (views.has_macro), while this process has it open: those found
+# once in the catalog, and those created since by any engine of the process (macro_created).
+_macros_found: dict[str, frozenset[str]] = {}
+_macros_created: dict[str, set[str]] = {}
 _private = itertools.count(1)  # names for plain :memory: databases, each a database of its own
 # Errors as JSON: what engines/duckdb_errors.py maps by (set when the database opens, before
 # anything may lock the configuration).
@@ -195,6 +199,8 @@ def _release(path: str) -> None:
         else:
             del _anchors[key]
             _generations.pop(key, None)  # (no engine left to hold a plan that counted on it)
+            _macros_found.pop(key, None)  # (another process may write the file now)
+            _macros_created.pop(key, None)
             anchor.close()
 
 
@@ -455,6 +461,30 @@ class DuckDBEngine:
                 return relation.limit(0).to_arrow_table().schema
             except duckdb.Error as e:
                 raise self._error(e, sql, probe=(None,)) from e
+
+    def macros(self, scan: Callable[[], frozenset[str]]) -> frozenset[str] | None:
+        """The names of the file's model macros (views.has_macro), ``scan`` read once per
+        process while the file is open: a DuckDB file has one writing process, and every macro
+        it creates after the scan is noted (macro_created), committed or not, so a macro is
+        never missed (a name noted for a macro rolled back or dropped since only costs its
+        refresh). None for a database in memory: ask the catalog."""
+        if self.path.startswith(":memory:"):
+            return None
+        key = self._database
+        with _anchors_lock:
+            found = _macros_found.get(key)
+        if found is None:
+            found = scan()
+            with _anchors_lock:
+                found = _macros_found.setdefault(key, found)
+        with _anchors_lock:
+            return found | _macros_created.get(key, set())
+
+    def macro_created(self, name: str) -> None:
+        """A model macro is created (before its CREATE runs): see macros."""
+        if not self.path.startswith(":memory:"):
+            with _anchors_lock:
+                _macros_created.setdefault(self._database, set()).add(name)
 
     @property
     def database_key(self) -> str:

@@ -11,8 +11,8 @@ statement or call) are looked at:
 - a query with ML calls (ML.PREDICT, ML.SCORE) is rendered to PostgreSQL's own SQL by the sqlml
   engine (engine.Session.ml_sql) and that SQL goes to the server in the client's place: in a Query
   message, or in the client's Parse, so that prepared statements, binary results, row limits and
-  cursors work on it as on any query. A prepared ML statement keeps the model version it was
-  prepared with; parse it again to score with a newer one.
+  cursors work on it as on any query. A prepared ML statement follows the serving version: at
+  its next execution after a deploy the proxy parses it again on the server (followed.py).
 - anything else (CREATE MODEL, DROP MODEL, ML.EVALUATE, SHOW MODELS) is run by the sqlml engine
   over the same connection (upstream.UpstreamEngine), so it happens inside the client's
   transaction; its result is encoded by the gateway, and its ReadyForQuery still comes from the
@@ -51,17 +51,20 @@ from sqlml import engine, errors, grammar
 from sqlml.engines import pgtypes
 from sqlml.engines.base import Result
 from sqlml.grammar import bigquery, lexer
-from sqlml.wire import identity, limits, protocol
+from sqlml.wire import followed, identity, limits, protocol
 from sqlml.wire import protocol as p
 from sqlml.wire.backends import is_query
-from sqlml.wire.session import CopyTarget, Output, Session
+from sqlml.wire.session import MAX_STATEMENTS, CopyTarget, Output, Session, _within_limit
 from sqlml.wire.upstream import Attach, Connection, Target, UpstreamEngine, describe
 
 # What each message forwarded to the server still waits for. QUERY and SYNC end with
 # ReadyForQuery; INNER is a Query of the proxy's own whose ReadyForQuery the client must not see
 # (one statement of a split Query); POISON aborts the server's transaction after an error of the
 # proxy's, and nothing of it reaches the client.
+# OWN_PARSE and OWN_CLOSE parse a prepared ML statement again (followed.py); their answers are
+# the proxy's own too.
 QUERY, SYNC, INNER, POISON, PARSE, BIND, DESCRIBE, EXECUTE, CLOSE = range(9)
+OWN_PARSE, OWN_CLOSE = 9, 10
 _ENDS_AT_READY = (QUERY, SYNC, INNER, POISON)
 _TERMINAL: dict[int, bytes] = {
     PARSE: b"1",  # ParseComplete
@@ -69,7 +72,10 @@ _TERMINAL: dict[int, bytes] = {
     CLOSE: b"3",  # CloseComplete
     DESCRIBE: b"Tn",  # RowDescription or NoData (after ParameterDescription for a statement)
     EXECUTE: b"CIs",  # CommandComplete, EmptyQueryResponse or PortalSuspended
+    OWN_PARSE: b"1",
+    OWN_CLOSE: b"3",
 }
+_OWN = (OWN_PARSE, OWN_CLOSE)
 _KINDS = {p.Parse: PARSE, p.Bind: BIND, p.Describe: DESCRIBE, p.Execute: EXECUTE, p.Close: CLOSE}
 _Z, _E = ord("Z"), ord("E")
 _LENGTH = struct.Struct("!I")
@@ -89,6 +95,7 @@ _FAST: dict[int, int | None] = {
     ord("f"): None,
 }
 _TEXT = frozenset(b"QP")
+_SYNC = ord("S")
 _COPY_END = frozenset(b"cf")
 _COPY_IN = frozenset(b"GW")  # CopyInResponse, CopyBothResponse: the server waits for the client
 # A constant statement that fails, to abort the server's transaction (no user text in it).
@@ -218,6 +225,8 @@ class ProxySession(Session):
         self._upstream_failed = False  # the server reported an error since the last Sync
         self._inner_failed = False  # the last INNER query failed
         self._login: ProxyBackend | None = None  # the backend while the client logs in
+        self._ml_prepared: dict[str, followed.Prepared] = {}  # the server's, of ML queries
+        self._syncs = 0  # Sync messages so far: a Bind after a new one is a new execution
         self._database = ""  # the server's name of the database (what a project names)
 
     # -- startup ----------------------------------------------------------------------------
@@ -343,7 +352,7 @@ class ProxySession(Session):
         ):
             return False
         kinds: list[int] = []
-        copy_end = False
+        copy_end, syncs = False, 0
         pos, size, limit = 0, len(data), self.config.max_message_size
         while pos < size:
             if pos + 5 > size:
@@ -354,12 +363,16 @@ class ProxySession(Session):
                 return False
             if kind in _TEXT and self._for_worker(_query_text(kind, data, pos + 5, end)):
                 return False
+            if self._ml_prepared and self._names_ml(kind, data, pos + 5, end):
+                return False
+            syncs += kind == _SYNC
             copy_end = copy_end or kind in _COPY_END
             fast = _FAST[kind]
             if fast is not None:
                 kinds.append(fast)
             pos = end
         self._pending.extend(kinds)
+        self._syncs += syncs
         if copy_end:
             self._copy_in = False
         return True
@@ -372,7 +385,14 @@ class ProxySession(Session):
             return True
         if self.config.dialect and ("reset" in lowered or "discard" in lowered):
             return True
+        if self._ml_prepared and followed.may_deallocate(lowered):  # (the worker's books)
+            return True
         return ("ml" in lowered or "model" in lowered) and grammar.is_ml(sql)
+
+    def _names_ml(self, kind: int, data: bytes, start: int, end: int) -> bool:
+        """Whether a Parse, Bind or Close names a prepared ML statement of the server's: the
+        worker keeps the books (followed.py)."""
+        return followed.message_name(kind, data, start, end) in self._ml_prepared
 
     def _names_dialect(self, sql: str) -> bool:
         """Whether a statement of ``sql`` is one on the session's dialect (_setting_statement)."""
@@ -439,7 +459,8 @@ class ProxySession(Session):
                 self._copy_in = True
             elif head in _TERMINAL and kind in _TERMINAL[head]:
                 pending.popleft()
-            if head == POISON or (head == INNER and kind == _Z):
+            own = head in _OWN and kind in _TERMINAL[head]  # (an error does go to the client)
+            if head == POISON or (head == INNER and kind == _Z) or own:
                 pieces.append(chunk[kept:start])  # the proxy's own: the client must not see it
                 kept = end
         if not kept:
@@ -451,6 +472,7 @@ class ProxySession(Session):
 
     def _ready(self, message: object) -> Iterator[Output]:
         if isinstance(message, p.Sync):
+            self._syncs += 1
             self._skipping = False
             self._portals.pop("", None)
             self._forward(message, SYNC)
@@ -467,11 +489,16 @@ class ProxySession(Session):
             yield from self._local(self._parse_ml(message))
         elif self._is_local(message):
             yield from self._local(self._extended(message))
+        elif isinstance(message, p.Bind) and message.statement in self._ml_prepared:
+            yield from self._bind_ml(message)
         else:
             if isinstance(message, p.Parse):
                 self._statements.pop(message.name, None)  # the name now means the server's
+                self._ml_prepared.pop(message.name, None)
             elif isinstance(message, p.Bind):
                 self._portals.pop(message.portal, None)
+            elif isinstance(message, p.Close) and message.kind == "S":
+                self._ml_prepared.pop(message.name, None)
             kind = _KINDS.get(type(message))
             self._forward(message, kind)  # type: ignore[arg-type]
 
@@ -510,6 +537,7 @@ class ProxySession(Session):
             yield from self._parse_ml(parse)
             return
         self._statements.pop(message.name, None)  # the name now means the server's
+        self._ml_prepared.pop(message.name, None)
         self._forward(parse, PARSE)
 
     def _parse_ml(self, message: p.Parse) -> Iterator[Output]:
@@ -517,13 +545,48 @@ class ProxySession(Session):
         is kept here and run at Execute."""
         assert self.backend is not None
         rendered = self._render(message.query)
+        self._ml_prepared.pop(message.name, None)
         if rendered is None:
             yield from self._extended(message)
             return
+        _within_limit(self._ml_prepared, message.name, MAX_STATEMENTS, "prepared ML statements")
         self._statements.pop(message.name, None)
         self._forward(p.Parse(message.name, rendered, message.param_types), PARSE)
         self._forward(p.Flush())
         yield from self._relay()
+        self._ml_prepared[message.name] = followed.Prepared(
+            message.query, rendered, message.param_types, self._syncs
+        )
+
+    def _bind_ml(self, message: p.Bind) -> Iterator[Output]:
+        """A Bind of a prepared ML statement: at a new execution (the first Bind after a
+        Sync), its server statement is parsed again when the serving version changed."""
+        prepared = self._ml_prepared[message.statement]
+        if prepared.checked != self._syncs:
+            yield from self._local(self._follow(message.statement, prepared))
+        if self._skipping or self._upstream_failed:
+            return  # (the server skips everything until Sync after an error; so does the proxy)
+        self._portals.pop(message.portal, None)
+        self._forward(message, BIND)
+
+    def _follow(self, name: str, prepared: followed.Prepared) -> Iterator[Output]:
+        """The server's statement ``name`` made current (followed.py); an error (the model
+        was dropped, ...) is the Bind's."""
+        assert self.backend is not None
+        if self.backend.connection.status == "E":
+            return  # (the server answers the Bind with 25P02 itself)
+        rendered = self._render(prepared.query)
+        prepared.checked = self._syncs
+        if rendered is None or rendered == prepared.rendered:
+            return
+        self._forward(p.Close("S", name), OWN_CLOSE)
+        self._forward(p.Parse(name, rendered, prepared.param_types), OWN_PARSE)
+        self._forward(p.Flush())
+        yield from self._relay()
+        if self._upstream_failed:  # (its error went to the client) the server has no such name
+            self._ml_prepared.pop(name, None)
+            self._skipping = True  # the server skips the client's messages until Sync: so do we
+        prepared.rendered = rendered
 
     def _render(self, sql: str) -> str | None:
         """The server's SQL for an ML query (inside DECLARE or EXPLAIN too), or None."""
@@ -534,6 +597,8 @@ class ProxySession(Session):
 
     def _query(self, message: p.Query) -> Iterator[Output]:
         ours = self.dialect or self._names_dialect(message.query)
+        if self._ml_prepared and followed.may_deallocate(message.query.lower()):
+            self._deallocate(message.query)
         if not ours and not grammar.is_ml(message.query):
             self._forward(message, QUERY)
             return
@@ -554,6 +619,17 @@ class ProxySession(Session):
             if failed:
                 break
         self._forward(p.Sync(), SYNC)  # ReadyForQuery, with the server's transaction status
+
+    def _deallocate(self, sql: str) -> None:
+        """DEALLOCATE and DISCARD ALL drop the server's prepared statements: off the books."""
+        try:
+            dropped = followed.deallocated(sql)
+        except errors.Error:
+            return  # (the server reports what it cannot read)
+        if dropped is None:
+            self._ml_prepared.clear()
+        for name in dropped or ():
+            self._ml_prepared.pop(name, None)
 
     def _forward_whole(self, sql: str) -> bool:
         """A Query of one statement goes to the server in the client's place when it can: in
