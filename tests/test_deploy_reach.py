@@ -667,3 +667,33 @@ def test_a_view_made_by_another_process_follows_a_deploy(tmp_path: Path) -> None
         assert _value(rows) == one
     finally:
         con.close()
+
+
+def test_prepared_statements_follow_a_traffic_split(reach: Reach) -> None:
+    """SET TRAFFIC and CLEAR TRAFFIC reach a statement prepared through the gateway at its next
+    execution, as a deploy does: the rows, and ML.PREDICT's model_version column."""
+    model = reach.model()
+    one, two = reach.expected(model, 1), reach.expected(model, 2)
+    reader = reach.gateway()
+    sql = ONE_ROW.format(model, "%s")
+    every = f"SELECT * FROM ML.PREDICT(MODEL {model}, (SELECT x, z FROM reach.points WHERE x = %s))"
+    try:
+
+        def read() -> float:
+            return _value(reader.execute(sql, [10.0], prepare=True).fetchall())
+
+        def columns() -> list[str]:
+            cursor = reader.execute(every, [10.0], prepare=True)
+            cursor.fetchall()
+            return [c.name for c in cursor.description]
+
+        assert [read() for _ in range(GENERIC)] == [one] * GENERIC
+        assert "model_version" not in [columns() for _ in range(GENERIC)][-1]
+        reach.con.execute(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 0, VERSION 2 = 100)")
+        assert read() == two
+        assert columns()[-1] == "model_version"
+        reach.con.execute(f"ALTER MODEL {model} CLEAR TRAFFIC")
+        assert read() == one
+        assert "model_version" not in columns()
+    finally:
+        reader.close()
