@@ -1,4 +1,5 @@
-"""ML.PREDICT under a traffic split (issue 14) against ML.PREDICT of one version, in one run.
+"""ML.PREDICT under a traffic split or with its prediction log (issue 14) against ML.PREDICT of
+one version, in one run.
 
 1M rows x 10 float features with an integer key, logistic_reg (two versions trained on the first
 100k rows with different regularization). Each pair runs in turn, best of ``--repeat``; the
@@ -7,6 +8,8 @@ split's cost is printed as a ratio to one version (the issue's bound: within 1.3
   one              ML.PREDICT of the serving version (no split): what a user has without one
   split_key        SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50) BY KEY id
   split_random     the same without a key (a random split per row)
+  log_1pct         no split; SET OPTIONS (prediction_log_sample = 0.01, prediction_log_key = 'id')
+                   (the issue's bound: within 1.1x)
 
 Two shapes of query: ``sum``: every predicted column computed, summed (scoring alone), and
 ``write``: CREATE TABLE AS SELECT * FROM ML.PREDICT(...) (scoring and keeping the predictions).
@@ -71,20 +74,33 @@ def main() -> None:
             "sum": f"SELECT count(*), sum(CAST(predicted_label AS INT)) FROM {predict}",
             "write": f"CREATE TABLE bench.out AS SELECT * FROM {predict}",
         }
-        splits = {
-            "one": None,
-            "split_key": "(VERSION 1 = 50, VERSION 2 = 50) BY KEY id",
-            "split_random": "(VERSION 1 = 50, VERSION 2 = 50)",
+        clear = [
+            "ALTER MODEL bench.m CLEAR TRAFFIC",
+            "ALTER MODEL bench.m SET OPTIONS (prediction_log_sample = NULL)",
+        ]
+        splits = {  # the statements that set each variant up (untimed)
+            "one": clear,
+            "split_key": [
+                *clear,
+                "ALTER MODEL bench.m SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50) BY KEY id",
+            ],
+            "split_random": [
+                *clear,
+                "ALTER MODEL bench.m SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50)",
+            ],
+            "log_1pct": [
+                *clear,
+                "ALTER MODEL bench.m SET OPTIONS (prediction_log_sample = 0.01,"
+                " prediction_log_key = 'id')",
+            ],
         }
         print(f"{args.engine}, {args.rows:,} rows, best of {args.repeat}")
         for shape, sql in shapes.items():
             times: dict[str, float] = {}
             for _ in range(args.repeat):
-                for name, traffic in splits.items():  # (the routing is set untimed)
-                    if traffic is None:
-                        cur.execute("ALTER MODEL bench.m CLEAR TRAFFIC")
-                    else:
-                        cur.execute(f"ALTER MODEL bench.m SET TRAFFIC {traffic}")
+                for name, setup in splits.items():  # (set up untimed)
+                    for statement in setup:
+                        cur.execute(statement)
                     cur.execute("DROP TABLE IF EXISTS bench.out")
                     seconds = best_of({name: lambda sql=sql: _run(cur, sql)}, 1)[name]
                     times[name] = min(times.get(name, seconds), seconds)

@@ -72,6 +72,19 @@ CREATE TABLE IF NOT EXISTS sqlml.model_settings (
     PRIMARY KEY (schema_name, model_name)
 );
 
+-- A sample of what ML.PREDICT scored (ALTER MODEL ... SET OPTIONS (prediction_log_sample = ...);
+-- sqlml/predlog.py), written with the statement that scored. Append-only; no key: rows repeat.
+CREATE TABLE IF NOT EXISTS sqlml.prediction_log (
+    schema_name TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    version INTEGER NOT NULL,      -- the version that scored the row
+    variant TEXT NOT NULL,         -- 'serving' | 'traffic'
+    logged_at TIMESTAMP NOT NULL,  -- UTC
+    log_key TEXT,                  -- the sample's key as text (NULL: a random sample)
+    inputs TEXT NOT NULL,          -- JSON object: the input row
+    outputs TEXT NOT NULL          -- JSON object: ML.PREDICT's columns
+);
+
 -- The settings an audit row's change left in effect (JSON, as sqlml.model_settings; NULL: none).
 ALTER TABLE sqlml.deployments ADD COLUMN IF NOT EXISTS settings TEXT;
 

@@ -35,7 +35,18 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
-from sqlml import bigquery, byom, errors, functions, grammar, lifecycle, scoring, traffic, views
+from sqlml import (
+    bigquery,
+    byom,
+    errors,
+    functions,
+    grammar,
+    lifecycle,
+    predlog,
+    scoring,
+    traffic,
+    views,
+)
 from sqlml.engines import open_engine, placeholders
 from sqlml.engines.base import Engine, InServer, KeepsPlans, Probes, Result, all_or_nothing
 from sqlml.grammar import lexer
@@ -99,6 +110,7 @@ class _Plan:
     prepared: Hashable = None  # the token it was first prepared at (None: not prepared)
     unprepared: Hashable = None  # the token at which preparing it failed
     name: str = field(default_factory=lambda: f"{scoring.HIDDEN}plan_{next(_names)}")
+    logs: tuple[str, ...] = ()  # the INSERTs that log ML.PREDICT's samples (predlog.py)
 
     @property
     def shas(self) -> tuple[str, ...]:
@@ -113,6 +125,7 @@ class _Rendering:
     inputs: list[pa.Schema | None] = field(default_factory=list)
     probes: list[str | None] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)  # ML.EVALUATE results as tables
+    logs: list[str] = field(default_factory=list)  # prediction log INSERTs (predlog.py)
 
 
 class Session:
@@ -127,6 +140,9 @@ class Session:
         self.engine = engine
         self.settings = settings or Settings()
         self.store = Store(engine)
+        # whether ML.PREDICT's prediction log is written (predlog.py): not for the gateway's
+        # read-only users
+        self.logs_predictions = True
         self._plans: dict[_PlanKey, _Plan] = {}
         self._keeper = engine if isinstance(engine, KeepsPlans) else None
         self._prober = engine if isinstance(engine, Probes) else None
@@ -282,8 +298,17 @@ class Session:
         return query.sql(dialect=dialect)
 
     def _execute(self, plan: _Plan, params: Sequence[Any] | None) -> Result:
-        """Runs a plan found right: prepared where the engine keeps plans (DuckDB binds and
-        plans a compiled model's SQL in ~4 ms, runs it prepared for one row in well under 1)."""
+        """Runs a plan found right, then logs its ML.PREDICT samples (predlog.py)."""
+        result = self._run_plan(plan, params)
+        if plan.logs and predlog.writable(self):
+            for log in plan.logs:  # (the markers its input has, numbered as the query's)
+                used = max(placeholders.numbers(log), default=0)
+                self.engine.execute(log, list(params or ())[:used] or None)
+        return result
+
+    def _run_plan(self, plan: _Plan, params: Sequence[Any] | None) -> Result:
+        """Runs a plan: prepared where the engine keeps plans (DuckDB binds and plans a
+        compiled model's SQL in ~4 ms, runs it prepared for one row in well under 1)."""
         if len(params or ()) != plan.arity:
             raise placeholders.miscount(plan.arity, len(params or ()))
         keeper = self._keeper
@@ -467,6 +492,7 @@ class Session:
             arity=max(placeholders.numbers(sql), default=0),
             preparable=not any(wrap) and isinstance(query.template, exp.Query),
             token=token,
+            logs=tuple(rendering.logs) if not any(wrap) else (),
         )
         plan.check = self._check_query(plan)
         return plan
@@ -486,6 +512,13 @@ class Session:
         schema = self.engine.schema_of(probe) if probe is not None else None
         rendering.probes.append(probe)
         rendering.inputs.append(schema)
+        if isinstance(call, Predict) and not view and "prediction_log" in version.settings:
+            assert schema is not None
+            assert call.input is not None
+            given = _parse_query(call.input.sql, self.engine.dialect)
+            log = predlog.statement(self, version, call, schema, given)
+            if log is not None:
+                rendering.logs.append(log)
         if isinstance(call, Predict) and not view and "traffic" in version.settings:
             assert schema is not None
             assert call.input is not None

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from sqlml import errors, traffic, views
+from sqlml import errors, predlog, traffic, views
 from sqlml.engines.base import Result, all_or_nothing
 from sqlml.grammar.statements import AlterModel, CreateModel, DropModel, ModelRef
 from sqlml.ml import kinds, models
@@ -291,7 +291,7 @@ def _traffic(session: Session, statement: AlterModel) -> Result:
 
 
 # ALTER MODEL ... SET OPTIONS: BigQuery's model options that are not training options
-MODEL_OPTIONS = ("description", "labels")
+MODEL_OPTIONS = ("description", "labels", *predlog.OPTIONS)
 PENDING_MODEL_OPTIONS = ("expiration_timestamp", "kms_key_name")
 _LABEL_PART = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -312,12 +312,17 @@ def _set_options(session: Session, statement: AlterModel) -> Result:
                 " (training options take CREATE OR REPLACE MODEL)",
                 hint=closest(name, MODEL_OPTIONS, "options"),
             )
+        if name in predlog.OPTIONS:
+            changes[name] = value
+            continue
         changes[name] = _description(value) if name == "description" else _labels(value)
     role = store.who()
     with store.writing(ref), all_or_nothing(session.engine):
         settings = store.settings(ref)
         for name, value in changes.items():
-            if value is None:
+            if name in predlog.OPTIONS:
+                predlog.option(name, value, settings)  # (22023 for a bad value)
+            elif value is None:
                 settings.pop(name, None)
             else:
                 settings[name] = value

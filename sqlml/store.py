@@ -40,8 +40,9 @@ MODELS = exp.table_("models", db="sqlml", quoted=True)
 VERSIONS = exp.table_("versions", db="sqlml", quoted=True)
 DEPLOYMENTS = exp.table_("deployments", db="sqlml", quoted=True)
 MODEL_SETTINGS = exp.table_("model_settings", db="sqlml", quoted=True)
+PREDICTION_LOG = exp.table_("prediction_log", db="sqlml", quoted=True)
 # those of today's store version
-STORE_TABLES = (STORE_INFO, MODELS, VERSIONS, DEPLOYMENTS, MODEL_SETTINGS)
+STORE_TABLES = (STORE_INFO, MODELS, VERSIONS, DEPLOYMENTS, MODEL_SETTINGS, PREDICTION_LOG)
 # the audit rows that changed current_version (ROLLBACK walks them); the others change settings
 SERVING_ACTIONS = ("create", "deploy", "rollback")
 LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "duckdb", "pyarrow")  # and sqlml
@@ -457,7 +458,7 @@ class Store:
                 return False
             raise errors.UndefinedModel(f'model "{schema}.{name}" does not exist')
         with all_or_nothing(self.engine):
-            for table in (DEPLOYMENTS, MODEL_SETTINGS, VERSIONS, MODELS):
+            for table in (PREDICTION_LOG, DEPLOYMENTS, MODEL_SETTINGS, VERSIONS, MODELS):
                 delete = exp.delete(table, where=_key())
                 self.engine.execute(self._sql(delete), [schema, name])
         return True

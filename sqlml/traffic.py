@@ -155,6 +155,12 @@ def bucket_expression(key: exp.Expr | None, key_type: pa.DataType | None, dialec
     if key is None:
         random = exp.Floor(this=exp.Mul(this=exp.Rand(), expression=buckets))
         return exp.cast(random, exp.DataType.build("BIGINT"))
+    return exp.Mod(this=exp.paren(hash_value(key, key_type, dialect)), expression=buckets)
+
+
+def hash_value(key: exp.Expr, key_type: pa.DataType | None, dialect: str) -> exp.Expr:
+    """The key's hash ``h`` (a non-negative BIGINT), whose ``h % BUCKETS`` is its bucket (and
+    ``(h // BUCKETS) % BUCKETS`` its prediction log bucket: predlog.py)."""
     if key_type is not None and pa.types.is_integer(key_type):
         prime = exp.Literal.number(PRIME)
         value: exp.Expr = exp.cast(key, exp.DataType.build("BIGINT"))
@@ -168,22 +174,19 @@ def bucket_expression(key: exp.Expr | None, key_type: pa.DataType | None, dialec
         # two numbers below 2^31 fits a BIGINT), with one multiplication and modulo in place
         # of three (7 ms instead of 14 per 1M rows in DuckDB)
         multiplier = exp.Literal.number(pow(MULTIPLIER, ROUNDS, PRIME))
-        value = exp.Mod(
+        return exp.Mod(
             this=exp.Mul(this=exp.paren(value), expression=multiplier), expression=prime.copy()
         )
-        return exp.Mod(this=exp.paren(value), expression=buckets)
     text = exp.cast(key, exp.DataType.build("VARCHAR" if dialect == "duckdb" else "TEXT"))
     digits = exp.Substring(
         this=exp.MD5(this=text), start=exp.Literal.number(1), length=exp.Literal.number(8)
     )
     if dialect == "duckdb":
         hexed = exp.DPipe(this=exp.Literal.string("0x"), expression=digits)
-        number = exp.cast(hexed, exp.DataType.build("UBIGINT", dialect="duckdb"))
-    else:
-        hexed = exp.DPipe(this=exp.Literal.string("x"), expression=digits)
-        bits = exp.cast(hexed, exp.DataType.build("BIT(32)", dialect="postgres"))
-        number = exp.cast(bits, exp.DataType.build("BIGINT"))
-    return exp.Mod(this=number, expression=buckets)
+        return exp.cast(hexed, exp.DataType.build("UBIGINT", dialect="duckdb"))
+    hexed = exp.DPipe(this=exp.Literal.string("x"), expression=digits)
+    bits = exp.cast(hexed, exp.DataType.build("BIT(32)", dialect="postgres"))
+    return exp.cast(bits, exp.DataType.build("BIGINT"))
 
 
 def _owner(ranges: Sequence[Sequence[int]]) -> exp.Expr:
@@ -208,7 +211,7 @@ def _owned(ranges: Sequence[Sequence[int]], version: int, qualifier: str | None)
     return exp.paren(exp.or_(*conditions))
 
 
-def _key_field(schema: pa.Schema, key: str) -> pa.Field:
+def key_field(schema: pa.Schema, key: str) -> pa.Field:
     """The input column named by BY KEY (names compare case-insensitively): 42703 when none."""
     exact = [f for f in schema if f.name == key]
     found = exact or [f for f in schema if f.name.lower() == key.lower()]
@@ -260,7 +263,7 @@ def _bucketed(rows: exp.Expr, schema: pa.Schema, key: str | None, dialect: str) 
     alias = _INPUT
     bucket: exp.Expr
     if key is not None:
-        field = _key_field(schema, key)
+        field = key_field(schema, key)
         column = exp.column(field.name, table=alias, quoted=True)
         bucket = exp.func(
             "coalesce", bucket_expression(column, field.type, dialect), exp.Literal.number(0)

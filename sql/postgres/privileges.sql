@@ -15,6 +15,7 @@ ALTER TABLE sqlml.models OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.versions OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.deployments OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.model_settings OWNER TO CURRENT_USER;
+ALTER TABLE sqlml.prediction_log OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.store_info OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.python_modules OWNER TO CURRENT_USER;
 
@@ -118,6 +119,7 @@ ALTER TABLE sqlml.models ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.versions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.deployments ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.model_settings ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sqlml.prediction_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.model_privileges ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY sqlml_usage ON sqlml.models FOR SELECT TO PUBLIC
@@ -131,6 +133,13 @@ USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE')
 
 CREATE POLICY sqlml_usage ON sqlml.model_settings FOR SELECT TO PUBLIC
 USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
+
+-- The prediction log is written by the session that scored (sqlml/predlog.py), with its own
+-- rights: a role may read and add the rows of the models it may use, nothing else.
+CREATE POLICY sqlml_usage ON sqlml.prediction_log FOR SELECT TO PUBLIC
+USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
+CREATE POLICY sqlml_log ON sqlml.prediction_log FOR INSERT TO PUBLIC
+WITH CHECK (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
 
 CREATE POLICY sqlml_usage ON sqlml.model_privileges FOR SELECT TO PUBLIC
 USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
@@ -157,10 +166,13 @@ $sqlml$;
 
 REVOKE ALL ON SCHEMA sqlml FROM PUBLIC;
 GRANT USAGE ON SCHEMA sqlml TO PUBLIC;
-REVOKE ALL ON sqlml.models, sqlml.versions, sqlml.deployments, sqlml.model_settings, sqlml.store_info,
+REVOKE ALL ON sqlml.models, sqlml.versions, sqlml.deployments, sqlml.model_settings,
+    sqlml.prediction_log, sqlml.store_info,
     sqlml.python_modules, sqlml.model_privileges, sqlml.model_functions FROM PUBLIC;
-GRANT SELECT ON sqlml.models, sqlml.versions, sqlml.deployments, sqlml.model_settings, sqlml.store_info,
+GRANT SELECT ON sqlml.models, sqlml.versions, sqlml.deployments, sqlml.model_settings,
+    sqlml.prediction_log, sqlml.store_info,
     sqlml.python_modules, sqlml.model_privileges, sqlml.model_functions TO PUBLIC;
+GRANT INSERT ON sqlml.prediction_log TO PUBLIC;
 
 -- Models stored before this install (or by a superuser's session without an owner row) belong
 -- to the installing role; their scoring functions then follow their privileges.

@@ -207,6 +207,7 @@ _BUILT_INS = (
     "versions",
     "deployments",
     "compare",
+    "prediction_log",
 )
 for _module in _BUILT_INS:
     importlib.import_module(f"sqlml.functions.{_module}")

@@ -78,6 +78,7 @@ class DuckDBBackend:
         try:
             self.session = engine.Session(self.engine, progress=self._progress)
             self.session.store.role = user  # the audit trail names the client, not the gateway
+            self.session.logs_predictions = not read_only  # (a read-only role writes nothing)
             self.catalog = Catalog(self.engine.con, database=dbname, user=user)
             if per_user and not file_access:
                 self.policy = file_policy.FilePolicy(self.engine)

@@ -274,3 +274,20 @@ SELECT version, r2_score FROM ML.COMPARE(MODEL shop.churn, TABLE shop.holdout, S
 -- case: compare_needs_rows
 SELECT * FROM ML.COMPARE(MODEL shop.churn)
 -- expected: error 42601 at 15
+
+-- case: prediction_log
+SELECT * FROM ML.PREDICTION_LOG(MODEL shop.churn) WHERE logged_at > TIMESTAMP '2026-01-01'
+-- expected:
+{
+  "type": "MLQuery",
+  "template": "SELECT * FROM SQLML_CALL(0) WHERE logged_at > CAST('2026-01-01' AS TIMESTAMP)",
+  "calls": [
+    {
+      "type": "OverRows",
+      "function": "PREDICTION_LOG",
+      "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
+      "input": null,
+      "settings": {}
+    }
+  ]
+}

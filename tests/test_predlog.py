@@ -1,0 +1,240 @@
+"""The prediction log (issue 14; docs/sql.md, "The prediction log"; sqlml/predlog.py): ALTER
+MODEL ... SET OPTIONS (prediction_log_sample, prediction_log_key), ML.PREDICTION_LOG, on DuckDB
+and PostgreSQL through sqlml.connect and the gateway over DuckDB.
+
+References independent of the code: which keys are sampled is computed here from the hash's
+definition with Python's integers (tests/test_traffic.py's int_bucket, before its last modulo),
+and each logged output is compared with ML.PREDICT of the version the row names."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ENGINES, module_database
+from test_traffic import BUCKETS, LINEAR, OTHER, POINTS, Split
+
+import sqlml
+
+P = 2**31 - 1
+
+
+def hashed(key: int) -> int:
+    """The key's hash h (docs/sql.md): bucket h % 10000, log bucket (h // 10000) % 10000."""
+    truncated = abs(key) % P * (1 if key >= 0 else -1)
+    h = (truncated + P) % P
+    for _ in range(3):
+        h = h * 48271 % P
+    return h
+
+
+def logged_keys(sample: float, keys: list[int]) -> set[int]:
+    return {k for k in keys if (hashed(k) // BUCKETS) % BUCKETS < round(sample * BUCKETS)}
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def log(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Split]:
+    with module_database(str(request.param), request, tmp_path_factory, "predlog") as database:
+        found = Split(database, str(request.param))
+        found.run("CREATE SCHEMA split")
+        found.run(f"CREATE TABLE split.points AS {POINTS}")
+        yield found
+        found.con.close()
+
+
+def entries(log: Split, model: str) -> list[dict[str, Any]]:
+    rows = log.run(
+        "SELECT version, variant, log_key, inputs, outputs, logged_at"
+        f" FROM ML.PREDICTION_LOG(MODEL {model})"
+    )
+    return [
+        {
+            "version": int(v),
+            "variant": variant,
+            "key": key,
+            "inputs": json.loads(inputs),
+            "outputs": json.loads(outputs),
+            "at": at,
+        }
+        for v, variant, key, inputs, outputs, at in rows
+    ]
+
+
+def test_a_deterministic_sample_by_key(log: Split) -> None:
+    model = log.model(LINEAR)
+    log.run(
+        f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 0.05, prediction_log_key = 'id')"
+    )
+    rows = log.run(f"SELECT id, predicted_y FROM ML.PREDICT(MODEL {model}, TABLE split.points)")
+    predicted = {k: float(p) for k, p in rows}
+    logged = entries(log, model)
+    expected = logged_keys(0.05, list(predicted))
+    assert 0.04 * len(predicted) < len(expected) < 0.06 * len(predicted)
+    assert sorted(int(e["key"]) for e in logged) == sorted(expected)
+    for entry in logged:
+        key = int(entry["key"])
+        assert entry["inputs"]["id"] == key
+        assert entry["outputs"]["predicted_y"] == pytest.approx(predicted[key], rel=1e-9)
+        assert (entry["version"], entry["variant"]) == (1, "serving")
+    log.run(f"SELECT count(*) FROM ML.PREDICT(MODEL {model}, TABLE split.points)")
+    again = entries(log, model)
+    assert len(again) == 2 * len(expected)  # the same keys again: joinable to labels
+    log.run(f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = NULL)")
+    log.run(f"SELECT count(*) FROM ML.PREDICT(MODEL {model}, TABLE split.points)")
+    assert len(entries(log, model)) == len(again)  # off
+
+
+def test_under_a_traffic_split_each_row_names_its_version(log: Split) -> None:
+    model = log.model(LINEAR, OTHER)
+    log.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50) BY KEY id")
+    log.run(f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 0.1)")  # the split's key
+    rows = log.run(
+        f"SELECT id, predicted_y, model_version FROM ML.PREDICT(MODEL {model},"
+        " (SELECT * FROM split.points WHERE id % 2 = 0))"
+    )
+    returned = {k: (float(p), int(v)) for k, p, v in rows}
+    logged = entries(log, model)
+    assert sorted(int(e["key"]) for e in logged) == sorted(logged_keys(0.1, list(returned)))
+    assert {e["variant"] for e in logged} == {"serving", "traffic"}
+    for entry in logged:
+        value, version = returned[int(entry["key"])]
+        assert entry["version"] == version
+        assert entry["variant"] == ("serving" if version == 1 else "traffic")
+        assert entry["outputs"]["predicted_y"] == pytest.approx(value, rel=1e-9)
+        assert entry["outputs"]["model_version"] == version
+
+
+def test_a_random_sample_without_a_key(log: Split) -> None:
+    model = log.model(LINEAR)
+    log.run(f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 0.1)")
+    log.run(f"SELECT count(*) FROM ML.PREDICT(MODEL {model}, TABLE split.points)")
+    logged = entries(log, model)
+    assert 1500 < len(logged) < 2500  # 10% of 20,000, at random
+    assert all(e["key"] is None for e in logged)
+
+
+def test_the_log_rolls_back_with_its_transaction(log: Split) -> None:
+    model = log.model(LINEAR)
+    log.run(
+        f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 0.5, prediction_log_key = 'id')"
+    )
+    con = sqlml.connect(log.database)
+    try:
+        con.execute(f"SELECT count(*) FROM ML.PREDICT(MODEL {model}, TABLE split.points)")
+        con.rollback()
+        assert entries(log, model) == []
+        con.execute(f"SELECT count(*) FROM ML.PREDICT(MODEL {model}, TABLE split.points)")
+        con.commit()
+        assert len(entries(log, model)) > 5000
+    finally:
+        con.close()
+
+
+def test_parameters_and_a_missing_key(log: Split) -> None:
+    model = log.model(LINEAR)
+    log.run(
+        f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 1, prediction_log_key = 'id')"
+    )
+    rows = log.con.execute(
+        f"SELECT id FROM ML.PREDICT(MODEL {model}, (SELECT * FROM split.points WHERE id < ?))"
+        " WHERE id > ?",
+        [10, 5],
+    ).fetchall()
+    assert sorted(r[0] for r in rows) == [6, 7, 8, 9]
+    assert sorted(int(e["key"]) for e in entries(log, model)) == list(range(-50, 10))
+    missing = f"SELECT * FROM ML.PREDICT(MODEL {model}, (SELECT x, z FROM split.points))"
+    assert log.sqlstate(missing) == "42703"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "prediction_log_sample = 2",
+        "prediction_log_sample = -0.1",
+        "prediction_log_sample = 'all'",
+        "prediction_log_key = 3",
+    ],
+)
+def test_bad_log_options(log: Split, bad: str) -> None:
+    model = log.model(LINEAR)
+    assert log.sqlstate(f"ALTER MODEL {model} SET OPTIONS ({bad})") == "22023"
+
+
+def test_nothing_is_logged_where_nothing_can_be_written(log: Split, tmp_path: Path) -> None:
+    model = log.model(LINEAR)
+    log.run(f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 1)")
+    if log.engine == "postgres":
+        con = sqlml.connect(log.database, autocommit=True)
+        try:
+            con.execute("SET default_transaction_read_only = on")
+            rows = con.execute(
+                f"SELECT count(*) FROM ML.PREDICT(MODEL {model}, TABLE split.points)"
+            ).fetchall()
+        finally:
+            con.close()
+    else:  # the gateway's read-only user over DuckDB: its session writes nothing
+        from sqlml.wire.backends import DuckDBBackend
+
+        backend = DuckDBBackend(log.database, "test", "reader", read_only=True)
+        try:
+            result = backend.execute(
+                f"SELECT count(*) FROM ML.PREDICT(MODEL {model}, TABLE split.points)"
+            )
+            assert result.table is not None
+            rows = [tuple(r.values()) for r in result.table.to_pylist()]
+        finally:
+            backend.close()
+    assert rows == [(20_000,)]
+    assert entries(log, model) == []
+
+
+def test_postgres_a_role_with_usage_logs_its_predictions(pg_database: str) -> None:
+    """Row-level security lets a role add and read the log rows of the models it may use."""
+    import os
+
+    import psycopg2
+
+    owner = Split(pg_database, "postgres")
+    raw = psycopg2.connect(pg_database)
+    raw.autocommit = True
+    role = f"logger_{os.getpid()}"
+    try:
+        owner.run("CREATE SCHEMA split")
+        owner.run(f"CREATE TABLE split.points AS {POINTS}")
+        model, hidden = owner.model(LINEAR), owner.model(LINEAR)
+        for name in (model, hidden):
+            owner.run(
+                f"ALTER MODEL {name} SET OPTIONS (prediction_log_sample = 0.01,"
+                " prediction_log_key = 'id')"
+            )
+        owner.run(f"SELECT count(*) FROM ML.PREDICT(MODEL {hidden}, TABLE split.points)")
+        with raw.cursor() as cur:
+            cur.execute(f"CREATE ROLE {role} LOGIN")
+            cur.execute(f"GRANT USAGE ON SCHEMA split TO {role}")
+            cur.execute(f"GRANT SELECT ON split.points TO {role}")
+            cur.execute("SELECT sqlml.grant_model(%s, %s)", [model, role])
+        joiner = "&" if "?" in pg_database else "?"
+        user = Split(f"{pg_database}{joiner}user={role}", "postgres")
+        try:
+            user.run(f"SELECT count(*) FROM ML.PREDICT(MODEL {model}, TABLE split.points)")
+            mine = entries(user, model)
+            assert sorted(int(e["key"]) for e in mine) == sorted(
+                logged_keys(0.01, list(range(-50, 20_000 - 50)))
+            )
+            assert user.sqlstate(f"SELECT * FROM ML.PREDICTION_LOG(MODEL {hidden})") == "42704"
+            with raw.cursor() as cur:
+                cur.execute("SELECT count(DISTINCT model_name) FROM sqlml.prediction_log")
+                assert cur.fetchone() == (2,)
+        finally:
+            user.con.close()
+    finally:
+        owner.con.close()
+        with raw.cursor() as cur:
+            cur.execute(f"DROP OWNED BY {role}")
+            cur.execute(f"DROP ROLE IF EXISTS {role}")
+        raw.close()
