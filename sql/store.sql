@@ -1,7 +1,8 @@
 -- The sqlml model store: the only copy of its DDL, run by every engine when sqlml first opens a
 -- database (statements are separated by ';' at the end of a line). Types are those that DuckDB and
--- PostgreSQL both accept. Version 2 (2 added sqlml.deployments; every statement is idempotent, so
--- running the file again upgrades a store of an older version: store.py, sqlml install).
+-- PostgreSQL both accept. Version 3 (2 added sqlml.deployments, 3 sqlml.version_statistics; every
+-- statement is idempotent, so running the file again upgrades a store of an older version:
+-- store.py, sqlml install).
 CREATE SCHEMA IF NOT EXISTS sqlml;
 
 CREATE TABLE IF NOT EXISTS sqlml.store_info (
@@ -61,5 +62,18 @@ CREATE TABLE IF NOT EXISTS sqlml.deployments (
     PRIMARY KEY (schema_name, model_name, deployment_id)
 );
 
-INSERT INTO sqlml.store_info (key, value) VALUES ('store_version', '2') ON CONFLICT DO NOTHING;
-UPDATE sqlml.store_info SET value = '2' WHERE key = 'store_version' AND value = '1';
+-- The statistics of each trained version's training rows (before the evaluation split), per
+-- input column and the label (sqlml/ml/statistics.py): what ML.VALIDATE_DATA_SKEW and
+-- validate_data compare with. Written in the transaction that stores the version; an imported
+-- model has none.
+CREATE TABLE IF NOT EXISTS sqlml.version_statistics (
+    schema_name TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    statistics TEXT NOT NULL,      -- JSON: {"columns": {name: {...}}, "label": name or null}
+    warnings TEXT,                 -- JSON: validate_data's findings against the serving version
+    PRIMARY KEY (schema_name, model_name, version)
+);
+
+INSERT INTO sqlml.store_info (key, value) VALUES ('store_version', '3') ON CONFLICT DO NOTHING;
+UPDATE sqlml.store_info SET value = '3' WHERE key = 'store_version' AND value IN ('1', '2');

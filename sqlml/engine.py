@@ -35,9 +35,20 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
-from sqlml import bigquery, byom, errors, functions, grammar, lifecycle, scoring, views
+from sqlml import (
+    bigquery,
+    byom,
+    errors,
+    functions,
+    grammar,
+    lifecycle,
+    scoring,
+    validation,
+    views,
+)
 from sqlml.engines import open_engine, placeholders
 from sqlml.engines.base import Engine, InServer, KeepsPlans, Probes, Result, all_or_nothing
+from sqlml.functions import literal
 from sqlml.grammar import lexer
 from sqlml.grammar.dialects import DIALECTS
 from sqlml.grammar.statements import (
@@ -49,6 +60,7 @@ from sqlml.grammar.statements import (
     Inspect,
     MLCall,
     MLQuery,
+    OverData,
     OverRows,
     Passthrough,
     Predict,
@@ -112,6 +124,7 @@ class _Rendering:
     inputs: list[pa.Schema | None] = field(default_factory=list)
     probes: list[str | None] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)  # ML.EVALUATE results as tables
+    volatile: bool = False  # computed from the data now (ML.DESCRIBE_DATA ...): never kept
 
 
 class Session:
@@ -340,7 +353,7 @@ class Session:
         if not isinstance(statement, MLQuery):
             return None
         bigquery.check_paths(statement, self.engine)
-        if any(isinstance(call, Evaluate) for call in statement.calls):
+        if any(isinstance(call, Evaluate | OverData) for call in statement.calls):
             return None  # computed here and joined in as a registered table
         if outer is not None:
             statement = replace(statement, template=outer(statement.template))
@@ -393,14 +406,24 @@ class Session:
         if exists and not statement.replace:
             raise errors.DuplicateModel(f'model "{statement.model}" already exists')
         # Checked here as well as in train(): a bad option fails before the rows are read.
-        policy, options = lifecycle.deploy_policy(statement.options)
+        validate, options = validation.split(statement.options)
+        policy, options = lifecycle.deploy_policy(options)
         models.get(options.get("model_type")).resolve_options(dict(options))
         checkpoint = self.engine.checkpoint()  # (a cancel from now on stops the training)
         self._say(f"reading the training rows of {statement.model}")
         table = self.engine.query_arrow(statement.query.sql)
-        from sqlml.ml.train import train  # lazy: scikit-learn and skl2onnx, only to train
+        from sqlml.ml.train import train, unique_names  # lazy: scikit-learn, only to train
+
+        unique_names(table.column_names)  # (42701 before the statistics read columns by name)
+        warnings = validation.check(self, statement.model, table, validate)
+        statistics = validation.describe(table, validation.label_of(options, table))
 
         result = train(options, table, statement.transform, self._say, checkpoint)
+        statistics["label"] = result.label
+        result = replace(result, statistics=statistics, data_warnings=warnings or None)
+        if validation.OPTION in statement.options:  # (recorded with the version)
+            given = statement.options[validation.OPTION]
+            result = replace(result, options={**result.options, validation.OPTION: given})
         checkpoint()  # the last one: after the store write the model is there
         # Inside a transaction (always so in the PostgreSQL server) the version is durable only
         # at its COMMIT, after this message has left: then the message says so.
@@ -434,7 +457,7 @@ class Session:
         rendering = _Rendering()
         try:
             plan = self._render(query, rendering, params, wrap)
-            if rendering.registered:  # ML.EVALUATE results are not kept
+            if rendering.registered or rendering.volatile:  # (computed now: not kept)
                 sql, bound = _bound(plan.sql, params)
                 return self.engine.execute(sql, bound)
         finally:
@@ -473,6 +496,11 @@ class Session:
         self, call: MLCall, rendering: _Rendering, params: Sequence[Any] | None, view: bool
     ) -> exp.Expr:
         """``view``: the call is in CREATE VIEW, scored by the model's function (views.py)."""
+        if isinstance(call, OverData):
+            rendering.probes.append(None)
+            rendering.inputs.append(None)
+            rendering.volatile = True
+            return self._over_data(call, view)
         version = self.store.load(call.model)
         if view and version.pinned:  # (a view scores with the version serving when it is read)
             raise errors.FeatureNotSupported(
@@ -531,6 +559,25 @@ class Session:
             rows = _subquery(_parse_query(given.sql, self.engine.dialect), "__sqlml_input")
             scored = functions.Scored(schema.names, subquery, rows, schema)
         return entry.render(version, call.settings, scored, self.engine.dialect)
+
+    def _over_data(self, call: OverData, view: bool) -> exp.Expr:
+        """A function of the inputs' rows (sqlml.functions.monitoring), computed now and
+        joined in as a literal subquery."""
+        entry = functions.find(call.function)
+        if entry is None or entry.data is None or entry.columns is None:
+            raise errors.InternalError(f"ML.{call.function} is not a registered data function")
+        if view:
+            raise errors.FeatureNotSupported(
+                f"ML.{call.function} in a view is not supported: CREATE TABLE AS keeps it"
+            )
+        version = stored = None
+        if call.model is not None:
+            version = self.store.load(call.model)
+            stored = self.store.statistics(version)
+        tables = [self.engine.query_arrow(query.sql) for query in call.inputs]
+        rows = entry.data(functions.DataArgs(tables, call.settings, version, stored))
+        columns = entry.columns(version, call.settings)  # type: ignore[arg-type]
+        return literal.subquery(columns, rows, self.engine.dialect)
 
     def _probe(self, call: Predict | OverRows) -> str:
         """The input query with NULL for each parameter marker: its columns without values."""

@@ -39,7 +39,14 @@ STORE_INFO = exp.table_("store_info", db="sqlml", quoted=True)
 MODELS = exp.table_("models", db="sqlml", quoted=True)
 VERSIONS = exp.table_("versions", db="sqlml", quoted=True)
 DEPLOYMENTS = exp.table_("deployments", db="sqlml", quoted=True)
-STORE_TABLES = (STORE_INFO, MODELS, VERSIONS, DEPLOYMENTS)  # those of today's store version
+STATISTICS = exp.table_("version_statistics", db="sqlml", quoted=True)
+STORE_TABLES = (
+    STORE_INFO,
+    MODELS,
+    VERSIONS,
+    DEPLOYMENTS,
+    STATISTICS,
+)  # those of today's store version
 LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "duckdb", "pyarrow")  # and sqlml
 
 
@@ -307,10 +314,46 @@ class Store:
                 " same time",
                 hint="roll back and retry the transaction",
             ) from e
+        self._save_statistics(schema, name, version, result)
         if not serves:
             return version
         self._point(schema, name, result.model_type, version, now, exists=current is not None)
         return version
+
+    def _save_statistics(self, schema: str, name: str, version: int, result: TrainResult) -> None:
+        """The training rows' statistics, beside the version (ml/statistics.py)."""
+        if result.statistics is None:
+            return
+        values = [
+            schema,
+            name,
+            version,
+            json.dumps(result.statistics, allow_nan=False),
+            json.dumps(result.data_warnings) if result.data_warnings else None,
+        ]
+        columns = ["schema_name", "model_name", "version", "statistics", "warnings"]
+        insert = exp.insert(
+            exp.values([tuple(exp.Placeholder() for _ in values)]),
+            STATISTICS,
+            columns=[exp.to_identifier(c, quoted=True) for c in columns],
+        )
+        self.engine.execute(self._sql(insert), values)
+
+    def statistics(self, version: ModelVersion) -> dict[str, Any] | None:
+        """The statistics stored with ``version`` at training; None: none were (an imported
+        model, or one stored before store version 3)."""
+        query = (
+            exp.select(_col("statistics"))
+            .from_(STATISTICS)
+            .where(_key())
+            .where(_col("version").eq(exp.Placeholder()))
+        )
+        params = [version.schema, version.name, version.version]
+        table = self.engine.query_arrow(self._sql(query), params)
+        if not table.num_rows:
+            return None
+        loaded: dict[str, Any] = json.loads(table.column(0)[0].as_py())
+        return loaded
 
     def _latest(self, schema: str, name: str) -> int:
         query = exp.select(exp.func("max", _col("version"))).from_(VERSIONS).where(_key())
@@ -350,7 +393,7 @@ class Store:
                 return False
             raise errors.UndefinedModel(f'model "{schema}.{name}" does not exist')
         with all_or_nothing(self.engine):
-            for table in (DEPLOYMENTS, VERSIONS, MODELS):
+            for table in (DEPLOYMENTS, STATISTICS, VERSIONS, MODELS):
                 delete = exp.delete(table, where=_key())
                 self.engine.execute(self._sql(delete), [schema, name])
         return True
@@ -448,9 +491,10 @@ class Store:
                     return False
                 self.load(ref, version)  # 42704, with the message load gives
             where = exp.and_(_key(), _col("version").eq(exp.Placeholder()))
-            self.engine.execute(
-                self._sql(exp.delete(VERSIONS, where=where)), [schema, name, version]
-            )
+            for table in (STATISTICS, VERSIONS):
+                self.engine.execute(
+                    self._sql(exp.delete(table, where=where)), [schema, name, version]
+                )
         return True
 
     def _existing(self, ref: ModelRef, version: int | None) -> int:

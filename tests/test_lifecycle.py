@@ -429,7 +429,7 @@ def test_an_older_store_is_upgraded(tmp_path: Path) -> None:
     con = sqlml.connect(path, autocommit=True)
     try:
         rows = con.execute("SELECT value FROM sqlml.store_info WHERE key = 'store_version'")
-        assert rows.fetchall() == [("2",)]
+        assert rows.fetchall() == [("3",)]
         assert con.execute("SELECT * FROM ML.DEPLOYMENTS(MODEL m)").fetchall() == []
         con.execute(
             "CREATE OR REPLACE MODEL m OPTIONS (model_type = 'linear_reg') AS"
@@ -457,7 +457,7 @@ def test_an_older_postgres_store_is_upgraded_by_install(pg_database: str) -> Non
     pgcluster.install(pg_database)
     with raw.cursor() as cur:
         cur.execute("SELECT value FROM sqlml.store_info WHERE key = 'store_version'")
-        assert cur.fetchall() == [("2",)]
+        assert cur.fetchall() == [("3",)]
         cur.execute("SELECT relrowsecurity FROM pg_class WHERE oid = 'sqlml.deployments'::regclass")
         assert cur.fetchall() == [(True,)]
     raw.close()

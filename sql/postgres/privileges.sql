@@ -14,6 +14,7 @@ ALTER SCHEMA sqlml OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.models OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.versions OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.deployments OWNER TO CURRENT_USER;
+ALTER TABLE sqlml.version_statistics OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.store_info OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.python_modules OWNER TO CURRENT_USER;
 
@@ -116,6 +117,7 @@ ALTER VIEW sqlml.model_functions SET (security_invoker = true);
 ALTER TABLE sqlml.models ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.versions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.deployments ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sqlml.version_statistics ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.model_privileges ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY sqlml_usage ON sqlml.models FOR SELECT TO PUBLIC
@@ -125,6 +127,9 @@ CREATE POLICY sqlml_usage ON sqlml.versions FOR SELECT TO PUBLIC
 USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
 
 CREATE POLICY sqlml_usage ON sqlml.deployments FOR SELECT TO PUBLIC
+USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
+
+CREATE POLICY sqlml_usage ON sqlml.version_statistics FOR SELECT TO PUBLIC
 USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
 
 CREATE POLICY sqlml_usage ON sqlml.model_privileges FOR SELECT TO PUBLIC
@@ -152,9 +157,11 @@ $sqlml$;
 
 REVOKE ALL ON SCHEMA sqlml FROM PUBLIC;
 GRANT USAGE ON SCHEMA sqlml TO PUBLIC;
-REVOKE ALL ON sqlml.models, sqlml.versions, sqlml.deployments, sqlml.store_info,
+REVOKE ALL ON sqlml.models, sqlml.versions, sqlml.deployments, sqlml.version_statistics,
+    sqlml.store_info,
     sqlml.python_modules, sqlml.model_privileges, sqlml.model_functions FROM PUBLIC;
-GRANT SELECT ON sqlml.models, sqlml.versions, sqlml.deployments, sqlml.store_info,
+GRANT SELECT ON sqlml.models, sqlml.versions, sqlml.deployments, sqlml.version_statistics,
+    sqlml.store_info,
     sqlml.python_modules, sqlml.model_privileges, sqlml.model_functions TO PUBLIC;
 
 -- Models stored before this install (or by a superuser's session without an owner row) belong

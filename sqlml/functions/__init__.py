@@ -46,8 +46,9 @@ if TYPE_CHECKING:  # the store imports the grammar, which imports this registry
 
 REQUIRED, OPTIONAL, NONE = "required", "optional", "none"
 RENDERED, OVER_ROWS, METADATA = "rendered", "over rows", "metadata"
+OVER_DATA = "over data"
 # BigQuery's scalar types a STRUCT field can have
-FIELD_TYPES = ("FLOAT64", "INT64", "STRING", "BOOL")
+FIELD_TYPES = ("FLOAT64", "INT64", "STRING", "BOOL", "ARRAY")
 
 Row = Sequence[Any]
 
@@ -99,6 +100,18 @@ class Scored:
     schema: pa.Schema | None = None
 
 
+@dataclass(frozen=True)
+class DataArgs:
+    """What an OVER_DATA function gets: each input's rows, the STRUCT's settings, and for a
+    function of a model its version and the statistics stored with it at training (None:
+    none were, as for an imported model)."""
+
+    tables: Sequence[pa.Table]
+    settings: Mapping[str, Any]
+    version: ModelVersion | None = None
+    statistics: Mapping[str, Any] | None = None
+
+
 # an OVER_ROWS function rendered into the engine's SQL: (version, settings, the scored rows or
 # None when the call gave none, dialect) -> a table expression
 Render = Callable[["ModelVersion", Mapping[str, Any], "Scored | None", str], exp.Expr]
@@ -122,6 +135,11 @@ class Function:
     # a positional argument besides the rows and the STRUCT (ML.ROC_CURVE's GENERATE_ARRAY):
     # the node -> (setting name, value); None: the function takes none
     argument: Callable[[exp.Expr], tuple[str, Any]] | None = None
+    # OVER_DATA (ML.DESCRIBE_DATA, ML.VALIDATE_DATA_*): computed from the rows of ``sources``
+    # queries (no ML.PREDICT), with ``model`` REQUIRED or NONE; ``columns`` gives the schema
+    data: Callable[[DataArgs], list[Row]] | None = None
+    model: str = REQUIRED
+    sources: int = 0
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -166,6 +184,7 @@ def check_field(function: Function, name: str, value: Any) -> Any:
         "INT64": isinstance(value, int) and not isinstance(value, bool),
         "STRING": isinstance(value, str),
         "BOOL": isinstance(value, bool),
+        "ARRAY": isinstance(value, tuple),  # its items checked by the field's check
     }[wanted]
     if not ok:
         raise errors.InvalidParameterValue(
@@ -206,6 +225,7 @@ _BUILT_INS = (
     "reconstruction_loss",
     "versions",
     "deployments",
+    "monitoring",
 )
 for _module in _BUILT_INS:
     importlib.import_module(f"sqlml.functions.{_module}")

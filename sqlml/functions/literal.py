@@ -73,7 +73,8 @@ def _value(value: Any, type_: exp.DataType, dialect: str) -> exp.Expr:
     if type_.is_type(exp.DataType.Type.JSONB):
         return exp.cast(exp.Literal.string(json.dumps(value, allow_nan=False)), type_)
     if type_.is_type(exp.DataType.Type.ARRAY):
-        return exp.cast(exp.Array(expressions=[_struct(item) for item in value]), type_)
+        items = [_struct(item) if isinstance(item, dict) else exp.convert(item) for item in value]
+        return exp.cast(exp.Array(expressions=items), type_)
     if isinstance(value, float):  # as text: the engine parses it to the same double
         text = repr(value) if math.isfinite(value) else _NON_FINITE[str(value)]
         return exp.cast(exp.Literal.string(text), type_)

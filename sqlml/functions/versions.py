@@ -6,7 +6,8 @@ ML.EVALUATE's columns on the version's evaluation rows), options STRING (JSON: e
 defaults filled in), data_fingerprint STRING (the sha256 of the training rows' content, the
 store's data_hash), training_rows INT64 (rows used: those with a label), status STRING
 ('serving' for the version ML.PREDICT serves, else 'available'; room is left for 'traffic' and
-'shadow').
+'shadow'), data_warnings STRING (JSON: what validate_data found against the version that
+served when it was trained; NULL: nothing, see sqlml/validation.py).
 
 Why rendered, not computed: the rows are a query over the store tables in the engine's own SQL
 (rows=NONE, no ML.PREDICT around it), so a kept plan, a cursor or a view reads the store as it
@@ -62,6 +63,12 @@ def _render(
         column("schema_name", m).eq(column("schema_name", v)),
         column("model_name", m).eq(column("model_name", v)),
     )
+    s = "s"  # (validate_data's findings, stored with the version's statistics)
+    with_statistics = exp.and_(
+        column("schema_name", s).eq(column("schema_name", v)),
+        column("model_name", s).eq(column("model_name", v)),
+        column("version", s).eq(column("version", v)),
+    )
     query = (
         exp.select(
             exp.alias_(column("version", v), "version", quoted=True),
@@ -72,9 +79,11 @@ def _render(
             exp.alias_(column("data_hash", v), "data_fingerprint", quoted=True),
             exp.alias_(column("row_count", v), "training_rows", quoted=True),
             exp.alias_(status, "status", quoted=True),
+            exp.alias_(column("warnings", s), "data_warnings", quoted=True),
         )
         .from_(store_table("versions", v))
         .join(store_table("models", m), on=joined)
+        .join(store_table("version_statistics", s), on=with_statistics, join_type="left")
         .where(of_model(version, v))
         .order_by(column("version", v))
     )
