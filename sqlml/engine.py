@@ -353,12 +353,14 @@ class Session:
         if not isinstance(statement, MLQuery):
             return None
         bigquery.check_paths(statement, self.engine)
-        if any(isinstance(call, Evaluate | OverData) for call in statement.calls):
+        if any(isinstance(call, Evaluate) for call in statement.calls):
             return None  # computed here and joined in as a registered table
         if outer is not None:
             statement = replace(statement, template=outer(statement.template))
-        plan = self._render(statement, _Rendering(), None)
-        self._keep(key, plan)
+        rendering = _Rendering()
+        plan = self._render(statement, rendering, None)
+        if not rendering.volatile:  # (ML.DESCRIBE_DATA ...: computed from the rows now)
+            self._keep(key, plan)
         return plan.sql
 
     def run(self, statement: Statement, params: Sequence[Any] | None = None) -> Result:

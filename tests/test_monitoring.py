@@ -376,3 +376,39 @@ def test_skew_of_an_imported_model_is_55000(tmp_path: Path) -> None:
         assert _state(con, sql) == "55000"
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("front", ["duckdb-gateway", "postgres-gateway"])
+def test_through_the_gateway(request: pytest.FixtureRequest, tmp_path: Path, front: str) -> None:
+    """psycopg 3 through sqlml serve: the functions' rows and validate_data's refusal."""
+    from conftest import front_connection
+
+    engine = front.partition("-")[0]
+    database = (
+        str(request.getfixturevalue("pg_database"))
+        if engine == "postgres"
+        else str(tmp_path / "gw.duckdb")
+    )
+    with front_connection(front, database) as con:
+        con.execute(
+            "CREATE MODEL shop.g OPTIONS (model_type = 'logistic_reg',"
+            " input_label_cols = ['churned']) AS SELECT tenure, plan, churned FROM shop.customers"
+        )
+        described = _all(
+            con, "SELECT name, num_rows FROM ML.DESCRIBE_DATA(TABLE shop.new_customers)"
+        )
+        assert [r[1] for r in described] == [200] * 5
+        skew = _all(
+            con,
+            "SELECT input, value, is_anomaly FROM ML.VALIDATE_DATA_SKEW(MODEL shop.g,"
+            " (SELECT tenure, plan FROM shop.customers))",
+        )
+        assert skew == [("plan", 0.0, False), ("tenure", 0.0, False)]
+        refused = (
+            "CREATE OR REPLACE MODEL shop.g OPTIONS (model_type = 'logistic_reg',"
+            " input_label_cols = ['churned'], validate_data = 'error')"
+            " AS SELECT tenure + 100 AS tenure, plan, churned FROM shop.customers"
+        )
+        assert _state(con, refused) == "22000"
+        versions = _all(con, "SELECT version, status FROM ML.VERSIONS(MODEL shop.g)")
+        assert versions == [(1, "serving")]
