@@ -13,7 +13,7 @@ Per column (JSON-ready):
   ``num_nulls``;
 - numerical: ``num_zeros``, ``min``, ``max``, ``mean``, ``stdev`` (the sample standard
   deviation, as STDDEV), ``median``, ``quantiles`` (101 values: every percentile, linear
-  interpolation), ``histogram``: ``edges`` (``HISTOGRAM_BUCKETS`` equal-width buckets over
+  interpolation, over a strided sample of 100,000 values beyond that many), ``histogram``: ``edges`` (``HISTOGRAM_BUCKETS`` equal-width buckets over
   [min, max]) and ``counts``;
 - categorical: ``unique`` (distinct non-NULL values), ``avg_string_length`` (strings),
   ``top_values`` (``[value, count]`` by count, then value; at most ``MAX_VALUES``) and
@@ -43,6 +43,7 @@ NUMERICAL, CATEGORICAL, OTHER = "numerical", "categorical", "other"
 HISTOGRAM_BUCKETS = 10
 MAX_VALUES = 1000  # top values kept per categorical column
 PERCENTILES = 100
+QUANTILE_SAMPLE = 100_000
 L_INFTY, JENSEN_SHANNON = "L_INFTY", "JENSEN_SHANNON_DIVERGENCE"
 DEFAULT_THRESHOLD = 0.3
 
@@ -106,7 +107,7 @@ def _numerical(x: Array, buckets: int) -> Stats:
             "mean": finite(float(x.mean())),
             "stdev": finite(float(x.std(ddof=1))) if x.size > 1 else None,
             "median": finite(float(np.median(x))),
-            "quantiles": [float(q) for q in np.quantile(x, np.linspace(0, 1, PERCENTILES + 1))],
+            "quantiles": _approximate_quantiles(x),
         }
         if np.all(np.isfinite(edges)) and np.all(np.diff(edges) >= 0):
             stats["histogram"] = {"edges": [float(e) for e in edges], "counts": _inner(x, edges)}
@@ -116,11 +117,24 @@ def _numerical(x: Array, buckets: int) -> Stats:
 
 
 def _inner(x: Array, edges: Array) -> list[int]:
-    """Counts per bucket [e_i, e_i+1) (the last one closed), values outside left out."""
-    inside = x[(x >= edges[0]) & (x <= edges[-1])]
-    at = np.searchsorted(edges, inside, side="right") - 1
-    at = np.clip(at, 0, len(edges) - 2)
-    return [int(c) for c in np.bincount(at, minlength=len(edges) - 1)]
+    """Counts per bucket [e_i, e_i+1) (the last one closed), values outside left out: NumPy's
+    histogram of equal-width buckets over [edges[0], edges[-1]] (its fast path, exact at the
+    edges)."""
+    lo, hi = float(edges[0]), float(edges[-1])
+    inside = x[(x >= lo) & (x <= hi)]
+    if hi == lo:
+        return [int(inside.size)]
+    counts, _ = np.histogram(inside, bins=len(edges) - 1, range=(lo, hi))
+    return [int(c) for c in counts]
+
+
+def _approximate_quantiles(x: Array) -> list[float]:
+    """Every percentile: exact up to QUANTILE_SAMPLE values, beyond that of an evenly strided
+    sample of about that many (as BigQuery's APPROX_QUANTILES, approximate; the stored
+    statistics use them for nothing but display, the histogram is exact)."""
+    step = max(1, x.size // QUANTILE_SAMPLE)
+    sample = x[::step]
+    return [float(q) for q in np.quantile(sample, np.linspace(0, 1, PERCENTILES + 1))]
 
 
 def _categorical(values: pa.ChunkedArray | pa.Array) -> Stats:
