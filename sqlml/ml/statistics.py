@@ -13,8 +13,8 @@ Per column (JSON-ready):
   ``num_nulls``;
 - numerical: ``num_zeros``, ``min``, ``max``, ``mean``, ``stdev`` (the sample standard
   deviation, as STDDEV), ``median``, ``quantiles`` (101 values: every percentile, linear
-  interpolation, over a strided sample of 100,000 values beyond that many), ``histogram``: ``edges`` (``HISTOGRAM_BUCKETS`` equal-width buckets over
-  [min, max]) and ``counts``;
+  interpolation, over a strided sample of 100,000 values beyond that many), ``histogram``:
+  ``edges`` (``HISTOGRAM_BUCKETS`` equal-width buckets over [min, max]) and ``counts``;
 - categorical: ``unique`` (distinct non-NULL values), ``avg_string_length`` (strings),
   ``top_values`` (``[value, count]`` by count, then value; at most ``MAX_VALUES``) and
   ``other_count`` (the non-NULL rows of the values left out).
