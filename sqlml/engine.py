@@ -572,6 +572,12 @@ class Session:
             raise errors.FeatureNotSupported(
                 f"ML.{call.function} in a view is not supported: CREATE TABLE AS keeps it"
             )
+        for query in call.inputs:  # (read here, before the statement runs: no values yet)
+            if _parse_query(query.sql, self.engine.dialect).find(exp.Placeholder, exp.Parameter):
+                raise errors.FeatureNotSupported(
+                    f"parameters in the rows of ML.{call.function} are not supported",
+                    hint="write the values into the query",
+                )
         version = stored = None
         if call.model is not None:
             version = self.store.load(call.model)

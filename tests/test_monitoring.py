@@ -412,3 +412,67 @@ def test_through_the_gateway(request: pytest.FixtureRequest, tmp_path: Path, fro
         assert _state(con, refused) == "22000"
         versions = _all(con, "SELECT version, status FROM ML.VERSIONS(MODEL shop.g)")
         assert versions == [(1, "serving")]
+
+
+def test_describe_data_of_other_types_and_edge_cases(mon: sqlml.Connection) -> None:
+    rows = _by_input(
+        _all(
+            mon,
+            "SELECT name, num_rows, num_nulls, min, max, mean, top_values FROM ML.DESCRIBE_DATA(("
+            "SELECT CAST('2026-01-0' || CAST(i AS VARCHAR) AS DATE) AS d,"
+            " CAST(NULL AS VARCHAR) AS s, CAST(NULL AS DOUBLE PRECISION) AS f"
+            " FROM generate_series(1, 3) AS g(i)))",
+        )
+    )
+    assert rows["d"][1:5] == (3, 0, "2026-01-01", "2026-01-03")
+    assert rows["s"][1:3] == (3, 3)
+    assert rows["s"][3] is None
+    assert rows["f"][1:3] == (3, 3)
+    assert rows["f"][5] is None
+    empty = _all(
+        mon, "SELECT name, num_rows FROM ML.DESCRIBE_DATA((SELECT x FROM mon.base WHERE x < 0))"
+    )
+    assert empty == [("x", 0)]
+
+
+def test_parameters_in_the_rows_are_refused(mon: sqlml.Connection) -> None:
+    marker = "%s" if isinstance(mon, sqlml.Connection) and _is_pg(mon) else "?"
+    try:
+        mon.execute(
+            f"SELECT * FROM ML.DESCRIBE_DATA((SELECT x FROM mon.base WHERE x < {marker}))", [5.0]
+        ).fetchall()
+    except sqlml.Error as e:
+        assert e.sqlstate == "0A000"
+    else:
+        raise AssertionError("not refused")
+
+
+def _is_pg(con: sqlml.Connection) -> bool:
+    return con.execute("SELECT version()").fetchall()[0][0].startswith("PostgreSQL")
+
+
+def test_statistics_go_with_their_version(mon: sqlml.Connection) -> None:
+    create = "CREATE OR REPLACE MODEL mon.d OPTIONS (model_type = 'linear_reg', input_label_cols = ['y'])"
+    mon.execute(f"{create} AS SELECT x, y FROM mon.base")
+    mon.execute(f"{create} AS SELECT x, y FROM mon.base")
+    count = "SELECT version FROM sqlml.version_statistics WHERE model_name = 'd' ORDER BY 1"
+    assert _all(mon, count) == [(1,), (2,)]
+    mon.execute("ALTER MODEL mon.d DEPLOY VERSION 1")
+    mon.execute("DROP MODEL mon.d VERSION 2")
+    assert _all(mon, count) == [(1,)]
+    mon.execute("DROP MODEL mon.d")
+    assert _all(mon, count) == []
+
+
+def test_validate_data_with_transform(mon: sqlml.Connection) -> None:
+    """The statistics are the query's columns, before TRANSFORM (as BigQuery's)."""
+    create = (
+        "CREATE OR REPLACE MODEL mon.t TRANSFORM (ML.STANDARD_SCALER(x) OVER () AS xs, y)"
+        " OPTIONS (model_type = 'linear_reg', input_label_cols = ['y'], validate_data = 'error')"
+    )
+    mon.execute(f"{create} AS SELECT x, y FROM mon.base")
+    stats = _all(mon, "SELECT statistics FROM sqlml.version_statistics WHERE model_name = 't'")
+    assert set(json.loads(stats[0][0])["columns"]) == {"x", "y"}
+    assert _state(mon, f"{create} AS SELECT x, y FROM mon.shifted") == "22000"
+    rows = _all(mon, "SELECT input FROM ML.VALIDATE_DATA_SKEW(MODEL mon.t, TABLE mon.shifted)")
+    assert rows == [("x",)]

@@ -165,6 +165,8 @@ def _describe_column(
             row.update(min=bounds["min"], max=bounds["max"])
     elif pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
         row.update(_array_lengths(values, n_lengths))
+    else:
+        row.update(_bounds(values))
     return tuple(row[c.name] for c in DESCRIBE_COLUMNS)
 
 
@@ -180,6 +182,15 @@ def _array_lengths(values: pa.ChunkedArray, n: int) -> dict[str, Any]:
         "total_array_length": int(x.sum()),
         "array_length_quantiles": [round(q) for q in st.quantiles(x, n)],
     }
+
+
+def _bounds(values: pa.ChunkedArray) -> dict[str, Any]:
+    """min and max as text, for a type with an order (dates, timestamps); else none."""
+    try:
+        bounds = pc.min_max(values).as_py()
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return {}
+    return {k: None if v is None else str(v) for k, v in bounds.items()}
 
 
 def _text(value: float | None, integer: bool) -> str | None:
