@@ -436,15 +436,11 @@ def test_describe_data_of_other_types_and_edge_cases(mon: sqlml.Connection) -> N
 
 
 def test_parameters_in_the_rows_are_refused(mon: sqlml.Connection) -> None:
-    marker = "%s" if isinstance(mon, sqlml.Connection) and _is_pg(mon) else "?"
-    try:
-        mon.execute(
-            f"SELECT * FROM ML.DESCRIBE_DATA((SELECT x FROM mon.base WHERE x < {marker}))", [5.0]
-        ).fetchall()
-    except sqlml.Error as e:
-        assert e.sqlstate == "0A000"
-    else:
-        raise AssertionError("not refused")
+    marker = "%s" if _is_pg(mon) else "?"
+    sql = f"SELECT * FROM ML.DESCRIBE_DATA((SELECT x FROM mon.base WHERE x < {marker}))"
+    with pytest.raises(sqlml.Error) as caught:
+        mon.execute(sql, [5.0]).fetchall()
+    assert caught.value.sqlstate == "0A000"
 
 
 def _is_pg(con: sqlml.Connection) -> bool:
