@@ -5,12 +5,14 @@ distributions built in SQL (known shares, a shifted range), read back as rows.""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from conftest import ENGINES, module_database
 from scipy.spatial.distance import jensenshannon
@@ -74,12 +76,24 @@ def _state(con: Any, sql: str) -> str | None:
 
 
 def _js(base: np.ndarray[Any, Any], study: np.ndarray[Any, Any], buckets: int = 10) -> float:
-    """Jensen-Shannon divergence (base 2) over the baseline's equal-width buckets, plus one
-    below and one above: scipy's distance, squared."""
-    edges = np.linspace(base.min(), base.max(), buckets + 1)
-    p = [0, *np.histogram(base, edges)[0], 0]
-    inside = study[(study >= edges[0]) & (study <= edges[-1])]
-    q = [(study < edges[0]).sum(), *np.histogram(inside, edges)[0], (study > edges[-1]).sum()]
+    """TFDV's Jensen-Shannon divergence, written out here: each side's equal-width histogram
+    (np.histogram over its own range), both spread evenly onto the union of their edges, then
+    scipy's distance (base 2) squared."""
+    a_counts, a_edges = np.histogram(base, buckets)
+    b_counts, b_edges = np.histogram(study, buckets)
+    union = np.union1d(a_edges, b_edges)
+
+    def spread(counts: Any, edges: Any) -> list[float]:
+        out = []
+        for lo, hi in itertools.pairwise(union):
+            total = 0.0
+            for c, e0, e1 in zip(counts, edges[:-1], edges[1:], strict=True):
+                overlap = max(0.0, min(hi, e1) - max(lo, e0))
+                total += c * overlap / (e1 - e0)
+            out.append(total)
+        return out
+
+    p, q = spread(a_counts, a_edges), spread(b_counts, b_edges)
     return float(jensenshannon(p, q, base=2) ** 2)
 
 
@@ -472,3 +486,18 @@ def test_validate_data_with_transform(mon: sqlml.Connection) -> None:
     assert _state(mon, f"{create} AS SELECT x, y FROM mon.shifted") == "22000"
     rows = _all(mon, "SELECT input FROM ML.VALIDATE_DATA_SKEW(MODEL mon.t, TABLE mon.shifted)")
     assert rows == [("x",)]
+
+
+@pytest.mark.parametrize(("shift", "scale"), [(0.0, 1.0), (0.5, 1.0), (0.0, 3.0), (4.0, 0.5)])
+def test_js_divergence_against_scipy_on_normals(shift: float, scale: float) -> None:
+    """statistics.numerical_distance on generated normal samples, against the written-out
+    TFDV computation with scipy; and point masses (a column of one value)."""
+    from sqlml.ml import statistics as st
+
+    rng = np.random.default_rng(7)
+    base, study = rng.normal(0, 1, 5000), rng.normal(shift, scale, 3000)
+    stats = st.column(pa.chunked_array([pa.array(base)]))
+    assert st.numerical_distance(stats, study) == pytest.approx(_js(base, study), abs=1e-12)
+    constant = st.column(pa.chunked_array([pa.array([5.0] * 10)]))
+    assert st.numerical_distance(constant, np.full(3, 5.0)) == 0.0
+    assert st.numerical_distance(constant, study) == 1.0

@@ -21,9 +21,9 @@ Per column (JSON-ready):
 
 Distances (TFDV's, which BigQuery ML's functions use): the L-infinity distance of two
 categorical distributions (the largest difference of a value's share among non-NULL values),
-and the Jensen-Shannon divergence (base 2, so within [0, 1]) of two numerical ones over the
-baseline's histogram buckets, plus one bucket below and one above them for study values outside
-the baseline's range.
+and the Jensen-Shannon divergence (base 2, capped at 1) of two numerical ones: each side's own
+equal-width histogram (as many buckets on both sides), both rebucketed onto the union of their
+boundaries with each bucket's count spread evenly over its width, as TFDV's AlignHistograms.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def _numerical(x: Array, buckets: int) -> Stats:
         return {"num_zeros": 0}
     lo, hi = float(x.min()), float(x.max())
     with np.errstate(all="ignore"):  # (values near the float64 limits: no mean, no histogram)
-        edges = np.linspace(lo, hi, buckets + 1) if hi > lo else np.array([lo, hi])
+        edges = np.linspace(lo, hi, buckets + 1)
         stats: Stats = {
             "num_zeros": int(np.count_nonzero(x == 0)),
             "min": lo,
@@ -110,7 +110,7 @@ def _numerical(x: Array, buckets: int) -> Stats:
             "quantiles": _approximate_quantiles(x),
         }
         if np.all(np.isfinite(edges)) and np.all(np.diff(edges) >= 0):
-            stats["histogram"] = {"edges": [float(e) for e in edges], "counts": _inner(x, edges)}
+            stats["histogram"] = histogram(x, buckets)
     if not all(math.isfinite(q) for q in stats["quantiles"]):
         del stats["quantiles"]
     return stats
@@ -167,23 +167,24 @@ def quantiles(x: Array, n: int) -> list[float]:
     return [float(q) for q in np.quantile(x, np.linspace(0, 1, n + 1))]
 
 
-def bucket_counts(x: Array, edges: Sequence[float]) -> list[int]:
-    """``x`` counted in [below the first edge] + the buckets of ``edges`` + [above the last]."""
-    bounds = np.asarray(edges, dtype=np.float64)
-    below = int(np.count_nonzero(x < bounds[0]))
-    above = int(np.count_nonzero(x > bounds[-1]))
-    return [below, *_inner(x, bounds), above]
+def histogram(x: Array, buckets: int) -> dict[str, Any]:
+    """``buckets`` equal-width buckets over [min, max] of ``x`` (one point bucket when they
+    are equal): TFDV's standard histogram."""
+    lo, hi = float(x.min()), float(x.max())
+    edges = np.linspace(lo, hi, buckets + 1) if hi > lo else np.array([lo, hi])
+    return {"edges": [float(e) for e in edges], "counts": _inner(x, edges)}
 
 
 def js_divergence(p_counts: Sequence[float], q_counts: Sequence[float]) -> float:
-    """The Jensen-Shannon divergence (base 2) of two histograms over the same buckets."""
+    """The Jensen-Shannon divergence (base 2, at most 1) of two histograms over the same
+    buckets."""
     p = np.asarray(p_counts, dtype=np.float64)
     q = np.asarray(q_counts, dtype=np.float64)
     if p.sum() == 0 or q.sum() == 0:
         return 0.0 if p.sum() == q.sum() else 1.0
     p, q = p / p.sum(), q / q.sum()
     m = (p + q) / 2
-    return float(0.5 * _kl(p, m) + 0.5 * _kl(q, m))
+    return min(1.0, float(0.5 * _kl(p, m) + 0.5 * _kl(q, m)))
 
 
 def _kl(p: Array, m: Array) -> float:
@@ -191,13 +192,53 @@ def _kl(p: Array, m: Array) -> float:
     return float(np.sum(p[mask] * np.log2(p[mask] / m[mask])))
 
 
+def histogram_divergence(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
+    """TFDV's Jensen-Shannon divergence of two histograms with their own buckets: both are
+    rebucketed onto the union of their bucket boundaries, each bucket's count spread evenly
+    over its width; a point bucket (a column of one value) is a mass of its own, matched by
+    value (tensorflow_data_validation/anomalies/metrics.cc, AlignHistograms)."""
+    a_range, a_points = _split_points(a)
+    b_range, b_points = _split_points(b)
+    bounds = sorted({e for h in (a_range, b_range) if h for e in h["edges"]})
+    p = _rebucket(a_range, bounds)
+    q = _rebucket(b_range, bounds)
+    for point in sorted(set(a_points) | set(b_points)):
+        p.append(a_points.get(point, 0.0))
+        q.append(b_points.get(point, 0.0))
+    return js_divergence(p, q)
+
+
+def _split_points(h: Mapping[str, Any]) -> tuple[Mapping[str, Any] | None, dict[float, float]]:
+    edges = h["edges"]
+    if len(edges) == 2 and edges[0] == edges[1]:
+        return None, {float(edges[0]): float(sum(h["counts"]))}
+    return h, {}
+
+
+def _rebucket(h: Mapping[str, Any] | None, bounds: Sequence[float]) -> list[float]:
+    """``h``'s counts over the segments between ``bounds`` (which hold all of h's edges)."""
+    if h is None or len(bounds) < 2:
+        return [0.0] * max(0, len(bounds) - 1)
+    edges = np.asarray(h["edges"], dtype=np.float64)
+    counts = np.asarray(h["counts"], dtype=np.float64)
+    b = np.asarray(bounds, dtype=np.float64)
+    middle = (b[:-1] + b[1:]) / 2
+    at = np.searchsorted(edges, middle, side="right") - 1
+    inside = (at >= 0) & (at < counts.size)
+    at = np.clip(at, 0, counts.size - 1)
+    widths = edges[1:] - edges[:-1]
+    share = np.where(inside, counts[at] * (b[1:] - b[:-1]) / widths[at], 0.0)
+    return [float(v) for v in share]
+
+
 def numerical_distance(base: Stats, study_values: Array) -> float:
-    """JS divergence of ``study_values`` from the baseline's stored histogram."""
-    histogram = base.get("histogram")
-    if histogram is None:
-        return 0.0 if not study_values.size else 1.0
-    base_counts = [0, *histogram["counts"], 0]
-    return js_divergence(base_counts, bucket_counts(study_values, histogram["edges"]))
+    """JS divergence of ``study_values`` (their own histogram, as many buckets as the
+    baseline's) from the baseline's stored histogram."""
+    stored = base.get("histogram")
+    if stored is None or not study_values.size:
+        return 0.0 if stored is None and not study_values.size else 1.0
+    buckets = max(1, len(stored["edges"]) - 1)
+    return histogram_divergence(stored, histogram(study_values, buckets))
 
 
 def categorical_distance(base: Stats, study: Stats) -> float:
