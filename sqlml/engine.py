@@ -582,10 +582,24 @@ class Session:
         if call.model is not None:
             version = self.store.load(call.model)
             stored = self.store.statistics(version)
-        tables = [self.engine.query_arrow(query.sql) for query in call.inputs]
+        sources = [query.sql for query in call.inputs]
+        if entry.reads is not None:
+            names = [self.engine.schema_of(sql).names for sql in sources]
+            wanted = entry.reads(names, stored)
+            sources = [self._columns_of(sql, c) for sql, c in zip(sources, wanted, strict=True)]
+        tables = [self.engine.query_arrow(sql) for sql in sources]
         rows = entry.data(functions.DataArgs(tables, call.settings, version, stored))
         columns = entry.columns(version, call.settings)  # type: ignore[arg-type]
         return literal.subquery(columns, rows, self.engine.dialect)
+
+    def _columns_of(self, sql: str, names: Sequence[str]) -> str:
+        """SELECT the named columns FROM (sql): only they are read."""
+        if not names:
+            return sql
+        dialect = self.engine.dialect
+        inner = _subquery(_parse_query(sql, dialect), "__sqlml_rows")
+        columns = [exp.column(name, "__sqlml_rows", quoted=True) for name in names]
+        return exp.select(*columns).from_(inner).sql(dialect=dialect)
 
     def _probe(self, call: Predict | OverRows) -> str:
         """The input query with NULL for each parameter marker: its columns without values."""

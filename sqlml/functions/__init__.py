@@ -138,6 +138,11 @@ class Function:
     # OVER_DATA (ML.DESCRIBE_DATA, ML.VALIDATE_DATA_*): computed from the rows of ``sources``
     # queries (no ML.PREDICT), with ``model`` REQUIRED or NONE; ``columns`` gives the schema
     data: Callable[[DataArgs], list[Row]] | None = None
+    # OVER_DATA: the columns each input is read with, from the inputs' column names and the
+    # stored statistics (None: all of them), so unused columns never leave the engine
+    reads: Callable[[Sequence[Sequence[str]], Mapping[str, Any] | None], list[list[str]]] | None = (
+        None
+    )
     model: str = REQUIRED
     sources: int = 0
 
