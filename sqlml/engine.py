@@ -499,6 +499,14 @@ class Session:
     ) -> exp.Expr:
         """``view``: the call is in CREATE VIEW, scored by the model's function (views.py)."""
         if isinstance(call, OverData):
+            entry = functions.find(call.function)
+            if entry is not None and entry.render_data is not None:  # (views too: plain SQL)
+                given = call.inputs[0].sql  # (its columns are checked before a kept plan runs)
+                columns = self.engine.schema_of(self._probe_sql(given))
+                rendering.probes.append(self._probe_sql(given))
+                rendering.inputs.append(columns)
+                source = _parse_query(given, self.engine.dialect)
+                return entry.render_data(columns, call.settings, source, self.engine.dialect)
             rendering.probes.append(None)
             rendering.inputs.append(None)
             rendering.volatile = True
@@ -604,10 +612,13 @@ class Session:
     def _probe(self, call: Predict | OverRows) -> str:
         """The input query with NULL for each parameter marker: its columns without values."""
         assert call.input is not None
-        tree = _parse_query(call.input.sql, self.engine.dialect)
+        return self._probe_sql(call.input.sql)
+
+    def _probe_sql(self, sql: str) -> str:
+        tree = _parse_query(sql, self.engine.dialect)
         markers = list(tree.find_all(exp.Placeholder, exp.Parameter))
         if not markers:
-            return call.input.sql
+            return sql
         for marker in markers:
             marker.replace(exp.null())
         return tree.sql(dialect=self.engine.dialect)

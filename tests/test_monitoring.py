@@ -449,16 +449,15 @@ def test_describe_data_of_other_types_and_edge_cases(mon: sqlml.Connection) -> N
     assert empty == [("x", 0)]
 
 
-def test_parameters_in_the_rows_are_refused(mon: sqlml.Connection) -> None:
-    marker = "%s" if _is_pg(mon) else "?"
-    sql = f"SELECT * FROM ML.DESCRIBE_DATA((SELECT x FROM mon.base WHERE x < {marker}))"
+def test_parameters_in_the_rows(mon: sqlml.Connection) -> None:
+    """ML.DESCRIBE_DATA is the engine's SQL: a parameter binds as in any query; the validate
+    functions read the rows before the statement runs: 0A000."""
+    rows = "(SELECT x FROM mon.base WHERE x < ?)"
+    described = mon.execute(f"SELECT num_rows FROM ML.DESCRIBE_DATA({rows})", [5.0]).fetchall()
+    assert described == [(int((_column(mon, "mon.base", "x") < 5).sum()),)]
     with pytest.raises(sqlml.Error) as caught:
-        mon.execute(sql, [5.0]).fetchall()
+        mon.execute(f"SELECT * FROM ML.VALIDATE_DATA_DRIFT(TABLE mon.base, {rows})", [5.0])
     assert caught.value.sqlstate == "0A000"
-
-
-def _is_pg(con: sqlml.Connection) -> bool:
-    return con.execute("SELECT version()").fetchall()[0][0].startswith("PostgreSQL")
 
 
 def test_statistics_go_with_their_version(mon: sqlml.Connection) -> None:
@@ -501,3 +500,16 @@ def test_js_divergence_against_scipy_on_normals(shift: float, scale: float) -> N
     constant = st.column(pa.chunked_array([pa.array([5.0] * 10)]))
     assert st.numerical_distance(constant, np.full(3, 5.0)) == 0.0
     assert st.numerical_distance(constant, study) == 1.0
+
+
+def test_describe_data_follows_the_data_in_kept_plans_and_views(mon: sqlml.Connection) -> None:
+    mon.execute("CREATE TABLE mon.grow AS SELECT 1.0 AS v")
+    mon.execute(
+        "CREATE VIEW mon.grow_stats AS SELECT name, num_rows FROM ML.DESCRIBE_DATA(TABLE mon.grow)"
+    )
+    query = "SELECT num_rows, max FROM ML.DESCRIBE_DATA(TABLE mon.grow)"
+    assert [r[0] for r in _all(mon, query)] == [1]
+    mon.execute("INSERT INTO mon.grow VALUES (2.5)")
+    assert _all(mon, query) == [(2, _all(mon, query)[0][1])]
+    assert float(_all(mon, query)[0][1]) == 2.5
+    assert _all(mon, "SELECT * FROM mon.grow_stats") == [("v", 2)]

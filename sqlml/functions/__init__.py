@@ -145,6 +145,9 @@ class Function:
     )
     model: str = REQUIRED
     sources: int = 0
+    # OVER_DATA written as the engine's SQL instead of ``data`` (ML.DESCRIBE_DATA): (the
+    # input's schema, settings, the input query's tree, dialect) -> a table expression
+    render_data: Callable[[pa.Schema, Mapping[str, Any], exp.Expr, str], exp.Expr] | None = None
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)

@@ -60,6 +60,11 @@ def subquery(columns: Sequence[Column], rows: Sequence[Row], dialect: str) -> ex
     return select.from_(values).order_by(order).subquery()
 
 
+def engine_type(bigquery_type: str, dialect: str) -> exp.DataType:
+    """A BigQuery type as the engine's (ARRAY: jsonb on PostgreSQL)."""
+    return _engine_type(bigquery_type, dialect)
+
+
 def _engine_type(bigquery_type: str, dialect: str) -> exp.DataType:
     built = exp.DataType.build(bigquery_type, dialect="bigquery")
     if dialect == "postgres" and built.is_type(exp.DataType.Type.ARRAY):

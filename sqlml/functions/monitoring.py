@@ -10,15 +10,16 @@ ML.VALIDATE_DATA_DRIFT (docs/sql.md, "Data monitoring").
   VERSION n``); a model stored without them (an imported one) is 55000.
 - ``ML.VALIDATE_DATA_DRIFT((base) | TABLE, (study) | TABLE [, STRUCT(...)])``: two queries.
 
-The validate functions return BigQuery's columns: input STRING, metric STRING ('L_INFTY' for a
-categorical column, 'JENSEN_SHANNON_DIVERGENCE' for a numerical one), threshold FLOAT64, value
-FLOAT64, is_anomaly BOOL (value > threshold); one row per column compared, by name.
+ML.DESCRIBE_DATA is the engine's own SQL (functions/describe_sql.py). The validate functions
+return BigQuery's columns: input STRING, metric STRING ('L_INFTY' for a categorical column,
+'JENSEN_SHANNON_DIVERGENCE' for a numerical one), threshold FLOAT64, value FLOAT64, is_anomaly
+BOOL (value > threshold); one row per column compared, by name.
 
-Why the rows are read and described here rather than aggregated in the engine's SQL: skew
-compares with statistics training computed in Python (sqlml.ml.statistics) and must use the
-same definitions to the last bucket edge; the same code on both sides makes a query that equals
-the training rows give exactly 0. The cost is one read of the query's rows (measured in
-benchmarks/RESULTS.md, "Training statistics").
+Why the validate functions' rows are read and described here rather than aggregated in the
+engine's SQL: skew compares with statistics training computed in Python (sqlml.ml.statistics)
+and must use the same definitions to the last bucket edge; the same code on both sides makes a
+query that equals the training rows give exactly 0. The cost is one read of the compared
+columns (measured in benchmarks/RESULTS.md, "Training statistics").
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sqlml import errors
 from sqlml.functions import (
@@ -39,6 +39,7 @@ from sqlml.functions import (
     Field,
     Function,
     Row,
+    describe_sql,
     register,
 )
 from sqlml.ml import statistics as st
@@ -116,93 +117,6 @@ def _thresholds_check(value: Any) -> None:
                 "thresholds must be [STRUCT('column' AS name, 0.2 AS threshold), ...] with"
                 f" thresholds in [0, 1], not {item!r}"
             )
-
-
-# -- ML.DESCRIBE_DATA --------------------------------------------------------------------------
-
-
-def _describe(args: DataArgs) -> list[Row]:
-    table = args.tables[0]
-    n_quantiles = int(args.settings.get("num_quantiles", 2))
-    n_lengths = int(args.settings.get("num_array_length_quantiles", 10))
-    top_k = int(args.settings.get("top_k", 1))
-    return [
-        _describe_column(name, table.column(name), n_quantiles, n_lengths, top_k)
-        for name in table.column_names
-    ]
-
-
-def _describe_column(
-    name: str, values: pa.ChunkedArray, n_quantiles: int, n_lengths: int, top_k: int
-) -> Row:
-    stats = st.column(values)
-    kind = stats["type"]
-    row: dict[str, Any] = {c.name: None for c in DESCRIBE_COLUMNS}
-    row.update(name=name, num_rows=stats["num_rows"], num_nulls=stats["num_nulls"])
-    row["num_values"] = stats["num_rows"] - stats["num_nulls"]
-    if kind == st.NUMERICAL:
-        x = st.numbers(values)
-        integer = pa.types.is_integer(values.type)
-        row.update(
-            num_zeros=stats["num_zeros"],
-            min=_text(stats.get("min"), integer),
-            max=_text(stats.get("max"), integer),
-            mean=stats.get("mean"),
-            stdev=stats.get("stdev"),
-            median=stats.get("median"),
-            quantiles=st.quantiles(x, n_quantiles),
-        )
-    elif kind == st.CATEGORICAL:
-        top = stats["top_values"][:top_k]
-        row.update(
-            unique=stats["unique"],
-            avg_string_length=stats.get("avg_string_length"),
-            top_values=[{"value": _string(v), "count": c} for v, c in top],
-        )
-        if top:
-            present = pc.drop_null(values).cast(pa.string())
-            bounds = pc.min_max(present).as_py()
-            row.update(min=bounds["min"], max=bounds["max"])
-    elif pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
-        row.update(_array_lengths(values, n_lengths))
-    else:
-        row.update(_bounds(values))
-    return tuple(row[c.name] for c in DESCRIBE_COLUMNS)
-
-
-def _array_lengths(values: pa.ChunkedArray, n: int) -> dict[str, Any]:
-    lengths = pc.drop_null(pc.list_value_length(values))
-    x = lengths.to_numpy(zero_copy_only=False).astype("float64")
-    if not x.size:
-        return {}
-    return {
-        "min_array_length": int(x.min()),
-        "max_array_length": int(x.max()),
-        "avg_array_length": float(x.mean()),
-        "total_array_length": int(x.sum()),
-        "array_length_quantiles": [round(q) for q in st.quantiles(x, n)],
-    }
-
-
-def _bounds(values: pa.ChunkedArray) -> dict[str, Any]:
-    """min and max as text, for a type with an order (dates, timestamps); else none."""
-    try:
-        bounds = pc.min_max(values).as_py()
-    except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return {}
-    return {k: None if v is None else str(v) for k, v in bounds.items()}
-
-
-def _text(value: float | None, integer: bool) -> str | None:
-    if value is None:
-        return None
-    return str(int(value)) if integer else repr(float(value))
-
-
-def _string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 # -- ML.VALIDATE_DATA_SKEW / ML.VALIDATE_DATA_DRIFT ---------------------------------------------
@@ -350,7 +264,9 @@ DESCRIBE_DATA = register(
             Field("top_k", "INT64", _in_range("top_k", 1, MAX_QUANTILES)),
         ),
         columns=lambda version, settings: DESCRIBE_COLUMNS,
-        data=_describe,
+        render_data=lambda schema, settings, source, dialect: describe_sql.render(
+            schema, settings, source, DESCRIBE_COLUMNS, dialect
+        ),
         model=NONE,
         sources=1,
     )

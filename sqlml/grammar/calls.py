@@ -73,7 +73,7 @@ def _typed(node: exp.Expr, flavour: Dialect) -> MLCall:
         )
     if not entry.table and (in_from or isinstance(node.parent and node.parent.parent, exp.Window)):
         raise errors.SyntaxError(f"ML.{name} is a scalar function, not a table", position=position)
-    if entry.data is not None:
+    if entry.runs == functions.OVER_DATA:
         return _over_data(node, entry, flavour)
     args = _arguments(node, entry, flavour)
     if entry.render is not None:
