@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+import test_pgprivileges
 from conftest import ENGINES, module_database
 from scipy.spatial.distance import jensenshannon
 
@@ -38,6 +39,7 @@ def _rows(x: str, shares: tuple[int, int]) -> str:
 
 BASE = _rows(X, (6, 9))  # c: a 60%, b 30%, c 10%
 SHIFTED = _rows(f"{X} * 0.5 + 60.0", (2, 5))  # x in [60, 110); c: a 20%, b 30%, c 50%
+roles = test_pgprivileges.roles  # the fixture: two ordinary login roles
 TRAIN = "CREATE MODEL mon.m OPTIONS (model_type = 'linear_reg', input_label_cols = ['y'])"
 
 
@@ -513,3 +515,36 @@ def test_describe_data_follows_the_data_in_kept_plans_and_views(mon: sqlml.Conne
     assert _all(mon, query) == [(2, _all(mon, query)[0][1])]
     assert float(_all(mon, query)[0][1]) == 2.5
     assert _all(mon, "SELECT * FROM mon.grow_stats") == [("v", 2)]
+
+
+def test_postgres_ordinary_roles(roles: test_pgprivileges.Roles) -> None:
+    """PostgreSQL: a role trains (the statistics written with the owner's rights), reads its
+    model's skew and versions; another role sees no statistics of a model it may not use."""
+    alice = sqlml.connect(roles.dsn(roles.a), autocommit=True)
+    bob = sqlml.connect(roles.dsn(roles.b), autocommit=True)
+    try:
+        create = (
+            "CREATE OR REPLACE MODEL a_models.m OPTIONS (model_type = 'logistic_reg',"
+            " input_label_cols = ['churned']) AS SELECT tenure, plan, churned FROM shop.customers"
+        )
+        alice.execute(create)
+        alice.execute(create.replace("SELECT tenure,", "SELECT tenure * 3 AS tenure,"))
+        skew = _all(
+            alice,
+            "SELECT input, value FROM ML.VALIDATE_DATA_SKEW(MODEL a_models.m VERSION 1,"
+            " (SELECT tenure, plan FROM shop.customers))",
+        )
+        assert skew == [("plan", 0.0), ("tenure", 0.0)]
+        versions = _all(alice, "SELECT version, data_warnings FROM ML.VERSIONS(MODEL a_models.m)")
+        assert versions[0][1] is None
+        assert "tenure" in versions[1][1]
+        seen = "SELECT count(*) FROM sqlml.version_statistics"
+        assert _all(alice, seen) == [(2,)]
+        assert _all(bob, seen) == [(0,)]
+        assert (
+            _state(bob, "INSERT INTO sqlml.version_statistics VALUES ('a', 'b', 1, '{}', NULL)")
+            == "42501"
+        )
+    finally:
+        alice.close()
+        bob.close()
