@@ -22,7 +22,11 @@ An entry declares:
   subquery over the rows: ML.CONFUSION_MATRIX, ML.ROC_CURVE) or METADATA (computed from the
   stored version alone; then ``columns`` gives the output schema in BigQuery types and
   ``compute`` the rows, and the engine path renders them as a literal subquery in the
-  engine's SQL, see :mod:`sqlml.functions.literal`).
+  engine's SQL, see :mod:`sqlml.functions.literal`) or OVER_DATA (computed from the rows of
+  ``sources`` inputs without scoring them, with or without a ``model``: ``data`` computes the
+  rows from the inputs read as Arrow tables, or ``render_data`` writes the engine's SQL;
+  ML.DESCRIBE_DATA, ML.VALIDATE_DATA_SKEW, ML.VALIDATE_DATA_DRIFT in
+  :mod:`sqlml.functions.monitoring`).
 
 Built-in entries are registered when this package is imported (the modules named at the end).
 """
@@ -122,7 +126,7 @@ class Function:
     name: str
     table: bool
     rows: str  # REQUIRED | OPTIONAL | NONE
-    runs: str  # RENDERED | OVER_ROWS | METADATA
+    runs: str  # RENDERED | OVER_ROWS | METADATA | OVER_DATA
     fields: tuple[Field, ...] = ()
     pending: tuple[str, ...] = ()
     # METADATA: the output columns for a version and the call's settings, and its rows
