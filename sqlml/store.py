@@ -342,13 +342,25 @@ class Store:
     def statistics(self, version: ModelVersion) -> dict[str, Any] | None:
         """The statistics stored with ``version`` at training; None: none were (an imported
         model, or one stored before store version 3)."""
+        return self._statistics(version.schema, version.name, version.version)
+
+    def serving_statistics(self, ref: ModelRef) -> tuple[int, dict[str, Any] | None] | None:
+        """(the serving version, its statistics) without loading its graph (a retrain must work
+        while the stored graph is corrupted); None: no such model."""
+        current = self.current_version(ref)
+        if current is None:
+            return None
+        schema, name = self.resolve(ref)
+        return current, self._statistics(schema, name, current)
+
+    def _statistics(self, schema: str, name: str, version: int) -> dict[str, Any] | None:
         query = (
             exp.select(_col("statistics"))
             .from_(STATISTICS)
             .where(_key())
             .where(_col("version").eq(exp.Placeholder()))
         )
-        params = [version.schema, version.name, version.version]
+        params = [schema, name, version]
         table = self.engine.query_arrow(self._sql(query), params)
         if not table.num_rows:
             return None

@@ -67,17 +67,19 @@ def label_of(options: Mapping[str, OptionValue], table: pa.Table) -> str | None:
 def check(session: Session, ref: ModelRef, table: pa.Table, mode: str) -> list[dict[str, Any]]:
     """The findings against the serving version's statistics (none when nothing serves or it
     stored none), said as NOTICEs; 22000 with ``mode`` 'error'."""
-    if mode == OFF or not table.num_rows or session.store.current_version(ref) is None:
+    if mode == OFF or not table.num_rows:
         return []
-    serving = session.store.load(ref.model)
-    stored = session.store.statistics(serving)
+    found = session.store.serving_statistics(ref.model)
+    if found is None:
+        return []
+    serving, stored = found
     if stored is None:
         return []
     findings = compare(stored, table)
     if not findings:
         return []
     summary = "; ".join(f["message"] for f in findings)
-    where = f"{ref.model} version {serving.version}"
+    where = f"{ref.model} version {serving}"
     if mode == ERROR:
         raise errors.DataValidationFailed(
             f"the training rows differ from those of {where} (validate_data = 'error'): {summary}",
