@@ -1,8 +1,9 @@
 -- The sqlml model store: the only copy of its DDL, run by every engine when sqlml first opens a
 -- database (statements are separated by ';' at the end of a line). Types are those that DuckDB and
--- PostgreSQL both accept. Version 3 (2 added sqlml.deployments; 3 sqlml.model_settings and
--- deployments.settings; every statement is idempotent, so running the file again upgrades a store
--- of an older version: store.py, sqlml install).
+-- PostgreSQL both accept. Version 3 (2 added sqlml.deployments; 3 sqlml.model_settings,
+-- sqlml.prediction_log, sqlml.version_statistics and deployments.settings; every statement is
+-- idempotent, so running the file again upgrades a store of an older version: store.py, sqlml
+-- install).
 CREATE SCHEMA IF NOT EXISTS sqlml;
 
 CREATE TABLE IF NOT EXISTS sqlml.store_info (
@@ -87,6 +88,19 @@ CREATE TABLE IF NOT EXISTS sqlml.prediction_log (
 
 -- The settings an audit row's change left in effect (JSON, as sqlml.model_settings; NULL: none).
 ALTER TABLE sqlml.deployments ADD COLUMN IF NOT EXISTS settings TEXT;
+
+-- The statistics of each trained version's training rows (before the evaluation split), per
+-- input column and the label (sqlml/ml/statistics.py): what ML.VALIDATE_DATA_SKEW and
+-- validate_data compare with. Written in the transaction that stores the version; an imported
+-- model has none.
+CREATE TABLE IF NOT EXISTS sqlml.version_statistics (
+    schema_name TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    statistics TEXT NOT NULL,      -- JSON: {"columns": {name: {...}}, "label": name or null}
+    warnings TEXT,                 -- JSON: validate_data's findings against the serving version
+    PRIMARY KEY (schema_name, model_name, version)
+);
 
 INSERT INTO sqlml.store_info (key, value) VALUES ('store_version', '3') ON CONFLICT DO NOTHING;
 UPDATE sqlml.store_info SET value = '3' WHERE key = 'store_version' AND value IN ('1', '2');

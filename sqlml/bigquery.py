@@ -21,7 +21,15 @@ from sqlml.engines.base import Engine
 from sqlml.grammar import bigquery as transpiler
 from sqlml.grammar import paths
 from sqlml.grammar.dialects import DIALECTS
-from sqlml.grammar.statements import CreateModel, DropModel, Evaluate, MLQuery, Predict, Statement
+from sqlml.grammar.statements import (
+    CreateModel,
+    DropModel,
+    Evaluate,
+    MLQuery,
+    OverData,
+    Predict,
+    Statement,
+)
 
 NAME = transpiler.NAME
 setting = transpiler.setting
@@ -70,13 +78,14 @@ def check_paths(statement: Statement, engine: Engine) -> None:
     if isinstance(statement, CreateModel) and statement.query is not None:
         texts.append(statement.query.sql)
     elif isinstance(statement, MLQuery):
-        models = [call.model for call in statement.calls]
+        models = [call.model for call in statement.calls if call.model is not None]
         named |= paths.catalogs(statement.template)
         texts += [
             c.input.sql
             for c in statement.calls
             if isinstance(c, Predict | Evaluate) and c.input is not None
         ]
+        texts += [q.sql for c in statement.calls if isinstance(c, OverData) for q in c.inputs]
     for text in texts:
         if text.count(".") >= 2:
             named |= paths.catalogs(_tree(text, engine.dialect))

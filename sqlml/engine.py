@@ -45,10 +45,12 @@ from sqlml import (
     predlog,
     scoring,
     traffic,
+    validation,
     views,
 )
 from sqlml.engines import open_engine, placeholders
 from sqlml.engines.base import Engine, InServer, KeepsPlans, Probes, Result, all_or_nothing
+from sqlml.functions import literal
 from sqlml.grammar import lexer
 from sqlml.grammar.dialects import DIALECTS
 from sqlml.grammar.statements import (
@@ -61,6 +63,7 @@ from sqlml.grammar.statements import (
     Inspect,
     MLCall,
     MLQuery,
+    OverData,
     OverRows,
     Passthrough,
     Predict,
@@ -126,6 +129,7 @@ class _Rendering:
     probes: list[str | None] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)  # ML.EVALUATE results as tables
     logs: list[str] = field(default_factory=list)  # prediction log INSERTs (predlog.py)
+    volatile: bool = False  # computed from the data now (ML.DESCRIBE_DATA ...): never kept
 
 
 class Session:
@@ -370,8 +374,10 @@ class Session:
             return None  # computed here and joined in as a registered table
         if outer is not None:
             statement = replace(statement, template=outer(statement.template))
-        plan = self._render(statement, _Rendering(), None)
-        self._keep(key, plan)
+        rendering = _Rendering()
+        plan = self._render(statement, rendering, None)
+        if not rendering.volatile:  # (ML.DESCRIBE_DATA ...: computed from the rows now)
+            self._keep(key, plan)
         return plan.sql
 
     def run(self, statement: Statement, params: Sequence[Any] | None = None) -> Result:
@@ -419,14 +425,24 @@ class Session:
         if exists and not statement.replace:
             raise errors.DuplicateModel(f'model "{statement.model}" already exists')
         # Checked here as well as in train(): a bad option fails before the rows are read.
-        policy, options = lifecycle.deploy_policy(statement.options)
+        validate, options = validation.split(statement.options)
+        policy, options = lifecycle.deploy_policy(options)
         models.get(options.get("model_type")).resolve_options(dict(options))
         checkpoint = self.engine.checkpoint()  # (a cancel from now on stops the training)
         self.say(f"reading the training rows of {statement.model}")
         table = self.engine.query_arrow(statement.query.sql)
-        from sqlml.ml.train import train  # lazy: scikit-learn and skl2onnx, only to train
+        from sqlml.ml.train import train, unique_names  # lazy: scikit-learn, only to train
+
+        unique_names(table.column_names)  # (42701 before the statistics read columns by name)
+        warnings = validation.check(self, statement.model, table, validate)
+        statistics = validation.describe(table, validation.label_of(options, table))
 
         result = train(options, table, statement.transform, self.say, checkpoint)
+        statistics["label"] = result.label
+        result = replace(result, statistics=statistics, data_warnings=warnings or None)
+        if validation.OPTION in statement.options:  # (recorded with the version)
+            given = statement.options[validation.OPTION]
+            result = replace(result, options={**result.options, validation.OPTION: given})
         checkpoint()  # the last one: after the store write the model is there
         # Inside a transaction (always so in the PostgreSQL server) the version is durable only
         # at its COMMIT, after this message has left: then the message says so.
@@ -461,7 +477,7 @@ class Session:
         rendering = _Rendering()
         try:
             plan = self._render(query, rendering, params, wrap)
-            if rendering.registered:  # ML.EVALUATE results are not kept
+            if rendering.registered or rendering.volatile:  # (computed now: not kept)
                 sql, bound = _bound(plan.sql, params)
                 return self.engine.execute(sql, bound)
         finally:
@@ -501,6 +517,19 @@ class Session:
         self, call: MLCall, rendering: _Rendering, params: Sequence[Any] | None, view: bool
     ) -> exp.Expr:
         """``view``: the call is in CREATE VIEW, scored by the model's function (views.py)."""
+        if isinstance(call, OverData):
+            entry = functions.find(call.function)
+            if entry is not None and entry.render_data is not None:  # (views too: plain SQL)
+                given = call.inputs[0].sql  # (its columns are checked before a kept plan runs)
+                columns = self.engine.schema_of(self._probe_sql(given))
+                rendering.probes.append(self._probe_sql(given))
+                rendering.inputs.append(columns)
+                source = _parse_query(given, self.engine.dialect)
+                return entry.render_data(columns, call.settings, source, self.engine.dialect)
+            rendering.probes.append(None)
+            rendering.inputs.append(None)
+            rendering.volatile = True
+            return self._over_data(call, view)
         version = self.store.load(call.model)
         if view and version.pinned:  # (a view scores with the version serving when it is read)
             raise errors.FeatureNotSupported(
@@ -512,20 +541,9 @@ class Session:
         schema = self.engine.schema_of(probe) if probe is not None else None
         rendering.probes.append(probe)
         rendering.inputs.append(schema)
-        if isinstance(call, Predict) and not view and "prediction_log" in version.settings:
+        if isinstance(call, Predict) and not view and version.settings:
             assert schema is not None
-            assert call.input is not None
-            given = _parse_query(call.input.sql, self.engine.dialect)
-            log = predlog.statement(self, version, call, schema, given)
-            if log is not None:
-                rendering.logs.append(log)
-        if isinstance(call, Predict) and not view and "traffic" in version.settings:
-            assert schema is not None
-            assert call.input is not None
-            given = _parse_query(call.input.sql, self.engine.dialect)
-            split, others = traffic.routed(self, version, call, schema, given)
-            rendering.versions.extend(others)  # (their sha256 checked before each run too)
-            return split
+            return self._served(version, call, schema, rendering)
         if isinstance(call, Predict):
             return self.predict_subquery(version, call, schema, view=view)
         if isinstance(call, Score):
@@ -549,6 +567,22 @@ class Session:
         self.engine.register_table(name, table)
         rendering.registered.append(name)
         return exp.select("*").from_(exp.to_table(name, quoted=True)).subquery()
+
+    def _served(
+        self, version: ModelVersion, call: Predict, schema: pa.Schema, rendering: _Rendering
+    ) -> exp.Expr:
+        """ML.PREDICT of a model with serving settings: its traffic split (traffic.py), and
+        the INSERT that logs its sample after the query (predlog.py)."""
+        assert call.input is not None
+        rows = _parse_query(call.input.sql, self.engine.dialect)
+        log = predlog.statement(self, version, call, schema, rows.copy())
+        if log is not None:
+            rendering.logs.append(log)
+        if "traffic" not in version.settings:
+            return self.predict_subquery(version, call, schema)
+        split, others = traffic.routed(self, version, call, schema, rows)
+        rendering.versions.extend(others)  # (their sha256 checked before each run too)
+        return split
 
     def _over_rows(
         self, version: ModelVersion, call: OverRows, schema: pa.Schema | None, view: bool
@@ -574,13 +608,55 @@ class Session:
             scored = functions.Scored(schema.names, subquery, rows, schema)
         return entry.render(version, call.settings, scored, self.engine.dialect)
 
+    def _over_data(self, call: OverData, view: bool) -> exp.Expr:
+        """A function of the inputs' rows (sqlml.functions.monitoring), computed now and
+        joined in as a literal subquery."""
+        entry = functions.find(call.function)
+        if entry is None or entry.data is None or entry.columns is None:
+            raise errors.InternalError(f"ML.{call.function} is not a registered data function")
+        if view:
+            raise errors.FeatureNotSupported(
+                f"ML.{call.function} in a view is not supported: CREATE TABLE AS keeps it"
+            )
+        for query in call.inputs:  # (read here, before the statement runs: no values yet)
+            if _parse_query(query.sql, self.engine.dialect).find(exp.Placeholder, exp.Parameter):
+                raise errors.FeatureNotSupported(
+                    f"parameters in the rows of ML.{call.function} are not supported",
+                    hint="write the values into the query",
+                )
+        version = stored = None
+        if call.model is not None:
+            version = self.store.load(call.model)
+            stored = self.store.statistics(version)
+        sources = [query.sql for query in call.inputs]
+        if entry.reads is not None:
+            names = [self.engine.schema_of(sql).names for sql in sources]
+            wanted = entry.reads(names, stored)
+            sources = [self._columns_of(sql, c) for sql, c in zip(sources, wanted, strict=True)]
+        tables = [self.engine.query_arrow(sql) for sql in sources]
+        rows = entry.data(functions.DataArgs(tables, call.settings, version, stored))
+        columns = entry.columns(version, call.settings)  # type: ignore[arg-type]
+        return literal.subquery(columns, rows, self.engine.dialect)
+
+    def _columns_of(self, sql: str, names: Sequence[str]) -> str:
+        """SELECT the named columns FROM (sql): only they are read."""
+        if not names:
+            return sql
+        dialect = self.engine.dialect
+        inner = _subquery(_parse_query(sql, dialect), "__sqlml_rows")
+        columns = [exp.column(name, "__sqlml_rows", quoted=True) for name in names]
+        return exp.select(*columns).from_(inner).sql(dialect=dialect)
+
     def _probe(self, call: Predict | OverRows) -> str:
         """The input query with NULL for each parameter marker: its columns without values."""
         assert call.input is not None
-        tree = _parse_query(call.input.sql, self.engine.dialect)
+        return self._probe_sql(call.input.sql)
+
+    def _probe_sql(self, sql: str) -> str:
+        tree = _parse_query(sql, self.engine.dialect)
         markers = list(tree.find_all(exp.Placeholder, exp.Parameter))
         if not markers:
-            return call.input.sql
+            return sql
         for marker in markers:
             marker.replace(exp.null())
         return tree.sql(dialect=self.engine.dialect)

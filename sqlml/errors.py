@@ -121,6 +121,13 @@ class UnusableTrainingData(DataError):
     sqlstate = "22000"
 
 
+class DataValidationFailed(DataError):
+    """CREATE MODEL ... validate_data = 'error': the training rows differ from the serving
+    version's beyond the thresholds (sqlml/validation.py)."""
+
+    sqlstate = "22000"
+
+
 class FeatureNotSupported(NotSupportedError):
     sqlstate = "0A000"
 

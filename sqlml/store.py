@@ -41,8 +41,17 @@ VERSIONS = exp.table_("versions", db="sqlml", quoted=True)
 DEPLOYMENTS = exp.table_("deployments", db="sqlml", quoted=True)
 MODEL_SETTINGS = exp.table_("model_settings", db="sqlml", quoted=True)
 PREDICTION_LOG = exp.table_("prediction_log", db="sqlml", quoted=True)
+STATISTICS = exp.table_("version_statistics", db="sqlml", quoted=True)
 # those of today's store version
-STORE_TABLES = (STORE_INFO, MODELS, VERSIONS, DEPLOYMENTS, MODEL_SETTINGS, PREDICTION_LOG)
+STORE_TABLES = (
+    STORE_INFO,
+    MODELS,
+    VERSIONS,
+    DEPLOYMENTS,
+    MODEL_SETTINGS,
+    PREDICTION_LOG,
+    STATISTICS,
+)
 # the audit rows that changed current_version (ROLLBACK walks them); the others change settings
 SERVING_ACTIONS = ("create", "deploy", "rollback")
 LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "duckdb", "pyarrow")  # and sqlml
@@ -406,10 +415,58 @@ class Store:
                 " same time",
                 hint="roll back and retry the transaction",
             ) from e
+        self._save_statistics(schema, name, version, result)
         if not serves:
             return version
         self._point(schema, name, result.model_type, version, now, exists=current is not None)
         return version
+
+    def _save_statistics(self, schema: str, name: str, version: int, result: TrainResult) -> None:
+        """The training rows' statistics, beside the version (ml/statistics.py)."""
+        if result.statistics is None:
+            return
+        values = [
+            schema,
+            name,
+            version,
+            json.dumps(result.statistics, allow_nan=False),
+            json.dumps(result.data_warnings) if result.data_warnings else None,
+        ]
+        columns = ["schema_name", "model_name", "version", "statistics", "warnings"]
+        insert = exp.insert(
+            exp.values([tuple(exp.Placeholder() for _ in values)]),
+            STATISTICS,
+            columns=[exp.to_identifier(c, quoted=True) for c in columns],
+        )
+        self.engine.execute(self._sql(insert), values)
+
+    def statistics(self, version: ModelVersion) -> dict[str, Any] | None:
+        """The statistics stored with ``version`` at training; None: none were (an imported
+        model, or one stored before store version 3)."""
+        return self._statistics(version.schema, version.name, version.version)
+
+    def serving_statistics(self, ref: ModelRef) -> tuple[int, dict[str, Any] | None] | None:
+        """(the serving version, its statistics) without loading its graph (a retrain must work
+        while the stored graph is corrupted); None: no such model."""
+        current = self.current_version(ref)
+        if current is None:
+            return None
+        schema, name = self.resolve(ref)
+        return current, self._statistics(schema, name, current)
+
+    def _statistics(self, schema: str, name: str, version: int) -> dict[str, Any] | None:
+        query = (
+            exp.select(_col("statistics"))
+            .from_(STATISTICS)
+            .where(_key())
+            .where(_col("version").eq(exp.Placeholder()))
+        )
+        params = [schema, name, version]
+        table = self.engine.query_arrow(self._sql(query), params)
+        if not table.num_rows:
+            return None
+        loaded: dict[str, Any] = json.loads(table.column(0)[0].as_py())
+        return loaded
 
     def _latest(self, schema: str, name: str) -> int:
         """The highest version number the model has used: stored, or named by its audit trail
@@ -458,7 +515,14 @@ class Store:
                 return False
             raise errors.UndefinedModel(f'model "{schema}.{name}" does not exist')
         with all_or_nothing(self.engine):
-            for table in (PREDICTION_LOG, DEPLOYMENTS, MODEL_SETTINGS, VERSIONS, MODELS):
+            for table in (
+                PREDICTION_LOG,
+                DEPLOYMENTS,
+                MODEL_SETTINGS,
+                STATISTICS,
+                VERSIONS,
+                MODELS,
+            ):
                 delete = exp.delete(table, where=_key())
                 self.engine.execute(self._sql(delete), [schema, name])
         return True
@@ -563,9 +627,10 @@ class Store:
                     return False
                 self.load(ref, version)  # 42704, with the message load gives
             where = exp.and_(_key(), _col("version").eq(exp.Placeholder()))
-            self.engine.execute(
-                self._sql(exp.delete(VERSIONS, where=where)), [schema, name, version]
-            )
+            for table in (STATISTICS, VERSIONS):
+                self.engine.execute(
+                    self._sql(exp.delete(table, where=where)), [schema, name, version]
+                )
         return True
 
     def _existing(self, ref: ModelRef, version: int | None) -> int:

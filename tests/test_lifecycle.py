@@ -427,12 +427,13 @@ def test_bad_deploy_options_are_22023(life: Life, bad: str, good: str) -> None:
 
 
 # what a store of each older version lacked
+VERSION_3_TABLES = ["model_settings", "prediction_log", "version_statistics"]
 OLDER_STORES = {
-    "1": ["DROP TABLE sqlml.deployments", "DROP TABLE sqlml.model_settings"],
+    "1": ["DROP TABLE sqlml.deployments", *(f"DROP TABLE sqlml.{t}" for t in VERSION_3_TABLES)],
     "2": [
         "DELETE FROM sqlml.deployments",
         "ALTER TABLE sqlml.deployments DROP COLUMN settings",
-        "DROP TABLE sqlml.model_settings",
+        *(f"DROP TABLE sqlml.{t}" for t in VERSION_3_TABLES),
     ],
 }
 
@@ -481,7 +482,7 @@ def test_an_older_postgres_store_is_upgraded_by_install(pg_database: str, old: s
     with raw.cursor() as cur:
         cur.execute("SELECT value FROM sqlml.store_info WHERE key = 'store_version'")
         assert cur.fetchall() == [("3",)]
-        for table in ("deployments", "model_settings"):
+        for table in ("deployments", "model_settings", "prediction_log", "version_statistics"):
             cur.execute(
                 f"SELECT relrowsecurity FROM pg_class WHERE oid = 'sqlml.{table}'::regclass"
             )

@@ -67,6 +67,11 @@ STATEMENTS = {
     "transform": "SELECT * FROM ML.TRANSFORM(MODEL shop.scaled, TABLE shop.new_customers)"
     " ORDER BY id",
     "evaluate": "SELECT * FROM ML.EVALUATE(MODEL shop.churn)",
+    "describe_data": "SELECT * FROM ML.DESCRIBE_DATA(TABLE shop.customers, STRUCT(2 AS top_k))",
+    "validate_data_skew": "SELECT * FROM ML.VALIDATE_DATA_SKEW(MODEL shop.churn,"
+    " (SELECT tenure, spend, plan FROM shop.customers WHERE id % 3 = 0))",
+    "validate_data_drift": "SELECT * FROM ML.VALIDATE_DATA_DRIFT(TABLE shop.customers,"
+    " TABLE shop.new_customers)",
     "evaluate_rows": "SELECT * FROM ML.EVALUATE(MODEL shop.churn, (SELECT tenure, spend, plan,"
     " churned FROM shop.customers WHERE id % 5 = 0), STRUCT(0.4 AS threshold))",
     "evaluate_kmeans": "SELECT davies_bouldin_index FROM ML.EVALUATE(MODEL shop.km,"

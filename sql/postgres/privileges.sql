@@ -16,6 +16,7 @@ ALTER TABLE sqlml.versions OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.deployments OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.model_settings OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.prediction_log OWNER TO CURRENT_USER;
+ALTER TABLE sqlml.version_statistics OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.store_info OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.python_modules OWNER TO CURRENT_USER;
 
@@ -120,6 +121,7 @@ ALTER TABLE sqlml.versions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.deployments ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.model_settings ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.prediction_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sqlml.version_statistics ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.model_privileges ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY sqlml_usage ON sqlml.models FOR SELECT TO PUBLIC
@@ -140,6 +142,9 @@ CREATE POLICY sqlml_usage ON sqlml.prediction_log FOR SELECT TO PUBLIC
 USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
 CREATE POLICY sqlml_log ON sqlml.prediction_log FOR INSERT TO PUBLIC
 WITH CHECK (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
+
+CREATE POLICY sqlml_usage ON sqlml.version_statistics FOR SELECT TO PUBLIC
+USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
 
 CREATE POLICY sqlml_usage ON sqlml.model_privileges FOR SELECT TO PUBLIC
 USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
@@ -167,10 +172,10 @@ $sqlml$;
 REVOKE ALL ON SCHEMA sqlml FROM PUBLIC;
 GRANT USAGE ON SCHEMA sqlml TO PUBLIC;
 REVOKE ALL ON sqlml.models, sqlml.versions, sqlml.deployments, sqlml.model_settings,
-    sqlml.prediction_log, sqlml.store_info,
+    sqlml.prediction_log, sqlml.version_statistics, sqlml.store_info,
     sqlml.python_modules, sqlml.model_privileges, sqlml.model_functions FROM PUBLIC;
 GRANT SELECT ON sqlml.models, sqlml.versions, sqlml.deployments, sqlml.model_settings,
-    sqlml.prediction_log, sqlml.store_info,
+    sqlml.prediction_log, sqlml.version_statistics, sqlml.store_info,
     sqlml.python_modules, sqlml.model_privileges, sqlml.model_functions TO PUBLIC;
 GRANT INSERT ON sqlml.prediction_log TO PUBLIC;
 

@@ -22,7 +22,11 @@ An entry declares:
   subquery over the rows: ML.CONFUSION_MATRIX, ML.ROC_CURVE) or METADATA (computed from the
   stored version alone; then ``columns`` gives the output schema in BigQuery types and
   ``compute`` the rows, and the engine path renders them as a literal subquery in the
-  engine's SQL, see :mod:`sqlml.functions.literal`).
+  engine's SQL, see :mod:`sqlml.functions.literal`) or OVER_DATA (computed from the rows of
+  ``sources`` inputs without scoring them, with or without a ``model``: ``data`` computes the
+  rows from the inputs read as Arrow tables, or ``render_data`` writes the engine's SQL;
+  ML.DESCRIBE_DATA, ML.VALIDATE_DATA_SKEW, ML.VALIDATE_DATA_DRIFT in
+  :mod:`sqlml.functions.monitoring`).
 
 Built-in entries are registered when this package is imported (the modules named at the end).
 """
@@ -46,8 +50,9 @@ if TYPE_CHECKING:  # the store imports the grammar, which imports this registry
 
 REQUIRED, OPTIONAL, NONE = "required", "optional", "none"
 RENDERED, OVER_ROWS, METADATA = "rendered", "over rows", "metadata"
+OVER_DATA = "over data"
 # BigQuery's scalar types a STRUCT field can have
-FIELD_TYPES = ("FLOAT64", "INT64", "STRING", "BOOL")
+FIELD_TYPES = ("FLOAT64", "INT64", "STRING", "BOOL", "ARRAY")
 
 Row = Sequence[Any]
 
@@ -99,6 +104,18 @@ class Scored:
     schema: pa.Schema | None = None
 
 
+@dataclass(frozen=True)
+class DataArgs:
+    """What an OVER_DATA function gets: each input's rows, the STRUCT's settings, and for a
+    function of a model its version and the statistics stored with it at training (None:
+    none were, as for an imported model)."""
+
+    tables: Sequence[pa.Table]
+    settings: Mapping[str, Any]
+    version: ModelVersion | None = None
+    statistics: Mapping[str, Any] | None = None
+
+
 # an OVER_ROWS function rendered into the engine's SQL: (version, settings, the scored rows or
 # None when the call gave none, dialect) -> a table expression
 Render = Callable[["ModelVersion", Mapping[str, Any], "Scored | None", str], exp.Expr]
@@ -109,7 +126,7 @@ class Function:
     name: str
     table: bool
     rows: str  # REQUIRED | OPTIONAL | NONE
-    runs: str  # RENDERED | OVER_ROWS | METADATA
+    runs: str  # RENDERED | OVER_ROWS | METADATA | OVER_DATA
     fields: tuple[Field, ...] = ()
     pending: tuple[str, ...] = ()
     # METADATA: the output columns for a version and the call's settings, and its rows
@@ -122,6 +139,19 @@ class Function:
     # a positional argument besides the rows and the STRUCT (ML.ROC_CURVE's GENERATE_ARRAY):
     # the node -> (setting name, value); None: the function takes none
     argument: Callable[[exp.Expr], tuple[str, Any]] | None = None
+    # OVER_DATA (ML.DESCRIBE_DATA, ML.VALIDATE_DATA_*): computed from the rows of ``sources``
+    # queries (no ML.PREDICT), with ``model`` REQUIRED or NONE; ``columns`` gives the schema
+    data: Callable[[DataArgs], list[Row]] | None = None
+    # OVER_DATA: the columns each input is read with, from the inputs' column names and the
+    # stored statistics (None: all of them), so unused columns never leave the engine
+    reads: Callable[[Sequence[Sequence[str]], Mapping[str, Any] | None], list[list[str]]] | None = (
+        None
+    )
+    model: str = REQUIRED
+    sources: int = 0
+    # OVER_DATA written as the engine's SQL instead of ``data`` (ML.DESCRIBE_DATA): (the
+    # input's schema, settings, the input query's tree, dialect) -> a table expression
+    render_data: Callable[[pa.Schema, Mapping[str, Any], exp.Expr, str], exp.Expr] | None = None
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -166,6 +196,7 @@ def check_field(function: Function, name: str, value: Any) -> Any:
         "INT64": isinstance(value, int) and not isinstance(value, bool),
         "STRING": isinstance(value, str),
         "BOOL": isinstance(value, bool),
+        "ARRAY": isinstance(value, tuple),  # its items checked by the field's check
     }[wanted]
     if not ok:
         raise errors.InvalidParameterValue(
@@ -208,6 +239,7 @@ _BUILT_INS = (
     "deployments",
     "compare",
     "prediction_log",
+    "monitoring",
 )
 for _module in _BUILT_INS:
     importlib.import_module(f"sqlml.functions.{_module}")

@@ -60,6 +60,11 @@ def subquery(columns: Sequence[Column], rows: Sequence[Row], dialect: str) -> ex
     return select.from_(values).order_by(order).subquery()
 
 
+def engine_type(bigquery_type: str, dialect: str) -> exp.DataType:
+    """A BigQuery type as the engine's (ARRAY: jsonb on PostgreSQL)."""
+    return _engine_type(bigquery_type, dialect)
+
+
 def _engine_type(bigquery_type: str, dialect: str) -> exp.DataType:
     built = exp.DataType.build(bigquery_type, dialect="bigquery")
     if dialect == "postgres" and built.is_type(exp.DataType.Type.ARRAY):
@@ -73,7 +78,8 @@ def _value(value: Any, type_: exp.DataType, dialect: str) -> exp.Expr:
     if type_.is_type(exp.DataType.Type.JSONB):
         return exp.cast(exp.Literal.string(json.dumps(value, allow_nan=False)), type_)
     if type_.is_type(exp.DataType.Type.ARRAY):
-        return exp.cast(exp.Array(expressions=[_struct(item) for item in value]), type_)
+        items = [_struct(item) if isinstance(item, dict) else exp.convert(item) for item in value]
+        return exp.cast(exp.Array(expressions=items), type_)
     if isinstance(value, float):  # as text: the engine parses it to the same double
         text = repr(value) if math.isfinite(value) else _NON_FINITE[str(value)]
         return exp.cast(exp.Literal.string(text), type_)

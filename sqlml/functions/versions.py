@@ -7,7 +7,9 @@ defaults filled in), data_fingerprint STRING (the sha256 of the training rows' c
 store's data_hash), training_rows INT64 (rows used: those with a label), status STRING
 ('serving' for the version ML.PREDICT serves, 'traffic' for another version with a share of a
 traffic split, else 'available'), traffic_weight FLOAT64 (the version's percentage of the traffic
-split in effect; NULL: no split, or not in it).
+split in effect; NULL: no split, or not in it), data_warnings STRING (JSON: what validate_data
+found against the version that served when it was trained; NULL: nothing, see
+sqlml/validation.py).
 
 Why rendered, not computed: the rows are a query over the store tables in the engine's own SQL
 (rows=NONE, no ML.PREDICT around it), so a kept plan, a cursor or a view reads the store as it
@@ -69,6 +71,12 @@ def _render(
         column("schema_name", s).eq(column("schema_name", v)),
         column("model_name", s).eq(column("model_name", v)),
     )
+    t = "t"  # (validate_data's findings, stored with the version's statistics)
+    with_statistics = exp.and_(
+        column("schema_name", t).eq(column("schema_name", v)),
+        column("model_name", t).eq(column("model_name", v)),
+        column("version", t).eq(column("version", v)),
+    )
     query = (
         exp.select(
             exp.alias_(column("version", v), "version", quoted=True),
@@ -80,10 +88,12 @@ def _render(
             exp.alias_(column("row_count", v), "training_rows", quoted=True),
             exp.alias_(status, "status", quoted=True),
             exp.alias_(weight, "traffic_weight", quoted=True),
+            exp.alias_(column("warnings", t), "data_warnings", quoted=True),
         )
         .from_(store_table("versions", v))
         .join(store_table("models", m), on=joined)
         .join(store_table("model_settings", s), on=settings_of, join_type="left")
+        .join(store_table("version_statistics", t), on=with_statistics, join_type="left")
         .where(of_model(version, v))
         .order_by(column("version", v))
     )

@@ -17,7 +17,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlml import errors, functions
 from sqlml.grammar import nodes
 from sqlml.grammar.nodes import TRANSFORM_FUNCTIONS
-from sqlml.grammar.statements import Inspect, MLCall, MLQuery, OverRows, Query
+from sqlml.grammar.statements import Inspect, MLCall, MLQuery, OverData, OverRows, Query
 from sqlml.grammar.values import field_name, field_value, fold, model_ref, quoted_table, to_value
 from sqlml.ml.options import closest
 from sqlml.ml.spec import OptionValue
@@ -73,6 +73,8 @@ def _typed(node: exp.Expr, flavour: Dialect) -> MLCall:
         )
     if not entry.table and (in_from or isinstance(node.parent and node.parent.parent, exp.Window)):
         raise errors.SyntaxError(f"ML.{name} is a scalar function, not a table", position=position)
+    if entry.runs == functions.OVER_DATA:
+        return _over_data(node, entry, flavour)
     args = _arguments(node, entry, flavour)
     if entry.render is not None:
         return OverRows(entry.name, args.model, args.rows, args.settings)
@@ -110,6 +112,30 @@ def _arguments(node: exp.Expr, entry: functions.Function, flavour: Dialect) -> f
     return functions.CallArgs(
         entry.name, model_ref(model), _input(source, flavour), settings, qualifier
     )
+
+
+def _over_data(node: exp.Expr, entry: functions.Function, flavour: Dialect) -> OverData:
+    """A data function's call: ``[MODEL m,] (query) | TABLE t [, (query) | TABLE t] [, STRUCT]``
+    with as many inputs as the entry takes (42601 otherwise)."""
+    position = nodes.start_of(node)
+    model = node.args.get("model")
+    if entry.model == functions.REQUIRED and model is None:
+        raise errors.SyntaxError(
+            f"ML.{entry.name} takes MODEL <name> as its first argument", position=position
+        )
+    if entry.model == functions.NONE and model is not None:
+        raise errors.SyntaxError(f"ML.{entry.name} takes no model", position=position)
+    rest = list(node.expressions)
+    sources = [a for a in rest if isinstance(a, exp.Table | exp.Subquery)]
+    structs = [a for a in rest if isinstance(a, exp.Struct)]
+    if len(sources) != entry.sources or len(structs) > 1 or len(rest) > len(sources) + 1:
+        wanted = "a (query) or TABLE t" if entry.sources == 1 else "two (query) or TABLE t"
+        raise errors.SyntaxError(
+            f"ML.{entry.name} takes {wanted}, then optionally a STRUCT", position=position
+        )
+    settings = _struct(structs[0] if structs else None, entry)
+    inputs = tuple(q for q in (_input(s, flavour) for s in sources) if q is not None)
+    return OverData(entry.name, model_ref(model) if model is not None else None, inputs, settings)
 
 
 def _extra(

@@ -165,7 +165,20 @@ class OverRows:
     settings: Mapping[str, OptionValue] = field(default_factory=dict)
 
 
-MLCall = Predict | Evaluate | Score | Inspect | OverRows
+@dataclass(frozen=True)
+class OverData:
+    """A call of an ML function computed from the rows of its inputs, without scoring them
+    (ML.DESCRIBE_DATA, ML.VALIDATE_DATA_SKEW, ML.VALIDATE_DATA_DRIFT; sqlml.functions.monitoring):
+    its registered name, the model when it takes one, the inputs in order and the STRUCT
+    fields as settings."""
+
+    function: str
+    model: ModelRef | None
+    inputs: tuple[Query, ...]
+    settings: Mapping[str, OptionValue] = field(default_factory=dict)
+
+
+MLCall = Predict | Evaluate | Score | Inspect | OverRows | OverData
 
 
 @dataclass(frozen=True)

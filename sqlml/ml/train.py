@@ -66,6 +66,10 @@ class TrainResult:
     row_count: int  # rows used: those whose label is not NULL (training and evaluation)
     data_hash: str
     centroids: list[list[float]] | None = None
+    # the training rows' statistics (ml/statistics.py; None: an imported model) and what
+    # validate_data found against the serving version's (sqlml/validation.py)
+    statistics: dict[str, Any] | None = None
+    data_warnings: list[dict[str, Any]] | None = None
 
 
 @dataclass
