@@ -22,10 +22,7 @@ an input's columns are found with NULL in place of each marker.
 from __future__ import annotations
 
 import contextlib
-import datetime
-import decimal
 import itertools
-import math
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -39,6 +36,7 @@ from sqlml import (
     bigquery,
     byom,
     errors,
+    evaluation,
     functions,
     grammar,
     lifecycle,
@@ -55,7 +53,6 @@ from sqlml.grammar import lexer
 from sqlml.grammar.dialects import DIALECTS
 from sqlml.grammar.statements import (
     AlterModel,
-    Compare,
     CreateModel,
     DropModel,
     Evaluate,
@@ -71,7 +68,7 @@ from sqlml.grammar.statements import (
     ShowModels,
     Statement,
 )
-from sqlml.ml import models, nested
+from sqlml.ml import models
 from sqlml.store import ModelVersion, Store
 
 Progress = Callable[[str], None]
@@ -478,7 +475,7 @@ class Session:
         try:
             plan = self._render(query, rendering, params, wrap)
             if rendering.registered or rendering.volatile:  # (computed now: not kept)
-                sql, bound = _bound(plan.sql, params)
+                sql, bound = placeholders.bound(plan.sql, params)
                 return self.engine.execute(sql, bound)
         finally:
             for name in rendering.registered:
@@ -741,8 +738,8 @@ class Session:
         return outer.subquery(copy=False)
 
     def fence(self, level: exp.Select, number: int) -> exp.Select:
-        """A stage of compiled scoring as a plan node of its own (PostgreSQL: _kept_apart)."""
-        return _kept_apart(level, number) if self.engine.dialect == "postgres" else level
+        """A stage of compiled scoring as a plan node of its own (PostgreSQL: scoring.kept_apart)."""
+        return scoring.kept_apart(level, number) if self.engine.dialect == "postgres" else level
 
     def score_expression(self, version: ModelVersion, call: Score) -> exp.Expr:
         """One inline expression (no room for hoisted columns here): compiled, or indexes into
@@ -768,68 +765,8 @@ class Session:
     def evaluate(
         self, version: ModelVersion, call: Evaluate, params: Sequence[Any] | None = None
     ) -> pa.Table:
-        if isinstance(call, Compare):
-            return traffic.compare(self, version, call, params)
-        if call.input is None and call.threshold is None:
-            if not version.metrics:  # (an imported model: nothing was measured)
-                raise errors.FeatureNotSupported(
-                    f"model {version.ref} has no evaluation metrics: it was imported, not trained"
-                )
-            values = dict(version.metrics)
-        elif call.input is None:
-            values = _evaluate_kept(version, call.threshold)
-        else:
-            values = self._evaluate_rows(version, call, params)
-        return pa.table({k: pa.array([v], type=pa.float64()) for k, v in values.items()})
-
-    def _evaluate_rows(
-        self, version: ModelVersion, call: Evaluate, params: Sequence[Any] | None
-    ) -> dict[str, float | None]:
-        assert call.input is not None
-        sql, bound = _bound(call.input.sql, params)
-        if self.server is not None:
-            if bound:  # the server takes the rows as query text: the values go in as literals
-                sql = _inlined(sql, bound, self.engine.dialect)
-            number = version.version if version.pinned else None
-            return self.server.evaluate_in_server(_model_name(version), sql, call.threshold, number)
-        return evaluate_table(version, self.engine.query_arrow(sql, bound), call.threshold)
-
-
-def evaluate_table(
-    version: ModelVersion, table: pa.Table, threshold: float | None = None
-) -> dict[str, float | None]:
-    """ML.EVALUATE's metrics of ``version`` on rows already read (Arrow), scored in process."""
-    scoring.check_input(version, table.schema)
-    from sqlml.ml.score import scorer  # lazy: onnxruntime only to evaluate
-
-    run = scorer(version.onnx, version.inputs, key=version.sha256)
-    outputs = run.run_table(_named(table, version))  # one run: k-means' 'features' included
-    label, y = version.label, None
-    if label is not None:  # a supervised kind: the rows must have the label column
-        if label["name"] not in table.column_names:
-            raise errors.UndefinedColumn(f'label column "{label["name"]}" is missing from the rows')
-        y = table.column(label["name"])
-    return scoring.model_kind(version).evaluate_rows(version, outputs, y, threshold)
-
-
-def _evaluate_kept(version: ModelVersion, threshold: float | None) -> dict[str, Any]:
-    """ML.EVALUATE(MODEL m, STRUCT(t AS threshold)) without rows: a binary classifier's metrics
-    at another cut, from the evaluation rows' probabilities kept at training (train.py)."""
-    kept = version.training_info.get("evaluation")
-    if kept is None or threshold is None:
-        raise errors.FeatureNotSupported(
-            "ML.EVALUATE with a threshold and no rows needs a binary classifier whose evaluation"
-            " rows were kept at training (at most 20,000 of them)",
-            hint="give the rows: ML.EVALUATE(MODEL m, TABLE t, STRUCT(0.6 AS threshold))",
-        )
-    import numpy as np
-
-    from sqlml.ml import metrics  # (scikit-learn: only once a model is evaluated)
-
-    labels = np.asarray(kept["labels"], dtype=np.int64)
-    positive = np.asarray(kept["positive"], dtype=np.float64)
-    probabilities = np.column_stack([1.0 - positive, positive])
-    return dict(metrics.classification(labels, probabilities, 2, threshold))
+        """ML.EVALUATE's (or ML.COMPARE's) rows (sqlml/evaluation.py)."""
+        return evaluation.evaluate(self, version, call, params)
 
 
 def _kind(statement: Statement) -> str:
@@ -843,56 +780,6 @@ def _kind(statement: Statement) -> str:
     return names.get(type(statement), "this")
 
 
-def _bound(sql: str, params: Sequence[Any] | None) -> tuple[str, list[Any] | None]:
-    """A part of the statement with the parameters it uses (renumbered from $1)."""
-    if not params:
-        return sql, None
-    text, values = placeholders.compact(sql, params)
-    return text, values or None
-
-
-def _inlined(sql: str, values: Sequence[Any], dialect: str) -> str:
-    """``sql`` with each ``$n`` replaced by its value as a literal node of the tree (sqlglot
-    quotes it as the dialect does; no value is formatted into the text)."""
-    tree = _parse_query(sql, dialect)
-    for marker in list(tree.find_all(exp.Parameter)):
-        number = int(marker.name)
-        if not 1 <= number <= len(values):
-            raise placeholders.miscount(number, len(values))
-        marker.replace(_literal(values[number - 1]))
-    return tree.sql(dialect=dialect)
-
-
-def _literal(value: Any) -> exp.Expr:
-    if isinstance(value, float) and not math.isfinite(value):
-        text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-        return exp.cast(exp.Literal.string(text), exp.DataType.Type.DOUBLE)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return exp.cast(exp.Literal.string("\\x" + bytes(value).hex()), exp.DataType.Type.VARBINARY)
-    if value is None or isinstance(
-        value, bool | int | float | str | decimal.Decimal | datetime.date
-    ):
-        return exp.convert(value)  # (a datetime is a date too)
-    raise errors.FeatureNotSupported(
-        f"a {type(value).__name__} parameter in the rows of ML.EVALUATE on PostgreSQL"
-    )
-
-
-def _kept_apart(level: exp.Select, number: int) -> exp.Select:
-    """A stage of compiled scoring with a column that keeps it a plan node of its own on
-    PostgreSQL.
-
-    PostgreSQL pulls a plain subquery up into the query above, substituting its expressions
-    at every use: a lifted common subexpression would be computed as often as before. A
-    volatile function in the select list stops that (is_simple_subquery); clock_timestamp()
-    is volatile, PARALLEL SAFE and costs a clock read. OFFSET 0, the usual fence, also stopped
-    parallel plans: 1M rows x 10 features, binary logistic, ML.PREDICT took 2.0x a hand-written
-    expression with it and 1.7x with this (benchmarks/RESULTS.md)."""
-    call = exp.Anonymous(this="clock_timestamp", expressions=[])
-    kept = exp.alias_(call, f"{scoring.HIDDEN}stage{number}", quoted=True)
-    return level.select(kept, copy=False)
-
-
 def _split_inputs(schema: pa.Schema, calls: int) -> tuple[pa.Schema | None, ...]:
     """The input columns of each call, from a check query's columns (see _check_query)."""
     groups: dict[int, list[pa.Field]] = {}
@@ -904,36 +791,6 @@ def _split_inputs(schema: pa.Schema, calls: int) -> tuple[pa.Schema | None, ...]
         elif current is not None:
             current.append(column)
     return tuple(pa.schema(groups[i]) if i in groups else None for i in range(calls))
-
-
-def _model_name(version: ModelVersion) -> str:
-    """The model's name as SQL text (quoted identifiers), for the server's functions."""
-    return exp.table_(version.name, db=version.schema, quoted=True).sql(dialect="postgres")
-
-
-def _named(table: pa.Table, version: ModelVersion) -> pa.Table:
-    """The input columns under the model's names (SQL matches names case-insensitively)."""
-    lower = {n.lower(): n for n in table.column_names}
-    columns = {}
-    sources = _sources(table, version)
-    nested.check_lengths(sources, version.inputs)
-    for column in version.inputs:
-        if column.path:
-            columns[column.name] = nested.values(sources, column)
-            continue
-        found = column.name if column.name in table.column_names else lower[column.name.lower()]
-        columns[column.name] = table.column(found)
-    return pa.table(columns)
-
-
-def _sources(table: pa.Table, version: ModelVersion) -> pa.Table:
-    """The rows with each STRUCT / ARRAY source column under the name the model's paths use."""
-    renamed = list(table.column_names)
-    for column in version.inputs:
-        found = nested.find_source(column, table.column_names) if column.path else None
-        if found is not None:
-            renamed[table.column_names.index(found)] = str(column.path[0])
-    return table.rename_columns(renamed)
 
 
 def _subquery(query: exp.Expr, alias: str) -> exp.Subquery:

@@ -162,7 +162,7 @@ def _gate(
     role: str | None,
 ) -> None:
     """deploy = 'if_better': both versions measured on the new one's evaluation ``rows``."""
-    from sqlml.engine import evaluate_table
+    from sqlml.evaluation import evaluate_table
 
     new, old = session.store.load(ref, version), session.store.load(ref)
     metric, higher = _metric(policy, new.kind)

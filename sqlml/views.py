@@ -323,7 +323,7 @@ def _pg_scored(version: ModelVersion) -> tuple[exp.Subquery, list[exp.Expr]]:
 
 def _offset_0(level: exp.Select, number: int) -> exp.Select:
     """A stage of a prediction function's body kept a plan node by OFFSET 0 (one row: no
-    parallel plan to lose, unlike ML.PREDICT's fence, engine._kept_apart)."""
+    parallel plan to lose, unlike ML.PREDICT's fence, scoring.kept_apart)."""
     return level.offset(0, copy=False)
 
 

@@ -311,12 +311,11 @@ def test_a_kept_parameterized_plan_follows_deploys(reach: Reach) -> None:
 # -- PostgreSQL: the per-model functions, another process ----------------------------------------------
 
 
+@pytest.mark.parametrize("reach", ["postgres"], indirect=True)  # (PostgreSQL's alone)
 def test_pg_function_in_a_prepared_statement_follows_deploys(reach: Reach) -> None:
     """A server-side PREPARE over the model's scoring function (plain SQL, no sqlml in the
     client), run until PostgreSQL keeps a generic plan: the deploy replaces the function and
     PostgreSQL plans the statement again."""
-    if reach.engine != "postgres":
-        pytest.skip("the per-model SQL functions are PostgreSQL's")
     psycopg2 = client_module("psycopg2")
     model = reach.model()
     one, two = reach.expected(model, 1), reach.expected(model, 2)
@@ -352,11 +351,10 @@ for line in sys.stdin:
 """
 
 
+@pytest.mark.parametrize("reach", ["postgres"], indirect=True)  # (PostgreSQL's alone)
 def test_a_session_of_another_process_follows_deploys(reach: Reach) -> None:
     """PostgreSQL: a reader in another process keeps its plan and follows the deploy. (A DuckDB
     file is written by one process at a time: its sessions are this process's, tested above.)"""
-    if reach.engine != "postgres":
-        pytest.skip("a DuckDB file has one writing process; other processes cannot open it")
     model = reach.model()
     one, two = reach.expected(model, 1), reach.expected(model, 2)
     reader = subprocess.Popen(
@@ -399,11 +397,10 @@ def _check_trail(reach: Reach, model: str) -> None:
     assert serving == [(rows[-1][1],)]
 
 
+@pytest.mark.parametrize("reach", ["postgres"], indirect=True)  # (PostgreSQL's alone)
 def test_a_deploy_waits_for_a_transaction_holding_the_model(reach: Reach) -> None:
     """PostgreSQL: session A deploys inside an open transaction (the model's lock held until it
     ends); session B's deploy waits for A's COMMIT, then applies on top of it."""
-    if reach.engine != "postgres":
-        pytest.skip("DuckDB has no lock held across statements (see the next test)")
     model = reach.model()
     reach.con.execute(f"CREATE OR REPLACE MODEL {model} OPTIONS ({BAD}) AS {TRAIN}")  # v3
     holder = sqlml.connect(reach.database, autocommit=True)

@@ -259,7 +259,7 @@ def test_scoring_function_runs_in_parallel_workers(pg_database: str) -> None:
         assert "Gather" in plan
         count, total = con.execute(query).fetchone()
         # Compiled ML.PREDICT too: its stages (cse.hoist_stages) stay plan nodes of their own,
-        # each computed once, and run in the workers (engine._kept_apart; OFFSET 0 kept them
+        # each computed once, and run in the workers (scoring.kept_apart; OFFSET 0 kept them
         # out of parallel plans).
         predict = (
             "SELECT count(*), sum((predicted_churned_probs[2]).prob) FROM ML.PREDICT("

@@ -115,3 +115,11 @@ def _shifted(sql: str, found: list[lexer.Token]) -> Iterator[tuple[lexer.Token, 
         shift += sql.count("%", position, token.start)
         position = token.start
         yield lexer.Token(token.kind, token.start + shift, token.end + shift), "%s"
+
+
+def bound(sql: str, params: Sequence[Any] | None) -> tuple[str, list[Any] | None]:
+    """A part of the statement with the parameters it uses (renumbered from $1)."""
+    if not params:
+        return sql, None
+    text, values = compact(sql, params)
+    return text, values or None

@@ -64,7 +64,7 @@ def fenced(query: exp.Select, dialect: str) -> exp.Select:
     reads every column of the one below several times, so the substituted SQL grows
     exponentially with the levels (a [6, 2, 6] autoencoder's reconstruction took PostgreSQL
     minutes and gigabytes to plan). A volatile function in the select list stops the pull-up
-    (engine._kept_apart has the measurements)."""
+    (scoring.kept_apart has the measurements)."""
     if dialect != "postgres":
         return query
     call = exp.Anonymous(this="clock_timestamp", expressions=[])

@@ -293,7 +293,7 @@ def _render(
 
 def _stages(source: exp.Expr, stages: list[Stage], dialect: str) -> exp.Expr:
     """One SELECT per stage of lifted subexpressions over the rows, each aliased as the rows.
-    On PostgreSQL each keeps a plan node of its own (engine._kept_apart says why)."""
+    On PostgreSQL each keeps a plan node of its own (scoring.kept_apart says why)."""
     for number, stage in enumerate(stages):
         star = exp.Column(this=exp.Star(), table=exp.to_identifier(ALIAS, quoted=True))
         shared = [exp.alias_(e, n, quoted=True) for n, e in stage]
