@@ -738,7 +738,7 @@ class Session:
         return outer.subquery(copy=False)
 
     def fence(self, level: exp.Select, number: int) -> exp.Select:
-        """A stage of compiled scoring as a plan node of its own (PostgreSQL: scoring.kept_apart)."""
+        """A stage of compiled scoring as a plan node of its own (scoring.kept_apart)."""
         return scoring.kept_apart(level, number) if self.engine.dialect == "postgres" else level
 
     def score_expression(self, version: ModelVersion, call: Score) -> exp.Expr:
