@@ -179,14 +179,6 @@ def front_connection(front: str, database: str) -> Iterator[sqlml.Connection]:
             client.close()
 
 
-def in_process(con: Any) -> sqlml.Connection:
-    """``con`` for a test of sqlml.connect's own API (not a wire client's): skipped through
-    the gateway, where there is no such API."""
-    if not isinstance(con, sqlml.Connection):
-        pytest.skip("sqlml.connect's in-process API; the gateway's clients have none")
-    return con
-
-
 @contextlib.contextmanager
 def module_database(
     engine: str,

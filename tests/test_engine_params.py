@@ -15,7 +15,7 @@ import pytest
 import sqlml
 from sqlml import engine, errors
 from sqlml.engines import placeholders
-from tests.conftest import in_process
+from tests.conftest import ENGINES
 from tests.test_engine import CHURN, _churn_reference
 
 PREDICT = (
@@ -147,17 +147,23 @@ def test_evaluate_with_parameters(con: sqlml.Connection) -> None:
     assert hostile != quoted  # a value, never SQL: no customer has that plan
 
 
-@pytest.mark.parametrize(
-    "sql",
-    [
-        CHURN.replace("FROM shop.customers", "FROM shop.customers WHERE id < ?"),
-        "DROP MODEL shop.churn -- ?",
-        "SHOW MODELS -- ?",
-    ],
-)
+REFUSED = [CHURN.replace("FROM shop.customers", "FROM shop.customers WHERE id < ?")]
+# no marker but in a comment: a wire client cannot send the value at all (sqlml.connect only)
+REFUSED_IN_PROCESS = ["DROP MODEL shop.churn -- ?", "SHOW MODELS -- ?"]
+
+
+@pytest.mark.parametrize("sql", REFUSED)
 def test_parameters_in_other_ml_statements_are_refused(con: sqlml.Connection, sql: str) -> None:
-    if "-- ?" in sql:  # no marker but in a comment: a wire client cannot send the value at all
-        con = in_process(con)
+    _refused(con, sql)
+
+
+@pytest.mark.parametrize("con", ENGINES, indirect=True)  # (sqlml.connect's own API)
+@pytest.mark.parametrize("sql", REFUSED_IN_PROCESS)
+def test_parameters_for_no_marker_are_refused(con: sqlml.Connection, sql: str) -> None:
+    _refused(con, sql)
+
+
+def _refused(con: sqlml.Connection, sql: str) -> None:
     con.execute(CHURN)
     with pytest.raises(sqlml.NotSupportedError) as caught:
         con.execute(sql, [1])
@@ -174,9 +180,9 @@ def test_wrong_number_of_parameters(con: sqlml.Connection, values: list[Any]) ->
     assert con.execute(PREDICT.format("$1"), [4]).fetchall()[0][0] == 4
 
 
+@pytest.mark.parametrize("con", ENGINES, indirect=True)  # (sqlml.connect's own API)
 def test_null_parameters_describe_an_ml_query(con: sqlml.Connection) -> None:
     """What the gateway does to Describe a statement: run it with NULL for every parameter."""
-    con = in_process(con)
     con.execute(CHURN)
     described = con.session.execute_one(PREDICT.format("$1"), [None]).table
     assert described is not None
@@ -238,10 +244,10 @@ def test_markers_for_psycopg2() -> None:
     )
 
 
+@pytest.mark.parametrize("con", ENGINES, indirect=True)  # (sqlml.connect's own API)
 def test_ml_sql_keeps_the_markers_for_the_caller(con: sqlml.Connection) -> None:
     """The gateway's PostgreSQL proxy renders a client's Parse with ml_sql and binds the values
     itself: the rendered SQL keeps $n, and bound like the statement gives the same rows."""
-    con = in_process(con)
     con.execute(CHURN)
     rendered = con.session.ml_sql(PREDICT.format("$1"))
     assert rendered is not None
