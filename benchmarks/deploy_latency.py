@@ -23,9 +23,7 @@ Usage: python benchmarks/deploy_latency.py [--rounds 20] [--calls 300] [--engine
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,7 +33,7 @@ import psycopg
 from common import database
 
 import sqlml
-from sqlml.wire.server import Server, ServerConfig
+from sqlml.wire.server import ServerConfig
 
 POINTS = (
     "SELECT CAST(i AS DOUBLE PRECISION) AS x, CAST(i % 5 AS DOUBLE PRECISION) AS z,"
@@ -51,30 +49,27 @@ PREDICT = (
 
 @contextmanager
 def gateway(engine: str, db: str) -> Iterator[int]:
-    """``sqlml serve`` over ``db`` on an event loop thread of this process; yields its port."""
+    """``sqlml serve`` over ``db`` on an event loop thread of this process (the tests'
+    conftest.serving); yields its port."""
+    from conftest import serving
+
     if engine == "duckdb":
         from sqlml.wire.backends import DuckDBBackend
         from sqlml.wire.session import Session
 
-        server = Server(
+        with serving(
             ServerConfig(port=0), lambda name, user: DuckDBBackend(db, name, user), Session
-        )
-    else:
-        from sqlml.wire.proxy import ProxyBackend, ProxySession
-        from sqlml.wire.upstream import Target
+        ) as port:
+            yield port
+        return
+    from sqlml.wire.proxy import ProxyBackend, ProxySession
+    from sqlml.wire.upstream import Target
 
-        target = Target.parse(db)
-        server = Server(ServerConfig(port=0), lambda name, user: ProxyBackend(target), ProxySession)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
-    finally:
-        asyncio.run_coroutine_threadsafe(server.aclose(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
+    target = Target.parse(db)
+    with serving(
+        ServerConfig(port=0), lambda name, user: ProxyBackend(target), ProxySession
+    ) as port:
+        yield port
 
 
 def reader(front: str, engine: str, db: str, port: int) -> tuple[Callable[[], float], Any]:

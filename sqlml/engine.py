@@ -292,10 +292,14 @@ class Session:
             if probe is None:
                 continue
             alias = f"{scoring.HIDDEN}q{i}"
-            zero = exp.select("*").from_(_subquery(_parse_query(probe, dialect), "q")).limit(0)
+            zero = (
+                exp.select("*").from_(scoring.subquery(_parse_query(probe, dialect), "q")).limit(0)
+            )
             star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
             query = query.select(exp.alias_(exp.Literal.number(1), f"{_INPUT}{i}", quoted=True))
-            query = query.select(star).join(_subquery(zero, alias), on=exp.true(), join_type="left")
+            query = query.select(star).join(
+                scoring.subquery(zero, alias), on=exp.true(), join_type="left"
+            )
         return query.sql(dialect=dialect)
 
     def _execute(self, plan: _Plan, params: Sequence[Any] | None) -> Result:
@@ -601,7 +605,7 @@ class Session:
                 predict = Predict(call.model, given, threshold)
                 return self.predict_subquery(version, predict, schema)
 
-            rows = _subquery(_parse_query(given.sql, self.engine.dialect), "__sqlml_input")
+            rows = scoring.subquery(_parse_query(given.sql, self.engine.dialect), "__sqlml_input")
             scored = functions.Scored(schema.names, subquery, rows, schema)
         return entry.render(version, call.settings, scored, self.engine.dialect)
 
@@ -640,7 +644,7 @@ class Session:
         if not names:
             return sql
         dialect = self.engine.dialect
-        inner = _subquery(_parse_query(sql, dialect), "__sqlml_rows")
+        inner = scoring.subquery(_parse_query(sql, dialect), "__sqlml_rows")
         columns = [exp.column(name, "__sqlml_rows", quoted=True) for name in names]
         return exp.select(*columns).from_(inner).sql(dialect=dialect)
 
@@ -692,7 +696,7 @@ class Session:
         alias = "__sqlml_input"
         if rows is None:
             rows = _parse_query(call.input.sql, self.engine.dialect)
-        source: exp.Expr = _subquery(rows, alias)
+        source: exp.Expr = scoring.subquery(rows, alias)
         raw_refs: list[exp.Expr]
         if mode == "view" and views.predicts_by_function(version):
             return views.predict_view(self.engine, version, source, schema.names, call.threshold)
@@ -793,15 +797,9 @@ def _split_inputs(schema: pa.Schema, calls: int) -> tuple[pa.Schema | None, ...]
     return tuple(pa.schema(groups[i]) if i in groups else None for i in range(calls))
 
 
-def _subquery(query: exp.Expr, alias: str) -> exp.Subquery:
-    return exp.Subquery(
-        this=query, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))
-    )
-
-
 def zero_rows(sql: str, dialect: str) -> str:
     """``SELECT * FROM (query) AS q LIMIT 0``: the query's columns without its rows."""
-    query = exp.select("*").from_(_subquery(_parse_query(sql, dialect), "q"))
+    query = exp.select("*").from_(scoring.subquery(_parse_query(sql, dialect), "q"))
     return query.limit(0).sql(dialect=dialect)
 
 

@@ -74,7 +74,7 @@ def option(name: str, value: OptionValue, settings: dict[str, Any]) -> None:
             raise errors.InvalidParameterValue(f"option {KEY} must be a column name (or NULL)")
         log["key"] = value
     log = {k: v for k, v in log.items() if v is not None}
-    if log.get("sample") or log:
+    if log:  # (a key without a sample is kept for when one is set)
         settings["prediction_log"] = log
     else:
         settings.pop("prediction_log", None)
@@ -108,15 +108,7 @@ def statement(
     else:
         sampled = exp.Rand() < exp.Literal.number(sample)
     star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
-    subset = (
-        exp.select(star)
-        .from_(
-            exp.Subquery(
-                this=rows, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))
-            )
-        )
-        .where(sampled)
-    )
+    subset = exp.select(star).from_(scoring.subquery(rows, alias)).where(sampled)
     if split is not None:
         scored, _ = traffic.routed(session, serving, call, schema, subset)
     else:
@@ -150,9 +142,7 @@ def statement(
         exp.cast(_json_object(outputs, p, dialect), text),
     ]
     assert isinstance(scored, exp.Subquery)
-    select = exp.select(*values).from_(
-        exp.Subquery(this=scored.this, alias=exp.TableAlias(this=exp.to_identifier(p, quoted=True)))
-    )
+    select = exp.select(*values).from_(scoring.subquery(scored.this, p))
     insert = exp.insert(
         select,
         PREDICTION_LOG.copy(),

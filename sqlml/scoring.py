@@ -205,22 +205,33 @@ def staged(
     alias: str,
     dialect: str,
     fence: Callable[[exp.Select, int], exp.Select],
+    *,
+    prefix: str = f"{HIDDEN}c",
+    guard: Callable[[exp.Expr], exp.Expr] | None = None,
+    first: int = 0,
 ) -> tuple[exp.Expr, list[exp.Expr]]:
     """``source`` (a subquery aliased ``alias``) under one SELECT per stage of the compiled raw
     outputs' common subexpressions (compiled_stages), each level made a plan node of its own by
-    ``fence(level, its number)``: ``(the last level, the raw outputs that read it)``. Shared by
-    ML.PREDICT and PostgreSQL's prediction functions. The cached trees are taken over, not
-    copied (they run to megabytes; generating SQL from them does not change them)."""
-    stages, raw = compiled_stages(version, alias, dialect)
-    for number, stage in enumerate(stages):
-        shared = [exp.alias_(e, n, quoted=True, copy=False) for n, e in stage]
+    ``fence(level, its number from first)``: ``(the last level, the raw outputs that read it)``.
+    Shared by ML.PREDICT, PostgreSQL's prediction functions and traffic splits (whose versions
+    each take a ``prefix`` and ``guard`` each stage: traffic.py). The cached trees are taken
+    over, not copied (they run to megabytes; generating SQL from them does not change them)."""
+    stages, raw = compiled_stages(version, alias, dialect, prefix)
+    for number, stage in enumerate(stages, start=first):
+        shared = [
+            exp.alias_(guard(e) if guard else e, n, quoted=True, copy=False) for n, e in stage
+        ]
         star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
         level = exp.select(star, *shared, copy=False).from_(source, copy=False)
-        source = exp.Subquery(
-            this=fence(level, number),
-            alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
-        )
+        source = subquery(fence(level, number), alias)
     return source, raw
+
+
+def subquery(query: exp.Expr, alias: str) -> exp.Subquery:
+    """``(query) AS "alias"``."""
+    return exp.Subquery(
+        this=query, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))
+    )
 
 
 def graph_stages(

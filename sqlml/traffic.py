@@ -37,6 +37,7 @@ per-model functions) score with the serving version.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -272,7 +273,7 @@ def _bucketed(rows: exp.Expr, schema: pa.Schema, key: str | None, dialect: str) 
         bucket = bucket_expression(None, None, dialect)
     star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
     return exp.select(star, exp.alias_(bucket, _BUCKET, quoted=True)).from_(
-        exp.Subquery(this=rows, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+        scoring.subquery(rows, alias)
     )
 
 
@@ -295,13 +296,9 @@ def _one_pass(
     # the owner of each row's bucket, once: every guard then compares one integer
     star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
     owners = exp.select(star, exp.alias_(_owner(ranges), _OWNER, quoted=True)).from_(
-        exp.Subquery(
-            this=bucketed, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))
-        )
+        scoring.subquery(bucketed, alias)
     )
-    source: exp.Expr = exp.Subquery(
-        this=owners, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))
-    )
+    source: exp.Expr = scoring.subquery(owners, alias)
     owner = exp.column(_OWNER, table=alias, quoted=True)
     hidden: list[exp.Expr] = []
     predicted: list[tuple[exp.Expr, list[exp.Expr]]] = []  # (owned, the version's columns)
@@ -310,18 +307,17 @@ def _one_pass(
         owned = owner.copy().eq(exp.Literal.number(number))
         prefix = f"{scoring.HIDDEN}v{number}_"
         if mode == "compiled":
-            stages, raw = scoring.compiled_stages(version, alias, dialect, f"{prefix}c")
-            for stage in stages:
-                guarded = [
-                    exp.alias_(_when(owned, e), n, quoted=True, copy=False) for n, e in stage
-                ]
-                star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
-                level = exp.select(star, *guarded, copy=False).from_(source, copy=False)
-                source = exp.Subquery(
-                    this=fence(level, levels),
-                    alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
-                )
-                levels += 1
+            source, raw = scoring.staged(
+                version,
+                source,
+                alias,
+                dialect,
+                fence,
+                prefix=f"{prefix}c",
+                guard=functools.partial(_when, owned),
+                first=levels,
+            )
+            levels += len(scoring.compiled_stages(version, alias, dialect, f"{prefix}c")[0])
             names = [f"{prefix}{k}" for k in range(len(raw))]
             refs: list[exp.Expr] = [exp.column(n, quoted=True) for n in names]
         else:
@@ -383,10 +379,9 @@ def _union(
         )
         scored = session.predict_subquery(version, call, schema, rows=mine)
         assert isinstance(scored, exp.Subquery)
-        share = exp.TableAlias(this=exp.to_identifier(f"{scoring.HIDDEN}v{number}", quoted=True))
         branch = exp.select(
             exp.Star(), exp.alias_(exp.Literal.number(number), COLUMN, quoted=True)
-        ).from_(exp.Subquery(this=scored.this, alias=share))
+        ).from_(scoring.subquery(scored.this, f"{scoring.HIDDEN}v{number}"))
         branches.append(branch)
     union: exp.Query = branches[0]
     for branch in branches[1:]:

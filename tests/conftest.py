@@ -88,6 +88,12 @@ TEMPLATE = "sqlml_template"
 _databases = itertools.count(1)
 
 
+def shop_database(engine: str, request: pytest.FixtureRequest) -> str:
+    """A fresh database of the engine with the shop tables, for the test: on PostgreSQL one
+    copied from the template, on DuckDB a file."""
+    return str(request.getfixturevalue("pg_database" if engine == "postgres" else "shop_file"))
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """A PostgreSQL server with a template database: sqlml installed, the shop tables loaded.
@@ -389,10 +395,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[Served]:
     from sqlml.wire.server import ServerConfig
 
     engine, transport = request.param
-    if engine == "postgres":
-        database = str(request.getfixturevalue("pg_database"))
-    else:
-        database = str(request.getfixturevalue("shop_file"))
+    database = shop_database(engine, request)
     config = ServerConfig(port=0)
     if transport == "tls":
         cert, key = request.getfixturevalue("tls_files")

@@ -9,6 +9,7 @@ included); concurrent deploys of one model take turns."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import shutil
 import socket
@@ -238,29 +239,11 @@ def test_jdbc_named_statement_follows_deploys(reach: Reach) -> None:
     model = reach.model()
     one, two = reach.expected(model, 1), reach.expected(model, 2)
     url = f"jdbc:postgresql://127.0.0.1:{reach.port}/shop?user=conformance&prepareThreshold=1"
-    program = subprocess.Popen(
-        [java, "-cp", JDBC_JAR, str(JAVA_PROGRAM), url, ONE_ROW.format(model, "?")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    stdin, stdout = program.stdin, program.stdout
-    assert stdin is not None
-    assert stdout is not None
-    try:
-
-        def read() -> float:
-            stdin.write("\n")
-            stdin.flush()
-            return round(float(stdout.readline()), 9)
-
-        assert [read() for _ in range(GENERIC)] == [one] * GENERIC
+    args = [java, "-cp", JDBC_JAR, str(JAVA_PROGRAM), url, ONE_ROW.format(model, "?")]
+    with _line_reader(args) as read:
+        assert [round(read(), 9) for _ in range(GENERIC)] == [one] * GENERIC
         reach.con.execute(f"ALTER MODEL {model} DEPLOY VERSION 2")
-        assert read() == two
-    finally:
-        stdin.close()
-        assert program.wait(timeout=60) == 0
-        stdout.close()
+        assert round(read(), 9) == two
 
 
 def test_a_view_prepared_through_the_gateway_follows_deploys(reach: Reach) -> None:
@@ -357,28 +340,33 @@ def test_a_session_of_another_process_follows_deploys(reach: Reach) -> None:
     file is written by one process at a time: its sessions are this process's, tested above.)"""
     model = reach.model()
     one, two = reach.expected(model, 1), reach.expected(model, 2)
-    reader = subprocess.Popen(
-        [sys.executable, "-c", READER, reach.database, ONE_ROW.format(model, "?")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    stdin, stdout = reader.stdin, reader.stdout
-    assert stdin is not None
-    assert stdout is not None
-    try:
-
-        def read() -> float:
-            stdin.write("\n")
-            stdin.flush()
-            return float(stdout.readline())
-
+    args = [sys.executable, "-c", READER, reach.database, ONE_ROW.format(model, "?")]
+    with _line_reader(args) as read:
         assert [read() for _ in range(3)] == [one] * 3
         reach.con.execute(f"ALTER MODEL {model} DEPLOY VERSION 2")
         assert read() == two
+
+
+@contextlib.contextmanager
+def _line_reader(args: list[str]) -> Iterator[Callable[[], float]]:
+    """A program in another process that prints its statement's value for each line it reads
+    (tests/java/DeployFollow.java, READER): yields a call that asks once; the program must end
+    cleanly when its input closes."""
+    program = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    stdin, stdout = program.stdin, program.stdout
+    assert stdin is not None
+    assert stdout is not None
+
+    def read() -> float:
+        stdin.write("\n")
+        stdin.flush()
+        return float(stdout.readline())
+
+    try:
+        yield read
     finally:
         stdin.close()
-        reader.wait(timeout=30)
+        assert program.wait(timeout=60) == 0
         stdout.close()
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ENGINES, gateway_parts, module_database, serving
+from conftest import ENGINES, gateway_parts, module_database, serving, shop_database
 
 import sqlml
 from sqlml import errors
@@ -508,10 +508,7 @@ def test_through_the_gateway(engine: str, request: pytest.FixtureRequest) -> Non
 
     from sqlml.wire.server import ServerConfig
 
-    if engine == "postgres":
-        database = str(request.getfixturevalue("pg_database"))
-    else:
-        database = str(request.getfixturevalue("shop_file"))
+    database = shop_database(engine, request)
     with serving(ServerConfig(port=0), *gateway_parts(engine, database)) as port:
         client, other = GatewayConnection(port), GatewayConnection(port)
         try:

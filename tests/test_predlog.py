@@ -3,7 +3,7 @@ MODEL ... SET OPTIONS (prediction_log_sample, prediction_log_key), ML.PREDICTION
 and PostgreSQL through sqlml.connect and the gateway over DuckDB.
 
 References independent of the code: which keys are sampled is computed here from the hash's
-definition with Python's integers (tests/test_traffic.py's int_bucket, before its last modulo),
+definition with Python's integers (tests/test_traffic.py's hashed),
 and each logged output is compared with ML.PREDICT of the version the row names."""
 
 from __future__ import annotations
@@ -14,21 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ENGINES, module_database
-from test_traffic import BUCKETS, LINEAR, OTHER, POINTS, Split
+from conftest import ENGINES, gateway_parts, serving
+from test_traffic import BUCKETS, LINEAR, OTHER, POINTS, Split, hashed, open_split
 
 import sqlml
-
-P = 2**31 - 1
-
-
-def hashed(key: int) -> int:
-    """The key's hash h (docs/sql.md): bucket h % 10000, log bucket (h // 10000) % 10000."""
-    truncated = abs(key) % P * (1 if key >= 0 else -1)
-    h = (truncated + P) % P
-    for _ in range(3):
-        h = h * 48271 % P
-    return h
 
 
 def logged_keys(sample: float, keys: list[int]) -> set[int]:
@@ -39,12 +28,7 @@ def logged_keys(sample: float, keys: list[int]) -> set[int]:
 def log(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Split]:
-    with module_database(str(request.param), request, tmp_path_factory, "predlog") as database:
-        found = Split(database, str(request.param))
-        found.run("CREATE SCHEMA split")
-        found.run(f"CREATE TABLE split.points AS {POINTS}")
-        yield found
-        found.con.close()
+    yield from open_split(request, tmp_path_factory, "predlog")
 
 
 def entries(log: Split, model: str) -> list[dict[str, Any]]:
@@ -238,3 +222,34 @@ def test_postgres_a_role_with_usage_logs_its_predictions(pg_database: str) -> No
             cur.execute(f"DROP OWNED BY {role}")
             cur.execute(f"DROP ROLE IF EXISTS {role}")
         raw.close()
+
+
+def test_through_the_gateway_over_duckdb(shop_file: str) -> None:
+    """psycopg 3 through `sqlml serve` over DuckDB: the gateway's session logs as sqlml.connect
+    does, with parameters (the extended protocol)."""
+    from gateway_client import GatewayConnection
+
+    from sqlml.wire.server import ServerConfig
+
+    with serving(ServerConfig(port=0), *gateway_parts("duckdb", shop_file)) as port:
+        client = GatewayConnection(port)
+        try:
+            gateway = Split.__new__(Split)
+            gateway.engine, gateway.con, gateway.names = "duckdb", client, iter(range(1, 9))
+            gateway.run("CREATE SCHEMA split")
+            gateway.run(f"CREATE TABLE split.points AS {POINTS}")
+            model = gateway.model(LINEAR)
+            gateway.run(
+                f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 0.05,"
+                " prediction_log_key = 'id')"
+            )
+            rows = client.execute(
+                f"SELECT id FROM ML.PREDICT(MODEL {model},"
+                " (SELECT * FROM split.points WHERE id < ?))",
+                [5000],
+            ).fetchall()
+            keys = sorted(r[0] for r in rows)
+            logged = entries(gateway, model)
+            assert sorted(int(e["key"]) for e in logged) == sorted(logged_keys(0.05, keys))
+        finally:
+            client.close()

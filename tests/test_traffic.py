@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import ENGINES, gateway_parts, module_database, serving
+from conftest import ENGINES, gateway_parts, module_database, serving, shop_database
 
 import sqlml
 from sqlml import errors
@@ -33,13 +33,17 @@ LINEAR = "model_type = 'linear_reg', input_label_cols = ['y']"
 OTHER = LINEAR + ", l2_reg = 1000.0, deploy = 'manual'"  # a second version, other predictions
 
 
-def int_bucket(key: int) -> int:
+def hashed(key: int) -> int:
     """Three Park-Miller rounds over the key mod 2^31-1 (docs/sql.md), in Python's integers."""
     truncated = abs(key) % P * (1 if key >= 0 else -1)  # SQL's % keeps the dividend's sign
     h = (truncated + P) % P
     for _ in range(3):
         h = h * 48271 % P
-    return h % BUCKETS
+    return h
+
+
+def int_bucket(key: int) -> int:
+    return hashed(key) % BUCKETS
 
 
 def text_bucket(key: str) -> int:
@@ -74,16 +78,24 @@ class Split:
         return caught.value.sqlstate
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def split(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+def open_split(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, prefix: str
 ) -> Iterator[Split]:
-    with module_database(str(request.param), request, tmp_path_factory, "split") as database:
-        found = Split(database, str(request.param))
+    """A module's database (per engine, request.param) with split.points."""
+    engine = str(request.param)
+    with module_database(engine, request, tmp_path_factory, prefix) as database:
+        found = Split(database, engine)
         found.run("CREATE SCHEMA split")
         found.run(f"CREATE TABLE split.points AS {POINTS}")
         yield found
         found.con.close()
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def split(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Split]:
+    yield from open_split(request, tmp_path_factory, "split")
 
 
 def expected_owner(ranges: list[tuple[int, int, int]], bucket: int) -> int:
@@ -300,10 +312,7 @@ def test_through_the_gateway(engine: str, request: pytest.FixtureRequest) -> Non
 
     from sqlml.wire.server import ServerConfig
 
-    if engine == "postgres":
-        database = str(request.getfixturevalue("pg_database"))
-    else:
-        database = str(request.getfixturevalue("shop_file"))
+    database = shop_database(engine, request)
     with serving(ServerConfig(port=0), *gateway_parts(engine, database)) as port:
         client = GatewayConnection(port)
         try:

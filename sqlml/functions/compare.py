@@ -12,14 +12,15 @@ evaluation rows, which differ between versions, so they would not compare.
 from __future__ import annotations
 
 from sqlml.functions import OVER_ROWS, REQUIRED, CallArgs, Field, Function, register
+from sqlml.functions.evaluate import make as make_evaluate
 from sqlml.functions.predict import threshold
-from sqlml.grammar.statements import Compare, MLCall
+from sqlml.grammar.statements import Compare, Evaluate, MLCall
 
 
 def _make(args: CallArgs) -> MLCall:
-    settings = dict(args.settings)
-    cut = settings.pop("threshold", None)
-    return Compare(args.model, args.rows, cut, settings)
+    evaluate = make_evaluate(args)  # (the same arguments as ML.EVALUATE's)
+    assert isinstance(evaluate, Evaluate)
+    return Compare(evaluate.model, evaluate.input, evaluate.threshold, evaluate.settings)
 
 
 COMPARE = register(

@@ -14,7 +14,7 @@ from sqlml.functions.predict import threshold
 from sqlml.grammar.statements import Evaluate, MLCall
 
 
-def _make(args: CallArgs) -> MLCall:
+def make(args: CallArgs) -> MLCall:
     settings = dict(args.settings)
     cut = settings.pop("threshold", None)
     return Evaluate(args.model, args.rows, cut, settings)
@@ -28,6 +28,6 @@ EVALUATE = register(
         runs=OVER_ROWS,
         fields=(Field("threshold", "FLOAT64", threshold),),
         pending=("perform_aggregation", "horizon", "confidence_level", "trial_id"),
-        make=_make,
+        make=make,
     )
 )
