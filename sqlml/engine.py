@@ -110,7 +110,7 @@ class _Plan:
     prepared: Hashable = None  # the token it was first prepared at (None: not prepared)
     unprepared: Hashable = None  # the token at which preparing it failed
     name: str = field(default_factory=lambda: f"{scoring.HIDDEN}plan_{next(_names)}")
-    logs: tuple[str, ...] = ()  # the INSERTs that log ML.PREDICT's samples (predlog.py)
+    logs: tuple[predlog.Log, ...] = ()  # what logs ML.PREDICT's samples after it (predlog.py)
 
     @property
     def shas(self) -> tuple[str, ...]:
@@ -125,7 +125,7 @@ class _Rendering:
     inputs: list[pa.Schema | None] = field(default_factory=list)
     probes: list[str | None] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)  # ML.EVALUATE results as tables
-    logs: list[str] = field(default_factory=list)  # prediction log INSERTs (predlog.py)
+    logs: list[predlog.Log] = field(default_factory=list)  # (predlog.py)
     volatile: bool = False  # computed from the data now (ML.DESCRIBE_DATA ...): never kept
 
 
@@ -306,9 +306,7 @@ class Session:
         """Runs a plan found right, then logs its ML.PREDICT samples (predlog.py)."""
         result = self._run_plan(plan, params)
         if plan.logs and predlog.writable(self):
-            for log in plan.logs:  # (the markers its input has, numbered as the query's)
-                used = max(placeholders.numbers(log), default=0)
-                self.engine.execute(log, list(params or ())[:used] or None)
+            predlog.run(self, plan.logs, params)
         return result
 
     def _run_plan(self, plan: _Plan, params: Sequence[Any] | None) -> Result:
@@ -573,12 +571,12 @@ class Session:
         self, version: ModelVersion, call: Predict, schema: pa.Schema, rendering: _Rendering
     ) -> exp.Expr:
         """ML.PREDICT of a model with serving settings: its traffic split (traffic.py), and
-        the INSERT that logs its sample after the query (predlog.py)."""
+        what logs its sample and scores its shadow after the query (predlog.py)."""
         assert call.input is not None
         rows = _parse_query(call.input.sql, self.engine.dialect)
-        log = predlog.statement(self, version, call, schema, rows.copy())
-        if log is not None:
-            rendering.logs.append(log)
+        logs, shadows = predlog.statements(self, version, call, schema, rows)
+        rendering.logs.extend(logs)
+        rendering.versions.extend(shadows)  # (the shadow's sha256 checked before each run too)
         if "traffic" not in version.settings:
             return self.predict_subquery(version, call, schema)
         split, others = traffic.routed(self, version, call, schema, rows)

@@ -229,6 +229,8 @@ def alter(session: Session, statement: AlterModel) -> Result:
     TRAFFIC and CLEAR TRAFFIC (sqlml/traffic.py)."""
     if statement.action in ("SET TRAFFIC", "CLEAR TRAFFIC"):
         return _traffic(session, statement)
+    if statement.action in ("SET SHADOW", "CLEAR SHADOW"):
+        return _shadow(session, statement)
     if statement.action == "SET OPTIONS":
         return _set_options(session, statement)
     store, ref = session.store, statement.model
@@ -271,6 +273,11 @@ def _traffic(session: Session, statement: AlterModel) -> Result:
             session.say(f"{ref}: all traffic to version {serving.version}")
             return Result(None, 0, "ALTER MODEL")
         wanted = traffic.units(statement, serving.version)
+        shadow = settings.get("shadow", {}).get("version")
+        if shadow in wanted:
+            raise errors.InvalidParameterValue(
+                f"version {shadow} of {ref} is its shadow: CLEAR SHADOW before it takes traffic"
+            )
         for number in wanted:
             if number != serving.version:
                 traffic.check_compatible(serving, store.load(ref, number))
@@ -287,6 +294,53 @@ def _traffic(session: Session, statement: AlterModel) -> Result:
     )
     by = f" by key {statement.key}" if statement.key else " at random per row"
     session.say(f"{ref} traffic: {split}{by}")
+    return Result(None, 0, "ALTER MODEL")
+
+
+def _shadow(session: Session, statement: AlterModel) -> Result:
+    """SET SHADOW VERSION n [SAMPLE p PERCENT]: version n scores the sampled rows of every
+    ML.PREDICT of the model and its predictions go to the prediction log, never to the result
+    (predlog.py); CLEAR SHADOW ends it. Checked as a traffic version is (42704, 42804); the
+    version must not serve already (22023)."""
+    store, ref = session.store, statement.model
+    role = store.who()
+    with store.writing(ref), all_or_nothing(session.engine):
+        serving = store.load(ref)
+        settings = store.settings(ref)
+        previous = settings.get("shadow")
+        if statement.action == "CLEAR SHADOW":
+            if previous is None:
+                session.say(f"{ref} has no shadow: nothing changed")
+                return Result(None, 0, "ALTER MODEL")
+            del settings["shadow"]
+            store.change_settings(
+                ref, settings, action="clear shadow", role=role, comment=statement.comment
+            )
+            session.say(f"{ref}: version {previous['version']} shadows no more")
+            return Result(None, 0, "ALTER MODEL")
+        number = statement.version
+        assert number is not None
+        sample = 100.0 if statement.sample is None else statement.sample
+        if not 0 < sample <= 100:
+            raise errors.InvalidParameterValue(
+                f"a shadow's SAMPLE must be a percentage above 0 and at most 100, not {sample:g}"
+            )
+        if round(sample * traffic.BUCKETS / 100) != sample * traffic.BUCKETS / 100:
+            raise errors.InvalidParameterValue(
+                f"a shadow's SAMPLE is in steps of {100 / traffic.BUCKETS:g} percent, not"
+                f" {sample:g}"
+            )
+        split = settings.get("traffic", {}).get("weights", {})
+        if number == serving.version or str(number) in split:
+            raise errors.InvalidParameterValue(
+                f"version {number} of {ref} serves already"
+                + (" a share of its traffic" if number != serving.version else "")
+                + ": a shadow is a version that does not serve"
+            )
+        traffic.check_compatible(serving, store.load(ref, number))  # (42704, 42804)
+        settings["shadow"] = {"version": number, "sample": sample}
+        store.change_settings(ref, settings, action="shadow", role=role, comment=statement.comment)
+    session.say(f"{ref}: version {number} shadows {sample:g}% of the rows ML.PREDICT scores")
     return Result(None, 0, "ALTER MODEL")
 
 

@@ -31,12 +31,16 @@ transaction rolls the log back with it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from sqlglot import exp
 
 from sqlml import errors, scoring, traffic
+from sqlml.engines import placeholders
+from sqlml.engines.base import Engine, RunsAside
 from sqlml.grammar.statements import Predict
 from sqlml.ml.spec import OptionValue
 from sqlml.store import PREDICTION_LOG, ModelVersion
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
     from sqlml.engine import Session
 
 SAMPLE, KEY = "prediction_log_sample", "prediction_log_key"
+SERVING, TRAFFIC, SHADOW = "serving", "traffic", "shadow"  # the log's variants
 OPTIONS = (SAMPLE, KEY)
 _COLUMNS = (
     "schema_name",
@@ -80,23 +85,84 @@ def option(name: str, value: OptionValue, settings: dict[str, Any]) -> None:
         settings.pop("prediction_log", None)
 
 
-def statement(
+@dataclass(frozen=True)
+class Log:
+    """One statement that logs after ML.PREDICT's query (``run`` runs them)."""
+
+    sql: str  # the INSERT; for a shadow on DuckDB, the SELECT of its sampled input rows
+    shadow: int | None = None  # the shadow version it scores: its failure is a NOTICE only
+    scored: str | None = None  # DuckDB's shadow: its log rows, from the rows of ``sql`` read as
+    # the table SHADOW_INPUT on a connection of their own (DuckDBEngine.aside)
+
+
+def statements(
     session: Session,
     serving: ModelVersion,
     call: Predict,
     schema: pa.Schema,
     rows: exp.Expr,
-) -> str | None:
-    """The INSERT that logs ML.PREDICT's sample (None: the model logs nothing)."""
+) -> tuple[list[Log], list[ModelVersion]]:
+    """The statements that log ML.PREDICT's sample and score its shadow on theirs (none: the
+    model logs nothing), and the shadow version they score with (for the kept plan's check).
+    ``rows``: the input query as a tree."""
     log = serving.settings.get("prediction_log") or {}
+    shadow = serving.settings.get("shadow")
     sample = float(log.get("sample") or 0)
-    if serving.pinned or sample <= 0:
-        return None
+    shadowed = float(shadow["sample"]) / 100 if shadow is not None else 0.0
+    if serving.pinned or max(sample, shadowed) <= 0:
+        return [], []
     dialect = session.engine.dialect
     split = serving.settings.get("traffic")
     key = log.get("key") or (split or {}).get("key")
-    alias = f"{scoring.HIDDEN}input"
     field = traffic.key_field(schema, key) if key is not None else None
+    # The served rows of the shadow's sample are logged too, so that each shadow row has the
+    # served row of its key beside it (both samples take the lowest log buckets).
+    subset = _sampled(rows, field, max(sample, shadowed), dialect)
+    if split is not None:
+        scored, _ = traffic.routed(session, serving, call, schema, subset)
+    else:
+        scored = session.predict_subquery(serving, call, schema, rows=subset)
+    outputs = scoring.output_names(serving) + ([traffic.COLUMN] if split is not None else [])
+    variant = None if split is not None else SERVING
+    served = _logged(serving, scored, variant, field, schema.names, outputs, dialect)
+    logs = [Log(_insert(served).sql(dialect=dialect))]
+    if shadow is None:
+        return logs, []
+    number = int(shadow["version"])
+    try:  # (a shadow that cannot score this input is left out, with a NOTICE: never an error)
+        version = session.store.load(serving.ref, number)
+        scoring.check_input(version, schema)
+        scoring.check_output_names(version, schema.names)
+        sampled = _sampled(rows, field, shadowed, dialect)
+        if dialect == "postgres":
+            scored = session.predict_subquery(version, call, schema, rows=sampled)
+            shadowing = _logged(
+                version, scored, SHADOW, field, schema.names, scoring.output_names(version), dialect
+            )
+            logs.append(Log(_insert(shadowing).sql(dialect=dialect), shadow=number))
+        else:
+            aside = exp.select("*").from_(exp.to_table(SHADOW_INPUT, quoted=True))
+            scored = session.predict_subquery(version, call, schema, rows=aside)
+            shadowing = _logged(
+                version, scored, SHADOW, field, schema.names, scoring.output_names(version), dialect
+            )
+            logged = shadowing.sql(dialect=dialect)
+            logs.append(Log(sampled.sql(dialect=dialect), shadow=number, scored=logged))
+    except errors.Error as e:
+        session.say(
+            f"{serving.ref}: shadow version {number} cannot score this input ({e}):"
+            " nothing of it is logged"
+        )
+        return logs, []
+    return logs, [version]
+
+
+SHADOW_INPUT = f"{scoring.HIDDEN}shadow_input"
+
+
+def _sampled(rows: exp.Expr, field: pa.Field | None, sample: float, dialect: str) -> exp.Select:
+    """The input rows in the sample: by the key's log bucket, else at random per row."""
+    alias = f"{scoring.HIDDEN}input"
     if field is not None:
         column = exp.column(field.name, table=alias, quoted=True)
         h = traffic.hash_value(column, field.type, dialect)
@@ -108,23 +174,29 @@ def statement(
     else:
         sampled = exp.Rand() < exp.Literal.number(sample)
     star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
-    subset = exp.select(star).from_(scoring.subquery(rows, alias)).where(sampled)
-    if split is not None:
-        scored, _ = traffic.routed(session, serving, call, schema, subset)
-    else:
-        scored = session.predict_subquery(serving, call, schema, rows=subset)
-    outputs = scoring.output_names(serving) + ([traffic.COLUMN] if split is not None else [])
+    return exp.select(star).from_(scoring.subquery(rows.copy(), alias)).where(sampled)
+
+
+def _logged(
+    version: ModelVersion,
+    scored: exp.Expr,
+    variant: str | None,
+    field: pa.Field | None,
+    inputs: list[str],
+    outputs: list[str],
+    dialect: str,
+) -> exp.Select:
+    """The log rows of ML.PREDICT's ``scored`` rows of ``version``: of variant ``variant``, or
+    (None) under a traffic split, of the version each row names, 'serving' or 'traffic'."""
     p = f"{scoring.HIDDEN}p"
-    version: exp.Expr = (
-        exp.column(traffic.COLUMN, table=p, quoted=True)
-        if split is not None
-        else exp.Literal.number(serving.version)
-    )
-    variant = (
-        exp.Case()
-        .when(version.copy().eq(exp.Literal.number(serving.version)), exp.Literal.string("serving"))
-        .else_(exp.Literal.string("traffic"))
-    )
+    number: exp.Expr = exp.Literal.number(version.version)
+    kind: exp.Expr = exp.Literal.string(variant or "")
+    if variant is None:
+        number = exp.column(traffic.COLUMN, table=p, quoted=True)
+        served = number.copy().eq(exp.Literal.number(version.version))
+        kind = exp.If(
+            this=served, true=exp.Literal.string(SERVING), false=exp.Literal.string(TRAFFIC)
+        )
     text = exp.DataType.build("VARCHAR" if dialect == "duckdb" else "TEXT")
     logged_key: exp.Expr = (
         exp.cast(exp.column(field.name, table=p, quoted=True), text)
@@ -132,23 +204,77 @@ def statement(
         else exp.cast(exp.null(), text)
     )
     values = [
-        exp.Literal.string(serving.schema),
-        exp.Literal.string(serving.name),
-        version,
-        variant,
+        exp.Literal.string(version.schema),
+        exp.Literal.string(version.name),
+        number,
+        kind,
         exp.AtTimeZone(this=exp.CurrentTimestamp(), zone=exp.Literal.string("UTC")),
         logged_key,
-        exp.cast(_json_object(schema.names, p, dialect), text),
+        exp.cast(_json_object(inputs, p, dialect), text),
         exp.cast(_json_object(outputs, p, dialect), text),
     ]
     assert isinstance(scored, exp.Subquery)
-    select = exp.select(*values).from_(scoring.subquery(scored.this, p))
-    insert = exp.insert(
-        select,
+    return exp.select(*values).from_(scoring.subquery(scored.this, p))
+
+
+def _insert(rows: exp.Select) -> exp.Insert:
+    return exp.insert(
+        rows,
         PREDICTION_LOG.copy(),
         columns=[exp.to_identifier(c, quoted=True) for c in _COLUMNS],
     )
-    return insert.sql(dialect=dialect)
+
+
+def run(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) -> None:
+    """Runs a query's log statements after it, in its transaction. The served sample's INSERT
+    fails the statement as the query would (it reads the same rows); a shadow's failure is a
+    NOTICE and logs nothing of it: on PostgreSQL its INSERT runs under a savepoint, on DuckDB
+    (where any error aborts the transaction, and which has no savepoints) it scores on a
+    connection of its own and only its finished rows are appended here."""
+    engine = session.engine
+    for log in logs:
+        used = max(placeholders.numbers(log.sql), default=0)  # (its markers, as the query's)
+        values = list(params or ())[:used] or None
+        if log.shadow is None:
+            engine.execute(log.sql, values)
+            continue
+        try:
+            if log.scored is None:
+                _savepointed(engine, log.sql, values)
+            else:
+                _aside(engine, log, values)
+        except errors.Error as e:
+            session.say(
+                f"shadow version {log.shadow} failed on the sampled rows, which are not logged"
+                f" for it: {e}"
+            )
+
+
+_SAVEPOINT = f"{scoring.HIDDEN}shadow"
+
+
+def _savepointed(engine: Engine, sql: str, values: list[Any] | None) -> None:
+    if not engine.in_transaction():  # (autocommit: the INSERT is a transaction of its own)
+        engine.execute(sql, values)
+        return
+    name = exp.to_identifier(_SAVEPOINT, quoted=True).sql(dialect="postgres")
+    engine.execute(f"SAVEPOINT {name}")
+    try:
+        engine.execute(sql, values)
+    except errors.Error:
+        engine.execute(f"ROLLBACK TO SAVEPOINT {name}")
+        raise
+    finally:
+        engine.execute(f"RELEASE SAVEPOINT {name}")
+
+
+def _aside(engine: Engine, log: Log, values: list[Any] | None) -> None:
+    assert isinstance(engine, RunsAside)
+    assert log.scored is not None
+    sampled = engine.query_arrow(log.sql, values)
+    if not sampled.num_rows:
+        return
+    engine.append(PREDICTION_LOG, engine.aside(log.scored, {SHADOW_INPUT: sampled}))
 
 
 def _json_object(names: list[str], table: str, dialect: str) -> exp.Expr:

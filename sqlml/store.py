@@ -333,12 +333,14 @@ class Store:
         self.engine.execute(self._sql(insert), values)
 
     def _end_traffic(self, ref: ModelRef) -> dict[str, Any] | None:
-        """A change of current_version ends a traffic split (it was set around the version that
-        served); returns the settings left in effect, for the audit row (None: no change)."""
+        """A change of current_version ends a traffic split and a shadow (both were set around
+        the version that served, and checked against it); returns the settings left in
+        effect, for the audit row (None: no change)."""
         settings = self.settings(ref)
-        if "traffic" not in settings:
+        if "traffic" not in settings and "shadow" not in settings:
             return None
-        del settings["traffic"]
+        settings.pop("traffic", None)
+        settings.pop("shadow", None)
         self._write_settings(ref, settings)
         return settings
 
@@ -615,12 +617,18 @@ class Store:
                     f'cannot drop version {version} of model "{schema}.{name}": it serves',
                     hint="deploy another version first (ALTER MODEL ... DEPLOY VERSION n)",
                 )
-            split = self.settings(ref).get("traffic", {})
+            settings = self.settings(ref)
+            split = settings.get("traffic", {})
             if any(owner == version for _, _, owner in split.get("ranges", ())):
                 raise errors.DependentObjectsStillExist(
                     f'cannot drop version {version} of model "{schema}.{name}": it serves a share'
                     " of its traffic split",
                     hint="ALTER MODEL ... SET TRAFFIC without it, or CLEAR TRAFFIC, first",
+                )
+            if settings.get("shadow", {}).get("version") == version:
+                raise errors.DependentObjectsStillExist(
+                    f'cannot drop version {version} of model "{schema}.{name}": it shadows',
+                    hint="ALTER MODEL ... CLEAR SHADOW first",
                 )
             if version not in (self.versions(ref) if current is not None else []):
                 if if_exists:
@@ -648,8 +656,8 @@ class Store:
         return current
 
     def _serve(self, ref: ModelRef, version: int) -> dict[str, Any] | None:
-        """Points the model at ``version``; returns the settings left when a traffic split
-        ended (None: there was none)."""
+        """Points the model at ``version``; returns the settings left when a traffic split or
+        a shadow ended (None: there was none)."""
         schema, name = self.resolve(ref)
         now = datetime.now(UTC).replace(tzinfo=None)
         update = exp.update(

@@ -396,8 +396,8 @@ def _union(
 def compare(
     session: Session, serving: ModelVersion, call: Compare, params: Sequence[Any] | None = None
 ) -> pa.Table:
-    """ML.COMPARE: ML.EVALUATE of each version that serves on the same rows, one row each
-    (functions/compare.py)."""
+    """ML.COMPARE: ML.EVALUATE of each version that serves, and of the shadow, on the same
+    rows, one row each (functions/compare.py)."""
     if serving.pinned:
         raise errors.FeatureNotSupported(
             "ML.COMPARE compares the versions that serve: use ML.EVALUATE(MODEL m VERSION n,"
@@ -405,18 +405,21 @@ def compare(
         )
     split = serving.settings.get("traffic", {})
     weights = {int(v): float(w) for v, w in split.get("weights", {}).items()}
-    numbers = [
-        serving.version,
-        *sorted(v for v, w in weights.items() if w > 0 and v != serving.version),
-    ]
+    numbers = {serving.version: "serving"}
+    numbers.update(
+        (v, "traffic") for v, w in sorted(weights.items()) if w > 0 and v != serving.version
+    )
+    shadow = serving.settings.get("shadow")
+    if shadow is not None:
+        numbers[int(shadow["version"])] = "shadow"
     one = Evaluate(call.model, call.input, call.threshold, call.settings)
     tables = []
-    for number in numbers:
+    for number, status in numbers.items():
         version = serving if number == serving.version else session.store.load(call.model, number)
         metrics = session.evaluate(version, one, params)
         head = {
             "version": pa.array([number], pa.int64()),
-            "status": pa.array(["serving" if number == serving.version else "traffic"]),
+            "status": pa.array([status]),
             "traffic_weight": pa.array([weights.get(number)], pa.float64()),
         }
         tables.append(pa.table({**head, **{n: metrics.column(n) for n in metrics.column_names}}))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
+from sqlglot import exp
 
 from sqlml import errors
 
@@ -46,6 +47,23 @@ class InServer(Protocol):
         self, model: str, query: str | None, threshold: float | None, version: int | None = None
     ) -> dict[str, float | None]:
         """ML.EVALUATE of the serving version (or of ``version``) in the server."""
+        ...
+
+
+@runtime_checkable
+class RunsAside(Protocol):
+    """An engine whose failed statement aborts the open transaction and that has no savepoints
+    (DuckDB): what must not fail the user's statement (a shadow's scoring: predlog.py) runs on a
+    connection of its own to the same database, and only its result comes back."""
+
+    def aside(self, sql: str, tables: Mapping[str, pa.Table]) -> pa.Table:
+        """``sql``'s rows, run on the other connection over ``tables`` (registered there for
+        the run); a failure leaves this connection's transaction as it was."""
+        ...
+
+    def append(self, table: exp.Table, rows: pa.Table) -> None:
+        """Appends ``rows`` to ``table`` (its columns in order) in this connection's
+        transaction."""
         ...
 
 

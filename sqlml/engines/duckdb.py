@@ -31,7 +31,7 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import duckdb
@@ -242,6 +242,7 @@ class DuckDBEngine:
         self._shapes: dict[tuple[str, ...], pa.Schema | None] = {}
         self._kept: set[str] = set()  # names PREPAREd here and not deallocated since
         self._scorers: OrderedDict[str, None] = OrderedDict()  # graphs held in the UDF registry
+        self._aside: duckdb.DuckDBPyConnection | None = None  # (aside's connection, made once)
 
     # -- what kept ML plans depend on (see the module docstring) ---------------------------------
 
@@ -543,6 +544,34 @@ class DuckDBEngine:
                 oldest, _ = self._scorers.popitem(last=False)
                 _udfs().release_models([oldest])
 
+    def aside(self, sql: str, tables: Mapping[str, pa.Table]) -> pa.Table:
+        """``sql``'s rows on another connection to this database (base.RunsAside): DuckDB
+        aborts a transaction at any error and has no savepoints. It sees what is committed, the
+        UDFs (registered on the database) and ``tables``; nothing of this connection's open
+        transaction."""
+        with self._lock:
+            if self._aside is None:
+                self._aside = self.con.cursor()
+            con = self._aside
+            for name, table in tables.items():
+                con.register(name, table)
+            try:
+                return con.sql(sql).to_arrow_table()
+            except duckdb.Error as e:
+                raise map_error(e) from e
+            finally:
+                for name in tables:
+                    con.unregister(name)
+
+    def append(self, table: exp.Table, rows: pa.Table) -> None:
+        """Appends ``rows`` to ``table``, by position, in this connection's transaction
+        (no name registered: a registered name would count as a change for kept plans)."""
+        with self._lock:
+            try:
+                self.con.from_arrow(rows).insert_into(table.sql(dialect="duckdb"))
+            except duckdb.Error as e:
+                raise self._error(e, "INSERT") from e
+
     def interrupt(self) -> None:
         self._interrupts += 1  # (for a training between queries: see checkpoint)
         if self._closed:
@@ -565,6 +594,8 @@ class DuckDBEngine:
         if self._closed:
             return
         self._closed = True
+        if self._aside is not None:
+            self._aside.close()
         self.con.close()
         _udfs().release_models(list(self._scorers))
         self._scorers.clear()

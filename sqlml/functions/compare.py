@@ -1,8 +1,9 @@
 """ML.COMPARE(MODEL m, {(query) | TABLE t} [, STRUCT(0.5 AS threshold)]): sqlml's own (docs/sql.md,
 "Traffic splits"). ML.EVALUATE of every version that serves, side by side on the same rows: the
-serving version, then each other version with a share of the model's traffic split. One row per
-version: version INT64, status STRING ('serving' | 'traffic'), traffic_weight FLOAT64 (NULL
-without a split), then ML.EVALUATE's columns for the model's kind.
+serving version, then each other version with a share of the model's traffic split, then its
+shadow. One row per version: version INT64, status STRING ('serving' | 'traffic' | 'shadow'),
+traffic_weight FLOAT64 (NULL without a split, and for the shadow), then ML.EVALUATE's columns
+for the model's kind.
 
 Computed as ML.EVALUATE is (engine.Session.compare): over the rows, in the server on PostgreSQL.
 The rows are required: metrics stored at training were measured on each version's own

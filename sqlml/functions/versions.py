@@ -6,10 +6,10 @@ ML.EVALUATE's columns on the version's evaluation rows), options STRING (JSON: e
 defaults filled in), data_fingerprint STRING (the sha256 of the training rows' content, the
 store's data_hash), training_rows INT64 (rows used: those with a label), status STRING
 ('serving' for the version ML.PREDICT serves, 'traffic' for another version with a share of a
-traffic split, else 'available'), traffic_weight FLOAT64 (the version's percentage of the traffic
-split in effect; NULL: no split, or not in it), data_warnings STRING (JSON: what validate_data
-found against the version that served when it was trained; NULL: nothing, see
-sqlml/validation.py).
+traffic split, 'shadow' for the model's shadow version, else 'available'), traffic_weight
+FLOAT64 (the version's percentage of the traffic split in effect; NULL: no split, or not in it),
+data_warnings STRING (JSON: what validate_data found against the version that served when it
+was trained; NULL: nothing, see sqlml/validation.py).
 
 Why rendered, not computed: the rows are a query over the store tables in the engine's own SQL
 (rows=NONE, no ML.PREDICT around it), so a kept plan, a cursor or a view reads the store as it
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from sqlml.store import ModelVersion
 
 NAME = "VERSIONS"
-SERVING, TRAFFIC, AVAILABLE = "serving", "traffic", "available"
+SERVING, TRAFFIC, SHADOW, AVAILABLE = "serving", "traffic", "shadow", "available"
 
 
 def column(name: str, table: str) -> exp.Column:
@@ -60,6 +60,12 @@ def _render(
                 true=exp.Literal.string(SERVING),
             ),
             exp.If(this=weight.copy() > exp.Literal.number(0), true=exp.Literal.string(TRAFFIC)),
+            exp.If(
+                this=_setting(column("settings", s), ("shadow", "version"), dialect).eq(
+                    exp.cast(column("version", v), _text(dialect))
+                ),
+                true=exp.Literal.string(SHADOW),
+            ),
         ],
         default=exp.Literal.string(AVAILABLE),
     )
@@ -101,18 +107,24 @@ def _render(
 
 
 def _traffic_weight(settings: exp.Expr, version: exp.Expr, dialect: str) -> exp.Expr:
-    """settings' traffic.weights["<version>"] as a number (NULL: none): JSON's -> and ->>,
-    which DuckDB and PostgreSQL both have."""
-    text = exp.DataType.build("VARCHAR" if dialect == "duckdb" else "TEXT")
-    weights = exp.JSONExtract(
-        this=exp.JSONExtract(
-            this=exp.cast(settings, exp.DataType.build("JSON")),
-            expression=exp.Literal.string("traffic"),
-        ),
-        expression=exp.Literal.string("weights"),
-    )
-    weight = exp.JSONExtractScalar(this=weights, expression=exp.cast(version, text))
+    """settings' traffic.weights["<version>"] as a number (NULL: none)."""
+    weight = _setting(settings, ("traffic", "weights", exp.cast(version, _text(dialect))), dialect)
     return exp.cast(weight, exp.DataType.build("DOUBLE"))
+
+
+def _setting(settings: exp.Expr, path: tuple[str | exp.Expr, ...], dialect: str) -> exp.Expr:
+    """The text at ``path`` in the settings' JSON (NULL: none): JSON's -> and ->>, which DuckDB
+    and PostgreSQL both have."""
+    found: exp.Expr = exp.cast(settings, exp.DataType.build("JSON"))
+    for i, step in enumerate(path):
+        part = exp.Literal.string(step) if isinstance(step, str) else step
+        last = i == len(path) - 1
+        found = (exp.JSONExtractScalar if last else exp.JSONExtract)(this=found, expression=part)
+    return found
+
+
+def _text(dialect: str) -> exp.DataType:
+    return exp.DataType.build("VARCHAR" if dialect == "duckdb" else "TEXT")
 
 
 VERSIONS = register(Function(name=NAME, table=True, rows=NONE, runs=OVER_ROWS, render=_render))

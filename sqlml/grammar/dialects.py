@@ -124,13 +124,15 @@ class MLParser(parser.Parser):
 
     def _parse_alter_model(self) -> exp.Expr:
         """``ALTER MODEL m DEPLOY VERSION n | ROLLBACK [TO VERSION n] | SET TRAFFIC (VERSION n =
-        weight, ...) [BY KEY column] | CLEAR TRAFFIC [COMMENT 'text']`` (after ALTER MODEL); the
+        weight, ...) [BY KEY column] | CLEAR TRAFFIC | SET SHADOW VERSION n [SAMPLE p PERCENT]
+        | CLEAR SHADOW [COMMENT 'text']`` or ``SET OPTIONS (...)`` (after ALTER MODEL); the
         other ALTER MODEL forms are 0A000 (sqlml.grammar.parser)."""
         this = self._parse_dotted_name(max_parts=3)
         version = None
         traffic: list[exp.Expr] | None = None
         options: list[exp.Expr] | None = None
         key = None
+        sample: exp.Expr | None = None
         if self._match_text_seq("SET", "OPTIONS"):
             action = "SET OPTIONS"
             self._retreat(self._index - 1)  # (OPTIONS is read again by the options clause)
@@ -142,6 +144,17 @@ class MLParser(parser.Parser):
                 key = self._parse_id_var(any_token=False) or self._fail("Expected a column name")
         elif self._match_text_seq("CLEAR", "TRAFFIC"):
             action = "CLEAR TRAFFIC"
+        elif self._match_text_seq("SET", "SHADOW"):
+            action = "SET SHADOW"
+            if not self._match_text_seq("VERSION"):
+                self._fail("Expected VERSION <number> after SET SHADOW")
+            version = self._parse_version_number()
+            if self._match_text_seq("SAMPLE"):
+                sample = self._parse_unary() or self._fail("Expected a percentage after SAMPLE")
+                if not self._match_text_seq("PERCENT"):
+                    self._fail("Expected PERCENT after the sample")
+        elif self._match_text_seq("CLEAR", "SHADOW"):
+            action = "CLEAR SHADOW"
         elif self._match_text_seq("DEPLOY"):
             action = "DEPLOY"
             if not self._match_text_seq("VERSION"):
@@ -169,6 +182,7 @@ class MLParser(parser.Parser):
             comment=comment,
             expressions=traffic or [],
             key=key,
+            sample=sample,
             options=options or [],
         )
         return self.expression(node)

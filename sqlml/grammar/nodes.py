@@ -122,9 +122,10 @@ class ExportModel(exp.Expression):
 
 class AlterModel(exp.Expression):
     """``ALTER MODEL this DEPLOY VERSION n | ROLLBACK [TO VERSION n] | SET TRAFFIC (VERSION n =
-    w, ...) [BY KEY key] | CLEAR TRAFFIC [COMMENT 'text']``: ``action`` the upper-case words,
-    ``version`` an int literal, ``expressions`` SET TRAFFIC's ``EQ(version, weight)``s, ``key``
-    its column, ``comment`` a string literal."""
+    w, ...) [BY KEY key] | CLEAR TRAFFIC | SET SHADOW VERSION n [SAMPLE p PERCENT] | CLEAR
+    SHADOW [COMMENT 'text']``: ``action`` the upper-case words, ``version`` an int literal,
+    ``expressions`` SET TRAFFIC's ``EQ(version, weight)``s, ``key`` its column, ``sample`` SET
+    SHADOW's percentage, ``comment`` a string literal."""
 
     arg_types = {
         "this": True,
@@ -133,6 +134,7 @@ class AlterModel(exp.Expression):
         "comment": False,
         "expressions": False,
         "key": False,
+        "sample": False,
         "options": False,
     }
 

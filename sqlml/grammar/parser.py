@@ -179,9 +179,12 @@ def _alter_model(tree: nodes.AlterModel) -> AlterModel:
     if action == "OTHER":
         raise errors.FeatureNotSupported(
             "ALTER MODEL is not supported yet except DEPLOY VERSION n, ROLLBACK [TO VERSION n],"
-            " SET TRAFFIC (...), CLEAR TRAFFIC and SET OPTIONS (...)"
+            " SET TRAFFIC (...), CLEAR TRAFFIC, SET SHADOW VERSION n, CLEAR SHADOW and SET"
+            " OPTIONS (...)"
         )
-    version, comment, key = (tree.args.get(k) for k in ("version", "comment", "key"))
+    version, comment, key, sample = (
+        tree.args.get(k) for k in ("version", "comment", "key", "sample")
+    )
     return AlterModel(
         model=model_ref(tree.this),
         action=action,
@@ -189,17 +192,19 @@ def _alter_model(tree: nodes.AlterModel) -> AlterModel:
         comment=str(comment.this) if comment is not None else None,
         traffic=tuple((int(w.this.name), _weight(w.expression)) for w in tree.expressions),
         key=fold(key) if key is not None else None,
+        sample=_weight(sample, "a shadow's sample") if sample is not None else None,
         options=_options(list(tree.args.get("options") or [])),
     )
 
 
-def _weight(value: exp.Expr) -> float:
-    """A SET TRAFFIC weight: a number, maybe negative (sqlml.lifecycle says why it is wrong)."""
+def _weight(value: exp.Expr, what: str = "a traffic weight") -> float:
+    """A SET TRAFFIC weight or SET SHADOW's SAMPLE: a number, maybe negative (sqlml.lifecycle
+    says why it is wrong)."""
     negative = isinstance(value, exp.Neg)
     number = value.this if negative else value
     if not isinstance(number, exp.Literal) or number.is_string:
         raise errors.InvalidParameterValue(
-            f"a traffic weight must be a number (a percentage), not {value.sql()}",
+            f"{what} must be a number (a percentage), not {value.sql()}",
             position=nodes.start_of(value),
         )
     return -float(number.name) if negative else float(number.name)

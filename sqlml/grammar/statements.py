@@ -86,15 +86,18 @@ class DropModel:
 @dataclass(frozen=True)
 class AlterModel:
     """``ALTER MODEL m DEPLOY VERSION n``, ``ROLLBACK [TO VERSION n]``, ``SET TRAFFIC (VERSION n =
-    weight, ...) [BY KEY column]`` or ``CLEAR TRAFFIC``, each ``[COMMENT '...']``: which stored
-    versions serve (sqlml/lifecycle.py)."""
+    weight, ...) [BY KEY column]``, ``CLEAR TRAFFIC``, ``SET SHADOW VERSION n [SAMPLE p
+    PERCENT]`` or ``CLEAR SHADOW``, each ``[COMMENT '...']``: which stored versions serve
+    (sqlml/lifecycle.py); or ``SET OPTIONS (...)``."""
 
     model: ModelRef
-    action: str  # 'DEPLOY' | 'ROLLBACK' | 'SET TRAFFIC' | 'CLEAR TRAFFIC'
-    version: int | None = None  # DEPLOY's; ROLLBACK's TO VERSION (None: the previous deployment)
+    action: str  # 'DEPLOY' | 'ROLLBACK' | 'SET|CLEAR TRAFFIC' | 'SET|CLEAR SHADOW' | 'SET OPTIONS'
+    version: int | None = None  # DEPLOY's, SET SHADOW's; ROLLBACK's TO VERSION (None: the
+    # previous deployment)
     comment: str | None = None
     traffic: tuple[tuple[int, float], ...] = ()  # SET TRAFFIC's (version, weight) as written
     key: str | None = None  # SET TRAFFIC's BY KEY column (None: a random split per row)
+    sample: float | None = None  # SET SHADOW's SAMPLE p PERCENT (None: 100)
     options: Mapping[str, OptionValue] = field(default_factory=dict)  # SET OPTIONS' own
 
 

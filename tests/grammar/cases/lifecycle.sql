@@ -94,6 +94,7 @@ ALTER MODEL shop.churn DEPLOY VERSION 3
   "comment": null,
   "traffic": [],
   "key": null,
+  "sample": null,
   "options": {}
 }
 
@@ -108,6 +109,7 @@ alter model "Shop".churn deploy version 3 comment 'better recall; it''s fine'
   "comment": "better recall; it's fine",
   "traffic": [],
   "key": null,
+  "sample": null,
   "options": {}
 }
 
@@ -122,6 +124,7 @@ ALTER MODEL shop.churn ROLLBACK
   "comment": null,
   "traffic": [],
   "key": null,
+  "sample": null,
   "options": {}
 }
 
@@ -136,6 +139,7 @@ ALTER MODEL shop.churn ROLLBACK TO VERSION 2 COMMENT 'v3 misbehaves'
   "comment": "v3 misbehaves",
   "traffic": [],
   "key": null,
+  "sample": null,
   "options": {}
 }
 
@@ -179,6 +183,7 @@ ALTER MODEL m SET OPTIONS (description = 'x', labels = [('team', 'growth')])
   "comment": null,
   "traffic": [],
   "key": null,
+  "sample": null,
   "options": {"description": "x", "labels": [["team", "growth"]]}
 }
 
@@ -197,6 +202,7 @@ ALTER MODEL shop.churn SET TRAFFIC (VERSION 7 = 90, VERSION 8 = 10) BY KEY Custo
   "comment": "canary",
   "traffic": [[7, 90.0], [8, 10.0]],
   "key": "customer_id",
+  "sample": null,
   "options": {}
 }
 
@@ -211,6 +217,7 @@ ALTER MODEL churn SET TRAFFIC (VERSION 1 = 99.5, VERSION 2 = 0.5)
   "comment": null,
   "traffic": [[1, 99.5], [2, 0.5]],
   "key": null,
+  "sample": null,
   "options": {}
 }
 
@@ -225,6 +232,7 @@ ALTER MODEL churn SET TRAFFIC (VERSION 1 = -10, VERSION 2 = 110)
   "comment": null,
   "traffic": [[1, -10.0], [2, 110.0]],
   "key": null,
+  "sample": null,
   "options": {}
 }
 
@@ -239,6 +247,7 @@ ALTER MODEL churn CLEAR TRAFFIC COMMENT 'done'
   "comment": "done",
   "traffic": [],
   "key": null,
+  "sample": null,
   "options": {}
 }
 
@@ -253,6 +262,63 @@ ALTER MODEL churn SET TRAFFIC (1 = 100)
 -- case: traffic_needs_a_weight
 ALTER MODEL churn SET TRAFFIC (VERSION 1)
 -- expected: error 42601 at 41
+
+-- case: set_shadow
+ALTER MODEL shop.churn SET SHADOW VERSION 9 SAMPLE 20 PERCENT COMMENT 'try v9'
+-- expected:
+{
+  "type": "AlterModel",
+  "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
+  "action": "SET SHADOW",
+  "version": 9,
+  "comment": "try v9",
+  "traffic": [],
+  "key": null,
+  "sample": 20.0,
+  "options": {}
+}
+
+-- case: set_shadow_all_rows
+alter model churn set shadow version 9
+-- expected:
+{
+  "type": "AlterModel",
+  "model": {"type": "ModelRef", "schema": null, "name": "churn"},
+  "action": "SET SHADOW",
+  "version": 9,
+  "comment": null,
+  "traffic": [],
+  "key": null,
+  "sample": null,
+  "options": {}
+}
+
+-- case: clear_shadow
+ALTER MODEL churn CLEAR SHADOW
+-- expected:
+{
+  "type": "AlterModel",
+  "model": {"type": "ModelRef", "schema": null, "name": "churn"},
+  "action": "CLEAR SHADOW",
+  "version": null,
+  "comment": null,
+  "traffic": [],
+  "key": null,
+  "sample": null,
+  "options": {}
+}
+
+-- case: shadow_needs_version_word
+ALTER MODEL churn SET SHADOW 9
+-- expected: error 42601 at 30
+
+-- case: shadow_sample_needs_percent
+ALTER MODEL churn SET SHADOW VERSION 9 SAMPLE 20
+-- expected: error 42601 at 49
+
+-- case: shadow_sample_is_a_number
+ALTER MODEL churn SET SHADOW VERSION 9 SAMPLE 'half' PERCENT
+-- expected: error 22023
 
 -- case: compare
 SELECT version, r2_score FROM ML.COMPARE(MODEL shop.churn, TABLE shop.holdout, STRUCT(0.4 AS threshold))
