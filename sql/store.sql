@@ -79,7 +79,7 @@ CREATE TABLE IF NOT EXISTS sqlml.prediction_log (
     schema_name TEXT NOT NULL,
     model_name TEXT NOT NULL,
     version INTEGER NOT NULL,      -- the version that scored the row
-    variant TEXT NOT NULL,         -- 'serving' | 'traffic'
+    variant TEXT NOT NULL,         -- 'serving' | 'traffic' | 'shadow'
     logged_at TIMESTAMP NOT NULL,  -- UTC
     log_key TEXT,                  -- the sample's key as text (NULL: a random sample)
     inputs TEXT NOT NULL,          -- JSON object: the input row

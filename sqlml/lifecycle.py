@@ -300,8 +300,8 @@ def _traffic(session: Session, statement: AlterModel) -> Result:
 def _shadow(session: Session, statement: AlterModel) -> Result:
     """SET SHADOW VERSION n [SAMPLE p PERCENT]: version n scores the sampled rows of every
     ML.PREDICT of the model and its predictions go to the prediction log, never to the result
-    (predlog.py); CLEAR SHADOW ends it. Checked as a traffic version is (42704, 42804); the
-    version must not serve already (22023)."""
+    (predlog.py); CLEAR SHADOW ends it. 42704 for no such version, 42804 for one that cannot
+    score the serving version's rows (traffic.check_shadow), 22023 for one that serves."""
     store, ref = session.store, statement.model
     role = store.who()
     with store.writing(ref), all_or_nothing(session.engine):
@@ -337,7 +337,7 @@ def _shadow(session: Session, statement: AlterModel) -> Result:
                 + (" a share of its traffic" if number != serving.version else "")
                 + ": a shadow is a version that does not serve"
             )
-        traffic.check_compatible(serving, store.load(ref, number))  # (42704, 42804)
+        traffic.check_shadow(serving, store.load(ref, number))  # (42704, 42804)
         settings["shadow"] = {"version": number, "sample": sample}
         store.change_settings(ref, settings, action="shadow", role=role, comment=statement.comment)
     session.say(f"{ref}: version {number} shadows {sample:g}% of the rows ML.PREDICT scores")

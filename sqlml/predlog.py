@@ -21,8 +21,14 @@ transaction rolls the log back with it).
   PostgreSQL function writing from a SELECT would make every scoring query parallel-unsafe).
   Its cost is reading the input again and scoring the sample.
 - Each row: schema_name, model_name, version (the version that scored it; under a traffic split
-  the row's own), variant ('serving' or 'traffic'), logged_at (UTC), log_key (the key as text),
-  inputs and outputs (JSON objects of the input columns and ML.PREDICT's columns).
+  the row's own), variant ('serving', 'traffic' or 'shadow'), logged_at (UTC), log_key (the key
+  as text), inputs and outputs (JSON objects of the input columns and ML.PREDICT's columns).
+- **Shadows** (``ALTER MODEL m SET SHADOW VERSION n [SAMPLE p PERCENT]``): the shadow version
+  scores its sample (the same buckets: by key, the shadow's rows are among the served rows
+  logged, the served sample raised to the shadow's) in a log statement of its own, which must
+  never fail the user's statement (``run``: a savepoint on PostgreSQL; on DuckDB, which aborts
+  the transaction at any error and has no savepoints, scoring on a connection of its own and
+  appending the finished rows). docs/design/lifecycle.md says why.
 - Where the database cannot be written (a read-only DuckDB file, a read-only PostgreSQL
   transaction such as a hot standby's) nothing is logged and scoring works as always.
 - Not logged yet: ML.PREDICT through the gateway's PostgreSQL proxy and sqlml.ml (they run the

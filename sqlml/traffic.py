@@ -147,6 +147,27 @@ def check_compatible(serving: ModelVersion, other: ModelVersion) -> None:
         )
 
 
+def check_shadow(serving: ModelVersion, shadow: ModelVersion) -> None:
+    """A shadow scores the rows the serving version scores and is logged beside it, never
+    returned (42804 otherwise): the same kind of model and label, and input columns the serving
+    version takes too (other outputs, another model type of the kind, fewer inputs: fine)."""
+    problem = None
+    served = {(c.name, c.kind) for c in serving.inputs}
+    if serving.kind != shadow.kind:
+        problem = (
+            f"it is a {shadow.model_type} model, version {serving.version} a {serving.model_type}"
+        )
+    elif not {(c.name, c.kind) for c in shadow.inputs} <= served:
+        problem = f"it takes input columns version {serving.version} does not take"
+    elif (serving.label or {}).get("type") != (shadow.label or {}).get("type"):
+        problem = "its label has another type"
+    if problem is not None:
+        raise errors.DatatypeMismatch(
+            f"version {shadow.version} of model {serving.ref} cannot shadow version"
+            f" {serving.version}: {problem}"
+        )
+
+
 # -- ML.PREDICT over a split ---------------------------------------------------------------------
 
 
