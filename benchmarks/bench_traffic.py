@@ -10,6 +10,9 @@ split's cost is printed as a ratio to one version (the issue's bound: within 1.3
   split_random     the same without a key (a random split per row)
   log_1pct         no split; SET OPTIONS (prediction_log_sample = 0.01, prediction_log_key = 'id')
                    (the issue's bound: within 1.1x)
+  log_10pct        the log at 10%: what writing a 10% sample costs (the floor of a 10% shadow)
+  shadow_10pct     no split; SET SHADOW VERSION 2 SAMPLE 10 PERCENT by key id, no log sample:
+                   version 2 scores 10% of the rows into the log (the issue's bound: within 1.3x)
 
 Two shapes of query: ``sum``: every predicted column computed, summed (scoring alone), and
 ``write``: CREATE TABLE AS SELECT * FROM ML.PREDICT(...) (scoring and keeping the predictions).
@@ -76,7 +79,9 @@ def main() -> None:
         }
         clear = [
             "ALTER MODEL bench.m CLEAR TRAFFIC",
-            "ALTER MODEL bench.m SET OPTIONS (prediction_log_sample = NULL)",
+            "ALTER MODEL bench.m CLEAR SHADOW",
+            "ALTER MODEL bench.m SET OPTIONS (prediction_log_sample = NULL,"
+            " prediction_log_key = NULL)",
         ]
         splits = {  # the statements that set each variant up (untimed)
             "one": clear,
@@ -92,6 +97,16 @@ def main() -> None:
                 *clear,
                 "ALTER MODEL bench.m SET OPTIONS (prediction_log_sample = 0.01,"
                 " prediction_log_key = 'id')",
+            ],
+            "log_10pct": [
+                *clear,
+                "ALTER MODEL bench.m SET OPTIONS (prediction_log_sample = 0.1,"
+                " prediction_log_key = 'id')",
+            ],
+            "shadow_10pct": [
+                *clear,
+                "ALTER MODEL bench.m SET OPTIONS (prediction_log_key = 'id')",
+                "ALTER MODEL bench.m SET SHADOW VERSION 2 SAMPLE 10 PERCENT",
             ],
         }
         print(f"{args.engine}, {args.rows:,} rows, best of {args.repeat}")

@@ -24,11 +24,11 @@ transaction rolls the log back with it).
   the row's own), variant ('serving', 'traffic' or 'shadow'), logged_at (UTC), log_key (the key
   as text), inputs and outputs (JSON objects of the input columns and ML.PREDICT's columns).
 - **Shadows** (``ALTER MODEL m SET SHADOW VERSION n [SAMPLE p PERCENT]``): the shadow version
-  scores its sample (the same buckets: by key, the shadow's rows are among the served rows
-  logged, the served sample raised to the shadow's) in a log statement of its own, which must
-  never fail the user's statement (``run``: a savepoint on PostgreSQL; on DuckDB, which aborts
-  the transaction at any error and has no savepoints, scoring on a connection of its own and
-  appending the finished rows). docs/design/lifecycle.md says why.
+  scores its sample (the lowest log buckets, as the log's: by key, with a log sample at least
+  the shadow's, each shadow row has its served row in the log) in a log statement of its own,
+  which must never fail the user's statement (``run``: a savepoint on PostgreSQL; on DuckDB,
+  which aborts the transaction at any error and has no savepoints, scoring on a connection of
+  its own and appending the finished rows). docs/design/lifecycle.md says why.
 - Where the database cannot be written (a read-only DuckDB file, a read-only PostgreSQL
   transaction such as a hot standby's) nothing is logged and scoring works as always.
 - Not logged yet: ML.PREDICT through the gateway's PostgreSQL proxy and sqlml.ml (they run the
@@ -121,17 +121,18 @@ def statements(
     split = serving.settings.get("traffic")
     key = log.get("key") or (split or {}).get("key")
     field = traffic.key_field(schema, key) if key is not None else None
-    # The served rows of the shadow's sample are logged too, so that each shadow row has the
-    # served row of its key beside it (both samples take the lowest log buckets).
-    subset = _sampled(rows, field, max(sample, shadowed), dialect)
-    if split is not None:
-        scored, _ = traffic.routed(session, serving, call, schema, subset)
-    else:
-        scored = session.predict_subquery(serving, call, schema, rows=subset)
-    outputs = scoring.output_names(serving) + ([traffic.COLUMN] if split is not None else [])
-    variant = None if split is not None else SERVING
-    served = _logged(serving, scored, variant, field, schema.names, outputs, dialect)
-    logs = [Log(_insert(served).sql(dialect=dialect))]
+    logs: list[Log] = []
+    if sample > 0:  # (both samples take the lowest log buckets: by key, the smaller one's
+        # rows are among the larger one's, so shadow rows pair with served rows by key)
+        subset = _sampled(rows, field, sample, dialect)
+        if split is not None:
+            scored, _ = traffic.routed(session, serving, call, schema, subset)
+        else:
+            scored = session.predict_subquery(serving, call, schema, rows=subset)
+        outputs = scoring.output_names(serving) + ([traffic.COLUMN] if split is not None else [])
+        variant = None if split is not None else SERVING
+        served = _logged(serving, scored, variant, field, schema.names, outputs, dialect)
+        logs.append(Log(_insert(served).sql(dialect=dialect)))
     if shadow is None:
         return logs, []
     number = int(shadow["version"])

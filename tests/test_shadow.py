@@ -58,8 +58,11 @@ def test_a_shadow_never_changes_the_result_and_logs_its_sample(shadowed: Split) 
         assert entry["version"] == 2
         assert entry["outputs"]["predicted_y"] == pytest.approx(alone[int(entry["key"])], rel=1e-9)
         assert entry["inputs"]["id"] == int(entry["key"])
-    # the served rows of the same keys are logged beside them (no prediction_log_sample set)
-    serving_rows = [e for e in logged if e["variant"] == "serving"]
+    assert [e for e in logged if e["variant"] != "shadow"] == []  # (no prediction_log_sample)
+    # with a log sample as large, the served rows of the same keys are logged beside them
+    shadowed.run(f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 0.1)")
+    shadowed.run(f"SELECT count(*) FROM ML.PREDICT(MODEL {model}, TABLE split.points)")
+    serving_rows = [e for e in entries(shadowed, model) if e["variant"] == "serving"]
     assert sorted(int(e["key"]) for e in serving_rows) == expected
     for entry in serving_rows:
         assert entry["version"] == 1
@@ -97,13 +100,16 @@ def test_a_shadow_beside_a_traffic_split(shadowed: Split) -> None:
     shadowed.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50) BY KEY id")
     before = predict(shadowed, model)
     shadowed.run(f"ALTER MODEL {model} SET SHADOW VERSION 3 SAMPLE 1 PERCENT")
+    shadowed.run(f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 0.01)")
     assert predict(shadowed, model) == before  # model_version and all
     logged = entries(shadowed, model)
     versions = {r[0]: r[-1] for r in before}  # id -> model_version
     keys = sorted(logged_keys(0.01, list(versions)))
     assert sorted(int(e["key"]) for e in logged if e["variant"] == "shadow") == keys
     assert {e["version"] for e in logged if e["variant"] == "shadow"} == {3}
-    for entry in (e for e in logged if e["variant"] != "shadow"):
+    served = [e for e in logged if e["variant"] != "shadow"]
+    assert sorted(int(e["key"]) for e in served) == keys  # the same keys, by the split's
+    for entry in served:
         assert entry["version"] == versions[int(entry["key"])]
 
 
@@ -170,7 +176,7 @@ def test_compare_and_a_kept_plan_follow_the_shadow(shadowed: Split) -> None:
         other.execute(query).fetchall()  # (its plan is kept)
         shadowed.run(f"ALTER MODEL {model} SET SHADOW VERSION 2 SAMPLE 50 PERCENT")
         other.execute(query).fetchall()
-        assert {e["variant"] for e in entries(shadowed, model)} == {"serving", "shadow"}
+        assert {e["variant"] for e in entries(shadowed, model)} == {"shadow"}
         shadowed.run(f"ALTER MODEL {model} CLEAR SHADOW")
         count = len(entries(shadowed, model))
         other.execute(query).fetchall()
@@ -221,14 +227,16 @@ def graph(path: Path, failing: bool) -> Path:
 
 def imported(split: Split, tmp_path: Path) -> str:
     """A model whose version 2 (y = 2x) serves and whose version 1 (the failing graph) shadows
-    every row."""
+    every row, every row logged."""
     name = f"split.g{next(split.names)}"
     for failing in (True, False):
         path = graph(tmp_path / f"{name}_{failing}.onnx", failing)
         split.run(
             f"CREATE OR REPLACE MODEL {name} OPTIONS (model_type = 'onnx', model_path = '{path}')"
         )
-    split.run(f"ALTER MODEL {name} SET OPTIONS (prediction_log_key = 'id')")
+    split.run(
+        f"ALTER MODEL {name} SET OPTIONS (prediction_log_sample = 1, prediction_log_key = 'id')"
+    )
     split.run(f"ALTER MODEL {name} SET SHADOW VERSION 1")
     return name
 
@@ -270,6 +278,7 @@ def test_a_failing_shadow_fails_nothing(shadowed: Split, tmp_path: Path, autocom
         assert entry["outputs"]["y"] == 3.0 * (int(entry["key"]) % 12)  # the table's value
     served = [int(e["key"]) for e in logged if e["variant"] == "serving"]
     assert sorted(served) == sorted([i for i in range(1, 101) if i % 12 < 10] + list(range(1, 101)))
+    assert len(served) == 184  # (the log's sample: 100%, set in imported)
 
 
 def test_a_shadow_through_the_gateway_over_duckdb(request: pytest.FixtureRequest) -> None:
