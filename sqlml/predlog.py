@@ -240,16 +240,15 @@ def run(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) -> 
     connection of its own and only its finished rows are appended here."""
     engine = session.engine
     for log in logs:
-        used = max(placeholders.numbers(log.sql), default=0)  # (its markers, as the query's)
-        values = list(params or ())[:used] or None
+        sql, values = placeholders.bound(log.sql, params)  # (the markers its input has)
         if log.shadow is None:
-            engine.execute(log.sql, values)
+            engine.execute(sql, values)
             continue
         try:
             if log.scored is None:
-                _savepointed(engine, log.sql, values)
+                _savepointed(engine, sql, values)
             else:
-                _aside(engine, log, values)
+                _aside(engine, sql, log.scored, values)
         except errors.Error as e:
             session.say(
                 f"shadow version {log.shadow} failed on the sampled rows, which are not logged"
@@ -275,13 +274,12 @@ def _savepointed(engine: Engine, sql: str, values: list[Any] | None) -> None:
         engine.execute(f"RELEASE SAVEPOINT {name}")
 
 
-def _aside(engine: Engine, log: Log, values: list[Any] | None) -> None:
+def _aside(engine: Engine, sampling: str, scored: str, values: list[Any] | None) -> None:
     assert isinstance(engine, RunsAside)
-    assert log.scored is not None
-    sampled = engine.query_arrow(log.sql, values)
+    sampled = engine.query_arrow(sampling, values)
     if not sampled.num_rows:
         return
-    engine.append(PREDICTION_LOG, engine.aside(log.scored, {SHADOW_INPUT: sampled}))
+    engine.append(PREDICTION_LOG, engine.aside(scored, {SHADOW_INPUT: sampled}))
 
 
 def _json_object(names: list[str], table: str, dialect: str) -> exp.Expr:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import ENGINES, gateway_parts, serving
-from test_traffic import BUCKETS, LINEAR, OTHER, POINTS, Split, hashed, open_split
+from test_traffic import BUCKETS, LINEAR, OTHER, POINTS, TRAIN, Split, hashed, open_split
 
 import sqlml
 
@@ -131,6 +131,17 @@ def test_parameters_and_a_missing_key(log: Split) -> None:
     ).fetchall()
     assert sorted(r[0] for r in rows) == [6, 7, 8, 9]
     assert sorted(int(e["key"]) for e in entries(log, model)) == list(range(-50, 10))
+    # the input's marker is $2 alone: the log binds it to the second value, not the first
+    log.run(f"CREATE OR REPLACE MODEL {model} OPTIONS ({LINEAR}) AS {TRAIN}")  # (log emptied)
+    rows = log.con.execute(
+        f"SELECT id FROM ML.PREDICT(MODEL {model}, (SELECT * FROM split.points WHERE id < $2))"
+        " WHERE id > $1",
+        [5, 10],
+    ).fetchall()
+    assert sorted(r[0] for r in rows) == [6, 7, 8, 9]
+    assert sorted(int(e["key"]) for e in entries(log, model) if e["version"] == 2) == list(
+        range(-50, 10)
+    )
     missing = f"SELECT * FROM ML.PREDICT(MODEL {model}, (SELECT x, z FROM split.points))"
     assert log.sqlstate(missing) == "42703"
 

@@ -13,7 +13,7 @@ Where DuckDB reports no structure, what the failing statement is decides:
 - a binder error at a column in a query that groups or aggregates is a GROUP BY error (42803);
   at an operator, no operator takes those types (42883);
 - an invalid-input error in a statement that divides with ``//`` or ``%`` (DuckDB's ``/`` gives
-  Infinity, never an error) is a division by zero (22012);
+  Infinity, never an error), which the message says is a division by zero, is 22012;
 - a transaction error in a transaction whose earlier statement failed: aborted (25P02); BEGIN
   inside a transaction 25001, COMMIT without one 25P01; any other is a lost write-write race
   (40001), which clients know to retry.
@@ -150,7 +150,7 @@ def _class(e: BaseException, info: dict[str, str], ctx: Context) -> type[errors.
         return _catalog(info)
     if isinstance(e, duckdb.BinderException):
         return _binder(info, ctx.sql)
-    if isinstance(e, duckdb.InvalidInputException) and _has(ctx.sql, _DIVISIONS):
+    if isinstance(e, duckdb.InvalidInputException) and _divided(info, ctx.sql):
         return errors.DivisionByZero
     if isinstance(e, duckdb.TransactionException):
         return _transaction(ctx)
@@ -158,6 +158,13 @@ def _class(e: BaseException, info: dict[str, str], ctx: Context) -> type[errors.
         if isinstance(e, duck):
             return ours
     return errors.InternalError
+
+
+def _divided(info: dict[str, str], sql: str) -> bool:
+    """An invalid-input error of a statement that divides, which DuckDB 2 says is a division
+    by zero (its other invalid inputs there, a parameter count for one, are not)."""
+    said = info.get("exception_message", "").lower()
+    return _has(sql, _DIVISIONS) and "division by zero" in said
 
 
 def _catalog(info: dict[str, str]) -> type[errors.Error]:
