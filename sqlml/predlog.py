@@ -170,6 +170,7 @@ SHADOW_INPUT = f"{scoring.HIDDEN}shadow_input"
 def _sampled(rows: exp.Expr, field: pa.Field | None, sample: float, dialect: str) -> exp.Select:
     """The input rows in the sample: by the key's log bucket, else at random per row."""
     alias = f"{scoring.HIDDEN}input"
+    sampled: exp.Expr
     if field is not None:
         column = exp.column(field.name, table=alias, quoted=True)
         h = traffic.hash_value(column, field.type, dialect)
@@ -179,7 +180,7 @@ def _sampled(rows: exp.Expr, field: pa.Field | None, sample: float, dialect: str
         )
         sampled = part < exp.Literal.number(round(sample * traffic.BUCKETS))
     else:
-        sampled = exp.Rand() < exp.Literal.number(sample)
+        sampled = traffic.random_value(dialect) < exp.Literal.number(sample)
     star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
     return exp.select(star).from_(scoring.subquery(rows.copy(), alias)).where(sampled)
 

@@ -175,9 +175,17 @@ def bucket_expression(key: exp.Expr | None, key_type: pa.DataType | None, dialec
     """The bucket of a row: from its key (None: at random)."""
     buckets = exp.Literal.number(BUCKETS)
     if key is None:
-        random = exp.Floor(this=exp.Mul(this=exp.Rand(), expression=buckets))
+        random = exp.Floor(this=exp.Mul(this=random_value(dialect), expression=buckets))
         return exp.cast(random, exp.DataType.build("BIGINT"))
     return exp.Mod(this=exp.paren(hash_value(key, key_type, dialect)), expression=buckets)
+
+
+def random_value(dialect: str) -> exp.Expr:
+    """A uniform draw in [0, 1) per row; on PostgreSQL the extension's parallel-safe random()
+    (sql/postgres/functions.sql says why)."""
+    if dialect == "postgres":
+        return exp.Dot(this=exp.to_identifier("sqlml"), expression=exp.Anonymous(this="random"))
+    return exp.Rand()
 
 
 def hash_value(key: exp.Expr, key_type: pa.DataType | None, dialect: str) -> exp.Expr:

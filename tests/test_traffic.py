@@ -461,3 +461,34 @@ def test_a_classifier_split_at_random(split: Split) -> None:
             alone[int(version)][key][0],
             round(alone[int(version)][key][1], 9),
         )
+
+
+@pytest.mark.parametrize("split", ["postgres"], indirect=True)
+def test_postgres_a_split_at_random_runs_in_parallel_workers(split: Split) -> None:
+    """random() is PARALLEL RESTRICTED in PostgreSQL: drawn through the extension's
+    parallel-safe sqlml.random(), a random split keeps the parallel plan a split by key has
+    (the plan asked for with parallelism made free, so that only safety decides)."""
+    model = split.model(LINEAR, OTHER)
+    query = f"SELECT count(*), sum(predicted_y) FROM ML.PREDICT(MODEL {model}, TABLE split.points)"
+    con = sqlml.connect(split.database, autocommit=True)
+    try:
+        for setting in (
+            "parallel_setup_cost = 0",
+            "parallel_tuple_cost = 0",
+            "min_parallel_table_scan_size = 0",
+            "max_parallel_workers_per_gather = 2",
+        ):
+            con.execute(f"SET {setting}")
+        plans = {}
+        for by in ("BY KEY id", ""):
+            split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50) {by}")
+            sql = con.session.ml_sql(query)
+            assert sql is not None
+            plans[by] = "\n".join(r[0] for r in con.execute(f"EXPLAIN {sql}").fetchall())
+            assert con.execute(query).fetchall()[0][0] == KEYS
+        # scored below the Gather, in the workers: each sums its rows (Partial Aggregate); a
+        # parallel-restricted draw is evaluated above it, in the leader alone
+        assert "Partial Aggregate" in plans["BY KEY id"]
+        assert "Partial Aggregate" in plans[""], plans[""]
+    finally:
+        con.close()

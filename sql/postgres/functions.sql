@@ -37,6 +37,14 @@ BEGIN
 END
 $sqlml$;
 
+-- random() as a traffic split or a prediction log draws it per row without a key
+-- (sqlml/traffic.py): PostgreSQL marks random() PARALLEL RESTRICTED, for setseed()'s sake, which
+-- keeps a whole ML.PREDICT out of parallel workers (a split at random ran 1.6x slower than one by
+-- key). A split wants no repeatable sequence: each worker draws from its own seed. A plain SQL
+-- body, so the planner inlines it (no function call per row).
+CREATE OR REPLACE FUNCTION sqlml.random() RETURNS double precision
+LANGUAGE sql VOLATILE PARALLEL SAFE AS $sqlml$SELECT pg_catalog.random()$sqlml$;
+
 -- The sqlml version loaded by the server's Python (a quick check that the install works).
 CREATE OR REPLACE FUNCTION sqlml.version_plpy() RETURNS text
 LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@version.py$sqlml$;

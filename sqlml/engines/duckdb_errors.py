@@ -160,7 +160,7 @@ def _class(e: BaseException, info: dict[str, str], ctx: Context) -> type[errors.
     return errors.InternalError
 
 
-def _divided(info: dict[str, str], sql: str) -> bool:
+def _divided(info: dict[str, str], sql: str | None) -> bool:
     """An invalid-input error of a statement that divides, which DuckDB 2 says is a division
     by zero (its other invalid inputs there, a parameter count for one, are not)."""
     said = info.get("exception_message", "").lower()
