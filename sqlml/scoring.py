@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import pyarrow as pa
@@ -213,18 +214,52 @@ def staged(
     """``source`` (a subquery aliased ``alias``) under one SELECT per stage of the compiled raw
     outputs' common subexpressions (compiled_stages), each level made a plan node of its own by
     ``fence(level, its number from first)``: ``(the last level, the raw outputs that read it)``.
-    Shared by ML.PREDICT, PostgreSQL's prediction functions and traffic splits (whose versions
-    each take a ``prefix`` and ``guard`` each stage: traffic.py). The cached trees are taken
-    over, not copied (they run to megabytes; generating SQL from them does not change them)."""
-    stages, raw = compiled_stages(version, alias, dialect, prefix)
-    for number, stage in enumerate(stages, start=first):
+    Shared by ML.PREDICT and PostgreSQL's prediction functions; traffic splits stage several
+    versions together (staged_together)."""
+    source, (raw,) = staged_together(
+        [Staging(version, prefix, guard)], source, alias, dialect, fence, first=first
+    )
+    return source, raw
+
+
+@dataclass(frozen=True)
+class Staging:
+    """One version's part of staged_together: its hoisted columns' prefix, and the guard each
+    of its expressions goes under (a traffic split's ``CASE WHEN`` the row is the version's)."""
+
+    version: ModelVersion
+    prefix: str = f"{HIDDEN}c"
+    guard: Callable[[exp.Expr], exp.Expr] | None = None
+
+
+def staged_together(
+    parts: Sequence[Staging],
+    source: exp.Expr,
+    alias: str,
+    dialect: str,
+    fence: Callable[[exp.Select, int], exp.Select],
+    *,
+    first: int = 0,
+) -> tuple[exp.Expr, list[list[exp.Expr]]]:
+    """staged for several versions side by side: level i holds stage i of each (their stages
+    read only their own prefixed columns and the input), so a split of two versions is as deep
+    as its deepest version, not as both together (on PostgreSQL each level is a plan node that
+    copies every column of the row). Returns the last level and each part's raw outputs. The
+    cached trees are taken over, not copied (they run to megabytes; generating SQL from them
+    does not change them)."""
+    lifted = [compiled_stages(p.version, alias, dialect, p.prefix) for p in parts]
+    depth = max((len(stages) for stages, _ in lifted), default=0)
+    for number in range(depth):
         shared = [
-            exp.alias_(guard(e) if guard else e, n, quoted=True, copy=False) for n, e in stage
+            exp.alias_(p.guard(e) if p.guard else e, n, quoted=True, copy=False)
+            for p, (stages, _) in zip(parts, lifted, strict=True)
+            if number < len(stages)
+            for n, e in stages[number]
         ]
         star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
         level = exp.select(star, *shared, copy=False).from_(source, copy=False)
-        source = subquery(fence(level, number), alias)
-    return source, raw
+        source = subquery(fence(level, first + number), alias)
+    return source, [raw for _, raw in lifted]
 
 
 def subquery(query: exp.Expr, alias: str) -> exp.Subquery:

@@ -322,31 +322,31 @@ def _one_pass(
     dialect = session.engine.dialect
     alias = _INPUT
     fence = session.fence
-    # the owner of each row's bucket, once: every guard then compares one integer
+    # the owner of each row's bucket, once: every guard then compares one integer. Both levels
+    # fenced: PostgreSQL would otherwise pull them up and compute the hash in every guard.
     star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
-    owners = exp.select(star, exp.alias_(_owner(ranges), _OWNER, quoted=True)).from_(
-        scoring.subquery(bucketed, alias)
-    )
-    source: exp.Expr = scoring.subquery(owners, alias)
+    hashed = scoring.subquery(fence(bucketed, 0), alias)
+    owners = exp.select(star, exp.alias_(_owner(ranges), _OWNER, quoted=True)).from_(hashed)
+    source: exp.Expr = scoring.subquery(fence(owners, 1), alias)
     owner = exp.column(_OWNER, table=alias, quoted=True)
     hidden: list[exp.Expr] = []
     predicted: list[tuple[exp.Expr, list[exp.Expr]]] = []  # (owned, the version's columns)
-    levels = 0  # (each fence's own number)
+    compiled = [
+        scoring.Staging(
+            version,
+            prefix=f"{scoring.HIDDEN}v{number}_c",
+            guard=functools.partial(_when, owner.copy().eq(exp.Literal.number(number))),
+        )
+        for number, version, mode in shares
+        if mode == "compiled"
+    ]  # (each stage of every compiled version in one level: as deep as the deepest)
+    source, raws = scoring.staged_together(compiled, source, alias, dialect, fence, first=2)
+    staged = dict(zip((part.version.version for part in compiled), raws, strict=True))
     for number, version, mode in shares:
         owned = owner.copy().eq(exp.Literal.number(number))
         prefix = f"{scoring.HIDDEN}v{number}_"
         if mode == "compiled":
-            source, raw = scoring.staged(
-                version,
-                source,
-                alias,
-                dialect,
-                fence,
-                prefix=f"{prefix}c",
-                guard=functools.partial(_when, owned),
-                first=levels,
-            )
-            levels += len(scoring.compiled_stages(version, alias, dialect, f"{prefix}c")[0])
+            raw = staged[number]
             names = [f"{prefix}{k}" for k in range(len(raw))]
             refs: list[exp.Expr] = [exp.column(n, quoted=True) for n in names]
         else:
