@@ -168,6 +168,26 @@ def test_status_audit_checks_and_the_end_of_a_shadow(shadowed: Split) -> None:
     assert predict(shadowed, wide, "(SELECT * FROM split.points WHERE id < 0)")
 
 
+def test_a_shadow_that_cannot_score_the_input_is_left_out(shadowed: Split) -> None:
+    """The log's key or a column the shadow takes missing from the input: the query runs as
+    ever, with a NOTICE, and nothing of the shadow is logged (the served log's own key missing
+    stays 42703: test_predlog)."""
+    model = shadowed.model(LINEAR, OTHER)
+    shadowed.run(f"ALTER MODEL {model} SET OPTIONS (prediction_log_key = 'id')")
+    shadowed.run(f"ALTER MODEL {model} SET SHADOW VERSION 2")
+    notices: list[str] = []
+    shadowed.con.set_progress(notices.append)
+    try:
+        rows = shadowed.run(
+            f"SELECT count(*) FROM ML.PREDICT(MODEL {model}, (SELECT x, z FROM split.points))"
+        )
+    finally:
+        shadowed.con.set_progress(None)
+    assert rows == [(20_000,)]
+    assert any("shadow version 2 cannot score this input" in n for n in notices), notices
+    assert entries(shadowed, model) == []
+
+
 def test_compare_and_a_kept_plan_follow_the_shadow(shadowed: Split) -> None:
     model = shadowed.model(LINEAR, OTHER)
     other = sqlml.connect(shadowed.database, autocommit=True)
