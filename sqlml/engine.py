@@ -41,6 +41,7 @@ from sqlml import (
     grammar,
     lifecycle,
     predlog,
+    prepared,
     scoring,
     traffic,
     validation,
@@ -144,6 +145,8 @@ class Session:
         # whether ML.PREDICT's prediction log is written (predlog.py): not for the gateway's
         # read-only users
         self.logs_predictions = True
+        # PREPARE'd ML queries by name (prepared.py): the engine cannot prepare them itself
+        self.prepared: dict[str, prepared.Prepared] = {}
         self._plans: dict[_PlanKey, _Plan] = {}
         self._keeper = engine if isinstance(engine, KeepsPlans) else None
         self._prober = engine if isinstance(engine, Probes) else None
@@ -179,6 +182,10 @@ class Session:
             return self._set_dialect(sql)
         if self.settings.dialect == bigquery.NAME or isinstance(params, Mapping):
             sql, params = self._from_bigquery(sql, params)
+        if lexer.first_word(sql) in prepared.WORDS:
+            handled = prepared.handle(self, sql, params)
+            if handled is not None:
+                return handled
         if not grammar.is_ml(sql):
             return self.engine.execute(sql, params)
         key = self._key(sql, params)
@@ -349,6 +356,17 @@ class Session:
         plan.prepared = None
         with contextlib.suppress(errors.Error):  # e.g. in a failed transaction: it can stay
             self._keeper.deallocate(plan.name)
+
+    def check_query(self, sql: str) -> None:
+        """Parses and renders an ML query now without running it (a PREPARE's: prepared.py), so
+        that its errors come when it is prepared; its plan is kept for the first EXECUTE."""
+        statement = self._parse(sql, None)
+        if not isinstance(statement, MLQuery):
+            raise errors.FeatureNotSupported(
+                f"PREPARE of {_kind(statement)} is not supported: only queries with ML calls"
+            )
+        bigquery.check_paths(statement, self.engine)
+        self.ml_sql(sql)
 
     def ml_sql(self, sql: str, outer: Outer | None = None) -> str | None:
         """The engine's own SQL for an ML query that needs nothing registered around its run

@@ -465,20 +465,42 @@ def test_deploys_in_two_open_transactions_serialize(reach: Reach) -> None:
     _check_trail(reach, model)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQL-level PREPARE of an ML query is not rendered (42601 on both engines, through the"
-    " gateway and sqlml.connect); the extended protocol's prepared statements are",
-)
-def test_sql_prepare_of_an_ml_query_follows_deploys(reach: Reach) -> None:
+@pytest.mark.parametrize("through", ["connect", "gateway"])
+def test_sql_prepare_of_an_ml_query_follows_deploys(
+    reach: Reach, through: str, request: pytest.FixtureRequest
+) -> None:
+    """PREPARE / EXECUTE / DEALLOCATE of an ML query (sqlml/prepared.py): each EXECUTE scores
+    with the version that serves then, writes the prediction log, and casts its values to the
+    declared types."""
+    if through == "gateway" and reach.engine == "postgres":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="the gateway's PostgreSQL proxy passes SQL-level PREPARE to the server,"
+                " which cannot parse ML.PREDICT (42601); its extended protocol's prepared"
+                " statements follow deploys",
+            )
+        )
     model = reach.model()
     one, two = reach.expected(model, 1), reach.expected(model, 2)
-    reader = reach.gateway()
+    reader = (
+        reach.gateway() if through == "gateway" else sqlml.connect(reach.database, autocommit=True)
+    )
     try:
-        reader.execute("PREPARE scored(float8) AS " + ONE_ROW.format(model, "$1"))
+        reader.execute("PREPARE scored AS " + ONE_ROW.format(model, "$1"))
+        reader.execute("PREPARE typed(float8) AS " + ONE_ROW.format(model, "$1"))
         assert _value(reader.execute("EXECUTE scored(10)").fetchall()) == one
+        assert _value(reader.execute("EXECUTE typed('10')").fetchall()) == one  # (cast)
         reach.con.execute(f"ALTER MODEL {model} DEPLOY VERSION 2")
+        reach.con.execute(f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 1)")
         assert _value(reader.execute("EXECUTE scored(10)").fetchall()) == two
+        logged = reach.con.execute(
+            f"SELECT version, count(*) FROM ML.PREDICTION_LOG(MODEL {model}) GROUP BY version"
+        ).fetchall()
+        assert [tuple(map(int, r)) for r in logged] == [(2, 1)]  # (the one row, once)
+        reader.execute("DEALLOCATE scored")
+        with pytest.raises(Exception, match="scored"):
+            reader.execute("EXECUTE scored(10)")
     finally:
         reader.close()
 
