@@ -263,15 +263,8 @@ def _traffic(session: Session, statement: AlterModel) -> Result:
         settings = store.settings(ref)
         previous = settings.get("traffic")
         if statement.action == "CLEAR TRAFFIC":
-            if previous is None:
-                session.say(f"{ref} has no traffic split: nothing changed")
-                return Result(None, 0, "ALTER MODEL")
-            del settings["traffic"]
-            store.change_settings(
-                ref, settings, action="clear traffic", role=role, comment=statement.comment
-            )
-            session.say(f"{ref}: all traffic to version {serving.version}")
-            return Result(None, 0, "ALTER MODEL")
+            done = f"all traffic to version {serving.version}"
+            return _clear(session, statement, settings, role, "traffic", "no traffic split", done)
         wanted = traffic.units(statement, serving.version)
         shadow = settings.get("shadow", {}).get("version")
         if shadow in wanted:
@@ -297,6 +290,29 @@ def _traffic(session: Session, statement: AlterModel) -> Result:
     return Result(None, 0, "ALTER MODEL")
 
 
+def _clear(
+    session: Session,
+    statement: AlterModel,
+    settings: dict[str, Any],
+    role: str | None,
+    key: str,
+    none: str,
+    done: str,
+) -> Result:
+    """CLEAR TRAFFIC / CLEAR SHADOW: the settings without ``key``, with their audit row
+    (nothing, and a NOTICE, when there was none); under the caller's lock and transaction."""
+    ref = statement.model
+    if key not in settings:
+        session.say(f"{ref} has {none}: nothing changed")
+        return Result(None, 0, "ALTER MODEL")
+    del settings[key]
+    session.store.change_settings(
+        ref, settings, action=f"clear {key}", role=role, comment=statement.comment
+    )
+    session.say(f"{ref}: {done}")
+    return Result(None, 0, "ALTER MODEL")
+
+
 def _shadow(session: Session, statement: AlterModel) -> Result:
     """SET SHADOW VERSION n [SAMPLE p PERCENT]: version n scores the sampled rows of every
     ML.PREDICT of the model and its predictions go to the prediction log, never to the result
@@ -309,15 +325,8 @@ def _shadow(session: Session, statement: AlterModel) -> Result:
         settings = store.settings(ref)
         previous = settings.get("shadow")
         if statement.action == "CLEAR SHADOW":
-            if previous is None:
-                session.say(f"{ref} has no shadow: nothing changed")
-                return Result(None, 0, "ALTER MODEL")
-            del settings["shadow"]
-            store.change_settings(
-                ref, settings, action="clear shadow", role=role, comment=statement.comment
-            )
-            session.say(f"{ref}: version {previous['version']} shadows no more")
-            return Result(None, 0, "ALTER MODEL")
+            done = f"version {(previous or {}).get('version')} shadows no more"
+            return _clear(session, statement, settings, role, "shadow", "no shadow", done)
         number = statement.version
         assert number is not None
         sample = 100.0 if statement.sample is None else statement.sample

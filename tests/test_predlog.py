@@ -245,10 +245,7 @@ def test_through_the_gateway_over_duckdb(shop_file: str) -> None:
     with serving(ServerConfig(port=0), *gateway_parts("duckdb", shop_file)) as port:
         client = GatewayConnection(port)
         try:
-            gateway = Split.__new__(Split)
-            gateway.engine, gateway.con, gateway.names = "duckdb", client, iter(range(1, 9))
-            gateway.run("CREATE SCHEMA split")
-            gateway.run(f"CREATE TABLE split.points AS {POINTS}")
+            gateway = Split.over(client, "duckdb")
             model = gateway.model(LINEAR)
             gateway.run(
                 f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 0.05,"

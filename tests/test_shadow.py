@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from conftest import ENGINES, gateway_parts, serving, shop_database
 from test_predlog import entries, logged_keys
-from test_traffic import LINEAR, OTHER, POINTS, Split, open_split
+from test_traffic import LINEAR, OTHER, Split, open_split
 
 import sqlml
 
@@ -310,10 +310,7 @@ def test_a_shadow_through_the_gateway_over_duckdb(request: pytest.FixtureRequest
     with serving(ServerConfig(port=0), *gateway_parts("duckdb", database)) as port:
         client = GatewayConnection(port)
         try:
-            split = Split.__new__(Split)
-            split.engine, split.con, split.names = "duckdb", client, iter(range(1, 100))
-            split.run("CREATE SCHEMA split")
-            split.run(f"CREATE TABLE split.points AS {POINTS}")
+            split = Split.over(client, "duckdb")
             model = split.model(LINEAR, OTHER)
             before = predict(split, model)
             split.run(f"ALTER MODEL {model} SET OPTIONS (prediction_log_key = 'id')")

@@ -56,6 +56,15 @@ class Split:
         self.con = sqlml.connect(database, autocommit=True, scoring=scoring)
         self.names = iter(range(1, 1000))
 
+    @classmethod
+    def over(cls, client: Any, engine: str) -> Split:
+        """A Split over a client of the gateway (split.points made through it)."""
+        found = cls.__new__(cls)
+        found.engine, found.con, found.names = engine, client, iter(range(1, 100))
+        found.run("CREATE SCHEMA split")
+        found.run(f"CREATE TABLE split.points AS {POINTS}")
+        return found
+
     def run(self, sql: str, con: Any = None) -> list[tuple[Any, ...]]:
         cursor = (con or self.con).execute(sql)
         return cursor.fetchall() if cursor.description is not None else []
@@ -316,10 +325,7 @@ def test_through_the_gateway(engine: str, request: pytest.FixtureRequest) -> Non
     with serving(ServerConfig(port=0), *gateway_parts(engine, database)) as port:
         client = GatewayConnection(port)
         try:
-            split = Split.__new__(Split)
-            split.engine, split.con, split.names = engine, client, iter(range(1, 100))
-            split.run("CREATE SCHEMA split")
-            split.run(f"CREATE TABLE split.points AS {POINTS}")
+            split = Split.over(client, engine)
             model = split.model(LINEAR, OTHER)
             split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50) BY KEY id")
             owners = split.scored_by(model)
