@@ -215,6 +215,9 @@ def test_proxy_logs_nothing_where_nothing_can_be_written(logging_db: Logging) ->
         finally:
             reader2.close()
         assert logging_db.logged(model) == {}
+        with logging_db.psycopg() as writer:  # (where it can write, the same query logs)
+            rows = writer.execute(PREDICT.format(model, " WHERE id < %s"), [100]).fetchall()
+        check(logging_db.logged(model), {k: float(v) for k, v in rows}, 0.5)
     finally:
         with raw.cursor() as cur:
             cur.execute(f"DROP OWNED BY {role}")
