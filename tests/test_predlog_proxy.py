@@ -506,3 +506,20 @@ def _dated_log(con: sqlml.Connection) -> None:
         con.execute(
             f"UPDATE sqlml.prediction_log SET logged_at = TIMESTAMP '{at}' WHERE log_key = '{key}'"
         )
+
+
+def test_proxy_prepared_statement_follows_the_log_options(logging_db: Logging) -> None:
+    """A statement prepared while the model logged nothing logs once the sample is set (its
+    SQL is the same: only the log statements change), and stops when it is cleared."""
+    model = logging_db.owner.model(LINEAR)
+    sql = PREDICT.format(model, " WHERE id >= %s AND id < %s")
+    with logging_db.psycopg() as con:
+        con.execute(sql, [0, 3000], prepare=True).fetchall()
+        logging_db.owner.run(
+            f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 0.05,"
+            " prediction_log_key = 'id')"
+        )
+        rows = con.execute(sql, [3000, 6000], prepare=True).fetchall()
+        logging_db.owner.run(f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = NULL)")
+        con.execute(sql, [6000, 9000], prepare=True).fetchall()
+    check(logging_db.logged(model), {k: float(v) for k, v in rows}, 0.05)

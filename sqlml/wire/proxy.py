@@ -612,7 +612,8 @@ class ProxySession(Session):
             if not self._writable_known():
                 yield from self._quiesce()
             if self._writable_now():
-                _within_limit(self._logging, message.portal, MAX_STATEMENTS, "logging portals")
+                if len(self._logging) >= MAX_STATEMENTS:  # (portals left open: the oldest goes)
+                    del self._logging[next(iter(self._logging))]
                 self._logging[message.portal] = logged.Logged(
                     prepared.logs, message, prepared.param_types
                 )
@@ -629,6 +630,8 @@ class ProxySession(Session):
         if found is None:
             return
         prepared.logs = found.logs  # (a change of the log's options renders it again)
+        if found.logs:  # (before the Parse below: the engine's Query drops the unnamed statement)
+            self._writable_now()
         rendered = found.sql
         if rendered == prepared.rendered:
             return
