@@ -118,6 +118,15 @@ class _Plan:
         return tuple(v.fingerprint for v in self.versions)
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """What Session.ml_plan gives a caller that runs the SQL itself (the gateway's PostgreSQL
+    proxy, sqlml.ml): the query, and the statements that log its ML.PREDICT samples."""
+
+    sql: str  # parameter markers as $n, numbered as the statement's
+    logs: tuple[predlog.Log, ...] = ()  # (predlog.py; none: the models log nothing)
+
+
 @dataclass
 class _Rendering:
     """What rendering an ML query collects on the way."""
@@ -369,11 +378,19 @@ class Session:
         self.ml_sql(sql)
 
     def ml_sql(self, sql: str, outer: Outer | None = None) -> str | None:
+        """The engine's own SQL of ``ml_plan`` (None: run ``sql`` with execute_one)."""
+        rendered = self.ml_plan(sql, outer)
+        return rendered.sql if rendered is not None else None
+
+    def ml_plan(self, sql: str, outer: Outer | None = None) -> Rendered | None:
         """The engine's own SQL for an ML query that needs nothing registered around its run
         (ML.PREDICT, ML.SCORE, ML.EVALUATE of stored metrics excepted), for a caller that runs
         SQL itself: the gateway's PostgreSQL proxy sends it in place of ``sql``, so the rows go
-        to the client as the server sends them. Parameter markers ($n) stay as they are, for
-        the caller to bind. None: anything else (run it with execute_one).
+        to the client as the server sends them, and sqlml.ml in the PostgreSQL server runs it.
+        Parameter markers ($n) stay as they are, for the caller to bind. With it, the
+        statements that log ML.PREDICT's sample after it (predlog.py): the caller runs them
+        after the query, in its transaction, with the same parameters (predlog.bound), where
+        the transaction can write. None: anything else (run it with execute_one).
         ``outer``: a query built around the statement's tree before it is rendered (sqlml.ml's
         one jsonb per row), so the kept plan is the whole query and nothing is joined as text.
         """
@@ -382,7 +399,7 @@ class Session:
         key = self._key(sql, None, outer.__qualname__ if outer is not None else "")
         plan = self._plans.get(key)
         if plan is not None and self._still_serves(plan):
-            return plan.sql
+            return Rendered(plan.sql, plan.logs)
         statement = grammar.parse(sql, self.engine.dialect)
         if not isinstance(statement, MLQuery):
             return None
@@ -395,7 +412,7 @@ class Session:
         plan = self._render(statement, rendering, None)
         if not rendering.volatile:  # (ML.DESCRIBE_DATA ...: computed from the rows now)
             self._keep(key, plan)
-        return plan.sql
+        return Rendered(plan.sql, plan.logs)
 
     def run(self, statement: Statement, params: Sequence[Any] | None = None) -> Result:
         if isinstance(statement, Passthrough):

@@ -4,10 +4,11 @@ Theory of operation
 -------------------
 ``ALTER MODEL m SET OPTIONS (prediction_log_sample = 0.01 [, prediction_log_key = 'id'])`` turns
 it on (a fraction of the rows; NULL or 0 turns it off). For each ML.PREDICT of such a model that a
-Session runs (sqlml.connect on both engines, the gateway over DuckDB), a second statement logs the
-sample: ``INSERT INTO sqlml.prediction_log SELECT ... FROM`` ML.PREDICT over the sampled input
-rows, run right after the query with the same parameters, in the same transaction (a rolled-back
-transaction rolls the log back with it).
+Session renders (sqlml.connect on both engines, the gateway over DuckDB and over PostgreSQL,
+sqlml.ml in the PostgreSQL server), a second statement logs the sample: ``INSERT INTO
+sqlml.prediction_log SELECT ... FROM`` ML.PREDICT over the sampled input rows, run right after
+the query with the same parameters, in the same transaction (a rolled-back transaction rolls the
+log back with it).
 
 - **Deterministic by key**: the sample takes the rows whose key's *log bucket* is below
   ``sample * 10000``, the log bucket being ``(h // 10000) % 10000`` of the traffic split's hash
@@ -31,8 +32,10 @@ transaction rolls the log back with it).
   its own and appending the finished rows). docs/design/lifecycle.md says why.
 - Where the database cannot be written (a read-only DuckDB file, a read-only PostgreSQL
   transaction such as a hot standby's) nothing is logged and scoring works as always.
-- Not logged yet: ML.PREDICT through the gateway's PostgreSQL proxy and sqlml.ml (they run the
-  rendered SQL themselves), views over ML.PREDICT, PostgreSQL's per-model functions.
+- Where another runs the rendered SQL, it runs the log statements too (Session.ml_plan gives
+  both): the gateway's PostgreSQL proxy (wire/logged.py) and sqlml.ml's plpgsql body
+  (sql/postgres/functions.sql), each after the query in the caller's transaction.
+- Not logged yet: views over ML.PREDICT, PostgreSQL's per-model functions.
 """
 
 from __future__ import annotations

@@ -114,14 +114,53 @@ $sqlml$;
 
 -- One sqlml SELECT whose FROM (or JOIN) holds ML functions (ML.WEIGHTS, ML.FEATURE_INFO,
 -- ML.PREDICT, ...), each row as one jsonb object (column name -> value): the inspection functions
--- from plain SQL. sqlml.ml_sql_plpy renders the statement (sqlml's grammar, the server's Session)
--- into PostgreSQL's SQL; sqlml.ml runs it with the caller's rights. STABLE: PostgreSQL refuses
--- any write inside it. STRICT: a NULL statement has no rows.
+-- from plain SQL. sqlml.ml_plan_plpy renders the statement (sqlml's grammar, the server's
+-- Session) into PostgreSQL's SQL, with the statements that log ML.PREDICT's sample (the
+-- prediction log, sqlml/predlog.py); sqlml.ml runs the query with the caller's rights, then, where
+-- the transaction can write, the log statements in it: a shadow's under a savepoint (the
+-- inner block), its failure a NOTICE. VOLATILE: a STABLE function may not write the log.
+-- STRICT: a NULL statement has no rows. sqlml.ml_sql_plpy: the query alone.
 CREATE OR REPLACE FUNCTION sqlml.ml_sql_plpy(statement text) RETURNS text
 LANGUAGE plpython3u STABLE STRICT PARALLEL UNSAFE AS $sqlml$@ml.py$sqlml$;
 
+CREATE OR REPLACE FUNCTION sqlml.ml_plan_plpy(
+    statement text, OUT query text, OUT logs text[], OUT shadows integer[]
+)
+LANGUAGE plpython3u STABLE STRICT PARALLEL UNSAFE AS $sqlml$@ml_plan.py$sqlml$;
+
 CREATE OR REPLACE FUNCTION sqlml.ml(statement text) RETURNS SETOF jsonb
-LANGUAGE plpgsql STABLE STRICT PARALLEL UNSAFE AS $sqlml$@reraise RETURN QUERY EXECUTE sqlml.ml_sql_plpy($1)$sqlml$;
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE AS $sqlml$
+DECLARE
+    plan record;
+    i integer;
+    state text;
+    message text;
+    detail text;
+    hint text;
+BEGIN
+    plan := sqlml.ml_plan_plpy(statement);
+    RETURN QUERY EXECUTE plan.query;
+    IF plan.logs IS NULL OR current_setting('transaction_read_only') = 'on' THEN
+        RETURN;
+    END IF;
+    FOR i IN 1 .. cardinality(plan.logs) LOOP
+        IF plan.shadows[i] IS NULL THEN
+            EXECUTE plan.logs[i];
+        ELSE
+            BEGIN
+                EXECUTE plan.logs[i];
+            EXCEPTION WHEN OTHERS THEN
+                RAISE NOTICE 'shadow version % failed on the sampled rows, which are not logged for it: %',
+                    plan.shadows[i], SQLERRM;
+            END;
+        END IF;
+    END LOOP;
+EXCEPTION WHEN OTHERS OR query_canceled THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    PERFORM sqlml.reraise(state, message, detail, hint);
+END
+$sqlml$;
 
 -- Runtime scoring of one chunk of rows: each feature one array_send() bytea in the model's
 -- input order; returns the raw outputs, output by output. Called by ML.PREDICT's runtime path.

@@ -139,6 +139,10 @@ class Function:
     # a positional argument besides the rows and the STRUCT (ML.ROC_CURVE's GENERATE_ARRAY):
     # the node -> (setting name, value); None: the function takes none
     argument: Callable[[exp.Expr], tuple[str, Any]] | None = None
+    # positional arguments after the model, more than one (ML.PREDICTION_LOG's start and end):
+    # the nodes -> settings (42601 / 22023 for what it does not take); None: the function takes
+    # none
+    arguments: Callable[[Sequence[exp.Expr]], dict[str, Any]] | None = None
     # OVER_DATA (ML.DESCRIBE_DATA, ML.VALIDATE_DATA_*): computed from the rows of ``sources``
     # queries (no ML.PREDICT), with ``model`` REQUIRED or NONE; ``columns`` gives the schema
     data: Callable[[DataArgs], list[Row]] | None = None

@@ -109,6 +109,10 @@ def _arguments(node: exp.Expr, entry: functions.Function, flavour: Dialect) -> f
     settings = _struct(struct, entry)
     if entry.argument is not None:
         settings.update(_extra(rest, (source, struct), entry, position))
+    elif entry.arguments is not None:
+        taken = (source, struct)
+        others = [a for a in rest if a is not None and not any(a is t for t in taken)]
+        settings.update(entry.arguments(others))
     return functions.CallArgs(
         entry.name, model_ref(model), _input(source, flavour), settings, qualifier
     )

@@ -486,20 +486,30 @@ def evaluate_json(
 
 
 def ml_sql(plpy: Any, statement: str) -> str:
-    """The body of sqlml.ml(statement): one SELECT with ML calls (ML.WEIGHTS, ML.PREDICT, ...)
-    rendered by the server's Session into PostgreSQL's own SQL, each row as one jsonb object
-    (column name -> value). The plpgsql sqlml.ml runs it with the caller's rights (RETURN QUERY
-    EXECUTE): the rows never pass through Python, and PostgreSQL converts every value.
+    """The body of sqlml.ml_sql_plpy(statement): ml_plan's query alone."""
+    return str(ml_plan(plpy, statement)["query"])
+
+
+def ml_plan(plpy: Any, statement: str) -> dict[str, Any]:
+    """The body of sqlml.ml_plan_plpy(statement), which sqlml.ml(statement) runs: one SELECT
+    with ML calls (ML.WEIGHTS, ML.PREDICT, ...) rendered by the server's Session into
+    PostgreSQL's own SQL, each row as one jsonb object (column name -> value), and the
+    statements that log its ML.PREDICT samples (predlog.py; ``shadows``: for each, the shadow
+    version it scores, or NULL). The plpgsql sqlml.ml runs the query with the caller's rights
+    (RETURN QUERY EXECUTE: the rows never pass through Python, and PostgreSQL converts every
+    value), then the log statements in the caller's transaction where it can write.
 
     The jsonb query is built around the statement's tree (_as_jsonb) before it is rendered, so
     the rendered SQL (megabytes for some compiled models) is neither parsed again nor joined
     to other text."""
     _checked(statement)
     current = session(plpy)
-    rendered = current.ml_sql(statement, outer=_as_jsonb)
+    rendered = current.ml_plan(statement, outer=_as_jsonb)
     if rendered is None:  # ML.EVALUATE, which the Session computes rather than renders
-        rendered = _evaluated(current, statement)
-    return rendered
+        return {"query": _evaluated(current, statement), "logs": None, "shadows": None}
+    logs = [log.sql for log in rendered.logs]
+    shadows = [log.shadow for log in rendered.logs]
+    return {"query": rendered.sql, "logs": logs or None, "shadows": shadows or None}
 
 
 def _as_jsonb(query: exp.Expression) -> exp.Expression:

@@ -23,10 +23,14 @@ these statements to the worker, which keeps the books.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlml import grammar
 from sqlml.grammar import lexer
 from sqlml.wire import catalog_grammar
+
+if TYPE_CHECKING:
+    from sqlml.predlog import Log
 
 
 @dataclass
@@ -37,6 +41,7 @@ class Prepared:
     rendered: str  # the SQL of the server's prepared statement
     param_types: tuple[int, ...]  # the client's Parse's, given again with a new Parse
     checked: int  # the session's Sync count when the rendering was last found right
+    logs: tuple[Log, ...] = ()  # what logs its ML.PREDICT samples (wire/logged.py)
 
 
 def message_name(kind: int, data: bytes, start: int, end: int) -> str | None:

@@ -13,6 +13,8 @@ statement or call) are looked at:
   message, or in the client's Parse, so that prepared statements, binary results, row limits and
   cursors work on it as on any query. A prepared ML statement follows the serving version: at
   its next execution after a deploy the proxy parses it again on the server (followed.py).
+  When a model logs its predictions, the statements that log the sample run after the query
+  on the same connection, in the client's transaction (logged.py).
 - anything else (CREATE MODEL, DROP MODEL, ML.EVALUATE, SHOW MODELS) is run by the sqlml engine
   over the same connection (upstream.UpstreamEngine), so it happens inside the client's
   transaction; its result is encoded by the gateway, and its ReadyForQuery still comes from the
@@ -47,11 +49,11 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from sqlml import engine, errors, grammar
+from sqlml import engine, errors, grammar, predlog
 from sqlml.engines import pgtypes
 from sqlml.engines.base import Result
 from sqlml.grammar import bigquery, lexer
-from sqlml.wire import followed, identity, limits, protocol
+from sqlml.wire import followed, identity, limits, logged, protocol
 from sqlml.wire import protocol as p
 from sqlml.wire.backends import is_query
 from sqlml.wire.session import MAX_STATEMENTS, CopyTarget, Output, Session, _within_limit
@@ -65,7 +67,9 @@ from sqlml.wire.upstream import Attach, Connection, Target, UpstreamEngine, desc
 # the proxy's own too.
 QUERY, SYNC, INNER, POISON, PARSE, BIND, DESCRIBE, EXECUTE, CLOSE = range(9)
 OWN_PARSE, OWN_CLOSE = 9, 10
-_ENDS_AT_READY = (QUERY, SYNC, INNER, POISON)
+# the proxy's own statements of the prediction log (logged.py), and its own Sync
+OWN_BIND, OWN_EXECUTE, OWN_SYNC = 11, 12, 13
+_ENDS_AT_READY = (QUERY, SYNC, INNER, POISON, OWN_SYNC)
 _TERMINAL: dict[int, bytes] = {
     PARSE: b"1",  # ParseComplete
     BIND: b"2",  # BindComplete
@@ -74,9 +78,14 @@ _TERMINAL: dict[int, bytes] = {
     EXECUTE: b"CIs",  # CommandComplete, EmptyQueryResponse or PortalSuspended
     OWN_PARSE: b"1",
     OWN_CLOSE: b"3",
+    OWN_BIND: b"2",
+    OWN_EXECUTE: b"CIs",
 }
-_OWN = (OWN_PARSE, OWN_CLOSE)
+_OWN = (OWN_PARSE, OWN_CLOSE, OWN_BIND, OWN_EXECUTE)
 _KINDS = {p.Parse: PARSE, p.Bind: BIND, p.Describe: DESCRIBE, p.Execute: EXECUTE, p.Close: CLOSE}
+_OWN_KINDS = {p.Parse: OWN_PARSE, p.Bind: OWN_BIND, p.Execute: OWN_EXECUTE, p.Close: OWN_CLOSE}
+_HIDDEN_READY = (INNER, OWN_SYNC)  # kinds whose ReadyForQuery the client must not see
+_C = ord("C")
 _Z, _E = ord("Z"), ord("E")
 _LENGTH = struct.Struct("!I")
 # The client's messages the event loop may pass on itself (forward_fast), with what each then
@@ -228,6 +237,17 @@ class ProxySession(Session):
         self._ml_prepared: dict[str, followed.Prepared] = {}  # the server's, of ML queries
         self._syncs = 0  # Sync messages so far: a Bind after a new one is a new execution
         self._database = ""  # the server's name of the database (what a project names)
+        # the prediction log (logged.py): portals that log when their Execute completes; how
+        # the last Execute ended; whether the transaction can write, as found after the
+        # ReadyForQuery counted; a block the proxy opened (ended at the client's Sync); and
+        # the error of the proxy's own statement whose errors are hidden
+        self._logging: dict[str, logged.Logged] = {}
+        self._executed: int | None = None
+        self._readies = 0
+        self._writable: tuple[int, bool] | None = None
+        self._opened = False
+        self._quiet = False
+        self._quiet_error: dict[str, str] | None = None
 
     # -- startup ----------------------------------------------------------------------------
 
@@ -365,6 +385,10 @@ class ProxySession(Session):
                 return False
             if self._ml_prepared and self._names_ml(kind, data, pos + 5, end):
                 return False
+            if self._logging and logged.portal_name(kind, data, pos + 5, end) in self._logging:
+                return False
+            if self._opened and kind == _SYNC:
+                return False
             syncs += kind == _SYNC
             copy_end = copy_end or kind in _COPY_END
             fast = _FAST[kind]
@@ -442,12 +466,17 @@ class ProxySession(Session):
             if kind == _Z:
                 assert self.backend is not None
                 self.backend.connection.status = chr(chunk[start + 5])
+                self._readies += 1
                 if head in _ENDS_AT_READY:
                     pending.popleft()
-                    if head == SYNC:
+                    if head in (SYNC, OWN_SYNC):
                         self._upstream_failed = False
             elif kind == _E:
                 self._copy_in = False
+                if self._quiet and head in _OWN:  # (logged.py: a shadow's error, hidden)
+                    self._quiet_error = _error_fields(chunk[start:end])
+                    pieces.append(chunk[kept:start])
+                    kept = end
                 if head == INNER:
                     self._inner_failed = True
                 elif head is not None and head not in _ENDS_AT_READY:
@@ -459,8 +488,10 @@ class ProxySession(Session):
                 self._copy_in = True
             elif head in _TERMINAL and kind in _TERMINAL[head]:
                 pending.popleft()
+                if head == EXECUTE:
+                    self._executed = kind
             own = head in _OWN and kind in _TERMINAL[head]  # (an error does go to the client)
-            if head == POISON or (head == INNER and kind == _Z) or own:
+            if head == POISON or (head in _HIDDEN_READY and kind == _Z) or own:
                 pieces.append(chunk[kept:start])  # the proxy's own: the client must not see it
                 kept = end
         if not kept:
@@ -475,6 +506,8 @@ class ProxySession(Session):
             self._syncs += 1
             self._skipping = False
             self._portals.pop("", None)
+            if self._opened:
+                yield from self._end_block()
             self._forward(message, SYNC)
         elif self._skipping:
             return  # after an error of the proxy's own, until Sync (as the server would)
@@ -491,14 +524,19 @@ class ProxySession(Session):
             yield from self._local(self._extended(message))
         elif isinstance(message, p.Bind) and message.statement in self._ml_prepared:
             yield from self._bind_ml(message)
+        elif isinstance(message, p.Execute) and message.portal in self._logging:
+            yield from self._execute_logged(message)
         else:
             if isinstance(message, p.Parse):
                 self._statements.pop(message.name, None)  # the name now means the server's
                 self._ml_prepared.pop(message.name, None)
             elif isinstance(message, p.Bind):
                 self._portals.pop(message.portal, None)
+                self._logging.pop(message.portal, None)
             elif isinstance(message, p.Close) and message.kind == "S":
                 self._ml_prepared.pop(message.name, None)
+            elif isinstance(message, p.Close):
+                self._logging.pop(message.name, None)
             kind = _KINDS.get(type(message))
             self._forward(message, kind)  # type: ignore[arg-type]
 
@@ -551,11 +589,13 @@ class ProxySession(Session):
             return
         _within_limit(self._ml_prepared, message.name, MAX_STATEMENTS, "prepared ML statements")
         self._statements.pop(message.name, None)
-        self._forward(p.Parse(message.name, rendered, message.param_types), PARSE)
+        if rendered.logs:  # (now: a Query of the engine's would drop the unnamed statement)
+            self._writable_now()
+        self._forward(p.Parse(message.name, rendered.sql, message.param_types), PARSE)
         self._forward(p.Flush())
         yield from self._relay()
         self._ml_prepared[message.name] = followed.Prepared(
-            message.query, rendered, message.param_types, self._syncs
+            message.query, rendered.sql, message.param_types, self._syncs, rendered.logs
         )
 
     def _bind_ml(self, message: p.Bind) -> Iterator[Output]:
@@ -567,6 +607,16 @@ class ProxySession(Session):
         if self._skipping or self._upstream_failed:
             return  # (the server skips everything until Sync after an error; so does the proxy)
         self._portals.pop(message.portal, None)
+        self._logging.pop(message.portal, None)
+        if prepared.logs:
+            if not self._writable_known():
+                yield from self._quiesce()
+            if self._writable_now():
+                if len(self._logging) >= MAX_STATEMENTS:  # (portals left open: the oldest goes)
+                    del self._logging[next(iter(self._logging))]
+                self._logging[message.portal] = logged.Logged(
+                    prepared.logs, message, prepared.param_types
+                )
         self._forward(message, BIND)
 
     def _follow(self, name: str, prepared: followed.Prepared) -> Iterator[Output]:
@@ -575,9 +625,15 @@ class ProxySession(Session):
         assert self.backend is not None
         if self.backend.connection.status == "E":
             return  # (the server answers the Bind with 25P02 itself)
-        rendered = self._render(prepared.query)
+        found = self._render(prepared.query)
         prepared.checked = self._syncs
-        if rendered is None or rendered == prepared.rendered:
+        if found is None:
+            return
+        prepared.logs = found.logs  # (a change of the log's options renders it again)
+        if found.logs:  # (before the Parse below: the engine's Query drops the unnamed statement)
+            self._writable_now()
+        rendered = found.sql
+        if rendered == prepared.rendered:
             return
         self._forward(p.Close("S", name), OWN_CLOSE)
         self._forward(p.Parse(name, rendered, prepared.param_types), OWN_PARSE)
@@ -588,12 +644,15 @@ class ProxySession(Session):
             self._skipping = True  # the server skips the client's messages until Sync: so do we
         prepared.rendered = rendered
 
-    def _render(self, sql: str) -> str | None:
-        """The server's SQL for an ML query (inside DECLARE or EXPLAIN too), or None."""
+    def _render(self, sql: str) -> engine.Rendered | None:
+        """The server's SQL for an ML query (inside DECLARE or EXPLAIN too, which log
+        nothing), with what logs its ML.PREDICT samples; or None."""
         assert self.backend is not None
         start, end = lexer.wrapped_query(sql)
-        inner = self.backend.ml.ml_sql(sql[start:end])
-        return None if inner is None else sql[:start] + inner + sql[end:]
+        inner = self.backend.ml.ml_plan(sql[start:end])
+        if inner is None or (start, end) == (0, len(sql)):
+            return inner
+        return engine.Rendered(sql[:start] + inner.sql + sql[end:])
 
     def _query(self, message: p.Query) -> Iterator[Output]:
         ours = self.dialect or self._names_dialect(message.query)
@@ -605,7 +664,7 @@ class ProxySession(Session):
         yield from self._quiesce()
         statements = grammar.split_script(message.query)
         try:
-            if len(statements) == 1 and self._forward_whole(statements[0]):
+            if len(statements) == 1 and (yield from self._forward_whole(statements[0])):
                 return
         except errors.Error as e:  # reported once: a retry would meet the aborted transaction
             yield from self._flush_notices()
@@ -631,7 +690,7 @@ class ProxySession(Session):
         for name in dropped or ():
             self._ml_prepared.pop(name, None)
 
-    def _forward_whole(self, sql: str) -> bool:
+    def _forward_whole(self, sql: str) -> Generator[Output, None, bool]:
         """A Query of one statement goes to the server in the client's place when it can: in
         BigQuery mode transpiled, an ML query rendered. False for the proxy's own statements
         (ML commands, the dialect's); an error is raised (_forward_rendered)."""
@@ -641,17 +700,21 @@ class ProxySession(Session):
         if not grammar.is_ml(sql):
             self._forward(p.Query(sql), QUERY)
             return True
-        return self._forward_rendered(sql)
+        return (yield from self._forward_rendered(sql))
 
-    def _forward_rendered(self, sql: str) -> bool:
+    def _forward_rendered(self, sql: str) -> Generator[Output, None, bool]:
         """A Query of one ML query goes to the server rendered, in the client's place: its
-        answers and ReadyForQuery are the client's, passed on as they come (no Sync of ours).
-        False for anything else; an error is raised (rendering may have aborted the server's
-        transaction: the statement must not be tried again)."""
+        answers and ReadyForQuery are the client's, passed on as they come (no Sync of ours),
+        unless it logs (_inner_logged). False for anything else; an error is raised (rendering
+        may have aborted the server's transaction: the statement must not be tried again)."""
         rendered = self._render(sql)
         if rendered is None:
             return False
-        self._forward(p.Query(rendered), QUERY)
+        if self._logs_here(rendered):
+            yield from self._inner_logged(rendered)
+            self._forward(p.Sync(), SYNC)
+            return True
+        self._forward(p.Query(rendered.sql), QUERY)
         return True
 
     def _one(self, sql: str) -> Generator[Output, None, bool]:
@@ -663,10 +726,12 @@ class ProxySession(Session):
                 result = self._setting(kind, sql)
             else:
                 sql = self._translated(sql)
-                rendered = self._render(sql) if grammar.is_ml(sql) else sql
+                rendered = self._render(sql) if grammar.is_ml(sql) else engine.Rendered(sql)
+                if rendered is not None and self._logs_here(rendered):
+                    return (yield from self._inner_logged(rendered))
                 if rendered is not None:
                     self._inner_failed = False
-                    self._forward(p.Query(rendered), INNER)
+                    self._forward(p.Query(rendered.sql), INNER)
                     yield from self._relay()
                     return self._inner_failed
                 result = self.backend.execute(sql)
@@ -677,6 +742,126 @@ class ProxySession(Session):
         yield from self._flush_notices()
         yield from self._result(result, sql, (0,), describe=True)
         return False
+
+    # -- the prediction log (logged.py) -----------------------------------------------------
+
+    def _logs_here(self, rendered: engine.Rendered) -> bool:
+        """Whether a rendered query's log statements run (on a quiet connection): it has some,
+        and the transaction can write (none in an aborted one: the server refuses the query)."""
+        assert self.backend is not None
+        if not rendered.logs or self.backend.connection.status == "E":
+            return False
+        return predlog.writable(self.backend.ml)
+
+    def _inner_logged(self, rendered: engine.Rendered) -> Generator[Output, None, bool]:
+        """A Query's ML query, then its log statements (predlog.run), in one transaction: the
+        client's block, or one the proxy opens and commits around them. Returns whether it
+        failed (the query's error, or the served sample's INSERT's, reported)."""
+        assert self.backend is not None
+        ml = self.backend.ml
+        opened = self.backend.connection.status == "I"
+        if opened:
+            ml.engine.execute("BEGIN")
+        try:
+            self._inner_failed = False
+            self._forward(p.Query(rendered.sql), INNER)
+            yield from self._relay()
+            failed = self._inner_failed
+            if not failed:
+                try:
+                    predlog.run(ml, rendered.logs, None)
+                except errors.Error as e:
+                    yield from self._flush_notices()
+                    yield from self._failed_locally(e)
+                    failed = True
+        finally:
+            if opened:  # (in an aborted block, COMMIT rolls it back)
+                ml.engine.execute("COMMIT")
+        yield from self._flush_notices()
+        return failed
+
+    def _writable_known(self) -> bool:
+        return self._writable is not None and self._writable[0] == self._readies
+
+    def _writable_now(self) -> bool:
+        """predlog.writable, once per transaction state (the ReadyForQuery last counted): on a
+        quiet connection, before the client's Parse (the engine's Query would drop the
+        unnamed statement) or at a Bind of a named one."""
+        assert self.backend is not None
+        if self._writable is None or self._writable[0] != self._readies:
+            status = self.backend.connection.status
+            found = status != "E" and predlog.writable(self.backend.ml)
+            self._writable = (self._readies, found)
+        return self._writable[1]
+
+    def _execute_logged(self, message: p.Execute) -> Iterator[Output]:
+        """The client's Execute of a portal that logs: passed on and answered, then, when it
+        completed the portal, its log statements (a part of it: when the last part comes)."""
+        if self._skipping or self._upstream_failed:
+            return
+        self._executed = None
+        self._forward(message, EXECUTE)
+        self._forward(p.Flush())
+        yield from self._relay()
+        if self._upstream_failed:  # (the server skips the batch until Sync: so does the proxy)
+            self._logging.clear()
+            self._skipping = True
+            return
+        if self._executed != _C:
+            return  # suspended at its row limit (or empty): logged when it completes
+        portal = self._logging.pop(message.portal)
+        for log in portal.logs:
+            if log.shadow is None:
+                yield from self._own(logged.statement(log.sql, portal))
+            else:
+                yield from self._shadow(log, portal)
+            if self._upstream_failed:  # the served sample's INSERT failed: the batch's error
+                self._logging.clear()
+                self._skipping = True
+                return
+
+    def _shadow(self, log: predlog.Log, portal: logged.Logged) -> Iterator[Output]:
+        """A shadow's INSERT under a savepoint (in a block the proxy opens if there is none);
+        its error is hidden and said in a NOTICE, the savepoint rolled back."""
+        assert self.backend is not None
+        if self.backend.connection.status == "I" and not self._opened:
+            self._opened = True
+            yield from self._own(logged.statement("BEGIN"))
+        yield from self._own(logged.statement(f"SAVEPOINT {logged.SAVEPOINT}"))
+        self._quiet, self._quiet_error = True, None
+        try:
+            yield from self._own(logged.statement(log.sql, portal))
+        finally:
+            self._quiet = False
+        if self._quiet_error is not None:
+            self._forward(p.Sync(), OWN_SYNC)  # out of the error state (the block: aborted)
+            yield from self._relay()
+            yield from self._own(logged.statement(f"ROLLBACK TO SAVEPOINT {logged.SAVEPOINT}"))
+            self.notice(
+                f"shadow version {log.shadow} failed on the sampled rows, which are not logged"
+                f" for it: {self._quiet_error.get('M', '')}"
+            )
+            yield from self._flush_notices()
+        yield from self._own(logged.statement(f"RELEASE SAVEPOINT {logged.SAVEPOINT}"))
+
+    def _end_block(self) -> Iterator[Output]:
+        """At the client's Sync: the block the proxy opened for a shadow ends, as the batch's
+        implicit transaction would have: committed, or rolled back after an error."""
+        self._opened = False
+        if self._upstream_failed:
+            self._forward(p.Sync(), OWN_SYNC)
+            yield from self._relay()
+            yield from self._own(logged.statement("ROLLBACK"))
+        else:
+            yield from self._own(logged.statement("COMMIT"))
+
+    def _own(self, messages: list[p.FrontendMessage]) -> Iterator[Output]:
+        """Statements of the proxy's own in the client's batch: answered, the answers hidden
+        (an error goes to the client, unless _quiet)."""
+        for message in messages:
+            self._forward(message, _OWN_KINDS[type(message)])
+        self._forward(p.Flush())
+        yield from self._relay()
 
     def _failed_locally(self, error: errors.Error) -> Iterator[Output]:
         """An error of the proxy's own: reported, and inside a transaction block the server's
@@ -718,7 +903,7 @@ class ProxySession(Session):
             rendered = self._render(query)
             if rendered is None:  # ML.EVALUATE: its columns are known once it runs
                 return list((self.backend.describe(query, 0) or pa.schema([])).names)
-            query = rendered
+            query = rendered.sql
         return list(describe(self.backend.connection, query).names)
 
     def _setting(self, kind: str, sql: str) -> Result:
@@ -741,3 +926,11 @@ class ProxySession(Session):
         if kind in _ANSWERED:
             return self._setting(kind, sql)
         return super()._run(sql, params)
+
+
+def _error_fields(data: bytes) -> dict[str, str]:
+    """An ErrorResponse message's fields (logged.py: a shadow's error, said as a NOTICE)."""
+    reader = p.BackendReader()
+    reader.feed(data)
+    message = reader.next()
+    return message.fields if isinstance(message, p.ErrorResponse) else {}

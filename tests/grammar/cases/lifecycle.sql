@@ -357,3 +357,45 @@ SELECT * FROM ML.PREDICTION_LOG(MODEL shop.churn) WHERE logged_at > TIMESTAMP '2
     }
   ]
 }
+
+-- case: prediction_log_time_range
+SELECT * FROM ML.PREDICTION_LOG(MODEL shop.churn, TIMESTAMP '2026-01-01', TIMESTAMPTZ '2026-02-01 02:00:00+02')
+-- expected:
+{
+  "type": "MLQuery",
+  "template": "SELECT * FROM SQLML_CALL(0)",
+  "calls": [
+    {
+      "type": "OverRows",
+      "function": "PREDICTION_LOG",
+      "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
+      "input": null,
+      "settings": {"start": "2026-01-01 00:00:00", "end": "2026-02-01 00:00:00"}
+    }
+  ]
+}
+
+-- case: prediction_log_open_range
+SELECT * FROM ML.PREDICTION_LOG(MODEL shop.churn, NULL, '2026-02-01')
+-- expected:
+{
+  "type": "MLQuery",
+  "template": "SELECT * FROM SQLML_CALL(0)",
+  "calls": [
+    {
+      "type": "OverRows",
+      "function": "PREDICTION_LOG",
+      "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
+      "input": null,
+      "settings": {"start": null, "end": "2026-02-01 00:00:00"}
+    }
+  ]
+}
+
+-- case: prediction_log_range_not_a_timestamp
+SELECT * FROM ML.PREDICTION_LOG(MODEL shop.churn, 20260101, NULL)
+-- expected: error 22023
+
+-- case: prediction_log_range_one_bound
+SELECT * FROM ML.PREDICTION_LOG(MODEL shop.churn, NULL)
+-- expected: error 42601 at 51
