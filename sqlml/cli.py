@@ -421,7 +421,8 @@ def serve(
                 " md5 or password): under trust any client may log in as that user"
             )
         if proxy:
-            from sqlml.wire.proxy import ProxyBackend, ProxySession
+            from sqlml.wire.proxy import ProxySession
+            from sqlml.wire.proxy_backend import ProxyBackend
             from sqlml.wire.upstream import Connection as Upstream
             from sqlml.wire.upstream import Target
 

@@ -13,6 +13,9 @@ the Session runs. Statements without ML calls are the engine's own PREPARE, unto
 
 Its names are the Session's (one connection's, as PostgreSQL's are): they do not show in
 ``pg_prepared_statements``, and an EXECUTE of a name the Session does not know goes to the engine.
+The gateway's PostgreSQL proxy, which sends everything else to the server, runs an EXECUTE or
+DEALLOCATE of a kept name in its engine session (``concerns``; ``describe`` gives an EXECUTE's
+columns for the extended protocol's Describe without running it).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 import sqlglot
 import sqlglot.errors
 from sqlglot import exp
@@ -68,6 +72,35 @@ def handle(session: Session, sql: str, params: Sequence[Any] | None) -> Result |
     if word == "DISCARD" and len(found) == 2 and _upper(sql, found[1]) == "ALL":
         kept.clear()
     return None
+
+
+def concerns(session: Session, sql: str) -> bool:
+    """Whether ``sql`` is an EXECUTE or DEALLOCATE of a name the Session keeps (for a caller
+    that would otherwise send it to the engine: the gateway's PostgreSQL proxy)."""
+    if not session.prepared or lexer.first_word(sql) not in ("EXECUTE", "DEALLOCATE"):
+        return False
+    found = [t for t in lexer.tokens(sql) if t.kind != lexer.COMMENT]
+    if len(found) > 2 and _upper(sql, found[0]) == "DEALLOCATE":
+        found = found[1:] if _upper(sql, found[1]) == "PREPARE" else found
+    return len(found) > 1 and _name(sql, found[1]) in session.prepared
+
+
+def describe(session: Session, sql: str) -> pa.Schema | None:
+    """The columns an EXECUTE of a kept name returns, without running it (its rendered query
+    under LIMIT 0, the values NULL); None for anything else."""
+    if lexer.first_word(sql) != "EXECUTE" or not concerns(session, sql):
+        return None
+    found = [t for t in lexer.tokens(sql) if t.kind != lexer.COMMENT]
+    kept = session.prepared[_name(sql, found[1])]
+    nulls = [None] * kept.arity or None
+    rendered = session.ml_sql(kept.query)
+    if rendered is None:  # (ML.EVALUATE: computed, not rendered)
+        table = session.execute_one(kept.query, nulls).table
+    else:
+        from sqlml.engine import zero_rows  # (engine imports this module)
+
+        table = session.engine.execute(zero_rows(rendered, session.engine.dialect), nulls).table
+    return table.schema if table is not None else None
 
 
 def _prepare(

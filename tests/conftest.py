@@ -376,7 +376,8 @@ def gateway_parts(engine: str, database: str) -> tuple[Any, Any]:
         from sqlml.wire.session import Session
 
         return (lambda dbname, user: DuckDBBackend(database, dbname, user)), Session
-    from sqlml.wire.proxy import ProxyBackend, ProxySession
+    from sqlml.wire.proxy import ProxySession
+    from sqlml.wire.proxy_backend import ProxyBackend
     from sqlml.wire.upstream import Target
 
     target = Target.parse(database)

@@ -465,27 +465,37 @@ def test_deploys_in_two_open_transactions_serialize(reach: Reach) -> None:
     _check_trail(reach, model)
 
 
-@pytest.mark.parametrize("through", ["connect", "gateway"])
-def test_sql_prepare_of_an_ml_query_follows_deploys(
-    reach: Reach, through: str, request: pytest.FixtureRequest
-) -> None:
+class _Simple:
+    """psycopg2 through the gateway (the simple protocol), with psycopg 3's execute()."""
+
+    def __init__(self, port: int) -> None:
+        psycopg2 = client_module("psycopg2")
+        self.con = psycopg2.connect(host="127.0.0.1", port=port, dbname="shop", user="conformance")
+        self.con.autocommit = True
+
+    def execute(self, sql: str) -> Any:
+        cursor = self.con.cursor()
+        cursor.execute(sql)
+        return cursor
+
+    def close(self) -> None:
+        self.con.close()
+
+
+@pytest.mark.parametrize("through", ["connect", "gateway", "gateway-simple"])
+def test_sql_prepare_of_an_ml_query_follows_deploys(reach: Reach, through: str) -> None:
     """PREPARE / EXECUTE / DEALLOCATE of an ML query (sqlml/prepared.py): each EXECUTE scores
     with the version that serves then, writes the prediction log, and casts its values to the
-    declared types."""
-    if through == "gateway" and reach.engine == "postgres":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="the gateway's PostgreSQL proxy passes SQL-level PREPARE to the server,"
-                " which cannot parse ML.PREDICT (42601); its extended protocol's prepared"
-                " statements follow deploys",
-            )
-        )
+    declared types; through sqlml.connect and the gateway (over PostgreSQL the proxy runs them
+    in its engine session, on the client's connection), in both protocols."""
     model = reach.model()
     one, two = reach.expected(model, 1), reach.expected(model, 2)
-    reader = (
-        reach.gateway() if through == "gateway" else sqlml.connect(reach.database, autocommit=True)
-    )
+    readers = {
+        "connect": lambda: sqlml.connect(reach.database, autocommit=True),
+        "gateway": reach.gateway,
+        "gateway-simple": lambda: _Simple(reach.port),
+    }
+    reader = readers[through]()
     try:
         reader.execute("PREPARE scored AS " + ONE_ROW.format(model, "$1"))
         reader.execute("PREPARE typed(float8) AS " + ONE_ROW.format(model, "$1"))

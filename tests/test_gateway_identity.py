@@ -28,7 +28,8 @@ from psycopg2 import sql
 from sqlml import errors
 from sqlml.wire import auth, identity
 from sqlml.wire import protocol as p
-from sqlml.wire.proxy import ProxyBackend, ProxySession
+from sqlml.wire.proxy import ProxySession
+from sqlml.wire.proxy_backend import ProxyBackend
 from sqlml.wire.server import Server, ServerConfig
 from sqlml.wire.session import SessionConfig
 from sqlml.wire.upstream import Target

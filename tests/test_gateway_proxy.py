@@ -433,7 +433,8 @@ def test_the_gateway_speaks_tls_to_postgresql_per_sslmode(
     """Each sslmode against a PostgreSQL with TLS on, checked by the server (pg_stat_ssl): the
     connection is encrypted when it should be, and a certificate that does not verify is a
     FATAL 08001 for the client (the event loop does the TLS, as for the client's side)."""
-    from sqlml.wire.proxy import ProxyBackend, ProxySession
+    from sqlml.wire.proxy import ProxySession
+    from sqlml.wire.proxy_backend import ProxyBackend
 
     admin = psycopg2.connect(pg_database)
     admin.autocommit = True

@@ -41,78 +41,50 @@ the default mode pays one more substring test per message on the fast path.
 
 from __future__ import annotations
 
-import struct
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
-from sqlglot import exp
 
-from sqlml import engine, errors, grammar, predlog
-from sqlml.engines import pgtypes
+from sqlml import engine, errors, grammar, predlog, prepared
 from sqlml.engines.base import Result
 from sqlml.grammar import bigquery, lexer
 from sqlml.wire import followed, identity, limits, logged, protocol
 from sqlml.wire import protocol as p
-from sqlml.wire.backends import is_query
-from sqlml.wire.session import MAX_STATEMENTS, CopyTarget, Output, Session, _within_limit
-from sqlml.wire.upstream import Attach, Connection, Target, UpstreamEngine, describe
-
-# What each message forwarded to the server still waits for. QUERY and SYNC end with
-# ReadyForQuery; INNER is a Query of the proxy's own whose ReadyForQuery the client must not see
-# (one statement of a split Query); POISON aborts the server's transaction after an error of the
-# proxy's, and nothing of it reaches the client.
-# OWN_PARSE and OWN_CLOSE parse a prepared ML statement again (followed.py); their answers are
-# the proxy's own too.
-QUERY, SYNC, INNER, POISON, PARSE, BIND, DESCRIBE, EXECUTE, CLOSE = range(9)
-OWN_PARSE, OWN_CLOSE = 9, 10
-# the proxy's own statements of the prediction log (logged.py), and its own Sync
-OWN_BIND, OWN_EXECUTE, OWN_SYNC = 11, 12, 13
-_ENDS_AT_READY = (QUERY, SYNC, INNER, POISON, OWN_SYNC)
-_TERMINAL: dict[int, bytes] = {
-    PARSE: b"1",  # ParseComplete
-    BIND: b"2",  # BindComplete
-    CLOSE: b"3",  # CloseComplete
-    DESCRIBE: b"Tn",  # RowDescription or NoData (after ParameterDescription for a statement)
-    EXECUTE: b"CIs",  # CommandComplete, EmptyQueryResponse or PortalSuspended
-    OWN_PARSE: b"1",
-    OWN_CLOSE: b"3",
-    OWN_BIND: b"2",
-    OWN_EXECUTE: b"CIs",
-}
-_OWN = (OWN_PARSE, OWN_CLOSE, OWN_BIND, OWN_EXECUTE)
-_KINDS = {p.Parse: PARSE, p.Bind: BIND, p.Describe: DESCRIBE, p.Execute: EXECUTE, p.Close: CLOSE}
-_OWN_KINDS = {p.Parse: OWN_PARSE, p.Bind: OWN_BIND, p.Execute: OWN_EXECUTE, p.Close: OWN_CLOSE}
-_HIDDEN_READY = (INNER, OWN_SYNC)  # kinds whose ReadyForQuery the client must not see
-_C = ord("C")
-_Z, _E = ord("Z"), ord("E")
-_LENGTH = struct.Struct("!I")
-# The client's messages the event loop may pass on itself (forward_fast), with what each then
-# waits for: Flush and COPY data wait for nothing. Query and Parse only if they cannot be ML.
-_FAST: dict[int, int | None] = {
-    ord("Q"): QUERY,
-    ord("P"): PARSE,
-    ord("B"): BIND,
-    ord("D"): DESCRIBE,
-    ord("E"): EXECUTE,
-    ord("C"): CLOSE,
-    ord("S"): SYNC,
-    ord("H"): None,
-    ord("d"): None,
-    ord("c"): None,
-    ord("f"): None,
-}
-_TEXT = frozenset(b"QP")
-_SYNC = ord("S")
-_COPY_END = frozenset(b"cf")
-_COPY_IN = frozenset(b"GW")  # CopyInResponse, CopyBothResponse: the server waits for the client
-# A constant statement that fails, to abort the server's transaction (no user text in it).
-_ABORT = (
-    "DO $sqlml$BEGIN RAISE EXCEPTION 'sqlml: transaction aborted by an error in an ML statement';"
-    " END$sqlml$"
+from sqlml.wire.proxy_backend import ProxyBackend
+from sqlml.wire.proxy_kinds import (
+    ABORT,
+    BIND,
+    C_BYTE,
+    COPY_END,
+    COPY_IN,
+    E_BYTE,
+    ENDS_AT_READY,
+    EXECUTE,
+    FAST,
+    HIDDEN_READY,
+    INNER,
+    KINDS,
+    LENGTH,
+    OWN,
+    OWN_CLOSE,
+    OWN_KINDS,
+    OWN_PARSE,
+    OWN_SYNC,
+    PARSE,
+    POISON,
+    QUERY,
+    SYNC,
+    SYNC_BYTE,
+    TERMINAL,
+    TEXT,
+    Z_BYTE,
+    error_fields,
+    query_text,
 )
-
+from sqlml.wire.session import MAX_STATEMENTS, Output, Session, _within_limit
+from sqlml.wire.upstream import describe
 
 # What a statement does to the session's dialect: grammar.bigquery.dialect_statement.
 _setting_statement = bigquery.dialect_statement
@@ -126,97 +98,6 @@ def _may_name_dialect(lowered: str, default: str) -> bool:
     if "dialect" in lowered:
         return True
     return bool(default) and ("reset" in lowered or "discard" in lowered)
-
-
-def _query_text(kind: int, data: bytes, start: int, end: int) -> str:
-    """The query of a Query (``Q``: the text) or Parse (``P``: a name, then the text) message
-    body ``data[start:end]``, to look for ML in (latin-1: any byte is a character, and every
-    character of an ML keyword is ASCII)."""
-    if kind == ord("P"):
-        start = data.find(0, start, end) + 1  # (no name: a malformed message, read whole)
-    stop = data.find(0, start, end)
-    return data[start : end if stop < 0 else stop].decode("latin-1")
-
-
-class ProxyBackend:
-    """The Backend of a proxy session: the connection to PostgreSQL and, from the first ML
-    statement on, a sqlml engine session over it."""
-
-    def __init__(
-        self,
-        target: Target,
-        allow_trust: bool = False,
-        databases: Mapping[str, str] | None = None,
-        file_access: bool = False,
-    ) -> None:
-        self.target = target
-        # --allow-file-access: ONNX imports and exports use the gateway host's files (byom.py)
-        self.file_access = file_access
-        # a client off loopback may be let in when PostgreSQL asks it no password (identity.py)
-        self.allow_trust = allow_trust
-        # database names the clients give, mapped to the server's (pgbouncer's [databases]);
-        # any other name goes to the server as the client gave it
-        self.databases = dict(databases or {})
-        self._connection: Connection | None = None
-        self._ml: engine.Session | None = None
-        self.progress: Callable[[str], None] | None = None
-
-    def connect(self, startup: Mapping[str, str], attach: Attach | None = None) -> Connection:
-        """Opens the connection and sends ``startup``; the caller drives the login."""
-        self._connection = Connection(self.target, startup, attach)
-        return self._connection
-
-    @property
-    def connection(self) -> Connection:
-        assert self._connection is not None, "connect() first"
-        return self._connection
-
-    @property
-    def ml(self) -> engine.Session:
-        if self._ml is None:
-            upstream = UpstreamEngine(self.connection, file_access=self.file_access)
-            self._ml = engine.Session(upstream, progress=self._progress)
-        return self._ml
-
-    def _progress(self, message: str) -> None:
-        if self.progress is not None:
-            self.progress(message)
-
-    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Result:
-        return self.ml.execute_one(sql, params)
-
-    def describe(self, sql: str, param_count: int) -> pa.Schema | None:
-        if not is_query(sql):
-            return None  # CREATE MODEL, DROP MODEL: commands
-        # ML.EVALUATE, SHOW MODELS: their columns are known once they run (NULL parameters)
-        table = self.execute(sql, [None] * param_count if param_count else None).table
-        return table.schema if table is not None else None
-
-    def parameter_types(self, sql: str, declared: Sequence[int]) -> tuple[int, ...]:
-        # ML commands take no parameters (the engine refuses them with 0A000); text as PostgreSQL
-        # reports an unknown type it could not resolve
-        return tuple(oid or pgtypes.TEXT for oid in declared)
-
-    def cursor_exists(self, name: str) -> bool:
-        return False  # cursors are the server's: DECLARE, FETCH and Describe go there
-
-    def describe_cursor(self, name: str) -> pa.Schema:
-        raise errors.from_sqlstate("34000", f'cursor "{name}" does not exist')
-
-    def copy_in(self, table: exp.Table, columns: Sequence[str]) -> CopyTarget:
-        raise errors.InternalError("COPY goes to PostgreSQL itself in proxy mode")
-
-    def in_transaction(self) -> bool:
-        return self._connection is not None and self._connection.status != "I"
-
-    def cancel(self) -> None:
-        if self._connection is not None:
-            self._connection.cancel()
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
 
 
 class ProxySession(Session):
@@ -377,21 +258,21 @@ class ProxySession(Session):
         while pos < size:
             if pos + 5 > size:
                 return False
-            kind, length = data[pos], _LENGTH.unpack_from(data, pos + 1)[0]
+            kind, length = data[pos], LENGTH.unpack_from(data, pos + 1)[0]
             end = pos + 1 + length
-            if length < 4 or length > limit or end > size or kind not in _FAST:
+            if length < 4 or length > limit or end > size or kind not in FAST:
                 return False
-            if kind in _TEXT and self._for_worker(_query_text(kind, data, pos + 5, end)):
+            if kind in TEXT and self._for_worker(query_text(kind, data, pos + 5, end)):
                 return False
             if self._ml_prepared and self._names_ml(kind, data, pos + 5, end):
                 return False
             if self._logging and logged.portal_name(kind, data, pos + 5, end) in self._logging:
                 return False
-            if self._opened and kind == _SYNC:
+            if self._opened and kind == SYNC_BYTE:
                 return False
-            syncs += kind == _SYNC
-            copy_end = copy_end or kind in _COPY_END
-            fast = _FAST[kind]
+            syncs += kind == SYNC_BYTE
+            copy_end = copy_end or kind in COPY_END
+            fast = FAST[kind]
             if fast is not None:
                 kinds.append(fast)
             pos = end
@@ -411,12 +292,28 @@ class ProxySession(Session):
             return True
         if self._ml_prepared and followed.may_deallocate(lowered):  # (the worker's books)
             return True
+        if self._keeps_prepared() and any(
+            w in lowered for w in ("execute", "deallocate", "discard")
+        ):
+            return True  # (maybe an SQL-level prepared ML query: prepared.py)
         return ("ml" in lowered or "model" in lowered) and grammar.is_ml(sql)
 
     def _names_ml(self, kind: int, data: bytes, start: int, end: int) -> bool:
         """Whether a Parse, Bind or Close names a prepared ML statement of the server's: the
         worker keeps the books (followed.py)."""
         return followed.message_name(kind, data, start, end) in self._ml_prepared
+
+    def _keeps_prepared(self) -> bool:
+        """Whether the engine session keeps SQL-level prepared ML queries (prepared.py)."""
+        return self.backend is not None and self.backend.keeps_prepared()
+
+    def _kept(self, sql: str) -> bool:
+        """An EXECUTE or DEALLOCATE of an ML query the engine session prepared (prepared.py):
+        run there, not sent to the server, which never saw its PREPARE."""
+        backend = self.backend
+        return (
+            backend is not None and backend.keeps_prepared() and prepared.concerns(backend.ml, sql)
+        )
 
     def _names_dialect(self, sql: str) -> bool:
         """Whether a statement of ``sql`` is one on the session's dialect (_setting_statement)."""
@@ -463,35 +360,35 @@ class ProxySession(Session):
         kept = 0  # chunk[kept:start] is passed on at the next cut
         for kind, start, end in spans:
             head = pending[0] if pending else None
-            if kind == _Z:
+            if kind == Z_BYTE:
                 assert self.backend is not None
                 self.backend.connection.status = chr(chunk[start + 5])
                 self._readies += 1
-                if head in _ENDS_AT_READY:
+                if head in ENDS_AT_READY:
                     pending.popleft()
                     if head in (SYNC, OWN_SYNC):
                         self._upstream_failed = False
-            elif kind == _E:
+            elif kind == E_BYTE:
                 self._copy_in = False
-                if self._quiet and head in _OWN:  # (logged.py: a shadow's error, hidden)
-                    self._quiet_error = _error_fields(chunk[start:end])
+                if self._quiet and head in OWN:  # (logged.py: a shadow's error, hidden)
+                    self._quiet_error = error_fields(chunk[start:end])
                     pieces.append(chunk[kept:start])
                     kept = end
                 if head == INNER:
                     self._inner_failed = True
-                elif head is not None and head not in _ENDS_AT_READY:
+                elif head is not None and head not in ENDS_AT_READY:
                     # the server skips the rest of an extended-protocol batch until Sync
-                    while pending and pending[0] not in _ENDS_AT_READY:
+                    while pending and pending[0] not in ENDS_AT_READY:
                         pending.popleft()
                     self._upstream_failed = True
-            elif kind in _COPY_IN:
+            elif kind in COPY_IN:
                 self._copy_in = True
-            elif head in _TERMINAL and kind in _TERMINAL[head]:
+            elif head in TERMINAL and kind in TERMINAL[head]:
                 pending.popleft()
                 if head == EXECUTE:
                     self._executed = kind
-            own = head in _OWN and kind in _TERMINAL[head]  # (an error does go to the client)
-            if head == POISON or (head in _HIDDEN_READY and kind == _Z) or own:
+            own = head in OWN and kind in TERMINAL[head]  # (an error does go to the client)
+            if head == POISON or (head in HIDDEN_READY and kind == Z_BYTE) or own:
                 pieces.append(chunk[kept:start])  # the proxy's own: the client must not see it
                 kept = end
         if not kept:
@@ -537,11 +434,14 @@ class ProxySession(Session):
                 self._ml_prepared.pop(message.name, None)
             elif isinstance(message, p.Close):
                 self._logging.pop(message.name, None)
-            kind = _KINDS.get(type(message))
+            kind = KINDS.get(type(message))
             self._forward(message, kind)  # type: ignore[arg-type]
 
     def _is_local(self, message: object) -> bool:
-        """Whether a message names a statement or portal of the proxy's own (an ML command)."""
+        """Whether a message names a statement or portal of the proxy's own (an ML command), or
+        parses an EXECUTE of an ML query the engine session prepared."""
+        if isinstance(message, p.Parse):
+            return self._kept(message.query)
         if isinstance(message, p.Bind):
             return message.statement in self._statements
         if isinstance(message, p.Describe | p.Close):
@@ -658,7 +558,11 @@ class ProxySession(Session):
         ours = self.dialect or self._names_dialect(message.query)
         if self._ml_prepared and followed.may_deallocate(message.query.lower()):
             self._deallocate(message.query)
-        if not ours and not grammar.is_ml(message.query):
+        if self._keeps_prepared() and lexer.first_word(message.query) in ("DEALLOCATE", "DISCARD"):
+            assert self.backend is not None  # (DEALLOCATE ALL, DISCARD ALL: the Session's go too)
+            if not self._kept(message.query):
+                prepared.handle(self.backend.ml, message.query, None)
+        if not ours and not grammar.is_ml(message.query) and not self._kept(message.query):
             self._forward(message, QUERY)
             return
         yield from self._quiesce()
@@ -697,6 +601,8 @@ class ProxySession(Session):
         if _setting_statement(sql) in _ANSWERED:
             return False
         sql = self._translated(sql)
+        if self._kept(sql):
+            return False  # (an EXECUTE or DEALLOCATE of the Session's: _one runs it there)
         if not grammar.is_ml(sql):
             self._forward(p.Query(sql), QUERY)
             return True
@@ -726,7 +632,10 @@ class ProxySession(Session):
                 result = self._setting(kind, sql)
             else:
                 sql = self._translated(sql)
-                rendered = self._render(sql) if grammar.is_ml(sql) else engine.Rendered(sql)
+                if self._kept(sql):
+                    rendered = None  # (the Session's prepared ML query: prepared.py)
+                else:
+                    rendered = self._render(sql) if grammar.is_ml(sql) else engine.Rendered(sql)
                 if rendered is not None and self._logs_here(rendered):
                     return (yield from self._inner_logged(rendered))
                 if rendered is not None:
@@ -807,7 +716,7 @@ class ProxySession(Session):
             self._logging.clear()
             self._skipping = True
             return
-        if self._executed != _C:
+        if self._executed != C_BYTE:
             return  # suspended at its row limit (or empty): logged when it completes
         portal = self._logging.pop(message.portal)
         for log in portal.logs:
@@ -859,7 +768,7 @@ class ProxySession(Session):
         """Statements of the proxy's own in the client's batch: answered, the answers hidden
         (an error goes to the client, unless _quiet)."""
         for message in messages:
-            self._forward(message, _OWN_KINDS[type(message)])
+            self._forward(message, OWN_KINDS[type(message)])
         self._forward(p.Flush())
         yield from self._relay()
 
@@ -869,7 +778,7 @@ class ProxySession(Session):
         assert self.backend is not None
         yield p.error_response(error).encode()
         if self.backend.connection.status == "T":
-            self._forward(p.Query(_ABORT), POISON)
+            self._forward(p.Query(ABORT), POISON)
             yield from self._relay()
 
     def _flush_notices(self) -> Iterator[Output]:
@@ -926,11 +835,3 @@ class ProxySession(Session):
         if kind in _ANSWERED:
             return self._setting(kind, sql)
         return super()._run(sql, params)
-
-
-def _error_fields(data: bytes) -> dict[str, str]:
-    """An ErrorResponse message's fields (logged.py: a shadow's error, said as a NOTICE)."""
-    reader = p.BackendReader()
-    reader.feed(data)
-    message = reader.next()
-    return message.fields if isinstance(message, p.ErrorResponse) else {}
