@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from sqlml import errors, views
+from sqlml import errors, lifecycle, views
 from sqlml.engines.base import Engine, InServer, Result, all_or_nothing
 from sqlml.grammar.statements import CreateModel, ExportModel
 from sqlml.ml import imported, models
@@ -112,16 +112,36 @@ def create_model(
     """Checks the graph, then stores it as a new version (the previous one serves until then);
     the version's number (None: IF NOT EXISTS found the model). ``graph``: the file's bytes,
     read by the client (PostgreSQL's sqlml.import_model); None: read model_path here."""
-    options = models.get(imported.MODEL_TYPE).resolve_options(dict(statement.options))
+    options, serves = _options(statement)
     if graph is None:
         path = local_path(options.get("model_path"), "model_path")
         check_file_access(session.engine, "reading model_path")
-        return _store(session, statement, options, lambda: _read(path))
-    return _store(session, statement, options, lambda: graph)
+        return _store(session, statement, options, lambda: _read(path), serves)
+    return _store(session, statement, options, lambda: graph, serves)
+
+
+def _options(statement: CreateModel) -> tuple[dict[str, Any], bool]:
+    """The import's options (22023 for a bad one), and whether its version serves: CREATE
+    MODEL's deploy option, 'always' (the default) or 'manual'. 'if_better' compares metrics
+    measured on the new version's evaluation rows, which an import has not (0A000)."""
+    mode = statement.options.get("deploy")
+    if isinstance(mode, str) and mode.upper() == lifecycle.IF_BETTER:
+        raise errors.FeatureNotSupported(
+            "deploy = 'if_better' compares metrics measured at training, which an imported"
+            " model has not: import it with deploy = 'manual', compare (ML.COMPARE, ML.EVALUATE"
+            " of MODEL m VERSION n) and DEPLOY it"
+        )
+    policy, rest = lifecycle.deploy_policy(statement.options)
+    options = models.get(imported.MODEL_TYPE).resolve_options(rest)
+    return {**options, **policy.given}, policy.mode != lifecycle.MANUAL
 
 
 def _store(
-    session: Session, statement: CreateModel, options: dict[str, Any], read: Callable[[], bytes]
+    session: Session,
+    statement: CreateModel,
+    options: dict[str, Any],
+    read: Callable[[], bytes],
+    serves: bool,
 ) -> int | None:
     exists = session.store.current_version(statement.model) is not None
     if exists and statement.if_not_exists:
@@ -138,7 +158,14 @@ def _store(
             query_sql=None,
             transform_sql=None,
             replace=statement.replace or statement.if_not_exists,
+            deploy=serves,
         )
+        if not serves and session.store.current_version(statement.model) != version:
+            session.say(
+                f"{statement.model} version {version} is stored and does not serve"
+                f" (deploy = 'manual'); ALTER MODEL {statement.model} DEPLOY VERSION {version}"
+                " deploys it"
+            )
         if session.engine.dialect == "duckdb":
             views.refresh_macro(session.engine, session.store.load(statement.model))
     return version
@@ -151,7 +178,7 @@ def import_in_server(
     under the file policy, and its bytes sent as a bytea parameter with the statement's text to
     ``sqlml.import_model``, which checks and stores the graph in the server as the client's
     role. Options are checked first, so a bad one fails before any file is read."""
-    options = models.get(imported.MODEL_TYPE).resolve_options(dict(statement.options))
+    options, _ = _options(statement)
     path = local_path(options.get("model_path"), "model_path")
     check_file_access(session.engine, "reading model_path")
     return server.import_in_server(sql, _read(path))

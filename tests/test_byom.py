@@ -172,6 +172,44 @@ def test_an_imported_model_in_views_and_where_it_does_not_apply(tmp_path: Path) 
     assert _state(connection, "SELECT * FROM ML.PREDICT(MODEL clf, (SELECT 1.0 AS x2))") == "42703"
 
 
+def _imported_lifecycle(connection: Any, tmp_path: Path, name: str) -> None:
+    """CREATE MODEL's deploy option on an import: 'manual' stores a version that does not serve
+    (the first one serves, as any model's first), 'if_better' is 0A000 (an import has no
+    metrics of its own to gate on), a bad value 22023."""
+    regressor, other = _fit("regressor"), _fit("regressor")
+    other.fit(_frame().assign(x1=lambda f: f.x1 * 2), regressor.predict(_frame()) + 1)
+    first, second = _write(regressor, tmp_path / "a.onnx"), _write(other, tmp_path / "b.onnx")
+    connection.cursor().execute(_create(first, name, replace=False))
+    manual = (
+        f"CREATE OR REPLACE MODEL {name} OPTIONS (model_type = 'onnx', model_path = '{second}',"
+    )
+    connection.cursor().execute(manual + " deploy = 'manual')")
+    cur = connection.cursor()
+    cur.execute(f"SELECT version, status, options FROM ML.VERSIONS(MODEL {name}) ORDER BY 1")
+    rows = cur.fetchall()
+    assert [r[:2] for r in rows] == [(1, "serving"), (2, "available")]
+    assert json.loads(rows[1][2])["deploy"] == "manual"
+    _, served = _predict(connection, name, columns="variable")
+    expected = regressor.predict(_frame())
+    np.testing.assert_allclose([r[0] for r in served], expected, rtol=1e-5, atol=1e-5)
+    assert _state(connection, manual + " deploy = 'if_better')") == "0A000"
+    assert _state(connection, manual + " deploy = 'sometimes')") == "22023"
+    connection.cursor().execute(f"ALTER MODEL {name} DEPLOY VERSION 2")
+    _, served = _predict(connection, name, columns="variable")
+    expected = other.predict(_frame())
+    np.testing.assert_allclose([r[0] for r in served], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_an_import_deploy_manual_then_deploy(tmp_path: Path) -> None:
+    _imported_lifecycle(_duckdb(tmp_path), tmp_path, "reg")
+
+
+def test_postgres_an_import_deploy_manual_then_deploy(pg_database: str, tmp_path: Path) -> None:
+    _pg_rows(pg_database)
+    with sqlml.connect(pg_database, autocommit=True) as connection:
+        _imported_lifecycle(connection, tmp_path, "public.reg_manual")
+
+
 # -- export ---------------------------------------------------------------------------------------
 
 
