@@ -64,6 +64,18 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def free_parallelism(con: Any) -> None:
+    """PostgreSQL plans in parallel wherever it may (no setup or tuple cost, any table size):
+    a plan without parallel workers then says the query was not parallel safe."""
+    for setting in (
+        "parallel_setup_cost = 0",
+        "parallel_tuple_cost = 0",
+        "min_parallel_table_scan_size = 0",
+        "max_parallel_workers_per_gather = 2",
+    ):
+        con.execute(f"SET {setting}")
+
+
 def client_module(name: str) -> Any:
     """A client library (psycopg, ADBC, ...): imported, or ``unavailable`` (a failure in CI)."""
     try:

@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 
 import sqlml
 from sqlml import errors
-from tests.conftest import load_shop, unavailable
+from tests.conftest import free_parallelism, load_shop, unavailable
 
 CHURN = (
     "CREATE MODEL shop.churn OPTIONS (model_type='logistic_reg', input_label_cols=['churned'],"
@@ -244,13 +244,7 @@ def test_scoring_function_runs_in_parallel_workers(pg_database: str) -> None:
             "CREATE TABLE shop.big AS SELECT c.* FROM shop.customers c, generate_series(1, 50) g"
         )
         con.execute("ANALYZE shop.big")
-        for setting in (
-            "parallel_setup_cost = 0",
-            "parallel_tuple_cost = 0",
-            "min_parallel_table_scan_size = 0",
-            "max_parallel_workers_per_gather = 2",
-        ):
-            con.execute(f"SET {setting}")
+        free_parallelism(con)
         query = (
             'SELECT count(*), sum(sqlml."shop.churn"(tenure, spend, promo)) FROM shop.big'
             " WHERE spend IS NOT NULL"

@@ -14,7 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import ENGINES, gateway_parts, module_database, serving, shop_database
+from conftest import (
+    ENGINES,
+    free_parallelism,
+    gateway_parts,
+    module_database,
+    serving,
+    shop_database,
+)
 
 import sqlml
 from sqlml import errors
@@ -478,13 +485,7 @@ def test_postgres_a_split_at_random_runs_in_parallel_workers(split: Split) -> No
     query = f"SELECT count(*), sum(predicted_y) FROM ML.PREDICT(MODEL {model}, TABLE split.points)"
     con = sqlml.connect(split.database, autocommit=True)
     try:
-        for setting in (
-            "parallel_setup_cost = 0",
-            "parallel_tuple_cost = 0",
-            "min_parallel_table_scan_size = 0",
-            "max_parallel_workers_per_gather = 2",
-        ):
-            con.execute(f"SET {setting}")
+        free_parallelism(con)
         plans = {}
         for by in ("BY KEY id", ""):
             split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50) {by}")
