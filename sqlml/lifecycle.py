@@ -25,8 +25,9 @@ privileges.lock in the PostgreSQL server; the store methods run in one transacti
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -257,10 +258,8 @@ def _traffic(session: Session, statement: AlterModel) -> Result:
     """SET TRAFFIC: checked, allocated from the split in effect (fewest keys move), stored with
     its audit row; CLEAR TRAFFIC: all traffic to the serving version again."""
     store, ref = session.store, statement.model
-    role = store.who()
-    with store.writing(ref), all_or_nothing(session.engine):
+    with _changing(session, ref) as (role, settings):
         serving = store.load(ref)
-        settings = store.settings(ref)
         previous = settings.get("traffic")
         if statement.action == "CLEAR TRAFFIC":
             done = f"all traffic to version {serving.version}"
@@ -288,6 +287,17 @@ def _traffic(session: Session, statement: AlterModel) -> Result:
     by = f" by key {statement.key}" if statement.key else " at random per row"
     session.say(f"{ref} traffic: {split}{by}")
     return Result(None, 0, "ALTER MODEL")
+
+
+@contextlib.contextmanager
+def _changing(session: Session, ref: ModelRef) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """A change of the model's serving settings (SET TRAFFIC, SET SHADOW, SET OPTIONS): the
+    role for its audit row (read first: the PostgreSQL server's store then acts as the owner),
+    and, under the model's lock and in one transaction, the settings to change and store
+    (Store.change_settings)."""
+    role = session.store.who()
+    with session.store.writing(ref), all_or_nothing(session.engine):
+        yield role, session.store.settings(ref)
 
 
 def _clear(
@@ -319,10 +329,8 @@ def _shadow(session: Session, statement: AlterModel) -> Result:
     (predlog.py); CLEAR SHADOW ends it. 42704 for no such version, 42804 for one that cannot
     score the serving version's rows (traffic.check_shadow), 22023 for one that serves."""
     store, ref = session.store, statement.model
-    role = store.who()
-    with store.writing(ref), all_or_nothing(session.engine):
+    with _changing(session, ref) as (role, settings):
         serving = store.load(ref)
-        settings = store.settings(ref)
         previous = settings.get("shadow")
         if statement.action == "CLEAR SHADOW":
             done = f"version {(previous or {}).get('version')} shadows no more"
@@ -379,9 +387,7 @@ def _set_options(session: Session, statement: AlterModel) -> Result:
             changes[name] = value
             continue
         changes[name] = _description(value) if name == "description" else _labels(value)
-    role = store.who()
-    with store.writing(ref), all_or_nothing(session.engine):
-        settings = store.settings(ref)
+    with _changing(session, ref) as (role, settings):
         for name, value in changes.items():
             if name in predlog.OPTIONS:
                 predlog.option(name, value, settings)  # (22023 for a bad value)

@@ -511,6 +511,10 @@ def test_sql_prepare_of_an_ml_query_follows_deploys(reach: Reach, through: str) 
         reader.execute("DEALLOCATE scored")
         with pytest.raises(Exception, match="scored"):
             reader.execute("EXECUTE scored(10)")
+        assert _value(reader.execute("EXECUTE typed(10)").fetchall()) == two  # (still kept)
+        reader.execute("DEALLOCATE ALL")
+        with pytest.raises(Exception, match="typed"):
+            reader.execute("EXECUTE typed(10)")
     finally:
         reader.close()
 

@@ -15,7 +15,17 @@ from typing import Any
 
 import pytest
 from conftest import ENGINES, gateway_parts, serving
-from test_traffic import BUCKETS, LINEAR, OTHER, POINTS, TRAIN, Split, hashed, open_split
+from test_traffic import (
+    BUCKETS,
+    LINEAR,
+    OTHER,
+    POINTS,
+    TRAIN,
+    Split,
+    hashed,
+    open_split,
+    with_usage,
+)
 
 import sqlml
 
@@ -208,13 +218,7 @@ def test_postgres_a_role_with_usage_logs_its_predictions(pg_database: str) -> No
                 " prediction_log_key = 'id')"
             )
         owner.run(f"SELECT count(*) FROM ML.PREDICT(MODEL {hidden}, TABLE split.points)")
-        with raw.cursor() as cur:
-            cur.execute(f"CREATE ROLE {role} LOGIN")
-            cur.execute(f"GRANT USAGE ON SCHEMA split TO {role}")
-            cur.execute(f"GRANT SELECT ON split.points TO {role}")
-            cur.execute("SELECT sqlml.grant_model(%s, %s)", [model, role])
-        joiner = "&" if "?" in pg_database else "?"
-        user = Split(f"{pg_database}{joiner}user={role}", "postgres")
+        user = with_usage(raw, pg_database, model, role)
         try:
             user.run(f"SELECT count(*) FROM ML.PREDICT(MODEL {model}, TABLE split.points)")
             mine = entries(user, model)

@@ -94,6 +94,18 @@ class Split:
         return caught.value.sqlstate
 
 
+def with_usage(raw: Any, database: str, model: str, role: str) -> Split:
+    """A new login ``role`` with USAGE on ``model`` (and SELECT on split.points), and a Split
+    connected as it."""
+    with raw.cursor() as cur:
+        cur.execute(f"CREATE ROLE {role} LOGIN")
+        cur.execute(f"GRANT USAGE ON SCHEMA split TO {role}")
+        cur.execute(f"GRANT SELECT ON split.points TO {role}")
+        cur.execute("SELECT sqlml.grant_model(%s, %s)", [model, role])
+    joiner = "&" if "?" in database else "?"
+    return Split(f"{database}{joiner}user={role}", "postgres")
+
+
 def open_split(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, prefix: str
 ) -> Iterator[Split]:
@@ -358,13 +370,7 @@ def test_postgres_rights_over_a_split(pg_database: str) -> None:
         split.run(f"CREATE TABLE split.points AS {POINTS}")
         model = split.model(LINEAR, OTHER)
         split.run(f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 50, VERSION 2 = 50) BY KEY id")
-        with raw.cursor() as cur:
-            cur.execute(f"CREATE ROLE {role} LOGIN")
-            cur.execute(f"GRANT USAGE ON SCHEMA split TO {role}")
-            cur.execute(f"GRANT SELECT ON split.points TO {role}")
-            cur.execute("SELECT sqlml.grant_model(%s, %s)", [model, role])
-        joiner = "&" if "?" in pg_database else "?"
-        as_role = Split(f"{pg_database}{joiner}user={role}", "postgres")
+        as_role = with_usage(raw, pg_database, model, role)
         try:
             owners = as_role.scored_by(model)
             assert owners == {k: 1 if int_bucket(k) < 5000 else 2 for k in owners}
