@@ -125,11 +125,9 @@ def statements(
     key = log.get("key") or (split or {}).get("key")
     field = None
     logs: list[Log] = []
-    if sample > 0:
-        field = (
-            traffic.key_field(schema, key) if key is not None else None
-        )  # (42703)  # (both samples take the lowest log buckets: by key, the smaller one's
-        # rows are among the larger one's, so shadow rows pair with served rows by key)
+    if sample > 0:  # (both samples take the lowest log buckets: by key, the smaller one's rows
+        # are among the larger one's, so shadow rows pair with served rows by key)
+        field = traffic.key_field(schema, key) if key is not None else None  # (42703)
         subset = _sampled(rows, field, sample, dialect)
         if split is not None:
             scored, _ = traffic.routed(session, serving, call, schema, subset)
@@ -149,20 +147,16 @@ def statements(
         scoring.check_input(version, schema)
         scoring.check_output_names(version, schema.names)
         sampled = _sampled(rows, field, shadowed, dialect)
-        if dialect == "postgres":
-            scored = session.predict_subquery(version, call, schema, rows=sampled)
-            shadowing = _logged(
-                version, scored, SHADOW, field, schema.names, scoring.output_names(version), dialect
-            )
-            logs.append(Log(_insert(shadowing).sql(dialect=dialect), shadow=number))
-        else:
-            aside = exp.select("*").from_(exp.to_table(SHADOW_INPUT, quoted=True))
-            scored = session.predict_subquery(version, call, schema, rows=aside)
-            shadowing = _logged(
-                version, scored, SHADOW, field, schema.names, scoring.output_names(version), dialect
-            )
+        aside = isinstance(session.engine, RunsAside)  # (scored on a connection of its own)
+        source = exp.select("*").from_(exp.to_table(SHADOW_INPUT, quoted=True))
+        scored = session.predict_subquery(version, call, schema, rows=source if aside else sampled)
+        outputs = scoring.output_names(version)
+        shadowing = _logged(version, scored, SHADOW, field, schema.names, outputs, dialect)
+        if aside:
             logged = shadowing.sql(dialect=dialect)
             logs.append(Log(sampled.sql(dialect=dialect), shadow=number, scored=logged))
+        else:
+            logs.append(Log(_insert(shadowing).sql(dialect=dialect), shadow=number))
     except errors.Error as e:
         session.say(
             f"{serving.ref}: shadow version {number} cannot score this input ({e}):"
