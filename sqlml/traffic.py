@@ -60,6 +60,7 @@ COLUMN = "model_version"  # ML.PREDICT's column while a split is set
 _BUCKET = f"{scoring.HIDDEN}bucket"
 _ROUTED = f"{scoring.HIDDEN}routed"
 _OWNER = f"{scoring.HIDDEN}owner"
+_ROUTE = f"{scoring.HIDDEN}route"  # DuckDB: the routed runtime call's outputs (_routed_call)
 _INPUT = f"{scoring.HIDDEN}input"  # the alias compiled expressions read (engine.predict_subquery)
 
 Range = tuple[int, int, int]  # [start, end) of buckets, version
@@ -342,6 +343,14 @@ def _one_pass(
     ]  # (each stage of every compiled version in one level: as deep as the deepest)
     source, raws = scoring.staged_together(compiled, source, alias, dialect, fence, first=2)
     staged = dict(zip((part.version.version for part in compiled), raws, strict=True))
+    runtime = [(number, version) for number, version, mode in shares if mode == "runtime"]
+    for _, version in runtime:
+        session.engine.register_scorer(
+            version.sha256, version.onnx, version.inputs, scoring.raw_outputs(version)
+        )
+    routed = dialect == "duckdb" and len(runtime) > 1
+    if routed:  # (one call of the runtime UDF for all of them: _routed_call says why)
+        hidden.append(exp.alias_(_routed_call(runtime, owner, alias), _ROUTE, quoted=True))
     for number, version, mode in shares:
         owned = owner.copy().eq(exp.Literal.number(number))
         prefix = f"{scoring.HIDDEN}v{number}_"
@@ -349,10 +358,10 @@ def _one_pass(
             raw = staged[number]
             names = [f"{prefix}{k}" for k in range(len(raw))]
             refs: list[exp.Expr] = [exp.column(n, quoted=True) for n in names]
+        elif routed:
+            raw, names = [], []
+            refs = scoring.runtime_outputs(exp.column(_ROUTE, quoted=True), scoring.width(version))
         else:
-            session.engine.register_scorer(
-                version.sha256, version.onnx, version.inputs, scoring.raw_outputs(version)
-            )
             raw = [scoring.runtime_call(version, alias)]
             names = [f"{prefix}r"]
             refs = scoring.runtime_outputs(
@@ -380,6 +389,32 @@ def _one_pass(
         copy=False,
     ).from_(inner.subquery(f"{scoring.HIDDEN}scored", copy=False), copy=False)
     return outer.subquery(copy=False)
+
+
+def _routed_call(
+    runtime: list[tuple[int, ModelVersion]], owner: exp.Expr, qualifier: str
+) -> exp.Expr:
+    """DuckDB: one call of the runtime UDF that scores each row with its owner's graph
+    (udfs/duckdb_udfs.py, routes), in place of one call per version under ``CASE WHEN owner =
+    n``. DuckDB calls a UDF once per vector, and under a CASE once per version on its part of
+    the vector: the call, not the graph, is most of the cost (a 50/50 split of a 30-tree model
+    cost 1.8x one version), so a split of runtime-scored versions makes as many calls as one
+    version. The features are each version's inputs, each expression once."""
+    from sqlml.engines.duckdb import route_key  # (DuckDB only)
+
+    features: dict[str, exp.Expr] = {}
+    members: dict[int, tuple[str, Sequence[int]]] = {}
+    for number, version in runtime:
+        positions = []
+        for column in version.inputs:
+            value = scoring.input_expression(column, qualifier, runtime=True)
+            text = value.sql(dialect="duckdb")
+            if text not in features:
+                features[text] = value
+            positions.append(list(features).index(text))
+        members[number] = (version.sha256, positions)
+    key = exp.Literal.string(route_key(members))
+    return exp.Anonymous(this=scoring.UDF, expressions=[key, owner.copy(), *features.values()])
 
 
 def _when(condition: exp.Expr, value: exp.Expr) -> exp.Expr:

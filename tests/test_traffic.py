@@ -334,6 +334,50 @@ def test_runtime_scoring_under_a_split(
         runtime.con.close()
 
 
+def test_a_runtime_split_of_three_classifiers_scores_each_row_with_its_version(
+    split: Split,
+) -> None:
+    """Three runtime-scored versions, one with its inputs in another order: on DuckDB one
+    routed call of the UDF scores them all (traffic._routed_call); each row's label and
+    probabilities are those of the version it names, asked for alone."""
+    runtime = Split(split.database, split.engine, scoring="runtime")
+    try:
+        runtime.names = iter(range(600, 700))
+        label = "SELECT x, z, y > 100 AS big FROM split.points"
+        classifier = "model_type = 'logistic_reg', input_label_cols = ['big']"
+        model = runtime.model(
+            classifier, classifier + ", l2_reg = 50.0, deploy = 'manual'", train=label
+        )
+        runtime.run(
+            f"CREATE OR REPLACE MODEL {model} OPTIONS ({classifier}, l2_reg = 5000.0,"
+            " deploy = 'manual') AS SELECT z, y > 100 AS big, x FROM split.points"
+        )
+        runtime.run(
+            f"ALTER MODEL {model} SET TRAFFIC (VERSION 1 = 40, VERSION 2 = 30, VERSION 3 = 30)"
+            " BY KEY id"
+        )
+        query = "SELECT id, predicted_big, predicted_big_probs[2].prob, {v} FROM ML.PREDICT("
+        served = runtime.run(
+            query.format(v="model_version") + f"MODEL {model}, TABLE split.points)"
+        )
+        alone: dict[tuple[int, int], tuple[Any, float]] = {}
+        for number in (1, 2, 3):
+            for k, big, prob, v in runtime.run(
+                query.format(v=number) + f"MODEL {model} VERSION {number}, TABLE split.points)"
+            ):
+                alone[k, int(v)] = (big, float(prob))
+        assert len(served) == KEYS
+        assert {int(v) for *_, v in served} == {1, 2, 3}
+        for k, big, prob, v in served:
+            expected_big, expected_prob = alone[k, int(v)]
+            assert big == expected_big
+            assert math.isclose(float(prob), expected_prob, rel_tol=1e-12, abs_tol=1e-15)
+        probs = {round(float(p), 9) for _, _, p, _ in served}
+        assert len(probs) > 100  # (the versions and rows differ: not one constant)
+    finally:
+        runtime.con.close()
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_through_the_gateway(engine: str, request: pytest.FixtureRequest) -> None:
     from gateway_client import GatewayConnection

@@ -13,6 +13,15 @@ graph 42704, a graph onnxruntime cannot load XX001, inputs the graph does not ta
 a fresh token and raises with the token in its message; the engine claims the filed error by
 its token (engines/duckdb_errors.py). At most ``_FILED_MAX`` errors wait to be claimed.
 
+A traffic split over runtime-scored versions (sqlml/traffic.py) calls it once per vector for
+all of them, ``sqlml_onnx(route, owner, feature, ...)``: ``route`` spells out each version's
+graph and which of the features it reads (``route:<version>=<graph key>@<positions>;...``,
+made by route_key), ``owner`` is the version that owns each row, and each version scores only
+its rows with its graph, which the engine registered as any other. One call where a CASE per
+version would make one each, on a part of the vector: the call, not the graph, is most of
+runtime scoring's cost on DuckDB (~0.5 ms a call; benchmarks/RESULTS.md). A row no version of
+the route owns gets an empty list.
+
 The registry is bounded: a graph stays while an engine that registered it is open and still
 holds it (each engine holds its last ``engines/duckdb.py`` MAX_SCORERS versions and releases
 them when it closes); an engine registers a version again before a query uses it.
@@ -24,7 +33,7 @@ import functools
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import duckdb
@@ -53,6 +62,29 @@ def register_model(
             verify(onnx, key)
             _MODELS[key] = (onnx, list(inputs), tuple(outputs))
         _HOLDERS[key] = _HOLDERS.get(key, 0) + 1
+
+
+ROUTE = "route:"
+
+
+def route_key(members: dict[int, tuple[str, Sequence[int]]]) -> str:
+    """The key of a routed call: for each owner (a version number), the graph key that scores
+    its rows and the positions (0-based, after ``owner``) of that graph's inputs among the
+    call's features."""
+    return ROUTE + ";".join(
+        f"{number}={digest}@{','.join(map(str, positions))}"
+        for number, (digest, positions) in sorted(members.items())
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _route(key: str) -> dict[int, tuple[str, tuple[int, ...]]]:
+    members = {}
+    for part in key[len(ROUTE) :].split(";"):
+        number, rest = part.split("=", 1)
+        digest, positions = rest.split("@", 1)
+        members[int(number)] = (digest, tuple(int(p) for p in positions.split(",") if p))
+    return members
 
 
 def release_models(keys: Iterable[str]) -> None:
@@ -117,6 +149,62 @@ def claim(text: str) -> errors.Error | None:
 
 def _score(key: pa.Array, *columns: pa.Array) -> pa.Array:
     digest = key[0].as_py() if len(key) else None
+    if isinstance(digest, str) and digest.startswith(ROUTE):
+        return _routed(_route(digest), columns[0], columns[1:])
+    flat = _outputs(digest, len(key), lambda run: run.feed(columns))
+    offsets = np.arange(0, flat.size + 1, flat.shape[1], dtype=np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat.reshape(-1)))
+
+
+def _routed(
+    route: dict[int, tuple[str, tuple[int, ...]]], owner: pa.Array, columns: Sequence[pa.Array]
+) -> pa.Array:
+    """Each owner's rows scored by its graph, in one list per row (empty: no owner). Each
+    feature is made a NumPy array once, and each graph takes its rows of it."""
+    from sqlml.ml.features import to_numpy
+
+    owners = np.asarray(owner.to_numpy(zero_copy_only=False), dtype=np.float64)  # (NULL: NaN)
+    arrays: dict[tuple[int, str], np.ndarray[Any, Any]] = {}
+
+    def feature(position: int, kind: str) -> np.ndarray[Any, Any]:
+        if (position, kind) not in arrays:
+            arrays[position, kind] = to_numpy(columns[position], kind)
+        return arrays[position, kind]
+
+    rows: list[np.ndarray[Any, Any]] = []
+    scored: list[np.ndarray[Any, Any]] = []
+    for number, (digest, positions) in route.items():
+        mine = np.flatnonzero(owners == number)
+        if not len(mine):
+            continue
+        scored.append(
+            _outputs(
+                digest,
+                len(mine),
+                lambda run, mine=mine, positions=positions: {
+                    c.name: feature(p, c.kind)[mine]
+                    for c, p in zip(run.inputs, positions, strict=True)
+                },
+            )
+        )
+        rows.append(mine)
+    widths = np.zeros(len(owners), dtype=np.int32)
+    for mine, flat in zip(rows, scored, strict=True):
+        widths[mine] = flat.shape[1]
+    offsets = np.zeros(len(owners) + 1, dtype=np.int32)
+    np.cumsum(widths, out=offsets[1:])
+    values = np.empty(int(offsets[-1]), dtype=np.float64)
+    for mine, flat in zip(rows, scored, strict=True):  # (each row's outputs at its offset)
+        starts = offsets[mine]
+        values[(starts[:, None] + np.arange(flat.shape[1])).reshape(-1)] = flat.reshape(-1)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+
+
+def _outputs(
+    digest: Any, n: int, feed: Callable[[Any], dict[str, np.ndarray[Any, Any]]]
+) -> np.ndarray[Any, Any]:
+    """The graph ``digest``'s raw outputs for ``n`` rows, a row of numbers each; ``feed``
+    gives the graph's inputs (by name) from its scorer (sqlml/ml/score.py)."""
     found = _MODELS.get(digest) if isinstance(digest, str) else None
     if found is None:
         raise _file(errors.UndefinedModel(f"no model version with graph {digest!r} is loaded"))
@@ -131,17 +219,15 @@ def _score(key: pa.Array, *columns: pa.Array) -> pa.Array:
     except unloadable as e:
         raise _file(errors.CorruptedModel(f"model graph {digest} cannot be loaded: {e}")) from e
     try:
-        outputs = run.run_arrow(columns, list(names or run.outputs))
+        outputs = run.run(feed(run), list(names or run.outputs))
     except errors.Error as e:
         raise _file(e) from e
     except unscorable as e:
         raise _file(
             errors.DatatypeMismatch(f"model graph {digest} cannot score these inputs: {e}")
         ) from e
-    parts = [np.asarray(v, dtype=np.float64).reshape(len(key), -1) for v in outputs.values()]
-    flat = np.hstack(parts)
-    offsets = np.arange(0, flat.size + 1, flat.shape[1], dtype=np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat.reshape(-1)))
+    parts = [np.asarray(v, dtype=np.float64).reshape(n, -1) for v in outputs.values()]
+    return np.hstack(parts)
 
 
 def register_udfs(con: duckdb.DuckDBPyConnection) -> None:

@@ -93,6 +93,12 @@ def _udfs() -> Any:
     return importlib.import_module("sqlml._udfs.duckdb_udfs")
 
 
+def route_key(members: dict[int, tuple[str, Sequence[int]]]) -> str:
+    """The runtime UDF's key for a call that scores each row with its owner's graph
+    (udfs/duckdb_udfs.py: routes; traffic.py uses it for a split of runtime-scored versions)."""
+    return str(_udfs().route_key(members))
+
+
 _anchors: dict[str, tuple[duckdb.DuckDBPyConnection, int]] = {}  # file -> (anchor, engines)
 _anchors_lock = threading.Lock()
 _generations: dict[str, int] = {}  # database -> changes made in it by sqlml engines (token())

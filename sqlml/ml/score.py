@@ -48,8 +48,11 @@ class Scorer:
         self, columns: Sequence[pa.Array | pa.ChunkedArray], outputs: Sequence[str] | None = None
     ) -> dict[str, Array]:
         """Scores Arrow columns given in the order of ``self.inputs``."""
-        feed = {c.name: to_numpy(col, c.kind) for c, col in zip(self.inputs, columns, strict=True)}
-        return self.run(feed, outputs)
+        return self.run(self.feed(columns), outputs)
+
+    def feed(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> dict[str, Array]:
+        """Arrow columns in the order of ``self.inputs`` as the graph takes them, by name."""
+        return {c.name: to_numpy(col, c.kind) for c, col in zip(self.inputs, columns, strict=True)}
 
     def run_table(self, table: pa.Table, outputs: Sequence[str] | None = None) -> dict[str, Array]:
         missing = [c.name for c in self.inputs if c.name not in table.column_names]
