@@ -1,7 +1,8 @@
 -- The sqlml model store: the only copy of its DDL, run by every engine when sqlml first opens a
 -- database (statements are separated by ';' at the end of a line). Types are those that DuckDB and
--- PostgreSQL both accept. Version 3 (2 added sqlml.deployments; 3 sqlml.model_settings,
--- sqlml.prediction_log, sqlml.version_statistics and deployments.settings; every statement is
+-- PostgreSQL both accept. Version 4 (2 added sqlml.deployments; 3 sqlml.model_settings,
+-- sqlml.prediction_log, sqlml.version_statistics and deployments.settings; 4 sqlml.version_state;
+-- every statement is
 -- idempotent, so running the file again upgrades a store of an older version: store.py, sqlml
 -- install).
 CREATE SCHEMA IF NOT EXISTS sqlml;
@@ -102,5 +103,16 @@ CREATE TABLE IF NOT EXISTS sqlml.version_statistics (
     PRIMARY KEY (schema_name, model_name, version)
 );
 
-INSERT INTO sqlml.store_info (key, value) VALUES ('store_version', '3') ON CONFLICT DO NOTHING;
-UPDATE sqlml.store_info SET value = '3' WHERE key = 'store_version' AND value IN ('1', '2');
+-- What incremental training adds new rows to (incremental = TRUE; sqlml/ml/incremental.py): the
+-- sufficient statistics of every row a version was trained on, and where its watermark stood.
+CREATE TABLE IF NOT EXISTS sqlml.version_state (
+    schema_name TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    state BYTEA NOT NULL,          -- the Gram matrix of the augmented rows, as a NumPy .npy
+    meta TEXT NOT NULL,            -- JSON: its layout, shifts, bounds, runs and the watermark
+    PRIMARY KEY (schema_name, model_name, version)
+);
+
+INSERT INTO sqlml.store_info (key, value) VALUES ('store_version', '4') ON CONFLICT DO NOTHING;
+UPDATE sqlml.store_info SET value = '4' WHERE key = 'store_version' AND value IN ('1', '2', '3');

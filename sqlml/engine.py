@@ -42,6 +42,7 @@ from sqlml import (
     lifecycle,
     predlog,
     prepared,
+    retrain,
     scoring,
     traffic,
     validation,
@@ -69,7 +70,8 @@ from sqlml.grammar.statements import (
     ShowModels,
     Statement,
 )
-from sqlml.ml import models
+from sqlml.ml import incremental, models
+from sqlml.ml.spec import OptionValue
 from sqlml.store import ModelVersion, Store
 
 Progress = Callable[[str], None]
@@ -428,6 +430,8 @@ class Session:
         if isinstance(statement, ExportModel):
             byom.export_model(self, statement)
             return Result(None, 0, "EXPORT MODEL")
+        if isinstance(statement, AlterModel) and statement.action == "RETRAIN":
+            return retrain.retrain(self, statement)
         if isinstance(statement, AlterModel):
             return lifecycle.alter(self, statement)
         if isinstance(statement, DropModel) and statement.model.version is not None:
@@ -461,19 +465,38 @@ class Session:
         # Checked here as well as in train(): a bad option fails before the rows are read.
         validate, options = validation.split(statement.options)
         policy, options = lifecycle.deploy_policy(options)
-        models.get(options.get("model_type")).resolve_options(dict(options))
+        models.get(options.get("model_type")).resolve_options(incremental.defaults(options))
         checkpoint = self.engine.checkpoint()  # (a cancel from now on stops the training)
         self.say(f"reading the training rows of {statement.model}")
         table = self.engine.query_arrow(statement.query.sql)
+        mark = retrain.watermark(options, table)  # (42703, 42804 before training)
+        return self.train_and_store(statement, table, validate, policy, options, checkpoint, mark)
+
+    def train_and_store(
+        self,
+        statement: CreateModel,
+        table: pa.Table,
+        validate: str,
+        policy: lifecycle.DeployPolicy,
+        options: Mapping[str, OptionValue],
+        checkpoint: Callable[[], None],
+        mark: dict[str, Any] | None = None,
+        previous: incremental.State | None = None,
+        comment: str | None = None,
+    ) -> Result:
+        """Trains on ``table`` and stores the version as ``policy`` says (CREATE MODEL, and
+        ALTER MODEL ... RETRAIN with the ``previous`` rows' statistics: sqlml/retrain.py)."""
         from sqlml.ml.train import train, unique_names  # lazy: scikit-learn, only to train
 
         unique_names(table.column_names)  # (42701 before the statistics read columns by name)
         warnings = validation.check(self, statement.model, table, validate)
         statistics = validation.describe(table, validation.label_of(options, table))
 
-        result = train(options, table, statement.transform, self.say, checkpoint)
+        result = train(options, table, statement.transform, self.say, checkpoint, previous)
         statistics["label"] = result.label
-        result = replace(result, statistics=statistics, data_warnings=warnings or None)
+        result = replace(
+            result, statistics=statistics, data_warnings=warnings or None, watermark=mark
+        )
         if validation.OPTION in statement.options:  # (recorded with the version)
             given = statement.options[validation.OPTION]
             result = replace(result, options={**result.options, validation.OPTION: given})
@@ -482,7 +505,9 @@ class Session:
         # at its COMMIT, after this message has left: then the message says so.
         committed_here = not self.engine.in_transaction()
         with all_or_nothing(self.engine):  # the version, and the macro its views score with
-            version = lifecycle.store_trained(self, statement, result, table, policy, options)
+            version = lifecycle.store_trained(
+                self, statement, result, table, policy, options, comment
+            )
             lifecycle.serving_changed(self, statement.model)
         if committed_here:
             self.say(f"stored {statement.model} version {version}")

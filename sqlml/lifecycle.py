@@ -120,9 +120,11 @@ def store_trained(
     table: pa.Table,
     policy: DeployPolicy,
     options: Mapping[str, OptionValue],
+    comment: str | None = None,
 ) -> int:
     """Stores a trained version and deploys it as ``policy`` says (inside the caller's
-    transaction); returns its number. ``options``: the training's (deploy_policy's rest)."""
+    transaction); returns its number. ``options``: the training's (deploy_policy's rest);
+    ``comment``: its audit row's, when it serves (ALTER MODEL ... RETRAIN COMMENT '...')."""
     store, ref = session.store, statement.model
     role = store.who()
     serving = store.current_version(ref)
@@ -138,6 +140,7 @@ def store_trained(
         replace=statement.replace or statement.if_not_exists,
         deploy=deploy,
         role=role,
+        comment=comment,
     )
     if deploy:
         return version

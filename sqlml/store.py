@@ -42,6 +42,7 @@ DEPLOYMENTS = exp.table_("deployments", db="sqlml", quoted=True)
 MODEL_SETTINGS = exp.table_("model_settings", db="sqlml", quoted=True)
 PREDICTION_LOG = exp.table_("prediction_log", db="sqlml", quoted=True)
 STATISTICS = exp.table_("version_statistics", db="sqlml", quoted=True)
+STATE = exp.table_("version_state", db="sqlml", quoted=True)
 # those of today's store version
 STORE_TABLES = (
     STORE_INFO,
@@ -51,6 +52,7 @@ STORE_TABLES = (
     MODEL_SETTINGS,
     PREDICTION_LOG,
     STATISTICS,
+    STATE,
 )
 # the audit rows that changed current_version (ROLLBACK walks them); the others change settings
 SERVING_ACTIONS = ("create", "deploy", "rollback")
@@ -372,9 +374,11 @@ class Store:
         replace: bool,
         deploy: bool = True,
         role: str | None = None,
+        comment: str | None = None,
     ) -> int:
         """Stores a new version and, with ``deploy`` or when it is the model's first, makes it
-        serve (with its audit row, naming ``role``), in one transaction; returns its number."""
+        serve (with its audit row, naming ``role``, with ``comment``), in one transaction;
+        returns its number."""
         self.ensure()
         role = role if role is not None else self.who()
         with all_or_nothing(self.engine):
@@ -383,7 +387,7 @@ class Store:
             version = self._save(ref, result, query_sql, transform_sql, replace, serves)
             if serves:
                 settings = self._end_traffic(ref) if previous is not None else None
-                self._record(ref, version, previous, "create", role, None, None, True, settings)
+                self._record(ref, version, previous, "create", role, comment, None, True, settings)
             return version
 
     def _save(
@@ -418,6 +422,7 @@ class Store:
                 hint="roll back and retry the transaction",
             ) from e
         self._save_statistics(schema, name, version, result)
+        self._save_state(schema, name, version, result)
         if not serves:
             return version
         self._point(schema, name, result.model_type, version, now, exists=current is not None)
@@ -441,6 +446,50 @@ class Store:
             columns=[exp.to_identifier(c, quoted=True) for c in columns],
         )
         self.engine.execute(self._sql(insert), values)
+
+    def _save_state(self, schema: str, name: str, version: int, result: TrainResult) -> None:
+        """Incremental training's statistics and watermark, beside the version."""
+        if result.state is None:
+            return
+        meta = {**result.state.meta(), "watermark": result.watermark}
+        values = [schema, name, version, result.state.to_bytes(), json.dumps(meta)]
+        columns = ["schema_name", "model_name", "version", "state", "meta"]
+        insert = exp.insert(
+            exp.values([tuple(exp.Placeholder() for _ in values)]),
+            STATE,
+            columns=[exp.to_identifier(c, quoted=True) for c in columns],
+        )
+        self.engine.execute(self._sql(insert), values)
+
+    def state(self, ref: ModelRef, version: int) -> tuple[bytes, dict[str, Any]] | None:
+        """The incremental state stored with ``version`` (its .npy bytes and JSON meta); None:
+        the version was not trained with incremental = TRUE."""
+        schema, name = self.resolve(ref)
+        query = (
+            exp.select(_col("state"), _col("meta"))
+            .from_(STATE)
+            .where(_key())
+            .where(_col("version").eq(exp.Placeholder()))
+        )
+        table = self.engine.query_arrow(self._sql(query), [schema, name, version])
+        if not table.num_rows:
+            return None
+        meta: dict[str, Any] = json.loads(table.column(1)[0].as_py())
+        return bytes(table.column(0)[0].as_py()), meta
+
+    def query_of(self, ref: ModelRef, version: int) -> tuple[str | None, str | None]:
+        """The training query and TRANSFORM clause a version was trained with, as written."""
+        schema, name = self.resolve(ref)
+        query = (
+            exp.select(_col("query_sql"), _col("transform_sql"))
+            .from_(VERSIONS)
+            .where(_key())
+            .where(_col("version").eq(exp.Placeholder()))
+        )
+        table = self.engine.query_arrow(self._sql(query), [schema, name, version])
+        if not table.num_rows:
+            raise errors.UndefinedModel(f'model "{schema}.{name}" has no version {version}')
+        return table.column(0)[0].as_py(), table.column(1)[0].as_py()
 
     def statistics(self, version: ModelVersion) -> dict[str, Any] | None:
         """The statistics stored with ``version`` at training; None: none were (an imported
@@ -522,6 +571,7 @@ class Store:
                 DEPLOYMENTS,
                 MODEL_SETTINGS,
                 STATISTICS,
+                STATE,
                 VERSIONS,
                 MODELS,
             ):
@@ -635,7 +685,7 @@ class Store:
                     return False
                 self.load(ref, version)  # 42704, with the message load gives
             where = exp.and_(_key(), _col("version").eq(exp.Placeholder()))
-            for table in (STATISTICS, VERSIONS):
+            for table in (STATISTICS, STATE, VERSIONS):
                 self.engine.execute(
                     self._sql(exp.delete(table, where=where)), [schema, name, version]
                 )

@@ -9,7 +9,8 @@ Boosted trees, random forests and DNNs record each round / epoch (training_info[
 iteration, loss on the training rows, eval_loss on the evaluation rows when there was a split,
 learning_rate, duration_ms): one row each, the last iteration first (BigQuery's order). Other
 model types record the final state only, so there is one row: training_run 0 (every CREATE
-MODEL is a new model, as without BigQuery's warm_start), iteration the last one (the solver's
+MODEL is a new model, as without BigQuery's warm_start; an incremental model's ALTER MODEL ...
+RETRAIN counts 1, 2, ... as BigQuery's warm-started runs do), iteration the last one (the solver's
 iteration count - 1; 0 for a closed-form fit), duration_ms the fit's time. The loss is the
 version's stored metric (mean_squared_error for linear_reg,
 log_loss for logistic_reg, mean_squared_distance for kmeans), on the rows it was computed on:
@@ -68,9 +69,10 @@ def _rows(version: ModelVersion, settings: Mapping[str, Any]) -> list[Row]:
         rate = float(version.options["learn_rate"])
     fit = info.get("fit_seconds")
     duration = round(float(fit) * 1000) if fit is not None else None
+    run = int(info.get("training_run", 0))
     if version.kind == models.CLUSTERER:
-        return [(0, iteration, loss, rate, duration, _clusters(info))]
-    return [(0, iteration, loss, eval_loss, rate, duration)]
+        return [(run, iteration, loss, rate, duration, _clusters(info))]
+    return [(run, iteration, loss, eval_loss, rate, duration)]
 
 
 def _clusters(info: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -125,8 +125,8 @@ class MLParser(parser.Parser):
     def _parse_alter_model(self) -> exp.Expr:
         """``ALTER MODEL m DEPLOY VERSION n | ROLLBACK [TO VERSION n] | SET TRAFFIC (VERSION n =
         weight, ...) [BY KEY column] | CLEAR TRAFFIC | SET SHADOW VERSION n [SAMPLE p PERCENT]
-        | CLEAR SHADOW [COMMENT 'text']`` or ``SET OPTIONS (...)`` (after ALTER MODEL); the
-        other ALTER MODEL forms are 0A000 (sqlml.grammar.parser)."""
+        | CLEAR SHADOW | RETRAIN [COMMENT 'text']`` or ``SET OPTIONS (...)`` (after ALTER
+        MODEL); the other ALTER MODEL forms are 0A000 (sqlml.grammar.parser)."""
         this = self._parse_dotted_name(max_parts=3)
         version = None
         traffic: list[exp.Expr] | None = None
@@ -155,6 +155,8 @@ class MLParser(parser.Parser):
                     self._fail("Expected PERCENT after the sample")
         elif self._match_text_seq("CLEAR", "SHADOW"):
             action = "CLEAR SHADOW"
+        elif self._match_text_seq("RETRAIN"):
+            action = "RETRAIN"
         elif self._match_text_seq("DEPLOY"):
             action = "DEPLOY"
             if not self._match_text_seq("VERSION"):

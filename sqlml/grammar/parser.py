@@ -179,8 +179,8 @@ def _alter_model(tree: nodes.AlterModel) -> AlterModel:
     if action == "OTHER":
         raise errors.FeatureNotSupported(
             "ALTER MODEL is not supported yet except DEPLOY VERSION n, ROLLBACK [TO VERSION n],"
-            " SET TRAFFIC (...), CLEAR TRAFFIC, SET SHADOW VERSION n, CLEAR SHADOW and SET"
-            " OPTIONS (...)"
+            " SET TRAFFIC (...), CLEAR TRAFFIC, SET SHADOW VERSION n, CLEAR SHADOW, RETRAIN and"
+            " SET OPTIONS (...)"
         )
     version, comment, key, sample = (
         tree.args.get(k) for k in ("version", "comment", "key", "sample")

@@ -88,10 +88,10 @@ class AlterModel:
     """``ALTER MODEL m DEPLOY VERSION n``, ``ROLLBACK [TO VERSION n]``, ``SET TRAFFIC (VERSION n =
     weight, ...) [BY KEY column]``, ``CLEAR TRAFFIC``, ``SET SHADOW VERSION n [SAMPLE p
     PERCENT]`` or ``CLEAR SHADOW``, each ``[COMMENT '...']``: which stored versions serve
-    (sqlml/lifecycle.py); or ``SET OPTIONS (...)``."""
+    (sqlml/lifecycle.py); ``SET OPTIONS (...)``; or ``RETRAIN`` (sqlml/retrain.py)."""
 
     model: ModelRef
-    action: str  # 'DEPLOY' | 'ROLLBACK' | 'SET|CLEAR TRAFFIC' | 'SET|CLEAR SHADOW' | 'SET OPTIONS'
+    action: str  # 'DEPLOY' | 'ROLLBACK' | 'SET|CLEAR TRAFFIC|SHADOW' | 'SET OPTIONS' | 'RETRAIN'
     version: int | None = None  # DEPLOY's, SET SHADOW's; ROLLBACK's TO VERSION (None: the
     # previous deployment)
     comment: str | None = None

@@ -177,4 +177,8 @@ COMMON = (
     Option("max_iterations", "int", 20, check=positive, requirement="a positive integer"),
     Option("early_stop", "bool", True),
     Option("min_rel_progress", "float", 0.01, check=non_negative, requirement=">= 0"),
+    # incremental training (sqlml's own; ml/incremental.py): ALTER MODEL ... RETRAIN adds the
+    # rows whose watermark_col is past the last training's
+    Option("incremental", "bool", False),
+    Option("watermark_col", "str"),
 )

@@ -32,7 +32,17 @@ from skl2onnx.common.data_types import DoubleTensorType
 from sklearn.exceptions import ConvergenceWarning
 
 from sqlml import errors
-from sqlml.ml import estimator_onnx, features, kinds, models, multihot, nested, ngram_steps, split
+from sqlml.ml import (
+    estimator_onnx,
+    features,
+    incremental,
+    kinds,
+    models,
+    multihot,
+    nested,
+    ngram_steps,
+    split,
+)
 from sqlml.ml.checkpoints import Checkpoint, never, unwatch, watch
 from sqlml.ml.expressions import columns_of
 from sqlml.ml.features import InputColumn, Preprocessor
@@ -70,6 +80,8 @@ class TrainResult:
     # validate_data found against the serving version's (sqlml/validation.py)
     statistics: dict[str, Any] | None = None
     data_warnings: list[dict[str, Any]] | None = None
+    state: incremental.State | None = None  # incremental = TRUE: every row's statistics so far
+    watermark: dict[str, Any] | None = None  # and where its watermark stands (sqlml/retrain.py)
 
 
 @dataclass
@@ -91,17 +103,24 @@ def train(
     transform: Sequence[TransformItem] | None = None,
     progress: Progress | None = None,
     checkpoint: Checkpoint = never,
+    previous: incremental.State | None = None,
 ) -> TrainResult:
+    """``previous``: with incremental = TRUE, the statistics of the rows trained on before
+    (ALTER MODEL ... RETRAIN); ``table`` then holds the new rows only."""
     say = progress or (lambda message: None)
     started = time.perf_counter()
     model_type = models.get(options.get("model_type"))
-    opts = model_type.resolve_options(dict(options))
+    opts = model_type.resolve_options(incremental.defaults(options))
     if table.num_rows == 0:
         raise errors.UnusableTrainingData("the training query returned no rows")
     unique_names(table.column_names)
     label = _label_column(model_type, opts, table)
     transform = feature_transform(transform, label)
     inputs = _inputs(model_type, opts, table, label, transform)
+    if opts.get("incremental"):
+        if transform:
+            raise errors.FeatureNotSupported("incremental = TRUE takes no TRANSFORM clause yet")
+        incremental.check(model_type.name, opts, inputs)
     transform = ngram_steps.bind(transform, inputs)  # ML.NGRAMS items read their indicators
     data_hash = content_hash(table)
     checkpoint()
@@ -111,7 +130,18 @@ def train(
     n_train = len(data.y) if data.y is not None else table.num_rows
     say(f"training {model_type.name} on {n_train} rows, {len(inputs)} input columns")
     return _fit(
-        model_type, opts, data, inputs, label, transform, table, data_hash, say, started, checkpoint
+        model_type,
+        opts,
+        data,
+        inputs,
+        label,
+        transform,
+        table,
+        data_hash,
+        say,
+        started,
+        checkpoint,
+        previous,
     )
 
 
@@ -127,20 +157,28 @@ def _fit(
     say: Progress,
     started: float,
     checkpoint: Checkpoint = never,
+    previous: incremental.State | None = None,
 ) -> TrainResult:
     train_rows = _rows(data, training=True)
     used = _used_rows(data, table)
     clock = _Clock(data.timings)
-    # Statistics come from all input rows, as BigQuery ML documents ("as calculated by the
-    # feature column in the original input data"); it also spares a copy of the training rows.
-    pre = features.fit(
-        inputs,
-        data.raw,
-        transform,
-        model_type.standardize(opts),
-        model_type.encoding(opts),
-        model_type.expand_timestamps,
-    )
+    state = solved = None
+    if opts.get("incremental"):  # (the rows' statistics added to those trained on before)
+        assert data.y is not None
+        state = incremental.accumulate(previous, inputs, data.raw, data.y)
+        solved = incremental.solve(state, inputs, float(opts["l2_reg"]))
+        pre = Preprocessor(list(inputs), auto=list(solved.encoders), stats=solved.stats)
+    else:
+        # Statistics come from all input rows, as BigQuery ML documents ("as calculated by the
+        # feature column in the original input data"); it also spares a copy of the rows.
+        pre = features.fit(
+            inputs,
+            data.raw,
+            transform,
+            model_type.standardize(opts),
+            model_type.encoding(opts),
+            model_type.expand_timestamps,
+        )
     if pre.width() == 0:
         raise errors.UnusableTrainingData("no usable feature columns")
     # Each set of rows is preprocessed on its own: cheaper than one matrix and copies of its rows.
@@ -165,8 +203,10 @@ def _fit(
         n_classes=len(data.classes) if data.classes is not None else None,
         n_features=x_train.shape[1],
     )
-    estimator = model_type.build(opts, ctx)
-    if model_type.fit is not None:
+    estimator = model_type.build(opts, ctx) if solved is None else solved.estimator
+    if state is not None:  # (solved: nothing to fit)
+        info = incremental.info(state, _count(train_rows, used))
+    elif model_type.fit is not None:
         fit_data = models.FitData(
             x=x_train,
             y=_y(data, train_rows),
@@ -223,9 +263,10 @@ def _fit(
         metrics=result_metrics,
         training_info=info,
         feature_info=pre.info(),
-        row_count=used,
+        row_count=used if state is None else state.rows,  # (incremental: every row so far)
         data_hash=data_hash,
         centroids=centroids,
+        state=state,
     )
 
 
@@ -303,7 +344,7 @@ def _find_column(table: pa.Table, name: str) -> str | None:
 
 def _excluded(opts: dict[str, Any], table: pa.Table, label: str | None) -> set[str]:
     skip = {label} if label else set()
-    for option in ("data_split_col", "kmeans_init_col", "instance_weight_col"):
+    for option in ("data_split_col", "kmeans_init_col", "instance_weight_col", "watermark_col"):
         if opts.get(option):
             found = _find_column(table, opts[option])
             if found is None:
@@ -432,7 +473,7 @@ def evaluation_rows(options: Mapping[str, Any], table: pa.Table) -> pa.Table:
     split of the rows that have a label, or all of them when there is no split. A gated deploy
     (sqlml/lifecycle.py) scores the serving version on exactly these rows."""
     model_type = models.get(options.get("model_type"))
-    opts = model_type.resolve_options(dict(options))
+    opts = model_type.resolve_options(incremental.defaults(options))
     label = _label_column(model_type, opts, table)
     if label is not None:
         table = table.filter(pc.is_valid(table.column(label)))

@@ -308,6 +308,25 @@ ALTER MODEL churn CLEAR SHADOW
   "options": {}
 }
 
+-- case: retrain
+ALTER MODEL shop.churn RETRAIN COMMENT 'nightly'
+-- expected:
+{
+  "type": "AlterModel",
+  "model": {"type": "ModelRef", "schema": "shop", "name": "churn"},
+  "action": "RETRAIN",
+  "version": null,
+  "comment": "nightly",
+  "traffic": [],
+  "key": null,
+  "sample": null,
+  "options": {}
+}
+
+-- case: retrain_takes_nothing_else
+ALTER MODEL churn RETRAIN VERSION 3
+-- expected: error 42601 at 27
+
 -- case: shadow_needs_version_word
 ALTER MODEL churn SET SHADOW 9
 -- expected: error 42601 at 30
