@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import database
+from common import database, series
 
 import sqlml
 
@@ -29,11 +29,6 @@ FEATURES = [f"f{i}" for i in range(8)]
 
 
 def rows_sql(engine: str, start: int, stop: int) -> str:
-    series = (
-        f"range({start}, {stop}) AS g(i)"
-        if engine == "duckdb"
-        else f"generate_series({start}, {stop - 1}) AS g(i)"
-    )
     features = ", ".join(
         f"CAST(sin(i * {k + 1}.3) AS DOUBLE PRECISION) AS f{k}" for k in range(len(FEATURES))
     )
@@ -43,7 +38,7 @@ def rows_sql(engine: str, start: int, stop: int) -> str:
         " CASE WHEN i % 5 = 0 THEN NULL ELSE 'c' || CAST(i % 4 AS TEXT) END AS c,"
         f" CAST({label} + cos(i * 0.7) + (i % 4) AS DOUBLE PRECISION) AS y,"
         " TIMESTAMP '2024-01-01 00:00:00' + i * INTERVAL '1 second' AS ts"
-        f" FROM {series}"
+        f" FROM {series(engine, start, stop)}"
     )
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import best_of, database
+from common import best_of, database, series
 
 import sqlml
 
@@ -49,17 +49,12 @@ MODELS = {  # the two versions' OPTIONS (the second is not deployed)
 def load(con: sqlml.Connection, engine: str, rows: int, model: str = "logistic_reg") -> None:
     cur = con.cursor()
     cur.execute("CREATE SCHEMA bench")
-    series = (
-        f"range({rows}) AS g(i)"
-        if engine == "duckdb"
-        else f"generate_series(0, {rows - 1}) AS g(i)"
-    )
     features = ", ".join(
         f"CAST(sin(i * {k + 1}.7) AS DOUBLE PRECISION) AS f{k}" for k in range(len(FEATURES))
     )
     cur.execute(
         f"CREATE TABLE bench.rows AS SELECT CAST(i AS BIGINT) AS id, {features},"
-        f" sin(i * 1.7) + cos(i * 3.1) > 0 AS label FROM {series}"
+        f" sin(i * 1.7) + cos(i * 3.1) > 0 AS label FROM {series(engine, 0, rows)}"
     )
     train = "SELECT * EXCLUDE (id) FROM bench.rows WHERE id < 100000"
     if engine == "postgres":

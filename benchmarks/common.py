@@ -35,6 +35,14 @@ def database(engine: str, name: str) -> Iterator[str]:
             pgcluster.drop_database(server, name)
 
 
+def series(engine: str, start: int, stop: int) -> str:
+    """The integers start .. stop - 1 as ``g(i)``, in the engine's own table function (DuckDB's
+    range is faster than its generate_series)."""
+    if engine == "duckdb":
+        return f"range({start}, {stop}) AS g(i)"
+    return f"generate_series({start}, {stop - 1}) AS g(i)"
+
+
 def best_of(pairs: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
     """Each callable's best time, the callables run in turn ``repeat`` times."""
     times: dict[str, list[float]] = {name: [] for name in pairs}

@@ -481,7 +481,7 @@ class Session:
         options: Mapping[str, OptionValue],
         checkpoint: Callable[[], None],
         mark: dict[str, Any] | None = None,
-        previous: incremental.State | None = None,
+        previous: incremental.State | incremental.Curve | None = None,
         comment: str | None = None,
     ) -> Result:
         """Trains on ``table`` and stores the version as ``policy`` says (CREATE MODEL, and

@@ -158,7 +158,7 @@ def retrain(session: Session, statement: AlterModel) -> Result:
                 f" nothing to add, version {head} stays as it is"
             )
             return Result(None, 0, "ALTER MODEL")
-        state = incremental.State.load(data, meta)
+        state = incremental.load(data, meta)
         _say_new_categories(session, ref, state, table)
         given = {k: _as_written(v) for k, v in version.options.items()}
         validate, options = validation.split(given)
@@ -211,13 +211,12 @@ def _check_below(
 
 
 def _say_new_categories(
-    session: Session, ref: Any, state: incremental.State, table: pa.Table
+    session: Session, ref: Any, state: incremental.State | incremental.Curve, table: pa.Table
 ) -> None:
-    for name in state.categorical:
+    for name, known in incremental.categories(state).items():
         found = next((f.name for f in table.schema if f.name == name), None)
         if found is None:
             continue  # (42804 from training: the columns changed)
-        known = {c for n, c in state.slots if n == name}
         values = table.column(found)
         present = [v for v in pc.unique(values).to_pylist() if v is not None]
         if pa.types.is_boolean(values.type):

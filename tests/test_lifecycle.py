@@ -426,16 +426,19 @@ def test_bad_deploy_options_are_22023(life: Life, bad: str, good: str) -> None:
 # -- the store's upgrade, and the gateway -----------------------------------------------------------
 
 
-# what a store of each older version lacked
-VERSION_3_TABLES = ["model_settings", "prediction_log", "version_statistics"]
+# what a store of each older version lacked (NEWER_TABLES: those of versions 3 and 4)
+NEWER_TABLES = ["model_settings", "prediction_log", "version_statistics", "version_state"]
 OLDER_STORES = {
-    "1": ["DROP TABLE sqlml.deployments", *(f"DROP TABLE sqlml.{t}" for t in VERSION_3_TABLES)],
+    "1": ["DROP TABLE sqlml.deployments", *(f"DROP TABLE sqlml.{t}" for t in NEWER_TABLES)],
     "2": [
         "DELETE FROM sqlml.deployments",
         "ALTER TABLE sqlml.deployments DROP COLUMN settings",
-        *(f"DROP TABLE sqlml.{t}" for t in VERSION_3_TABLES),
+        *(f"DROP TABLE sqlml.{t}" for t in NEWER_TABLES),
     ],
+    # (its audit rows go too: the checks below count a model's deployments from none)
+    "3": ["DELETE FROM sqlml.deployments", "DROP TABLE sqlml.version_state"],
 }
+STORE_VERSION = "4"
 
 
 @pytest.mark.parametrize("old", sorted(OLDER_STORES))
@@ -451,7 +454,7 @@ def test_an_older_store_is_upgraded(tmp_path: Path, old: str) -> None:
     con = sqlml.connect(path, autocommit=True)
     try:
         rows = con.execute("SELECT value FROM sqlml.store_info WHERE key = 'store_version'")
-        assert rows.fetchall() == [("3",)]
+        assert rows.fetchall() == [(STORE_VERSION,)]
         assert con.execute("SELECT * FROM ML.DEPLOYMENTS(MODEL m)").fetchall() == []
         con.execute(
             "CREATE OR REPLACE MODEL m OPTIONS (model_type = 'linear_reg') AS"
@@ -481,8 +484,8 @@ def test_an_older_postgres_store_is_upgraded_by_install(pg_database: str, old: s
     pgcluster.install(pg_database)
     with raw.cursor() as cur:
         cur.execute("SELECT value FROM sqlml.store_info WHERE key = 'store_version'")
-        assert cur.fetchall() == [("3",)]
-        for table in ("deployments", "model_settings", "prediction_log", "version_statistics"):
+        assert cur.fetchall() == [(STORE_VERSION,)]
+        for table in ("deployments", *NEWER_TABLES):
             cur.execute(
                 f"SELECT relrowsecurity FROM pg_class WHERE oid = 'sqlml.{table}'::regclass"
             )

@@ -10,7 +10,9 @@ iteration, loss on the training rows, eval_loss on the evaluation rows when ther
 learning_rate, duration_ms): one row each, the last iteration first (BigQuery's order). Other
 model types record the final state only, so there is one row: training_run 0 (every CREATE
 MODEL is a new model, as without BigQuery's warm_start; an incremental model's ALTER MODEL ...
-RETRAIN counts 1, 2, ... as BigQuery's warm-started runs do), iteration the last one (the solver's
+RETRAIN counts 1, 2, ... as BigQuery's warm-started runs do; such a version has two more
+columns, sqlml's own: ``incremental`` ('exact' or 'approximate': ml/incremental.py) and
+``rows_read``, the rows that training read), iteration the last one (the solver's
 iteration count - 1; 0 for a closed-form fit), duration_ms the fit's time. The loss is the
 version's stored metric (mean_squared_error for linear_reg,
 log_loss for logistic_reg, mean_squared_distance for kmeans), on the rows it was computed on:
@@ -48,6 +50,8 @@ def _columns(version: ModelVersion, settings: Mapping[str, Any]) -> list[Column]
         Column("loss", "FLOAT64"),
     ]
     tail = [Column("learning_rate", "FLOAT64"), Column("duration_ms", "INT64")]
+    if version.training_info.get("incremental"):  # (sqlml's own: how RETRAIN learns)
+        tail += [Column("incremental", "STRING"), Column("rows_read", "INT64")]
     if version.kind == models.CLUSTERER:
         return [*head, *tail, Column("cluster_info", CLUSTER_INFO)]
     return [*head, Column("eval_loss", "FLOAT64"), *tail]
@@ -70,9 +74,12 @@ def _rows(version: ModelVersion, settings: Mapping[str, Any]) -> list[Row]:
     fit = info.get("fit_seconds")
     duration = round(float(fit) * 1000) if fit is not None else None
     run = int(info.get("training_run", 0))
+    extra: tuple[Any, ...] = ()
+    if info.get("incremental"):
+        extra = (str(info["incremental"]), int(info.get("rows_read", 0)))
     if version.kind == models.CLUSTERER:
-        return [(run, iteration, loss, rate, duration, _clusters(info))]
-    return [(run, iteration, loss, eval_loss, rate, duration)]
+        return [(run, iteration, loss, rate, duration, *extra, _clusters(info))]
+    return [(run, iteration, loss, eval_loss, rate, duration, *extra)]
 
 
 def _clusters(info: Mapping[str, Any]) -> list[dict[str, Any]]:

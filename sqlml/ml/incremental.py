@@ -31,6 +31,25 @@ objects as a full training does. Only what has sufficient statistics is incremen
 (ElasticNet), gradient descent, instance weights, TRANSFORM, data splits other than NO_SPLIT
 and columns other than numbers, strings and BOOLs are refused with 0A000 (docs/sql.md says
 why for each).
+
+Approximate: logistic regression
+--------------------------------
+A logistic regression's loss has no sufficient statistics, so ``logistic_reg`` keeps the next
+best thing (a :class:`Curve`): the loss of every row trained on so far as a quadratic around the
+weights it last found, ``L_old(t) ~ L_old(t0) + g0'(t - t0) + (t - t0)'H0(t - t0) / 2``, with
+``g0`` and ``H0`` the exact gradient and Hessian of that loss at ``t0`` (the Laplace
+approximation). RETRAIN minimizes that quadratic plus the exact loss of the new rows plus the
+L2 penalty, by Newton's method, then adds the new rows' gradient and Hessian at the new weights
+to the curve. Where a full retrain minimizes the exact loss of all rows, the difference is the
+old rows' loss beyond second order around ``t0``: small while the new rows move the weights
+little (tests/test_incremental.py measures it against scikit-learn on all rows), larger after
+RETRAINs that move them far. Unlike scikit-learn's SGD ``partial_fit`` (the issue's first
+thought), nothing depends on a learning rate or on the order of the rows, and old rows are not
+forgotten. The preprocessing (each numeric column's mean and spread) is the first training's,
+kept: the new rows are standardized as the old ones were (a column's NULLs become that mean,
+so moving it would change the old rows' features in a way no reparametrization follows);
+categories first seen later get columns of their own, their weights starting at 0. The label's
+classes are the first training's: a new class is 22000.
 """
 
 from __future__ import annotations
@@ -38,21 +57,24 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from sqlml import errors
-from sqlml.ml.features import NULL_CATEGORY, InputColumn, NumericAuto, OneHot
+from sqlml.ml.features import NULL_CATEGORY, Encoder, InputColumn, NumericAuto, OneHot
 
 Array = np.ndarray[Any, Any]
 
-MODEL_TYPES = ("linear_reg",)  # those with sufficient statistics (issue 15: more to come)
+MODEL_TYPES = ("linear_reg", "logistic_reg")  # linear_reg exact, logistic_reg approximate
+APPROXIMATE = ("logistic_reg",)
 KINDS = ("numeric", "string", "bool")  # the input columns they take
-BLOCK = 65_536  # rows per block of U (its memory: BLOCK x columns doubles)
+BLOCK = 65_536  # rows per block of U at most (its memory: BLOCK x columns doubles)
+WORK = 1 << 29  # multiply-adds per block at most (~0.1 s), so a cancel is answered soon
 RCOND = 1e-12  # singular values of Z'Z below this fraction of the largest count as zero
+MAX_SIDE = 4096  # a state's matrix side at most (128 MiB of doubles): 0A000 beyond
 
 
 @dataclass
@@ -83,6 +105,7 @@ class State:
 
     def meta(self) -> dict[str, Any]:
         return {
+            "learner": "gram",
             "numeric": self.numeric,
             "categorical": self.categorical,
             "slots": [list(s) for s in self.slots],
@@ -92,7 +115,7 @@ class State:
         }
 
     @classmethod
-    def load(cls, data: bytes, meta: dict[str, Any]) -> State:
+    def load(cls, data: bytes, meta: dict[str, Any]) -> State:  # (see load() for either)
         gram = np.load(io.BytesIO(data), allow_pickle=False)
         slots = [(str(c), str(v)) for c, v in meta["slots"]]
         expected = 2 + 2 * len(meta["numeric"]) + len(slots)
@@ -141,7 +164,9 @@ def check(model_type: str, opts: dict[str, Any], inputs: Sequence[InputColumn]) 
     if opts.get("l1_reg"):
         refuse("takes no l1_reg (L1 regularization has no sufficient statistics)")
     if opts.get("optimize_strategy") == "BATCH_GRADIENT_DESCENT":
-        refuse("solves the normal equations: optimize_strategy cannot be BATCH_GRADIENT_DESCENT")
+        refuse("solves its own way: optimize_strategy cannot be BATCH_GRADIENT_DESCENT")
+    if opts.get("class_weights") or opts.get("auto_class_weights"):
+        refuse("takes no class weights (AUTO_CLASS_WEIGHTS would weigh old rows by new counts)")
     if opts.get("instance_weight_col"):
         refuse("takes no instance_weight_col yet")
     if opts.get("data_split_method") != "NO_SPLIT":
@@ -159,10 +184,15 @@ def check(model_type: str, opts: dict[str, Any], inputs: Sequence[InputColumn]) 
 
 
 def accumulate(
-    state: State | None, inputs: Sequence[InputColumn], raw: dict[str, Array], y: Array
+    state: State | None,
+    inputs: Sequence[InputColumn],
+    raw: dict[str, Array],
+    y: Array,
+    checkpoint: Callable[[], None] = lambda: None,
 ) -> State:
     """``state`` (None: nothing yet) with the rows ``raw`` (features.to_numpy's arrays) and
-    their labels ``y`` added; a new State."""
+    their labels ``y`` added; a new State. ``checkpoint`` runs between blocks of rows (a
+    cancel stops there: ml/checkpoints.py)."""
     numeric = [c.name for c in inputs if c.kind == "numeric"]
     categorical = [c.name for c in inputs if c.kind != "numeric"]
     if state is None:
@@ -180,13 +210,15 @@ def accumulate(
         seen = dict.fromkeys(raw[name].tolist())  # (in order of first appearance)
         slots += [(name, c) for c in seen if c not in known]
     q = 2 + 2 * len(numeric) + len(slots)
+    _within(q, "columns (2 per numeric feature, 1 per category)")
     gram = np.zeros((q, q))
     old = state.gram.shape[0]
     gram[:old, :old] = state.gram
     index = {s: 2 + 2 * len(numeric) + k for k, s in enumerate(slots)}
     n = len(y)
-    for start in range(0, n, BLOCK):
-        rows = slice(start, min(n, start + BLOCK))
+    block = max(256, min(BLOCK, WORK // (q * q)))  # (a checkpoint every ~WORK operations)
+    for start in range(0, n, block):
+        rows = slice(start, min(n, start + block))
         u = np.zeros((rows.stop - rows.start, q))
         u[:, 0] = 1.0
         u[:, 1] = y[rows] - state.shift[""]
@@ -200,6 +232,7 @@ def accumulate(
             for category in dict.fromkeys(values.tolist()):
                 u[values == category, index[name, category]] = 1.0
         gram += u.T @ u
+        checkpoint()
     bounds = dict(state.bounds)
     for name in numeric:
         x = raw[name]
@@ -209,6 +242,16 @@ def accumulate(
                 low, high = min(low, bounds[name][0]), max(high, bounds[name][1])
             bounds[name] = [low, high]
     return State(numeric, categorical, slots, dict(state.shift), gram, bounds, state.runs + 1)
+
+
+def _within(size: int, what: str) -> None:
+    """0A000 when a state would hold a matrix of more than MAX_SIDE^2 numbers."""
+    if size > MAX_SIDE:
+        raise errors.FeatureNotSupported(
+            f"incremental = TRUE keeps a {size} x {size} matrix here ({what}): more than the"
+            f" {MAX_SIDE} x {MAX_SIDE} it keeps",
+            hint="fewer categories (a string column with many values), or incremental = FALSE",
+        )
 
 
 def _mean(x: Array) -> float:
@@ -292,10 +335,10 @@ def _estimator(weights: Array, intercept: float, l2: float) -> Any:
     return estimator
 
 
-def info(state: State, rows_read: int) -> dict[str, Any]:
+def info(state: State | Curve, rows_read: int) -> dict[str, Any]:
     """ML.TRAINING_INFO's incremental entries."""
     return {
-        "incremental": True,
+        "incremental": "approximate" if isinstance(state, Curve) else "exact",
         "training_run": state.runs - 1,  # (BigQuery counts from 0)
         "rows_total": state.rows,
         "rows_read": rows_read,
@@ -304,3 +347,255 @@ def info(state: State, rows_read: int) -> dict[str, Any]:
 
 def dumps(meta: dict[str, Any]) -> str:
     return json.dumps(meta, allow_nan=True)
+
+
+# -- approximate: logistic regression (the module's docstring) -----------------------------------
+
+NEWTON_STEPS = 50  # at most; each solves the system once and halves the step if the loss rose
+NEWTON_TOLERANCE = 1e-10  # of the largest gradient entry per row, where Newton stops
+
+
+@dataclass
+class Curve:
+    """logistic_reg's state: its preprocessing, and the loss of every row so far as a quadratic
+    around ``theta`` (``[classes or 1, 1 + features]``, the intercept first)."""
+
+    encoders: list[Encoder]
+    classes: list[Any]
+    theta: Array
+    grad: Array  # of the rows' loss (no penalty) at theta, flat
+    hess: Array  # its Hessian
+    rows: int
+    runs: int = 1
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez(buffer, theta=self.theta, grad=self.grad, hess=self.hess)
+        return buffer.getvalue()
+
+    def meta(self) -> dict[str, Any]:
+        encoders = [
+            {"column": e.name, "mean": e.mean, "std": e.std}
+            if isinstance(e, NumericAuto)
+            else {"column": e.name, "categories": list(e.categories)}
+            for e in self.encoders
+        ]
+        return {
+            "learner": "curve",
+            "encoders": encoders,
+            "classes": self.classes,
+            "rows": self.rows,
+            "runs": self.runs,
+        }
+
+    @classmethod
+    def load(cls, data: bytes, meta: dict[str, Any]) -> Curve:
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            theta, grad, hess = arrays["theta"], arrays["grad"], arrays["hess"]
+        encoders: list[Encoder] = [
+            NumericAuto(e["column"], float(e["mean"]), None if e["std"] is None else e["std"])
+            if "mean" in e
+            else OneHot(e["column"], tuple(e["categories"]))
+            for e in meta["encoders"]
+        ]
+        size = theta.size
+        if grad.shape != (size,) or hess.shape != (size, size):
+            raise errors.CorruptedModel(
+                "the incremental state of this version is damaged (its arrays disagree)",
+                hint="CREATE OR REPLACE MODEL trains it again from all rows",
+            )
+        return cls(
+            encoders,
+            list(meta["classes"]),
+            theta,
+            grad,
+            hess,
+            int(meta["rows"]),
+            int(meta.get("runs", 1)),
+        )
+
+
+def categories(state: State | Curve) -> dict[str, set[str]]:
+    """The categories of each string and BOOL column the state has seen."""
+    if isinstance(state, Curve):
+        return {e.name: set(e.categories) for e in state.encoders if isinstance(e, OneHot)}
+    return {name: {c for n, c in state.slots if n == name} for name in state.categorical}
+
+
+def load(data: bytes, meta: dict[str, Any]) -> State | Curve:
+    """The stored state of either learner."""
+    if meta.get("learner") == "curve":
+        return Curve.load(data, meta)
+    return State.load(data, meta)
+
+
+def _design(x: Array) -> Array:
+    """The features with a column of ones first (the intercept's)."""
+    return np.hstack([np.ones((len(x), 1)), x])
+
+
+def _probabilities(theta: Array, x1: Array) -> Array:
+    """[rows, classes]: the sigmoid's two columns for one row of theta, else the softmax."""
+    z = x1 @ theta.T
+    if theta.shape[0] == 1:
+        p1 = 1.0 / (1.0 + np.exp(-z[:, 0]))
+        return np.column_stack([1.0 - p1, p1])
+    z -= z.max(axis=1, keepdims=True)
+    e: Array = np.exp(z)
+    normalized: Array = e / e.sum(axis=1, keepdims=True)
+    return normalized
+
+
+def _loss_parts(theta: Array, x1: Array, y: Array) -> tuple[float, Array, Array]:
+    """The rows' log loss (a sum), its gradient (flat, as theta) and Hessian at ``theta``."""
+    p = _probabilities(theta, x1)
+    n = len(y)
+    loss = float(-np.log(np.clip(p[np.arange(n), y], 1e-300, None)).sum())
+    if theta.shape[0] == 1:
+        r = p[:, 1] - (y == 1)
+        grad = (x1.T @ r)[None, :]
+        hess = (x1 * (p[:, 1] * p[:, 0])[:, None]).T @ x1
+        return loss, grad.reshape(-1), hess
+    k, d = theta.shape
+    onehot = np.zeros_like(p)
+    onehot[np.arange(n), y] = 1.0
+    grad = (p - onehot).T @ x1  # [k, d]
+    hess = np.zeros((k * d, k * d))
+    for a in range(k):
+        for b in range(a, k):
+            w = p[:, a] * ((1.0 if a == b else 0.0) - p[:, b])
+            block = (x1 * w[:, None]).T @ x1
+            hess[a * d : (a + 1) * d, b * d : (b + 1) * d] = block
+            hess[b * d : (b + 1) * d, a * d : (a + 1) * d] = block.T
+    return loss, grad.reshape(-1), hess
+
+
+def _penalty(shape: tuple[int, int], l2: float) -> Array:
+    """The L2 penalty's diagonal (not on the intercepts), flat as theta."""
+    diagonal = np.full(shape, l2)
+    diagonal[:, 0] = 0.0
+    return diagonal.reshape(-1)
+
+
+def curve(
+    encoders: Sequence[Encoder],
+    classes: list[Any],
+    estimator: Any,
+    x: Array,
+    y: Array,
+    l2: float,
+    checkpoint: Callable[[], None] = lambda: None,
+) -> tuple[Curve, Any, int]:
+    """The first training's curve, from scikit-learn's fitted weights taken on by Newton's
+    method to the minimum (scikit-learn stops at a tolerance, min_rel_progress: the further the
+    curve's centre from the minimum, the larger the approximation's error later); the
+    estimator with those weights, and the Newton steps taken."""
+    theta = np.hstack(
+        [np.atleast_1d(estimator.intercept_)[:, None], np.atleast_2d(estimator.coef_)]
+    ).astype(np.float64)
+    k, d = theta.shape
+    _within(k * d, "a weight per class and feature")
+    start = Curve(list(encoders), list(classes), theta, np.zeros(k * d), np.zeros((k * d,) * 2), 0)
+    return refit(start, x, y, l2, first=True, checkpoint=checkpoint)
+
+
+def extended(old: Curve, encoders: Sequence[Encoder]) -> Curve:
+    """``old`` over the features of ``encoders`` (its own with categories added): a new
+    category's column is 0 in every old row, so its weight starts at 0 and the old rows' loss
+    neither slopes nor curves along it."""
+    places = []  # the new feature index of each old feature
+    at = 0
+    for before, after in zip(old.encoders, encoders, strict=True):
+        if isinstance(before, OneHot) and isinstance(after, OneHot):
+            index = {c: i for i, c in enumerate(after.categories)}
+            places += [at + index[c] for c in before.categories]
+        else:
+            places.append(at)
+        at += after.width
+    k = old.theta.shape[0]
+    d_old, d_new = old.theta.shape[1], 1 + at
+    _within(k * d_new, "a weight per class and feature")
+    flat = [c * d_new + p for c in range(k) for p in [0, *(1 + q for q in places)]]
+    assert len(flat) == k * d_old
+    theta = np.zeros((k, d_new))
+    theta.reshape(-1)[flat] = old.theta.reshape(-1)
+    grad = np.zeros(k * d_new)
+    grad[flat] = old.grad
+    hess = np.zeros((k * d_new, k * d_new))
+    hess[np.ix_(flat, flat)] = old.hess
+    return Curve(list(encoders), old.classes, theta, grad, hess, old.rows, old.runs)
+
+
+def refit(
+    old: Curve,
+    x: Array,
+    y: Array,
+    l2: float,
+    first: bool = False,
+    checkpoint: Callable[[], None] = lambda: None,
+) -> tuple[Curve, Any, int]:
+    """Newton's method on the old rows' quadratic plus the new rows' loss plus the penalty;
+    the curve with the new rows added, the estimator, and the Newton steps taken. ``first``:
+    there are no old rows (``old`` only gives the start)."""
+    x1 = _design(x)
+    t0, g0, h0 = old.theta.reshape(-1), old.grad, old.hess
+    penalty = _penalty(old.theta.shape, l2)
+
+    def objective(t: Array) -> tuple[float, Array, Array]:
+        loss, g, h = _loss_parts(t.reshape(old.theta.shape), x1, y)
+        step = t - t0
+        value = loss + g0 @ step + 0.5 * step @ h0 @ step + 0.5 * (penalty * t) @ t
+        return value, g + g0 + h0 @ step + penalty * t, h + h0 + np.diag(penalty)
+
+    t = t0.copy()
+    value, gradient, hessian = objective(t)
+    steps = 0
+    tolerance = NEWTON_TOLERANCE * max(old.rows + len(y), 1)
+    while steps < NEWTON_STEPS and np.abs(gradient).max() > tolerance:
+        direction = np.linalg.lstsq(hessian, -gradient, rcond=RCOND)[0]
+        size = 1.0
+        while True:
+            candidate = t + size * direction
+            new_value, new_gradient, new_hessian = objective(candidate)
+            if new_value <= value + 1e-12 * abs(value) or size < 1e-6:
+                break
+            size /= 2
+        t, value, gradient, hessian = candidate, new_value, new_gradient, new_hessian
+        steps += 1
+        checkpoint()
+    theta = t.reshape(old.theta.shape)
+    _, g_new, h_new = _loss_parts(theta, x1, y)
+    grad = g0 + h0 @ (t - t0) + g_new
+    runs = 1 if first else old.runs + 1
+    curved = Curve(old.encoders, old.classes, theta, grad, h0 + h_new, old.rows + len(y), runs)
+    return curved, _classifier(theta, l2, len(old.classes)), steps
+
+
+def _classifier(theta: Array, l2: float, classes: int) -> Any:
+    """scikit-learn's LogisticRegression with these weights, as if it had fitted them."""
+    from sklearn.linear_model import LogisticRegression  # lazy: 3 s to import
+
+    estimator = LogisticRegression(C=1.0 / l2 if l2 > 0 else math.inf)
+    estimator.intercept_ = theta[:, 0].copy()
+    estimator.coef_ = theta[:, 1:].copy()
+    estimator.classes_ = np.arange(classes)
+    estimator.n_features_in_ = theta.shape[1] - 1
+    return estimator
+
+
+def grown(
+    encoders: Sequence[Encoder], raw: dict[str, Array]
+) -> tuple[list[Encoder], dict[str, list[str]]]:
+    """The encoders with the categories ``raw`` has and they had not (sorted in, as training
+    sorts them), and those new categories by column."""
+    out: list[Encoder] = []
+    new: dict[str, list[str]] = {}
+    for encoder in encoders:
+        if isinstance(encoder, OneHot):
+            seen = set(raw[encoder.name].tolist())
+            added = sorted(seen - set(encoder.categories))
+            if added:
+                new[encoder.name] = added
+                encoder = OneHot(encoder.name, tuple(sorted({*encoder.categories, *added})))
+        out.append(encoder)
+    return out, new

@@ -80,7 +80,8 @@ class TrainResult:
     # validate_data found against the serving version's (sqlml/validation.py)
     statistics: dict[str, Any] | None = None
     data_warnings: list[dict[str, Any]] | None = None
-    state: incremental.State | None = None  # incremental = TRUE: every row's statistics so far
+    # incremental = TRUE: every row so far (ml/incremental.py)
+    state: incremental.State | incremental.Curve | None = None
     watermark: dict[str, Any] | None = None  # and where its watermark stands (sqlml/retrain.py)
 
 
@@ -103,7 +104,7 @@ def train(
     transform: Sequence[TransformItem] | None = None,
     progress: Progress | None = None,
     checkpoint: Checkpoint = never,
-    previous: incremental.State | None = None,
+    previous: incremental.State | incremental.Curve | None = None,
 ) -> TrainResult:
     """``previous``: with incremental = TRUE, the statistics of the rows trained on before
     (ALTER MODEL ... RETRAIN); ``table`` then holds the new rows only."""
@@ -124,7 +125,8 @@ def train(
     transform = ngram_steps.bind(transform, inputs)  # ML.NGRAMS items read their indicators
     data_hash = content_hash(table)
     checkpoint()
-    data = _prepare(model_type, opts, table, label, inputs)
+    known = previous.classes if isinstance(previous, incremental.Curve) else None
+    data = _prepare(model_type, opts, table, label, inputs, known)
     _usable_numbers(data, label)
     checkpoint()
     n_train = len(data.y) if data.y is not None else table.num_rows
@@ -157,17 +159,24 @@ def _fit(
     say: Progress,
     started: float,
     checkpoint: Checkpoint = never,
-    previous: incremental.State | None = None,
+    previous: incremental.State | incremental.Curve | None = None,
 ) -> TrainResult:
     train_rows = _rows(data, training=True)
     used = _used_rows(data, table)
     clock = _Clock(data.timings)
-    state = solved = None
-    if opts.get("incremental"):  # (the rows' statistics added to those trained on before)
+    state: incremental.State | incremental.Curve | None = None
+    solved = None
+    if opts.get("incremental") and model_type.name not in incremental.APPROXIMATE:
+        # (the rows' statistics added to those trained on before)
         assert data.y is not None
-        state = incremental.accumulate(previous, inputs, data.raw, data.y)
+        assert not isinstance(previous, incremental.Curve)
+        state = incremental.accumulate(previous, inputs, data.raw, data.y, checkpoint)
         solved = incremental.solve(state, inputs, float(opts["l2_reg"]))
-        pre = Preprocessor(list(inputs), auto=list(solved.encoders), stats=solved.stats)
+        pre = Preprocessor(list(inputs), auto=[*solved.encoders], stats=solved.stats)
+    elif isinstance(previous, incremental.Curve):  # (its preprocessing, new categories added)
+        encoders, _ = incremental.grown(previous.encoders, data.raw)
+        stats = {c.name: features.column_stats(data.raw[c.name], c.kind) for c in inputs}
+        pre = Preprocessor(list(inputs), auto=encoders, stats=stats)
     else:
         # Statistics come from all input rows, as BigQuery ML documents ("as calculated by the
         # feature column in the original input data"); it also spares a copy of the rows.
@@ -204,8 +213,15 @@ def _fit(
         n_features=x_train.shape[1],
     )
     estimator = model_type.build(opts, ctx) if solved is None else solved.estimator
-    if state is not None:  # (solved: nothing to fit)
+    if isinstance(state, incremental.State):  # (solved: nothing to fit)
         info = incremental.info(state, _count(train_rows, used))
+    elif isinstance(previous, incremental.Curve):  # (Newton's method from the old curve)
+        assert data.y is not None
+        grown = incremental.extended(previous, pre.auto)
+        state, estimator, steps = incremental.refit(
+            grown, x_train, data.y, float(opts["l2_reg"]), checkpoint=checkpoint
+        )
+        info = {**incremental.info(state, used), "iterations": steps}
     elif model_type.fit is not None:
         fit_data = models.FitData(
             x=x_train,
@@ -224,6 +240,13 @@ def _fit(
             info = _fit_estimator(estimator, x_train, _y(data, train_rows), opts, data)
         finally:
             unwatch(estimator)
+    if opts.get("incremental") and state is None:  # (logistic_reg's first training)
+        assert data.y is not None
+        assert data.classes is not None
+        state, estimator, steps = incremental.curve(
+            pre.auto, data.classes, estimator, x_train, data.y, float(opts["l2_reg"]), checkpoint
+        )
+        info.update(incremental.info(state, used), newton_steps=steps)
     if model_type.record is not None:
         info.update(model_type.record(estimator, x_train))
     clock.lap("fit_seconds")
@@ -432,7 +455,10 @@ def _prepare(
     table: pa.Table,
     label: str | None,
     inputs: list[InputColumn],
+    known: list[Any] | None = None,
 ) -> _Data:
+    """``known``: a classifier's classes from an earlier training (RETRAIN) rather than
+    from these rows."""
     began = time.perf_counter()
     if label is not None:
         keep = pc.is_valid(table.column(label))
@@ -441,7 +467,7 @@ def _prepare(
         if not pc.all(keep).as_py():
             table = table.filter(keep)
     raw = {c.name: features.to_numpy(nested.values(table, c), c.kind) for c in inputs}
-    y, classes = _labels(model_type, table, label)
+    y, classes = _labels(model_type, table, label, known)
     mask = _split(model_type, opts, table)
     if mask is not None and mask.all():
         raise errors.UnusableTrainingData("the data split leaves no rows to train on")
@@ -518,7 +544,10 @@ def _weights(opts: dict[str, Any], table: pa.Table) -> Array | None:
 
 
 def _labels(
-    model_type: models.ModelType, table: pa.Table, label: str | None
+    model_type: models.ModelType,
+    table: pa.Table,
+    label: str | None,
+    known: list[Any] | None = None,
 ) -> tuple[Array | None, list[Any] | None]:
     if label is None:
         return None, None
@@ -529,6 +558,8 @@ def _labels(
                 f'label column "{label}" must be numeric for {model_type.name}, not {column.type}'
             )
         return features.to_numpy(column, "numeric"), None
+    if known is not None:
+        return _known_labels(column, label, known), known
     classes = pc.sort_indices(pc.unique(column))  # hash-based: faster than np.unique's sort
     values = pc.take(pc.unique(column), classes)
     if len(values) > MAX_LABELS:
@@ -544,6 +575,25 @@ def _labels(
         )
     y = pc.index_in(column, value_set=values).to_numpy(zero_copy_only=False)
     return np.asarray(y, dtype=np.int64), values.to_pylist()
+
+
+def _known_labels(column: pa.ChunkedArray, label: str, known: list[Any]) -> Array:
+    """The class indexes of ``known`` classes (22000 for a value that is none of them)."""
+    try:
+        values = pa.array(known, type=column.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise errors.DatatypeMismatch(
+            f'label column "{label}" is of type {column.type}, which its classes are not'
+        ) from e
+    y = pc.index_in(column, value_set=values)
+    if y.null_count:
+        unseen = pc.unique(pc.filter(column, pc.is_null(y))).to_pylist()
+        raise errors.UnusableTrainingData(
+            f'label column "{label}" has values the first training did not have'
+            f" ({', '.join(map(repr, unseen[:5]))}): RETRAIN cannot add a class",
+            hint="CREATE OR REPLACE MODEL trains on all rows with every class",
+        )
+    return np.asarray(y.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _rows(data: _Data, training: bool) -> Array | slice:
