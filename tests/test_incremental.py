@@ -151,6 +151,11 @@ def test_retrain_equals_training_on_all_rows_and_scikit_learn(inc: Inc, l2: floa
     assert_close(retrained, inc.predictions(full, table), 1e-9)
     assert_close(retrained, reference(inc, table, l2), 1e-9)
     assert inc.versions(model) == [(1, "available", 1500), (2, "serving", 2000)]
+    # the fingerprint of every row learned from: a training on all of them has the same one,
+    # and the first version's (1,500 rows) another
+    prints = "SELECT version, data_fingerprint FROM ML.VERSIONS(MODEL {}) ORDER BY version"
+    (first, retrained), (whole,) = inc.run(prints.format(model)), inc.run(prints.format(full))
+    assert retrained[1] == whole[1] != first[1]
     (run,) = inc.run(f"SELECT training_run FROM ML.TRAINING_INFO(MODEL {model})")
     assert run == (1,)
     trail = inc.run(

@@ -65,6 +65,7 @@ import numpy as np
 
 from sqlml import errors
 from sqlml.ml.features import NULL_CATEGORY, Encoder, InputColumn, NumericAuto, OneHot
+from sqlml.ml.fingerprint import Fingerprint
 
 Array = np.ndarray[Any, Any]
 
@@ -88,6 +89,7 @@ class State:
     gram: Array
     bounds: dict[str, list[float]] = field(default_factory=dict)  # numeric: [min, max]
     runs: int = 0  # trainings merged into it (ML.TRAINING_INFO's training_run)
+    seen: Fingerprint | None = None  # the fingerprint of the rows (ml/fingerprint.py)
 
     @property
     def rows(self) -> int:
@@ -112,6 +114,7 @@ class State:
             "shift": self.shift,
             "bounds": self.bounds,
             "runs": self.runs,
+            "seen": self.seen.to_json() if self.seen is not None else None,
         }
 
     @classmethod
@@ -132,6 +135,7 @@ class State:
             gram,
             {k: [float(b) for b in v] for k, v in meta.get("bounds", {}).items()},
             int(meta.get("runs", 0)),
+            _seen(meta),
         )
 
 
@@ -367,6 +371,7 @@ class Curve:
     hess: Array  # its Hessian
     rows: int
     runs: int = 1
+    seen: Fingerprint | None = None  # the fingerprint of the rows (ml/fingerprint.py)
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -386,6 +391,7 @@ class Curve:
             "classes": self.classes,
             "rows": self.rows,
             "runs": self.runs,
+            "seen": self.seen.to_json() if self.seen is not None else None,
         }
 
     @classmethod
@@ -412,6 +418,7 @@ class Curve:
             hess,
             int(meta["rows"]),
             int(meta.get("runs", 1)),
+            _seen(meta),
         )
 
 
@@ -420,6 +427,10 @@ def categories(state: State | Curve) -> dict[str, set[str]]:
     if isinstance(state, Curve):
         return {e.name: set(e.categories) for e in state.encoders if isinstance(e, OneHot)}
     return {name: {c for n, c in state.slots if n == name} for name in state.categorical}
+
+
+def _seen(meta: dict[str, Any]) -> Fingerprint | None:
+    return Fingerprint.from_json(meta["seen"]) if meta.get("seen") else None
 
 
 def load(data: bytes, meta: dict[str, Any]) -> State | Curve:

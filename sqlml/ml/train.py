@@ -16,7 +16,6 @@ output is that index and the engine maps it back to the label's own type and val
 
 from __future__ import annotations
 
-import hashlib
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +34,7 @@ from sqlml import errors
 from sqlml.ml import (
     estimator_onnx,
     features,
+    fingerprint,
     incremental,
     kinds,
     models,
@@ -123,7 +123,7 @@ def train(
             raise errors.FeatureNotSupported("incremental = TRUE takes no TRANSFORM clause yet")
         incremental.check(model_type.name, opts, inputs)
     transform = ngram_steps.bind(transform, inputs)  # ML.NGRAMS items read their indicators
-    data_hash = content_hash(table)
+    seen = fingerprint.of(table)  # (its digest, or an incremental model's of every row so far)
     checkpoint()
     known = previous.classes if isinstance(previous, incremental.Curve) else None
     data = _prepare(model_type, opts, table, label, inputs, known)
@@ -139,7 +139,7 @@ def train(
         label,
         transform,
         table,
-        data_hash,
+        seen,
         say,
         started,
         checkpoint,
@@ -155,7 +155,7 @@ def _fit(
     label: str | None,
     transform: Sequence[TransformItem] | None,
     table: pa.Table,
-    data_hash: str,
+    seen: fingerprint.Fingerprint,
     say: Progress,
     started: float,
     checkpoint: Checkpoint = never,
@@ -247,6 +247,10 @@ def _fit(
             pre.auto, data.classes, estimator, x_train, data.y, float(opts["l2_reg"]), checkpoint
         )
         info.update(incremental.info(state, used), newton_steps=steps)
+    if state is not None:  # (the rows so far: an incremental version's fingerprint is theirs)
+        before = previous.seen if previous is not None else None
+        state.seen = seen if before is None else before + seen
+        seen = state.seen
     if model_type.record is not None:
         info.update(model_type.record(estimator, x_train))
     clock.lap("fit_seconds")
@@ -287,7 +291,7 @@ def _fit(
         training_info=info,
         feature_info=pre.info(),
         row_count=used if state is None else state.rows,  # (incremental: every row so far)
-        data_hash=data_hash,
+        data_hash=seen.digest,
         centroids=centroids,
         state=state,
     )
@@ -758,14 +762,3 @@ def _same_labels(got: Array, labels: Array, expected: dict[str, Array]) -> bool:
         return False
     top = np.sort(probabilities[differ], axis=1)[:, -2:]
     return bool(np.all(top[:, 1] - top[:, 0] <= PARITY_TOLERANCE))
-
-
-def content_hash(table: pa.Table) -> str:
-    """sha256 of the training rows' Arrow buffers (order-sensitive), with the schema."""
-    digest = hashlib.sha256(str(table.schema).encode())
-    for column in table.columns:
-        for chunk in column.chunks:
-            for buffer in chunk.buffers():
-                if buffer is not None:
-                    digest.update(memoryview(buffer))
-    return digest.hexdigest()
