@@ -465,12 +465,38 @@ class Session:
         # Checked here as well as in train(): a bad option fails before the rows are read.
         validate, options = validation.split(statement.options)
         policy, options = lifecycle.deploy_policy(options)
-        models.get(options.get("model_type")).resolve_options(incremental.defaults(options))
+        opts = models.get(options.get("model_type")).resolve_options(incremental.defaults(options))
         checkpoint = self.engine.checkpoint()  # (a cancel from now on stops the training)
         self.say(f"reading the training rows of {statement.model}")
-        table = self.engine.query_arrow(statement.query.sql)
+        sql, sampled = self._sampled(statement.query.sql, opts.get("max_training_rows"))
+        table = self.engine.query_arrow(sql)
         mark = retrain.watermark(options, table)  # (42703, 42804 before training)
-        return self.train_and_store(statement, table, validate, policy, options, checkpoint, mark)
+        notes = {"sampled_from": sampled} if sampled is not None else None
+        return self.train_and_store(
+            statement, table, validate, policy, options, checkpoint, mark, notes=notes
+        )
+
+    def _sampled(self, sql: str, cap: int | None) -> tuple[str, int | None]:
+        """The training query, or, when it has more than ``cap`` rows (max_training_rows), a
+        sample of ``cap`` of them: the rows whose text hashes lowest (md5), the same rows on
+        every run whatever their order (unlike DuckDB's REPEATABLE samples, which depend on
+        its threads), read through a top-N sort that keeps ``cap`` rows in memory, never the
+        table. Returns the query and the row count sampled from (None: not sampled)."""
+        if cap is None:
+            return sql, None
+        rows = scoring.subquery(_parse_query(sql, self.engine.dialect), _SAMPLED)
+        count = exp.select(exp.func("count", exp.Star())).from_(rows.copy())
+        total = int(self.engine.query_arrow(count.sql(dialect=self.engine.dialect))[0][0].as_py())
+        if total <= cap:
+            return sql, None
+        text = exp.DataType.build("VARCHAR" if self.engine.dialect == "duckdb" else "TEXT")
+        order = exp.MD5(this=exp.cast(exp.column(_SAMPLED, quoted=True), text))
+        sample = exp.select("*").from_(rows).order_by(order).limit(cap)
+        self.say(
+            f"the training query has {total} rows: training on {cap} of them"
+            f" (max_training_rows), the same {cap} on every run"
+        )
+        return sample.sql(dialect=self.engine.dialect), total
 
     def train_and_store(
         self,
@@ -483,6 +509,7 @@ class Session:
         mark: dict[str, Any] | None = None,
         previous: incremental.State | incremental.Curve | None = None,
         comment: str | None = None,
+        notes: dict[str, Any] | None = None,
     ) -> Result:
         """Trains on ``table`` and stores the version as ``policy`` says (CREATE MODEL, and
         ALTER MODEL ... RETRAIN with the ``previous`` rows' statistics: sqlml/retrain.py)."""
@@ -497,6 +524,8 @@ class Session:
         result = replace(
             result, statistics=statistics, data_warnings=warnings or None, watermark=mark
         )
+        if notes:  # (what training_info records besides the training: a sample's origin)
+            result = replace(result, training_info={**result.training_info, **notes})
         if validation.OPTION in statement.options:  # (recorded with the version)
             given = statement.options[validation.OPTION]
             result = replace(result, options={**result.options, validation.OPTION: given})
@@ -859,6 +888,9 @@ def zero_rows(sql: str, dialect: str) -> str:
     """``SELECT * FROM (query) AS q LIMIT 0``: the query's columns without its rows."""
     query = exp.select("*").from_(scoring.subquery(_parse_query(sql, dialect), "q"))
     return query.limit(0).sql(dialect=dialect)
+
+
+_SAMPLED = f"{scoring.HIDDEN}rows"  # (max_training_rows' sample: Session._sampled)
 
 
 def _parse_query(sql: str, dialect: str) -> exp.Expr:

@@ -173,6 +173,8 @@ def check(model_type: str, opts: dict[str, Any], inputs: Sequence[InputColumn]) 
         refuse("takes no class weights (AUTO_CLASS_WEIGHTS would weigh old rows by new counts)")
     if opts.get("instance_weight_col"):
         refuse("takes no instance_weight_col yet")
+    if opts.get("max_training_rows"):
+        refuse("learns from every row: it takes no max_training_rows (a sample)")
     if opts.get("data_split_method") != "NO_SPLIT":
         refuse(
             "takes data_split_method = 'NO_SPLIT' only: a split chosen over all rows cannot be"

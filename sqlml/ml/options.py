@@ -181,4 +181,6 @@ COMMON = (
     # rows whose watermark_col is past the last training's
     Option("incremental", "bool", False),
     Option("watermark_col", "str"),
+    # a training budget (sqlml's own; engine.py, "sampled"): train on at most this many rows
+    Option("max_training_rows", "int", None, check=positive, requirement="a positive integer"),
 )
