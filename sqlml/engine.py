@@ -70,7 +70,7 @@ from sqlml.grammar.statements import (
     ShowModels,
     Statement,
 )
-from sqlml.ml import incremental, models
+from sqlml.ml import incremental, models, warm_start
 from sqlml.ml.spec import OptionValue
 from sqlml.store import ModelVersion, Store
 
@@ -458,6 +458,20 @@ class Session:
     def _create_model(self, statement: CreateModel) -> Result:
         assert statement.query is not None
         exists = self.store.current_version(statement.model) is not None
+        warm = None
+        if statement.options.get(warm_start.OPTION) is True:  # (ml/warm_start.py)
+            _, given = validation.split(statement.options)
+            _, given = lifecycle.deploy_policy(given)
+            if "model_type" in given:  # (a model type without warm_start: 0A000 first)
+                models.get(given["model_type"]).resolve_options(incremental.defaults(given))
+            if not exists:
+                raise errors.UndefinedModel(
+                    f'model "{statement.model}" does not exist: WARM_START trains a model again',
+                    hint="CREATE MODEL without warm_start trains it the first time",
+                )
+            warm = self.store.load(statement.model)
+            given = warm_start.options(warm, statement.options, retrain.as_written)
+            statement = replace(statement, options=given)
         if exists and statement.if_not_exists:
             return Result(None, 0, "CREATE MODEL")
         if exists and not statement.replace:
@@ -468,12 +482,13 @@ class Session:
         opts = models.get(options.get("model_type")).resolve_options(incremental.defaults(options))
         checkpoint = self.engine.checkpoint()  # (a cancel from now on stops the training)
         self.say(f"reading the training rows of {statement.model}")
+        assert statement.query is not None  # (replaced with its options above)
         sql, sampled = self._sampled(statement.query.sql, opts.get("max_training_rows"))
         table = self.engine.query_arrow(sql)
         mark = retrain.watermark(options, table)  # (42703, 42804 before training)
         notes = {"sampled_from": sampled} if sampled is not None else None
         return self.train_and_store(
-            statement, table, validate, policy, options, checkpoint, mark, notes=notes
+            statement, table, validate, policy, options, checkpoint, mark, notes=notes, warm=warm
         )
 
     def _sampled(self, sql: str, cap: int | None) -> tuple[str, int | None]:
@@ -510,6 +525,7 @@ class Session:
         previous: incremental.State | incremental.Curve | None = None,
         comment: str | None = None,
         notes: dict[str, Any] | None = None,
+        warm: ModelVersion | None = None,
     ) -> Result:
         """Trains on ``table`` and stores the version as ``policy`` says (CREATE MODEL, and
         ALTER MODEL ... RETRAIN with the ``previous`` rows' statistics: sqlml/retrain.py)."""
@@ -519,7 +535,7 @@ class Session:
         warnings = validation.check(self, statement.model, table, validate)
         statistics = validation.describe(table, validation.label_of(options, table))
 
-        result = train(options, table, statement.transform, self.say, checkpoint, previous)
+        result = train(options, table, statement.transform, self.say, checkpoint, previous, warm)
         statistics["label"] = result.label
         result = replace(
             result, statistics=statistics, data_warnings=warnings or None, watermark=mark

@@ -160,7 +160,7 @@ def retrain(session: Session, statement: AlterModel) -> Result:
             return Result(None, 0, "ALTER MODEL")
         state = incremental.load(data, meta)
         _say_new_categories(session, ref, state, table)
-        given = {k: _as_written(v) for k, v in version.options.items()}
+        given = {k: as_written(v) for k, v in version.options.items()}
         validate, options = validation.split(given)
         policy, options = lifecycle.deploy_policy(options)
         field = _column(table.schema, mark["column"])
@@ -178,10 +178,10 @@ def retrain(session: Session, statement: AlterModel) -> Result:
         )
 
 
-def _as_written(value: Any) -> OptionValue:
+def as_written(value: Any) -> OptionValue:
     """A stored option's value as the parser gives it (an array: a tuple; a STRUCT: a tuple)."""
     if isinstance(value, list):
-        return tuple(_as_written(v) for v in value)
+        return tuple(as_written(v) for v in value)
     return value  # type: ignore[no-any-return]
 
 

@@ -226,7 +226,7 @@ KMEANS = "CREATE MODEL ds.k OPTIONS (model_type='kmeans', num_clusters=2, {}) AS
 @pytest.mark.parametrize(
     ("template", "option"),
     [
-        (LINEAR, "warm_start = TRUE"),
+        (LINEAR, "model_registry = 'vertex_ai'"),
         (LINEAR, "enable_global_explain = TRUE"),
         (LINEAR, "num_trials = 10"),
         (LINEAR, "hparam_tuning_objectives = ['r2_score']"),
@@ -235,7 +235,7 @@ KMEANS = "CREATE MODEL ds.k OPTIONS (model_type='kmeans', num_clusters=2, {}) AS
         (LINEAR, "fit_intercept = FALSE"),
         (LINEAR, "category_encoding_method = 'DUMMY_ENCODING'"),
         (LINEAR, "kms_key_name = 'k'"),
-        (KMEANS, "warm_start = TRUE"),
+        (KMEANS, "kms_key_name = 'k'"),
         (KMEANS, "max_parallel_trials = 2"),
     ],
 )

@@ -351,8 +351,11 @@ PENDING_COMMON = (
     "vertex_ai_model_version_aliases",
     "kms_key_name",
 )
+# warm_start is built for the model types that take WARM (ml/warm_start.py); 0A000 elsewhere
+WARMABLE = tuple(p for p in PENDING_COMMON if p != "warm_start")
+WARM = (Option("warm_start", "bool", False),)
 PENDING_LINEAR = (
-    *PENDING_COMMON,
+    *WARMABLE,
     "calculate_p_values",
     "fit_intercept",
     "category_encoding_method",
@@ -364,7 +367,7 @@ register(
     ModelType(
         "linear_reg",
         REGRESSOR,
-        COMMON + SUPERVISED + LINEAR,
+        COMMON + SUPERVISED + LINEAR + WARM,
         _linear_reg,
         _always,
         PENDING_LINEAR,
@@ -375,7 +378,7 @@ register(
     ModelType(
         "logistic_reg",
         CLASSIFIER,
-        COMMON + SUPERVISED + LINEAR + CLASS_WEIGHTS,
+        COMMON + SUPERVISED + LINEAR + CLASS_WEIGHTS + WARM,
         _logistic_reg,
         _always,
         PENDING_LINEAR,
@@ -386,10 +389,10 @@ register(
     ModelType(
         "kmeans",
         CLUSTERER,
-        COMMON + KMEANS_OPTIONS,
+        COMMON + KMEANS_OPTIONS + WARM,
         _kmeans,
         _kmeans_standardize,
-        PENDING_COMMON,
+        WARMABLE,
         record=_kmeans_record,
     )
 )

@@ -20,7 +20,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -42,6 +42,7 @@ from sqlml.ml import (
     nested,
     ngram_steps,
     split,
+    warm_start,
 )
 from sqlml.ml.checkpoints import Checkpoint, never, unwatch, watch
 from sqlml.ml.expressions import columns_of
@@ -49,6 +50,9 @@ from sqlml.ml.features import InputColumn, Preprocessor
 from sqlml.ml.graph import ML_OPSET, OPSET, GraphBuilder, finish, splice
 from sqlml.ml.score import Scorer
 from sqlml.ml.spec import Col, OptionValue, TransformItem
+
+if TYPE_CHECKING:
+    from sqlml.store import ModelVersion
 
 Array = np.ndarray[Any, Any]
 Progress = Callable[[str], None]
@@ -105,9 +109,11 @@ def train(
     progress: Progress | None = None,
     checkpoint: Checkpoint = never,
     previous: incremental.State | incremental.Curve | None = None,
+    warm: ModelVersion | None = None,
 ) -> TrainResult:
     """``previous``: with incremental = TRUE, the statistics of the rows trained on before
-    (ALTER MODEL ... RETRAIN); ``table`` then holds the new rows only."""
+    (ALTER MODEL ... RETRAIN); ``table`` then holds the new rows only. ``warm``: with
+    warm_start = TRUE, the version whose weights training starts from (ml/warm_start.py)."""
     say = progress or (lambda message: None)
     started = time.perf_counter()
     model_type = models.get(options.get("model_type"))
@@ -118,6 +124,8 @@ def train(
     label = _label_column(model_type, opts, table)
     transform = feature_transform(transform, label)
     inputs = _inputs(model_type, opts, table, label, transform)
+    if warm is not None:
+        warm_start.check(warm, inputs, label)
     if opts.get("incremental"):
         if transform:
             raise errors.FeatureNotSupported("incremental = TRUE takes no TRANSFORM clause yet")
@@ -144,6 +152,7 @@ def train(
         started,
         checkpoint,
         previous,
+        warm,
     )
 
 
@@ -160,6 +169,7 @@ def _fit(
     started: float,
     checkpoint: Checkpoint = never,
     previous: incremental.State | incremental.Curve | None = None,
+    warm: ModelVersion | None = None,
 ) -> TrainResult:
     train_rows = _rows(data, training=True)
     used = _used_rows(data, table)
@@ -213,6 +223,7 @@ def _fit(
         n_features=x_train.shape[1],
     )
     estimator = model_type.build(opts, ctx) if solved is None else solved.estimator
+    primed = warm is not None and warm_start.prime(estimator, warm, pre, opts)
     if isinstance(state, incremental.State):  # (solved: nothing to fit)
         info = incremental.info(state, _count(train_rows, used))
     elif isinstance(previous, incremental.Curve):  # (Newton's method from the old curve)
@@ -251,6 +262,9 @@ def _fit(
         before = previous.seen if previous is not None else None
         state.seen = seen if before is None else before + seen
         seen = state.seen
+    if warm is not None:  # (another training run of the model: BigQuery's count)
+        info.update(training_run=int(warm.training_info.get("training_run", 0)) + 1)
+        info.update(warm_started_from=warm.version, warm_start_weights=primed)
     if model_type.record is not None:
         info.update(model_type.record(estimator, x_train))
     clock.lap("fit_seconds")
