@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -71,6 +72,7 @@ from sqlml.grammar.statements import (
     Statement,
 )
 from sqlml.ml import incremental, models, warm_start
+from sqlml.ml.checkpoints import budgeted
 from sqlml.ml.spec import OptionValue
 from sqlml.store import ModelVersion, Store
 
@@ -458,20 +460,7 @@ class Session:
     def _create_model(self, statement: CreateModel) -> Result:
         assert statement.query is not None
         exists = self.store.current_version(statement.model) is not None
-        warm = None
-        if statement.options.get(warm_start.OPTION) is True:  # (ml/warm_start.py)
-            _, given = validation.split(statement.options)
-            _, given = lifecycle.deploy_policy(given)
-            if "model_type" in given:  # (a model type without warm_start: 0A000 first)
-                models.get(given["model_type"]).resolve_options(incremental.defaults(given))
-            if not exists:
-                raise errors.UndefinedModel(
-                    f'model "{statement.model}" does not exist: WARM_START trains a model again',
-                    hint="CREATE MODEL without warm_start trains it the first time",
-                )
-            warm = self.store.load(statement.model)
-            given = warm_start.options(warm, statement.options, retrain.as_written)
-            statement = replace(statement, options=given)
+        warm, statement = self._warmed(statement, exists)
         if exists and statement.if_not_exists:
             return Result(None, 0, "CREATE MODEL")
         if exists and not statement.replace:
@@ -480,7 +469,9 @@ class Session:
         validate, options = validation.split(statement.options)
         policy, options = lifecycle.deploy_policy(options)
         opts = models.get(options.get("model_type")).resolve_options(incremental.defaults(options))
-        checkpoint = self.engine.checkpoint()  # (a cancel from now on stops the training)
+        checkpoint = budgeted(  # (a cancel from now on stops the training; and its budget)
+            self.engine.checkpoint(), opts.get("max_training_seconds"), time.monotonic
+        )
         self.say(f"reading the training rows of {statement.model}")
         assert statement.query is not None  # (replaced with its options above)
         sql, sampled = self._sampled(statement.query.sql, opts.get("max_training_rows"))
@@ -490,6 +481,26 @@ class Session:
         return self.train_and_store(
             statement, table, validate, policy, options, checkpoint, mark, notes=notes, warm=warm
         )
+
+    def _warmed(
+        self, statement: CreateModel, exists: bool
+    ) -> tuple[ModelVersion | None, CreateModel]:
+        """With warm_start = TRUE (ml/warm_start.py): the serving version to start from, and
+        the statement with its options merged in; else (None, the statement)."""
+        if statement.options.get(warm_start.OPTION) is not True:
+            return None, statement
+        _, given = validation.split(statement.options)
+        _, given = lifecycle.deploy_policy(given)
+        if "model_type" in given:  # (a model type without warm_start: 0A000 first)
+            models.get(given["model_type"]).resolve_options(incremental.defaults(given))
+        if not exists:
+            raise errors.UndefinedModel(
+                f'model "{statement.model}" does not exist: WARM_START trains a model again',
+                hint="CREATE MODEL without warm_start trains it the first time",
+            )
+        warm = self.store.load(statement.model)
+        merged = warm_start.options(warm, statement.options, retrain.as_written)
+        return warm, replace(statement, options=merged)
 
     def _sampled(self, sql: str, cap: int | None) -> tuple[str, int | None]:
         """The training query, or, when it has more than ``cap`` rows (max_training_rows), a

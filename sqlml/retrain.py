@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import time
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -36,6 +37,7 @@ from sqlml import errors, lifecycle, scoring, validation
 from sqlml.engines.base import Result
 from sqlml.grammar.statements import AlterModel, CreateModel, Query
 from sqlml.ml import incremental
+from sqlml.ml.checkpoints import budgeted
 from sqlml.ml.spec import OptionValue
 
 if TYPE_CHECKING:
@@ -146,7 +148,8 @@ def retrain(session: Session, statement: AlterModel) -> Result:
         rows = scoring.subquery(_parse_query(query_sql, dialect), _ROWS)
         column = exp.column(mark["column"], table=_ROWS, quoted=True)
         _check_below(session, rows, column, mark, head)
-        checkpoint = session.engine.checkpoint()
+        seconds = version.options.get("max_training_seconds")
+        checkpoint = budgeted(session.engine.checkpoint(), seconds, time.monotonic)
         session.say(
             f"reading the rows of {ref} past its watermark ({mark['column']} > {mark['value']})"
         )

@@ -4,6 +4,7 @@ on a sample of that many rows, the same rows on every run, on DuckDB and Postgre
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -99,9 +100,41 @@ def test_a_cap_above_the_rows_changes_nothing(budget: Budget) -> None:
     assert budget.version(capped) == budget.version(budget.model(LINEAR))
 
 
+# a training of a minute or more: L-BFGS over a one-hot column of 1,000 values, 7 classes
+# (tests/test_cancel.py's), on rows made here
+SLOW_ROWS = (
+    "CREATE TABLE budget.slow AS SELECT CAST(i % 7 AS TEXT) AS label,"
+    " CAST(CAST(i AS BIGINT) * 7919 % 1000 AS DOUBLE PRECISION) / 1000 AS a,"
+    " CAST(i % 13 AS DOUBLE PRECISION) AS d, CAST(i % 1000 AS TEXT) AS e"
+    " FROM generate_series(0, 9999) AS g(i)"
+)
+SLOW = (
+    "CREATE OR REPLACE MODEL budget.slow_model OPTIONS (model_type = 'logistic_reg',"
+    " input_label_cols = ['label'], max_iterations = {iterations}, early_stop = FALSE{budget})"
+    " AS SELECT * FROM budget.slow"
+)
+
+
+def test_max_training_seconds_stops_the_training_and_the_model_stays(budget: Budget) -> None:
+    budget.run(SLOW_ROWS)
+    budget.run(SLOW.format(iterations=1, budget=""))  # (version 1; also loads scikit-learn)
+    started = time.monotonic()
+    with pytest.raises(errors.Error) as caught:
+        budget.run(SLOW.format(iterations=300, budget=", max_training_seconds = 1"))
+    took = time.monotonic() - started
+    assert caught.value.sqlstate == "57014"
+    assert "max_training_seconds (1) was reached" in str(caught.value)
+    assert took < 15, took  # (unbudgeted, it runs over a minute)
+    assert budget.run("SELECT version FROM ML.VERSIONS(MODEL budget.slow_model)") == [(1,)]
+    budget.run(SLOW.format(iterations=1, budget=", max_training_seconds = 600"))
+    assert len(budget.run("SELECT version FROM ML.VERSIONS(MODEL budget.slow_model)")) == 2
+
+
 @pytest.mark.parametrize(
     ("options", "sqlstate"),
     [
+        ("max_training_seconds = 0", "22023"),
+        ("max_training_seconds = 'soon'", "22023"),
         ("max_training_rows = 0", "22023"),
         ("max_training_rows = -5", "22023"),
         ("max_training_rows = 'many'", "22023"),

@@ -43,6 +43,30 @@ def never() -> None:
     """The checkpoint of work that cannot be cancelled."""
 
 
+def budgeted(
+    checkpoint: Checkpoint, seconds: float | None, clock: Callable[[], float]
+) -> Checkpoint:
+    """``checkpoint``, which also stops the training (57014) once ``seconds`` have passed
+    since now (``max_training_seconds``; None: no budget). Like a cancel, the budget takes
+    effect at the training's next checkpoint, and nothing is stored: the version that served
+    serves on (a fit stopped halfway is no model anyone asked for; docs/sql.md says why)."""
+    if seconds is None:
+        return checkpoint
+    deadline = clock() + seconds
+
+    def check() -> None:
+        checkpoint()
+        if clock() > deadline:
+            from sqlml import errors
+
+            raise errors.QueryCanceled(
+                f"canceling training: max_training_seconds ({seconds:g}) was reached",
+                hint="raise max_training_seconds, or train on fewer rows (max_training_rows)",
+            )
+
+    return check
+
+
 class _Stopper:
     """A scikit-learn fit callback (``sklearn.callback.FitCallback``) that calls the checkpoint
     when each task of the fit begins and ends (for L-BFGS: each iteration)."""

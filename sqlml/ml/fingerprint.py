@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -90,6 +89,8 @@ def _hashed(column: pa.Array) -> np.ndarray[Any, np.dtype[np.uint64]]:
         values = pc.fill_null(pc.cast(column, pa.string()), "").to_numpy(zero_copy_only=False)
     else:  # (lists, structs, maps, binary: their Python values' text)
         values = np.array([repr(v) for v in column.to_pylist()], dtype=object)
+    import pandas as pd  # (lazy: a second to import, which `import sqlml` must not pay)
+
     hashed = np.asarray(pd.util.hash_array(np.asarray(values)), dtype=np.uint64)
     hashed[~valid] = NULL
     return hashed

@@ -183,4 +183,6 @@ COMMON = (
     Option("watermark_col", "str"),
     # a training budget (sqlml's own; engine.py, "sampled"): train on at most this many rows
     Option("max_training_rows", "int", None, check=positive, requirement="a positive integer"),
+    # and time: a training past it stops with 57014 (ml/checkpoints.py, budgeted)
+    Option("max_training_seconds", "float", None, check=positive, requirement="a number > 0"),
 )
