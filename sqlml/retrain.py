@@ -162,7 +162,6 @@ def retrain(session: Session, statement: AlterModel) -> Result:
             )
             return Result(None, 0, "ALTER MODEL")
         state = incremental.load(data, meta)
-        _say_new_categories(session, ref, state, table)
         given = {k: as_written(v) for k, v in version.options.items()}
         validate, options = validation.split(given)
         policy, options = lifecycle.deploy_policy(options)
@@ -211,25 +210,3 @@ def _check_below(
             f"{now_nulls} rows have no {name} (NULL), {mark['nulls']} had at the last"
             " training: RETRAIN reads only rows past the watermark, never those"
         )
-
-
-def _say_new_categories(
-    session: Session, ref: Any, state: incremental.State | incremental.Curve, table: pa.Table
-) -> None:
-    for name, known in incremental.categories(state).items():
-        found = next((f.name for f in table.schema if f.name == name), None)
-        if found is None:
-            continue  # (42804 from training: the columns changed)
-        values = table.column(found)
-        present = [v for v in pc.unique(values).to_pylist() if v is not None]
-        if pa.types.is_boolean(values.type):
-            seen = {"true" if v else "false" for v in present}
-        else:
-            seen = {str(v) for v in present}
-        new = sorted(seen - known)
-        if new:
-            session.say(
-                f"{ref}: column {name} has categories the model had not seen"
-                f" ({', '.join(new[:5])}{', ...' if len(new) > 5 else ''}): they are learned"
-                " from the new rows"
-            )

@@ -432,64 +432,67 @@ class Store:
         """The training rows' statistics, beside the version (ml/statistics.py)."""
         if result.statistics is None:
             return
-        values = [
+        self._insert_beside(
+            STATISTICS,
             schema,
             name,
             version,
-            json.dumps(result.statistics, allow_nan=False),
-            json.dumps(result.data_warnings) if result.data_warnings else None,
-        ]
-        columns = ["schema_name", "model_name", "version", "statistics", "warnings"]
-        insert = exp.insert(
-            exp.values([tuple(exp.Placeholder() for _ in values)]),
-            STATISTICS,
-            columns=[exp.to_identifier(c, quoted=True) for c in columns],
+            statistics=json.dumps(result.statistics, allow_nan=False),
+            warnings=json.dumps(result.data_warnings) if result.data_warnings else None,
         )
-        self.engine.execute(self._sql(insert), values)
 
     def _save_state(self, schema: str, name: str, version: int, result: TrainResult) -> None:
         """Incremental training's statistics and watermark, beside the version."""
         if result.state is None:
             return
         meta = {**result.state.meta(), "watermark": result.watermark}
-        values = [schema, name, version, result.state.to_bytes(), json.dumps(meta)]
-        columns = ["schema_name", "model_name", "version", "state", "meta"]
-        insert = exp.insert(
-            exp.values([tuple(exp.Placeholder() for _ in values)]),
-            STATE,
-            columns=[exp.to_identifier(c, quoted=True) for c in columns],
+        self._insert_beside(
+            STATE, schema, name, version, state=result.state.to_bytes(), meta=json.dumps(meta)
         )
-        self.engine.execute(self._sql(insert), values)
+
+    def _insert_beside(
+        self, table: exp.Table, schema: str, name: str, version: int, **values: Any
+    ) -> None:
+        """One row of a table kept beside sqlml.versions (keyed by model and version)."""
+        row = {"schema_name": schema, "model_name": name, "version": version, **values}
+        insert = exp.insert(
+            exp.values([tuple(exp.Placeholder() for _ in row)]),
+            table,
+            columns=[exp.to_identifier(c, quoted=True) for c in row],
+        )
+        self.engine.execute(self._sql(insert), list(row.values()))
+
+    def _one_version(
+        self, table: exp.Table, schema: str, name: str, version: int, *columns: str
+    ) -> tuple[Any, ...] | None:
+        """``columns`` of the row of ``table`` for one version (None: there is none)."""
+        query = (
+            exp.select(*(_col(c) for c in columns))
+            .from_(table)
+            .where(_key())
+            .where(_col("version").eq(exp.Placeholder()))
+        )
+        found = self.engine.query_arrow(self._sql(query), [schema, name, version])
+        if not found.num_rows:
+            return None
+        return tuple(found.column(i)[0].as_py() for i in range(len(columns)))
 
     def state(self, ref: ModelRef, version: int) -> tuple[bytes, dict[str, Any]] | None:
         """The incremental state stored with ``version`` (its .npy bytes and JSON meta); None:
         the version was not trained with incremental = TRUE."""
-        schema, name = self.resolve(ref)
-        query = (
-            exp.select(_col("state"), _col("meta"))
-            .from_(STATE)
-            .where(_key())
-            .where(_col("version").eq(exp.Placeholder()))
-        )
-        table = self.engine.query_arrow(self._sql(query), [schema, name, version])
-        if not table.num_rows:
+        found = self._one_version(STATE, *self.resolve(ref), version, "state", "meta")
+        if found is None:
             return None
-        meta: dict[str, Any] = json.loads(table.column(1)[0].as_py())
-        return bytes(table.column(0)[0].as_py()), meta
+        meta: dict[str, Any] = json.loads(found[1])
+        return bytes(found[0]), meta
 
     def query_of(self, ref: ModelRef, version: int) -> tuple[str | None, str | None]:
         """The training query and TRANSFORM clause a version was trained with, as written."""
         schema, name = self.resolve(ref)
-        query = (
-            exp.select(_col("query_sql"), _col("transform_sql"))
-            .from_(VERSIONS)
-            .where(_key())
-            .where(_col("version").eq(exp.Placeholder()))
-        )
-        table = self.engine.query_arrow(self._sql(query), [schema, name, version])
-        if not table.num_rows:
+        found = self._one_version(VERSIONS, schema, name, version, "query_sql", "transform_sql")
+        if found is None:
             raise errors.UndefinedModel(f'model "{schema}.{name}" has no version {version}')
-        return table.column(0)[0].as_py(), table.column(1)[0].as_py()
+        return found[0], found[1]
 
     def statistics(self, version: ModelVersion) -> dict[str, Any] | None:
         """The statistics stored with ``version`` at training; None: none were (an imported
@@ -506,17 +509,10 @@ class Store:
         return current, self._statistics(schema, name, current)
 
     def _statistics(self, schema: str, name: str, version: int) -> dict[str, Any] | None:
-        query = (
-            exp.select(_col("statistics"))
-            .from_(STATISTICS)
-            .where(_key())
-            .where(_col("version").eq(exp.Placeholder()))
-        )
-        params = [schema, name, version]
-        table = self.engine.query_arrow(self._sql(query), params)
-        if not table.num_rows:
+        found = self._one_version(STATISTICS, schema, name, version, "statistics")
+        if found is None:
             return None
-        loaded: dict[str, Any] = json.loads(table.column(0)[0].as_py())
+        loaded: dict[str, Any] = json.loads(found[0])
         return loaded
 
     def _latest(self, schema: str, name: str) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ENGINES, module_database
+from conftest import ENGINES, gateway_parts, module_database, serving, shop_database
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
 import sqlml
@@ -465,3 +465,39 @@ def test_a_retrain_killed_by_sigkill_loses_nothing(tmp_path: Path) -> None:
     inc.run(f"ALTER MODEL {model} RETRAIN")
     assert inc.versions(model)[-1] == (2, "serving", 2100)
     inc.con.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_retrain_through_the_gateway(engine: str, request: pytest.FixtureRequest) -> None:
+    """A wire client (psycopg 3) through `sqlml serve`, over DuckDB and the PostgreSQL proxy:
+    RETRAIN adds the new rows as through sqlml.connect, its NOTICEs reach the client, and its
+    errors arrive with their SQLSTATE."""
+    from gateway_client import GatewayConnection
+
+    from sqlml.wire.server import ServerConfig
+
+    database = shop_database(engine, request)
+    with serving(ServerConfig(port=0), *gateway_parts(engine, database)) as port:
+        client = GatewayConnection(port)
+        notices: list[str] = []
+        client.raw.add_notice_handler(lambda diag: notices.append(str(diag.message_primary)))
+        try:
+            inc = Inc.__new__(Inc)
+            inc.engine, inc.con, inc.names = engine, client, iter(range(1, 100))
+            inc.run("CREATE SCHEMA inc")
+            table = inc.table(0, 999)
+            model = inc.model(table)
+            inc.add(table, 1000, 1199, third="'d'")
+            inc.run(f"ALTER MODEL {model} RETRAIN")
+            assert any("adding 200 rows to the 1000 rows of version 1" in n for n in notices)
+            assert any("categories the model had not seen (d)" in n for n in notices)
+            assert inc.versions(model) == [(1, "available", 1000), (2, "serving", 1200)]
+            assert_close(inc.predictions(model, table), reference(inc, table), 1e-9)
+            plain = inc.model(
+                table,
+                "model_type = 'linear_reg', input_label_cols = ['y']",
+                "SELECT x, z, plan, promo, y FROM inc.{table}",
+            )
+            assert inc.sqlstate(f"ALTER MODEL {plain} RETRAIN") == "55000"
+        finally:
+            client.close()

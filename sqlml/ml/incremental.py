@@ -55,7 +55,6 @@ classes are the first training's: a new class is 22000.
 from __future__ import annotations
 
 import io
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -233,10 +232,10 @@ def accumulate(
             present = ~np.isnan(x)
             u[:, 2 + 2 * j] = np.where(present, x - state.shift[name], 0.0)
             u[:, 3 + 2 * j] = present
-        for name in categorical:
-            values = raw[name][rows]
-            for category in dict.fromkeys(values.tolist()):
-                u[values == category, index[name, category]] = 1.0
+        for name in categorical:  # (each row's indicator by its category's code: one pass)
+            found, codes = np.unique(raw[name][rows], return_inverse=True)
+            places = np.array([index[name, c] for c in found.tolist()], dtype=np.int64)
+            u[np.arange(len(codes)), places[codes]] = 1.0
         gram += u.T @ u
         checkpoint()
     bounds = dict(state.bounds)
@@ -351,10 +350,6 @@ def info(state: State | Curve, rows_read: int) -> dict[str, Any]:
     }
 
 
-def dumps(meta: dict[str, Any]) -> str:
-    return json.dumps(meta, allow_nan=True)
-
-
 # -- approximate: logistic regression (the module's docstring) -----------------------------------
 
 NEWTON_STEPS = 50  # at most; each solves the system once and halves the step if the loss rose
@@ -424,11 +419,22 @@ class Curve:
         )
 
 
-def categories(state: State | Curve) -> dict[str, set[str]]:
+def categories(state: State | Curve) -> dict[str, list[str]]:
     """The categories of each string and BOOL column the state has seen."""
     if isinstance(state, Curve):
-        return {e.name: set(e.categories) for e in state.encoders if isinstance(e, OneHot)}
-    return {name: {c for n, c in state.slots if n == name} for name in state.categorical}
+        return {e.name: list(e.categories) for e in state.encoders if isinstance(e, OneHot)}
+    return {name: [c for n, c in state.slots if n == name] for name in state.categorical}
+
+
+def learned(before: State | Curve, after: State | Curve) -> dict[str, list[str]]:
+    """The categories ``after`` has and ``before`` had not, by column (those a RETRAIN's rows
+    brought: a NOTICE names them)."""
+    old = categories(before)
+    return {
+        name: new
+        for name, seen in categories(after).items()
+        if (new := [c for c in seen if c not in old.get(name, [])])
+    }
 
 
 def _seen(meta: dict[str, Any]) -> Fingerprint | None:
@@ -596,19 +602,14 @@ def _classifier(theta: Array, l2: float, classes: int) -> Any:
     return estimator
 
 
-def grown(
-    encoders: Sequence[Encoder], raw: dict[str, Array]
-) -> tuple[list[Encoder], dict[str, list[str]]]:
+def grown(encoders: Sequence[Encoder], raw: dict[str, Array]) -> list[Encoder]:
     """The encoders with the categories ``raw`` has and they had not (sorted in, as training
-    sorts them), and those new categories by column."""
+    sorts them)."""
     out: list[Encoder] = []
-    new: dict[str, list[str]] = {}
     for encoder in encoders:
         if isinstance(encoder, OneHot):
             seen = set(raw[encoder.name].tolist())
-            added = sorted(seen - set(encoder.categories))
-            if added:
-                new[encoder.name] = added
-                encoder = OneHot(encoder.name, tuple(sorted({*encoder.categories, *added})))
+            if not seen <= set(encoder.categories):
+                encoder = OneHot(encoder.name, tuple(sorted({*encoder.categories, *seen})))
         out.append(encoder)
-    return out, new
+    return out

@@ -184,7 +184,7 @@ def _fit(
         solved = incremental.solve(state, inputs, float(opts["l2_reg"]))
         pre = Preprocessor(list(inputs), auto=[*solved.encoders], stats=solved.stats)
     elif isinstance(previous, incremental.Curve):  # (its preprocessing, new categories added)
-        encoders, _ = incremental.grown(previous.encoders, data.raw)
+        encoders = incremental.grown(previous.encoders, data.raw)
         stats = {c.name: features.column_stats(data.raw[c.name], c.kind) for c in inputs}
         pre = Preprocessor(list(inputs), auto=encoders, stats=stats)
     else:
@@ -258,6 +258,14 @@ def _fit(
             pre.auto, data.classes, estimator, x_train, data.y, float(opts["l2_reg"]), checkpoint
         )
         info.update(incremental.info(state, used), newton_steps=steps)
+    if state is not None and previous is not None:
+        for name, new in incremental.learned(previous, state).items():
+            names = ["NULL" if c == features.NULL_CATEGORY else c for c in new[:5]]
+            shown = ", ".join(names) + (", ..." if len(new) > 5 else "")
+            say(
+                f"column {name} has categories the model had not seen ({shown}): they are"
+                " learned from the new rows"
+            )
     if state is not None:  # (the rows so far: an incremental version's fingerprint is theirs)
         before = previous.seen if previous is not None else None
         state.seen = seen if before is None else before + seen

@@ -25,12 +25,13 @@ the start is near the old model, not equal to it, which a start need not be.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sqlml import errors
+from sqlml.functions import layout
 from sqlml.ml.features import NULL_CATEGORY, InputColumn, NumericAuto, OneHot, Preprocessor
 from sqlml.ml.spec import OptionValue
 
@@ -127,71 +128,76 @@ def _onto(
 ) -> tuple[Array, Array]:
     """The linear layer on the features as given, put on ``pre``'s (standardized) features:
     (coef [outputs, features], intercept [outputs])."""
-    from sqlml.functions import layout
-
-    by_name: dict[tuple[str, Any], Array] = {}
-    for feature in layout.features(previous):
-        if feature.categories is None:
-            by_name[feature.name, None] = folded[feature.start]
-        else:
-            for i, category in enumerate(feature.categories):
-                by_name[feature.name, category] = folded[feature.start + i]
-    outputs = folded.shape[1]
-    zero = np.zeros(outputs)
-    columns: list[Array] = []
+    values = _by_name(previous, lambda i: folded[i], lambda feature, row: row)
     intercept = bias.astype(np.float64).copy()
-    for encoder in pre.auto:
-        if isinstance(encoder, NumericAuto):
-            raw = by_name.get((encoder.name, None), zero)
-            if encoder.std is not None:
-                columns.append(raw * encoder.std)
-                intercept = intercept + raw * encoder.mean
-            else:
-                columns.append(raw)
-        elif isinstance(encoder, OneHot):
-            for category in encoder.categories:
-                shown = None if category == NULL_CATEGORY else category
-                columns.append(by_name.get((encoder.name, shown), zero))
-        else:  # (label encoding: one column, as is)
-            columns.append(by_name.get((encoder.name, None), zero))
-    columns += [by_name.get((name, None), zero) for name in pre.finals]
-    matrix = np.array(columns).reshape(len(columns), outputs)
-    return matrix.T.copy(), intercept
+
+    def standardized(encoder: NumericAuto, raw: Array) -> Array:
+        nonlocal intercept
+        if encoder.std is None:
+            return raw
+        intercept = intercept + raw * encoder.mean  # (x = std z + mean)
+        return raw * encoder.std
+
+    columns = _placed(pre, values, np.zeros(folded.shape[1]), standardized)
+    return np.array(columns).reshape(len(columns), folded.shape[1]).T.copy(), intercept
 
 
 def _centroids(previous: ModelVersion, pre: Preprocessor) -> Array:
     """The previous centroids (in its preprocessed space) in ``pre``'s."""
-    from sqlml.functions import layout
-
     stored = np.asarray(previous.training_info.get("centroids") or [], dtype=np.float64)
     if not stored.size:
         raise errors.ObjectNotInPrerequisiteState(
             f"version {previous.version} recorded no centroids to start from",
             hint="CREATE OR REPLACE MODEL without warm_start",
         )
-    values: dict[tuple[str, Any], Array] = {}
+
+    def values_of(feature: layout.Feature, column: Array) -> Array:  # (back to the values)
+        if feature.stddev is None or feature.mean is None:
+            return column
+        back: Array = column * feature.stddev + feature.mean
+        return back
+
+    def standardized(encoder: NumericAuto, column: Array) -> Array:
+        return column if encoder.std is None else (column - encoder.mean) / encoder.std
+
+    values = _by_name(previous, lambda i: stored[:, i], values_of)
+    return np.column_stack(_placed(pre, values, np.zeros(len(stored)), standardized))
+
+
+def _by_name(
+    previous: ModelVersion,
+    part: Callable[[int], Array],
+    numeric: Callable[[layout.Feature, Array], Array],
+) -> dict[tuple[str, Any], Array]:
+    """The previous version's numbers per feature column (``part(i)``: column i's), by the
+    column's name and, for one-hot, its category (NULL's as None); a numeric column's through
+    ``numeric``."""
+    found: dict[tuple[str, Any], Array] = {}
     for feature in layout.features(previous):
         if feature.categories is None:
-            column = stored[:, feature.start]
-            if feature.stddev is not None and feature.mean is not None:
-                column = column * feature.stddev + feature.mean  # (back to the values)
-            values[feature.name, None] = column
+            found[feature.name, None] = numeric(feature, part(feature.start))
         else:
             for i, category in enumerate(feature.categories):
-                values[feature.name, category] = stored[:, feature.start + i]
-    zero = np.zeros(len(stored))
+                found[feature.name, category] = part(feature.start + i)
+    return found
+
+
+def _placed(
+    pre: Preprocessor,
+    values: dict[tuple[str, Any], Array],
+    zero: Array,
+    numeric: Callable[[NumericAuto, Array], Array],
+) -> list[Array]:
+    """Each of ``pre``'s feature columns from ``values`` (0 for what the previous version had
+    not), in the order of its feature matrix; a numeric column's through ``numeric``."""
     columns: list[Array] = []
     for encoder in pre.auto:
         if isinstance(encoder, NumericAuto):
-            column = values.get((encoder.name, None), zero)
-            if encoder.std is not None:
-                column = (column - encoder.mean) / encoder.std
-            columns.append(column)
+            columns.append(numeric(encoder, values.get((encoder.name, None), zero)))
         elif isinstance(encoder, OneHot):
             for category in encoder.categories:
                 shown = None if category == NULL_CATEGORY else category
                 columns.append(values.get((encoder.name, shown), zero))
-        else:
+        else:  # (label encoding: one column, as is)
             columns.append(values.get((encoder.name, None), zero))
-    columns += [values.get((name, None), zero) for name in pre.finals]
-    return np.column_stack(columns)
+    return columns + [values.get((name, None), zero) for name in pre.finals]
