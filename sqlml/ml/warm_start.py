@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sqlml import errors
-from sqlml.functions import layout
 from sqlml.ml.features import NULL_CATEGORY, InputColumn, NumericAuto, OneHot, Preprocessor
 from sqlml.ml.spec import OptionValue
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (functions and the store are above the ML core: layering, test_ml_core)
+    from sqlml.functions.layout import Feature
     from sqlml.store import ModelVersion
 
 Array = np.ndarray[Any, Any]
@@ -151,7 +151,7 @@ def _centroids(previous: ModelVersion, pre: Preprocessor) -> Array:
             hint="CREATE OR REPLACE MODEL without warm_start",
         )
 
-    def values_of(feature: layout.Feature, column: Array) -> Array:  # (back to the values)
+    def values_of(feature: Feature, column: Array) -> Array:  # (back to the values)
         if feature.stddev is None or feature.mean is None:
             return column
         back: Array = column * feature.stddev + feature.mean
@@ -167,11 +167,13 @@ def _centroids(previous: ModelVersion, pre: Preprocessor) -> Array:
 def _by_name(
     previous: ModelVersion,
     part: Callable[[int], Array],
-    numeric: Callable[[layout.Feature, Array], Array],
+    numeric: Callable[[Feature, Array], Array],
 ) -> dict[tuple[str, Any], Array]:
     """The previous version's numbers per feature column (``part(i)``: column i's), by the
     column's name and, for one-hot, its category (NULL's as None); a numeric column's through
     ``numeric``."""
+    from sqlml.functions import layout  # (lazy: see TYPE_CHECKING above)
+
     found: dict[tuple[str, Any], Array] = {}
     for feature in layout.features(previous):
         if feature.categories is None:
