@@ -18,7 +18,7 @@ import dataclasses
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -158,44 +158,59 @@ class PlpyEngine:
     def read_chunked(self, sql: str) -> pa.Table:
         """All rows of a query as Arrow, read inside the backend one chunk of rows at a time
         (a composite column field by field, an array column as text: engines/pgnested.py)."""
+        batches = list(self._chunks(sql, CHUNK_ROWS, self._raise_work_mem))
+        return pa.Table.from_batches(batches)  # (one empty batch at least: its schema)
+
+    def read_batches(self, sql: str, rows: int, memory: int) -> Iterator[pa.RecordBatch]:
+        """engines.base.Streams: the chunks as they come. The chunks' GROUP BY holds them in a
+        hash table (spilled to disk past work_mem x hash_mem_multiplier): work_mem is set to a
+        quarter of ``memory`` for the read (PostgreSQL's default hash_mem_multiplier is 2)."""
+        work_mem = f"{max(4096, memory // 4 // 1024)}kB"
+        return self._chunks(sql, rows, lambda: self._set_work_mem(work_mem))
+
+    def _chunks(
+        self, sql: str, rows: int, settings: Callable[[], Callable[[], None]]
+    ) -> Iterator[pa.RecordBatch]:
         columns = self.columns_of(sql)
         train.unique_names([name for name, _ in columns])  # (else 42702 from the chunk query)
         types = [self._type(oid) for _, oid in columns]
         per_column = [pgnested.feeds(n, o, t) for (n, o), t in zip(columns, types, strict=True)]
         flat = [f for group in per_column for f in group]
-        chunk_sql = chunk_query(_parse_query(sql, "postgres"), flat, CHUNK_ROWS)
-        parts: list[list[pa.Array]] = [[] for _ in flat]
-        restore = self._raise_work_mem()
+        chunk_sql = chunk_query(_parse_query(sql, "postgres"), flat, rows)
+        restore = settings()
         try:
             cursor = self.plpy.cursor(chunk_sql.sql(dialect="postgres"))
+            read = 0
             while True:
-                batch = cursor.fetch(1)
-                if not batch:
+                try:
+                    batch = cursor.fetch(1)
+                except self.plpy.SPIError as e:
+                    raise errors.from_sqlstate(getattr(e, "sqlstate", None), str(e).strip()) from e
+                if not batch and read:
                     break
-                row = batch[0]
+                parts: list[list[pa.Array]] = [[] for _ in flat]  # (none: the empty batch)
                 for i, (_, oid) in enumerate(flat):
+                    if not batch:
+                        continue
+                    row = batch[0]
                     values, nulls = row[f"c{i}"], row[f"n{i}"]
                     if fed_oid(oid) in TEXT_TYPES:
                         parts[i].append(decode_text(values, nulls, row[f"s{i}"]))
                     else:
                         parts[i].append(decode_without_nulls(values, nulls))
-        except self.plpy.SPIError as e:
-            raise errors.from_sqlstate(getattr(e, "sqlstate", None), str(e).strip()) from e
+                yield _assembled(columns, types, per_column, flat, parts)
+                read += 1
+                if not batch:
+                    break
         finally:
             with contextlib.suppress(errors.Error):  # (a failed read's error is the one to raise)
                 restore()
-        read = [
-            pgtypes.restore(
-                oid, pa.chunked_array(parts[i], type=arrow_type(oid) if not parts[i] else None)
-            )
-            for i, (_, oid) in enumerate(flat)
-        ]
-        arrays, at = {}, 0
-        for (name, _), wanted, group in zip(columns, types, per_column, strict=True):
-            mine, at = read[at : at + len(group)], at + len(group)
-            nested = pa.types.is_struct(wanted) or pa.types.is_list(wanted)
-            arrays[name] = pgnested.assemble(wanted, mine) if nested else mine[0]
-        return pa.table(arrays)
+
+    def _set_work_mem(self, value: str) -> Callable[[], None]:
+        """work_mem = ``value`` for the transaction until what this returns sets it back."""
+        now = self._spi("SELECT current_setting('work_mem') AS now", None)[0]["now"]
+        self._spi("SELECT set_config('work_mem', %s, true)", [value])
+        return lambda: self._spi("SELECT set_config('work_mem', %s, true)", [now])
 
     def _raise_work_mem(self) -> Callable[[], None]:
         """work_mem at least READ_WORK_MEM for the read's GROUP BY (its hash table of chunk
@@ -247,6 +262,31 @@ class PlpyEngine:
 
     def close(self) -> None:
         pass
+
+
+def _assembled(
+    columns: list[tuple[str, int]],
+    types: list[pa.DataType],
+    per_column: list[list[tuple[Any, int]]],
+    flat: list[tuple[Any, int]],
+    parts: list[list[pa.Array]],
+) -> pa.RecordBatch:
+    """One chunk's columns as a record batch (composites and arrays put together)."""
+    read = [
+        pgtypes.restore(
+            oid, pa.chunked_array(parts[i], type=arrow_type(oid) if not parts[i] else None)
+        )
+        for i, (_, oid) in enumerate(flat)
+    ]
+    arrays, at = {}, 0
+    for (name, _), wanted, group in zip(columns, types, per_column, strict=True):
+        mine, at = read[at : at + len(group)], at + len(group)
+        nested = pa.types.is_struct(wanted) or pa.types.is_list(wanted)
+        arrays[name] = pgnested.assemble(wanted, mine) if nested else mine[0]
+    table = pa.table(arrays)
+    return pa.RecordBatch.from_arrays(
+        [c.combine_chunks() for c in table.columns], schema=table.schema
+    )
 
 
 def _temporal_feed(oid: int, ref: exp.Expr) -> exp.Expr:
