@@ -16,6 +16,7 @@ which streams) reads the rows at once.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from sqlml import errors
 from sqlml.engines.base import Streams
 from sqlml.ml import models, streamed
 from sqlml.ml.spec import TransformItem
@@ -54,16 +56,19 @@ def read(
     if not isinstance(engine, Streams):
         return Rows(engine.query_arrow(sql))
     memory = streamed.budget(opts)
+    rows = streamed.batch_rows(engine.schema_of(sql), memory)
     held, size = [], 0
-    reader = engine.read_batches(sql, streamed.BATCH_ROWS, memory)
+    reader = engine.read_batches(sql, rows, memory)
     try:
         for batch in reader:
             held.append(batch)
             size += batch.nbytes
             if size * streamed.TRAINING_COPIES > memory:
-                return _past_budget(session, sql, opts, transform, checkpoint, held, reader)
+                return _past_budget(session, sql, opts, transform, checkpoint, held, reader, rows)
     finally:
         _close(reader)
+        with contextlib.suppress(errors.Error):  # (after a failed read: that error)
+            engine.release_reads()
     if not held:  # (no rows: their columns, from the engine)
         return Rows(engine.query_arrow(sql))
     return Rows(pa.Table.from_batches(held))
@@ -77,6 +82,7 @@ def _past_budget(
     checkpoint: Callable[[], None],
     held: list[pa.RecordBatch],
     rest: Iterator[pa.RecordBatch],
+    rows: int,
 ) -> Rows:
     from sqlml.ml import train  # lazy: scikit-learn, only to train
 
@@ -97,12 +103,17 @@ def _past_budget(
         )
 
         def again() -> Iterator[pa.RecordBatch]:
-            return engine.read_batches(sql, streamed.BATCH_ROWS, memory)
+            return engine.read_batches(sql, rows, memory, again=True)
 
         first = itertools.chain(held, rest)
-        learned = streamed.learn(
-            lambda: first, again, model_type, opts, label, inputs, session.say, checkpoint
-        )
+        try:
+            learned = streamed.learn(
+                lambda: first, again, model_type, opts, label, inputs, session.say, checkpoint
+            )
+        finally:
+            _close(rest)
+            with contextlib.suppress(errors.Error):  # (after a failed read: that error)
+                engine.release_reads()
         return Rows(learned.sample, learned)
     per_row = max(1, head.nbytes // max(1, head.num_rows))
     cap = max(1, memory // streamed.TRAINING_COPIES // per_row)

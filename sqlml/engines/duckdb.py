@@ -474,7 +474,9 @@ class DuckDBEngine:
     def query_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         return rows(self.execute(sql, params))
 
-    def read_batches(self, sql: str, rows: int, memory: int) -> Iterator[pa.RecordBatch]:
+    def read_batches(
+        self, sql: str, rows: int, memory: int, again: bool = False
+    ) -> Iterator[pa.RecordBatch]:
         """engines.base.Streams. DuckDB keeps the blocks a scan read in its buffer pool, up to
         its memory_limit (80% of the machine's memory by default): a streamed read of a 2.5 GiB
         table left 2.5 GB in the process. The limit is lowered to ``memory`` for the read, and
@@ -506,6 +508,9 @@ class DuckDBEngine:
                 if lowered:
                     with contextlib.suppress(duckdb.Error):
                         self.con.sql("SET memory_limit = " + exp.Literal.string(limit).sql())
+
+    def release_reads(self) -> None:
+        pass  # (another pass runs the query again: nothing kept)
 
     def probe(self, sql: str) -> tuple[pa.Schema, tuple[Any, ...]]:
         """A kept plan's check in one query (engines.base.Probes): after any catalog change it
