@@ -77,7 +77,7 @@ def may_change_plans(sql: str) -> bool:
     return word not in _WRITES or any(w in lowered for w in _SENSITIVE)
 
 
-MIN_MEMORY_LIMIT = 128 << 20  # DuckDB's buffers during a streamed read, at least (below: OOMs)
+MIN_MEMORY_LIMIT = 64 << 20  # DuckDB's buffers during a streamed read, at least (2 MiB: OOM)
 
 
 def _stream_error(message: str) -> errors.Error:
@@ -479,14 +479,14 @@ class DuckDBEngine:
     ) -> Iterator[pa.RecordBatch]:
         """engines.base.Streams. DuckDB keeps the blocks a scan read in its buffer pool, up to
         its memory_limit (80% of the machine's memory by default): a streamed read of a 2.5 GiB
-        table left 2.5 GB in the process. The limit is lowered to half ``memory`` for the read
-        (the other half is the batches' in the learner: streamed.batch_rows), and
+        table left 2.5 GB in the process. The limit is lowered to a quarter of ``memory`` for
+        the read (the rest is the batches' in the learner: streamed.batch_rows), and
         set back after it (it is the database's: other connections of this process to the file
         share it meanwhile; benchmarks/RESULTS.md, "Bounded memory")."""
         with self._lock, self.checked(sql, None):
             setting = "SELECT current_setting('memory_limit')"
             limit = str(self.con.sql(setting).to_arrow_table()[0][0].as_py())
-            memory = max(memory // 2, MIN_MEMORY_LIMIT)  # (the other half: the batches')
+            memory = max(memory // 4, MIN_MEMORY_LIMIT)  # (the rest: the batches in the learner)
             # (an in-memory database's tables live in its buffers: never squeezed)
             lowered = not self.path.startswith(":memory:") and _bytes(limit) > memory
             if lowered:

@@ -79,11 +79,12 @@ def budget(options: Mapping[str, Any]) -> int:
 
 
 def batch_rows(schema: pa.Schema, memory: int) -> int:
-    """Rows per record batch: a batch's Arrow bytes at most a (2 x TRAINING_COPIES)th of the
-    budget (what a batch becomes in the learner: its float64 columns, the rows of the sums,
-    and on PostgreSQL the chunk's bytea and its copy), BATCH_ROWS at most."""
+    """Rows per record batch: a batch's Arrow bytes at most a (4 x TRAINING_COPIES)th of the
+    budget (what a batch becomes in the learner, ~8 times its size: its float64 columns, the
+    rows of the sums, and on PostgreSQL the chunk's bytea and its copy; the engine's buffers
+    take another quarter of the budget), BATCH_ROWS at most."""
     width = sum(8 if pa.types.is_primitive(f.type) else 32 for f in schema) or 8
-    return int(max(1024, min(BATCH_ROWS, memory // (2 * TRAINING_COPIES * width))))
+    return int(max(1024, min(BATCH_ROWS, memory // (4 * TRAINING_COPIES * width))))
 
 
 def streamable(model_type: str, opts: dict[str, Any], inputs: list[InputColumn]) -> str | None:
