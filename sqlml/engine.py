@@ -26,7 +26,7 @@ import itertools
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import sqlglot
@@ -75,6 +75,9 @@ from sqlml.ml import incremental, models, warm_start
 from sqlml.ml.checkpoints import budgeted
 from sqlml.ml.spec import OptionValue
 from sqlml.store import ModelVersion, Store
+
+if TYPE_CHECKING:
+    from sqlml.ml.incremental_more import Centroids
 
 Progress = Callable[[str], None]
 # Rendered ML queries kept per session, by statement text: rendering a compiled model's SQL costs
@@ -533,7 +536,7 @@ class Session:
         options: Mapping[str, OptionValue],
         checkpoint: Callable[[], None],
         mark: dict[str, Any] | None = None,
-        previous: incremental.State | incremental.Curve | None = None,
+        previous: incremental.State | incremental.Curve | Centroids | None = None,
         comment: str | None = None,
         notes: dict[str, Any] | None = None,
         warm: ModelVersion | None = None,

@@ -36,6 +36,7 @@ from sqlml.ml import (
     features,
     fingerprint,
     incremental,
+    incremental_more,
     kinds,
     models,
     multihot,
@@ -85,7 +86,7 @@ class TrainResult:
     statistics: dict[str, Any] | None = None
     data_warnings: list[dict[str, Any]] | None = None
     # incremental = TRUE: every row so far (ml/incremental.py)
-    state: incremental.State | incremental.Curve | None = None
+    state: incremental.State | incremental.Curve | incremental_more.Centroids | None = None
     watermark: dict[str, Any] | None = None  # and where its watermark stands (sqlml/retrain.py)
 
 
@@ -108,7 +109,7 @@ def train(
     transform: Sequence[TransformItem] | None = None,
     progress: Progress | None = None,
     checkpoint: Checkpoint = never,
-    previous: incremental.State | incremental.Curve | None = None,
+    previous: incremental.State | incremental.Curve | incremental_more.Centroids | None = None,
     warm: ModelVersion | None = None,
 ) -> TrainResult:
     """``previous``: with incremental = TRUE, the statistics of the rows trained on before
@@ -168,18 +169,21 @@ def _fit(
     say: Progress,
     started: float,
     checkpoint: Checkpoint = never,
-    previous: incremental.State | incremental.Curve | None = None,
+    previous: incremental.State | incremental.Curve | incremental_more.Centroids | None = None,
     warm: ModelVersion | None = None,
 ) -> TrainResult:
     train_rows = _rows(data, training=True)
     used = _used_rows(data, table)
     clock = _Clock(data.timings)
-    state: incremental.State | incremental.Curve | None = None
+    state: incremental.State | incremental.Curve | incremental_more.Centroids | None = None
     solved = None
-    if opts.get("incremental") and model_type.name not in incremental.APPROXIMATE:
+    more = incremental_more.begin(model_type, opts, inputs, data.raw, previous, checkpoint)
+    if more is not None:  # (pca and kmeans: ml/incremental_more.py)
+        pre = more.pre
+    elif opts.get("incremental") and model_type.name not in incremental.APPROXIMATE:
         # (the rows' statistics added to those trained on before)
         assert data.y is not None
-        assert not isinstance(previous, incremental.Curve)
+        assert previous is None or isinstance(previous, incremental.State)
         state = incremental.accumulate(previous, inputs, data.raw, data.y, checkpoint)
         solved = incremental.solve(state, inputs, float(opts["l2_reg"]))
         pre = Preprocessor(list(inputs), auto=[*solved.encoders], stats=solved.stats)
@@ -222,9 +226,14 @@ def _fit(
         n_classes=len(data.classes) if data.classes is not None else None,
         n_features=x_train.shape[1],
     )
-    estimator = model_type.build(opts, ctx) if solved is None else solved.estimator
+    if more is not None and more.estimator is not None:  # (pca solved, kmeans' RETRAIN)
+        estimator = more.estimator
+    else:
+        estimator = model_type.build(opts, ctx) if solved is None else solved.estimator
     primed = warm is not None and warm_start.prime(estimator, warm, pre, opts)
-    if isinstance(state, incremental.State):  # (solved: nothing to fit)
+    if more is not None:
+        state, estimator, info = more.fit(estimator, x_train, used)
+    elif isinstance(state, incremental.State):  # (solved: nothing to fit)
         info = incremental.info(state, _count(train_rows, used))
     elif isinstance(previous, incremental.Curve):  # (Newton's method from the old curve)
         assert data.y is not None
