@@ -50,6 +50,9 @@ kept: the new rows are standardized as the old ones were (a column's NULLs becom
 so moving it would change the old rows' features in a way no reparametrization follows);
 categories first seen later get columns of their own, their weights starting at 0. The label's
 classes are the first training's: a new class is 22000.
+
+pca (exact: its covariance comes from the same Gram matrix) and kmeans (approximate: weighted
+centroids) are in ml/incremental_more.py.
 """
 
 from __future__ import annotations
