@@ -77,7 +77,7 @@ from sqlml.ml.spec import OptionValue
 from sqlml.store import ModelVersion, Store
 
 if TYPE_CHECKING:
-    from sqlml.ml.incremental_more import Centroids
+    from sqlml.ml.incremental_more import More
 
 Progress = Callable[[str], None]
 # Rendered ML queries kept per session, by statement text: rendering a compiled model's SQL costs
@@ -536,7 +536,7 @@ class Session:
         options: Mapping[str, OptionValue],
         checkpoint: Callable[[], None],
         mark: dict[str, Any] | None = None,
-        previous: incremental.State | incremental.Curve | Centroids | None = None,
+        previous: incremental.State | incremental.Curve | More | None = None,
         comment: str | None = None,
         notes: dict[str, Any] | None = None,
         warm: ModelVersion | None = None,

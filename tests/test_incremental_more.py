@@ -231,7 +231,7 @@ def test_kmeans_refuses_custom_starts(inc: Inc) -> None:
 
 @pytest.mark.parametrize(
     "model_type",
-    ["boosted_tree_regressor", "random_forest_classifier", "dnn_regressor", "autoencoder"],
+    ["boosted_tree_regressor", "random_forest_classifier", "autoencoder"],
 )
 def test_other_model_types_refuse_incremental(inc: Inc, model_type: str) -> None:
     table = inc.table(0, 99)
@@ -244,24 +244,83 @@ def test_other_model_types_refuse_incremental(inc: Inc, model_type: str) -> None
 # -- the predicted label is the argmax of the probabilities ---------------------------------------
 
 
+ARGMAX = {
+    "logistic_reg": CLASSIFIER.format(label="tier"),
+    "dnn_classifier": "model_type = 'dnn_classifier', input_label_cols = ['tier'],"
+    " hidden_units = [2], learn_rate = 0.01, max_iterations = 40, incremental = TRUE,"
+    " watermark_col = 'ts'",
+}
+
+
 @pytest.mark.parametrize("scoring", ["compiled", "runtime"])
-def test_incremental_classifier_predicts_the_argmax(inc: Inc, scoring: str) -> None:
+@pytest.mark.parametrize("model_type", sorted(ARGMAX))
+def test_incremental_classifier_predicts_the_argmax(
+    inc: Inc, model_type: str, scoring: str
+) -> None:
     """issue 15: a multiclass incremental classifier's predicted label is the class of the
     largest probability (the ONNX graph's definition), in compiled SQL and in onnxruntime."""
-    table = inc.table(0, 1499)
+    table = inc.table(0, 899)
     query = "SELECT x, z, plan, promo, tier, ts FROM inc.{table}"
-    model = inc.model(table, CLASSIFIER.format(label="tier"), query)
-    inc.add(table, 1500, 1799, third="'d'")
+    model = inc.model(table, ARGMAX[model_type], query)
+    inc.add(table, 900, 1079, third="'d'")
     inc.run(f"ALTER MODEL {model} RETRAIN")
     rows = inc.run(
         f"SELECT predicted_tier, predicted_tier_probs FROM ML.PREDICT(MODEL {model},"
         f" TABLE inc.{table}, STRUCT('{scoring}' AS scoring))"
     )
-    assert len(rows) == 1800
+    assert len(rows) == 1080
     labels = set()
     for label, probs in rows:
         top = max(probs, key=lambda p: p["prob"])
         assert label == top["label"]
         assert abs(sum(p["prob"] for p in probs) - 1.0) < 1e-9
         labels.add(label)
-    assert labels == {"hi", "mid", "lo"}
+    assert len(labels) >= 2 if model_type == "dnn_classifier" else labels == {"hi", "mid", "lo"}
+
+
+# -- dnn_classifier, dnn_regressor: approximate (ml/incremental_dnn.py) ---------------------------
+
+DNN = (
+    "model_type = '{model_type}', input_label_cols = ['{label}'], hidden_units = [8],"
+    " learn_rate = 0.01, max_iterations = 200, early_stop = FALSE, data_split_method = 'NO_SPLIT'"
+)
+METRICS = {"tier": ("accuracy", "log_loss"), "y": ("mean_squared_error", "r2_score")}
+
+
+@pytest.mark.parametrize(
+    ("model_type", "label"), [("dnn_classifier", "tier"), ("dnn_regressor", "y")]
+)
+def test_dnn_retrain_is_close_to_a_full_retrain(inc: Inc, model_type: str, label: str) -> None:
+    """Against the plain CREATE MODEL on every row (scikit-learn's MLP, seed 0), on rows
+    neither trained on."""
+    table = inc.table(0, 2999)
+    test = inc.table(5000, 5999)
+    query = f"SELECT x, z, plan, promo, {label}, ts FROM inc.{{table}}"
+    options = DNN.format(model_type=model_type, label=label)
+    model = inc.model(table, options + ", incremental = TRUE, watermark_col = 'ts'", query)
+    inc.add(table, 3000, 3149, third="'d'")
+    inc.run(f"ALTER MODEL {model} RETRAIN")
+    inc.add(table, 3150, 3299)
+    inc.run(f"ALTER MODEL {model} RETRAIN")
+    full = inc.model(table, options, query.replace(", ts", ""))
+    names = ", ".join(METRICS[label])
+    evaluate = "SELECT {} FROM ML.EVALUATE(MODEL {}, TABLE inc.{})"
+    (mine,) = inc.run(evaluate.format(names, model, test))
+    (theirs,) = inc.run(evaluate.format(names, full, test))
+    (before,) = inc.run(evaluate.format(names, f"{model} VERSION 1", test))
+    print(f"{model_type}: retrained {mine}, full retrain {theirs}, before {before}")
+    # docs/sql.md's tolerances, measured here: the classifier's accuracy 0.741 (full retrain
+    # 0.752) and log loss 0.588 (0.527); the regressor's mean squared error 45.0 (42.1) and R2
+    # 0.905 (0.911). The version before the RETRAINs is as good as the full retrain: 200 epochs
+    # on 150 new rows fit them at the old rows' expense (ml/incremental_dnn.py: it forgets)
+    if label == "tier":
+        assert abs(mine[0] - theirs[0]) <= 0.03
+        assert mine[1] <= 1.15 * theirs[1]
+    else:
+        assert mine[0] <= 1.10 * theirs[0]
+        assert abs(mine[1] - theirs[1]) <= 0.01
+    trained = inc.run(
+        f"SELECT DISTINCT training_run, incremental, rows_read FROM ML.TRAINING_INFO(MODEL {model})"
+    )
+    assert [tuple(r) for r in trained] == [(2, "approximate", 150)]
+    assert [v[2] for v in inc.versions(model)] == [3000, 3150, 3300]

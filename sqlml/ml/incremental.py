@@ -52,7 +52,8 @@ categories first seen later get columns of their own, their weights starting at 
 classes are the first training's: a new class is 22000.
 
 pca (exact: its covariance comes from the same Gram matrix) and kmeans (approximate: weighted
-centroids) are in ml/incremental_more.py.
+centroids) are in ml/incremental_more.py, the DNNs (approximate: epochs on the new rows from
+the stored weights) in ml/incremental_dnn.py.
 """
 
 from __future__ import annotations
@@ -71,12 +72,12 @@ from sqlml.ml.features import NULL_CATEGORY, Encoder, InputColumn, NumericAuto, 
 from sqlml.ml.fingerprint import Fingerprint
 
 if TYPE_CHECKING:  # (pca and kmeans: ml/incremental_more.py, which imports this module)
-    from sqlml.ml.incremental_more import Centroids
+    from sqlml.ml.incremental_more import More
 
 Array = np.ndarray[Any, Any]
 
-# linear_reg and pca exact; logistic_reg and kmeans approximate (pca, kmeans: incremental_more.py)
-MODEL_TYPES = ("linear_reg", "logistic_reg", "pca", "kmeans")
+# linear_reg and pca exact; logistic_reg, kmeans and the DNNs approximate (incremental_more.py)
+MODEL_TYPES = ("linear_reg", "logistic_reg", "pca", "kmeans", "dnn_classifier", "dnn_regressor")
 APPROXIMATE = ("logistic_reg",)
 UNSUPERVISED = ("pca", "kmeans")  # (no label: no data split either)
 KINDS = ("numeric", "string", "bool")  # the input columns they take
@@ -447,16 +448,14 @@ class Curve:
         )
 
 
-def categories(state: State | Curve | Centroids) -> dict[str, list[str]]:
+def categories(state: State | Curve | More) -> dict[str, list[str]]:
     """The categories of each string and BOOL column the state has seen."""
     if not isinstance(state, State):  # (a Curve's or Centroids' encoders)
         return {e.name: list(e.categories) for e in state.encoders if isinstance(e, OneHot)}
     return {name: [c for n, c in state.slots if n == name] for name in state.categorical}
 
 
-def learned(
-    before: State | Curve | Centroids, after: State | Curve | Centroids
-) -> dict[str, list[str]]:
+def learned(before: State | Curve | More, after: State | Curve | More) -> dict[str, list[str]]:
     """The categories ``after`` has and ``before`` had not, by column (those a RETRAIN's rows
     brought: a NOTICE names them)."""
     old = categories(before)
@@ -471,12 +470,16 @@ def _seen(meta: dict[str, Any]) -> Fingerprint | None:
     return Fingerprint.from_json(meta["seen"]) if meta.get("seen") else None
 
 
-def load(data: bytes, meta: dict[str, Any]) -> State | Curve | Centroids:
+def load(data: bytes, meta: dict[str, Any]) -> State | Curve | More:
     """The stored state of any learner."""
     if meta.get("learner") == "centroids":
         from sqlml.ml.incremental_more import Centroids  # (it imports this module)
 
         return Centroids.load(data, meta)
+    if meta.get("learner") == "net":
+        from sqlml.ml.incremental_dnn import Net
+
+        return Net.load(data, meta)
     if meta.get("learner") == "curve":
         return Curve.load(data, meta)
     return State.load(data, meta)

@@ -1,4 +1,5 @@
-"""Incremental training for ``pca`` (exact) and ``kmeans`` (approximate) (issue 15).
+"""Incremental training for ``pca`` (exact) and ``kmeans`` (approximate) (issue 15); the DNNs'
+(approximate) are in ml/incremental_dnn.py and start here.
 
 Theory of operation
 -------------------
@@ -53,13 +54,13 @@ from typing import Any
 import numpy as np
 
 from sqlml import errors
-from sqlml.ml import features, incremental
+from sqlml.ml import features, incremental, incremental_dnn
 from sqlml.ml.checkpoints import unwatch, watch
 from sqlml.ml.features import Encoder, InputColumn, NumericAuto, OneHot, Preprocessor
 from sqlml.ml.fingerprint import Fingerprint
 
 Array = np.ndarray[Any, Any]
-MODEL_TYPES = ("pca", "kmeans")
+MODEL_TYPES = ("pca", "kmeans", *incremental_dnn.MODEL_TYPES)
 Fit = Callable[[Any, Array, int], tuple[Any, Any, dict[str, Any]]]
 
 
@@ -97,10 +98,16 @@ def begin(
     raw: dict[str, Array],
     previous: Any,
     checkpoint: Callable[[], None],
+    y: Array | None = None,
+    classes: list[Any] | None = None,
 ) -> Begun | None:
-    """None unless ``model_type`` is pca or kmeans and opts say incremental = TRUE."""
+    """None unless ``model_type`` is one of MODEL_TYPES and opts say incremental = TRUE; ``y``
+    and ``classes``: a supervised model's labels (class indexes) and classes."""
     if not opts.get("incremental") or model_type.name not in MODEL_TYPES:
         return None
+    if model_type.name in incremental_dnn.MODEL_TYPES:
+        assert y is not None
+        return _dnn(model_type, opts, inputs, raw, previous, y, classes, checkpoint)
     if model_type.name == "pca":
         n = len(next(iter(raw.values())))
         state = incremental.accumulate(previous, inputs, raw, np.zeros(n), checkpoint)
@@ -108,15 +115,21 @@ def begin(
     if previous is None:
         pre = features.fit(inputs, raw, None, model_type.standardize(opts))
         return Begun(pre, None, _first_kmeans(pre.auto, checkpoint))
-    encoders = incremental.grown(previous.encoders, raw)
-    stats = {c.name: features.column_stats(raw[c.name], c.kind) for c in inputs}
-    pre = Preprocessor(list(inputs), auto=encoders, stats=stats)
-    old = extended(previous, encoders)
+    pre = _frozen(previous.encoders, inputs, raw)
+    old = extended(previous, pre.auto)
     estimator = _kmeans_from(model_type, opts, old)
     return Begun(pre, estimator, _lloyd(old, checkpoint))
 
 
-def info(state: incremental.State | Centroids, rows_read: int, how: str) -> dict[str, Any]:
+def _frozen(
+    encoders: Sequence[Encoder], inputs: Sequence[InputColumn], raw: dict[str, Array]
+) -> Preprocessor:
+    """The first training's preprocessing, with the categories ``raw`` brings added."""
+    stats = {c.name: features.column_stats(raw[c.name], c.kind) for c in inputs}
+    return Preprocessor(list(inputs), auto=incremental.grown(encoders, raw), stats=stats)
+
+
+def info(state: incremental.State | More, rows_read: int, how: str) -> dict[str, Any]:
     """ML.TRAINING_INFO's incremental entries (as incremental.info)."""
     return {
         "incremental": how,
@@ -218,7 +231,7 @@ class Centroids:
     def meta(self) -> dict[str, Any]:
         return {
             "learner": "centroids",
-            "encoders": [_encoder_json(e) for e in self.encoders],
+            "encoders": [incremental_dnn.encoder_json(e) for e in self.encoders],
             "rows": self.rows,
             "runs": self.runs,
             "seen": self.seen.to_json() if self.seen is not None else None,
@@ -228,7 +241,7 @@ class Centroids:
     def load(cls, data: bytes, meta: dict[str, Any]) -> Centroids:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             centroids, counts = arrays["centroids"], arrays["counts"]
-        encoders = [_encoder_of(e) for e in meta["encoders"]]
+        encoders = [incremental_dnn.encoder_of(e) for e in meta["encoders"]]
         width = sum(e.width for e in encoders)
         if centroids.ndim != 2 or centroids.shape[1] != width or counts.shape != (len(centroids),):
             raise errors.CorruptedModel(
@@ -237,19 +250,6 @@ class Centroids:
             )
         seen = Fingerprint.from_json(meta["seen"]) if meta.get("seen") else None
         return cls(encoders, centroids, counts, int(meta["rows"]), int(meta.get("runs", 1)), seen)
-
-
-def _encoder_json(encoder: Encoder) -> dict[str, Any]:
-    if isinstance(encoder, NumericAuto):
-        return {"column": encoder.name, "mean": encoder.mean, "std": encoder.std}
-    return {"column": encoder.name, "categories": list(encoder.categories)}
-
-
-def _encoder_of(stored: dict[str, Any]) -> Encoder:
-    if "mean" in stored:
-        std = None if stored["std"] is None else float(stored["std"])
-        return NumericAuto(stored["column"], float(stored["mean"]), std)
-    return OneHot(stored["column"], tuple(stored["categories"]))
 
 
 def extended(old: Centroids, encoders: Sequence[Encoder]) -> Centroids:
@@ -329,3 +329,42 @@ def _lloyd(old: Centroids, checkpoint: Callable[[], None]) -> Fit:
         return state, estimator, {**done, **info(state, rows_read, "approximate")}
 
     return fit
+
+
+More = Centroids | incremental_dnn.Net  # (the states of this module's learners)
+
+
+# -- dnn_classifier, dnn_regressor: approximate (ml/incremental_dnn.py) -------------------------
+
+
+def _dnn(
+    model_type: Any,
+    opts: dict[str, Any],
+    inputs: Sequence[InputColumn],
+    raw: dict[str, Array],
+    previous: incremental_dnn.Net | None,
+    y: Array,
+    classes: list[Any] | None,
+    checkpoint: Callable[[], None],
+) -> Begun:
+    """The first training as without incremental (its preprocessing kept); a RETRAIN's epochs
+    on the new rows from the stored weights."""
+    if previous is None:
+        pre = features.fit(inputs, raw, None, model_type.standardize(opts))
+        old = None
+    else:
+        pre = _frozen(previous.encoders, inputs, raw)
+        old = incremental_dnn.extended(previous, pre.auto)
+
+    def fit(estimator: Any, x: Array, rows_read: int) -> tuple[Any, Any, dict[str, Any]]:
+        from sqlml.ml import models
+
+        if old is not None:
+            incremental_dnn.started(estimator, old, x, y)
+        data = models.FitData(x, y, None, None, None, classes or [], opts, checkpoint)
+        done = model_type.fit(estimator, data)
+        rows, runs = (0, 1) if old is None else (old.rows, old.runs + 1)
+        state = incremental_dnn.state_of(estimator, pre.auto, classes, rows + len(x), runs)
+        return state, estimator, {**done, **info(state, rows_read, "approximate")}
+
+    return Begun(pre, None, fit)

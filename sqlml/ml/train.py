@@ -86,7 +86,7 @@ class TrainResult:
     statistics: dict[str, Any] | None = None
     data_warnings: list[dict[str, Any]] | None = None
     # incremental = TRUE: every row so far (ml/incremental.py)
-    state: incremental.State | incremental.Curve | incremental_more.Centroids | None = None
+    state: incremental.State | incremental.Curve | incremental_more.More | None = None
     watermark: dict[str, Any] | None = None  # and where its watermark stands (sqlml/retrain.py)
 
 
@@ -109,7 +109,7 @@ def train(
     transform: Sequence[TransformItem] | None = None,
     progress: Progress | None = None,
     checkpoint: Checkpoint = never,
-    previous: incremental.State | incremental.Curve | incremental_more.Centroids | None = None,
+    previous: incremental.State | incremental.Curve | incremental_more.More | None = None,
     warm: ModelVersion | None = None,
 ) -> TrainResult:
     """``previous``: with incremental = TRUE, the statistics of the rows trained on before
@@ -134,7 +134,7 @@ def train(
     transform = ngram_steps.bind(transform, inputs)  # ML.NGRAMS items read their indicators
     seen = fingerprint.of(table)  # (its digest, or an incremental model's of every row so far)
     checkpoint()
-    known = previous.classes if isinstance(previous, incremental.Curve) else None
+    known = getattr(previous, "classes", None)  # (a Curve's or a Net's: RETRAIN keeps them)
     data = _prepare(model_type, opts, table, label, inputs, known)
     _usable_numbers(data, label)
     checkpoint()
@@ -169,15 +169,17 @@ def _fit(
     say: Progress,
     started: float,
     checkpoint: Checkpoint = never,
-    previous: incremental.State | incremental.Curve | incremental_more.Centroids | None = None,
+    previous: incremental.State | incremental.Curve | incremental_more.More | None = None,
     warm: ModelVersion | None = None,
 ) -> TrainResult:
     train_rows = _rows(data, training=True)
     used = _used_rows(data, table)
     clock = _Clock(data.timings)
-    state: incremental.State | incremental.Curve | incremental_more.Centroids | None = None
+    state: incremental.State | incremental.Curve | incremental_more.More | None = None
     solved = None
-    more = incremental_more.begin(model_type, opts, inputs, data.raw, previous, checkpoint)
+    more = incremental_more.begin(
+        model_type, opts, inputs, data.raw, previous, checkpoint, data.y, data.classes
+    )
     if more is not None:  # (pca and kmeans: ml/incremental_more.py)
         pre = more.pre
     elif opts.get("incremental") and model_type.name not in incremental.APPROXIMATE:
