@@ -324,3 +324,18 @@ def test_dnn_retrain_is_close_to_a_full_retrain(inc: Inc, model_type: str, label
     )
     assert [tuple(r) for r in trained] == [(2, "approximate", 150)]
     assert [v[2] for v in inc.versions(model)] == [3000, 3150, 3300]
+
+
+def test_dnn_retrain_refuses_a_new_class(inc: Inc) -> None:
+    """The classes are the first training's (as an incremental logistic_reg's): 22000, and the
+    serving version stays."""
+    table = inc.table(0, 299)
+    options = DNN.format(model_type="dnn_classifier", label="yes").replace(
+        "max_iterations = 200", "max_iterations = 5"
+    )
+    query = "SELECT x, z, plan, promo, yes, ts FROM inc.{table}"
+    model = inc.model(table, options + ", incremental = TRUE, watermark_col = 'ts'", query)
+    inc.add(table, 300, 349)
+    inc.run(f"UPDATE inc.{table} SET yes = 'maybe' WHERE id = 320")
+    assert inc.sqlstate(f"ALTER MODEL {model} RETRAIN") == "22000"
+    assert inc.versions(model) == [(1, "serving", 300)]
