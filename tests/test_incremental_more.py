@@ -339,3 +339,27 @@ def test_dnn_retrain_refuses_a_new_class(inc: Inc) -> None:
     inc.run(f"UPDATE inc.{table} SET yes = 'maybe' WHERE id = 320")
     assert inc.sqlstate(f"ALTER MODEL {model} RETRAIN") == "22000"
     assert inc.versions(model) == [(1, "serving", 300)]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        "model_type = 'kmeans', num_clusters = 3",
+        "model_type = 'dnn_classifier', input_label_cols = ['c'], max_iterations = 1",
+    ],
+)
+def test_past_the_memory_budget_is_refused(inc: Inc, options: str) -> None:
+    """A training past max_training_memory_mb that cannot stream learns from a sample
+    (sqlml/bounded.py): with incremental = TRUE that sample's state would be kept as every
+    row's, so it is 0A000 (linear_reg and logistic_reg stream: tests/test_streamed.py)."""
+    table = f"big{next(inc.names)}"
+    inc.run(
+        f"CREATE TABLE inc.{table} AS SELECT i AS ts, CAST(sin(i) AS DOUBLE PRECISION) AS x,"
+        " CAST(cos(i) AS DOUBLE PRECISION) AS z, sin(i * 3) > 0 AS c"
+        " FROM generate_series(1, 150000) AS g(i)"
+    )
+    given = f"{options}, incremental = TRUE, watermark_col = 'ts', max_training_memory_mb = 1"
+    create = f"CREATE MODEL inc.bad OPTIONS ({given}) AS SELECT x, z, c, ts FROM inc.{table}"
+    assert inc.sqlstate(create) == "0A000"
+    plain = create.replace("incremental = TRUE, watermark_col = 'ts', ", "")
+    inc.run(plain.replace("inc.bad", f"inc.sampled{next(inc.names)}"))  # (on a sample)
