@@ -82,7 +82,7 @@ def check(model_type: str, opts: Mapping[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class Begun:
-    """A training of pca or kmeans with incremental = TRUE: its preprocessing, the estimator
+    """A training of pca, kmeans or a DNN with incremental = TRUE: its preprocessing, the estimator
     (None: the model type builds it) and how it fits: ``fit(estimator, x, rows_read)`` ->
     (state, estimator, training info)."""
 
