@@ -115,6 +115,13 @@ def _past_budget(
             with contextlib.suppress(errors.Error):  # (after a failed read: that error)
                 engine.release_reads()
         return Rows(learned.sample, learned)
+    if opts.get("incremental"):  # (a sample's state would be kept as every row's)
+        raise errors.FeatureNotSupported(
+            f"incremental = TRUE learns from every row: {model_type.name} cannot learn from"
+            f" more rows than max_training_memory_mb ({mib:g} MiB) holds"
+            + (f" ({why})" if why else ""),
+            hint="a larger max_training_memory_mb, or incremental = FALSE",
+        )
     per_row = max(1, head.nbytes // max(1, head.num_rows))
     cap = max(1, memory // streamed.TRAINING_COPIES // per_row)
     session.say(

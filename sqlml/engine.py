@@ -26,7 +26,7 @@ import itertools
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import sqlglot
@@ -77,6 +77,9 @@ from sqlml.ml.checkpoints import budgeted
 from sqlml.ml.spec import OptionValue
 from sqlml.ml.streamed import Streamed
 from sqlml.store import ModelVersion, Store
+
+if TYPE_CHECKING:
+    from sqlml.ml.incremental_more import More
 
 Progress = Callable[[str], None]
 # Rendered ML queries kept per session, by statement text: rendering a compiled model's SQL costs
@@ -548,7 +551,7 @@ class Session:
         options: Mapping[str, OptionValue],
         checkpoint: Callable[[], None],
         mark: dict[str, Any] | None = None,
-        previous: incremental.State | incremental.Curve | None = None,
+        previous: incremental.State | incremental.Curve | More | None = None,
         comment: str | None = None,
         notes: dict[str, Any] | None = None,
         warm: ModelVersion | None = None,

@@ -61,7 +61,7 @@ def _rows(version: ModelVersion, settings: Mapping[str, Any]) -> list[Row]:
     info = version.training_info
     history = info.get("history")
     if history and version.kind != models.CLUSTERER:
-        return _history_rows(history)
+        return _history_rows(history, info)
     iterations = info.get("iterations")
     iteration = max(int(iterations) - 1, 0) if iterations is not None else 0
     name = _LOSS.get(version.kind)
@@ -96,18 +96,23 @@ def _clusters(info: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _history_rows(history: list[dict[str, Any]]) -> list[Row]:
-    """One row per recorded iteration, the last one first."""
+def _history_rows(history: list[dict[str, Any]], info: Mapping[str, Any]) -> list[Row]:
+    """One row per recorded iteration, the last one first (an incremental version's with its
+    training_run and the incremental columns)."""
+    extra: tuple[Any, ...] = ()
+    if info.get("incremental"):
+        extra = (str(info["incremental"]), int(info.get("rows_read", 0)))
     rows: list[Row] = []
     for entry in sorted(history, key=lambda e: int(e["iteration"]), reverse=True):
         rows.append(
             (
-                0,
+                int(info.get("training_run", 0)),
                 int(entry["iteration"]),
                 _number(entry.get("loss")),
                 _number(entry.get("eval_loss")),
                 _number(entry.get("learning_rate")),
                 None if entry.get("duration_ms") is None else int(entry["duration_ms"]),
+                *extra,
             )
         )
     return rows

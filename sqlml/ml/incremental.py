@@ -50,6 +50,10 @@ kept: the new rows are standardized as the old ones were (a column's NULLs becom
 so moving it would change the old rows' features in a way no reparametrization follows);
 categories first seen later get columns of their own, their weights starting at 0. The label's
 classes are the first training's: a new class is 22000.
+
+pca (exact: its covariance comes from the same Gram matrix) and kmeans (approximate: weighted
+centroids) are in ml/incremental_more.py, the DNNs (approximate: epochs on the new rows from
+the stored weights) in ml/incremental_dnn.py.
 """
 
 from __future__ import annotations
@@ -58,18 +62,24 @@ import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sqlml import errors
+from sqlml.ml import models
 from sqlml.ml.features import NULL_CATEGORY, Encoder, InputColumn, NumericAuto, OneHot
 from sqlml.ml.fingerprint import Fingerprint
 
+if TYPE_CHECKING:  # (pca and kmeans: ml/incremental_more.py, which imports this module)
+    from sqlml.ml.incremental_more import More
+
 Array = np.ndarray[Any, Any]
 
-MODEL_TYPES = ("linear_reg", "logistic_reg")  # linear_reg exact, logistic_reg approximate
+# linear_reg and pca exact; logistic_reg, kmeans and the DNNs approximate (incremental_more.py)
+MODEL_TYPES = ("linear_reg", "logistic_reg", "pca", "kmeans", "dnn_classifier", "dnn_regressor")
 APPROXIMATE = ("logistic_reg",)
+UNSUPERVISED = ("pca", "kmeans")  # (no label: no data split either)
 KINDS = ("numeric", "string", "bool")  # the input columns they take
 BLOCK = 65_536  # rows per block of U at most (its memory: BLOCK x columns doubles)
 WORK = 1 << 29  # multiply-adds per block at most (~0.1 s), so a cancel is answered soon
@@ -148,7 +158,11 @@ def defaults(options: Mapping[str, Any]) -> dict[str, Any]:
             hint="add incremental = TRUE to the OPTIONS, or leave WATERMARK_COL out",
         )
     if given.get("incremental") is True:
-        given.setdefault("data_split_method", "NO_SPLIT")
+        name = str(given.get("model_type") or "").lower()
+        if name in models.names() and name not in MODEL_TYPES:  # (before its options are read)
+            check(name, {}, [])
+        if name not in UNSUPERVISED:
+            given.setdefault("data_split_method", "NO_SPLIT")
     return given
 
 
@@ -174,7 +188,7 @@ def check(model_type: str, opts: dict[str, Any], inputs: Sequence[InputColumn]) 
         refuse("takes no instance_weight_col yet")
     if opts.get("max_training_rows"):
         refuse("learns from every row: it takes no max_training_rows (a sample)")
-    if opts.get("data_split_method") != "NO_SPLIT":
+    if opts.get("data_split_method", "NO_SPLIT") != "NO_SPLIT":
         refuse(
             "takes data_split_method = 'NO_SPLIT' only: a split chosen over all rows cannot be"
             " kept when a RETRAIN reads only the new ones",
@@ -186,6 +200,9 @@ def check(model_type: str, opts: dict[str, Any], inputs: Sequence[InputColumn]) 
                 f'takes numeric, STRING and BOOL columns only, not column "{column.name}"'
                 f" ({column.kind})"
             )
+    from sqlml.ml import incremental_more  # (it imports this module)
+
+    incremental_more.check(model_type, opts)
 
 
 def accumulate(
@@ -278,6 +295,28 @@ def solve(state: State, inputs: Sequence[InputColumn], l2: float) -> Solved:
     state holds, as scikit-learn would fit them on the standardized matrix."""
     g = state.gram
     n = g[0, 0]
+    a, encoders, stats = features_of(state, inputs)
+    ztz, zsum, zty = a @ g @ a.T, a @ g[:, 0], a @ g[:, 1]
+    zbar, ybar = zsum / n, g[0, 1] / n
+    centred_ztz = ztz - n * np.outer(zbar, zbar)
+    centred_zty = zty - n * zbar * ybar
+    if l2 > 0:
+        weights = np.linalg.solve(centred_ztz + l2 * np.eye(len(a)), centred_zty)
+    else:
+        weights = np.linalg.lstsq(centred_ztz, centred_zty, rcond=RCOND)[0]
+    intercept = state.shift[""] + ybar - float(zbar @ weights)
+    return Solved(encoders, _estimator(weights, intercept, l2), stats)
+
+
+def features_of(
+    state: State, inputs: Sequence[InputColumn], scale: bool = True
+) -> tuple[Array, list[NumericAuto | OneHot], dict[str, dict[str, Any]]]:
+    """The matrix ``A`` (a feature row is ``A u``: NULL -> the mean, numeric columns centred
+    and, with ``scale``, standardized, one-hot categories), the encoders that compute those
+    features from the values (without ``scale`` a numeric feature is the value itself: ``A u``
+    plus its mean) and ML.FEATURE_INFO's statistics, all from the state's matrix."""
+    g = state.gram
+    n = g[0, 0]
     q = g.shape[0]
     rows: list[Array] = []  # the rows of A: each feature as a combination of u's entries
     encoders: list[NumericAuto | OneHot] = []
@@ -293,9 +332,9 @@ def solve(state: State, inputs: Sequence[InputColumn], l2: float) -> Solved:
             centred = total / count
             squares = max(g[xi, xi] - total * total / count, 0.0)
             std = math.sqrt(float(squares) / float(n))
-            std = std if std != 0.0 else 1.0
+            std = std if std != 0.0 and scale else 1.0
             mean = float(state.shift[name] + centred)
-            encoders.append(NumericAuto(name, mean, std))
+            encoders.append(NumericAuto(name, mean, std if scale else None))
             row = np.zeros(q)
             row[xi], row[mi] = 1.0 / std, -centred / std
             rows.append(row)
@@ -316,17 +355,7 @@ def solve(state: State, inputs: Sequence[InputColumn], l2: float) -> Solved:
                 rows.append(row)
             nulls = g[0, state.slot(name, NULL_CATEGORY)] if NULL_CATEGORY in categories else 0.0
             stats[name] = {"null_count": round(float(nulls))}
-    a = np.array(rows).reshape(len(rows), q)
-    ztz, zsum, zty = a @ g @ a.T, a @ g[:, 0], a @ g[:, 1]
-    zbar, ybar = zsum / n, g[0, 1] / n
-    centred_ztz = ztz - n * np.outer(zbar, zbar)
-    centred_zty = zty - n * zbar * ybar
-    if l2 > 0:
-        weights = np.linalg.solve(centred_ztz + l2 * np.eye(len(rows)), centred_zty)
-    else:
-        weights = np.linalg.lstsq(centred_ztz, centred_zty, rcond=RCOND)[0]
-    intercept = state.shift[""] + ybar - float(zbar @ weights)
-    return Solved(encoders, _estimator(weights, intercept, l2), stats)
+    return np.array(rows).reshape(len(rows), q), encoders, stats
 
 
 def _estimator(weights: Array, intercept: float, l2: float) -> Any:
@@ -419,14 +448,14 @@ class Curve:
         )
 
 
-def categories(state: State | Curve) -> dict[str, list[str]]:
+def categories(state: State | Curve | More) -> dict[str, list[str]]:
     """The categories of each string and BOOL column the state has seen."""
-    if isinstance(state, Curve):
+    if not isinstance(state, State):  # (a Curve's or Centroids' encoders)
         return {e.name: list(e.categories) for e in state.encoders if isinstance(e, OneHot)}
     return {name: [c for n, c in state.slots if n == name] for name in state.categorical}
 
 
-def learned(before: State | Curve, after: State | Curve) -> dict[str, list[str]]:
+def learned(before: State | Curve | More, after: State | Curve | More) -> dict[str, list[str]]:
     """The categories ``after`` has and ``before`` had not, by column (those a RETRAIN's rows
     brought: a NOTICE names them)."""
     old = categories(before)
@@ -441,8 +470,16 @@ def _seen(meta: dict[str, Any]) -> Fingerprint | None:
     return Fingerprint.from_json(meta["seen"]) if meta.get("seen") else None
 
 
-def load(data: bytes, meta: dict[str, Any]) -> State | Curve:
-    """The stored state of either learner."""
+def load(data: bytes, meta: dict[str, Any]) -> State | Curve | More:
+    """The stored state of any learner."""
+    if meta.get("learner") == "centroids":
+        from sqlml.ml.incremental_more import Centroids  # (it imports this module)
+
+        return Centroids.load(data, meta)
+    if meta.get("learner") == "net":
+        from sqlml.ml.incremental_dnn import Net
+
+        return Net.load(data, meta)
     if meta.get("learner") == "curve":
         return Curve.load(data, meta)
     return State.load(data, meta)

@@ -36,7 +36,7 @@ from sqlglot import exp
 
 from sqlml import errors
 from sqlml.ml import kinds, models, predict_sql
-from sqlml.ml.options import Option
+from sqlml.ml.options import COMMON, Option
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -68,6 +68,8 @@ OPTIONS = (
     ),
     Option("scale_features", "bool", True),
     Option("pca_solver", "str", "AUTO", choices=tuple(SOLVERS)),
+    # incremental = TRUE: exact (ml/incremental_more.py)
+    *(o for o in COMMON if o.name in ("incremental", "watermark_col")),
 )
 
 PENDING = (
@@ -110,6 +112,11 @@ def _fit(estimator: Any, data: models.FitData) -> dict[str, Any]:
     """Fits, and records what the inspection functions read."""
     estimator.fit(data.x)
     data.checkpoint()
+    return recorded(estimator, data.x)
+
+
+def recorded(estimator: Any, x: Array) -> dict[str, Any]:
+    """What the inspection functions read, from the fitted estimator and its training rows."""
     return {
         "iterations": 1,
         "converged": True,
@@ -117,9 +124,7 @@ def _fit(estimator: Any, data: models.FitData) -> dict[str, Any]:
         "eigenvalues": [float(v) for v in estimator.explained_variance_],
         "explained_variance_ratios": [float(v) for v in estimator.explained_variance_ratio_],
         "mean": [float(v) for v in estimator.mean_],
-        ERROR_QUANTILES: error_quantiles(
-            data.x, estimator.inverse_transform(estimator.transform(data.x))
-        ),
+        ERROR_QUANTILES: error_quantiles(x, estimator.inverse_transform(estimator.transform(x))),
     }
 
 

@@ -36,6 +36,7 @@ from sqlml.ml import (
     features,
     fingerprint,
     incremental,
+    incremental_more,
     kinds,
     models,
     multihot,
@@ -86,7 +87,7 @@ class TrainResult:
     statistics: dict[str, Any] | None = None
     data_warnings: list[dict[str, Any]] | None = None
     # incremental = TRUE: every row so far (ml/incremental.py)
-    state: incremental.State | incremental.Curve | None = None
+    state: incremental.State | incremental.Curve | incremental_more.More | None = None
     watermark: dict[str, Any] | None = None  # and where its watermark stands (sqlml/retrain.py)
 
 
@@ -109,7 +110,7 @@ def train(
     transform: Sequence[TransformItem] | None = None,
     progress: Progress | None = None,
     checkpoint: Checkpoint = never,
-    previous: incremental.State | incremental.Curve | None = None,
+    previous: incremental.State | incremental.Curve | incremental_more.More | None = None,
     warm: ModelVersion | None = None,
     streamed: Streamed | None = None,
 ) -> TrainResult:
@@ -138,7 +139,7 @@ def train(
     # (its digest, or an incremental model's of every row so far; a streamed one's: all rows')
     seen = fingerprint.of(table) if streamed is None else streamed.seen
     checkpoint()
-    known = previous.classes if isinstance(previous, incremental.Curve) else None
+    known = getattr(previous, "classes", None)  # (a Curve's or a Net's: RETRAIN keeps them)
     if streamed is not None:  # (the sample: evaluation rows, of the classes of all rows)
         known = streamed.classes
     split = opts if streamed is None else {**opts, "data_split_method": "NO_SPLIT"}
@@ -177,15 +178,20 @@ def _fit(
     say: Progress,
     started: float,
     checkpoint: Checkpoint = never,
-    previous: incremental.State | incremental.Curve | None = None,
+    previous: incremental.State | incremental.Curve | incremental_more.More | None = None,
     warm: ModelVersion | None = None,
     streamed: Streamed | None = None,
 ) -> TrainResult:
     train_rows = _rows(data, training=True)
     used = _used_rows(data, table)
     clock = _Clock(data.timings)
-    state: incremental.State | incremental.Curve | None = None
+    state: incremental.State | incremental.Curve | incremental_more.More | None = None
     solved = None
+    more = None
+    if streamed is None:  # (pca, kmeans and the DNNs: ml/incremental_more.py)
+        more = incremental_more.begin(
+            model_type, opts, inputs, data.raw, previous, checkpoint, data.y, data.classes
+        )
     if streamed is not None:  # (learned from every row: the sample only checks and evaluates)
         solved = incremental.solve(streamed.state, inputs, float(opts.get("l2_reg") or 0.0))
         pre = Preprocessor(list(inputs), auto=[*solved.encoders], stats=solved.stats)
@@ -193,10 +199,12 @@ def _fit(
             state = streamed.curve if streamed.curve is not None else streamed.state
         if streamed.estimator is not None:  # (logistic_reg's, from Newton's passes)
             solved = replace(solved, estimator=streamed.estimator)
+    elif more is not None:
+        pre = more.pre
     elif opts.get("incremental") and model_type.name not in incremental.APPROXIMATE:
         # (the rows' statistics added to those trained on before)
         assert data.y is not None
-        assert not isinstance(previous, incremental.Curve)
+        assert previous is None or isinstance(previous, incremental.State)
         state = incremental.accumulate(previous, inputs, data.raw, data.y, checkpoint)
         solved = incremental.solve(state, inputs, float(opts["l2_reg"]))
         pre = Preprocessor(list(inputs), auto=[*solved.encoders], stats=solved.stats)
@@ -239,10 +247,15 @@ def _fit(
         n_classes=len(data.classes) if data.classes is not None else None,
         n_features=x_train.shape[1],
     )
-    estimator = model_type.build(opts, ctx) if solved is None else solved.estimator
+    if more is not None and more.estimator is not None:  # (pca solved, kmeans' RETRAIN)
+        estimator = more.estimator
+    else:
+        estimator = model_type.build(opts, ctx) if solved is None else solved.estimator
     primed = warm is not None and warm_start.prime(estimator, warm, pre, opts)
     if streamed is not None:
         info = dict(streamed.info)
+    elif more is not None:
+        state, estimator, info = more.fit(estimator, x_train, used)
     elif isinstance(state, incremental.State):  # (solved: nothing to fit)
         info = incremental.info(state, _count(train_rows, used))
     elif isinstance(previous, incremental.Curve):  # (Newton's method from the old curve)
