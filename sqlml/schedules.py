@@ -31,6 +31,7 @@ PostgreSQL, pg_cron (postgres/cron.py).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import time
@@ -106,15 +107,35 @@ def apply(
             " retrain_on_drift = TRUE)",
         )
     if not schedule:
+        _jobs(session, ref, before, None)
         settings.pop(KEY, None)
         return None
     from sqlml import retrain  # (retrain imports lifecycle, which imports this module)
 
-    retrain.check_retrainable(session, ref)  # (55000)
+    try:
+        retrain.check_retrainable(session, ref)
+    except errors.ObjectNotInPrerequisiteState as e:
+        raise errors.ObjectNotInPrerequisiteState(
+            f"a retrain_schedule runs ALTER MODEL {ref} RETRAIN, and {e.message}", hint=e.hint
+        ) from e
     schedule.setdefault(ON_DRIFT, False)
     schedule["role"] = role
+    _jobs(session, ref, before, schedule)
     settings[KEY] = schedule
     return schedule
+
+
+def _jobs(
+    session: Session, ref: ModelRef, before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> None:
+    """PostgreSQL, in the server: the model's pg_cron job follows its schedule
+    (postgres/cron.py). DuckDB: nothing (sqlml serve and sqlml schedule read the settings)."""
+    plpy = getattr(session.engine, "plpy", None)
+    if plpy is None:
+        return
+    from sqlml.postgres import cron as pg_cron
+
+    pg_cron.jobs(plpy, session.store.resolve(ref), before, after)
 
 
 # -- due schedules (DuckDB: the gateway's scheduler, sqlml schedule) ------------------------------
@@ -147,13 +168,22 @@ def due(session: Session, now: datetime.datetime) -> list[Due]:
 # -- one run --------------------------------------------------------------------------------------
 
 
-def run(session: Session, job: Due, clock: Clock = utc_now) -> dict[str, Any]:
-    """Runs one due schedule and records it (sqlml.schedule_runs); returns the row written."""
+def run(
+    session: Session,
+    job: Due,
+    clock: Clock = utc_now,
+    atomic: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> dict[str, Any]:
+    """Runs one due schedule and records it (sqlml.schedule_runs); returns the row written.
+    ``atomic``: what the run's writes are undone with when it fails (PostgreSQL: a
+    subtransaction; DuckDB's RETRAIN writes in one transaction of its own)."""
     started = clock()
     began = time.monotonic()
     record: dict[str, Any] = {"drift": None, "version": None, "sqlstate": None}
+    role = session.store.who()
     try:
-        record.update(_run(session, job))
+        with atomic():
+            record.update(_run(session, job))
     except errors.Error as e:
         record.update(status=FAILED, sqlstate=e.sqlstate, message=e.message)
     finished = started + datetime.timedelta(seconds=time.monotonic() - began)
@@ -163,7 +193,7 @@ def run(session: Session, job: Due, clock: Clock = utc_now) -> dict[str, Any]:
         "started_at": started,
         "finished_at": finished,
         **record,
-        "role": session.store.role,
+        "role": role,
     }
     row["run_id"] = session.store.record_run(job.ref, row)
     return row

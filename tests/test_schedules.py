@@ -426,3 +426,165 @@ def test_the_queue_timeout_is_53400_and_a_queued_training_can_be_cancelled(
     finally:
         code, err = gateway.stop()
     assert code == 0, err
+
+
+# -- PostgreSQL: pg_cron -------------------------------------------------------------------------
+
+PG_ROWS = (
+    "SELECT i AS id, CAST(i % 17 AS DOUBLE PRECISION) AS x,"
+    " CAST(sin(i) AS DOUBLE PRECISION) AS z,"
+    " CAST(2 * (i % 17) + 3 * sin(i) AS DOUBLE PRECISION) AS y,"
+    " TIMESTAMP '2024-01-01 00:00:00' + i * INTERVAL '1 minute' AS ts"
+    " FROM generate_series({start}, {stop} - 1) AS g(i)"
+)
+PG_MODEL = (
+    "CREATE MODEL public.m OPTIONS (model_type = 'linear_reg', input_label_cols = ['y'],"
+    " incremental = TRUE, watermark_col = 'ts') AS SELECT x, z, y, ts FROM public.t"
+)
+SCHEDULER = "sched_user"  # a role with no special rights: CREATE on public, USAGE on cron
+
+
+def as_role(dsn: str, role: str) -> str:
+    scheme, _, rest = dsn.partition("://")
+    return f"{scheme}://{role}@{rest.partition('@')[2]}"
+
+
+@pytest.fixture
+def cron_database(pg_server: str) -> str:
+    """The cluster's pg_cron database (cron.database_name; tests/pgcluster.py) made afresh from
+    the template (sqlml installed), with CREATE EXTENSION pg_cron and the scheduling role."""
+    import pgcluster
+    import psycopg2
+    from conftest import TEMPLATE, unavailable
+
+    if not pgcluster.has_pg_cron():
+        unavailable("pg_cron: apt-get install postgresql-15-cron")
+    dsn = pgcluster.create_database(pg_server, pgcluster.CRON_DATABASE, template=TEMPLATE)
+    admin = psycopg2.connect(dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+        cur.execute(
+            "DO $$ BEGIN CREATE ROLE sched_user LOGIN;"
+            " EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        cur.execute("GRANT USAGE ON SCHEMA cron TO sched_user")
+        cur.execute("GRANT CREATE, USAGE ON SCHEMA public TO sched_user")
+    admin.close()
+    return dsn
+
+
+def pg_rows(con: sqlml.Connection, sql: str) -> list[tuple[Any, ...]]:
+    return con.execute(sql).fetchall()
+
+
+def test_pg_cron_runs_the_schedule_as_the_role_that_set_it(cron_database: str) -> None:
+    import psycopg2
+
+    con = sqlml.connect(as_role(cron_database, SCHEDULER), autocommit=True)
+    admin = psycopg2.connect(cron_database)
+    admin.autocommit = True
+    try:
+        con.execute(f"CREATE TABLE public.t AS {PG_ROWS.format(start=0, stop=300)}")
+        con.execute(PG_MODEL)
+        con.execute(f"INSERT INTO public.t {PG_ROWS.format(start=300, stop=360)}")
+        # pg_cron 1.4 fires cron schedules (its 'N seconds' intervals came with 1.5): every
+        # minute, the shortest
+        con.execute("ALTER MODEL public.m SET OPTIONS (retrain_schedule = '* * * * *')")
+        (job,) = pg_rows(con, "SELECT job_id FROM ML.SCHEDULES(MODEL public.m)")[0]
+        with admin.cursor() as cur:
+            cur.execute("SELECT schedule, command, username FROM cron.job WHERE jobid = %s", [job])
+            assert cur.fetchall() == [
+                ("* * * * *", "SELECT sqlml.run_schedule('public', 'm')", SCHEDULER)
+            ]
+        runs = "SELECT status, version, role FROM ML.SCHEDULE_RUNS(MODEL public.m) ORDER BY run_id"
+        found = wait_for(lambda: pg_rows(con, runs), 150)  # pg_cron fires it at the next minute
+        assert found[0] == ("retrained", 2, SCHEDULER)
+        assert pg_rows(con, "SELECT rows_read FROM ML.TRAINING_INFO(MODEL public.m)") == [(60,)]
+        with admin.cursor() as cur:  # (pg_cron's own record of it)
+            cur.execute("SELECT status FROM cron.job_run_details WHERE jobid = %s", [job])
+            assert ("succeeded",) in cur.fetchall()
+        # removing the schedule unschedules the job
+        con.execute("ALTER MODEL public.m SET OPTIONS (retrain_schedule = NULL)")
+        with admin.cursor() as cur:
+            cur.execute("SELECT count(*) FROM cron.job")
+            assert cur.fetchall() == [(0,)]
+        assert pg_rows(con, "SELECT * FROM ML.SCHEDULES(MODEL public.m)") == []
+        # the job's command, called directly: runs as the caller, recorded
+        con.execute("ALTER MODEL public.m SET OPTIONS (retrain_schedule = '0 3 * * *')")
+        with admin.cursor() as cur:
+            cur.execute("SELECT schedule FROM cron.job")
+            assert cur.fetchall() == [("0 3 * * *",)]
+        skipped = pg_rows(con, "SELECT sqlml.run_schedule('public', 'm')")
+        assert skipped == [("skipped: no rows past the watermark",)]
+        con.execute(f"INSERT INTO public.t {PG_ROWS.format(start=360, stop=370)}")
+        status = pg_rows(con, "SELECT sqlml.run_schedule('public', 'm')")
+        assert status == [("retrained",)]
+        assert pg_rows(con, runs)[-2:] == [
+            ("skipped", None, SCHEDULER),
+            ("retrained", 3, SCHEDULER),
+        ]
+        # DROP MODEL drops its job and its runs
+        con.execute("DROP MODEL public.m")
+        with admin.cursor() as cur:
+            cur.execute("SELECT count(*) FROM cron.job")
+            assert cur.fetchall() == [(0,)]
+            cur.execute("SELECT count(*) FROM sqlml.schedule_runs")
+            assert cur.fetchall() == [(0,)]
+    finally:
+        con.close()
+        admin.close()
+
+
+def test_pg_a_failed_run_is_recorded_and_the_model_keeps_serving(cron_database: str) -> None:
+    con = sqlml.connect(as_role(cron_database, SCHEDULER), autocommit=True)
+    try:
+        con.execute(f"CREATE TABLE public.t AS {PG_ROWS.format(start=0, stop=300)}")
+        con.execute(PG_MODEL)
+        con.execute("ALTER MODEL public.m SET OPTIONS (retrain_schedule = '0 3 * * *')")
+        con.execute(f"INSERT INTO public.t {PG_ROWS.format(start=300, stop=320)}")
+        con.execute("ALTER TABLE public.t DROP COLUMN z")
+        status = pg_rows(con, "SELECT sqlml.run_schedule('public', 'm')")[0][0]
+        assert status.startswith("failed")
+        run = pg_rows(con, "SELECT status, sqlstate, version FROM ML.SCHEDULE_RUNS(MODEL public.m)")
+        assert run == [("failed", "42703", None)]
+        assert pg_rows(con, "SELECT version FROM ML.VERSIONS(MODEL public.m)") == [(1,)]
+    finally:
+        con.close()
+
+
+def test_pg_schedule_errors(cron_database: str, pg_database: str) -> None:
+    import psycopg2
+
+    con = sqlml.connect(as_role(cron_database, SCHEDULER), autocommit=True)
+    admin = psycopg2.connect(cron_database)
+    admin.autocommit = True
+    try:
+        con.execute(f"CREATE TABLE public.t AS {PG_ROWS.format(start=0, stop=300)}")
+        con.execute(PG_MODEL)
+        assert sqlstate(con, "ALTER MODEL public.m SET OPTIONS (retrain_schedule = '0 3 *')") == (
+            "22023"
+        )
+        with admin.cursor() as cur:  # a role without USAGE on schema cron
+            cur.execute("REVOKE USAGE ON SCHEMA cron FROM sched_user")
+        try:
+            sql = "ALTER MODEL public.m SET OPTIONS (retrain_schedule = '0 3 * * *')"
+            assert sqlstate(con, sql) == "42501"
+            assert pg_rows(con, "SELECT * FROM ML.SCHEDULES(MODEL public.m)") == []
+        finally:
+            with admin.cursor() as cur:
+                cur.execute("GRANT USAGE ON SCHEMA cron TO sched_user")
+    finally:
+        con.close()
+        admin.close()
+    # a database without pg_cron: 0A000, with a hint
+    other = sqlml.connect(pg_database, autocommit=True)
+    try:
+        other.execute(f"CREATE TABLE public.t AS {PG_ROWS.format(start=0, stop=300)}")
+        other.execute(PG_MODEL)
+        with pytest.raises(errors.Error) as caught:
+            other.execute("ALTER MODEL public.m SET OPTIONS (retrain_schedule = '0 3 * * *')")
+        assert caught.value.sqlstate == "0A000"
+        assert "pg_cron" in str(caught.value.hint)
+    finally:
+        other.close()
