@@ -588,3 +588,82 @@ def test_pg_schedule_errors(cron_database: str, pg_database: str) -> None:
         assert "pg_cron" in str(caught.value.hint)
     finally:
         other.close()
+
+
+def test_pg_privileges_hold_for_schedules_and_their_runs(cron_database: str) -> None:
+    import psycopg2
+
+    admin = psycopg2.connect(cron_database)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(
+            "DO $$ BEGIN CREATE ROLE sched_reader LOGIN;"
+            " EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        cur.execute("GRANT USAGE ON SCHEMA cron TO sched_reader")
+    owner = sqlml.connect(as_role(cron_database, SCHEDULER), autocommit=True)
+    reader = sqlml.connect(as_role(cron_database, "sched_reader"), autocommit=True)
+    try:
+        owner.execute(f"CREATE TABLE public.t AS {PG_ROWS.format(start=0, stop=300)}")
+        owner.execute("GRANT SELECT ON public.t TO sched_reader")
+        owner.execute(PG_MODEL)
+        owner.execute("SELECT sqlml.grant_model('public.m', 'sched_reader')")  # USAGE only
+        sql = "ALTER MODEL public.m SET OPTIONS (retrain_schedule = '0 3 * * *')"
+        assert sqlstate(reader, sql) == "42501"  # (without MANAGE: nothing scheduled)
+        with admin.cursor() as cur:
+            cur.execute("SELECT count(*) FROM cron.job")
+            assert cur.fetchall() == [(0,)]
+        owner.execute(sql)
+        # the reader may see the schedule and its runs, not run it as itself
+        assert pg_rows(reader, "SELECT schedule FROM ML.SCHEDULES(MODEL public.m)") == [
+            ("0 3 * * *",)
+        ]
+        owner.execute(f"INSERT INTO public.t {PG_ROWS.format(start=300, stop=310)}")
+        status = pg_rows(reader, "SELECT sqlml.run_schedule('public', 'm')")[0][0]
+        assert status.startswith("failed")
+        run = pg_rows(owner, "SELECT status, sqlstate, role FROM ML.SCHEDULE_RUNS(MODEL public.m)")
+        assert run == [("failed", "42501", "sched_reader")]
+        assert pg_rows(owner, "SELECT version FROM ML.VERSIONS(MODEL public.m)") == [(1,)]
+        # a reader cannot write the runs table itself
+        with pytest.raises(errors.Error) as caught:
+            reader.execute("DELETE FROM sqlml.schedule_runs")
+        assert caught.value.sqlstate == "42501"
+    finally:
+        owner.close()
+        reader.close()
+        admin.close()
+
+
+def test_the_training_limit_holds_in_proxy_mode(pg_database: str) -> None:
+    import psycopg
+
+    con = sqlml.connect(pg_database, autocommit=True)
+    try:
+        con.execute(SLOW_ROWS.replace("CREATE TABLE slow", "CREATE TABLE public.slow"))
+        con.execute(f"CREATE TABLE public.t AS {PG_ROWS.format(start=0, stop=300)}")
+    finally:
+        con.close()
+    gateway = Gateway(
+        "-d", pg_database, "--max-concurrent-trainings", "1", "--training-queue-timeout", "1"
+    )
+    dbname = pg_database.rsplit("/", 1)[1]
+
+    def connect() -> Any:
+        return psycopg.connect(
+            host="127.0.0.1", port=gateway.port, user="postgres", dbname=dbname, autocommit=True
+        )
+
+    try:
+        with connect() as first, connect() as second:
+            thread, out = _in_thread(lambda: first.execute(SLOW))
+            time.sleep(1.5)
+            with pytest.raises(psycopg.Error) as caught:
+                second.execute(QUICK)
+            assert caught.value.sqlstate == "53400"
+            assert second.execute("SELECT 1").fetchall() == [(1,)]  # (plain SQL: never queued)
+            thread.join(timeout=300)
+            assert "error" not in out, out
+            second.execute(QUICK)
+    finally:
+        code, err = gateway.stop()
+    assert code == 0, err
