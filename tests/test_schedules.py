@@ -667,3 +667,29 @@ def test_the_training_limit_holds_in_proxy_mode(pg_database: str) -> None:
     finally:
         code, err = gateway.stop()
     assert code == 0, err
+
+
+def test_pg_uninstall_with_the_models_unschedules_their_jobs(cron_database: str) -> None:
+    import psycopg2
+
+    from sqlml.postgres.install import Installer
+
+    con = sqlml.connect(as_role(cron_database, SCHEDULER), autocommit=True)
+    try:
+        con.execute(f"CREATE TABLE public.t AS {PG_ROWS.format(start=0, stop=300)}")
+        con.execute(PG_MODEL)
+        con.execute("ALTER MODEL public.m SET OPTIONS (retrain_schedule = '0 3 * * *')")
+    finally:
+        con.close()
+    installer = Installer(cron_database)
+    try:
+        installer.uninstall(drop_models=True)
+    finally:
+        installer.close()
+    admin = psycopg2.connect(cron_database)
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT count(*) FROM cron.job")
+            assert cur.fetchall() == [(0,)]
+    finally:
+        admin.close()
