@@ -693,3 +693,37 @@ def test_pg_uninstall_with_the_models_unschedules_their_jobs(cron_database: str)
             assert cur.fetchall() == [(0,)]
     finally:
         admin.close()
+
+
+def test_the_scheduler_runs_on_the_clock_it_is_given(duck: tuple[str, sqlml.Connection]) -> None:
+    from sqlml import engine
+    from sqlml.scheduler import Scheduler
+
+    path, con = duck
+    con.execute("ALTER MODEL m SET OPTIONS (retrain_schedule = '*/10 * * * *')")
+    set_at = rows(con, "SELECT set_at FROM ML.SCHEDULES(MODEL m)")[0][0]
+    con.close()
+    now = [set_at]
+    session = engine.Session.open(path)
+    scheduler = Scheduler(session, clock=lambda: now[0], poll=0.05, log=lambda _: None)
+    try:
+        assert scheduler.run_due() == []  # nothing due yet
+        now[0] = set_at + datetime.timedelta(minutes=25)  # two firings passed: one run
+        (run,) = scheduler.run_due()
+        assert run["status"] == "skipped"
+        assert run["scheduled_for"].minute % 10 == 0
+        assert scheduler.run_due() == []
+        session.execute_one(f"INSERT INTO t {ROWS.format(start=400, stop=420, shift=0)}")
+        now[0] += datetime.timedelta(minutes=10)
+        scheduler.start()  # its thread finds the run due and makes it
+        reader = sqlml.connect(path, autocommit=True)  # (another connection to the file)
+        try:
+            versions = "SELECT version FROM ML.VERSIONS(MODEL m) ORDER BY 1"
+            wait_for(lambda: rows(reader, versions) == [(1,), (2,)], 60)
+        finally:
+            reader.close()
+    finally:
+        scheduler.stop()
+        session.engine.close()
+    assert scheduler._thread is not None
+    assert not scheduler._thread.is_alive()  # (stopped cleanly)
