@@ -727,3 +727,45 @@ def test_the_scheduler_runs_on_the_clock_it_is_given(duck: tuple[str, sqlml.Conn
         session.engine.close()
     assert scheduler._thread is not None
     assert not scheduler._thread.is_alive()  # (stopped cleanly)
+
+
+def test_sqlml_schedule_until_runs_as_schedules_fall_due(
+    duck: tuple[str, sqlml.Connection],
+) -> None:
+    path, con = duck
+    con.execute(f"INSERT INTO t {ROWS.format(start=400, stop=420, shift=0)}")
+    con.execute("ALTER MODEL m SET OPTIONS (retrain_schedule = '1 seconds')")
+    con.close()
+    until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=20)
+    command = [*sqlml_command(), "schedule", "-d", path, "--poll", "0.2"]
+    command += ["--until", until.strftime("%Y-%m-%d %H:%M:%S")]
+    began = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - began >= 2  # (it waited for its end)
+    con = sqlml.connect(path, autocommit=True)
+    try:
+        statuses = [r[0] for r in rows(con, "SELECT status FROM ML.SCHEDULE_RUNS(MODEL m)")]
+        assert statuses[0] == "retrained"
+        assert len(statuses) >= 2
+        assert set(statuses[1:]) == {"skipped"}
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "state"),
+    [
+        (["--now", "2030-01-01 00:00:00"], "22023"),  # (--now goes with --once)
+        (["-d", "postgresql://nobody@127.0.0.1:1/x", "--once"], "0A000"),
+    ],
+)
+def test_sqlml_schedule_errors(
+    duck: tuple[str, sqlml.Connection], arguments: list[str], state: str
+) -> None:
+    path, _ = duck
+    command = [*sqlml_command(), "schedule"]
+    command += arguments if "-d" in arguments else ["-d", path, *arguments]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert f"ERROR {state}" in done.stderr or state in done.stderr, done.stderr
