@@ -35,6 +35,7 @@ from sqlglot import exp
 
 from sqlml import (
     bigquery,
+    bounded,
     byom,
     errors,
     evaluation,
@@ -75,6 +76,7 @@ from sqlml.grammar.statements import (
 from sqlml.ml import incremental, models, warm_start
 from sqlml.ml.checkpoints import budgeted
 from sqlml.ml.spec import OptionValue
+from sqlml.ml.streamed import Streamed
 from sqlml.store import ModelVersion, Store
 
 Progress = Callable[[str], None]
@@ -492,12 +494,25 @@ class Session:
         )
         self.say(f"reading the training rows of {statement.model}")
         assert statement.query is not None  # (replaced with its options above)
-        sql, sampled = self._sampled(statement.query.sql, opts.get("max_training_rows"))
-        table = self.engine.query_arrow(sql)
-        mark = retrain.watermark(options, table)  # (42703, 42804 before training)
+        sql, sampled = self.sampled(statement.query.sql, opts.get("max_training_rows"))
+        read = bounded.read(self, sql, opts, statement.transform, checkpoint)
+        sampled = read.sampled_from if read.sampled_from is not None else sampled
+        if read.learned is None:
+            mark = retrain.watermark(options, read.table)  # (42703, 42804 before training)
+        else:  # (the table is a sample: the watermark of all the rows, in the engine)
+            mark = retrain.watermark_in(self, options, sql, read.table.schema)
         notes = {"sampled_from": sampled} if sampled is not None else None
         return self.train_and_store(
-            statement, table, validate, policy, options, checkpoint, mark, notes=notes, warm=warm
+            statement,
+            read.table,
+            validate,
+            policy,
+            options,
+            checkpoint,
+            mark,
+            notes=notes,
+            warm=warm,
+            streamed=read.learned,
         )
 
     def _warmed(
@@ -520,7 +535,7 @@ class Session:
         merged = warm_start.options(warm, statement.options, retrain.as_written)
         return warm, replace(statement, options=merged)
 
-    def _sampled(self, sql: str, cap: int | None) -> tuple[str, int | None]:
+    def sampled(self, sql: str, cap: int | None) -> tuple[str, int | None]:
         """The training query, or, when it has more than ``cap`` rows (max_training_rows), a
         sample of ``cap`` of them: the rows whose text hashes lowest (md5), the same rows on
         every run whatever their order (unlike DuckDB's REPEATABLE samples, which depend on
@@ -555,6 +570,7 @@ class Session:
         comment: str | None = None,
         notes: dict[str, Any] | None = None,
         warm: ModelVersion | None = None,
+        streamed: Streamed | None = None,
     ) -> Result:
         """Trains on ``table`` and stores the version as ``policy`` says (CREATE MODEL, and
         ALTER MODEL ... RETRAIN with the ``previous`` rows' statistics: sqlml/retrain.py)."""
@@ -564,7 +580,9 @@ class Session:
         warnings = validation.check(self, statement.model, table, validate)
         statistics = validation.describe(table, validation.label_of(options, table))
 
-        result = train(options, table, statement.transform, self.say, checkpoint, previous, warm)
+        result = train(
+            options, table, statement.transform, self.say, checkpoint, previous, warm, streamed
+        )
         statistics["label"] = result.label
         result = replace(
             result, statistics=statistics, data_warnings=warnings or None, watermark=mark

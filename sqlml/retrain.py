@@ -62,6 +62,32 @@ def watermark(options: dict[str, OptionValue], table: pa.Table) -> dict[str, Any
     return _mark(found, top, below=len(values) - nulls, nulls=nulls)
 
 
+def watermark_in(
+    session: Session, options: dict[str, OptionValue], sql: str, schema: pa.Schema
+) -> dict[str, Any] | None:
+    """``watermark`` of the rows of ``sql``, computed in the engine (a streamed training holds
+    only a sample of them)."""
+    name = options.get("watermark_col")
+    if options.get("incremental") is not True or not isinstance(name, str):
+        return None
+    found = _column(schema, name)
+    from sqlml.engine import _parse_query  # (engine imports this module)
+
+    dialect = session.engine.dialect
+    rows = scoring.subquery(_parse_query(sql, dialect), _ROWS)
+    column = exp.column(found.name, table=_ROWS, quoted=True)
+    query = exp.select(
+        exp.Max(this=column).as_("top"),
+        exp.Count(this=column.copy()).as_("below"),
+        exp.Count(this=exp.Star()).as_("total"),
+    ).from_(rows)
+    counted = session.engine.query_arrow(query.sql(dialect=dialect)).to_pylist()[0]
+    if counted["top"] is None:
+        raise errors.UnusableTrainingData(f'watermark column "{found.name}" has only NULL values')
+    below = int(counted["below"])
+    return _mark(found, counted["top"], below=below, nulls=int(counted["total"]) - below)
+
+
 def _column(schema: pa.Schema, name: str) -> pa.Field:
     exact = [f for f in schema if f.name == name]
     found = exact or [f for f in schema if f.name.lower() == name.lower()]

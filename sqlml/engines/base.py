@@ -103,6 +103,25 @@ class Probes(Protocol):
         ...
 
 
+@runtime_checkable
+class Streams(Protocol):
+    """An engine that reads a query's rows a batch at a time, within a memory budget (a
+    training on more rows than fit in memory: ml/streamed.py)."""
+
+    def read_batches(
+        self, sql: str, rows: int, memory: int, again: bool = False
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows of ``sql`` in record batches of about ``rows`` rows, the engine's own
+        buffers held under ``memory`` bytes while they are read. Nothing else runs on the
+        engine until the iterator ends (or is closed). ``again``: another pass over the rows
+        of the last read of ``sql``, which the engine may have kept (until release_reads)."""
+        ...
+
+    def release_reads(self) -> None:
+        """Lets go of what reads kept for another pass."""
+        ...
+
+
 class Engine(Protocol):
     dialect: str  # sqlglot dialect name of the SQL this engine runs: 'duckdb' | 'postgres'
     default_schema: str

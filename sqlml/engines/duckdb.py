@@ -77,6 +77,31 @@ def may_change_plans(sql: str) -> bool:
     return word not in _WRITES or any(w in lowered for w in _SENSITIVE)
 
 
+MIN_MEMORY_LIMIT = 128 << 20  # DuckDB's buffers during a streamed read, at least (below: OOMs)
+
+
+def _stream_error(message: str) -> errors.Error:
+    """An error DuckDB raised into an Arrow stream (an OSError: its type only in the text)."""
+    if "INTERRUPT" in message.upper():
+        return errors.QueryCanceled("canceling statement due to user request")
+    if "Out of Memory" in message:
+        return errors.OutOfMemory(message.split("\n")[0])
+    return errors.InternalError(f"reading the rows failed: {message}")
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS.update({"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40})
+
+
+def _bytes(setting: str) -> float:
+    """DuckDB's memory_limit text ('18.8 GiB', '256.0 MiB') in bytes (inf: unlimited)."""
+    number, _, unit = setting.strip().partition(" ")
+    try:
+        return float(number) * _UNITS[unit.strip().lower()]
+    except (ValueError, KeyError):
+        return math.inf
+
+
 def _transaction_word(sql: str) -> str | None:
     """BEGIN, START, COMMIT, END, ROLLBACK or ABORT when ``sql`` starts with one."""
     word = lexer.first_word(sql)
@@ -448,6 +473,44 @@ class DuckDBEngine:
 
     def query_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         return rows(self.execute(sql, params))
+
+    def read_batches(
+        self, sql: str, rows: int, memory: int, again: bool = False
+    ) -> Iterator[pa.RecordBatch]:
+        """engines.base.Streams. DuckDB keeps the blocks a scan read in its buffer pool, up to
+        its memory_limit (80% of the machine's memory by default): a streamed read of a 2.5 GiB
+        table left 2.5 GB in the process. The limit is lowered to ``memory`` for the read, and
+        set back after it (it is the database's: other connections of this process to the file
+        share it meanwhile; benchmarks/RESULTS.md, "Bounded memory")."""
+        with self._lock, self.checked(sql, None):
+            setting = "SELECT current_setting('memory_limit')"
+            limit = str(self.con.sql(setting).to_arrow_table()[0][0].as_py())
+            memory = max(memory, MIN_MEMORY_LIMIT)
+            # (an in-memory database's tables live in its buffers: never squeezed)
+            lowered = not self.path.startswith(":memory:") and _bytes(limit) > memory
+            if lowered:
+                try:
+                    self.con.sql(f"SET memory_limit = '{int(memory)}B'")  # (an int: no user text)
+                except duckdb.Error:  # (a locked configuration, the gateway's: the operator's)
+                    lowered = False
+            reader = None
+            try:
+                try:
+                    reader = self.con.sql(sql).to_arrow_reader(rows)
+                    yield from reader
+                except duckdb.Error as e:
+                    raise self._error(e, sql) from e
+                except OSError as e:  # (DuckDB's errors, through Arrow's stream)
+                    raise _stream_error(str(e)) from e
+            finally:
+                if reader is not None:
+                    reader.close()  # (an open result blocks the connection: closed, not drained)
+                if lowered:
+                    with contextlib.suppress(duckdb.Error):
+                        self.con.sql("SET memory_limit = " + exp.Literal.string(limit).sql())
+
+    def release_reads(self) -> None:
+        pass  # (another pass runs the query again: nothing kept)
 
     def probe(self, sql: str) -> tuple[pa.Schema, tuple[Any, ...]]:
         """A kept plan's check in one query (engines.base.Probes): after any catalog change it

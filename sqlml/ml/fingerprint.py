@@ -57,14 +57,28 @@ class Fingerprint:
 
 
 def of(table: pa.Table) -> Fingerprint:
-    columns = ",".join(f"{f.name}:{f.type}" for f in table.schema)
     total = 0
     for batch in table.to_batches(max_chunksize=BATCH):
-        row = np.zeros(batch.num_rows, dtype=np.uint64)
-        for column in batch.columns:
-            row = row * PRIME + _hashed(column)  # (uint64 arrays wrap around, as wanted)
-        total = (total + int(_mixed(row).sum(dtype=np.uint64))) & MASK
-    return Fingerprint(columns, table.num_rows, total)
+        total = (total + int(rows(batch).sum(dtype=np.uint64))) & MASK
+    return Fingerprint(columns_of(table.schema), table.num_rows, total)
+
+
+def columns_of(schema: pa.Schema) -> str:
+    return ",".join(f"{f.name}:{f.type}" for f in schema)
+
+
+def of_rows(schema: pa.Schema, hashes: np.ndarray[Any, np.dtype[np.uint64]]) -> Fingerprint:
+    """The fingerprint of rows whose hashes (``rows``) are given: a part of a streamed read."""
+    return Fingerprint(columns_of(schema), len(hashes), int(hashes.sum(dtype=np.uint64)) & MASK)
+
+
+def rows(batch: pa.RecordBatch) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """Each row's 64-bit hash: what the fingerprint sums (and a streamed training's sample
+    compares, ml/streamed.py: uniform, and the same for a row whatever its place)."""
+    row = np.zeros(batch.num_rows, dtype=np.uint64)
+    for column in batch.columns:
+        row = row * PRIME + _hashed(column)  # (uint64 arrays wrap around, as wanted)
+    return _mixed(row)
 
 
 def _hashed(column: pa.Array) -> np.ndarray[Any, np.dtype[np.uint64]]:

@@ -185,4 +185,7 @@ COMMON = (
     Option("max_training_rows", "int", None, check=positive, requirement="a positive integer"),
     # and time: a training past it stops with 57014 (ml/checkpoints.py, budgeted)
     Option("max_training_seconds", "float", None, check=positive, requirement="a number > 0"),
+    # and memory: past it, training learns from a stream of the rows, or from a sample of them
+    # (ml/streamed.py; None: a quarter of the machine's memory)
+    Option("max_training_memory_mb", "float", None, check=positive, requirement="a number > 0"),
 )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,6 +52,7 @@ from sqlml.ml.score import Scorer
 from sqlml.ml.spec import Col, OptionValue, TransformItem
 
 if TYPE_CHECKING:
+    from sqlml.ml.streamed import Streamed
     from sqlml.store import ModelVersion
 
 Array = np.ndarray[Any, Any]
@@ -110,10 +111,13 @@ def train(
     checkpoint: Checkpoint = never,
     previous: incremental.State | incremental.Curve | None = None,
     warm: ModelVersion | None = None,
+    streamed: Streamed | None = None,
 ) -> TrainResult:
     """``previous``: with incremental = TRUE, the statistics of the rows trained on before
     (ALTER MODEL ... RETRAIN); ``table`` then holds the new rows only. ``warm``: with
-    warm_start = TRUE, the version whose weights training starts from (ml/warm_start.py)."""
+    warm_start = TRUE, the version whose weights training starts from (ml/warm_start.py).
+    ``streamed``: what a training on more rows than fit in memory learned from them
+    (ml/streamed.py); ``table`` then holds its evaluation sample."""
     say = progress or (lambda message: None)
     started = time.perf_counter()
     model_type = models.get(options.get("model_type"))
@@ -131,10 +135,14 @@ def train(
             raise errors.FeatureNotSupported("incremental = TRUE takes no TRANSFORM clause yet")
         incremental.check(model_type.name, opts, inputs)
     transform = ngram_steps.bind(transform, inputs)  # ML.NGRAMS items read their indicators
-    seen = fingerprint.of(table)  # (its digest, or an incremental model's of every row so far)
+    # (its digest, or an incremental model's of every row so far; a streamed one's: all rows')
+    seen = fingerprint.of(table) if streamed is None else streamed.seen
     checkpoint()
     known = previous.classes if isinstance(previous, incremental.Curve) else None
-    data = _prepare(model_type, opts, table, label, inputs, known)
+    if streamed is not None:  # (the sample: evaluation rows, of the classes of all rows)
+        known = streamed.classes
+    split = opts if streamed is None else {**opts, "data_split_method": "NO_SPLIT"}
+    data = _prepare(model_type, split, table, label, inputs, known)
     _usable_numbers(data, label)
     checkpoint()
     n_train = len(data.y) if data.y is not None else table.num_rows
@@ -153,6 +161,7 @@ def train(
         checkpoint,
         previous,
         warm,
+        streamed,
     )
 
 
@@ -170,13 +179,21 @@ def _fit(
     checkpoint: Checkpoint = never,
     previous: incremental.State | incremental.Curve | None = None,
     warm: ModelVersion | None = None,
+    streamed: Streamed | None = None,
 ) -> TrainResult:
     train_rows = _rows(data, training=True)
     used = _used_rows(data, table)
     clock = _Clock(data.timings)
     state: incremental.State | incremental.Curve | None = None
     solved = None
-    if opts.get("incremental") and model_type.name not in incremental.APPROXIMATE:
+    if streamed is not None:  # (learned from every row: the sample only checks and evaluates)
+        solved = incremental.solve(streamed.state, inputs, float(opts.get("l2_reg") or 0.0))
+        pre = Preprocessor(list(inputs), auto=[*solved.encoders], stats=solved.stats)
+        if opts.get("incremental"):
+            state = streamed.curve if streamed.curve is not None else streamed.state
+        if streamed.estimator is not None:  # (logistic_reg's, from Newton's passes)
+            solved = replace(solved, estimator=streamed.estimator)
+    elif opts.get("incremental") and model_type.name not in incremental.APPROXIMATE:
         # (the rows' statistics added to those trained on before)
         assert data.y is not None
         assert not isinstance(previous, incremental.Curve)
@@ -224,7 +241,9 @@ def _fit(
     )
     estimator = model_type.build(opts, ctx) if solved is None else solved.estimator
     primed = warm is not None and warm_start.prime(estimator, warm, pre, opts)
-    if isinstance(state, incremental.State):  # (solved: nothing to fit)
+    if streamed is not None:
+        info = dict(streamed.info)
+    elif isinstance(state, incremental.State):  # (solved: nothing to fit)
         info = incremental.info(state, _count(train_rows, used))
     elif isinstance(previous, incremental.Curve):  # (Newton's method from the old curve)
         assert data.y is not None
@@ -294,6 +313,11 @@ def _fit(
         duration_seconds=time.perf_counter() - started,
         **data.timings,
     )
+    if streamed is not None:  # (the rows read, not the sample's)
+        evaluated = table.num_rows if streamed.held_out else 0
+        used = streamed.training_rows + evaluated
+        info.update(training_rows=streamed.training_rows, evaluation_rows=evaluated)
+        info.update(evaluation_sample=table.num_rows)
     kept = _evaluation_kept(outputs, _y(data, check_rows))
     if kept is not None:
         info["evaluation"] = kept

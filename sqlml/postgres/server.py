@@ -18,7 +18,7 @@ import dataclasses
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,10 +51,12 @@ from sqlml.grammar.statements import (
 )
 from sqlml.ml import models, train
 from sqlml.ml.score import scorer
+from sqlml.ml.streamed import TRAINING_COPIES
 from sqlml.postgres import privileges
 from sqlml.store import ModelVersion
 
 CHUNK_ROWS = 65536
+_COPY = f"{scoring.HIDDEN}stream"  # a streamed read's copy of its rows (read_batches)
 READ_WORK_MEM = "262144kB"  # 256 MB, the training read's work_mem at least (_raise_work_mem)
 # Python value -> the SQL type of a parameter (plpy.prepare needs them).
 _PARAM_TYPES: list[tuple[type, str]] = [
@@ -99,6 +101,7 @@ class PlpyEngine:
         self.plpy = plpy
         self._types: dict[int, pa.DataType] = {}
         self._plans: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._copy: tuple[str, exp.Table] | None = None  # (a streamed read's: read_batches)
 
     def _spi(self, sql: str, params: Sequence[Any] | None) -> Any:
         try:
@@ -158,44 +161,108 @@ class PlpyEngine:
     def read_chunked(self, sql: str) -> pa.Table:
         """All rows of a query as Arrow, read inside the backend one chunk of rows at a time
         (a composite column field by field, an array column as text: engines/pgnested.py)."""
+        batches = list(self._chunks(sql, CHUNK_ROWS, self._raise_work_mem))
+        return pa.Table.from_batches(batches)  # (one empty batch at least: its schema)
+
+    def read_batches(
+        self, sql: str, rows: int, memory: int, again: bool = False
+    ) -> Iterator[pa.RecordBatch]:
+        """engines.base.Streams. The chunked read's GROUP BY holds every chunk's arrays in its
+        hash table before the first leaves (array_agg's states are not spilled: 1M rows x 21
+        DOUBLEs took the backend from 305 to 548 MiB whatever work_mem). So rows the planner
+        expects to fit in ``memory`` are read that way; more are copied into a temporary table
+        first (through temp_buffers: bounded) and read a range of its pages at a time (a TID
+        range scan), one chunk in memory. ``again``: the rows of the last read of ``sql``
+        (a training's next pass): that copy is read again, the same rows."""
+        if again and self._copy is not None and self._copy[0] == sql:
+            return self._paged(sql, rows, self._copy[1])
+        self.release_reads()
+        if self._estimated_bytes(sql) * TRAINING_COPIES <= memory:
+            return self._chunks(sql, rows, self._raise_work_mem)
+        table = exp.Table(this=exp.to_identifier(_COPY, quoted=True))
+        self._copy = (sql, table)
+        self.release_reads()  # (one an earlier call of this session left: its engine is gone)
+        copy = exp.Create(
+            this=table,
+            kind="TABLE",
+            expression=_parse_query(sql, "postgres"),
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        )
+        self._spi(copy.sql(dialect="postgres"), None)
+        self._copy = (sql, table)
+        return self._paged(sql, rows, table)
+
+    def release_reads(self) -> None:
+        """Drops the copy a read kept for the passes after it (engines.base.Streams)."""
+        if self._copy is None:
+            return
+        _, table = self._copy
+        self._copy = None
+        table = exp.Table(this=table.this.copy(), db=exp.to_identifier("pg_temp"))
+        drop = exp.Drop(tables=[table], kind="TABLE", exists=True)
+        self._spi(drop.sql(dialect="postgres"), None)
+
+    def _estimated_bytes(self, sql: str) -> float:
+        """The planner's rows x width of ``sql`` (a table never analyzed: from its size)."""
+        query = _parse_query(sql, "postgres").sql(dialect="postgres")
+        found = self._spi("EXPLAIN (FORMAT JSON) " + query, None)[0]
+        plan = json.loads(next(iter(found.values())))[0]["Plan"]
+        return float(plan["Plan Rows"]) * float(plan["Plan Width"])
+
+    def _paged(self, sql: str, rows: int, table: exp.Table) -> Iterator[pa.RecordBatch]:
+        """The rows of the copy ``table`` of ``sql``, ``rows`` at a time about."""
+        columns = self.columns_of(sql)
+        train.unique_names([name for name, _ in columns])
+        types = [self._type(oid) for _, oid in columns]
+        per_column = [pgnested.feeds(n, o, t) for (n, o), t in zip(columns, types, strict=True)]
+        flat = [f for group in per_column for f in group]
+        regclass = exp.DataType.build("regclass", dialect="postgres", udt=True)
+        name = exp.Literal.string(table.sql(dialect="postgres"))
+        size = exp.func("pg_relation_size", exp.cast(name, regclass))
+        count = exp.select(exp.func("count", exp.Star()).as_("n")).from_(table.copy())
+        found = self._spi(
+            exp.select(size.as_("bytes"), count.subquery().as_("n")).sql("postgres"), None
+        )
+        pages, total = -(-int(found[0]["bytes"]) // 8192), int(found[0]["n"])
+        step = max(1, (rows * pages) // max(total, 1))
+        for first in range(0, max(pages, 1), step):
+            batch = self._spi(_page_query(table, flat, first, first + step), None)[0]
+            yield _assembled(columns, types, per_column, flat, _decoded(flat, batch))
+
+    def _chunks(
+        self, sql: str, rows: int, settings: Callable[[], Callable[[], None]]
+    ) -> Iterator[pa.RecordBatch]:
         columns = self.columns_of(sql)
         train.unique_names([name for name, _ in columns])  # (else 42702 from the chunk query)
         types = [self._type(oid) for _, oid in columns]
         per_column = [pgnested.feeds(n, o, t) for (n, o), t in zip(columns, types, strict=True)]
         flat = [f for group in per_column for f in group]
-        chunk_sql = chunk_query(_parse_query(sql, "postgres"), flat, CHUNK_ROWS)
-        parts: list[list[pa.Array]] = [[] for _ in flat]
-        restore = self._raise_work_mem()
+        chunk_sql = chunk_query(_parse_query(sql, "postgres"), flat, rows)
+        restore = settings()
         try:
             cursor = self.plpy.cursor(chunk_sql.sql(dialect="postgres"))
+            read = 0
             while True:
-                batch = cursor.fetch(1)
+                try:
+                    batch = cursor.fetch(1)
+                except self.plpy.SPIError as e:
+                    raise errors.from_sqlstate(getattr(e, "sqlstate", None), str(e).strip()) from e
+                if not batch and read:
+                    break
+                parts = _decoded(flat, batch[0] if batch else None)  # (None: the empty batch)
+                yield _assembled(columns, types, per_column, flat, parts)
+                read += 1
                 if not batch:
                     break
-                row = batch[0]
-                for i, (_, oid) in enumerate(flat):
-                    values, nulls = row[f"c{i}"], row[f"n{i}"]
-                    if fed_oid(oid) in TEXT_TYPES:
-                        parts[i].append(decode_text(values, nulls, row[f"s{i}"]))
-                    else:
-                        parts[i].append(decode_without_nulls(values, nulls))
-        except self.plpy.SPIError as e:
-            raise errors.from_sqlstate(getattr(e, "sqlstate", None), str(e).strip()) from e
         finally:
             with contextlib.suppress(errors.Error):  # (a failed read's error is the one to raise)
                 restore()
-        read = [
-            pgtypes.restore(
-                oid, pa.chunked_array(parts[i], type=arrow_type(oid) if not parts[i] else None)
-            )
-            for i, (_, oid) in enumerate(flat)
-        ]
-        arrays, at = {}, 0
-        for (name, _), wanted, group in zip(columns, types, per_column, strict=True):
-            mine, at = read[at : at + len(group)], at + len(group)
-            nested = pa.types.is_struct(wanted) or pa.types.is_list(wanted)
-            arrays[name] = pgnested.assemble(wanted, mine) if nested else mine[0]
-        return pa.table(arrays)
+
+    def _set_work_mem(self, value: str) -> Callable[[], None]:
+        """work_mem = ``value`` for the transaction until what this returns sets it back."""
+        now = self._spi("SELECT current_setting('work_mem') AS now", None)[0]["now"]
+        self._spi("SELECT set_config('work_mem', %s, true)", [value])
+        return lambda: self._spi("SELECT set_config('work_mem', %s, true)", [now])
 
     def _raise_work_mem(self) -> Callable[[], None]:
         """work_mem at least READ_WORK_MEM for the read's GROUP BY (its hash table of chunk
@@ -249,6 +316,61 @@ class PlpyEngine:
         pass
 
 
+def _decoded(flat: list[tuple[Any, int]], row: dict[str, Any] | None) -> list[list[pa.Array]]:
+    """One chunk row's arrays, per fed column (none in an empty chunk)."""
+    parts: list[list[pa.Array]] = [[] for _ in flat]
+    if row is None:
+        return parts
+    for i, (_, oid) in enumerate(flat):
+        values, nulls = row[f"c{i}"], row[f"n{i}"]
+        if values is None:  # (no rows: array_agg of none is NULL)
+            continue
+        if fed_oid(oid) in TEXT_TYPES:
+            parts[i].append(decode_text(values, nulls, row[f"s{i}"]))
+        else:
+            parts[i].append(decode_without_nulls(values, nulls))
+    return parts
+
+
+def _page_query(table: exp.Table, flat: list[tuple[Any, int]], first: int, stop: int) -> str:
+    """The chunk of the rows on pages first .. stop - 1 of ``table`` (a TID range scan)."""
+    tid = exp.DataType.build("tid", dialect="postgres", udt=True)
+    ctid = exp.column("ctid", table="q")
+    where = exp.and_(
+        exp.GTE(this=ctid, expression=exp.cast(exp.Literal.string(f"({first},0)"), tid)),
+        exp.LT(this=ctid.copy(), expression=exp.cast(exp.Literal.string(f"({stop},0)"), tid)),
+    )
+    aggregates, outs = chunk_columns(flat)
+    source = table.copy().as_("q")
+    grouped = exp.select(*aggregates).from_(source).where(where)
+    return exp.select(*outs).from_(grouped.subquery("chunks")).sql(dialect="postgres")
+
+
+def _assembled(
+    columns: list[tuple[str, int]],
+    types: list[pa.DataType],
+    per_column: list[list[tuple[Any, int]]],
+    flat: list[tuple[Any, int]],
+    parts: list[list[pa.Array]],
+) -> pa.RecordBatch:
+    """One chunk's columns as a record batch (composites and arrays put together)."""
+    read = [
+        pgtypes.restore(
+            oid, pa.chunked_array(parts[i], type=arrow_type(oid) if not parts[i] else None)
+        )
+        for i, (_, oid) in enumerate(flat)
+    ]
+    arrays, at = {}, 0
+    for (name, _), wanted, group in zip(columns, types, per_column, strict=True):
+        mine, at = read[at : at + len(group)], at + len(group)
+        nested = pa.types.is_struct(wanted) or pa.types.is_list(wanted)
+        arrays[name] = pgnested.assemble(wanted, mine) if nested else mine[0]
+    table = pa.table(arrays)
+    return pa.RecordBatch.from_arrays(
+        [c.combine_chunks() for c in table.columns], schema=table.schema
+    )
+
+
 def _temporal_feed(oid: int, ref: exp.Expr) -> exp.Expr:
     """A DATE as its days since 1970-01-01, a TIME / TIMESTAMP / TIMESTAMPTZ as its
     microseconds (since midnight, or the Unix epoch): pgtypes.TEMPORAL."""
@@ -266,13 +388,24 @@ def chunk_query(
 ) -> exp.Select:
     """One row per ``rows`` input rows (chunks in no particular order: sorting them spilled to
     disk and doubled the read), every column as arrays that decode without a Python loop per
-    element (pgtypes.decode_without_nulls, decode_text):
+    element (chunk_columns)."""
+    aggregates, outs = chunk_columns(columns)
+    numbered, chunk = scoring.chunked(query, rows)
+    grouped = exp.select(*aggregates).from_(numbered).group_by(chunk)
+    return exp.select(*outs).from_(grouped.subquery("chunks"))
+
+
+def chunk_columns(
+    columns: Sequence[tuple[str | exp.Expr, int]],
+) -> tuple[list[exp.Expr], list[exp.Expr]]:
+    """The aggregates over a chunk's rows ``q``, and what the chunk query returns of them:
 
     - ``c<i>``: the values, NULLs replaced (``array_replace``); for text, their lengths;
     - ``n<i>``: the NULLs' positions (``array_positions``);
     - ``s<i>``: for text, the values concatenated (``string_agg``).
     """
-    aggregates, outs = [], []
+    aggregates: list[exp.Expr] = []
+    outs: list[exp.Expr] = []
     for i, (name, oid) in enumerate(columns):
         ref = exp.column(name, table="q", quoted=True) if isinstance(name, str) else name
         cast = feed_cast(oid)
@@ -301,9 +434,7 @@ def chunk_query(
         positions = exp.Anonymous(this="array_positions", expressions=[a.copy(), exp.null()])
         outs.append(exp.alias_(exp.Anonymous(this="array_send", expressions=[replaced]), f"c{i}"))
         outs.append(exp.alias_(exp.Anonymous(this="array_send", expressions=[positions]), f"n{i}"))
-    numbered, chunk = scoring.chunked(query, rows)
-    grouped = exp.select(*aggregates).from_(numbered).group_by(chunk)
-    return exp.select(*outs).from_(grouped.subquery("chunks"))
+    return aggregates, outs
 
 
 # -- what the function bodies call ----------------------------------------------------------------
