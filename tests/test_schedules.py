@@ -769,3 +769,36 @@ def test_sqlml_schedule_errors(
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert f"ERROR {state}" in done.stderr or state in done.stderr, done.stderr
+
+
+def test_stopping_the_scheduler_cancels_the_run_it_makes(
+    duck: tuple[str, sqlml.Connection],
+) -> None:
+    """A scheduled run waits for a training slot that a client holds (trainings.Slots): stop()
+    cancels it (57014, recorded) and the thread ends, the model as it was."""
+    from sqlml import engine, trainings
+    from sqlml.scheduler import Scheduler
+
+    path, con = duck
+    con.execute(f"INSERT INTO t {ROWS.format(start=400, stop=420, shift=0)}")
+    con.execute("ALTER MODEL m SET OPTIONS (retrain_schedule = '1 seconds')")
+    con.close()
+    session = engine.Session.open(path)
+    session.trainings = slots = trainings.Slots(1)
+    scheduler = Scheduler(session, poll=0.05, log=lambda _: None)
+    try:
+        with slots.slot("a client's CREATE MODEL", lambda _: None, lambda: None):
+            scheduler.start()
+            wait_for(lambda: slots.queued == 1, 30)  # the run waits for the slot
+            scheduler.stop()
+        assert scheduler._thread is not None
+        assert not scheduler._thread.is_alive()
+        found = session.execute_one("SELECT status, sqlstate FROM ML.SCHEDULE_RUNS(MODEL m)").table
+        assert found is not None
+        assert found.to_pylist() == [{"status": "failed", "sqlstate": "57014"}]
+        versions = session.execute_one("SELECT version FROM ML.VERSIONS(MODEL m)").table
+        assert versions is not None
+        assert versions.to_pylist() == [{"version": 1}]
+    finally:
+        scheduler.stop()
+        session.engine.close()
