@@ -176,3 +176,27 @@ def test_a_budget_that_is_not_a_positive_number_is_22023(big: Big) -> None:
             "CREATE MODEL big.bad OPTIONS (model_type = 'linear_reg', input_label_cols = ['y'],"
             " max_training_memory_mb = 0) AS SELECT x1, y FROM big.t"
         )
+
+
+def test_a_streamed_training_stopped_midway_stores_nothing(big: Big) -> None:
+    """A budget (max_training_seconds) and, on PostgreSQL, statement_timeout stop a streamed
+    training at its next checkpoint (each batch, each pass): 57014, the version that served
+    serves on, and the temporary copy of the rows is gone with the statement."""
+    create = (
+        "CREATE OR REPLACE MODEL big.stop OPTIONS (model_type = 'logistic_reg',"
+        " input_label_cols = ['c'], {extra} {SMALL}) AS SELECT x1, x2, s, c FROM big.t"
+    )
+    big.run(create.format(extra="max_iterations = 5,", SMALL=SMALL))
+    before = big.run("SELECT version FROM ML.VERSIONS(MODEL big.stop)")
+    with pytest.raises(errors.QueryCanceled):
+        big.run(create.format(extra="max_training_seconds = 0.05,", SMALL=SMALL))
+    if big.engine == "postgres":
+        big.run("SET statement_timeout = '150ms'")
+        try:
+            with pytest.raises(errors.QueryCanceled):
+                big.run(create.format(extra="", SMALL=SMALL))
+        finally:
+            big.run("SET statement_timeout = 0")
+    assert big.run("SELECT version FROM ML.VERSIONS(MODEL big.stop)") == before
+    big.run(create.format(extra="", SMALL=SMALL))  # (and the next one trains)
+    assert len(big.run("SELECT version FROM ML.VERSIONS(MODEL big.stop)")) == 2

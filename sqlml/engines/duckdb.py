@@ -479,13 +479,14 @@ class DuckDBEngine:
     ) -> Iterator[pa.RecordBatch]:
         """engines.base.Streams. DuckDB keeps the blocks a scan read in its buffer pool, up to
         its memory_limit (80% of the machine's memory by default): a streamed read of a 2.5 GiB
-        table left 2.5 GB in the process. The limit is lowered to ``memory`` for the read, and
+        table left 2.5 GB in the process. The limit is lowered to half ``memory`` for the read
+        (the other half is the batches' in the learner: streamed.batch_rows), and
         set back after it (it is the database's: other connections of this process to the file
         share it meanwhile; benchmarks/RESULTS.md, "Bounded memory")."""
         with self._lock, self.checked(sql, None):
             setting = "SELECT current_setting('memory_limit')"
             limit = str(self.con.sql(setting).to_arrow_table()[0][0].as_py())
-            memory = max(memory, MIN_MEMORY_LIMIT)
+            memory = max(memory // 2, MIN_MEMORY_LIMIT)  # (the other half: the batches')
             # (an in-memory database's tables live in its buffers: never squeezed)
             lowered = not self.path.startswith(":memory:") and _bytes(limit) > memory
             if lowered:

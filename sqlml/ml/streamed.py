@@ -132,7 +132,26 @@ def learn(
     checkpoint: Checkpoint = never,
 ) -> Streamed:
     """Pass one over ``first`` (statistics, sample, fingerprint), then logistic_reg's Newton
-    passes, each over a new ``source``."""
+    passes, each over a new ``source``. BLAS runs on one thread meanwhile: the engine's
+    threads produce the next batches at the same time, and OpenBLAS's threads, spinning
+    against them on two cores, made the Gram matrix of a batch 12x slower (0.21 s against
+    0.017 s for 65,536 rows x 42 columns)."""
+    from threadpoolctl import threadpool_limits  # lazy: with scikit-learn
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _learn(first, source, model_type, opts, label, inputs, say, checkpoint)
+
+
+def _learn(
+    first: Source,
+    source: Source,
+    model_type: models.ModelType,
+    opts: dict[str, Any],
+    label: str,
+    inputs: list[InputColumn],
+    say: Callable[[str], None],
+    checkpoint: Checkpoint,
+) -> Streamed:
     began = time.perf_counter()
     held_out = opts.get("data_split_method", "AUTO_SPLIT") == "AUTO_SPLIT"
     classifier = model_type.name == "logistic_reg"
