@@ -1,8 +1,8 @@
 -- The sqlml model store: the only copy of its DDL, run by every engine when sqlml first opens a
 -- database (statements are separated by ';' at the end of a line). Types are those that DuckDB and
--- PostgreSQL both accept. Version 4 (2 added sqlml.deployments; 3 sqlml.model_settings,
+-- PostgreSQL both accept. Version 5 (2 added sqlml.deployments; 3 sqlml.model_settings,
 -- sqlml.prediction_log, sqlml.version_statistics and deployments.settings; 4 sqlml.version_state;
--- every statement is
+-- 5 sqlml.schedule_runs; every statement is
 -- idempotent, so running the file again upgrades a store of an older version: store.py, sqlml
 -- install).
 CREATE SCHEMA IF NOT EXISTS sqlml;
@@ -114,5 +114,25 @@ CREATE TABLE IF NOT EXISTS sqlml.version_state (
     PRIMARY KEY (schema_name, model_name, version)
 );
 
-INSERT INTO sqlml.store_info (key, value) VALUES ('store_version', '4') ON CONFLICT DO NOTHING;
-UPDATE sqlml.store_info SET value = '4' WHERE key = 'store_version' AND value IN ('1', '2', '3');
+-- Every run of a model's retrain_schedule (sqlml/schedules.py; ML.SCHEDULE_RUNS): retrained, skipped
+-- (no new rows, no drift) or failed, written when the run ends. Kept when the schedule is removed;
+-- dropped with the model.
+CREATE TABLE IF NOT EXISTS sqlml.schedule_runs (
+    schema_name TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    run_id BIGINT NOT NULL,        -- 1, 2, ... per model, in the order they ended
+    schedule TEXT NOT NULL,        -- the retrain_schedule that ran
+    scheduled_for TIMESTAMP NOT NULL, -- UTC: the firing it ran for
+    started_at TIMESTAMP NOT NULL, -- UTC
+    finished_at TIMESTAMP NOT NULL,-- UTC
+    status TEXT NOT NULL,          -- 'retrained' | 'skipped' | 'failed'
+    version INTEGER,               -- the version the run stored (NULL: none)
+    sqlstate TEXT,                 -- a failed run's
+    message TEXT,                  -- why it skipped, or the error
+    drift TEXT,                    -- JSON: retrain_on_drift's findings (NULL: not checked)
+    role TEXT,                     -- who the run ran as
+    PRIMARY KEY (schema_name, model_name, run_id)
+);
+
+INSERT INTO sqlml.store_info (key, value) VALUES ('store_version', '5') ON CONFLICT DO NOTHING;
+UPDATE sqlml.store_info SET value = '5' WHERE key = 'store_version' AND value IN ('1', '2', '3', '4');

@@ -1,8 +1,11 @@
 """The command line: ``sqlml run`` runs a SQL script, ``sqlml models`` lists the stored models,
-``sqlml install`` / ``sqlml uninstall`` put the extension into a PostgreSQL database."""
+``sqlml install`` / ``sqlml uninstall`` put the extension into a PostgreSQL database, ``sqlml
+serve`` is the gateway, ``sqlml schedule`` runs a DuckDB file's retrain_schedules."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
 import sys
 import time
@@ -240,6 +243,77 @@ def _locked_elsewhere(path: str) -> bool:
     return False
 
 
+def _utc(value: datetime.datetime | None) -> datetime.datetime | None:
+    """A --now / --until time as naive UTC (a time without a zone is UTC)."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(datetime.UTC).replace(tzinfo=None)
+
+
+@main.command()
+@click.option("--database", "-d", required=True, help="DuckDB file")
+@click.option("--once", is_flag=True, help="run the schedules due now, then exit")
+@click.option(
+    "--until",
+    type=click.DateTime(["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]),
+    help="run schedules as they fall due until this time (UTC), then exit",
+)
+@click.option(
+    "--now",
+    type=click.DateTime(["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]),
+    help="with --once: what is due at this time (UTC) instead of now (to catch up, or test)",
+)
+@click.option("--poll", default=1.0, show_default=True, type=float, help="seconds between checks")
+def schedule(
+    database: str,
+    once: bool,
+    until: datetime.datetime | None,
+    now: datetime.datetime | None,
+    poll: float,
+) -> None:
+    """Run the retrain_schedules of a DuckDB file without a gateway (sqlml serve runs them
+    itself): --once for cron or systemd timers, else until --until or Ctrl-C."""
+    from sqlml import engine, schedules
+    from sqlml.scheduler import Scheduler
+
+    if database.startswith(("postgresql://", "postgres://")):
+        _fail(
+            errors.FeatureNotSupported(
+                "on PostgreSQL, pg_cron runs the schedules: sqlml schedule is for DuckDB files",
+            )
+        )
+    if now is not None and not once:
+        _fail(errors.InvalidParameterValue("--now goes with --once"))
+    path = _checked_path(database, create=False)
+    try:
+        session = engine.Session(_engine(database, path))
+    except errors.Error as e:
+        _fail(e)
+    fixed = _utc(now)
+    clock = (lambda: fixed) if fixed is not None else schedules.utc_now
+    end = _utc(until)
+    scheduler = Scheduler(session, clock=clock, poll=poll, log=lambda m: click.echo(m, err=True))
+    try:
+        if once:
+            scheduler.run_due()
+        else:
+            with contextlib.suppress(KeyboardInterrupt):
+                scheduler.run_until(lambda: end is not None and schedules.utc_now() >= end)
+    except errors.Error as e:
+        _fail(e)
+    finally:
+        session.engine.close()
+
+
+def _engine(database: str, path: str | None) -> Any:
+    from sqlml.engines import open_engine
+
+    try:
+        return open_engine(database)
+    except errors.Error as e:
+        raise _explained(e, path) from e
+
+
 @main.command()
 @click.option("--database", "-d", required=True, help="postgresql:// URL (a superuser)")
 @click.option(
@@ -367,6 +441,22 @@ def uninstall(database: str, drop_models: bool) -> None:
     help="the SQL clients send: PostgreSQL's, or GoogleSQL (BigQuery mode, transpiled to"
     " PostgreSQL's); SET sqlml.dialect changes it per session",
 )
+@click.option(
+    "--max-concurrent-trainings",
+    type=int,
+    help="trainings (CREATE MODEL, RETRAIN, scheduled runs) at once; more wait with a NOTICE"
+    " [default: half the cores, at least 1]",
+)
+@click.option(
+    "--training-queue-timeout",
+    type=float,
+    help="seconds a training waits for a slot before it fails with 53400 [default: no limit]",
+)
+@click.option(
+    "--no-schedules",
+    is_flag=True,
+    help="DuckDB: do not run the file's retrain_schedules (sqlml schedule runs them)",
+)
 def serve(
     database: str,
     host: str,
@@ -386,10 +476,15 @@ def serve(
     allow_file_access: bool,
     allow_upstream_trust: bool,
     dialect: str,
+    max_concurrent_trainings: int | None,
+    training_queue_timeout: float | None,
+    no_schedules: bool,
 ) -> None:
     """Serve a database to PostgreSQL clients (psql, BI tools, drivers) over the wire protocol."""
+    from sqlml import trainings
     from sqlml.engines.duckdb import DuckDBEngine
     from sqlml.grammar import bigquery
+    from sqlml.scheduler import Scheduler
     from sqlml.wire import auth, limits
     from sqlml.wire.server import ServerConfig
     from sqlml.wire.session import Session
@@ -397,7 +492,11 @@ def serve(
     open_backend: Callable[[str, str], Backend]
     session_class: type[Session] = Session
     holder: DuckDBEngine | None = None
+    scheduler: Scheduler | None = None
     try:
+        slots = trainings.Slots(
+            max_concurrent_trainings or trainings.default_limit(), training_queue_timeout
+        )
         method = "scram-sha-256" if auth_method == "scram" else auth_method
         proxy = database.startswith(("postgresql://", "postgres://"))
         mode = bigquery.setting(dialect)
@@ -439,7 +538,7 @@ def serve(
                 upstream.close()
             where = f"PostgreSQL {target.host}:{target.port} (each client as its own role)"
             open_backend = lambda dbname, user: ProxyBackend(  # noqa: E731
-                target, allow_upstream_trust, file_access=allow_file_access
+                target, allow_upstream_trust, file_access=allow_file_access, trainings=slots
             )
             session_class = ProxySession
         else:
@@ -454,7 +553,11 @@ def serve(
                 holder = open_engine(database, file_access=allow_file_access, users=users)
             except errors.Error as e:
                 raise _explained(e, path) from e
-            open_backend = duckdb_opener(database, file_access=allow_file_access, users=users)
+            open_backend = duckdb_opener(
+                database, file_access=allow_file_access, users=users, trainings=slots
+            )
+            if not no_schedules:
+                scheduler = _scheduler(holder, open_backend, slots)
         config = ServerConfig(
             host=host,
             port=port,
@@ -477,12 +580,40 @@ def serve(
     login = "PostgreSQL's own logins" if proxy else method
     _preload()
     try:
-        _listen(config, open_backend, session_class, f"sqlml serving {where} on {{}} ({login})")
+        _listen(
+            config,
+            open_backend,
+            session_class,
+            f"sqlml serving {where} on {{}} ({login})",
+            scheduler,
+        )
     except errors.Error as e:
         _fail(e)
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         if holder is not None:
             holder.close()
+
+
+def _scheduler(holder: Any, open_backend: Callable[[str, str], Any], slots: Any) -> Any:
+    """The gateway's scheduler (scheduler.py): it finds due schedules on the engine the gateway
+    holds, and runs each on a session opened as the gateway opens a client's, for the role
+    that set the schedule (its users-file rights and file policy)."""
+    from sqlml import engine
+    from sqlml.scheduler import Scheduler
+
+    @contextlib.contextmanager
+    def open_as(role: str | None) -> Any:
+        backend = open_backend("sqlml", role or "sqlml")
+        try:
+            yield backend.session
+        finally:
+            backend.close()
+
+    session = engine.Session(holder)
+    session.trainings = slots
+    return Scheduler(session, open_as)
 
 
 def _preload() -> None:
@@ -501,11 +632,12 @@ def _listen(
     open_backend: Callable[[str, str], Backend],
     session_class: type[Session],
     announce: str,
+    scheduler: Any = None,
 ) -> None:
     """Runs the gateway until interrupted; says it serves only once it listens (a port in
-    use is one line, 58000, not a traceback after "serving")."""
+    use is one line, 58000, not a traceback after "serving"); the scheduler (DuckDB) starts
+    then too."""
     import asyncio
-    import contextlib
 
     from sqlml.wire.server import Server
 
@@ -523,6 +655,8 @@ def _listen(
                     " choose another with --port",
                 ) from e
             click.echo(announce.format(f"{config.host}:{port}"), err=True)
+            if scheduler is not None:
+                scheduler.start()
             await server.serve_forever()
         finally:
             await server.aclose()

@@ -47,6 +47,7 @@ from sqlml import (
     retrain,
     scoring,
     traffic,
+    trainings,
     validation,
     views,
 )
@@ -173,6 +174,8 @@ class Session:
         self.progress = progress
         # PostgreSQL: CREATE MODEL, DROP MODEL and ML.EVALUATE on rows run inside the server.
         self.server: InServer | None = engine if isinstance(engine, InServer) else None
+        # the gateway's training slots (--max-concurrent-trainings; None: no limit)
+        self.trainings: trainings.Slots | None = None
         if self.server is not None:
             self.server.progress = self.say
 
@@ -230,8 +233,21 @@ class Session:
         ):
             return byom.import_in_server(self, self.server, statement, sql)  # the client's file
         if self.server is not None and isinstance(statement, CreateModel | DropModel | AlterModel):
-            return self.server.run_in_server(sql)
+            with self.training_slot(statement):
+                return self.server.run_in_server(sql)
         return self.run(statement)
+
+    def training_slot(self, statement: Statement) -> contextlib.AbstractContextManager[None]:
+        """One of the gateway's training slots around a training (trainings.py); nothing
+        around anything else, or outside a gateway."""
+        trains = (isinstance(statement, CreateModel) and statement.query is not None) or (
+            isinstance(statement, AlterModel) and statement.action == "RETRAIN"
+        )
+        if self.trainings is None or not trains:
+            return contextlib.nullcontext()
+        assert isinstance(statement, CreateModel | AlterModel)
+        what = "CREATE MODEL" if isinstance(statement, CreateModel) else "ALTER MODEL ... RETRAIN"
+        return self.trainings.slot(f"{what} {statement.model}", self.say, self.engine.checkpoint())
 
     def _set_dialect(self, sql: str) -> Result:
         """``SET sqlml.dialect = 'bigquery' | 'default'``: the session's SQL from now on."""
@@ -433,12 +449,14 @@ class Session:
                 f"parameters are not supported in {_kind(statement)} statements"
             )
         if isinstance(statement, CreateModel):
-            return self.create_model(statement)
+            with self.training_slot(statement):
+                return self.create_model(statement)
         if isinstance(statement, ExportModel):
             byom.export_model(self, statement)
             return Result(None, 0, "EXPORT MODEL")
         if isinstance(statement, AlterModel) and statement.action == "RETRAIN":
-            return retrain.retrain(self, statement)
+            with self.training_slot(statement):
+                return retrain.retrain(self, statement)
         if isinstance(statement, AlterModel):
             return lifecycle.alter(self, statement)
         if isinstance(statement, DropModel) and statement.model.version is not None:

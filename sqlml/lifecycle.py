@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from sqlml import errors, predlog, traffic, views
+from sqlml import errors, predlog, schedules, traffic, views
 from sqlml.engines.base import Result, all_or_nothing
 from sqlml.grammar.statements import AlterModel, CreateModel, DropModel, ModelRef
 from sqlml.ml import kinds, models
@@ -365,7 +365,7 @@ def _shadow(session: Session, statement: AlterModel) -> Result:
 
 
 # ALTER MODEL ... SET OPTIONS: BigQuery's model options that are not training options
-MODEL_OPTIONS = ("description", "labels", *predlog.OPTIONS)
+MODEL_OPTIONS = ("description", "labels", *predlog.OPTIONS, *schedules.OPTIONS)
 PENDING_MODEL_OPTIONS = ("expiration_timestamp", "kms_key_name")
 _LABEL_PART = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -373,9 +373,11 @@ _LABEL_PART = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 def _set_options(session: Session, statement: AlterModel) -> Result:
     """``ALTER MODEL m SET OPTIONS (description = '...', labels = [('key', 'value'), ...])``,
     as BigQuery's: each option given replaces its value (NULL removes it); stored with the
-    model (not a version) and shown by SHOW MODELS."""
+    model (not a version) and shown by SHOW MODELS. retrain_schedule and retrain_on_drift:
+    schedules.py."""
     store, ref = session.store, statement.model
     given = dict(statement.options)
+    timing = schedules.checked(given)  # (22023 before anything is read)
     changes: dict[str, Any] = {}
     for name, value in given.items():
         if name in PENDING_MODEL_OPTIONS:
@@ -389,8 +391,12 @@ def _set_options(session: Session, statement: AlterModel) -> Result:
         if name in predlog.OPTIONS:
             changes[name] = value
             continue
+        if name in schedules.OPTIONS:
+            continue
         changes[name] = _description(value) if name == "description" else _labels(value)
     with _changing(session, ref) as (role, settings):
+        if timing:
+            schedules.apply(session, ref, timing, settings, role)
         for name, value in changes.items():
             if name in predlog.OPTIONS:
                 predlog.option(name, value, settings)  # (22023 for a bad value)

@@ -35,7 +35,7 @@ from sqlglot import exp
 
 from sqlml import errors, lifecycle, scoring, validation
 from sqlml.engines.base import Result
-from sqlml.grammar.statements import AlterModel, CreateModel, Query
+from sqlml.grammar.statements import AlterModel, CreateModel, ModelRef, Query
 from sqlml.ml import incremental
 from sqlml.ml.checkpoints import budgeted
 from sqlml.ml.spec import OptionValue
@@ -145,42 +145,18 @@ def retrain(session: Session, statement: AlterModel) -> Result:
     """ALTER MODEL m RETRAIN [COMMENT '...']: see the module's docstring."""
     store, ref = session.store, statement.model
     with store.writing(ref):
-        versions = store.versions(ref)  # (42704: no such model)
-        if not versions:
-            raise errors.UndefinedModel(f'model "{ref}" does not exist')
-        head = versions[-1]
-        found = store.state(ref, head)
-        if found is None:
-            raise errors.ObjectNotInPrerequisiteState(
-                f"{ref} version {head} was not trained with incremental = TRUE: RETRAIN has no"
-                " statistics to add new rows to",
-                hint="CREATE OR REPLACE MODEL ... OPTIONS (incremental = TRUE, watermark_col ="
-                " '...') trains it so",
-            )
-        data, meta = found
-        mark = meta.get("watermark")
-        if not mark:
-            raise errors.ObjectNotInPrerequisiteState(
-                f"{ref} was trained without a watermark_col: RETRAIN cannot tell its new rows",
-                hint="CREATE OR REPLACE MODEL ... OPTIONS (incremental = TRUE, watermark_col ="
-                " '...')",
-            )
+        head, data, meta, mark = _incremental_head(session, ref)
         version = store.load(ref, head)
         query_sql, _ = store.query_of(ref, head)
         assert query_sql is not None
-        dialect = session.engine.dialect
-        from sqlml.engine import _parse_query  # (engine imports this module)
-
-        rows = scoring.subquery(_parse_query(query_sql, dialect), _ROWS)
-        column = exp.column(mark["column"], table=_ROWS, quoted=True)
+        rows, column = _rows(session, query_sql, mark)
         _check_below(session, rows, column, mark, head)
         seconds = version.options.get("max_training_seconds")
         checkpoint = budgeted(session.engine.checkpoint(), seconds, time.monotonic)
         session.say(
             f"reading the rows of {ref} past its watermark ({mark['column']} > {mark['value']})"
         )
-        newer = exp.select("*").from_(rows.copy()).where(column.copy() > _literal(mark))
-        table = session.engine.query_arrow(newer.sql(dialect=dialect))
+        table = _newer(session, rows, column, mark)
         if not table.num_rows:
             session.say(
                 f"{ref}: no rows past the watermark ({mark['column']} > {mark['value']}):"
@@ -204,6 +180,59 @@ def retrain(session: Session, statement: AlterModel) -> Result:
         return session.train_and_store(
             create, table, validate, policy, options, checkpoint, moved, state, statement.comment
         )
+
+
+def _incremental_head(
+    session: Session, ref: ModelRef
+) -> tuple[int, bytes, dict[str, Any], dict[str, Any]]:
+    """(the newest version, its incremental state and meta, its watermark): 42704 for no such
+    model, 55000 for one RETRAIN cannot add rows to."""
+    versions = session.store.versions(ref)  # (42704: no such model)
+    if not versions:
+        raise errors.UndefinedModel(f'model "{ref}" does not exist')
+    head = versions[-1]
+    found = session.store.state(ref, head)
+    if found is None:
+        raise errors.ObjectNotInPrerequisiteState(
+            f"{ref} version {head} was not trained with incremental = TRUE: RETRAIN has no"
+            " statistics to add new rows to",
+            hint="CREATE OR REPLACE MODEL ... OPTIONS (incremental = TRUE, watermark_col ="
+            " '...') trains it so",
+        )
+    data, meta = found
+    mark = meta.get("watermark")
+    if not mark:
+        raise errors.ObjectNotInPrerequisiteState(
+            f"{ref} was trained without a watermark_col: RETRAIN cannot tell its new rows",
+            hint="CREATE OR REPLACE MODEL ... OPTIONS (incremental = TRUE, watermark_col = '...')",
+        )
+    return head, data, meta, mark
+
+
+def check_retrainable(session: Session, ref: ModelRef) -> None:
+    """55000 (42704) unless RETRAIN can add rows to the model (a retrain_schedule's check)."""
+    _incremental_head(session, ref)
+
+
+def _rows(session: Session, query_sql: str, mark: dict[str, Any]) -> tuple[exp.Expr, exp.Expr]:
+    """The training query as a subquery, and its watermark column."""
+    from sqlml.engine import _parse_query  # (engine imports this module)
+
+    rows = scoring.subquery(_parse_query(query_sql, session.engine.dialect), _ROWS)
+    return rows, exp.column(mark["column"], table=_ROWS, quoted=True)
+
+
+def _newer(session: Session, rows: exp.Expr, column: exp.Expr, mark: dict[str, Any]) -> pa.Table:
+    newer = exp.select("*").from_(rows.copy()).where(column.copy() > _literal(mark))
+    return session.engine.query_arrow(newer.sql(dialect=session.engine.dialect))
+
+
+def rows_past_watermark(session: Session, ref: ModelRef) -> pa.Table:
+    """The rows the next RETRAIN of ``ref`` would read (retrain_on_drift checks them first)."""
+    head, _, _, mark = _incremental_head(session, ref)
+    query_sql, _ = session.store.query_of(ref, head)
+    assert query_sql is not None
+    return _newer(session, *_rows(session, query_sql, mark), mark)
 
 
 def as_written(value: Any) -> OptionValue:

@@ -43,6 +43,7 @@ MODEL_SETTINGS = exp.table_("model_settings", db="sqlml", quoted=True)
 PREDICTION_LOG = exp.table_("prediction_log", db="sqlml", quoted=True)
 STATISTICS = exp.table_("version_statistics", db="sqlml", quoted=True)
 STATE = exp.table_("version_state", db="sqlml", quoted=True)
+SCHEDULE_RUNS = exp.table_("schedule_runs", db="sqlml", quoted=True)
 # those of today's store version
 STORE_TABLES = (
     STORE_INFO,
@@ -53,6 +54,7 @@ STORE_TABLES = (
     PREDICTION_LOG,
     STATISTICS,
     STATE,
+    SCHEDULE_RUNS,
 )
 # the audit rows that changed current_version (ROLLBACK walks them); the others change settings
 SERVING_ACTIONS = ("create", "deploy", "rollback")
@@ -563,6 +565,7 @@ class Store:
             raise errors.UndefinedModel(f'model "{schema}.{name}" does not exist')
         with all_or_nothing(self.engine):
             for table in (
+                SCHEDULE_RUNS,
                 PREDICTION_LOG,
                 DEPLOYMENTS,
                 MODEL_SETTINGS,
@@ -574,6 +577,46 @@ class Store:
                 delete = exp.delete(table, where=_key())
                 self.engine.execute(self._sql(delete), [schema, name])
         return True
+
+    # -- schedules (sqlml/schedules.py): their runs, and the models that have one -------------
+
+    def scheduled(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(schema, name, schedule) of every model with a retrain_schedule, in name order."""
+        self.ensure()
+        columns = ("schema_name", "model_name", "settings")
+        query = (
+            exp.select(*(_col(c) for c in columns))
+            .from_(MODEL_SETTINGS)
+            .order_by(_col("schema_name"), _col("model_name"))
+        )
+        found = []
+        for row in self.engine.query_arrow(self._sql(query)).to_pylist():
+            schedule = json.loads(row["settings"]).get("schedule")
+            if schedule:
+                found.append((str(row["schema_name"]), str(row["model_name"]), schedule))
+        return found
+
+    def last_run(self, ref: ModelRef) -> datetime | None:
+        """The firing the model's latest recorded schedule run was for (None: none yet)."""
+        query = exp.select(exp.func("max", _col("scheduled_for"))).from_(SCHEDULE_RUNS)
+        found = self.engine.query_arrow(self._sql(query.where(_key())), list(self.resolve(ref)))
+        value = found.column(0)[0].as_py()
+        return value if isinstance(value, datetime) else None
+
+    def record_run(self, ref: ModelRef, run: dict[str, Any]) -> int:
+        """One row of sqlml.schedule_runs (its run_id the model's next); returns the run_id."""
+        schema, name = self.resolve(ref)
+        last = exp.select(exp.func("max", _col("run_id"))).from_(SCHEDULE_RUNS).where(_key())
+        found = self.engine.query_arrow(self._sql(last), [schema, name]).column(0)[0].as_py()
+        row = {"schema_name": schema, "model_name": name, "run_id": int(found or 0) + 1, **run}
+        present = {k: v for k, v in row.items() if v is not None}  # (NULLs: no typed markers)
+        insert = exp.insert(
+            exp.values([tuple(exp.Placeholder() for _ in present)]),
+            SCHEDULE_RUNS,
+            columns=[exp.to_identifier(c, quoted=True) for c in present],
+        )
+        self.engine.execute(self._sql(insert), list(present.values()))
+        return int(row["run_id"])
 
     # -- the lifecycle: deploy, roll back, drop a version (sqlml/lifecycle.py runs them) ---------
 

@@ -48,6 +48,16 @@ def _bin(name: str) -> str:
     return found[-1]
 
 
+# the database pg_cron runs jobs in (one per cluster: cron.database_name); made by the tests that
+# use it (tests/test_schedules.py)
+CRON_DATABASE = "sqlml_cron"
+
+
+def has_pg_cron() -> bool:
+    """Whether Debian's postgresql-15-cron is installed (the cluster then preloads it)."""
+    return bool(glob.glob("/usr/lib/postgresql/*/lib/pg_cron.so"))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,6 +103,12 @@ class Cluster:
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
             " -c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
         )
+        if has_pg_cron():  # (its jobs in background workers: no login, no pg_hba rule)
+            options += (
+                f" -c shared_preload_libraries=pg_cron -c cron.database_name={CRON_DATABASE}"
+                " -c cron.use_background_workers=on -c max_worker_processes=24"
+                " -c cron.max_running_jobs=4"
+            )
         subprocess.run(
             _as_server_user(
                 [

@@ -426,8 +426,14 @@ def test_bad_deploy_options_are_22023(life: Life, bad: str, good: str) -> None:
 # -- the store's upgrade, and the gateway -----------------------------------------------------------
 
 
-# what a store of each older version lacked (NEWER_TABLES: those of versions 3 and 4)
-NEWER_TABLES = ["model_settings", "prediction_log", "version_statistics", "version_state"]
+# what a store of each older version lacked (NEWER_TABLES: those of versions 3, 4 and 5)
+NEWER_TABLES = [
+    "model_settings",
+    "prediction_log",
+    "version_statistics",
+    "version_state",
+    "schedule_runs",
+]
 OLDER_STORES = {
     "1": ["DROP TABLE sqlml.deployments", *(f"DROP TABLE sqlml.{t}" for t in NEWER_TABLES)],
     "2": [
@@ -436,9 +442,14 @@ OLDER_STORES = {
         *(f"DROP TABLE sqlml.{t}" for t in NEWER_TABLES),
     ],
     # (its audit rows go too: the checks below count a model's deployments from none)
-    "3": ["DELETE FROM sqlml.deployments", "DROP TABLE sqlml.version_state"],
+    "3": [
+        "DELETE FROM sqlml.deployments",
+        "DROP TABLE sqlml.version_state",
+        "DROP TABLE sqlml.schedule_runs",
+    ],
+    "4": ["DELETE FROM sqlml.deployments", "DROP TABLE sqlml.schedule_runs"],
 }
-STORE_VERSION = "4"
+STORE_VERSION = "5"
 
 
 @pytest.mark.parametrize("old", sorted(OLDER_STORES))

@@ -59,6 +59,14 @@ LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@execute.py$sqlml$;
 CREATE OR REPLACE FUNCTION sqlml.execute(statement text) RETURNS text
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.execute_plpy($1)$sqlml$;
 
+-- One run of a model's retrain_schedule, recorded in sqlml.schedule_runs: the command of the
+-- model's pg_cron job (sqlml/postgres/cron.py); returns its status.
+CREATE OR REPLACE FUNCTION sqlml.run_schedule_plpy(model_schema text, model text) RETURNS text
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@run_schedule.py$sqlml$;
+
+CREATE OR REPLACE FUNCTION sqlml.run_schedule(model_schema text, model text) RETURNS text
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.run_schedule_plpy($1, $2)$sqlml$;
+
 -- CREATE MODEL as a function call: returns the version now serving.
 CREATE OR REPLACE FUNCTION sqlml.create_model_plpy(
     model text, model_type text, query text, options jsonb, transform text, replace boolean

@@ -244,6 +244,7 @@ _BUILT_INS = (
     "compare",
     "prediction_log",
     "monitoring",
+    "schedules",
 )
 for _module in _BUILT_INS:
     importlib.import_module(f"sqlml.functions.{_module}")

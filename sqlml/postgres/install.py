@@ -314,6 +314,7 @@ class Installer:
                 # without CASCADE first: a user table holding predictions depends on these types,
                 # and CASCADE would silently drop its columns (2BP01 instead)
                 self._drop_prediction_functions()
+                self._drop_schedule_jobs()
                 self._execute("DROP TYPE IF EXISTS " + ", ".join(f"sqlml.{t}" for t in COMPOSITES))
                 self._execute("DROP SCHEMA IF EXISTS sqlml CASCADE")
             else:
@@ -333,6 +334,18 @@ class Installer:
             raise
         finally:
             self.con.autocommit = True
+
+    def _drop_schedule_jobs(self) -> None:
+        """The models' pg_cron jobs (retrain_schedule: postgres/cron.py), which would call
+        sqlml.run_schedule after it is gone. (Without --drop-models they stay, with the models'
+        schedules, and fail until sqlml is installed again.)"""
+        if not self._execute("SELECT to_regnamespace('cron') IS NOT NULL")[0][0]:
+            return
+        self._execute(
+            "SELECT cron.unschedule(jobid) FROM cron.job WHERE database = current_database()"
+            " AND command LIKE %s",
+            ["SELECT sqlml.run_schedule(%"],
+        )
 
     def _drop_prediction_functions(self) -> None:
         """The models' prediction functions (they return arrays of the composite types), so

@@ -278,12 +278,22 @@ class OwnedStore(Store):
             exists = Store.current_version(self, ref) is not None
             if exists and role is not None:
                 require(self.plpy, role, schema, name, "MANAGE")
+            job = Store.settings(self, ref).get("schedule", {}).get("job_id") if exists else None
             dropped = Store.drop(self, ref, if_exists)
             if dropped:
                 forget(self, schema, name)
+            if dropped and job is not None:  # (its pg_cron job: postgres/cron.py)
+                from sqlml.postgres import cron
+
+                cron.unschedule(self.plpy, int(job))
             return dropped
 
         return as_owner(self.plpy, work)
+
+    def record_run(self, ref: ModelRef, run: dict[str, Any]) -> int:
+        """A schedule's run (sqlml.schedule_runs), with the owner's rights: the job's role
+        reads the store only."""
+        return as_owner(self.plpy, lambda: Store.record_run(self, ref, run))
 
 
 def _privilege(text: str | None) -> str:

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from sqlml import engine, errors, grammar
+from sqlml import trainings as trainings_
 from sqlml.engines.base import Result
 from sqlml.engines.duckdb import DuckDBEngine, map_error
 from sqlml.grammar import lexer
@@ -66,6 +67,7 @@ class DuckDBBackend:
         file_access: bool = True,  # False: no file access for this user (see the docstring)
         per_user: bool = False,  # file access is per user: checked here, not by DuckDB
         read_only: bool = False,  # the user's role (users file): only reads, 42501 otherwise
+        trainings: trainings_.Slots | None = None,  # the gateway's (--max-concurrent-trainings)
     ) -> None:
         self.engine = DuckDBEngine(
             database, external_access=file_access or per_user, lock_configuration=per_user
@@ -79,6 +81,7 @@ class DuckDBBackend:
             self.session = engine.Session(self.engine, progress=self._progress)
             self.session.store.role = user  # the audit trail names the client, not the gateway
             self.session.logs_predictions = not read_only  # (a read-only role writes nothing)
+            self.session.trainings = trainings
             self.catalog = Catalog(self.engine.con, database=dbname, user=user)
             if per_user and not file_access:
                 self.policy = file_policy.FilePolicy(self.engine)
@@ -245,7 +248,11 @@ class DuckDBBackend:
 
 
 def duckdb_opener(
-    database: str, *, file_access: bool = False, users: auth.Users | None = None
+    database: str,
+    *,
+    file_access: bool = False,
+    users: auth.Users | None = None,
+    trainings: trainings_.Slots | None = None,
 ) -> Callable[[str, str], DuckDBBackend]:
     """``sqlml serve``'s backends over a DuckDB ``database``: locked down unless
     ``file_access`` (for everyone) or the users file allows files to some users (then those
@@ -258,7 +265,13 @@ def duckdb_opener(
         read_only = credential is not None and credential.role == auth.READ_ONLY
         files = file_access or user in allowed
         return DuckDBBackend(
-            database, dbname, user, file_access=files, per_user=per_user, read_only=read_only
+            database,
+            dbname,
+            user,
+            file_access=files,
+            per_user=per_user,
+            read_only=read_only,
+            trainings=trainings,
         )
 
     return open_backend

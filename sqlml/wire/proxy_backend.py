@@ -12,6 +12,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from sqlml import engine, errors, prepared
+from sqlml import trainings as trainings_
 from sqlml.engines import pgtypes
 from sqlml.engines.base import Result
 from sqlml.wire.backends import is_query
@@ -29,8 +30,10 @@ class ProxyBackend:
         allow_trust: bool = False,
         databases: Mapping[str, str] | None = None,
         file_access: bool = False,
+        trainings: trainings_.Slots | None = None,
     ) -> None:
         self.target = target
+        self.trainings = trainings  # the gateway's training slots (--max-concurrent-trainings)
         # --allow-file-access: ONNX imports and exports use the gateway host's files (byom.py)
         self.file_access = file_access
         # a client off loopback may be let in when PostgreSQL asks it no password (identity.py)
@@ -57,6 +60,7 @@ class ProxyBackend:
         if self._ml is None:
             upstream = UpstreamEngine(self.connection, file_access=self.file_access)
             self._ml = engine.Session(upstream, progress=self._progress)
+            self._ml.trainings = self.trainings
         return self._ml
 
     def _progress(self, message: str) -> None:

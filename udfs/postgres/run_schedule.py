@@ -1,0 +1,3 @@
+from sqlml.postgres import cron, server
+
+return server.call(plpy, cron.run, model_schema, model)
