@@ -8,7 +8,8 @@ A schedule is what pg_cron accepts, so that one text means the same on both engi
   ``a-b``, a step ``*/n`` or ``a-b/n``, or a comma list of those; months and days of the week
   also by their English three-letter names (``jan``, ``mon``), Sunday 0 or 7. As in cron, when
   both day fields are restricted a day matches either of them.
-- ``N seconds`` (N from 1 to 59): every N seconds (pg_cron 1.5's interval jobs; Debian's 1.4 refuses them).
+- ``N seconds`` (N from 1 to 59): every N seconds (pg_cron 1.5's interval jobs; Debian's 1.4
+  refuses them).
 
 ``parse`` checks one (22023 with the field at fault); ``Schedule.latest_due`` is the last time
 at or before ``now`` that the schedule fires after ``since``: a scheduler that was down for three

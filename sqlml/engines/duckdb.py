@@ -483,32 +483,38 @@ class DuckDBEngine:
         the read (the rest is the batches' in the learner: streamed.batch_rows), and
         set back after it (it is the database's: other connections of this process to the file
         share it meanwhile; benchmarks/RESULTS.md, "Bounded memory")."""
-        with self._lock, self.checked(sql, None):
-            setting = "SELECT current_setting('memory_limit')"
-            limit = str(self.con.sql(setting).to_arrow_table()[0][0].as_py())
+        with self._lock:
+            settings = self.con.sql(
+                "SELECT current_setting('memory_limit'), current_setting('lock_configuration')"
+            ).to_arrow_table()
+            limit, locked = str(settings[0][0].as_py()), bool(settings[1][0].as_py())
             memory = max(memory // 4, MIN_MEMORY_LIMIT)  # (the rest: the batches in the learner)
-            # (an in-memory database's tables live in its buffers: never squeezed)
-            lowered = not self.path.startswith(":memory:") and _bytes(limit) > memory
+            # (an in-memory database's tables live in its buffers: never squeezed; a locked
+            # configuration, the gateway's, keeps the operator's limit)
+            in_memory = self.path.startswith(":memory:")
+            lowered = not (in_memory or locked) and _bytes(limit) > memory
             if lowered:
-                try:
-                    self.con.sql(f"SET memory_limit = '{int(memory)}B'")  # (an int: no user text)
-                except duckdb.Error:  # (a locked configuration, the gateway's: the operator's)
-                    lowered = False
-            reader = None
+                self.con.sql(f"SET memory_limit = '{int(memory)}B'")  # (an int: no user text)
             try:
-                try:
-                    reader = self.con.sql(sql).to_arrow_reader(rows)
-                    yield from reader
-                except duckdb.Error as e:
-                    raise self._error(e, sql) from e
-                except OSError as e:  # (DuckDB's errors, through Arrow's stream)
-                    raise _stream_error(str(e)) from e
+                with self.checked(sql, None):
+                    yield from self._reader(sql, rows)
             finally:
-                if reader is not None:
-                    reader.close()  # (an open result blocks the connection: closed, not drained)
                 if lowered:
                     with contextlib.suppress(duckdb.Error):
                         self.con.sql("SET memory_limit = " + exp.Literal.string(limit).sql())
+
+    def _reader(self, sql: str, rows: int) -> Iterator[pa.RecordBatch]:
+        reader = None
+        try:
+            reader = self.con.sql(sql).to_arrow_reader(rows)
+            yield from reader
+        except duckdb.Error as e:
+            raise self._error(e, sql) from e
+        except OSError as e:  # (DuckDB's errors, through Arrow's stream)
+            raise _stream_error(str(e)) from e
+        finally:
+            if reader is not None:
+                reader.close()  # (an open result blocks the connection: closed, not drained)
 
     def release_reads(self) -> None:
         pass  # (another pass runs the query again: nothing kept)
