@@ -603,10 +603,28 @@ def refit(
         value = loss + g0 @ step + 0.5 * step @ h0 @ step + 0.5 * (penalty * t) @ t
         return value, g + g0 + h0 @ step + penalty * t, h + h0 + np.diag(penalty)
 
-    t = t0.copy()
+    t, steps = newton(objective, t0.copy(), old.rows + len(y), lambda _: checkpoint())
+    theta = t.reshape(old.theta.shape)
+    _, g_new, h_new = _loss_parts(theta, x1, y)
+    grad = g0 + h0 @ (t - t0) + g_new
+    runs = 1 if first else old.runs + 1
+    curved = Curve(old.encoders, old.classes, theta, grad, h0 + h_new, old.rows + len(y), runs)
+    return curved, _classifier(theta, l2, len(old.classes)), steps
+
+
+def newton(
+    objective: Callable[[Array], tuple[float, Array, Array]],
+    t: Array,
+    rows: int,
+    each: Callable[[float], None] = lambda value: None,
+) -> tuple[Array, int]:
+    """Newton's method from ``t`` on ``objective`` (its value, gradient and Hessian), halving a
+    step that raised the value, until the largest gradient entry is NEWTON_TOLERANCE per row
+    (``rows``); the minimum and the steps taken. ``each`` runs after each step with the value
+    (a checkpoint, progress). Its last call of ``objective`` is at the point returned."""
     value, gradient, hessian = objective(t)
     steps = 0
-    tolerance = NEWTON_TOLERANCE * max(old.rows + len(y), 1)
+    tolerance = NEWTON_TOLERANCE * max(rows, 1)
     while steps < NEWTON_STEPS and np.abs(gradient).max() > tolerance:
         direction = np.linalg.lstsq(hessian, -gradient, rcond=RCOND)[0]
         size = 1.0
@@ -618,13 +636,8 @@ def refit(
             size /= 2
         t, value, gradient, hessian = candidate, new_value, new_gradient, new_hessian
         steps += 1
-        checkpoint()
-    theta = t.reshape(old.theta.shape)
-    _, g_new, h_new = _loss_parts(theta, x1, y)
-    grad = g0 + h0 @ (t - t0) + g_new
-    runs = 1 if first else old.runs + 1
-    curved = Curve(old.encoders, old.classes, theta, grad, h0 + h_new, old.rows + len(y), runs)
-    return curved, _classifier(theta, l2, len(old.classes)), steps
+        each(value)
+    return t, steps
 
 
 def _classifier(theta: Array, l2: float, classes: int) -> Any:

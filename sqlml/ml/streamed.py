@@ -283,8 +283,8 @@ def _newton(
 
     assert result.classes is not None
     classes = result.classes
-    solved = incremental.solve(result.state, inputs, 0.0)
-    pre = features.Preprocessor(list(inputs), auto=[*solved.encoders], stats=solved.stats)
+    _, encoders, stats = incremental.features_of(result.state, inputs)
+    pre = features.Preprocessor(list(inputs), auto=[*encoders], stats=stats)
     l2 = float(opts["l2_reg"])
     sample_x = pre.matrix(_raw(result.sample, label, inputs, True)[0])
     sample_y = _codes(result.sample, label, classes)
@@ -299,9 +299,10 @@ def _newton(
     penalty = incremental._penalty(shape, l2)
     held = (incremental._design(sample_x), sample_y) if result.held_out else None
     passes = 0
+    last: tuple[Array, Array] = (np.zeros(0), np.zeros(0))  # (the loss's, at the last point)
 
     def objective(t: Array) -> tuple[float, Array, Array]:
-        nonlocal passes
+        nonlocal passes, last
         passes += 1
         loss, grad, hess, read = _sums(source, t.reshape(shape), pre, label, classes, checkpoint)
         if read != labelled:
@@ -313,34 +314,20 @@ def _newton(
         if held is not None:  # (the evaluation rows are not training rows)
             out = incremental._loss_parts(t.reshape(shape), *held)
             loss, grad, hess = loss - out[0], grad - out[1], hess - out[2]
-        return loss, grad, hess
+        last = (grad, hess)
+        value = float(loss + 0.5 * (penalty * t) @ t)
+        return value, grad + penalty * t, hess + np.diag(penalty)
 
     rows = result.training_rows
-    t = theta.reshape(-1).astype(np.float64)
-    loss, grad, hess = objective(t)
-    tolerance = incremental.NEWTON_TOLERANCE * max(rows, 1)
-    steps = 0
 
-    def total(v: float, g: Array, h: Array, at: Array) -> tuple[float, Array, Array]:
-        return float(v + 0.5 * (penalty * at) @ at), g + penalty * at, h + np.diag(penalty)
+    def each(value: float) -> None:
+        say(f"Newton step: loss {value / max(rows, 1):.6g} per row")
 
-    value, gradient, hessian = total(loss, grad, hess, t)
-    while steps < incremental.NEWTON_STEPS and np.abs(gradient).max() > tolerance:
-        direction = np.linalg.lstsq(hessian, -gradient, rcond=incremental.RCOND)[0]
-        size = 1.0
-        while True:
-            candidate = t + size * direction
-            loss, grad, hess = objective(candidate)
-            new = total(loss, grad, hess, candidate)
-            if new[0] <= value + 1e-12 * abs(value) or size < 1e-6:
-                break
-            size /= 2
-        t, (value, gradient, hessian) = candidate, new
-        steps += 1
-        say(f"Newton step {steps}: loss {value / max(rows, 1):.6g} per row")
+    t, steps = incremental.newton(objective, theta.reshape(-1).astype(np.float64), rows, each)
     theta = t.reshape(shape)
     result.estimator = incremental._classifier(theta, l2, len(classes))
     if opts.get("incremental"):
+        grad, hess = last
         curve = incremental.Curve(list(pre.auto), list(classes), theta, grad, hess, rows)
         result.curve = curve
     result.info.update(passes=1 + passes, newton_steps=steps)
