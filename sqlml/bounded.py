@@ -58,7 +58,8 @@ def read(
     memory = streamed.budget(opts)
     rows = streamed.batch_rows(engine.schema_of(sql), memory)
     held, size = [], 0
-    reader = engine.read_batches(sql, rows, memory)
+    keep = streamed.passes_follow(opts)  # (if it comes to streaming)
+    reader = engine.read_batches(sql, rows, memory, keep=keep)
     try:
         for batch in reader:
             held.append(batch)

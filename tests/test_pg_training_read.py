@@ -52,8 +52,40 @@ def pg(pg_database: str) -> Iterator[Any]:
             "got = {c: table.column(c).to_pylist() for c in table.column_names}\n"
             "return json.dumps({'rows': got, 'work_mem': after}, default=str)\n$$"
         )
+        cursor.execute(STREAMED_JSON)
     yield connection
     connection.close()
+
+
+# A streamed read past its budget (1 byte: the copy and its pages), its passes after the first
+# (from the spool), a read not asked to keep its rows, a first read given up after one batch (no spool: the copy read again), and
+# which of this session's temporary tables stand after each.
+STREAMED_JSON = """
+CREATE FUNCTION streamed_json(q text) RETURNS text LANGUAGE plpython3u AS $$
+import json
+from sqlml.postgres import server
+engine = server.PlpyEngine(plpy)
+def rows(batches):
+    import pyarrow as pa
+    table = pa.Table.from_batches(list(batches))
+    return {c: table.column(c).to_pylist() for c in table.column_names}
+def tables():
+    return plpy.execute(
+        "SELECT to_regclass('pg_temp.__sqlml_stream') IS NOT NULL AS copy,"
+        " to_regclass('pg_temp.__sqlml_spool') IS NOT NULL AS spool")[0]
+out = {"first": rows(engine.read_batches(q, 1000, 1, keep=True)), "after_first": tables()}
+out["again"] = [rows(engine.read_batches(q, 1000, 1, again=True)) for _ in range(2)]
+out["unkept"] = rows(engine.read_batches(q, 1000, 1))
+out["after_unkept"] = tables()
+reader = engine.read_batches(q, 1000, 1, keep=True)
+next(reader)
+reader.close()
+out["given_up"] = tables()
+out["after_given_up"] = rows(engine.read_batches(q, 1000, 1, again=True))
+engine.release_reads()
+out["released"] = tables()
+return json.dumps(out, default=str)
+$$"""
 
 
 def test_training_read_equals_the_wire(pg: Any) -> None:
@@ -63,8 +95,33 @@ def test_training_read_equals_the_wire(pg: Any) -> None:
         cursor.execute("SET search_path = public")
         cursor.execute("SELECT read_json(%s)", [query])
         answer = json.loads(cursor.fetchone()[0])
-        got = answer["rows"]
         assert answer["work_mem"] == "4MB"  # raised for the read (to 256MB), then set back
+    _assert_equals_the_wire(pg, query, answer["rows"])
+
+
+def test_a_streamed_read_and_its_spooled_passes_equal_the_wire(pg: Any) -> None:
+    query = "SELECT * FROM read_cases"
+    with pg.cursor() as cursor:
+        cursor.execute("SELECT sqlml.version()")
+        cursor.execute("SET search_path = public")
+        cursor.execute("SELECT streamed_json(%s)", [query])
+        answer = json.loads(cursor.fetchone()[0])
+    _assert_equals_the_wire(pg, query, answer["first"])
+    # the first pass spooled its batches and dropped the copy; the passes after it read the
+    # spool: the same rows in the same order, every value of every type as it was
+    assert answer["after_first"] == {"copy": False, "spool": True}
+    assert answer["again"] == [answer["first"], answer["first"]]
+    # a read that was not asked to keep its rows (one pass follows: linear_reg's) has no spool
+    assert answer["unkept"] == answer["first"]
+    assert answer["after_unkept"] == {"copy": True, "spool": False}
+    # a first read given up midway left its copy, read again in full
+    assert answer["given_up"]["copy"] is True
+    _assert_equals_the_wire(pg, query, answer["after_given_up"])
+    assert answer["released"] == {"copy": False, "spool": False}
+
+
+def _assert_equals_the_wire(pg: Any, query: str, got: dict[str, list[Any]]) -> None:
+    with pg.cursor() as cursor:
         cursor.execute(query + " ORDER BY i")
         names = [d.name for d in cursor.description]
         rows = cursor.fetchall()

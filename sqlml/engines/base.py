@@ -109,12 +109,13 @@ class Streams(Protocol):
     training on more rows than fit in memory: ml/streamed.py)."""
 
     def read_batches(
-        self, sql: str, rows: int, memory: int, again: bool = False
+        self, sql: str, rows: int, memory: int, again: bool = False, keep: bool = False
     ) -> Iterator[pa.RecordBatch]:
         """The rows of ``sql`` in record batches of about ``rows`` rows, the engine's own
         buffers held under ``memory`` bytes while they are read. Nothing else runs on the
         engine until the iterator ends (or is closed). ``again``: another pass over the rows
-        of the last read of ``sql``, which the engine may have kept (until release_reads)."""
+        of the last read of ``sql``, which the engine may have kept (until release_reads);
+        ``keep``: passes will follow (the engine may keep what makes them cheaper)."""
         ...
 
     def release_reads(self) -> None:

@@ -475,7 +475,7 @@ class DuckDBEngine:
         return rows(self.execute(sql, params))
 
     def read_batches(
-        self, sql: str, rows: int, memory: int, again: bool = False
+        self, sql: str, rows: int, memory: int, again: bool = False, keep: bool = False
     ) -> Iterator[pa.RecordBatch]:
         """engines.base.Streams. DuckDB keeps the blocks a scan read in its buffer pool, up to
         its memory_limit (80% of the machine's memory by default): a streamed read of a 2.5 GiB

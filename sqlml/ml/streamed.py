@@ -87,6 +87,12 @@ def batch_rows(schema: pa.Schema, memory: int) -> int:
     return int(max(1024, min(BATCH_ROWS, memory // (4 * TRAINING_COPIES * width))))
 
 
+def passes_follow(options: Mapping[str, Any]) -> bool:
+    """Whether a streamed training of these options reads its rows more than once
+    (logistic_reg's Newton steps)."""
+    return str(options.get("model_type", "")).lower() == "logistic_reg"
+
+
 def streamable(model_type: str, opts: dict[str, Any], inputs: list[InputColumn]) -> str | None:
     """None if the training can learn from the stream; else why not (a NOTICE says it)."""
     if model_type not in MODEL_TYPES:
