@@ -48,6 +48,7 @@ from sqlml import (
     scoring,
     traffic,
     trainings,
+    unchanged,
     validation,
     views,
 )
@@ -489,7 +490,9 @@ class Session:
         if exists and not statement.replace:
             raise errors.DuplicateModel(f'model "{statement.model}" already exists')
         # Checked here as well as in train(): a bad option fails before the rows are read.
-        validate, options = validation.split(statement.options)
+        retraining, options = unchanged.policy(statement.options)
+        statement = replace(statement, options=options)  # (not a training option: not stored)
+        validate, options = validation.split(options)
         policy, options = lifecycle.deploy_policy(options)
         opts = models.get(options.get("model_type")).resolve_options(incremental.defaults(options))
         checkpoint = budgeted(  # (a cancel from now on stops the training; and its budget)
@@ -498,6 +501,14 @@ class Session:
         self.say(f"reading the training rows of {statement.model}")
         assert statement.query is not None  # (replaced with its options above)
         sql, sampled = self.sampled(statement.query.sql, opts.get("max_training_rows"))
+        if retraining == unchanged.IF_CHANGED and exists:
+            same = unchanged.latest_same(self, statement, opts, sql)
+            if same is not None:
+                self.say(
+                    f"{statement.model} is unchanged since version {same} (its query, options,"
+                    " sqlml version and training rows): no new version (retrain = 'if_changed')"
+                )
+                return Result(None, 0, "CREATE MODEL")
         read = bounded.read(self, sql, opts, statement.transform, checkpoint)
         sampled = read.sampled_from if read.sampled_from is not None else sampled
         if read.learned is None:

@@ -496,6 +496,16 @@ class Store:
             raise errors.UndefinedModel(f'model "{schema}.{name}" has no version {version}')
         return found[0], found[1]
 
+    def trained_from(self, ref: ModelRef, version: int) -> dict[str, Any]:
+        """What a version was trained from (unchanged.py): its query and TRANSFORM clause as
+        written, options (JSON), library versions (JSON) and the rows' fingerprint."""
+        schema, name = self.resolve(ref)
+        columns = ("query_sql", "transform_sql", "options", "library_versions", "data_hash")
+        found = self._one_version(VERSIONS, schema, name, version, *columns)
+        if found is None:
+            raise errors.UndefinedModel(f'model "{schema}.{name}" has no version {version}')
+        return dict(zip(columns, found, strict=True))
+
     def statistics(self, version: ModelVersion) -> dict[str, Any] | None:
         """The statistics stored with ``version`` at training; None: none were (an imported
         model, or one stored before store version 3)."""

@@ -1,0 +1,103 @@
+"""CREATE OR REPLACE MODEL ... OPTIONS (retrain = 'if_changed'): no training when nothing that
+makes the model changed (issue 16: dbt's retrain-if-changed; any scheduler's too).
+
+A model is made of its training query, its TRANSFORM clause, its options, the sqlml version that
+trained it and the rows the query returns. With ``retrain = 'if_changed'`` CREATE OR REPLACE
+MODEL compares them with those of the model's latest version (the one last trained, whether it
+serves or not: a version that a deploy gate kept from serving would only be trained again) and,
+when every one is the same, stores nothing and says so in a NOTICE. The rows are compared by
+their content fingerprint (ml/fingerprint.py: order-independent, NULL-exact), which the version
+stored at training: the check reads the rows once, as a stream within the training's memory
+budget, and trains nothing; it costs that read, a fraction of a training. The query and the
+TRANSFORM clause compare as written (a dbt model's compiled SQL is the same text each run).
+
+'always' (the default) trains as CREATE OR REPLACE MODEL always has. The deploy options
+(lifecycle.py) are not part of the model: changing only them trains nothing new either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlml import errors, lifecycle, validation
+from sqlml.engines.base import Streams
+from sqlml.grammar.statements import CreateModel
+from sqlml.ml import fingerprint, streamed
+from sqlml.ml.spec import OptionValue
+
+if TYPE_CHECKING:
+    from sqlml.engine import Session
+
+OPTION = "retrain"
+ALWAYS, IF_CHANGED = "ALWAYS", "IF_CHANGED"
+
+
+def policy(options: Mapping[str, OptionValue]) -> tuple[str, dict[str, OptionValue]]:
+    """The retrain option (22023 for a bad value), and the other options."""
+    mode = options.get(OPTION, "always")
+    if not isinstance(mode, str) or mode.upper() not in (ALWAYS, IF_CHANGED):
+        raise errors.InvalidParameterValue(
+            f"invalid value {mode!r} for option RETRAIN: expected 'always' or 'if_changed'"
+        )
+    return mode.upper(), {k: v for k, v in options.items() if k != OPTION}
+
+
+def latest_same(
+    session: Session, statement: CreateModel, opts: Mapping[str, Any], sql: str
+) -> int | None:
+    """The model's latest version if it was trained from what ``statement`` would train from
+    (``opts``: its resolved options; ``sql``: the query it reads, sampled as it would be);
+    None if something differs, or the model has no version."""
+    import sqlml
+
+    assert statement.query is not None
+    versions = session.store.versions(statement.model)
+    if not versions:
+        return None
+    latest = versions[-1]
+    stored = session.store.trained_from(statement.model, latest)
+    given = dict(opts)
+    if validation.OPTION in statement.options:  # (recorded with the version: train_and_store)
+        given[validation.OPTION] = statement.options[validation.OPTION]
+    # (a version keeps the deploy options it was made with: not the model's, not compared)
+    options = {k: v for k, v in json.loads(stored["options"]).items() if k not in lifecycle.OPTIONS}
+    same = (
+        stored["query_sql"] == statement.query.sql
+        and stored["transform_sql"] == statement.transform_sql
+        and options == json.loads(json.dumps(given))
+        and json.loads(stored["library_versions"]).get("sqlml") == sqlml.__version__
+    )
+    if not same:
+        return None
+    session.say(
+        f"{statement.model}: the query, options and sqlml version are those of version {latest};"
+        " reading the training rows to compare them (retrain = 'if_changed')"
+    )
+    return latest if rows_fingerprint(session, sql, opts) == stored["data_hash"] else None
+
+
+def rows_fingerprint(session: Session, sql: str, opts: Mapping[str, Any]) -> str:
+    """The content fingerprint of the rows of ``sql`` (what training stores as data_hash),
+    read a batch at a time where the engine streams."""
+    engine = session.engine
+    if not isinstance(engine, Streams):
+        return fingerprint.of(engine.query_arrow(sql)).digest
+    memory = streamed.budget(opts)
+    reader = engine.read_batches(sql, streamed.batch_rows(engine.schema_of(sql), memory), memory)
+    seen: fingerprint.Fingerprint | None = None
+    try:
+        for batch in reader:
+            part = fingerprint.of_rows(batch.schema, fingerprint.rows(batch))
+            seen = part if seen is None else seen + part
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
+        with contextlib.suppress(errors.Error):  # (after a failed read: that error)
+            engine.release_reads()
+    if seen is None:  # (no rows: their columns' fingerprint)
+        return fingerprint.of(engine.query_arrow(sql)).digest
+    return seen.digest
