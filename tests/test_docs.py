@@ -103,6 +103,8 @@ NOT_RUN = {
     "pip install -e '.[dev]' && ./check": "the checks themselves (the suite running this test)",
     "sqlml serve --database postgresql://db:5432/shop": "needs a certificate; proxy mode with TLS"
     " is tested in test_gateway_proxy.py",
+    "python -m venv --system-site-packages .dbt": "dbt's environment and the example's build:"
+    " test_dbt.py makes the one (tests/dbtenv.py) and runs the other",
 }
 
 

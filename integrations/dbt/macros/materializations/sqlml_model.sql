@@ -1,0 +1,38 @@
+{#- materialized='sqlml_model': the node's SQL trains a sqlml model of the node's name (CREATE OR
+    REPLACE MODEL, with ml_config's options), and the node's relation is a table of its versions
+    (ML.VERSIONS), which dbt can ref, document and list; ref() of the node in sqlml.predict and
+    the tests names the model. With retrain='if_changed' nothing is trained when the SQL, the
+    options, the sqlml version and the rows are those of the latest version: the node then says
+    "SKIP (unchanged)". -#}
+{% materialization sqlml_model, default %}
+    {%- set ml_config = sqlml.config_meta_get('ml_config', {}) -%}
+    {%- set retrain = sqlml.config_meta_get('retrain', none) -%}
+    {%- set deploy = sqlml.config_meta_get('deploy', none) -%}
+    {%- set target_relation = this.incorporate(type='table') -%}
+    {%- set existing = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
+    {%- set name = sqlml.model_name(this) -%}
+
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+    {%- set before = sqlml.latest_version(name) if existing is not none else none -%}
+    {% call statement('main') -%}
+        {{ sqlml.ml_statement(sqlml.create_model_sql(name, ml_config, retrain, deploy, sql)) }}
+    {%- endcall %}
+    {%- set after = sqlml.latest_version(name) -%}
+
+    {% call statement('versions') -%}
+        CREATE OR REPLACE TABLE {{ target_relation }} AS SELECT * FROM ML.VERSIONS(MODEL {{ name }})
+    {%- endcall %}
+
+    {%- if before is not none and after == before -%}
+        {% do store_raw_result('main', message='SKIP (unchanged)', code='SKIP', rows_affected=0) %}
+    {%- else -%}
+        {% do store_raw_result('main', message='TRAINED version ' ~ after, code='OK', rows_affected=0) %}
+    {%- endif -%}
+
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {{ adapter.commit() }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}

@@ -1,0 +1,147 @@
+"""The dbt integration (issue 16; integrations/dbt, examples/dbt): real `dbt build`s of the
+example project, through the dbt adapter ``type: sqlml`` (dbt-duckdb on a DuckDB file, sqlml in
+the dbt process). The steps run in order on one project: a first build trains, scores and
+tests; a second with no change trains nothing; new rows train a version the deploy gate judges;
+a failing metric test and a bad option fail the build and leave the serving version in place;
+`dbt docs generate` documents the model's node.
+
+dbt runs from an environment of its own (tests/dbtenv.py); the adapter is found on PYTHONPATH
+(what `pip install ./integrations/dbt/adapter` installs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import dbtenv
+import pytest
+
+import sqlml
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "dbt"
+PACKAGE = REPO / "integrations" / "dbt"
+ADAPTER = PACKAGE / "adapter"
+
+
+class Project:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.database = str(folder / "shop.duckdb")
+        self.command = dbtenv.dbt()
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(ADAPTER),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT_PROFILES_DIR": str(folder),
+            "SQLML_DBT_PATH": self.database,
+        }
+
+    def dbt(self, *args: str, ok: bool = True) -> str:
+        done = subprocess.run(
+            [self.command, *args, "--no-use-colors"],
+            cwd=self.folder,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        output = done.stdout + done.stderr
+        assert (done.returncode == 0) == ok, output
+        return output
+
+    def sql(self, statement: str) -> list[tuple[Any, ...]]:
+        with sqlml.connect(self.database, autocommit=True) as con:
+            cursor = con.execute(statement)
+            return cursor.fetchall() if cursor.description is not None else []
+
+    def versions(self) -> list[tuple[int, str]]:
+        found = self.sql("SELECT version, status FROM ML.VERSIONS(MODEL main.churn_model)")
+        return sorted((int(v), str(s)) for v, s in found)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    folder = tmp_path_factory.mktemp("dbt") / "shop"
+    made = ("target", "dbt_packages", "logs", "*.duckdb*", "package-lock.yml")
+    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns(*made))
+    # (the example names the package by its place in the repository; the copy by its path)
+    (folder / "packages.yml").write_text(f"packages:\n  - local: {PACKAGE}\n")
+    found = Project(folder)
+    found.dbt("deps")
+    return found
+
+
+def test_a_first_build_trains_scores_and_tests(project: Project) -> None:
+    output = project.dbt("build")
+    assert "TRAINED version 1" in output
+    assert "PASS sqlml_metric_at_least_churn_model_roc_auc" in output
+    assert project.versions() == [(1, "serving")]
+    # the node's relation lists the versions; the scores are the new customers' (churned NULL)
+    assert project.sql("SELECT version, status FROM main.churn_model") == [(1, "serving")]
+    ((scored, new),) = project.sql(
+        "SELECT (SELECT count(*) FROM main.churn_scores),"
+        " (SELECT count(*) FROM raw.customers WHERE churned IS NULL)"
+    )
+    assert scored == new == 500
+    # the scores are the model's: ML.PREDICT run directly gives the same labels
+    direct = project.sql(
+        "SELECT id, predicted_churned FROM ML.PREDICT(MODEL main.churn_model,"
+        " (SELECT * FROM main.customer_features WHERE churned IS NULL)) ORDER BY id"
+    )
+    assert project.sql("SELECT id, predicted_churned FROM main.churn_scores ORDER BY id") == direct
+
+
+def test_a_second_build_with_no_change_trains_nothing(project: Project) -> None:
+    output = project.dbt("build")
+    assert "SKIP (unchanged)" in output
+    assert project.versions() == [(1, "serving")]
+
+
+def test_new_rows_train_a_version_that_the_gate_judges(project: Project) -> None:
+    project.sql(
+        "INSERT INTO raw.customers SELECT id + 10000, tenure, monthly_spend, plan, churned"
+        " FROM raw.customers WHERE id <= 300"
+    )
+    output = project.dbt("build")
+    assert "TRAINED version 2" in output
+    assert [v for v, _ in project.versions()] == [1, 2]
+    # deploy = if_better on roc_auc: the audit trail has the comparison when version 2 serves,
+    # else version 1 still does
+    serving = [v for v, s in project.versions() if s == "serving"]
+    deployments = project.sql("SELECT version, metrics FROM ML.DEPLOYMENTS(MODEL main.churn_model)")
+    if serving == [2]:
+        gate = json.loads(dict(deployments)[2])
+        assert gate["deploy_metric"] == "roc_auc"
+        assert gate["serving_version"] == 1
+    else:
+        assert serving == [1]
+    assert project.sql("SELECT count(*) FROM main.churn_model") == [(2,)]
+
+
+def test_a_failing_metric_test_fails_the_build(project: Project) -> None:
+    output = project.dbt("build", "--vars", "{min_roc_auc: 0.99}", ok=False)
+    assert "FAIL 1 sqlml_metric_at_least_churn_model_roc_auc" in output
+    assert "SKIP relation main.churn_scores" in output  # (downstream of the failed test)
+
+
+def test_a_bad_option_fails_the_node_with_sqlmls_error(project: Project) -> None:
+    before = project.versions()
+    output = project.dbt("build", "--vars", "{model_type: logistic_regg}", ok=False)
+    assert "sqlml 22023: model_type 'logistic_regg' is not supported" in output
+    assert "HINT: supported: " in output
+    assert project.versions() == before
+
+
+def test_docs_generate_documents_the_model(project: Project) -> None:
+    project.dbt("docs", "generate")
+    catalog = json.loads((project.folder / "target" / "catalog.json").read_text())
+    node = catalog["nodes"]["model.sqlml_shop.churn_model"]
+    assert {"version", "status", "metrics"} <= set(node["columns"])
+    manifest = json.loads((project.folder / "target" / "manifest.json").read_text())
+    scores = manifest["nodes"]["model.sqlml_shop.churn_scores"]
+    assert "model.sqlml_shop.churn_model" in scores["depends_on"]["nodes"]  # (lineage)
