@@ -77,6 +77,40 @@ def test_psycopg2_plain_sql_ml_and_errors(gateway: str, shop_file: str) -> None:
         direct.close()
 
 
+def test_public_is_main_in_three_part_names_and_in_ml_statements(
+    gateway: str, shop_file: str
+) -> None:
+    """What dbt-postgres sends (issue 16): "db"."public"."t", in plain SQL and in ML statements,
+    is DuckDB's main (which the gateway shows as public), and so is MODEL public.m; a string
+    that spells public.x stays as it is."""
+    con = psycopg2.connect(gateway)
+    con.autocommit = True
+    try:
+        with con.cursor() as cur:
+            cur.execute('CREATE TABLE "store"."public"."c" AS SELECT * FROM shop.customers')
+            cur.execute('ALTER TABLE "store"."public"."c" RENAME TO "c2"')
+            cur.execute(
+                'CREATE MODEL "public"."m" OPTIONS (model_type = \'logistic_reg\','
+                " input_label_cols = ['churned']) AS SELECT tenure, spend, plan, churned"
+                ' FROM "store"."public"."c2" WHERE plan <> \'public.x\''
+            )
+            cur.execute(
+                'SELECT count(*) FROM ML.PREDICT(MODEL public.m, TABLE "store"."public"."c2")'
+            )
+            (scored,) = cur.fetchone()
+    finally:
+        con.close()
+    direct = sqlml.connect(shop_file)
+    try:
+        assert direct.execute("SELECT count(*) FROM main.c2").fetchall() == [(scored,)]
+        assert direct.execute("SELECT count(*) FROM ML.VERSIONS(MODEL main.m)").fetchall() == [(1,)]
+        ((query,),) = direct.execute("SELECT query_sql FROM sqlml.versions").fetchall()
+        assert query.endswith('FROM "store".main."c2" WHERE plan <> \'public.x\''), query
+        assert scored > 0
+    finally:
+        direct.close()
+
+
 def test_failed_transaction_gives_25P02_until_rollback(gateway: str) -> None:
     con = psycopg2.connect(gateway)
     con.autocommit = True

@@ -59,7 +59,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 import sqlml
-from sqlml import errors
+from sqlml import errors, grammar
 from sqlml.engines.duckdb import map_error
 from sqlml.grammar import lexer
 from sqlml.wire import (
@@ -151,6 +151,22 @@ _SIGN_CALLS = frozenset(
      "shobj_description", "array_upper", "array_lower", "quote_ident"}
 )  # fmt: skip
 _CATALOG_CASTS = frozenset({'"char"', "name", "int2vector", "oidvector"})
+
+
+def _public_as_main(text: str) -> str:
+    """``text`` with schema ``public`` (a name followed by a dot: ``public.t``, ``"shop".
+    "public"."t"``, ``MODEL public.m``) as DuckDB's ``main``, which the gateway shows as
+    public; the lexer finds the names, so strings and comments stay as they are."""
+    found = [t for t in lexer.tokens(text) if t.kind != lexer.COMMENT]
+    out, at = [], 0
+    for i, token in enumerate(found[:-1]):
+        word = token.text(text).lower()
+        if found[i + 1].text(text) == "." and (
+            (token.kind == lexer.WORD and word == "public") or word == '"public"'
+        ):
+            out.append(text[at : token.start] + "main")
+            at = token.end
+    return "".join(out) + text[at:]
 
 
 def _has_catalog_signs(text: str) -> bool:
@@ -263,6 +279,8 @@ class Catalog:
             return text
         if not _has_catalog_signs(text):
             return numeric.unconstrained_as_double(text)
+        if grammar.is_ml(text):  # (sqlml's, not PostgreSQL's: only its schema names change)
+            return _public_as_main(text)
         try:
             rewritten = catalog_rewrite.transpile(text, self._identity)
         except SqlglotError:  # not PostgreSQL sqlglot can read: DuckDB has the last word

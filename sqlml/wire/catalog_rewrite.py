@@ -174,6 +174,8 @@ def _table(table: exp.Table, ctes: set[str]) -> None:
     if table.catalog or not isinstance(table.this, exp.Identifier):
         if schema == "pg_catalog":
             table.set("db", None)  # pg_catalog.generate_series(...)
+        elif schema == "public" and isinstance(table.this, exp.Identifier):
+            table.set("db", exp.to_identifier("main"))  # "shop"."public"."t": dbt's names
         return
     view = _view_for(schema, name, ctes)
     if view is not None:
