@@ -12,17 +12,18 @@ dbt runs from an environment of its own (tests/dbtenv.py); the adapter is found 
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dbtenv
 import pytest
-from conftest import gateway_parts, serving
+from conftest import gateway_parts, module_database, serving
 
 import sqlml
 
@@ -33,10 +34,12 @@ ADAPTER = PACKAGE / "adapter"
 
 
 class Project:
-    def __init__(self, folder: Path, target: str) -> None:
+    def __init__(self, folder: Path, target: str, database: str | None = None) -> None:
         self.folder = folder
         self.target = target
-        self.database = str(folder / "shop.duckdb")  # (the gateway's: catalog "shop", dbname)
+        # (the gateway's: catalog "shop", its dbname; PostgreSQL's: a test database)
+        self.database = database or str(folder / "shop.duckdb")
+        self.schema = "public" if target == "postgres" else "main"  # (the gateway's main)
         self.command = dbtenv.dbt()
         self.env = {
             **os.environ,
@@ -60,17 +63,21 @@ class Project:
         assert (done.returncode == 0) == ok, output
         return output
 
+    @property
+    def model(self) -> str:
+        return f"{self.schema}.churn_model"
+
     def sql(self, statement: str) -> list[tuple[Any, ...]]:
         with sqlml.connect(self.database, autocommit=True) as con:
             cursor = con.execute(statement)
             return cursor.fetchall() if cursor.description is not None else []
 
     def versions(self) -> list[tuple[int, str]]:
-        found = self.sql("SELECT version, status FROM ML.VERSIONS(MODEL main.churn_model)")
+        found = self.sql(f"SELECT version, status FROM ML.VERSIONS(MODEL {self.model})")
         return sorted((int(v), str(s)) for v, s in found)
 
 
-@pytest.fixture(scope="module", params=["duckdb", "gateway"])
+@pytest.fixture(scope="module", params=["duckdb", "gateway", "postgres"])
 def project(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Project]:
@@ -80,6 +87,19 @@ def project(
     shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns(*made))
     # (the example names the package by its place in the repository; the copy by its path)
     (folder / "packages.yml").write_text(f"packages:\n  - local: {PACKAGE}\n")
+    if target == "postgres":
+        with module_database("postgres", request, tmp_path_factory, "dbt") as dsn:
+            found = Project(folder, target, dsn)
+            address = urllib.parse.urlsplit(dsn)
+            found.env.update(
+                SQLML_DBT_HOST=str(address.hostname),
+                SQLML_DBT_PORT=str(address.port),
+                SQLML_DBT_USER=str(address.username),
+                SQLML_DBT_DBNAME=address.path.lstrip("/"),
+            )
+            found.dbt("deps")
+            yield found
+        return
     found = Project(folder, target)
     found.dbt("deps")
     if target == "duckdb":
@@ -98,18 +118,20 @@ def test_a_first_build_trains_scores_and_tests(project: Project) -> None:
     assert "PASS sqlml_metric_at_least_churn_model_roc_auc" in output
     assert project.versions() == [(1, "serving")]
     # the node's relation lists the versions; the scores are the new customers' (churned NULL)
-    assert project.sql("SELECT version, status FROM main.churn_model") == [(1, "serving")]
+    relation = f"{project.schema}.churn_model"
+    assert project.sql(f"SELECT version, status FROM {relation}") == [(1, "serving")]
     ((scored, new),) = project.sql(
-        "SELECT (SELECT count(*) FROM main.churn_scores),"
+        f"SELECT (SELECT count(*) FROM {project.schema}.churn_scores),"
         " (SELECT count(*) FROM raw.customers WHERE churned IS NULL)"
     )
     assert scored == new == 500
     # the scores are the model's: ML.PREDICT run directly gives the same labels
     direct = project.sql(
-        "SELECT id, predicted_churned FROM ML.PREDICT(MODEL main.churn_model,"
-        " (SELECT * FROM main.customer_features WHERE churned IS NULL)) ORDER BY id"
+        f"SELECT id, predicted_churned FROM ML.PREDICT(MODEL {project.model},"
+        f" (SELECT * FROM {project.schema}.customer_features WHERE churned IS NULL)) ORDER BY id"
     )
-    assert project.sql("SELECT id, predicted_churned FROM main.churn_scores ORDER BY id") == direct
+    scores = f"SELECT id, predicted_churned FROM {project.schema}.churn_scores ORDER BY id"
+    assert project.sql(scores) == direct
 
 
 def test_a_second_build_with_no_change_trains_nothing(project: Project) -> None:
@@ -129,14 +151,14 @@ def test_new_rows_train_a_version_that_the_gate_judges(project: Project) -> None
     # deploy = if_better on roc_auc: the audit trail has the comparison when version 2 serves,
     # else version 1 still does
     serving = [v for v, s in project.versions() if s == "serving"]
-    deployments = project.sql("SELECT version, metrics FROM ML.DEPLOYMENTS(MODEL main.churn_model)")
+    deployments = project.sql(f"SELECT version, metrics FROM ML.DEPLOYMENTS(MODEL {project.model})")
     if serving == [2]:
         gate = json.loads(dict(deployments)[2])
         assert gate["deploy_metric"] == "roc_auc"
         assert gate["serving_version"] == 1
     else:
         assert serving == [1]
-    assert project.sql("SELECT count(*) FROM main.churn_model") == [(2,)]
+    assert project.sql(f"SELECT count(*) FROM {project.schema}.churn_model") == [(2,)]
 
 
 def test_a_failing_metric_test_fails_the_build(project: Project) -> None:

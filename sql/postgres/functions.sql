@@ -131,6 +131,12 @@ $sqlml$;
 CREATE OR REPLACE FUNCTION sqlml.ml_sql_plpy(statement text) RETURNS text
 LANGUAGE plpython3u STABLE STRICT PARALLEL UNSAFE AS $sqlml$@ml.py$sqlml$;
 
+-- sqlml.ml_query: the PostgreSQL query an ML query runs as, its rows as ML.PREDICT's columns
+-- (not jsonb), for tools that write their own SQL around it (dbt's sqlml.predict): the serving
+-- version's graph inlined, so the query keeps the version that served when it was rendered.
+CREATE OR REPLACE FUNCTION sqlml.ml_query(statement text) RETURNS text
+LANGUAGE plpython3u STABLE STRICT PARALLEL UNSAFE AS $sqlml$@ml_query.py$sqlml$;
+
 CREATE OR REPLACE FUNCTION sqlml.ml_plan_plpy(
     statement text, OUT query text, OUT logs text[], OUT shadows integer[]
 )

@@ -704,6 +704,22 @@ def ml_sql(plpy: Any, statement: str) -> str:
     return str(ml_plan(plpy, statement)["query"])
 
 
+def ml_query(plpy: Any, statement: str) -> str:
+    """The body of sqlml.ml_query(statement): the PostgreSQL query of one SELECT with ML calls,
+    its columns as ML.PREDICT's (no jsonb), for a tool that writes SQL around it (dbt's
+    sqlml.predict). It logs no prediction sample (sqlml.ml does); ML.EVALUATE, which the
+    Session computes rather than renders, is 0A000 here."""
+    _checked(statement)
+    rendered = session(plpy).ml_plan(statement)
+    if rendered is None:
+        raise errors.FeatureNotSupported(
+            "sqlml.ml_query renders queries of ML.PREDICT, ML.SCORE and the inspection"
+            " functions; ML.EVALUATE runs in sqlml.ml",
+            hint="SELECT * FROM sqlml.ml('SELECT * FROM ML.EVALUATE(MODEL ...)')",
+        )
+    return rendered.sql
+
+
 def ml_plan(plpy: Any, statement: str) -> dict[str, Any]:
     """The body of sqlml.ml_plan_plpy(statement), which sqlml.ml(statement) runs: one SELECT
     with ML calls (ML.WEIGHTS, ML.PREDICT, ...) rendered by the server's Session into

@@ -1,15 +1,79 @@
-{#- An ML statement (CREATE MODEL, ALTER MODEL, ...) as the target runs it. Through the sqlml
-    adapter (DuckDB) and through `sqlml serve` sqlml reads it as it is. -#}
-{% macro ml_statement(sql) %}
-    {{ return(adapter.dispatch('ml_statement', 'sqlml')(sql)) }}
+{#- Where the ML statements go. Through the sqlml adapter (DuckDB) and through `sqlml serve`
+    sqlml reads every statement: ML statements are sent as they are. On PostgreSQL with the
+    sqlml extension (dbt-postgres; also through `sqlml serve`'s proxy to such a server) they are
+    the extension's functions' arguments: sqlml.execute for CREATE / ALTER / DROP MODEL,
+    sqlml.ml for a query's rows (jsonb), sqlml.ml_query for a query's SQL. -#}
+{% macro on_extension() %}
+    {{ return(adapter.dispatch('on_extension', 'sqlml')()) }}
 {% endmacro %}
 
-{% macro default__ml_statement(sql) %}
+{% macro default__on_extension() %}
+    {{ return(false) }}
+{% endmacro %}
+
+{#- PostgreSQL: whether the server has the extension (a gateway over DuckDB has not). -#}
+{% macro postgres__on_extension() %}
+    {%- if not execute -%}{{ return(false) }}{%- endif -%}
+    {%- set found = run_query(
+        "SELECT count(*) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n"
+        " ON n.oid = p.pronamespace WHERE n.nspname = 'sqlml' AND p.proname = 'ml_query'") -%}
+    {{ return(found.columns[0].values()[0] | int > 0) }}
+{% endmacro %}
+
+{#- A SQL string literal of text (quotes doubled). -#}
+{% macro text_literal(text) %}
+    {{ return("'" ~ text | replace("'", "''") ~ "'") }}
+{% endmacro %}
+
+{#- An ML statement (CREATE MODEL, ALTER MODEL, ...) as the target runs it. -#}
+{% macro ml_statement(sql) %}
+    {%- if sqlml.on_extension() -%}
+        {{ return('SELECT sqlml.execute(' ~ sqlml.text_literal(sql) ~ ')') }}
+    {%- endif -%}
     {{ return(sql) }}
 {% endmacro %}
 
-{#- The latest version of a model (none: it has none), read through ML.VERSIONS. -#}
+{#- The latest version of a model (none: it has none). -#}
 {% macro latest_version(name) %}
-    {%- set found = run_query('SELECT max(version) AS v FROM ML.VERSIONS(MODEL ' ~ name ~ ')') -%}
+    {%- set query = 'SELECT max(version) AS v FROM ML.VERSIONS(MODEL ' ~ name ~ ')' -%}
+    {%- if sqlml.on_extension() -%}
+        {%- set query = "SELECT (j ->> 'v')::integer AS v FROM sqlml.ml(" ~ sqlml.text_literal(query) ~ ") AS j" -%}
+    {%- endif -%}
+    {%- set found = run_query(query) -%}
     {{ return(found.columns[0].values()[0] if found and found.rows | length else none) }}
+{% endmacro %}
+
+{#- A query of ML.VERSIONS' rows and columns (on the extension: from sqlml.ml's jsonb). -#}
+{% macro versions_query(name) %}
+    {%- set query = 'SELECT * FROM ML.VERSIONS(MODEL ' ~ name ~ ')' -%}
+    {%- if not sqlml.on_extension() -%}{{ return(query) }}{%- endif -%}
+    {{ return(
+        "SELECT (j ->> 'version')::integer AS version, (j ->> 'created_at')::timestamp AS created_at,"
+        ~ " j ->> 'model_type' AS model_type, j -> 'metrics' AS metrics, j -> 'options' AS options,"
+        ~ " j ->> 'data_fingerprint' AS data_fingerprint, (j ->> 'training_rows')::bigint AS training_rows,"
+        ~ " j ->> 'status' AS status, (j ->> 'traffic_weight')::double precision AS traffic_weight,"
+        ~ " j -> 'data_warnings' AS data_warnings FROM sqlml.ml(" ~ sqlml.text_literal(query) ~ ") AS j") }}
+{% endmacro %}
+
+{#- An ML query (ML.PREDICT ...) as a subquery the target runs: on the extension, the query
+    sqlml.ml_query renders (the serving version's, when the node runs). -#}
+{% macro ml_subquery(query) %}
+    {%- if sqlml.on_extension() -%}
+        {%- set rendered = run_query('SELECT sqlml.ml_query(' ~ sqlml.text_literal(query) ~ ')') -%}
+        {{ return('(' ~ rendered.columns[0].values()[0] ~ ')') }}
+    {%- endif -%}
+    {{ return('(' ~ query ~ ')') }}
+{% endmacro %}
+
+{#- CREATE OR REPLACE TABLE ... AS (PostgreSQL has no OR REPLACE for tables: dropped first). -#}
+{% macro replace_table_sql(relation, query) %}
+    {{ return(adapter.dispatch('replace_table_sql', 'sqlml')(relation, query)) }}
+{% endmacro %}
+
+{% macro default__replace_table_sql(relation, query) %}
+    {{ return('CREATE OR REPLACE TABLE ' ~ relation ~ ' AS ' ~ query) }}
+{% endmacro %}
+
+{% macro postgres__replace_table_sql(relation, query) %}
+    {{ return('DROP TABLE IF EXISTS ' ~ relation ~ '; CREATE TABLE ' ~ relation ~ ' AS ' ~ query) }}
 {% endmacro %}

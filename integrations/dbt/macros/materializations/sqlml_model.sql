@@ -22,7 +22,7 @@
     {%- set after = sqlml.latest_version(name) -%}
 
     {% call statement('versions') -%}
-        CREATE OR REPLACE TABLE {{ target_relation }} AS SELECT * FROM ML.VERSIONS(MODEL {{ name }})
+        {{ sqlml.replace_table_sql(target_relation, sqlml.versions_query(name)) }}
     {%- endcall %}
 
     {%- if before is not none and after == before -%}
