@@ -120,6 +120,7 @@ def test_a_first_build_trains_scores_and_tests(project: Project) -> None:
     # the node's relation lists the versions; the scores are the new customers' (churned NULL)
     relation = f"{project.schema}.churn_model"
     assert project.sql(f"SELECT version, status FROM {relation}") == [(1, "serving")]
+    assert "PASS sqlml_no_skew_churn_model" in output
     ((scored, new),) = project.sql(
         f"SELECT (SELECT count(*) FROM {project.schema}.churn_scores),"
         " (SELECT count(*) FROM raw.customers WHERE churned IS NULL)"
@@ -166,6 +167,39 @@ def test_a_failing_metric_test_fails_the_build(project: Project) -> None:
     assert "FAIL 1 sqlml_metric_at_least_churn_model_roc_auc" in output
     # (downstream of the failed test; the gateway shows DuckDB's schema main as public)
     assert re.search(r"SKIP relation (main|public)\.churn_scores", output), output
+
+
+def test_skewed_rows_fail_the_skew_test(project: Project) -> None:
+    output = project.dbt("build", "--vars", "{max_skew: 0.000001}", ok=False)
+    assert re.search(r"FAIL \d+ sqlml_no_skew_churn_model", output), output
+
+
+BROKEN = """
+{{{{ config(materialized='sqlml_model', ml_config={{'model_type': 'logistic_reg',
+    'input_label_cols': ['{label}'], {extra}}}) }}}}
+select tenure, plan, churned from {{{{ ref('customer_features') }}}} where churned is not null
+"""
+
+
+@pytest.mark.parametrize(
+    ("label", "extra", "message"),
+    [
+        ("churned", "'l2_regg': 1", "option L2_REGG is not an option of model_type LOGISTIC_REG"),
+        ("nope", "", 'label column "nope" is not in the training query'),
+    ],
+)
+def test_a_bad_config_fails_its_node_and_stores_nothing(
+    project: Project, label: str, extra: str, message: str
+) -> None:
+    broken = project.folder / "models" / "broken.sql"
+    broken.write_text(BROKEN.format(label=label, extra=extra))
+    try:
+        output = project.dbt("build", "--select", "broken", ok=False)
+    finally:
+        broken.unlink()
+    assert message in output
+    stored = project.sql("SELECT count(*) FROM sqlml.versions WHERE model_name = 'broken'")
+    assert stored == [(0,)]
 
 
 def test_a_bad_option_fails_the_node_with_sqlmls_error(project: Project) -> None:

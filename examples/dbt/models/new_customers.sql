@@ -1,0 +1,2 @@
+-- the customers whose churn is not known yet
+select * from {{ ref('customer_features') }} where churned is null
