@@ -2,8 +2,10 @@
 
 dbt-core 1.11 pins pathspec below 0.13 and the check's mypy needs pathspec 1.x: dbt cannot be
 installed into the environment ./check runs in. dbt runs as a command anyway, so the tests give
-it an environment of its own on top of this one (``--system-site-packages``: sqlml and its
-dependencies as installed here), made under a lock the first time a test asks, and marked
+it an environment of its own on top of this one (its own packages first, then this
+environment's: sqlml and its dependencies as installed here, a virtualenv's included, through a
+.pth file that adds this environment's site-packages with their own .pth files), made under a
+lock the first time a test asks, and marked
 complete last: a run that died halfway leaves a folder the next run makes again.
 """
 
@@ -15,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 # dbt-core below 1.12 (1.12 downloads at build time); the adapters of the two engines
@@ -41,6 +44,19 @@ def dbt() -> str:
             subprocess.run(
                 [sys.executable, "-m", "venv", "--system-site-packages", str(where)], check=True
             )
+            found = subprocess.run(
+                [
+                    str(where / "bin" / "python"),
+                    "-c",
+                    "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            here = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+            lines = "".join(f"import site; site.addsitedir({path!r})\n" for path in sorted(here))
+            (Path(found.stdout.strip()) / "_sqlml_tests_parent.pth").write_text(lines)
             pip = [str(where / "bin" / "python"), "-m", "pip", "install", "--quiet", *DBT]
             subprocess.run(pip, check=True, capture_output=True)
             (where / COMPLETE).touch()
