@@ -498,6 +498,16 @@ class Session:
         checkpoint = budgeted(  # (a cancel from now on stops the training; and its budget)
             self.engine.checkpoint(), opts.get("max_training_seconds"), time.monotonic
         )
+        if retraining == unchanged.INCREMENTAL and exists:
+            head = unchanged.extendable(self, statement, opts)
+            if head is not None:  # (RETRAIN: the rows past version head's watermark)
+                self.say(
+                    f"{statement.model}: the query, options and sqlml version are those of"
+                    f" version {head}: adding the rows past its watermark (retrain ="
+                    " 'incremental')"
+                )
+                done = retrain.retrain_held(self, AlterModel(statement.model, "RETRAIN"))
+                return Result(None, 0, "CREATE MODEL") if done.table is None else done
         self.say(f"reading the training rows of {statement.model}")
         assert statement.query is not None  # (replaced with its options above)
         sql, sampled = self.sampled(statement.query.sql, opts.get("max_training_rows"))

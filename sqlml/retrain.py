@@ -143,43 +143,49 @@ def _literal(mark: dict[str, Any]) -> exp.Expr:
 
 def retrain(session: Session, statement: AlterModel) -> Result:
     """ALTER MODEL m RETRAIN [COMMENT '...']: see the module's docstring."""
+    with session.store.writing(statement.model):
+        return retrain_held(session, statement)
+
+
+def retrain_held(session: Session, statement: AlterModel) -> Result:
+    """RETRAIN under the model's writing lock, which the caller holds (also CREATE OR REPLACE
+    MODEL with retrain = 'incremental': unchanged.py)."""
     store, ref = session.store, statement.model
-    with store.writing(ref):
-        head, data, meta, mark = _incremental_head(session, ref)
-        version = store.load(ref, head)
-        query_sql, _ = store.query_of(ref, head)
-        assert query_sql is not None
-        rows, column = _rows(session, query_sql, mark)
-        _check_below(session, rows, column, mark, head)
-        seconds = version.options.get("max_training_seconds")
-        checkpoint = budgeted(session.engine.checkpoint(), seconds, time.monotonic)
+    head, data, meta, mark = _incremental_head(session, ref)
+    version = store.load(ref, head)
+    query_sql, _ = store.query_of(ref, head)
+    assert query_sql is not None
+    rows, column = _rows(session, query_sql, mark)
+    _check_below(session, rows, column, mark, head)
+    seconds = version.options.get("max_training_seconds")
+    checkpoint = budgeted(session.engine.checkpoint(), seconds, time.monotonic)
+    session.say(
+        f"reading the rows of {ref} past its watermark ({mark['column']} > {mark['value']})"
+    )
+    table = _newer(session, rows, column, mark)
+    if not table.num_rows:
         session.say(
-            f"reading the rows of {ref} past its watermark ({mark['column']} > {mark['value']})"
+            f"{ref}: no rows past the watermark ({mark['column']} > {mark['value']}):"
+            f" nothing to add, version {head} stays as it is"
         )
-        table = _newer(session, rows, column, mark)
-        if not table.num_rows:
-            session.say(
-                f"{ref}: no rows past the watermark ({mark['column']} > {mark['value']}):"
-                f" nothing to add, version {head} stays as it is"
-            )
-            return Result(None, 0, "ALTER MODEL")
-        state = incremental.load(data, meta)
-        given = {k: as_written(v) for k, v in version.options.items()}
-        validate, options = validation.split(given)
-        policy, options = lifecycle.deploy_policy(options)
-        field = _column(table.schema, mark["column"])
-        top = pc.max(table.column(field.name)).as_py()
-        moved = _mark(field, top, below=mark["below"] + table.num_rows, nulls=mark["nulls"])
-        session.say(f"adding {table.num_rows} rows to the {state.rows} rows of version {head}")
-        create = CreateModel(
-            model=ref,
-            options=given,
-            query=Query(query_sql),
-            replace=True,
-        )
-        return session.train_and_store(
-            create, table, validate, policy, options, checkpoint, moved, state, statement.comment
-        )
+        return Result(None, 0, "ALTER MODEL")
+    state = incremental.load(data, meta)
+    given = {k: as_written(v) for k, v in version.options.items()}
+    validate, options = validation.split(given)
+    policy, options = lifecycle.deploy_policy(options)
+    field = _column(table.schema, mark["column"])
+    top = pc.max(table.column(field.name)).as_py()
+    moved = _mark(field, top, below=mark["below"] + table.num_rows, nulls=mark["nulls"])
+    session.say(f"adding {table.num_rows} rows to the {state.rows} rows of version {head}")
+    create = CreateModel(
+        model=ref,
+        options=given,
+        query=Query(query_sql),
+        replace=True,
+    )
+    return session.train_and_store(
+        create, table, validate, policy, options, checkpoint, moved, state, statement.comment
+    )
 
 
 def _incremental_head(

@@ -32,17 +32,36 @@ if TYPE_CHECKING:
     from sqlml.engine import Session
 
 OPTION = "retrain"
-ALWAYS, IF_CHANGED = "ALWAYS", "IF_CHANGED"
+ALWAYS, IF_CHANGED, INCREMENTAL = "ALWAYS", "IF_CHANGED", "INCREMENTAL"
 
 
 def policy(options: Mapping[str, OptionValue]) -> tuple[str, dict[str, OptionValue]]:
-    """The retrain option (22023 for a bad value), and the other options."""
+    """The retrain option (22023 for a bad value, or 'incremental' without incremental =
+    TRUE), and the other options."""
     mode = options.get(OPTION, "always")
-    if not isinstance(mode, str) or mode.upper() not in (ALWAYS, IF_CHANGED):
+    if not isinstance(mode, str) or mode.upper() not in (ALWAYS, IF_CHANGED, INCREMENTAL):
         raise errors.InvalidParameterValue(
-            f"invalid value {mode!r} for option RETRAIN: expected 'always' or 'if_changed'"
+            f"invalid value {mode!r} for option RETRAIN: expected 'always', 'if_changed' or"
+            " 'incremental'"
+        )
+    if mode.upper() == INCREMENTAL and options.get("incremental") is not True:
+        raise errors.InvalidParameterValue(
+            "retrain = 'incremental' extends an incremental model: it needs incremental = TRUE"
+            " and a watermark_col"
         )
     return mode.upper(), {k: v for k, v in options.items() if k != OPTION}
+
+
+def extendable(session: Session, statement: CreateModel, opts: Mapping[str, Any]) -> int | None:
+    """retrain = 'incremental': the model's latest version if RETRAIN can extend it with the
+    rows past its watermark, trained from what ``statement`` trains from (its query, TRANSFORM,
+    options and sqlml version; its rows then differ only by those RETRAIN reads); None: train
+    in full."""
+    latest = _same_model(session, statement, opts)
+    if latest is None:
+        return None
+    found = session.store.state(statement.model, latest[0])
+    return latest[0] if found is not None and found[1].get("watermark") else None
 
 
 def latest_same(
@@ -51,6 +70,22 @@ def latest_same(
     """The model's latest version if it was trained from what ``statement`` would train from
     (``opts``: its resolved options; ``sql``: the query it reads, sampled as it would be);
     None if something differs, or the model has no version."""
+    found = _same_model(session, statement, opts)
+    if found is None:
+        return None
+    latest, data_hash = found
+    session.say(
+        f"{statement.model}: the query, options and sqlml version are those of version {latest};"
+        " reading the training rows to compare them (retrain = 'if_changed')"
+    )
+    return latest if rows_fingerprint(session, sql, opts) == data_hash else None
+
+
+def _same_model(
+    session: Session, statement: CreateModel, opts: Mapping[str, Any]
+) -> tuple[int, str] | None:
+    """(the latest version, its rows' fingerprint) if that version was trained from the query,
+    TRANSFORM, options and sqlml version ``statement`` trains from; None otherwise."""
     import sqlml
 
     assert statement.query is not None
@@ -70,13 +105,7 @@ def latest_same(
         and options == json.loads(json.dumps(given))
         and json.loads(stored["library_versions"]).get("sqlml") == sqlml.__version__
     )
-    if not same:
-        return None
-    session.say(
-        f"{statement.model}: the query, options and sqlml version are those of version {latest};"
-        " reading the training rows to compare them (retrain = 'if_changed')"
-    )
-    return latest if rows_fingerprint(session, sql, opts) == stored["data_hash"] else None
+    return (latest, str(stored["data_hash"])) if same else None
 
 
 def rows_fingerprint(session: Session, sql: str, opts: Mapping[str, Any]) -> str:

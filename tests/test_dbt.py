@@ -212,6 +212,34 @@ def test_a_bad_option_fails_the_node_with_sqlmls_error(project: Project) -> None
     assert project.versions() == before
 
 
+INCREMENTAL = """
+{{ config(materialized='sqlml_model', retrain='incremental',
+          ml_config={'model_type': 'linear_reg', 'input_label_cols': ['monthly_spend'],
+                     'incremental': true, 'watermark_col': 'id'}) }}
+select id, tenure, plan, monthly_spend from {{ source('raw', 'customers') }}
+"""
+
+
+def test_incremental_retraining_reads_the_new_rows_only(project: Project) -> None:
+    model = project.folder / "models" / "spend_model.sql"
+    model.write_text(INCREMENTAL)
+    try:
+        assert "TRAINED version 1" in project.dbt("build", "--select", "spend_model")
+        assert "SKIP (no new rows)" in project.dbt("build", "--select", "spend_model")
+        project.sql(
+            "INSERT INTO raw.customers SELECT id + 20000, tenure, monthly_spend, plan, churned"
+            " FROM raw.customers WHERE id <= 100"
+        )
+        assert "TRAINED version 2" in project.dbt("build", "--select", "spend_model")
+    finally:
+        model.unlink()
+    info = project.sql(
+        "SELECT training_info FROM sqlml.versions WHERE model_name = 'spend_model' ORDER BY version"
+    )
+    last = json.loads(info[-1][0]) if isinstance(info[-1][0], str) else info[-1][0]
+    assert last["rows_read"] == 100  # (RETRAIN: the rows past the watermark, not all of them)
+
+
 def test_docs_generate_documents_the_model(project: Project) -> None:
     project.dbt("docs", "generate")
     catalog = json.loads((project.folder / "target" / "catalog.json").read_text())

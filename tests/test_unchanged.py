@@ -9,6 +9,7 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import ENGINES, module_database
 
@@ -140,6 +141,41 @@ def test_sampled_and_streamed_trainings_compare_the_rows_they_read(db: Db) -> No
     assert any("learns from them as they are read" in m for m in db.messages)
     said = db.create("u.m6", table, streamed + ", data_split_method = 'NO_SPLIT'")
     assert "unchanged since version 1" in said
+
+
+INCREMENTAL = ", incremental = TRUE, watermark_col = 'i'"
+
+
+def weights(db: Db, model: str) -> list[tuple[str, float]]:
+    found = db.run(f"SELECT processed_input, weight FROM ML.WEIGHTS(MODEL {model})")
+    return sorted((str(name), float(w)) for name, w in found if w is not None)
+
+
+def test_incremental_adds_the_new_rows_while_the_model_is_the_same(db: Db) -> None:
+    table = db.table()
+    query = f"SELECT i, x, s, y FROM {table}"
+    create = {"table": table, "options": INCREMENTAL, "query": query, "retrain": "incremental"}
+    assert "u.m9 version 1" in db.create("u.m9", **create)
+    db.run(f"INSERT INTO {table} VALUES (501, 1.0, 'a', 3.0), (502, 5.0, 'b', 11.0)")
+    assert "u.m9 version 2" in db.create("u.m9", **create)
+    assert any("adding 2 rows to the 500 rows of version 1" in m for m in db.messages)
+    # RETRAIN of linear_reg is exact: the model trained on every row, in full
+    db.create("u.m10", **{**create, "retrain": "always"})
+    got, full = weights(db, "u.m9"), weights(db, "u.m10")
+    assert [n for n, _ in got] == [n for n, _ in full]
+    np.testing.assert_allclose([w for _, w in got], [w for _, w in full], rtol=1e-9, atol=1e-9)
+    # nothing new: no version; another query: a training in full
+    assert "nothing to add, version 2 stays" in db.create("u.m9", **create)
+    assert db.versions("u.m9") == [1, 2]
+    db.create("u.m9", **{**create, "query": query + " WHERE i > 1"})
+    assert any("reading the training rows of u.m9" in m for m in db.messages)
+    assert db.versions("u.m9") == [1, 2, 3]
+
+
+def test_incremental_without_incremental_true_is_22023(db: Db) -> None:
+    with pytest.raises(errors.Error) as raised:
+        db.create("u.m11", db.table(), retrain="incremental")
+    assert raised.value.sqlstate == "22023"
 
 
 def test_a_bad_value_is_22023_and_stores_nothing(db: Db) -> None:

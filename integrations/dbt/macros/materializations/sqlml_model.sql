@@ -3,7 +3,9 @@
     (ML.VERSIONS), which dbt can ref, document and list; ref() of the node in sqlml.predict and
     the tests names the model. With retrain='if_changed' nothing is trained when the SQL, the
     options, the sqlml version and the rows are those of the latest version: the node then says
-    "SKIP (unchanged)". -#}
+    "SKIP (unchanged)". With retrain='incremental' (and ml_config's incremental = true and a
+    watermark_col) a model whose SQL and options are those of its latest version is extended with
+    the rows past its watermark (RETRAIN), and "SKIP (no new rows)" when there are none. -#}
 {% materialization sqlml_model, default %}
     {%- set ml_config = sqlml.config_meta_get('ml_config', {}) -%}
     {%- set retrain = sqlml.config_meta_get('retrain', none) -%}
@@ -26,7 +28,8 @@
     {%- endcall %}
 
     {%- if before is not none and after == before -%}
-        {% do store_raw_result('main', message='SKIP (unchanged)', code='SKIP', rows_affected=0) %}
+        {%- set why = 'no new rows' if retrain == 'incremental' else 'unchanged' -%}
+        {% do store_raw_result('main', message='SKIP (' ~ why ~ ')', code='SKIP', rows_affected=0) %}
     {%- else -%}
         {% do store_raw_result('main', message='TRAINED version ' ~ after, code='OK', rows_affected=0) %}
     {%- endif -%}
