@@ -31,19 +31,20 @@ import dbtenv
 
 REPO = Path(__file__).resolve().parents[1]
 
+
+def raw_customers() -> str:
+    """The example's raw.customers statement, taken from its on-run-start macro (one source
+    for the rows both sides build)."""
+    macro = (REPO / "examples" / "dbt" / "macros" / "create_raw_customers.sql").read_text()
+    body = macro.partition("{% call statement('raw_customers') %}")[2].partition("{% endcall %}")[0]
+    assert body.strip().startswith("CREATE TABLE raw.customers AS"), "the macro changed"
+    return body.strip().replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1)
+
+
 # What the example's nodes run, in their order, as one would write it without dbt.
 DIRECT = """
 CREATE SCHEMA IF NOT EXISTS raw;
-CREATE TABLE IF NOT EXISTS raw.customers AS
-SELECT i AS id, tenure, monthly_spend, plan,
-       CASE WHEN i % 10 <> 0 THEN
-           (i * 7919 % 1000) / 1000.0
-           < 1 / (1 + exp(-(1.5 - 0.08 * tenure + 0.02 * monthly_spend
-                            + CASE plan WHEN 'basic' THEN 1.0 ELSE -0.5 END)))
-       END AS churned
-FROM (SELECT i, i * 37 % 72 AS tenure, CAST(20 + i * 53 % 100 AS DOUBLE PRECISION) AS monthly_spend,
-             CASE i * 13 % 3 WHEN 0 THEN 'basic' WHEN 1 THEN 'plus' ELSE 'premium' END AS plan
-      FROM generate_series(1, 5000) AS g(i)) AS c;
+{raw};
 CREATE OR REPLACE VIEW main.customer_features AS
 SELECT id, tenure, monthly_spend, plan, tenure * monthly_spend AS lifetime_spend, churned
 FROM raw.customers;
@@ -100,7 +101,7 @@ def main() -> None:
                 "SQLML_DBT_PATH": str(project / "shop.duckdb"),
             }
             timed([dbt, "deps"], project, env)
-            (project / "direct.sql").write_text(DIRECT)
+            (project / "direct.sql").write_text(DIRECT.replace("{raw}", raw_customers()))
             direct = [sqlml, "run", "--database", "direct.duckdb", "direct.sql"]
             for case, command in (
                 ("dbt_first", [dbt, "build"]),

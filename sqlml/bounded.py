@@ -67,9 +67,7 @@ def read(
             if size * streamed.TRAINING_COPIES > memory:
                 return _past_budget(session, sql, opts, transform, checkpoint, held, reader, rows)
     finally:
-        _close(reader)
-        with contextlib.suppress(errors.Error):  # (after a failed read: that error)
-            engine.release_reads()
+        end_read(engine, reader)
     if not held:  # (no rows: their columns, from the engine)
         return Rows(engine.query_arrow(sql))
     return Rows(pa.Table.from_batches(held))
@@ -112,9 +110,7 @@ def _past_budget(
                 lambda: first, again, model_type, opts, label, inputs, session.say, checkpoint
             )
         finally:
-            _close(rest)
-            with contextlib.suppress(errors.Error):  # (after a failed read: that error)
-                engine.release_reads()
+            end_read(engine, rest)
         return Rows(learned.sample, learned)
     if opts.get("incremental"):  # (a sample's state would be kept as every row's)
         raise errors.FeatureNotSupported(
@@ -140,3 +136,11 @@ def _close(reader: Iterator[pa.RecordBatch]) -> None:
     close = getattr(reader, "close", None)
     if close is not None:
         close()
+
+
+def end_read(engine: Streams, reader: Iterator[pa.RecordBatch]) -> None:
+    """Ends a read and drops what the engine kept for its passes (``release_reads``); after a
+    failed read, that read's error is the one raised."""
+    _close(reader)
+    with contextlib.suppress(errors.Error):
+        engine.release_reads()

@@ -17,12 +17,11 @@ TRANSFORM clause compare as written (a dbt model's compiled SQL is the same text
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlml import errors, lifecycle, validation
+from sqlml import bounded, errors, lifecycle, validation
 from sqlml.engines.base import Streams
 from sqlml.grammar.statements import CreateModel
 from sqlml.ml import fingerprint, streamed
@@ -122,11 +121,7 @@ def rows_fingerprint(session: Session, sql: str, opts: Mapping[str, Any]) -> str
             part = fingerprint.of_rows(batch.schema, fingerprint.rows(batch))
             seen = part if seen is None else seen + part
     finally:
-        close = getattr(reader, "close", None)
-        if close is not None:
-            close()
-        with contextlib.suppress(errors.Error):  # (after a failed read: that error)
-            engine.release_reads()
+        bounded.end_read(engine, reader)
     if seen is None:  # (no rows: their columns' fingerprint)
         return fingerprint.of(engine.query_arrow(sql)).digest
     return seen.digest

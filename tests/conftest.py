@@ -197,6 +197,25 @@ def front_connection(front: str, database: str) -> Iterator[sqlml.Connection]:
             client.close()
 
 
+class Noticing:
+    """A sqlml.connect connection (autocommit) that keeps the NOTICEs and progress messages
+    its statements send, for module fixtures of one engine's database."""
+
+    def __init__(self, database: str, engine: str = "") -> None:
+        self.database, self.engine = database, engine
+        self.messages: list[str] = []
+        self.con = self.reopen()
+
+    def reopen(self) -> sqlml.Connection:
+        self.con = sqlml.connect(self.database, autocommit=True)
+        self.con.set_progress(self.messages.append)
+        return self.con
+
+    def run(self, sql: str) -> list[tuple[Any, ...]]:
+        cursor = self.con.execute(sql)
+        return cursor.fetchall() if cursor.description is not None else []
+
+
 @contextlib.contextmanager
 def module_database(
     engine: str,

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from conftest import ENGINES, module_database
+from conftest import ENGINES, Noticing, module_database
 
-import sqlml
 from sqlml import errors
 
 ROWS = 5_000
@@ -23,17 +21,10 @@ TABLE = (
 LINEAR = "model_type = 'linear_reg', input_label_cols = ['y']"
 
 
-class Budget:
+class Budget(Noticing):
     def __init__(self, database: str, engine: str) -> None:
-        self.engine = engine
-        self.con = sqlml.connect(database, autocommit=True)
-        self.messages: list[str] = []
-        self.con.set_progress(self.messages.append)
+        super().__init__(database, engine)
         self.names = iter(range(1, 1000))
-
-    def run(self, sql: str) -> list[tuple[Any, ...]]:
-        cursor = self.con.execute(sql)
-        return cursor.fetchall() if cursor.description is not None else []
 
     def model(self, options: str, query: str = "SELECT x, y FROM budget.t") -> str:
         name = f"budget.m{next(self.names)}"

@@ -20,10 +20,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ENGINES, gateway_parts, module_database, serving, shop_database
+from conftest import ENGINES, Noticing, gateway_parts, module_database, serving, shop_database
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
-import sqlml
 from sqlml import errors
 
 ROWS = (
@@ -46,27 +45,16 @@ OPTIONS = (
 )
 
 
-class Inc:
+class Inc(Noticing):
     def __init__(self, database: str, engine: str) -> None:
-        self.database, self.engine = database, engine
-        self.con = sqlml.connect(database, autocommit=True)
+        super().__init__(database, engine)
         self.names = iter(range(1, 1000))
-        self.messages: list[str] = []
-        self.con.set_progress(self.messages.append)
-
-    def reopen(self) -> None:
-        self.con = sqlml.connect(self.database, autocommit=True)
-        self.con.set_progress(self.messages.append)
 
     def predictions_of(self, model: str, table: str) -> list[tuple[Any, ...]]:
         return self.run(
             f"SELECT id, predicted_y FROM ML.PREDICT(MODEL {model}, TABLE inc.{table})"
             " WHERE id < 2000 ORDER BY id"
         )
-
-    def run(self, sql: str) -> list[tuple[Any, ...]]:
-        cursor = self.con.execute(sql)
-        return cursor.fetchall() if cursor.description is not None else []
 
     def table(self, start: int, stop: int, third: str = "'c'") -> str:
         name = f"t{next(self.names)}"

@@ -489,6 +489,41 @@ def test_scoring_functions_are_one_per_model(pg_database: str) -> None:
         con.close()
 
 
+def test_ml_query_renders_sql_that_queries_wrap(pg_database: str) -> None:
+    """sqlml.ml_query (dbt's sqlml.predict on PostgreSQL): the query of an ML.PREDICT, its
+    columns ML.PREDICT's own, which plain SQL wraps and filters; ML.EVALUATE is refused."""
+    con = psycopg2.connect(pg_database)
+    con.autocommit = True
+    predict = (
+        "SELECT x, predicted_y FROM ML.PREDICT(MODEL shop.mq,"
+        " (SELECT g::float8 AS x FROM generate_series(1, 6) g))"
+    )
+    try:
+        with con.cursor() as cur:
+            _linear(cur, "shop.mq", 3.0)
+            cur.execute("SELECT sqlml.ml_query(%s)", [predict])
+            (rendered,) = cur.fetchone()
+            cur.execute(f"SELECT * FROM ({rendered}) AS p WHERE x > 2 ORDER BY x")
+            assert [d.name for d in cur.description] == ["x", "predicted_y"]
+            got = cur.fetchall()
+            assert [x for x, _ in got] == [3.0, 4.0, 5.0, 6.0]
+            for x, y in got:  # y = 3x + 1, fitted exactly
+                assert y == pytest.approx(3 * x + 1)
+            cases = [
+                ("SELECT * FROM ML.EVALUATE(MODEL shop.mq)", "0A000"),
+                ("SELECT * FROM ML.PREDICT(MODEL shop.nope, (SELECT 1.0 AS x))", "42704"),
+                ("SELECT * FROM ML.PREDICT(MODEL shop.mq, (SELECT 1.0 AS x)", "42601"),
+            ]
+            for statement, sqlstate in cases:
+                with pytest.raises(psycopg2.Error) as raised:
+                    cur.execute("SELECT sqlml.ml_query(%s)", [statement])
+                assert raised.value.pgcode == sqlstate, (statement, raised.value)
+            cur.execute("SELECT 1")  # the session goes on
+            assert cur.fetchone() == (1,)
+    finally:
+        con.close()
+
+
 def test_install_renames_scoring_functions_of_the_old_scheme(pg_database: str) -> None:
     """An install over one that named functions sqlml."schema.model" (cut to 63 bytes, shared by
     ambiguous pairs) brings them to today's names: the models score through the new function

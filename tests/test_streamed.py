@@ -11,10 +11,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ENGINES, module_database
+from conftest import ENGINES, Noticing, module_database
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-import sqlml
 from sqlml import errors
 
 ROWS = 150_000  # three batches of 65,536 rows
@@ -33,17 +32,7 @@ TABLE = (
 SMALL = "max_training_memory_mb = 1"  # (the rows: ~5 MB; a sixth of the budget is held)
 
 
-class Big:
-    def __init__(self, database: str, engine: str) -> None:
-        self.engine = engine
-        self.con = sqlml.connect(database, autocommit=True)
-        self.messages: list[str] = []
-        self.con.set_progress(self.messages.append)
-
-    def run(self, sql: str) -> list[tuple[Any, ...]]:
-        cursor = self.con.execute(sql)
-        return cursor.fetchall() if cursor.description is not None else []
-
+class Big(Noticing):
     def info(self, model: str) -> dict[str, Any]:
         schema, name = model.split(".")
         ((info,),) = self.run(

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ENGINES, module_database
+from conftest import ENGINES, Noticing, module_database
 
-import sqlml
 from sqlml import errors
 
 _names = itertools.count(1)
@@ -23,16 +21,7 @@ ROWS = (
 )
 
 
-class Db:
-    def __init__(self, database: str) -> None:
-        self.con = sqlml.connect(database, autocommit=True)
-        self.messages: list[str] = []
-        self.con.set_progress(self.messages.append)
-
-    def run(self, sql: str) -> list[tuple[Any, ...]]:
-        cursor = self.con.execute(sql)
-        return cursor.fetchall() if cursor.description is not None else []
-
+class Db(Noticing):
     def table(self) -> str:
         name = f"u.t{next(_names)}"
         self.run(f"CREATE TABLE {name} AS {ROWS}")
