@@ -39,6 +39,7 @@ from sqlml.engines.pgtypes import (
     fed_oid,
     feed_cast,
 )
+from sqlml.grammar import settings
 from sqlml.grammar.statements import (
     AlterModel,
     CreateModel,
@@ -541,8 +542,19 @@ def call(plpy: Any, function: Callable[..., Any], *args: Any) -> Any:
     except errors.Error as e:
         # only the fields that are set: plpy.error(detail=None) sends the text "None"
         fields = {"detail": e.detail, "hint": e.hint}
-        plpy.error(e.message, sqlstate=e.sqlstate, **{k: v for k, v in fields.items() if v})
+        message = f"sqlml {e.sqlstate}: {e.message}" if _sqlstate_in_message(plpy) else e.message
+        plpy.error(message, sqlstate=e.sqlstate, **{k: v for k, v in fields.items() if v})
     return None  # not reached: plpy.error raises
+
+
+def _sqlstate_in_message(plpy: Any) -> bool:
+    """Whether the session asked for SQLSTATEs in messages (SET sqlml.sqlstate_in_message:
+    a custom setting of the server; grammar/settings.py). Read when an error is raised only."""
+    try:
+        found = plpy.execute(settings.CURRENT)
+    except plpy.SPIError:  # (a transaction that cannot run even this: as by default)
+        return False
+    return settings.is_on(found[0]["v"])
 
 
 def execute(plpy: Any, statement: str) -> str:

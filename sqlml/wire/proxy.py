@@ -104,6 +104,7 @@ class ProxySession(Session):
     """A wire session whose statements run on PostgreSQL (see the module's docstring)."""
 
     authenticates_upstream = True  # PostgreSQL checks the clients' passwords (identity.py)
+    OWN_SETTINGS = False  # sqlml.sqlstate_in_message is PostgreSQL's (the extension reads it)
 
     backend: ProxyBackend | None
 

@@ -42,7 +42,7 @@ from sqlglot import exp
 
 from sqlml import errors, grammar
 from sqlml.engines.base import Result
-from sqlml.grammar import bigquery, lexer
+from sqlml.grammar import bigquery, lexer, settings
 from sqlml.wire import auth, catalog_grammar, protocol, tags, types
 from sqlml.wire import protocol as p
 from sqlml.wire.copy import CopyInParser, CopyOut
@@ -214,6 +214,10 @@ _TRANSACTION_HEADS = frozenset({"BEGIN", "START", *_ENDS_FAILED})
 
 
 class Session:
+    # Whether sqlml.sqlstate_in_message is the gateway's (over DuckDB); the proxy leaves it to
+    # PostgreSQL, where it is a custom setting the extension reads.
+    OWN_SETTINGS = True
+
     def __init__(
         self,
         config: SessionConfig,
@@ -238,6 +242,7 @@ class Session:
         self._copying: _CopyIn | None = None
         self._notice_queue: list[bytes] = []
         self.closed = False
+        self.sqlstate_in_message = False  # SET sqlml.sqlstate_in_message (grammar/settings.py)
         # How a connection to an upstream server is handed to the event loop (server.py sets
         # it; proxy.ProxySession uses it): None runs everything on blocking sockets.
         self.attach: Attach | None = None
@@ -532,6 +537,10 @@ class Session:
             return self._dialect_setting(kind, sql)
         if kind == bigquery.DIALECT_ALL:  # (and the statement runs too)
             self.dialect = self.config.dialect
+            self.sqlstate_in_message = False
+        own = settings.statement(sql) if head in _DIALECT_HEADS and self.OWN_SETTINGS else None
+        if own is not None:
+            return self._sqlstate_setting(*own)
         if head in _TRANSACTION_HEADS:
             done = self._transaction_command(head)
             if done is not None:
@@ -561,6 +570,19 @@ class Session:
             )
         self.dialect = value
         return Result(None, -1, "SET")
+
+    def _sqlstate_setting(self, kind: str, value: bool | None) -> Result:
+        """SET, SHOW or RESET sqlml.sqlstate_in_message (grammar/settings.py), answered by
+        the gateway as sqlml.dialect is."""
+        if kind == "SHOW":
+            table = pa.table({settings.NAME: ["on" if self.sqlstate_in_message else "off"]})
+            return Result(table, 1, "SHOW")
+        if kind == "LOCAL":
+            raise errors.FeatureNotSupported(
+                f"SET LOCAL {settings.NAME} is not supported: use SET {settings.NAME}"
+            )
+        self.sqlstate_in_message = bool(value)  # (RESET: off, the default)
+        return Result(None, -1, kind)
 
     def _googlesql(self, sql: str) -> str:
         """In BigQuery mode, ``sql`` (GoogleSQL) as PostgreSQL's SQL (sqlml.grammar.bigquery):
@@ -621,7 +643,7 @@ class Session:
             log.exception("internal error in a statement")
             error = _internal(e)
         self._note_failure()
-        yield _error(error)
+        yield _error(settings.prefixed(error) if self.sqlstate_in_message else error)
         return False
 
     def _note_failure(self) -> None:
@@ -706,9 +728,13 @@ class Session:
             yield p.ParameterDescription(oids).encode()
             schema = None
             kind = bigquery.dialect_statement(statement.query)
+            own = settings.statement(statement.query) if self.OWN_SETTINGS else None
             if kind in bigquery.DIALECT_ANSWERED:  # answered here (_dialect_setting)
                 shown = pa.schema([(bigquery.DIALECT_SHOWN, pa.string())])
                 schema = shown if kind == "SHOW" else None
+            elif own is not None:  # answered here (_sqlstate_setting)
+                shown = pa.schema([(settings.NAME, pa.string())])
+                schema = shown if own[0] == "SHOW" else None
             elif _head(statement.query) != "COPY":  # a COPY has no rows (NoData)
                 schema = self.backend.describe(statement.query, len(oids))
             formats: tuple[int, ...] = (0,)

@@ -23,6 +23,21 @@
     {{ return(found.columns[0].values()[0] | int > 0) }}
 {% endmacro %}
 
+{#- dbt-postgres shows an error's message alone (not its SQLSTATE): asks sqlml to put the
+    SQLSTATE in front of its messages on this connection, as the sqlml adapter prints them
+    ("sqlml 22023: ..."). sqlml.sqlstate_in_message is a setting of the gateway over DuckDB and
+    a custom setting of PostgreSQL, which the extension reads (docs/gateway.md). -#}
+{% macro show_sqlstates() %}
+    {{ return(adapter.dispatch('show_sqlstates', 'sqlml')()) }}
+{% endmacro %}
+
+{% macro default__show_sqlstates() %}
+{% endmacro %}
+
+{% macro postgres__show_sqlstates() %}
+    {%- if execute -%}{%- do run_query('SET sqlml.sqlstate_in_message = on') -%}{%- endif -%}
+{% endmacro %}
+
 {#- A SQL string literal of text (quotes doubled). -#}
 {% macro text_literal(text) %}
     {{ return("'" ~ text | replace("'", "''") ~ "'") }}
@@ -62,6 +77,7 @@
     sqlml.ml_query renders (the serving version's, when the node runs). -#}
 {% macro ml_subquery(query) %}
     {%- if sqlml.on_extension() -%}
+        {%- do sqlml.show_sqlstates() -%}
         {%- set rendered = run_query('SELECT sqlml.ml_query(' ~ sqlml.text_literal(query) ~ ')') -%}
         {{ return('(' ~ rendered.columns[0].values()[0] ~ ')') }}
     {%- endif -%}

@@ -17,6 +17,7 @@
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
+    {%- do sqlml.show_sqlstates() -%}
     {%- set before = sqlml.latest_version(name) if existing is not none else none -%}
     {% call statement('main') -%}
         {{ sqlml.ml_statement(sqlml.create_model_sql(name, ml_config, retrain, deploy, sql)) }}
