@@ -408,7 +408,7 @@ class Session:
         rendered = self.ml_plan(sql, outer)
         return rendered.sql if rendered is not None else None
 
-    def ml_plan(self, sql: str, outer: Outer | None = None) -> Rendered | None:
+    def ml_plan(self, sql: str, outer: Outer | None = None, view: bool = False) -> Rendered | None:
         """The engine's own SQL for an ML query that needs nothing registered around its run
         (ML.PREDICT, ML.SCORE, ML.EVALUATE of stored metrics excepted), for a caller that runs
         SQL itself: the gateway's PostgreSQL proxy sends it in place of ``sql``, so the rows go
@@ -419,10 +419,13 @@ class Session:
         the transaction can write. None: anything else (run it with execute_one).
         ``outer``: a query built around the statement's tree before it is rendered (sqlml.ml's
         one jsonb per row), so the kept plan is the whole query and nothing is joined as text.
+        ``view``: rendered as in CREATE VIEW (views.py), for SQL that is kept and run later: it
+        scores with the version that serves when it runs, and logs nothing.
         """
         if not grammar.is_ml(sql):
             return None
-        key = self._key(sql, None, outer.__qualname__ if outer is not None else "")
+        outer_name = outer.__qualname__ if outer is not None else ""
+        key = self._key(sql, None, outer_name + (" view" if view else ""))
         plan = self._plans.get(key)
         if plan is not None and self._still_serves(plan):
             return Rendered(plan.sql, plan.logs)
@@ -435,7 +438,7 @@ class Session:
         if outer is not None:
             statement = replace(statement, template=outer(statement.template))
         rendering = _Rendering()
-        plan = self._render(statement, rendering, None)
+        plan = self._render(statement, rendering, None, view=view)
         if not rendering.volatile:  # (ML.DESCRIBE_DATA ...: computed from the rows now)
             self._keep(key, plan)
         return Rendered(plan.sql, plan.logs)
@@ -668,10 +671,11 @@ class Session:
         rendering: _Rendering,
         params: Sequence[Any] | None,
         wrap: tuple[str, str] = ("", ""),
+        view: bool = False,
     ) -> _Plan:
         # The token is taken before anything is read: a change made after it shows next time.
         token = self._keeper.token() if self._keeper is not None else None
-        view = views.creates_view(query.template)
+        view = view or views.creates_view(query.template)
         replacements = [self._replacement(c, rendering, params, view) for c in query.calls]
         sql = wrap[0] + query.render(replacements, self.engine.dialect) + wrap[1]
         plan = _Plan(

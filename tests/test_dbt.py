@@ -174,6 +174,43 @@ def test_skewed_rows_fail_the_skew_test(project: Project) -> None:
     assert re.search(r"FAIL \d+ sqlml_no_skew_churn_model", output), output
 
 
+VIEW = """
+{{ config(materialized='view') }}
+select id, predicted_churned, predicted_churned_probs
+from {{ sqlml.predict(ref('churn_model'), ref('new_customers')) }}
+"""
+
+
+def test_a_view_of_predictions_follows_deploys(project: Project) -> None:
+    """A dbt view over sqlml.predict scores with the version that serves when it is read,
+    on every target (on PostgreSQL: sqlml.ml_query(..., follow_deploys))."""
+    view = project.folder / "models" / "scores_view.sql"
+    view.write_text(VIEW)
+    try:
+        project.dbt("build", "--select", "scores_view")
+    finally:
+        view.unlink()
+    rows = f"(SELECT * FROM {project.schema}.customer_features WHERE churned IS NULL)"
+    of_version = {
+        v: project.sql(
+            f"SELECT id, predicted_churned, predicted_churned_probs FROM ML.PREDICT(MODEL"
+            f" {project.model} VERSION {v}, {rows}) ORDER BY id"
+        )
+        for v in (1, 2)
+    }
+    assert of_version[1] != of_version[2]  # (else the test could not tell them apart)
+    read = f"SELECT * FROM {project.schema}.scores_view ORDER BY id"
+    (serving,) = [v for v, s in project.versions() if s == "serving"]
+    assert project.sql(read) == of_version[serving]
+    other = 3 - serving
+    project.sql(f"ALTER MODEL {project.model} DEPLOY VERSION {other}")
+    try:
+        assert project.sql(read) == of_version[other]
+    finally:
+        project.sql(f"ALTER MODEL {project.model} DEPLOY VERSION {serving}")
+    assert project.sql(read) == of_version[serving]
+
+
 BROKEN = """
 {{{{ config(materialized='sqlml_model', ml_config={{'model_type': 'logistic_reg',
     'input_label_cols': ['{label}'], {extra}}}) }}}}

@@ -520,6 +520,16 @@ def test_ml_query_renders_sql_that_queries_wrap(pg_database: str) -> None:
                 assert raised.value.pgcode == sqlstate, (statement, raised.value)
             cur.execute("SELECT 1")  # the session goes on
             assert cur.fetchone() == (1,)
+            # follow_deploys: a view of the query scores with the version serving when read;
+            # the inlined query keeps the version it was rendered with
+            for name, follows in (("mq_follows", True), ("mq_kept", False)):
+                cur.execute("SELECT sqlml.ml_query(%s, %s)", [predict, follows])
+                cur.execute(f"CREATE VIEW shop.{name} AS {cur.fetchone()[0]}")
+            _linear(cur, "shop.mq", -2.0, replace=True)
+            for name, slope in (("mq_follows", -2.0), ("mq_kept", 3.0)):
+                cur.execute(f"SELECT x, predicted_y FROM shop.{name} ORDER BY x")
+                for x, y in cur.fetchall():
+                    assert y == pytest.approx(slope * x + 1), name
     finally:
         con.close()
 

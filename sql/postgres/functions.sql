@@ -133,9 +133,14 @@ LANGUAGE plpython3u STABLE STRICT PARALLEL UNSAFE AS $sqlml$@ml.py$sqlml$;
 
 -- sqlml.ml_query: the PostgreSQL query an ML query runs as, its rows as ML.PREDICT's columns
 -- (not jsonb), for tools that write their own SQL around it (dbt's sqlml.predict): the serving
--- version's graph inlined, so the query keeps the version that served when it was rendered.
+-- version's graph inlined, so the query keeps the version that served when it was rendered;
+-- with follow_deploys, the query CREATE VIEW keeps (the model's functions: the version that
+-- serves when it runs). Two functions, not a DEFAULT: an install of the one-argument function
+-- is upgraded by adding the other.
 CREATE OR REPLACE FUNCTION sqlml.ml_query(statement text) RETURNS text
 LANGUAGE plpython3u STABLE STRICT PARALLEL UNSAFE AS $sqlml$@ml_query.py$sqlml$;
+CREATE OR REPLACE FUNCTION sqlml.ml_query(statement text, follow_deploys boolean) RETURNS text
+LANGUAGE plpython3u STABLE STRICT PARALLEL UNSAFE AS $sqlml$@ml_query_follows.py$sqlml$;
 
 CREATE OR REPLACE FUNCTION sqlml.ml_plan_plpy(
     statement text, OUT query text, OUT logs text[], OUT shadows integer[]

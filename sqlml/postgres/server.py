@@ -716,13 +716,15 @@ def ml_sql(plpy: Any, statement: str) -> str:
     return str(ml_plan(plpy, statement)["query"])
 
 
-def ml_query(plpy: Any, statement: str) -> str:
-    """The body of sqlml.ml_query(statement): the PostgreSQL query of one SELECT with ML calls,
-    its columns as ML.PREDICT's (no jsonb), for a tool that writes SQL around it (dbt's
-    sqlml.predict). It logs no prediction sample (sqlml.ml does); ML.EVALUATE, which the
-    Session computes rather than renders, is 0A000 here."""
+def ml_query(plpy: Any, statement: str, follow_deploys: bool = False) -> str:
+    """The body of sqlml.ml_query(statement [, follow_deploys]): the PostgreSQL query of one
+    SELECT with ML calls, its columns as ML.PREDICT's (no jsonb), for a tool that writes SQL
+    around it (dbt's sqlml.predict). It logs no prediction sample (sqlml.ml does); ML.EVALUATE,
+    which the Session computes rather than renders, is 0A000 here. ``follow_deploys``: the
+    query a view over it keeps, calling the model's functions (views.py), so that it scores
+    with the version serving when it runs; else the serving version's graph is inlined."""
     _checked(statement)
-    rendered = session(plpy).ml_plan(statement)
+    rendered = session(plpy).ml_plan(statement, view=follow_deploys)
     if rendered is None:
         raise errors.FeatureNotSupported(
             "sqlml.ml_query renders queries of ML.PREDICT, ML.SCORE and the inspection"

@@ -74,11 +74,14 @@
 {% endmacro %}
 
 {#- An ML query (ML.PREDICT ...) as a subquery the target runs: on the extension, the query
-    sqlml.ml_query renders (the serving version's, when the node runs). -#}
+    sqlml.ml_query renders: in a view, one that scores with the version serving when the view
+    is read (as sqlml's CREATE VIEW does on every target); elsewhere the serving version's,
+    inlined, when the node runs. -#}
 {% macro ml_subquery(query) %}
     {%- if sqlml.on_extension() -%}
         {%- do sqlml.show_sqlstates() -%}
-        {%- set rendered = run_query('SELECT sqlml.ml_query(' ~ sqlml.text_literal(query) ~ ')') -%}
+        {%- set follows = 'true' if config.get('materialized') == 'view' else 'false' -%}
+        {%- set rendered = run_query('SELECT sqlml.ml_query(' ~ sqlml.text_literal(query) ~ ', ' ~ follows ~ ')') -%}
         {{ return('(' ~ rendered.columns[0].values()[0] ~ ')') }}
     {%- endif -%}
     {{ return('(' ~ query ~ ')') }}
