@@ -49,9 +49,9 @@ def test_the_plan_is_kept_across_values(
     renders: list[int] = []
     render = engine.Session._render
 
-    def counted(self: engine.Session, *args: Any) -> Any:
+    def counted(self: engine.Session, *args: Any, **kwargs: Any) -> Any:
         renders.append(1)
-        return render(self, *args)
+        return render(self, *args, **kwargs)
 
     monkeypatch.setattr(engine.Session, "_render", counted)
     con.execute(CHURN)

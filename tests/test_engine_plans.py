@@ -154,9 +154,9 @@ def test_kept_plan_on_duckdb_is_not_checked_until_something_changes(
         DuckDBEngine, "prepare", lambda e, *a: calls.append("prepare") or prepare(e, *a)
     )
 
-    def counted(self: engine.Session, *args: Any) -> Any:
+    def counted(self: engine.Session, *args: Any, **kwargs: Any) -> Any:
         calls.append("render")
-        return render(self, *args)
+        return render(self, *args, **kwargs)
 
     monkeypatch.setattr(engine.Session, "_render", counted)
     a = sqlml.connect(str(tmp_path / "plans.duckdb"), autocommit=True)
