@@ -269,6 +269,33 @@ def subquery(query: exp.Expr, alias: str) -> exp.Subquery:
     )
 
 
+# A graph output graph_stages adds to a linear model's graph: the rows as its linear layer
+# reads them (numeric features imputed, categories one-hot; ML.EXPLAIN_PREDICT's attributions).
+LINEAR_FEATURES = f"{HIDDEN}linear_features"
+
+
+def _tap_linear(model: Any) -> None:
+    """Adds LINEAR_FEATURES to the outputs of ``model``: the input of its linear layer (the
+    MatMul by a constant that an Add of a constant follows, as functions/weights.py reads)."""
+    import onnx
+
+    graph = model.graph
+    constants = {init.name: init for init in graph.initializer}
+    for matmul in (n for n in graph.node if n.op_type == "MatMul" and n.input[1] in constants):
+        if any(n.op_type == "Add" and matmul.output[0] in n.input for n in graph.node):
+            width = constants[matmul.input[1]].dims[0]
+            graph.node.append(
+                onnx.helper.make_node("Identity", [matmul.input[0]], [LINEAR_FEATURES])
+            )
+            graph.output.append(
+                onnx.helper.make_tensor_value_info(
+                    LINEAR_FEATURES, onnx.TensorProto.DOUBLE, [None, width]
+                )
+            )
+            return
+    raise errors.CorruptedModel("the stored graph has no linear layer")
+
+
 def graph_stages(
     version: ModelVersion, names: tuple[str, ...], qualifier: str, dialect: str
 ) -> tuple[list[cse.Stage], dict[str, list[exp.Expr]]]:
@@ -285,6 +312,8 @@ def graph_stages(
         model, inputs = graph_inputs(
             version, onnx.load_from_string(version.onnx), qualifier, dialect
         )
+        if LINEAR_FEATURES in names:
+            _tap_linear(model)
         model = _only(model, names)
         try:
             outputs = compile_onnx(model, inputs, dialect=dialect)

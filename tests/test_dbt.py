@@ -211,6 +211,32 @@ def test_a_view_of_predictions_follows_deploys(project: Project) -> None:
     assert project.sql(read) == of_version[serving]
 
 
+EXPLAINED = """
+{{ config(materialized='table') }}
+select id, predicted_churned, probability, top_feature_attributions, prediction_value
+from {{ sqlml.explain(ref('churn_model'), ref('new_customers'), top_k_features=2) }}
+"""
+
+
+def test_explain_gives_the_rows_ml_explain_predict_gives(project: Project) -> None:
+    model = project.folder / "models" / "churn_explained.sql"
+    model.write_text(EXPLAINED)
+    try:
+        project.dbt("build", "--select", "churn_explained")
+    finally:
+        model.unlink()
+    columns = "id, predicted_churned, probability, top_feature_attributions, prediction_value"
+    built = project.sql(f"SELECT {columns} FROM {project.schema}.churn_explained ORDER BY id")
+    direct = project.sql(
+        f"SELECT {columns} FROM ML.EXPLAIN_PREDICT(MODEL {project.model},"
+        f" (SELECT * FROM {project.schema}.new_customers), STRUCT(2 AS top_k_features))"
+        " ORDER BY id"
+    )
+    assert len(built) == 500
+    assert built == direct
+    assert all(len(row[3]) == 2 for row in built)
+
+
 BROKEN = """
 {{{{ config(materialized='sqlml_model', ml_config={{'model_type': 'logistic_reg',
     'input_label_cols': ['{label}'], {extra}}}) }}}}

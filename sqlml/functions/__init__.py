@@ -238,6 +238,7 @@ _BUILT_INS = (
     "roc_curve",
     "transform",
     "detect_anomalies",
+    "explain_predict",
     "reconstruction_loss",
     "versions",
     "deployments",

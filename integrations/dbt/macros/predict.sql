@@ -8,6 +8,19 @@
     {{ sqlml.ml_subquery('SELECT * FROM ' ~ call) }} AS {{ adapter.quote(model.identifier ~ '_predict') }}
 {% endmacro %}
 
+{#- ML.EXPLAIN_PREDICT of the model over a relation or a query, in a model's FROM clause: the
+    predictions with each row's top feature attributions (linear_reg and logistic_reg models). -#}
+{% macro explain(model, source, top_k_features=none, threshold=none) %}
+    {%- set fields = [] -%}
+    {%- if top_k_features is not none -%}{%- do fields.append((top_k_features | int) ~ ' AS top_k_features') -%}{%- endif -%}
+    {%- if threshold is not none -%}{%- do fields.append((threshold | float) ~ ' AS threshold') -%}{%- endif -%}
+    {%- set call -%}
+        ML.EXPLAIN_PREDICT(MODEL {{ sqlml.model_name(model) }}, ({{ sqlml.source_query(source) }})
+        {%- if fields %}, STRUCT({{ fields | join(', ') }}){% endif %})
+    {%- endset -%}
+    {{ sqlml.ml_subquery('SELECT * FROM ' ~ call) }} AS {{ adapter.quote(model.identifier ~ '_explain') }}
+{% endmacro %}
+
 {#- ML.EVALUATE of the model, on its evaluation rows (source none) or on a relation or query,
     as a subquery with its metrics' columns (on the extension, the metrics asked for). -#}
 {% macro evaluate(model, source=none, threshold=none, metrics=none) %}

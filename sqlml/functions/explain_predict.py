@@ -1,0 +1,301 @@
+"""ML.EXPLAIN_PREDICT(MODEL m, {(query) | TABLE t} [, STRUCT(k AS top_k_features, t AS
+threshold)]): ML.PREDICT with each row's feature attributions, for linear_reg and logistic_reg
+(docs/design/explanations.md has BigQuery's pages and what they leave open).
+
+BigQuery's method for linear models (its Explainable AI overview): a feature's attribution is
+"model weight * feature value", the feature standardized and the weight trained on the
+standardized features. With sqlml's linear layer ``z = f W' + b'`` (functions/weights.py: the
+standardization folded into W'; f the features as the graph reads them, numeric ones imputed,
+categories one-hot) that is, per input feature:
+
+- numeric: ``W'_j * (x_j - mean_j)`` (the training mean; a NULL is imputed to it: 0);
+- categorical: the weight of the category present (the sum of its one-hot block), 0 for a
+  category not seen in training;
+- ``baseline_prediction_value``: the intercept of the standardized model,
+  ``b' + sum_j W'_j mean_j`` over the numeric features (ML.WEIGHTS' ``__INTERCEPT__`` with
+  ``STRUCT(TRUE AS standardize)``), so baseline + the attributions = ``prediction_value``
+  exactly and ``approximation_error`` is 0.
+
+Classifiers explain the predicted class only, in logit space: ``prediction_value`` is the
+predicted class's logit (multiclass: its softmax logit), ``probability`` its probability. A
+binary model has one logit z, the positive (second) class's log-odds; when the negative class
+is predicted its log-odds is -z, so the baseline and the attributions are negated with it
+(BigQuery does not document the sign; this keeps the identity above and makes a positive
+attribution always push toward the predicted class).
+
+Columns, in BigQuery's order: ``predicted_<label>``, ``probability`` (classifiers),
+``top_feature_attributions`` ARRAY<STRUCT<feature STRING, attribution FLOAT64>> (the
+``top_k_features`` largest by absolute value, default 5; ties by feature name; on PostgreSQL a
+jsonb array, as every ARRAY<STRUCT> there), ``baseline_prediction_value``, ``prediction_value``,
+``approximation_error``, then the input's columns. Computed in the engine's query around
+ML.PREDICT's, as compiled scoring is: the rows never leave the engine.
+
+Not yet (0A000): other model types (tree SHAP, integrated gradients), TRANSFORM outputs and
+other encodings than the automatic numeric and one-hot ones, models that cannot be compiled to
+SQL, and the fields ``approx_feature_contrib``, ``integrated_gradients_num_steps``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlglot
+from sqlglot import exp
+
+from sqlml import errors, scoring
+from sqlml.functions import OVER_ROWS, REQUIRED, Field, Function, Scored, layout, register
+from sqlml.functions.graph_outputs import ROWS, fenced, rows_with
+from sqlml.functions.predict import threshold
+from sqlml.functions.weights import weights
+from sqlml.ml.predict_sql import double
+
+if TYPE_CHECKING:
+    from sqlml.store import ModelVersion
+
+NAME = "EXPLAIN_PREDICT"
+MODEL_TYPES = ("linear_reg", "logistic_reg")
+ENCODINGS = ("numeric", "one_hot", "multi_hot")  # automatic preprocessing's
+DEFAULT_TOP_K = 5
+EXPLAINED = "__sqlml_explained"
+PREFIX = f"{scoring.HIDDEN}x"
+Array = Any
+
+
+def top_k_features(value: Any) -> None:
+    if value < 1:
+        raise errors.InvalidParameterValue(f"top_k_features must be at least 1, not {value!r}")
+
+
+def _checked(version: ModelVersion) -> list[layout.Feature]:
+    if version.model_type not in MODEL_TYPES:
+        raise errors.FeatureNotSupported(
+            f"ML.{NAME} is not supported for model type {version.model_type}",
+            hint="sqlml explains linear_reg and logistic_reg models so far",
+        )
+    features = layout.features(version)
+    for info, feature in zip(version.feature_info, features, strict=True):
+        numeric = feature.categories is None
+        if info["encoding"] not in ENCODINGS or (numeric and feature.mean is None):
+            raise errors.FeatureNotSupported(
+                f"ML.{NAME} explains features of automatic preprocessing (numeric, one-hot);"
+                f" feature {feature.name} of model {version.ref} is {info['encoding']}",
+                hint="TRANSFORM outputs are not explained yet",
+            )
+    return features
+
+
+def _attributions(
+    features: Sequence[layout.Feature], matrix: Array, bias: Array, f: Sequence[exp.Expr]
+) -> tuple[list[exp.Expr], list[exp.Expr], list[float]]:
+    """Per output k of the linear layer: (z_k, the attribution of each feature to z_k as one
+    list per k flattened feature-major, the baseline of z_k)."""
+    logits, attributions, baselines = [], [], []
+    for k in range(matrix.shape[1]):
+        z: exp.Expr = double(float(bias[k]))
+        baseline = float(bias[k])
+        for feature in features:
+            parts: list[exp.Expr] = []
+            for j in range(feature.start, feature.start + feature.width):
+                weight = float(matrix[j, k])
+                z = exp.Add(this=z, expression=exp.Mul(this=double(weight), expression=f[j].copy()))
+                centred: exp.Expr = f[j].copy()
+                if feature.categories is None:  # (numeric: from its training mean)
+                    assert feature.mean is not None
+                    baseline += weight * feature.mean
+                    centred = exp.Paren(
+                        this=exp.Sub(this=centred, expression=double(float(feature.mean)))
+                    )
+                parts.append(exp.Mul(this=double(weight), expression=centred))
+            attributions.append(_sum(parts))
+        logits.append(z)
+        baselines.append(baseline)
+    return logits, attributions, baselines
+
+
+def _sum(parts: Sequence[exp.Expr]) -> exp.Expr:
+    total = parts[0]
+    for part in parts[1:]:
+        total = exp.Add(this=total, expression=part)
+    return total
+
+
+def _per_class(predicted: exp.Expr, classes: Sequence[Any], values: Sequence[exp.Expr]) -> exp.Expr:
+    """The value of the predicted class (one per class, in the order of ``classes``)."""
+    case = exp.case()
+    for label, value in zip(classes, values, strict=True):
+        case = case.when(exp.EQ(this=predicted.copy(), expression=_literal(label)), value)
+    return case
+
+
+def _literal(label: Any) -> exp.Expr:
+    if isinstance(label, bool):
+        return exp.Boolean(this=label)
+    if isinstance(label, int | float):
+        return exp.Literal.number(label)
+    return exp.Literal.string(str(label))
+
+
+def _sigmoid(z: exp.Expr) -> exp.Expr:
+    exp_neg = exp.Exp(this=exp.Neg(this=exp.Paren(this=z)))
+    return exp.Div(
+        this=double(1.0), expression=exp.Paren(this=exp.Add(this=double(1.0), expression=exp_neg))
+    )
+
+
+def _softmax(k: int, logits: Sequence[exp.Expr]) -> exp.Expr:
+    top = exp.Greatest(this=logits[0].copy(), expressions=[z.copy() for z in logits[1:]])
+    shifted = [exp.Exp(this=exp.Sub(this=z.copy(), expression=top.copy())) for z in logits]
+    return exp.Div(this=shifted[k].copy(), expression=exp.Paren(this=_sum(shifted)))
+
+
+def _top(names: Sequence[str], values: Sequence[exp.Expr], k: int, dialect: str) -> exp.Expr:
+    """The ``k`` (feature, attribution) pairs of largest absolute attribution, ties by name."""
+    k = min(k, len(names))
+    if dialect == "postgres":
+        rows = exp.Values(
+            expressions=[
+                exp.Tuple(expressions=[exp.Literal.string(n), v.copy()])
+                for n, v in zip(names, values, strict=True)
+            ],
+            alias=exp.TableAlias(
+                this=exp.to_identifier("v"),
+                columns=[exp.to_identifier("f"), exp.to_identifier("a")],
+            ),
+        )
+        chosen = (
+            exp.select("f", "a")
+            .from_(rows)
+            .order_by(exp.Ordered(this=exp.Abs(this=exp.column("a")), desc=True), "f")
+            .limit(k)
+        )
+        template = sqlglot.parse_one(
+            "(SELECT COALESCE(JSONB_AGG(JSONB_BUILD_OBJECT('feature', t.f, 'attribution', t.a)"
+            " ORDER BY ABS(t.a) DESC, t.f), CAST('[]' AS JSONB)) FROM x AS t)",
+            read="postgres",
+        )
+        table = template.find(exp.Table)
+        assert table is not None
+        table.replace(exp.Subquery(this=chosen, alias=exp.TableAlias(this=exp.to_identifier("t"))))
+        return template
+    pairs = [
+        exp.Struct(
+            expressions=[
+                exp.PropertyEQ(
+                    this=exp.to_identifier("o"), expression=exp.Neg(this=exp.Abs(this=v.copy()))
+                ),
+                exp.PropertyEQ(this=exp.to_identifier("f"), expression=exp.Literal.string(n)),
+                exp.PropertyEQ(this=exp.to_identifier("a"), expression=v.copy()),
+            ]
+        )
+        for n, v in zip(names, values, strict=True)
+    ]
+    template = sqlglot.parse_one(
+        f"LIST_TRANSFORM(LIST_SORT(x)[1:{k}], e -> {{'feature': e.f, 'attribution': e.a}})",
+        read="duckdb",
+    )
+    column = template.find(exp.Column)
+    assert column is not None
+    assert column.name == "x"
+    column.replace(exp.Array(expressions=pairs))
+    return template
+
+
+def _render(
+    version: ModelVersion, settings: Mapping[str, Any], scored: Scored | None, dialect: str
+) -> exp.Expr:
+    features = _checked(version)
+    assert scored is not None  # rows are REQUIRED
+    matrix, bias = weights(version, standardize=False)
+    if matrix.shape[0] != sum(f.width for f in features):
+        raise errors.CorruptedModel(f"the linear layer of model {version.ref} has another width")
+    outputs = scoring.output_names(version)
+    predicted_name = outputs[0]
+    for name in ("probability", "top_feature_attributions", "baseline_prediction_value",
+                 "prediction_value", "approximation_error"):  # fmt: skip
+        if name.lower() in {n.lower() for n in scored.names}:
+            raise errors.DuplicateColumn(
+                f'the input of ML.{NAME} has a column "{name}", the name of an output column',
+                hint="rename or leave out that input column",
+            )
+    # ML.PREDICT's rows, then the linear layer's features over them (its inputs pass through)
+    predicted = scored.subquery(settings.get("threshold"))
+    names = [*scored.names, *outputs]
+    over = Scored(names, scored.subquery, predicted)
+    rows, tapped = rows_with(version, over, (scoring.LINEAR_FEATURES,), dialect)
+    logits, attributions, baselines = _attributions(
+        features, matrix, bias, tapped[scoring.LINEAR_FEATURES]
+    )
+    label = exp.column(predicted_name, table=ROWS, quoted=True)
+    classes = list((version.label or {}).get("classes") or [])
+    width = len(features)
+    each = [attributions[k * width : (k + 1) * width] for k in range(len(logits))]
+    probability: exp.Expr | None = None
+    if version.model_type == "linear_reg":
+        z, base, chosen = logits[0], double(baselines[0]), each[0]
+    elif len(logits) == 1:  # binary: z is the positive class's log-odds
+        sign = (
+            exp.case()
+            .when(exp.EQ(this=label.copy(), expression=_literal(classes[-1])), double(1.0))
+            .else_(double(-1.0))
+        )
+
+        def signed(value: exp.Expr) -> exp.Expr:
+            return exp.Mul(this=sign.copy(), expression=exp.Paren(this=value))
+
+        z, base = signed(logits[0]), signed(double(baselines[0]))
+        chosen = [signed(a) for a in each[0]]
+        probability = _sigmoid(z.copy())
+    else:  # multiclass: the predicted class's softmax logit
+        z = _per_class(label, classes, logits)
+        base = _per_class(label, classes, [double(b) for b in baselines])
+        chosen = [_per_class(label, classes, [c[i] for c in each]) for i in range(width)]
+        probability = _per_class(label, classes, [_softmax(k, logits) for k in range(len(logits))])
+    hidden = (f"{PREFIX}{n}" for n in itertools.count())
+    z_name, base_name = next(hidden), next(hidden)
+    a_names = [next(hidden) for _ in chosen]
+    level: list[exp.Expr] = [exp.column(n, table=ROWS, quoted=True) for n in names]
+    level.append(exp.alias_(exp.cast(z, "DOUBLE"), z_name, quoted=True))
+    level.append(exp.alias_(exp.cast(base, "DOUBLE"), base_name, quoted=True))
+    for value, name in zip(chosen, a_names, strict=True):
+        level.append(exp.alias_(exp.cast(value, "DOUBLE"), name, quoted=True))
+    if probability is not None:
+        level.append(exp.alias_(exp.cast(probability, "DOUBLE"), f"{PREFIX}p", quoted=True))
+    inner = exp.Subquery(
+        this=fenced(exp.select(*level).from_(rows), dialect),
+        alias=exp.TableAlias(this=exp.to_identifier(EXPLAINED, quoted=True)),
+    )
+
+    def at(name: str) -> exp.Column:
+        return exp.column(name, table=EXPLAINED, quoted=True)
+
+    k = int(settings.get("top_k_features") or DEFAULT_TOP_K)
+    top = _top([f.name for f in features], [at(n) for n in a_names], k, dialect)
+    columns: list[exp.Expr] = [exp.alias_(at(predicted_name), predicted_name, quoted=True)]
+    if probability is not None:
+        columns.append(exp.alias_(at(f"{PREFIX}p"), "probability", quoted=True))
+    columns += [
+        exp.alias_(top, "top_feature_attributions", quoted=True),
+        exp.alias_(at(base_name), "baseline_prediction_value", quoted=True),
+        exp.alias_(at(z_name), "prediction_value", quoted=True),
+        exp.alias_(exp.cast(double(0.0), "DOUBLE"), "approximation_error", quoted=True),
+        *(at(n) for n in scored.names),
+    ]
+    return exp.select(*columns).from_(inner).subquery()
+
+
+EXPLAIN_PREDICT = register(
+    Function(
+        name=NAME,
+        table=True,
+        rows=REQUIRED,
+        runs=OVER_ROWS,
+        fields=(
+            Field("top_k_features", "INT64", top_k_features),
+            Field("threshold", "FLOAT64", threshold),
+        ),
+        pending=("approx_feature_contrib", "integrated_gradients_num_steps", "max_output_tokens"),
+        render=_render,
+    )
+)
