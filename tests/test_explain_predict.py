@@ -96,6 +96,13 @@ def _mean_and_std(values: list[float | None]) -> tuple[float, float]:
     return mean, float(imputed.std())
 
 
+def _probability(label: Any, by_class: Any) -> float:
+    """The probability of ``label`` in ML.PREDICT's predicted_<label>_probs."""
+    if isinstance(by_class, str):  # (PostgreSQL: jsonb as text)
+        by_class = json.loads(by_class)
+    return float({c["label"]: c["prob"] for c in by_class}[label])
+
+
 def _attributions(row: dict[str, Any]) -> dict[str, float]:
     return {a["feature"]: a["attribution"] for a in row["top_feature_attributions"]}
 
@@ -188,9 +195,7 @@ def test_binary_logistic_explains_the_predicted_class_in_log_odds(ex: Ex) -> Non
         )
         negatives = 0
         for row, (label, by_class) in zip(rows, probs, strict=True):
-            if isinstance(by_class, str):
-                by_class = json.loads(by_class)
-            p = {c["label"]: c["prob"] for c in by_class}[label]
+            p = _probability(label, by_class)
             assert row["predicted_c"] == label
             assert row["probability"] == pytest.approx(p, abs=1e-9)
             assert row["prediction_value"] == pytest.approx(math.log(p / (1 - p)), abs=1e-7)
@@ -223,9 +228,7 @@ def test_multiclass_explains_the_predicted_classs_logit(ex: Ex) -> None:
     )
     seen = set()
     for row, (label, by_class) in zip(rows, probs, strict=True):
-        if isinstance(by_class, str):
-            by_class = json.loads(by_class)
-        p = {c["label"]: c["prob"] for c in by_class}[label]
+        p = _probability(label, by_class)
         assert row["predicted_k"] == label
         assert row["probability"] == pytest.approx(p, abs=1e-9)
         weights = ex.weights("ex.multi", class_label=label)
