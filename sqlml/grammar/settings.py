@@ -42,6 +42,8 @@ def statement(sql: str) -> tuple[str, bool | None] | None:
     """``('SET', value)``, ``('SHOW', None)``, ``('RESET', None)`` or ``('LOCAL', value)``
     for a statement on the setting, None for any other statement; read from the one lexer's
     tokens. A value that is no boolean is 22023; a SET with no value or more is 42601."""
+    if not set(lexer.head(sql, 5)) & {"SQLSTATE_IN_MESSAGE"}:  # (before reading it all)
+        return None
     found = [t for t in lexer.tokens(sql) if t.kind != lexer.COMMENT]
     texts = [t.text(sql) for t in found]
     upper = [text.upper() for text in texts]

@@ -728,7 +728,9 @@ class Session:
             yield p.ParameterDescription(oids).encode()
             schema = None
             kind = bigquery.dialect_statement(statement.query)
-            own = settings.statement(statement.query) if self.OWN_SETTINGS else None
+            own = None
+            if self.OWN_SETTINGS and _head(statement.query) in _DIALECT_HEADS:
+                own = settings.statement(statement.query)
             if kind in bigquery.DIALECT_ANSWERED:  # answered here (_dialect_setting)
                 shown = pa.schema([(bigquery.DIALECT_SHOWN, pa.string())])
                 schema = shown if kind == "SHOW" else None
