@@ -488,6 +488,12 @@ class Store:
         meta: dict[str, Any] = json.loads(found[1])
         return bytes(found[0]), meta
 
+    def state_meta(self, ref: ModelRef, version: int) -> dict[str, Any] | None:
+        """The JSON meta of ``version``'s incremental state without its arrays (None: it has
+        none): what decides whether RETRAIN can extend it."""
+        found = self._one_version(STATE, *self.resolve(ref), version, "meta")
+        return None if found is None else dict(json.loads(found[0]))
+
     def query_of(self, ref: ModelRef, version: int) -> tuple[str | None, str | None]:
         """The training query and TRANSFORM clause a version was trained with, as written."""
         schema, name = self.resolve(ref)

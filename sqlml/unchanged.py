@@ -59,8 +59,8 @@ def extendable(session: Session, statement: CreateModel, opts: Mapping[str, Any]
     latest = _same_model(session, statement, opts)
     if latest is None:
         return None
-    found = session.store.state(statement.model, latest[0])
-    return latest[0] if found is not None and found[1].get("watermark") else None
+    meta = session.store.state_meta(statement.model, latest[0])  # (RETRAIN reads the arrays)
+    return latest[0] if meta is not None and meta.get("watermark") else None
 
 
 def latest_same(

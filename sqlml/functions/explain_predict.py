@@ -45,11 +45,20 @@ import sqlglot
 from sqlglot import exp
 
 from sqlml import errors, scoring
-from sqlml.functions import OVER_ROWS, REQUIRED, Field, Function, Scored, layout, register
+from sqlml.functions import (
+    OVER_ROWS,
+    REQUIRED,
+    Field,
+    Function,
+    Scored,
+    classification,
+    layout,
+    register,
+)
 from sqlml.functions.graph_outputs import ROWS, fenced, rows_with
 from sqlml.functions.predict import threshold
-from sqlml.functions.weights import weights
-from sqlml.ml.predict_sql import double
+from sqlml.functions.weights import Array, weights
+from sqlml.ml.predict_sql import double, label_literal, struct
 
 if TYPE_CHECKING:
     from sqlml.store import ModelVersion
@@ -58,9 +67,16 @@ NAME = "EXPLAIN_PREDICT"
 MODEL_TYPES = ("linear_reg", "logistic_reg")
 ENCODINGS = ("numeric", "one_hot", "multi_hot")  # automatic preprocessing's
 DEFAULT_TOP_K = 5
+# the columns it adds to ML.PREDICT's label (an input column of one of these names is 42701)
+OUTPUTS = (
+    "probability",
+    "top_feature_attributions",
+    "baseline_prediction_value",
+    "prediction_value",
+    "approximation_error",
+)
 EXPLAINED = "__sqlml_explained"
 PREFIX = f"{scoring.HIDDEN}x"
-Array = Any
 
 
 def top_k_features(value: Any) -> None:
@@ -121,20 +137,14 @@ def _sum(parts: Sequence[exp.Expr]) -> exp.Expr:
     return total
 
 
-def _per_class(predicted: exp.Expr, classes: Sequence[Any], values: Sequence[exp.Expr]) -> exp.Expr:
-    """The value of the predicted class (one per class, in the order of ``classes``)."""
+def _per_class(
+    predicted: exp.Expr, classes: Sequence[exp.Expr], values: Sequence[exp.Expr]
+) -> exp.Expr:
+    """The value of the predicted class (one per class literal, in the order of ``classes``)."""
     case = exp.case()
     for label, value in zip(classes, values, strict=True):
-        case = case.when(exp.EQ(this=predicted.copy(), expression=_literal(label)), value)
+        case = case.when(exp.EQ(this=predicted.copy(), expression=label.copy()), value)
     return case
-
-
-def _literal(label: Any) -> exp.Expr:
-    if isinstance(label, bool):
-        return exp.Boolean(this=label)
-    if isinstance(label, int | float):
-        return exp.Literal.number(label)
-    return exp.Literal.string(str(label))
 
 
 def _sigmoid(z: exp.Expr) -> exp.Expr:
@@ -179,16 +189,8 @@ def _top(names: Sequence[str], values: Sequence[exp.Expr], k: int, dialect: str)
         assert table is not None
         table.replace(exp.Subquery(this=chosen, alias=exp.TableAlias(this=exp.to_identifier("t"))))
         return template
-    pairs = [
-        exp.Struct(
-            expressions=[
-                exp.PropertyEQ(
-                    this=exp.to_identifier("o"), expression=exp.Neg(this=exp.Abs(this=v.copy()))
-                ),
-                exp.PropertyEQ(this=exp.to_identifier("f"), expression=exp.Literal.string(n)),
-                exp.PropertyEQ(this=exp.to_identifier("a"), expression=v.copy()),
-            ]
-        )
+    pairs = [  # (sorted by their first field, then by the name)
+        struct(o=exp.Neg(this=exp.Abs(this=v.copy())), f=exp.Literal.string(n), a=v.copy())
         for n, v in zip(names, values, strict=True)
     ]
     template = sqlglot.parse_one(
@@ -212,9 +214,9 @@ def _render(
         raise errors.CorruptedModel(f"the linear layer of model {version.ref} has another width")
     outputs = scoring.output_names(version)
     predicted_name = outputs[0]
-    for name in ("probability", "top_feature_attributions", "baseline_prediction_value",
-                 "prediction_value", "approximation_error"):  # fmt: skip
-        if name.lower() in {n.lower() for n in scored.names}:
+    given = {n.lower() for n in scored.names}
+    for name in OUTPUTS:
+        if name in given:
             raise errors.DuplicateColumn(
                 f'the input of ML.{NAME} has a column "{name}", the name of an output column',
                 hint="rename or leave out that input column",
@@ -228,7 +230,10 @@ def _render(
         features, matrix, bias, tapped[scoring.LINEAR_FEATURES]
     )
     label = exp.column(predicted_name, table=ROWS, quoted=True)
-    classes = list((version.label or {}).get("classes") or [])
+    classes: list[exp.Expr] = []
+    if version.model_type == "logistic_reg":
+        _, label_type, known = classification.classes(version, NAME)
+        classes = [label_literal(c, label_type) for c in known]
     width = len(features)
     each = [attributions[k * width : (k + 1) * width] for k in range(len(logits))]
     probability: exp.Expr | None = None
@@ -237,7 +242,7 @@ def _render(
     elif len(logits) == 1:  # binary: z is the positive class's log-odds
         sign = (
             exp.case()
-            .when(exp.EQ(this=label.copy(), expression=_literal(classes[-1])), double(1.0))
+            .when(exp.EQ(this=label.copy(), expression=classes[-1].copy()), double(1.0))
             .else_(double(-1.0))
         )
 
