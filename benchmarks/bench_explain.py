@@ -1,6 +1,8 @@
 """The cost of ML.EXPLAIN_PREDICT against ML.PREDICT (issue 17's benchmark "explanation cost per
 row against prediction cost"), on one engine, in one run: a linear_reg and a binary and a
-3-class logistic_reg model over 10 numeric features and 2 categorical ones, each query
+3-class logistic_reg model, and a boosted_tree_regressor (20 rounds of depth 6: TreeSHAP by
+XGBoost in the engine's UDF, functions/explain_trees.py) and a 3-class boosted_tree_classifier,
+over 10 numeric features and 2 categorical ones, each query
 aggregated so that the rows are computed, not sent:
 
   predict   SELECT sum(<predicted>) FROM ML.PREDICT(MODEL m, TABLE t)
@@ -11,6 +13,7 @@ aggregated so that the rows are computed, not sent:
 and prints explain / predict, and the time per row of each.
 
 Usage: python benchmarks/bench_explain.py [--engine duckdb|postgres] [--rows 1000000] [--repeat 5]
+    [--models linear,binary,multiclass,trees,trees_multiclass]
 """
 
 from __future__ import annotations
@@ -23,10 +26,22 @@ import common
 import sqlml
 
 FEATURES = 10
-MODELS = {
-    "linear": ("linear_reg", "y", "predicted_y"),
-    "binary": ("logistic_reg", "c", "CASE WHEN predicted_c THEN 1 ELSE 0 END"),
-    "multiclass": ("logistic_reg", "k", "length(predicted_k)"),
+MODELS = {  # name -> (model_type, label, what to sum of ML.PREDICT, more options)
+    "linear": ("linear_reg", "y", "predicted_y", "max_iterations = 5"),
+    "binary": (
+        "logistic_reg",
+        "c",
+        "CASE WHEN predicted_c THEN 1 ELSE 0 END",
+        "max_iterations = 5",
+    ),
+    "multiclass": ("logistic_reg", "k", "length(predicted_k)", "max_iterations = 5"),
+    "trees": ("boosted_tree_regressor", "y", "predicted_y", "max_iterations = 20"),
+    "trees_multiclass": (
+        "boosted_tree_classifier",
+        "k",
+        "length(predicted_k)",
+        "max_iterations = 20",
+    ),
 }
 
 
@@ -52,6 +67,7 @@ def main() -> None:
     parser.add_argument("--engine", default="duckdb", choices=["duckdb", "postgres"])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--models", default=",".join(MODELS))
     args = parser.parse_args()
     inputs = ", ".join([*(f"x{j}" for j in range(FEATURES)), "s1", "s2"])
     size = "len" if args.engine == "duckdb" else "jsonb_array_length"
@@ -60,11 +76,12 @@ def main() -> None:
         con.execute("CREATE SCHEMA b")
         con.execute(table(args.engine, args.rows))
         print(f"{args.engine}, {args.rows:,} rows, best of {args.repeat}")
-        for name, (model_type, label, predicted) in MODELS.items():
+        for name in args.models.split(","):
+            model_type, label, predicted, options = MODELS[name]
             con.execute(
                 f"CREATE MODEL b.{name} OPTIONS (model_type = '{model_type}',"
                 f" input_label_cols = ['{label}'], data_split_method = 'NO_SPLIT',"
-                f" max_iterations = 5) AS SELECT {inputs}, {label} FROM b.t WHERE i < 20000"
+                f" {options}) AS SELECT {inputs}, {label} FROM b.t WHERE i < 20000"
             )
             source = f"(SELECT {inputs} FROM b.t)"
             explain = (
@@ -82,7 +99,7 @@ def main() -> None:
             )
             per_row = {case: seconds / args.rows * 1e9 for case, seconds in times.items()}
             print(
-                f"  {name:10} predict {times['predict']:6.3f} s ({per_row['predict']:5.0f} ns/row)"
+                f"  {name:16} predict {times['predict']:6.3f} s ({per_row['predict']:5.0f} ns/row)"
                 f"  explain {times['explain']:6.3f} s ({per_row['explain']:5.0f} ns/row,"
                 f" {times['explain'] / times['predict']:.2f}x)"
                 f"  top 1 {times['explain_1']:6.3f} s"

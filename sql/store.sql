@@ -2,7 +2,7 @@
 -- database (statements are separated by ';' at the end of a line). Types are those that DuckDB and
 -- PostgreSQL both accept. Version 5 (2 added sqlml.deployments; 3 sqlml.model_settings,
 -- sqlml.prediction_log, sqlml.version_statistics and deployments.settings; 4 sqlml.version_state;
--- 5 sqlml.schedule_runs; every statement is
+-- 5 sqlml.schedule_runs; 6 sqlml.version_trials and sqlml.version_boosters; every statement is
 -- idempotent, so running the file again upgrades a store of an older version: store.py, sqlml
 -- install).
 CREATE SCHEMA IF NOT EXISTS sqlml;
@@ -134,5 +134,47 @@ CREATE TABLE IF NOT EXISTS sqlml.schedule_runs (
     PRIMARY KEY (schema_name, model_name, run_id)
 );
 
-INSERT INTO sqlml.store_info (key, value) VALUES ('store_version', '5') ON CONFLICT DO NOTHING;
-UPDATE sqlml.store_info SET value = '5' WHERE key = 'store_version' AND value IN ('1', '2', '3', '4');
+-- The trials of a version trained with hyperparameter tuning (num_trials; sqlml/ml/tuning.py;
+-- ML.TRIAL_INFO): one row per trial, with its own graph so that STRUCT(n AS trial_id) scores with
+-- it. The version's own row holds the optimal trial's graph too.
+CREATE TABLE IF NOT EXISTS sqlml.version_trials (
+    schema_name TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    trial_id INTEGER NOT NULL,     -- 1, 2, ... in the order the trials ran
+    status TEXT NOT NULL,          -- 'SUCCEEDED' | 'FAILED' | 'INFEASIBLE'
+    is_optimal BOOLEAN NOT NULL,
+    hyperparameters TEXT NOT NULL, -- JSON: the tuned options' values in this trial
+    tuning_metrics TEXT,           -- JSON: the objective on the evaluation rows
+    metrics TEXT,                  -- JSON: ML.EVALUATE's columns on the test rows
+    training_loss DOUBLE PRECISION,
+    eval_loss DOUBLE PRECISION,
+    error_message TEXT,            -- why a trial failed or was infeasible
+    model_type TEXT,
+    onnx BYTEA,                    -- NULL: the trial failed
+    onnx_sha256 TEXT,
+    inputs TEXT,                   -- JSON, as sqlml.versions' columns of the same names
+    options TEXT,
+    training_info TEXT,
+    feature_info TEXT,
+    started_at TIMESTAMP NOT NULL,
+    ended_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (schema_name, model_name, version, trial_id)
+);
+
+-- What a tree model's version keeps beside its ONNX graph for ML.EXPLAIN_PREDICT: the XGBoost
+-- model in XGBoost's own JSON format (Booster.save_raw('json')), since TreeSHAP needs each node's
+-- cover, which an ONNX tree ensemble does not hold (sqlml/functions/explain_trees.py). Written in
+-- the transaction that stores the version, dropped with it; versions stored before have none.
+CREATE TABLE IF NOT EXISTS sqlml.version_boosters (
+    schema_name TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    format TEXT NOT NULL,          -- 'xgboost_json'
+    booster BYTEA NOT NULL,        -- the model in that format
+    sha256 TEXT NOT NULL,          -- of booster: checked when loaded, and what it is cached by
+    PRIMARY KEY (schema_name, model_name, version)
+);
+
+INSERT INTO sqlml.store_info (key, value) VALUES ('store_version', '6') ON CONFLICT DO NOTHING;
+UPDATE sqlml.store_info SET value = '6' WHERE key = 'store_version' AND value IN ('1', '2', '3', '4', '5');

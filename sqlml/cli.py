@@ -1,6 +1,7 @@
 """The command line: ``sqlml run`` runs a SQL script, ``sqlml models`` lists the stored models,
 ``sqlml install`` / ``sqlml uninstall`` put the extension into a PostgreSQL database, ``sqlml
-serve`` is the gateway, ``sqlml schedule`` runs a DuckDB file's retrain_schedules."""
+serve`` is the gateway, ``sqlml schedule`` runs a DuckDB file's retrain_schedules, ``sqlml
+report`` writes a model's report page."""
 
 from __future__ import annotations
 
@@ -150,6 +151,43 @@ def models(database: str, schema: str | None) -> None:
         _fail(e)
     finally:
         engine.close()
+
+
+@main.command()
+@click.argument("model")
+@click.option("--database", "-d", required=True, help="DuckDB file or postgresql:// URL")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    help="the HTML file to write  [default: <model>_report.html in the current directory]",
+)
+@click.option("--model-version", type=int, help="report this version instead of the serving one")
+def report(model: str, database: str, output: str | None, model_version: int | None) -> None:
+    """Write MODEL's report: one HTML page that opens offline (docs/report.md), made by
+    SELECT html FROM ML.REPORT(MODEL m)."""
+    from sqlml.report import file_name, model_sql
+
+    try:
+        name = model_sql(model)
+    except errors.Error as e:
+        _fail(e)
+    pinned = f" VERSION {model_version}" if model_version is not None else ""
+    connection = _open(database, "auto", create=False)
+    try:
+        row = connection.execute(f"SELECT html FROM ML.REPORT(MODEL {name}{pinned})").fetchone()
+    except errors.Error as e:
+        _fail(e)
+    finally:
+        connection.close()
+    assert row is not None
+    path = output or file_name(model)
+    try:
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(row[0])
+    except OSError as e:
+        _fail(errors.from_sqlstate("58030", f'cannot write "{path}": {e.strerror or e}'))
+    click.echo(f"wrote {path} ({len(row[0]) // 1024} kB)", err=True)
 
 
 def _position(script: str, offset: int) -> list[str]:

@@ -53,7 +53,15 @@ from sqlml import (
     views,
 )
 from sqlml.engines import open_engine, placeholders
-from sqlml.engines.base import Engine, InServer, KeepsPlans, Probes, Result, all_or_nothing
+from sqlml.engines.base import (
+    Engine,
+    InServer,
+    KeepsPlans,
+    Probes,
+    Result,
+    all_or_nothing,
+)
+from sqlml.engines.base import rows as result_rows
 from sqlml.functions import literal
 from sqlml.grammar import lexer
 from sqlml.grammar.dialects import DIALECTS
@@ -74,7 +82,7 @@ from sqlml.grammar.statements import (
     ShowModels,
     Statement,
 )
-from sqlml.ml import incremental, models, warm_start
+from sqlml.ml import automl, incremental, models, tuning, warm_start
 from sqlml.ml.checkpoints import budgeted
 from sqlml.ml.spec import OptionValue
 from sqlml.ml.streamed import Streamed
@@ -497,9 +505,14 @@ class Session:
         statement = replace(statement, options=options)  # (not a training option: not stored)
         validate, options = validation.split(options)
         policy, options = lifecycle.deploy_policy(options)
-        opts = models.get(options.get("model_type")).resolve_options(incremental.defaults(options))
+        # (with num_trials: each search space at its starting point, the spaces checked)
+        plain = tuning.plain(options)
+        opts = models.get(plain.get("model_type")).resolve_options(incremental.defaults(plain))
+        # (a search's budget is its own: it keeps the best trial when the time runs out)
+        searched = tuning.requested(options) or automl.requested(options)
+        seconds = None if searched else opts.get("max_training_seconds")
         checkpoint = budgeted(  # (a cancel from now on stops the training; and its budget)
-            self.engine.checkpoint(), opts.get("max_training_seconds"), time.monotonic
+            self.engine.checkpoint(), seconds, time.monotonic
         )
         if retraining == unchanged.INCREMENTAL and exists:
             head = unchanged.extendable(self, statement, opts)
@@ -710,9 +723,10 @@ class Session:
             rendering.volatile = True
             return self._over_data(call, view)
         version = self.store.load(call.model)
-        if view and version.pinned:  # (a view scores with the version serving when it is read)
+        if view and (version.pinned or version.trial is not None):  # (it follows the serving one)
             raise errors.FeatureNotSupported(
-                "MODEL m VERSION n in a view is not supported: a view follows the serving version"
+                "MODEL m VERSION n or a trial_id in a view is not supported: a view follows the"
+                " serving version"
             )
         rendering.versions.append(version)
         rows = isinstance(call, Predict | OverRows) and call.input is not None
@@ -730,7 +744,7 @@ class Session:
                 return exp.paren(views.score(self.engine, version, call.qualifier))
             return self.score_expression(version, call)
         if isinstance(call, OverRows):
-            return self._over_rows(version, call, schema, view)
+            return self._over_rows(version, call, schema, view, rendering)
         if isinstance(call, Inspect):
             if view:  # (its values are the version's now: a view would not see a new one)
                 raise errors.FeatureNotSupported(
@@ -764,7 +778,12 @@ class Session:
         return split
 
     def _over_rows(
-        self, version: ModelVersion, call: OverRows, schema: pa.Schema | None, view: bool
+        self,
+        version: ModelVersion,
+        call: OverRows,
+        schema: pa.Schema | None,
+        view: bool,
+        rendering: _Rendering,
     ) -> exp.Expr:
         """A function computed over ML.PREDICT's rows, written into the engine's SQL by its
         entry (sqlml.functions): the rows never leave the engine."""
@@ -785,7 +804,12 @@ class Session:
 
             rows = scoring.subquery(_parse_query(given.sql, self.engine.dialect), "__sqlml_input")
             scored = functions.Scored(schema.names, subquery, rows, schema)
-        return entry.render(version, call.settings, scored, self.engine.dialect)
+        settings = call.settings
+        extra = entry.prepare(self, version, settings) if entry.prepare is not None else None
+        if extra:  # (what it registered may be gone by the next run: not kept)
+            settings = {**settings, **extra}
+            rendering.volatile = True
+        return entry.render(version, settings, scored, self.engine.dialect)
 
     def _over_data(self, call: OverData, view: bool) -> exp.Expr:
         """A function of the inputs' rows (sqlml.functions.monitoring), computed now and
@@ -813,9 +837,28 @@ class Session:
             wanted = entry.reads(names, stored)
             sources = [self._columns_of(sql, c) for sql, c in zip(sources, wanted, strict=True)]
         tables = [self.engine.query_arrow(sql) for sql in sources]
-        rows = entry.data(functions.DataArgs(tables, call.settings, version, stored))
+        rows = entry.data(
+            functions.DataArgs(
+                tables,
+                call.settings,
+                version,
+                stored,
+                query=self.statement_rows,
+                dialect=self.engine.dialect,
+            )
+        )
         columns = entry.columns(version, call.settings)  # type: ignore[arg-type]
         return literal.subquery(columns, rows, self.engine.dialect)
+
+    def statement_rows(self, sql: str) -> pa.Table:
+        """The rows of one statement of sqlml's SQL in the engine's own dialect, run on this
+        session (also in a BigQuery-mode session): a data function's reads (ML.REPORT)."""
+        saved = self.settings
+        self.settings = replace(saved, dialect="")
+        try:
+            return result_rows(self.execute_one(sql))
+        finally:
+            self.settings = saved
 
     def _columns_of(self, sql: str, names: Sequence[str]) -> str:
         """SELECT the named columns FROM (sql): only they are read."""

@@ -28,6 +28,8 @@ def evaluate(
 ) -> pa.Table:
     if isinstance(call, Compare):
         return traffic.compare(session, version, call, params)
+    if call.input is None and call.threshold is None and _tuned(version):
+        return _trials(session, version)
     if call.input is None and call.threshold is None:
         if not version.metrics:  # (an imported model: nothing was measured)
             raise errors.FeatureNotSupported(
@@ -41,6 +43,27 @@ def evaluate(
     return pa.table({k: pa.array([v], type=pa.float64()) for k, v in values.items()})
 
 
+def _tuned(version: ModelVersion) -> bool:
+    from sqlml.ml import tuning
+
+    return version.trial is None and tuning.has_trials(version.training_info)
+
+
+def _trials(session: Session, version: ModelVersion) -> pa.Table:
+    """ML.EVALUATE(MODEL m) of a model trained with hyperparameter tuning: every trial's
+    metrics on the test rows, trial_id first (BigQuery: "When the function doesn't take input
+    data, all trial results are returned"); the failed trials have none and are left out."""
+    rows = [
+        t for t in session.store.trials(version.ref, version.version) if t["status"] == "SUCCEEDED"
+    ]
+    names = list(version.metrics)
+    columns: dict[str, pa.Array] = {"trial_id": pa.array([t["trial_id"] for t in rows], pa.int64())}
+    for name in names:
+        values = [(t["metrics"] or {}).get(name) for t in rows]
+        columns[name] = pa.array(values, type=pa.float64())
+    return pa.table(columns)
+
+
 def _evaluate_rows(
     session: Session, version: ModelVersion, call: Evaluate, params: Sequence[Any] | None
 ) -> dict[str, float | None]:
@@ -49,8 +72,10 @@ def _evaluate_rows(
     if session.server is not None:
         if bound:  # the server takes the rows as query text: the values go in as literals
             sql = _inlined(sql, bound, session.engine.dialect)
-        number = version.version if version.pinned else None
-        return session.server.evaluate_in_server(_model_name(version), sql, call.threshold, number)
+        number = version.version if version.pinned or version.trial is not None else None
+        return session.server.evaluate_in_server(
+            _model_name(version), sql, call.threshold, number, version.trial
+        )
     return evaluate_table(version, session.engine.query_arrow(sql, bound), call.threshold)
 
 

@@ -296,6 +296,33 @@ def _tap_linear(model: Any) -> None:
     raise errors.CorruptedModel("the stored graph has no linear layer")
 
 
+# A graph output graph_stages adds to a tree model's graph: the rows as its tree ensemble reads
+# them (numeric features imputed, categories label-encoded or one-hot, rounded to float32 as
+# XGBoost reads them; ML.EXPLAIN_PREDICT's TreeSHAP).
+TREE_FEATURES = f"{HIDDEN}tree_features"
+
+
+def _tap_trees(model: Any) -> None:
+    """Adds TREE_FEATURES to the outputs of ``model``: the input of its tree ensemble, before
+    the casts that round it to float32 (XGBoost rounds them so itself, and SQL's rounding is
+    long)."""
+    import onnx
+
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    for node in graph.node:
+        if node.op_type.startswith("TreeEnsemble"):
+            tensor = node.input[0]
+            while tensor in producer and producer[tensor].op_type == "Cast":
+                tensor = producer[tensor].input[0]
+            graph.node.append(onnx.helper.make_node("Identity", [tensor], [TREE_FEATURES]))
+            graph.output.append(
+                onnx.helper.make_tensor_value_info(TREE_FEATURES, onnx.TensorProto.DOUBLE, None)
+            )
+            return
+    raise errors.CorruptedModel("the stored graph has no tree ensemble")
+
+
 def graph_stages(
     version: ModelVersion, names: tuple[str, ...], qualifier: str, dialect: str
 ) -> tuple[list[cse.Stage], dict[str, list[exp.Expr]]]:
@@ -314,6 +341,8 @@ def graph_stages(
         )
         if LINEAR_FEATURES in names:
             _tap_linear(model)
+        if TREE_FEATURES in names:
+            _tap_trees(model)
         model = _only(model, names)
         try:
             outputs = compile_onnx(model, inputs, dialect=dialect)

@@ -44,6 +44,8 @@ PREDICTION_LOG = exp.table_("prediction_log", db="sqlml", quoted=True)
 STATISTICS = exp.table_("version_statistics", db="sqlml", quoted=True)
 STATE = exp.table_("version_state", db="sqlml", quoted=True)
 SCHEDULE_RUNS = exp.table_("schedule_runs", db="sqlml", quoted=True)
+TRIALS = exp.table_("version_trials", db="sqlml", quoted=True)
+BOOSTERS = exp.table_("version_boosters", db="sqlml", quoted=True)
 # those of today's store version
 STORE_TABLES = (
     STORE_INFO,
@@ -55,9 +57,12 @@ STORE_TABLES = (
     STATISTICS,
     STATE,
     SCHEDULE_RUNS,
+    TRIALS,
+    BOOSTERS,
 )
 # the audit rows that changed current_version (ROLLBACK walks them); the others change settings
 SERVING_ACTIONS = ("create", "deploy", "rollback")
+BOOSTER_FORMAT = "xgboost_json"  # sqlml.version_boosters: Booster.save_raw("json")
 LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "duckdb", "pyarrow")  # and sqlml
 
 
@@ -85,6 +90,9 @@ class ModelVersion:
     feature_info: list[dict[str, Any]]
     pinned: bool = False  # addressed as MODEL m VERSION n (not as the version that serves)
     settings_text: str = ""  # the model's sqlml.model_settings JSON when it serves ("": none)
+    # STRUCT(n AS trial_id): this is trial n of a version trained with hyperparameter tuning
+    # (ml/tuning.py), its own graph; None: the version's (its optimal trial's)
+    trial: int | None = None
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -95,7 +103,9 @@ class ModelVersion:
     def fingerprint(self) -> str:
         """What a kept plan checks before it runs (Store.serving_sha): the graph's sha256 and,
         for the serving version, the settings that route its traffic."""
-        return self.sha256 if self.pinned else f"{self.sha256}|{self.settings_text}"
+        if self.pinned or self.trial is not None:
+            return self.sha256
+        return f"{self.sha256}|{self.settings_text}"
 
     @property
     def kind(self) -> str:
@@ -105,7 +115,12 @@ class ModelVersion:
     def ref(self) -> ModelRef:
         """The model's name (with its version when pinned: a kept plan checks that version,
         not the serving one); ``str()`` of it reads ``schema.name``."""
-        return ModelRef(self.schema, self.name, version=self.version if self.pinned else None)
+        return ModelRef(
+            self.schema,
+            self.name,
+            version=self.version if self.pinned else None,
+            trial=self.trial,
+        )
 
 
 @dataclass(frozen=True)
@@ -287,9 +302,88 @@ class Store:
         if not table.num_rows:
             raise errors.UndefinedModel(f'model "{schema}.{name}" has no version {wanted}')
         loaded = _version_from_row(table.slice(0, 1).to_pylist()[0])
+        if ref.trial is not None:
+            return self._trial(dataclasses.replace(loaded, pinned=version is not None), ref.trial)
         if version is not None:
             return dataclasses.replace(loaded, pinned=True)
         return dataclasses.replace(loaded, settings_text=self._settings_text(schema, name))
+
+    def _trial(self, loaded: ModelVersion, trial: int) -> ModelVersion:
+        """Trial ``trial`` of ``loaded`` (hyperparameter tuning, ml/tuning.py): its graph, options
+        and metrics in place of the version's. 22023 when the version has no such trial (as
+        BigQuery's trial_id is a value of the call, not an object's name)."""
+        query = (
+            exp.select("*")
+            .from_(TRIALS)
+            .where(_key())
+            .where(_col("version").eq(exp.Placeholder()))
+            .where(_col("trial_id").eq(exp.Placeholder()))
+        )
+        params = [loaded.schema, loaded.name, loaded.version, trial]
+        found = self.engine.query_arrow(self._sql(query), params)
+        model = f'model "{loaded.schema}.{loaded.name}" version {loaded.version}'
+        if not found.num_rows:
+            tuned = "num_trials" in loaded.options
+            raise errors.InvalidParameterValue(
+                f"{model} has no trial {trial}"
+                if tuned
+                else f"{model} was not trained with hyperparameter tuning: it has no trials",
+                hint="ML.TRIAL_INFO lists the trials" if tuned else None,
+            )
+        row = found.slice(0, 1).to_pylist()[0]
+        if row["onnx"] is None:
+            raise errors.InvalidParameterValue(
+                f"trial {trial} of {model} {row['status'].lower()}: it has no model",
+                detail=row["error_message"],
+                hint="ML.TRIAL_INFO lists the trials and their status",
+            )
+        onnx = bytes(row["onnx"])
+        if hashlib.sha256(onnx).hexdigest() != row["onnx_sha256"]:
+            raise errors.CorruptedModel(
+                f"trial {trial} of {model} is corrupted: its ONNX bytes do not match their sha256"
+            )
+        return dataclasses.replace(
+            loaded,
+            model_type=row["model_type"],
+            onnx=onnx,
+            sha256=row["onnx_sha256"],
+            inputs=[nested.from_json(c) for c in json.loads(row["inputs"])],
+            options=json.loads(row["options"]),
+            metrics=json.loads(row["metrics"]),
+            training_info=json.loads(row["training_info"]),
+            feature_info=json.loads(row["feature_info"]),
+            trial=trial,
+        )
+
+    def trials(self, ref: ModelRef, version: int) -> list[dict[str, Any]]:
+        """ML.TRIAL_INFO's rows of ``version`` (without the graphs), in trial order; [] when it
+        was not trained with hyperparameter tuning."""
+        schema, name = self.resolve(ref)
+        columns = (
+            "trial_id",
+            "status",
+            "is_optimal",
+            "hyperparameters",
+            "tuning_metrics",
+            "metrics",
+            "training_loss",
+            "eval_loss",
+            "error_message",
+            "model_type",
+        )
+        query = (
+            exp.select(*(_col(c) for c in columns))
+            .from_(TRIALS)
+            .where(_key())
+            .where(_col("version").eq(exp.Placeholder()))
+            .order_by(_col("trial_id"))
+        )
+        found: list[dict[str, Any]]
+        found = self.engine.query_arrow(self._sql(query), [schema, name, version]).to_pylist()
+        for row in found:
+            for column in ("hyperparameters", "tuning_metrics", "metrics"):
+                row[column] = json.loads(row[column]) if row[column] is not None else None
+        return found
 
     # -- serving settings: a traffic split (sqlml/lifecycle.py) ---------------------------------
 
@@ -425,6 +519,8 @@ class Store:
             ) from e
         self._save_statistics(schema, name, version, result)
         self._save_state(schema, name, version, result)
+        self._save_booster(schema, name, version, result)
+        self._save_trials(schema, name, version, result)
         if not serves:
             return version
         self._point(schema, name, result.model_type, version, now, exists=current is not None)
@@ -452,17 +548,92 @@ class Store:
             STATE, schema, name, version, state=result.state.to_bytes(), meta=json.dumps(meta)
         )
 
+    def _save_booster(self, schema: str, name: str, version: int, result: TrainResult) -> None:
+        """A tree model's XGBoost JSON, beside the version (ML.EXPLAIN_PREDICT's TreeSHAP)."""
+        if result.booster is None:
+            return
+        digest = hashlib.sha256(result.booster).hexdigest()
+        self._insert_beside(
+            BOOSTERS,
+            schema,
+            name,
+            version,
+            format=BOOSTER_FORMAT,
+            booster=result.booster,
+            sha256=digest,
+        )
+
+    def booster_sha(self, version: ModelVersion) -> str | None:
+        """The sha256 of the XGBoost model stored with a tree model's ``version`` (None: it has
+        none: stored before store version 6, or not a tree model)."""
+        found = self._one_version(
+            BOOSTERS, version.schema, version.name, version.version, "format", "sha256"
+        )
+        return None if found is None or found[0] != BOOSTER_FORMAT else str(found[1])
+
+    def booster(self, version: ModelVersion) -> bytes | None:
+        """The XGBoost model (its JSON) stored with ``version``, checked against its sha256
+        (XX001); None: it has none."""
+        found = self._one_version(
+            BOOSTERS, version.schema, version.name, version.version, "format", "booster", "sha256"
+        )
+        if found is None or found[0] != BOOSTER_FORMAT:
+            return None
+        data = bytes(found[1])
+        if hashlib.sha256(data).hexdigest() != found[2]:
+            raise errors.CorruptedModel(
+                f"the XGBoost model of {version.ref} version {version.version} is corrupted: its"
+                " bytes do not match their sha256",
+                hint="retrain it with CREATE OR REPLACE MODEL",
+            )
+        return data
+
+    def _save_trials(self, schema: str, name: str, version: int, result: TrainResult) -> None:
+        """The trials of a training with hyperparameter tuning, beside the version."""
+        for trial in result.trials or ():
+            trained = trial.result
+            self._insert_beside(
+                TRIALS,
+                schema,
+                name,
+                version,
+                trial_id=trial.trial_id,
+                status=trial.status,
+                is_optimal=trial.optimal,
+                hyperparameters=json.dumps(trial.hyperparameters),
+                tuning_metrics=_json_or_none(trial.tuning_metrics),
+                metrics=_json_or_none(trial.metrics),
+                training_loss=trial.training_loss,
+                eval_loss=trial.eval_loss,
+                error_message=trial.error_message,
+                model_type=None if trained is None else trained.model_type,
+                onnx=None if trained is None else trained.onnx,
+                onnx_sha256=None if trained is None else hashlib.sha256(trained.onnx).hexdigest(),
+                inputs=None
+                if trained is None
+                else json.dumps([nested.to_json(c) for c in trained.inputs]),
+                options=None if trained is None else json.dumps(trained.options),
+                training_info=None if trained is None else json.dumps(trained.training_info),
+                feature_info=None if trained is None else json.dumps(trained.feature_info),
+                started_at=trial.started_at,
+                ended_at=trial.ended_at,
+            )
+
     def _insert_beside(
         self, table: exp.Table, schema: str, name: str, version: int, **values: Any
     ) -> None:
         """One row of a table kept beside sqlml.versions (keyed by model and version)."""
         row = {"schema_name": schema, "model_name": name, "version": version, **values}
+        # (a NULL as a literal: PostgreSQL types an untyped NULL parameter as text, which a
+        # number or boolean column refuses)
         insert = exp.insert(
-            exp.values([tuple(exp.Placeholder() for _ in row)]),
+            exp.values(
+                [tuple(exp.null() if v is None else exp.Placeholder() for v in row.values())]
+            ),
             table,
             columns=[exp.to_identifier(c, quoted=True) for c in row],
         )
-        self.engine.execute(self._sql(insert), list(row.values()))
+        self.engine.execute(self._sql(insert), [v for v in row.values() if v is not None])
 
     def _one_version(
         self, table: exp.Table, schema: str, name: str, version: int, *columns: str
@@ -504,9 +675,17 @@ class Store:
 
     def trained_from(self, ref: ModelRef, version: int) -> dict[str, Any]:
         """What a version was trained from (unchanged.py): its query and TRANSFORM clause as
-        written, options (JSON), library versions (JSON) and the rows' fingerprint."""
+        written, options (JSON), library versions (JSON), the rows' fingerprint and its
+        training info (JSON: a search's options as written, ml/tuning.py)."""
         schema, name = self.resolve(ref)
-        columns = ("query_sql", "transform_sql", "options", "library_versions", "data_hash")
+        columns = (
+            "query_sql",
+            "transform_sql",
+            "options",
+            "library_versions",
+            "data_hash",
+            "training_info",
+        )
         found = self._one_version(VERSIONS, schema, name, version, *columns)
         if found is None:
             raise errors.UndefinedModel(f'model "{schema}.{name}" has no version {version}')
@@ -587,6 +766,8 @@ class Store:
                 MODEL_SETTINGS,
                 STATISTICS,
                 STATE,
+                TRIALS,
+                BOOSTERS,
                 VERSIONS,
                 MODELS,
             ):
@@ -740,7 +921,7 @@ class Store:
                     return False
                 self.load(ref, version)  # 42704, with the message load gives
             where = exp.and_(_key(), _col("version").eq(exp.Placeholder()))
-            for table in (STATISTICS, STATE, VERSIONS):
+            for table in (STATISTICS, STATE, TRIALS, BOOSTERS, VERSIONS):
                 self.engine.execute(
                     self._sql(exp.delete(table, where=where)), [schema, name, version]
                 )
@@ -881,9 +1062,36 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, allow_nan=False)
+
+
 def _sha_query(ref: ModelRef, schema: exp.Expr, name: exp.Expr) -> exp.Select:
-    """The sha256 of the version a reference means: the serving one, or ``ref.version``."""
+    """The sha256 of the version a reference means: the serving one, or ``ref.version``; with
+    ``ref.trial``, that trial's of it (ml/tuning.py)."""
     m, v = "m", "v"
+    if ref.trial is not None:
+        t = "t"
+        version = (
+            exp.Literal.number(ref.version)
+            if ref.version is not None
+            else exp.column("current_version", m, quoted=True)
+        )
+        return (
+            exp.select(exp.column("onnx_sha256", t, quoted=True))
+            .from_(MODELS.copy().as_(m))
+            .join(
+                TRIALS.copy().as_(t),
+                on=exp.and_(
+                    exp.column("schema_name", m).eq(exp.column("schema_name", t)),
+                    exp.column("model_name", m).eq(exp.column("model_name", t)),
+                    exp.column("version", t).eq(version),
+                    exp.column("trial_id", t).eq(exp.Literal.number(ref.trial)),
+                ),
+            )
+            .where(exp.column("schema_name", m).eq(schema))
+            .where(exp.column("model_name", m).eq(name))
+        )
     if ref.version is not None:
         return (
             exp.select(_col("onnx_sha256"))

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlml import bounded, errors, lifecycle, validation
 from sqlml.engines.base import Streams
 from sqlml.grammar.statements import CreateModel
-from sqlml.ml import fingerprint, streamed
+from sqlml.ml import fingerprint, streamed, tuning
 from sqlml.ml.spec import OptionValue
 
 if TYPE_CHECKING:
@@ -98,10 +98,18 @@ def _same_model(
         given[validation.OPTION] = statement.options[validation.OPTION]
     # (a version keeps the deploy options it was made with: not the model's, not compared)
     options = {k: v for k, v in json.loads(stored["options"]).items() if k not in lifecycle.OPTIONS}
+    written = tuning.written(json.loads(stored["training_info"]))
+    if written is not None or tuning.searches(statement.options):
+        # (a search's version keeps its best trial's options: its options as written compare)
+        _, given_options = validation.split(statement.options)
+        _, given_options = lifecycle.deploy_policy(given_options)
+        same_options = written == tuning.as_written(given_options)
+    else:
+        same_options = options == json.loads(json.dumps(given))
     same = (
         stored["query_sql"] == statement.query.sql
         and stored["transform_sql"] == statement.transform_sql
-        and options == json.loads(json.dumps(given))
+        and same_options
         and json.loads(stored["library_versions"]).get("sqlml") == sqlml.__version__
     )
     return (latest, str(stored["data_hash"])) if same else None

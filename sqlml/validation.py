@@ -29,6 +29,7 @@ from sqlml import errors
 from sqlml.functions import monitoring
 from sqlml.ml import statistics as st
 from sqlml.ml.spec import OptionValue
+from sqlml.ml.split import label_column
 
 if TYPE_CHECKING:
     from sqlml.engine import Session
@@ -57,11 +58,7 @@ def describe(table: pa.Table, label: str | None) -> dict[str, Any]:
 
 def label_of(options: Mapping[str, OptionValue], table: pa.Table) -> str | None:
     """The label column as training will find it (INPUT_LABEL_COLS, else ``label``)."""
-    given = options.get("input_label_cols")
-    if isinstance(given, tuple) and given and isinstance(given[0], str):
-        given = given[0]
-    wanted = given if isinstance(given, str) else "label"
-    return next((n for n in table.column_names if n.lower() == wanted.lower()), None)
+    return label_column(options, table)
 
 
 def check(session: Session, ref: ModelRef, table: pa.Table, mode: str) -> list[dict[str, Any]]:

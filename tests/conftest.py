@@ -400,6 +400,59 @@ class Served:
         return {**os.environ, **found}
 
 
+def explain_table(schema: str, rows: int) -> str:
+    """The rows the explanation tests train and explain on: NULLs in a number and a string,
+    a numeric and a boolean and a 3-class label."""
+    return (
+        f"CREATE TABLE {schema}.t AS SELECT i,"
+        " CASE WHEN i % 13 = 0 THEN NULL ELSE CAST(sin(i) * 4 AS DOUBLE PRECISION) END AS x1,"
+        " CAST(cos(i * 0.3) * 2 AS DOUBLE PRECISION) AS x2,"
+        " CASE WHEN i % 7 = 0 THEN NULL WHEN i % 3 = 0 THEN 'a' WHEN i % 3 = 1 THEN 'b'"
+        " ELSE 'c' END AS s,"
+        " CAST(3 * sin(i) - 2 * cos(i * 0.3) + (i % 3) + sin(i * 7.1) AS DOUBLE PRECISION) AS y,"
+        " sin(i) - cos(i * 0.3) + sin(i * 5.3) > 0 AS c,"
+        " CASE WHEN sin(i * 2.1) > 0.4 THEN 'hi' WHEN sin(i * 2.1) < -0.4 THEN 'lo' ELSE 'mid'"
+        f" END AS k FROM generate_series(1, {rows}) AS g(i)"
+    )
+
+
+# ML.EXPLAIN_PREDICT's columns before the input's (functions/explain_predict.py)
+EXPLAINED = [
+    "predicted_churned",
+    "probability",
+    "top_feature_attributions",
+    "baseline_prediction_value",
+    "prediction_value",
+    "approximation_error",
+]
+
+
+def wire_attributions(value: Any) -> list[tuple[str, float]]:
+    """top_feature_attributions as a client reads it through the gateway: over DuckDB a
+    record[] (each (feature, attribution) as text, the record's fields untyped on the wire),
+    over PostgreSQL jsonb (dicts)."""
+    return [
+        (a["feature"], a["attribution"]) if isinstance(a, dict) else (a[0], float(a[1]))
+        for a in value
+    ]
+
+
+@contextlib.contextmanager
+def psycopg_gateway(engine: str, database: str) -> Iterator[Any]:
+    """A psycopg 3 connection (autocommit) through `sqlml serve` over ``database`` of
+    ``engine`` (its own gateway on a free port), as a client sees it."""
+    from sqlml.wire.server import ServerConfig
+
+    psycopg = client_module("psycopg")
+    with (
+        serving(ServerConfig(port=0), *gateway_parts(engine, database)) as port,
+        psycopg.connect(
+            host="127.0.0.1", port=port, dbname="shop", user="postgres", autocommit=True
+        ) as connection,
+    ):
+        yield connection
+
+
 def gateway_parts(engine: str, database: str) -> tuple[Any, Any]:
     """The server's open_backend and session class for an engine over ``database``."""
     if engine == "duckdb":

@@ -227,16 +227,9 @@ KMEANS = "CREATE MODEL ds.k OPTIONS (model_type='kmeans', num_clusters=2, {}) AS
     ("template", "option"),
     [
         (LINEAR, "model_registry = 'vertex_ai'"),
-        (LINEAR, "enable_global_explain = TRUE"),
-        (LINEAR, "num_trials = 10"),
-        (LINEAR, "hparam_tuning_objectives = ['r2_score']"),
-        (LINEAR, "data_split_test_fraction = 0.1"),
-        (LINEAR, "calculate_p_values = TRUE"),
         (LINEAR, "fit_intercept = FALSE"),
-        (LINEAR, "category_encoding_method = 'DUMMY_ENCODING'"),
         (LINEAR, "kms_key_name = 'k'"),
         (KMEANS, "kms_key_name = 'k'"),
-        (KMEANS, "max_parallel_trials = 2"),
     ],
 )
 def test_bigquery_options_not_implemented_yet(

@@ -231,7 +231,12 @@ SETUP: dict[tuple[str, str], Callable[[PageRun], None]] = {
 }
 
 # How each page's sql blocks run; a new page must say (test_every_page_is_run).
-PAGES = {"sql.md": "sqlml run", "gateway.md": "sqlml run", "postgres.md": "psql"}
+PAGES = {
+    "sql.md": "sqlml run",
+    "gateway.md": "sqlml run",
+    "postgres.md": "psql",
+    "report.md": "sqlml run",
+}
 
 
 @pytest.fixture(scope="module")

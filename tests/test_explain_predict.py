@@ -14,23 +14,21 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ENGINES, Noticing, client_module, gateway_parts, module_database, serving
+from conftest import (
+    ENGINES,
+    EXPLAINED,
+    Noticing,
+    explain_table,
+    module_database,
+    psycopg_gateway,
+    wire_attributions,
+)
 from sklearn.linear_model import LinearRegression
 
 from sqlml import errors
 
 N = 400
-TABLE = (
-    "CREATE TABLE ex.t AS SELECT i,"
-    " CASE WHEN i % 13 = 0 THEN NULL ELSE CAST(sin(i) * 4 AS DOUBLE PRECISION) END AS x1,"
-    " CAST(cos(i * 0.3) * 2 AS DOUBLE PRECISION) AS x2,"
-    " CASE WHEN i % 7 = 0 THEN NULL WHEN i % 3 = 0 THEN 'a' WHEN i % 3 = 1 THEN 'b' ELSE 'c' END"
-    " AS s,"
-    " CAST(3 * sin(i) - 2 * cos(i * 0.3) + (i % 3) + sin(i * 7.1) AS DOUBLE PRECISION) AS y,"
-    " sin(i) - cos(i * 0.3) + sin(i * 5.3) > 0 AS c,"
-    " CASE WHEN sin(i * 2.1) > 0.4 THEN 'hi' WHEN sin(i * 2.1) < -0.4 THEN 'lo' ELSE 'mid' END"
-    f" AS k FROM generate_series(1, {N}) AS g(i)"
-)
+TABLE = explain_table("ex", N)
 NO_SPLIT = "data_split_method = 'NO_SPLIT'"
 
 
@@ -281,16 +279,8 @@ def test_bad_calls_are_refused_with_their_sqlstate(ex: Ex, call: str, sqlstate: 
 def test_over_the_gateway(engine: str, request: pytest.FixtureRequest) -> None:
     """Through `sqlml serve` (psycopg 3): the columns, and the attributions as a client reads
     them."""
-    from sqlml.wire.server import ServerConfig
-
     database = request.getfixturevalue("shop_file" if engine == "duckdb" else "pg_database")
-    psycopg = client_module("psycopg")
-    with (
-        serving(ServerConfig(port=0), *gateway_parts(engine, database)) as port,
-        psycopg.connect(
-            host="127.0.0.1", port=port, dbname="shop", user="postgres", autocommit=True
-        ) as c,
-    ):
+    with psycopg_gateway(engine, database) as c:
         c.execute(
             "CREATE OR REPLACE MODEL shop.explained OPTIONS (model_type = 'logistic_reg',"
             " input_label_cols = ['churned']) AS SELECT tenure, plan, churned FROM shop.customers"
@@ -300,22 +290,9 @@ def test_over_the_gateway(engine: str, request: pytest.FixtureRequest) -> None:
             " (SELECT id, tenure, plan FROM shop.new_customers), STRUCT(2 AS top_k_features))"
             " ORDER BY id LIMIT 5"
         )
-        names = [d.name for d in cur.description or []]
-        assert names[:6] == [
-            "predicted_churned",
-            "probability",
-            "top_feature_attributions",
-            "baseline_prediction_value",
-            "prediction_value",
-            "approximation_error",
-        ]
+        assert [d.name for d in cur.description or []][:6] == EXPLAINED
         for row in cur.fetchall():
-            # (over DuckDB: record[], each (feature, attribution) as text, the record's fields
-            # being untyped on the wire; over PostgreSQL: jsonb)
-            top = [
-                (a["feature"], a["attribution"]) if isinstance(a, dict) else (a[0], float(a[1]))
-                for a in row[2]
-            ]
+            top = wire_attributions(row[2])
             assert {feature for feature, _ in top} == {"tenure", "plan"}
             assert abs(top[0][1]) >= abs(top[1][1])
             total = row[3] + sum(attribution for _, attribution in top)

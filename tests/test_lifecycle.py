@@ -433,7 +433,10 @@ NEWER_TABLES = [
     "version_statistics",
     "version_state",
     "schedule_runs",
+    "version_trials",
+    "version_boosters",
 ]
+SIXTH = ["DROP TABLE sqlml.version_trials", "DROP TABLE sqlml.version_boosters"]
 OLDER_STORES = {
     "1": ["DROP TABLE sqlml.deployments", *(f"DROP TABLE sqlml.{t}" for t in NEWER_TABLES)],
     "2": [
@@ -446,10 +449,12 @@ OLDER_STORES = {
         "DELETE FROM sqlml.deployments",
         "DROP TABLE sqlml.version_state",
         "DROP TABLE sqlml.schedule_runs",
+        *SIXTH,
     ],
-    "4": ["DELETE FROM sqlml.deployments", "DROP TABLE sqlml.schedule_runs"],
+    "4": ["DELETE FROM sqlml.deployments", "DROP TABLE sqlml.schedule_runs", *SIXTH],
+    "5": ["DELETE FROM sqlml.deployments", *SIXTH],
 }
-STORE_VERSION = "5"
+STORE_VERSION = "6"
 
 
 @pytest.mark.parametrize("old", sorted(OLDER_STORES))

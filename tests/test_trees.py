@@ -397,7 +397,6 @@ BAD = [
     ("random_forest_regressor", "learn_rate = 0.1", "22023"),
     ("boosted_tree_regressor", "num_clusters = 3", "22023"),
     ("boosted_tree_regressor", "xgboost_version = '1.1'", "0A000"),
-    ("boosted_tree_regressor", "enable_global_explain = TRUE", "0A000"),
     ("boosted_tree_regressor", "category_encoding_method = 'TARGET_ENCODING'", "0A000"),
     ("boosted_tree_regressor", "category_encoding_method = 'HASH'", "22023"),
     (

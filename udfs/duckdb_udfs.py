@@ -22,6 +22,9 @@ version would make one each, on a part of the vector: the call, not the graph, i
 runtime scoring's cost on DuckDB (~0.5 ms a call; benchmarks/RESULTS.md). A row no version of
 the route owns gets an empty list.
 
+``sqlml_treeshap`` (ML.EXPLAIN_PREDICT of a tree model) reads the registry too: the engine
+registers a tree version's XGBoost JSON under its sha256 as it registers a graph.
+
 The registry is bounded: a graph stays while an engine that registered it is open and still
 holds it (each engine holds its last ``engines/duckdb.py`` MAX_SCORERS versions and releases
 them when it closes); an engine registers a version again before a query uses it.
@@ -230,7 +233,46 @@ def _outputs(
     return np.hstack(parts)
 
 
+TREESHAP = "sqlml_treeshap"
+
+
+def _treeshap(key: pa.Array, approx: pa.Array, which: pa.Array, *features: pa.Array) -> pa.Array:
+    """``sqlml_treeshap(key, approx, class, feature, ...) -> DOUBLE[]``: ML.EXPLAIN_PREDICT's
+    TreeSHAP (sqlml/ml/treeshap.py) of the XGBoost model whose JSON has sha256 ``key``, which
+    the engine registered as it registers a graph (functions/explain_trees.py), over one
+    vector of rows as its tree ensemble reads them."""
+    from sqlml.ml import treeshap
+
+    if not len(key):
+        return pa.array([], type=pa.list_(pa.float64()))
+    digest = key[0].as_py()
+    found = _MODELS.get(digest) if isinstance(digest, str) else None
+    if found is None:
+        raise _file(errors.UndefinedModel(f"no XGBoost model {digest!r} is loaded"))
+    x = np.empty((len(key), len(features)), dtype=np.float64)
+    for j, column in enumerate(features):  # (NULL: NaN, missing)
+        x[:, j] = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+    classes = np.nan_to_num(np.asarray(which.to_numpy(zero_copy_only=False), dtype=np.float64))
+    try:
+        flat = treeshap.explain(
+            digest, lambda: found[0], x, classes.astype(np.int64), bool(approx[0].as_py())
+        )
+    except errors.Error as e:
+        raise _file(e) from e
+    offsets = np.arange(0, flat.size + 1, flat.shape[1], dtype=np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat.reshape(-1)))
+
+
 def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
+    con.create_function(
+        TREESHAP,
+        _treeshap,
+        None,  # varargs: the key, approx, the class, then the features
+        "DOUBLE[]",
+        type="arrow",
+        null_handling="special",
+        side_effects=False,
+    )
     con.create_function(
         FUNCTION,
         _score,

@@ -96,21 +96,24 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.drop_m
 
 -- ML.EVALUATE: the stored evaluation metrics, or metrics on the rows of `query` (json, not
 -- jsonb: BigQuery ML's column order is kept).
--- `version`: a stored version (NULL: the serving one). (Older installs had no `version`: their
--- functions go, or a call with three arguments would match two.)
+-- `version`: a stored version (NULL: the serving one); `trial`: that trial of a version trained
+-- with hyperparameter tuning (NULL: the version's own). (Older installs had neither: their
+-- functions go, or a call with fewer arguments would match two.)
 DROP FUNCTION IF EXISTS sqlml.evaluate_json(text, text, double precision);
 DROP FUNCTION IF EXISTS sqlml.evaluate_json_plpy(text, text, double precision);
+DROP FUNCTION IF EXISTS sqlml.evaluate_json(text, text, double precision, integer);
+DROP FUNCTION IF EXISTS sqlml.evaluate_json_plpy(text, text, double precision, integer);
 
 CREATE OR REPLACE FUNCTION sqlml.evaluate_json_plpy(
-    model text, query text, threshold double precision, version integer
+    model text, query text, threshold double precision, version integer, trial integer
 ) RETURNS json
 LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@evaluate.py$sqlml$;
 
 CREATE OR REPLACE FUNCTION sqlml.evaluate_json(
     model text, query text DEFAULT NULL, threshold double precision DEFAULT NULL,
-    version integer DEFAULT NULL
+    version integer DEFAULT NULL, trial integer DEFAULT NULL
 ) RETURNS json
-LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.evaluate_json_plpy($1, $2, $3, $4)$sqlml$;
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.evaluate_json_plpy($1, $2, $3, $4, $5)$sqlml$;
 
 CREATE OR REPLACE FUNCTION sqlml.evaluate(
     model text, query text DEFAULT NULL, threshold double precision DEFAULT NULL
@@ -238,6 +241,19 @@ LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@upgrade_scoring_function
 
 CREATE OR REPLACE FUNCTION sqlml.score_batch(graph_sha256 text, VARIADIC features bytea[]) RETURNS double precision[]
 LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.score_batch_plpy($1, VARIADIC $2)$sqlml$;
+
+-- ML.EXPLAIN_PREDICT of a tree model: TreeSHAP (sqlml/ml/treeshap.py) of one chunk of rows by the
+-- XGBoost model whose JSON has sha256 booster_sha256 (sqlml.version_boosters, read with the
+-- caller's rights): each row's class index and each feature one array_send() bytea; returns the
+-- rows' values flattened output by output.
+CREATE OR REPLACE FUNCTION sqlml.explain_trees_plpy(booster_sha256 text, approx boolean,
+    classes bytea, VARIADIC features bytea[])
+RETURNS double precision[]
+LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@explain_trees.py$sqlml$;
+
+CREATE OR REPLACE FUNCTION sqlml.explain_trees(booster_sha256 text, approx boolean,
+    classes bytea, VARIADIC features bytea[]) RETURNS double precision[]
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.explain_trees_plpy($1, $2, $3, VARIADIC $4)$sqlml$;
 
 -- What the models are, with their scoring functions: SELECT * FROM sqlml.model_functions.
 -- The function is found by the name scoring_function_name gives (NULL: the model has none, as

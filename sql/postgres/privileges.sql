@@ -18,6 +18,8 @@ ALTER TABLE sqlml.model_settings OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.prediction_log OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.version_statistics OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.version_state OWNER TO CURRENT_USER;
+ALTER TABLE sqlml.version_trials OWNER TO CURRENT_USER;
+ALTER TABLE sqlml.version_boosters OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.schedule_runs OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.store_info OWNER TO CURRENT_USER;
 ALTER TABLE sqlml.python_modules OWNER TO CURRENT_USER;
@@ -125,6 +127,8 @@ ALTER TABLE sqlml.model_settings ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.prediction_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.version_statistics ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.version_state ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sqlml.version_trials ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sqlml.version_boosters ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.schedule_runs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sqlml.model_privileges ENABLE ROW LEVEL SECURITY;
 
@@ -151,6 +155,12 @@ CREATE POLICY sqlml_usage ON sqlml.version_statistics FOR SELECT TO PUBLIC
 USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
 
 CREATE POLICY sqlml_usage ON sqlml.version_state FOR SELECT TO PUBLIC
+USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
+
+CREATE POLICY sqlml_usage ON sqlml.version_trials FOR SELECT TO PUBLIC
+USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
+
+CREATE POLICY sqlml_usage ON sqlml.version_boosters FOR SELECT TO PUBLIC
 USING (sqlml.has_model_privilege(current_user, schema_name, model_name, 'USAGE'));
 
 CREATE POLICY sqlml_usage ON sqlml.schedule_runs FOR SELECT TO PUBLIC
@@ -182,11 +192,13 @@ $sqlml$;
 REVOKE ALL ON SCHEMA sqlml FROM PUBLIC;
 GRANT USAGE ON SCHEMA sqlml TO PUBLIC;
 REVOKE ALL ON sqlml.models, sqlml.versions, sqlml.deployments, sqlml.model_settings,
-    sqlml.prediction_log, sqlml.version_statistics, sqlml.version_state, sqlml.store_info,
+    sqlml.prediction_log, sqlml.version_statistics, sqlml.version_state, sqlml.version_trials,
+    sqlml.version_boosters, sqlml.store_info,
     sqlml.python_modules, sqlml.model_privileges, sqlml.model_functions, sqlml.schedule_runs
     FROM PUBLIC;
 GRANT SELECT ON sqlml.models, sqlml.versions, sqlml.deployments, sqlml.model_settings,
-    sqlml.prediction_log, sqlml.version_statistics, sqlml.version_state, sqlml.store_info,
+    sqlml.prediction_log, sqlml.version_statistics, sqlml.version_state, sqlml.version_trials,
+    sqlml.version_boosters, sqlml.store_info,
     sqlml.python_modules, sqlml.model_privileges, sqlml.model_functions, sqlml.schedule_runs
     TO PUBLIC;
 GRANT INSERT ON sqlml.prediction_log TO PUBLIC;

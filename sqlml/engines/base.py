@@ -44,9 +44,15 @@ class InServer(Protocol):
         ...
 
     def evaluate_in_server(
-        self, model: str, query: str | None, threshold: float | None, version: int | None = None
+        self,
+        model: str,
+        query: str | None,
+        threshold: float | None,
+        version: int | None = None,
+        trial: int | None = None,
     ) -> dict[str, float | None]:
-        """ML.EVALUATE of the serving version (or of ``version``) in the server."""
+        """ML.EVALUATE of the serving version (or of ``version``; of its trial ``trial``) in
+        the server."""
         ...
 
 

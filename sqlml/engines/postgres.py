@@ -254,10 +254,16 @@ class PostgresEngine:
         return Result(None, 0, "CREATE MODEL")
 
     def evaluate_in_server(
-        self, model: str, query: str | None, threshold: float | None, version: int | None = None
+        self,
+        model: str,
+        query: str | None,
+        threshold: float | None,
+        version: int | None = None,
+        trial: int | None = None,
     ) -> dict[str, float | None]:
         table = self.query_arrow(
-            "SELECT sqlml.evaluate_json(?, ?, ?, ?) AS metrics", [model, query, threshold, version]
+            "SELECT sqlml.evaluate_json(?, ?, ?, ?, ?) AS metrics",
+            [model, query, threshold, version, trial],
         )
         value = table.column(0)[0].as_py()
         return dict(json.loads(value) if isinstance(value, str) else value)

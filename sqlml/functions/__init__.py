@@ -114,6 +114,10 @@ class DataArgs:
     settings: Mapping[str, Any]
     version: ModelVersion | None = None
     statistics: Mapping[str, Any] | None = None
+    # the session's own statements (sqlml's SQL in the engine's dialect) as Arrow: what a
+    # function made of other ML functions reads them with (ML.REPORT)
+    query: Callable[[str], pa.Table] | None = None
+    dialect: str = "duckdb"  # the engine's (the statements ``query`` takes are in it)
 
 
 # an OVER_ROWS function rendered into the engine's SQL: (version, settings, the scored rows or
@@ -136,6 +140,13 @@ class Function:
     make: Callable[[CallArgs], MLCall] | None = None
     # OVER_ROWS rendered around ML.PREDICT (the call is an OverRows)
     render: Render | None = None
+    # OVER_ROWS rendered: what ``render`` needs from the store or the engine, got first with the
+    # engine path's session (engine.Session): settings added to the call's (None: nothing). A
+    # call prepared so is rendered anew for each run, never kept: what it registered with the
+    # engine (ML.EXPLAIN_PREDICT: a tree model's XGBoost JSON) may be gone by the next run.
+    prepare: Callable[[Any, ModelVersion, Mapping[str, Any]], Mapping[str, Any] | None] | None = (
+        None
+    )
     # a positional argument besides the rows and the STRUCT (ML.ROC_CURVE's GENERATE_ARRAY):
     # the node -> (setting name, value); None: the function takes none
     argument: Callable[[exp.Expr], tuple[str, Any]] | None = None
@@ -189,6 +200,18 @@ def not_supported(name: str, model_type: str) -> errors.Error:
     return errors.FeatureNotSupported(f"ML.{name} is not supported for model type {model_type}")
 
 
+def _trial_id(value: int) -> None:
+    if value < 1:
+        raise errors.InvalidParameterValue(
+            f"trial_id must be 1 or more, not {value}", hint="ML.TRIAL_INFO lists the trials"
+        )
+
+
+# BigQuery's STRUCT(n AS trial_id): the functions that take it score with that trial of a model
+# trained with hyperparameter tuning (the grammar moves it into the model's name: ModelRef.trial)
+TRIAL_ID = Field("trial_id", "INT64", _trial_id)
+
+
 def check_field(function: Function, name: str, value: Any) -> Any:
     """``value`` if it is of the field's declared type (an integer passes as FLOAT64, as a
     number), else 22023."""
@@ -239,13 +262,17 @@ _BUILT_INS = (
     "transform",
     "detect_anomalies",
     "explain_predict",
+    "global_explain",
+    "advanced_weights",
     "reconstruction_loss",
     "versions",
+    "trial_info",
     "deployments",
     "compare",
     "prediction_log",
     "monitoring",
     "schedules",
+    "report",
 )
 for _module in _BUILT_INS:
     importlib.import_module(f"sqlml.functions.{_module}")

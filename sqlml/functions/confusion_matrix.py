@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from sqlml.functions import OPTIONAL, OVER_ROWS, Field, Function, Scored, register
+from sqlml.functions import OPTIONAL, OVER_ROWS, TRIAL_ID, Field, Function, Scored, register
 from sqlml.functions.classification import (
     ROWS,
     aliased,
@@ -93,8 +93,7 @@ CONFUSION_MATRIX = register(
         table=True,
         rows=OPTIONAL,
         runs=OVER_ROWS,
-        fields=(Field("threshold", "FLOAT64", threshold),),
-        pending=("trial_id",),
+        fields=(Field("threshold", "FLOAT64", threshold), TRIAL_ID),
         render=_render,
     )
 )

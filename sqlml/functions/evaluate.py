@@ -9,7 +9,7 @@ confidence_level and trial_id are pending.
 
 from __future__ import annotations
 
-from sqlml.functions import OPTIONAL, OVER_ROWS, CallArgs, Field, Function, register
+from sqlml.functions import OPTIONAL, OVER_ROWS, TRIAL_ID, CallArgs, Field, Function, register
 from sqlml.functions.predict import threshold
 from sqlml.grammar.statements import Evaluate, MLCall
 
@@ -26,8 +26,8 @@ EVALUATE = register(
         table=True,
         rows=OPTIONAL,
         runs=OVER_ROWS,
-        fields=(Field("threshold", "FLOAT64", threshold),),
-        pending=("perform_aggregation", "horizon", "confidence_level", "trial_id"),
+        fields=(Field("threshold", "FLOAT64", threshold), TRIAL_ID),
+        pending=("perform_aggregation", "horizon", "confidence_level"),
         make=make,
     )
 )

@@ -1,6 +1,8 @@
 """ML.EXPLAIN_PREDICT(MODEL m, {(query) | TABLE t} [, STRUCT(k AS top_k_features, t AS
-threshold)]): ML.PREDICT with each row's feature attributions, for linear_reg and logistic_reg
-(docs/design/explanations.md has BigQuery's pages and what they leave open).
+threshold, b AS approx_feature_contrib)]): ML.PREDICT with each row's feature attributions, for
+linear_reg and logistic_reg here, and for the tree models by TreeSHAP in explain_trees.py, which
+shares this module's columns (``finish``) (docs/design/explanations.md has BigQuery's pages and
+what they leave open).
 
 BigQuery's method for linear models (its Explainable AI overview): a feature's attribution is
 "model weight * feature value", the feature standardized and the weight trained on the
@@ -30,15 +32,17 @@ jsonb array, as every ARRAY<STRUCT> there), ``baseline_prediction_value``, ``pre
 ``approximation_error``, then the input's columns. Computed in the engine's query around
 ML.PREDICT's, as compiled scoring is: the rows never leave the engine.
 
-Not yet (0A000): other model types (tree SHAP, integrated gradients), TRANSFORM outputs and
-other encodings than the automatic numeric and one-hot ones, models that cannot be compiled to
-SQL, and the fields ``approx_feature_contrib``, ``integrated_gradients_num_steps``.
+Not yet (0A000): other model types (integrated gradients); for linear models, TRANSFORM outputs
+and other encodings than the automatic numeric and one-hot ones, models that cannot be compiled
+to SQL, and ``approx_feature_contrib`` (their attributions are exact); the field
+``integrated_gradients_num_steps``.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlglot
@@ -59,12 +63,16 @@ from sqlml.functions.graph_outputs import ROWS, fenced, rows_with
 from sqlml.functions.predict import threshold
 from sqlml.functions.weights import Array, weights
 from sqlml.ml.predict_sql import double, label_literal, struct
+from sqlml.ml.trees import BOOSTED, FORESTS
 
 if TYPE_CHECKING:
     from sqlml.store import ModelVersion
 
 NAME = "EXPLAIN_PREDICT"
-MODEL_TYPES = ("linear_reg", "logistic_reg")
+LINEAR_TYPES = ("linear_reg", "logistic_reg")
+TREE_TYPES = (*BOOSTED, *FORESTS)  # (functions/explain_trees.py)
+MODEL_TYPES = (*LINEAR_TYPES, *TREE_TYPES)
+APPROX = "approx_feature_contrib"
 ENCODINGS = ("numeric", "one_hot", "multi_hot")  # automatic preprocessing's
 DEFAULT_TOP_K = 5
 # the columns it adds to ML.PREDICT's label (an input column of one of these names is 42701)
@@ -84,11 +92,19 @@ def top_k_features(value: Any) -> None:
         raise errors.InvalidParameterValue(f"top_k_features must be at least 1, not {value!r}")
 
 
+def _prepare(session: Any, version: ModelVersion, settings: Mapping[str, Any]) -> Any:
+    if version.model_type not in TREE_TYPES:
+        return None
+    from sqlml.functions import explain_trees
+
+    return explain_trees.prepare(session, version, settings)
+
+
 def _checked(version: ModelVersion) -> list[layout.Feature]:
     if version.model_type not in MODEL_TYPES:
         raise errors.FeatureNotSupported(
             f"ML.{NAME} is not supported for model type {version.model_type}",
-            hint="sqlml explains linear_reg and logistic_reg models so far",
+            hint="sqlml explains linear_reg, logistic_reg and tree models so far",
         )
     features = layout.features(version)
     for info, feature in zip(version.feature_info, features, strict=True):
@@ -204,16 +220,18 @@ def _top(names: Sequence[str], values: Sequence[exp.Expr], k: int, dialect: str)
     return template
 
 
-def _render(
-    version: ModelVersion, settings: Mapping[str, Any], scored: Scored | None, dialect: str
-) -> exp.Expr:
-    features = _checked(version)
+def predicted_rows(
+    version: ModelVersion,
+    settings: Mapping[str, Any],
+    scored: Scored | None,
+    tap: str,
+    dialect: str,
+) -> tuple[exp.Subquery, list[exp.Column], list[str], str]:
+    """ML.PREDICT's rows (its inputs pass through), with the graph output ``tap`` over them:
+    (the subquery aliased ROWS, the tap's columns, the rows' column names, the predicted
+    label's); an input column with an output column's name is 42701."""
     assert scored is not None  # rows are REQUIRED
-    matrix, bias = weights(version, standardize=False)
-    if matrix.shape[0] != sum(f.width for f in features):
-        raise errors.CorruptedModel(f"the linear layer of model {version.ref} has another width")
     outputs = scoring.output_names(version)
-    predicted_name = outputs[0]
     given = {n.lower() for n in scored.names}
     for name in OUTPUTS:
         if name in given:
@@ -221,14 +239,34 @@ def _render(
                 f'the input of ML.{NAME} has a column "{name}", the name of an output column',
                 hint="rename or leave out that input column",
             )
-    # ML.PREDICT's rows, then the linear layer's features over them (its inputs pass through)
     predicted = scored.subquery(settings.get("threshold"))
     names = [*scored.names, *outputs]
     over = Scored(names, scored.subquery, predicted)
-    rows, tapped = rows_with(version, over, (scoring.LINEAR_FEATURES,), dialect)
-    logits, attributions, baselines = _attributions(
-        features, matrix, bias, tapped[scoring.LINEAR_FEATURES]
+    rows, tapped = rows_with(version, over, (tap,), dialect)
+    return rows, tapped[tap], names, outputs[0]
+
+
+def _render(
+    version: ModelVersion, settings: Mapping[str, Any], scored: Scored | None, dialect: str
+) -> exp.Expr:
+    if version.model_type in TREE_TYPES:
+        from sqlml.functions import explain_trees  # (which builds on this module)
+
+        return explain_trees.render(version, settings, scored, dialect)
+    features = _checked(version)
+    if settings.get(APPROX):
+        raise errors.FeatureNotSupported(
+            f"approx_feature_contrib applies to tree models, not to {version.model_type}",
+            hint="leave it out: linear models' attributions are exact",
+        )
+    matrix, bias = weights(version, standardize=False)
+    if matrix.shape[0] != sum(f.width for f in features):
+        raise errors.CorruptedModel(f"the linear layer of model {version.ref} has another width")
+    assert scored is not None
+    rows, tapped, names, predicted_name = predicted_rows(
+        version, settings, scored, scoring.LINEAR_FEATURES, dialect
     )
+    logits, attributions, baselines = _attributions(features, matrix, bias, tapped)
     label = exp.column(predicted_name, table=ROWS, quoted=True)
     classes: list[exp.Expr] = []
     if version.model_type == "logistic_reg":
@@ -257,16 +295,50 @@ def _render(
         base = _per_class(label, classes, [double(b) for b in baselines])
         chosen = [_per_class(label, classes, [c[i] for c in each]) for i in range(width)]
         probability = _per_class(label, classes, [_softmax(k, logits) for k in range(len(logits))])
+    k = int(settings.get("top_k_features") or DEFAULT_TOP_K)
+    values = Explained(z, base, chosen, probability, double(0.0))
+    feature_names = [f.name for f in features]
+    return finish(rows, names, scored.names, predicted_name, feature_names, values, k, dialect)
+
+
+@dataclass(frozen=True)
+class Explained:
+    """One row's explanation as expressions over the ROWS subquery: the predicted class's
+    value, its baseline, each feature's attribution, its probability (None: a regressor) and
+    the approximation error."""
+
+    value: exp.Expr
+    baseline: exp.Expr
+    attributions: Sequence[exp.Expr]
+    probability: exp.Expr | None
+    error: exp.Expr
+
+
+def finish(
+    rows: exp.Subquery,
+    names: Sequence[str],
+    inputs: Sequence[str],
+    predicted_name: str,
+    features: Sequence[str],
+    values: Explained,
+    k: int,
+    dialect: str = "duckdb",
+) -> exp.Expr:
+    """ML.EXPLAIN_PREDICT's columns over ``rows`` (aliased ROWS, with the columns ``names``):
+    one level computes ``values`` once per row, the next picks the top ``k`` attributions and
+    writes the columns in BigQuery's order, the ``inputs`` last (shared by the linear and the
+    tree models, functions/explain_trees.py)."""
     hidden = (f"{PREFIX}{n}" for n in itertools.count())
-    z_name, base_name = next(hidden), next(hidden)
-    a_names = [next(hidden) for _ in chosen]
+    z_name, base_name, error_name = next(hidden), next(hidden), next(hidden)
+    a_names = [next(hidden) for _ in values.attributions]
     level: list[exp.Expr] = [exp.column(n, table=ROWS, quoted=True) for n in names]
-    level.append(exp.alias_(exp.cast(z, "DOUBLE"), z_name, quoted=True))
-    level.append(exp.alias_(exp.cast(base, "DOUBLE"), base_name, quoted=True))
-    for value, name in zip(chosen, a_names, strict=True):
+    level.append(exp.alias_(exp.cast(values.value, "DOUBLE"), z_name, quoted=True))
+    level.append(exp.alias_(exp.cast(values.baseline, "DOUBLE"), base_name, quoted=True))
+    level.append(exp.alias_(exp.cast(values.error, "DOUBLE"), error_name, quoted=True))
+    for value, name in zip(values.attributions, a_names, strict=True):
         level.append(exp.alias_(exp.cast(value, "DOUBLE"), name, quoted=True))
-    if probability is not None:
-        level.append(exp.alias_(exp.cast(probability, "DOUBLE"), f"{PREFIX}p", quoted=True))
+    if values.probability is not None:
+        level.append(exp.alias_(exp.cast(values.probability, "DOUBLE"), f"{PREFIX}p", quoted=True))
     inner = exp.Subquery(
         this=fenced(exp.select(*level).from_(rows), dialect),
         alias=exp.TableAlias(this=exp.to_identifier(EXPLAINED, quoted=True)),
@@ -275,17 +347,16 @@ def _render(
     def at(name: str) -> exp.Column:
         return exp.column(name, table=EXPLAINED, quoted=True)
 
-    k = int(settings.get("top_k_features") or DEFAULT_TOP_K)
-    top = _top([f.name for f in features], [at(n) for n in a_names], k, dialect)
+    top = _top(features, [at(n) for n in a_names], k, dialect)
     columns: list[exp.Expr] = [exp.alias_(at(predicted_name), predicted_name, quoted=True)]
-    if probability is not None:
+    if values.probability is not None:
         columns.append(exp.alias_(at(f"{PREFIX}p"), "probability", quoted=True))
     columns += [
         exp.alias_(top, "top_feature_attributions", quoted=True),
         exp.alias_(at(base_name), "baseline_prediction_value", quoted=True),
         exp.alias_(at(z_name), "prediction_value", quoted=True),
-        exp.alias_(exp.cast(double(0.0), "DOUBLE"), "approximation_error", quoted=True),
-        *(at(n) for n in scored.names),
+        exp.alias_(at(error_name), "approximation_error", quoted=True),
+        *(at(n) for n in inputs),
     ]
     return exp.select(*columns).from_(inner).subquery()
 
@@ -299,8 +370,10 @@ EXPLAIN_PREDICT = register(
         fields=(
             Field("top_k_features", "INT64", top_k_features),
             Field("threshold", "FLOAT64", threshold),
+            Field(APPROX, "BOOL"),
         ),
-        pending=("approx_feature_contrib", "integrated_gradients_num_steps", "max_output_tokens"),
+        pending=("integrated_gradients_num_steps", "max_output_tokens"),
         render=_render,
+        prepare=_prepare,
     )
 )

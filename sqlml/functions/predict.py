@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlml import errors
-from sqlml.functions import RENDERED, REQUIRED, CallArgs, Field, Function, register
+from sqlml.functions import RENDERED, REQUIRED, TRIAL_ID, CallArgs, Field, Function, register
 from sqlml.grammar.statements import MLCall, Predict
 
 
@@ -32,8 +32,8 @@ PREDICT = register(
         table=True,
         rows=REQUIRED,
         runs=RENDERED,
-        fields=(Field("threshold", "FLOAT64", threshold), Field("scoring", "STRING")),
-        pending=("keep_original_columns", "trial_id"),
+        fields=(Field("threshold", "FLOAT64", threshold), Field("scoring", "STRING"), TRIAL_ID),
+        pending=("keep_original_columns",),
         make=_make,
     )
 )

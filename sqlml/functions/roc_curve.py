@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from sqlml import errors
-from sqlml.functions import OPTIONAL, OVER_ROWS, Function, Scored, register
+from sqlml.functions import OPTIONAL, OVER_ROWS, TRIAL_ID, Function, Scored, register
 from sqlml.functions.classification import (
     ROWS,
     aliased,
@@ -231,7 +231,7 @@ ROC_CURVE = register(
         table=True,
         rows=OPTIONAL,
         runs=OVER_ROWS,
-        pending=("trial_id",),
+        fields=(TRIAL_ID,),
         render=_render,
         argument=thresholds,
     )

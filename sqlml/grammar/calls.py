@@ -11,6 +11,8 @@ order the calls appear in the text; :func:`sqlml.grammar.render.render` fills th
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
@@ -113,9 +115,12 @@ def _arguments(node: exp.Expr, entry: functions.Function, flavour: Dialect) -> f
         taken = (source, struct)
         others = [a for a in rest if a is not None and not any(a is t for t in taken)]
         settings.update(entry.arguments(others))
-    return functions.CallArgs(
-        entry.name, model_ref(model), _input(source, flavour), settings, qualifier
-    )
+    ref = model_ref(model)
+    if "trial_id" in settings:  # (a trial's own graph: the model store loads it, store.py)
+        trial = settings.pop("trial_id")
+        assert isinstance(trial, int)  # (the field's type: functions.check_field)
+        ref = replace(ref, trial=trial)
+    return functions.CallArgs(entry.name, ref, _input(source, flavour), settings, qualifier)
 
 
 def _over_data(node: exp.Expr, entry: functions.Function, flavour: Dialect) -> OverData:

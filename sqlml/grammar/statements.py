@@ -29,6 +29,9 @@ class ModelRef:
     catalog: str | None = field(default=None, compare=False)
     # ``MODEL m VERSION n``: that stored version, not the one that serves (None: the serving one)
     version: int | None = field(default=None, metadata={"omit_empty": True})
+    # ``STRUCT(n AS trial_id)`` of an ML function: that trial of a model trained with
+    # hyperparameter tuning (ml/tuning.py), not its optimal one
+    trial: int | None = field(default=None, metadata={"omit_empty": True})
 
     def __str__(self) -> str:
         return f"{self.schema}.{self.name}" if self.schema else self.name

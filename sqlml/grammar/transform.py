@@ -20,7 +20,18 @@ from sqlglot import exp
 from sqlml import errors
 from sqlml.grammar import nodes
 from sqlml.grammar.values import field_value, to_value
-from sqlml.ml.spec import BinOp, Call, Col, Expr, Lit, Neg, OptionValue, TransformItem
+from sqlml.ml.spec import (
+    BinOp,
+    Call,
+    Col,
+    Expr,
+    HparamCandidates,
+    HparamRange,
+    Lit,
+    Neg,
+    OptionValue,
+    TransformItem,
+)
 
 _BINARY: dict[type[exp.Expr], str] = {
     exp.Add: "+",
@@ -483,8 +494,8 @@ def _literal(node: exp.Expr) -> Expr:
     if isinstance(node, exp.Literal) and node.is_string:
         return Lit(str(node.this))
     value = to_value(node, "a TRANSFORM literal")
-    if isinstance(value, tuple):
-        raise _unsupported(node, "arrays")
+    if isinstance(value, tuple | HparamRange | HparamCandidates):
+        raise _unsupported(node, "arrays" if isinstance(value, tuple) else "search spaces")
     return Lit(value)
 
 

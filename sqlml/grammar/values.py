@@ -11,7 +11,9 @@ from sqlglot import exp
 from sqlml import errors
 from sqlml.grammar import nodes
 from sqlml.grammar.statements import ModelRef
-from sqlml.ml.spec import OptionValue
+from sqlml.ml.spec import HparamCandidates, HparamRange, OptionValue
+
+HPARAM_FUNCTIONS = ("HPARAM_RANGE", "HPARAM_CANDIDATES")
 
 
 def fold(ident: exp.Expr | None) -> str | None:
@@ -66,10 +68,40 @@ def to_value(node: exp.Expr, what: str) -> OptionValue:
         return tuple(to_value(item, what) for item in node.expressions)
     if isinstance(node, exp.Struct):
         return tuple(to_value(field_value(item), what) for item in node.expressions)
+    if isinstance(node, exp.Anonymous) and str(node.this).upper() in HPARAM_FUNCTIONS:
+        return _search_space(node, what)
     raise errors.InvalidParameterValue(
         f"{what} must be a literal value, not {nodes.text_of(node)}",
         position=nodes.start_of(node),
     )
+
+
+def _search_space(node: exp.Anonymous, what: str) -> HparamRange | HparamCandidates:
+    """``HPARAM_RANGE(min, max)`` or ``HPARAM_CANDIDATES([v, ...])`` (BigQuery's hyperparameter
+    tuning; which options take one, and their valid ranges, is ml/tuning.py's to check)."""
+    function = str(node.this).upper()
+    args = [to_value(arg, what) for arg in node.expressions]
+    if function == "HPARAM_RANGE":
+        numbers = [a for a in args if isinstance(a, int | float) and not isinstance(a, bool)]
+        if len(args) != 2 or len(numbers) != 2:
+            raise errors.InvalidParameterValue(
+                f"{what}: HPARAM_RANGE takes two numbers, the search space's minimum and maximum",
+                position=nodes.start_of(node),
+            )
+        low, high = float(numbers[0]), float(numbers[1])
+        if low > high:
+            raise errors.InvalidParameterValue(
+                f"{what}: HPARAM_RANGE({low:g}, {high:g}) has its minimum above its maximum",
+                position=nodes.start_of(node),
+            )
+        return HparamRange(low, high)
+    if len(args) != 1 or not isinstance(args[0], tuple) or not args[0]:
+        raise errors.InvalidParameterValue(
+            f"{what}: HPARAM_CANDIDATES takes one non-empty array of values, e.g."
+            " HPARAM_CANDIDATES(['ADAM', 'SGD'])",
+            position=nodes.start_of(node),
+        )
+    return HparamCandidates(args[0])
 
 
 def field_value(item: exp.Expr) -> exp.Expr:

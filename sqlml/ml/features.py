@@ -39,6 +39,9 @@ if TYPE_CHECKING:  # onnx (0.8 s to import) only where a graph is built or read
 
 NULL_CATEGORY = strings.NULL  # what a NULL string or boolean becomes at the graph's input
 ONE_HOT, LABEL = "one_hot", "label"  # how categorical columns are encoded
+# linear models' CATEGORY_ENCODING_METHOD = 'DUMMY_ENCODING': one-hot without the most frequent
+# category (BigQuery's automatic preprocessing page), which then encodes as all zeros
+DUMMY = "dummy"
 NUMERIC_INPUTS = ("numeric", "timestamp")  # kinds whose graph input is a DOUBLE (temporal.py)
 
 Array = np.ndarray[Any, Any]
@@ -155,6 +158,8 @@ class OneHot:
     name: str
     categories: tuple[Any, ...]  # strings, or floats for bucket indexes (NaN = NULL)
     numeric: bool = False
+    # dummy encoding: the category left out of ``categories`` (at most one), seen in training
+    dropped: tuple[Any, ...] = ()
 
     def numpy(self, x: Array, out: Array | None = None) -> Array:
         out = np.zeros((len(x), len(self.categories))) if out is None else out
@@ -185,13 +190,14 @@ class OneHot:
         return len(self.categories)
 
     def info(self) -> dict[str, Any]:
-        shown = [
-            None
-            if (c == NULL_CATEGORY or (self.numeric and np.isnan(c)))
-            else (f"bin_{int(c)}" if self.numeric else c)
-            for c in self.categories
-        ]
-        return {"column": self.name, "encoding": "one_hot", "categories": shown}
+        shown = [self._shown(c) for c in self.categories]
+        info = {"column": self.name, "encoding": "one_hot", "categories": shown}
+        return {**info, "dropped": [self._shown(c) for c in self.dropped]} if self.dropped else info
+
+    def _shown(self, c: Any) -> Any:
+        if c == NULL_CATEGORY or (self.numeric and np.isnan(c)):
+            return None
+        return f"bin_{int(c)}" if self.numeric else c
 
 
 @dataclass(frozen=True)
@@ -255,11 +261,36 @@ def fit_numeric(name: str, x: Array, standardize: bool) -> NumericAuto:
 def fit_categorical(
     name: str, x: Array, numeric: bool = False, encoding: str = ONE_HOT
 ) -> OneHot | Label:
+    if encoding == DUMMY:
+        return _dummy(name, x, numeric)
     encoder = OneHot if encoding == ONE_HOT else Label
     if numeric:
         values = np.unique(x.astype(np.float64))  # NaN sorts last and np.unique keeps one
         return encoder(name, tuple(float(v) for v in values), numeric=True)
     return encoder(name, tuple(sorted(set(x.tolist()))))
+
+
+def _dummy(name: str, x: Array, numeric: bool) -> OneHot:
+    """Dummy encoding: one-hot over the categories seen but the most frequent one (BigQuery
+    drops "the category with the most occurrences"; of tied ones a random one, sqlml the first
+    in sorted order, so the same rows give the same model)."""
+    if numeric:
+        floats = x.astype(np.float64)
+        nulls = int(np.isnan(floats).sum())
+        values, counts = np.unique(floats[~np.isnan(floats)], return_counts=True)
+        categories = [float(v) for v in values] + ([float("nan")] if nulls else [])
+        tally = [int(c) for c in counts] + ([nulls] if nulls else [])
+    else:
+        found: dict[Any, int] = {}
+        for value in x.tolist():
+            found[value] = found.get(value, 0) + 1
+        categories = sorted(found)
+        tally = [found[c] for c in categories]
+    if not categories:
+        return OneHot(name, (), numeric)
+    most = max(range(len(categories)), key=lambda i: (tally[i], -i))
+    kept = tuple(c for i, c in enumerate(categories) if i != most)
+    return OneHot(name, kept, numeric, dropped=(categories[most],))
 
 
 Encoder = NumericAuto | OneHot | Label
@@ -694,8 +725,9 @@ def fit(
     expand_timestamps: bool = False,
 ) -> Preprocessor:
     """Fits TRANSFORM (if any) and automatic preprocessing on the training rows ``raw``;
-    categorical columns are encoded one-hot or as labels (``encoding``); TIMESTAMP columns
-    expand into their components when ``expand_timestamps`` (linear and logistic regression)."""
+    categorical columns are encoded one-hot, dummy (one-hot less the most frequent) or as
+    labels (``encoding``); TIMESTAMP columns expand into their components when
+    ``expand_timestamps`` (linear and logistic regression)."""
     pre = Preprocessor(list(inputs), expand=expand_timestamps)
     kinds = {c.name: c.kind for c in inputs}
     if transform:

@@ -88,6 +88,9 @@ class ModelType:
     # what training records beside the fit, from the fitted estimator and the preprocessed
     # training rows (k-means: what ML.DETECT_ANOMALIES needs, anomaly.py); None: nothing
     record: Callable[[Any, Array], dict[str, Any]] | None = None
+    # what a version keeps beside its graph, from the fitted estimator (tree models: XGBoost's
+    # JSON, for ML.EXPLAIN_PREDICT's TreeSHAP; store.py); None: nothing
+    kept: Callable[[Any], bytes] | None = None
     # TIMESTAMP columns expand into BigQuery's components (sqlml.ml.temporal): linear models only
     expand_timestamps: bool = False
 
@@ -111,7 +114,7 @@ def register(model_type: ModelType) -> None:
 def _builtins() -> None:
     """The model types defined in their own modules register themselves on import (trees.py
     imports this module, so it cannot be imported from here at load time)."""
-    from sqlml.ml import autoencoder, dnn, imported, pca, trees  # noqa: F401
+    from sqlml.ml import autoencoder, automl, dnn, imported, pca, trees  # noqa: F401
 
 
 def unregister(name: str) -> None:
@@ -168,6 +171,24 @@ LINEAR = (
     Option("learn_rate", "float", 0.1, check=positive, requirement="a number > 0"),
     Option("ls_init_learn_rate", "float", 0.1, check=positive, requirement="a number > 0"),
 )
+
+# what training computes besides the weights (ml/global_explain.py): ML.ADVANCED_WEIGHTS'
+# standard errors and p-values (with dummy encoding), ML.GLOBAL_EXPLAIN's attributions
+EXPLAINED_LINEAR = (
+    Option("calculate_p_values", "bool", False),
+    Option(
+        "category_encoding_method",
+        "str",
+        "ONE_HOT_ENCODING",
+        choices=("ONE_HOT_ENCODING", "DUMMY_ENCODING"),
+    ),
+    Option("enable_global_explain", "bool", False),
+)
+
+
+def _linear_encoding(opts: dict[str, Any]) -> str:
+    return "dummy" if opts.get("category_encoding_method") == "DUMMY_ENCODING" else "one_hot"
+
 
 CLASS_WEIGHTS = (
     Option("auto_class_weights", "bool", False),
@@ -356,10 +377,7 @@ WARMABLE = tuple(p for p in PENDING_COMMON if p != "warm_start")
 WARM = (Option("warm_start", "bool", False),)
 PENDING_LINEAR = (
     *WARMABLE,
-    "calculate_p_values",
     "fit_intercept",
-    "category_encoding_method",
-    "enable_global_explain",
     "data_split_test_fraction",
 )
 
@@ -367,10 +385,11 @@ register(
     ModelType(
         "linear_reg",
         REGRESSOR,
-        COMMON + SUPERVISED + LINEAR + WARM,
+        COMMON + SUPERVISED + LINEAR + EXPLAINED_LINEAR + WARM,
         _linear_reg,
         _always,
         PENDING_LINEAR,
+        encoding=_linear_encoding,
         expand_timestamps=True,
     )
 )
@@ -378,10 +397,11 @@ register(
     ModelType(
         "logistic_reg",
         CLASSIFIER,
-        COMMON + SUPERVISED + LINEAR + CLASS_WEIGHTS + WARM,
+        COMMON + SUPERVISED + LINEAR + EXPLAINED_LINEAR + CLASS_WEIGHTS + WARM,
         _logistic_reg,
         _always,
         PENDING_LINEAR,
+        encoding=_linear_encoding,
         expand_timestamps=True,
     )
 )

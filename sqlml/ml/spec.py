@@ -10,9 +10,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# An OPTIONS value: a literal, an array (tuple) of values, or a STRUCT (tuple of its field values,
-# in order). NULL is None.
-OptionValue = str | int | float | bool | None | tuple["OptionValue", ...]
+
+@dataclass(frozen=True)
+class HparamRange:
+    """``HPARAM_RANGE(min, max)``: a hyperparameter's continuous search space (ml/tuning.py)."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class HparamCandidates:
+    """``HPARAM_CANDIDATES([a, b, ...])``: a hyperparameter's discrete search space."""
+
+    values: tuple[OptionValue, ...]
+
+
+# An OPTIONS value: a literal, an array (tuple) of values, a STRUCT (tuple of its field values,
+# in order), or a hyperparameter's search space. NULL is None.
+OptionValue = (
+    str | int | float | bool | None | tuple["OptionValue", ...] | HparamRange | HparamCandidates
+)
 
 
 # -- TRANSFORM: a tiny typed expression language, so the ML core needs no sqlglot -----------

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,16 @@ import pyarrow.compute as pc
 from sqlml import errors
 
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
+
+
+def label_column(options: Mapping[str, Any], table: pa.Table) -> str | None:
+    """The label column as training will find it (INPUT_LABEL_COLS, else ``label``), matched
+    case-insensitively; None when the table has none."""
+    given = options.get("input_label_cols")
+    if isinstance(given, tuple | list) and given and isinstance(given[0], str):
+        given = given[0]
+    wanted = given if isinstance(given, str) else "label"
+    return next((n for n in table.column_names if n.lower() == wanted.lower()), None)
 
 
 def eval_mask(method: str, fraction: float, column: pa.ChunkedArray | None, n: int) -> Mask | None:

@@ -35,6 +35,7 @@ from sqlml.ml import (
     estimator_onnx,
     features,
     fingerprint,
+    global_explain,
     incremental,
     incremental_more,
     kinds,
@@ -53,6 +54,7 @@ from sqlml.ml.score import Scorer
 from sqlml.ml.spec import Col, OptionValue, TransformItem
 
 if TYPE_CHECKING:
+    from sqlml.ml import tuning
     from sqlml.ml.streamed import Streamed
     from sqlml.store import ModelVersion
 
@@ -89,6 +91,12 @@ class TrainResult:
     # incremental = TRUE: every row so far (ml/incremental.py)
     state: incremental.State | incremental.Curve | incremental_more.More | None = None
     watermark: dict[str, Any] | None = None  # and where its watermark stands (sqlml/retrain.py)
+    # num_trials: every trial of the hyperparameter tuning, the optimal one's being this result
+    # (ml/tuning.py)
+    trials: tuple[tuning.Trial, ...] | None = None
+    # tree models: the XGBoost model as its JSON, what TreeSHAP needs beside the graph
+    # (models.ModelType.kept; the store keeps it in sqlml.version_boosters)
+    booster: bytes | None = None
 
 
 @dataclass
@@ -120,6 +128,17 @@ def train(
     ``streamed``: what a training on more rows than fit in memory learned from them
     (ml/streamed.py); ``table`` then holds its evaluation sample."""
     say = progress or (lambda message: None)
+    from sqlml.ml import automl, tuning  # (their trials train through this function)
+
+    if automl.requested(options) or tuning.requested(options):
+        if previous is not None or warm is not None or streamed is not None:
+            raise errors.FeatureNotSupported(
+                "hyperparameter tuning (num_trials) of an incremental, warm-started or streamed"
+                " training is not supported yet"
+            )
+        if automl.requested(options):
+            return automl.search(options, table, transform, say, checkpoint)
+        return tuning.tune(options, table, transform, say, checkpoint)
     started = time.perf_counter()
     model_type = models.get(options.get("model_type"))
     opts = model_type.resolve_options(incremental.defaults(options))
@@ -307,6 +326,12 @@ def _fit(
         info.update(warm_started_from=warm.version, warm_start_weights=primed)
     if model_type.record is not None:
         info.update(model_type.record(estimator, x_train))
+    y_train = _y(data, train_rows)  # ML.GLOBAL_EXPLAIN's, ML.ADVANCED_WEIGHTS' (global_explain.py)
+    info.update(
+        global_explain.recorded(
+            model_type.name, opts, estimator, pre, x_train, y_train, x_check, data.classes
+        )
+    )
     clock.lap("fit_seconds")
     checkpoint()
     say(f"fitted in {data.timings['fit_seconds']:.2f}s; converting to ONNX")
@@ -331,7 +356,7 @@ def _fit(
         used = streamed.training_rows + evaluated
         info.update(training_rows=streamed.training_rows, evaluation_rows=evaluated)
         info.update(evaluation_sample=table.num_rows)
-    kept = _evaluation_kept(outputs, _y(data, check_rows))
+    kept = evaluation_kept(outputs, _y(data, check_rows))
     if kept is not None:
         info["evaluation"] = kept
     centroids = kind.centroids(estimator) if kind.centroids is not None else None
@@ -353,6 +378,7 @@ def _fit(
         data_hash=seen.digest,
         centroids=centroids,
         state=state,
+        booster=model_type.kept(estimator) if model_type.kept is not None else None,
     )
 
 
@@ -561,6 +587,12 @@ def evaluation_rows(options: Mapping[str, Any], table: pa.Table) -> pa.Table:
     """The rows a training on ``table`` evaluates on (its stored metrics' rows): the evaluation
     split of the rows that have a label, or all of them when there is no split. A gated deploy
     (sqlml/lifecycle.py) scores the serving version on exactly these rows."""
+    from sqlml.ml import automl, tuning
+
+    if automl.requested(options):  # (their metrics are on their test rows)
+        return automl.evaluation_rows(options, table)
+    if tuning.requested(options):
+        return tuning.evaluation_rows(options, table)
     model_type = models.get(options.get("model_type"))
     opts = model_type.resolve_options(incremental.defaults(options))
     label = _label_column(model_type, opts, table)
@@ -796,7 +828,7 @@ def _parity_check(
 EVALUATION_KEPT = 20_000  # binary classifiers keep this many evaluation rows' probabilities
 
 
-def _evaluation_kept(outputs: dict[str, Array], y: Array | None) -> dict[str, Any] | None:
+def evaluation_kept(outputs: dict[str, Array], y: Array | None) -> dict[str, Any] | None:
     """A binary classifier's evaluation rows as (label index, probability of the positive class):
     ML.EVALUATE(MODEL m, STRUCT(t AS threshold)) without rows recomputes the metrics at another
     cut from them, as BigQuery does. Kept up to EVALUATION_KEPT rows (AUTO_SPLIT evaluates on at

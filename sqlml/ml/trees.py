@@ -81,6 +81,9 @@ def _options(forest: bool) -> tuple[Option, ...]:
             choices=("LABEL_ENCODING", "ONE_HOT_ENCODING", "TARGET_ENCODING"),
         ),
         Option("instance_weight_col", "str"),
+        # ML.GLOBAL_EXPLAIN's attributions, computed at training (ml/global_explain.py)
+        Option("enable_global_explain", "bool", False),
+        Option("approx_global_feature_contrib", "bool", False),
     )
     if forest:
         early = tuple(o for o in COMMON if o.name != "max_iterations")
@@ -98,8 +101,6 @@ def _options(forest: bool) -> tuple[Option, ...]:
 PENDING = (
     *models.PENDING_COMMON,
     "xgboost_version",
-    "enable_global_explain",
-    "approx_global_feature_contrib",
     "data_split_test_fraction",
     "hparam_range",
     "hparam_candidates",
@@ -320,6 +321,12 @@ def _to_onnx(trees: Trees) -> tuple[Any, dict[str, str]]:
     return graph, names
 
 
+def _booster_json(trees: Trees) -> bytes:
+    """The fitted model in XGBoost's own stable JSON format (never pickle): the ONNX graph has
+    no node covers, which ML.EXPLAIN_PREDICT's TreeSHAP needs (functions/explain_trees.py)."""
+    return bytes(trees.booster.save_raw("json"))
+
+
 def _encoding(opts: dict[str, Any]) -> str:
     return "one_hot" if opts["category_encoding_method"] == "ONE_HOT_ENCODING" else "label"
 
@@ -342,5 +349,6 @@ for _name in (*BOOSTED, *FORESTS):
             encoding=_encoding,
             fit=_fit,
             to_onnx=_to_onnx,
+            kept=_booster_json,
         )
     )

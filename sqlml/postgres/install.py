@@ -54,6 +54,7 @@ DEPENDENCIES = {
     "pandas": "pandas",
     "sqlglot": "sqlglot",
     "xgboost": "xgboost-cpu",  # boosted trees and random forests (the CPU-only wheel)
+    "plotly": "plotly",  # ML.REPORT's charts, made in the server by sqlml.ml (report_page.py)
 }
 Echo = Callable[[str], None]
 

@@ -698,14 +698,19 @@ def drop_model(plpy: Any, model: str, if_exists: bool) -> bool:
 
 
 def evaluate_json(
-    plpy: Any, model: str, query: str | None, threshold: float | None, number: int | None = None
+    plpy: Any,
+    model: str,
+    query: str | None,
+    threshold: float | None,
+    number: int | None = None,
+    trial: int | None = None,
 ) -> str:
     """ML.EVALUATE's one row as a JSON object: stored metrics, or computed on the query's rows;
-    of the serving version, or of version ``number``."""
+    of the serving version, or of version ``number``; of its trial ``trial`` (ml/tuning.py)."""
     from sqlml.grammar.statements import Evaluate
 
     current = session(plpy)
-    version = current.store.load(parse_model(model), number)
+    version = current.store.load(dataclasses.replace(parse_model(model), trial=trial), number)
     call_ = Evaluate(version.ref, Query(query) if query else None, threshold)
     table = current.evaluate(version, call_)
     return json.dumps({k: v[0] for k, v in table.to_pydict().items()})

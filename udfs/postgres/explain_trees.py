@@ -1,0 +1,3 @@
+from sqlml.postgres import server, treeshap
+
+return server.call(plpy, treeshap.explain_batch, booster_sha256, approx, classes, features)
