@@ -306,21 +306,50 @@ def _tap_trees(model: Any) -> None:
     """Adds TREE_FEATURES to the outputs of ``model``: the input of its tree ensemble, before
     the casts that round it to float32 (XGBoost rounds them so itself, and SQL's rounding is
     long)."""
+    found = _tap_input(
+        model, TREE_FEATURES, lambda node, constants: node.op_type.startswith("TreeEnsemble")
+    )
+    if not found:
+        raise errors.CorruptedModel("the stored graph has no tree ensemble")
+
+
+def _tap_input(model: Any, name: str, wanted: Callable[[Any, set[str]], bool]) -> bool:
+    """Adds output ``name``: the input of the first node ``wanted`` picks (given the graph's
+    constants), before the casts in front of it; False when there is none."""
     import onnx
 
     graph = model.graph
+    constants = {init.name for init in graph.initializer}
     producer = {o: n for n in graph.node for o in n.output}
     for node in graph.node:
-        if node.op_type.startswith("TreeEnsemble"):
+        if wanted(node, constants):
             tensor = node.input[0]
             while tensor in producer and producer[tensor].op_type == "Cast":
                 tensor = producer[tensor].input[0]
-            graph.node.append(onnx.helper.make_node("Identity", [tensor], [TREE_FEATURES]))
+            graph.node.append(onnx.helper.make_node("Identity", [tensor], [name]))
             graph.output.append(
-                onnx.helper.make_tensor_value_info(TREE_FEATURES, onnx.TensorProto.DOUBLE, None)
+                onnx.helper.make_tensor_value_info(name, onnx.TensorProto.DOUBLE, None)
             )
-            return
-    raise errors.CorruptedModel("the stored graph has no tree ensemble")
+            return True
+    return False
+
+
+# A graph output graph_stages adds to a DNN's graph: the rows as its perceptron reads them
+# (numeric features imputed and standardized, categories one-hot; ML.EXPLAIN_PREDICT's integrated
+# gradients, sqlml/ml/integrated_gradients.py).
+DNN_FEATURES = f"{HIDDEN}dnn_features"
+
+
+def _tap_dnn(model: Any) -> None:
+    """Adds DNN_FEATURES to the outputs of ``model``: the input of its perceptron's first layer
+    (the first MatMul by a constant), before the casts skl2onnx puts in front of it."""
+    found = _tap_input(
+        model,
+        DNN_FEATURES,
+        lambda node, constants: node.op_type == "MatMul" and node.input[1] in constants,
+    )
+    if not found:
+        raise errors.CorruptedModel("the stored graph has no perceptron")
 
 
 def graph_stages(
@@ -343,6 +372,8 @@ def graph_stages(
             _tap_linear(model)
         if TREE_FEATURES in names:
             _tap_trees(model)
+        if DNN_FEATURES in names:
+            _tap_dnn(model)
         model = _only(model, names)
         try:
             outputs = compile_onnx(model, inputs, dialect=dialect)

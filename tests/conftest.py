@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import importlib
 import itertools
+import json
 import os
 import shutil
 import socket
@@ -214,6 +215,18 @@ class Noticing:
     def run(self, sql: str) -> list[tuple[Any, ...]]:
         cursor = self.con.execute(sql)
         return cursor.fetchall() if cursor.description is not None else []
+
+    def explained(self, sql: str) -> list[dict[str, Any]]:
+        """ML.EXPLAIN_PREDICT's rows as dicts, top_feature_attributions a list of dicts (on
+        PostgreSQL jsonb, which sqlml.connect gives as text)."""
+        cursor = self.con.execute(sql)
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+        for row in rows:
+            top = row["top_feature_attributions"]
+            if isinstance(top, str):
+                row["top_feature_attributions"] = json.loads(top)
+        return rows
 
 
 @contextlib.contextmanager

@@ -48,16 +48,6 @@ class Ex(Noticing):
             )
         return found
 
-    def explained(self, sql: str) -> list[dict[str, Any]]:
-        cursor = self.con.execute(sql)
-        names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-        for row in rows:
-            top = row["top_feature_attributions"]
-            if isinstance(top, str):
-                row["top_feature_attributions"] = json.loads(top)
-        return rows
-
 
 @pytest.fixture(scope="module", params=ENGINES)
 def ex(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ex]:

@@ -50,16 +50,6 @@ ROWS = "(SELECT i, x1, x2, CASE WHEN i = 5 THEN 'unseen' ELSE s END AS s FROM ex
 
 
 class Ex(Noticing):
-    def explained(self, sql: str) -> list[dict[str, Any]]:
-        cursor = self.con.execute(sql)
-        names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-        for row in rows:
-            top = row["top_feature_attributions"]
-            if isinstance(top, str):  # (PostgreSQL: jsonb as text)
-                row["top_feature_attributions"] = json.loads(top)
-        return rows
-
     def booster(self, model: str) -> Any:
         """The XGBoost model stored with the model's serving version."""
         (data,) = self.run(

@@ -6,8 +6,8 @@ confusion matrix and ROC area of ML.PREDICT's rows, scikit-learn's OLS on standa
 for the weights, and rows whose skew is known (the training rows themselves: 0; shifted ones:
 over the threshold).
 
-Screenshots of each kind of chart go to $SQLML_TEST_ARTIFACTS when set (CI keeps them), else to
-a temporary folder."""
+Screenshots of each kind of chart go to $SQLML_TEST_ARTIFACTS/report when set, else to
+test-artifacts/report in the checkout (ignored by git), where a CI run leaves them."""
 
 from __future__ import annotations
 
@@ -93,9 +93,12 @@ def report_of(con: Any, model: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def artifacts() -> Path:
+    """Where the screenshots are kept: $SQLML_TEST_ARTIFACTS/report, else test-artifacts/report
+    in the checkout (git ignores it), which a CI run leaves behind with the rest."""
     given = os.environ.get("SQLML_TEST_ARTIFACTS")
-    folder = Path(given) / "report" if given else tmp_path_factory.mktemp("report-artifacts")
+    root = Path(given) if given else Path(__file__).resolve().parent.parent / "test-artifacts"
+    folder = root / "report"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -24,6 +24,8 @@ the route owns gets an empty list.
 
 ``sqlml_treeshap`` (ML.EXPLAIN_PREDICT of a tree model) reads the registry too: the engine
 registers a tree version's XGBoost JSON under its sha256 as it registers a graph.
+``sqlml_integrated_gradients`` (ML.EXPLAIN_PREDICT of a DNN) reads a DNN's weights from its
+graph, registered as for runtime scoring.
 
 The registry is bounded: a graph stays while an engine that registered it is open and still
 holds it (each engine holds its last ``engines/duckdb.py`` MAX_SCORERS versions and releases
@@ -245,22 +247,53 @@ def _treeshap(key: pa.Array, approx: pa.Array, which: pa.Array, *features: pa.Ar
 
     if not len(key):
         return pa.array([], type=pa.list_(pa.float64()))
+    setting = bool(approx[0].as_py())
+    return _explained(key, which, features, "XGBoost model", treeshap.explain, setting)
+
+
+def _explained(
+    key: pa.Array,
+    which: pa.Array,
+    features: tuple[pa.Array, ...],
+    what: str,
+    explain: Callable[..., np.ndarray[Any, Any]],
+    setting: Any,
+) -> pa.Array:
+    """An explainer's rows of one vector as DOUBLE[] (treeshap.explain, integrated_gradients.
+    explain: (sha256, loader, features, classes, setting) -> one row of values per row), the
+    model found in the registry under ``key``'s sha256."""
     digest = key[0].as_py()
     found = _MODELS.get(digest) if isinstance(digest, str) else None
     if found is None:
-        raise _file(errors.UndefinedModel(f"no XGBoost model {digest!r} is loaded"))
+        raise _file(errors.UndefinedModel(f"no {what} {digest!r} is loaded"))
     x = np.empty((len(key), len(features)), dtype=np.float64)
     for j, column in enumerate(features):  # (NULL: NaN, missing)
         x[:, j] = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
     classes = np.nan_to_num(np.asarray(which.to_numpy(zero_copy_only=False), dtype=np.float64))
     try:
-        flat = treeshap.explain(
-            digest, lambda: found[0], x, classes.astype(np.int64), bool(approx[0].as_py())
-        )
+        flat = explain(digest, lambda: found[0], x, classes.astype(np.int64), setting)
     except errors.Error as e:
         raise _file(e) from e
     offsets = np.arange(0, flat.size + 1, flat.shape[1], dtype=np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat.reshape(-1)))
+
+
+INTEGRATED_GRADIENTS = "sqlml_integrated_gradients"
+
+
+def _integrated_gradients(
+    key: pa.Array, steps: pa.Array, which: pa.Array, *features: pa.Array
+) -> pa.Array:
+    """``sqlml_integrated_gradients(key, steps, class, feature, ...) -> DOUBLE[]``:
+    ML.EXPLAIN_PREDICT's integrated gradients (sqlml/ml/integrated_gradients.py) of the DNN whose
+    graph has sha256 ``key``, which the engine registered for runtime scoring
+    (functions/explain_dnn.py), over one vector of rows as its perceptron reads them."""
+    from sqlml.ml import integrated_gradients
+
+    if not len(key):
+        return pa.array([], type=pa.list_(pa.float64()))
+    setting = int(steps[0].as_py())
+    return _explained(key, which, features, "model graph", integrated_gradients.explain, setting)
 
 
 def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
@@ -268,6 +301,15 @@ def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
         TREESHAP,
         _treeshap,
         None,  # varargs: the key, approx, the class, then the features
+        "DOUBLE[]",
+        type="arrow",
+        null_handling="special",
+        side_effects=False,
+    )
+    con.create_function(
+        INTEGRATED_GRADIENTS,
+        _integrated_gradients,
+        None,  # varargs: the key, the steps, the class, then the features
         "DOUBLE[]",
         type="arrow",
         null_handling="special",

@@ -255,6 +255,19 @@ CREATE OR REPLACE FUNCTION sqlml.explain_trees(booster_sha256 text, approx boole
     classes bytea, VARIADIC features bytea[]) RETURNS double precision[]
 LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.explain_trees_plpy($1, $2, $3, VARIADIC $4)$sqlml$;
 
+-- ML.EXPLAIN_PREDICT's integrated gradients (sqlml/postgres/dnn_gradients.py) of the DNN whose
+-- graph has sha256 onnx_sha256 (sqlml.versions, read with the caller's rights): the number of
+-- steps, each row's class index and each feature one array_send() bytea; returns the rows'
+-- values flattened output by output.
+CREATE OR REPLACE FUNCTION sqlml.explain_dnn_plpy(onnx_sha256 text, steps integer,
+    classes bytea, VARIADIC features bytea[])
+RETURNS double precision[]
+LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS $sqlml$@explain_dnn.py$sqlml$;
+
+CREATE OR REPLACE FUNCTION sqlml.explain_dnn(onnx_sha256 text, steps integer,
+    classes bytea, VARIADIC features bytea[]) RETURNS double precision[]
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $sqlml$@reraise RETURN sqlml.explain_dnn_plpy($1, $2, $3, VARIADIC $4)$sqlml$;
+
 -- What the models are, with their scoring functions: SELECT * FROM sqlml.model_functions.
 -- The function is found by the name scoring_function_name gives (NULL: the model has none, as
 -- when it cannot be compiled to SQL or has more inputs than a function takes arguments).

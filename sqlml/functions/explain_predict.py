@@ -1,7 +1,8 @@
 """ML.EXPLAIN_PREDICT(MODEL m, {(query) | TABLE t} [, STRUCT(k AS top_k_features, t AS
-threshold, b AS approx_feature_contrib)]): ML.PREDICT with each row's feature attributions, for
-linear_reg and logistic_reg here, and for the tree models by TreeSHAP in explain_trees.py, which
-shares this module's columns (``finish``) (docs/design/explanations.md has BigQuery's pages and
+threshold, b AS approx_feature_contrib, n AS integrated_gradients_num_steps)]): ML.PREDICT with
+each row's feature attributions, for linear_reg and logistic_reg here, for the tree models by
+TreeSHAP in explain_trees.py and for DNNs by integrated gradients in explain_dnn.py, which share
+this module's columns (``finish``) (docs/design/explanations.md has BigQuery's pages and
 what they leave open).
 
 BigQuery's method for linear models (its Explainable AI overview): a feature's attribution is
@@ -32,10 +33,9 @@ jsonb array, as every ARRAY<STRUCT> there), ``baseline_prediction_value``, ``pre
 ``approximation_error``, then the input's columns. Computed in the engine's query around
 ML.PREDICT's, as compiled scoring is: the rows never leave the engine.
 
-Not yet (0A000): other model types (integrated gradients); for linear models, TRANSFORM outputs
-and other encodings than the automatic numeric and one-hot ones, models that cannot be compiled
-to SQL, and ``approx_feature_contrib`` (their attributions are exact); the field
-``integrated_gradients_num_steps``.
+Not yet (0A000): other model types; for linear models and DNNs, TRANSFORM outputs and other
+encodings than the automatic numeric and one-hot ones; for linear models, models that cannot be
+compiled to SQL, and ``approx_feature_contrib`` (their attributions are exact).
 """
 
 from __future__ import annotations
@@ -71,8 +71,10 @@ if TYPE_CHECKING:
 NAME = "EXPLAIN_PREDICT"
 LINEAR_TYPES = ("linear_reg", "logistic_reg")
 TREE_TYPES = (*BOOSTED, *FORESTS)  # (functions/explain_trees.py)
-MODEL_TYPES = (*LINEAR_TYPES, *TREE_TYPES)
+DNN_TYPES = ("dnn_regressor", "dnn_classifier")  # (functions/explain_dnn.py)
+MODEL_TYPES = (*LINEAR_TYPES, *TREE_TYPES, *DNN_TYPES)
 APPROX = "approx_feature_contrib"
+STEPS = "integrated_gradients_num_steps"  # (DNN models: integrated gradients' Riemann sum)
 ENCODINGS = ("numeric", "one_hot", "multi_hot")  # automatic preprocessing's
 DEFAULT_TOP_K = 5
 # the columns it adds to ML.PREDICT's label (an input column of one of these names is 42701)
@@ -92,7 +94,17 @@ def top_k_features(value: Any) -> None:
         raise errors.InvalidParameterValue(f"top_k_features must be at least 1, not {value!r}")
 
 
+def integrated_gradients_num_steps(value: Any) -> None:
+    from sqlml.ml.integrated_gradients import check_steps
+
+    check_steps(int(value))
+
+
 def _prepare(session: Any, version: ModelVersion, settings: Mapping[str, Any]) -> Any:
+    if version.model_type in DNN_TYPES:
+        from sqlml.functions import explain_dnn
+
+        return explain_dnn.prepare(session, version, settings)
     if version.model_type not in TREE_TYPES:
         return None
     from sqlml.functions import explain_trees
@@ -104,7 +116,7 @@ def _checked(version: ModelVersion) -> list[layout.Feature]:
     if version.model_type not in MODEL_TYPES:
         raise errors.FeatureNotSupported(
             f"ML.{NAME} is not supported for model type {version.model_type}",
-            hint="sqlml explains linear_reg, logistic_reg and tree models so far",
+            hint="sqlml explains linear_reg, logistic_reg, tree and DNN models so far",
         )
     features = layout.features(version)
     for info, feature in zip(version.feature_info, features, strict=True):
@@ -249,11 +261,20 @@ def predicted_rows(
 def _render(
     version: ModelVersion, settings: Mapping[str, Any], scored: Scored | None, dialect: str
 ) -> exp.Expr:
+    if settings.get(STEPS) is not None and version.model_type not in DNN_TYPES:
+        raise errors.FeatureNotSupported(
+            f"{STEPS} applies to DNN models, not to {version.model_type}",
+            hint="leave it out: other models' attributions are exact or TreeSHAP's",
+        )
     if version.model_type in TREE_TYPES:
         from sqlml.functions import explain_trees  # (which builds on this module)
 
         return explain_trees.render(version, settings, scored, dialect)
     features = _checked(version)
+    if version.model_type in DNN_TYPES:
+        from sqlml.functions import explain_dnn  # (which builds on this module)
+
+        return explain_dnn.render(version, settings, scored, dialect)
     if settings.get(APPROX):
         raise errors.FeatureNotSupported(
             f"approx_feature_contrib applies to tree models, not to {version.model_type}",
@@ -371,8 +392,9 @@ EXPLAIN_PREDICT = register(
             Field("top_k_features", "INT64", top_k_features),
             Field("threshold", "FLOAT64", threshold),
             Field(APPROX, "BOOL"),
+            Field(STEPS, "INT64", integrated_gradients_num_steps),
         ),
-        pending=("integrated_gradients_num_steps", "max_output_tokens"),
+        pending=("max_output_tokens",),
         render=_render,
         prepare=_prepare,
     )

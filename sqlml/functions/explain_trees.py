@@ -87,39 +87,59 @@ def prepare(session: Any, version: ModelVersion, settings: Mapping[str, Any]) ->
 def render(
     version: ModelVersion, settings: Mapping[str, Any], scored: Scored | None, dialect: str
 ) -> exp.Expr:
+    approx = bool(settings.get(APPROX))
+    head = _head(str(settings[BOOSTER]), approx)
+    functions = (POSTGRES_FUNCTION, DUCKDB_FUNCTION)
+    tap = (scoring.TREE_FEATURES, "tree ensemble")
+    return by_function(version, settings, scored, dialect, tap, functions, head, approx)
+
+
+def by_function(
+    version: ModelVersion,
+    settings: Mapping[str, Any],
+    scored: Scored | None,
+    dialect: str,
+    tap: tuple[str, str],
+    functions: tuple[str, str],
+    head: Sequence[exp.Expr],
+    approximate: bool,
+) -> exp.Expr:
+    """ML.EXPLAIN_PREDICT's rows where an engine function computes the attributions (TreeSHAP
+    here; the DNNs' integrated gradients, explain_dnn.py): ML.PREDICT's rows, the model's input
+    features over them from the graph output ``tap`` (its name, and what reads it, for the
+    error), then ``functions`` (PostgreSQL's, in chunks; DuckDB's UDF) with their leading
+    arguments ``head`` and the class's index, each column's attribution the sum of its
+    features'; ``approximate``: approximation_error is BigQuery's formula, not 0."""
     features = layout.features(version)
-    rows, tapped, names, predicted_name = predicted_rows(
-        version, settings, scored, scoring.TREE_FEATURES, dialect
-    )
+    rows, tapped, names, predicted_name = predicted_rows(version, settings, scored, tap[0], dialect)
     width = sum(f.width for f in features)
     if len(tapped) != width:
-        raise errors.CorruptedModel(f"the tree ensemble of model {version.ref} has another width")
+        raise errors.CorruptedModel(f"the {tap[1]} of model {version.ref} has another width")
     assert scored is not None
     label = exp.column(predicted_name, table=ROWS, quoted=True)
     classes: list[exp.Expr] = []
     if version.kind == models.CLASSIFIER:
         _, label_type, known = classification.classes(version, NAME)
         classes = [label_literal(c, label_type) for c in known]
-    approx = bool(settings.get(APPROX))
-    key, index = str(settings[BOOSTER]), _class_index(label, classes)
+    index = class_index(label, classes)
     if dialect == "postgres":
-        shaped = _batched(rows, names, tapped, index, key, approx, width + 3)
+        shaped = batched(rows, names, tapped, index, functions[0], head, width + 3)
     else:
         call = exp.Anonymous(
-            this=DUCKDB_FUNCTION,
-            expressions=[*_head(key, approx), index, *(f.copy() for f in tapped)],
+            this=functions[1],
+            expressions=[*(h.copy() for h in head), index, *(f.copy() for f in tapped)],
         )
         star = [exp.column(n, table=ROWS, quoted=True) for n in names]
         level = exp.select(*star, exp.alias_(call, VALUES, quoted=True)).from_(rows)
-        shaped = _aliased(level, ROWS)
-    values = _explained(_element(dialect), features, width, label, classes, approx)
+        shaped = aliased(level, ROWS)
+    values = explained(element(dialect), features, width, label, classes, approximate)
     k = int(settings.get("top_k_features") or DEFAULT_TOP_K)
     return finish(
         shaped, names, scored.names, predicted_name, [f.name for f in features], values, k, dialect
     )
 
 
-def _class_index(label: exp.Expr, classes: Sequence[exp.Expr]) -> exp.Expr:
+def class_index(label: exp.Expr, classes: Sequence[exp.Expr]) -> exp.Expr:
     """The index of the class explained: the predicted one's (multiclass), else 0 (the only
     margin of a regressor or a binary model)."""
     if len(classes) <= 2:
@@ -134,24 +154,25 @@ def _head(key: str, approx: bool) -> list[exp.Expr]:
     return [exp.Literal.string(key), exp.Boolean(this=approx)]
 
 
-def _aliased(query: exp.Expr, alias: str) -> exp.Subquery:
+def aliased(query: exp.Expr, alias: str) -> exp.Subquery:
     return exp.Subquery(
         this=query, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))
     )
 
 
-def _batched(
+def batched(
     rows: exp.Subquery,
     names: Sequence[str],
     features: Sequence[exp.Column],
     index: exp.Expr,
-    key: str,
-    approx: bool,
+    function: str,
+    head: Sequence[exp.Expr],
     width: int,
 ) -> exp.Subquery:
-    """PostgreSQL: the rows with their TreeSHAP values as columns ``<VALUES>0, 1, ...``, one
-    PL/Python call per chunk of BATCH_ROWS rows (as ML.PREDICT's runtime scoring,
-    scoring.batch_predict):
+    """PostgreSQL: the rows with their explanation's values as columns ``<VALUES>0, 1, ...``,
+    one call of the PL/Python ``function`` (its leading arguments ``head``: the model's key and
+    its settings) per chunk of BATCH_ROWS rows (as ML.PREDICT's runtime scoring,
+    scoring.batch_predict); TreeSHAP's, and the DNNs' integrated gradients (explain_dnn.py):
 
         WITH numbered AS MATERIALIZED (SELECT rows.*, <class> AS k, row_number() OVER () AS rn
                                        FROM rows),
@@ -184,9 +205,9 @@ def _batched(
     nan = exp.cast(exp.Literal.string("NaN"), exp.DataType.build("DOUBLE"))
     sends = [sent(exp.func("coalesce", at(f.name, numbered), nan.copy())) for f in features]
     call = exp.Anonymous(
-        this=POSTGRES_FUNCTION,
+        this=function,
         expressions=[
-            *_head(key, approx),
+            *(h.copy() for h in head),
             sent(at(k, numbered)),
             exp.Variadic(this=exp.Array(expressions=sends)),
         ],
@@ -242,14 +263,14 @@ def _batched(
         .with_(exp.to_identifier(numbered, quoted=True), as_=first, materialized=True)
         .with_(exp.to_identifier(batches, quoted=True), as_=second)
     )
-    return _aliased(query, ROWS)
+    return aliased(query, ROWS)
 
 
 def _column(i: int) -> str:
     return f"{VALUES}{i}"
 
 
-def _element(dialect: str) -> Callable[[int], exp.Expr]:
+def element(dialect: str) -> Callable[[int], exp.Expr]:
     """Value ``i`` (0-based) of the TreeSHAP function's, over ROWS: an element of its list
     (DuckDB) or a column of its own (PostgreSQL's batches)."""
 
@@ -270,7 +291,7 @@ def _sum(parts: Sequence[exp.Expr]) -> exp.Expr:
     return exp.Paren(this=total)
 
 
-def _explained(
+def explained(
     at: Callable[[int], exp.Expr],
     features: Sequence[layout.Feature],
     width: int,
