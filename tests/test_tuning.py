@@ -164,6 +164,26 @@ def test_trial_info_is_what_was_tried(tu: Tu) -> None:
         assert given[0][0] == pytest.approx(expected)
 
 
+def test_every_function_of_a_version_takes_a_trial(tu: Tu) -> None:
+    """Trial 1 is l2_reg 0 (the default, where the search starts): its weights are tu.plain's,
+    trained so on the same rows; the other trials' differ. ML.EXPLAIN_PREDICT explains it."""
+    weights = "SELECT processed_input, weight FROM ML.WEIGHTS(MODEL {}) ORDER BY 1"
+    plain = tu.run(weights.format("tu.plain"))
+    first = tu.run(weights.format("tu.tuned, STRUCT(1 AS trial_id)"))
+    assert [r[0] for r in first] == [r[0] for r in plain]
+    assert [r[1] for r in first] == pytest.approx([r[1] for r in plain], rel=1e-9, abs=1e-12)
+    last = tu.run(weights.format("tu.tuned, STRUCT(8 AS trial_id)"))
+    assert [r[1] for r in last] != pytest.approx([r[1] for r in plain], rel=1e-6)
+    rows = tu.explained(
+        f"SELECT * FROM ML.EXPLAIN_PREDICT(MODEL tu.tuned, (SELECT i, {COLUMNS} FROM tu.t"
+        " WHERE s = 'TEST'), STRUCT(1 AS trial_id, 2 AS top_k_features))"
+    )
+    predicted = tu.predictions("tu.plain", "TEST")
+    assert [r["prediction_value"] for r in sorted(rows, key=lambda r: r["i"])] == pytest.approx(
+        list(predicted)
+    )
+
+
 def test_grid_search_tries_the_product_of_the_candidates(tu: Tu) -> None:
     tu.run(
         "CREATE MODEL tu.grid OPTIONS (model_type = 'linear_reg', input_label_cols = ['y'],"

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -176,7 +176,11 @@ _REGISTRY: dict[str, Function] = {}
 
 
 def register(function: Function) -> Function:
-    """Adds (or replaces) an ML function; returns it."""
+    """Adds (or replaces) an ML function; returns it. A function of one version of a model
+    takes STRUCT(n AS trial_id) too (TRIAL_ID: that trial of a tuned model's version)."""
+    per_version = function.model == REQUIRED and function.name.upper() not in MODEL_WIDE
+    if per_version and function.field(TRIAL_ID.name) is None:
+        function = replace(function, fields=(*function.fields, TRIAL_ID))
     _REGISTRY[function.name.upper()] = function
     return function
 
@@ -208,8 +212,21 @@ def _trial_id(value: int) -> None:
 
 
 # BigQuery's STRUCT(n AS trial_id): the functions that take it score with that trial of a model
-# trained with hyperparameter tuning (the grammar moves it into the model's name: ModelRef.trial)
+# trained with hyperparameter tuning (the grammar moves it into the model's name: ModelRef.trial);
+# every function of one version takes it (register), but those of the model as a whole
 TRIAL_ID = Field("trial_id", "INT64", _trial_id)
+MODEL_WIDE = (
+    "VERSIONS",
+    "DEPLOYMENTS",
+    "COMPARE",
+    "PREDICTION_LOG",
+    "TRIAL_INFO",
+    "REPORT",
+    "SCHEDULES",
+    "SCHEDULE_RUNS",
+    "SCORE",
+    "VALIDATE_DATA_SKEW",
+)
 
 
 def check_field(function: Function, name: str, value: Any) -> Any:
