@@ -229,6 +229,50 @@ def test_multiclass_explains_the_predicted_classs_logit(ex: Ex) -> None:
     assert len(seen) >= 2
 
 
+def test_transform_outputs_of_a_linear_model(ex: Ex) -> None:
+    """TRANSFORM outputs used as they are: each column's attribution is its weight (ML.WEIGHTS,
+    unstandardized: the weight of the value the linear layer reads) times its distance to its
+    training mean, the values computed here with numpy from the scalers' definitions; an
+    ML.ONE_HOT_ENCODER block's is the weight of the category present; they add up to
+    ML.PREDICT's value from the standardized intercept."""
+    ex.run(
+        "CREATE OR REPLACE MODEL ex.transformed TRANSFORM (ML.STANDARD_SCALER(x2) OVER () AS x2s,"
+        " ML.MIN_MAX_SCALER(x2 * x2) OVER () AS sq, ML.ONE_HOT_ENCODER(k) OVER () AS ko, y)"
+        " OPTIONS (model_type = 'linear_reg', input_label_cols = ['y'],"
+        f" {NO_SPLIT}) AS SELECT x2, k, y FROM ex.t"
+    )
+    raw = ex.run("SELECT x2, k FROM ex.t ORDER BY i")
+    x2 = np.array([r[0] for r in raw])
+    scaled = (x2 - x2.mean()) / x2.std()  # (sqlml's ML.STANDARD_SCALER: the population sd)
+    square = x2 * x2
+    minmax = (square - square.min()) / (square.max() - square.min())
+    rows = ex.run("SELECT * FROM ML.WEIGHTS(MODEL ex.transformed)")
+    weights: dict[str, Any] = {}
+    for name, weight, categories in (r[:3] for r in rows):
+        if isinstance(categories, str):
+            categories = json.loads(categories)
+        weights[name] = {c["category"]: c["weight"] for c in categories} if categories else weight
+    explained = ex.explained(
+        "SELECT * FROM ML.EXPLAIN_PREDICT(MODEL ex.transformed, (SELECT i, x2, k FROM ex.t),"
+        " STRUCT(3 AS top_k_features)) ORDER BY i"
+    )
+    predicted = ex.run(
+        "SELECT predicted_y FROM ML.PREDICT(MODEL ex.transformed, (SELECT i, x2, k FROM ex.t))"
+        " ORDER BY i"
+    )
+    assert len(explained) == len(raw) == N
+    for n, row in enumerate(explained):
+        got = _attributions(row)
+        assert set(got) == {"x2s", "sq", "ko"}
+        x2s = weights["x2s"] * (scaled[n] - scaled.mean())
+        assert got["x2s"] == pytest.approx(x2s, abs=1e-8)
+        assert got["sq"] == pytest.approx(weights["sq"] * (minmax[n] - minmax.mean()), abs=1e-8)
+        assert got["ko"] == pytest.approx(weights["ko"][raw[n][1]], abs=1e-8)
+        total = row["baseline_prediction_value"] + sum(got.values())
+        assert total == pytest.approx(row["prediction_value"], abs=1e-8)
+        assert row["prediction_value"] == pytest.approx(predicted[n][0], abs=1e-8)
+
+
 @pytest.mark.parametrize(
     ("call", "sqlstate"),
     [
@@ -239,7 +283,7 @@ def test_multiclass_explains_the_predicted_classs_logit(ex: Ex) -> None:
             "0A000",
         ),
         ("ML.EXPLAIN_PREDICT(MODEL ex.km, TABLE ex.t)", "0A000"),
-        ("ML.EXPLAIN_PREDICT(MODEL ex.transformed, TABLE ex.t)", "0A000"),
+        ("ML.EXPLAIN_PREDICT(MODEL ex.transformed_dnn, TABLE ex.t)", "0A000"),
         (
             "ML.EXPLAIN_PREDICT(MODEL ex.mixed, (SELECT x1, x2, s, 1 AS probability FROM ex.t))",
             "42701",
@@ -254,10 +298,10 @@ def test_bad_calls_are_refused_with_their_sqlstate(ex: Ex, call: str, sqlstate: 
             "CREATE MODEL ex.km OPTIONS (model_type = 'kmeans', num_clusters = 2)"
             " AS SELECT x2 FROM ex.t"
         )
-        ex.run(
-            "CREATE MODEL ex.transformed TRANSFORM (ML.STANDARD_SCALER(x2) OVER () AS x2, y)"
-            f" OPTIONS (model_type = 'linear_reg', input_label_cols = ['y'], {NO_SPLIT})"
-            " AS SELECT x2, y FROM ex.t"
+        ex.run(  # (a DNN's TRANSFORM outputs are not explained yet)
+            "CREATE MODEL ex.transformed_dnn TRANSFORM (ML.MIN_MAX_SCALER(x2) OVER () AS x2, y)"
+            " OPTIONS (model_type = 'dnn_regressor', input_label_cols = ['y'],"
+            f" hidden_units = [4], max_iterations = 2, {NO_SPLIT}) AS SELECT x2, y FROM ex.t"
         )
     with pytest.raises(errors.Error) as raised:
         ex.run(f"SELECT * FROM {call}")

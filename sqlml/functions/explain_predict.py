@@ -33,16 +33,20 @@ jsonb array, as every ARRAY<STRUCT> there), ``baseline_prediction_value``, ``pre
 ``approximation_error``, then the input's columns. Computed in the engine's query around
 ML.PREDICT's, as compiled scoring is: the rows never leave the engine.
 
-Not yet (0A000): other model types; for linear models and DNNs, TRANSFORM outputs and other
-encodings than the automatic numeric and one-hot ones; for linear models, models that cannot be
-compiled to SQL, and ``approx_feature_contrib`` (their attributions are exact).
+A linear model's TRANSFORM outputs are features as any other: a one-column output's attribution
+is ``W'_j * (f_j - mean_j)`` with the training mean of its values (its recorded statistics), an
+ML.ONE_HOT_ENCODER block's the weight of the category present.
+
+Not yet (0A000): other model types; for DNNs, TRANSFORM outputs and other encodings than the
+automatic numeric and one-hot ones; for linear models, models that cannot be compiled to SQL,
+and ``approx_feature_contrib`` (their attributions are exact).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import sqlglot
@@ -119,15 +123,28 @@ def _checked(version: ModelVersion) -> list[layout.Feature]:
             hint="sqlml explains linear_reg, logistic_reg, tree and DNN models so far",
         )
     features = layout.features(version)
+    linear = version.model_type in LINEAR_TYPES
+    found = []
     for info, feature in zip(version.feature_info, features, strict=True):
         numeric = feature.categories is None
-        if info["encoding"] not in ENCODINGS or (numeric and feature.mean is None):
+        mean = (feature.stats or {}).get("mean")
+        if linear and info["encoding"] not in ENCODINGS and numeric and mean is not None:
+            # a TRANSFORM output used as it is (a scaler's, ML.IMPUTER's...): the linear layer
+            # reads its values, centred on their training mean as a numeric column is
+            feature = replace(feature, mean=float(mean))
+        elif linear and info["encoding"] in layout.ONE_HOT and not numeric:
+            pass  # (ML.ONE_HOT_ENCODER's block: the weight of the category present)
+        elif info["encoding"] not in ENCODINGS or (numeric and feature.mean is None):
             raise errors.FeatureNotSupported(
-                f"ML.{NAME} explains features of automatic preprocessing (numeric, one-hot);"
+                f"ML.{NAME} explains features of automatic preprocessing (numeric, one-hot)"
+                " and a linear model's TRANSFORM outputs of one column or one-hot;"
                 f" feature {feature.name} of model {version.ref} is {info['encoding']}",
-                hint="TRANSFORM outputs are not explained yet",
+                hint="its training mean was not recorded: retrain it"
+                if linear and numeric
+                else None,
             )
-    return features
+        found.append(feature)
+    return found
 
 
 def _attributions(
