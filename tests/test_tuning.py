@@ -367,3 +367,50 @@ def test_trial_info_over_the_gateway(engine: str, request: pytest.FixtureRequest
         ).fetchone()
         assert scored is not None
         assert scored[0] > 0
+
+
+def _plan(**options: Any) -> Any:
+    from sqlml.ml import tuning
+
+    return tuning.plan({"model_type": "linear_reg", "num_trials": 2, **options})
+
+
+def test_the_splits_of_a_tuning() -> None:
+    """BigQuery's three-way splits (tuning.split_rows), counted on known rows."""
+    import pyarrow as pa
+
+    from sqlml.ml import tuning
+
+    n = 1000
+    table = pa.table({"x": list(range(n)), "label": [float(i) for i in range(n)]})
+    auto = tuning.split_rows({}, table, _plan(), "label")
+    assert (auto.train.sum(), auto.eval.sum(), auto.test.sum()) == (800, 100, 100)
+    assert not (auto.train & auto.eval).any()
+    assert not (auto.eval & auto.test).any()
+    options = {"data_split_method": "RANDOM", "data_split_eval_fraction": 0.2}
+    given = tuning.split_rows(options, table, _plan(data_split_test_fraction=0.1), "label")
+    assert (given.train.sum(), given.eval.sum(), given.test.sum()) == (700, 200, 100)
+    seq = {"data_split_method": "SEQ", "data_split_col": "x", "data_split_eval_fraction": 0.2}
+    ordered = tuning.split_rows(seq, table, _plan(data_split_test_fraction=0.1), "label")
+    assert list(np.flatnonzero(ordered.test)) == list(range(900, 1000))  # the last 10%
+    assert list(np.flatnonzero(ordered.eval)) == list(range(700, 900))  # the 20% before them
+    small = tuning.split_rows({}, table.slice(0, 400), _plan(), "label")  # (< 500: no split)
+    assert small.train.all()
+    assert small.eval.all()
+    assert small.test.all()
+    custom = pa.table({"label": [1.0, 2.0, 3.0, 4.0], "s": ["TRAIN", "EVAL", "TEST", "TRAIN"]})
+    parts = tuning.split_rows(
+        {"data_split_method": "CUSTOM", "data_split_col": "s"}, custom, _plan(), "label"
+    )
+    assert (list(parts.train), list(parts.eval), list(parts.test)) == (
+        [True, False, False, True],
+        [False, True, False, False],
+        [False, False, True, False],
+    )
+    bad = custom.set_column(1, "s", pa.array(["TRAIN", "VALID", "TEST", "TRAIN"]))
+    with pytest.raises(errors.InvalidParameterValue):
+        tuning.split_rows(
+            {"data_split_method": "CUSTOM", "data_split_col": "s"}, bad, _plan(), "label"
+        )
+    with pytest.raises(errors.InvalidParameterValue):
+        _plan(data_split_test_fraction=1.5)

@@ -618,10 +618,10 @@ def _custom_split(column: pa.ChunkedArray) -> Split:
             " split with hyperparameter tuning"
         )
     values = np.asarray(pc.utf8_upper(pc.fill_null(column, "")).to_numpy(zero_copy_only=False))
-    unknown = set(values) - {"TRAIN", "EVAL", "TEST"}
-    if unknown:
+    others = set(values) - {"TRAIN", "EVAL", "TEST"}
+    if others:
         raise errors.InvalidParameterValue(
-            f"DATA_SPLIT_COL has the value {sorted(unknown)[0]!r}: a CUSTOM split with"
+            f"DATA_SPLIT_COL has the value {sorted(others)[0]!r}: a CUSTOM split with"
             " hyperparameter tuning takes 'TRAIN', 'EVAL' and 'TEST'"
         )
     return finished(values == "TRAIN", values == "EVAL", values == "TEST")
