@@ -216,6 +216,22 @@ class Noticing:
         cursor = self.con.execute(sql)
         return cursor.fetchall() if cursor.description is not None else []
 
+    def weights(self, model: str, class_label: Any = None) -> dict[str, Any]:
+        """ML.WEIGHTS(standardize TRUE): feature -> weight, or category -> weight (of one
+        class's rows when ``class_label`` is given)."""
+        rows = self.run(f"SELECT * FROM ML.WEIGHTS(MODEL {model}, STRUCT(TRUE AS standardize))")
+        found: dict[str, Any] = {}
+        for row in rows:
+            if class_label is not None and row[3] != class_label:
+                continue
+            name, weight, categories = row[0], row[1], row[2]
+            if isinstance(categories, str):  # (PostgreSQL: jsonb as text)
+                categories = json.loads(categories)
+            found[name] = (
+                {c["category"]: c["weight"] for c in categories} if weight is None else weight
+            )
+        return found
+
     def explained(self, sql: str) -> list[dict[str, Any]]:
         """ML.EXPLAIN_PREDICT's rows as dicts, top_feature_attributions a list of dicts (on
         PostgreSQL jsonb, which sqlml.connect gives as text)."""
@@ -438,6 +454,18 @@ EXPLAINED = [
     "prediction_value",
     "approximation_error",
 ]
+
+
+def attributions(row: dict[str, Any]) -> dict[str, float]:
+    """An ML.EXPLAIN_PREDICT row's top_feature_attributions as feature -> attribution."""
+    return {a["feature"]: a["attribution"] for a in row["top_feature_attributions"]}
+
+
+def class_probability(label: Any, by_class: Any) -> float:
+    """The probability of ``label`` in ML.PREDICT's predicted_<label>_probs."""
+    if isinstance(by_class, str):  # (PostgreSQL: jsonb as text)
+        by_class = json.loads(by_class)
+    return float({c["label"]: c["prob"] for c in by_class}[label])
 
 
 def wire_attributions(value: Any) -> list[tuple[str, float]]:

@@ -11,7 +11,6 @@ prediction_value as the steps grow) and ML.PREDICT's value or probability."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +18,17 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from conftest import ENGINES, Noticing, explain_table, module_database
+from conftest import (
+    ENGINES,
+    EXPLAINED,
+    Noticing,
+    attributions,
+    class_probability,
+    explain_table,
+    module_database,
+    psycopg_gateway,
+    wire_attributions,
+)
 from onnx import numpy_helper
 
 from sqlml import errors
@@ -123,16 +132,6 @@ def _explain(ex: Ex, model: str, steps: int | None) -> list[dict[str, Any]]:
     )
 
 
-def _attributions(row: dict[str, Any]) -> dict[str, float]:
-    return {a["feature"]: a["attribution"] for a in row["top_feature_attributions"]}
-
-
-def _probability(label: Any, by_class: Any) -> float:
-    if isinstance(by_class, str):  # (PostgreSQL: jsonb as text)
-        by_class = json.loads(by_class)
-    return float({c["label"]: c["prob"] for c in by_class}[label])
-
-
 @pytest.mark.parametrize("model", ["reg", "binary"])
 def test_integrated_gradients_against_finite_differences(ex: Ex, model: str) -> None:
     """The default 15 steps and 3 steps: each column's attribution is the test's own integrated
@@ -153,7 +152,7 @@ def test_integrated_gradients_against_finite_differences(ex: Ex, model: str) -> 
             assert row[f"predicted_{label}"] == predicted_label
             sign = 1.0
             if model_type == "dnn_classifier":
-                p = _probability(predicted_label, scored[5])
+                p = class_probability(predicted_label, scored[5])
                 assert row["probability"] == pytest.approx(p, abs=1e-9)
                 assert row["prediction_value"] == pytest.approx(math.log(p / (1 - p)), abs=1e-7)
                 sign = 1.0 if predicted_label is True else -1.0
@@ -162,7 +161,7 @@ def test_integrated_gradients_against_finite_differences(ex: Ex, model: str) -> 
                 assert row["prediction_value"] == pytest.approx(predicted_label, abs=1e-12)
             assert row["prediction_value"] == pytest.approx(sign * values[n], abs=1e-9)
             assert row["baseline_prediction_value"] == pytest.approx(sign * baseline, abs=1e-9)
-            got = _attributions(row)
+            got = attributions(row)
             assert set(got) == {"x1", "x2", "s"}
             for name, start, width in layout:
                 expected = sign * float(want[n, start : start + width].sum())
@@ -182,7 +181,7 @@ def test_completeness_as_the_steps_grow(ex: Ex, model: str) -> None:
     few = {r["i"]: r for r in _explain(ex, model, 20)}
     many = _explain(ex, model, 2000)
     for row in many:  # (relative to the spread, a small one's error is large: absolute)
-        total = row["baseline_prediction_value"] + sum(_attributions(row).values())
+        total = row["baseline_prediction_value"] + sum(attributions(row).values())
         spread = abs(row["prediction_value"] - row["baseline_prediction_value"])
         assert abs(total - row["prediction_value"]) <= 1e-3 * max(spread, 1.0)
         assert row["approximation_error"] < 1e-2
@@ -204,3 +203,31 @@ def test_bad_calls_are_refused_with_their_sqlstate(ex: Ex, call: str, sqlstate: 
     with pytest.raises(errors.Error) as raised:
         ex.run(f"SELECT * FROM {call}")
     assert raised.value.sqlstate == sqlstate, raised.value
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_over_the_gateway(engine: str, request: pytest.FixtureRequest) -> None:
+    """Through `sqlml serve` (psycopg 3): a DNN's explanations as a client reads them, the
+    identity within the reported approximation error."""
+    database = request.getfixturevalue("shop_file" if engine == "duckdb" else "pg_database")
+    with psycopg_gateway(engine, database) as c:
+        c.execute(
+            "CREATE OR REPLACE MODEL shop.dnn OPTIONS (model_type = 'dnn_classifier',"
+            " input_label_cols = ['churned'], hidden_units = [8], max_iterations = 5) AS"
+            " SELECT tenure, plan, churned FROM shop.customers"
+        )
+        cur = c.execute(
+            "SELECT * FROM ML.EXPLAIN_PREDICT(MODEL shop.dnn, (SELECT id, tenure, plan FROM"
+            " shop.new_customers), STRUCT(200 AS integrated_gradients_num_steps))"
+            " ORDER BY id LIMIT 5"
+        )
+        assert [d.name for d in cur.description or []][:6] == EXPLAINED
+        rows = cur.fetchall()
+    assert len(rows) == 5
+    for row in rows:
+        top = wire_attributions(row[2])
+        assert {feature for feature, _ in top} == {"tenure", "plan"}
+        spread = row[4] - row[3]
+        gap = abs(spread - sum(attribution for _, attribution in top))
+        assert gap / abs(spread) == pytest.approx(row[5], rel=1e-6, abs=1e-9)
+        assert row[5] < 0.05

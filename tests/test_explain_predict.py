@@ -18,6 +18,8 @@ from conftest import (
     ENGINES,
     EXPLAINED,
     Noticing,
+    attributions,
+    class_probability,
     explain_table,
     module_database,
     psycopg_gateway,
@@ -32,21 +34,7 @@ TABLE = explain_table("ex", N)
 NO_SPLIT = "data_split_method = 'NO_SPLIT'"
 
 
-class Ex(Noticing):
-    def weights(self, model: str, class_label: Any = None) -> dict[str, Any]:
-        """ML.WEIGHTS(standardize TRUE): feature -> weight, or category -> weight."""
-        rows = self.run(f"SELECT * FROM ML.WEIGHTS(MODEL {model}, STRUCT(TRUE AS standardize))")
-        found: dict[str, Any] = {}
-        for row in rows:
-            if class_label is not None and row[3] != class_label:
-                continue
-            name, weight, categories = row[0], row[1], row[2]
-            if isinstance(categories, str):  # (PostgreSQL: jsonb as text)
-                categories = json.loads(categories)
-            found[name] = (
-                {c["category"]: c["weight"] for c in categories} if weight is None else weight
-            )
-        return found
+Ex = Noticing  # (the connection the tests of this module share)
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -84,17 +72,6 @@ def _mean_and_std(values: list[float | None]) -> tuple[float, float]:
     return mean, float(imputed.std())
 
 
-def _probability(label: Any, by_class: Any) -> float:
-    """The probability of ``label`` in ML.PREDICT's predicted_<label>_probs."""
-    if isinstance(by_class, str):  # (PostgreSQL: jsonb as text)
-        by_class = json.loads(by_class)
-    return float({c["label"]: c["prob"] for c in by_class}[label])
-
-
-def _attributions(row: dict[str, Any]) -> dict[str, float]:
-    return {a["feature"]: a["attribution"] for a in row["top_feature_attributions"]}
-
-
 def test_ols_attributions_are_coef_times_the_distance_to_the_mean(ex: Ex) -> None:
     """Numeric features only: scikit-learn's OLS on the same rows gives the reference
     attributions coef * (x - mean); the baseline (the standardized intercept) is then the mean
@@ -109,7 +86,7 @@ def test_ols_attributions_are_coef_times_the_distance_to_the_mean(ex: Ex) -> Non
     assert len(rows) == N
     for row, xi in zip(rows, x[:, 0], strict=True):
         expected = reference.coef_[0] * (xi - x[:, 0].mean())
-        assert _attributions(row)["x2"] == pytest.approx(expected, abs=1e-8)
+        assert attributions(row)["x2"] == pytest.approx(expected, abs=1e-8)
         assert row["baseline_prediction_value"] == pytest.approx(y.mean(), abs=1e-8)
         assert row["prediction_value"] == pytest.approx(reference.predict([[xi]])[0], abs=1e-8)
         assert row["predicted_y"] == pytest.approx(row["prediction_value"])
@@ -147,7 +124,7 @@ def test_mixed_features_follow_bigquerys_rule(ex: Ex) -> None:
             mean, std = stats[name]
             expected[name] = 0.0 if x is None else weights[name] * (x - mean) / std
         expected["s"] = weights["s"].get(row["s"], 0.0)
-        got = _attributions(every)
+        got = attributions(every)
         assert set(got) == {"x1", "x2", "s"}
         for name, want in expected.items():
             assert got[name] == pytest.approx(want, abs=1e-8), (row["i"], name)
@@ -158,7 +135,7 @@ def test_mixed_features_follow_bigquerys_rule(ex: Ex) -> None:
         top = [a["feature"] for a in row["top_feature_attributions"]]
         assert top == sorted(expected, key=lambda n: -abs(expected[n]))[:2]
     unseen = next(r for r in full if r["i"] == 5)
-    assert _attributions(unseen)["s"] == 0.0
+    assert attributions(unseen)["s"] == 0.0
 
 
 def test_binary_logistic_explains_the_predicted_class_in_log_odds(ex: Ex) -> None:
@@ -183,13 +160,13 @@ def test_binary_logistic_explains_the_predicted_class_in_log_odds(ex: Ex) -> Non
         )
         negatives = 0
         for row, (label, by_class) in zip(rows, probs, strict=True):
-            p = _probability(label, by_class)
+            p = class_probability(label, by_class)
             assert row["predicted_c"] == label
             assert row["probability"] == pytest.approx(p, abs=1e-9)
             assert row["prediction_value"] == pytest.approx(math.log(p / (1 - p)), abs=1e-7)
             sign = 1.0 if label else -1.0
             negatives += not label
-            got = _attributions(row)
+            got = attributions(row)
             for name in ("x1", "x2"):
                 mean, std = stats[name]
                 want = sign * weights[name] * (row[name] - mean) / std
@@ -216,11 +193,11 @@ def test_multiclass_explains_the_predicted_classs_logit(ex: Ex) -> None:
     )
     seen = set()
     for row, (label, by_class) in zip(rows, probs, strict=True):
-        p = _probability(label, by_class)
+        p = class_probability(label, by_class)
         assert row["predicted_k"] == label
         assert row["probability"] == pytest.approx(p, abs=1e-9)
         weights = ex.weights("ex.multi", class_label=label)
-        got = _attributions(row)
+        got = attributions(row)
         assert got["s"] == pytest.approx(weights["s"].get(row["s"], 0.0), abs=1e-8)
         assert row["baseline_prediction_value"] == pytest.approx(weights["__INTERCEPT__"])
         total = row["baseline_prediction_value"] + sum(got.values())
@@ -262,7 +239,7 @@ def test_transform_outputs_of_a_linear_model(ex: Ex) -> None:
     )
     assert len(explained) == len(raw) == N
     for n, row in enumerate(explained):
-        got = _attributions(row)
+        got = attributions(row)
         assert set(got) == {"x2s", "sq", "ko"}
         x2s = weights["x2s"] * (scaled[n] - scaled.mean())
         assert got["x2s"] == pytest.approx(x2s, abs=1e-8)

@@ -11,7 +11,6 @@ margin taken from ML.PREDICT (a regressor's value; a classifier's log-odds of it
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,8 @@ from conftest import (
     ENGINES,
     EXPLAINED,
     Noticing,
+    attributions,
+    class_probability,
     explain_table,
     module_database,
     psycopg_gateway,
@@ -99,16 +100,6 @@ def _matrix(ex: Ex, one_hot: bool) -> tuple[np.ndarray[Any, Any], list[tuple[str
     return np.column_stack(columns), layout
 
 
-def _probability(label: Any, by_class: Any) -> float:
-    if isinstance(by_class, str):  # (PostgreSQL: jsonb as text)
-        by_class = json.loads(by_class)
-    return float({c["label"]: c["prob"] for c in by_class}[label])
-
-
-def _attributions(row: dict[str, Any]) -> dict[str, float]:
-    return {a["feature"]: a["attribution"] for a in row["top_feature_attributions"]}
-
-
 def _check(ex: Ex, model: str, approx: bool = False) -> list[dict[str, Any]]:
     """The model's explanations against the stored booster's contributions on the test's own
     matrix, and against ML.PREDICT's margin."""
@@ -133,7 +124,7 @@ def _check(ex: Ex, model: str, approx: bool = False) -> list[dict[str, Any]]:
             block = contribs[n, classes.index(predicted_label)]
         elif model_type.endswith("classifier") and predicted_label != classes[-1]:
             sign = -1.0
-        got = _attributions(row)
+        got = attributions(row)
         assert set(got) == {"x1", "x2", "s"}
         for name, start, width in layout:
             want = sign * float(block[start : start + width].sum())
@@ -142,7 +133,7 @@ def _check(ex: Ex, model: str, approx: bool = False) -> list[dict[str, Any]]:
         total = row["baseline_prediction_value"] + sum(got.values())
         assert total == pytest.approx(row["prediction_value"], abs=1e-5)
         if model_type.endswith("classifier"):
-            p = _probability(predicted_label, scored[5])
+            p = class_probability(predicted_label, scored[5])
             assert row["probability"] == pytest.approx(p, abs=1e-5)
             if contribs.ndim == 3:  # the softmax logit: XGBoost's margin for the class
                 want = margins[n, classes.index(predicted_label)]
@@ -165,7 +156,7 @@ def _check(ex: Ex, model: str, approx: bool = False) -> list[dict[str, Any]]:
 def test_treeshap_is_xgboosts_own_on_the_rows_as_the_trees_read_them(ex: Ex, model: str) -> None:
     rows = _check(ex, model)
     unseen = next(r for r in rows if r["i"] == 5)  # (label-encoded 0, or no one-hot column)
-    assert set(_attributions(unseen)) == {"x1", "x2", "s"}
+    assert set(attributions(unseen)) == {"x1", "x2", "s"}
 
 
 def test_both_classes_of_a_binary_model_are_explained(ex: Ex) -> None:
@@ -182,7 +173,7 @@ def test_approx_feature_contrib_gives_xgboosts_approximate_contributions(
     exact = _check(ex, model)
     approx = _check(ex, model, approx=True)
     assert any(  # (another method: other numbers)
-        abs(_attributions(a)["x1"] - _attributions(e)["x1"]) > 1e-6
+        abs(attributions(a)["x1"] - attributions(e)["x1"]) > 1e-6
         for a, e in zip(approx, exact, strict=True)
     )
 

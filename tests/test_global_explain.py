@@ -46,7 +46,7 @@ MANY = 12  # features of the wide tree classifier (more than the 10 per class)
 
 
 class Ge(Noticing):
-    def explained(self, model: str, class_level: bool = False) -> list[tuple[Any, ...]]:
+    def global_explained(self, model: str, class_level: bool = False) -> list[tuple[Any, ...]]:
         struct = ", STRUCT(TRUE AS class_level_explain)" if class_level else ""
         return self.run(f"SELECT * FROM ML.GLOBAL_EXPLAIN(MODEL {model}{struct})")
 
@@ -68,19 +68,6 @@ class Ge(Noticing):
             for item in top:
                 sums[item["feature"]] = sums.get(item["feature"], 0.0) + abs(item["attribution"])
         return {name: total / len(rows) for name, total in sums.items()}
-
-    def weights(self, model: str, class_label: str) -> dict[str, Any]:
-        rows = self.run(f"SELECT * FROM ML.WEIGHTS(MODEL {model}, STRUCT(TRUE AS standardize))")
-        found: dict[str, Any] = {}
-        for name, weight, categories, label in rows:
-            if label != class_label:
-                continue
-            if isinstance(categories, str):
-                categories = json.loads(categories)
-            found[name] = (
-                {c["category"]: c["weight"] for c in categories} if weight is None else weight
-            )
-        return found
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -137,7 +124,7 @@ def test_linear_reg_is_the_mean_absolute_ols_attribution_over_the_evaluation_row
     held = np.array([r[3] for r in rows], dtype=bool)
     reference = LinearRegression().fit(x[~held], y[~held])
     expected = np.abs(reference.coef_ * (x[held] - means)).mean(axis=0)
-    got = ge.explained("ge.numeric")
+    got = ge.global_explained("ge.numeric")
     assert [r[0] for r in got] == [n for _, n in sorted(zip(-expected, ("x1", "x2"), strict=True))]
     by_name = {r[0]: r[1] for r in got}
     assert by_name["x1"] == pytest.approx(expected[0], rel=1e-9)
@@ -153,7 +140,7 @@ def test_linear_models_average_explain_predicts_attributions(ge: Ge, model: str)
     """The mean absolute per-row attribution ML.EXPLAIN_PREDICT gives (the predicted class's,
     for classifiers) over the evaluation rows, for every feature (a category block as one)."""
     local = ge.local(f"ge.{model}", "(SELECT i, x1, x2, s FROM ge.t WHERE held_out)")
-    got = ge.explained(f"ge.{model}")
+    got = ge.global_explained(f"ge.{model}")
     assert {r[0] for r in got} == set(local) == {"x1", "x2", "s"}
     for feature, attribution in got:
         assert attribution == pytest.approx(local[feature], rel=1e-9, abs=1e-12), feature
@@ -172,7 +159,7 @@ def test_multiclass_class_level_follows_each_classs_weights(ge: Ge) -> None:
         imputed = np.array([known.mean() if r[j] is None else r[j] for r in data])
         stats[name] = (known.mean(), imputed.std())
     rows = _evaluation(ge, "x1, x2, s")
-    got = ge.explained("ge.multi", class_level=True)
+    got = ge.global_explained("ge.multi", class_level=True)
     assert ge.columns(
         "SELECT * FROM ML.GLOBAL_EXPLAIN(MODEL ge.multi, STRUCT(TRUE AS class_level_explain))"
     ) == ["class_label", "feature", "attribution"]
@@ -195,8 +182,8 @@ def test_multiclass_class_level_follows_each_classs_weights(ge: Ge) -> None:
 
 def test_binary_class_level_has_both_classes(ge: Ge) -> None:
     """A binary model's one logit z explains class 1 and -z class 0: the same magnitudes."""
-    got = ge.explained("ge.binary", class_level=True)
-    model = dict(ge.explained("ge.binary"))
+    got = ge.global_explained("ge.binary", class_level=True)
+    model = dict(ge.global_explained("ge.binary"))
     by_class: dict[str, dict[str, float]] = {}
     for label, feature, attribution in got:
         by_class.setdefault(str(label).lower(), {})[feature] = attribution
@@ -209,7 +196,7 @@ def test_binary_class_level_has_both_classes(ge: Ge) -> None:
 def test_boosted_tree_ranks_the_dominant_feature_first(ge: Ge) -> None:
     """yt = 10 big + 0.2 small + 0.1 tiny (s plays no part): TreeSHAP's mean |attribution| puts
     big first, near the true mean |10 (big - mean)|, far above the others."""
-    got = ge.explained("ge.tree")
+    got = ge.global_explained("ge.tree")
     assert got[0][0] == "big"
     assert {r[0] for r in got} == {"big", "small", "tiny", "s"}
     by_name = dict(got)
@@ -222,9 +209,9 @@ def test_boosted_tree_ranks_the_dominant_feature_first(ge: Ge) -> None:
 
 def test_forest_classifier_returns_the_top_10_per_class(ge: Ge) -> None:
     """Model level: every feature; class level: each class's 10 largest, in descending order."""
-    overall = ge.explained("ge.wide")
+    overall = ge.global_explained("ge.wide")
     assert len(overall) == MANY
-    got = ge.explained("ge.wide", class_level=True)
+    got = ge.global_explained("ge.wide", class_level=True)
     for label in ("hi", "lo", "mid"):
         mine = [a for lab, _, a in got if lab == label]
         assert len(mine) == 10
@@ -233,7 +220,7 @@ def test_forest_classifier_returns_the_top_10_per_class(ge: Ge) -> None:
 
 
 def test_regression_ignores_class_level_explain(ge: Ge) -> None:
-    assert ge.explained("ge.numeric", class_level=True) == ge.explained("ge.numeric")
+    assert ge.global_explained("ge.numeric", class_level=True) == ge.global_explained("ge.numeric")
 
 
 @pytest.mark.parametrize(
