@@ -175,11 +175,17 @@ def _sampled(rows: exp.Expr, field: pa.Field | None, sample: float, dialect: str
     sampled: exp.Expr
     if field is not None:
         column = exp.column(field.name, table=alias, quoted=True)
-        h = traffic.hash_value(column, field.type, dialect)
-        part = exp.Mod(
-            this=exp.IntDiv(this=exp.paren(h), expression=exp.Literal.number(traffic.BUCKETS)),
-            expression=exp.Literal.number(traffic.BUCKETS),
+        h = exp.paren(traffic.hash_value(column, field.type, dialect))
+        buckets = exp.Literal.number(traffic.BUCKETS)
+        # h // BUCKETS: DuckDB's //; on PostgreSQL BIGINT / BIGINT (h is never negative), not
+        # sqlglot's DIV(), which is numeric there: the sample's filter cost 2.5x the scan
+        # (260 ms against 102 ms for 1M keys)
+        above = (
+            exp.IntDiv(this=h, expression=buckets)
+            if dialect == "duckdb"
+            else exp.Div(this=h, expression=buckets, typed=True)
         )
+        part = exp.Mod(this=exp.paren(above), expression=buckets.copy())
         sampled = part < exp.Literal.number(round(sample * traffic.BUCKETS))
     else:
         sampled = traffic.random_value(dialect) < exp.Literal.number(sample)
