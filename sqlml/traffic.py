@@ -228,6 +228,20 @@ def _owner(ranges: Sequence[Sequence[int]]) -> exp.Expr:
     return case
 
 
+def _looked_up(ranges: Sequence[Sequence[int]], bucket: exp.Expr) -> exp.Expr:
+    """PostgreSQL: the version that owns the bucket ``bucket`` computes, in one expression that
+    computes it once: ``(ARRAY[versions])[width_bucket(bucket, ARRAY[starts])]`` (the ranges
+    are in order and cover every bucket). So the bucket and its owner are one plan level: each
+    level of a PostgreSQL plan copies every column of the row, and the owner's own level cost
+    a 50/50 split of a logistic model a fifth of its time (EXPLAIN ANALYZE, 1M rows)."""
+    ordered = sorted(ranges)
+    starts = exp.Array(expressions=[exp.Literal.number(r[0]) for r in ordered])
+    versions = exp.Array(expressions=[exp.Literal.number(r[2]) for r in ordered])
+    index = exp.Anonymous(this="width_bucket", expressions=[bucket, starts])
+    owner = exp.Bracket(this=exp.paren(versions), expressions=[index])
+    return exp.alias_(owner, _OWNER, quoted=True)
+
+
 def _owned(ranges: Sequence[Sequence[int]], version: int, qualifier: str | None) -> exp.Expr:
     """Whether a row's bucket is one of ``version``'s."""
     bucket = exp.column(_BUCKET, table=qualifier, quoted=True)
@@ -326,9 +340,15 @@ def _one_pass(
     # the owner of each row's bucket, once: every guard then compares one integer. Both levels
     # fenced: PostgreSQL would otherwise pull them up and compute the hash in every guard.
     star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
-    hashed = scoring.subquery(fence(bucketed, 0), alias)
-    owners = exp.select(star, exp.alias_(_owner(ranges), _OWNER, quoted=True)).from_(hashed)
-    source: exp.Expr = scoring.subquery(fence(owners, 1), alias)
+    if dialect == "postgres":  # (one level: _looked_up says why)
+        bucket = bucketed.selects[-1].unalias()
+        owners = bucketed.copy()
+        owners.set("expressions", [*bucketed.expressions[:-1], _looked_up(ranges, bucket)])
+        source: exp.Expr = scoring.subquery(fence(owners, 1), alias)
+    else:
+        hashed = scoring.subquery(fence(bucketed, 0), alias)
+        owners = exp.select(star, exp.alias_(_owner(ranges), _OWNER, quoted=True)).from_(hashed)
+        source = scoring.subquery(fence(owners, 1), alias)
     owner = exp.column(_OWNER, table=alias, quoted=True)
     hidden: list[exp.Expr] = []
     predicted: list[tuple[exp.Expr, list[exp.Expr]]] = []  # (owned, the version's columns)
