@@ -22,8 +22,12 @@ of the next runs of the kept plan (what a serving loop pays).
 Two shapes of query: ``sum``: every predicted column computed, summed (scoring alone), and
 ``write``: CREATE TABLE AS SELECT * FROM ML.PREDICT(...) (scoring and keeping the predictions).
 
+``--role`` (PostgreSQL): the queries run as an ordinary login role with USAGE on the model and
+SELECT on the rows, as an analyst would, not as the superuser the benchmark sets up with (which
+row-level security lets by: the prediction log's policies cost an ordinary role more).
+
 Usage: python benchmarks/bench_traffic.py [--engine duckdb|postgres] [--rows N] [--repeat R]
-           [--model logistic_reg|boosted_tree_classifier]
+           [--model logistic_reg|boosted_tree_classifier] [--role]
 """
 
 from __future__ import annotations
@@ -79,11 +83,25 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--model", default="logistic_reg", choices=sorted(MODELS))
+    parser.add_argument("--role", action="store_true", help="PostgreSQL: query as a plain role")
     args = parser.parse_args()
     with database(args.engine, "bench_traffic") as db:
         con = sqlml.connect(db, autocommit=True)
         load(con, args.engine, args.rows, args.model)
-        cur = con.cursor()
+        owner = con.cursor()  # (ALTER MODEL: the owner's)
+        cur = owner
+        if args.role and args.engine == "postgres":
+            for statement in (
+                "DO $$BEGIN CREATE ROLE bench_analyst LOGIN;"
+                " EXCEPTION WHEN duplicate_object THEN NULL; END$$",  # (a server of one's own)
+                "GRANT USAGE ON SCHEMA bench TO bench_analyst",
+                "GRANT SELECT ON bench.rows TO bench_analyst",
+                "GRANT CREATE ON SCHEMA bench TO bench_analyst",  # (the write shape's table)
+                "SELECT sqlml.grant_model('bench.m', 'bench_analyst')",
+            ):
+                owner.execute(statement)
+            joiner = "&" if "?" in db else "?"
+            cur = sqlml.connect(f"{db}{joiner}user=bench_analyst", autocommit=True).cursor()
         predict = "ML.PREDICT(MODEL bench.m, TABLE bench.rows)"
         shapes = {
             "sum": f"SELECT count(*), sum(CAST(predicted_label AS INT)) FROM {predict}",
@@ -128,7 +146,7 @@ def main() -> None:
             for _ in range(args.repeat):
                 for name, setup in splits.items():  # (set up untimed)
                     for statement in setup:
-                        cur.execute(statement)
+                        owner.execute(statement)
                     for times in (cold, warm):  # (the first run after the setup, then the next)
                         cur.execute("DROP TABLE IF EXISTS bench.out")
                         seconds = best_of({name: lambda sql=sql: _run(cur, sql)}, 1)[name]

@@ -226,6 +226,16 @@ def test_postgres_a_role_with_usage_logs_its_predictions(pg_database: str) -> No
                 logged_keys(0.01, list(range(-50, 20_000 - 50)))
             )
             assert user.sqlstate(f"SELECT * FROM ML.PREDICTION_LOG(MODEL {hidden})") == "42704"
+            # the table itself, as row-level security (sqlml.usable_models) lets the role see
+            # and write it: its model's rows, none of the other's
+            assert user.run(
+                "SELECT DISTINCT schema_name || '.' || model_name FROM sqlml.prediction_log"
+            ) == [(model,)]
+            row = "INSERT INTO sqlml.prediction_log (schema_name, model_name, version, variant)"
+            schema_name, name = hidden.split(".")
+            assert user.sqlstate(f"{row} VALUES ('{schema_name}', '{name}', 1, 'serving')") == (
+                "42501"
+            )
             with raw.cursor() as cur:
                 cur.execute("SELECT count(DISTINCT model_name) FROM sqlml.prediction_log")
                 assert cur.fetchone() == (2,)

@@ -379,6 +379,7 @@ class Installer:
             " WHERE p.pronamespace = 'sqlml'::regnamespace AND p.proname NOT LIKE '%.%'"
         )
         self._execute("DROP VIEW IF EXISTS sqlml.model_functions")
+        self._execute("DROP VIEW IF EXISTS sqlml.usable_models")  # (after the policies on it)
         for (function,) in rows:
             self._execute(f"DROP FUNCTION {function}")  # regprocedure's text is quoted SQL
 
