@@ -353,10 +353,17 @@ class Session:
         return query.sql(dialect=dialect)
 
     def _execute(self, plan: _Plan, params: Sequence[Any] | None) -> Result:
-        """Runs a plan found right, then logs its ML.PREDICT samples (predlog.py)."""
-        result = self._run_plan(plan, params)
-        if plan.logs and predlog.writable(self):
-            predlog.run(self, plan.logs, params)
+        """Runs a plan found right, then logs its ML.PREDICT samples (predlog.py): the two in
+        one transaction, the caller's or (autocommit) one of their own, so that a log that
+        cannot be written fails the statement with nothing of it kept (a CREATE TABLE AS's
+        table included), and a statement rolled back takes its log with it."""
+        if not plan.logs:
+            return self._run_plan(plan, params)
+        self._prepared(plan)  # (before the transaction: a failed PREPARE would abort it)
+        with all_or_nothing(self.engine):
+            result = self._run_plan(plan, params)
+            if predlog.writable(self):
+                predlog.run(self, plan.logs, params)
         return result
 
     def _run_plan(self, plan: _Plan, params: Sequence[Any] | None) -> Result:
@@ -364,9 +371,17 @@ class Session:
         compiled model's SQL in ~4 ms, runs it prepared for one row in well under 1)."""
         if len(params or ()) != plan.arity:
             raise placeholders.miscount(plan.arity, len(params or ()))
+        if not self._prepared(plan):
+            return self.engine.execute(plan.sql, params)
+        assert self._keeper is not None
+        result = self._keeper.run_prepared(plan.name, params)
+        return result if result is not None else self.engine.execute(plan.sql, params)
+
+    def _prepared(self, plan: _Plan) -> bool:
+        """Prepares the plan where the engine keeps plans, once; False: it runs unprepared."""
         keeper = self._keeper
         if keeper is None or not plan.preparable or plan.unprepared == plan.token:
-            return self.engine.execute(plan.sql, params)
+            return False
         if plan.prepared is None or not keeper.is_prepared(plan.name):
             # (Prepared once: a plan checked right after a change is the same SQL, and DuckDB
             # binds a prepared statement again itself when the catalog changed; preparing it
@@ -378,12 +393,10 @@ class Session:
                     raise  # the query's own error: the failed PREPARE aborted the transaction
                 # It fails as it is (and the error is the query's), or runs unprepared until
                 # something changes (what DuckDB cannot prepare).
-                unprepared = self.engine.execute(plan.sql, params)
                 plan.unprepared = plan.token
-                return unprepared
+                return False
             plan.prepared = plan.token
-        result = keeper.run_prepared(plan.name, params)
-        return result if result is not None else self.engine.execute(plan.sql, params)
+        return True
 
     def _keep(self, key: _PlanKey, plan: _Plan) -> None:
         replaced = self._plans.pop(key, None)
