@@ -123,11 +123,12 @@ def statements(
     dialect = session.engine.dialect
     split = serving.settings.get("traffic")
     key = log.get("key") or (split or {}).get("key")
+    logged = bool(log.get("key"))  # (whose key it is, for the error when the input lacks it)
     field = None
     logs: list[Log] = []
     if sample > 0:  # (both samples take the lowest log buckets: by key, the smaller one's rows
         # are among the larger one's, so shadow rows pair with served rows by key)
-        field = traffic.key_field(schema, key) if key is not None else None  # (42703)
+        field = traffic.key_field(schema, key, logged) if key is not None else None  # (42703)
         subset = _sampled(rows, field, sample, dialect)
         if split is not None:
             scored, _ = traffic.routed(session, serving, call, schema, subset)
@@ -142,7 +143,7 @@ def statements(
     number = int(shadow["version"])
     try:  # (a shadow that cannot score this input is left out, with a NOTICE: never an error)
         if sample <= 0:  # (a key the input lacks: nothing to sample by)
-            field = traffic.key_field(schema, key) if key is not None else None
+            field = traffic.key_field(schema, key, logged) if key is not None else None
         version = session.store.load(serving.ref, number)
         scoring.check_input(version, schema)
         scoring.check_output_names(version, schema.names)

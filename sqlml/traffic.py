@@ -256,10 +256,18 @@ def _owned(ranges: Sequence[Sequence[int]], version: int, qualifier: str | None)
     return exp.paren(exp.or_(*conditions))
 
 
-def key_field(schema: pa.Schema, key: str) -> pa.Field:
-    """The input column named by BY KEY (names compare case-insensitively): 42703 when none."""
+def key_field(schema: pa.Schema, key: str, logged: bool = False) -> pa.Field:
+    """The input column named by BY KEY (names compare case-insensitively), or by the option
+    prediction_log_key (``logged``): 42703 when none."""
     exact = [f for f in schema if f.name == key]
     found = exact or [f for f in schema if f.name.lower() == key.lower()]
+    if not found and logged:
+        raise errors.UndefinedColumn(
+            f'the prediction log of this model samples by key "{key}" (prediction_log_key),'
+            " which the input of ML.PREDICT does not have",
+            hint="select the key column in the input query, or ALTER MODEL ... SET OPTIONS"
+            " (prediction_log_key = NULL)",
+        )
     if not found:
         raise errors.UndefinedColumn(
             f'the traffic split of this model is by key "{key}", which the input of ML.PREDICT'

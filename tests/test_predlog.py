@@ -207,6 +207,9 @@ def test_parameters_and_a_missing_key(log: Split) -> None:
     )
     missing = f"SELECT * FROM ML.PREDICT(MODEL {model}, (SELECT x, z FROM split.points))"
     assert log.sqlstate(missing) == "42703"
+    with pytest.raises(sqlml.Error) as caught:  # (the log's key, not a split's: there is none)
+        log.run(missing)
+    assert "prediction_log_key" in str(caught.value)
 
 
 @pytest.mark.parametrize(
