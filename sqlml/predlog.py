@@ -154,8 +154,8 @@ def statements(
         outputs = scoring.output_names(version)
         shadowing = _logged(version, scored, SHADOW, field, schema.names, outputs, dialect)
         if aside:
-            logged = shadowing.sql(dialect=dialect)
-            logs.append(Log(sampled.sql(dialect=dialect), shadow=number, scored=logged))
+            rendered = shadowing.sql(dialect=dialect)
+            logs.append(Log(sampled.sql(dialect=dialect), shadow=number, scored=rendered))
         else:
             logs.append(Log(_insert(shadowing).sql(dialect=dialect), shadow=number))
     except errors.Error as e:
