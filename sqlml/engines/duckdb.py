@@ -62,6 +62,10 @@ _WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "COPY", 
 # Words of the statements that drop prepared statements (over-approximated as _SENSITIVE is).
 _UNPREPARING = ("deallocate", "discard")
 _SENSITIVE = ("sqlml", "models", "versions", "create", "alter", "drop", "attach", "detach")
+# The prediction log's INSERT (predlog.py; one statement, checked above): it adds log rows, which
+# no plan reads, but names sqlml, and counted as a change it made every kept plan of the file
+# check its versions again at its next run, after each logged query.
+_LOGGING = 'INSERT INTO "sqlml"."prediction_log" '
 
 
 def may_change_plans(sql: str) -> bool:
@@ -71,7 +75,7 @@ def may_change_plans(sql: str) -> bool:
     if ";" in sql.rstrip().rstrip(";"):  # (more than one statement, perhaps)
         return True
     word = lexer.first_word(sql)
-    if word in _READS:
+    if word in _READS or sql.startswith(_LOGGING):
         return False
     lowered = sql.lower()
     return word not in _WRITES or any(w in lowered for w in _SENSITIVE)
