@@ -345,11 +345,11 @@ def _one_pass(
     dialect = session.engine.dialect
     alias = _INPUT
     fence = session.fence
-    # the owner of each row's bucket, once: every guard then compares one integer. Both levels
-    # fenced: PostgreSQL would otherwise pull them up and compute the hash in every guard.
+    # the owner of each row's bucket, once: every guard then compares one integer. Fenced:
+    # PostgreSQL would otherwise pull the level up and compute the hash in every guard.
     star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
-    if dialect == "postgres":  # (one level: _looked_up says why)
-        bucket = bucketed.selects[-1].unalias()
+    if dialect == "postgres":  # (the bucket and its owner in one level: _looked_up says why)
+        bucket = bucketed.selects[-1].unalias().copy()
         owners = bucketed.copy()
         owners.set("expressions", [*bucketed.expressions[:-1], _looked_up(ranges, bucket)])
         source: exp.Expr = scoring.subquery(fence(owners, 1), alias)
