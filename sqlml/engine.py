@@ -357,11 +357,20 @@ class Session:
         one transaction, the caller's or (autocommit) one of their own, so that a log that
         cannot be written fails the statement with nothing of it kept (a CREATE TABLE AS's
         table included), and a statement rolled back takes its log with it."""
+        if plan.logs:
+            self._prepared(plan)  # (before the transaction: a failed PREPARE would abort it)
+        return self._logged(plan, params, lambda: self._run_plan(plan, params))
+
+    def _logged(
+        self, plan: _Plan, params: Sequence[Any] | None, run: Callable[[], Result]
+    ) -> Result:
+        """``run()``'s result, the plan's ML.PREDICT samples logged after it in its transaction
+        (_execute says why), also for a query computed now and never kept (ML.PREDICT beside
+        ML.EVALUATE, whose rows were not logged)."""
         if not plan.logs:
-            return self._run_plan(plan, params)
-        self._prepared(plan)  # (before the transaction: a failed PREPARE would abort it)
+            return run()
         with all_or_nothing(self.engine):
-            result = self._run_plan(plan, params)
+            result = run()
             if predlog.writable(self):
                 predlog.run(self, plan.logs, params)
         return result
@@ -683,7 +692,7 @@ class Session:
             plan = self._render(query, rendering, params, wrap)
             if rendering.registered or rendering.volatile:  # (computed now: not kept)
                 sql, bound = placeholders.bound(plan.sql, params)
-                return self.engine.execute(sql, bound)
+                return self._logged(plan, params, lambda: self.engine.execute(sql, bound))
         finally:
             for name in rendering.registered:
                 self.engine.unregister_table(name)

@@ -182,6 +182,22 @@ def test_in_autocommit_a_statement_and_its_log_are_one_transaction(log: Split) -
     assert len(entries(log, model)) > 5000
 
 
+def test_ml_predict_beside_ml_evaluate_is_logged(log: Split) -> None:
+    """A statement whose ML.EVALUATE is computed first (so its rendering is never kept) logs
+    its ML.PREDICT's sample as any other (it logged nothing)."""
+    model = log.model(LINEAR)
+    log.run(
+        f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 0.5, prediction_log_key = 'id')"
+    )
+    both = (
+        f"SELECT (SELECT count(*) FROM ML.PREDICT(MODEL {model}, TABLE split.points)) AS n,"
+        f" (SELECT mean_absolute_error FROM ML.EVALUATE(MODEL {model})) AS e"
+    )
+    assert log.run(both)[0][0] == 20_000
+    keys = sorted(int(e["key"]) for e in entries(log, model))
+    assert keys == sorted(logged_keys(0.5, list(range(-50, 20_000 - 50))))
+
+
 def test_parameters_and_a_missing_key(log: Split) -> None:
     model = log.model(LINEAR)
     log.run(
