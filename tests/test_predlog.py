@@ -182,6 +182,40 @@ def test_in_autocommit_a_statement_and_its_log_are_one_transaction(log: Split) -
     assert len(entries(log, model)) > 5000
 
 
+def _strict(text: str) -> Any:
+    """JSON as the standard has it: no bare NaN or Infinity (Python's json takes them)."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_nan_and_infinite_inputs_are_logged_as_json_strings(log: Split) -> None:
+    """A NaN or infinite input is logged as PostgreSQL writes it, the string "NaN",
+    "Infinity" or "-Infinity" (DuckDB's json_object wrote them bare: not JSON); the other
+    values of the row, and the other rows, as they are."""
+    model = log.model(LINEAR)
+    log.run(
+        f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 1, prediction_log_key = 'id')"
+    )
+    odd = (
+        "SELECT * FROM (VALUES (1, CAST('NaN' AS DOUBLE PRECISION), CAST(2 AS DOUBLE PRECISION)),"
+        " (2, CAST('Infinity' AS DOUBLE PRECISION), CAST(-1.5 AS DOUBLE PRECISION)),"
+        " (3, CAST('-Infinity' AS DOUBLE PRECISION), NULL),"
+        " (4, CAST(0.25 AS DOUBLE PRECISION), CAST(1 AS DOUBLE PRECISION))) AS t(id, x, z)"
+    )
+    assert len(log.run(f"SELECT * FROM ML.PREDICT(MODEL {model}, ({odd}))")) == 4
+    rows = log.run(f"SELECT log_key, inputs FROM ML.PREDICTION_LOG(MODEL {model})")
+    logged = {int(key): _strict(inputs) for key, inputs in rows}
+    assert logged == {
+        1: {"id": 1, "x": "NaN", "z": 2.0},
+        2: {"id": 2, "x": "Infinity", "z": -1.5},
+        3: {"id": 3, "x": "-Infinity", "z": None},
+        4: {"id": 4, "x": 0.25, "z": 1.0},
+    }
+
+
 def test_ml_predict_beside_ml_evaluate_is_logged(log: Split) -> None:
     """A statement whose ML.EVALUATE is computed first (so its rendering is never kept) logs
     its ML.PREDICT's sample as any other (it logged nothing)."""
