@@ -85,6 +85,15 @@ def concerns(session: Session, sql: str) -> bool:
     return len(found) > 1 and _name(sql, found[1]) in session.prepared
 
 
+def query(session: Session, sql: str) -> str | None:
+    """The query an EXECUTE of a name the Session keeps runs (None: anything else), whose
+    select list names the result's columns (wire.colnames)."""
+    if lexer.first_word(sql) != "EXECUTE" or not concerns(session, sql):
+        return None
+    found = [t for t in lexer.tokens(sql) if t.kind != lexer.COMMENT]
+    return session.prepared[_name(sql, found[1])].query
+
+
 def describe(session: Session, sql: str) -> pa.Schema | None:
     """The columns an EXECUTE of a kept name returns, without running it (its rendered query
     under LIMIT 0, the values NULL); None for anything else."""

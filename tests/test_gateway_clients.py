@@ -387,6 +387,40 @@ def test_cursor_column_names_are_postgresqls(duck: Served, pg_database: str) -> 
     assert cursor_names(**duck.kwargs()) == expected
 
 
+def executed_names(con: Any) -> list[list[str]]:
+    """The column names of each NAMED query PREPAREd in SQL, then EXECUTEd."""
+    names = []
+    with con.cursor() as cur:
+        for number, query in enumerate(NAMED):
+            cur.execute(f"PREPARE named_{number} AS {query}")
+            cur.execute(f"EXECUTE named_{number}")
+            names.append([d.name for d in cur.description])
+            cur.execute(f"DEALLOCATE named_{number}")
+    return names
+
+
+def test_execute_column_names_are_postgresqls(duck: Served, pg_database: str) -> None:
+    """EXECUTE of a statement PREPAREd in SQL names its columns as PostgreSQL does (count, not
+    DuckDB's count_star(): they were named after the EXECUTE's text), an ML query's too."""
+    expected = executed_names(_autocommit(psycopg2.connect(pg_database)))
+    assert expected[0] == ["count"]
+    con = gateway(duck)
+    assert executed_names(con) == expected
+    with con.cursor() as cur:
+        cur.execute(
+            "CREATE OR REPLACE MODEL shop.named OPTIONS (model_type='linear_reg',"
+            " input_label_cols=['spend']) AS SELECT tenure, spend FROM shop.customers"
+            " WHERE spend IS NOT NULL"
+        )
+        cur.execute(
+            "PREPARE scored(int) AS SELECT count(*), max(predicted_spend) FROM"
+            " ML.PREDICT(MODEL shop.named, (SELECT * FROM shop.new_customers WHERE id < $1))"
+        )
+        cur.execute("EXECUTE scored(1000000)")
+        assert [d.name for d in cur.description] == ["count", "max"]
+        assert cur.fetchone()[0] == 200
+
+
 def test_numeric_columns(duck: Served) -> None:
     """An unconstrained numeric column keeps every digit; numeric(p,s) stays exact."""
     with gateway(duck).cursor() as cur:

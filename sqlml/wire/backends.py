@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from sqlml import engine, errors, grammar
+from sqlml import engine, errors, grammar, prepared
 from sqlml import trainings as trainings_
 from sqlml.engines.base import Result
 from sqlml.engines.duckdb import DuckDBEngine, map_error
@@ -105,18 +105,19 @@ class DuckDBBackend:
         if result.table is not None and result.table.column_names == [MOVED]:
             result = Result(None, result.table.column(0)[0].as_py(), "")  # MOVE's count
         if result.table is not None:
-            names = _named(self.catalog.names_source(sql), result.table.schema).names
+            source = prepared.query(self.session, sql) or self.catalog.names_source(sql)
+            names = _named(source, result.table.schema).names
             result = Result(result.table.rename_columns(names), result.rowcount, result.status)
         return result
 
     def _executed(self, sql: str, result: Result) -> Result:
         """SQL's ``EXECUTE name``: tagged as the statement it runs (``INSERT 0 1``, not EXECUTE)."""
         words = lexer.head(sql, 2)
-        prepared = self.catalog.prepared(words[1]) if len(words) > 1 else None
-        if prepared is None:
+        statement = self.catalog.prepared(words[1]) if len(words) > 1 else None
+        if statement is None:
             return result
         rows = result.table.num_rows if result.table is not None else result.rowcount
-        return Result(result.table, result.rowcount, tags.command_tag(prepared, rows))
+        return Result(result.table, result.rowcount, tags.command_tag(statement, rows))
 
     def _execute_one(self, statement: str, params: Sequence[Any] | None) -> Result:
         try:

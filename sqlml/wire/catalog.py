@@ -407,7 +407,12 @@ class Catalog:
     def names_source(self, sql: str) -> str:
         """The statement whose select list names the columns of ``sql``'s result: for FETCH,
         the query its cursor was declared for (its rows come from a table DuckDB named
-        ``count_star()`` and the like: wire.colnames renames them as PostgreSQL names them)."""
+        ``count_star()`` and the like: wire.colnames renames them as PostgreSQL names them);
+        for EXECUTE, the statement it prepared (an ML query the Session keeps: the caller's)."""
+        if lexer.first_word(sql) == "EXECUTE":
+            words = lexer.head(sql, 2)
+            prepared = self.prepared(words[1]) if len(words) > 1 else None
+            return prepared if prepared is not None else sql
         if lexer.first_word(sql) != "FETCH":
             return sql
         found = catalog_grammar.fetch(catalog_grammar.after_first(sql))
