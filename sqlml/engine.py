@@ -663,12 +663,14 @@ class Session:
                 self, statement, result, table, policy, options, comment
             )
             lifecycle.serving_changed(self, statement.model)
+            serves = committed_here or self.store.current_version(statement.model) == version
         if committed_here:
             self.say(f"stored {statement.model} version {version}")
-        else:
+        else:  # (one that does not serve (deploy = 'manual' ...) said so already)
             self.say(
-                f"wrote {statement.model} version {version}: it is stored and serves once this"
-                " transaction commits"
+                f"wrote {statement.model} version {version}: it is stored"
+                + (" and serves" if serves else "")
+                + " once this transaction commits"
             )
         return Result(None, 0, "CREATE MODEL")
 

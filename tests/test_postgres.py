@@ -198,6 +198,21 @@ def test_version_notice_says_what_is_true_before_the_commit(pg_database: str) ->
         with con.cursor() as cur:
             cur.execute("SELECT count(*) FROM sqlml.versions")
             assert cur.fetchone() == (0,)
+        # a version that will not serve (deploy = 'manual') is not said to serve
+        con.rollback()
+        con.autocommit = True
+        options = '\'{"input_label_cols": ["churned"], "deploy": "manual"}\''
+        for given in ('\'{"input_label_cols": ["churned"]}\'', options):
+            del con.notices[:]
+            with con.cursor() as cur:
+                cur.execute(
+                    "SELECT sqlml.create_model('shop.churn', 'logistic_reg',"
+                    f" 'SELECT tenure, spend, promo, churned FROM shop.customers', {given},"
+                    " NULL, true)"
+                )
+        said = [n for n in con.notices if "wrote shop.churn version 2" in n]
+        assert len(said) == 1 and "it is stored once this transaction commits" in said[0]
+        assert any("does not serve (deploy = 'manual')" in n for n in con.notices)
     finally:
         con.close()
 
