@@ -211,7 +211,8 @@ def test_version_notice_says_what_is_true_before_the_commit(pg_database: str) ->
                     " NULL, true)"
                 )
         said = [n for n in con.notices if "wrote shop.churn version 2" in n]
-        assert len(said) == 1 and "it is stored once this transaction commits" in said[0]
+        assert len(said) == 1
+        assert "it is stored once this transaction commits" in said[0]
         assert any("does not serve (deploy = 'manual')" in n for n in con.notices)
     finally:
         con.close()
