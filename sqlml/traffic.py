@@ -229,11 +229,12 @@ def _owner(ranges: Sequence[Sequence[int]]) -> exp.Expr:
 
 
 def _looked_up(ranges: Sequence[Sequence[int]], bucket: exp.Expr) -> exp.Expr:
-    """PostgreSQL: the version that owns the bucket ``bucket`` computes, in one expression that
-    computes it once: ``(ARRAY[versions])[width_bucket(bucket, ARRAY[starts])]`` (the ranges
-    are in order and cover every bucket). So the bucket and its owner are one plan level: each
-    level of a PostgreSQL plan copies every column of the row, and the owner's own level cost
-    a 50/50 split of a logistic model a fifth of its time (EXPLAIN ANALYZE, 1M rows)."""
+    """PostgreSQL: the version that owns the bucket the expression ``bucket`` gives, in one
+    expression that computes ``bucket`` once:
+    ``(ARRAY[versions])[width_bucket(bucket, ARRAY[starts])]`` (the ranges are in order and
+    cover every bucket). So the bucket and its owner are one plan level: each level of a
+    PostgreSQL plan copies every column of the row, and the owner's own level cost a 50/50
+    split of a logistic model a fifth of its time (EXPLAIN ANALYZE, 1M rows)."""
     ordered = sorted(ranges, key=lambda r: r[0])
     starts = exp.Array(expressions=[exp.Literal.number(r[0]) for r in ordered])
     versions = exp.Array(expressions=[exp.Literal.number(r[2]) for r in ordered])
