@@ -173,6 +173,8 @@ class Session:
         # whether ML.PREDICT's prediction log is written (predlog.py): not for the gateway's
         # read-only users
         self.logs_predictions = True
+        # the typed log tables known to be there, committed (predlog.ensure)
+        self.log_tables: set[str] = set()
         # PREPARE'd ML queries by name (prepared.py): the engine cannot prepare them itself
         self.prepared: dict[str, prepared.Prepared] = {}
         self._plans: dict[_PlanKey, _Plan] = {}
@@ -369,6 +371,9 @@ class Session:
         ML.EVALUATE, whose rows were not logged)."""
         if not plan.logs:
             return run()
+        if not self.engine.in_transaction():  # (a new log table: made in a transaction of
+            # its own, never at the statement's expense)
+            predlog.prepare(self, plan.logs, params)
         with all_or_nothing(self.engine):
             result = run()
             if predlog.writable(self):

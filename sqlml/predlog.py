@@ -40,8 +40,10 @@ log back with it).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -49,10 +51,10 @@ from sqlglot import exp
 
 from sqlml import errors, scoring, traffic
 from sqlml.engines import placeholders
-from sqlml.engines.base import Engine, RunsAside
+from sqlml.engines.base import Engine, RunsAside, all_or_nothing
 from sqlml.grammar.statements import Predict
 from sqlml.ml.spec import OptionValue
-from sqlml.store import PREDICTION_LOG, ModelVersion
+from sqlml.store import LOGGED, PREDICTION_LOG, TYPED_LOG, ModelVersion
 
 if TYPE_CHECKING:
     from sqlml.engine import Session
@@ -60,6 +62,16 @@ if TYPE_CHECKING:
 SAMPLE, KEY = "prediction_log_sample", "prediction_log_key"
 SERVING, TRAFFIC, SHADOW = "serving", "traffic", "shadow"  # the log's variants
 OPTIONS = (SAMPLE, KEY)
+# The engines whose log is typed: each model's rows in tables of their own columns, one per
+# shape of its input (``typed_table``), read as JSON through the view LOGGED. A 10% log of 1M
+# rows of 12 doubles is 47 MB of JSON text, which DuckDB appended in 130-165 ms and then
+# checkpointed at every other append (+300 ms); typed, the same rows cost ~40 ms
+# (docs/design/lifecycle.md, "The log's storage").
+TYPED = TYPED_LOG
+SCHEMA = "sqlml"
+TYPED_PREFIX = "prediction_log_"  # + 16 hex digits (the text log is sqlml.prediction_log)
+INPUT, OUTPUT = "input:", "output:"  # a typed log table's input and output columns' prefixes
+_FORMAT = 1  # of the typed tables' columns (in their names' hash: a change makes new tables)
 _COLUMNS = (
     "schema_name",
     "model_name",
@@ -102,6 +114,9 @@ class Log:
     shadow: int | None = None  # the shadow version it scores: its failure is a NOTICE only
     scored: str | None = None  # DuckDB's shadow: its log rows, from the rows of ``sql`` read as
     # the table SHADOW_INPUT on a connection of their own (DuckDBEngine.aside)
+    table: str = ""  # the typed log table its rows go to (``prediction_log_<hex>`` in sqlml;
+    # "": the text log, sqlml.prediction_log)
+    create: str = ""  # CREATE TABLE of ``table``, for when it is missing (``ensure``)
 
 
 def statements(
@@ -129,7 +144,8 @@ def statements(
     if sample > 0:  # (both samples take the lowest log buckets: by key, the smaller one's rows
         # are among the larger one's, so shadow rows pair with served rows by key)
         field = traffic.key_field(schema, key, logged) if key is not None else None  # (42703)
-        subset = _sampled(rows, field, sample, dialect)
+        sorted_ = dialect == "duckdb" and _runtime(session, serving, split, call)
+        subset = _sampled(rows, field, sample, dialect, sorted_)
         if split is not None:
             scored, _ = traffic.routed(session, serving, call, schema, subset)
         else:
@@ -137,7 +153,7 @@ def statements(
         outputs = scoring.output_names(serving) + ([traffic.COLUMN] if split is not None else [])
         variant = None if split is not None else SERVING
         served = _logged(serving, scored, variant, field, schema, outputs, dialect)
-        logs.append(Log(_insert(served).sql(dialect=dialect)))
+        logs.append(_log(served, serving, schema, outputs, dialect))
     if shadow is None:
         return logs, []
     number = int(shadow["version"])
@@ -147,17 +163,24 @@ def statements(
         version = session.store.load(serving.ref, number)
         scoring.check_input(version, schema)
         scoring.check_output_names(version, schema.names)
-        sampled = _sampled(rows, field, shadowed, dialect)
+        sorted_ = dialect == "duckdb" and _runtime(session, version, None, call)
+        sampled = _sampled(rows, field, shadowed, dialect, sorted_)
         aside = isinstance(session.engine, RunsAside)  # (scored on a connection of its own)
         source = exp.select("*").from_(exp.to_table(SHADOW_INPUT, quoted=True))
         scored = session.predict_subquery(version, call, schema, rows=source if aside else sampled)
         outputs = scoring.output_names(version)
         shadowing = _logged(version, scored, SHADOW, field, schema, outputs, dialect)
-        if aside:
-            rendered = shadowing.sql(dialect=dialect)
-            logs.append(Log(sampled.sql(dialect=dialect), shadow=number, scored=rendered))
-        else:
-            logs.append(Log(_insert(shadowing).sql(dialect=dialect), shadow=number))
+        log = _log(shadowing, version, schema, outputs, dialect, shadow=number)
+        if aside:  # (its table made from the same rows scored here: the rows it appends)
+            direct = session.predict_subquery(version, call, schema, rows=sampled)
+            made = _logged(version, direct, SHADOW, field, schema, outputs, dialect)
+            log = replace(
+                log,
+                sql=sampled.sql(dialect=dialect),
+                scored=shadowing.sql(dialect=dialect),
+                create=_create(made, log.table, dialect),
+            )
+        logs.append(log)
     except errors.Error as e:
         session.say(
             f"{serving.ref}: shadow version {number} cannot score this input ({e}):"
@@ -170,8 +193,22 @@ def statements(
 SHADOW_INPUT = f"{scoring.HIDDEN}shadow_input"
 
 
-def _sampled(rows: exp.Expr, field: pa.Field | None, sample: float, dialect: str) -> exp.Select:
-    """The input rows in the sample: by the key's log bucket, else at random per row."""
+def _runtime(
+    session: Session, version: ModelVersion, split: dict[str, Any] | None, call: Predict
+) -> bool:
+    """Whether ``version``, or a version its traffic split routes to, scores through the
+    runtime (a UDF call per vector: the sample is then sorted, see ``_sampled``)."""
+    numbers = {int(n) for n in (split or {}).get("weights", {})} - {version.version}
+    versions = [version] + [session.store.load(version.ref, n) for n in sorted(numbers)]
+    default, dialect = session.settings.scoring, session.engine.dialect
+    return any(scoring.choose_mode(v, call, default, dialect) == "runtime" for v in versions)
+
+
+def _sampled(
+    rows: exp.Expr, field: pa.Field | None, sample: float, dialect: str, runtime: bool = True
+) -> exp.Select:
+    """The input rows in the sample: by the key's log bucket, else at random per row.
+    ``runtime``: whether a version scores them through the runtime (they are sorted)."""
     alias = f"{scoring.HIDDEN}input"
     sampled: exp.Expr
     if field is not None:
@@ -192,7 +229,7 @@ def _sampled(rows: exp.Expr, field: pa.Field | None, sample: float, dialect: str
         sampled = traffic.random_value(dialect) < exp.Literal.number(sample)
     star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
     selected = exp.select(star).from_(scoring.subquery(rows.copy(), alias)).where(sampled)
-    if dialect == "duckdb":
+    if dialect == "duckdb" and runtime:
         # A filter passes its rows on in the vectors it read, so a 1% sample reached the
         # scoring ~20 rows at a time, and a runtime-scored model paid the UDF's call for each
         # (~0.5 ms: a 1% log of a 30-tree model cost 1.7x the query). A sort gives the rows on
@@ -228,6 +265,18 @@ def _logged(
         if field is not None
         else exp.cast(exp.null(), text)
     )
+    assert isinstance(scored, exp.Subquery)
+    if dialect in TYPED:  # (the typed log: each column as it is, JSON only when read)
+        row = [
+            *(exp.Literal.string(version.schema), exp.Literal.string(version.name), number),
+            *(kind, _now(), logged_key),
+        ]
+        typed = [
+            *(exp.alias_(v, c, quoted=True) for v, c in zip(row, _COLUMNS[:6], strict=True)),
+            *(_as(p, n, INPUT) for n in inputs.names),
+            *(_as(p, n, OUTPUT) for n in outputs),
+        ]
+        return exp.select(*typed).from_(scoring.subquery(scored.this, p))
     floats = [f.name for f in inputs if pa.types.is_floating(f.type)]
     objects = [
         _json_object(inputs.names, p, f"{scoring.HIDDEN}inputs", dialect, floats),
@@ -238,16 +287,24 @@ def _logged(
         exp.Literal.string(version.name),
         number,
         kind,
-        exp.AtTimeZone(this=exp.CurrentTimestamp(), zone=exp.Literal.string("UTC")),
+        _now(),
         logged_key,
         *(exp.cast(value, text) for value, _ in objects),
     ]
-    assert isinstance(scored, exp.Subquery)
     rows = exp.select(*values).from_(scoring.subquery(scored.this, p))
     for _, lateral in objects:
         if lateral is not None:
             rows = rows.join(lateral, join_type="cross")
     return rows
+
+
+def _now() -> exp.Expr:
+    return exp.AtTimeZone(this=exp.CurrentTimestamp(), zone=exp.Literal.string("UTC"))
+
+
+def _as(table: str, name: str, prefix: str) -> exp.Expr:
+    """A typed log column: ``name`` of ``table`` as ``<prefix><name>``."""
+    return exp.alias_(exp.column(name, table=table, quoted=True), prefix + name, quoted=True)
 
 
 def _insert(rows: exp.Select) -> exp.Insert:
@@ -258,6 +315,50 @@ def _insert(rows: exp.Select) -> exp.Insert:
     )
 
 
+def _log(
+    rows: exp.Select,
+    version: ModelVersion,
+    inputs: pa.Schema,
+    outputs: list[str],
+    dialect: str,
+    shadow: int | None = None,
+) -> Log:
+    """The statement that writes ``rows`` (``_logged``'s) to the log: to the typed table of
+    their columns where the engine's log is typed, else to the text log."""
+    if dialect not in TYPED:
+        return Log(_insert(rows).sql(dialect=dialect), shadow=shadow)
+    table = typed_table(version, inputs, outputs)
+    target = exp.table_(table, db=SCHEMA, quoted=True)
+    names = [exp.to_identifier(n, quoted=True) for n in rows.named_selects]
+    insert = exp.insert(rows, target, columns=names).sql(dialect=dialect)
+    return Log(insert, shadow=shadow, table=table, create=_create(rows, table, dialect))
+
+
+def _create(rows: exp.Select, table: str, dialect: str) -> str:
+    """CREATE TABLE IF NOT EXISTS ``table`` with the columns of ``rows``, and none of them."""
+    target = exp.table_(table, db=SCHEMA, quoted=True)
+    empty = rows.copy().limit(0)
+    made = exp.Create(this=target, kind="TABLE", expression=empty, exists=True)
+    return made.sql(dialect=dialect)
+
+
+def typed_table(version: ModelVersion, inputs: pa.Schema, outputs: list[str]) -> str:
+    """The name of the typed log table of a model's rows of these input columns (and types)
+    and these outputs: ``prediction_log_`` and 16 hex digits of their hash, so that one query
+    shape of one model always writes one table, whatever version scores."""
+    signature = [
+        _FORMAT,
+        version.schema,
+        version.name,
+        [[f.name, str(f.type)] for f in inputs],
+        outputs,
+        version.model_type,
+        (version.label or {}).get("type"),
+    ]
+    text = json.dumps(signature, sort_keys=True, default=str)
+    return TYPED_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def run(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) -> None:
     """Runs a query's log statements after it, in its transaction. The served sample's INSERT
     fails the statement as the query would (it reads the same rows); a shadow's failure is a
@@ -265,6 +366,7 @@ def run(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) -> 
     (where any error aborts the transaction, and which has no savepoints) it scores on a
     connection of its own and only its finished rows are appended here."""
     engine = session.engine
+    ensure(session, logs, params)
     for log in logs:
         sql, values = placeholders.bound(log.sql, params)  # (the markers its input has)
         if log.shadow is None:
@@ -274,7 +376,7 @@ def run(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) -> 
             if log.scored is None:
                 _savepointed(engine, sql, values)
             else:
-                _aside(engine, sql, log.scored, values)
+                _aside(engine, sql, log.scored, values, log.table)
         except errors.Error as e:
             session.say(
                 f"shadow version {log.shadow} failed on the sampled rows, which are not logged"
@@ -300,28 +402,152 @@ def _savepointed(engine: Engine, sql: str, values: list[Any] | None) -> None:
         engine.execute(f"RELEASE SAVEPOINT {name}")
 
 
-def _aside(engine: Engine, sampling: str, scored: str, values: list[Any] | None) -> None:
+def _aside(
+    engine: Engine, sampling: str, scored: str, values: list[Any] | None, table: str
+) -> None:
     assert isinstance(engine, RunsAside)
     sampled = engine.query_arrow(sampling, values)
     if not sampled.num_rows:
         return
-    engine.append(PREDICTION_LOG, engine.aside(scored, {SHADOW_INPUT: sampled}))
+    target = exp.table_(table, db=SCHEMA, quoted=True) if table else PREDICTION_LOG
+    engine.append(target, engine.aside(scored, {SHADOW_INPUT: sampled}))
+
+
+def prepare(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) -> None:
+    """Outside a transaction, before the statement: makes the typed log tables ``logs`` write
+    that are missing, committed, so that the statement's own transaction only appends. Two
+    sessions that make the same table at once conflict (DuckDB: write-write conflict on the
+    catalog); the loser finds it made when it looks again."""
+    if not {log.table for log in logs if log.table} - session.log_tables:
+        return
+    if not writable(session):
+        return
+    try:
+        with all_or_nothing(session.engine):
+            made = ensure(session, logs, params)
+    except errors.Error:
+        with all_or_nothing(session.engine):
+            made = ensure(session, logs, params)
+    session.log_tables |= made  # (committed: a table sqlml makes, it never drops)
+
+
+def ensure(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) -> set[str]:
+    """Makes the typed log tables that ``logs`` write and that are missing, then the view
+    LOGGED again, in the current transaction: the first statement of a new shape of a
+    model's input makes its table (a catalog change, which kept plans notice once). Returns
+    the tables ``logs`` write."""
+    wanted = {log.table: log.create for log in logs if log.table}
+    if not set(wanted) - session.log_tables:
+        return set(wanted)
+    engine = session.engine
+    present = _present(engine, list(wanted))
+    missing = [table for table in wanted if table not in present]
+    for table in missing:
+        sql, values = placeholders.bound(wanted[table], params)
+        engine.execute(sql, values)
+    if missing:
+        make_view(engine)
+    return set(wanted)
+
+
+def _present(engine: Engine, tables: list[str]) -> set[str]:
+    query = (
+        exp.select(exp.column("table_name"))
+        .from_(exp.table_("tables", db="information_schema"))
+        .where(exp.column("table_schema").eq(exp.Literal.string(SCHEMA)))
+        .where(exp.column("table_catalog").eq(exp.func("current_database")))
+        .where(exp.column("table_name").isin(*(exp.Literal.string(t) for t in tables)))
+    )
+    found = engine.query_arrow(query.sql(dialect=engine.dialect)).column(0).to_pylist()
+    return {str(name) for name in found}
+
+
+def make_view(engine: Engine) -> None:
+    """(Re)makes the view LOGGED: the text log's rows and every typed table's, their inputs
+    and outputs as the text log writes them (JSON objects, in the columns' order)."""
+    dialect = engine.dialect
+    tables = _typed_columns(engine)
+    text = exp.DataType.build("VARCHAR" if dialect == "duckdb" else "TEXT")
+    union: exp.Query = exp.select(*(exp.column(c, quoted=True) for c in _COLUMNS)).from_(
+        PREDICTION_LOG.copy()
+    )
+    p = f"{scoring.HIDDEN}p"
+    for table, columns in tables.items():
+        inputs = [c[len(INPUT) :] for c, _ in columns if c.startswith(INPUT)]
+        outputs = [c[len(OUTPUT) :] for c, _ in columns if c.startswith(OUTPUT)]
+        floats = [c[len(INPUT) :] for c, t in columns if c.startswith(INPUT) and t in _FLOATS]
+        made = [
+            _json_object(inputs, p, f"{scoring.HIDDEN}inputs", dialect, floats, INPUT),
+            _json_object(outputs, p, f"{scoring.HIDDEN}outputs", dialect, (), OUTPUT),
+        ]
+        rows = exp.select(
+            *(exp.column(c, table=p, quoted=True) for c in _COLUMNS[:6]),
+            *(
+                exp.alias_(exp.cast(value, text), c, quoted=True)
+                for (value, _), c in zip(made, _COLUMNS[6:], strict=True)
+            ),
+        ).from_(exp.table_(table, db=SCHEMA, quoted=True, alias=exp.to_identifier(p, quoted=True)))
+        for _, lateral in made:
+            if lateral is not None:
+                rows = rows.join(lateral, join_type="cross")
+        union = exp.union(union, rows, distinct=False)
+    view = exp.Create(this=LOGGED.copy(), kind="VIEW", expression=union, replace=True)
+    engine.execute(view.sql(dialect=dialect))
+
+
+def typed_tables(engine: Engine) -> list[str]:
+    """The names of the typed log tables in schema sqlml."""
+    return list(_typed_columns(engine))
+
+
+def _typed_columns(engine: Engine) -> dict[str, list[tuple[str, str]]]:
+    """Each typed log table's columns, in order, with their types' names (upper case)."""
+    like = exp.Escape(  # (table_name LIKE 'prediction\\_log\\_%' ESCAPE '\\')
+        this=exp.Like(
+            this=exp.column("table_name"),
+            expression=exp.Literal.string(TYPED_PREFIX.replace("_", "\\_") + "%"),
+        ),
+        expression=exp.Literal.string("\\"),
+    )
+    query = (
+        exp.select(exp.column("table_name"), exp.column("column_name"), exp.column("data_type"))
+        .from_(exp.table_("columns", db="information_schema"))
+        .where(exp.column("table_schema").eq(exp.Literal.string(SCHEMA)))
+        .where(exp.column("table_catalog").eq(exp.func("current_database")))
+        .where(like)
+        .order_by(exp.column("table_name"), exp.column("ordinal_position"))
+    )
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for row in engine.query_arrow(query.sql(dialect=engine.dialect)).to_pylist():
+        tables.setdefault(str(row["table_name"]), []).append(
+            (str(row["column_name"]), str(row["data_type"]).upper())
+        )
+    return tables
+
+
+_FLOATS = frozenset({"DOUBLE", "FLOAT", "REAL", "DOUBLE PRECISION"})
 
 
 def _json_object(
-    names: list[str], table: str, alias: str, dialect: str, floats: Sequence[str] = ()
+    names: list[str],
+    table: str,
+    alias: str,
+    dialect: str,
+    floats: Sequence[str] = (),
+    prefix: str = "",
 ) -> tuple[exp.Expr, exp.Expr | None]:
     """A JSON object of the columns of ``table``, and what the FROM clause must join for it:
     DuckDB's json_object; on PostgreSQL row_to_json of a LATERAL row of the columns, 2.5x as
     fast as json_build_object, which looks up each value's type at every call (10,000 rows of
-    12 columns: 21 ms against 53), and as compact as DuckDB's text.
+    12 columns: 21 ms against 53), and as compact as DuckDB's text. ``prefix``: each name's
+    column's (a typed log table's columns, named ``input:<name>``).
 
     DuckDB writes a NaN or infinite number bare (``NaN``, ``Infinity``), which is not JSON;
     PostgreSQL writes them as strings (``"NaN"``). On DuckDB a row with one in a column of
     ``floats`` has its object built with those strings, as PostgreSQL's: the other rows take
     json_object as it is (the test costs a third of the object's time; the strings in every
     row would cost 1.5x more)."""
-    columns = [exp.column(name, table=table, quoted=True) for name in names]
+    columns = [exp.column(prefix + name, table=table, quoted=True) for name in names]
     if dialect == "duckdb":
         plain = _json_arguments(names, columns, ())
         json = exp.Anonymous(this="json_object", expressions=plain)
@@ -338,8 +564,11 @@ def _json_object(
             this="json_object", expressions=_json_arguments(names, columns, floats)
         )
         return exp.Case().when(finite, json).else_(spelled), None
+    named = (
+        exp.alias_(c, n, quoted=True) if prefix else c for c, n in zip(columns, names, strict=True)
+    )
     lateral = exp.Lateral(
-        this=exp.select(*columns).subquery(),
+        this=exp.select(*named).subquery(),
         alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
     )
     row = exp.Anonymous(this="row_to_json", expressions=[exp.to_identifier(alias, quoted=True)])

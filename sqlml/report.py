@@ -34,7 +34,7 @@ from sqlml import errors, functions
 from sqlml.functions.versions import column, of_model, store_table
 from sqlml.ml import models
 from sqlml.ml import statistics as st
-from sqlml.store import ModelVersion
+from sqlml.store import ModelVersion, log_rows
 
 Query = Callable[[str], pa.Table]  # one statement (the engine's own SQL) -> its rows
 MAX_DAYS = 30  # the most recent days of the prediction log whose skew is shown
@@ -297,7 +297,7 @@ def _logged(
         at < _timestamp(start + datetime.timedelta(days=1)),
         column("variant", p).neq(exp.Literal.string("shadow")),
     )
-    select = exp.select(*columns).from_(store_table("prediction_log", p)).where(where)
+    select = exp.select(*columns).from_(store_table(log_rows(dialect), p)).where(where)
     return select.sql(dialect=dialect)
 
 

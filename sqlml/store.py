@@ -41,6 +41,17 @@ VERSIONS = exp.table_("versions", db="sqlml", quoted=True)
 DEPLOYMENTS = exp.table_("deployments", db="sqlml", quoted=True)
 MODEL_SETTINGS = exp.table_("model_settings", db="sqlml", quoted=True)
 PREDICTION_LOG = exp.table_("prediction_log", db="sqlml", quoted=True)
+# The engines whose prediction log is typed (predlog.py): each model's rows in tables of their
+# own columns, read as text through the view sqlml.logged_predictions, with the text log's rows
+LOGGED = exp.table_("logged_predictions", db="sqlml", quoted=True)
+TYPED_LOG = ("duckdb",)
+
+
+def log_rows(dialect: str) -> str:
+    """The name, in schema sqlml, of what holds every prediction log row as text."""
+    return LOGGED.name if dialect in TYPED_LOG else PREDICTION_LOG.name
+
+
 STATISTICS = exp.table_("version_statistics", db="sqlml", quoted=True)
 STATE = exp.table_("version_state", db="sqlml", quoted=True)
 SCHEDULE_RUNS = exp.table_("schedule_runs", db="sqlml", quoted=True)
@@ -171,22 +182,36 @@ class Store:
         if not getattr(self.engine, "manages_store", True):  # PostgreSQL: sqlml install made it
             self._ready = True
             return
-        if not self._exists():  # (DDL, even a no-op, makes every session check its plans)
+        tables, view = self._exists()
+        if not tables:  # (DDL, even a no-op, makes every session check its plans)
             for statement in ddl():
                 self.engine.execute(statement)
+        if not view:
+            from sqlml import predlog  # (it reads the store: imported when first needed)
+
+            try:
+                predlog.make_view(self.engine)
+            except errors.Error:
+                # A read-only database of an older store: its log cannot be read (42P01)
+                # until a session that may write opens it and makes the view.
+                if not tables:
+                    raise
         self._ready = True
 
-    def _exists(self) -> bool:
-        """Whether every table of today's store version is there."""
-        tables = exp.column("table_name").isin(*(t.name for t in STORE_TABLES))
+    def _exists(self) -> tuple[bool, bool]:
+        """Whether every table of today's store version is there, and the log's view (where
+        the engine's log is typed: else True)."""
+        names = [t.name for t in STORE_TABLES] + [LOGGED.name]
+        tables = exp.column("table_name").isin(*(exp.Literal.string(n) for n in names))
         query = (
-            exp.select(exp.func("count", exp.Star()))
+            exp.select(exp.column("table_name"))
             .from_(exp.table_("tables", db="information_schema"))
             .where(exp.column("table_schema").eq(exp.Literal.string("sqlml")))
             .where(tables)
         )
-        found = self.engine.query_arrow(self._sql(query)).column(0)[0].as_py()
-        return bool(found == len(STORE_TABLES))
+        found = set(self.engine.query_arrow(self._sql(query)).column(0).to_pylist())
+        view = LOGGED.name in found or self.engine.dialect not in TYPED_LOG
+        return found >= {t.name for t in STORE_TABLES}, view
 
     @contextlib.contextmanager
     def writing(self, ref: ModelRef) -> Iterator[None]:
@@ -773,6 +798,12 @@ class Store:
             ):
                 delete = exp.delete(table, where=_key())
                 self.engine.execute(self._sql(delete), [schema, name])
+            if self.engine.dialect in TYPED_LOG:  # (the typed log's tables stay, emptied)
+                from sqlml import predlog
+
+                for logged in predlog.typed_tables(self.engine):
+                    delete = exp.delete(exp.table_(logged, db="sqlml", quoted=True), where=_key())
+                    self.engine.execute(self._sql(delete), [schema, name])
         return True
 
     # -- schedules (sqlml/schedules.py): their runs, and the models that have one -------------

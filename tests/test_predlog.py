@@ -9,7 +9,7 @@ and each logged output is compared with ML.PREDICT of the version the row names.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,19 @@ def log(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Split]:
     yield from open_split(request, tmp_path_factory, "predlog")
+
+
+def log_tables(run: Callable[[str], Any], engine: str) -> list[str]:
+    """The tables that hold the prediction log's rows, as SQL: the text log and, on DuckDB,
+    whose log is typed, its typed tables (predlog.py)."""
+    if engine != "duckdb":
+        return ["sqlml.prediction_log"]
+    typed = run(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'sqlml'"
+        " AND table_name LIKE 'prediction_log_%' ORDER BY 1"
+    )
+    typed = typed.fetchall() if hasattr(typed, "fetchall") else typed  # (a cursor, or rows)
+    return ["sqlml.prediction_log", *(f'sqlml."{name}"' for (name,) in typed)]
 
 
 def entries(log: Split, model: str) -> list[dict[str, Any]]:
@@ -138,18 +151,21 @@ def test_in_autocommit_a_statement_and_its_log_are_one_transaction(log: Split) -
         f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 0.5, prediction_log_key = 'id')"
     )
     name = model.split(".")[1]
-    if log.engine == "duckdb":  # (no ADD CONSTRAINT: an empty log with a NOT NULL column the
-        # log leaves empty stands in for the log, which earlier tests filled)
+    if log.engine == "duckdb":  # (no ADD CONSTRAINT: an empty typed table with a NOT NULL
+        # column the log leaves empty stands in for the one this query's rows go to, which a
+        # first query makes: its rows then deleted)
+        before = set(log_tables(log.run, log.engine))
+        log.run(f"SELECT count(*) FROM ML.PREDICT(MODEL {model}, TABLE split.points)")
+        (table,) = set(log_tables(log.run, log.engine)) - before
+        log.run(f"DELETE FROM {table}")
+        kept = table[: -len('"')] + '_kept"'
         refuse = [
-            "ALTER TABLE sqlml.prediction_log RENAME TO prediction_log_kept",
-            "CREATE TABLE sqlml.prediction_log AS FROM sqlml.prediction_log_kept LIMIT 0",
-            "ALTER TABLE sqlml.prediction_log ADD COLUMN refused INTEGER",
-            "ALTER TABLE sqlml.prediction_log ALTER COLUMN refused SET NOT NULL",
+            f"ALTER TABLE {table} RENAME TO {kept.split('.')[1]}",
+            f"CREATE TABLE {table} AS FROM {kept} LIMIT 0",
+            f"ALTER TABLE {table} ADD COLUMN refused INTEGER",
+            f"ALTER TABLE {table} ALTER COLUMN refused SET NOT NULL",
         ]
-        allow = [
-            "DROP TABLE sqlml.prediction_log",
-            "ALTER TABLE sqlml.prediction_log_kept RENAME TO prediction_log",
-        ]
+        allow = [f"DROP TABLE {table}", f"ALTER TABLE {kept} RENAME TO {table.split('.')[1]}"]
         violation = "23000"  # (DuckDB does not tell its violations apart: duckdb_errors.py)
     else:
         refuse = [
@@ -381,3 +397,114 @@ def test_through_the_gateway_over_duckdb(shop_file: str) -> None:
             assert sorted(int(e["key"]) for e in logged) == sorted(logged_keys(0.05, keys))
         finally:
             client.close()
+
+
+SHAPED = (
+    "SELECT id, x, z, name, id % 2 = 0 AS even, CASE WHEN id = 3 THEN NULL ELSE x END AS maybe"
+    " FROM split.points WHERE id BETWEEN 0 AND 9"
+)
+
+
+def test_the_log_reads_as_the_input_rows_and_is_typed_on_duckdb(log: Split) -> None:
+    """ML.PREDICTION_LOG's inputs are JSON objects equal to the input rows, keys in the
+    input's order. On DuckDB each shape of a model's input is logged to a table of its own
+    columns, typed as given (predlog.py), and read as that JSON; DROP MODEL empties them. On
+    PostgreSQL the log is text, one table."""
+    model = log.model(LINEAR)
+    name = model.split(".")[1]
+    log.run(
+        f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 1, prediction_log_key = 'id')"
+    )
+    before = set(log_tables(log.run, log.engine))
+    log.run(f"SELECT * FROM ML.PREDICT(MODEL {model}, ({SHAPED}))")
+    log.run(f"SELECT * FROM ML.PREDICT(MODEL {model}, ({SHAPED}))")  # (the same table)
+    columns = ["id", "x", "z", "name", "even", "maybe"]
+    given = {int(r[0]): dict(zip(columns, r, strict=True)) for r in log.run(SHAPED)}
+    logged = entries(log, model)
+    assert len(logged) == 2 * len(given)
+    for entry in logged:
+        assert list(entry["inputs"]) == columns  # (the input's order)
+        assert entry["inputs"] == given[int(entry["key"])]
+    if log.engine != "duckdb":
+        assert log_tables(log.run, log.engine) == ["sqlml.prediction_log"]
+        return
+    (shaped,) = set(log_tables(log.run, log.engine)) - before
+    types = dict(
+        log.run(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            f" WHERE table_schema = 'sqlml' AND table_name = '{shaped.split('.')[1].strip(chr(34))}'"
+        )
+    )
+    assert types["input:id"] in ("INTEGER", "BIGINT")
+    assert (types["input:x"], types["input:name"], types["input:even"]) == (
+        "DOUBLE",
+        "VARCHAR",
+        "BOOLEAN",
+    )
+    assert types["output:predicted_y"] == "DOUBLE"
+    log.run(f"SELECT * FROM ML.PREDICT(MODEL {model}, (SELECT id, z, x FROM split.points))")
+    (other,) = set(log_tables(log.run, log.engine)) - before - {shaped}
+    (points,) = log.run("SELECT count(*) FROM split.points")
+    assert len(entries(log, model)) == 2 * len(given) + int(points[0])
+    log.run(f"DROP MODEL {model}")
+    for table in (shaped, other):
+        assert log.run(f"SELECT count(*) FROM {table} WHERE model_name = '{name}'") == [(0,)]
+    assert set(log_tables(log.run, log.engine)) >= {shaped, other}  # (emptied, kept)
+
+
+def test_duckdb_an_older_store_gets_the_log_view(tmp_path: Path) -> None:
+    """A DuckDB file of a store without sqlml.logged_predictions (sqlml before the typed log)
+    gets it when a session opens it, and its text log rows read through ML.PREDICTION_LOG."""
+    import duckdb
+
+    database = str(tmp_path / "older.duckdb")
+    con = sqlml.connect(database, autocommit=True)
+    con.execute(f"CREATE SCHEMA split; CREATE TABLE split.points AS {POINTS}")
+    con.execute(f"CREATE MODEL split.old OPTIONS ({LINEAR}) AS {TRAIN}")
+    con.close()
+    raw = duckdb.connect(database)
+    raw.execute("DROP VIEW sqlml.logged_predictions")
+    raw.execute(
+        "INSERT INTO sqlml.prediction_log VALUES ('split', 'old', 1, 'serving',"
+        " TIMESTAMP '2026-01-01', '7', '{\"x\":1.0}', '{\"predicted_y\":3.0}')"
+    )
+    raw.close()
+    con = sqlml.connect(database, autocommit=True)
+    try:
+        rows = con.execute(
+            "SELECT version, variant, log_key, inputs, outputs FROM ML.PREDICTION_LOG(MODEL split.old)"
+        ).fetchall()
+        assert rows == [(1, "serving", "7", '{"x":1.0}', '{"predicted_y":3.0}')]
+    finally:
+        con.close()
+
+
+def test_duckdb_the_sample_is_sorted_only_for_runtime_scoring(tmp_path: Path) -> None:
+    """DuckDB's log sorts its sample before scoring only where a UDF scores it (called once per
+    vector: sorted, the sample fills whole vectors); compiled SQL reads it as it comes. Both
+    log the same rows."""
+    from sqlml.engine import Session
+    from sqlml.engines.duckdb import DuckDBEngine
+
+    session = Session(DuckDBEngine(str(tmp_path / "sorted.duckdb")))
+    for sql in (
+        "CREATE SCHEMA split",
+        f"CREATE TABLE split.points AS {POINTS}",
+        f"CREATE MODEL split.m OPTIONS ({LINEAR}) AS {TRAIN}",
+        "ALTER MODEL split.m SET OPTIONS (prediction_log_sample = 0.1, prediction_log_key = 'id')",
+    ):
+        session.execute_one(sql)
+    predict = "SELECT count(*) FROM ML.PREDICT(MODEL split.m, TABLE split.points{})"
+    compiled = session.ml_plan(predict.format(""))
+    runtime = session.ml_plan(predict.format(", STRUCT('runtime' AS scoring)"))
+    assert compiled is not None
+    assert runtime is not None
+    assert "ORDER BY" not in compiled.logs[0].sql
+    assert "ORDER BY" in runtime.logs[0].sql
+    counts = []
+    for sql in (predict.format(""), predict.format(", STRUCT('runtime' AS scoring)")):
+        session.execute_one(sql)
+        logged = session.execute_one("SELECT count(*) FROM ML.PREDICTION_LOG(MODEL split.m)")
+        assert logged.table is not None
+        counts.append(logged.table.column(0)[0].as_py())
+    assert counts[1] == 2 * counts[0] > 0

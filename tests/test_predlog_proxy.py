@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import ENGINES, client_module, gateway_parts, module_database, serving, unavailable
-from test_predlog import logged_keys
+from test_predlog import log_tables, logged_keys
 from test_traffic import LINEAR, POINTS, Split
 
 import sqlml
@@ -486,13 +486,13 @@ def dated(
     with module_database(str(request.param), request, tmp_path_factory, "dated") as database:
         con = sqlml.connect(database, autocommit=True)
         try:
-            _dated_log(con)
+            _dated_log(con, str(request.param))
             yield con
         finally:
             con.close()
 
 
-def _dated_log(con: sqlml.Connection) -> None:
+def _dated_log(con: sqlml.Connection, engine: str) -> None:
     con.execute("CREATE SCHEMA split")
     con.execute("CREATE TABLE split.points AS SELECT * FROM (" + POINTS + ") AS p WHERE id < 400")
     con.execute(
@@ -503,11 +503,10 @@ def _dated_log(con: sqlml.Connection) -> None:
         "ALTER MODEL split.dated SET OPTIONS (prediction_log_sample = 1, prediction_log_key = 'id')"
     )
     con.execute("SELECT * FROM ML.PREDICT(MODEL split.dated, TABLE split.points) WHERE id < 4")
-    con.execute("DELETE FROM sqlml.prediction_log WHERE CAST(log_key AS INTEGER) NOT IN (1, 2, 3)")
-    for key, at in DAYS.items():
-        con.execute(
-            f"UPDATE sqlml.prediction_log SET logged_at = TIMESTAMP '{at}' WHERE log_key = '{key}'"
-        )
+    for table in log_tables(lambda sql: con.execute(sql).fetchall(), engine):
+        con.execute(f"DELETE FROM {table} WHERE CAST(log_key AS INTEGER) NOT IN (1, 2, 3)")
+        for key, at in DAYS.items():
+            con.execute(f"UPDATE {table} SET logged_at = TIMESTAMP '{at}' WHERE log_key = '{key}'")
 
 
 def test_proxy_prepared_statement_follows_the_log_options(logging_db: Logging) -> None:

@@ -27,6 +27,7 @@ from click.testing import CliRunner
 from conftest import client_module, module_database, psycopg_gateway, unavailable
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import confusion_matrix, roc_auc_score
+from test_predlog import log_tables
 
 import sqlml
 from sqlml import errors
@@ -79,7 +80,8 @@ def train(run: Any, engine: str) -> None:
     run(LINEAR)
     run("ALTER MODEL r.lin SET OPTIONS (prediction_log_sample = 1.0)")
     run("SELECT * FROM ML.PREDICT(MODEL r.lin, (SELECT i, x1, x2 FROM r.t))")
-    run("UPDATE sqlml.prediction_log SET logged_at = logged_at - INTERVAL '1 day'")
+    for table in log_tables(run, engine):
+        run(f"UPDATE {table} SET logged_at = logged_at - INTERVAL '1 day'")
     run("SELECT * FROM ML.PREDICT(MODEL r.lin, (SELECT i, x1 + 10 AS x1, x2 FROM r.t))")
 
 

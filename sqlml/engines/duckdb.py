@@ -65,7 +65,7 @@ _SENSITIVE = ("sqlml", "models", "versions", "create", "alter", "drop", "attach"
 # The prediction log's INSERT (predlog.py; one statement, checked above): it adds log rows, which
 # no plan reads, but names sqlml, and counted as a change it made every kept plan of the file
 # check its versions again at its next run, after each logged query.
-_LOGGING = 'INSERT INTO "sqlml"."prediction_log" '
+_LOGGING = 'INSERT INTO "sqlml"."prediction_log'  # (and its typed tables, prediction_log_...)
 
 
 def may_change_plans(sql: str) -> bool:

@@ -10,7 +10,8 @@ unbounded. A TIMESTAMP WITH TIME ZONE is taken in UTC, as logged_at is; a TIMEST
 as a UTC time. Anything else is 22023 (a range relative to now is a WHERE clause on logged_at,
 which the engine applies as it reads the log, as it does the range).
 
-A query over sqlml.prediction_log in the engine's own SQL, as ML.VERSIONS
+A query over the log (sqlml.prediction_log; on DuckDB, whose log is typed, the view
+sqlml.logged_predictions: predlog.py) in the engine's own SQL, as ML.VERSIONS
 (functions/versions.py): PostgreSQL's row-level security shows the rows of the models the role
 may use.
 """
@@ -27,6 +28,7 @@ from sqlml import errors
 from sqlml.functions import NONE, OVER_ROWS, Function, Scored, register
 from sqlml.functions.versions import column, of_model, store_table
 from sqlml.grammar import nodes
+from sqlml.store import log_rows
 
 if TYPE_CHECKING:
     from sqlml.store import ModelVersion
@@ -56,7 +58,7 @@ def _render(
         where = exp.and_(where, at < _timestamp(settings[END]))
     query = (
         exp.select(*(exp.alias_(column(c, p), c, quoted=True) for c in _COLUMNS))
-        .from_(store_table("prediction_log", p))
+        .from_(store_table(log_rows(dialect), p))
         .where(where)
         .order_by(at)
     )
