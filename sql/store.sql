@@ -76,6 +76,8 @@ CREATE TABLE IF NOT EXISTS sqlml.model_settings (
 
 -- A sample of what ML.PREDICT scored (ALTER MODEL ... SET OPTIONS (prediction_log_sample = ...);
 -- sqlml/predlog.py), written with the statement that scored. Append-only; no key: rows repeat.
+-- PostgreSQL's log. DuckDB's is typed (tables sqlml.prediction_log_<hex>, made as needed, and
+-- the view sqlml.logged_predictions over them and this table, which holds older rows).
 CREATE TABLE IF NOT EXISTS sqlml.prediction_log (
     schema_name TEXT NOT NULL,
     model_name TEXT NOT NULL,
