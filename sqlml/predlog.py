@@ -1,4 +1,5 @@
-"""The prediction log: a sample of what ML.PREDICT scored, in ``sqlml.prediction_log``.
+"""The prediction log: a sample of what ML.PREDICT scored (PostgreSQL: ``sqlml.prediction_log``;
+DuckDB: typed tables, below).
 
 Theory of operation
 -------------------
@@ -6,7 +7,7 @@ Theory of operation
 it on (a fraction of the rows; NULL or 0 turns it off). For each ML.PREDICT of such a model that a
 Session renders (sqlml.connect on both engines, the gateway over DuckDB and over PostgreSQL,
 sqlml.ml in the PostgreSQL server), a second statement logs the sample: ``INSERT INTO
-sqlml.prediction_log SELECT ... FROM`` ML.PREDICT over the sampled input rows, run right after
+<the log> SELECT ... FROM`` ML.PREDICT over the sampled input rows, run right after
 the query with the same parameters, in the same transaction (a rolled-back transaction rolls the
 log back with it).
 
@@ -24,6 +25,11 @@ log back with it).
 - Each row: schema_name, model_name, version (the version that scored it; under a traffic split
   the row's own), variant ('serving', 'traffic' or 'shadow'), logged_at (UTC), log_key (the key
   as text), inputs and outputs (JSON objects of the input columns and ML.PREDICT's columns).
+- **Typed on DuckDB**: there the row's inputs and outputs are columns of their own types
+  (``input:<name>``, ``output:<name>``) in a table per shape of the model's input
+  (``typed_table``), made by the first statement of that shape (``prepare``, ``ensure``); the
+  view sqlml.logged_predictions reads them, and the text log of older stores, as the text log's
+  rows (``make_view``): what ML.PREDICTION_LOG reads.
 - **Shadows** (``ALTER MODEL m SET SHADOW VERSION n [SAMPLE p PERCENT]``): the shadow version
   scores its sample (the lowest log buckets, as the log's: by key, with a log sample at least
   the shadow's, each shadow row has its served row in the log) in a log statement of its own,
@@ -65,8 +71,9 @@ OPTIONS = (SAMPLE, KEY)
 # The engines whose log is typed: each model's rows in tables of their own columns, one per
 # shape of its input (``typed_table``), read as JSON through the view LOGGED. A 10% log of 1M
 # rows of 12 doubles is 47 MB of JSON text, which DuckDB appended in 130-165 ms and then
-# checkpointed at every other append (+300 ms); typed, the same rows cost ~40 ms
-# (docs/design/lifecycle.md, "The log's storage").
+# checkpointed at every other append (+300 ms); typed, the same rows are 16.8 MB, and the log's
+# statement cost 1.5-1.7x the query instead of 1.9-2.9x (docs/design/lifecycle.md, "The log's
+# storage").
 TYPED = TYPED_LOG
 SCHEMA = "sqlml"
 TYPED_PREFIX = "prediction_log_"  # + 16 hex digits (the text log is sqlml.prediction_log)
@@ -415,19 +422,16 @@ def _aside(
 
 def prepare(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) -> None:
     """Outside a transaction, before the statement: makes the typed log tables ``logs`` write
-    that are missing, committed, so that the statement's own transaction only appends. Two
-    sessions that make the same table at once conflict (DuckDB: write-write conflict on the
-    catalog); the loser finds it made when it looks again."""
+    that are missing, committed, so that the statement's own transaction only appends. One
+    session at a time per database (Store.making_log_tables): two that made the same table at
+    once conflicted on DuckDB's catalog. (Inside a transaction, ``ensure`` makes it there,
+    where a session making it at the same moment can still conflict: once per shape.)"""
     if not {log.table for log in logs if log.table} - session.log_tables:
         return
     if not writable(session):
         return
-    try:
-        with all_or_nothing(session.engine):
-            made = ensure(session, logs, params)
-    except errors.Error:
-        with all_or_nothing(session.engine):
-            made = ensure(session, logs, params)
+    with session.store.making_log_tables(), all_or_nothing(session.engine):
+        made = ensure(session, logs, params)
     session.log_tables |= made  # (committed: a table sqlml makes, it never drops)
 
 

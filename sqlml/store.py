@@ -231,6 +231,21 @@ class Store:
             yield
 
     @contextlib.contextmanager
+    def making_log_tables(self) -> Iterator[None]:
+        """Held while a session makes typed prediction log tables outside a transaction
+        (predlog.prepare): two sessions of one DuckDB database making the same table at once
+        conflicted on the catalog (write-write), and the loser's statement failed. One process
+        owns a DuckDB file for writing, so a lock of the process's is enough."""
+        key = getattr(self.engine, "database_key", None)
+        if key is None:
+            yield
+            return
+        with _MODEL_LOCKS_GUARD:  # (no model is named with a NUL)
+            lock = _MODEL_LOCKS.setdefault((key, "\0", "prediction_log"), threading.Lock())
+        with lock:
+            yield
+
+    @contextlib.contextmanager
     def names_fixed(self) -> Iterator[None]:
         """Each model name resolved once while a lifecycle change runs (under the model's
         lock, in one transaction: the name cannot change meanwhile), instead of once per store

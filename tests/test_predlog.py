@@ -508,3 +508,45 @@ def test_duckdb_the_sample_is_sorted_only_for_runtime_scoring(tmp_path: Path) ->
         assert logged.table is not None
         counts.append(logged.table.column(0)[0].as_py())
     assert counts[1] == 2 * counts[0] > 0
+
+
+def test_duckdb_sessions_logging_a_new_shape_at_once_all_succeed(tmp_path: Path) -> None:
+    """Four sessions of one DuckDB file log the same new shapes of input at the same moment:
+    each shape's typed table is made once and no statement fails (they conflicted on DuckDB's
+    catalog, write-write, when each made it in its own transaction)."""
+    import threading
+
+    database = str(tmp_path / "shapes.duckdb")
+    con = sqlml.connect(database, autocommit=True)
+    con.execute(f"CREATE SCHEMA split; CREATE TABLE split.points AS {POINTS}")
+    con.execute(f"CREATE MODEL split.m OPTIONS ({LINEAR}) AS {TRAIN}")
+    con.execute(
+        "ALTER MODEL split.m SET OPTIONS (prediction_log_sample = 0.5, prediction_log_key = 'id')"
+    )
+    shaped = "SELECT count(*) FROM ML.PREDICT(MODEL split.m, (SELECT id, x, z, {0} AS s{0}"
+    shaped += " FROM split.points WHERE id < 1000))"
+    failed: list[sqlml.Error] = []
+    start = threading.Barrier(4)
+
+    def session() -> None:
+        try:
+            own = sqlml.connect(database, autocommit=True)
+            start.wait()
+            for shape in range(4):
+                own.execute(shaped.format(shape)).fetchall()
+            own.close()
+        except sqlml.Error as e:  # (reported below)
+            failed.append(e)
+
+    threads = [threading.Thread(target=session) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert failed == []
+        (logged,) = con.execute("SELECT count(*) FROM ML.PREDICTION_LOG(MODEL split.m)").fetchall()
+        keys = [k for (k,) in con.execute("SELECT id FROM split.points WHERE id < 1000").fetchall()]
+        assert logged[0] == 16 * len(logged_keys(0.5, keys))  # (4 sessions x 4 shapes)
+    finally:
+        con.close()
