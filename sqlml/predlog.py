@@ -151,11 +151,14 @@ def statements(
     if sample > 0:  # (both samples take the lowest log buckets: by key, the smaller one's rows
         # are among the larger one's, so shadow rows pair with served rows by key)
         field = traffic.key_field(schema, key, logged) if key is not None else None  # (42703)
-        sorted_ = dialect == "duckdb" and _runtime(session, serving, split, call)
-        subset = _sampled(rows, field, sample, dialect, sorted_)
+        subset = _sampled(rows, field, sample, dialect)
         if split is not None:
-            scored, _ = traffic.routed(session, serving, call, schema, subset)
+            scored, others = traffic.routed(session, serving, call, schema, subset)
+            if _runtime(session, [serving, *others], call):  # (again, the sample sorted)
+                subset = _sampled(rows, field, sample, dialect, runtime=True)
+                scored, _ = traffic.routed(session, serving, call, schema, subset)
         else:
+            subset = _sampled(rows, field, sample, dialect, _runtime(session, [serving], call))
             scored = session.predict_subquery(serving, call, schema, rows=subset)
         outputs = scoring.output_names(serving) + ([traffic.COLUMN] if split is not None else [])
         variant = None if split is not None else SERVING
@@ -170,23 +173,21 @@ def statements(
         version = session.store.load(serving.ref, number)
         scoring.check_input(version, schema)
         scoring.check_output_names(version, schema.names)
-        sorted_ = dialect == "duckdb" and _runtime(session, version, None, call)
-        sampled = _sampled(rows, field, shadowed, dialect, sorted_)
+        sampled = _sampled(rows, field, shadowed, dialect, _runtime(session, [version], call))
         aside = isinstance(session.engine, RunsAside)  # (scored on a connection of its own)
         source = exp.select("*").from_(exp.to_table(SHADOW_INPUT, quoted=True))
         scored = session.predict_subquery(version, call, schema, rows=source if aside else sampled)
         outputs = scoring.output_names(version)
         shadowing = _logged(version, scored, SHADOW, field, schema, outputs, dialect)
-        log = _log(shadowing, version, schema, outputs, dialect, shadow=number)
-        if aside:  # (its table made from the same rows scored here: the rows it appends)
+        if aside:  # (its table made from the same rows scored here, whose columns it appends)
             direct = session.predict_subquery(version, call, schema, rows=sampled)
             made = _logged(version, direct, SHADOW, field, schema, outputs, dialect)
+            log = _log(made, version, schema, outputs, dialect, shadow=number)
             log = replace(
-                log,
-                sql=sampled.sql(dialect=dialect),
-                scored=shadowing.sql(dialect=dialect),
-                create=_create(made, log.table, dialect),
+                log, sql=sampled.sql(dialect=dialect), scored=shadowing.sql(dialect=dialect)
             )
+        else:
+            log = _log(shadowing, version, schema, outputs, dialect, shadow=number)
         logs.append(log)
     except errors.Error as e:
         session.say(
@@ -200,19 +201,17 @@ def statements(
 SHADOW_INPUT = f"{scoring.HIDDEN}shadow_input"
 
 
-def _runtime(
-    session: Session, version: ModelVersion, split: dict[str, Any] | None, call: Predict
-) -> bool:
-    """Whether ``version``, or a version its traffic split routes to, scores through the
-    runtime (a UDF call per vector: the sample is then sorted, see ``_sampled``)."""
-    numbers = {int(n) for n in (split or {}).get("weights", {})} - {version.version}
-    versions = [version] + [session.store.load(version.ref, n) for n in sorted(numbers)]
+def _runtime(session: Session, versions: list[ModelVersion], call: Predict) -> bool:
+    """Whether DuckDB scores the sample of any of ``versions`` through the runtime (a UDF
+    call per vector: the sample is then sorted, see ``_sampled``)."""
     default, dialect = session.settings.scoring, session.engine.dialect
-    return any(scoring.choose_mode(v, call, default, dialect) == "runtime" for v in versions)
+    return dialect == "duckdb" and any(
+        scoring.choose_mode(v, call, default, dialect) == "runtime" for v in versions
+    )
 
 
 def _sampled(
-    rows: exp.Expr, field: pa.Field | None, sample: float, dialect: str, runtime: bool = True
+    rows: exp.Expr, field: pa.Field | None, sample: float, dialect: str, runtime: bool = False
 ) -> exp.Select:
     """The input rows in the sample: by the key's log bucket, else at random per row.
     ``runtime``: whether a version scores them through the runtime (they are sorted)."""
@@ -236,7 +235,7 @@ def _sampled(
         sampled = traffic.random_value(dialect) < exp.Literal.number(sample)
     star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
     selected = exp.select(star).from_(scoring.subquery(rows.copy(), alias)).where(sampled)
-    if dialect == "duckdb" and runtime:
+    if runtime:
         # A filter passes its rows on in the vectors it read, so a 1% sample reached the
         # scoring ~20 rows at a time, and a runtime-scored model paid the UDF's call for each
         # (~0.5 ms: a 1% log of a 30-tree model cost 1.7x the query). A sort gives the rows on
@@ -444,7 +443,7 @@ def ensure(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) 
     if not set(wanted) - session.log_tables:
         return set(wanted)
     engine = session.engine
-    present = _present(engine, list(wanted))
+    present = set(typed_tables(engine))
     missing = [table for table in wanted if table not in present]
     for table in missing:
         sql, values = placeholders.bound(wanted[table], params)
@@ -452,18 +451,6 @@ def ensure(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) 
     if missing:
         make_view(engine)
     return set(wanted)
-
-
-def _present(engine: Engine, tables: list[str]) -> set[str]:
-    query = (
-        exp.select(exp.column("table_name"))
-        .from_(exp.table_("tables", db="information_schema"))
-        .where(exp.column("table_schema").eq(exp.Literal.string(SCHEMA)))
-        .where(exp.column("table_catalog").eq(exp.func("current_database")))
-        .where(exp.column("table_name").isin(*(exp.Literal.string(t) for t in tables)))
-    )
-    found = engine.query_arrow(query.sql(dialect=engine.dialect)).column(0).to_pylist()
-    return {str(name) for name in found}
 
 
 def make_view(engine: Engine) -> None:
