@@ -173,8 +173,10 @@ class Session:
         # whether ML.PREDICT's prediction log is written (predlog.py): not for the gateway's
         # read-only users
         self.logs_predictions = True
-        # the typed log tables known to be there, committed (predlog.ensure)
+        # the typed log tables known to be there, committed (predlog.ensure), as of the
+        # engine's token: forgotten after any change to the catalog (predlog.known)
         self.log_tables: set[str] = set()
+        self.log_tables_token: Hashable = None
         # PREPARE'd ML queries by name (prepared.py): the engine cannot prepare them itself
         self.prepared: dict[str, prepared.Prepared] = {}
         self._plans: dict[_PlanKey, _Plan] = {}

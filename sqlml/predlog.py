@@ -57,7 +57,7 @@ from sqlglot import exp
 
 from sqlml import errors, scoring, traffic
 from sqlml.engines import placeholders
-from sqlml.engines.base import Engine, RunsAside, all_or_nothing
+from sqlml.engines.base import Engine, KeepsPlans, RunsAside, all_or_nothing
 from sqlml.grammar.statements import Predict
 from sqlml.ml.spec import OptionValue
 from sqlml.store import LOGGED, PREDICTION_LOG, TYPED_LOG, ModelVersion
@@ -425,13 +425,13 @@ def prepare(session: Session, logs: Sequence[Log], params: Sequence[Any] | None)
     session at a time per database (Store.making_log_tables): two that made the same table at
     once conflicted on DuckDB's catalog. (Inside a transaction, ``ensure`` makes it there,
     where a session making it at the same moment can still conflict: once per shape.)"""
-    if not {log.table for log in logs if log.table} - session.log_tables:
+    if not {log.table for log in logs if log.table} - known(session):
         return
     if not writable(session):
         return
     with session.store.making_log_tables(), all_or_nothing(session.engine):
         made = ensure(session, logs, params)
-    session.log_tables |= made  # (committed: a table sqlml makes, it never drops)
+    session.log_tables |= made  # (committed)
 
 
 def ensure(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) -> set[str]:
@@ -440,10 +440,10 @@ def ensure(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) 
     model's input makes its table (a catalog change, which kept plans notice once). Returns
     the tables ``logs`` write."""
     wanted = {log.table: log.create for log in logs if log.table}
-    if not set(wanted) - session.log_tables:
+    if not set(wanted) - known(session):
         return set(wanted)
     engine = session.engine
-    present = set(typed_tables(engine))
+    present = _present(engine, list(wanted))
     missing = [table for table in wanted if table not in present]
     for table in missing:
         sql, values = placeholders.bound(wanted[table], params)
@@ -451,6 +451,31 @@ def ensure(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) 
     if missing:
         make_view(engine)
     return set(wanted)
+
+
+def known(session: Session) -> set[str]:
+    """The typed log tables the session knows are there (``log_tables``), forgotten whenever
+    the engine's token says the catalog may have changed (a log table dropped by hand is then
+    made again, and the view with it, by the next statement that logs to it; asking the
+    catalog costs ~1 ms, after a change only). An engine without a token keeps them."""
+    engine = session.engine
+    token = engine.token() if isinstance(engine, KeepsPlans) else None
+    if token != session.log_tables_token:
+        session.log_tables = set()
+        session.log_tables_token = token
+    return session.log_tables
+
+
+def _present(engine: Engine, names: list[str]) -> set[str]:
+    """Which of the tables ``names`` schema sqlml has."""
+    query = (
+        exp.select(exp.column("table_name"))
+        .from_(exp.table_("tables", db="information_schema"))
+        .where(exp.column("table_schema").eq(exp.Literal.string(SCHEMA)))
+        .where(exp.column("table_catalog").eq(exp.func("current_database")))
+        .where(exp.column("table_name").isin(*(exp.Literal.string(n) for n in names)))
+    )
+    return set(engine.query_arrow(query.sql(dialect=engine.dialect)).column(0).to_pylist())
 
 
 def make_view(engine: Engine) -> None:

@@ -550,3 +550,36 @@ def test_duckdb_sessions_logging_a_new_shape_at_once_all_succeed(tmp_path: Path)
         assert logged[0] == 16 * len(logged_keys(0.5, keys))  # (4 sessions x 4 shapes)
     finally:
         con.close()
+
+
+def test_duckdb_a_log_table_dropped_by_hand_is_made_again(tmp_path: Path) -> None:
+    """A typed log table dropped by hand, on the session that logged to it or on another one
+    of the file, is made again (with the view) by the next statement that logs to it, which
+    succeeds and logs its sample; the rows dropped with the table are gone."""
+    database = str(tmp_path / "dropped.duckdb")
+    con = sqlml.connect(database, autocommit=True)
+    other = sqlml.connect(database, autocommit=True)
+    try:
+        con.execute(f"CREATE SCHEMA split; CREATE TABLE split.points AS {POINTS}")
+        con.execute(f"CREATE MODEL split.m OPTIONS ({LINEAR}) AS {TRAIN}")
+        con.execute(
+            "ALTER MODEL split.m SET OPTIONS (prediction_log_sample = 0.1, prediction_log_key = 'id')"
+        )
+        predict = "SELECT count(*) FROM ML.PREDICT(MODEL split.m, TABLE split.points)"
+        keys = [k for (k,) in con.execute("SELECT id FROM split.points").fetchall()]
+        sampled = len(logged_keys(0.1, keys))
+        count = "SELECT count(*) FROM ML.PREDICTION_LOG(MODEL split.m)"
+        for dropping in (con, other):
+            assert con.execute(predict).fetchall() == [(len(keys),)]
+            assert con.execute(count).fetchall() == [(sampled,)]
+            typed = log_tables(con.execute, "duckdb")[1:]
+            assert len(typed) == 1
+            dropping.execute(f"DROP TABLE {typed[0]}")
+            assert con.execute(predict).fetchall() == [(len(keys),)]  # (made again, logged)
+            assert log_tables(con.execute, "duckdb")[1:] == typed
+            assert con.execute(count).fetchall() == [(sampled,)]
+            assert other.execute(count).fetchall() == [(sampled,)]
+            con.execute(f"DELETE FROM {typed[0]}")
+    finally:
+        other.close()
+        con.close()
