@@ -76,8 +76,9 @@ CREATE TABLE IF NOT EXISTS sqlml.model_settings (
 
 -- A sample of what ML.PREDICT scored (ALTER MODEL ... SET OPTIONS (prediction_log_sample = ...);
 -- sqlml/predlog.py), written with the statement that scored. Append-only; no key: rows repeat.
--- PostgreSQL's log. DuckDB's is typed (tables sqlml.prediction_log_<hex>, made as needed, and
--- the view sqlml.logged_predictions over them and this table, which holds older rows).
+-- The log is typed (tables sqlml.prediction_log_<hex>, made as needed, and the view
+-- sqlml.logged_predictions over them and this table): this table holds older rows, and on
+-- PostgreSQL those of shapes with a column of the user's own type.
 CREATE TABLE IF NOT EXISTS sqlml.prediction_log (
     schema_name TEXT NOT NULL,
     model_name TEXT NOT NULL,

@@ -1,5 +1,5 @@
-"""The prediction log: a sample of what ML.PREDICT scored (PostgreSQL: ``sqlml.prediction_log``;
-DuckDB: typed tables, below).
+"""The prediction log: a sample of what ML.PREDICT scored, in typed tables (below; JSON text in
+``sqlml.prediction_log`` for what they cannot hold).
 
 Theory of operation
 -------------------
@@ -25,11 +25,13 @@ log back with it).
 - Each row: schema_name, model_name, version (the version that scored it; under a traffic split
   the row's own), variant ('serving', 'traffic' or 'shadow'), logged_at (UTC), log_key (the key
   as text), inputs and outputs (JSON objects of the input columns and ML.PREDICT's columns).
-- **Typed on DuckDB**: there the row's inputs and outputs are columns of their own types
-  (``input:<name>``, ``output:<name>``) in a table per shape of the model's input
-  (``typed_table``), made by the first statement of that shape (``prepare``, ``ensure``); the
-  view sqlml.logged_predictions reads them, and the text log of older stores, as the text log's
-  rows (``make_view``): what ML.PREDICTION_LOG reads.
+- **Typed**: the row's inputs and outputs are columns of their own types (``input:<name>``,
+  ``output:<name>``) in a table per shape of the model's input (DuckDB: ``typed_table``;
+  PostgreSQL: ``pg_table``, of the types PostgreSQL names, ``pg_columns``), made by the first
+  statement of that shape (``prepare``, ``ensure``; on PostgreSQL by ``CALL sqlml.log_table``,
+  as the installer: sqlml/postgres/logtables.py); the view sqlml.logged_predictions reads them,
+  and the text log, as the text log's rows (``make_view``): what ML.PREDICTION_LOG reads. On
+  PostgreSQL a shape with a column of the user's own type is logged as text.
 - **Shadows** (``ALTER MODEL m SET SHADOW VERSION n [SAMPLE p PERCENT]``): the shadow version
   scores its sample (the lowest log buckets, as the log's: by key, with a log sample at least
   the shadow's, each shadow row has its served row in the log) in a log statement of its own,
@@ -46,6 +48,7 @@ log back with it).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Sequence
@@ -53,11 +56,19 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import sqlglot
 from sqlglot import exp
 
 from sqlml import errors, scoring, traffic
 from sqlml.engines import placeholders
-from sqlml.engines.base import Engine, KeepsPlans, RunsAside, all_or_nothing
+from sqlml.engines.base import (
+    DescribesColumns,
+    Engine,
+    KeepsPlans,
+    RunsAside,
+    all_or_nothing,
+)
+from sqlml.engines.pgtypes import COMPOSITES
 from sqlml.grammar.statements import Predict
 from sqlml.ml.spec import OptionValue
 from sqlml.store import LOGGED, PREDICTION_LOG, TYPED_LOG, ModelVersion
@@ -69,11 +80,11 @@ SAMPLE, KEY = "prediction_log_sample", "prediction_log_key"
 SERVING, TRAFFIC, SHADOW = "serving", "traffic", "shadow"  # the log's variants
 OPTIONS = (SAMPLE, KEY)
 # The engines whose log is typed: each model's rows in tables of their own columns, one per
-# shape of its input (``typed_table``), read as JSON through the view LOGGED. A 10% log of 1M
-# rows of 12 doubles is 47 MB of JSON text, which DuckDB appended in 130-165 ms and then
-# checkpointed at every other append (+300 ms); typed, the same rows are 16.8 MB, and the log's
-# statement cost 1.5-1.7x the query instead of 1.9-2.9x (docs/design/lifecycle.md, "The log's
-# storage").
+# shape of its input (``typed_table``, ``pg_table``), read as JSON through the view LOGGED. A
+# 10% log of 1M rows of 12 doubles is 47 MB of JSON text, which DuckDB appended in 130-165 ms
+# and then checkpointed at every other append (+300 ms); typed, the same rows are 16.8 MB, and
+# the log's statement cost 1.5-1.7x the query instead of 1.9-2.9x; PostgreSQL inserts them in
+# 222-268 ms instead of 454-595 (docs/design/lifecycle.md, "The log's storage").
 TYPED = TYPED_LOG
 SCHEMA = "sqlml"
 TYPED_PREFIX = "prediction_log_"  # + 16 hex digits (the text log is sqlml.prediction_log)
@@ -162,8 +173,7 @@ def statements(
             scored = session.predict_subquery(serving, call, schema, rows=subset)
         outputs = scoring.output_names(serving) + ([traffic.COLUMN] if split is not None else [])
         variant = None if split is not None else SERVING
-        served = _logged(serving, scored, variant, field, schema, outputs, dialect)
-        logs.append(_log(served, serving, schema, outputs, dialect))
+        logs.append(_log(session, serving, scored, variant, field, schema, outputs))
     if shadow is None:
         return logs, []
     number = int(shadow["version"])
@@ -178,16 +188,15 @@ def statements(
         source = exp.select("*").from_(exp.to_table(SHADOW_INPUT, quoted=True))
         scored = session.predict_subquery(version, call, schema, rows=source if aside else sampled)
         outputs = scoring.output_names(version)
-        shadowing = _logged(version, scored, SHADOW, field, schema, outputs, dialect)
         if aside:  # (its table made from the same rows scored here, whose columns it appends)
             direct = session.predict_subquery(version, call, schema, rows=sampled)
-            made = _logged(version, direct, SHADOW, field, schema, outputs, dialect)
-            log = _log(made, version, schema, outputs, dialect, shadow=number)
+            log = _log(session, version, direct, SHADOW, field, schema, outputs, shadow=number)
+            shadowing = _logged(version, scored, SHADOW, field, schema, outputs, dialect, True)
             log = replace(
                 log, sql=sampled.sql(dialect=dialect), scored=shadowing.sql(dialect=dialect)
             )
         else:
-            log = _log(shadowing, version, schema, outputs, dialect, shadow=number)
+            log = _log(session, version, scored, SHADOW, field, schema, outputs, shadow=number)
         logs.append(log)
     except errors.Error as e:
         session.say(
@@ -253,9 +262,11 @@ def _logged(
     inputs: pa.Schema,
     outputs: list[str],
     dialect: str,
+    typed: bool,
 ) -> exp.Select:
     """The log rows of ML.PREDICT's ``scored`` rows of ``version``: of variant ``variant``, or
-    (None) under a traffic split, of the version each row names, 'serving' or 'traffic'."""
+    (None) under a traffic split, of the version each row names, 'serving' or 'traffic'; for a
+    typed table (``typed``), else for the text log."""
     p = f"{scoring.HIDDEN}p"
     number: exp.Expr = exp.Literal.number(version.version)
     kind: exp.Expr = exp.Literal.string(variant or "")
@@ -272,17 +283,17 @@ def _logged(
         else exp.cast(exp.null(), text)
     )
     assert isinstance(scored, exp.Subquery)
-    if dialect in TYPED:  # (the typed log: each column as it is, JSON only when read)
+    if typed:  # (the typed log: each column as it is, JSON only when read)
         row = [
             *(exp.Literal.string(version.schema), exp.Literal.string(version.name), number),
             *(kind, _now(), logged_key),
         ]
-        typed = [
+        selected = [
             *(exp.alias_(v, c, quoted=True) for v, c in zip(row, _COLUMNS[:6], strict=True)),
             *(_as(p, n, INPUT) for n in inputs.names),
             *(_as(p, n, OUTPUT) for n in outputs),
         ]
-        return exp.select(*typed).from_(scoring.subquery(scored.this, p))
+        return exp.select(*selected).from_(scoring.subquery(scored.this, p))
     floats = [f.name for f in inputs if pa.types.is_floating(f.type)]
     objects = [
         _json_object(inputs.names, p, f"{scoring.HIDDEN}inputs", dialect, floats),
@@ -322,22 +333,136 @@ def _insert(rows: exp.Select) -> exp.Insert:
 
 
 def _log(
-    rows: exp.Select,
+    session: Session,
     version: ModelVersion,
+    scored: exp.Expr,
+    variant: str | None,
+    field: pa.Field | None,
     inputs: pa.Schema,
     outputs: list[str],
-    dialect: str,
     shadow: int | None = None,
 ) -> Log:
-    """The statement that writes ``rows`` (``_logged``'s) to the log: to the typed table of
-    their columns where the engine's log is typed, else to the text log."""
+    """The statement that writes the log rows of ``scored`` (``_logged``): to the typed
+    table of their columns where the engine's log is typed, else to the text log. On
+    PostgreSQL a shape whose columns' types the log may not depend on (``pg_columns``) goes to
+    the text log."""
+    dialect = session.engine.dialect
+    rows = _logged(version, scored, variant, field, inputs, outputs, dialect, dialect in TYPED)
     if dialect not in TYPED:
         return Log(_insert(rows).sql(dialect=dialect), shadow=shadow)
-    table = typed_table(version, inputs, outputs)
+    if dialect == "postgres":
+        columns = pg_columns(session.engine, rows)
+        if columns is None:
+            rows = _logged(version, scored, variant, field, inputs, outputs, dialect, False)
+            return Log(_insert(rows).sql(dialect=dialect), shadow=shadow)
+        table = pg_table(version.schema, version.name, columns)
+        create = _made(version.schema, version.name, columns, table)
+    else:
+        table = typed_table(version, inputs, outputs)
+        create = _create(rows, table, dialect)
     target = exp.table_(table, db=SCHEMA, quoted=True)
     names = [exp.to_identifier(n, quoted=True) for n in rows.named_selects]
     insert = exp.insert(rows, target, columns=names).sql(dialect=dialect)
-    return Log(insert, shadow=shadow, table=table, create=_create(rows, table, dialect))
+    return Log(insert, shadow=shadow, table=table, create=create)
+
+
+# PostgreSQL: the fixed columns of a typed log table (the text log's, of its types), then the
+# rows' own columns of their types without modifier; a type whose bare name means one of a
+# fixed length is widened, so that every value of the column's type fits.
+PG_FIXED = (
+    ("schema_name", "text NOT NULL"),
+    ("model_name", "text NOT NULL"),
+    ("version", "integer NOT NULL"),
+    ("variant", "text NOT NULL"),
+    ("logged_at", "timestamp without time zone NOT NULL"),
+    ("log_key", "text"),
+)
+_PG_NAME_BYTES = 63  # PostgreSQL's longest identifier
+_WIDENED = {
+    "character": "bpchar",
+    "character[]": "bpchar[]",
+    "bit": "bit varying",
+    "bit[]": "bit varying[]",
+}
+# Each type's name (without modifier), where it lives, its kind, and an array's element's.
+_PG_TYPES = sqlglot.parse_one(
+    "SELECT t.oid AS oid, pg_catalog.format_type(t.oid, NULL) AS name, n.nspname AS ns,"
+    " t.typname AS typname, t.typtype AS typtype, t.typcategory AS category,"
+    " e.typname AS elem, en.nspname AS elem_ns"
+    " FROM pg_catalog.pg_type AS t"
+    " JOIN pg_catalog.pg_namespace AS n ON n.oid = t.typnamespace"
+    " LEFT JOIN pg_catalog.pg_type AS e ON e.oid = t.typelem AND t.typcategory = 'A'"
+    " LEFT JOIN pg_catalog.pg_namespace AS en ON en.oid = e.typnamespace",
+    read="postgres",
+    into=exp.Select,
+)
+PG_TYPES_BY_NAME = (  # (one type, by the name given: the server's check)
+    _PG_TYPES.copy()
+    .where("t.oid = pg_catalog.to_regtype($1)", dialect="postgres")
+    .sql(dialect="postgres")
+)
+
+
+def pg_type_name(row: dict[str, Any]) -> str | None:
+    """The column type of a typed log table for a type (a row of _PG_TYPES), or None: the log
+    may depend only on PostgreSQL's own base types and arrays, and sqlml's composites (never on
+    a user's type or domain, which could then not be dropped or altered)."""
+    name = str(row["name"])
+    if row["ns"] == "pg_catalog" and row["typtype"] == "b":
+        return _WIDENED.get(name, name)
+    composite = row["typtype"] == "c" and row["typname"] in COMPOSITES
+    array = row["category"] == "A" and row["elem_ns"] == SCHEMA and row["elem"] in COMPOSITES
+    return name if row["ns"] == SCHEMA and (composite or array) else None
+
+
+def pg_columns(engine: Engine, rows: exp.Select) -> list[tuple[str, str]] | None:
+    """The typed log columns of ``rows`` (``_logged``'s) after the fixed ones, each with its
+    type as pg_type_name gives it; None where one may not be logged typed (the shape goes to
+    the text log). Their types are what the rows' columns are, read from PostgreSQL (an Arrow
+    type would not do: NUMERIC reads as float64, json and uuid as strings), with each parameter
+    marker read as NULL."""
+    assert isinstance(engine, DescribesColumns)
+    probe = rows.copy().limit(0)
+    for marker in list(probe.find_all(exp.Placeholder, exp.Parameter)):
+        marker.replace(exp.null())
+    described = engine.result_columns(probe.sql(dialect="postgres"))[len(PG_FIXED) :]
+    query = pg_types_of(sorted({oid for _, oid in described}))
+    found = {int(row["oid"]): pg_type_name(row) for row in _small(engine, query)}
+    columns = [(name, found.get(oid)) for name, oid in described]
+    if any(t is None or len(n.encode()) > _PG_NAME_BYTES for n, t in columns):
+        return None  # (a longer name would be cut short, and could then meet another)
+    return [(name, str(t)) for name, t in columns]
+
+
+def pg_types_of(oids: Sequence[int]) -> str:
+    """The query of the rows of _PG_TYPES of these type OIDs."""
+    wanted = exp.column("oid", table="t").isin(*(exp.Literal.number(o) for o in oids))
+    return _PG_TYPES.copy().where(wanted).sql(dialect="postgres")
+
+
+def pg_table(schema: str, model: str, columns: Sequence[tuple[str, str]]) -> str:
+    """The name of PostgreSQL's typed log table of a model's rows of these columns (the hash
+    of the model and the columns' definitions: no two shapes share a name, and the function
+    that makes the table computes it again from what it is given)."""
+    text = json.dumps([_FORMAT, "postgres", schema, model, [list(c) for c in columns]])
+    return TYPED_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _made(schema: str, model: str, columns: list[tuple[str, str]], table: str) -> str:
+    """``CALL sqlml.log_table(...)``: makes the table where it is missing (sql/postgres/
+    privileges.sql; a CALL answers no row, so the gateway's proxy can run it unseen)."""
+    definitions = [exp.Literal.string(part) for column in columns for part in column]
+    call = exp.Anonymous(
+        this="log_table",
+        expressions=[
+            exp.Literal.string(schema),
+            exp.Literal.string(model),
+            exp.Literal.string(table),
+            exp.cast(exp.Array(expressions=definitions), exp.DataType.build("TEXT[]")),
+        ],
+    )
+    qualified = exp.Dot(this=exp.to_identifier(SCHEMA), expression=call)
+    return f"CALL {qualified.sql(dialect='postgres')}"
 
 
 def _create(rows: exp.Select, table: str, dialect: str) -> str:
@@ -438,19 +563,32 @@ def ensure(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) 
     """Makes the typed log tables that ``logs`` write and that are missing, then the view
     LOGGED again, in the current transaction: the first statement of a new shape of a
     model's input makes its table (a catalog change, which kept plans notice once). Returns
-    the tables ``logs`` write."""
-    wanted = {log.table: log.create for log in logs if log.table}
+    the tables ``logs`` write. On PostgreSQL the CALL that makes a table makes the view too
+    (as the installer: ``_made``), and a shadow's runs under a savepoint: its failure leaves
+    the shadow's INSERT to fail, and say so."""
+    wanted = {log.table: log for log in logs if log.table}
     if not set(wanted) - known(session):
         return set(wanted)
     engine = session.engine
     present = _present(engine, list(wanted))
     missing = [table for table in wanted if table not in present]
     for table in missing:
-        sql, values = placeholders.bound(wanted[table], params)
-        engine.execute(sql, values)
-    if missing:
+        log = wanted[table]
+        sql, values = placeholders.bound(log.create, params)
+        if log.shadow is None or engine.dialect == "duckdb":
+            engine.execute(sql, values)
+            continue
+        with contextlib.suppress(errors.Error):  # (its INSERT fails too, with a NOTICE)
+            _savepointed(engine, sql, values)
+    if missing and engine.dialect == "duckdb":
         make_view(engine)
     return set(wanted)
+
+
+def _small(engine: Engine, sql: str) -> list[dict[str, Any]]:
+    """The rows of a small catalog query (not the chunked read of a server's query_arrow)."""
+    table = engine.execute(sql).table
+    return [] if table is None else table.to_pylist()
 
 
 def known(session: Session) -> set[str]:
@@ -475,7 +613,7 @@ def _present(engine: Engine, names: list[str]) -> set[str]:
         .where(exp.column("table_catalog").eq(exp.func("current_database")))
         .where(exp.column("table_name").isin(*(exp.Literal.string(n) for n in names)))
     )
-    return set(engine.query_arrow(query.sql(dialect=engine.dialect)).column(0).to_pylist())
+    return {row["table_name"] for row in _small(engine, query.sql(dialect=engine.dialect))}
 
 
 def make_view(engine: Engine) -> None:
@@ -534,7 +672,7 @@ def _typed_columns(engine: Engine) -> dict[str, list[tuple[str, str]]]:
         .order_by(exp.column("table_name"), exp.column("ordinal_position"))
     )
     tables: dict[str, list[tuple[str, str]]] = {}
-    for row in engine.query_arrow(query.sql(dialect=engine.dialect)).to_pylist():
+    for row in _small(engine, query.sql(dialect=engine.dialect)):
         tables.setdefault(str(row["table_name"]), []).append(
             (str(row["column_name"]), str(row["data_type"]).upper())
         )

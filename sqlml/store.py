@@ -44,7 +44,7 @@ PREDICTION_LOG = exp.table_("prediction_log", db="sqlml", quoted=True)
 # The engines whose prediction log is typed (predlog.py): each model's rows in tables of their
 # own columns, read as text through the view sqlml.logged_predictions, with the text log's rows
 LOGGED = exp.table_("logged_predictions", db="sqlml", quoted=True)
-TYPED_LOG = ("duckdb",)
+TYPED_LOG = ("duckdb", "postgres")
 
 
 def log_rows(dialect: str) -> str:

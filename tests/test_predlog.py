@@ -42,13 +42,11 @@ def log(
 
 
 def log_tables(run: Callable[[str], Any], engine: str) -> list[str]:
-    """The tables that hold the prediction log's rows, as SQL: the text log and, on DuckDB,
-    whose log is typed, its typed tables (predlog.py)."""
-    if engine != "duckdb":
-        return ["sqlml.prediction_log"]
+    """The tables that hold the prediction log's rows, as SQL: the text log and its typed
+    tables (predlog.py; those a PostgreSQL role may use)."""
     typed = run(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'sqlml'"
-        " AND table_name LIKE 'prediction_log_%' ORDER BY 1"
+        " AND table_name LIKE 'prediction\\_log\\_%' ESCAPE '\\' ORDER BY 1"
     )
     typed = typed.fetchall() if hasattr(typed, "fetchall") else typed  # (a cursor, or rows)
     return ["sqlml.prediction_log", *(f'sqlml."{name}"' for (name,) in typed)]
@@ -151,13 +149,13 @@ def test_in_autocommit_a_statement_and_its_log_are_one_transaction(log: Split) -
         f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 0.5, prediction_log_key = 'id')"
     )
     name = model.split(".")[1]
+    # (the typed table this query's rows go to is made by a first query, its rows then deleted)
+    before = set(log_tables(log.run, log.engine))
+    log.run(f"SELECT count(*) FROM ML.PREDICT(MODEL {model}, TABLE split.points)")
+    (table,) = set(log_tables(log.run, log.engine)) - before
+    log.run(f"DELETE FROM {table}")
     if log.engine == "duckdb":  # (no ADD CONSTRAINT: an empty typed table with a NOT NULL
-        # column the log leaves empty stands in for the one this query's rows go to, which a
-        # first query makes: its rows then deleted)
-        before = set(log_tables(log.run, log.engine))
-        log.run(f"SELECT count(*) FROM ML.PREDICT(MODEL {model}, TABLE split.points)")
-        (table,) = set(log_tables(log.run, log.engine)) - before
-        log.run(f"DELETE FROM {table}")
+        # column the log leaves empty stands in for it)
         kept = table[: -len('"')] + '_kept"'
         refuse = [
             f"ALTER TABLE {table} RENAME TO {kept.split('.')[1]}",
@@ -169,10 +167,9 @@ def test_in_autocommit_a_statement_and_its_log_are_one_transaction(log: Split) -
         violation = "23000"  # (DuckDB does not tell its violations apart: duckdb_errors.py)
     else:
         refuse = [
-            "ALTER TABLE sqlml.prediction_log ADD CONSTRAINT refused"
-            f" CHECK (model_name <> '{name}') NOT VALID"
+            f"ALTER TABLE {table} ADD CONSTRAINT refused CHECK (model_name <> '{name}') NOT VALID"
         ]
-        allow, violation = ["ALTER TABLE sqlml.prediction_log DROP CONSTRAINT refused"], "23514"
+        allow, violation = [f"ALTER TABLE {table} DROP CONSTRAINT refused"], "23514"
     kept = f"split.kept_{name}"
     made = f"CREATE TABLE {kept} AS SELECT * FROM ML.PREDICT(MODEL {model}, TABLE split.points)"
     there = (
@@ -348,19 +345,119 @@ def test_postgres_a_role_with_usage_logs_its_predictions(pg_database: str) -> No
                 logged_keys(0.01, list(range(-50, 20_000 - 50)))
             )
             assert user.sqlstate(f"SELECT * FROM ML.PREDICTION_LOG(MODEL {hidden})") == "42704"
-            # the table itself, as row-level security (sqlml.usable_models) lets the role see
-            # and write it: its model's rows, none of the other's
+            # the tables themselves, as row-level security (sqlml.usable_models) lets the role
+            # see and write them: its model's rows, none of the other's; the view too
+            # (security_invoker)
+            tables = log_tables(user.run, "postgres")
+            assert len(tables) >= 3  # (the text log, a typed table of each model)
+            for table in [*tables, "sqlml.logged_predictions"]:
+                assert user.run(
+                    f"SELECT DISTINCT schema_name || '.' || model_name FROM {table}"
+                ) in ([(model,)], [])
             assert user.run(
-                "SELECT DISTINCT schema_name || '.' || model_name FROM sqlml.prediction_log"
+                "SELECT DISTINCT schema_name || '.' || model_name FROM sqlml.logged_predictions"
             ) == [(model,)]
-            row = "INSERT INTO sqlml.prediction_log (schema_name, model_name, version, variant)"
             schema_name, name = hidden.split(".")
-            assert user.sqlstate(f"{row} VALUES ('{schema_name}', '{name}', 1, 'serving')") == (
-                "42501"
-            )
+            for table in tables:
+                row = f"INSERT INTO {table} (schema_name, model_name, version, variant, logged_at)"
+                values = f"VALUES ('{schema_name}', '{name}', 1, 'serving', now())"
+                assert user.sqlstate(f"{row} {values}") == "42501"
             with raw.cursor() as cur:
-                cur.execute("SELECT count(DISTINCT model_name) FROM sqlml.prediction_log")
+                cur.execute("SELECT count(DISTINCT model_name) FROM sqlml.logged_predictions")
                 assert cur.fetchone() == (2,)
+                cur.execute("SELECT count(*) FROM sqlml.prediction_log")
+                assert cur.fetchone() == (0,)  # (typed)
+        finally:
+            user.con.close()
+    finally:
+        owner.con.close()
+        with raw.cursor() as cur:
+            cur.execute(f"DROP OWNED BY {role}")
+            cur.execute(f"DROP ROLE IF EXISTS {role}")
+        raw.close()
+
+
+def test_postgres_log_tables_are_made_as_they_must_be(pg_database: str) -> None:
+    """PostgreSQL's typed log tables are made by sqlml.log_table for a role with USAGE on the
+    model, under the name of the columns it gives, of the types the log may depend on, owned
+    by the installer with row-level security; a shape with another type (a user's composite)
+    is logged as text. What the log reads back is PostgreSQL's own row_to_json of the input
+    row, numeric and jsonb columns included."""
+    import os
+
+    import psycopg2
+
+    from sqlml.predlog import pg_table
+
+    owner = Split(pg_database, "postgres")
+    raw = psycopg2.connect(pg_database)
+    raw.autocommit = True
+    role = f"maker_{os.getpid()}"
+    try:
+        owner.run("CREATE SCHEMA split")
+        owner.run(f"CREATE TABLE split.points AS {POINTS}")
+        owner.run("CREATE TYPE split.pair AS (a integer, b integer)")
+        model, hidden = owner.model(LINEAR), owner.model(LINEAR)
+        user = with_usage(raw, pg_database, model, role)
+        try:
+
+            def call(name: str, table: str, columns: list[tuple[str, str]]) -> str:
+                given = ", ".join(f"'{part}'" for column in columns for part in column)
+                return f"CALL sqlml.log_table('split', '{name}', '{table}', ARRAY[{given}])"
+
+            def made(name: str, columns: list[tuple[str, str]]) -> str:
+                return call(name, pg_table("split", name, columns), columns)
+
+            mine, other = model.split(".")[1], hidden.split(".")[1]
+            plain = [("input:x", "double precision"), ("output:predicted_y", "double precision")]
+            assert user.sqlstate(made(other, plain)) == "42501"  # (no USAGE)
+            assert user.sqlstate(call(mine, "prediction_log_0000000000000000", plain)) == "22023"
+            assert user.sqlstate(made(mine, [("input:p", "split.pair")])) == "22023"
+            assert user.sqlstate(made(mine, [("input:m", "numeric(10,2)")])) == "22023"
+            assert user.sqlstate(made(mine, [("x", "double precision")])) == "22023"
+            user.run(made(mine, plain))
+            user.run(made(mine, plain))  # (there already: nothing to do)
+            table = pg_table("split", mine, plain)
+            with raw.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_catalog.pg_get_userbyid(relowner) <> %s, relrowsecurity"
+                    " FROM pg_catalog.pg_class WHERE oid = to_regclass(%s)",
+                    [role, f"sqlml.{table}"],
+                )
+                assert cur.fetchone() == (True, True)
+            assert user.sqlstate(f"DROP TABLE sqlml.{table}") == "42501"
+
+            owner.run(
+                f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 1,"
+                " prediction_log_key = 'id')"
+            )
+            given = (
+                "SELECT id, x, z, CAST(x / 7 AS NUMERIC(10, 2)) AS amount,"
+                " jsonb_build_object('k', id, 'tags', jsonb_build_array('a', id)) AS doc"
+                " FROM split.points WHERE id BETWEEN 0 AND 9"
+            )
+            paired = "SELECT id, x, z, ROW(id, 2)::split.pair AS p FROM split.points WHERE id < 3"
+            for query in (given, paired):
+                user.run(f"SELECT * FROM ML.PREDICT(MODEL {model}, ({query}))")
+            # (a jsonb value Arrow cannot nest, an array of a string and a number, comes back
+            # to sqlml.connect as its JSON text)
+            (doc,) = user.run(f"SELECT doc FROM ML.PREDICT(MODEL {model}, ({given})) WHERE id = 3")
+            assert json.loads(doc[0]) == {"k": 3, "tags": ["a", 3]}
+            with raw.cursor() as cur:
+                cur.execute(f"SELECT id::text, row_to_json(q)::text FROM ({given}) AS q")
+                expected = dict(cur.fetchall())
+                cur.execute(f"SELECT id::text, row_to_json(q)::text FROM ({paired}) AS q")
+                expected_pairs = dict(cur.fetchall())
+                cur.execute(
+                    "SELECT log_key, inputs FROM sqlml.prediction_log WHERE model_name = %s",
+                    [mine],
+                )
+                assert dict(cur.fetchall()) == expected_pairs  # (as text: a user's type)
+            logged = user.run(
+                f"SELECT log_key, inputs FROM ML.PREDICTION_LOG(MODEL {model})"
+                " WHERE inputs LIKE '%amount%'"
+            )
+            assert dict(logged) == expected
         finally:
             user.con.close()
     finally:
@@ -405,11 +502,10 @@ SHAPED = (
 )
 
 
-def test_the_log_reads_as_the_input_rows_and_is_typed_on_duckdb(log: Split) -> None:
+def test_the_log_reads_as_the_input_rows_and_is_typed(log: Split) -> None:
     """ML.PREDICTION_LOG's inputs are JSON objects equal to the input rows, keys in the
-    input's order. On DuckDB each shape of a model's input is logged to a table of its own
-    columns, typed as given (predlog.py), and read as that JSON; DROP MODEL empties them. On
-    PostgreSQL the log is text, one table."""
+    input's order. Each shape of a model's input is logged to a table of its own columns,
+    typed as given (predlog.py), and read as that JSON; DROP MODEL empties them."""
     model = log.model(LINEAR)
     name = model.split(".")[1]
     log.run(
@@ -425,23 +521,25 @@ def test_the_log_reads_as_the_input_rows_and_is_typed_on_duckdb(log: Split) -> N
     for entry in logged:
         assert list(entry["inputs"]) == columns  # (the input's order)
         assert entry["inputs"] == given[int(entry["key"])]
-    if log.engine != "duckdb":
-        assert log_tables(log.run, log.engine) == ["sqlml.prediction_log"]
-        return
     (shaped,) = set(log_tables(log.run, log.engine)) - before
-    types = dict(
-        log.run(
-            "SELECT column_name, data_type FROM information_schema.columns"
-            f" WHERE table_schema = 'sqlml' AND table_name = '{shaped.split('.')[1].strip(chr(34))}'"
-        )
+    found = log.run(
+        "SELECT column_name, data_type FROM information_schema.columns"
+        f" WHERE table_schema = 'sqlml' AND table_name = '{shaped.split('.')[1].strip(chr(34))}'"
     )
+    types = {name: str(kind).upper() for name, kind in found}
     assert types["input:id"] in ("INTEGER", "BIGINT")
+    floating = "DOUBLE" if log.engine == "duckdb" else "DOUBLE PRECISION"
+    text = "VARCHAR" if log.engine == "duckdb" else "TEXT"
     assert (types["input:x"], types["input:name"], types["input:even"]) == (
-        "DOUBLE",
-        "VARCHAR",
+        floating,
+        text,
         "BOOLEAN",
     )
-    assert types["output:predicted_y"] == "DOUBLE"
+    assert types["output:predicted_y"] == floating
+    # (none as text)
+    assert log.run(f"SELECT count(*) FROM sqlml.prediction_log WHERE model_name = '{name}'") == [
+        (0,)
+    ]
     log.run(f"SELECT * FROM ML.PREDICT(MODEL {model}, (SELECT id, z, x FROM split.points))")
     (other,) = set(log_tables(log.run, log.engine)) - before - {shaped}
     (points,) = log.run("SELECT count(*) FROM split.points")

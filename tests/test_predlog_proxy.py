@@ -11,6 +11,7 @@ logged_keys), and each logged output is compared with the prediction the client 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -286,20 +287,43 @@ def test_proxy_extended_protocol_asyncpg(logging_db: Logging) -> None:
     check(logging_db.logged(model), returned | in_parts, 0.05)
 
 
+@contextlib.contextmanager
+def refusing(logging_db: Logging, model: str, check: str) -> Iterator[None]:
+    """Every log table of ``model``'s rows of split.points refuses the rows that fail
+    ``check`` (a CHECK constraint added for the test, then dropped): the typed table is made
+    first by a query logged through the owner, whose rows are then deleted."""
+    psycopg2 = client_module("psycopg2")
+    logging_db.owner.run(PREDICT.format(model, " WHERE id < 0"))
+    raw = psycopg2.connect(logging_db.database)
+    raw.autocommit = True
+    name = model.split(".")[1]
+    constraint = f"refused_{os.getpid()}"
+    with raw.cursor() as cur:
+        cur.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'sqlml'"
+            " AND table_name LIKE 'prediction\\_log%'"
+        )
+        tables = [f'sqlml."{t}"' for (t,) in cur.fetchall()]
+        for table in tables:
+            cur.execute(f"DELETE FROM {table} WHERE model_name = %s", [name])
+            cur.execute(
+                f"ALTER TABLE {table} ADD CONSTRAINT {constraint} CHECK ({check}) NOT VALID"
+            )
+    try:
+        yield
+    finally:
+        with raw.cursor() as cur:
+            for table in tables:
+                cur.execute(f"ALTER TABLE {table} DROP CONSTRAINT {constraint}")
+        raw.close()
+
+
 def test_proxy_served_log_failure_is_the_statements_error(logging_db: Logging) -> None:
     """A log row the role may not write (row-level security: no USAGE on the model... here, a
     CHECK on the log table added for the test) fails the statement, which rolls back."""
     psycopg2 = client_module("psycopg2")
     model = logging_db.model(1)
-    raw = psycopg2.connect(logging_db.database)
-    raw.autocommit = True
-    constraint = f"no_{os.getpid()}"
-    try:
-        with raw.cursor() as cur:
-            cur.execute(
-                f"ALTER TABLE sqlml.prediction_log ADD CONSTRAINT {constraint}"
-                f" CHECK (model_name <> '{model.split('.')[1]}') NOT VALID"
-            )
+    with refusing(logging_db, model, f"model_name <> '{model.split('.')[1]}'"):
         with logging_db.psycopg() as con:
             for prepare in (False, True):
                 with pytest.raises(client_module("psycopg").errors.CheckViolation):
@@ -312,10 +336,6 @@ def test_proxy_served_log_failure_is_the_statements_error(logging_db: Logging) -
             con2.rollback()
         finally:
             con2.close()
-    finally:
-        with raw.cursor() as cur:
-            cur.execute(f"ALTER TABLE sqlml.prediction_log DROP CONSTRAINT {constraint}")
-        raw.close()
     assert logging_db.logged(model) == {}
 
 
@@ -384,25 +404,12 @@ def test_proxy_logs_a_shadow(logging_db: Logging, front: str) -> None:
 def test_proxy_a_failing_shadow_is_a_notice(logging_db: Logging, front: str) -> None:
     """A shadow's INSERT that fails (a CHECK on the log table added for the test) logs nothing
     of the shadow and says so in a NOTICE; the statement and the served log stand."""
-    psycopg2 = client_module("psycopg2")
     model = _shadowed(logging_db)
-    raw = psycopg2.connect(logging_db.database)
-    raw.autocommit = True
-    constraint = f"no_shadow_{os.getpid()}"
     sql = f"SELECT id FROM ML.PREDICT(MODEL {model}, (SELECT * FROM split.points WHERE id >= %s))"
     sql = sql if front.startswith("extended") else sql.replace("%s", "0")
-    try:
-        with raw.cursor() as cur:
-            cur.execute(
-                f"ALTER TABLE sqlml.prediction_log ADD CONSTRAINT {constraint}"
-                " CHECK (variant <> 'shadow') NOT VALID"
-            )
+    with refusing(logging_db, model, "variant <> 'shadow'"):
         notices: list[str] = []
         ids = _run_front(logging_db, front, sql, notices)
-    finally:
-        with raw.cursor() as cur:
-            cur.execute(f"ALTER TABLE sqlml.prediction_log DROP CONSTRAINT {constraint}")
-        raw.close()
     assert len(ids) == len(KEYS) - 50
     assert _variants(logging_db, model) == {"serving": logged_keys(0.05, ids), "shadow": set()}
     assert [n for n in notices if "shadow version 2 failed" in n]
@@ -412,17 +419,10 @@ def test_sqlml_ml_a_failing_shadow_is_a_notice(logging_db: Logging) -> None:
     psycopg2 = client_module("psycopg2")
     model = _shadowed(logging_db)
     con = psycopg2.connect(logging_db.database)
-    constraint = f"no_shadow_ml_{os.getpid()}"
     try:
-        with con.cursor() as cur:
-            cur.execute(
-                f"ALTER TABLE sqlml.prediction_log ADD CONSTRAINT {constraint}"
-                " CHECK (variant <> 'shadow') NOT VALID"
-            )
-        returned = _plain(con, PREDICT.format(model, ""))
-        with con.cursor() as cur:
-            cur.execute(f"ALTER TABLE sqlml.prediction_log DROP CONSTRAINT {constraint}")
-        con.commit()
+        with refusing(logging_db, model, "variant <> 'shadow'"):
+            returned = _plain(con, PREDICT.format(model, ""))
+            con.commit()
         assert [n for n in con.notices if "shadow version 2 failed" in n]
         served = logged_keys(0.05, list(returned))
         assert _variants(logging_db, model) == {"serving": served, "shadow": set()}

@@ -226,3 +226,32 @@ WHERE r.rolname = current_user AND NOT EXISTS (
     WHERE p.schema_name = m.schema_name AND p.model_name = m.model_name AND p.privilege = 'OWNER');
 
 SELECT sqlml.apply_model_grants(schema_name, model_name) FROM sqlml.models;
+
+-- The typed prediction log (sqlml/postgres/logtables.py): a table per shape of a model's input,
+-- made by the first statement that logs that shape through sqlml.log_table, which calls the
+-- PL/Python function only where the table is missing (a CALL: no row to hide from a client);
+-- that function checks the caller's USAGE of the model and the table's name and types, then
+-- creates it as the installer, with the log's policies, and makes the view
+-- sqlml.logged_predictions again over every log table (security_invoker: each table's policies
+-- apply to the reader). sqlml.log_tables_plpy: every install's (policies are made again).
+CREATE OR REPLACE FUNCTION sqlml.log_table_plpy(
+    model_schema text, model text, log_table text, definitions text[]
+) RETURNS void
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@log_table.py$sqlml$;
+
+CREATE OR REPLACE PROCEDURE sqlml.log_table(
+    model_schema text, model text, log_table text, definitions text[]
+)
+LANGUAGE plpgsql AS $sqlml$
+BEGIN
+    IF pg_catalog.to_regclass(pg_catalog.format('sqlml.%I', log_table)) IS NULL THEN
+        PERFORM sqlml.log_table_plpy(model_schema, model, log_table, definitions);
+    END IF;
+END
+$sqlml$;
+
+CREATE OR REPLACE FUNCTION sqlml.log_tables_plpy() RETURNS void
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE AS $sqlml$@log_tables.py$sqlml$;
+REVOKE ALL ON FUNCTION sqlml.log_tables_plpy() FROM PUBLIC;
+
+SELECT sqlml.log_tables_plpy();

@@ -57,6 +57,16 @@ class InServer(Protocol):
 
 
 @runtime_checkable
+class DescribesColumns(Protocol):
+    """An engine that tells a result's column types as the database names them (PostgreSQL's
+    OIDs: the typed prediction log's columns, predlog.pg_columns)."""
+
+    def result_columns(self, sql: str) -> list[tuple[str, int]]:
+        """The names and type OIDs of the columns of ``sql``'s result (it is run)."""
+        ...
+
+
+@runtime_checkable
 class RunsAside(Protocol):
     """An engine whose failed statement aborts the open transaction and that has no savepoints
     (DuckDB): what must not fail the user's statement (a shadow's scoring: predlog.py) runs on a

@@ -77,7 +77,11 @@ def _to_arrow(
         while name in columns:  # SQL allows duplicate names; Arrow tables need distinct ones
             name += "_"
         if column.type_code in (JSON, JSONB):
-            columns[name] = pa.array(values)  # parsed JSON: lists and objects as Arrow nests
+            try:  # parsed JSON: lists and objects as Arrow nests
+                columns[name] = pa.array(values)
+            except (pa.ArrowTypeError, pa.ArrowInvalid):  # (an array of numbers and strings)
+                texts = [None if v is None else json.dumps(v) for v in values]
+                columns[name] = pa.array(texts, type=pa.string())
             continue
         wanted = result_type(column.type_code, nested)
         if column.type_code in nested or column.type_code in NUMBER_ARRAYS:
@@ -185,6 +189,11 @@ class PostgresEngine:
         finally:
             cursor.close()
             self._track()
+
+    def result_columns(self, sql: str) -> list[tuple[str, int]]:
+        """The names and type OIDs of the columns of ``sql``'s result (it is run)."""
+        description, _, _, _ = self._run(sql, None)
+        return [(c.name, int(c.type_code)) for c in description or ()]
 
     def probe(self, sql: str) -> tuple[pa.Schema, tuple[Any, ...]]:
         description, rows, _, _ = self._run(sql, None)

@@ -380,8 +380,8 @@ class Installer:
         )
         self._execute("DROP VIEW IF EXISTS sqlml.model_functions")
         self._execute("DROP VIEW IF EXISTS sqlml.usable_models")  # (after the policies on it)
-        for (function,) in rows:
-            self._execute(f"DROP FUNCTION {function}")  # regprocedure's text is quoted SQL
+        for (function,) in rows:  # (ROUTINE: sqlml.log_table is a procedure)
+            self._execute(f"DROP ROUTINE {function}")  # regprocedure's text is quoted SQL
 
     def close(self) -> None:
         self.con.close()

@@ -146,6 +146,11 @@ class PlpyEngine:
         result = self._spi(zero_rows(sql, "postgres"), None)
         return list(zip(result.colnames(), result.coltypes(), strict=True))
 
+    def result_columns(self, sql: str) -> list[tuple[str, int]]:
+        """The names and type OIDs of the columns of ``sql``'s result (it is run)."""
+        result = self._spi(sql, None)
+        return list(zip(result.colnames(), result.coltypes(), strict=True))
+
     def schema_of(self, sql: str) -> pa.Schema:
         return pa.schema([(n, self._type(o)) for n, o in self.columns_of(sql)])
 
@@ -756,8 +761,11 @@ def ml_plan(plpy: Any, statement: str) -> dict[str, Any]:
     rendered = current.ml_plan(statement, outer=_as_jsonb)
     if rendered is None:  # ML.EVALUATE, which the Session computes rather than renders
         return {"query": _evaluated(current, statement), "logs": None, "shadows": None}
-    logs = [log.sql for log in rendered.logs]
-    shadows = [log.shadow for log in rendered.logs]
+    logs, shadows = [], []
+    for log in rendered.logs:  # (a typed table's CALL first: made where it is missing)
+        for sql in (log.create, log.sql) if log.create else (log.sql,):
+            logs.append(sql)
+            shadows.append(log.shadow)
     return {"query": rendered.sql, "logs": logs or None, "shadows": shadows or None}
 
 

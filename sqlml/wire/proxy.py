@@ -722,7 +722,10 @@ class ProxySession(Session):
         portal = self._logging.pop(message.portal)
         for log in portal.logs:
             if log.shadow is None:
-                yield from self._own(logged.statement(log.sql, portal))
+                if log.create:  # (the typed table's CALL: made where it is missing)
+                    yield from self._own(logged.statement(log.create))
+                if not self._upstream_failed:
+                    yield from self._own(logged.statement(log.sql, portal))
             else:
                 yield from self._shadow(log, portal)
             if self._upstream_failed:  # the served sample's INSERT failed: the batch's error
@@ -740,7 +743,10 @@ class ProxySession(Session):
         yield from self._own(logged.statement(f"SAVEPOINT {logged.SAVEPOINT}"))
         self._quiet, self._quiet_error = True, None
         try:
-            yield from self._own(logged.statement(log.sql, portal))
+            if log.create:
+                yield from self._own(logged.statement(log.create))
+            if self._quiet_error is None:
+                yield from self._own(logged.statement(log.sql, portal))
         finally:
             self._quiet = False
         if self._quiet_error is not None:
