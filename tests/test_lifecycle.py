@@ -437,9 +437,16 @@ NEWER_TABLES = [
     "version_boosters",
 ]
 SIXTH = ["DROP TABLE sqlml.version_trials", "DROP TABLE sqlml.version_boosters"]
+# (the view over the prediction log's tables came later still: it goes with them)
+NO_LOG = ["DROP VIEW sqlml.logged_predictions"]
 OLDER_STORES = {
-    "1": ["DROP TABLE sqlml.deployments", *(f"DROP TABLE sqlml.{t}" for t in NEWER_TABLES)],
+    "1": [
+        *NO_LOG,
+        "DROP TABLE sqlml.deployments",
+        *(f"DROP TABLE sqlml.{t}" for t in NEWER_TABLES),
+    ],
     "2": [
+        *NO_LOG,
         "DELETE FROM sqlml.deployments",
         "ALTER TABLE sqlml.deployments DROP COLUMN settings",
         *(f"DROP TABLE sqlml.{t}" for t in NEWER_TABLES),

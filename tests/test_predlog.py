@@ -8,6 +8,7 @@ and each logged output is compared with ML.PREDICT of the version the row names.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -317,19 +318,34 @@ def test_nothing_is_logged_where_nothing_can_be_written(log: Split, tmp_path: Pa
     assert entries(log, model) == []
 
 
-def test_postgres_a_role_with_usage_logs_its_predictions(pg_database: str) -> None:
-    """Row-level security lets a role add and read the log rows of the models it may use."""
+@contextlib.contextmanager
+def postgres_role(database: str, prefix: str) -> Iterator[tuple[Split, Any, str]]:
+    """On a PostgreSQL database: a Split as the superuser with split.points, a raw psycopg2
+    connection (autocommit), and the name of a role for the test to create (dropped after,
+    with what it owns)."""
     import os
 
     import psycopg2
 
-    owner = Split(pg_database, "postgres")
-    raw = psycopg2.connect(pg_database)
+    owner = Split(database, "postgres")
+    raw = psycopg2.connect(database)
     raw.autocommit = True
-    role = f"logger_{os.getpid()}"
+    role = f"{prefix}_{os.getpid()}"
     try:
         owner.run("CREATE SCHEMA split")
         owner.run(f"CREATE TABLE split.points AS {POINTS}")
+        yield owner, raw, role
+    finally:
+        owner.con.close()
+        with raw.cursor() as cur:
+            cur.execute(f"DROP OWNED BY {role}")
+            cur.execute(f"DROP ROLE IF EXISTS {role}")
+        raw.close()
+
+
+def test_postgres_a_role_with_usage_logs_its_predictions(pg_database: str) -> None:
+    """Row-level security lets a role add and read the log rows of the models it may use."""
+    with postgres_role(pg_database, "logger") as (owner, raw, role):
         model, hidden = owner.model(LINEAR), owner.model(LINEAR)
         for name in (model, hidden):
             owner.run(
@@ -369,12 +385,6 @@ def test_postgres_a_role_with_usage_logs_its_predictions(pg_database: str) -> No
                 assert cur.fetchone() == (0,)  # (typed)
         finally:
             user.con.close()
-    finally:
-        owner.con.close()
-        with raw.cursor() as cur:
-            cur.execute(f"DROP OWNED BY {role}")
-            cur.execute(f"DROP ROLE IF EXISTS {role}")
-        raw.close()
 
 
 def test_postgres_log_tables_are_made_as_they_must_be(pg_database: str) -> None:
@@ -383,19 +393,9 @@ def test_postgres_log_tables_are_made_as_they_must_be(pg_database: str) -> None:
     by the installer with row-level security; a shape with another type (a user's composite)
     is logged as text. What the log reads back is PostgreSQL's own row_to_json of the input
     row, numeric and jsonb columns included."""
-    import os
-
-    import psycopg2
-
     from sqlml.predlog import pg_table
 
-    owner = Split(pg_database, "postgres")
-    raw = psycopg2.connect(pg_database)
-    raw.autocommit = True
-    role = f"maker_{os.getpid()}"
-    try:
-        owner.run("CREATE SCHEMA split")
-        owner.run(f"CREATE TABLE split.points AS {POINTS}")
+    with postgres_role(pg_database, "maker") as (owner, raw, role):
         owner.run("CREATE TYPE split.pair AS (a integer, b integer)")
         model, hidden = owner.model(LINEAR), owner.model(LINEAR)
         user = with_usage(raw, pg_database, model, role)
@@ -460,12 +460,6 @@ def test_postgres_log_tables_are_made_as_they_must_be(pg_database: str) -> None:
             assert dict(logged) == expected
         finally:
             user.con.close()
-    finally:
-        owner.con.close()
-        with raw.cursor() as cur:
-            cur.execute(f"DROP OWNED BY {role}")
-            cur.execute(f"DROP ROLE IF EXISTS {role}")
-        raw.close()
 
 
 def test_through_the_gateway_over_duckdb(shop_file: str) -> None:
