@@ -162,14 +162,10 @@ def statements(
     if sample > 0:  # (both samples take the lowest log buckets: by key, the smaller one's rows
         # are among the larger one's, so shadow rows pair with served rows by key)
         field = traffic.key_field(schema, key, logged) if key is not None else None  # (42703)
-        subset = _sampled(rows, field, sample, dialect)
+        subset = _sampled(rows, field, sample, dialect, sort=True)
         if split is not None:
-            scored, others = traffic.routed(session, serving, call, schema, subset)
-            if _runtime(session, [serving, *others], call):  # (again, the sample sorted)
-                subset = _sampled(rows, field, sample, dialect, runtime=True)
-                scored, _ = traffic.routed(session, serving, call, schema, subset)
+            scored, _ = traffic.routed(session, serving, call, schema, subset)
         else:
-            subset = _sampled(rows, field, sample, dialect, _runtime(session, [serving], call))
             scored = session.predict_subquery(serving, call, schema, rows=subset)
         outputs = scoring.output_names(serving) + ([traffic.COLUMN] if split is not None else [])
         variant = None if split is not None else SERVING
@@ -183,7 +179,7 @@ def statements(
         version = session.store.load(serving.ref, number)
         scoring.check_input(version, schema)
         scoring.check_output_names(version, schema.names)
-        sampled = _sampled(rows, field, shadowed, dialect, _runtime(session, [version], call))
+        sampled = _sampled(rows, field, shadowed, dialect)
         aside = isinstance(session.engine, RunsAside)  # (scored on a connection of its own)
         source = exp.select("*").from_(exp.to_table(SHADOW_INPUT, quoted=True))
         scored = session.predict_subquery(version, call, schema, rows=source if aside else sampled)
@@ -210,20 +206,12 @@ def statements(
 SHADOW_INPUT = f"{scoring.HIDDEN}shadow_input"
 
 
-def _runtime(session: Session, versions: list[ModelVersion], call: Predict) -> bool:
-    """Whether DuckDB scores the sample of any of ``versions`` through the runtime (a UDF
-    call per vector: the sample is then sorted, see ``_sampled``)."""
-    default, dialect = session.settings.scoring, session.engine.dialect
-    return dialect == "duckdb" and any(
-        scoring.choose_mode(v, call, default, dialect) == "runtime" for v in versions
-    )
-
-
 def _sampled(
-    rows: exp.Expr, field: pa.Field | None, sample: float, dialect: str, runtime: bool = False
+    rows: exp.Expr, field: pa.Field | None, sample: float, dialect: str, sort: bool = False
 ) -> exp.Select:
     """The input rows in the sample: by the key's log bucket, else at random per row.
-    ``runtime``: whether a version scores them through the runtime (they are sorted)."""
+    ``sort``: on DuckDB, sorted (below); not the shadow's sample, which DuckDB reads into an
+    Arrow table and scores from it in full vectors (sorting 100k rows cost it ~5 ms)."""
     alias = f"{scoring.HIDDEN}input"
     sampled: exp.Expr
     if field is not None:
@@ -244,11 +232,13 @@ def _sampled(
         sampled = traffic.random_value(dialect) < exp.Literal.number(sample)
     star = exp.Column(this=exp.Star(), table=exp.to_identifier(alias, quoted=True))
     selected = exp.select(star).from_(scoring.subquery(rows.copy(), alias)).where(sampled)
-    if runtime:
+    if sort and dialect == "duckdb":
         # A filter passes its rows on in the vectors it read, so a 1% sample reached the
-        # scoring ~20 rows at a time, and a runtime-scored model paid the UDF's call for each
-        # (~0.5 ms: a 1% log of a 30-tree model cost 1.7x the query). A sort gives the rows on
-        # in full vectors (2,048), 1/100th of the calls; by the key, or at random without one.
+        # scoring ~20 rows at a time: a runtime-scored model paid the UDF's call for each
+        # (~0.5 ms: a 1% log of a 30-tree model cost 1.7x the query), and the INSERT that
+        # keeps their order merged ~490 batches of 20 rows (a 1% log's INSERT of 1M rows:
+        # 40-45 ms, 34-40 sorted). A sort gives the rows on in full vectors (2,048); by the
+        # key, or at random without one.
         order = exp.column(field.name, table=alias, quoted=True) if field else exp.Rand()
         selected = selected.order_by(order)
     return selected

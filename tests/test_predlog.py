@@ -571,10 +571,11 @@ def test_duckdb_an_older_store_gets_the_log_view(tmp_path: Path) -> None:
         con.close()
 
 
-def test_duckdb_the_sample_is_sorted_only_for_runtime_scoring(tmp_path: Path) -> None:
-    """DuckDB's log sorts its sample before scoring only where a UDF scores it (called once per
-    vector: sorted, the sample fills whole vectors); compiled SQL reads it as it comes. Both
-    log the same rows."""
+def test_duckdb_the_logged_sample_is_sorted(tmp_path: Path) -> None:
+    """DuckDB's log sorts its sample before scoring (predlog._sampled: a UDF is called once
+    per vector, and the INSERT merges the batches a filter leaves in order: sorted, the sample
+    fills whole vectors), scored as compiled SQL or through the runtime; a shadow's sample,
+    read into Arrow first, is not sorted. Both scorings log the same rows."""
     from sqlml.engine import Session
     from sqlml.engines.duckdb import DuckDBEngine
 
@@ -591,8 +592,16 @@ def test_duckdb_the_sample_is_sorted_only_for_runtime_scoring(tmp_path: Path) ->
     runtime = session.ml_plan(predict.format(", STRUCT('runtime' AS scoring)"))
     assert compiled is not None
     assert runtime is not None
-    assert "ORDER BY" not in compiled.logs[0].sql
+    assert "ORDER BY" in compiled.logs[0].sql
     assert "ORDER BY" in runtime.logs[0].sql
+    session.execute_one(f"CREATE OR REPLACE MODEL split.m OPTIONS ({LINEAR}) AS {TRAIN}")
+    session.execute_one("ALTER MODEL split.m ROLLBACK")
+    session.execute_one("ALTER MODEL split.m SET SHADOW VERSION 2 SAMPLE 10 PERCENT")
+    shadowed = session.ml_plan(predict.format(""))
+    assert shadowed is not None
+    assert [log.shadow for log in shadowed.logs] == [None, 2]
+    assert "ORDER BY" not in shadowed.logs[1].sql
+    session.execute_one("ALTER MODEL split.m CLEAR SHADOW")
     counts = []
     for sql in (predict.format(""), predict.format(", STRUCT('runtime' AS scoring)")):
         session.execute_one(sql)
