@@ -164,6 +164,20 @@ def _key() -> exp.Expr:
     )
 
 
+def present(engine: Engine, names: list[str]) -> set[str]:
+    """Which of the tables or views ``names`` schema sqlml of the current database has (read
+    as a small result: not a server's chunked query_arrow)."""
+    query = (
+        exp.select(exp.column("table_name"))
+        .from_(exp.table_("tables", db="information_schema"))
+        .where(exp.column("table_schema").eq(exp.Literal.string("sqlml")))
+        .where(exp.column("table_catalog").eq(exp.func("current_database")))
+        .where(exp.column("table_name").isin(*(exp.Literal.string(n) for n in names)))
+    )
+    found = engine.execute(query.sql(dialect=engine.dialect)).table
+    return set() if found is None else {str(name) for name in found.column(0).to_pylist()}
+
+
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -201,15 +215,7 @@ class Store:
     def _exists(self) -> tuple[bool, bool]:
         """Whether every table of today's store version is there, and the log's view (where
         the engine's log is typed: else True)."""
-        names = [t.name for t in STORE_TABLES] + [LOGGED.name]
-        tables = exp.column("table_name").isin(*(exp.Literal.string(n) for n in names))
-        query = (
-            exp.select(exp.column("table_name"))
-            .from_(exp.table_("tables", db="information_schema"))
-            .where(exp.column("table_schema").eq(exp.Literal.string("sqlml")))
-            .where(tables)
-        )
-        found = set(self.engine.query_arrow(self._sql(query)).column(0).to_pylist())
+        found = present(self.engine, [t.name for t in STORE_TABLES] + [LOGGED.name])
         view = LOGGED.name in found or self.engine.dialect not in TYPED_LOG
         return found >= {t.name for t in STORE_TABLES}, view
 

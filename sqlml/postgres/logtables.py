@@ -25,7 +25,6 @@ install).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +34,7 @@ from sqlml import errors, predlog
 from sqlml.postgres import privileges
 from sqlml.store import LOGGED
 
-_LOCK = json.dumps(["sqlml.prediction_log", "tables"])  # (the advisory lock's key, as text)
+_LOCK = ["sqlml.prediction_log", "tables"]  # (the advisory lock's key)
 _USABLE = (
     "(schema_name, model_name) IN (SELECT u.schema_name, u.model_name FROM sqlml.usable_models u)"
 )
@@ -88,13 +87,7 @@ def _type_oid(plpy: Any, column: str, given: str) -> int:
 def _make(plpy: Any, table: str, names: list[str], oids: list[int]) -> None:
     """As the installer: the table (unless another session made it meanwhile), its policies,
     the view."""
-    plpy.execute(
-        plpy.prepare(
-            "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended($1, 0))",
-            ["text"],
-        ),
-        [_LOCK],
-    )
+    privileges.advisory_lock(plpy, _LOCK)
     if _exists(plpy, table):
         return
     types = _type_names(plpy, oids)  # (spelled in the installer's search_path)

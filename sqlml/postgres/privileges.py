@@ -118,13 +118,18 @@ def lock(plpy: Any, schema: str, name: str) -> None:
     """One CREATE or DROP of a model at a time: a transaction-level advisory lock taken before
     training, so a second session waits, then replaces the model (CREATE OR REPLACE) or fails
     with 42710 (CREATE) before it trains."""
+    # (names compare case-insensitively: ds.LinU and ds.linu are one model, one lock)
+    advisory_lock(plpy, ["sqlml.model", schema.lower(), name.lower()])
+
+
+def advisory_lock(plpy: Any, key: list[str]) -> None:
+    """PostgreSQL's transaction-level advisory lock on ``key`` (its JSON text, hashed)."""
     plpy.execute(
         plpy.prepare(
             "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended($1, 0))",
             ["text"],
         ),
-        # (names compare case-insensitively: ds.LinU and ds.linu are one model, one lock)
-        [json.dumps(["sqlml.model", schema.lower(), name.lower()])],
+        [json.dumps(key)],
     )
 
 
