@@ -59,7 +59,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from sqlml import errors, scoring, traffic
+from sqlml import errors, scoring, store, traffic
 from sqlml.engines import placeholders
 from sqlml.engines.base import (
     DescribesColumns,
@@ -347,6 +347,7 @@ def _log(
             return Log(_insert(rows).sql(dialect=dialect), shadow=shadow)
         table = pg_table(version.schema, version.name, columns)
         create = _made(version.schema, version.name, columns, table)
+        _cast_inputs(rows, columns)
     else:
         table = typed_table(version, inputs, outputs)
         create = _create(rows, table, dialect)
@@ -354,6 +355,23 @@ def _log(
     names = [exp.to_identifier(n, quoted=True) for n in rows.named_selects]
     insert = exp.insert(rows, target, columns=names).sql(dialect=dialect)
     return Log(insert, shadow=shadow, table=table, create=create)
+
+
+def _cast_inputs(rows: exp.Select, columns: list[tuple[str, str]]) -> None:
+    """PostgreSQL: each input column of the log rows cast to its log column's type. A kept
+    plan keeps its log table while an input column's type changes to one Arrow reads alike
+    (json to text: both strings; the plan's check compares Arrow types), and PostgreSQL
+    assigns no text to a json column: cast, the row goes in wherever the value reads as the
+    type the table was made for. A cast to the column's own type costs nothing (the types are
+    without modifier: a relabelling). The type names are PostgreSQL's own spelling of a type
+    of pg_catalog or sqlml (pg_columns), kept as they are: sqlglot would read ``bpchar`` as
+    CHAR, which PostgreSQL reads as char(1)."""
+    types = dict(columns)
+    for projection in rows.expressions:
+        name = projection.alias_or_name
+        if isinstance(projection, exp.Alias) and name.startswith(INPUT) and name in types:
+            kind = exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=types[name])
+            projection.set("this", exp.Cast(this=projection.this, to=kind))
 
 
 # PostgreSQL: the fixed columns of a typed log table (the text log's, of its types), then the
@@ -560,7 +578,7 @@ def ensure(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) 
     if not set(wanted) - known(session):
         return set(wanted)
     engine = session.engine
-    present = _present(engine, list(wanted))
+    present = store.present(engine, list(wanted))
     missing = [table for table in wanted if table not in present]
     for table in missing:
         log = wanted[table]
@@ -592,18 +610,6 @@ def known(session: Session) -> set[str]:
         session.log_tables = set()
         session.log_tables_token = token
     return session.log_tables
-
-
-def _present(engine: Engine, names: list[str]) -> set[str]:
-    """Which of the tables ``names`` schema sqlml has."""
-    query = (
-        exp.select(exp.column("table_name"))
-        .from_(exp.table_("tables", db="information_schema"))
-        .where(exp.column("table_schema").eq(exp.Literal.string(SCHEMA)))
-        .where(exp.column("table_catalog").eq(exp.func("current_database")))
-        .where(exp.column("table_name").isin(*(exp.Literal.string(n) for n in names)))
-    )
-    return {row["table_name"] for row in _small(engine, query.sql(dialect=engine.dialect))}
 
 
 def make_view(engine: Engine) -> None:
