@@ -184,15 +184,17 @@ def main() -> None:
             f"{args.engine}, {args.model}, {args.data} rows, {args.rows:,} rows, {args.repeat}"
             f" repeats of {1 + WARM} pairs; a ratio: the median (lowest-highest) of the pairs'"
         )
+        renewals = 0
         for shape, template in shapes.items():
             one = template.format(predict=PREDICT.format(m="one"), out="out_one")
             sql = template.format(predict=PREDICT.format(m="m"), out="out")
             pairs: dict[str, list[tuple[float, float]]] = {name: [] for name in splits}
             for turn in range(args.repeat):
-                for number, (name, setup) in enumerate(splits.items()):
+                for name, setup in splits.items():
                     # (untimed) bench.one's plan made again too: a key for a log it does not
                     # write (no sample), set and cleared in turn, changes its settings
-                    key = "'id'" if number % 2 else "NULL"
+                    renewals += 1
+                    key = "'id'" if renewals % 2 else "NULL"
                     renew = f"ALTER MODEL bench.one SET OPTIONS (prediction_log_key = {key})"
                     for statement in [*(c.format(m="m") for c in clear), *setup, renew]:
                         owner.execute(statement)
@@ -210,8 +212,9 @@ def main() -> None:
                 warm = [p for i, p in enumerate(timed) if i % (1 + WARM)]
                 adds = [(v - o) * 1000 for o, v in warm]
                 print(
-                    f"  {shape:5} {name:12}  one {statistics.median(o for o, _ in warm) * 1000:6.1f}"
-                    f" ms  cold {_ratio(cold)}  warm {_ratio(warm)}"
+                    f"  {shape:5} {name:12}  one {statistics.median(o for o, _ in cold) * 1000:6.1f}"
+                    f" / {statistics.median(o for o, _ in warm) * 1000:6.1f} ms"
+                    f"  cold {_ratio(cold)}  warm {_ratio(warm)}"
                     f"  adds {statistics.median(adds):+5.0f} ms"
                 )
         con.close()
