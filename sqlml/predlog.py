@@ -572,14 +572,21 @@ def ensure(session: Session, logs: Sequence[Log], params: Sequence[Any] | None) 
     LOGGED again, in the current transaction: the first statement of a new shape of a
     model's input makes its table (a catalog change, which kept plans notice once). Returns
     the tables ``logs`` write. On PostgreSQL the CALL that makes a table makes the view too
-    (as the installer: ``_made``), and a shadow's runs under a savepoint: its failure leaves
-    the shadow's INSERT to fail, and say so."""
+    (as the installer: ``_made``), runs for every statement (a table dropped by hand is made
+    again), and a shadow's runs under a savepoint: its failure leaves the shadow's INSERT to
+    fail, and say so."""
     wanted = {log.table: log for log in logs if log.table}
-    if not set(wanted) - known(session):
-        return set(wanted)
     engine = session.engine
-    present = store.present(engine, list(wanted))
-    missing = [table for table in wanted if table not in present]
+    if engine.dialect == "postgres":
+        # Every time: PostgreSQL gives no cheap sign that a table was dropped by hand (DuckDB's
+        # token), and where the table is the CALL asks to_regclass and does nothing more (one
+        # statement more, as the gateway's proxy and sqlml.ml run it for every logged query)
+        missing = list(wanted)
+    else:
+        if not set(wanted) - known(session):
+            return set(wanted)
+        present = store.present(engine, list(wanted))
+        missing = [table for table in wanted if table not in present]
     for table in missing:
         log = wanted[table]
         sql, values = placeholders.bound(log.create, params)

@@ -491,6 +491,37 @@ def test_postgres_a_column_whose_type_changes_keeps_its_plan_logging(pg_database
         assert [json.loads(inputs)["doc"] for _, inputs in logged] == [{"k": 2}] * 3
 
 
+def test_postgres_a_log_table_dropped_by_hand_is_made_again(pg_database: str) -> None:
+    """On PostgreSQL too, a typed log table the installing role drops by hand is made again
+    (with the view) by a sqlml.connect session's next statement that logs to it, though the
+    session had logged to it before, in autocommit and in a transaction block."""
+    with postgres_role(pg_database, "dropper") as (owner, raw, _):
+        model = owner.model(LINEAR)
+        owner.run(
+            f"ALTER MODEL {model} SET OPTIONS (prediction_log_sample = 1,"
+            " prediction_log_key = 'id')"
+        )
+        query = (
+            f"SELECT count(*) FROM ML.PREDICT(MODEL {model},"
+            " (SELECT * FROM split.points WHERE id BETWEEN 0 AND 4))"
+        )
+        count = f"SELECT count(*) FROM ML.PREDICTION_LOG(MODEL {model})"
+        assert owner.run(query) == [(5,)]
+        assert owner.run(count) == [(5,)]
+        for block in (False, True):
+            typed = log_tables(owner.run, "postgres")[1:]
+            assert len(typed) == 1
+            with raw.cursor() as cur:
+                cur.execute(f"DROP TABLE {typed[0]} CASCADE")  # (the view goes with it)
+            owner.con.autocommit = not block
+            assert owner.run(query) == [(5,)]  # (made again, logged)
+            if block:
+                owner.con.commit()
+            owner.con.autocommit = True
+            assert log_tables(owner.run, "postgres")[1:] == typed
+            assert owner.run(count) == [(5,)]
+
+
 def test_through_the_gateway_over_duckdb(shop_file: str) -> None:
     """psycopg 3 through `sqlml serve` over DuckDB: the gateway's session logs as sqlml.connect
     does, with parameters (the extended protocol)."""
