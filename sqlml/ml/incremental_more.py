@@ -153,7 +153,9 @@ def _pca(state: incremental.State, inputs: Sequence[InputColumn], opts: dict[str
     covariance = (a @ g @ a.T - n * np.outer(zbar, zbar)) / (n - 1)
     values, vectors = np.linalg.eigh(covariance)
     values, vectors = np.clip(values[::-1], 0.0, None), vectors[:, ::-1]
-    components = _signed(vectors.T)
+    from sqlml.ml.pca import signed  # (lazy, as _decomposition's: the model kinds' modules)
+
+    components = signed(vectors.T)
     offset = np.concatenate([_offsets(e) for e in encoders])  # (unscaled columns: their means)
     estimator = _decomposition(opts, components, values, zbar + offset, round(float(n)))
     pre = Preprocessor(list(inputs), auto=[*encoders], stats=stats)
@@ -170,14 +172,6 @@ def _offsets(encoder: NumericAuto | OneHot) -> Array:
     if isinstance(encoder, NumericAuto) and encoder.std is None:
         return np.array([encoder.mean])
     return np.zeros(encoder.width)
-
-
-def _signed(components: Array) -> Array:
-    """scikit-learn's svd_flip(u_based_decision=False): each row's largest |loading| > 0."""
-    largest = np.argmax(np.abs(components), axis=1)
-    signs = np.sign(components[np.arange(len(components)), largest])
-    signed: Array = components * np.where(signs == 0, 1.0, signs)[:, None]
-    return signed
 
 
 def _decomposition(

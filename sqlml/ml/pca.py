@@ -14,7 +14,10 @@ Options (BigQuery's CREATE MODEL page for PCA):
 
 Signs: an eigenvector's sign is arbitrary; sqlml keeps scikit-learn's rule (``svd_flip`` with
 ``u_based_decision=False``, scikit-learn >= 1.5): in each component the loading of largest
-absolute value is positive. So the same rows give the same signs every time.
+absolute value is positive. Where loadings tie for the largest (two one-hot columns of a
+feature of two values load as x and -x), rounding chose, and a component's sign could change
+with the machine's BLAS; sqlml takes the first of those within 1e-9 of the largest (``signed``).
+So the same rows give the same signs every time.
 
 The graph: z = (x - mean) C' over the preprocessed features x, one output ``components``
 [n, k]; ML.PREDICT's columns are principal_component_1..k (DOUBLE), ML.SCORE's value is
@@ -111,8 +114,20 @@ def _build(opts: dict[str, Any], ctx: models.FitContext) -> Any:
 def _fit(estimator: Any, data: models.FitData) -> dict[str, Any]:
     """Fits, and records what the inspection functions read."""
     estimator.fit(data.x)
+    estimator.components_ = signed(estimator.components_)
     data.checkpoint()
     return recorded(estimator, data.x)
+
+
+def signed(components: Array) -> Array:
+    """Each component (a row) signed so that its loading of largest absolute value is
+    positive, the first of those within a relative 1e-9 of the largest (module docstring)."""
+    rows = np.asarray(components, dtype=np.float64)
+    size = np.abs(rows)
+    first = np.argmax(size >= size.max(axis=1, keepdims=True) * (1 - 1e-9), axis=1)
+    signs = np.sign(rows[np.arange(len(rows)), first])
+    result: Array = rows * np.where(signs == 0, 1.0, signs)[:, None]
+    return result
 
 
 def recorded(estimator: Any, x: Array) -> dict[str, Any]:
